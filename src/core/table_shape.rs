@@ -1,0 +1,243 @@
+//! Which tables can be CRRs (SPEC section 3), decided from a plain description of the table.
+//! The storage layer reads the description from SQLite's pragmas; the rules live here.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnDesc {
+    pub name: String,
+    pub decl_type: String,
+    pub not_null: bool,
+    pub has_default: bool,
+    /// 1-based position in the primary key; 0 when not a key column.
+    pub pk_index: u32,
+    /// Generated (computed) columns are derived locally and not tracked.
+    pub generated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDesc {
+    pub name: String,
+    pub columns: Vec<ColumnDesc>,
+    pub without_rowid: bool,
+    /// Names of UNIQUE constraints and unique indexes other than the primary key.
+    pub unique_indexes: Vec<String>,
+    pub has_foreign_keys: bool,
+    /// The CREATE TABLE statement, as stored in sqlite_schema.
+    pub sql: String,
+}
+
+/// What a CRR tracks: key columns in key order, and the tracked non-key columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    pub pk: Vec<String>,
+    pub columns: Vec<TrackedColumn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedColumn {
+    pub name: String,
+    /// Whether `1` and `1.0` (or `'1'` and `1`) can be stored distinctly, so a change of storage
+    /// class must be compared with `typeof` as well.
+    pub keeps_storage_class: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub table: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "table \"{}\" cannot be a CRR: {}", self.table, self.reason)
+    }
+}
+
+/// SQLite column affinity from a declared type (https://sqlite.org/datatype3.html, 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affinity {
+    Integer,
+    Text,
+    Blob,
+    Real,
+    Numeric,
+}
+
+pub fn affinity(decl_type: &str) -> Affinity {
+    let t = decl_type.to_ascii_uppercase();
+    if t.contains("INT") {
+        Affinity::Integer
+    } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
+        Affinity::Text
+    } else if t.contains("BLOB") || t.trim().is_empty() {
+        Affinity::Blob
+    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+        Affinity::Real
+    } else {
+        Affinity::Numeric
+    }
+}
+
+/// True when the CREATE TABLE text uses the AUTOINCREMENT keyword (outside quotes/comments).
+pub fn uses_autoincrement(sql: &str) -> bool {
+    sql_words(sql).iter().any(|w| w.eq_ignore_ascii_case("AUTOINCREMENT"))
+}
+
+/// Bare words of a SQL text, skipping quoted strings/identifiers and comments.
+fn sql_words(sql: &str) -> Vec<&str> {
+    let bytes = sql.as_bytes();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'\'' | b'"' | b'`' => i = skip_quoted(bytes, i, c),
+            b'[' => i = bytes[i..].iter().position(|&b| b == b']').map_or(bytes.len(), |p| i + p + 1),
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p + 1)
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = sql[i + 2..].find("*/").map_or(bytes.len(), |p| i + 2 + p + 2)
+            }
+            _ if c.is_ascii_alphanumeric() || c == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                words.push(&sql[start..i]);
+            }
+            _ => i += 1,
+        }
+    }
+    words
+}
+
+fn skip_quoted(bytes: &[u8], start: usize, q: u8) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        if bytes[i] == q {
+            if bytes.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// Decides whether `t` can be a CRR and what it tracks.
+pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
+    let refuse = |reason: String| Refusal { table: t.name.clone(), reason };
+    let mut pk: Vec<&ColumnDesc> = t.columns.iter().filter(|c| c.pk_index > 0).collect();
+    if pk.is_empty() {
+        return Err(refuse("it has no PRIMARY KEY".into()));
+    }
+    pk.sort_by_key(|c| c.pk_index);
+    let rowid_alias = !t.without_rowid && pk.len() == 1 && pk[0].decl_type.eq_ignore_ascii_case("INTEGER");
+    for c in &pk {
+        if !c.not_null && !t.without_rowid && !rowid_alias {
+            return Err(refuse(format!("primary key column \"{}\" is nullable (declare it NOT NULL)", c.name)));
+        }
+    }
+    if let Some(name) = t.unique_indexes.first() {
+        return Err(refuse(format!(
+            "it has a UNIQUE constraint or unique index (\"{name}\") besides the primary key; \
+             concurrent writes on two replicas could not both be merged"
+        )));
+    }
+    if t.has_foreign_keys {
+        return Err(refuse(
+            "it has FOREIGN KEY constraints; merges apply changes one cell at a time in any order, \
+             so checked foreign keys would reject valid merges"
+                .into(),
+        ));
+    }
+    if uses_autoincrement(&t.sql) {
+        return Err(refuse("it uses AUTOINCREMENT; replicas would allocate the same keys".into()));
+    }
+    let mut columns = Vec::new();
+    for c in t.columns.iter().filter(|c| c.pk_index == 0 && !c.generated) {
+        if c.not_null && !c.has_default {
+            return Err(refuse(format!(
+                "column \"{}\" is NOT NULL without a DEFAULT; merges create rows one column at a time",
+                c.name
+            )));
+        }
+        columns.push(TrackedColumn {
+            name: c.name.clone(),
+            keeps_storage_class: affinity(&c.decl_type) == Affinity::Blob
+                || c.decl_type.trim().eq_ignore_ascii_case("ANY"),
+        });
+    }
+    Ok(Shape { pk: pk.iter().map(|c| c.name.clone()).collect(), columns })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: &str, not_null: bool, pk: u32) -> ColumnDesc {
+        ColumnDesc { name: name.into(), decl_type: ty.into(), not_null, has_default: false, pk_index: pk, generated: false }
+    }
+
+    fn table(columns: Vec<ColumnDesc>) -> TableDesc {
+        TableDesc {
+            name: "t".into(),
+            columns,
+            without_rowid: false,
+            unique_indexes: vec![],
+            has_foreign_keys: false,
+            sql: "CREATE TABLE t(...)".into(),
+        }
+    }
+
+    fn refusal(t: &TableDesc) -> String {
+        check(t).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn accepts_ordinary_tables() {
+        let shape = check(&table(vec![col("id", "INTEGER", false, 1), col("a", "TEXT", false, 0), col("b", "", false, 0)])).unwrap();
+        assert_eq!(shape.pk, vec!["id"]);
+        assert_eq!(shape.columns.len(), 2);
+        assert!(!shape.columns[0].keeps_storage_class);
+        assert!(shape.columns[1].keeps_storage_class);
+        let compound = check(&table(vec![col("b", "TEXT", true, 2), col("a", "TEXT", true, 1)])).unwrap();
+        assert_eq!(compound.pk, vec!["a", "b"]);
+        assert!(compound.columns.is_empty());
+    }
+
+    #[test]
+    fn refusals_name_table_and_reason() {
+        assert!(refusal(&table(vec![col("a", "TEXT", false, 0)])).contains("table \"t\" cannot be a CRR: it has no PRIMARY KEY"));
+        assert!(refusal(&table(vec![col("k", "TEXT", false, 1)])).contains("\"k\" is nullable"));
+        let mut u = table(vec![col("id", "INTEGER", true, 1)]);
+        u.unique_indexes.push("u1".into());
+        assert!(refusal(&u).contains("UNIQUE"));
+        let mut f = table(vec![col("id", "INTEGER", true, 1)]);
+        f.has_foreign_keys = true;
+        assert!(refusal(&f).contains("FOREIGN KEY"));
+        let mut a = table(vec![col("id", "INTEGER", true, 1)]);
+        a.sql = "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT)".into();
+        assert!(refusal(&a).contains("AUTOINCREMENT"));
+        assert!(refusal(&table(vec![col("id", "INTEGER", true, 1), col("n", "TEXT", true, 0)])).contains("\"n\" is NOT NULL without a DEFAULT"));
+    }
+
+    #[test]
+    fn autoincrement_only_as_keyword() {
+        assert!(!uses_autoincrement("CREATE TABLE \"autoincrement\"(x 'AUTOINCREMENT' /* AUTOINCREMENT */) -- AUTOINCREMENT"));
+        assert!(uses_autoincrement("create table t(id integer primary key autoincrement)"));
+    }
+
+    #[test]
+    fn affinities() {
+        assert_eq!(affinity("VARCHAR(10)"), Affinity::Text);
+        assert_eq!(affinity("BIGINT"), Affinity::Integer);
+        assert_eq!(affinity(""), Affinity::Blob);
+        assert_eq!(affinity("DOUBLE PRECISION"), Affinity::Real);
+        assert_eq!(affinity("DECIMAL"), Affinity::Numeric);
+    }
+}

@@ -1,0 +1,145 @@
+//! A SQL value and its total order: SQLite's ORDER BY order with BINARY collation
+//! (NULL < numbers < TEXT < BLOB; integers and reals compare numerically; TEXT and BLOB bytewise).
+//! This order breaks ties between concurrent writes of equal version, so it must be identical
+//! on every replica: it depends on nothing but the two values.
+
+use std::cmp::Ordering;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    /// Storage class rank in ORDER BY order.
+    fn class_rank(&self) -> u8 {
+        match self {
+            Value::Null => 0,
+            Value::Integer(_) | Value::Real(_) => 1,
+            Value::Text(_) => 2,
+            Value::Blob(_) => 3,
+        }
+    }
+
+    /// SQLite's type name, as `typeof()` spells it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Integer(_) => "integer",
+            Value::Real(_) => "real",
+            Value::Text(_) => "text",
+            Value::Blob(_) => "blob",
+        }
+    }
+}
+
+/// Compares an integer with a real exactly (no rounding of large integers), as SQLite does.
+/// NaN never reaches here from SQLite (it stores NaN as NULL); it sorts above every integer.
+pub fn cmp_int_real(i: i64, r: f64) -> Ordering {
+    if r.is_nan() {
+        return Ordering::Less;
+    }
+    // 2^63 as f64 is exact; any real at or beyond it is larger than every i64.
+    if r >= 9_223_372_036_854_775_808.0 {
+        return Ordering::Less;
+    }
+    if r < -9_223_372_036_854_775_808.0 {
+        return Ordering::Greater;
+    }
+    let floor = r.floor();
+    // floor is within i64 range here.
+    let fi = floor as i64;
+    match i.cmp(&fi) {
+        Ordering::Equal => {
+            if r > floor {
+                Ordering::Less
+            } else {
+                Ordering::Equal
+            }
+        }
+        other => other,
+    }
+}
+
+/// Total order used for tie-breaks (ORDER BY order, BINARY collation).
+pub fn cmp_values(a: &Value, b: &Value) -> Ordering {
+    let rank = a.class_rank().cmp(&b.class_rank());
+    if rank != Ordering::Equal {
+        return rank;
+    }
+    match (a, b) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Integer(x), Value::Integer(y)) => x.cmp(y),
+        (Value::Real(x), Value::Real(y)) => x.partial_cmp(y).unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())),
+        (Value::Integer(x), Value::Real(y)) => cmp_int_real(*x, *y),
+        (Value::Real(x), Value::Integer(y)) => cmp_int_real(*y, *x).reverse(),
+        (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Value::Blob(x), Value::Blob(y)) => x.cmp(y),
+        _ => Ordering::Equal, // unreachable: ranks differ
+    }
+}
+
+/// True when two values are the same value of the same storage class (what a cell "changed"
+/// means): `1` and `1.0` differ, as do `'a'` and `X'61'`.
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Real(x), Value::Real(y)) => x.to_bits() == y.to_bits() || x == y,
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub fn any_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::Integer),
+            any::<f64>().prop_filter("no NaN", |f| !f.is_nan()).prop_map(Value::Real),
+            ".{0,8}".prop_map(Value::Text),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Blob),
+        ]
+    }
+
+    #[test]
+    fn class_order() {
+        let v = [
+            Value::Null,
+            Value::Integer(-5),
+            Value::Real(-4.5),
+            Value::Integer(3),
+            Value::Real(3.5),
+            Value::Text("A".into()),
+            Value::Text("a".into()),
+            Value::Blob(vec![0]),
+        ];
+        for w in v.windows(2) {
+            assert_eq!(cmp_values(&w[0], &w[1]), Ordering::Less, "{:?} < {:?}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn int_real_exact() {
+        assert_eq!(cmp_int_real(1, 1.0), Ordering::Equal);
+        assert_eq!(cmp_int_real(i64::MAX, 9_223_372_036_854_775_807.0), Ordering::Less);
+        assert_eq!(cmp_int_real(i64::MIN, -9_223_372_036_854_775_808.0), Ordering::Equal);
+        assert_eq!(cmp_int_real(-1, -0.5), Ordering::Less);
+        assert_eq!(cmp_int_real(-1, -1.5), Ordering::Greater);
+    }
+
+    proptest! {
+        #[test]
+        fn total_order_is_antisymmetric_and_transitive(a in any_value(), b in any_value(), c in any_value()) {
+            prop_assert_eq!(cmp_values(&a, &b), cmp_values(&b, &a).reverse());
+            if cmp_values(&a, &b) != Ordering::Greater && cmp_values(&b, &c) != Ordering::Greater {
+                prop_assert_ne!(cmp_values(&a, &c), Ordering::Greater);
+            }
+        }
+    }
+}
