@@ -241,3 +241,17 @@ mod tests {
         assert_eq!(affinity("DECIMAL"), Affinity::Numeric);
     }
 }
+
+/// True when the CREATE TABLE text ends with the WITHOUT ROWID option.
+pub fn is_without_rowid(sql: &str) -> bool {
+    sql_words(sql).windows(2).any(|w| w[0].eq_ignore_ascii_case("WITHOUT") && w[1].eq_ignore_ascii_case("ROWID"))
+}
+
+#[cfg(test)]
+mod rowid_tests {
+    #[test]
+    fn without_rowid_detection() {
+        assert!(super::is_without_rowid("CREATE TABLE t(a PRIMARY KEY) without  rowid"));
+        assert!(!super::is_without_rowid("CREATE TABLE \"without rowid\"(a PRIMARY KEY)"));
+    }
+}

@@ -1,0 +1,34 @@
+-- sqlite-crr internal schema, version 1. Created once per database, in one savepoint.
+-- Everything the extension stores besides the per-table clock tables lives here.
+
+-- Settings and counters: 'schema' (internal schema version), 'hlc' (the clock's persisted
+-- high-water mark), 'clock' ('hlc' | 'lamport'), 'next_tid', 'db_version_floor' (highest
+-- db_version of tables whose clocks were removed), 'config.<name>' (crsql_config_set values).
+CREATE TABLE IF NOT EXISTS crr_meta(key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
+
+-- 16-byte site ids and this database's small ordinals for them; ordinal 0 is this replica.
+CREATE TABLE IF NOT EXISTS crr_sites(ordinal INTEGER PRIMARY KEY NOT NULL, site_id BLOB NOT NULL UNIQUE);
+
+-- The CRRs: tid numbers the clock table crr_clock_<tid>; tids are never reused.
+CREATE TABLE IF NOT EXISTS crr_tables(tid INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL UNIQUE);
+
+-- Columns of each CRR: key columns have pk_index 1.. and no slot; tracked columns have a slot
+-- (their index in the row clock record) and pk_index 0.
+CREATE TABLE IF NOT EXISTS crr_columns(
+  tid INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  slot INTEGER,
+  pk_index INTEGER NOT NULL,
+  keeps_class INTEGER NOT NULL,
+  PRIMARY KEY (tid, name)
+) WITHOUT ROWID;
+
+-- As cr-sqlite: where transports record how far they have synced with each peer.
+CREATE TABLE IF NOT EXISTS crsql_tracked_peers(
+  site_id BLOB NOT NULL,
+  version INTEGER NOT NULL,
+  seq INTEGER DEFAULT 0,
+  tag INTEGER,
+  event INTEGER,
+  PRIMARY KEY (site_id, tag, event)
+) STRICT;

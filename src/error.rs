@@ -1,0 +1,39 @@
+//! One error type for the storage and SQL layers: an SQLite result code and a message that
+//! travels all the way to the caller (`sqlite3_result_error`, the vtab's zErrMsg).
+
+use std::fmt;
+
+/// SQLite primary result codes used by the extension.
+pub const SQLITE_ERROR: i32 = 1;
+pub const SQLITE_MISUSE: i32 = 21;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(message: impl Into<String>) -> Self {
+        Error { code: SQLITE_ERROR, message: message.into() }
+    }
+
+    pub fn with_code(code: i32, message: impl Into<String>) -> Self {
+        Error { code, message: message.into() }
+    }
+
+    /// Prefixes the message with context (`"crsql_as_crr: "` etc.), keeping the code.
+    pub fn context(self, what: &str) -> Self {
+        Error { code: self.code, message: format!("{what}: {}", self.message) }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

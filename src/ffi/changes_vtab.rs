@@ -1,0 +1,330 @@
+//! The `crsql_changes` eponymous virtual table: SELECT reads changes (storage::changes),
+//! INSERT merges them (storage::merge), UPDATE and DELETE are errors.
+//!
+//! Query plan encoding (xBestIndex -> xFilter): `idxNum` is a bit set of the constraints
+//! pushed down, and the filter arguments arrive in bit order:
+//! ```text
+//! bit 0 "table" =      bit 1 pk =         bit 2 cid =
+//! bit 3 db_version =   bit 4 db_version > bit 5 db_version >=
+//! bit 6 db_version <   bit 7 db_version <=
+//! bit 8 site_id = / IS                    bit 9 site_id != / IS NOT
+//! ```
+//! Pushed constraints only narrow the scan; `omit` stays 0 so SQLite re-checks every row.
+
+use super::api::{self, sqlite};
+use super::guard::guard;
+use super::values;
+use crate::core::value::Value;
+use crate::error::{Error, Result};
+use crate::storage::changes::{self, Change, Filter};
+use crate::storage::conn::Conn;
+use crate::storage::merge::{self, Incoming};
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int};
+
+const SCHEMA: &str = "CREATE TABLE x(\"table\" TEXT, pk BLOB, cid TEXT, val ANY, col_version INTEGER, \
+                      db_version INTEGER, site_id BLOB, cl INTEGER, seq INTEGER)";
+const COL_TABLE: c_int = 0;
+const COL_PK: c_int = 1;
+const COL_CID: c_int = 2;
+const COL_VAL: c_int = 3;
+const COL_DB_VERSION: c_int = 5;
+const COL_SITE_ID: c_int = 6;
+const COL_SEQ: c_int = 8;
+
+const OP_EQ: u8 = 2;
+const OP_GT: u8 = 4;
+const OP_LE: u8 = 8;
+const OP_LT: u8 = 16;
+const OP_GE: u8 = 32;
+const OP_NE: u8 = 68;
+const OP_ISNOT: u8 = 69;
+const OP_IS: u8 = 72;
+
+#[repr(C)]
+struct Vtab {
+    base: api::sqlite3_vtab,
+    conn: *const Conn,
+}
+
+#[repr(C)]
+struct Cursor {
+    base: api::sqlite3_vtab_cursor,
+    conn: *const Conn,
+    rows: Vec<Change>,
+    pos: usize,
+}
+
+/// Stores `e` as the vtab's error message and returns its code.
+unsafe fn fail(vtab: *mut api::sqlite3_vtab, e: &Error) -> c_int {
+    if !(*vtab).zErrMsg.is_null() {
+        sqlite!(free((*vtab).zErrMsg as *mut _));
+    }
+    (*vtab).zErrMsg = api::sqlite_string(&format!("crsql_changes: {}", e.message));
+    if e.code == api::SQLITE_OK { api::SQLITE_ERROR } else { e.code }
+}
+
+unsafe extern "C" fn connect(
+    db: *mut api::sqlite3,
+    aux: *mut std::os::raw::c_void,
+    _argc: c_int,
+    _argv: *const *const c_char,
+    pp_vtab: *mut *mut api::sqlite3_vtab,
+    _err: *mut *mut c_char,
+) -> c_int {
+    let schema = CString::new(SCHEMA).expect("no NUL");
+    let rc = sqlite!(declare_vtab(db, schema.as_ptr()));
+    if rc != api::SQLITE_OK {
+        return rc;
+    }
+    let vtab = Box::new(Vtab { base: std::mem::zeroed(), conn: aux as *const Conn });
+    *pp_vtab = Box::into_raw(vtab) as *mut api::sqlite3_vtab;
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn disconnect(p: *mut api::sqlite3_vtab) -> c_int {
+    // SAFETY: p was created by connect. SQLite disconnects the eponymous table at close,
+    // before it checks for unfinalized statements: finalize our cache now.
+    let vtab = Box::from_raw(p as *mut Vtab);
+    let conn = &*vtab.conn;
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.stmts.clear()));
+    if !vtab.base.zErrMsg.is_null() {
+        sqlite!(free(vtab.base.zErrMsg as *mut _));
+    }
+    api::SQLITE_OK
+}
+
+fn bit_for(column: c_int, op: u8) -> Option<u32> {
+    match (column, op) {
+        (COL_TABLE, OP_EQ) => Some(0),
+        (COL_PK, OP_EQ) => Some(1),
+        (COL_CID, OP_EQ) => Some(2),
+        (COL_DB_VERSION, OP_EQ) => Some(3),
+        (COL_DB_VERSION, OP_GT) => Some(4),
+        (COL_DB_VERSION, OP_GE) => Some(5),
+        (COL_DB_VERSION, OP_LT) => Some(6),
+        (COL_DB_VERSION, OP_LE) => Some(7),
+        (COL_SITE_ID, OP_EQ | OP_IS) => Some(8),
+        (COL_SITE_ID, OP_NE | OP_ISNOT) => Some(9),
+        _ => None,
+    }
+}
+
+unsafe extern "C" fn best_index(_vtab: *mut api::sqlite3_vtab, info: *mut api::sqlite3_index_info) -> c_int {
+    let info = &mut *info;
+    let n = info.nConstraint.max(0) as usize;
+    let constraints = if n == 0 { &[][..] } else { std::slice::from_raw_parts(info.aConstraint, n) };
+    let usage = if n == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(info.aConstraintUsage, n) };
+    let mut chosen: [Option<usize>; 10] = [None; 10];
+    for (i, c) in constraints.iter().enumerate() {
+        if c.usable == 0 {
+            continue;
+        }
+        if let Some(bit) = bit_for(c.iColumn, c.op) {
+            chosen[bit as usize].get_or_insert(i);
+        }
+    }
+    let mut idx_num = 0;
+    let mut argv = 0;
+    for (bit, c) in chosen.iter().enumerate() {
+        if let Some(i) = c {
+            argv += 1;
+            usage[*i].argvIndex = argv;
+            usage[*i].omit = 0;
+            idx_num |= 1 << bit;
+        }
+    }
+    let (cost, rows) = if idx_num & 0b10 != 0 {
+        (10.0, 10)
+    } else if idx_num & 0b1111_1000 != 0 {
+        (1_000.0, 1_000)
+    } else {
+        (1_000_000.0, 1_000_000)
+    };
+    info.idxNum = idx_num;
+    info.estimatedCost = cost;
+    info.estimatedRows = rows;
+    // Rows come out in (db_version, seq) order.
+    let order = if info.nOrderBy > 0 { std::slice::from_raw_parts(info.aOrderBy, info.nOrderBy as usize) } else { &[] };
+    let wanted = [COL_DB_VERSION, COL_SEQ];
+    if !order.is_empty() && order.len() <= 2 && order.iter().zip(wanted).all(|(o, w)| o.iColumn == w && o.desc == 0) {
+        info.orderByConsumed = 1;
+    }
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn open(p: *mut api::sqlite3_vtab, pp_cursor: *mut *mut api::sqlite3_vtab_cursor) -> c_int {
+    let vtab = &*(p as *mut Vtab);
+    let cursor = Box::new(Cursor { base: std::mem::zeroed(), conn: vtab.conn, rows: Vec::new(), pos: 0 });
+    *pp_cursor = Box::into_raw(cursor) as *mut api::sqlite3_vtab_cursor;
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn close(p: *mut api::sqlite3_vtab_cursor) -> c_int {
+    drop(Box::from_raw(p as *mut Cursor));
+    api::SQLITE_OK
+}
+
+/// Builds the filter from the pushed-down arguments (see the plan encoding above).
+fn filter_from(idx_num: c_int, args: &[Value]) -> Filter {
+    let mut f = Filter::all();
+    let mut it = args.iter();
+    for bit in 0..10 {
+        if idx_num & (1 << bit) == 0 {
+            continue;
+        }
+        let Some(v) = it.next() else { break };
+        match (bit, v) {
+            (0, Value::Text(t)) => f.table = Some(t.clone()),
+            (1, Value::Blob(b)) => f.pk = Some(b.clone()),
+            (2, Value::Text(t)) => f.cid = Some(t.clone()),
+            (3, v) => {
+                if let Some(x) = as_int(v) {
+                    f.dbv_min = f.dbv_min.max(x);
+                    f.dbv_max = f.dbv_max.min(x);
+                }
+            }
+            (4, v) => f.dbv_min = f.dbv_min.max(as_int(v).map_or(i64::MIN, |x| x.saturating_add(1))),
+            (5, v) => f.dbv_min = f.dbv_min.max(as_int(v).unwrap_or(i64::MIN)),
+            (6, v) => f.dbv_max = f.dbv_max.min(as_int(v).map_or(i64::MAX, |x| x.saturating_sub(1))),
+            (7, v) => f.dbv_max = f.dbv_max.min(as_int(v).unwrap_or(i64::MAX)),
+            (8, Value::Blob(b)) => f.site_eq = Some(b.clone()),
+            (9, Value::Blob(b)) => f.site_ne = Some(b.clone()),
+            // Other types: no push-down; SQLite filters the rows.
+            _ => {}
+        }
+    }
+    f
+}
+
+/// An integer bound from an integer argument (reals and text are not pushed down).
+fn as_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Integer(i) => Some(*i),
+        _ => None,
+    }
+}
+
+unsafe extern "C" fn filter(
+    p: *mut api::sqlite3_vtab_cursor,
+    idx_num: c_int,
+    _idx_str: *const c_char,
+    argc: c_int,
+    argv: *mut *mut api::sqlite3_value,
+) -> c_int {
+    let cursor = &mut *(p as *mut Cursor);
+    let args = values::args(argc, argv);
+    let conn = &*cursor.conn;
+    let f = filter_from(idx_num, &args);
+    match guard("crsql_changes", || changes::collect(conn, &f)) {
+        Ok(rows) => {
+            cursor.rows = rows;
+            cursor.pos = 0;
+            api::SQLITE_OK
+        }
+        Err(e) => fail(cursor.base.pVtab, &e),
+    }
+}
+
+unsafe extern "C" fn next(p: *mut api::sqlite3_vtab_cursor) -> c_int {
+    (*(p as *mut Cursor)).pos += 1;
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn eof(p: *mut api::sqlite3_vtab_cursor) -> c_int {
+    let c = &*(p as *mut Cursor);
+    c_int::from(c.pos >= c.rows.len())
+}
+
+unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sqlite3_context, i: c_int) -> c_int {
+    let cursor = &*(p as *mut Cursor);
+    let Some(ch) = cursor.rows.get(cursor.pos) else { return api::SQLITE_ERROR };
+    let v = match i {
+        0 => Value::Text(ch.table.name.clone()),
+        1 => Value::Blob(ch.pk.to_vec()),
+        2 => Value::Text(ch.cid_text()),
+        COL_VAL => match guard("crsql_changes", || changes::value(&*cursor.conn, ch)) {
+            Ok(v) => v,
+            Err(e) => return fail(cursor.base.pVtab, &e),
+        },
+        4 => Value::Integer(ch.col_version),
+        5 => Value::Integer(ch.db_version),
+        6 => Value::Blob(ch.site.to_vec()),
+        7 => Value::Integer(ch.cl),
+        8 => Value::Integer(ch.seq),
+        _ => Value::Null,
+    };
+    values::result(ctx, &v);
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn rowid(p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> c_int {
+    *out = (*(p as *mut Cursor)).pos as i64;
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *mut api::sqlite3_value, _rowid: *mut i64) -> c_int {
+    let args = values::args(argc, argv);
+    if argc == 1 {
+        return fail(p, &Error::new("DELETE is not supported (changes are read and merged, never removed)"));
+    }
+    if !matches!(args.first(), Some(Value::Null)) {
+        return fail(p, &Error::new("UPDATE is not supported (INSERT a change to merge it)"));
+    }
+    if args.len() < 11 {
+        return fail(p, &Error::new("INSERT needs all 9 columns"));
+    }
+    let a = &args[2..11];
+    let change = Incoming {
+        table: a[0].clone(),
+        pk: a[1].clone(),
+        cid: a[2].clone(),
+        val: a[3].clone(),
+        col_version: a[4].clone(),
+        db_version: a[5].clone(),
+        site_id: a[6].clone(),
+        cl: a[7].clone(),
+        seq: a[8].clone(),
+    };
+    let conn = &*(*(p as *mut Vtab)).conn;
+    match guard("crsql_changes", || merge::apply(conn, &change)) {
+        Ok(_) => api::SQLITE_OK,
+        Err(e) => fail(p, &e),
+    }
+}
+
+static MODULE: api::sqlite3_module = api::sqlite3_module {
+    iVersion: 1,
+    xCreate: None,
+    xConnect: Some(connect),
+    xBestIndex: Some(best_index),
+    xDisconnect: Some(disconnect),
+    xDestroy: Some(disconnect),
+    xOpen: Some(open),
+    xClose: Some(close),
+    xFilter: Some(filter),
+    xNext: Some(next),
+    xEof: Some(eof),
+    xColumn: Some(column),
+    xRowid: Some(rowid),
+    xUpdate: Some(update),
+    xBegin: None,
+    xSync: None,
+    xCommit: None,
+    xRollback: None,
+    xFindFunction: None,
+    xRename: None,
+    xSavepoint: None,
+    xRelease: None,
+    xRollbackTo: None,
+    xShadowName: None,
+};
+
+pub fn register(db: *mut api::sqlite3, conn: *const Conn) -> Result<()> {
+    // SAFETY: MODULE is static; conn outlives the module (freed by the owner function).
+    let rc = unsafe { sqlite!(create_module_v2(db, c"crsql_changes".as_ptr(), &MODULE, conn as *mut _, None)) };
+    if rc != api::SQLITE_OK {
+        return Err(Error::with_code(rc, "cannot register crsql_changes"));
+    }
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Safe handles over a connection and its prepared statements. Everything above `ffi` talks to
+//! SQLite through `Db` and `Stmt` and contains no `unsafe`.
+
+use super::api::{self, sqlite, SQLITE_DONE, SQLITE_OK, SQLITE_ROW};
+use crate::core::value::Value;
+use crate::error::{Error, Result};
+use std::ffi::CStr;
+use std::os::raw::c_int;
+
+/// A connection handle. Valid for as long as the connection is open, which outlives every
+/// object of the extension that holds one (they are freed by the connection's destructors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Db(*mut api::sqlite3);
+
+impl Db {
+    /// # Safety
+    /// `raw` must be an open connection that outlives the returned handle's use.
+    pub unsafe fn from_raw(raw: *mut api::sqlite3) -> Db {
+        Db(raw)
+    }
+
+    pub fn raw(self) -> *mut api::sqlite3 {
+        self.0
+    }
+
+    /// The connection's latest error message.
+    pub fn errmsg(self) -> String {
+        // SAFETY: errmsg returns a NUL-terminated string owned by the connection.
+        unsafe {
+            let p = sqlite!(errmsg(self.0));
+            if p.is_null() {
+                return "unknown error".into();
+            }
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+
+    fn error(self, rc: c_int) -> Error {
+        Error::with_code(rc & 0xFF, self.errmsg())
+    }
+
+    /// Prepares one statement. `persistent` hints SQLite that it will be cached.
+    pub fn prepare(self, sql: &str, persistent: bool) -> Result<Stmt> {
+        let mut raw: *mut api::sqlite3_stmt = std::ptr::null_mut();
+        let flags = if persistent { api::SQLITE_PREPARE_PERSISTENT } else { 0 };
+        // SAFETY: sql is passed with its exact length; raw receives a statement or null.
+        let rc = unsafe {
+            sqlite!(prepare_v3(self.0, sql.as_ptr() as *const _, sql.len() as c_int, flags, &mut raw, std::ptr::null_mut()))
+        };
+        if rc != SQLITE_OK {
+            return Err(self.error(rc).context(&format!("preparing `{}`", abbreviate(sql))));
+        }
+        if raw.is_null() {
+            return Err(Error::new(format!("no statement in `{}`", abbreviate(sql))));
+        }
+        Ok(Stmt { raw, db: self })
+    }
+
+    /// Runs one or more statements separated by `;`, discarding rows.
+    pub fn exec(self, sql: &str) -> Result<()> {
+        let mut rest = sql;
+        while !rest.trim().is_empty() {
+            let mut raw: *mut api::sqlite3_stmt = std::ptr::null_mut();
+            let mut tail: *const std::os::raw::c_char = std::ptr::null();
+            // SAFETY: rest is a valid UTF-8 slice; tail points into it on return.
+            let rc = unsafe {
+                sqlite!(prepare_v2(self.0, rest.as_ptr() as *const _, rest.len() as c_int, &mut raw, &mut tail))
+            };
+            if rc != SQLITE_OK {
+                return Err(self.error(rc));
+            }
+            let consumed = if tail.is_null() { rest.len() } else { tail as usize - rest.as_ptr() as usize };
+            rest = &rest[consumed..];
+            if raw.is_null() {
+                continue; // only whitespace or a comment
+            }
+            let mut stmt = Stmt { raw, db: self };
+            while stmt.step()? {}
+        }
+        Ok(())
+    }
+
+    pub fn in_autocommit(self) -> bool {
+        // SAFETY: plain query of connection state.
+        unsafe { sqlite!(get_autocommit(self.0)) != 0 }
+    }
+
+    pub fn is_readonly(self) -> bool {
+        // SAFETY: "main" is a NUL-terminated literal.
+        unsafe { sqlite!(db_readonly(self.0, c"main".as_ptr())) == 1 }
+    }
+
+    /// 16 random bytes from SQLite's PRNG.
+    pub fn random_bytes(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        // SAFETY: writes exactly 16 bytes into out.
+        unsafe { sqlite!(randomness(16, out.as_mut_ptr() as *mut _)) };
+        out
+    }
+}
+
+fn abbreviate(sql: &str) -> String {
+    let s: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.len() > 120 {
+        let mut end = 120;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
+    } else {
+        s
+    }
+}
+
+/// A prepared statement, finalized on drop.
+pub struct Stmt {
+    raw: *mut api::sqlite3_stmt,
+    db: Db,
+}
+
+impl Stmt {
+    fn check(&self, rc: c_int) -> Result<()> {
+        if rc == SQLITE_OK {
+            Ok(())
+        } else {
+            Err(self.db.error(rc))
+        }
+    }
+
+    pub fn bind_i64(&mut self, i: usize, v: i64) -> Result<()> {
+        // SAFETY: raw is a live statement; out-of-range indexes return SQLITE_RANGE.
+        let rc = unsafe { sqlite!(bind_int64(self.raw, i as c_int, v)) };
+        self.check(rc)
+    }
+
+    pub fn bind_f64(&mut self, i: usize, v: f64) -> Result<()> {
+        // SAFETY: as bind_i64.
+        let rc = unsafe { sqlite!(bind_double(self.raw, i as c_int, v)) };
+        self.check(rc)
+    }
+
+    pub fn bind_null(&mut self, i: usize) -> Result<()> {
+        // SAFETY: as bind_i64.
+        let rc = unsafe { sqlite!(bind_null(self.raw, i as c_int)) };
+        self.check(rc)
+    }
+
+    pub fn bind_text(&mut self, i: usize, v: &str) -> Result<()> {
+        // SAFETY: SQLITE_TRANSIENT makes SQLite copy the bytes before returning.
+        let rc = unsafe {
+            sqlite!(bind_text64(self.raw, i as c_int, v.as_ptr() as *const _, v.len() as u64, api::transient(), api::SQLITE_UTF8 as u8))
+        };
+        self.check(rc)
+    }
+
+    pub fn bind_blob(&mut self, i: usize, v: &[u8]) -> Result<()> {
+        // SAFETY: SQLITE_TRANSIENT makes SQLite copy the bytes; a zero-length blob is not NULL.
+        let rc = unsafe {
+            sqlite!(bind_blob64(self.raw, i as c_int, v.as_ptr() as *const _, v.len() as u64, api::transient()))
+        };
+        self.check(rc)
+    }
+
+    pub fn bind_value(&mut self, i: usize, v: &Value) -> Result<()> {
+        match v {
+            Value::Null => self.bind_null(i),
+            Value::Integer(x) => self.bind_i64(i, *x),
+            Value::Real(x) => self.bind_f64(i, *x),
+            Value::Text(s) => self.bind_text(i, s),
+            Value::Blob(b) => self.bind_blob(i, b),
+        }
+    }
+
+    /// Advances; true when a row is available.
+    pub fn step(&mut self) -> Result<bool> {
+        // SAFETY: raw is a live statement.
+        let rc = unsafe { sqlite!(step(self.raw)) };
+        match rc {
+            SQLITE_ROW => Ok(true),
+            SQLITE_DONE => Ok(false),
+            _ => {
+                let err = self.db.error(rc);
+                // SAFETY: resetting after an error makes the statement reusable.
+                unsafe { sqlite!(reset(self.raw)) };
+                Err(err)
+            }
+        }
+    }
+
+    /// Resets for re-execution (bindings are kept).
+    pub fn reset(&mut self) {
+        // SAFETY: raw is a live statement. The return code repeats the last step's error,
+        // which step already reported.
+        unsafe { sqlite!(reset(self.raw)) };
+    }
+
+    /// Steps to completion, for statements that return no rows of interest.
+    pub fn run(&mut self) -> Result<()> {
+        while self.step()? {}
+        self.reset();
+        Ok(())
+    }
+
+    pub fn column_type(&self, i: usize) -> i32 {
+        // SAFETY: raw has a current row (callers only read after step returned true).
+        unsafe { sqlite!(column_type(self.raw, i as c_int)) }
+    }
+
+    pub fn i64(&self, i: usize) -> i64 {
+        // SAFETY: as column_type.
+        unsafe { sqlite!(column_int64(self.raw, i as c_int)) }
+    }
+
+    pub fn f64(&self, i: usize) -> f64 {
+        // SAFETY: as column_type.
+        unsafe { sqlite!(column_double(self.raw, i as c_int)) }
+    }
+
+    /// Column bytes (text or blob); empty for NULL. Borrowed until the next step or reset.
+    pub fn bytes(&self, i: usize) -> &[u8] {
+        // SAFETY: the pointer from column_blob is valid for column_bytes bytes until the
+        // statement moves on; &self ties the borrow to the statement, and stepping needs &mut.
+        unsafe {
+            let p = sqlite!(column_blob(self.raw, i as c_int)) as *const u8;
+            let n = sqlite!(column_bytes(self.raw, i as c_int));
+            if p.is_null() || n <= 0 {
+                &[]
+            } else {
+                std::slice::from_raw_parts(p, n as usize)
+            }
+        }
+    }
+
+    pub fn text(&self, i: usize) -> String {
+        // SAFETY: column_text converts to UTF-8 in place; then read the bytes.
+        unsafe { sqlite!(column_text(self.raw, i as c_int)) };
+        String::from_utf8_lossy(self.bytes(i)).into_owned()
+    }
+
+    pub fn value(&self, i: usize) -> Value {
+        match self.column_type(i) {
+            api::SQLITE_INTEGER => Value::Integer(self.i64(i)),
+            api::SQLITE_FLOAT => Value::Real(self.f64(i)),
+            api::SQLITE_TEXT => Value::Text(self.text(i)),
+            api::SQLITE_BLOB => Value::Blob(self.bytes(i).to_vec()),
+            _ => Value::Null,
+        }
+    }
+}
+
+impl Drop for Stmt {
+    fn drop(&mut self) {
+        // SAFETY: raw was returned by prepare and is finalized exactly once.
+        unsafe { sqlite!(finalize(self.raw)) };
+    }
+}

@@ -1,0 +1,107 @@
+//! Entry points and per-connection setup: `sqlite3_crr_init` (`.load ./dist/crr`) and the
+//! drop-in alias `sqlite3_crsqlite_init`. Static users register the same function with
+//! `sqlite3_auto_extension`, which hands it the routine table as a loadable extension gets it.
+
+use super::api::{self, sqlite};
+use super::db::Db;
+use super::{changes_vtab, functions, unpack_vtab};
+use crate::error::{Error, Result};
+use crate::storage::conn::Conn;
+use crate::storage::schema;
+use std::os::raw::{c_char, c_int, c_void};
+use std::sync::Mutex;
+
+/// Connections that already carry the extension (loading twice is a no-op).
+static LIVE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<usize>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn forget_connection(conn: *const Conn) {
+    // SAFETY: called from the owner's destructor while the Conn is still allocated.
+    let db = unsafe { (*conn).db.raw() } as usize;
+    live().retain(|d| *d != db);
+}
+
+unsafe extern "C" fn on_commit(p: *mut c_void) -> c_int {
+    // SAFETY: p is the connection's Conn, alive while its hooks can fire.
+    let conn = &*(p as *const Conn);
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.end_transaction(true)));
+    0
+}
+
+unsafe extern "C" fn on_rollback(p: *mut c_void) {
+    // SAFETY: as on_commit.
+    let conn = &*(p as *const Conn);
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.end_transaction(false)));
+}
+
+fn setup(db: *mut api::sqlite3) -> Result<()> {
+    // SAFETY: libversion_number takes no arguments.
+    let version = unsafe { sqlite!(libversion_number()) };
+    if version < api::SQLITE_VERSION_MIN {
+        return Err(Error::new(format!("sqlite-crr needs SQLite 3.35.0 or newer, this is {version}")));
+    }
+    if live().contains(&(db as usize)) {
+        return Ok(());
+    }
+    // SAFETY: db is the open connection SQLite passed to the entry point.
+    let conn = Box::into_raw(Box::new(Conn::new(unsafe { Db::from_raw(db) })));
+    // SAFETY: conn is a live, uniquely owned allocation.
+    if let Err(e) = schema::install(unsafe { &*conn }) {
+        // SAFETY: nothing else references conn yet.
+        drop(unsafe { Box::from_raw(conn) });
+        return Err(e);
+    }
+    // From here the owner function's destructor frees conn at close. (Should a registration
+    // fail, which only happens when memory runs out, conn is leaked rather than risked.)
+    functions::register_all(conn)?;
+    changes_vtab::register(db, conn)?;
+    unpack_vtab::register(db)?;
+    // SAFETY: the hooks receive conn, which lives until the connection closes.
+    unsafe {
+        sqlite!(commit_hook(db, Some(on_commit), conn as *mut c_void));
+        sqlite!(rollback_hook(db, Some(on_rollback), conn as *mut c_void));
+    }
+    // Connect the eponymous crsql_changes now: SQLite disconnects it at close before checking
+    // for unfinalized statements, which is when we finalize the statement cache.
+    // SAFETY: conn is live.
+    unsafe { &*conn }.db.prepare("SELECT 1 FROM crsql_changes", false)?;
+    live().push(db as usize);
+    Ok(())
+}
+
+unsafe fn init(db: *mut api::sqlite3, pz_err_msg: *mut *mut c_char, p_api: *const api::sqlite3_api_routines) -> c_int {
+    api::install(p_api);
+    if !api::installed() {
+        return api::SQLITE_ERROR;
+    }
+    match super::guard::guard("sqlite-crr init", || setup(db)) {
+        Ok(()) => api::SQLITE_OK,
+        Err(e) => {
+            if !pz_err_msg.is_null() {
+                *pz_err_msg = api::sqlite_string(&e.message);
+            }
+            if e.code == api::SQLITE_OK { api::SQLITE_ERROR } else { e.code }
+        }
+    }
+}
+
+/// Entry point for `.load ./dist/crr` and `sqlite3_load_extension`.
+///
+/// # Safety
+/// Called by SQLite with an open connection and its routine table.
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_crr_init(db: *mut api::sqlite3, pz_err_msg: *mut *mut c_char, p_api: *const api::sqlite3_api_routines) -> c_int {
+    init(db, pz_err_msg, p_api)
+}
+
+/// Drop-in alias for cr-sqlite's entry point.
+///
+/// # Safety
+/// As `sqlite3_crr_init`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_crsqlite_init(db: *mut api::sqlite3, pz_err_msg: *mut *mut c_char, p_api: *const api::sqlite3_api_routines) -> c_int {
+    init(db, pz_err_msg, p_api)
+}

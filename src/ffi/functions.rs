@@ -1,0 +1,200 @@
+//! SQL functions (SPEC 2) and the internal functions the tracking triggers call. Each is a
+//! plain Rust `fn(&Conn, &[Value]) -> Result<Value>`; one trampoline translates for all.
+
+use super::api::{self, sqlite};
+use super::guard::guard;
+use super::values;
+use crate::core::pk_codec;
+use crate::core::value::Value;
+use crate::error::{Error, Result};
+use crate::storage::conn::Conn;
+use crate::storage::{as_crr, config, sites, track, txn};
+use std::ffi::CString;
+use std::os::raw::{c_int, c_void};
+
+type Func = fn(&Conn, &[Value]) -> Result<Value>;
+
+struct FnCtx {
+    conn: *const Conn,
+    f: Func,
+    name: &'static str,
+}
+
+unsafe extern "C" fn trampoline(ctx: *mut api::sqlite3_context, argc: c_int, argv: *mut *mut api::sqlite3_value) {
+    // SAFETY: user data is the FnCtx registered with this function; it and its Conn live until
+    // the function's destructor runs at connection close.
+    let fc = &*(sqlite!(user_data(ctx)) as *const FnCtx);
+    let args = values::args(argc, argv);
+    let conn = &*fc.conn;
+    match guard(fc.name, || (fc.f)(conn, &args).map_err(|e| e.context(fc.name))) {
+        Ok(v) => values::result(ctx, &v),
+        Err(e) => values::result_error(ctx, &e),
+    }
+}
+
+unsafe extern "C" fn destroy_ctx(p: *mut c_void) {
+    // SAFETY: p is the Box<FnCtx> leaked at registration, destroyed exactly once by SQLite.
+    drop(Box::from_raw(p as *mut FnCtx));
+}
+
+/// Frees the function context and the connection state it owns (see `register_all`).
+unsafe extern "C" fn destroy_owner(p: *mut c_void) {
+    // SAFETY: as destroy_ctx; the owner function is the last registration and the only one
+    // whose destructor frees the Conn, after which no callback of this connection runs.
+    let fc = Box::from_raw(p as *mut FnCtx);
+    super::entry::forget_connection(fc.conn);
+    drop(Box::from_raw(fc.conn as *mut Conn));
+}
+
+fn register(conn: *const Conn, name: &'static str, n_arg: c_int, flags: c_int, f: Func, owner: bool) -> Result<()> {
+    let cname = CString::new(name).expect("function names have no NUL");
+    let ctx = Box::into_raw(Box::new(FnCtx { conn, f, name }));
+    let destroy: unsafe extern "C" fn(*mut c_void) = if owner { destroy_owner } else { destroy_ctx };
+    // SAFETY: conn is live; on failure SQLite calls destroy itself.
+    let rc = unsafe {
+        let db = (*conn).db.raw();
+        sqlite!(create_function_v2(db, cname.as_ptr(), n_arg, api::SQLITE_UTF8 | flags, ctx as *mut c_void, Some(trampoline), None, None, Some(destroy)))
+    };
+    if rc != api::SQLITE_OK {
+        return Err(Error::with_code(rc, format!("cannot register {name}")));
+    }
+    Ok(())
+}
+
+fn text_arg<'a>(args: &'a [Value], i: usize, what: &str) -> Result<&'a str> {
+    match args.get(i) {
+        Some(Value::Text(s)) => Ok(s),
+        Some(v) => Err(Error::new(format!("{what} must be text, got {}", v.type_name()))),
+        None => Err(Error::new(format!("missing {what}"))),
+    }
+}
+
+fn int_arg(args: &[Value], i: usize, what: &str) -> Result<i64> {
+    match args.get(i) {
+        Some(Value::Integer(v)) => Ok(*v),
+        Some(v) => Err(Error::new(format!("{what} must be an integer, got {}", v.type_name()))),
+        None => Err(Error::new(format!("missing {what}"))),
+    }
+}
+
+fn blob_arg<'a>(args: &'a [Value], i: usize, what: &str) -> Result<&'a [u8]> {
+    match args.get(i) {
+        Some(Value::Blob(b)) => Ok(b),
+        Some(v) => Err(Error::new(format!("{what} must be a blob, got {}", v.type_name()))),
+        None => Err(Error::new(format!("missing {what}"))),
+    }
+}
+
+fn ok() -> Value {
+    Value::Text("OK".into())
+}
+
+fn as_crr_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
+    match args.len() {
+        1 => as_crr::as_crr(conn, None, text_arg(args, 0, "table name")?)?,
+        _ => as_crr::as_crr(conn, Some(text_arg(args, 0, "schema name")?), text_arg(args, 1, "table name")?)?,
+    }
+    Ok(ok())
+}
+
+fn as_table_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
+    as_crr::as_table(conn, text_arg(args, 0, "table name")?)?;
+    Ok(ok())
+}
+
+fn alter_not_supported(_: &Conn, _: &[Value]) -> Result<Value> {
+    Err(Error::new("not supported yet: schema changes on CRRs (ALTER TABLE through begin/commit alter) are planned work"))
+}
+
+fn site_id_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Blob(sites::own(conn)?.to_vec()))
+}
+
+fn db_version_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Integer(txn::committed_db_version(conn)?))
+}
+
+fn next_db_version_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
+    if let Some(v) = conn.txn.borrow().db_version {
+        return Ok(Value::Integer(v));
+    }
+    Ok(Value::Integer(txn::max_db_version(conn)? + 1))
+}
+
+fn pack_columns_fn(_: &Conn, args: &[Value]) -> Result<Value> {
+    pk_codec::encode(args).map(Value::Blob).map_err(|e| Error::new(e.to_string()))
+}
+
+fn rows_impacted_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Integer(conn.txn.borrow().rows_impacted))
+}
+
+fn config_set_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let value = args.get(1).cloned().unwrap_or(Value::Null);
+    config::set(conn, text_arg(args, 0, "setting name")?, &value)
+}
+
+fn config_get_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
+    config::get(conn, text_arg(args, 0, "setting name")?)
+}
+
+fn finalize_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
+    conn.stmts.clear();
+    Ok(ok())
+}
+
+fn set_wall_clock_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
+    conn.wall_ms_override.set(match args.first() {
+        Some(Value::Integer(ms)) => Some(*ms),
+        Some(Value::Null) | None => None,
+        Some(v) => return Err(Error::new(format!("wall clock must be integer ms or NULL, got {}", v.type_name()))),
+    });
+    Ok(Value::Null)
+}
+
+fn internal_insert(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let tracked = int_arg(args, 2, "column count")?.max(0) as usize;
+    track::on_insert(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "pk")?, tracked)?;
+    Ok(Value::Null)
+}
+
+fn internal_update(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let changed: Vec<bool> = args.iter().skip(3).map(|v| matches!(v, Value::Integer(i) if *i != 0)).collect();
+    track::on_update(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "old pk")?, blob_arg(args, 2, "new pk")?, &changed)?;
+    Ok(Value::Null)
+}
+
+fn internal_delete(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let tracked = int_arg(args, 2, "column count")?.max(0) as usize;
+    track::on_delete(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "pk")?, tracked)?;
+    Ok(Value::Null)
+}
+
+/// Registers every function. The last one, `crsql_site_id`, owns the Conn: its destructor
+/// (run by SQLite when the connection closes) frees it.
+pub fn register_all(conn: *const Conn) -> Result<()> {
+    const PURE: c_int = api::SQLITE_DETERMINISTIC | api::SQLITE_INNOCUOUS;
+    const TRIGGER: c_int = api::SQLITE_INNOCUOUS;
+    let table: &[(&'static str, c_int, c_int, Func)] = &[
+        ("crsql_as_crr", 1, 0, as_crr_fn),
+        ("crsql_as_crr", 2, 0, as_crr_fn),
+        ("crsql_as_table", 1, 0, as_table_fn),
+        ("crsql_begin_alter", 1, 0, alter_not_supported),
+        ("crsql_commit_alter", 1, 0, alter_not_supported),
+        ("crsql_db_version", 0, 0, db_version_fn),
+        ("crsql_next_db_version", 0, 0, next_db_version_fn),
+        ("crsql_pack_columns", -1, PURE, pack_columns_fn),
+        ("crsql_rows_impacted", 0, 0, rows_impacted_fn),
+        ("crsql_config_set", 2, 0, config_set_fn),
+        ("crsql_config_get", 1, 0, config_get_fn),
+        ("crsql_finalize", 0, 0, finalize_fn),
+        ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, set_wall_clock_fn),
+        ("crr_internal_insert", 3, TRIGGER, internal_insert),
+        ("crr_internal_update", -1, TRIGGER, internal_update),
+        ("crr_internal_delete", 3, TRIGGER, internal_delete),
+    ];
+    for (name, n, flags, f) in table {
+        register(conn, name, *n, *flags, *f, false)?;
+    }
+    register(conn, "crsql_site_id", 0, 0, site_id_fn, true)
+}

@@ -1,0 +1,70 @@
+//! Converting between `sqlite3_value` / `sqlite3_context` and `core::value::Value`.
+
+use super::api::{self, sqlite};
+use crate::core::value::Value;
+use crate::error::Error;
+use std::os::raw::c_int;
+
+/// Copies an argument into a `Value`.
+///
+/// # Safety
+/// `v` must be a valid protected or unprotected sqlite3_value for the duration of the call.
+pub unsafe fn from_raw(v: *mut api::sqlite3_value) -> Value {
+    match sqlite!(value_type(v)) {
+        api::SQLITE_INTEGER => Value::Integer(sqlite!(value_int64(v))),
+        api::SQLITE_FLOAT => Value::Real(sqlite!(value_double(v))),
+        api::SQLITE_TEXT => {
+            let p = sqlite!(value_text(v));
+            let n = sqlite!(value_bytes(v));
+            if p.is_null() || n <= 0 {
+                Value::Text(String::new())
+            } else {
+                Value::Text(String::from_utf8_lossy(std::slice::from_raw_parts(p, n as usize)).into_owned())
+            }
+        }
+        api::SQLITE_BLOB => {
+            let p = sqlite!(value_blob(v)) as *const u8;
+            let n = sqlite!(value_bytes(v));
+            if p.is_null() || n <= 0 {
+                Value::Blob(Vec::new())
+            } else {
+                Value::Blob(std::slice::from_raw_parts(p, n as usize).to_vec())
+            }
+        }
+        _ => Value::Null,
+    }
+}
+
+/// # Safety
+/// `argv` must point to `argc` valid values.
+pub unsafe fn args(argc: c_int, argv: *mut *mut api::sqlite3_value) -> Vec<Value> {
+    if argv.is_null() || argc <= 0 {
+        return Vec::new();
+    }
+    std::slice::from_raw_parts(argv, argc as usize).iter().map(|v| from_raw(*v)).collect()
+}
+
+/// Sets a function or column result.
+///
+/// # Safety
+/// `ctx` must be the live context of the current call.
+pub unsafe fn result(ctx: *mut api::sqlite3_context, v: &Value) {
+    match v {
+        Value::Null => sqlite!(result_null(ctx)),
+        Value::Integer(i) => sqlite!(result_int64(ctx, *i)),
+        Value::Real(f) => sqlite!(result_double(ctx, *f)),
+        Value::Text(s) => sqlite!(result_text64(ctx, s.as_ptr() as *const _, s.len() as u64, api::transient(), api::SQLITE_UTF8 as u8)),
+        Value::Blob(b) => sqlite!(result_blob64(ctx, b.as_ptr() as *const _, b.len() as u64, api::transient())),
+    }
+}
+
+/// Reports an error with its message and code.
+///
+/// # Safety
+/// `ctx` must be the live context of the current call.
+pub unsafe fn result_error(ctx: *mut api::sqlite3_context, e: &Error) {
+    sqlite!(result_error(ctx, e.message.as_ptr() as *const _, e.message.len() as c_int));
+    if e.code != api::SQLITE_ERROR {
+        sqlite!(result_error_code(ctx, e.code));
+    }
+}

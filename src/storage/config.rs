@@ -1,0 +1,64 @@
+//! crsql_config_set / crsql_config_get: settings persisted in `crr_meta` as `config.<name>`.
+
+use super::conn::Conn;
+use super::txn::clock_mode_of;
+use super::{meta, schema, tables};
+use crate::core::hlc::DRIFT_MS_MAX_DEFAULT;
+use crate::core::value::Value;
+use crate::error::{Error, Result};
+
+/// Known settings and their defaults.
+const SETTINGS: &[&str] = &["clock", "hlc-max-drift-ms", "merge-equal-values"];
+
+fn default_of(name: &str) -> Value {
+    match name {
+        "clock" => Value::Text("hlc".into()),
+        "hlc-max-drift-ms" => Value::Integer(DRIFT_MS_MAX_DEFAULT),
+        _ => Value::Integer(0),
+    }
+}
+
+fn known(name: &str) -> Result<()> {
+    if SETTINGS.contains(&name) {
+        Ok(())
+    } else {
+        Err(Error::new(format!("unknown setting \"{name}\" (known: {})", SETTINGS.join(", "))))
+    }
+}
+
+pub fn get(conn: &Conn, name: &str) -> Result<Value> {
+    known(name)?;
+    if !schema::is_installed(conn)? {
+        return Ok(default_of(name));
+    }
+    Ok(meta::get(conn, &format!("config.{name}"))?.unwrap_or_else(|| default_of(name)))
+}
+
+pub fn set(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
+    known(name)?;
+    schema::install(conn)?;
+    let value = match name {
+        "clock" => {
+            let mode = clock_mode_of(Some(value.clone()))
+                .map_err(|_| Error::new("setting \"clock\" must be 'hlc' or 'lamport'"))?;
+            let current = clock_mode_of(meta::get(conn, "config.clock")?)?;
+            if mode != current && !tables::all(conn)?.is_empty() {
+                return Err(Error::new(
+                    "cannot change setting \"clock\" after CRRs exist (set it before the first crsql_as_crr)",
+                ));
+            }
+            value.clone()
+        }
+        "hlc-max-drift-ms" => match value {
+            Value::Integer(ms) if *ms >= 0 => value.clone(),
+            _ => return Err(Error::new("setting \"hlc-max-drift-ms\" must be a non-negative integer (0 = no limit)")),
+        },
+        _ => match value {
+            Value::Integer(_) => value.clone(),
+            _ => return Err(Error::new(format!("setting \"{name}\" must be an integer"))),
+        },
+    };
+    meta::set(conn, &format!("config.{name}"), &value)?;
+    conn.txn.borrow_mut().clock = None;
+    Ok(value)
+}

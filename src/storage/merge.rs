@@ -1,0 +1,239 @@
+//! Applying one incoming change (INSERT INTO crsql_changes), SPEC 7 and 8.
+//!
+//! Order of work, so that a refused change leaves the database exactly as it was:
+//! 1. validate everything (table, column, key blob, site id, versions, drift): no writes;
+//! 2. decide with the pure rule (core::merge);
+//! 3. write the user table first (the one step that can refuse a value, e.g. STRICT), each
+//!    write a single statement, then the site ordinal, the clock record, the clock's mark.
+
+use super::conn::Conn;
+use super::stmt_cache::Key;
+use super::tables::{self, TableInfo};
+use super::track::{load, save};
+use super::{sites, txn};
+use crate::core::ident::quote;
+use crate::core::merge::{self as rule, cell_wins, row_step, sentinel_site_wins, sentinel_visible, CellWrite, RowStep, SiteId};
+use crate::core::pk_codec;
+use crate::core::row_clock::{Entry, RowClock};
+use crate::core::value::Value;
+use crate::error::{Error, Result};
+use std::rc::Rc;
+
+/// A change as inserted into crsql_changes, before validation.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub table: Value,
+    pub pk: Value,
+    pub cid: Value,
+    pub val: Value,
+    pub col_version: Value,
+    pub db_version: Value,
+    pub site_id: Value,
+    pub cl: Value,
+    pub seq: Value,
+}
+
+/// A validated change.
+struct Valid {
+    table: Rc<TableInfo>,
+    pk: Vec<u8>,
+    keys: Vec<Value>,
+    slot: Option<usize>,
+    val: Value,
+    col_version: i64,
+    site: SiteId,
+    cl: i64,
+}
+
+fn non_negative(name: &str, v: &Value) -> Result<i64> {
+    match v {
+        Value::Integer(i) if *i >= 0 => Ok(*i),
+        Value::Integer(i) => Err(Error::new(format!("{name} must not be negative, got {i}"))),
+        other => Err(Error::new(format!("{name} must be an integer, got {}", other.type_name()))),
+    }
+}
+
+fn validate(conn: &Conn, c: &Incoming) -> Result<Valid> {
+    let Value::Text(name) = &c.table else {
+        return Err(Error::new(format!("\"table\" must be text, got {}", c.table.type_name())));
+    };
+    let table = tables::by_name(conn, name)?.ok_or_else(|| Error::new(format!("no such CRR table: \"{name}\"")))?;
+    let Value::Blob(pk) = &c.pk else {
+        return Err(Error::new(format!("pk must be a blob, got {}", c.pk.type_name())));
+    };
+    let keys = pk_codec::decode(pk).map_err(|e| Error::new(format!("bad pk for table \"{}\": {e}", table.name)))?;
+    if keys.len() != table.pk.len() {
+        return Err(Error::new(format!(
+            "bad pk for table \"{}\": it has {} key columns, the pk blob has {}",
+            table.name,
+            table.pk.len(),
+            keys.len()
+        )));
+    }
+    let slot = match &c.cid {
+        Value::Text(s) if s == "-1" => None,
+        Value::Integer(-1) => None,
+        Value::Text(col) => Some(table.slot_of(col).ok_or_else(|| {
+            Error::new(format!("table \"{}\" has no column \"{col}\" (schema mismatch)", table.name))
+        })?),
+        other => return Err(Error::new(format!("cid must be text, got {}", other.type_name()))),
+    };
+    let site: SiteId = match &c.site_id {
+        Value::Blob(b) => SiteId::try_from(b.as_slice())
+            .map_err(|_| Error::new(format!("site_id must be 16 bytes, got {}", b.len())))?,
+        other => return Err(Error::new(format!("site_id must be a 16-byte blob, got {}", other.type_name()))),
+    };
+    let col_version = non_negative("col_version", &c.col_version)?;
+    let cl = non_negative("cl", &c.cl)?;
+    if !matches!(c.db_version, Value::Null) {
+        non_negative("db_version", &c.db_version)?;
+    }
+    if !matches!(c.seq, Value::Null) {
+        non_negative("seq", &c.seq)?;
+    }
+    if slot.is_some() {
+        txn::check_drift(conn, col_version)?;
+    }
+    Ok(Valid { table, pk: pk.clone(), keys, slot, val: c.val.clone(), col_version, site, cl })
+}
+
+/// Runs one single-statement write on the user table with tracking silenced for it.
+fn write_user(conn: &Conn, v: &Valid, key: Key, sql: impl FnOnce() -> String, value: Option<&Value>) -> Result<()> {
+    let previous = conn.merging_tid.replace(Some(v.table.tid));
+    let result = conn.stmts.with(conn.db, key, sql, |s| {
+        for (i, k) in v.keys.iter().enumerate() {
+            s.bind_value(i + 1, k)?;
+        }
+        if let Some(val) = value {
+            s.bind_value(v.keys.len() + 1, val)?;
+        }
+        s.run()
+    });
+    conn.merging_tid.set(previous);
+    result.map_err(|e| Error::with_code(e.code, format!("cannot apply change to \"{}\": {e}", v.table.name)))
+}
+
+fn delete_row(conn: &Conn, v: &Valid) -> Result<()> {
+    let t = &v.table;
+    write_user(conn, v, Key::RowDelete(t.tid), || format!("DELETE FROM {} WHERE {}", t.quoted(), t.pk_where(1)), None)
+}
+
+/// Replaces the row with a fresh one holding defaults (and the incoming cell, if any).
+fn recreate_row(conn: &Conn, v: &Valid) -> Result<()> {
+    let t = &v.table;
+    let n = t.pk.len();
+    let column = v.slot.and_then(|s| t.columns[s].clone());
+    let sql = || {
+        let params: Vec<String> = (1..=n + usize::from(column.is_some())).map(|i| format!("?{i}")).collect();
+        let cols = match &column {
+            Some(c) => format!("{}, {}", t.pk_list(), quote(c)),
+            None => t.pk_list(),
+        };
+        format!("INSERT OR REPLACE INTO {} ({cols}) VALUES ({})", t.quoted(), params.join(", "))
+    };
+    let val = column.as_ref().map(|_| &v.val);
+    write_user(conn, v, Key::RowRecreate(t.tid, v.slot), sql, val)
+}
+
+/// Writes one cell of a live row (creating the row if the table lost it).
+fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
+    let t = &v.table;
+    let column = t.columns[slot].clone().unwrap_or_default();
+    let n = t.pk.len();
+    let sql = || {
+        let params: Vec<String> = (1..=n + 1).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT INTO {} ({}, {c}) VALUES ({}) ON CONFLICT({}) DO UPDATE SET {c} = excluded.{c}",
+            t.quoted(),
+            t.pk_list(),
+            params.join(", "),
+            t.pk_list(),
+            c = quote(&column)
+        )
+    };
+    write_user(conn, v, Key::CellUpsert(t.tid, slot), sql, Some(&v.val))
+}
+
+/// The local value of a cell, for ties on col_version.
+fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
+    let t = &v.table;
+    let column = t.columns[slot].clone().unwrap_or_default();
+    conn.stmts.with(
+        conn.db,
+        Key::CellValue(t.tid, slot),
+        || format!("SELECT {} FROM {} WHERE {}", quote(&column), t.quoted(), t.pk_where(1)),
+        |s| {
+            for (i, k) in v.keys.iter().enumerate() {
+                s.bind_value(i + 1, k)?;
+            }
+            Ok(if s.step()? { s.value(0) } else { Value::Null })
+        },
+    )
+}
+
+/// Applies one change. Ok(true) when it changed this replica (rows impacted).
+pub fn apply(conn: &Conn, incoming: &Incoming) -> Result<bool> {
+    let v = validate(conn, incoming)?;
+    let local = load(conn, v.table.tid, &v.pk)?;
+    let local_cl = local.as_ref().map_or(0, |rc| rc.cl);
+    let tracked = v.table.tracked_count();
+    let step = row_step(v.cl, local_cl);
+    if step == RowStep::Stale {
+        return Ok(false);
+    }
+    // Decide the cell before any write (it may need the local value).
+    let cell_applies = match (step, v.slot) {
+        (RowStep::Recreate, Some(_)) => true,
+        (RowStep::SameLife, Some(slot)) if rule::is_alive(v.cl) => {
+            let rc = local.as_ref().expect("same life implies a local clock");
+            match rc.cell(slot) {
+                None => true,
+                Some(e) => {
+                    let local_site = sites::site_id(conn, e.site)?;
+                    let local_val = if e.col_version == v.col_version { local_value(conn, &v, slot)? } else { Value::Null };
+                    cell_wins(
+                        CellWrite { col_version: v.col_version, value: &v.val, site: &v.site },
+                        Some(CellWrite { col_version: e.col_version, value: &local_val, site: &local_site }),
+                    )
+                }
+            }
+        }
+        _ => false,
+    };
+    let sentinel_raised = match (step, &local) {
+        (RowStep::SameLife, Some(rc)) if sentinel_visible(rc.cl, tracked) => {
+            sentinel_site_wins(&v.site, &sites::site_id(conn, rc.sentinel.site)?)
+        }
+        _ => false,
+    };
+    if step == RowStep::SameLife && !cell_applies && !sentinel_raised {
+        return Ok(false);
+    }
+    // Writes: user table first.
+    match step {
+        RowStep::Delete => delete_row(conn, &v)?,
+        RowStep::Recreate => recreate_row(conn, &v)?,
+        RowStep::SameLife if cell_applies => write_cell(conn, &v, v.slot.expect("cell applies"))?,
+        _ => {}
+    }
+    let site = sites::ordinal_or_insert(conn, &v.site)?;
+    let dbv = txn::db_version(conn)?;
+    let entry = |col_version: i64| Entry { col_version, db_version: dbv, seq: txn::next_seq(conn), site };
+    let mut rc = match (step, local) {
+        (RowStep::SameLife, Some(rc)) => rc,
+        _ => RowClock { cl: v.cl, sentinel: entry(v.cl), cells: Vec::new() },
+    };
+    if sentinel_raised {
+        rc.sentinel = entry(rc.cl);
+    }
+    if cell_applies {
+        let slot = v.slot.expect("cell applies");
+        rc.set_cell(slot, entry(v.col_version));
+    }
+    save(conn, v.table.tid, &v.pk, &rc)?;
+    if v.slot.is_some() {
+        txn::observe(conn, v.col_version)?;
+    }
+    conn.txn.borrow_mut().rows_impacted += 1;
+    Ok(true)
+}

@@ -1,0 +1,15 @@
+//! SQL over the extension's own tables, through the safe `Db`/`Stmt` handles. No `unsafe`.
+#![forbid(unsafe_code)]
+
+pub mod as_crr;
+pub mod changes;
+pub mod config;
+pub mod conn;
+pub mod merge;
+pub mod meta;
+pub mod schema;
+pub mod sites;
+pub mod stmt_cache;
+pub mod tables;
+pub mod track;
+pub mod txn;

@@ -1,0 +1,52 @@
+//! Creating the internal schema (sql/schema.sql) and the site id when the extension first
+//! meets a database.
+
+use super::conn::Conn;
+use super::meta;
+use crate::core::value::Value;
+use crate::error::{Error, Result};
+
+pub const INTERNAL_SCHEMA_VERSION: i64 = 1;
+const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
+
+fn exists(conn: &Conn) -> Result<bool> {
+    let mut s = conn.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'crr_meta'", false)?;
+    s.step()
+}
+
+/// Creates the internal tables and the site id if missing. A read-only database without them
+/// is left alone (reads of crsql_changes then see no CRRs).
+pub fn install(conn: &Conn) -> Result<()> {
+    if exists(conn)? {
+        let v = meta::get_i64(conn, "schema", 0)?;
+        if v > INTERNAL_SCHEMA_VERSION {
+            return Err(Error::new(format!(
+                "this database was written by a newer sqlite-crr (internal schema {v}, this build knows {INTERNAL_SCHEMA_VERSION})"
+            )));
+        }
+        return Ok(());
+    }
+    if conn.db.is_readonly() {
+        return Ok(());
+    }
+    conn.db.exec("SAVEPOINT crr_install")?;
+    let result = (|| {
+        conn.db.exec(SCHEMA_SQL)?;
+        meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))?;
+        let site = conn.db.random_bytes();
+        let mut s = conn.db.prepare("INSERT INTO crr_sites(ordinal, site_id) VALUES (0, ?1)", false)?;
+        s.bind_blob(1, &site)?;
+        s.run()
+    })();
+    match result {
+        Ok(()) => conn.db.exec("RELEASE crr_install"),
+        Err(e) => {
+            conn.db.exec("ROLLBACK TO crr_install; RELEASE crr_install")?;
+            Err(e)
+        }
+    }
+}
+
+pub fn is_installed(conn: &Conn) -> Result<bool> {
+    exists(conn)
+}

@@ -1,0 +1,116 @@
+//! Site ids and their local ordinals (`crr_sites`). Ordinal 0 is this replica.
+//!
+//! Invariant: a cached mapping is trusted only once its row is committed. Mappings created in
+//! the current transaction are re-read from the table before use, because a statement or
+//! savepoint rollback can undo the row without any hook telling us.
+
+use super::conn::Conn;
+use super::stmt_cache::Key;
+use crate::core::merge::SiteId;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+#[derive(Default)]
+pub struct Sites {
+    by_id: HashMap<SiteId, u32>,
+    by_ordinal: HashMap<u32, SiteId>,
+    /// Ordinals inserted by the open transaction.
+    fresh: Vec<u32>,
+}
+
+impl Sites {
+    pub fn end_transaction(&mut self, committed: bool) {
+        if !committed {
+            for ord in self.fresh.drain(..) {
+                if let Some(id) = self.by_ordinal.remove(&ord) {
+                    self.by_id.remove(&id);
+                }
+            }
+        }
+        self.fresh.clear();
+    }
+}
+
+fn lookup_by_id(conn: &Conn, site: &SiteId) -> Result<Option<u32>> {
+    conn.stmts.with(conn.db, Key::SiteById, || "SELECT ordinal FROM crr_sites WHERE site_id = ?1".into(), |s| {
+        s.bind_blob(1, site)?;
+        Ok(if s.step()? { Some(s.i64(0) as u32) } else { None })
+    })
+}
+
+fn remember(conn: &Conn, site: SiteId, ord: u32, fresh: bool) {
+    let mut sites = conn.sites.borrow_mut();
+    sites.by_id.insert(site, ord);
+    sites.by_ordinal.insert(ord, site);
+    if fresh {
+        sites.fresh.push(ord);
+    }
+}
+
+/// The ordinal of `site`, if this database knows it.
+pub fn ordinal(conn: &Conn, site: &SiteId) -> Result<Option<u32>> {
+    let cached = {
+        let sites = conn.sites.borrow();
+        sites.by_id.get(site).map(|o| (*o, sites.fresh.contains(o)))
+    };
+    match cached {
+        Some((ord, false)) => Ok(Some(ord)),
+        _ => {
+            let found = lookup_by_id(conn, site)?;
+            if let Some(ord) = found {
+                remember(conn, *site, ord, cached.is_some());
+            }
+            Ok(found)
+        }
+    }
+}
+
+/// The ordinal of `site`, adding it to `crr_sites` if new.
+pub fn ordinal_or_insert(conn: &Conn, site: &SiteId) -> Result<u32> {
+    if let Some(ord) = ordinal(conn, site)? {
+        return Ok(ord);
+    }
+    let ord = conn.stmts.with(
+        conn.db,
+        Key::SiteInsert,
+        || "INSERT INTO crr_sites(ordinal, site_id) VALUES ((SELECT max(ordinal) + 1 FROM crr_sites), ?1) RETURNING ordinal".into(),
+        |s| {
+            s.bind_blob(1, site)?;
+            if !s.step()? {
+                return Err(Error::new("crr_sites insert returned no ordinal"));
+            }
+            Ok(s.i64(0) as u32)
+        },
+    )?;
+    remember(conn, *site, ord, true);
+    Ok(ord)
+}
+
+/// The 16-byte id for an ordinal stored in a clock record.
+pub fn site_id(conn: &Conn, ord: u32) -> Result<SiteId> {
+    let cached = {
+        let sites = conn.sites.borrow();
+        sites.by_ordinal.get(&ord).filter(|_| !sites.fresh.contains(&ord)).copied()
+    };
+    if let Some(id) = cached {
+        return Ok(id);
+    }
+    let id = conn.stmts.with(conn.db, Key::SiteByOrdinal, || "SELECT site_id FROM crr_sites WHERE ordinal = ?1".into(), |s| {
+        s.bind_i64(1, i64::from(ord))?;
+        if !s.step()? {
+            return Err(Error::new(format!("corrupt clock data: unknown site ordinal {ord}")));
+        }
+        let b = s.bytes(0);
+        SiteId::try_from(b).map_err(|_| Error::new(format!("corrupt crr_sites row {ord}: site id of {} bytes", b.len())))
+    })?;
+    let fresh = conn.sites.borrow().fresh.contains(&ord);
+    if !fresh {
+        remember(conn, id, ord, false);
+    }
+    Ok(id)
+}
+
+/// This replica's site id.
+pub fn own(conn: &Conn) -> Result<SiteId> {
+    site_id(conn, 0).map_err(|_| Error::new("this database has no site id yet (is it read-only and never opened with sqlite-crr?)"))
+}

@@ -1,0 +1,132 @@
+//! The registry of CRRs (`crr_tables`, `crr_columns`) and its per-connection cache, reloaded
+//! whenever the schema cookie moves (any connection's DDL, including crsql_as_crr).
+
+use super::conn::Conn;
+use super::stmt_cache::Key;
+use crate::core::ident::quote;
+use crate::error::Result;
+use std::rc::Rc;
+
+#[derive(Debug)]
+pub struct TableInfo {
+    pub tid: i64,
+    pub name: String,
+    /// Key columns in key order.
+    pub pk: Vec<String>,
+    /// Tracked columns by slot (None for a slot whose column was dropped).
+    pub columns: Vec<Option<String>>,
+}
+
+impl TableInfo {
+    pub fn clock_table(&self) -> String {
+        clock_table(self.tid)
+    }
+
+    pub fn quoted(&self) -> String {
+        quote(&self.name)
+    }
+
+    pub fn tracked_count(&self) -> usize {
+        self.columns.iter().flatten().count()
+    }
+
+    pub fn slot_of(&self, column: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.as_deref() == Some(column))
+    }
+
+    /// `"k1" = ?1 AND "k2" = ?2 ...`, binding key values from `first`.
+    pub fn pk_where(&self, first: usize) -> String {
+        self.pk.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), first + i)).collect::<Vec<_>>().join(" AND ")
+    }
+
+    pub fn pk_list(&self) -> String {
+        self.pk.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+pub fn clock_table(tid: i64) -> String {
+    format!("\"crr_clock_{tid}\"")
+}
+
+#[derive(Default)]
+pub struct Tables {
+    cookie: Option<i64>,
+    list: Rc<Vec<Rc<TableInfo>>>,
+}
+
+impl Tables {
+    pub fn invalidate(&mut self) {
+        self.cookie = None;
+    }
+}
+
+pub fn schema_cookie(conn: &Conn) -> Result<i64> {
+    conn.stmts.with(conn.db, Key::SchemaCookie, || "PRAGMA schema_version".into(), |s| {
+        s.step()?;
+        Ok(s.i64(0))
+    })
+}
+
+fn load(conn: &Conn) -> Result<Vec<Rc<TableInfo>>> {
+    if !super::schema::is_installed(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut s = conn.db.prepare("SELECT tid, name FROM crr_tables ORDER BY tid", false)?;
+    let mut heads = Vec::new();
+    while s.step()? {
+        heads.push((s.i64(0), s.text(1)));
+    }
+    let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
+    for (tid, name) in heads {
+        cols.bind_i64(1, tid)?;
+        let mut pk = Vec::new();
+        let mut columns: Vec<Option<String>> = Vec::new();
+        while cols.step()? {
+            let (col, slot, pk_index) = (cols.text(0), cols.i64(1), cols.i64(2));
+            if pk_index > 0 {
+                pk.push(col);
+            } else if slot >= 0 {
+                let slot = slot as usize;
+                if columns.len() <= slot {
+                    columns.resize(slot + 1, None);
+                }
+                columns[slot] = Some(col);
+            }
+        }
+        cols.reset();
+        out.push(Rc::new(TableInfo { tid, name, pk, columns }));
+    }
+    Ok(out)
+}
+
+/// All CRRs, current as of the schema cookie.
+pub fn all(conn: &Conn) -> Result<Rc<Vec<Rc<TableInfo>>>> {
+    Ok(all_with_cookie(conn)?.1)
+}
+
+/// All CRRs and the schema cookie they are current for.
+pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
+    let cookie = schema_cookie(conn)?;
+    {
+        let t = conn.tables.borrow();
+        if t.cookie == Some(cookie) {
+            return Ok((cookie, t.list.clone()));
+        }
+    }
+    let list = Rc::new(load(conn)?);
+    // Statements prepared against the old schema may name clock tables that are gone.
+    conn.stmts.clear();
+    let mut t = conn.tables.borrow_mut();
+    t.cookie = Some(cookie);
+    t.list = list.clone();
+    Ok((cookie, list))
+}
+
+pub fn by_name(conn: &Conn, name: &str) -> Result<Option<Rc<TableInfo>>> {
+    Ok(all(conn)?.iter().find(|t| t.name.eq_ignore_ascii_case(name)).cloned())
+}
+
+pub fn by_tid(conn: &Conn, tid: i64) -> Result<Option<Rc<TableInfo>>> {
+    Ok(all(conn)?.iter().find(|t| t.tid == tid).cloned())
+}

@@ -1,0 +1,162 @@
+//! What one transaction shares: its db_version, its seq counter, its clock tick.
+//!
+//! db_version is derived, not counted: the next one is 1 + the highest db_version stored in any
+//! clock table (or the floor left by removed tables). Writers are serialized by SQLite's write
+//! lock, so this is unique per committed transaction and increases in commit order across
+//! connections and processes; a savepoint rollback cannot make two transactions share one.
+//! The commit and rollback hooks (ffi/entry.rs) reset this state.
+
+use super::conn::Conn;
+use super::meta;
+use super::stmt_cache::Key;
+use super::tables;
+use crate::core::hlc;
+use crate::core::value::Value;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockMode {
+    Hlc,
+    Lamport,
+}
+
+#[derive(Default, Debug)]
+pub struct Txn {
+    pub db_version: Option<i64>,
+    pub seq: i64,
+    /// Clock mode, HLC high-water mark and tick, read at the transaction's first write.
+    pub clock: Option<TxnClock>,
+    pub rows_impacted: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TxnClock {
+    pub mode: ClockMode,
+    pub hwm: i64,
+    pub tick: Option<i64>,
+    pub drift_ms_max: i64,
+}
+
+impl Txn {
+    pub fn reset(&mut self) {
+        *self = Txn::default();
+    }
+}
+
+/// Highest committed (or, inside our write transaction, recorded) db_version.
+pub fn max_db_version(conn: &Conn) -> Result<i64> {
+    let (cookie, list) = tables::all_with_cookie(conn)?;
+    if list.is_empty() && !super::schema::is_installed(conn)? {
+        return Ok(0);
+    }
+    conn.stmts.with(
+        conn.db,
+        Key::MaxDbVersion(cookie),
+        || {
+            let mut parts = vec!["SELECT coalesce((SELECT value FROM crr_meta WHERE key = 'db_version_floor'), 0)".to_string()];
+            for t in list.iter() {
+                parts.push(format!("SELECT coalesce(max(dbv), 0) FROM {}", t.clock_table()));
+            }
+            format!("SELECT max(v) FROM ({})", parts.iter().map(|p| format!("SELECT ({p}) AS v")).collect::<Vec<_>>().join(" UNION ALL "))
+        },
+        |s| {
+            s.step()?;
+            Ok(s.i64(0))
+        },
+    )
+}
+
+/// The db_version this transaction records at, allocating it on first use.
+pub fn db_version(conn: &Conn) -> Result<i64> {
+    if let Some(v) = conn.txn.borrow().db_version {
+        return Ok(v);
+    }
+    let v = max_db_version(conn)? + 1;
+    conn.txn.borrow_mut().db_version = Some(v);
+    Ok(v)
+}
+
+/// The value crsql_db_version() reports: the highest committed db_version.
+pub fn committed_db_version(conn: &Conn) -> Result<i64> {
+    if let Some(v) = conn.txn.borrow().db_version {
+        return Ok(v - 1);
+    }
+    max_db_version(conn)
+}
+
+/// The next seq of this transaction.
+pub fn next_seq(conn: &Conn) -> i64 {
+    let mut t = conn.txn.borrow_mut();
+    let s = t.seq;
+    t.seq += 1;
+    s
+}
+
+pub fn clock_mode_of(v: Option<Value>) -> Result<ClockMode> {
+    match v {
+        None => Ok(ClockMode::Hlc),
+        Some(Value::Text(s)) if s == "hlc" => Ok(ClockMode::Hlc),
+        Some(Value::Text(s)) if s == "lamport" => Ok(ClockMode::Lamport),
+        Some(other) => Err(Error::new(format!("corrupt setting clock = {other:?}"))),
+    }
+}
+
+fn clock(conn: &Conn) -> Result<TxnClock> {
+    if let Some(c) = conn.txn.borrow().clock {
+        return Ok(c);
+    }
+    let mode = clock_mode_of(meta::get(conn, "config.clock")?)?;
+    let hwm = meta::get_i64(conn, "hlc", 0)?;
+    let drift_ms_max = meta::get_i64(conn, "config.hlc-max-drift-ms", hlc::DRIFT_MS_MAX_DEFAULT)?;
+    let c = TxnClock { mode, hwm, tick: None, drift_ms_max };
+    conn.txn.borrow_mut().clock = Some(c);
+    Ok(c)
+}
+
+pub fn mode(conn: &Conn) -> Result<ClockMode> {
+    Ok(clock(conn)?.mode)
+}
+
+fn persist_hwm(conn: &Conn, hwm: i64) -> Result<()> {
+    meta::set(conn, "hlc", &Value::Integer(hwm))
+}
+
+/// The HLC version of this transaction's local writes (one tick per transaction, re-ticked only
+/// if a merge in the same transaction moved the clock past it).
+pub fn tick(conn: &Conn) -> Result<i64> {
+    let c = clock(conn)?;
+    if let Some(t) = c.tick.filter(|t| *t >= c.hwm) {
+        return Ok(t);
+    }
+    let t = hlc::tick(c.hwm, conn.wall_ms()).map_err(|e| Error::new(e.to_string()))?;
+    persist_hwm(conn, t)?;
+    let mut txn = conn.txn.borrow_mut();
+    if let Some(c) = txn.clock.as_mut() {
+        c.hwm = t;
+        c.tick = Some(t);
+    }
+    Ok(t)
+}
+
+/// Checks a merged version against the drift limit (HLC mode only).
+pub fn check_drift(conn: &Conn, version: i64) -> Result<()> {
+    let c = clock(conn)?;
+    if c.mode == ClockMode::Hlc {
+        hlc::check_drift(version, conn.wall_ms(), c.drift_ms_max).map_err(|e| Error::new(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Advances the clock past a merged version (HLC mode only).
+pub fn observe(conn: &Conn, version: i64) -> Result<()> {
+    let c = clock(conn)?;
+    if c.mode != ClockMode::Hlc || version <= c.hwm {
+        return Ok(());
+    }
+    persist_hwm(conn, version)?;
+    let mut txn = conn.txn.borrow_mut();
+    if let Some(c) = txn.clock.as_mut() {
+        c.hwm = hlc::observe(c.hwm, version);
+    }
+    Ok(())
+}
