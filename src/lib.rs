@@ -9,4 +9,4 @@ pub mod error;
 pub mod ffi;
 pub mod storage;
 
-pub use ffi::entry::{sqlite3_crr_init, sqlite3_crsqlite_init};
+pub use ffi::entry::{register_auto_extension, sqlite3_crr_init, sqlite3_crsqlite_init};

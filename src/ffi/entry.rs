@@ -105,3 +105,26 @@ pub unsafe extern "C" fn sqlite3_crr_init(db: *mut api::sqlite3, pz_err_msg: *mu
 pub unsafe extern "C" fn sqlite3_crsqlite_init(db: *mut api::sqlite3, pz_err_msg: *mut *mut c_char, p_api: *const api::sqlite3_api_routines) -> c_int {
     init(db, pz_err_msg, p_api)
 }
+
+/// Registers the extension for every connection opened afterwards, for apps that link the
+/// crate statically. Pass your SQLite's `sqlite3_auto_extension` as a plain pointer, e.g.
+/// `crr::register_auto_extension(rusqlite::ffi::sqlite3_auto_extension as *const ())`.
+/// Returns SQLite's result code.
+///
+/// # Safety
+/// `auto_extension` must point to the `sqlite3_auto_extension` of the SQLite the app uses.
+pub unsafe fn register_auto_extension(auto_extension: *const ()) -> c_int {
+    type AutoExtension = unsafe extern "C" fn(Option<unsafe extern "C" fn()>) -> c_int;
+    if auto_extension.is_null() {
+        return api::SQLITE_ERROR;
+    }
+    // SAFETY: sqlite3_auto_extension takes the entry point type-erased as void(*)(void) and
+    // calls it back as (db, pzErrMsg, pApi), the signature sqlite3_crr_init has. Bindings
+    // differ only in how they spell these pointer types.
+    let register = std::mem::transmute::<*const (), AutoExtension>(auto_extension);
+    let entry = std::mem::transmute::<
+        unsafe extern "C" fn(*mut api::sqlite3, *mut *mut c_char, *const api::sqlite3_api_routines) -> c_int,
+        unsafe extern "C" fn(),
+    >(sqlite3_crr_init);
+    register(Some(entry))
+}

@@ -152,6 +152,10 @@ fn set_wall_clock_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
     Ok(Value::Null)
 }
 
+fn clock_rows_read_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Integer(conn.clock_rows_read.get() as i64))
+}
+
 fn internal_insert(conn: &Conn, args: &[Value]) -> Result<Value> {
     let tracked = int_arg(args, 2, "column count")?.max(0) as usize;
     track::on_insert(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "pk")?, tracked)?;
@@ -189,6 +193,7 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crsql_config_get", 1, 0, config_get_fn),
         ("crsql_finalize", 0, 0, finalize_fn),
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, set_wall_clock_fn),
+        ("crr_debug_clock_rows_read", 0, 0, clock_rows_read_fn),
         ("crr_internal_insert", 3, TRIGGER, internal_insert),
         ("crr_internal_update", -1, TRIGGER, internal_update),
         ("crr_internal_delete", 3, TRIGGER, internal_delete),

@@ -116,6 +116,7 @@ fn scan_table(conn: &Conn, f: &Filter, table: &Rc<TableInfo>, out: &mut Vec<Chan
         while s.step()? {
             let rc = RowClock::decode(s.i64(1), s.bytes(2)).map_err(|e| Error::new(format!("{e} in {}", table.name)))?;
             rows.push((Rc::from(s.bytes(0)), rc));
+            conn.clock_rows_read.set(conn.clock_rows_read.get() + 1);
         }
         Ok(())
     };

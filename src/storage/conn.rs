@@ -18,6 +18,9 @@ pub struct Conn {
     pub merging_tid: Cell<Option<i64>>,
     /// Simulated wall clock (ms) for tests; None = the system clock.
     pub wall_ms_override: Cell<Option<i64>>,
+    /// Clock rows read by crsql_changes scans (crr_debug_clock_rows_read()), so tests can
+    /// check that "changes since V" does not read the history.
+    pub clock_rows_read: Cell<u64>,
 }
 
 impl Conn {
@@ -30,6 +33,7 @@ impl Conn {
             sites: RefCell::new(Sites::default()),
             merging_tid: Cell::new(None),
             wall_ms_override: Cell::new(None),
+            clock_rows_read: Cell::new(0),
         }
     }
 

@@ -1,0 +1,120 @@
+//! Shared helpers for integration tests: open a bundled-SQLite connection with the real built
+//! extension (dist/crr.so, made by `make`) loaded.
+#![allow(dead_code)]
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+use std::path::PathBuf;
+
+pub fn extension_path() -> PathBuf {
+    if let Ok(p) = std::env::var("CRR_EXTENSION") {
+        return PathBuf::from(p);
+    }
+    let ext = if cfg!(target_os = "macos") { "dylib" } else { "so" };
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dist").join(format!("crr.{ext}"));
+    assert!(p.exists(), "{} is missing: run `make` first (make test does)", p.display());
+    p
+}
+
+/// Opens `path` (":memory:" allowed) and loads the extension.
+pub fn open(path: &str) -> Connection {
+    let conn = Connection::open(path).expect("open");
+    load(&conn);
+    conn
+}
+
+pub fn load(conn: &Connection) {
+    // SAFETY (test): loading our own extension into our own connection.
+    unsafe {
+        let _guard = rusqlite::LoadExtensionGuard::new(conn).expect("enable load_extension");
+        conn.load_extension(extension_path(), Some("sqlite3_crr_init")).expect("load extension");
+    }
+}
+
+pub fn mem() -> Connection {
+    open(":memory:")
+}
+
+/// A fresh temporary directory for database files.
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("crr-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// One row of crsql_changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub table: String,
+    pub pk: Vec<u8>,
+    pub cid: String,
+    pub val: SqlValue,
+    pub col_version: i64,
+    pub db_version: i64,
+    pub site_id: Vec<u8>,
+    pub cl: i64,
+    pub seq: i64,
+}
+
+pub fn changes_where(conn: &Connection, clause: &str) -> Vec<Change> {
+    let sql = format!(
+        "SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes {clause}"
+    );
+    let mut s = conn.prepare(&sql).unwrap();
+    s.query_map([], |r| {
+        Ok(Change {
+            table: r.get(0)?,
+            pk: r.get(1)?,
+            cid: r.get(2)?,
+            val: r.get(3)?,
+            col_version: r.get(4)?,
+            db_version: r.get(5)?,
+            site_id: r.get(6)?,
+            cl: r.get(7)?,
+            seq: r.get(8)?,
+        })
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+pub fn changes(conn: &Connection) -> Vec<Change> {
+    changes_where(conn, "")
+}
+
+/// Applies changes through INSERT INTO crsql_changes, in one transaction.
+pub fn apply(conn: &Connection, cs: &[Change]) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut s = tx.prepare_cached(
+            "INSERT INTO crsql_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq) VALUES (?,?,?,?,?,?,?,?,?)",
+        )?;
+        for c in cs {
+            s.execute(rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Every row of a table as text, ordered, for comparing replicas.
+pub fn dump(conn: &Connection, table: &str) -> Vec<Vec<SqlValue>> {
+    let mut s = conn.prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1, 2")).unwrap();
+    let n = s.column_count();
+    s.query_map([], |r| (0..n).map(|i| r.get::<_, SqlValue>(i)).collect::<rusqlite::Result<Vec<_>>>())
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+pub fn one<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> T {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+pub fn err(conn: &Connection, sql: &str) -> String {
+    match conn.execute_batch(sql) {
+        Ok(()) => panic!("expected an error from: {sql}"),
+        Err(e) => e.to_string(),
+    }
+}

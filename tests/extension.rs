@@ -1,0 +1,442 @@
+//! Integration tests: the real built extension (dist/crr.so) in rusqlite's bundled SQLite.
+//! SPEC sections 1-6: loading, site id, crsql_as_crr, tracking, crsql_changes, functions.
+
+mod common;
+use common::*;
+use rusqlite::types::Value as V;
+
+const T: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL);";
+
+fn crr_t() -> rusqlite::Connection {
+    let c = mem();
+    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+    c
+}
+
+/// (cid, val, cl) of every change, in feed order.
+fn feed(c: &rusqlite::Connection) -> Vec<(String, V, i64)> {
+    changes(c).into_iter().map(|x| (x.cid, x.val, x.cl)).collect()
+}
+
+fn txt(s: &str) -> V {
+    V::Text(s.into())
+}
+
+#[test]
+fn site_id_is_16_random_bytes_stored_in_the_database() {
+    let dir = tmpdir("site");
+    let path = dir.join("a.db");
+    let path = path.to_str().unwrap();
+    let first: Vec<u8> = one(&open(path), "SELECT crsql_site_id()");
+    assert_eq!(first.len(), 16);
+    let again: Vec<u8> = one(&open(path), "SELECT crsql_site_id()");
+    assert_eq!(first, again, "site id survives reopening");
+    let other: Vec<u8> = one(&mem(), "SELECT crsql_site_id()");
+    assert_ne!(first, other);
+}
+
+#[test]
+fn loading_twice_on_one_connection_is_harmless() {
+    let c = crr_t();
+    load(&c);
+    c.execute("INSERT INTO t(id, a) VALUES (1, 'x')", []).unwrap();
+    assert_eq!(changes(&c).len(), 3);
+}
+
+#[test]
+fn pack_columns_matches_the_spec_examples_and_unpack_inverts_it() {
+    let c = mem();
+    for (sql, hex) in [("1", "010901"), ("0", "0101"), ("-1", "0141FFFFFFFFFFFFFFFF"), ("'a'", "010B0161"), ("1, 'a', NULL, X'00', 1.5", "0509010B0161050C0100023FF8000000000000")] {
+        let got: String = one(&c, &format!("SELECT hex(crsql_pack_columns({sql}))"));
+        assert_eq!(got, hex, "{sql}");
+    }
+    let cells: Vec<V> = {
+        let mut s = c.prepare("SELECT cell FROM crsql_unpack_columns(crsql_pack_columns(7, 'x', NULL, X'ff', 2.5))").unwrap();
+        s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    };
+    assert_eq!(cells, vec![V::Integer(7), txt("x"), V::Null, V::Blob(vec![255]), V::Real(2.5)]);
+    for bad in ["X''", "X'01'", "X'010901FF'", "X'0107'", "X'0149'", "X'010B01FF'", "'text'"] {
+        let e = err(&c, &format!("SELECT * FROM crsql_unpack_columns({bad})"));
+        assert!(e.contains("crsql_unpack_columns"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn as_crr_refusals_name_the_table_and_the_reason() {
+    let c = mem();
+    c.execute_batch(
+        "CREATE TABLE nopk(a, b);
+         CREATE TABLE nullpk(k TEXT PRIMARY KEY, v);
+         CREATE TABLE uniq(id INTEGER PRIMARY KEY NOT NULL, e TEXT UNIQUE);
+         CREATE TABLE uidx(id INTEGER PRIMARY KEY NOT NULL, e TEXT); CREATE UNIQUE INDEX uidx_e ON uidx(e);
+         CREATE TABLE parent(id INTEGER PRIMARY KEY NOT NULL);
+         CREATE TABLE fk(id INTEGER PRIMARY KEY NOT NULL, p INTEGER REFERENCES parent(id));
+         CREATE TABLE auto(id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, v);
+         CREATE TABLE nn(id INTEGER PRIMARY KEY NOT NULL, v TEXT NOT NULL);
+         CREATE VIEW vw AS SELECT 1;",
+    )
+    .unwrap();
+    let cases = [
+        ("missing", "table \"missing\" does not exist"),
+        ("vw", "table \"vw\" does not exist"),
+        ("nopk", "table \"nopk\" cannot be a CRR: it has no PRIMARY KEY"),
+        ("nullpk", "table \"nullpk\" cannot be a CRR: primary key column \"k\" is nullable"),
+        ("uniq", "table \"uniq\" cannot be a CRR: it has a UNIQUE constraint"),
+        ("uidx", "table \"uidx\" cannot be a CRR: it has a UNIQUE constraint or unique index (\"uidx_e\")"),
+        ("fk", "table \"fk\" cannot be a CRR: it has FOREIGN KEY constraints"),
+        ("auto", "table \"auto\" cannot be a CRR: it uses AUTOINCREMENT"),
+        ("nn", "table \"nn\" cannot be a CRR: column \"v\" is NOT NULL without a DEFAULT"),
+    ];
+    for (table, want) in cases {
+        let e = err(&c, &format!("SELECT crsql_as_crr('{table}')"));
+        assert!(e.contains("crsql_as_crr: ") && e.contains(want), "{table}: {e}");
+    }
+    let e = err(&c, "SELECT crsql_as_crr('temp', 'nopk')");
+    assert!(e.contains("not supported yet"), "{e}");
+    // Nothing was left behind by the refusals.
+    let n: i64 = one(&c, "SELECT count(*) FROM crr_tables");
+    assert_eq!(n, 0);
+    let triggers: i64 = one(&c, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'");
+    assert_eq!(triggers, 0);
+}
+
+#[test]
+fn accepted_shapes_compound_without_rowid_strict_and_any_identifier() {
+    let c = mem();
+    c.execute_batch(
+        r#"CREATE TABLE "we""ird tbl" ("sél ect" TEXT NOT NULL, "order" INTEGER NOT NULL, "va'l ue" TEXT DEFAULT 'd', "" BLOB, PRIMARY KEY ("sél ect", "order")) WITHOUT ROWID;
+           CREATE TABLE s(id INTEGER PRIMARY KEY NOT NULL, n INTEGER, x ANY) STRICT;
+           SELECT crsql_as_crr('we"ird tbl'); SELECT crsql_as_crr('s');
+           INSERT INTO "we""ird tbl" VALUES ('k', 1, 'v', X'00');
+           UPDATE "we""ird tbl" SET "va'l ue" = 'w' WHERE "order" = 1;
+           INSERT INTO s VALUES (1, 2, 'x');"#,
+    )
+    .unwrap();
+    let ch = changes_where(&c, "WHERE \"table\" = 'we\"ird tbl'");
+    let cids: Vec<&str> = ch.iter().map(|x| x.cid.as_str()).collect();
+    assert_eq!(cids, vec!["", "va'l ue"]);
+    assert_eq!(ch[1].val, txt("w"));
+    let pk: Vec<V> = {
+        let mut s = c.prepare("SELECT cell FROM crsql_unpack_columns(?1)").unwrap();
+        s.query_map([&ch[0].pk], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    };
+    assert_eq!(pk, vec![txt("k"), V::Integer(1)]);
+    assert_eq!(changes_where(&c, "WHERE \"table\" = 's'").len(), 2);
+}
+
+#[test]
+fn as_crr_backfills_existing_rows_once_and_is_idempotent() {
+    let c = mem();
+    c.execute_batch(&format!("{T} INSERT INTO t VALUES (1,'a',1,1.0),(2,'b',2,2.0); SELECT crsql_as_crr('t');")).unwrap();
+    let first = changes(&c);
+    assert_eq!(first.len(), 6);
+    assert!(first.iter().all(|x| x.db_version == 1 && x.cl == 1));
+    c.execute_batch("SELECT crsql_as_crr('t'); SELECT crsql_as_crr('T');").unwrap();
+    assert_eq!(changes(&c), first, "a second crsql_as_crr changes nothing");
+    let triggers: i64 = one(&c, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'");
+    assert_eq!(triggers, 3);
+}
+
+#[test]
+fn a_failing_as_crr_rolls_back_only_its_own_work() {
+    let c = mem();
+    c.execute_batch("CREATE TABLE keep(x); CREATE TABLE bad(a); BEGIN; INSERT INTO keep VALUES (1);").unwrap();
+    assert!(err(&c, "SELECT crsql_as_crr('bad')").contains("no PRIMARY KEY"));
+    c.execute_batch("COMMIT").unwrap();
+    let n: i64 = one(&c, "SELECT count(*) FROM keep");
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn as_table_stops_tracking_and_keeps_the_data() {
+    let c = crr_t();
+    c.execute_batch("INSERT INTO t(id, a) VALUES (1, 'x'); SELECT crsql_as_table('t'); INSERT INTO t(id, a) VALUES (2, 'y');").unwrap();
+    assert_eq!(dump(&c, "t").len(), 2);
+    assert!(changes(&c).is_empty());
+    let clocks: i64 = one(&c, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'crr_clock%'");
+    assert_eq!(clocks, 0);
+    assert!(err(&c, "SELECT crsql_as_table('t')").contains("is not a CRR"));
+    // db_version never goes back, even though the clock that held the highest one is gone.
+    let v: i64 = one(&c, "SELECT crsql_db_version()");
+    assert_eq!(v, 1);
+}
+
+#[test]
+fn insert_records_each_column_update_only_changed_ones() {
+    let c = crr_t();
+    c.execute("INSERT INTO t VALUES (1, 'x', 1, 1.5)", []).unwrap();
+    assert_eq!(feed(&c), vec![("a".into(), txt("x"), 1), ("b".into(), V::Integer(1), 1), ("c".into(), V::Real(1.5), 1)]);
+    c.execute("UPDATE t SET a = 'y', b = 1 WHERE id = 1", []).unwrap();
+    let since = changes_where(&c, "WHERE db_version > 1");
+    assert_eq!(since.len(), 1, "b was set to the value it had: not a change");
+    assert_eq!((since[0].cid.as_str(), &since[0].val), ("a", &txt("y")));
+    assert!(since[0].col_version > changes(&c)[0].col_version);
+    c.execute("UPDATE t SET a = 'y' WHERE id = 1", []).unwrap();
+    assert_eq!(changes_where(&c, "WHERE db_version > 2").len(), 0);
+}
+
+#[test]
+fn storage_class_changes_count_in_untyped_columns_and_case_changes_count_in_nocase_columns() {
+    let c = mem();
+    c.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, x, n TEXT COLLATE NOCASE); SELECT crsql_as_crr('u'); INSERT INTO u VALUES (1, 1, 'a');").unwrap();
+    c.execute_batch("UPDATE u SET x = 1.0 WHERE id = 1; UPDATE u SET n = 'A' WHERE id = 1;").unwrap();
+    let since: Vec<String> = changes_where(&c, "WHERE db_version > 1").into_iter().map(|x| x.cid).collect();
+    assert_eq!(since, vec!["x", "n"]);
+}
+
+#[test]
+fn delete_leaves_a_tombstone_and_reinsert_resurrects() {
+    let c = crr_t();
+    c.execute_batch("INSERT INTO t VALUES (1,'x',1,1.0); DELETE FROM t WHERE id = 1;").unwrap();
+    assert_eq!(feed(&c), vec![("-1".into(), V::Null, 2)]);
+    let s = &changes(&c)[0];
+    assert_eq!(s.col_version, 2, "sentinel col_version is the causal length");
+    c.execute("INSERT INTO t(id, a) VALUES (1, 'again')", []).unwrap();
+    assert_eq!(
+        feed(&c),
+        vec![("-1".into(), V::Null, 3), ("a".into(), txt("again"), 3), ("b".into(), V::Null, 3), ("c".into(), V::Null, 3)]
+    );
+}
+
+#[test]
+fn key_only_tables_show_the_sentinel() {
+    let c = mem();
+    c.execute_batch("CREATE TABLE k(a TEXT NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b)); SELECT crsql_as_crr('k'); INSERT INTO k VALUES ('x', 1);").unwrap();
+    assert_eq!(feed(&c), vec![("-1".into(), V::Null, 1)]);
+}
+
+#[test]
+fn insert_or_replace_and_upsert_are_recorded() {
+    let c = crr_t();
+    c.execute("INSERT INTO t VALUES (1,'x',1,1.0)", []).unwrap();
+    c.execute("INSERT OR REPLACE INTO t VALUES (1,'y',1,1.0)", []).unwrap();
+    let r = changes_where(&c, "WHERE db_version = 2");
+    assert_eq!(r.len(), 3, "replace writes every column");
+    assert!(r.iter().all(|x| x.cl == 1));
+    assert_eq!(r[0].val, txt("y"));
+    c.execute("INSERT INTO t(id, a) VALUES (1, 'z') ON CONFLICT(id) DO UPDATE SET a = excluded.a", []).unwrap();
+    let u = changes_where(&c, "WHERE db_version = 3");
+    assert_eq!(u.iter().map(|x| (x.cid.as_str(), x.val.clone())).collect::<Vec<_>>(), vec![("a", txt("z"))]);
+    c.execute("INSERT INTO t(id, a) VALUES (2, 'new') ON CONFLICT(id) DO UPDATE SET a = excluded.a", []).unwrap();
+    assert_eq!(changes_where(&c, "WHERE db_version = 4").len(), 3);
+}
+
+#[test]
+fn app_triggers_writes_are_recorded() {
+    let c = crr_t();
+    c.execute_batch(
+        "CREATE TABLE log(id INTEGER PRIMARY KEY NOT NULL, what TEXT); SELECT crsql_as_crr('log');
+         CREATE TRIGGER t_log AFTER UPDATE ON t BEGIN INSERT INTO log(what) VALUES ('t ' || NEW.id); END;
+         INSERT INTO t(id, a) VALUES (1, 'x'); UPDATE t SET a = 'y';",
+    )
+    .unwrap();
+    let l = changes_where(&c, "WHERE \"table\" = 'log'");
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].val, txt("t 1"));
+    assert_eq!(l[0].db_version, changes_where(&c, "WHERE \"table\" = 't' AND cid = 'a'")[0].db_version);
+}
+
+#[test]
+fn primary_key_update_is_delete_plus_insert_at_the_new_db_version() {
+    let c = crr_t();
+    c.execute("INSERT INTO t VALUES (1,'x',1,1.0)", []).unwrap();
+    c.execute("UPDATE t SET id = 2 WHERE id = 1", []).unwrap();
+    let all = changes(&c);
+    let old_pk: Vec<u8> = one(&c, "SELECT crsql_pack_columns(1)");
+    let new_pk: Vec<u8> = one(&c, "SELECT crsql_pack_columns(2)");
+    let old: Vec<_> = all.iter().filter(|x| x.pk == old_pk).collect();
+    assert_eq!(old.len(), 1);
+    assert_eq!((old[0].cid.as_str(), old[0].cl, old[0].db_version), ("-1", 2, 2));
+    let moved: Vec<_> = all.iter().filter(|x| x.pk == new_pk).collect();
+    assert_eq!(moved.len(), 3);
+    assert!(moved.iter().all(|x| x.db_version == 2 && x.cl == 1), "moved cells carry the new db_version: {moved:?}");
+}
+
+#[test]
+fn one_db_version_per_transaction_with_increasing_seq() {
+    let c = mem();
+    c.execute_batch(&format!("{T} CREATE TABLE k(a TEXT PRIMARY KEY NOT NULL); SELECT crsql_as_crr('t'); SELECT crsql_as_crr('k');")).unwrap();
+    c.execute_batch("BEGIN; INSERT INTO t(id, a) VALUES (1, 'x'); INSERT INTO k VALUES ('q'); UPDATE t SET b = 5; COMMIT;").unwrap();
+    let all = changes(&c);
+    assert!(all.iter().all(|x| x.db_version == 1));
+    let seqs: Vec<i64> = all.iter().map(|x| x.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    c.execute_batch("INSERT INTO t(id) VALUES (2); INSERT INTO t(id) VALUES (3);").unwrap();
+    let v: Vec<i64> = changes_where(&c, "WHERE db_version > 1").iter().map(|x| x.db_version).collect();
+    assert_eq!(v, vec![2, 2, 2, 3, 3, 3]);
+    // A rolled-back transaction leaves nothing and its db_version is used by the next one.
+    c.execute_batch("BEGIN; INSERT INTO t(id) VALUES (9); ROLLBACK; INSERT INTO t(id) VALUES (4);").unwrap();
+    let after: Vec<i64> = changes_where(&c, "WHERE db_version > 3").iter().map(|x| x.db_version).collect();
+    assert_eq!(after, vec![4, 4, 4]);
+}
+
+#[test]
+fn db_version_functions() {
+    let c = crr_t();
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 0);
+    assert_eq!(one::<i64>(&c, "SELECT crsql_next_db_version()"), 1);
+    c.execute_batch("BEGIN; INSERT INTO t(id) VALUES (1);").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT crsql_next_db_version()"), 1);
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 0);
+    c.execute_batch("COMMIT").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 1);
+}
+
+#[test]
+fn changes_since_v_reads_only_rows_touched_since_v() {
+    let c = crr_t();
+    for i in 0..500 {
+        c.execute("INSERT INTO t(id, a) VALUES (?1, 'x')", [i]).unwrap();
+    }
+    let before: i64 = one(&c, "SELECT crr_debug_clock_rows_read()");
+    let n: i64 = one(&c, "SELECT count(*) FROM crsql_changes WHERE db_version > 495");
+    assert_eq!(n, 15);
+    let read: i64 = one::<i64>(&c, "SELECT crr_debug_clock_rows_read()") - before;
+    assert_eq!(read, 5, "only the 5 rows written since version 495 are read");
+    let before: i64 = one(&c, "SELECT crr_debug_clock_rows_read()");
+    let pk_count: i64 = one(&c, "SELECT count(*) FROM crsql_changes WHERE pk = crsql_pack_columns(7)");
+    assert_eq!(pk_count, 3);
+    assert_eq!(one::<i64>(&c, "SELECT crr_debug_clock_rows_read()") - before, 1);
+    let plan: String = {
+        let mut s = c.prepare("EXPLAIN QUERY PLAN SELECT * FROM crsql_changes WHERE db_version > 3 AND site_id = X'00'").unwrap();
+        s.query_map([], |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect::<Vec<_>>().join(" ")
+    };
+    assert!(plan.contains("INDEX 272"), "db_version > and site_id = pushed down: {plan}");
+}
+
+#[test]
+fn filters_on_every_pushed_column_agree_with_a_full_scan() {
+    let c = crr_t();
+    c.execute_batch("INSERT INTO t VALUES (1,'x',1,1.0),(2,'y',2,2.0); UPDATE t SET a = 'z' WHERE id = 2; DELETE FROM t WHERE id = 1;").unwrap();
+    let all = changes(&c);
+    let site: Vec<u8> = one(&c, "SELECT crsql_site_id()");
+    let checks: Vec<(&str, Box<dyn Fn(&Change) -> bool>)> = vec![
+        ("WHERE db_version >= 2", Box::new(|x: &Change| x.db_version >= 2)),
+        ("WHERE db_version < 3", Box::new(|x: &Change| x.db_version < 3)),
+        ("WHERE db_version <= 2 AND db_version > 1", Box::new(|x: &Change| x.db_version == 2)),
+        ("WHERE db_version = 3", Box::new(|x: &Change| x.db_version == 3)),
+        ("WHERE cid = 'a'", Box::new(|x: &Change| x.cid == "a")),
+        ("WHERE cid = '-1'", Box::new(|x: &Change| x.cid == "-1")),
+        ("WHERE \"table\" = 't'", Box::new(|_: &Change| true)),
+        ("WHERE \"table\" = 'zz'", Box::new(|_: &Change| false)),
+        ("WHERE pk = crsql_pack_columns(2)", Box::new(|x: &Change| x.pk == vec![1, 9, 2])),
+        ("WHERE db_version > 1.5", Box::new(|x: &Change| x.db_version > 1)),
+    ];
+    for (clause, keep) in checks {
+        let want: Vec<Change> = all.iter().filter(|x| keep(x)).cloned().collect();
+        assert_eq!(changes_where(&c, clause), want, "{clause}");
+    }
+    assert_eq!(changes_where(&c, &format!("WHERE site_id = X'{}'", hex(&site))).len(), all.len());
+    assert_eq!(changes_where(&c, &format!("WHERE site_id != X'{}'", hex(&site))).len(), 0);
+    assert_eq!(changes_where(&c, &format!("WHERE site_id IS NOT X'{}'", hex(&site))).len(), 0);
+    let sorted: Vec<(i64, i64)> = changes_where(&c, "ORDER BY db_version, seq").iter().map(|x| (x.db_version, x.seq)).collect();
+    assert!(sorted.windows(2).all(|w| w[0] < w[1]));
+    let desc: Vec<i64> = changes_where(&c, "ORDER BY db_version DESC").iter().map(|x| x.db_version).collect();
+    assert!(desc.windows(2).all(|w| w[0] >= w[1]));
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+#[test]
+fn new_crrs_show_up_in_a_prepared_statement_without_reconnecting() {
+    let dir = tmpdir("visible");
+    let path = dir.join("v.db");
+    let path = path.to_str().unwrap();
+    let reader = open(path);
+    let mut count = reader.prepare("SELECT count(*) FROM crsql_changes").unwrap();
+    assert_eq!(count.query_row([], |r| r.get::<_, i64>(0)).unwrap(), 0);
+    let writer = open(path);
+    writer.execute_batch(&format!("{T} SELECT crsql_as_crr('t'); INSERT INTO t(id, a) VALUES (1, 'x');")).unwrap();
+    assert_eq!(count.query_row([], |r| r.get::<_, i64>(0)).unwrap(), 3);
+    // And the reader can write it on its next statement.
+    reader.execute("INSERT INTO t(id, a) VALUES (2, 'y')", []).unwrap();
+    assert_eq!(count.query_row([], |r| r.get::<_, i64>(0)).unwrap(), 6);
+}
+
+#[test]
+fn update_and_delete_on_crsql_changes_are_errors() {
+    let c = crr_t();
+    c.execute("INSERT INTO t(id) VALUES (1)", []).unwrap();
+    assert!(err(&c, "UPDATE crsql_changes SET val = 1").contains("crsql_changes: UPDATE is not supported"));
+    assert!(err(&c, "DELETE FROM crsql_changes").contains("crsql_changes: DELETE is not supported"));
+    assert_eq!(changes(&c).len(), 3);
+}
+
+#[test]
+fn config_settings_persist_and_clock_mode_is_fixed_once_crrs_exist() {
+    let dir = tmpdir("config");
+    let path = dir.join("c.db");
+    let path = path.to_str().unwrap();
+    let c = open(path);
+    assert_eq!(one::<String>(&c, "SELECT crsql_config_get('clock')"), "hlc");
+    assert_eq!(one::<i64>(&c, "SELECT crsql_config_get('hlc-max-drift-ms')"), 3_600_000);
+    c.execute_batch("SELECT crsql_config_set('hlc-max-drift-ms', 5000); SELECT crsql_config_set('merge-equal-values', 1);").unwrap();
+    assert!(err(&c, "SELECT crsql_config_set('nope', 1)").contains("unknown setting \"nope\""));
+    assert!(err(&c, "SELECT crsql_config_set('clock', 'sundial')").contains("'hlc' or 'lamport'"));
+    assert!(err(&c, "SELECT crsql_config_set('hlc-max-drift-ms', -1)").contains("non-negative"));
+    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+    let e = err(&c, "SELECT crsql_config_set('clock', 'lamport')");
+    assert!(e.contains("cannot change setting \"clock\" after CRRs exist"), "{e}");
+    c.execute_batch("SELECT crsql_config_set('clock', 'hlc')").unwrap();
+    drop(c);
+    let c = open(path);
+    assert_eq!(one::<i64>(&c, "SELECT crsql_config_get('hlc-max-drift-ms')"), 5000);
+}
+
+#[test]
+fn lamport_mode_counts_writes_per_cell() {
+    let c = mem();
+    c.execute_batch(&format!("SELECT crsql_config_set('clock', 'lamport'); {T} SELECT crsql_as_crr('t');")).unwrap();
+    c.execute_batch("INSERT INTO t(id, a) VALUES (1, 'x'); UPDATE t SET a = 'y'; UPDATE t SET a = 'z';").unwrap();
+    let v: Vec<(String, i64)> = changes(&c).into_iter().map(|x| (x.cid, x.col_version)).collect();
+    assert_eq!(v, vec![("b".into(), 1), ("c".into(), 1), ("a".into(), 3)]);
+}
+
+#[test]
+fn hlc_versions_follow_the_wall_clock_and_never_go_back() {
+    let dir = tmpdir("hlc");
+    let path = dir.join("h.db");
+    let path = path.to_str().unwrap();
+    let c = open(path);
+    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    c.execute("INSERT INTO t(id) VALUES (1)", []).unwrap();
+    let v1 = changes(&c)[0].col_version;
+    assert!(((v1 >> 16) - now_ms).abs() < 60_000, "wall part of {v1} is near {now_ms}");
+    // Same transaction: one tick for all its writes.
+    assert!(changes(&c).iter().all(|x| x.col_version == v1));
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000); UPDATE t SET a = 'back in time';").unwrap();
+    let v2 = changes_where(&c, "WHERE cid = 'a'")[0].col_version;
+    assert_eq!(v2, v1 + 1, "a wall clock that jumped back continues the counter");
+    drop(c);
+    let c = open(path);
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000); UPDATE t SET b = 1;").unwrap();
+    let v3 = changes_where(&c, "WHERE cid = 'b'")[0].col_version;
+    assert_eq!(v3, v2 + 1, "the high-water mark survives a restart");
+}
+
+#[test]
+fn tracked_peers_table_exists_as_in_cr_sqlite() {
+    let c = mem();
+    c.execute("INSERT INTO crsql_tracked_peers(site_id, version, seq, tag, event) VALUES (X'01', 5, 0, 0, 0)", []).unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT version FROM crsql_tracked_peers"), 5);
+}
+
+#[test]
+fn close_works_with_and_without_crsql_finalize() {
+    let c = crr_t();
+    c.execute_batch("INSERT INTO t(id) VALUES (1); SELECT count(*) FROM crsql_changes;").unwrap();
+    c.close().expect("close without crsql_finalize");
+    let c = crr_t();
+    c.execute_batch("INSERT INTO t(id) VALUES (1); SELECT crsql_finalize(); INSERT INTO t(id) VALUES (2);").unwrap();
+    c.close().expect("close after crsql_finalize");
+}
+
+#[test]
+fn begin_and_commit_alter_say_not_supported_yet() {
+    let c = crr_t();
+    assert!(err(&c, "SELECT crsql_begin_alter('t')").contains("not supported yet"));
+    assert!(err(&c, "SELECT crsql_commit_alter('t')").contains("not supported yet"));
+}
