@@ -100,7 +100,7 @@ pub fn apply(conn: &Connection, cs: &[Change]) -> rusqlite::Result<()> {
 
 /// Every row of a table as text, ordered, for comparing replicas.
 pub fn dump(conn: &Connection, table: &str) -> Vec<Vec<SqlValue>> {
-    let mut s = conn.prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1, 2")).unwrap();
+    let mut s = conn.prepare(&format!("SELECT * FROM \"{}\" ORDER BY 1, 2", table.replace('"', "\"\""))).unwrap();
     let n = s.column_count();
     s.query_map([], |r| (0..n).map(|i| r.get::<_, SqlValue>(i)).collect::<rusqlite::Result<Vec<_>>>())
         .unwrap()

@@ -1,0 +1,261 @@
+//! Merging (SPEC 7) and bad input (SPEC 8) through INSERT INTO crsql_changes, on the real
+//! built extension.
+
+mod common;
+use common::*;
+use rusqlite::types::Value as V;
+use rusqlite::Connection;
+
+const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+                      CREATE TABLE s(id INTEGER PRIMARY KEY NOT NULL, n INTEGER) STRICT;
+                      SELECT crsql_as_crr('t'); SELECT crsql_as_crr('s');";
+
+fn replica() -> Connection {
+    let c = mem();
+    c.execute_batch(SCHEMA).unwrap();
+    c
+}
+
+fn at(c: &Connection, ms: i64) {
+    c.execute_batch(&format!("SELECT crr_set_wall_clock_for_testing({ms})")).unwrap();
+}
+
+/// Changes without the replica-local columns (db_version, seq), sorted.
+fn portable(c: &Connection) -> Vec<(String, Vec<u8>, String, V, i64, Vec<u8>, i64)> {
+    let mut v: Vec<_> = changes(c).into_iter().map(|x| (x.table, x.pk, x.cid, x.val, x.col_version, x.site_id, x.cl)).collect();
+    v.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    v
+}
+
+fn sync(from: &Connection, to: &Connection) {
+    apply(to, &changes(from)).unwrap();
+}
+
+fn impacted(c: &Connection) -> i64 {
+    one(c, "SELECT crsql_rows_impacted()")
+}
+
+#[test]
+fn two_replicas_converge_tables_and_metadata() {
+    let (a, b) = (replica(), replica());
+    at(&a, 1_000_000);
+    at(&b, 2_000_000);
+    a.execute_batch("INSERT INTO t VALUES (1,'a1',1),(2,'a2',2); UPDATE t SET a = 'a1b' WHERE id = 1;").unwrap();
+    b.execute_batch("INSERT INTO t VALUES (1,'b1',10),(3,'b3',3); DELETE FROM t WHERE id = 3;").unwrap();
+    sync(&a, &b);
+    sync(&b, &a);
+    assert_eq!(dump(&a, "t"), dump(&b, "t"));
+    assert_eq!(portable(&a), portable(&b));
+    // b's later clock wins row 1 entirely.
+    assert_eq!(dump(&a, "t")[0], vec![V::Integer(1), V::Text("b1".into()), V::Integer(10)]);
+}
+
+#[test]
+fn stale_changes_are_ignored_not_errors() {
+    let (a, b) = (replica(), replica());
+    a.execute("INSERT INTO t VALUES (1,'old',1)", []).unwrap();
+    let old = changes(&a);
+    a.execute("UPDATE t SET a = 'new' WHERE id = 1", []).unwrap();
+    sync(&a, &b);
+    b.execute_batch("BEGIN").unwrap();
+    apply_in_open_tx(&b, &old);
+    assert_eq!(impacted(&b), 0);
+    b.execute_batch("COMMIT").unwrap();
+    assert_eq!(one::<String>(&b, "SELECT a FROM t"), "new");
+}
+
+#[test]
+fn deletes_resurrections_and_rows_created_by_a_cell_get_defaults() {
+    let (a, b) = (replica(), replica());
+    a.execute_batch("INSERT INTO t VALUES (1,'x',5); DELETE FROM t WHERE id = 1;").unwrap();
+    b.execute_batch("INSERT INTO t VALUES (1,'y',6);").unwrap();
+    sync(&a, &b); // cl 2 beats cl 1
+    assert!(dump(&b, "t").is_empty());
+    a.execute("INSERT INTO t(id, a) VALUES (1, 'back')", []).unwrap(); // cl 3
+    let only_a: Vec<Change> = changes(&a).into_iter().filter(|x| x.cid == "a").collect();
+    apply(&b, &only_a).unwrap();
+    assert_eq!(dump(&b, "t"), vec![vec![V::Integer(1), V::Text("back".into()), V::Null]]);
+    assert_eq!(one::<i64>(&b, "SELECT cl FROM crsql_changes WHERE cid = '-1'"), 3);
+}
+
+#[test]
+fn ties_break_by_value_then_site_and_metadata_converges() {
+    let (a, b, c) = (replica(), replica(), replica());
+    for r in [&a, &b] {
+        at(r, 5_000);
+    }
+    a.execute("INSERT INTO t VALUES (1,'same',1)", []).unwrap();
+    b.execute("INSERT INTO t VALUES (1,'same',2)", []).unwrap();
+    assert_eq!(changes(&a)[0].col_version, changes(&b)[0].col_version);
+    sync(&a, &b);
+    sync(&b, &a);
+    assert_eq!(one::<i64>(&a, "SELECT b FROM t"), 2, "equal versions: the greater value wins");
+    // Equal version and value for 'a': the greater site id owns the cell on both.
+    let site_a: Vec<u8> = one(&a, "SELECT crsql_site_id()");
+    let site_b: Vec<u8> = one(&b, "SELECT crsql_site_id()");
+    let winner = site_a.clone().max(site_b.clone());
+    let owner: Vec<u8> = one(&a, "SELECT site_id FROM crsql_changes WHERE cid = 'a'");
+    assert_eq!(owner, winner);
+    assert_eq!(portable(&a), portable(&b));
+    // A third replica syncing from both ends with the same metadata (cr-sqlite diverged here).
+    sync(&a, &c);
+    sync(&b, &c);
+    assert_eq!(portable(&c), portable(&a));
+}
+
+#[test]
+fn applied_changes_flow_on_through_a_relay_with_origin_kept() {
+    let (a, b, c) = (replica(), replica(), replica());
+    a.execute("INSERT INTO t VALUES (1,'from a',1)", []).unwrap();
+    sync(&a, &b);
+    let site_a: Vec<u8> = one(&a, "SELECT crsql_site_id()");
+    let at_b = changes(&b);
+    assert!(at_b.iter().all(|x| x.site_id == site_a), "merged changes keep their origin, not recorded as b's writes");
+    assert!(at_b.iter().all(|x| x.db_version == 1));
+    sync(&b, &c);
+    assert_eq!(dump(&c, "t"), dump(&a, "t"));
+    assert_eq!(portable(&c), portable(&a));
+}
+
+#[test]
+fn merging_advances_the_clock() {
+    let (a, b) = (replica(), replica());
+    at(&a, 9_000_000);
+    a.execute("INSERT INTO t VALUES (1,'future',1)", []).unwrap();
+    at(&b, 9_000_000 - 60_000);
+    sync(&a, &b);
+    b.execute("UPDATE t SET a = 'after' WHERE id = 1", []).unwrap();
+    let merged = changes(&a)[0].col_version;
+    let local = changes_where(&b, "WHERE cid = 'a'")[0].col_version;
+    assert!(local > merged, "local write after a merge outranks it: {local} > {merged}");
+}
+
+#[test]
+fn rows_impacted_counts_and_resets_on_commit_and_rollback() {
+    let (a, b) = (replica(), replica());
+    a.execute("INSERT INTO t VALUES (1,'x',1),(2,'y',2)", []).unwrap();
+    let cs = changes(&a);
+    b.execute_batch("BEGIN").unwrap();
+    apply_in_open_tx(&b, &cs);
+    assert_eq!(impacted(&b), 4);
+    b.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(impacted(&b), 0, "a rollback resets it");
+    assert!(dump(&b, "t").is_empty());
+    b.execute_batch("BEGIN").unwrap();
+    apply_in_open_tx(&b, &cs);
+    b.execute_batch("COMMIT").unwrap();
+    assert_eq!(impacted(&b), 0, "a commit resets it");
+    assert_eq!(dump(&b, "t").len(), 2);
+}
+
+fn apply_in_open_tx(c: &Connection, cs: &[Change]) {
+    for x in cs {
+        c.execute(
+            "INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)",
+            rusqlite::params![x.table, x.pk, x.cid, x.val, x.col_version, x.db_version, x.site_id, x.cl, x.seq],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn one_receiving_transaction_records_one_db_version() {
+    let (a, b) = (replica(), replica());
+    for i in 0..5 {
+        a.execute("INSERT INTO t(id, a) VALUES (?1, 'x')", [i]).unwrap();
+    }
+    b.execute("INSERT INTO t(id, a) VALUES (100, 'local')", []).unwrap();
+    b.execute_batch("BEGIN").unwrap();
+    apply_in_open_tx(&b, &changes(&a));
+    b.execute("INSERT INTO t(id, a) VALUES (101, 'local too')", []).unwrap();
+    b.execute_batch("COMMIT").unwrap();
+    let versions: std::collections::BTreeSet<i64> = changes_where(&b, "WHERE db_version > 1").iter().map(|x| x.db_version).collect();
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), vec![2]);
+}
+
+#[test]
+fn primary_key_update_then_delta_sync_moves_every_cell() {
+    let (a, b) = (replica(), replica());
+    a.execute("INSERT INTO t VALUES (1,'x',7)", []).unwrap();
+    sync(&a, &b);
+    let seen: i64 = one(&a, "SELECT crsql_db_version()");
+    a.execute("UPDATE t SET id = 2 WHERE id = 1", []).unwrap();
+    apply(&b, &changes_where(&a, &format!("WHERE db_version > {seen}"))).unwrap();
+    assert_eq!(dump(&b, "t"), vec![vec![V::Integer(2), V::Text("x".into()), V::Integer(7)]]);
+}
+
+#[test]
+fn table_names_with_quotes_merge() {
+    let schema = r#"CREATE TABLE "it's ""q""" (id INTEGER PRIMARY KEY NOT NULL, "v a" TEXT); SELECT crsql_as_crr('it''s "q"');"#;
+    let (a, b) = (mem(), mem());
+    a.execute_batch(schema).unwrap();
+    b.execute_batch(schema).unwrap();
+    a.execute(r#"INSERT INTO "it's ""q""" VALUES (1, 'ok')"#, []).unwrap();
+    sync(&a, &b);
+    assert_eq!(dump(&b, "it's \"q\""), dump(&a, "it's \"q\""));
+}
+
+/// Everything a bad change must leave untouched.
+fn snapshot(c: &Connection) -> (Vec<Vec<V>>, Vec<Vec<V>>, Vec<Change>, i64) {
+    (dump(c, "t"), dump(c, "s"), changes(c), one(c, "SELECT count(*) FROM crr_sites"))
+}
+
+#[test]
+fn bad_changes_are_refused_with_a_clear_error_and_change_nothing() {
+    let a = replica();
+    at(&a, 1_000_000);
+    a.execute_batch("INSERT INTO t VALUES (1,'x',1); INSERT INTO s VALUES (1, 5);").unwrap();
+    let good = changes_where(&a, "WHERE \"table\" = 't' AND cid = 'a'")[0].clone();
+    let s_good = changes_where(&a, "WHERE \"table\" = 's'")[0].clone();
+    let mut far = good.clone();
+    far.col_version = (1_000_000 + 3_600_001 + 10) << 16;
+    let cases: Vec<(&str, Change, &str)> = vec![
+        ("unknown table", Change { table: "nope".into(), ..good.clone() }, "no such CRR table: \"nope\""),
+        ("unknown column", Change { cid: "zz".into(), ..good.clone() }, "table \"t\" has no column \"zz\" (schema mismatch)"),
+        ("empty pk", Change { pk: vec![], ..good.clone() }, "pk blob is empty"),
+        ("truncated pk", Change { pk: vec![1, 0x11, 1], ..good.clone() }, "truncated"),
+        ("trailing bytes", Change { pk: vec![1, 9, 1, 0], ..good.clone() }, "trailing bytes"),
+        ("wrong column count", Change { pk: vec![2, 9, 1, 9, 2], ..good.clone() }, "it has 1 key columns, the pk blob has 2"),
+        ("unknown type code", Change { pk: vec![1, 0x0F], ..good.clone() }, "unknown type code"),
+        ("15-byte site id", Change { site_id: vec![7; 15], ..good.clone() }, "site_id must be 16 bytes, got 15"),
+        ("negative col_version", Change { col_version: -1, ..good.clone() }, "col_version must not be negative"),
+        ("negative cl", Change { cl: -3, ..good.clone() }, "cl must not be negative"),
+        ("negative db_version", Change { db_version: -1, ..good.clone() }, "db_version must not be negative"),
+        ("STRICT type", Change { val: V::Text("not a number".into()), col_version: s_good.col_version + 1, ..s_good.clone() }, "cannot apply change to \"s\""),
+        ("beyond drift limit", Change { site_id: vec![9; 16], ..far }, "ahead of this replica's clock (limit hlc-max-drift-ms = 3600000)"),
+    ];
+    let mut null_site = good.clone();
+    null_site.site_id = vec![];
+    for (what, bad, want) in &cases {
+        // Alone.
+        let before = snapshot(&a);
+        let e = apply(&a, std::slice::from_ref(bad)).expect_err(what).to_string();
+        assert!(e.contains("crsql_changes: ") && e.contains(want), "{what}: {e}");
+        assert_eq!(snapshot(&a), before, "{what}: a refused change left traces");
+        // In the middle of a multi-row statement inside a transaction.
+        let mut fresh = good.clone();
+        fresh.pk = vec![1, 9, 50];
+        fresh.site_id = vec![3; 16];
+        a.execute_batch("BEGIN").unwrap();
+        a.execute_batch("CREATE TEMP TABLE IF NOT EXISTS staged(\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq); DELETE FROM staged;").unwrap();
+        for x in [&fresh, bad, &fresh] {
+            a.execute("INSERT INTO staged VALUES (?,?,?,?,?,?,?,?,?)", rusqlite::params![x.table, x.pk, x.cid, x.val, x.col_version, x.db_version, x.site_id, x.cl, x.seq]).unwrap();
+        }
+        let e = a.execute("INSERT INTO crsql_changes SELECT * FROM staged ORDER BY rowid", []).expect_err(what).to_string();
+        assert!(e.contains(want), "{what} in a batch: {e}");
+        assert_eq!(snapshot(&a), before, "{what}: the failing statement applied part of its rows");
+        a.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(snapshot(&a), before);
+    }
+    let e = a.execute("INSERT INTO crsql_changes VALUES ('t', X'010901', 'a', 'v', 1, 1, NULL, 1, 0)", []).unwrap_err().to_string();
+    assert!(e.contains("site_id must be a 16-byte blob, got null"), "{e}");
+}
+
+#[test]
+fn drift_limit_can_be_disabled() {
+    let a = replica();
+    at(&a, 1_000);
+    a.execute_batch("SELECT crsql_config_set('hlc-max-drift-ms', 0)").unwrap();
+    a.execute("INSERT INTO crsql_changes VALUES ('t', X'010901', 'a', 'v', ?1, 1, ?2, 1, 0)", rusqlite::params![i64::MAX >> 1, vec![5u8; 16]]).unwrap();
+    assert_eq!(one::<String>(&a, "SELECT a FROM t"), "v");
+}
