@@ -100,8 +100,10 @@ pub fn apply(conn: &Connection, cs: &[Change]) -> rusqlite::Result<()> {
 
 /// Every row of a table as text, ordered, for comparing replicas.
 pub fn dump(conn: &Connection, table: &str) -> Vec<Vec<SqlValue>> {
-    let mut s = conn.prepare(&format!("SELECT * FROM \"{}\" ORDER BY 1, 2", table.replace('"', "\"\""))).unwrap();
-    let n = s.column_count();
+    let quoted = table.replace('"', "\"\"");
+    let n = conn.prepare(&format!("SELECT * FROM \"{quoted}\"")).unwrap().column_count();
+    let order: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+    let mut s = conn.prepare(&format!("SELECT * FROM \"{quoted}\" ORDER BY {}", order.join(", "))).unwrap();
     s.query_map([], |r| (0..n).map(|i| r.get::<_, SqlValue>(i)).collect::<rusqlite::Result<Vec<_>>>())
         .unwrap()
         .map(|r| r.unwrap())
