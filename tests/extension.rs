@@ -433,10 +433,3 @@ fn close_works_with_and_without_crsql_finalize() {
     c.execute_batch("INSERT INTO t(id) VALUES (1); SELECT crsql_finalize(); INSERT INTO t(id) VALUES (2);").unwrap();
     c.close().expect("close after crsql_finalize");
 }
-
-#[test]
-fn begin_and_commit_alter_say_not_supported_yet() {
-    let c = crr_t();
-    assert!(err(&c, "SELECT crsql_begin_alter('t')").contains("not supported yet"));
-    assert!(err(&c, "SELECT crsql_commit_alter('t')").contains("not supported yet"));
-}

@@ -9,6 +9,8 @@ pub struct ColumnDesc {
     pub decl_type: String,
     pub not_null: bool,
     pub has_default: bool,
+    /// The DEFAULT expression as written, if any.
+    pub default_sql: Option<String>,
     /// 1-based position in the primary key; 0 when not a key column.
     pub pk_index: u32,
     /// Generated (computed) columns are derived locally and not tracked.
@@ -180,7 +182,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, ty: &str, not_null: bool, pk: u32) -> ColumnDesc {
-        ColumnDesc { name: name.into(), decl_type: ty.into(), not_null, has_default: false, pk_index: pk, generated: false }
+        ColumnDesc { name: name.into(), decl_type: ty.into(), not_null, has_default: false, default_sql: None, pk_index: pk, generated: false }
     }
 
     fn table(columns: Vec<ColumnDesc>) -> TableDesc {

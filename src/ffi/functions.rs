@@ -8,7 +8,7 @@ use crate::core::pk_codec;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
-use crate::storage::{as_crr, config, sites, track, txn};
+use crate::storage::{alter, as_crr, config, sites, track, txn};
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
 
@@ -102,12 +102,22 @@ fn as_table_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
     Ok(ok())
 }
 
-fn alter_not_supported(_: &Conn, _: &[Value]) -> Result<Value> {
-    Err(Error::new("not supported yet: schema changes on CRRs (ALTER TABLE through begin/commit alter) are planned work"))
+fn begin_alter_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
+    alter::begin(conn, text_arg(args, 0, "table name")?)?;
+    Ok(ok())
+}
+
+fn commit_alter_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
+    alter::commit(conn, text_arg(args, 0, "table name")?)?;
+    Ok(ok())
 }
 
 fn site_id_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Blob(sites::own(conn)?.to_vec()))
+}
+
+fn new_site_id_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Blob(sites::replace_own(conn)?.to_vec()))
 }
 
 fn db_version_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
@@ -157,20 +167,28 @@ fn clock_rows_read_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
 }
 
 fn internal_insert(conn: &Conn, args: &[Value]) -> Result<Value> {
-    let tracked = int_arg(args, 2, "column count")?.max(0) as usize;
-    track::on_insert(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "pk")?, tracked)?;
+    let slots = track::decode_slots(blob_arg(args, 2, "slot list")?)?;
+    track::on_insert(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "pk")?, &slots)?;
     Ok(Value::Null)
 }
 
 fn internal_update(conn: &Conn, args: &[Value]) -> Result<Value> {
-    let changed: Vec<bool> = args.iter().skip(3).map(|v| matches!(v, Value::Integer(i) if *i != 0)).collect();
+    let slots = track::decode_slots(blob_arg(args, 3, "slot list")?)?;
+    let flags = match args.get(4) {
+        Some(Value::Text(t)) => t.as_bytes().to_vec(),
+        Some(Value::Integer(i)) => i.to_string().into_bytes(),
+        _ => Vec::new(),
+    };
+    if flags.len() != slots.len() {
+        return Err(Error::new(format!("tracking trigger passed {} change flags for {} columns", flags.len(), slots.len())));
+    }
+    let changed: Vec<(usize, bool)> = slots.iter().zip(flags).map(|(s, f)| (*s, f == b'1')).collect();
     track::on_update(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "old pk")?, blob_arg(args, 2, "new pk")?, &changed)?;
     Ok(Value::Null)
 }
 
 fn internal_delete(conn: &Conn, args: &[Value]) -> Result<Value> {
-    let tracked = int_arg(args, 2, "column count")?.max(0) as usize;
-    track::on_delete(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "pk")?, tracked)?;
+    track::on_delete(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "pk")?)?;
     Ok(Value::Null)
 }
 
@@ -183,8 +201,8 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crsql_as_crr", 1, 0, as_crr_fn),
         ("crsql_as_crr", 2, 0, as_crr_fn),
         ("crsql_as_table", 1, 0, as_table_fn),
-        ("crsql_begin_alter", 1, 0, alter_not_supported),
-        ("crsql_commit_alter", 1, 0, alter_not_supported),
+        ("crsql_begin_alter", 1, 0, begin_alter_fn),
+        ("crsql_commit_alter", 1, 0, commit_alter_fn),
         ("crsql_db_version", 0, 0, db_version_fn),
         ("crsql_next_db_version", 0, 0, next_db_version_fn),
         ("crsql_pack_columns", -1, PURE, pack_columns_fn),
@@ -192,11 +210,12 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crsql_config_set", 2, 0, config_set_fn),
         ("crsql_config_get", 1, 0, config_get_fn),
         ("crsql_finalize", 0, 0, finalize_fn),
+        ("crr_new_site_id", 0, api::SQLITE_DIRECTONLY, new_site_id_fn),
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, set_wall_clock_fn),
         ("crr_debug_clock_rows_read", 0, 0, clock_rows_read_fn),
         ("crr_internal_insert", 3, TRIGGER, internal_insert),
-        ("crr_internal_update", -1, TRIGGER, internal_update),
-        ("crr_internal_delete", 3, TRIGGER, internal_delete),
+        ("crr_internal_update", 5, TRIGGER, internal_update),
+        ("crr_internal_delete", 2, TRIGGER, internal_delete),
     ];
     for (name, n, flags, f) in table {
         register(conn, name, *n, *flags, *f, false)?;

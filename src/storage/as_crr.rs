@@ -1,15 +1,23 @@
-//! crsql_as_crr / crsql_as_table: upgrading a table to a CRR (SPEC 3) and back.
+//! crsql_as_crr / crsql_as_table: upgrading a table to a CRR (SPEC 3) and back; removing the
+//! clock data of CRRs whose table was dropped.
 
 use super::conn::Conn;
-use super::tables::{self, clock_table, TableInfo};
+use super::tables::{self, clock_table};
 use super::{meta, schema, track};
-use crate::core::ident::{literal, quote};
-use crate::core::pk_codec;
+use crate::core::ident::quote;
 use crate::core::table_shape::{self, ColumnDesc, Shape, TableDesc};
 use crate::core::value::Value;
 use crate::error::{Error, Result};
 
 const CLOCK_TABLE_SQL: &str = include_str!("../../sql/clock_table.sql");
+
+/// A tracked column and its slot in the row clock record.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub slot: usize,
+    pub name: String,
+    pub keeps_class: bool,
+}
 
 /// Runs `f` inside a savepoint: on error only `f`'s own work is rolled back.
 pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -30,7 +38,7 @@ pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -
 }
 
 /// Reads what SPEC 3 needs to know of a table. Err when there is no such table.
-fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
+pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
     let mut s = conn.db.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE", false)?;
     s.bind_text(1, name)?;
     if !s.step()? {
@@ -42,17 +50,16 @@ fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
         return Err(Error::new(format!("table \"{name}\" cannot be a CRR: it is a virtual table")));
     }
     let mut columns = Vec::new();
-    let mut s = conn.db.prepare(
-        "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk, hidden FROM pragma_table_xinfo(?1)",
-        false,
-    )?;
+    let mut s = conn.db.prepare("SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1)", false)?;
     s.bind_text(1, &name)?;
     while s.step()? {
+        let default_sql = if s.column_type(3) == crate::ffi::api::SQLITE_NULL { None } else { Some(s.text(3)) };
         columns.push(ColumnDesc {
             name: s.text(0),
             decl_type: s.text(1),
             not_null: s.i64(2) != 0,
-            has_default: s.i64(3) != 0,
+            has_default: default_sql.is_some(),
+            default_sql,
             pk_index: s.i64(4) as u32,
             generated: matches!(s.i64(5), 2 | 3),
         });
@@ -79,55 +86,150 @@ fn changed_expr(column: &str, keeps_class: bool) -> String {
     }
 }
 
-/// The three AFTER triggers that route local writes to storage::track.
-fn trigger_sql(tid: i64, table: &str, shape: &Shape) -> String {
+fn blob_literal(bytes: &[u8]) -> String {
+    format!("X'{}'", bytes.iter().map(|b| format!("{b:02X}")).collect::<String>())
+}
+
+/// The three AFTER triggers that route local writes to storage::track. They pass the table id,
+/// the packed key(s), the tracked slots as a constant blob and (update) one '0'/'1' per slot.
+pub fn trigger_sql(tid: i64, table: &str, pk: &[String], cols: &[Tracked]) -> String {
     let t = quote(table);
-    let keys = |prefix: &str| shape.pk.iter().map(|k| format!("{prefix}.{}", quote(k))).collect::<Vec<_>>().join(", ");
-    let n = shape.columns.len();
-    let changed: String = shape.columns.iter().map(|c| format!(", {}", changed_expr(&c.name, c.keeps_storage_class))).collect();
+    let keys = |prefix: &str| pk.iter().map(|k| format!("{prefix}.{}", quote(k))).collect::<Vec<_>>().join(", ");
+    let slots = blob_literal(&track::encode_slots(&cols.iter().map(|c| c.slot).collect::<Vec<_>>()));
+    let flags = if cols.is_empty() {
+        "''".to_string()
+    } else {
+        cols.iter().map(|c| changed_expr(&c.name, c.keeps_class)).collect::<Vec<_>>().join(" || ")
+    };
     format!(
         "CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_insert\" AFTER INSERT ON {t} BEGIN \
-           SELECT crr_internal_insert({tid}, crsql_pack_columns({new}), {n}); END;\n\
+           SELECT crr_internal_insert({tid}, crsql_pack_columns({new}), {slots}); END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_update\" AFTER UPDATE ON {t} BEGIN \
-           SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}){changed}); END;\n\
+           SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {flags}); END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_delete\" AFTER DELETE ON {t} BEGIN \
-           SELECT crr_internal_delete({tid}, crsql_pack_columns({old}), {n}); END;",
+           SELECT crr_internal_delete({tid}, crsql_pack_columns({old})); END;",
         new = keys("NEW"),
         old = keys("OLD"),
     )
 }
 
-fn drop_triggers_sql(tid: i64) -> String {
+pub fn drop_triggers_sql(tid: i64) -> String {
     format!(
         "DROP TRIGGER IF EXISTS \"crr_{tid}_insert\"; DROP TRIGGER IF EXISTS \"crr_{tid}_update\"; \
          DROP TRIGGER IF EXISTS \"crr_{tid}_delete\";"
     )
 }
 
-/// Records a clock for every row that has none (all rows of a new CRR), as local inserts in
-/// the current transaction.
-fn backfill(conn: &Conn, tid: i64, table: &str, shape: &Shape) -> Result<usize> {
-    let keys = shape.pk.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    let mut s = conn.db.prepare(&format!("SELECT {keys} FROM {}", quote(table)), false)?;
+/// Records a clock for every row that has none (all rows of a new CRR, rows written while
+/// tracking was off), as local inserts in the current transaction.
+pub fn backfill(conn: &Conn, tid: i64, table: &str, pk: &[String], cols: &[Tracked]) -> Result<usize> {
+    let keys = pk.iter().map(|k| format!("src.{}", quote(k))).collect::<Vec<_>>().join(", ");
+    let mut s = conn.db.prepare(
+        &format!(
+            "SELECT crsql_pack_columns({keys}) FROM {} AS src \
+             WHERE NOT EXISTS (SELECT 1 FROM {} WHERE pk = crsql_pack_columns({keys}))",
+            quote(table),
+            clock_table(tid)
+        ),
+        false,
+    )?;
     let mut pks = Vec::new();
     while s.step()? {
-        let values: Vec<Value> = (0..shape.pk.len()).map(|i| s.value(i)).collect();
-        pks.push(pk_codec::encode(&values).map_err(|e| Error::new(e.to_string()))?);
+        pks.push(s.bytes(0).to_vec());
     }
     drop(s);
-    let mut n = 0;
-    for pk in pks {
-        if track::load(conn, tid, &pk)?.is_none() {
-            track::on_insert(conn, tid, &pk, shape.columns.len())?;
-            n += 1;
-        }
+    let slots: Vec<usize> = cols.iter().map(|c| c.slot).collect();
+    for pk in &pks {
+        track::on_insert(conn, tid, pk, &slots)?;
     }
-    Ok(n)
+    Ok(pks.len())
 }
 
-fn same_columns(info: &TableInfo, shape: &Shape) -> bool {
-    info.pk == shape.pk
-        && info.columns.iter().flatten().map(String::as_str).eq(shape.columns.iter().map(|c| c.name.as_str()))
+/// Rewrites the registry's column list of `tid`.
+pub fn write_columns(conn: &Conn, tid: i64, pk: &[String], cols: &[Tracked]) -> Result<()> {
+    conn.db.exec(&format!("DELETE FROM crr_columns WHERE tid = {tid}"))?;
+    let mut s = conn.db.prepare(
+        "INSERT INTO crr_columns(tid, name, slot, pk_index, keeps_class) VALUES (?1, ?2, ?3, ?4, ?5)",
+        false,
+    )?;
+    for (i, k) in pk.iter().enumerate() {
+        s.bind_i64(1, tid)?;
+        s.bind_text(2, k)?;
+        s.bind_null(3)?;
+        s.bind_i64(4, i as i64 + 1)?;
+        s.bind_i64(5, 0)?;
+        s.run()?;
+    }
+    for c in cols {
+        s.bind_i64(1, tid)?;
+        s.bind_text(2, &c.name)?;
+        s.bind_i64(3, c.slot as i64)?;
+        s.bind_i64(4, 0)?;
+        s.bind_i64(5, i64::from(c.keeps_class))?;
+        s.run()?;
+    }
+    Ok(())
+}
+
+/// Raises the db_version floor to cover clock tables about to disappear.
+fn raise_floor(conn: &Conn, max: i64) -> Result<()> {
+    let floor = meta::get_i64(conn, "db_version_floor", 0)?;
+    if max > floor {
+        meta::set(conn, "db_version_floor", &Value::Integer(max))?;
+    }
+    Ok(())
+}
+
+/// Removes the clock data of CRRs whose table was dropped. `hard` also drops the clock tables
+/// (only possible from a top-level function call: SQLite refuses DROP TABLE while another
+/// statement of the connection reads); otherwise they are emptied and dropped later.
+pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
+    tables::all(conn)?;
+    let dropped = conn.tables.borrow().dropped.clone();
+    for tid in &dropped {
+        let clock = clock_table(*tid);
+        let mut s = conn.db.prepare(&format!("SELECT coalesce(max(dbv), 0) FROM {clock}"), false)?;
+        s.step()?;
+        let max = s.i64(0);
+        drop(s);
+        raise_floor(conn, max)?;
+        conn.stmts.clear();
+        conn.db.exec(&format!(
+            "DELETE FROM {clock}; DELETE FROM crr_columns WHERE tid = {tid}; DELETE FROM crr_tables WHERE tid = {tid}; \
+             DELETE FROM crr_meta WHERE key = 'alter.{tid}';"
+        ))?;
+    }
+    if hard {
+        let mut s = conn.db.prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'crr_clock_[0-9]*' \
+             AND CAST(substr(name, 11) AS INTEGER) NOT IN (SELECT tid FROM crr_tables)",
+            false,
+        )?;
+        let mut orphans = Vec::new();
+        while s.step()? {
+            orphans.push(s.text(0));
+        }
+        drop(s);
+        conn.stmts.clear();
+        for name in orphans {
+            conn.db.exec(&format!("DROP TABLE IF EXISTS {}", quote(&name)))?;
+        }
+    }
+    if !dropped.is_empty() {
+        conn.tables.borrow_mut().invalidate();
+    }
+    Ok(())
+}
+
+/// The tracked columns of `shape` matched to the registry's slots of an existing CRR.
+fn tracked_of(info: &tables::TableInfo, shape: &Shape) -> Option<Vec<Tracked>> {
+    let mut out = Vec::new();
+    for (slot, name) in info.columns.iter().enumerate() {
+        let Some(name) = name else { continue };
+        let c = shape.columns.iter().find(|c| &c.name == name)?;
+        out.push(Tracked { slot, name: name.clone(), keeps_class: c.keeps_storage_class });
+    }
+    (out.len() == shape.columns.len() && info.pk == shape.pk).then_some(out)
 }
 
 /// crsql_as_crr(table): idempotent; backfills existing rows as changes.
@@ -137,48 +239,39 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
     }
     schema::install(conn)?;
     in_savepoint(conn, "crr_as_crr", || {
+        reap_dropped(conn, true)?;
         let desc = describe(conn, table)?;
         let shape = table_shape::check(&desc).map_err(|r| Error::new(r.to_string()))?;
         if let Some(info) = tables::by_name(conn, &desc.name)? {
-            if !same_columns(&info, &shape) {
-                return Err(Error::new(format!(
+            let cols = tracked_of(&info, &shape).ok_or_else(|| {
+                Error::new(format!(
                     "table \"{}\" changed shape since it became a CRR; wrap ALTER TABLE in \
                      crsql_begin_alter / crsql_commit_alter",
                     desc.name
-                )));
-            }
-            conn.db.exec(&trigger_sql(info.tid, &desc.name, &shape))?;
-            backfill(conn, info.tid, &desc.name, &shape)?;
+                ))
+            })?;
+            conn.db.exec(&trigger_sql(info.tid, &desc.name, &shape.pk, &cols))?;
+            backfill(conn, info.tid, &desc.name, &shape.pk, &cols)?;
             return Ok(());
         }
         let tid = meta::get_i64(conn, "next_tid", 1)?;
         meta::set(conn, "next_tid", &Value::Integer(tid + 1))?;
         conn.db.exec(&CLOCK_TABLE_SQL.replace("{tid}", &tid.to_string()))?;
-        conn.db.exec(&format!("INSERT INTO crr_tables(tid, name) VALUES ({tid}, {})", literal(&desc.name)))?;
-        let mut s = conn.db.prepare(
-            "INSERT INTO crr_columns(tid, name, slot, pk_index, keeps_class) VALUES (?1, ?2, ?3, ?4, ?5)",
-            false,
-        )?;
-        for (i, k) in shape.pk.iter().enumerate() {
-            s.bind_i64(1, tid)?;
-            s.bind_text(2, k)?;
-            s.bind_null(3)?;
-            s.bind_i64(4, i as i64 + 1)?;
-            s.bind_i64(5, 0)?;
-            s.run()?;
-        }
-        for (slot, c) in shape.columns.iter().enumerate() {
-            s.bind_i64(1, tid)?;
-            s.bind_text(2, &c.name)?;
-            s.bind_i64(3, slot as i64)?;
-            s.bind_i64(4, 0)?;
-            s.bind_i64(5, i64::from(c.keeps_storage_class))?;
-            s.run()?;
-        }
+        let mut s = conn.db.prepare("INSERT INTO crr_tables(tid, name) VALUES (?1, ?2)", false)?;
+        s.bind_i64(1, tid)?;
+        s.bind_text(2, &desc.name)?;
+        s.run()?;
         drop(s);
-        conn.db.exec(&trigger_sql(tid, &desc.name, &shape))?;
+        let cols: Vec<Tracked> = shape
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(slot, c)| Tracked { slot, name: c.name.clone(), keeps_class: c.keeps_storage_class })
+            .collect();
+        write_columns(conn, tid, &shape.pk, &cols)?;
+        conn.db.exec(&trigger_sql(tid, &desc.name, &shape.pk, &cols))?;
         conn.tables.borrow_mut().invalidate();
-        backfill(conn, tid, &desc.name, &shape)?;
+        backfill(conn, tid, &desc.name, &shape.pk, &cols)?;
         Ok(())
     })
 }
@@ -189,12 +282,15 @@ pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
     in_savepoint(conn, "crr_as_table", || {
         // Keep db_versions increasing after the clock's highest one disappears.
         let max = super::txn::max_db_version(conn)?;
-        meta::set(conn, "db_version_floor", &Value::Integer(max))?;
+        raise_floor(conn, max)?;
         conn.db.exec(&drop_triggers_sql(info.tid))?;
         conn.stmts.clear();
         conn.db.exec(&format!("DROP TABLE IF EXISTS {}", clock_table(info.tid)))?;
-        conn.db.exec(&format!("DELETE FROM crr_columns WHERE tid = {0}; DELETE FROM crr_tables WHERE tid = {0};", info.tid))?;
+        conn.db.exec(&format!(
+            "DELETE FROM crr_columns WHERE tid = {0}; DELETE FROM crr_tables WHERE tid = {0}; DELETE FROM crr_meta WHERE key = 'alter.{0}';",
+            info.tid
+        ))?;
         conn.tables.borrow_mut().invalidate();
-        Ok(())
+        reap_dropped(conn, true)
     })
 }

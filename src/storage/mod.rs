@@ -1,6 +1,7 @@
 //! SQL over the extension's own tables, through the safe `Db`/`Stmt` handles. No `unsafe`.
 #![forbid(unsafe_code)]
 
+pub mod alter;
 pub mod as_crr;
 pub mod changes;
 pub mod config;

@@ -110,7 +110,31 @@ pub fn site_id(conn: &Conn, ord: u32) -> Result<SiteId> {
     Ok(id)
 }
 
+/// The ordinal of this replica's own site id: 0 unless the id was replaced (crr_new_site_id).
+/// Read once per transaction.
+pub fn own_ordinal(conn: &Conn) -> Result<u32> {
+    if let Some(o) = conn.txn.borrow().own_site {
+        return Ok(o);
+    }
+    let o = if super::schema::is_installed(conn)? { super::meta::get_i64(conn, "own_site_ordinal", 0)? as u32 } else { 0 };
+    conn.txn.borrow_mut().own_site = Some(o);
+    Ok(o)
+}
+
 /// This replica's site id.
 pub fn own(conn: &Conn) -> Result<SiteId> {
-    site_id(conn, 0).map_err(|_| Error::new("this database has no site id yet (is it read-only and never opened with sqlite-crr?)"))
+    let o = own_ordinal(conn)?;
+    site_id(conn, o).map_err(|_| Error::new("this database has no site id yet (is it read-only and never opened with sqlite-crr?)"))
+}
+
+/// Gives this database a new random site id, for a file copied to make a new replica. The
+/// history keeps its old attribution (entries name the old id's ordinal); writes from now on
+/// carry the new id.
+pub fn replace_own(conn: &Conn) -> Result<SiteId> {
+    super::schema::install(conn)?;
+    let id = conn.db.random_bytes();
+    let ord = ordinal_or_insert(conn, &id)?;
+    super::meta::set(conn, "own_site_ordinal", &crate::core::value::Value::Integer(i64::from(ord)))?;
+    conn.txn.borrow_mut().own_site = Some(ord);
+    Ok(id)
 }

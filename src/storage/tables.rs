@@ -34,6 +34,11 @@ impl TableInfo {
         self.columns.iter().position(|c| c.as_deref() == Some(column))
     }
 
+    /// Slots that hold a column (dropped columns leave holes).
+    pub fn live_slots(&self) -> Vec<usize> {
+        self.columns.iter().enumerate().filter(|(_, c)| c.is_some()).map(|(i, _)| i).collect()
+    }
+
     /// `"k1" = ?1 AND "k2" = ?2 ...`, binding key values from `first`.
     pub fn pk_where(&self, first: usize) -> String {
         self.pk.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), first + i)).collect::<Vec<_>>().join(" AND ")
@@ -52,6 +57,8 @@ pub fn clock_table(tid: i64) -> String {
 pub struct Tables {
     cookie: Option<i64>,
     list: Rc<Vec<Rc<TableInfo>>>,
+    /// CRRs whose table was dropped (found at the last load), awaiting removal of their clock.
+    pub dropped: Vec<i64>,
 }
 
 impl Tables {
@@ -67,16 +74,33 @@ pub fn schema_cookie(conn: &Conn) -> Result<i64> {
     })
 }
 
-fn load(conn: &Conn) -> Result<Vec<Rc<TableInfo>>> {
+/// The registry, with each table's current name taken from its insert trigger (triggers follow
+/// ALTER TABLE RENAME), and the tids whose table is gone.
+///
+/// A CRR between crsql_begin_alter and crsql_commit_alter has no triggers; it is listed under
+/// its registered name while that table exists.
+fn load(conn: &Conn) -> Result<(Vec<Rc<TableInfo>>, Vec<i64>)> {
     if !super::schema::is_installed(conn)? {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut s = conn.db.prepare(
+        "SELECT t.tid, coalesce(tr.tbl_name, t.name), \
+                tr.name IS NOT NULL OR EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = t.name COLLATE NOCASE) \
+         FROM crr_tables t \
+         LEFT JOIN sqlite_schema tr ON tr.type = 'trigger' AND tr.name = 'crr_' || t.tid || '_insert' \
+         ORDER BY t.tid",
+        false,
+    )?;
+    let mut heads = Vec::new();
+    let mut dropped = Vec::new();
+    while s.step()? {
+        if s.i64(2) != 0 {
+            heads.push((s.i64(0), s.text(1)));
+        } else {
+            dropped.push(s.i64(0));
+        }
     }
     let mut out = Vec::new();
-    let mut s = conn.db.prepare("SELECT tid, name FROM crr_tables ORDER BY tid", false)?;
-    let mut heads = Vec::new();
-    while s.step()? {
-        heads.push((s.i64(0), s.text(1)));
-    }
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
     for (tid, name) in heads {
         cols.bind_i64(1, tid)?;
@@ -97,7 +121,7 @@ fn load(conn: &Conn) -> Result<Vec<Rc<TableInfo>>> {
         cols.reset();
         out.push(Rc::new(TableInfo { tid, name, pk, columns }));
     }
-    Ok(out)
+    Ok((out, dropped))
 }
 
 /// All CRRs, current as of the schema cookie.
@@ -114,12 +138,14 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
             return Ok((cookie, t.list.clone()));
         }
     }
-    let list = Rc::new(load(conn)?);
+    let (list, dropped) = load(conn)?;
+    let list = Rc::new(list);
     // Statements prepared against the old schema may name clock tables that are gone.
     conn.stmts.clear();
     let mut t = conn.tables.borrow_mut();
     t.cookie = Some(cookie);
     t.list = list.clone();
+    t.dropped = dropped;
     Ok((cookie, list))
 }
 

@@ -27,6 +27,8 @@ pub struct Txn {
     /// Clock mode, HLC high-water mark and tick, read at the transaction's first write.
     pub clock: Option<TxnClock>,
     pub rows_impacted: i64,
+    /// This replica's own site ordinal, read at first use in the transaction.
+    pub own_site: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +72,11 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
 pub fn db_version(conn: &Conn) -> Result<i64> {
     if let Some(v) = conn.txn.borrow().db_version {
         return Ok(v);
+    }
+    // First write of the transaction: clear out the clocks of CRRs whose table was dropped.
+    tables::all(conn)?;
+    if !conn.tables.borrow().dropped.is_empty() {
+        super::as_crr::reap_dropped(conn, false)?;
     }
     let v = max_db_version(conn)? + 1;
     conn.txn.borrow_mut().db_version = Some(v);

@@ -1,0 +1,169 @@
+//! crsql_begin_alter / crsql_commit_alter: ALTER TABLE on a CRR.
+//!
+//! begin: drops the tracking triggers (ALTER refuses to drop a column a trigger names) and
+//! remembers the table's column order in `crr_meta` as `alter.<tid>`.
+//! commit: re-reads the table and maps its columns onto clock slots: a column whose position
+//! kept its place but changed name was renamed (keeps its slot and history); a tracked column
+//! that is gone was dropped (its slot is cleared from every clock record); a new column gets a
+//! new slot, and rows whose value differs from the column's default become changes. Then the
+//! triggers are rebuilt and rows inserted meanwhile are backfilled.
+//!
+//! Writes other than the ALTER itself between begin and commit are not tracked, except inserts
+//! (backfilled at commit).
+
+use super::as_crr::{backfill, describe, drop_triggers_sql, in_savepoint, reap_dropped, trigger_sql, write_columns, Tracked};
+use super::conn::Conn;
+use super::tables::{self, clock_table};
+use super::{meta, track};
+use crate::core::ident::quote;
+use crate::core::row_clock::RowClock;
+use crate::core::table_shape;
+use crate::core::value::Value;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+const SEP: char = '\u{1}';
+
+fn alter_key(tid: i64) -> String {
+    format!("alter.{tid}")
+}
+
+pub fn begin(conn: &Conn, table: &str) -> Result<()> {
+    in_savepoint(conn, "crr_begin_alter", || {
+        reap_dropped(conn, true)?;
+        let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
+        if meta::get(conn, &alter_key(info.tid))?.is_some() {
+            return Ok(()); // already between begin and commit
+        }
+        let desc = describe(conn, &info.name)?;
+        let names: Vec<&str> = desc.columns.iter().map(|c| c.name.as_str()).collect();
+        meta::set(conn, &alter_key(info.tid), &Value::Text(names.join(&SEP.to_string())))?;
+        conn.db.exec(&drop_triggers_sql(info.tid))?;
+        conn.stmts.clear();
+        Ok(())
+    })
+}
+
+/// Old name -> new name for columns renamed in place (same position, both names unique to
+/// their side).
+fn renames(before: &[String], after: &[String]) -> HashMap<String, String> {
+    if before.len() != after.len() {
+        return HashMap::new();
+    }
+    before
+        .iter()
+        .zip(after)
+        .filter(|(b, a)| b != a && !after.contains(b) && !before.contains(a))
+        .map(|(b, a)| (b.clone(), a.clone()))
+        .collect()
+}
+
+/// Removes the entries of `slots` from every clock record of `tid`.
+fn clear_slots(conn: &Conn, tid: i64, slots: &[usize]) -> Result<()> {
+    let mut s = conn.db.prepare(&format!("SELECT pk, cl, clock FROM {}", clock_table(tid)), false)?;
+    let mut rows = Vec::new();
+    while s.step()? {
+        let rc = RowClock::decode(s.i64(1), s.bytes(2)).map_err(|e| Error::new(e.to_string()))?;
+        if slots.iter().any(|slot| rc.cell(*slot).is_some()) {
+            rows.push((s.bytes(0).to_vec(), rc));
+        }
+    }
+    drop(s);
+    for (pk, mut rc) in rows {
+        for slot in slots {
+            if let Some(c) = rc.cells.get_mut(*slot) {
+                *c = None;
+            }
+        }
+        track::save(conn, tid, &pk, &rc)?;
+    }
+    Ok(())
+}
+
+pub fn commit(conn: &Conn, table: &str) -> Result<()> {
+    in_savepoint(conn, "crr_commit_alter", || {
+        let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
+        let before: Vec<String> = match meta::get(conn, &alter_key(info.tid))? {
+            Some(Value::Text(t)) => t.split(SEP).map(str::to_owned).collect(),
+            _ => return Err(Error::new(format!("table \"{}\": crsql_commit_alter without crsql_begin_alter", info.name))),
+        };
+        let desc = describe(conn, &info.name)?;
+        let shape = table_shape::check(&desc).map_err(|r| Error::new(r.to_string()))?;
+        if shape.pk != info.pk {
+            return Err(Error::new(format!(
+                "table \"{}\": changing the primary key of a CRR is not supported (was {:?}, now {:?})",
+                info.name, info.pk, shape.pk
+            )));
+        }
+        let after: Vec<String> = desc.columns.iter().map(|c| c.name.clone()).collect();
+        let renamed = renames(&before, &after);
+        let mut cols: Vec<Tracked> = Vec::new();
+        let mut dropped = Vec::new();
+        for (slot, name) in info.columns.iter().enumerate() {
+            let Some(name) = name else { continue };
+            let now = renamed.get(name).unwrap_or(name);
+            match shape.columns.iter().find(|c| &c.name == now) {
+                Some(c) => cols.push(Tracked { slot, name: now.clone(), keeps_class: c.keeps_storage_class }),
+                None => dropped.push(slot),
+            }
+        }
+        let mut next_slot = info.columns.len();
+        let mut added = Vec::new();
+        for c in &shape.columns {
+            if !cols.iter().any(|t| t.name == c.name) {
+                cols.push(Tracked { slot: next_slot, name: c.name.clone(), keeps_class: c.keeps_storage_class });
+                added.push((next_slot, c.name.clone()));
+                next_slot += 1;
+            }
+        }
+        write_columns(conn, info.tid, &shape.pk, &cols)?;
+        let mut s = conn.db.prepare("UPDATE crr_tables SET name = ?1 WHERE tid = ?2", false)?;
+        s.bind_text(1, &desc.name)?;
+        s.bind_i64(2, info.tid)?;
+        s.run()?;
+        drop(s);
+        conn.tables.borrow_mut().invalidate();
+        conn.stmts.clear();
+        if !dropped.is_empty() {
+            clear_slots(conn, info.tid, &dropped)?;
+        }
+        for (slot, name) in added {
+            let default = desc.columns.iter().find(|c| c.name == name).and_then(|c| c.default_sql.clone());
+            record_non_default(conn, info.tid, &desc.name, &shape.pk, &name, default.as_deref(), slot, cols.len())?;
+        }
+        conn.db.exec(&trigger_sql(info.tid, &desc.name, &shape.pk, &cols))?;
+        backfill(conn, info.tid, &desc.name, &shape.pk, &cols)?;
+        conn.db.exec(&format!("DELETE FROM crr_meta WHERE key = 'alter.{}'", info.tid))?;
+        Ok(())
+    })
+}
+
+/// Rows whose new column holds something other than its default are local writes: peers that
+/// add the same column get the default, so only differing cells need to travel.
+#[allow(clippy::too_many_arguments)]
+fn record_non_default(
+    conn: &Conn,
+    tid: i64,
+    table: &str,
+    pk: &[String],
+    column: &str,
+    default_sql: Option<&str>,
+    slot: usize,
+    tracked: usize,
+) -> Result<()> {
+    let keys = pk.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+    let default = default_sql.unwrap_or("NULL");
+    let mut s = conn.db.prepare(
+        &format!("SELECT crsql_pack_columns({keys}) FROM {} WHERE {} IS NOT ({default})", quote(table), quote(column)),
+        false,
+    )?;
+    let mut pks = Vec::new();
+    while s.step()? {
+        pks.push(s.bytes(0).to_vec());
+    }
+    drop(s);
+    for key in pks {
+        track::record_cell(conn, tid, &key, slot, tracked)?;
+    }
+    Ok(())
+}
