@@ -2,11 +2,14 @@
 //!
 //! begin: drops the tracking triggers (ALTER refuses to drop a column a trigger names) and
 //! remembers the table's column order in `crr_meta` as `alter.<tid>`.
-//! commit: re-reads the table and maps its columns onto clock slots: a column whose position
-//! kept its place but changed name was renamed (keeps its slot and history); a tracked column
-//! that is gone was dropped (its slot is cleared from every clock record); a new column gets a
-//! new slot, and rows whose value differs from the column's default become changes. Then the
-//! triggers are rebuilt and rows inserted meanwhile are backfilled.
+//! commit: re-reads the table and maps its columns onto clock slots. Columns whose names
+//! disappeared and columns whose names appeared are paired in table order when their declared
+//! types agree: those were renamed (RENAME COLUMN keeps a column's place and type) and keep
+//! their slot and history. A tracked column left unpaired was dropped (its slot is cleared from
+//! every clock record); a new column gets a new slot, and rows whose value differs from the
+//! column's default become changes. Then the triggers are rebuilt and rows inserted meanwhile
+//! are backfilled. A rename taken for a drop plus an add still converges: the column's values
+//! are then sent again as new writes.
 //!
 //! Writes other than the ALTER itself between begin and commit are not tracked, except inserts
 //! (backfilled at commit).
@@ -23,6 +26,7 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 const SEP: char = '\u{1}';
+const TYPE_SEP: char = '\u{2}';
 
 fn alter_key(tid: i64) -> String {
     format!("alter.{tid}")
@@ -36,7 +40,7 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
             return Ok(()); // already between begin and commit
         }
         let desc = describe(conn, &info.name)?;
-        let names: Vec<&str> = desc.columns.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<String> = desc.columns.iter().map(|c| format!("{}{TYPE_SEP}{}", c.name, c.decl_type)).collect();
         meta::set(conn, &alter_key(info.tid), &Value::Text(names.join(&SEP.to_string())))?;
         conn.db.exec(&drop_triggers_sql(info.tid))?;
         conn.stmts.clear();
@@ -44,18 +48,20 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
     })
 }
 
-/// Old name -> new name for columns renamed in place (same position, both names unique to
-/// their side).
-fn renames(before: &[String], after: &[String]) -> HashMap<String, String> {
-    if before.len() != after.len() {
-        return HashMap::new();
+/// Old name -> new name for renamed columns: the names only on one side, paired in table order
+/// where the declared types agree.
+fn renames(before: &[(String, String)], after: &[(String, String)]) -> HashMap<String, String> {
+    let gone: Vec<&(String, String)> = before.iter().filter(|(n, _)| !after.iter().any(|(m, _)| m == n)).collect();
+    let new: Vec<&(String, String)> = after.iter().filter(|(n, _)| !before.iter().any(|(m, _)| m == n)).collect();
+    let mut out = HashMap::new();
+    let mut j = 0;
+    for (old, ty) in gone {
+        if let Some(k) = new[j..].iter().position(|(_, t)| t.eq_ignore_ascii_case(ty)) {
+            out.insert(old.clone(), new[j + k].0.clone());
+            j += k + 1;
+        }
     }
-    before
-        .iter()
-        .zip(after)
-        .filter(|(b, a)| b != a && !after.contains(b) && !before.contains(a))
-        .map(|(b, a)| (b.clone(), a.clone()))
-        .collect()
+    out
 }
 
 /// Removes the entries of `slots` from every clock record of `tid`.
@@ -83,8 +89,14 @@ fn clear_slots(conn: &Conn, tid: i64, slots: &[usize]) -> Result<()> {
 pub fn commit(conn: &Conn, table: &str) -> Result<()> {
     in_savepoint(conn, "crr_commit_alter", || {
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
-        let before: Vec<String> = match meta::get(conn, &alter_key(info.tid))? {
-            Some(Value::Text(t)) => t.split(SEP).map(str::to_owned).collect(),
+        let before: Vec<(String, String)> = match meta::get(conn, &alter_key(info.tid))? {
+            Some(Value::Text(t)) => t
+                .split(SEP)
+                .map(|c| {
+                    let (n, ty) = c.split_once(TYPE_SEP).unwrap_or((c, ""));
+                    (n.to_owned(), ty.to_owned())
+                })
+                .collect(),
             _ => return Err(Error::new(format!("table \"{}\": crsql_commit_alter without crsql_begin_alter", info.name))),
         };
         let desc = describe(conn, &info.name)?;
@@ -95,7 +107,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
                 info.name, info.pk, shape.pk
             )));
         }
-        let after: Vec<String> = desc.columns.iter().map(|c| c.name.clone()).collect();
+        let after: Vec<(String, String)> = desc.columns.iter().map(|c| (c.name.clone(), c.decl_type.clone())).collect();
         let renamed = renames(&before, &after);
         let mut cols: Vec<Tracked> = Vec::new();
         let mut dropped = Vec::new();
@@ -166,4 +178,22 @@ fn record_non_default(
         track::record_cell(conn, tid, &key, slot, tracked)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    fn cols(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn renames_pair_in_order_by_type() {
+        let r = super::renames(&cols(&[("id", "INTEGER"), ("a", "TEXT"), ("b", "INTEGER")]), &cols(&[("id", "INTEGER"), ("title", "TEXT")]));
+        assert_eq!(r.get("a").map(String::as_str), Some("title"));
+        assert_eq!(r.len(), 1);
+        let r = super::renames(&cols(&[("a", "TEXT")]), &cols(&[("a", "TEXT"), ("c", "TEXT")]));
+        assert!(r.is_empty(), "an added column is not a rename");
+        let r = super::renames(&cols(&[("a", "TEXT"), ("b", "TEXT")]), &cols(&[("x", "TEXT"), ("y", "TEXT")]));
+        assert_eq!((r["a"].as_str(), r["b"].as_str()), ("x", "y"));
+    }
 }

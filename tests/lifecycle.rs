@@ -1,0 +1,199 @@
+//! Table lifecycle: ALTER through crsql_begin_alter/commit_alter, DROP TABLE, crsql_as_table and
+//! back, new site ids for copied files, Lamport mode.
+
+mod common;
+use common::*;
+use rusqlite::types::Value as V;
+use rusqlite::Connection;
+
+fn replica() -> Connection {
+    let c = mem();
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
+    c
+}
+
+fn sync_since(from: &Connection, to: &Connection, since: i64) -> rusqlite::Result<()> {
+    apply(to, &changes_where(from, &format!("WHERE db_version > {since}")))
+}
+
+fn portable(c: &Connection) -> Vec<String> {
+    let mut v: Vec<String> = changes(c).into_iter().map(|x| format!("{} {:?} {} {:?} {} {:?} {}", x.table, x.pk, x.cid, x.val, x.col_version, x.site_id, x.cl)).collect();
+    v.sort();
+    v
+}
+
+fn cids(c: &Connection) -> Vec<String> {
+    let mut v: Vec<String> = changes(c).into_iter().map(|x| x.cid).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[test]
+fn add_column_with_default_tracks_the_new_column_and_only_differing_values_travel() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1,'x',1),(2,'y',2);").unwrap();
+    let before = changes(&c).len();
+    c.execute_batch(
+        "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d INTEGER DEFAULT 7; UPDATE t SET d = 9 WHERE id = 2; SELECT crsql_commit_alter('t');",
+    )
+    .unwrap();
+    let added = changes_where(&c, "WHERE cid = 'd'");
+    assert_eq!(added.len(), 1, "only the row whose value differs from the default: {added:?}");
+    assert_eq!(added[0].val, V::Integer(9));
+    assert_eq!(changes(&c).len(), before + 1);
+    c.execute("UPDATE t SET d = 10 WHERE id = 1", []).unwrap();
+    assert_eq!(changes_where(&c, "WHERE cid = 'd'").len(), 2, "the new column is tracked");
+    c.execute("INSERT INTO t(id) VALUES (3)", []).unwrap();
+    assert_eq!(changes_where(&c, "WHERE pk = crsql_pack_columns(3)").len(), 3);
+}
+
+#[test]
+fn drop_column_leaves_no_clock_data_and_rename_keeps_history() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1,'x',1);").unwrap();
+    let a_version = changes_where(&c, "WHERE cid = 'a'")[0].col_version;
+    let raw_before: Vec<u8> = one(&c, "SELECT clock FROM crr_clock_1");
+    c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t DROP COLUMN b; ALTER TABLE t RENAME COLUMN a TO title; SELECT crsql_commit_alter('t');").unwrap();
+    assert_eq!(cids(&c), vec!["title"]);
+    let title = &changes(&c)[0];
+    assert_eq!((title.col_version, &title.val), (a_version, &V::Text("x".into())), "rename keeps the cell's history");
+    let raw: Vec<u8> = one(&c, "SELECT clock FROM crr_clock_1");
+    c.execute("UPDATE t SET title = 'y'", []).unwrap();
+    assert_eq!(changes_where(&c, "WHERE cid = 'title'")[0].val, V::Text("y".into()));
+    // Record: version, sentinel (3 varints), slot count, then per slot a tag and 4 varints.
+    assert_eq!(raw_before[4], 2, "two slots before");
+    assert_eq!(raw[4], 1, "the dropped column's entry is gone from the clock record: {raw:?}");
+    assert_eq!(raw.len(), raw_before.len() - (raw_before.len() - 5) / 2);
+}
+
+#[test]
+fn indexes_and_the_twelve_step_rebuild() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1,'x',1),(2,'y',2);").unwrap();
+    c.execute_batch(
+        "SELECT crsql_begin_alter('t');
+         CREATE INDEX t_a ON t(a);
+         CREATE TABLE new_t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, z REAL DEFAULT 0.5);
+         INSERT INTO new_t(id, a, b) SELECT id, a, b FROM t;
+         DROP TABLE t;
+         ALTER TABLE new_t RENAME TO t;
+         SELECT crsql_commit_alter('t');",
+    )
+    .unwrap();
+    assert_eq!(cids(&c), vec!["a", "b"]);
+    c.execute_batch("UPDATE t SET z = 1.5 WHERE id = 1; DROP INDEX IF EXISTS t_a;").unwrap();
+    assert_eq!(changes_where(&c, "WHERE cid = 'z'").len(), 1);
+    let e = err(&c, "SELECT crsql_begin_alter('t'); CREATE UNIQUE INDEX tu ON t(a); SELECT crsql_commit_alter('t');");
+    assert!(e.contains("UNIQUE"), "{e}");
+}
+
+#[test]
+fn old_schema_replica_refuses_new_column_until_it_migrates_then_converges() {
+    let (a, b) = (replica(), replica());
+    a.execute("INSERT INTO t VALUES (1,'x',1)", []).unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    let seen: i64 = one(&a, "SELECT crsql_db_version()");
+    let migrate = "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT; SELECT crsql_commit_alter('t');";
+    a.execute_batch(migrate).unwrap();
+    a.execute_batch("UPDATE t SET d = 'new', a = 'x2' WHERE id = 1; INSERT INTO t VALUES (2, 'q', 2, 'dd');").unwrap();
+    let before = (dump(&b, "t"), changes(&b));
+    let e = sync_since(&a, &b, seen).unwrap_err().to_string();
+    assert!(e.contains("table \"t\" has no column \"d\" (schema mismatch)"), "{e}");
+    assert_eq!((dump(&b, "t"), changes(&b)), before, "nothing applied");
+    b.execute_batch(migrate).unwrap();
+    sync_since(&a, &b, seen).unwrap();
+    sync_since(&b, &a, 0).unwrap();
+    assert_eq!(dump(&a, "t"), dump(&b, "t"));
+    assert_eq!(portable(&a), portable(&b));
+}
+
+#[test]
+fn drop_table_removes_its_clock_and_other_tables_keep_working() {
+    let c = replica();
+    c.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('u'); INSERT INTO t(id) VALUES (1); INSERT INTO u VALUES (1, 'x');").unwrap();
+    let v_before: i64 = one(&c, "SELECT crsql_db_version()");
+    c.execute_batch("DROP TABLE t;").unwrap();
+    assert_eq!(changes(&c).iter().map(|x| x.table.as_str()).collect::<Vec<_>>(), vec!["u"], "reads skip the dropped table at once");
+    c.execute("INSERT INTO u VALUES (2, 'y')", []).unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_clock_1"), 0, "the next write removes the clock data");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tables"), 1);
+    assert!(one::<i64>(&c, "SELECT crsql_db_version()") > v_before);
+    // A new table of the same name starts fresh; the old clock table is gone for good.
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (5, 'new');").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name = 'crr_clock_1'"), 0);
+    assert_eq!(changes_where(&c, "WHERE \"table\" = 't'").len(), 1);
+}
+
+#[test]
+fn drop_table_after_as_table_and_as_table_round_trip_starts_a_fresh_history() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1,'x',1); SELECT crsql_as_table('t'); UPDATE t SET a = 'untracked';").unwrap();
+    assert!(changes(&c).is_empty());
+    c.execute_batch("SELECT crsql_as_crr('t');").unwrap();
+    let fresh = changes(&c);
+    assert_eq!(fresh.len(), 2);
+    assert!(fresh.iter().all(|x| x.db_version == 2 && x.cl == 1), "{fresh:?}");
+    assert_eq!(fresh[0].val, V::Text("untracked".into()));
+}
+
+#[test]
+fn a_copied_file_gets_a_new_site_id_and_both_copies_converge_as_two_sites() {
+    let dir = tmpdir("copy");
+    let (pa, pb) = (dir.join("a.db"), dir.join("b.db"));
+    let a = open(pa.to_str().unwrap());
+    a.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'shared');").unwrap();
+    let site_a: Vec<u8> = one(&a, "SELECT crsql_site_id()");
+    a.execute_batch(&format!("VACUUM INTO '{}'", pb.to_str().unwrap())).unwrap();
+    let b = open(pb.to_str().unwrap());
+    assert_eq!(one::<Vec<u8>>(&b, "SELECT crsql_site_id()"), site_a, "a copy starts with the same id");
+    let site_b: Vec<u8> = one(&b, "SELECT crr_new_site_id()");
+    assert_ne!(site_b, site_a);
+    assert_eq!(one::<Vec<u8>>(&b, "SELECT crsql_site_id()"), site_b);
+    assert_eq!(changes(&b)[0].site_id, site_a, "the copied history keeps its origin");
+    a.execute("INSERT INTO t VALUES (2, 'from a')", []).unwrap();
+    b.execute("INSERT INTO t VALUES (3, 'from b')", []).unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    sync_since(&b, &a, 0).unwrap();
+    assert_eq!(dump(&a, "t").len(), 3);
+    assert_eq!(dump(&a, "t"), dump(&b, "t"));
+    assert_eq!(portable(&a), portable(&b));
+    let row3: Vec<u8> = one(&a, "SELECT site_id FROM crsql_changes WHERE pk = crsql_pack_columns(3)");
+    assert_eq!(row3, site_b);
+    // The id does not change on its own.
+    drop(b);
+    let b = open(pb.to_str().unwrap());
+    assert_eq!(one::<Vec<u8>>(&b, "SELECT crsql_site_id()"), site_b);
+}
+
+/// One scenario run in both clock modes: behaviour agrees except for the version numbers.
+fn scenario(mode: &str) -> (Vec<Vec<V>>, Vec<(String, i64, i64)>) {
+    let (a, b) = (mem(), mem());
+    for c in [&a, &b] {
+        c.execute_batch(&format!("SELECT crsql_config_set('clock', '{mode}'); CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');")).unwrap();
+    }
+    a.execute_batch("SELECT crr_set_wall_clock_for_testing(1000); INSERT INTO t VALUES (1,'x',1); UPDATE t SET a = 'x2'; UPDATE t SET a = 'x3';").unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    b.execute_batch("SELECT crr_set_wall_clock_for_testing(2000); UPDATE t SET b = 5; DELETE FROM t WHERE id = 1; INSERT INTO t VALUES (1, 'again', 6);").unwrap();
+    sync_since(&b, &a, 0).unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    assert_eq!(dump(&a, "t"), dump(&b, "t"), "{mode}");
+    assert_eq!(portable(&a), portable(&b), "{mode}");
+    let meta = changes(&a).into_iter().map(|x| (x.cid, x.col_version, x.cl)).collect();
+    (dump(&a, "t"), meta)
+}
+
+#[test]
+fn lamport_mode_follows_cr_sqlite_counters_and_agrees_with_hlc_on_outcomes() {
+    let (rows_l, meta_l) = scenario("lamport");
+    let (rows_h, meta_h) = scenario("hlc");
+    assert_eq!(rows_l, rows_h);
+    assert_eq!(rows_l, vec![vec![V::Integer(1), V::Text("again".into()), V::Integer(6)]]);
+    // Lamport: sentinel col_version = cl = 3, resurrection restarts the columns at 1.
+    assert_eq!(meta_l, vec![("-1".into(), 3, 3), ("a".into(), 1, 3), ("b".into(), 1, 3)]);
+    assert!(meta_h.iter().all(|(cid, v, _)| cid == "-1" || *v > 1 << 16));
+    // And counting: three writes of a cell in lamport mode give version 3.
+    let c = mem();
+    c.execute_batch("SELECT crsql_config_set('clock', 'lamport'); CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 1); UPDATE t SET a = 2; UPDATE t SET a = 3;").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT col_version FROM crsql_changes WHERE cid = 'a'"), 3);
+}
