@@ -18,8 +18,7 @@ dist/crr.$(EXT): Cargo.toml $(shell find src sql -type f)
 # Unit and property tests, then integration tests against the built extension in a bundled
 # SQLite (rusqlite) and in the system sqlite3 shell.
 test: all
-	$(CARGO) test --release --all-targets
-	CRR_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --test simulation
+	CRR_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --all-targets
 	bash tests/shell/run.sh
 
 demo: all

@@ -1,0 +1,306 @@
+//! Many connections and processes on one WAL database; read-only connections; crash safety
+//! (SIGKILL in the middle of a large local transaction and of a large merge).
+//!
+//! Worker processes are this test binary run again with `CRR_WORKER` set, so the binary has its
+//! own `main` (harness = false in Cargo.toml): it runs the tests below, or acts as a worker.
+
+mod common;
+use common::*;
+use rusqlite::{Connection, OpenFlags};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY NOT NULL, who INTEGER, n INTEGER, pad TEXT);";
+
+fn wal(path: &str) -> Connection {
+    let c = open(path);
+    c.busy_timeout(Duration::from_secs(30)).unwrap();
+    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
+    c
+}
+
+fn setup(path: &str) {
+    let c = wal(path);
+    c.execute_batch(&format!("{SCHEMA} SELECT crsql_as_crr('t');")).unwrap();
+}
+
+/// Writer `who`: `n` transactions; every 7th rolls back. Row id = who * 100000 + i.
+fn write_load(path: &str, who: i64, n: i64) {
+    let c = wal(path);
+    for i in 0..n {
+        let id = who * 100_000 + i;
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        c.execute("INSERT INTO t(id, who, n) VALUES (?1, ?2, ?3)", [id, who, i]).unwrap();
+        if i > 0 {
+            c.execute("UPDATE t SET n = n + 1000 WHERE id = ?1", [id - 1]).unwrap();
+        }
+        if i % 7 == 6 {
+            c.execute_batch("ROLLBACK").unwrap();
+        } else {
+            c.execute_batch("COMMIT").unwrap();
+        }
+    }
+}
+
+/// Checks what the writers left: every committed change once, none of the rolled-back ones,
+/// one db_version per transaction, increasing in each writer's commit order.
+fn check_writers(path: &str, writers: i64, n: i64) {
+    let c = wal(path);
+    let all = changes(&c);
+    let mut seen = BTreeSet::new();
+    for x in &all {
+        assert!(seen.insert((x.pk.clone(), x.cid.clone())), "change listed twice: {x:?}");
+    }
+    for who in 0..writers {
+        let mut last = 0;
+        for i in 0..n {
+            let pk: Vec<u8> = one(&c, &format!("SELECT crsql_pack_columns({})", who * 100_000 + i));
+            let rows: Vec<&Change> = all.iter().filter(|x| x.pk == pk).collect();
+            if i % 7 == 6 {
+                assert!(rows.is_empty(), "rolled-back insert {who}/{i} left changes");
+                continue;
+            }
+            let first = rows.iter().map(|x| x.db_version).min().expect("committed row has changes");
+            assert!(first > last, "writer {who}: db_version {first} of txn {i} not after {last}");
+            last = first;
+        }
+    }
+    // Distinct transactions never share a db_version: count writer transactions per version.
+    let mut per_version: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    for x in all.iter().filter(|x| x.cid == "who") {
+        let id: i64 = c.query_row("SELECT cell FROM crsql_unpack_columns(?1)", [&x.pk], |r| r.get(0)).unwrap();
+        per_version.entry(x.db_version).or_default().insert(id / 100_000);
+    }
+    assert!(per_version.values().all(|w| w.len() == 1), "two writers' transactions share a db_version");
+}
+
+/// A reader that remembers the highest db_version it saw never misses a change.
+fn poll_until(path: &str, stop: &std::sync::atomic::AtomicBool) -> BTreeSet<(Vec<u8>, String, i64)> {
+    let c = wal(path);
+    let mut since = 0i64;
+    let mut got = BTreeSet::new();
+    loop {
+        let done = stop.load(std::sync::atomic::Ordering::SeqCst);
+        for x in changes_where(&c, &format!("WHERE db_version > {since}")) {
+            since = since.max(x.db_version);
+            got.insert((x.pk, x.cid, x.db_version));
+        }
+        if done {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn final_set(path: &str) -> BTreeSet<(Vec<u8>, String, i64)> {
+    changes(&wal(path)).into_iter().map(|x| (x.pk, x.cid, x.db_version)).collect()
+}
+
+fn several_connections_in_one_process() {
+    let dir = tmpdir("threads");
+    let path = dir.join("w.db").to_str().unwrap().to_owned();
+    setup(&path);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (p, s) = (path.clone(), stop.clone());
+        std::thread::spawn(move || poll_until(&p, &s))
+    };
+    let writers: Vec<_> = (0..4).map(|who| {
+        let p = path.clone();
+        std::thread::spawn(move || write_load(&p, who, 60))
+    }).collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let polled = reader.join().unwrap();
+    check_writers(&path, 4, 60);
+    // Entries superseded later (an update moves a cell to a newer db_version) were seen at
+    // their old version; what matters is that the final state of every cell was seen.
+    let final_ = final_set(&path);
+    assert!(final_.is_subset(&polled), "the polling reader missed {} changes", final_.difference(&polled).count());
+}
+
+fn several_processes() {
+    let dir = tmpdir("procs");
+    let path = dir.join("p.db").to_str().unwrap().to_owned();
+    setup(&path);
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|who| {
+            Command::new(&exe)
+                .env("CRR_WORKER", format!("write\t{path}\t{who}\t40"))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let polled = std::thread::scope(|s| {
+        let h = s.spawn(|| poll_until(&path, &stop));
+        for mut ch in children {
+            assert!(ch.wait().unwrap().success(), "a writer process failed");
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        h.join().unwrap()
+    });
+    check_writers(&path, 3, 40);
+    assert!(final_set(&path).is_subset(&polled));
+}
+
+fn crr_created_and_written_in_one_transaction_and_seen_by_a_connection_that_only_read() {
+    let dir = tmpdir("sametx");
+    let path = dir.join("s.db").to_str().unwrap().to_owned();
+    let reader = wal(&path);
+    assert_eq!(one::<i64>(&reader, "SELECT count(*) FROM crsql_changes"), 0);
+    let w = wal(&path);
+    w.execute_batch(&format!("BEGIN; {SCHEMA} SELECT crsql_as_crr('t'); INSERT INTO t(id, who) VALUES (1, 1); COMMIT;")).unwrap();
+    assert_eq!(changes(&w).len(), 3);
+    assert_eq!(one::<i64>(&reader, "SELECT count(*) FROM crsql_changes"), 3);
+    reader.execute("UPDATE t SET who = 2 WHERE id = 1", []).unwrap();
+    assert_eq!(changes_where(&w, "WHERE db_version = 2").len(), 1);
+}
+
+fn a_read_only_connection_loads_and_reads() {
+    let dir = tmpdir("ro");
+    let path = dir.join("r.db").to_str().unwrap().to_owned();
+    setup(&path);
+    wal(&path).execute("INSERT INTO t(id, who) VALUES (1, 1)", []).unwrap();
+    let ro = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    load(&ro);
+    assert_eq!(changes(&ro).len(), 3);
+    assert_eq!(one::<i64>(&ro, "SELECT crsql_db_version()"), 1);
+    assert!(err(&ro, "INSERT INTO t(id) VALUES (2)").contains("readonly"));
+    // A read-only connection to a database that never met the extension: no CRRs, no error.
+    let plain = dir.join("plain.db");
+    Connection::open(&plain).unwrap().execute_batch("CREATE TABLE x(a)").unwrap();
+    let ro = Connection::open_with_flags(&plain, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    load(&ro);
+    assert_eq!(changes(&ro).len(), 0);
+}
+
+/// Kills a worker (SIGKILL) once its transaction has spilled into the WAL, then checks the
+/// database opens, passes integrity_check, and holds all or none of the transaction.
+fn crash_mid_transaction(mode: &str, rows: i64) -> (String, bool) {
+    let dir = tmpdir(mode);
+    let path = dir.join("c.db").to_str().unwrap().to_owned();
+    setup(&path);
+    if mode == "merge" {
+        // The batch to merge comes from another replica.
+        let src = dir.join("src.db").to_str().unwrap().to_owned();
+        setup(&src);
+        let s = wal(&src);
+        s.execute_batch("BEGIN").unwrap();
+        for i in 0..rows {
+            s.execute("INSERT INTO t(id, who, pad) VALUES (?1, 1, printf('%.100c', 'x'))", [i]).unwrap();
+        }
+        s.execute_batch("COMMIT").unwrap();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(&exe)
+        .env("CRR_WORKER", format!("{mode}\t{path}\t0\t{rows}"))
+        .spawn()
+        .unwrap();
+    let wal_file = format!("{path}-wal");
+    let start = Instant::now();
+    let mut killed = false;
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::fs::metadata(&wal_file).map(|m| m.len() > 2 << 20).unwrap_or(false) {
+            child.kill().unwrap();
+            killed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.wait();
+    let c = wal(&path);
+    let check: String = one(&c, "PRAGMA integrity_check");
+    assert_eq!(check, "ok");
+    let n: i64 = one(&c, "SELECT count(*) FROM t");
+    let ch: i64 = one(&c, "SELECT count(*) FROM crsql_changes");
+    assert!((n == 0 && ch == 0) || (n == rows && ch == rows * 3), "{mode}: partial transaction survived: {n} rows, {ch} changes");
+    (path, killed)
+}
+
+fn sigkill_during_a_large_local_transaction_leaves_all_or_nothing() {
+    let (path, killed) = crash_mid_transaction("local", 150_000);
+    assert!(killed, "the worker finished before it could be killed; make the transaction larger");
+    // The database keeps working: the same transaction can be run again.
+    let c = wal(&path);
+    c.execute("INSERT INTO t(id, who) VALUES (-1, 0)", []).unwrap();
+    assert_eq!(changes_where(&c, "WHERE pk = crsql_pack_columns(-1)").len(), 3);
+}
+
+fn sigkill_during_a_large_merge_leaves_all_or_nothing_and_resync_converges() {
+    let rows = 40_000;
+    let (path, killed) = crash_mid_transaction("merge", rows);
+    assert!(killed, "the worker finished before it could be killed; make the batch larger");
+    let c = wal(&path);
+    let src = wal(&path.replace("c.db", "src.db"));
+    apply(&c, &changes(&src)).unwrap();
+    assert_eq!(dump(&c, "t"), dump(&src, "t"));
+}
+
+/// Worker process: what `CRR_WORKER` (mode, path, who, n; tab-separated) asks for.
+fn worker(spec: &str) {
+    let parts: Vec<&str> = spec.split('\t').collect();
+    let (mode, path, who, n) = (parts[0], parts[1], parts[2].parse::<i64>().unwrap(), parts[3].parse::<i64>().unwrap());
+    match mode {
+        "write" => write_load(path, who, n),
+        "local" => {
+            let c = wal(path);
+            c.execute_batch("PRAGMA cache_size = 50; BEGIN").unwrap();
+            for i in 0..n {
+                c.execute("INSERT INTO t(id, who, pad) VALUES (?1, 1, printf('%.100c', 'x'))", [i]).unwrap();
+            }
+            c.execute_batch("COMMIT").unwrap();
+        }
+        "merge" => {
+            let c = wal(path);
+            let src = wal(&path.replace("c.db", "src.db"));
+            let batch = changes(&src);
+            c.execute_batch("PRAGMA cache_size = 50").unwrap();
+            apply(&c, &batch).unwrap();
+        }
+        other => panic!("unknown worker mode {other}"),
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("CRR_WORKER") {
+        worker(&spec);
+        return;
+    }
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let tests: &[(&str, fn())] = &[
+        ("several_connections_in_one_process", several_connections_in_one_process),
+        ("several_processes", several_processes),
+        ("crr_created_and_written_in_one_transaction_and_seen_by_a_connection_that_only_read", crr_created_and_written_in_one_transaction_and_seen_by_a_connection_that_only_read),
+        ("a_read_only_connection_loads_and_reads", a_read_only_connection_loads_and_reads),
+        ("sigkill_during_a_large_local_transaction_leaves_all_or_nothing", sigkill_during_a_large_local_transaction_leaves_all_or_nothing),
+        ("sigkill_during_a_large_merge_leaves_all_or_nothing_and_resync_converges", sigkill_during_a_large_merge_leaves_all_or_nothing_and_resync_converges),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, f) in tests {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        match std::panic::catch_unwind(f) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("concurrency: {passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
