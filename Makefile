@@ -20,6 +20,7 @@ dist/crr.$(EXT): Cargo.toml $(shell find src sql -type f)
 test: all
 	CRR_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --all-targets
 	bash tests/shell/run.sh
+	$(CARGO) run --release --quiet --example bench -- --quick > /dev/null
 
 demo: all
 	$(CARGO) run --release --quiet --example demo
@@ -32,7 +33,7 @@ sim-long: all
 	CRR_SIM_SEEDS=5000 $(CARGO) test --release --test simulation -- --nocapture
 
 bench: all
-	$(CARGO) run --release --quiet --bin crr-bench
+	$(CARGO) run --release --quiet --example bench
 
 clean:
 	rm -rf dist target

@@ -1,0 +1,236 @@
+//! `make bench`: the workload table of the performance issue. Each workload runs on a plain
+//! table and on a CRR **in the same run**, and the ratio is what counts (these machines are
+//! shared and noisy; absolute times drift). `--quick` runs a small size to keep it working in
+//! CI; `--rows N` sets the table size (default 100,000).
+
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL)";
+
+fn ext() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dist").join(if cfg!(target_os = "macos") { "crr.dylib" } else { "crr.so" })
+}
+
+fn open(path: &Path, crr: bool, tuned: bool) -> Connection {
+    let c = Connection::open(path).unwrap();
+    if crr {
+        // SAFETY: loading our own freshly built extension.
+        unsafe {
+            let _g = rusqlite::LoadExtensionGuard::new(&c).unwrap();
+            c.load_extension(ext(), Some("sqlite3_crr_init")).expect("load dist/crr.so (run make)");
+        }
+    }
+    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
+    if tuned {
+        c.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA cache_size = -64000;").unwrap();
+    }
+    c
+}
+
+fn fresh(dir: &Path, name: &str, crr: bool, tuned: bool) -> Connection {
+    let p = dir.join(name);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+    }
+    let c = open(&p, crr, tuned);
+    c.execute_batch(SCHEMA).unwrap();
+    if crr {
+        c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    }
+    c
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn insert_rows(c: &Connection, from: i64, n: i64) {
+    let tx = c.unchecked_transaction().unwrap();
+    {
+        let mut s = tx.prepare_cached("INSERT INTO t VALUES (?1, ?2, ?3, ?4)").unwrap();
+        for i in from..from + n {
+            s.execute(rusqlite::params![i, format!("name-{i}"), i * 7, i as f64 * 0.5]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+fn read_changes(c: &Connection) -> Vec<Vec<Value>> {
+    let mut s = c.prepare("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes").unwrap();
+    s.query_map([], |r| (0..9).map(|i| r.get::<_, Value>(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
+}
+
+fn apply_changes(c: &Connection, cs: &[Vec<Value>]) {
+    let tx = c.unchecked_transaction().unwrap();
+    {
+        let mut s = tx.prepare_cached("INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)").unwrap();
+        for ch in cs {
+            s.execute(rusqlite::params_from_iter(ch.iter())).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+fn file_size(c: &Connection) -> i64 {
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    c.query_row("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size", [], |r| r.get(0)).unwrap()
+}
+
+struct Row {
+    name: &'static str,
+    work: i64,
+    plain: Duration,
+    crr: Duration,
+    bar: &'static str,
+}
+
+fn rate(work: i64, d: Duration) -> f64 {
+    work as f64 / d.as_secs_f64()
+}
+
+/// Runs every workload once with the given pragmas; returns the table rows.
+fn run(dir: &Path, rows: i64, tuned: bool) -> (Vec<Row>, (i64, i64), (Duration, Duration)) {
+    let mut out = Vec::new();
+    let (p, c) = (fresh(dir, "plain.db", false, tuned), fresh(dir, "crr.db", true, tuned));
+    let (w1p, w1c) = (timed(|| insert_rows(&p, 0, rows)), timed(|| insert_rows(&c, 0, rows)));
+    out.push(Row { name: "W1 insert rows, one transaction", work: rows, plain: w1p, crr: w1c, bar: ">= 0.25" });
+    let sizes = (file_size(&p), file_size(&c));
+    let single = (rows / 20).clamp(100, 5_000);
+    let w2 = |conn: &Connection| {
+        timed(|| {
+            let mut s = conn.prepare_cached("INSERT INTO t VALUES (?1, 'single', 1, 1.0)").unwrap();
+            for i in 0..single {
+                s.execute([rows + i]).unwrap();
+            }
+        })
+    };
+    out.push(Row { name: "W2 single-row transactions", work: single, plain: w2(&p), crr: w2(&c), bar: ">= 0.60" });
+    let all = rows + single;
+    let w3 = |conn: &Connection| timed(|| conn.execute_batch("UPDATE t SET b = b + 1").unwrap());
+    out.push(Row { name: "W3 update one column of every row", work: all, plain: w3(&p), crr: w3(&c), bar: ">= 0.20" });
+    let w4 = |conn: &Connection| timed(|| conn.execute_batch("DELETE FROM t WHERE id % 10 = 0").unwrap());
+    out.push(Row { name: "W4 delete 10% of rows", work: all / 10, plain: w4(&p), crr: w4(&c), bar: ">= 0.30" });
+    // W5: read every change (plain: read every non-key cell).
+    let mut cells = 0i64;
+    let w5p = timed(|| {
+        let mut s = p.prepare("SELECT a, b, c FROM t").unwrap();
+        let mut r = s.query([]).unwrap();
+        while let Some(row) = r.next().unwrap() {
+            for i in 0..3 {
+                let _v: Value = row.get(i).unwrap();
+                cells += 1;
+            }
+        }
+    });
+    let mut changes = Vec::new();
+    let w5c = timed(|| changes = read_changes(&c));
+    out.push(Row { name: "W5 read all changes (plain: every cell)", work: changes.len() as i64, plain: w5p.mul_f64(changes.len() as f64 / cells.max(1) as f64), crr: w5c, bar: ">= 0.50" });
+    // W6: apply all changes to an empty replica (plain: one upsert per cell).
+    let (p2, c2) = (fresh(dir, "plain2.db", false, tuned), fresh(dir, "crr2.db", true, tuned));
+    let w6p = timed(|| {
+        let tx = p2.unchecked_transaction().unwrap();
+        {
+            let mut s = tx.prepare("SELECT id, a, b, c FROM main.t").unwrap_or_else(|_| unreachable!());
+            drop(s.query([]).unwrap());
+        }
+        let mut ups: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|col| tx.prepare(&format!("INSERT INTO t(id, {col}) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET {col} = excluded.{col}")).unwrap())
+            .collect();
+        let mut src = p.prepare("SELECT id, a, b, c FROM t").unwrap();
+        let rows: Vec<(i64, Value, Value, Value)> = src.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(|r| r.unwrap()).collect();
+        for (id, a, b, cc) in &rows {
+            ups[0].execute(rusqlite::params![id, a]).unwrap();
+            ups[1].execute(rusqlite::params![id, b]).unwrap();
+            ups[2].execute(rusqlite::params![id, cc]).unwrap();
+        }
+        drop(ups);
+        tx.commit().unwrap();
+    });
+    let w6c = timed(|| apply_changes(&c2, &changes));
+    out.push(Row { name: "W6 apply all changes to an empty replica", work: changes.len() as i64, plain: w6p, crr: w6c, bar: ">= 0.35" });
+    // W7: both replicas update the same 10% of rows differently, then exchange both ways.
+    let w7p = timed(|| {
+        p.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
+        p2.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
+        for (from, to) in [(&p, &p2), (&p2, &p)] {
+            let mut s = from.prepare("SELECT id, a FROM t WHERE id % 10 = 1").unwrap();
+            let rows: Vec<(i64, String)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+            let tx = to.unchecked_transaction().unwrap();
+            for (id, a) in rows {
+                tx.execute("INSERT INTO t(id, a) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET a = excluded.a", rusqlite::params![id, a]).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+    });
+    let (vc, vc2): (i64, i64) = (c.query_row("SELECT crsql_db_version()", [], |r| r.get(0)).unwrap(), c2.query_row("SELECT crsql_db_version()", [], |r| r.get(0)).unwrap());
+    let w7c = timed(|| {
+        c.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
+        c2.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
+        for (from, to, since) in [(&c, &c2, vc), (&c2, &c, vc2)] {
+            let mut s = from.prepare("SELECT * FROM crsql_changes WHERE db_version > ?1").unwrap();
+            let batch: Vec<Vec<Value>> = s.query_map([since], |r| (0..9).map(|i| r.get::<_, Value>(i)).collect()).unwrap().map(|r| r.unwrap()).collect();
+            apply_changes(to, &batch);
+        }
+    });
+    out.push(Row { name: "W7 concurrent updates of 10%, exchanged", work: all / 10, plain: w7p, crr: w7c, bar: "<= 2.5x time" });
+    // Point reads by id.
+    let reads = rows.min(50_000);
+    let point = |conn: &Connection| {
+        timed(|| {
+            let mut s = conn.prepare_cached("SELECT a, b, c FROM t WHERE id = ?1").unwrap();
+            let mut k = 12345u64;
+            for _ in 0..reads {
+                k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let id = (k >> 33) as i64 % rows;
+                let _ = s.query_row([id], |r| r.get::<_, Value>(0));
+            }
+        })
+    };
+    out.push(Row { name: "point reads by id", work: reads, plain: point(&p), crr: point(&c), bar: ">= 0.95" });
+    // commit_alter after adding a column with a default, vs inserting the rows (W1 CRR time).
+    let alter = timed(|| c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d INTEGER DEFAULT 0; SELECT crsql_commit_alter('t');").unwrap());
+    (out, sizes, (alter, w1c))
+}
+
+fn print(title: &str, rows: &[Row], sizes: (i64, i64), alter: (Duration, Duration)) {
+    println!("\n{title}");
+    println!("| workload | work | plain rows/s | CRR rows/s | CRR/plain | bar |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for r in rows {
+        let (pr, cr) = (rate(r.work, r.plain), rate(r.work, r.crr));
+        let ratio = if r.bar.contains("time") {
+            format!("{:.2}x time", r.crr.as_secs_f64() / r.plain.as_secs_f64())
+        } else {
+            format!("{:.2}", cr / pr)
+        };
+        println!("| {} | {} | {:.0} | {:.0} | {} | {} |", r.name, r.work, pr, cr, ratio, r.bar);
+    }
+    println!("| W8 file size after W1 | | {} KiB | {} KiB | {:.2}x size | <= 2.2x |", sizes.0 / 1024, sizes.1 / 1024, sizes.1 as f64 / sizes.0 as f64);
+    println!(
+        "| commit_alter (ADD COLUMN DEFAULT) vs W1 CRR insert | | | {:.1} ms vs {:.1} ms | {:.2} of insert time | <= 0.5 |",
+        alter.0.as_secs_f64() * 1e3,
+        alter.1.as_secs_f64() * 1e3,
+        alter.0.as_secs_f64() / alter.1.as_secs_f64()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let rows: i64 = args.iter().position(|a| a == "--rows").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok()).unwrap_or(if quick { 2_000 } else { 100_000 });
+    let dir = std::env::temp_dir().join(format!("crr-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let v: String = Connection::open_in_memory().unwrap().query_row("SELECT sqlite_version()", [], |r| r.get(0)).unwrap();
+    println!("sqlite-crr benchmark: {rows} rows, SQLite {v} (bundled), WAL, synchronous=NORMAL");
+    let (rows_default, sizes, alter) = run(&dir, rows, false);
+    print("default pragmas", &rows_default, sizes, alter);
+    let (rows_tuned, sizes, alter) = run(&dir, rows, true);
+    print("tuned pragmas (temp_store=MEMORY, cache_size=-64000)", &rows_tuned, sizes, alter);
+    std::fs::remove_dir_all(&dir).ok();
+}
