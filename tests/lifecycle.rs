@@ -197,3 +197,20 @@ fn lamport_mode_follows_cr_sqlite_counters_and_agrees_with_hlc_on_outcomes() {
     c.execute_batch("SELECT crsql_config_set('clock', 'lamport'); CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 1); UPDATE t SET a = 2; UPDATE t SET a = 3;").unwrap();
     assert_eq!(one::<i64>(&c, "SELECT col_version FROM crsql_changes WHERE cid = 'a'"), 3);
 }
+
+#[test]
+fn writes_during_an_alter_inserts_and_deletes_tracked_and_key_rename_allowed() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1,'x',1),(2,'y',2);").unwrap();
+    c.execute_batch(
+        "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT;
+         INSERT INTO t VALUES (3, 'during', 3, 'dd'); DELETE FROM t WHERE id = 2;
+         ALTER TABLE t RENAME COLUMN id TO key; SELECT crsql_commit_alter('t');",
+    )
+    .unwrap();
+    let row3 = changes_where(&c, "WHERE pk = crsql_pack_columns(3)");
+    assert_eq!(row3.iter().map(|x| x.cid.as_str()).collect::<Vec<_>>(), vec!["a", "b", "d"], "{row3:?}");
+    assert_eq!(changes_where(&c, "WHERE pk = crsql_pack_columns(2)")[0].cl, 2);
+    c.execute("UPDATE t SET a = 'after' WHERE key = 1", []).unwrap();
+    assert_eq!(changes_where(&c, "WHERE pk = crsql_pack_columns(1) AND cid = 'a'")[0].val, V::Text("after".into()));
+}

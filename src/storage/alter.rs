@@ -1,18 +1,19 @@
 //! crsql_begin_alter / crsql_commit_alter: ALTER TABLE on a CRR.
 //!
-//! begin: drops the tracking triggers (ALTER refuses to drop a column a trigger names) and
-//! remembers the table's column order in `crr_meta` as `alter.<tid>`.
+//! begin: drops the update trigger (it names every tracked column, and ALTER refuses to drop a
+//! column a trigger names) and remembers the table's columns in `crr_meta` as `alter.<tid>`.
+//! The insert and delete triggers name only key columns (SQLite rewrites them on RENAME), so
+//! inserts and deletes stay tracked during the alter.
 //! commit: re-reads the table and maps its columns onto clock slots. Columns whose names
 //! disappeared and columns whose names appeared are paired in table order when their declared
 //! types agree: those were renamed (RENAME COLUMN keeps a column's place and type) and keep
 //! their slot and history. A tracked column left unpaired was dropped (its slot is cleared from
 //! every clock record); a new column gets a new slot, and rows whose value differs from the
-//! column's default become changes. Then the triggers are rebuilt and rows inserted meanwhile
-//! are backfilled. A rename taken for a drop plus an add still converges: the column's values
+//! column's default become changes. Then the triggers are rebuilt; if the insert trigger was
+//! lost (the 12-step rebuild drops the table), rows without a clock are backfilled. A rename taken for a drop plus an add still converges: the column's values
 //! are then sent again as new writes.
 //!
-//! Writes other than the ALTER itself between begin and commit are not tracked, except inserts
-//! (backfilled at commit).
+//! Updates between begin and commit are not tracked (inserts and deletes are).
 
 use super::as_crr::{backfill, describe, drop_triggers_sql, in_savepoint, reap_dropped, trigger_sql, write_columns, Tracked};
 use super::conn::Conn;
@@ -42,7 +43,7 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
         let desc = describe(conn, &info.name)?;
         let names: Vec<String> = desc.columns.iter().map(|c| format!("{}{TYPE_SEP}{}", c.name, c.decl_type)).collect();
         meta::set(conn, &alter_key(info.tid), &Value::Text(names.join(&SEP.to_string())))?;
-        conn.db.exec(&drop_triggers_sql(info.tid))?;
+        conn.db.exec(&format!("DROP TRIGGER IF EXISTS \"crr_{}_update\"", info.tid))?;
         conn.stmts.clear();
         Ok(())
     })
@@ -101,14 +102,15 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         };
         let desc = describe(conn, &info.name)?;
         let shape = table_shape::check(&desc).map_err(|r| Error::new(r.to_string()))?;
-        if shape.pk != info.pk {
+        let after: Vec<(String, String)> = desc.columns.iter().map(|c| (c.name.clone(), c.decl_type.clone())).collect();
+        let renamed = renames(&before, &after);
+        let old_pk: Vec<String> = info.pk.iter().map(|k| renamed.get(k).unwrap_or(k).clone()).collect();
+        if shape.pk != old_pk {
             return Err(Error::new(format!(
                 "table \"{}\": changing the primary key of a CRR is not supported (was {:?}, now {:?})",
                 info.name, info.pk, shape.pk
             )));
         }
-        let after: Vec<(String, String)> = desc.columns.iter().map(|c| (c.name.clone(), c.decl_type.clone())).collect();
-        let renamed = renames(&before, &after);
         let mut cols: Vec<Tracked> = Vec::new();
         let mut dropped = Vec::new();
         for (slot, name) in info.columns.iter().enumerate() {
@@ -143,8 +145,14 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             let default = desc.columns.iter().find(|c| c.name == name).and_then(|c| c.default_sql.clone());
             record_non_default(conn, info.tid, &desc.name, &shape.pk, &name, default.as_deref(), slot, cols.len())?;
         }
+        let mut s = conn.db.prepare(&format!("SELECT 1 FROM sqlite_schema WHERE type = 'trigger' AND name = 'crr_{}_insert'", info.tid), false)?;
+        let inserts_tracked = s.step()?;
+        drop(s);
+        conn.db.exec(&drop_triggers_sql(info.tid))?;
         conn.db.exec(&trigger_sql(info.tid, &desc.name, &shape.pk, &cols))?;
-        backfill(conn, info.tid, &desc.name, &shape.pk, &cols)?;
+        if !inserts_tracked {
+            backfill(conn, info.tid, &desc.name, &shape.pk, &cols)?;
+        }
         conn.db.exec(&format!("DELETE FROM crr_meta WHERE key = 'alter.{}'", info.tid))?;
         Ok(())
     })
