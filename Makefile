@@ -18,7 +18,8 @@ dist/crr.$(EXT): Cargo.toml $(shell find src sql -type f)
 # Unit and property tests, then integration tests against the built extension in a bundled
 # SQLite (rusqlite) and in the system sqlite3 shell.
 test: all
-	CRR_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --all-targets
+	CRR_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --lib --tests
+	$(CARGO) build --release --examples
 	bash tests/shell/run.sh
 	$(CARGO) run --release --quiet --example bench -- --quick > /dev/null
 
