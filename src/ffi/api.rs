@@ -4,7 +4,7 @@
 //! its own table through sqlite3_auto_extension). Fields past 3.35 are never touched: the table
 //! of an older host is shorter than the struct we were compiled with.
 
-use sqlite3ext_sys as sys;
+use super::sys;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 pub use sys::{

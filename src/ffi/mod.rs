@@ -8,5 +8,6 @@ pub mod db;
 pub mod entry;
 pub mod functions;
 pub mod guard;
+pub mod sys;
 pub mod unpack_vtab;
 pub mod values;
