@@ -6,7 +6,7 @@ CARGO ?= cargo
 SEED ?= 1
 SEEDS ?= 200
 
-.PHONY: all test demo sim sim-long bench clean
+.PHONY: all test demo sim sim-long bench fuzz fuzz-build fuzz-merge clean
 
 all: dist/crr.$(EXT)
 
@@ -20,6 +20,7 @@ dist/crr.$(EXT): Cargo.toml $(shell find src sql -type f)
 test: all
 	CRR_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --lib --tests
 	$(CARGO) build --release --examples
+	$(CARGO) bench --bench core --no-run
 	bash tests/shell/run.sh
 	$(CARGO) run --release --quiet --example bench -- --quick > /dev/null
 
@@ -36,5 +37,31 @@ sim-long: all
 bench: all
 	$(CARGO) run --release --quiet --example bench
 
+# Coverage-guided fuzzing on the stable toolchain: LLVM's sanitizer-coverage passes are asked for
+# directly (what cargo-fuzz does on nightly). --target keeps the flags off build scripts.
+# make fuzz [FUZZ_SECONDS=60]: runs each target, new inputs go to fuzz/work/ (ignored by git),
+# crashers to fuzz/artifacts/. make fuzz-merge: adds inputs with new coverage to fuzz/corpus/.
+FUZZ_TARGETS := pk_decode row_clock_decode changes_insert
+FUZZ_SECONDS ?= 60
+HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_BIN := fuzz/target/$(HOST)/release
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+
+fuzz-build:
+	cd fuzz && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --release --bins --target $(HOST)
+
+fuzz: fuzz-build
+	mkdir -p fuzz/artifacts
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/work/$$t fuzz/corpus/$$t; \
+	  $(FUZZ_BIN)/$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/artifacts/$$t- \
+	    fuzz/work/$$t fuzz/corpus/$$t || exit 1; \
+	done
+
+fuzz-merge: fuzz-build
+	for t in $(FUZZ_TARGETS); do $(FUZZ_BIN)/$$t -merge=1 fuzz/corpus/$$t fuzz/work/$$t || exit 1; done
+
 clean:
-	rm -rf dist target
+	rm -rf dist target fuzz/target
