@@ -220,8 +220,66 @@ fn print(title: &str, rows: &[Row], sizes: (i64, i64), alter: (Duration, Duratio
     );
 }
 
+/// Kernel counters of this process, in KiB: (current RSS, peak RSS).
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The streaming-memory measurement, run in a fresh child process (`--memory-child N DIR`):
+/// a source replica with N changes, then every change read from its crsql_changes and applied
+/// to an empty replica in one streaming loop (commits every 50,000 changes, nothing
+/// collected). Prints the peak RSS growth over the loop in KiB.
+fn memory_child(changes: i64, dir: &Path) {
+    let src = fresh(dir, "mem-src.db", true, false);
+    insert_rows(&src, 0, (changes + 2) / 3);
+    let dst = fresh(dir, "mem-dst.db", true, false);
+    // Reset the peak counter to the current RSS, so VmHWM afterwards is the loop's own peak.
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let (start, _) = rss_kib();
+    let mut read = src.prepare("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes").unwrap();
+    let mut write = dst.prepare("INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)").unwrap();
+    let mut rows = read.query([]).unwrap();
+    let mut n = 0i64;
+    dst.execute_batch("BEGIN").unwrap();
+    while let Some(r) = rows.next().unwrap() {
+        let vals: [Value; 9] = std::array::from_fn(|i| r.get(i).unwrap());
+        write.execute(rusqlite::params_from_iter(vals.iter())).unwrap();
+        n += 1;
+        if n % 50_000 == 0 {
+            dst.execute_batch("COMMIT; BEGIN").unwrap();
+        }
+    }
+    dst.execute_batch("COMMIT").unwrap();
+    let (_, peak) = rss_kib();
+    let applied: i64 = dst.query_row("SELECT count(*) FROM crsql_changes", [], |r| r.get(0)).unwrap();
+    assert_eq!(applied, n, "every streamed change must be applied");
+    let growth = if reset { peak.saturating_sub(start) } else { peak };
+    println!("{n} {growth}");
+}
+
+/// Runs `memory_child` in a fresh process and reports its result.
+fn memory(changes: i64, dir: &Path) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--memory-child", &changes.to_string(), &dir.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "memory child failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|v| v.parse::<i64>().unwrap());
+    let (n, kib) = (it.next().unwrap(), it.next().unwrap());
+    println!("\nstreaming memory: read and applied {n} changes; peak RSS growth {:.1} MiB (bar < 64 MB)", kib as f64 / 1024.0);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--memory-child") {
+        memory_child(args[i + 1].parse().unwrap(), Path::new(&args[i + 2]));
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let rows: i64 = args.iter().position(|a| a == "--rows").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok()).unwrap_or(if quick { 2_000 } else { 100_000 });
     let dir = std::env::temp_dir().join(format!("crr-bench-{}", std::process::id()));
@@ -232,5 +290,6 @@ fn main() {
     print("default pragmas", &rows_default, sizes, alter);
     let (rows_tuned, sizes, alter) = run(&dir, rows, true);
     print("tuned pragmas (temp_store=MEMORY, cache_size=-64000)", &rows_tuned, sizes, alter);
+    memory(if quick { 30_000 } else { 1_000_000 }, &dir);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -16,7 +16,8 @@ use super::guard::guard;
 use super::values;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
-use crate::storage::changes::{self, Change, Filter};
+use crate::storage::changes::{self, Filter, Scan};
+use crate::storage::sites;
 use crate::storage::conn::Conn;
 use crate::storage::merge::{self, Incoming};
 use std::ffi::CString;
@@ -51,7 +52,7 @@ struct Vtab {
 struct Cursor {
     base: api::sqlite3_vtab_cursor,
     conn: *const Conn,
-    rows: Vec<Change>,
+    scan: Scan,
     pos: usize,
 }
 
@@ -155,7 +156,7 @@ unsafe extern "C" fn best_index(_vtab: *mut api::sqlite3_vtab, info: *mut api::s
 
 unsafe extern "C" fn open(p: *mut api::sqlite3_vtab, pp_cursor: *mut *mut api::sqlite3_vtab_cursor) -> c_int {
     let vtab = &*(p as *mut Vtab);
-    let cursor = Box::new(Cursor { base: std::mem::zeroed(), conn: vtab.conn, rows: Vec::new(), pos: 0 });
+    let cursor = Box::new(Cursor { base: std::mem::zeroed(), conn: vtab.conn, scan: Scan::default(), pos: 0 });
     *pp_cursor = Box::into_raw(cursor) as *mut api::sqlite3_vtab_cursor;
     api::SQLITE_OK
 }
@@ -217,8 +218,8 @@ unsafe extern "C" fn filter(
     let conn = &*cursor.conn;
     let f = filter_from(idx_num, &args);
     match guard("crsql_changes", || changes::collect(conn, &f)) {
-        Ok(rows) => {
-            cursor.rows = rows;
+        Ok(scan) => {
+            cursor.scan = scan;
             cursor.pos = 0;
             api::SQLITE_OK
         }
@@ -233,24 +234,28 @@ unsafe extern "C" fn next(p: *mut api::sqlite3_vtab_cursor) -> c_int {
 
 unsafe extern "C" fn eof(p: *mut api::sqlite3_vtab_cursor) -> c_int {
     let c = &*(p as *mut Cursor);
-    c_int::from(c.pos >= c.rows.len())
+    c_int::from(c.pos >= c.scan.changes.len())
 }
 
 unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sqlite3_context, i: c_int) -> c_int {
     let cursor = &*(p as *mut Cursor);
-    let Some(ch) = cursor.rows.get(cursor.pos) else { return api::SQLITE_ERROR };
+    let scan = &cursor.scan;
+    let Some(ch) = scan.changes.get(cursor.pos) else { return api::SQLITE_ERROR };
     let v = match i {
-        0 => Value::Text(ch.table.name.clone()),
-        1 => Value::Blob(ch.pk.to_vec()),
-        2 => Value::Text(ch.cid_text()),
-        COL_VAL => match guard("crsql_changes", || changes::value(&*cursor.conn, ch)) {
+        0 => Value::Text(scan.table(ch).name.clone()),
+        1 => Value::Blob(scan.pk(ch).to_vec()),
+        2 => Value::Text(scan.cid_text(ch).to_owned()),
+        COL_VAL => match guard("crsql_changes", || changes::value(&*cursor.conn, scan, ch)) {
             Ok(v) => v,
             Err(e) => return fail(cursor.base.pVtab, &e),
         },
         4 => Value::Integer(ch.col_version),
         5 => Value::Integer(ch.db_version),
-        6 => Value::Blob(ch.site.to_vec()),
-        7 => Value::Integer(ch.cl),
+        6 => match guard("crsql_changes", || sites::site_id(&*cursor.conn, ch.site)) {
+            Ok(id) => Value::Blob(id.to_vec()),
+            Err(e) => return fail(cursor.base.pVtab, &e),
+        },
+        7 => Value::Integer(scan.cl(ch)),
         8 => Value::Integer(ch.seq),
         _ => Value::Null,
     };

@@ -2,8 +2,8 @@
 //!
 //! The clock index on `dbv` (a row's highest db_version) bounds the scan: every entry with
 //! db_version > V belongs to a row whose dbv > V, so "changes since V" reads only rows touched
-//! since V. Entries are collected, filtered and sorted; values are read from the user table
-//! only when the `val` column is asked for.
+//! since V. Entries are collected compactly (40 bytes each, keys once per row), filtered and
+//! sorted; values are read from the user table only when the `val` column is asked for.
 
 use super::conn::Conn;
 use super::sites;
@@ -42,129 +42,182 @@ pub enum Cid {
     Slot(usize),
 }
 
-#[derive(Debug, Clone)]
+/// `Change::slot` of a sentinel entry.
+const SENTINEL_SLOT: u32 = u32::MAX;
+
+/// One change of a scan, kept small (40 bytes) because a full scan holds every change until
+/// it is sorted: the row's key, table and causal length live once per row in `Scan::rows`,
+/// the site as this database's ordinal (resolved to 16 bytes only when read).
+#[derive(Debug, Clone, Copy)]
 pub struct Change {
-    pub table: Rc<TableInfo>,
-    pub pk: Rc<[u8]>,
-    pub cid: Cid,
-    pub col_version: i64,
     pub db_version: i64,
-    pub site: SiteId,
-    pub cl: i64,
     pub seq: i64,
+    pub col_version: i64,
+    row: u32,
+    /// The site ordinal (see sites.rs).
+    pub site: u32,
+    slot: u32,
 }
 
-impl Change {
-    pub fn cid_text(&self) -> String {
-        match self.cid {
-            Cid::Sentinel => "-1".into(),
-            Cid::Slot(s) => self.table.columns.get(s).cloned().flatten().unwrap_or_default(),
+/// One clock row a scan emitted changes for: its table, causal length and packed key (a range
+/// of `Scan::pks`).
+#[derive(Debug, Clone, Copy)]
+struct ScanRow {
+    pk_start: usize,
+    pk_len: u32,
+    table: u32,
+    cl: i64,
+}
+
+/// The result of one crsql_changes scan, in (db_version, seq) order.
+#[derive(Debug, Default)]
+pub struct Scan {
+    tables: Vec<Rc<TableInfo>>,
+    rows: Vec<ScanRow>,
+    pks: Vec<u8>,
+    pub changes: Vec<Change>,
+}
+
+impl Scan {
+    fn row(&self, c: &Change) -> &ScanRow {
+        &self.rows[c.row as usize]
+    }
+    pub fn table(&self, c: &Change) -> &TableInfo {
+        &self.tables[self.row(c).table as usize]
+    }
+    pub fn pk(&self, c: &Change) -> &[u8] {
+        let r = self.row(c);
+        &self.pks[r.pk_start..r.pk_start + r.pk_len as usize]
+    }
+    pub fn cl(&self, c: &Change) -> i64 {
+        self.row(c).cl
+    }
+    pub fn cid(&self, c: &Change) -> Cid {
+        if c.slot == SENTINEL_SLOT {
+            Cid::Sentinel
+        } else {
+            Cid::Slot(c.slot as usize)
         }
+    }
+    pub fn cid_text(&self, c: &Change) -> &str {
+        match self.cid(c) {
+            Cid::Sentinel => "-1",
+            Cid::Slot(s) => self.table(c).columns.get(s).and_then(|n| n.as_deref()).unwrap_or_default(),
+        }
+    }
+
+    /// Records a clock row; returns its index for the changes that follow.
+    fn push_row(&mut self, table: u32, cl: i64, pk: &[u8]) -> Result<u32> {
+        let row = u32::try_from(self.rows.len()).map_err(|_| Error::new("crsql_changes: too many rows in one scan (filter by db_version)"))?;
+        let pk_len = u32::try_from(pk.len()).map_err(|_| Error::new("crsql_changes: packed key too large"))?;
+        self.rows.push(ScanRow { pk_start: self.pks.len(), pk_len, table, cl });
+        self.pks.extend_from_slice(pk);
+        Ok(row)
     }
 }
 
-fn wanted(f: &Filter, e: &Entry, site: &SiteId) -> bool {
-    e.db_version >= f.dbv_min
-        && e.db_version <= f.dbv_max
-        && f.site_eq.as_deref().is_none_or(|s| s == site)
-        && f.site_ne.as_deref().is_none_or(|s| s != site)
+fn wanted(conn: &Conn, f: &Filter, e: &Entry) -> Result<bool> {
+    if e.db_version < f.dbv_min || e.db_version > f.dbv_max {
+        return Ok(false);
+    }
+    if f.site_eq.is_none() && f.site_ne.is_none() {
+        return Ok(true);
+    }
+    let site: SiteId = sites::site_id(conn, e.site)?;
+    Ok(f.site_eq.as_deref().is_none_or(|s| s == site) && f.site_ne.as_deref().is_none_or(|s| s != site))
 }
 
-fn emit(conn: &Conn, f: &Filter, table: &Rc<TableInfo>, pk: Rc<[u8]>, rc: &RowClock, out: &mut Vec<Change>) -> Result<()> {
+/// Adds the wanted entries of one clock row to the scan.
+fn emit(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32, pk: &[u8], rc: &RowClock) -> Result<()> {
+    let info = scan.tables[table as usize].clone();
     let cid_slot = match f.cid.as_deref() {
         None => None,
-        Some("-1") => Some(Cid::Sentinel),
-        Some(name) => match table.slot_of(name) {
-            Some(s) => Some(Cid::Slot(s)),
+        Some("-1") => Some(SENTINEL_SLOT),
+        Some(name) => match info.slot_of(name) {
+            Some(s) => Some(s as u32),
             None => return Ok(()),
         },
     };
-    let mut push = |cid: Cid, e: &Entry| -> Result<()> {
-        if cid_slot.is_some_and(|c| c != cid) {
+    let mut row = None;
+    let mut push = |scan: &mut Scan, slot: u32, e: &Entry| -> Result<()> {
+        if cid_slot.is_some_and(|c| c != slot) || !wanted(conn, f, e)? {
             return Ok(());
         }
-        let site = sites::site_id(conn, e.site)?;
-        if wanted(f, e, &site) {
-            out.push(Change {
-                table: table.clone(),
-                pk: pk.clone(),
-                cid,
-                col_version: e.col_version,
-                db_version: e.db_version,
-                site,
-                cl: rc.cl,
-                seq: e.seq,
-            });
-        }
+        let row = match row {
+            Some(r) => r,
+            None => *row.insert(scan.push_row(table, rc.cl, pk)?),
+        };
+        scan.changes.push(Change { db_version: e.db_version, seq: e.seq, col_version: e.col_version, row, site: e.site, slot });
         Ok(())
     };
-    if sentinel_visible(rc.cl, table.tracked_count()) {
-        push(Cid::Sentinel, &rc.sentinel)?;
+    if sentinel_visible(rc.cl, info.tracked_count()) {
+        push(scan, SENTINEL_SLOT, &rc.sentinel)?;
     }
     for (slot, e) in rc.cells.iter().enumerate() {
-        if let (Some(e), Some(Some(_))) = (e, table.columns.get(slot)) {
-            push(Cid::Slot(slot), e)?;
+        if let (Some(e), Some(Some(_))) = (e, info.columns.get(slot)) {
+            push(scan, slot as u32, e)?;
         }
     }
     Ok(())
 }
 
-fn scan_table(conn: &Conn, f: &Filter, table: &Rc<TableInfo>, out: &mut Vec<Change>) -> Result<()> {
-    let clock = table.clock_table();
-    let mut rows: Vec<(Rc<[u8]>, RowClock)> = Vec::new();
+/// Reads the clock rows of one table that can hold wanted entries (one key, or the `dbv`
+/// range) and emits their entries as they are stepped.
+fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()> {
+    let info = scan.tables[table as usize].clone();
+    let clock = info.clock_table();
     let mut read = |s: &mut crate::ffi::db::Stmt| -> Result<()> {
         while s.step()? {
-            let rc = RowClock::decode(s.i64(1), s.bytes(2)).map_err(|e| Error::new(format!("{e} in {}", table.name)))?;
-            rows.push((Rc::from(s.bytes(0)), rc));
+            let rc = RowClock::decode(s.i64(1), s.bytes(2)).map_err(|e| Error::new(format!("{e} in {}", info.name)))?;
             conn.clock_rows_read.set(conn.clock_rows_read.get() + 1);
+            emit(conn, f, scan, table, s.bytes(0), &rc)?;
         }
         Ok(())
     };
     if let Some(pk) = &f.pk {
-        conn.stmts.with(conn.db, Key::ClockByPk(table.tid), || format!("SELECT pk, cl, clock FROM {clock} WHERE pk = ?1"), |s| {
+        conn.stmts.with(conn.db, Key::ClockByPk(info.tid), || format!("SELECT pk, cl, clock FROM {clock} WHERE pk = ?1"), |s| {
             s.bind_blob(1, pk)?;
             read(s)
-        })?;
+        })
     } else {
         conn.stmts.with(
             conn.db,
-            Key::ClockRange(table.tid),
+            Key::ClockRange(info.tid),
             || format!("SELECT pk, cl, clock FROM {clock} WHERE dbv >= ?1 AND dbv <= ?2"),
             |s| {
                 s.bind_i64(1, f.dbv_min)?;
                 s.bind_i64(2, f.dbv_max)?;
                 read(s)
             },
-        )?;
+        )
     }
-    for (pk, rc) in rows {
-        emit(conn, f, table, pk, &rc, out)?;
-    }
-    Ok(())
 }
 
 /// Every change matching `f`, in (db_version, seq) order.
-pub fn collect(conn: &Conn, f: &Filter) -> Result<Vec<Change>> {
-    let mut out = Vec::new();
+pub fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
+    let mut scan = Scan::default();
     if f.dbv_min > f.dbv_max {
-        return Ok(out);
+        return Ok(scan);
     }
-    for table in tables::all(conn)?.iter() {
-        if f.table.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case(&table.name)) {
-            continue;
-        }
-        scan_table(conn, f, table, &mut out)?;
+    scan.tables = tables::all(conn)?
+        .iter()
+        .filter(|t| f.table.as_deref().is_none_or(|name| name.eq_ignore_ascii_case(&t.name)))
+        .cloned()
+        .collect();
+    for table in 0..scan.tables.len() {
+        scan_table(conn, f, &mut scan, table as u32)?;
     }
-    out.sort_by_key(|c| (c.db_version, c.seq));
-    Ok(out)
+    // In place (a full scan holds millions of changes); (row, slot) makes the order total.
+    scan.changes.sort_unstable_by_key(|c| (c.db_version, c.seq, c.row, c.slot));
+    Ok(scan)
 }
 
 /// The current value of a change's cell (NULL for sentinels and rows that are gone).
-pub fn value(conn: &Conn, c: &Change) -> Result<Value> {
-    let Cid::Slot(slot) = c.cid else { return Ok(Value::Null) };
-    let Some(Some(column)) = c.table.columns.get(slot) else { return Ok(Value::Null) };
-    let keys = pk_codec::decode(&c.pk).map_err(|e| Error::new(format!("corrupt clock key in {}: {e}", c.table.name)))?;
-    let t = &c.table;
+pub fn value(conn: &Conn, scan: &Scan, c: &Change) -> Result<Value> {
+    let Cid::Slot(slot) = scan.cid(c) else { return Ok(Value::Null) };
+    let t = scan.table(c);
+    let Some(Some(column)) = t.columns.get(slot) else { return Ok(Value::Null) };
+    let keys = pk_codec::decode(scan.pk(c)).map_err(|e| Error::new(format!("corrupt clock key in {}: {e}", t.name)))?;
     conn.stmts.with(
         conn.db,
         Key::CellValue(t.tid, slot),
