@@ -172,9 +172,10 @@ fn internal_insert(conn: &Conn, args: &[Value]) -> Result<Value> {
     Ok(Value::Null)
 }
 
-fn internal_update(conn: &Conn, args: &[Value]) -> Result<Value> {
-    let slots = track::decode_slots(blob_arg(args, 3, "slot list")?)?;
-    let flags = match args.get(4) {
+/// The (slot, changed) pairs of an update trigger: its slot list and one '0'/'1' per slot.
+fn changed_slots(args: &[Value], slots_at: usize) -> Result<Vec<(usize, bool)>> {
+    let slots = track::decode_slots(blob_arg(args, slots_at, "slot list")?)?;
+    let flags = match args.get(slots_at + 1) {
         Some(Value::Text(t)) => t.as_bytes().to_vec(),
         Some(Value::Integer(i)) => i.to_string().into_bytes(),
         _ => Vec::new(),
@@ -182,9 +183,43 @@ fn internal_update(conn: &Conn, args: &[Value]) -> Result<Value> {
     if flags.len() != slots.len() {
         return Err(Error::new(format!("tracking trigger passed {} change flags for {} columns", flags.len(), slots.len())));
     }
-    let changed: Vec<(usize, bool)> = slots.iter().zip(flags).map(|(s, f)| (*s, f == b'1')).collect();
+    Ok(slots.iter().zip(flags).map(|(s, f)| (*s, f == b'1')).collect())
+}
+
+fn internal_update(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let changed = changed_slots(args, 3)?;
     track::on_update(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "old pk")?, blob_arg(args, 2, "new pk")?, &changed)?;
     Ok(Value::Null)
+}
+
+fn internal_tracking(conn: &Conn, args: &[Value]) -> Result<Value> {
+    Ok(Value::Integer(i64::from(track::tracking(conn, int_arg(args, 0, "table id")?))))
+}
+
+fn internal_db_version(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Integer(txn::db_version(conn)?))
+}
+
+fn internal_fresh_record(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let slots = track::decode_slots(blob_arg(args, 0, "slot list")?)?;
+    Ok(Value::Blob(track::fresh_record(conn, &slots)?))
+}
+
+fn internal_insert_over_record(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let tid = int_arg(args, 0, "table id")?;
+    let slots = track::decode_slots(blob_arg(args, 4, "slot list")?)?;
+    let (cl, clock, fresh) = (int_arg(args, 1, "cl")?, blob_arg(args, 2, "clock")?, blob_arg(args, 3, "fresh record")?);
+    Ok(Value::Blob(track::insert_over_record(conn, tid, cl, clock, fresh, &slots)?))
+}
+
+fn internal_update_record(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let changed = changed_slots(args, 3)?;
+    let (tid, cl, clock) = (int_arg(args, 0, "table id")?, int_arg(args, 1, "cl")?, blob_arg(args, 2, "clock")?);
+    Ok(Value::Blob(track::update_record(conn, tid, cl, clock, &changed)?))
+}
+
+fn internal_tombstone_record(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Blob(track::tombstone_record(conn)?))
 }
 
 fn internal_delete(conn: &Conn, args: &[Value]) -> Result<Value> {
@@ -216,6 +251,12 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_internal_insert", 3, TRIGGER, internal_insert),
         ("crr_internal_update", 5, TRIGGER, internal_update),
         ("crr_internal_delete", 2, TRIGGER, internal_delete),
+        ("crr_internal_tracking", 1, TRIGGER, internal_tracking),
+        ("crr_internal_db_version", 0, TRIGGER, internal_db_version),
+        ("crr_internal_fresh_record", 1, TRIGGER, internal_fresh_record),
+        ("crr_internal_insert_over_record", 5, TRIGGER, internal_insert_over_record),
+        ("crr_internal_update_record", 5, TRIGGER, internal_update_record),
+        ("crr_internal_tombstone_record", 0, TRIGGER, internal_tombstone_record),
     ];
     for (name, n, flags, f) in table {
         register(conn, name, *n, *flags, *f, false)?;

@@ -90,24 +90,38 @@ fn blob_literal(bytes: &[u8]) -> String {
     format!("X'{}'", bytes.iter().map(|b| format!("{b:02X}")).collect::<String>())
 }
 
-/// The three AFTER triggers that route local writes to storage::track. They pass the table id,
-/// the packed key(s), the tracked slots as a constant blob and (update) one '0'/'1' per slot.
+/// The three AFTER triggers that record local writes. Each writes the table's clock row in its
+/// own SQL, inside the user's statement (no nested statement, no second statement journal),
+/// and asks storage::track only for the record to store: `slots` is the tracked slots as a
+/// constant blob, `flags` one '0'/'1' per slot (update). The update trigger hands a key
+/// change, or a live row without a live clock (its UPDATE matched nothing), to
+/// crr_internal_update. All three stay silent while a merge writes the table.
 pub fn trigger_sql(tid: i64, table: &str, pk: &[String], cols: &[Tracked]) -> String {
     let t = quote(table);
+    let clock = clock_table(tid);
     let keys = |prefix: &str| pk.iter().map(|k| format!("{prefix}.{}", quote(k))).collect::<Vec<_>>().join(", ");
     let slots = blob_literal(&track::encode_slots(&cols.iter().map(|c| c.slot).collect::<Vec<_>>()));
-    let flags = if cols.is_empty() {
-        "''".to_string()
-    } else {
-        cols.iter().map(|c| changed_expr(&c.name, c.keeps_class)).collect::<Vec<_>>().join(" || ")
-    };
+    let changed: Vec<String> = cols.iter().map(|c| changed_expr(&c.name, c.keeps_class)).collect();
+    let flags = if cols.is_empty() { "''".to_string() } else { changed.join(" || ") };
+    let any_changed = if cols.is_empty() { "0".to_string() } else { changed.join(" OR ") };
+    let key_changed = pk.iter().map(|k| changed_expr(k, true)).collect::<Vec<_>>().join(" OR ");
     format!(
-        "CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_insert\" AFTER INSERT ON {t} BEGIN \
-           SELECT crr_internal_insert({tid}, crsql_pack_columns({new}), {slots}); END;\n\
-         CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_update\" AFTER UPDATE ON {t} BEGIN \
-           SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {flags}); END;\n\
-         CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_delete\" AFTER DELETE ON {t} BEGIN \
-           SELECT crr_internal_delete({tid}, crsql_pack_columns({old})); END;",
+        "CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
+           INSERT INTO {clock}(pk, cl, dbv, clock) \
+             VALUES (crsql_pack_columns({new}), 1, crr_internal_db_version(), crr_internal_fresh_record({slots})) \
+             ON CONFLICT(pk) DO UPDATE SET cl = cl + (cl % 2 = 0), dbv = excluded.dbv, \
+               clock = crr_internal_insert_over_record({tid}, cl, clock, excluded.clock, {slots}); END;\n\
+         CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_update\" AFTER UPDATE ON {t} \
+             WHEN crr_internal_tracking({tid}) AND ({key_changed} OR {any_changed}) BEGIN \
+           UPDATE {clock} SET dbv = crr_internal_db_version(), \
+               clock = crr_internal_update_record({tid}, cl, clock, {slots}, {flags}) \
+             WHERE pk = crsql_pack_columns({new}) AND cl % 2 = 1 AND NOT ({key_changed}); \
+           SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {flags}) \
+             WHERE changes() = 0; END;\n\
+         CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
+           INSERT INTO {clock}(pk, cl, dbv, clock) \
+             VALUES (crsql_pack_columns({old}), 2, crr_internal_db_version(), crr_internal_tombstone_record()) \
+             ON CONFLICT(pk) DO UPDATE SET cl = cl + 1, dbv = excluded.dbv, clock = excluded.clock WHERE cl % 2 = 1; END;",
         new = keys("NEW"),
         old = keys("OLD"),
     )

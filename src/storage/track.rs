@@ -1,6 +1,8 @@
-//! Recording local writes (SPEC 4). The AFTER triggers that crsql_as_crr installs call these
-//! through the internal SQL functions crr_internal_{insert,update,delete}; they are handed the
-//! table id, packed key(s), and for updates which tracked columns changed.
+//! Recording local writes (SPEC 4). The AFTER triggers that crsql_as_crr installs write the
+//! clock row themselves and call the `*_record` functions here (through crr_internal_*) for
+//! the record to store; a key change, or a live row without a live clock, goes through
+//! `on_update` instead. `on_insert` / `on_delete` / `record_cell` serve backfill, commit_alter
+//! and that fallback.
 
 use super::conn::Conn;
 use super::sites;
@@ -22,7 +24,7 @@ pub fn load(conn: &Conn, tid: i64, pk: &[u8]) -> Result<Option<RowClock>> {
             if !s.step()? {
                 return Ok(None);
             }
-            RowClock::decode(s.i64(0), s.bytes(1)).map(Some).map_err(|e| Error::new(format!("{e} (table id {tid})")))
+            decode(tid, s.i64(0), s.bytes(1)).map(Some)
         },
     )
 }
@@ -73,17 +75,46 @@ fn new_life(conn: &Conn, dbv: i64, cl: i64) -> Result<RowClock> {
 }
 
 /// In the same life, a local write raises the visible sentinel's site like any other change
-/// (see core::merge::sentinel_site_wins), so replicas agree on it.
-fn touch_sentinel(conn: &Conn, rc: &mut RowClock, dbv: i64, tracked: usize) -> Result<()> {
+/// (see core::merge::sentinel_site_wins), so replicas agree on it. `entry` makes the new
+/// sentinel entry when one is needed.
+fn touch_sentinel(conn: &Conn, rc: &mut RowClock, tracked: usize, entry: impl FnOnce() -> Result<Entry>) -> Result<()> {
     if !sentinel_visible(rc.cl, tracked) || rc.sentinel.site == sites::own_ordinal(conn)? {
         return Ok(());
     }
     let own = sites::own(conn)?;
     let current = sites::site_id(conn, rc.sentinel.site)?;
     if sentinel_site_wins(&own, &current) {
-        rc.sentinel = local_entry(conn, dbv, rc.cl)?;
+        rc.sentinel = entry()?;
     }
     Ok(())
+}
+
+/// Records local writes of `slots` in a live row's clock: touches the sentinel, then one
+/// entry per slot at this transaction's db_version.
+fn write_cells(conn: &Conn, rc: &mut RowClock, dbv: i64, tracked: usize, slots: impl Iterator<Item = usize>) -> Result<()> {
+    let cl = rc.cl;
+    touch_sentinel(conn, rc, tracked, || local_entry(conn, dbv, cl))?;
+    for slot in slots {
+        let v = cell_version(conn, rc.cell(slot))?;
+        let e = local_entry(conn, dbv, v)?;
+        rc.set_cell(slot, e);
+    }
+    Ok(())
+}
+
+/// A row's first life (or a resurrection): a local sentinel and a local entry per slot.
+fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: &[usize]) -> Result<RowClock> {
+    let mut rc = new_life(conn, dbv, cl)?;
+    for &slot in slots {
+        let v = cell_version(conn, None)?;
+        let e = local_entry(conn, dbv, v)?;
+        rc.set_cell(slot, e);
+    }
+    Ok(rc)
+}
+
+fn decode(tid: i64, cl: i64, bytes: &[u8]) -> Result<RowClock> {
+    RowClock::decode(cl, bytes).map_err(|e| Error::new(format!("{e} (table id {tid})")))
 }
 
 /// AFTER INSERT: a new row, a re-insert of a deleted key (resurrection), or an INSERT OR
@@ -93,19 +124,14 @@ pub fn on_insert(conn: &Conn, tid: i64, pk: &[u8], slots: &[usize]) -> Result<()
         return Ok(());
     }
     let dbv = txn::db_version(conn)?;
-    let mut rc = match load(conn, tid, pk)? {
-        None => new_life(conn, dbv, 1)?,
-        Some(old) if !is_alive(old.cl) => new_life(conn, dbv, old.cl + 1)?,
+    let rc = match load(conn, tid, pk)? {
+        None => fresh(conn, dbv, 1, slots)?,
+        Some(old) if !is_alive(old.cl) => fresh(conn, dbv, old.cl + 1, slots)?,
         Some(mut old) => {
-            touch_sentinel(conn, &mut old, dbv, slots.len())?;
+            write_cells(conn, &mut old, dbv, slots.len(), slots.iter().copied())?;
             old
         }
     };
-    for &slot in slots {
-        let v = cell_version(conn, rc.cell(slot))?;
-        let e = local_entry(conn, dbv, v)?;
-        rc.set_cell(slot, e);
-    }
     save(conn, tid, pk, &rc)
 }
 
@@ -129,12 +155,7 @@ pub fn on_update(conn: &Conn, tid: i64, old_pk: &[u8], new_pk: &[u8], changed: &
         _ => return on_insert(conn, tid, new_pk, &slots),
     };
     let dbv = txn::db_version(conn)?;
-    touch_sentinel(conn, &mut rc, dbv, slots.len())?;
-    for &(slot, _) in changed.iter().filter(|(_, c)| *c) {
-        let v = cell_version(conn, rc.cell(slot))?;
-        let e = local_entry(conn, dbv, v)?;
-        rc.set_cell(slot, e);
-    }
+    write_cells(conn, &mut rc, dbv, slots.len(), changed.iter().filter(|(_, c)| *c).map(|(s, _)| *s))?;
     save(conn, tid, new_pk, &rc)
 }
 
@@ -152,6 +173,54 @@ pub fn on_delete(conn: &Conn, tid: i64, pk: &[u8]) -> Result<()> {
     save(conn, tid, pk, &new_life(conn, dbv, cl)?)
 }
 
+// The trigger path. The tracking triggers (as_crr::trigger_sql) write the clock row in their
+// own SQL, inside the user's statement; these only compute the records they store. The
+// causal length is the clock row's own column, so a record does not depend on it.
+
+/// Whether table `tid`'s triggers record writes (not while a merge writes its rows).
+pub fn tracking(conn: &Conn, tid: i64) -> bool {
+    !silenced(conn, tid)
+}
+
+/// The record of a row inserted where its key has no clock row.
+pub fn fresh_record(conn: &Conn, slots: &[usize]) -> Result<Vec<u8>> {
+    let dbv = txn::db_version(conn)?;
+    Ok(fresh(conn, dbv, 1, slots)?.encode())
+}
+
+/// The record of a row inserted where its key has a clock row (`cl`, `clock`), given the
+/// `fresh` record the trigger computed first. A deleted key comes back to life with exactly
+/// the fresh record (the trigger raises `cl`); over a live row (INSERT OR REPLACE) every slot
+/// is written, reusing the fresh record's seq numbers so none is skipped.
+pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &[u8], slots: &[usize]) -> Result<Vec<u8>> {
+    if !is_alive(cl) {
+        return Ok(fresh.to_vec());
+    }
+    let new = decode(tid, 1, fresh)?;
+    let mut rc = decode(tid, cl, clock)?;
+    touch_sentinel(conn, &mut rc, slots.len(), || Ok(Entry { col_version: cl, ..new.sentinel }))?;
+    for &slot in slots {
+        let e = new.cell(slot).ok_or_else(|| Error::new(format!("fresh record lacks slot {slot} (table id {tid})")))?;
+        let col_version = cell_version(conn, rc.cell(slot))?;
+        rc.set_cell(slot, Entry { col_version, ..e });
+    }
+    Ok(rc.encode())
+}
+
+/// The record of a live row after an UPDATE that kept its key.
+pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], changed: &[(usize, bool)]) -> Result<Vec<u8>> {
+    let mut rc = decode(tid, cl, clock)?;
+    let dbv = txn::db_version(conn)?;
+    write_cells(conn, &mut rc, dbv, changed.len(), changed.iter().filter(|(_, c)| *c).map(|(s, _)| *s))?;
+    Ok(rc.encode())
+}
+
+/// The record of a deleted row: a local sentinel only.
+pub fn tombstone_record(conn: &Conn) -> Result<Vec<u8>> {
+    let dbv = txn::db_version(conn)?;
+    Ok(new_life(conn, dbv, 2)?.encode())
+}
+
 /// A local write of one cell outside the triggers (crsql_commit_alter records added columns
 /// whose values differ from the default).
 pub fn record_cell(conn: &Conn, tid: i64, pk: &[u8], slot: usize, tracked: usize) -> Result<()> {
@@ -160,10 +229,7 @@ pub fn record_cell(conn: &Conn, tid: i64, pk: &[u8], slot: usize, tracked: usize
         Some(rc) if is_alive(rc.cl) => rc,
         _ => return Ok(()),
     };
-    touch_sentinel(conn, &mut rc, dbv, tracked)?;
-    let v = cell_version(conn, rc.cell(slot))?;
-    let e = local_entry(conn, dbv, v)?;
-    rc.set_cell(slot, e);
+    write_cells(conn, &mut rc, dbv, tracked, std::iter::once(slot))?;
     save(conn, tid, pk, &rc)
 }
 
