@@ -417,6 +417,31 @@ fn hlc_versions_follow_the_wall_clock_and_never_go_back() {
     assert_eq!(v3, v2 + 1, "the high-water mark survives a restart");
 }
 
+/// A ROLLBACK TO that undoes the write which persisted the clock mark must not leave later
+/// writes of the same transaction above the persisted mark: after a restart with a wall clock
+/// that went back, the next version must still outrank every committed one.
+#[test]
+fn hlc_mark_survives_a_rollback_to_that_undid_its_persisting_write() {
+    let dir = tmpdir("hlc-rollback");
+    let path = dir.join("h.db");
+    let path = path.to_str().unwrap();
+    let c = open(path);
+    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+    c.execute_batch(
+        "SELECT crr_set_wall_clock_for_testing(5000000); BEGIN; SAVEPOINT s; INSERT INTO t(id) VALUES (1); \
+         ROLLBACK TO s; RELEASE s; INSERT INTO t(id, a) VALUES (2, 'kept'); COMMIT;",
+    )
+    .unwrap();
+    let committed: i64 = one(&c, "SELECT max(col_version) FROM crsql_changes");
+    let persisted: i64 = one(&c, "SELECT value FROM crr_meta WHERE key = 'hlc'");
+    assert!(persisted >= committed, "persisted mark {persisted} is below committed version {committed}");
+    drop(c);
+    let c = open(path);
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000); UPDATE t SET a = 'later';").unwrap();
+    let later = changes_where(&c, "WHERE cid = 'a'")[0].col_version;
+    assert!(later > committed, "a restart reused a version: {later} <= {committed}");
+}
+
 #[test]
 fn tracked_peers_table_exists_as_in_cr_sqlite() {
     let c = mem();

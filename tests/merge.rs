@@ -130,6 +130,26 @@ fn merging_advances_the_clock() {
     assert!(local > merged, "local write after a merge outranks it: {local} > {merged}");
 }
 
+/// Merged versions raise the persisted clock mark even when a ROLLBACK TO undid the merge
+/// that had raised the cached mark past them.
+#[test]
+fn merged_versions_stay_below_the_persisted_mark_after_a_rollback_to() {
+    let (a, b, c) = (replica(), replica(), replica());
+    at(&a, 9_000_000);
+    a.execute("INSERT INTO t VALUES (1,'newer',1)", []).unwrap();
+    at(&b, 8_000_000);
+    b.execute("INSERT INTO t VALUES (2,'older',2)", []).unwrap();
+    at(&c, 7_000_000);
+    c.execute_batch("BEGIN; SAVEPOINT s;").unwrap();
+    apply_in_open_tx(&c, &changes(&a));
+    c.execute_batch("ROLLBACK TO s; RELEASE s;").unwrap();
+    apply_in_open_tx(&c, &changes(&b));
+    c.execute_batch("COMMIT").unwrap();
+    let merged: i64 = one(&c, "SELECT max(col_version) FROM crsql_changes");
+    let persisted: i64 = one(&c, "SELECT value FROM crr_meta WHERE key = 'hlc'");
+    assert!(persisted >= merged, "persisted mark {persisted} is below merged version {merged}");
+}
+
 #[test]
 fn rows_impacted_counts_and_resets_on_commit_and_rollback() {
     let (a, b) = (replica(), replica());

@@ -200,6 +200,10 @@ fn internal_db_version(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(txn::db_version(conn)?))
 }
 
+fn internal_hwm(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Integer(txn::hwm(conn)))
+}
+
 fn internal_fresh_record(conn: &Conn, args: &[Value]) -> Result<Value> {
     let slots = track::decode_slots(blob_arg(args, 0, "slot list")?)?;
     Ok(Value::Blob(track::fresh_record(conn, &slots)?))
@@ -253,6 +257,7 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_internal_delete", 2, TRIGGER, internal_delete),
         ("crr_internal_tracking", 1, TRIGGER, internal_tracking),
         ("crr_internal_db_version", 0, TRIGGER, internal_db_version),
+        ("crr_internal_hwm", 0, TRIGGER, internal_hwm),
         ("crr_internal_fresh_record", 1, TRIGGER, internal_fresh_record),
         ("crr_internal_insert_over_record", 5, TRIGGER, internal_insert_over_record),
         ("crr_internal_update_record", 5, TRIGGER, internal_update_record),

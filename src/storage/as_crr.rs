@@ -3,7 +3,7 @@
 
 use super::conn::Conn;
 use super::tables::{self, clock_table};
-use super::{meta, schema, track};
+use super::{meta, schema, track, txn};
 use crate::core::ident::quote;
 use crate::core::table_shape::{self, ColumnDesc, Shape, TableDesc};
 use crate::core::value::Value;
@@ -95,7 +95,8 @@ fn blob_literal(bytes: &[u8]) -> String {
 /// and asks storage::track only for the record to store: `slots` is the tracked slots as a
 /// constant blob, `flags` one '0'/'1' per slot (update). The update trigger hands a key
 /// change, or a live row without a live clock (its UPDATE matched nothing), to
-/// crr_internal_update. All three stay silent while a merge writes the table.
+/// crr_internal_update. All three stay silent while a merge writes the table, and end by
+/// raising the persisted clock mark in the same statement (txn::RAISE_HLC_SQL).
 pub fn trigger_sql(tid: i64, table: &str, pk: &[String], cols: &[Tracked]) -> String {
     let t = quote(table);
     let clock = clock_table(tid);
@@ -105,23 +106,27 @@ pub fn trigger_sql(tid: i64, table: &str, pk: &[String], cols: &[Tracked]) -> St
     let flags = if cols.is_empty() { "''".to_string() } else { changed.join(" || ") };
     let any_changed = if cols.is_empty() { "0".to_string() } else { changed.join(" OR ") };
     let key_changed = pk.iter().map(|k| changed_expr(k, true)).collect::<Vec<_>>().join(" OR ");
+    let raise_hlc = txn::RAISE_HLC_SQL;
     format!(
         "CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
              VALUES (crsql_pack_columns({new}), 1, crr_internal_db_version(), crr_internal_fresh_record({slots})) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl + (cl % 2 = 0), dbv = excluded.dbv, \
-               clock = crr_internal_insert_over_record({tid}, cl, clock, excluded.clock, {slots}); END;\n\
+               clock = crr_internal_insert_over_record({tid}, cl, clock, excluded.clock, {slots}); \
+           {raise_hlc}; END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_update\" AFTER UPDATE ON {t} \
              WHEN crr_internal_tracking({tid}) AND ({key_changed} OR {any_changed}) BEGIN \
            UPDATE {clock} SET dbv = crr_internal_db_version(), \
                clock = crr_internal_update_record({tid}, cl, clock, {slots}, {flags}) \
              WHERE pk = crsql_pack_columns({new}) AND cl % 2 = 1 AND NOT ({key_changed}); \
            SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {flags}) \
-             WHERE changes() = 0; END;\n\
+             WHERE changes() = 0; \
+           {raise_hlc}; END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
              VALUES (crsql_pack_columns({old}), 2, crr_internal_db_version(), crr_internal_tombstone_record()) \
-             ON CONFLICT(pk) DO UPDATE SET cl = cl + 1, dbv = excluded.dbv, clock = excluded.clock WHERE cl % 2 = 1; END;",
+             ON CONFLICT(pk) DO UPDATE SET cl = cl + 1, dbv = excluded.dbv, clock = excluded.clock WHERE cl % 2 = 1; \
+           {raise_hlc}; END;",
         new = keys("NEW"),
         old = keys("OLD"),
     )

@@ -14,6 +14,7 @@ pub enum Key {
     SchemaCookie,
     MetaGet,
     MetaPut,
+    MetaRaiseHlc,
     SiteById,
     SiteByOrdinal,
     SiteInsert,

@@ -124,8 +124,27 @@ pub fn mode(conn: &Conn) -> Result<ClockMode> {
     Ok(clock(conn)?.mode)
 }
 
+/// Raises the persisted high-water mark to `hwm` (never lowers it).
 fn persist_hwm(conn: &Conn, hwm: i64) -> Result<()> {
-    meta::set(conn, "hlc", &Value::Integer(hwm))
+    conn.stmts.with(conn.db, Key::MetaRaiseHlc, || "INSERT INTO crr_meta(key, value) VALUES ('hlc', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE value < excluded.value".into(), |s| {
+        s.bind_i64(1, hwm)?;
+        s.run()
+    })
+}
+
+/// The statement by which the tracking triggers raise the persisted clock high-water mark to
+/// `crr_internal_hwm()`. It runs in the user's statement, so the mark is rolled back only
+/// together with the writes that used it: a ROLLBACK TO, or a failed statement, cannot leave a
+/// committed version above the persisted mark. (The row exists from schema install on.)
+pub const RAISE_HLC_SQL: &str = "UPDATE crr_meta SET value = crr_internal_hwm() WHERE key = 'hlc' AND value < crr_internal_hwm()";
+
+/// The clock high-water mark this transaction holds in memory (0 before its first write, and
+/// in Lamport mode, where nothing needs persisting).
+pub fn hwm(conn: &Conn) -> i64 {
+    match conn.txn.borrow().clock {
+        Some(c) if c.mode == ClockMode::Hlc => c.hwm,
+        _ => 0,
+    }
 }
 
 /// The HLC version of this transaction's local writes (one tick per transaction, re-ticked only
@@ -154,10 +173,12 @@ pub fn check_drift(conn: &Conn, version: i64) -> Result<()> {
     Ok(())
 }
 
-/// Advances the clock past a merged version (HLC mode only).
+/// Advances the clock past a merged version (HLC mode only). The mark is raised in storage for
+/// every merged version, even one below the cached mark: a statement rollback may have undone
+/// the write that persisted the cached mark, and this merge's own write must not outlive it.
 pub fn observe(conn: &Conn, version: i64) -> Result<()> {
     let c = clock(conn)?;
-    if c.mode != ClockMode::Hlc || version <= c.hwm {
+    if c.mode != ClockMode::Hlc {
         return Ok(());
     }
     persist_hwm(conn, version)?;
