@@ -442,6 +442,23 @@ fn hlc_mark_survives_a_rollback_to_that_undid_its_persisting_write() {
     assert!(later > committed, "a restart reused a version: {later} <= {committed}");
 }
 
+/// `val` is the cell's current value even when the app writes the row while it reads the
+/// feed (the scan reads a row's values once for all its changes, until anything is written).
+#[test]
+fn val_is_current_when_the_row_is_written_during_the_scan() {
+    let c = crr_t();
+    c.execute("INSERT INTO t(id, a, b) VALUES (1, 'a0', 10)", []).unwrap();
+    let mut s = c.prepare("SELECT cid, val FROM crsql_changes WHERE cid != 'c'").unwrap();
+    let mut rows = s.query([]).unwrap();
+    let first = rows.next().unwrap().unwrap();
+    assert_eq!(first.get::<_, String>(0).unwrap(), "a");
+    assert_eq!(first.get::<_, String>(1).unwrap(), "a0");
+    c.execute("UPDATE t SET b = 11 WHERE id = 1", []).unwrap();
+    let second = rows.next().unwrap().unwrap();
+    assert_eq!(second.get::<_, String>(0).unwrap(), "b");
+    assert_eq!(second.get::<_, i64>(1).unwrap(), 11, "val must be read after the write");
+}
+
 #[test]
 fn tracked_peers_table_exists_as_in_cr_sqlite() {
     let c = mem();

@@ -238,28 +238,37 @@ unsafe extern "C" fn eof(p: *mut api::sqlite3_vtab_cursor) -> c_int {
 }
 
 unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sqlite3_context, i: c_int) -> c_int {
-    let cursor = &*(p as *mut Cursor);
+    let cursor = &mut *(p as *mut Cursor);
+    if i == COL_VAL {
+        let (conn, pos) = (&*cursor.conn, cursor.pos);
+        if pos >= cursor.scan.changes.len() {
+            return api::SQLITE_ERROR;
+        }
+        return match guard("crsql_changes", || cursor.scan.value(conn, pos)) {
+            Ok(v) => {
+                values::result(ctx, &v);
+                api::SQLITE_OK
+            }
+            Err(e) => fail(cursor.base.pVtab, &e),
+        };
+    }
     let scan = &cursor.scan;
     let Some(ch) = scan.changes.get(cursor.pos) else { return api::SQLITE_ERROR };
-    let v = match i {
-        0 => Value::Text(scan.table(ch).name.clone()),
-        1 => Value::Blob(scan.pk(ch).to_vec()),
-        2 => Value::Text(scan.cid_text(ch).to_owned()),
-        COL_VAL => match guard("crsql_changes", || changes::value(&*cursor.conn, scan, ch)) {
-            Ok(v) => v,
-            Err(e) => return fail(cursor.base.pVtab, &e),
-        },
-        4 => Value::Integer(ch.col_version),
-        5 => Value::Integer(ch.db_version),
+    // Text and blobs go straight from the scan to SQLite (which copies them).
+    match i {
+        0 => values::result_text(ctx, &scan.table(ch).name),
+        1 => values::result_blob(ctx, scan.pk(ch)),
+        2 => values::result_text(ctx, scan.cid_text(ch)),
         6 => match guard("crsql_changes", || sites::site_id(&*cursor.conn, ch.site)) {
-            Ok(id) => Value::Blob(id.to_vec()),
+            Ok(id) => values::result_blob(ctx, &id),
             Err(e) => return fail(cursor.base.pVtab, &e),
         },
-        7 => Value::Integer(scan.cl(ch)),
-        8 => Value::Integer(ch.seq),
-        _ => Value::Null,
-    };
-    values::result(ctx, &v);
+        4 => values::result(ctx, &Value::Integer(ch.col_version)),
+        5 => values::result(ctx, &Value::Integer(ch.db_version)),
+        7 => values::result(ctx, &Value::Integer(scan.cl(ch))),
+        8 => values::result(ctx, &Value::Integer(ch.seq)),
+        _ => values::result(ctx, &Value::Null),
+    }
     api::SQLITE_OK
 }
 

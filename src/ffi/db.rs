@@ -85,6 +85,13 @@ impl Db {
         unsafe { sqlite!(get_autocommit(self.0)) != 0 }
     }
 
+    /// Rows changed by INSERT, UPDATE and DELETE on this connection since it opened (wraps
+    /// around; compare for equality only).
+    pub fn total_changes(self) -> i32 {
+        // SAFETY: self.0 is an open connection.
+        unsafe { sqlite!(total_changes(self.0)) }
+    }
+
     pub fn is_readonly(self) -> bool {
         // SAFETY: "main" is a NUL-terminated literal.
         unsafe { sqlite!(db_readonly(self.0, c"main".as_ptr())) == 1 }

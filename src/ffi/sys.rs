@@ -152,7 +152,7 @@ pub struct sqlite3_api_routines {
     pub step: Option<unsafe extern "C" fn(_: *mut sqlite3_stmt) -> c_int>,
     pub table_column_metadata: Unused,
     pub thread_cleanup: Unused,
-    pub total_changes: Unused,
+    pub total_changes: Option<unsafe extern "C" fn(_: *mut sqlite3) -> c_int>,
     pub trace: Unused,
     pub transfer_bindings: Unused,
     pub update_hook: Unused,

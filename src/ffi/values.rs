@@ -53,9 +53,25 @@ pub unsafe fn result(ctx: *mut api::sqlite3_context, v: &Value) {
         Value::Null => sqlite!(result_null(ctx)),
         Value::Integer(i) => sqlite!(result_int64(ctx, *i)),
         Value::Real(f) => sqlite!(result_double(ctx, *f)),
-        Value::Text(s) => sqlite!(result_text64(ctx, s.as_ptr() as *const _, s.len() as u64, api::transient(), api::SQLITE_UTF8 as u8)),
-        Value::Blob(b) => sqlite!(result_blob64(ctx, b.as_ptr() as *const _, b.len() as u64, api::transient())),
+        Value::Text(s) => result_text(ctx, s),
+        Value::Blob(b) => result_blob(ctx, b),
     }
+}
+
+/// Sets a TEXT result (SQLite copies it).
+///
+/// # Safety
+/// `ctx` must be the live context of the current call.
+pub unsafe fn result_text(ctx: *mut api::sqlite3_context, s: &str) {
+    sqlite!(result_text64(ctx, s.as_ptr() as *const _, s.len() as u64, api::transient(), api::SQLITE_UTF8 as u8))
+}
+
+/// Sets a BLOB result (SQLite copies it).
+///
+/// # Safety
+/// `ctx` must be the live context of the current call.
+pub unsafe fn result_blob(ctx: *mut api::sqlite3_context, b: &[u8]) {
+    sqlite!(result_blob64(ctx, b.as_ptr() as *const _, b.len() as u64, api::transient()))
 }
 
 /// Reports an error with its message and code.

@@ -76,6 +76,10 @@ pub struct Scan {
     rows: Vec<ScanRow>,
     pks: Vec<u8>,
     pub changes: Vec<Change>,
+    /// The current values (by slot) of the row whose `val` was read last, and the
+    /// connection's total_changes then: a row's changes are usually adjacent in
+    /// (db_version, seq) order, so one lookup serves all of them until anything is written.
+    values: Option<(u32, i32, Vec<Value>)>,
 }
 
 impl Scan {
@@ -179,6 +183,9 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
             s.bind_blob(1, pk)?;
             read(s)
         })
+    } else if f.dbv_min == i64::MIN && f.dbv_max == i64::MAX {
+        // Everything: a plain scan of the clock, not the dbv index plus a seek per row.
+        conn.stmts.with(conn.db, Key::ClockAll(info.tid), || format!("SELECT pk, cl, clock FROM {clock}"), read)
     } else {
         conn.stmts.with(
             conn.db,
@@ -212,21 +219,36 @@ pub fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
     Ok(scan)
 }
 
-/// The current value of a change's cell (NULL for sentinels and rows that are gone).
-pub fn value(conn: &Conn, scan: &Scan, c: &Change) -> Result<Value> {
-    let Cid::Slot(slot) = scan.cid(c) else { return Ok(Value::Null) };
-    let t = scan.table(c);
-    let Some(Some(column)) = t.columns.get(slot) else { return Ok(Value::Null) };
-    let keys = pk_codec::decode(scan.pk(c)).map_err(|e| Error::new(format!("corrupt clock key in {}: {e}", t.name)))?;
+impl Scan {
+    /// The current value of change `i`'s cell (NULL for sentinels and rows that are gone).
+    pub fn value(&mut self, conn: &Conn, i: usize) -> Result<Value> {
+        let c = self.changes[i];
+        let Cid::Slot(slot) = self.cid(&c) else { return Ok(Value::Null) };
+        let written = conn.db.total_changes();
+        if self.values.as_ref().is_none_or(|(row, w, _)| *row != c.row || *w != written) {
+            let values = row_values(conn, self.table(&c), self.pk(&c))?;
+            self.values = Some((c.row, written, values));
+        }
+        Ok(self.values.as_ref().and_then(|(_, _, v)| v.get(slot).cloned()).unwrap_or(Value::Null))
+    }
+}
+
+/// The current values of a row's tracked columns, by slot (empty when the row is gone).
+fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8]) -> Result<Vec<Value>> {
+    let keys = pk_codec::decode(pk).map_err(|e| Error::new(format!("corrupt clock key in {}: {e}", t.name)))?;
     conn.stmts.with(
         conn.db,
-        Key::CellValue(t.tid, slot),
-        || format!("SELECT {} FROM {} WHERE {}", crate::core::ident::quote(column), t.quoted(), t.pk_where(1)),
+        Key::RowValues(t.tid),
+        || {
+            let cols: Vec<String> = t.columns.iter().map(|c| c.as_deref().map_or_else(|| "NULL".to_string(), crate::core::ident::quote)).collect();
+            let cols = if cols.is_empty() { "NULL".to_string() } else { cols.join(", ") };
+            format!("SELECT {cols} FROM {} WHERE {}", t.quoted(), t.pk_where(1))
+        },
         |s| {
             for (i, k) in keys.iter().enumerate() {
                 s.bind_value(i + 1, k)?;
             }
-            Ok(if s.step()? { s.value(0) } else { Value::Null })
+            Ok(if s.step()? { (0..t.columns.len()).map(|i| s.value(i)).collect() } else { Vec::new() })
         },
     )
 }

@@ -24,6 +24,8 @@ pub enum Key {
     ClockRange(i64),
     ClockByPk(i64),
     CellValue(i64, usize),
+    RowValues(i64),
+    ClockAll(i64),
     RowDelete(i64),
     RowRecreate(i64, Option<usize>),
     CellUpsert(i64, usize),
