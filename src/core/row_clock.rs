@@ -2,14 +2,26 @@
 //! column ("slot"). Stored as one blob per row, so a tracked insert writes one clock row instead
 //! of one per cell.
 //!
-//! Record format, version 1 (all integers unsigned LEB128 varints, see `varint.rs`):
+//! Record format, version 2 (all integers unsigned LEB128 varints, see `varint.rs`):
 //! ```text
-//! byte 0       format version = 1
+//! byte 0       format version = 2
 //! sentinel     db_version, seq, site ordinal        (its col_version is the causal length)
 //! n            number of slot entries that follow (trailing absent slots are not written)
-//! per slot     tag byte: 0 = no entry, 1 = entry; an entry is
-//!              col_version, db_version, seq, site ordinal
+//! per slot     tag byte: 0 = no entry; otherwise bit 0 is set and
+//!                bit 1  col_version = the previous cell entry's   (never on the first cell)
+//!                bit 2  db_version  = the previous entry's        (the sentinel before the first cell)
+//!                bit 3  seq         = the previous entry's seq + 1
+//!                bit 4  site        = the previous entry's
+//!              then each field whose bit is clear, in the order col_version, db_version,
+//!              seq, site ordinal. Other tag values are corrupt.
 //! ```
+//! A transaction's writes to a row share one version, db_version and site and take
+//! consecutive seqs, so such a cell costs its tag byte alone: a fresh 3-column row's record
+//! is about 19 bytes instead of 56 in version 1. The encoder sets every bit that holds, so
+//! each record has one encoding.
+//!
+//! Version 1 (read only, written by earlier builds): the same header, and per slot a tag
+//! byte 0 = no entry or 1 = entry followed by all four fields.
 //! The causal length and the row's highest db_version are stored beside the blob as columns
 //! (they are indexed / queried directly). Site ordinals are this database's own numbering of
 //! 16-byte site ids (0 = this replica); they never leave the database.
@@ -17,7 +29,16 @@
 use super::varint;
 use std::fmt;
 
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+/// The previous format, still decoded.
+const FORMAT_V1: u8 = 1;
+
+const TAG_PRESENT: u8 = 1;
+const SAME_VERSION: u8 = 2;
+const SAME_DB_VERSION: u8 = 4;
+const NEXT_SEQ: u8 = 8;
+const SAME_SITE: u8 = 16;
+const TAG_MAX: u8 = 31;
 /// Most tracked columns per table (SQLite's own default column limit is 2000).
 pub const SLOTS_MAX: usize = 32_767;
 
@@ -66,35 +87,60 @@ impl RowClock {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + self.cells.len() * 12);
+        let mut out = Vec::with_capacity(8 + self.cells.len() * 2 + 10);
         out.push(FORMAT_VERSION);
         put_i(&mut out, self.sentinel.db_version);
         put_i(&mut out, self.sentinel.seq);
         varint::put(&mut out, u64::from(self.sentinel.site));
         let n = self.cells.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
         varint::put(&mut out, n as u64);
+        let mut prev = self.sentinel;
+        let mut first = true;
         for cell in &self.cells[..n] {
-            match cell {
-                None => out.push(0),
-                Some(e) => {
-                    out.push(1);
-                    put_i(&mut out, e.col_version);
-                    put_i(&mut out, e.db_version);
-                    put_i(&mut out, e.seq);
-                    varint::put(&mut out, u64::from(e.site));
-                }
+            let Some(e) = cell else {
+                out.push(0);
+                continue;
+            };
+            let mut tag = TAG_PRESENT;
+            if !first && e.col_version == prev.col_version {
+                tag |= SAME_VERSION;
             }
+            if e.db_version == prev.db_version {
+                tag |= SAME_DB_VERSION;
+            }
+            if prev.seq.checked_add(1) == Some(e.seq) {
+                tag |= NEXT_SEQ;
+            }
+            if e.site == prev.site {
+                tag |= SAME_SITE;
+            }
+            out.push(tag);
+            if tag & SAME_VERSION == 0 {
+                put_i(&mut out, e.col_version);
+            }
+            if tag & SAME_DB_VERSION == 0 {
+                put_i(&mut out, e.db_version);
+            }
+            if tag & NEXT_SEQ == 0 {
+                put_i(&mut out, e.seq);
+            }
+            if tag & SAME_SITE == 0 {
+                varint::put(&mut out, u64::from(e.site));
+            }
+            prev = *e;
+            first = false;
         }
         out
     }
 
-    /// Decodes a record; `cl` comes from its own column. Never panics on any bytes.
+    /// Decodes a record (format 2, or 1 from earlier builds); `cl` comes from its own column.
+    /// Never panics on any bytes.
     pub fn decode(cl: i64, bytes: &[u8]) -> Result<RowClock, CorruptClock> {
-        let mut pos = 0usize;
-        if bytes.first() != Some(&FORMAT_VERSION) {
-            return Err(CorruptClock("unknown format version"));
-        }
-        pos += 1;
+        let version = match bytes.first() {
+            Some(&v) if v == FORMAT_VERSION || v == FORMAT_V1 => v,
+            _ => return Err(CorruptClock("unknown format version")),
+        };
+        let mut pos = 1usize;
         let sentinel = Entry {
             col_version: cl,
             db_version: get_i(bytes, &mut pos)?,
@@ -106,19 +152,36 @@ impl RowClock {
             return Err(CorruptClock("slot count out of range"));
         }
         let mut cells = Vec::with_capacity(n as usize);
+        let mut prev: Option<Entry> = None;
         for _ in 0..n {
             let tag = *bytes.get(pos).ok_or(CorruptClock("truncated slot"))?;
             pos += 1;
-            cells.push(match tag {
-                0 => None,
-                1 => Some(Entry {
-                    col_version: get_i(bytes, &mut pos)?,
-                    db_version: get_i(bytes, &mut pos)?,
-                    seq: get_i(bytes, &mut pos)?,
-                    site: get_site(bytes, &mut pos)?,
-                }),
-                _ => return Err(CorruptClock("unknown slot tag")),
-            });
+            if tag == 0 {
+                cells.push(None);
+                continue;
+            }
+            let tag = match version {
+                FORMAT_V1 if tag == 1 => TAG_PRESENT,
+                FORMAT_V1 => return Err(CorruptClock("unknown slot tag")),
+                _ if tag & TAG_PRESENT == 0 || tag > TAG_MAX => return Err(CorruptClock("unknown slot tag")),
+                _ => tag,
+            };
+            let base = prev.unwrap_or(sentinel);
+            let col_version = if tag & SAME_VERSION != 0 {
+                prev.ok_or(CorruptClock("first cell refers to a previous version"))?.col_version
+            } else {
+                get_i(bytes, &mut pos)?
+            };
+            let db_version = if tag & SAME_DB_VERSION != 0 { base.db_version } else { get_i(bytes, &mut pos)? };
+            let seq = if tag & NEXT_SEQ != 0 {
+                base.seq.checked_add(1).ok_or(CorruptClock("seq out of range"))?
+            } else {
+                get_i(bytes, &mut pos)?
+            };
+            let site = if tag & SAME_SITE != 0 { base.site } else { get_site(bytes, &mut pos)? };
+            let e = Entry { col_version, db_version, seq, site };
+            cells.push(Some(e));
+            prev = Some(e);
         }
         if pos != bytes.len() {
             return Err(CorruptClock("trailing bytes"));
@@ -156,6 +219,48 @@ mod tests {
         })
     }
 
+    /// The format 1 encoder of earlier builds, kept to test that its records still decode.
+    fn encode_v1(rc: &RowClock) -> Vec<u8> {
+        let mut out = vec![FORMAT_V1];
+        put_i(&mut out, rc.sentinel.db_version);
+        put_i(&mut out, rc.sentinel.seq);
+        varint::put(&mut out, u64::from(rc.sentinel.site));
+        varint::put(&mut out, rc.cells.len() as u64);
+        for cell in &rc.cells {
+            match cell {
+                None => out.push(0),
+                Some(e) => {
+                    out.push(1);
+                    put_i(&mut out, e.col_version);
+                    put_i(&mut out, e.db_version);
+                    put_i(&mut out, e.seq);
+                    varint::put(&mut out, u64::from(e.site));
+                }
+            }
+        }
+        out
+    }
+
+    /// One local transaction's fresh row: the cells after the first cost one byte each.
+    #[test]
+    fn a_fresh_row_is_compact() {
+        let hlc = 1_780_000_000_000i64 << 16;
+        let e = |seq| Entry { col_version: hlc, db_version: 70_000, seq, site: 0 };
+        let rc = RowClock { cl: 1, sentinel: Entry { col_version: 1, ..e(100) }, cells: vec![Some(e(101)), Some(e(102)), Some(e(103))] };
+        let bytes = rc.encode();
+        assert_eq!(bytes.len(), 1 + 3 + 1 + 1 + 1 + (1 + 9) + 1 + 1, "{bytes:02X?}");
+        assert_eq!(RowClock::decode(1, &bytes).unwrap(), rc);
+    }
+
+    #[test]
+    fn corrupt_tags_are_errors() {
+        // A first cell that claims the previous cell's version; an unknown tag bit.
+        assert!(RowClock::decode(1, &[2, 1, 0, 0, 1, 0b11, 5, 6, 0]).is_err());
+        assert!(RowClock::decode(1, &[2, 1, 0, 0, 1, 0b10_0001, 5, 6, 7, 0]).is_err());
+        // Format 1 knows only tags 0 and 1.
+        assert!(RowClock::decode(1, &[1, 1, 0, 0, 1, 3, 5, 6, 7, 0]).is_err());
+    }
+
     proptest! {
         #[test]
         fn round_trip(cl in 0i64..1000, s in entry(), cells in proptest::collection::vec(proptest::option::of(entry()), 0..20)) {
@@ -165,6 +270,14 @@ mod tests {
             let n = rc.cells.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
             prop_assert_eq!(&back.cells[..], &rc.cells[..n]);
             prop_assert_eq!(back.sentinel, rc.sentinel);
+        }
+
+        /// Records written by earlier builds (format 1) still read back.
+        #[test]
+        fn format_1_still_decodes(cl in 0i64..1000, s in entry(), cells in proptest::collection::vec(proptest::option::of(entry()), 0..20)) {
+            let rc = RowClock { cl, sentinel: Entry { col_version: cl, ..s }, cells };
+            let back = RowClock::decode(cl, &encode_v1(&rc)).unwrap();
+            prop_assert_eq!(back, rc);
         }
 
         #[test]
