@@ -178,6 +178,39 @@ fn apply_in_open_tx(c: &Connection, cs: &[Change]) {
     }
 }
 
+/// A new site's crr_sites row, added by a merge, can be undone by a failed statement or a
+/// ROLLBACK TO while the transaction goes on; later merges from that site in the same
+/// transaction must add it again, not trust the cached ordinal (the clock would name a site
+/// that does not exist).
+#[test]
+fn a_site_added_by_a_rolled_back_merge_is_added_again() {
+    let (a, b) = (replica(), replica());
+    a.execute_batch("INSERT INTO t VALUES (1,'x',1); INSERT INTO t VALUES (2,'y',2);").unwrap();
+    let cs = changes(&a);
+    let row = |x: &Change| format!("('t', x'{}', '{}', {}, {}, {}, x'{}', {}, {})",
+        x.pk.iter().map(|b| format!("{b:02x}")).collect::<String>(), x.cid,
+        match &x.val { V::Integer(i) => i.to_string(), V::Text(t) => format!("'{t}'"), _ => "NULL".into() },
+        x.col_version, x.db_version, x.site_id.iter().map(|b| format!("{b:02x}")).collect::<String>(), x.cl, x.seq);
+    b.execute_batch("BEGIN").unwrap();
+    // One statement: a valid change from a's (new) site, then a change for an unknown table.
+    let bad = format!("INSERT INTO crsql_changes VALUES {}, ('nope', x'010901', 'a', 1, 1, 1, x'{}', 1, 0)", row(&cs[0]),
+        "00".repeat(16));
+    assert!(b.execute_batch(&bad).is_err());
+    apply_in_open_tx(&b, &cs[..2]);
+    // And a ROLLBACK TO that undoes the site's row once more.
+    b.execute_batch("SAVEPOINT s").unwrap();
+    b.execute_batch("ROLLBACK TO s; RELEASE s;").unwrap();
+    b.execute_batch("SAVEPOINT s2").unwrap();
+    apply_in_open_tx(&b, &cs[2..3]);
+    b.execute_batch("ROLLBACK TO s2; RELEASE s2;").unwrap();
+    apply_in_open_tx(&b, &cs[2..]);
+    b.execute_batch("COMMIT").unwrap();
+    let known: i64 = one(&b, &format!("SELECT count(*) FROM crr_sites WHERE site_id = x'{}'",
+        cs[0].site_id.iter().map(|x| format!("{x:02x}")).collect::<String>()));
+    assert_eq!(known, 1, "a's site id is recorded");
+    assert_eq!(portable(&b), portable(&a), "b holds a's changes with a's site id");
+}
+
 #[test]
 fn one_receiving_transaction_records_one_db_version() {
     let (a, b) = (replica(), replica());

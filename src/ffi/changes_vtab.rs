@@ -307,8 +307,41 @@ unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *
     }
 }
 
+// Transaction callbacks. Once a write joins crsql_changes to a transaction (xBegin), SQLite
+// reports every statement and savepoint rollback to it (xRollbackTo) and the transaction's
+// rollback (xRollback); caches of state written in the transaction are checked against that
+// (Conn::rollback_mark / still_written). They only flip flags, so they cannot panic.
+unsafe fn vtab_conn<'a>(p: *mut api::sqlite3_vtab) -> &'a Conn {
+    // SAFETY: p is a Vtab made by connect; its Conn outlives it.
+    &*(*(p as *mut Vtab)).conn
+}
+
+unsafe extern "C" fn begin(p: *mut api::sqlite3_vtab) -> c_int {
+    vtab_conn(p).changes_in_txn.set(true);
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn rollback(p: *mut api::sqlite3_vtab) -> c_int {
+    vtab_conn(p).rolled_back();
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn rollback_to(p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
+    vtab_conn(p).rolled_back();
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn no_op(_p: *mut api::sqlite3_vtab) -> c_int {
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn no_op_savepoint(_p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
+    api::SQLITE_OK
+}
+
 static MODULE: api::sqlite3_module = api::sqlite3_module {
-    iVersion: 1,
+    // 2: the savepoint callbacks are read.
+    iVersion: 2,
     xCreate: None,
     xConnect: Some(connect),
     xBestIndex: Some(best_index),
@@ -322,15 +355,15 @@ static MODULE: api::sqlite3_module = api::sqlite3_module {
     xColumn: Some(column),
     xRowid: Some(rowid),
     xUpdate: Some(update),
-    xBegin: None,
-    xSync: None,
-    xCommit: None,
-    xRollback: None,
+    xBegin: Some(begin),
+    xSync: Some(no_op),
+    xCommit: Some(no_op),
+    xRollback: Some(rollback),
     xFindFunction: None,
     xRename: None,
-    xSavepoint: None,
-    xRelease: None,
-    xRollbackTo: None,
+    xSavepoint: Some(no_op_savepoint),
+    xRelease: Some(no_op_savepoint),
+    xRollbackTo: Some(rollback_to),
     xShadowName: None,
 };
 

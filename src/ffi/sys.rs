@@ -415,8 +415,8 @@ type ConnectFn = Option<
 >;
 type ScalarFn = Option<unsafe extern "C" fn(*mut sqlite3_context, c_int, *mut *mut sqlite3_value)>;
 
-/// A virtual table module, up to `xShadowName` (iVersion 3); we declare iVersion 1, so SQLite
-/// reads nothing past `xRename`.
+/// A virtual table module, up to `xShadowName` (iVersion 3); our modules declare iVersion 1
+/// (SQLite reads nothing past `xRename`) or 2 (and the savepoint callbacks).
 #[repr(C)]
 pub struct sqlite3_module {
     pub iVersion: c_int,

@@ -21,6 +21,13 @@ pub struct Conn {
     /// Clock rows read by crsql_changes scans (crr_debug_clock_rows_read()), so tests can
     /// check that "changes since V" does not read the history.
     pub clock_rows_read: Cell<u64>,
+    /// Set while crsql_changes takes part in the open transaction (its xBegin ran): from then
+    /// on SQLite tells it of every statement and savepoint rollback.
+    pub changes_in_txn: Cell<bool>,
+    /// Counts rollbacks (statement, savepoint, transaction) that crsql_changes was told of.
+    /// State written in the transaction may be cached across statements only while this has
+    /// not moved since the state was written (see `Conn::rollback_mark`).
+    pub rollback_epoch: Cell<u64>,
 }
 
 impl Conn {
@@ -34,6 +41,8 @@ impl Conn {
             merging_tid: Cell::new(None),
             wall_ms_override: Cell::new(None),
             clock_rows_read: Cell::new(0),
+            changes_in_txn: Cell::new(false),
+            rollback_epoch: Cell::new(0),
         }
     }
 
@@ -48,8 +57,26 @@ impl Conn {
             .unwrap_or(0)
     }
 
+    /// A mark for state written now: `Some(epoch)` when a later rollback that could undo it
+    /// will be reported (crsql_changes is in the transaction), `None` when it would not be.
+    pub fn rollback_mark(&self) -> Option<u64> {
+        self.changes_in_txn.get().then(|| self.rollback_epoch.get())
+    }
+
+    /// Whether state written under `mark` is certainly still in the database.
+    pub fn still_written(&self, mark: Option<u64>) -> bool {
+        mark.is_some_and(|m| self.changes_in_txn.get() && m == self.rollback_epoch.get())
+    }
+
+    /// crsql_changes was told of a rollback (xRollbackTo, xRollback).
+    pub fn rolled_back(&self) {
+        self.rollback_epoch.set(self.rollback_epoch.get() + 1);
+    }
+
     /// The transaction ended (commit hook, rollback hook).
     pub fn end_transaction(&self, committed: bool) {
+        self.changes_in_txn.set(false);
+        self.rolled_back();
         self.txn.borrow_mut().reset();
         self.sites.borrow_mut().end_transaction(committed);
         if !committed {

@@ -1,8 +1,10 @@
 //! Site ids and their local ordinals (`crr_sites`). Ordinal 0 is this replica.
 //!
-//! Invariant: a cached mapping is trusted only once its row is committed. Mappings created in
-//! the current transaction are re-read from the table before use, because a statement or
-//! savepoint rollback can undo the row without any hook telling us.
+//! Invariant: a cached mapping is trusted only once its row is committed, or while no rollback
+//! can have undone it: a mapping created in the open transaction is re-read from the table
+//! before use unless it was created while crsql_changes was in the transaction and no
+//! rollback was reported since (`Conn::still_written`). Any other rollback comes without a
+//! hook telling us.
 
 use super::conn::Conn;
 use super::stmt_cache::Key;
@@ -14,14 +16,14 @@ use std::collections::HashMap;
 pub struct Sites {
     by_id: HashMap<SiteId, u32>,
     by_ordinal: HashMap<u32, SiteId>,
-    /// Ordinals inserted by the open transaction.
-    fresh: Vec<u32>,
+    /// Ordinals inserted by the open transaction, with the rollback mark of their insert.
+    fresh: Vec<(u32, Option<u64>)>,
 }
 
 impl Sites {
     pub fn end_transaction(&mut self, committed: bool) {
         if !committed {
-            for ord in self.fresh.drain(..) {
+            for (ord, _) in self.fresh.drain(..) {
                 if let Some(id) = self.by_ordinal.remove(&ord) {
                     self.by_id.remove(&id);
                 }
@@ -39,11 +41,27 @@ fn lookup_by_id(conn: &Conn, site: &SiteId) -> Result<Option<u32>> {
 }
 
 fn remember(conn: &Conn, site: SiteId, ord: u32, fresh: bool) {
+    let mark = conn.rollback_mark();
     let mut sites = conn.sites.borrow_mut();
     sites.by_id.insert(site, ord);
     sites.by_ordinal.insert(ord, site);
     if fresh {
-        sites.fresh.push(ord);
+        sites.fresh.retain(|(o, _)| *o != ord);
+        sites.fresh.push((ord, mark));
+    }
+}
+
+impl Sites {
+    /// Whether the cached mapping of `ord` can be used without re-reading its row.
+    fn trusted(&self, conn: &Conn, ord: u32) -> bool {
+        match self.fresh.iter().find(|(o, _)| *o == ord) {
+            None => true,
+            Some((_, mark)) => conn.still_written(*mark),
+        }
+    }
+
+    fn is_fresh(&self, ord: u32) -> bool {
+        self.fresh.iter().any(|(o, _)| *o == ord)
     }
 }
 
@@ -51,7 +69,7 @@ fn remember(conn: &Conn, site: SiteId, ord: u32, fresh: bool) {
 pub fn ordinal(conn: &Conn, site: &SiteId) -> Result<Option<u32>> {
     let cached = {
         let sites = conn.sites.borrow();
-        sites.by_id.get(site).map(|o| (*o, sites.fresh.contains(o)))
+        sites.by_id.get(site).map(|o| (*o, !sites.trusted(conn, *o)))
     };
     match cached {
         Some((ord, false)) => Ok(Some(ord)),
@@ -90,7 +108,7 @@ pub fn ordinal_or_insert(conn: &Conn, site: &SiteId) -> Result<u32> {
 pub fn site_id(conn: &Conn, ord: u32) -> Result<SiteId> {
     let cached = {
         let sites = conn.sites.borrow();
-        sites.by_ordinal.get(&ord).filter(|_| !sites.fresh.contains(&ord)).copied()
+        sites.by_ordinal.get(&ord).filter(|_| sites.trusted(conn, ord)).copied()
     };
     if let Some(id) = cached {
         return Ok(id);
@@ -103,7 +121,7 @@ pub fn site_id(conn: &Conn, ord: u32) -> Result<SiteId> {
         let b = s.bytes(0);
         SiteId::try_from(b).map_err(|_| Error::new(format!("corrupt crr_sites row {ord}: site id of {} bytes", b.len())))
     })?;
-    let fresh = conn.sites.borrow().fresh.contains(&ord);
+    let fresh = conn.sites.borrow().is_fresh(ord);
     if !fresh {
         remember(conn, id, ord, false);
     }

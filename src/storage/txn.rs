@@ -37,6 +37,9 @@ pub struct TxnClock {
     pub hwm: i64,
     pub tick: Option<i64>,
     pub drift_ms_max: i64,
+    /// The mark a merge last raised the persisted clock mark to in this transaction, and the
+    /// rollback mark of that write (see `observe`).
+    pub merged_persisted: Option<(i64, Option<u64>)>,
 }
 
 impl Txn {
@@ -115,7 +118,7 @@ fn clock(conn: &Conn) -> Result<TxnClock> {
     let mode = clock_mode_of(meta::get(conn, "config.clock")?)?;
     let hwm = meta::get_i64(conn, "hlc", 0)?;
     let drift_ms_max = meta::get_i64(conn, "config.hlc-max-drift-ms", hlc::DRIFT_MS_MAX_DEFAULT)?;
-    let c = TxnClock { mode, hwm, tick: None, drift_ms_max };
+    let c = TxnClock { mode, hwm, tick: None, drift_ms_max, merged_persisted: None };
     conn.txn.borrow_mut().clock = Some(c);
     Ok(c)
 }
@@ -173,18 +176,27 @@ pub fn check_drift(conn: &Conn, version: i64) -> Result<()> {
     Ok(())
 }
 
-/// Advances the clock past a merged version (HLC mode only). The mark is raised in storage for
-/// every merged version, even one below the cached mark: a statement rollback may have undone
-/// the write that persisted the cached mark, and this merge's own write must not outlive it.
+/// Advances the clock past a merged version (HLC mode only). The persisted mark is raised to
+/// every merged version, even one below the cached mark (a statement rollback may have undone
+/// the write that persisted the cached mark, and this merge's own write must not outlive it),
+/// unless an earlier merge of this transaction persisted a mark at least as high and no
+/// rollback was reported since.
 pub fn observe(conn: &Conn, version: i64) -> Result<()> {
     let c = clock(conn)?;
     if c.mode != ClockMode::Hlc {
         return Ok(());
     }
-    persist_hwm(conn, version)?;
+    let covered = c.merged_persisted.is_some_and(|(v, mark)| version <= v && conn.still_written(mark));
+    if !covered {
+        persist_hwm(conn, version)?;
+    }
+    let mark = conn.rollback_mark();
     let mut txn = conn.txn.borrow_mut();
     if let Some(c) = txn.clock.as_mut() {
         c.hwm = hlc::observe(c.hwm, version);
+        if !covered {
+            c.merged_persisted = Some((version, mark));
+        }
     }
     Ok(())
 }
