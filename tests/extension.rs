@@ -459,6 +459,26 @@ fn val_is_current_when_the_row_is_written_during_the_scan() {
     assert_eq!(second.get::<_, i64>(1).unwrap(), 11, "val must be read after the write");
 }
 
+/// A CRR whose triggers an earlier build made (they called crr_internal_insert for every
+/// row) keeps working, and crsql_as_crr again gives it this build's triggers.
+#[test]
+fn as_crr_again_replaces_triggers_of_an_earlier_build() {
+    let c = crr_t();
+    let tid: i64 = one(&c, "SELECT tid FROM crr_tables WHERE name = 't'");
+    c.execute_batch(&format!(
+        "DROP TRIGGER \"crr_{tid}_insert\"; CREATE TRIGGER \"crr_{tid}_insert\" AFTER INSERT ON t BEGIN \
+           SELECT crr_internal_insert({tid}, crsql_pack_columns(NEW.id), X'000000010002'); END;"
+    ))
+    .unwrap();
+    c.execute("INSERT INTO t(id, a) VALUES (1, 'old trigger')", []).unwrap();
+    assert_eq!(changes_where(&c, "WHERE cid = 'a'")[0].val, rusqlite::types::Value::Text("old trigger".into()));
+    c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    let sql: String = one(&c, &format!("SELECT sql FROM sqlite_schema WHERE name = 'crr_{tid}_insert'"));
+    assert!(sql.contains("crr_internal_fresh_record"), "{sql}");
+    c.execute("INSERT INTO t(id, a) VALUES (2, 'new trigger')", []).unwrap();
+    assert_eq!(changes_where(&c, "WHERE cid = 'a'").len(), 2);
+}
+
 #[test]
 fn tracked_peers_table_exists_as_in_cr_sqlite() {
     let c = mem();

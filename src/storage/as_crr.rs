@@ -269,6 +269,8 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
                     desc.name
                 ))
             })?;
+            // Replaced, not kept: a CRR made by an earlier build gets this build's triggers.
+            conn.db.exec(&drop_triggers_sql(info.tid))?;
             conn.db.exec(&trigger_sql(info.tid, &desc.name, &shape.pk, &cols))?;
             backfill(conn, info.tid, &desc.name, &shape.pk, &cols)?;
             return Ok(());
