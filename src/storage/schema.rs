@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 pub const INTERNAL_SCHEMA_VERSION: i64 = 1;
 const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 
-fn exists(conn: &Conn) -> Result<bool> {
+/// Asks sqlite_schema (uncached; `is_installed` is the cached answer).
+pub(super) fn exists(conn: &Conn) -> Result<bool> {
     let mut s = conn.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'crr_meta'", false)?;
     s.step()
 }
@@ -50,5 +51,5 @@ pub fn install(conn: &Conn) -> Result<()> {
 }
 
 pub fn is_installed(conn: &Conn) -> Result<bool> {
-    exists(conn)
+    super::tables::installed(conn)
 }

@@ -59,6 +59,8 @@ pub struct Tables {
     list: Rc<Vec<Rc<TableInfo>>>,
     /// CRRs whose table was dropped (found at the last load), awaiting removal of their clock.
     pub dropped: Vec<i64>,
+    /// Whether the internal schema existed at the last load.
+    installed: bool,
 }
 
 impl Tables {
@@ -79,9 +81,9 @@ pub fn schema_cookie(conn: &Conn) -> Result<i64> {
 ///
 /// A CRR between crsql_begin_alter and crsql_commit_alter has no triggers; it is listed under
 /// its registered name while that table exists.
-fn load(conn: &Conn) -> Result<(Vec<Rc<TableInfo>>, Vec<i64>)> {
-    if !super::schema::is_installed(conn)? {
-        return Ok((Vec::new(), Vec::new()));
+fn load(conn: &Conn) -> Result<Option<(Vec<Rc<TableInfo>>, Vec<i64>)>> {
+    if !super::schema::exists(conn)? {
+        return Ok(None);
     }
     let mut s = conn.db.prepare(
         "SELECT t.tid, coalesce(tr.tbl_name, t.name), \
@@ -121,7 +123,7 @@ fn load(conn: &Conn) -> Result<(Vec<Rc<TableInfo>>, Vec<i64>)> {
         cols.reset();
         out.push(Rc::new(TableInfo { tid, name, pk, columns }));
     }
-    Ok((out, dropped))
+    Ok(Some((out, dropped)))
 }
 
 /// All CRRs, current as of the schema cookie.
@@ -138,7 +140,9 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
             return Ok((cookie, t.list.clone()));
         }
     }
-    let (list, dropped) = load(conn)?;
+    let loaded = load(conn)?;
+    let installed = loaded.is_some();
+    let (list, dropped) = loaded.unwrap_or_default();
     let list = Rc::new(list);
     // Statements prepared against the old schema may name clock tables that are gone.
     conn.stmts.clear();
@@ -146,7 +150,15 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     t.cookie = Some(cookie);
     t.list = list.clone();
     t.dropped = dropped;
+    t.installed = installed;
     Ok((cookie, list))
+}
+
+/// Whether the internal schema exists, current as of the schema cookie (one cached PRAGMA
+/// instead of a query of sqlite_schema per transaction).
+pub fn installed(conn: &Conn) -> Result<bool> {
+    all_with_cookie(conn)?;
+    Ok(conn.tables.borrow().installed)
 }
 
 pub fn by_name(conn: &Conn, name: &str) -> Result<Option<Rc<TableInfo>>> {
