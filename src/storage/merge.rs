@@ -9,7 +9,7 @@
 use super::conn::Conn;
 use super::stmt_cache::Key;
 use super::tables::{self, TableInfo};
-use super::track::{load, save};
+use super::track::{load, save, save_existing};
 use super::{sites, txn};
 use crate::core::ident::quote;
 use crate::core::merge::{self as rule, cell_wins, row_step, sentinel_site_wins, sentinel_visible, CellWrite, RowStep, SiteId};
@@ -176,6 +176,7 @@ pub fn apply(conn: &Conn, incoming: &Incoming) -> Result<bool> {
     let v = validate(conn, incoming)?;
     let local = load(conn, v.table.tid, &v.pk)?;
     let local_cl = local.as_ref().map_or(0, |rc| rc.cl);
+    let local_dbv = local.as_ref().map(RowClock::max_db_version);
     let tracked = v.table.tracked_count();
     let step = row_step(v.cl, local_cl);
     if step == RowStep::Stale {
@@ -230,7 +231,10 @@ pub fn apply(conn: &Conn, incoming: &Incoming) -> Result<bool> {
         let slot = v.slot.expect("cell applies");
         rc.set_cell(slot, entry(v.col_version));
     }
-    save(conn, v.table.tid, &v.pk, &rc)?;
+    match local_dbv {
+        Some(old) => save_existing(conn, v.table.tid, &v.pk, &rc, old)?,
+        None => save(conn, v.table.tid, &v.pk, &rc)?,
+    }
     if v.slot.is_some() {
         txn::observe(conn, v.col_version)?;
     }

@@ -21,6 +21,8 @@ pub enum Key {
     MaxDbVersion(i64),
     ClockGet(i64),
     ClockPut(i64),
+    ClockUpdate(i64),
+    ClockUpdateDbv(i64),
     ClockRange(i64),
     ClockByPk(i64),
     CellValue(i64, usize),

@@ -51,6 +51,38 @@ pub fn save(conn: &Conn, tid: i64, pk: &[u8], rc: &RowClock) -> Result<()> {
     )
 }
 
+/// Writes the record of a row whose clock row exists with `old_dbv` as its `dbv`: a plain
+/// UPDATE, which leaves the `dbv` index alone when the row's db_version stays the same (the
+/// second and later merged cells of a row in one transaction).
+pub fn save_existing(conn: &Conn, tid: i64, pk: &[u8], rc: &RowClock, old_dbv: i64) -> Result<()> {
+    let dbv = rc.max_db_version();
+    if dbv == old_dbv {
+        return conn.stmts.with(
+            conn.db,
+            Key::ClockUpdate(tid),
+            || format!("UPDATE {} SET cl = ?2, clock = ?3 WHERE pk = ?1", clock_table(tid)),
+            |s| {
+                s.bind_blob(1, pk)?;
+                s.bind_i64(2, rc.cl)?;
+                s.bind_blob(3, &rc.encode())?;
+                s.run()
+            },
+        );
+    }
+    conn.stmts.with(
+        conn.db,
+        Key::ClockUpdateDbv(tid),
+        || format!("UPDATE {} SET cl = ?2, dbv = ?3, clock = ?4 WHERE pk = ?1", clock_table(tid)),
+        |s| {
+            s.bind_blob(1, pk)?;
+            s.bind_i64(2, rc.cl)?;
+            s.bind_i64(3, dbv)?;
+            s.bind_blob(4, &rc.encode())?;
+            s.run()
+        },
+    )
+}
+
 /// A fresh local entry at this transaction's db_version and next seq.
 fn local_entry(conn: &Conn, dbv: i64, col_version: i64) -> Result<Entry> {
     Ok(Entry { col_version, db_version: dbv, seq: txn::next_seq(conn), site: sites::own_ordinal(conn)? })
