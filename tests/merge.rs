@@ -211,6 +211,20 @@ fn a_site_added_by_a_rolled_back_merge_is_added_again() {
     assert_eq!(portable(&b), portable(&a), "b holds a's changes with a's site id");
 }
 
+/// A row deleted while tracking was off (its clock still says alive) is created again by a
+/// merged cell that wins, instead of the write going nowhere.
+#[test]
+fn a_winning_cell_recreates_a_row_the_table_lost() {
+    let (a, b) = (replica(), replica());
+    a.execute("INSERT INTO t VALUES (1,'x',1)", []).unwrap();
+    sync(&a, &b);
+    let tid: i64 = one(&b, "SELECT tid FROM crr_tables WHERE name = 't'");
+    b.execute_batch(&format!("DROP TRIGGER \"crr_{tid}_delete\"; DELETE FROM t WHERE id = 1; SELECT crsql_as_crr('t');")).unwrap();
+    a.execute("UPDATE t SET a = 'newer' WHERE id = 1", []).unwrap();
+    apply(&b, &changes_where(&a, "WHERE cid = 'a'")).unwrap();
+    assert_eq!(one::<String>(&b, "SELECT a FROM t WHERE id = 1"), "newer");
+}
+
 #[test]
 fn one_receiving_transaction_records_one_db_version() {
     let (a, b) = (replica(), replica());
