@@ -3,66 +3,19 @@
 //! shared and noisy; absolute times drift). `--quick` runs a small size to keep it working in
 //! CI; `--rows N` sets the table size (default 100,000).
 
+#[path = "shared.rs"]
+mod shared;
+
 use rusqlite::types::Value;
 use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use shared::{fresh, insert_rows, read_changes};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL)";
-
-fn ext() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dist").join(if cfg!(target_os = "macos") { "crr.dylib" } else { "crr.so" })
-}
-
-fn open(path: &Path, crr: bool, tuned: bool) -> Connection {
-    let c = Connection::open(path).unwrap();
-    if crr {
-        // SAFETY: loading our own freshly built extension.
-        unsafe {
-            let _g = rusqlite::LoadExtensionGuard::new(&c).unwrap();
-            c.load_extension(ext(), Some("sqlite3_crr_init")).expect("load dist/crr.so (run make)");
-        }
-    }
-    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
-    if tuned {
-        c.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA cache_size = -64000;").unwrap();
-    }
-    c
-}
-
-fn fresh(dir: &Path, name: &str, crr: bool, tuned: bool) -> Connection {
-    let p = dir.join(name);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
-    }
-    let c = open(&p, crr, tuned);
-    c.execute_batch(SCHEMA).unwrap();
-    if crr {
-        c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
-    }
-    c
-}
 
 fn timed(f: impl FnOnce()) -> Duration {
     let t = Instant::now();
     f();
     t.elapsed()
-}
-
-fn insert_rows(c: &Connection, from: i64, n: i64) {
-    let tx = c.unchecked_transaction().unwrap();
-    {
-        let mut s = tx.prepare_cached("INSERT INTO t VALUES (?1, ?2, ?3, ?4)").unwrap();
-        for i in from..from + n {
-            s.execute(rusqlite::params![i, format!("name-{i}"), i * 7, i as f64 * 0.5]).unwrap();
-        }
-    }
-    tx.commit().unwrap();
-}
-
-fn read_changes(c: &Connection) -> Vec<Vec<Value>> {
-    let mut s = c.prepare("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes").unwrap();
-    s.query_map([], |r| (0..9).map(|i| r.get::<_, Value>(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
 }
 
 fn apply_changes(c: &Connection, cs: &[Vec<Value>]) {

@@ -13,6 +13,14 @@ fn crr_t() -> rusqlite::Connection {
     c
 }
 
+/// `crr_t` in a database file of its own (for tests that reopen it); returns its path too.
+fn crr_t_file(test: &str) -> (rusqlite::Connection, String) {
+    let path = tmpdir(test).join("h.db").to_str().unwrap().to_string();
+    let c = open(&path);
+    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+    (c, path)
+}
+
 /// (cid, val, cl) of every change, in feed order.
 fn feed(c: &rusqlite::Connection) -> Vec<(String, V, i64)> {
     changes(c).into_iter().map(|x| (x.cid, x.val, x.cl)).collect()
@@ -396,11 +404,8 @@ fn lamport_mode_counts_writes_per_cell() {
 
 #[test]
 fn hlc_versions_follow_the_wall_clock_and_never_go_back() {
-    let dir = tmpdir("hlc");
-    let path = dir.join("h.db");
-    let path = path.to_str().unwrap();
-    let c = open(path);
-    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+    let (c, path) = crr_t_file("hlc");
+    let path = path.as_str();
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     c.execute("INSERT INTO t(id) VALUES (1)", []).unwrap();
     let v1 = changes(&c)[0].col_version;
@@ -422,11 +427,8 @@ fn hlc_versions_follow_the_wall_clock_and_never_go_back() {
 /// that went back, the next version must still outrank every committed one.
 #[test]
 fn hlc_mark_survives_a_rollback_to_that_undid_its_persisting_write() {
-    let dir = tmpdir("hlc-rollback");
-    let path = dir.join("h.db");
-    let path = path.to_str().unwrap();
-    let c = open(path);
-    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+    let (c, path) = crr_t_file("hlc-rollback");
+    let path = path.as_str();
     c.execute_batch(
         "SELECT crr_set_wall_clock_for_testing(5000000); BEGIN; SAVEPOINT s; INSERT INTO t(id) VALUES (1); \
          ROLLBACK TO s; RELEASE s; INSERT INTO t(id, a) VALUES (2, 'kept'); COMMIT;",

@@ -187,10 +187,15 @@ fn a_site_added_by_a_rolled_back_merge_is_added_again() {
     let (a, b) = (replica(), replica());
     a.execute_batch("INSERT INTO t VALUES (1,'x',1); INSERT INTO t VALUES (2,'y',2);").unwrap();
     let cs = changes(&a);
-    let row = |x: &Change| format!("('t', x'{}', '{}', {}, {}, {}, x'{}', {}, {})",
-        x.pk.iter().map(|b| format!("{b:02x}")).collect::<String>(), x.cid,
-        match &x.val { V::Integer(i) => i.to_string(), V::Text(t) => format!("'{t}'"), _ => "NULL".into() },
-        x.col_version, x.db_version, x.site_id.iter().map(|b| format!("{b:02x}")).collect::<String>(), x.cl, x.seq);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let row = |x: &Change| {
+        let val = match &x.val {
+            V::Integer(i) => i.to_string(),
+            V::Text(t) => format!("'{t}'"),
+            _ => "NULL".into(),
+        };
+        format!("('t', x'{}', '{}', {val}, {}, {}, x'{}', {}, {})", hex(&x.pk), x.cid, x.col_version, x.db_version, hex(&x.site_id), x.cl, x.seq)
+    };
     b.execute_batch("BEGIN").unwrap();
     // One statement: a valid change from a's (new) site, then a change for an unknown table.
     let bad = format!("INSERT INTO crsql_changes VALUES {}, ('nope', x'010901', 'a', 1, 1, 1, x'{}', 1, 0)", row(&cs[0]),
@@ -205,8 +210,7 @@ fn a_site_added_by_a_rolled_back_merge_is_added_again() {
     b.execute_batch("ROLLBACK TO s2; RELEASE s2;").unwrap();
     apply_in_open_tx(&b, &cs[2..]);
     b.execute_batch("COMMIT").unwrap();
-    let known: i64 = one(&b, &format!("SELECT count(*) FROM crr_sites WHERE site_id = x'{}'",
-        cs[0].site_id.iter().map(|x| format!("{x:02x}")).collect::<String>()));
+    let known: i64 = one(&b, &format!("SELECT count(*) FROM crr_sites WHERE site_id = x'{}'", hex(&cs[0].site_id)));
     assert_eq!(known, 1, "a's site id is recorded");
     assert_eq!(portable(&b), portable(&a), "b holds a's changes with a's site id");
 }

@@ -24,9 +24,9 @@ pub struct Conn {
     /// Set while crsql_changes takes part in the open transaction (its xBegin ran): from then
     /// on SQLite tells it of every statement and savepoint rollback.
     pub changes_in_txn: Cell<bool>,
-    /// Counts rollbacks (statement, savepoint, transaction) that crsql_changes was told of.
-    /// State written in the transaction may be cached across statements only while this has
-    /// not moved since the state was written (see `Conn::rollback_mark`).
+    /// Counts rollbacks (statement, savepoint, transaction) that crsql_changes was told of,
+    /// and transaction ends. State written in a transaction may be cached across statements
+    /// only while this has not moved since the state was written (see `Conn::rollback_mark`).
     pub rollback_epoch: Cell<u64>,
 }
 

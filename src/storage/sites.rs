@@ -31,6 +31,18 @@ impl Sites {
         }
         self.fresh.clear();
     }
+
+    /// Whether the cached mapping of `ord` can be used without re-reading its row.
+    fn trusted(&self, conn: &Conn, ord: u32) -> bool {
+        match self.fresh.iter().find(|(o, _)| *o == ord) {
+            None => true,
+            Some((_, mark)) => conn.still_written(*mark),
+        }
+    }
+
+    fn is_fresh(&self, ord: u32) -> bool {
+        self.fresh.iter().any(|(o, _)| *o == ord)
+    }
 }
 
 fn lookup_by_id(conn: &Conn, site: &SiteId) -> Result<Option<u32>> {
@@ -48,20 +60,6 @@ fn remember(conn: &Conn, site: SiteId, ord: u32, fresh: bool) {
     if fresh {
         sites.fresh.retain(|(o, _)| *o != ord);
         sites.fresh.push((ord, mark));
-    }
-}
-
-impl Sites {
-    /// Whether the cached mapping of `ord` can be used without re-reading its row.
-    fn trusted(&self, conn: &Conn, ord: u32) -> bool {
-        match self.fresh.iter().find(|(o, _)| *o == ord) {
-            None => true,
-            Some((_, mark)) => conn.still_written(*mark),
-        }
-    }
-
-    fn is_fresh(&self, ord: u32) -> bool {
-        self.fresh.iter().any(|(o, _)| *o == ord)
     }
 }
 

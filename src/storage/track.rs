@@ -56,28 +56,18 @@ pub fn save(conn: &Conn, tid: i64, pk: &[u8], rc: &RowClock) -> Result<()> {
 /// second and later merged cells of a row in one transaction).
 pub fn save_existing(conn: &Conn, tid: i64, pk: &[u8], rc: &RowClock, old_dbv: i64) -> Result<()> {
     let dbv = rc.max_db_version();
-    if dbv == old_dbv {
-        return conn.stmts.with(
-            conn.db,
-            Key::ClockUpdate(tid),
-            || format!("UPDATE {} SET cl = ?2, clock = ?3 WHERE pk = ?1", clock_table(tid)),
-            |s| {
-                s.bind_blob(1, pk)?;
-                s.bind_i64(2, rc.cl)?;
-                s.bind_blob(3, &rc.encode())?;
-                s.run()
-            },
-        );
-    }
+    let (key, set) = if dbv == old_dbv { (Key::ClockUpdate(tid), "") } else { (Key::ClockUpdateDbv(tid), ", dbv = ?4") };
     conn.stmts.with(
         conn.db,
-        Key::ClockUpdateDbv(tid),
-        || format!("UPDATE {} SET cl = ?2, dbv = ?3, clock = ?4 WHERE pk = ?1", clock_table(tid)),
+        key,
+        || format!("UPDATE {} SET cl = ?2, clock = ?3{set} WHERE pk = ?1", clock_table(tid)),
         |s| {
             s.bind_blob(1, pk)?;
             s.bind_i64(2, rc.cl)?;
-            s.bind_i64(3, dbv)?;
-            s.bind_blob(4, &rc.encode())?;
+            s.bind_blob(3, &rc.encode())?;
+            if dbv != old_dbv {
+                s.bind_i64(4, dbv)?;
+            }
             s.run()
         },
     )

@@ -1,0 +1,62 @@
+//! What the benchmark programs share (`#[path]`-included by runner.rs and workload.rs): the
+//! workload table, opening a database with or without the built extension, inserting rows,
+//! reading the change feed.
+#![allow(dead_code)] // each program uses part of it
+
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+
+const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL)";
+
+/// The extension to load: dist/crr.so, or the build CRR_EXTENSION names (to compare two).
+fn ext() -> PathBuf {
+    std::env::var_os("CRR_EXTENSION").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dist").join(if cfg!(target_os = "macos") { "crr.dylib" } else { "crr.so" })
+    })
+}
+
+pub fn open(path: &Path, crr: bool, tuned: bool) -> Connection {
+    let c = Connection::open(path).unwrap();
+    if crr {
+        // SAFETY: loading our own freshly built extension.
+        unsafe {
+            let _g = rusqlite::LoadExtensionGuard::new(&c).unwrap();
+            c.load_extension(ext(), Some("sqlite3_crr_init")).expect("load dist/crr.so (run make)");
+        }
+    }
+    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
+    if tuned {
+        c.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA cache_size = -64000;").unwrap();
+    }
+    c
+}
+
+pub fn fresh(dir: &Path, name: &str, crr: bool, tuned: bool) -> Connection {
+    let p = dir.join(name);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+    }
+    let c = open(&p, crr, tuned);
+    c.execute_batch(SCHEMA).unwrap();
+    if crr {
+        c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    }
+    c
+}
+
+pub fn insert_rows(c: &Connection, from: i64, n: i64) {
+    let tx = c.unchecked_transaction().unwrap();
+    {
+        let mut s = tx.prepare_cached("INSERT INTO t VALUES (?1, ?2, ?3, ?4)").unwrap();
+        for i in from..from + n {
+            s.execute(rusqlite::params![i, format!("name-{i}"), i * 7, i as f64 * 0.5]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+pub fn read_changes(c: &Connection) -> Vec<Vec<Value>> {
+    let mut s = c.prepare("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes").unwrap();
+    s.query_map([], |r| (0..9).map(|i| r.get::<_, Value>(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
+}
