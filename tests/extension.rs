@@ -497,3 +497,48 @@ fn close_works_with_and_without_crsql_finalize() {
     c.execute_batch("INSERT INTO t(id) VALUES (1); SELECT crsql_finalize(); INSERT INTO t(id) VALUES (2);").unwrap();
     c.close().expect("close after crsql_finalize");
 }
+
+/// The clock table's declared key type and whether it is WITHOUT ROWID.
+fn clock_layout(c: &rusqlite::Connection, table: &str) -> (String, bool) {
+    let tid: i64 = c.query_row("SELECT tid FROM crr_tables WHERE name = ?1", [table], |r| r.get(0)).unwrap();
+    let ty: String = one(c, &format!("SELECT type FROM pragma_table_info('crr_clock_{tid}') WHERE name = 'pk'"));
+    let sql: String = one(c, &format!("SELECT sql FROM sqlite_schema WHERE name = 'crr_clock_{tid}'"));
+    (ty, sql.contains("WITHOUT ROWID"))
+}
+
+#[test]
+fn rowid_keyed_tables_get_an_integer_clock_with_the_same_feed() {
+    let c = mem();
+    let tables = [
+        ("r", "id INTEGER PRIMARY KEY NOT NULL, a", "", true),
+        ("i", "id INT PRIMARY KEY NOT NULL, a", "", false),
+        ("d", "id INTEGER PRIMARY KEY DESC NOT NULL, a", "", false),
+        ("w", "id INTEGER PRIMARY KEY NOT NULL, a", " WITHOUT ROWID", false),
+    ];
+    for (name, cols, opts, _) in tables {
+        c.execute_batch(&format!("CREATE TABLE {name}({cols}){opts}; SELECT crsql_as_crr('{name}');")).unwrap();
+    }
+    let mut feeds = Vec::new();
+    for (name, _, _, rowid) in tables {
+        assert_eq!(clock_layout(&c, name), if rowid { ("INTEGER".into(), false) } else { ("BLOB".into(), true) }, "{name}");
+        // Insert, update, delete, resurrect, a key change, an update that changes nothing.
+        c.execute_batch(&format!(
+            "INSERT INTO {name} VALUES (1, 'x'), (2, 'y'), (-7, 'neg'); UPDATE {name} SET a = 'x2' WHERE id = 1;
+             DELETE FROM {name} WHERE id = 2; INSERT INTO {name} VALUES (2, 'back'); UPDATE {name} SET id = 5 WHERE id = 1;
+             UPDATE {name} SET a = a;"
+        ))
+        .unwrap();
+        let feed: Vec<_> = changes_where(&c, &format!("WHERE \"table\" = '{name}'")).into_iter().map(|x| (x.pk, x.cid, x.val, x.cl)).collect();
+        assert_eq!(feed.len(), 5, "{name}: {feed:?}");
+        let by_key: i64 = one(&c, &format!("SELECT count(*) FROM crsql_changes WHERE \"table\" = '{name}' AND pk = crsql_pack_columns(5)"));
+        assert_eq!(by_key, 1, "{name}: the changes of key 5");
+        let by_text: i64 = one(&c, &format!("SELECT count(*) FROM crsql_changes WHERE \"table\" = '{name}' AND pk = crsql_pack_columns('5')"));
+        assert_eq!(by_text, 0, "{name}: no row has the text key '5'");
+        feeds.push(feed);
+    }
+    assert!(feeds.windows(2).all(|w| w[0] == w[1]), "the key layout must not show in the feed: {feeds:?}");
+    // Old triggers are replaced, the layout stays.
+    c.execute_batch("SELECT crsql_as_crr('r'); INSERT INTO r VALUES (9, 'z');").unwrap();
+    assert_eq!(clock_layout(&c, "r"), ("INTEGER".into(), false));
+    assert_eq!(changes_where(&c, "WHERE \"table\" = 'r' AND pk = crsql_pack_columns(9)").len(), 1);
+}

@@ -90,6 +90,25 @@ fn indexes_and_the_twelve_step_rebuild() {
 }
 
 #[test]
+fn a_rebuild_that_stops_the_key_being_the_rowid_is_refused() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1,'x',1);").unwrap();
+    let before = changes(&c);
+    let e = err(
+        &c,
+        "BEGIN; SELECT crsql_begin_alter('t');
+         CREATE TABLE new_t(id INT PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+         INSERT INTO new_t SELECT * FROM t; DROP TABLE t; ALTER TABLE new_t RENAME TO t;
+         SELECT crsql_commit_alter('t');",
+    );
+    assert!(e.contains("must stay an INTEGER PRIMARY KEY"), "{e}");
+    c.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(changes(&c), before);
+    c.execute("UPDATE t SET a = 'y'", []).unwrap();
+    assert_eq!(changes_where(&c, "WHERE cid = 'a'")[0].val, V::Text("y".into()));
+}
+
+#[test]
 fn old_schema_replica_refuses_new_column_until_it_migrates_then_converges() {
     let (a, b) = (replica(), replica());
     a.execute("INSERT INTO t VALUES (1,'x',1)", []).unwrap();

@@ -288,6 +288,9 @@ fn bad_changes_are_refused_with_a_clear_error_and_change_nothing() {
         ("trailing bytes", Change { pk: vec![1, 9, 1, 0], ..good.clone() }, "trailing bytes"),
         ("wrong column count", Change { pk: vec![2, 9, 1, 9, 2], ..good.clone() }, "it has 1 key columns, the pk blob has 2"),
         ("unknown type code", Change { pk: vec![1, 0x0F], ..good.clone() }, "unknown type code"),
+        // t's key is its rowid, and its clock is keyed by that integer.
+        ("text key of a rowid table", Change { pk: vec![1, 0x0B, 1, b'1'], ..good.clone() }, "its key \"id\" is an INTEGER PRIMARY KEY, the pk blob holds text"),
+        ("real key of a rowid table", Change { pk: [&[1u8, 2][..], &1.0f64.to_bits().to_be_bytes()].concat(), ..good.clone() }, "the pk blob holds real"),
         ("15-byte site id", Change { site_id: vec![7; 15], ..good.clone() }, "site_id must be 16 bytes, got 15"),
         ("negative col_version", Change { col_version: -1, ..good.clone() }, "col_version must not be negative"),
         ("negative cl", Change { cl: -3, ..good.clone() }, "cl must not be negative"),

@@ -114,6 +114,21 @@ pub fn encode(values: &[Value]) -> Result<Vec<u8>, PkError> {
     Ok(out)
 }
 
+/// Appends the packed key of one INTEGER column (what `encode(&[Value::Integer(i)])` returns),
+/// without allocating a Value.
+pub fn encode_integer_into(out: &mut Vec<u8>, i: i64) {
+    out.push(1);
+    encode_one(out, &Value::Integer(i));
+}
+
+/// The integer a packed key of one INTEGER column holds; None for any other key or a bad blob.
+pub fn decode_integer(bytes: &[u8]) -> Option<i64> {
+    match decode(bytes).ok()?.as_slice() {
+        [Value::Integer(i)] => Some(*i),
+        _ => None,
+    }
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -264,6 +279,18 @@ mod tests {
         fn round_trip(values in proptest::collection::vec(key_value(), 1..6)) {
             let blob = encode(&values).unwrap();
             prop_assert_eq!(decode(&blob).unwrap(), values);
+        }
+
+        #[test]
+        fn one_integer_keys_pack_as_encode_does(i in any::<i64>(), other in key_value()) {
+            let mut out = Vec::new();
+            encode_integer_into(&mut out, i);
+            prop_assert_eq!(&out, &encode(&[Value::Integer(i)]).unwrap());
+            prop_assert_eq!(decode_integer(&out), Some(i));
+            let not_one_integer = encode(&[other.clone(), Value::Integer(i)]).unwrap();
+            prop_assert_eq!(decode_integer(&not_one_integer), None);
+            let single = encode(std::slice::from_ref(&other)).unwrap();
+            prop_assert_eq!(decode_integer(&single), if let Value::Integer(o) = other { Some(o) } else { None });
         }
 
         #[test]

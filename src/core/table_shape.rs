@@ -25,6 +25,9 @@ pub struct TableDesc {
     /// Names of UNIQUE constraints and unique indexes other than the primary key.
     pub unique_indexes: Vec<String>,
     pub has_foreign_keys: bool,
+    /// Whether the primary key has an index of its own (`origin = 'pk'` in
+    /// pragma_index_list): every primary key except a rowid alias.
+    pub pk_has_index: bool,
     /// The CREATE TABLE statement, as stored in sqlite_schema.
     pub sql: String,
 }
@@ -34,6 +37,9 @@ pub struct TableDesc {
 pub struct Shape {
     pub pk: Vec<String>,
     pub columns: Vec<TrackedColumn>,
+    /// The key is the table's rowid (one INTEGER PRIMARY KEY column that aliases it), so every
+    /// key value is an integer.
+    pub rowid_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +144,10 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
         return Err(refuse("it has no PRIMARY KEY".into()));
     }
     pk.sort_by_key(|c| c.pk_index);
-    let rowid_alias = !t.without_rowid && pk.len() == 1 && pk[0].decl_type.eq_ignore_ascii_case("INTEGER");
+    // "INTEGER PRIMARY KEY DESC" and "INT PRIMARY KEY" are not aliases: SQLite gives them an
+    // index of their own.
+    let rowid_alias =
+        !t.without_rowid && pk.len() == 1 && pk[0].decl_type.trim().eq_ignore_ascii_case("INTEGER") && !t.pk_has_index;
     for c in &pk {
         if !c.not_null && !t.without_rowid && !rowid_alias {
             return Err(refuse(format!("primary key column \"{}\" is nullable (declare it NOT NULL)", c.name)));
@@ -174,7 +183,7 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
                 || c.decl_type.trim().eq_ignore_ascii_case("ANY"),
         });
     }
-    Ok(Shape { pk: pk.iter().map(|c| c.name.clone()).collect(), columns })
+    Ok(Shape { pk: pk.iter().map(|c| c.name.clone()).collect(), columns, rowid_key: rowid_alias })
 }
 
 #[cfg(test)]
@@ -192,6 +201,7 @@ mod tests {
             without_rowid: false,
             unique_indexes: vec![],
             has_foreign_keys: false,
+            pk_has_index: false,
             sql: "CREATE TABLE t(...)".into(),
         }
     }
@@ -226,6 +236,20 @@ mod tests {
         a.sql = "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT)".into();
         assert!(refusal(&a).contains("AUTOINCREMENT"));
         assert!(refusal(&table(vec![col("id", "INTEGER", true, 1), col("n", "TEXT", true, 0)])).contains("\"n\" is NOT NULL without a DEFAULT"));
+    }
+
+    #[test]
+    fn rowid_keys() {
+        assert!(check(&table(vec![col("id", "integer ", false, 1), col("a", "TEXT", false, 0)])).unwrap().rowid_key);
+        let mut desc = table(vec![col("id", "INTEGER", true, 1)]);
+        desc.pk_has_index = true; // INTEGER PRIMARY KEY DESC
+        assert!(!check(&desc).unwrap().rowid_key);
+        assert!(!check(&table(vec![col("id", "INT", true, 1)])).unwrap().rowid_key);
+        assert!(!check(&table(vec![col("a", "INTEGER", true, 1), col("b", "INTEGER", true, 2)])).unwrap().rowid_key);
+        let mut w = table(vec![col("id", "INTEGER", true, 1)]);
+        w.without_rowid = true;
+        w.pk_has_index = true;
+        assert!(!check(&w).unwrap().rowid_key);
     }
 
     #[test]

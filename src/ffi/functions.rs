@@ -8,7 +8,7 @@ use crate::core::pk_codec;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
-use crate::storage::{alter, as_crr, config, sites, track, txn};
+use crate::storage::{alter, as_crr, config, sites, tables, track, txn};
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
 
@@ -168,7 +168,8 @@ fn clock_rows_read_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
 
 fn internal_insert(conn: &Conn, args: &[Value]) -> Result<Value> {
     let slots = track::decode_slots(blob_arg(args, 2, "slot list")?)?;
-    track::on_insert(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "pk")?, &slots)?;
+    let clock = tables::clock_of(conn, int_arg(args, 0, "table id")?)?;
+    track::on_insert(conn, clock, blob_arg(args, 1, "pk")?, &slots)?;
     Ok(Value::Null)
 }
 
@@ -188,7 +189,8 @@ fn changed_slots(args: &[Value], slots_at: usize) -> Result<Vec<(usize, bool)>> 
 
 fn internal_update(conn: &Conn, args: &[Value]) -> Result<Value> {
     let changed = changed_slots(args, 3)?;
-    track::on_update(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "old pk")?, blob_arg(args, 2, "new pk")?, &changed)?;
+    let clock = tables::clock_of(conn, int_arg(args, 0, "table id")?)?;
+    track::on_update(conn, clock, blob_arg(args, 1, "old pk")?, blob_arg(args, 2, "new pk")?, &changed)?;
     Ok(Value::Null)
 }
 
@@ -227,7 +229,8 @@ fn internal_tombstone_record(conn: &Conn, _: &[Value]) -> Result<Value> {
 }
 
 fn internal_delete(conn: &Conn, args: &[Value]) -> Result<Value> {
-    track::on_delete(conn, int_arg(args, 0, "table id")?, blob_arg(args, 1, "pk")?)?;
+    let clock = tables::clock_of(conn, int_arg(args, 0, "table id")?)?;
+    track::on_delete(conn, clock, blob_arg(args, 1, "pk")?)?;
     Ok(Value::Null)
 }
 

@@ -17,7 +17,7 @@
 
 use super::as_crr::{backfill, describe, drop_triggers_sql, in_savepoint, reap_dropped, trigger_sql, write_columns, Tracked};
 use super::conn::Conn;
-use super::tables::{self, clock_table};
+use super::tables::{self, Clock, KeyLayout};
 use super::{meta, track};
 use crate::core::ident::quote;
 use crate::core::row_clock::RowClock;
@@ -65,14 +65,14 @@ fn renames(before: &[(String, String)], after: &[(String, String)]) -> HashMap<S
     out
 }
 
-/// Removes the entries of `slots` from every clock record of `tid`.
-fn clear_slots(conn: &Conn, tid: i64, slots: &[usize]) -> Result<()> {
-    let mut s = conn.db.prepare(&format!("SELECT pk, cl, clock FROM {}", clock_table(tid)), false)?;
+/// Removes the entries of `slots` from every clock record of `clock`.
+fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
+    let mut s = conn.db.prepare(&format!("SELECT pk, cl, clock FROM {}", clock.table()), false)?;
     let mut rows = Vec::new();
     while s.step()? {
         let rc = RowClock::decode(s.i64(1), s.bytes(2)).map_err(|e| Error::new(e.to_string()))?;
         if slots.iter().any(|slot| rc.cell(*slot).is_some()) {
-            rows.push((s.bytes(0).to_vec(), rc));
+            rows.push((clock.key_at(&s, 0), rc));
         }
     }
     drop(s);
@@ -82,7 +82,7 @@ fn clear_slots(conn: &Conn, tid: i64, slots: &[usize]) -> Result<()> {
                 *c = None;
             }
         }
-        track::save(conn, tid, &pk, &rc)?;
+        track::save(conn, clock, &pk, &rc)?;
     }
     Ok(())
 }
@@ -109,6 +109,12 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             return Err(Error::new(format!(
                 "table \"{}\": changing the primary key of a CRR is not supported (was {:?}, now {:?})",
                 info.name, info.pk, shape.pk
+            )));
+        }
+        if info.key == KeyLayout::Rowid && !shape.rowid_key {
+            return Err(Error::new(format!(
+                "table \"{}\": its key {:?} must stay an INTEGER PRIMARY KEY (the table's rowid): its clock is keyed by it",
+                info.name, shape.pk
             )));
         }
         let mut cols: Vec<Tracked> = Vec::new();
@@ -139,19 +145,19 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         conn.tables.borrow_mut().invalidate();
         conn.stmts.clear();
         if !dropped.is_empty() {
-            clear_slots(conn, info.tid, &dropped)?;
+            clear_slots(conn, info.clock(), &dropped)?;
         }
         for (slot, name) in added {
             let default = desc.columns.iter().find(|c| c.name == name).and_then(|c| c.default_sql.clone());
-            record_non_default(conn, info.tid, &desc.name, &shape.pk, &name, default.as_deref(), slot, cols.len())?;
+            record_non_default(conn, info.clock(), &desc.name, &shape.pk, &name, default.as_deref(), slot, cols.len())?;
         }
         let mut s = conn.db.prepare(&format!("SELECT 1 FROM sqlite_schema WHERE type = 'trigger' AND name = 'crr_{}_insert'", info.tid), false)?;
         let inserts_tracked = s.step()?;
         drop(s);
         conn.db.exec(&drop_triggers_sql(info.tid))?;
-        conn.db.exec(&trigger_sql(info.tid, &desc.name, &shape.pk, &cols))?;
+        conn.db.exec(&trigger_sql(info.clock(), &desc.name, &shape.pk, &cols))?;
         if !inserts_tracked {
-            backfill(conn, info.tid, &desc.name, &shape.pk, &cols)?;
+            backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
         }
         conn.db.exec(&format!("DELETE FROM crr_meta WHERE key = 'alter.{}'", info.tid))?;
         Ok(())
@@ -163,7 +169,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
 #[allow(clippy::too_many_arguments)]
 fn record_non_default(
     conn: &Conn,
-    tid: i64,
+    clock: Clock,
     table: &str,
     pk: &[String],
     column: &str,
@@ -183,7 +189,7 @@ fn record_non_default(
     }
     drop(s);
     for key in pks {
-        track::record_cell(conn, tid, &key, slot, tracked)?;
+        track::record_cell(conn, clock, &key, slot, tracked)?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! clock data of CRRs whose table was dropped.
 
 use super::conn::Conn;
-use super::tables::{self, clock_table};
+use super::tables::{self, clock_table, Clock, KeyLayout};
 use super::{meta, schema, track, txn};
 use crate::core::ident::quote;
 use crate::core::table_shape::{self, ColumnDesc, Shape, TableDesc};
@@ -65,16 +65,21 @@ pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
         });
     }
     let mut unique_indexes = Vec::new();
-    let mut s = conn.db.prepare("SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND origin <> 'pk'", false)?;
+    let mut pk_has_index = false;
+    let mut s = conn.db.prepare("SELECT name, origin = 'pk' FROM pragma_index_list(?1) WHERE \"unique\" = 1", false)?;
     s.bind_text(1, &name)?;
     while s.step()? {
-        unique_indexes.push(s.text(0));
+        if s.i64(1) != 0 {
+            pk_has_index = true;
+        } else {
+            unique_indexes.push(s.text(0));
+        }
     }
     let mut s = conn.db.prepare("SELECT count(*) FROM pragma_foreign_key_list(?1)", false)?;
     s.bind_text(1, &name)?;
     s.step()?;
     let has_foreign_keys = s.i64(0) > 0;
-    Ok(TableDesc { without_rowid: table_shape::is_without_rowid(&sql), name, columns, unique_indexes, has_foreign_keys, sql })
+    Ok(TableDesc { without_rowid: table_shape::is_without_rowid(&sql), name, columns, unique_indexes, has_foreign_keys, pk_has_index, sql })
 }
 
 fn changed_expr(column: &str, keeps_class: bool) -> String {
@@ -97,10 +102,12 @@ fn blob_literal(bytes: &[u8]) -> String {
 /// change, or a live row without a live clock (its UPDATE matched nothing), to
 /// crr_internal_update. All three stay silent while a merge writes the table, and end by
 /// raising the persisted clock mark in the same statement (txn::RAISE_HLC_SQL).
-pub fn trigger_sql(tid: i64, table: &str, pk: &[String], cols: &[Tracked]) -> String {
+pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> String {
     let t = quote(table);
-    let clock = clock_table(tid);
-    let keys = |prefix: &str| pk.iter().map(|k| format!("{prefix}.{}", quote(k))).collect::<Vec<_>>().join(", ");
+    let tid = clock.tid;
+    let keys = |prefix: &str| pk.iter().map(|k| format!("{prefix}.{}", quote(k))).collect::<Vec<_>>();
+    let (new_key, old_key) = (clock.key_sql(&keys("NEW")), clock.key_sql(&keys("OLD")));
+    let clock = clock.table();
     let slots = blob_literal(&track::encode_slots(&cols.iter().map(|c| c.slot).collect::<Vec<_>>()));
     let changed: Vec<String> = cols.iter().map(|c| changed_expr(&c.name, c.keeps_class)).collect();
     let flags = if cols.is_empty() { "''".to_string() } else { changed.join(" || ") };
@@ -110,7 +117,7 @@ pub fn trigger_sql(tid: i64, table: &str, pk: &[String], cols: &[Tracked]) -> St
     format!(
         "CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
-             VALUES (crsql_pack_columns({new}), 1, crr_internal_db_version(), crr_internal_fresh_record({slots})) \
+             VALUES ({new_key}, 1, crr_internal_db_version(), crr_internal_fresh_record({slots})) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl + (cl % 2 = 0), dbv = excluded.dbv, \
                clock = crr_internal_insert_over_record({tid}, cl, clock, excluded.clock, {slots}); \
            {raise_hlc}; END;\n\
@@ -118,17 +125,17 @@ pub fn trigger_sql(tid: i64, table: &str, pk: &[String], cols: &[Tracked]) -> St
              WHEN crr_internal_tracking({tid}) AND ({key_changed} OR {any_changed}) BEGIN \
            UPDATE {clock} SET dbv = crr_internal_db_version(), \
                clock = crr_internal_update_record({tid}, cl, clock, {slots}, {flags}) \
-             WHERE pk = crsql_pack_columns({new}) AND cl % 2 = 1 AND NOT ({key_changed}); \
+             WHERE pk = {new_key} AND cl % 2 = 1 AND NOT ({key_changed}); \
            SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {flags}) \
              WHERE changes() = 0; \
            {raise_hlc}; END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
-             VALUES (crsql_pack_columns({old}), 2, crr_internal_db_version(), crr_internal_tombstone_record()) \
+             VALUES ({old_key}, 2, crr_internal_db_version(), crr_internal_tombstone_record()) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl + 1, dbv = excluded.dbv, clock = excluded.clock WHERE cl % 2 = 1; \
            {raise_hlc}; END;",
-        new = keys("NEW"),
-        old = keys("OLD"),
+        new = keys("NEW").join(", "),
+        old = keys("OLD").join(", "),
     )
 }
 
@@ -141,14 +148,15 @@ pub fn drop_triggers_sql(tid: i64) -> String {
 
 /// Records a clock for every row that has none (all rows of a new CRR, rows written while
 /// tracking was off), as local inserts in the current transaction.
-pub fn backfill(conn: &Conn, tid: i64, table: &str, pk: &[String], cols: &[Tracked]) -> Result<usize> {
-    let keys = pk.iter().map(|k| format!("src.{}", quote(k))).collect::<Vec<_>>().join(", ");
+pub fn backfill(conn: &Conn, clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> Result<usize> {
+    let keys: Vec<String> = pk.iter().map(|k| format!("src.{}", quote(k))).collect();
     let mut s = conn.db.prepare(
         &format!(
-            "SELECT crsql_pack_columns({keys}) FROM {} AS src \
-             WHERE NOT EXISTS (SELECT 1 FROM {} WHERE pk = crsql_pack_columns({keys}))",
+            "SELECT crsql_pack_columns({}) FROM {} AS src WHERE NOT EXISTS (SELECT 1 FROM {} WHERE pk = {})",
+            keys.join(", "),
             quote(table),
-            clock_table(tid)
+            clock.table(),
+            clock.key_sql(&keys)
         ),
         false,
     )?;
@@ -159,7 +167,7 @@ pub fn backfill(conn: &Conn, tid: i64, table: &str, pk: &[String], cols: &[Track
     drop(s);
     let slots: Vec<usize> = cols.iter().map(|c| c.slot).collect();
     for pk in &pks {
-        track::on_insert(conn, tid, pk, &slots)?;
+        track::on_insert(conn, clock, pk, &slots)?;
     }
     Ok(pks.len())
 }
@@ -271,13 +279,21 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
             })?;
             // Replaced, not kept: a CRR made by an earlier build gets this build's triggers.
             conn.db.exec(&drop_triggers_sql(info.tid))?;
-            conn.db.exec(&trigger_sql(info.tid, &desc.name, &shape.pk, &cols))?;
-            backfill(conn, info.tid, &desc.name, &shape.pk, &cols)?;
+            // The clock keeps the key layout it was made with.
+            conn.db.exec(&trigger_sql(info.clock(), &desc.name, &shape.pk, &cols))?;
+            backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
             return Ok(());
         }
         let tid = meta::get_i64(conn, "next_tid", 1)?;
         meta::set(conn, "next_tid", &Value::Integer(tid + 1))?;
-        conn.db.exec(&CLOCK_TABLE_SQL.replace("{tid}", &tid.to_string()))?;
+        let clock = Clock { tid, key: if shape.rowid_key { KeyLayout::Rowid } else { KeyLayout::Packed } };
+        let (key_type, options) = match clock.key {
+            KeyLayout::Rowid => ("INTEGER", ""),
+            KeyLayout::Packed => ("BLOB", " WITHOUT ROWID"),
+        };
+        conn.db.exec(
+            &CLOCK_TABLE_SQL.replace("{tid}", &tid.to_string()).replace("{key_type}", key_type).replace("{options}", options),
+        )?;
         let mut s = conn.db.prepare("INSERT INTO crr_tables(tid, name) VALUES (?1, ?2)", false)?;
         s.bind_i64(1, tid)?;
         s.bind_text(2, &desc.name)?;
@@ -290,9 +306,9 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
             .map(|(slot, c)| Tracked { slot, name: c.name.clone(), keeps_class: c.keeps_storage_class })
             .collect();
         write_columns(conn, tid, &shape.pk, &cols)?;
-        conn.db.exec(&trigger_sql(tid, &desc.name, &shape.pk, &cols))?;
+        conn.db.exec(&trigger_sql(clock, &desc.name, &shape.pk, &cols))?;
         conn.tables.borrow_mut().invalidate();
-        backfill(conn, tid, &desc.name, &shape.pk, &cols)?;
+        backfill(conn, clock, &desc.name, &shape.pk, &cols)?;
         Ok(())
     })
 }

@@ -169,18 +169,24 @@ fn emit(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32, pk: &[u8], rc: &Ro
 /// range) and emits their entries as they are stepped.
 fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()> {
     let info = scan.tables[table as usize].clone();
+    let layout = info.clock();
     let clock = info.clock_table();
+    let mut key = Vec::new();
     let mut read = |s: &mut crate::ffi::db::Stmt| -> Result<()> {
         while s.step()? {
             let rc = RowClock::decode(s.i64(1), s.bytes(2)).map_err(|e| Error::new(format!("{e} in {}", info.name)))?;
             conn.clock_rows_read.set(conn.clock_rows_read.get() + 1);
-            emit(conn, f, scan, table, s.bytes(0), &rc)?;
+            key.clear();
+            layout.read_key(s, 0, &mut key);
+            emit(conn, f, scan, table, &key, &rc)?;
         }
         Ok(())
     };
     if let Some(pk) = &f.pk {
         conn.stmts.with(conn.db, Key::ClockByPk(info.tid), || format!("SELECT pk, cl, clock FROM {clock} WHERE pk = ?1"), |s| {
-            s.bind_blob(1, pk)?;
+            if !layout.bind_key(s, 1, pk)? {
+                return Ok(()); // no clock row can have this key
+            }
             read(s)
         })
     } else if f.dbv_min == i64::MIN && f.dbv_max == i64::MAX {

@@ -8,7 +8,7 @@
 
 use super::conn::Conn;
 use super::stmt_cache::Key;
-use super::tables::{self, TableInfo};
+use super::tables::{self, KeyLayout, TableInfo};
 use super::track::{load, save, save_existing};
 use super::{sites, txn};
 use crate::core::ident::quote;
@@ -68,6 +68,14 @@ fn validate(conn: &Conn, c: &Incoming) -> Result<Valid> {
             table.name,
             table.pk.len(),
             keys.len()
+        )));
+    }
+    if table.key == KeyLayout::Rowid && !matches!(keys[0], Value::Integer(_)) {
+        return Err(Error::new(format!(
+            "bad pk for table \"{}\": its key \"{}\" is an INTEGER PRIMARY KEY, the pk blob holds {}",
+            table.name,
+            table.pk[0],
+            keys[0].type_name()
         )));
     }
     let slot = match &c.cid {
@@ -174,7 +182,7 @@ fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
 /// Applies one change. Ok(true) when it changed this replica (rows impacted).
 pub fn apply(conn: &Conn, incoming: &Incoming) -> Result<bool> {
     let v = validate(conn, incoming)?;
-    let local = load(conn, v.table.tid, &v.pk)?;
+    let local = load(conn, v.table.clock(), &v.pk)?;
     let local_cl = local.as_ref().map_or(0, |rc| rc.cl);
     let local_dbv = local.as_ref().map(RowClock::max_db_version);
     let tracked = v.table.tracked_count();
@@ -232,8 +240,8 @@ pub fn apply(conn: &Conn, incoming: &Incoming) -> Result<bool> {
         rc.set_cell(slot, entry(v.col_version));
     }
     match local_dbv {
-        Some(old) => save_existing(conn, v.table.tid, &v.pk, &rc, old)?,
-        None => save(conn, v.table.tid, &v.pk, &rc)?,
+        Some(old) => save_existing(conn, v.table.clock(), &v.pk, &rc, old)?,
+        None => save(conn, v.table.clock(), &v.pk, &rc)?,
     }
     if v.slot.is_some() {
         txn::observe(conn, v.col_version)?;

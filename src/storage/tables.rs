@@ -4,8 +4,71 @@
 use super::conn::Conn;
 use super::stmt_cache::Key;
 use crate::core::ident::quote;
-use crate::error::Result;
+use crate::core::pk_codec;
+use crate::error::{Error, Result};
+use crate::ffi::db::Stmt;
 use std::rc::Rc;
+
+/// How a clock table holds a row's key (sql/clock_table.sql). A table whose key is its rowid
+/// (one `INTEGER PRIMARY KEY` column of a rowid table) gets a rowid clock table keyed by that
+/// integer: cheaper seeks and smaller rows than a packed blob. Every other table, and every
+/// clock table made before this layout existed, holds the packed key (SPEC 6 format) in a
+/// WITHOUT ROWID table. Rust code always speaks packed keys; only binding and reading differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLayout {
+    Packed,
+    Rowid,
+}
+
+/// One CRR's clock table: its table id and key layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub tid: i64,
+    pub key: KeyLayout,
+}
+
+impl Clock {
+    /// The quoted clock table name.
+    pub fn table(&self) -> String {
+        clock_table(self.tid)
+    }
+
+    /// The clock table's `pk` value for the key columns `cols` (each an SQL expression).
+    pub fn key_sql(&self, cols: &[String]) -> String {
+        match self.key {
+            KeyLayout::Rowid => cols.join(", "),
+            KeyLayout::Packed => format!("crsql_pack_columns({})", cols.join(", ")),
+        }
+    }
+
+    /// Binds a packed key as the clock table's `pk` value. Ok(false) when no clock row can
+    /// have this key (a rowid clock and a key that is not one integer).
+    pub fn bind_key(&self, s: &mut Stmt, i: usize, pk: &[u8]) -> Result<bool> {
+        match self.key {
+            KeyLayout::Packed => s.bind_blob(i, pk).map(|_| true),
+            KeyLayout::Rowid => match pk_codec::decode_integer(pk) {
+                Some(id) => s.bind_i64(i, id).map(|_| true),
+                None => Ok(false),
+            },
+        }
+    }
+
+    /// Appends the packed form of column `col` (the clock table's `pk`) to `out`.
+    pub fn read_key(&self, s: &Stmt, col: usize, out: &mut Vec<u8>) {
+        match self.key {
+            KeyLayout::Packed => out.extend_from_slice(s.bytes(col)),
+            KeyLayout::Rowid => pk_codec::encode_integer_into(out, s.i64(col)),
+        }
+    }
+
+    /// The packed form of column `col`.
+    pub fn key_at(&self, s: &Stmt, col: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.read_key(s, col, &mut out);
+        out
+    }
+}
+
 
 #[derive(Debug)]
 pub struct TableInfo {
@@ -15,11 +78,16 @@ pub struct TableInfo {
     pub pk: Vec<String>,
     /// Tracked columns by slot (None for a slot whose column was dropped).
     pub columns: Vec<Option<String>>,
+    pub key: KeyLayout,
 }
 
 impl TableInfo {
     pub fn clock_table(&self) -> String {
         clock_table(self.tid)
+    }
+
+    pub fn clock(&self) -> Clock {
+        Clock { tid: self.tid, key: self.key }
     }
 
     pub fn quoted(&self) -> String {
@@ -87,7 +155,8 @@ fn load(conn: &Conn) -> Result<Option<(Vec<Rc<TableInfo>>, Vec<i64>)>> {
     }
     let mut s = conn.db.prepare(
         "SELECT t.tid, coalesce(tr.tbl_name, t.name), \
-                tr.name IS NOT NULL OR EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = t.name COLLATE NOCASE) \
+                tr.name IS NOT NULL OR EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = t.name COLLATE NOCASE), \
+                (SELECT type FROM pragma_table_info('crr_clock_' || t.tid) WHERE name = 'pk') = 'INTEGER' \
          FROM crr_tables t \
          LEFT JOIN sqlite_schema tr ON tr.type = 'trigger' AND tr.name = 'crr_' || t.tid || '_insert' \
          ORDER BY t.tid",
@@ -97,14 +166,15 @@ fn load(conn: &Conn) -> Result<Option<(Vec<Rc<TableInfo>>, Vec<i64>)>> {
     let mut dropped = Vec::new();
     while s.step()? {
         if s.i64(2) != 0 {
-            heads.push((s.i64(0), s.text(1)));
+            let key = if s.i64(3) != 0 { KeyLayout::Rowid } else { KeyLayout::Packed };
+            heads.push((s.i64(0), s.text(1), key));
         } else {
             dropped.push(s.i64(0));
         }
     }
     let mut out = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
-    for (tid, name) in heads {
+    for (tid, name, key) in heads {
         cols.bind_i64(1, tid)?;
         let mut pk = Vec::new();
         let mut columns: Vec<Option<String>> = Vec::new();
@@ -121,7 +191,7 @@ fn load(conn: &Conn) -> Result<Option<(Vec<Rc<TableInfo>>, Vec<i64>)>> {
             }
         }
         cols.reset();
-        out.push(Rc::new(TableInfo { tid, name, pk, columns }));
+        out.push(Rc::new(TableInfo { tid, name, pk, columns, key }));
     }
     Ok(Some((out, dropped)))
 }
@@ -167,4 +237,9 @@ pub fn by_name(conn: &Conn, name: &str) -> Result<Option<Rc<TableInfo>>> {
 
 pub fn by_tid(conn: &Conn, tid: i64) -> Result<Option<Rc<TableInfo>>> {
     Ok(all(conn)?.iter().find(|t| t.tid == tid).cloned())
+}
+
+/// The clock of table `tid` (for the tracking triggers' Rust fallbacks, which name only a tid).
+pub fn clock_of(conn: &Conn, tid: i64) -> Result<Clock> {
+    by_tid(conn, tid)?.map(|t| t.clock()).ok_or_else(|| Error::new(format!("table id {tid} is not a CRR")))
 }

@@ -7,42 +7,48 @@
 use super::conn::Conn;
 use super::sites;
 use super::stmt_cache::Key;
-use super::tables::clock_table;
+use super::tables::Clock;
 use super::txn::{self, ClockMode};
 use crate::core::merge::{is_alive, sentinel_site_wins, sentinel_visible};
 use crate::core::row_clock::{Entry, RowClock};
 use crate::error::{Error, Result};
 
 /// Reads a row's clock record.
-pub fn load(conn: &Conn, tid: i64, pk: &[u8]) -> Result<Option<RowClock>> {
+pub fn load(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<Option<RowClock>> {
     conn.stmts.with(
         conn.db,
-        Key::ClockGet(tid),
-        || format!("SELECT cl, clock FROM {} WHERE pk = ?1", clock_table(tid)),
+        Key::ClockGet(clock.tid),
+        || format!("SELECT cl, clock FROM {} WHERE pk = ?1", clock.table()),
         |s| {
-            s.bind_blob(1, pk)?;
-            if !s.step()? {
+            if !clock.bind_key(s, 1, pk)? || !s.step()? {
                 return Ok(None);
             }
-            decode(tid, s.i64(0), s.bytes(1)).map(Some)
+            decode(clock.tid, s.i64(0), s.bytes(1)).map(Some)
         },
     )
 }
 
+/// The error for a key that a rowid clock cannot hold (merge validation refuses these first).
+fn not_a_rowid(clock: Clock) -> Error {
+    Error::new(format!("table id {}: its clock is keyed by rowid, and this key is not one integer", clock.tid))
+}
+
 /// Writes a row's clock record.
-pub fn save(conn: &Conn, tid: i64, pk: &[u8], rc: &RowClock) -> Result<()> {
+pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock) -> Result<()> {
     conn.stmts.with(
         conn.db,
-        Key::ClockPut(tid),
+        Key::ClockPut(clock.tid),
         || {
             format!(
                 "INSERT INTO {} (pk, cl, dbv, clock) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT(pk) DO UPDATE SET cl = excluded.cl, dbv = excluded.dbv, clock = excluded.clock",
-                clock_table(tid)
+                clock.table()
             )
         },
         |s| {
-            s.bind_blob(1, pk)?;
+            if !clock.bind_key(s, 1, pk)? {
+                return Err(not_a_rowid(clock));
+            }
             s.bind_i64(2, rc.cl)?;
             s.bind_i64(3, rc.max_db_version())?;
             s.bind_blob(4, &rc.encode())?;
@@ -54,15 +60,18 @@ pub fn save(conn: &Conn, tid: i64, pk: &[u8], rc: &RowClock) -> Result<()> {
 /// Writes the record of a row whose clock row exists with `old_dbv` as its `dbv`: a plain
 /// UPDATE, which leaves the `dbv` index alone when the row's db_version stays the same (the
 /// second and later merged cells of a row in one transaction).
-pub fn save_existing(conn: &Conn, tid: i64, pk: &[u8], rc: &RowClock, old_dbv: i64) -> Result<()> {
+pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_dbv: i64) -> Result<()> {
     let dbv = rc.max_db_version();
+    let tid = clock.tid;
     let (key, set) = if dbv == old_dbv { (Key::ClockUpdate(tid), "") } else { (Key::ClockUpdateDbv(tid), ", dbv = ?4") };
     conn.stmts.with(
         conn.db,
         key,
-        || format!("UPDATE {} SET cl = ?2, clock = ?3{set} WHERE pk = ?1", clock_table(tid)),
+        || format!("UPDATE {} SET cl = ?2, clock = ?3{set} WHERE pk = ?1", clock.table()),
         |s| {
-            s.bind_blob(1, pk)?;
+            if !clock.bind_key(s, 1, pk)? {
+                return Err(not_a_rowid(clock));
+            }
             s.bind_i64(2, rc.cl)?;
             s.bind_blob(3, &rc.encode())?;
             if dbv != old_dbv {
@@ -141,12 +150,12 @@ fn decode(tid: i64, cl: i64, bytes: &[u8]) -> Result<RowClock> {
 
 /// AFTER INSERT: a new row, a re-insert of a deleted key (resurrection), or an INSERT OR
 /// REPLACE over a live row (every column written). `slots` are the table's tracked slots.
-pub fn on_insert(conn: &Conn, tid: i64, pk: &[u8], slots: &[usize]) -> Result<()> {
-    if silenced(conn, tid) {
+pub fn on_insert(conn: &Conn, clock: Clock, pk: &[u8], slots: &[usize]) -> Result<()> {
+    if silenced(conn, clock.tid) {
         return Ok(());
     }
     let dbv = txn::db_version(conn)?;
-    let rc = match load(conn, tid, pk)? {
+    let rc = match load(conn, clock, pk)? {
         None => fresh(conn, dbv, 1, slots)?,
         Some(old) if !is_alive(old.cl) => fresh(conn, dbv, old.cl + 1, slots)?,
         Some(mut old) => {
@@ -154,45 +163,45 @@ pub fn on_insert(conn: &Conn, tid: i64, pk: &[u8], slots: &[usize]) -> Result<()
             old
         }
     };
-    save(conn, tid, pk, &rc)
+    save(conn, clock, pk, &rc)
 }
 
 /// AFTER UPDATE: records the changed tracked columns (`changed` holds every tracked slot and
 /// whether it changed); a changed key is a delete of the old key and an insert of the new one.
-pub fn on_update(conn: &Conn, tid: i64, old_pk: &[u8], new_pk: &[u8], changed: &[(usize, bool)]) -> Result<()> {
-    if silenced(conn, tid) {
+pub fn on_update(conn: &Conn, clock: Clock, old_pk: &[u8], new_pk: &[u8], changed: &[(usize, bool)]) -> Result<()> {
+    if silenced(conn, clock.tid) {
         return Ok(());
     }
     let slots: Vec<usize> = changed.iter().map(|(s, _)| *s).collect();
     if old_pk != new_pk {
-        on_delete(conn, tid, old_pk)?;
-        return on_insert(conn, tid, new_pk, &slots);
+        on_delete(conn, clock, old_pk)?;
+        return on_insert(conn, clock, new_pk, &slots);
     }
     if !changed.iter().any(|(_, c)| *c) {
         return Ok(());
     }
-    let mut rc = match load(conn, tid, new_pk)? {
+    let mut rc = match load(conn, clock, new_pk)? {
         Some(rc) if is_alive(rc.cl) => rc,
         // A live row without a live clock (written while tracking was off): record it whole.
-        _ => return on_insert(conn, tid, new_pk, &slots),
+        _ => return on_insert(conn, clock, new_pk, &slots),
     };
     let dbv = txn::db_version(conn)?;
     write_cells(conn, &mut rc, dbv, slots.len(), changed.iter().filter(|(_, c)| *c).map(|(s, _)| *s))?;
-    save(conn, tid, new_pk, &rc)
+    save(conn, clock, new_pk, &rc)
 }
 
 /// AFTER DELETE: the causal length becomes even, cells go, the sentinel stays as tombstone.
-pub fn on_delete(conn: &Conn, tid: i64, pk: &[u8]) -> Result<()> {
-    if silenced(conn, tid) {
+pub fn on_delete(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<()> {
+    if silenced(conn, clock.tid) {
         return Ok(());
     }
     let dbv = txn::db_version(conn)?;
-    let cl = match load(conn, tid, pk)? {
+    let cl = match load(conn, clock, pk)? {
         None => 2,
         Some(rc) if is_alive(rc.cl) => rc.cl + 1,
         Some(_) => return Ok(()),
     };
-    save(conn, tid, pk, &new_life(conn, dbv, cl)?)
+    save(conn, clock, pk, &new_life(conn, dbv, cl)?)
 }
 
 // The trigger path. The tracking triggers (as_crr::trigger_sql) write the clock row in their
@@ -245,14 +254,14 @@ pub fn tombstone_record(conn: &Conn) -> Result<Vec<u8>> {
 
 /// A local write of one cell outside the triggers (crsql_commit_alter records added columns
 /// whose values differ from the default).
-pub fn record_cell(conn: &Conn, tid: i64, pk: &[u8], slot: usize, tracked: usize) -> Result<()> {
+pub fn record_cell(conn: &Conn, clock: Clock, pk: &[u8], slot: usize, tracked: usize) -> Result<()> {
     let dbv = txn::db_version(conn)?;
-    let mut rc = match load(conn, tid, pk)? {
+    let mut rc = match load(conn, clock, pk)? {
         Some(rc) if is_alive(rc.cl) => rc,
         _ => return Ok(()),
     };
     write_cells(conn, &mut rc, dbv, tracked, std::iter::once(slot))?;
-    save(conn, tid, pk, &rc)
+    save(conn, clock, pk, &rc)
 }
 
 /// Encodes a slot list for a trigger's constant argument: 2 bytes big-endian per slot.
