@@ -427,21 +427,30 @@ fn hlc_versions_follow_the_wall_clock_and_never_go_back() {
 /// that went back, the next version must still outrank every committed one.
 #[test]
 fn hlc_mark_survives_a_rollback_to_that_undid_its_persisting_write() {
-    let (c, path) = crr_t_file("hlc-rollback");
-    let path = path.as_str();
-    c.execute_batch(
-        "SELECT crr_set_wall_clock_for_testing(5000000); BEGIN; SAVEPOINT s; INSERT INTO t(id) VALUES (1); \
-         ROLLBACK TO s; RELEASE s; INSERT INTO t(id, a) VALUES (2, 'kept'); COMMIT;",
-    )
-    .unwrap();
-    let committed: i64 = one(&c, "SELECT max(col_version) FROM crsql_changes");
-    let persisted: i64 = one(&c, "SELECT value FROM crr_meta WHERE key = 'hlc'");
-    assert!(persisted >= committed, "persisted mark {persisted} is below committed version {committed}");
-    drop(c);
-    let c = open(path);
-    c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000); UPDATE t SET a = 'later';").unwrap();
-    let later = changes_where(&c, "WHERE cid = 'a'")[0].col_version;
-    assert!(later > committed, "a restart reused a version: {later} <= {committed}");
+    // The write that persisted the transaction's clock mark is undone by a ROLLBACK TO, or by
+    // the failure of its own multi-row statement; later writes of the transaction reuse the
+    // tick, and the mark must still cover them.
+    let undo = [
+        "SAVEPOINT s; INSERT INTO t(id) VALUES (1); ROLLBACK TO s; RELEASE s;",
+        "INSERT INTO t(id) VALUES (1), (2), (1);",
+    ];
+    for (i, undo) in undo.iter().enumerate() {
+        let (c, path) = crr_t_file(&format!("hlc-rollback-{i}"));
+        let path = path.as_str();
+        c.execute_batch("SELECT crr_set_wall_clock_for_testing(5000000); BEGIN;").unwrap();
+        let failed = c.execute_batch(undo).is_err();
+        assert_eq!(failed, i == 1, "{undo}");
+        c.execute_batch("INSERT INTO t(id, a) VALUES (3, 'kept'); COMMIT;").unwrap();
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM t"), 1, "{undo}");
+        let committed: i64 = one(&c, "SELECT max(col_version) FROM crsql_changes");
+        let persisted: i64 = one(&c, "SELECT value FROM crr_meta WHERE key = 'hlc'");
+        assert!(persisted >= committed, "{undo}: persisted mark {persisted} is below committed version {committed}");
+        drop(c);
+        let c = open(path);
+        c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000); UPDATE t SET a = 'later';").unwrap();
+        let later = changes_where(&c, "WHERE cid = 'a'")[0].col_version;
+        assert!(later > committed, "{undo}: a restart reused a version: {later} <= {committed}");
+    }
 }
 
 /// `val` is the cell's current value even when the app writes the row while it reads the

@@ -43,9 +43,9 @@ const OP_ISNOT: u8 = 69;
 const OP_IS: u8 = 72;
 
 #[repr(C)]
-struct Vtab {
-    base: api::sqlite3_vtab,
-    conn: *const Conn,
+pub(super) struct Vtab {
+    pub(super) base: api::sqlite3_vtab,
+    pub(super) conn: *const Conn,
 }
 
 #[repr(C)]
@@ -307,7 +307,8 @@ unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *
     }
 }
 
-// Transaction callbacks. Once a write joins crsql_changes to a transaction (xBegin), SQLite
+// Transaction callbacks (crr_internal_txn uses them too). Once a write joins crsql_changes to
+// a transaction (xBegin), SQLite
 // reports every statement and savepoint rollback to it (xRollbackTo) and the transaction's
 // rollback (xRollback); caches of state written in the transaction are checked against that
 // (Conn::rollback_mark / still_written). They only flip flags, so they cannot panic.
@@ -316,17 +317,17 @@ unsafe fn vtab_conn<'a>(p: *mut api::sqlite3_vtab) -> &'a Conn {
     &*(*(p as *mut Vtab)).conn
 }
 
-unsafe extern "C" fn begin(p: *mut api::sqlite3_vtab) -> c_int {
+pub(super) unsafe extern "C" fn begin(p: *mut api::sqlite3_vtab) -> c_int {
     vtab_conn(p).changes_in_txn.set(true);
     api::SQLITE_OK
 }
 
-unsafe extern "C" fn rollback(p: *mut api::sqlite3_vtab) -> c_int {
+pub(super) unsafe extern "C" fn rollback(p: *mut api::sqlite3_vtab) -> c_int {
     vtab_conn(p).rolled_back();
     api::SQLITE_OK
 }
 
-unsafe extern "C" fn rollback_to(p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
+pub(super) unsafe extern "C" fn rollback_to(p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
     vtab_conn(p).rolled_back();
     api::SQLITE_OK
 }

@@ -4,7 +4,7 @@
 
 use super::api::{self, sqlite};
 use super::db::Db;
-use super::{changes_vtab, functions, unpack_vtab};
+use super::{changes_vtab, functions, txn_vtab, unpack_vtab};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
 use crate::storage::schema;
@@ -58,6 +58,7 @@ fn setup(db: *mut api::sqlite3) -> Result<()> {
     // fail, which only happens when memory runs out, conn is leaked rather than risked.)
     functions::register_all(conn)?;
     changes_vtab::register(db, conn)?;
+    txn_vtab::register(db, conn)?;
     unpack_vtab::register(db)?;
     // SAFETY: the hooks receive conn, which lives until the connection closes.
     unsafe {

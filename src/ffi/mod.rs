@@ -9,5 +9,6 @@ pub mod entry;
 pub mod functions;
 pub mod guard;
 pub mod sys;
+pub mod txn_vtab;
 pub mod unpack_vtab;
 pub mod values;

@@ -3,7 +3,7 @@
 
 use super::conn::Conn;
 use super::tables::{self, clock_table, Clock, KeyLayout};
-use super::{meta, schema, track, txn};
+use super::{meta, schema, track};
 use crate::core::ident::quote;
 use crate::core::table_shape::{self, ColumnDesc, Shape, TableDesc};
 use crate::core::value::Value;
@@ -100,8 +100,10 @@ fn blob_literal(bytes: &[u8]) -> String {
 /// and asks storage::track only for the record to store: `slots` is the tracked slots as a
 /// constant blob, `flags` one '0'/'1' per slot (update). The update trigger hands a key
 /// change, or a live row without a live clock (its UPDATE matched nothing), to
-/// crr_internal_update. All three stay silent while a merge writes the table, and end by
-/// raising the persisted clock mark in the same statement (txn::RAISE_HLC_SQL).
+/// crr_internal_update. All three stay silent while a merge writes the table. (The persisted
+/// clock mark is kept by txn::tick, which makes crsql_changes join the transaction so that
+/// rollbacks are reported; triggers of earlier builds raise it themselves through
+/// crr_internal_hwm.)
 pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> String {
     let t = quote(table);
     let tid = clock.tid;
@@ -113,14 +115,13 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
     let flags = if cols.is_empty() { "''".to_string() } else { changed.join(" || ") };
     let any_changed = if cols.is_empty() { "0".to_string() } else { changed.join(" OR ") };
     let key_changed = pk.iter().map(|k| changed_expr(k, true)).collect::<Vec<_>>().join(" OR ");
-    let raise_hlc = txn::RAISE_HLC_SQL;
     format!(
         "CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
              VALUES ({new_key}, 1, crr_internal_db_version(), crr_internal_fresh_record({slots})) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl + (cl % 2 = 0), dbv = excluded.dbv, \
                clock = crr_internal_insert_over_record({tid}, cl, clock, excluded.clock, {slots}); \
-           {raise_hlc}; END;\n\
+           END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_update\" AFTER UPDATE ON {t} \
              WHEN crr_internal_tracking({tid}) AND ({key_changed} OR {any_changed}) BEGIN \
            UPDATE {clock} SET dbv = crr_internal_db_version(), \
@@ -128,12 +129,12 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
              WHERE pk = {new_key} AND cl % 2 = 1 AND NOT ({key_changed}); \
            SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {flags}) \
              WHERE changes() = 0; \
-           {raise_hlc}; END;\n\
+           END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
              VALUES ({old_key}, 2, crr_internal_db_version(), crr_internal_tombstone_record()) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl + 1, dbv = excluded.dbv, clock = excluded.clock WHERE cl % 2 = 1; \
-           {raise_hlc}; END;",
+           END;",
         new = keys("NEW").join(", "),
         old = keys("OLD").join(", "),
     )

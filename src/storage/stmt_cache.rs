@@ -15,6 +15,7 @@ pub enum Key {
     MetaGet,
     MetaPut,
     MetaRaiseHlc,
+    JoinChanges,
     SiteById,
     SiteByOrdinal,
     SiteInsert,

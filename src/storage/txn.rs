@@ -37,9 +37,9 @@ pub struct TxnClock {
     pub hwm: i64,
     pub tick: Option<i64>,
     pub drift_ms_max: i64,
-    /// The mark a merge last raised the persisted clock mark to in this transaction, and the
-    /// rollback mark of that write (see `observe`).
-    pub merged_persisted: Option<(i64, Option<u64>)>,
+    /// The value this transaction last raised the persisted clock mark to, and the rollback
+    /// mark of that write (see `persist_at_least`).
+    pub persisted: Option<(i64, Option<u64>)>,
 }
 
 impl Txn {
@@ -118,7 +118,7 @@ fn clock(conn: &Conn) -> Result<TxnClock> {
     let mode = clock_mode_of(meta::get(conn, "config.clock")?)?;
     let hwm = meta::get_i64(conn, "hlc", 0)?;
     let drift_ms_max = meta::get_i64(conn, "config.hlc-max-drift-ms", hlc::DRIFT_MS_MAX_DEFAULT)?;
-    let c = TxnClock { mode, hwm, tick: None, drift_ms_max, merged_persisted: None };
+    let c = TxnClock { mode, hwm, tick: None, drift_ms_max, persisted: None };
     conn.txn.borrow_mut().clock = Some(c);
     Ok(c)
 }
@@ -135,11 +135,39 @@ fn persist_hwm(conn: &Conn, hwm: i64) -> Result<()> {
     })
 }
 
-/// The statement by which the tracking triggers raise the persisted clock high-water mark to
-/// `crr_internal_hwm()`. It runs in the user's statement, so the mark is rolled back only
-/// together with the writes that used it: a ROLLBACK TO, or a failed statement, cannot leave a
-/// committed version above the persisted mark. (The row exists from schema install on.)
-pub const RAISE_HLC_SQL: &str = "UPDATE crr_meta SET value = crr_internal_hwm() WHERE key = 'hlc' AND value < crr_internal_hwm()";
+/// Makes the crr_internal_txn virtual table take part in the open transaction (a no-op
+/// statement that writes it makes SQLite call its xBegin), so that from now on every statement
+/// and savepoint rollback is reported (`Conn::rollback_epoch`).
+fn join_changes(conn: &Conn) -> Result<()> {
+    if conn.changes_in_txn.get() {
+        return Ok(());
+    }
+    conn.stmts.with(
+        conn.db,
+        Key::JoinChanges,
+        || "INSERT INTO crr_internal_txn SELECT NULL WHERE 0".into(),
+        |s| s.run(),
+    )
+}
+
+/// Makes sure the persisted clock mark is at least `v` in what this transaction has written.
+/// Once raised, the write is trusted until a rollback is reported (one may have undone it):
+/// every version this transaction stores is checked here first, so none can outlive the mark
+/// that covers it. A statement or savepoint rollback that undoes the mark's write undoes every
+/// write made after it too, and later writes raise the mark again before they are made.
+fn persist_at_least(conn: &Conn, v: i64) -> Result<()> {
+    let c = clock(conn)?;
+    if c.persisted.is_some_and(|(p, mark)| v <= p && conn.still_written(mark)) {
+        return Ok(());
+    }
+    join_changes(conn)?;
+    persist_hwm(conn, v)?;
+    let mark = conn.rollback_mark();
+    if let Some(c) = conn.txn.borrow_mut().clock.as_mut() {
+        c.persisted = Some((v, mark));
+    }
+    Ok(())
+}
 
 /// The clock high-water mark this transaction holds in memory (0 before its first write, and
 /// in Lamport mode, where nothing needs persisting).
@@ -155,10 +183,11 @@ pub fn hwm(conn: &Conn) -> i64 {
 pub fn tick(conn: &Conn) -> Result<i64> {
     let c = clock(conn)?;
     if let Some(t) = c.tick.filter(|t| *t >= c.hwm) {
+        persist_at_least(conn, t)?;
         return Ok(t);
     }
     let t = hlc::tick(c.hwm, conn.wall_ms()).map_err(|e| Error::new(e.to_string()))?;
-    persist_hwm(conn, t)?;
+    persist_at_least(conn, t)?;
     let mut txn = conn.txn.borrow_mut();
     if let Some(c) = txn.clock.as_mut() {
         c.hwm = t;
@@ -179,24 +208,17 @@ pub fn check_drift(conn: &Conn, version: i64) -> Result<()> {
 /// Advances the clock past a merged version (HLC mode only). The persisted mark is raised to
 /// every merged version, even one below the cached mark (a statement rollback may have undone
 /// the write that persisted the cached mark, and this merge's own write must not outlive it),
-/// unless an earlier merge of this transaction persisted a mark at least as high and no
-/// rollback was reported since.
+/// unless this transaction persisted a mark at least as high and no rollback was reported
+/// since.
 pub fn observe(conn: &Conn, version: i64) -> Result<()> {
     let c = clock(conn)?;
     if c.mode != ClockMode::Hlc {
         return Ok(());
     }
-    let covered = c.merged_persisted.is_some_and(|(v, mark)| version <= v && conn.still_written(mark));
-    if !covered {
-        persist_hwm(conn, version)?;
-    }
-    let mark = conn.rollback_mark();
+    persist_at_least(conn, version)?;
     let mut txn = conn.txn.borrow_mut();
     if let Some(c) = txn.clock.as_mut() {
         c.hwm = hlc::observe(c.hwm, version);
-        if !covered {
-            c.merged_persisted = Some((version, mark));
-        }
     }
     Ok(())
 }

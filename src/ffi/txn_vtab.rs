@@ -1,0 +1,142 @@
+//! `crr_internal_txn`: an empty eponymous virtual table whose only job is to take part in
+//! write transactions. A local write makes it join (txn::join_changes runs a no-op INSERT into
+//! it, which makes SQLite call xBegin), and from then on SQLite reports every statement and
+//! savepoint rollback of the transaction to it (xRollbackTo, xRollback), as it does to
+//! crsql_changes once a merge joined. Caches of state written in the transaction are checked
+//! against those reports (Conn::rollback_mark / still_written).
+//!
+//! It is a table of its own, not crsql_changes, because the statement that joins it is kept
+//! prepared: a statement naming crsql_changes would keep that table connected at close, and its
+//! disconnect is what finalizes the statement cache.
+
+use super::api::{self, sqlite};
+use super::changes_vtab::{begin, rollback, rollback_to, Vtab};
+use crate::error::{Error, Result};
+use crate::storage::conn::Conn;
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int};
+
+unsafe extern "C" fn connect(
+    db: *mut api::sqlite3,
+    aux: *mut std::os::raw::c_void,
+    _argc: c_int,
+    _argv: *const *const c_char,
+    pp_vtab: *mut *mut api::sqlite3_vtab,
+    _err: *mut *mut c_char,
+) -> c_int {
+    let schema = CString::new("CREATE TABLE x(x)").expect("no NUL");
+    let rc = sqlite!(declare_vtab(db, schema.as_ptr()));
+    if rc != api::SQLITE_OK {
+        return rc;
+    }
+    let vtab = Box::new(Vtab { base: std::mem::zeroed(), conn: aux as *const Conn });
+    *pp_vtab = Box::into_raw(vtab) as *mut api::sqlite3_vtab;
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn disconnect(p: *mut api::sqlite3_vtab) -> c_int {
+    // SAFETY: p was created by connect. The Conn is not touched: at close this may run after
+    // the Conn is gone.
+    let vtab = Box::from_raw(p as *mut Vtab);
+    if !vtab.base.zErrMsg.is_null() {
+        sqlite!(free(vtab.base.zErrMsg as *mut _));
+    }
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn best_index(_p: *mut api::sqlite3_vtab, info: *mut api::sqlite3_index_info) -> c_int {
+    (*info).estimatedCost = 1.0;
+    (*info).estimatedRows = 0;
+    api::SQLITE_OK
+}
+
+/// A cursor over no rows.
+unsafe extern "C" fn open(_p: *mut api::sqlite3_vtab, pp_cursor: *mut *mut api::sqlite3_vtab_cursor) -> c_int {
+    *pp_cursor = Box::into_raw(Box::new(std::mem::zeroed::<api::sqlite3_vtab_cursor>()));
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn close(p: *mut api::sqlite3_vtab_cursor) -> c_int {
+    drop(Box::from_raw(p));
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn filter(
+    _p: *mut api::sqlite3_vtab_cursor,
+    _idx_num: c_int,
+    _idx_str: *const c_char,
+    _argc: c_int,
+    _argv: *mut *mut api::sqlite3_value,
+) -> c_int {
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn next(_p: *mut api::sqlite3_vtab_cursor) -> c_int {
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn eof(_p: *mut api::sqlite3_vtab_cursor) -> c_int {
+    1
+}
+
+unsafe extern "C" fn column(_p: *mut api::sqlite3_vtab_cursor, _ctx: *mut api::sqlite3_context, _i: c_int) -> c_int {
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn rowid(_p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> c_int {
+    *out = 0;
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, _argc: c_int, _argv: *mut *mut api::sqlite3_value, _rowid: *mut i64) -> c_int {
+    if !(*p).zErrMsg.is_null() {
+        sqlite!(free((*p).zErrMsg as *mut _));
+    }
+    (*p).zErrMsg = api::sqlite_string("crr_internal_txn is internal to sqlite-crr and holds no rows");
+    api::SQLITE_ERROR
+}
+
+unsafe extern "C" fn no_op(_p: *mut api::sqlite3_vtab) -> c_int {
+    api::SQLITE_OK
+}
+
+unsafe extern "C" fn no_op_savepoint(_p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
+    api::SQLITE_OK
+}
+
+static MODULE: api::sqlite3_module = api::sqlite3_module {
+    // 2: the savepoint callbacks are read.
+    iVersion: 2,
+    xCreate: None,
+    xConnect: Some(connect),
+    xBestIndex: Some(best_index),
+    xDisconnect: Some(disconnect),
+    xDestroy: Some(disconnect),
+    xOpen: Some(open),
+    xClose: Some(close),
+    xFilter: Some(filter),
+    xNext: Some(next),
+    xEof: Some(eof),
+    xColumn: Some(column),
+    xRowid: Some(rowid),
+    xUpdate: Some(update),
+    xBegin: Some(begin),
+    xSync: Some(no_op),
+    xCommit: Some(no_op),
+    xRollback: Some(rollback),
+    xFindFunction: None,
+    xRename: None,
+    xSavepoint: Some(no_op_savepoint),
+    xRelease: Some(no_op_savepoint),
+    xRollbackTo: Some(rollback_to),
+    xShadowName: None,
+};
+
+pub fn register(db: *mut api::sqlite3, conn: *const Conn) -> Result<()> {
+    // SAFETY: MODULE is static; conn outlives every use by the callbacks (see disconnect).
+    let rc = unsafe { sqlite!(create_module_v2(db, c"crr_internal_txn".as_ptr(), &MODULE, conn as *mut _, None)) };
+    if rc != api::SQLITE_OK {
+        return Err(Error::with_code(rc, "cannot register crr_internal_txn"));
+    }
+    Ok(())
+}
