@@ -1,4 +1,4 @@
--- sqlite-crr internal schema, version 1. Created once per database, in one savepoint.
+-- sqlite-crr internal schema, version 2. Created once per database, in one savepoint.
 -- Everything the extension stores besides the per-table clock tables lives here.
 
 -- Settings and counters: 'schema' (internal schema version), 'hlc' (the clock's persisted
@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS crr_columns(
   keeps_class INTEGER NOT NULL,
   PRIMARY KEY (tid, name)
 ) WITHOUT ROWID;
+
+-- The HLC tick of each local transaction, by its db_version (added in version 2): row clock
+-- records refer to it instead of repeating it (src/core/row_clock.rs, format 3).
+CREATE TABLE IF NOT EXISTS crr_ticks(dbv INTEGER PRIMARY KEY NOT NULL, tick INTEGER NOT NULL);
 
 -- As cr-sqlite: where transports record how far they have synced with each peer.
 CREATE TABLE IF NOT EXISTS crsql_tracked_peers(

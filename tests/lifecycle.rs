@@ -234,3 +234,22 @@ fn writes_during_an_alter_inserts_and_deletes_tracked_and_key_rename_allowed() {
     c.execute("UPDATE t SET a = 'after' WHERE key = 1", []).unwrap();
     assert_eq!(changes_where(&c, "WHERE pk = crsql_pack_columns(1) AND cid = 'a'")[0].val, V::Text("after".into()));
 }
+
+/// A database from a later internal schema (which this build could not read) is refused at
+/// load with a clear error, so an older build never misreads newer clocks.
+#[test]
+fn a_database_of_a_newer_internal_schema_is_refused_at_load() {
+    let path = tmpdir("newer-schema").join("n.db");
+    let path = path.to_str().unwrap();
+    let c = open(path);
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 2);
+    c.execute_batch("UPDATE crr_meta SET value = 99 WHERE key = 'schema'").unwrap();
+    drop(c);
+    let c = Connection::open(path).unwrap();
+    // SAFETY (test): loading our own extension into our own connection.
+    let e = unsafe {
+        let _guard = rusqlite::LoadExtensionGuard::new(&c).unwrap();
+        c.load_extension(extension_path(), Some("sqlite3_crr_init")).expect_err("must refuse")
+    };
+    assert!(e.to_string().contains("written by a newer sqlite-crr (internal schema 99, this build knows 2)"), "{e}");
+}

@@ -333,3 +333,44 @@ fn drift_limit_can_be_disabled() {
     a.execute("INSERT INTO crsql_changes VALUES ('t', X'010901', 'a', 'v', ?1, 1, ?2, 1, 0)", rusqlite::params![i64::MAX >> 1, vec![5u8; 16]]).unwrap();
     assert_eq!(one::<String>(&a, "SELECT a FROM t"), "v");
 }
+
+/// A transaction's tick is stored once (crr_ticks) and its records refer to it. When a merge in
+/// the same transaction moves the clock past it, later local writes get a new tick; their
+/// versions are stored in full and every version reads back as written, on this connection
+/// and on a fresh one.
+#[test]
+fn a_transaction_re_ticked_by_a_merge_keeps_every_version() {
+    let dir = tmpdir("re-tick");
+    let path = dir.join("a.db");
+    let path = path.to_str().unwrap();
+    let a = open(path);
+    a.execute_batch(SCHEMA).unwrap();
+    let b = replica();
+    at(&a, 1_000);
+    at(&b, 2_000);
+    b.execute("INSERT INTO t VALUES (2, 'remote', 2)", []).unwrap();
+    let remote = changes(&b);
+    a.execute_batch("BEGIN; INSERT INTO t VALUES (1, 'x', 1);").unwrap();
+    for c in &remote {
+        a.execute(
+            "INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)",
+            rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq],
+        )
+        .unwrap();
+    }
+    a.execute_batch("UPDATE t SET a = 'y' WHERE id = 1; COMMIT;").unwrap();
+    let first = 1_000i64 << 16;
+    let version = |c: &Connection, id: i64, cid: &str| -> i64 {
+        one(c, &format!("SELECT col_version FROM crsql_changes WHERE pk = crsql_pack_columns({id}) AND cid = '{cid}'"))
+    };
+    for c in [&a, &open(path)] {
+        assert_eq!(version(c, 1, "b"), first, "the transaction's first tick");
+        assert_eq!(version(c, 2, "a"), 2_000 << 16, "the merged version");
+        assert_eq!(version(c, 1, "a"), (2_000 << 16) + 1, "re-ticked past the merged version");
+    }
+    let ticks: Vec<(i64, i64)> = {
+        let mut s = a.prepare("SELECT dbv, tick FROM crr_ticks").unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
+    };
+    assert_eq!(ticks, vec![(1, first)], "one row per local transaction, holding its first tick");
+}

@@ -2,9 +2,9 @@
 //! column ("slot"). Stored as one blob per row, so a tracked insert writes one clock row instead
 //! of one per cell.
 //!
-//! Record format, version 2 (all integers unsigned LEB128 varints, see `varint.rs`):
+//! Record format, version 3 (all integers unsigned LEB128 varints, see `varint.rs`):
 //! ```text
-//! byte 0       format version = 2
+//! byte 0       format version = 3
 //! sentinel     db_version, seq, site ordinal        (its col_version is the causal length)
 //! n            number of slot entries that follow (trailing absent slots are not written)
 //! per slot     tag byte: 0 = no entry; otherwise bit 0 is set and
@@ -12,16 +12,22 @@
 //!                bit 2  db_version  = the previous entry's        (the sentinel before the first cell)
 //!                bit 3  seq         = the previous entry's seq + 1
 //!                bit 4  site        = the previous entry's
+//!                bit 5  col_version = the tick of this entry's db_version (never with bit 1)
 //!              then each field whose bit is clear, in the order col_version, db_version,
 //!              seq, site ordinal. Other tag values are corrupt.
 //! ```
 //! A transaction's writes to a row share one version, db_version and site and take
-//! consecutive seqs, so such a cell costs its tag byte alone: a fresh 3-column row's record
-//! is about 19 bytes instead of 56 in version 1. The encoder sets every bit that holds, so
-//! each record has one encoding.
+//! consecutive seqs, so such a cell costs its tag byte alone. "The tick of a db_version" is
+//! the HLC version the local transaction of that db_version gave its writes, stored once per
+//! transaction beside the records (`crr_ticks`, see storage/ticks.rs); encoding and decoding
+//! take it as a lookup, so this module stays pure. A 9-byte HLC version then costs nothing in
+//! the records of the transaction that wrote it: a fresh 3-column row's record is about 10 bytes
+//! (about 19 in version 2, 56 in version 1). The encoder sets every bit that holds (bit 1 before
+//! bit 5), so each record has one encoding for a given lookup.
 //!
-//! Version 1 (read only, written by earlier builds): the same header, and per slot a tag
-//! byte 0 = no entry or 1 = entry followed by all four fields.
+//! Versions 1 and 2 (read only, written by earlier builds): version 2 is version 3 without
+//! bit 5; version 1 has the same header and per slot a tag byte 0 = no entry or 1 = entry
+//! followed by all four fields.
 //! The causal length and the row's highest db_version are stored beside the blob as columns
 //! (they are indexed / queried directly). Site ordinals are this database's own numbering of
 //! 16-byte site ids (0 = this replica); they never leave the database.
@@ -29,16 +35,19 @@
 use super::varint;
 use std::fmt;
 
-pub const FORMAT_VERSION: u8 = 2;
-/// The previous format, still decoded.
+pub const FORMAT_VERSION: u8 = 3;
+/// Earlier formats, still decoded.
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
 
 const TAG_PRESENT: u8 = 1;
 const SAME_VERSION: u8 = 2;
 const SAME_DB_VERSION: u8 = 4;
 const NEXT_SEQ: u8 = 8;
 const SAME_SITE: u8 = 16;
-const TAG_MAX: u8 = 31;
+const TICK_VERSION: u8 = 32;
+const TAG_MAX_V2: u8 = 31;
+const TAG_MAX: u8 = 63;
 /// Most tracked columns per table (SQLite's own default column limit is 2000).
 pub const SLOTS_MAX: usize = 32_767;
 
@@ -86,7 +95,14 @@ impl RowClock {
         self.cells[slot] = Some(entry);
     }
 
+    /// Encodes without tick lookups (no entry uses bit 5).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with(&mut |_| None)
+    }
+
+    /// Encodes; `tick_of(db_version)` is the tick of that db_version's local transaction, if
+    /// known (an entry whose col_version equals it is stored as bit 5 alone).
+    pub fn encode_with(&self, tick_of: &mut dyn FnMut(i64) -> Option<i64>) -> Vec<u8> {
         let mut out = Vec::with_capacity(8 + self.cells.len() * 2 + 10);
         out.push(FORMAT_VERSION);
         put_i(&mut out, self.sentinel.db_version);
@@ -104,6 +120,8 @@ impl RowClock {
             let mut tag = TAG_PRESENT;
             if !first && e.col_version == prev.col_version {
                 tag |= SAME_VERSION;
+            } else if tick_of(e.db_version) == Some(e.col_version) {
+                tag |= TICK_VERSION;
             }
             if e.db_version == prev.db_version {
                 tag |= SAME_DB_VERSION;
@@ -115,7 +133,7 @@ impl RowClock {
                 tag |= SAME_SITE;
             }
             out.push(tag);
-            if tag & SAME_VERSION == 0 {
+            if tag & (SAME_VERSION | TICK_VERSION) == 0 {
                 put_i(&mut out, e.col_version);
             }
             if tag & SAME_DB_VERSION == 0 {
@@ -133,11 +151,16 @@ impl RowClock {
         out
     }
 
-    /// Decodes a record (format 2, or 1 from earlier builds); `cl` comes from its own column.
-    /// Never panics on any bytes.
+    /// Decodes a record without tick lookups (an entry with bit 5 is an error).
     pub fn decode(cl: i64, bytes: &[u8]) -> Result<RowClock, CorruptClock> {
+        Self::decode_with(cl, bytes, &mut |_| None)
+    }
+
+    /// Decodes a record (format 3, or 2 or 1 from earlier builds); `cl` comes from its own
+    /// column, `tick_of` as for `encode_with`. Never panics on any bytes.
+    pub fn decode_with(cl: i64, bytes: &[u8], tick_of: &mut dyn FnMut(i64) -> Option<i64>) -> Result<RowClock, CorruptClock> {
         let version = match bytes.first() {
-            Some(&v) if v == FORMAT_VERSION || v == FORMAT_V1 => v,
+            Some(&v) if v == FORMAT_VERSION || v == FORMAT_V2 || v == FORMAT_V1 => v,
             _ => return Err(CorruptClock("unknown format version")),
         };
         let mut pos = 1usize;
@@ -163,16 +186,24 @@ impl RowClock {
             let tag = match version {
                 FORMAT_V1 if tag == 1 => TAG_PRESENT,
                 FORMAT_V1 => return Err(CorruptClock("unknown slot tag")),
+                FORMAT_V2 if tag > TAG_MAX_V2 => return Err(CorruptClock("unknown slot tag")),
                 _ if tag & TAG_PRESENT == 0 || tag > TAG_MAX => return Err(CorruptClock("unknown slot tag")),
+                _ if tag & SAME_VERSION != 0 && tag & TICK_VERSION != 0 => return Err(CorruptClock("unknown slot tag")),
                 _ => tag,
             };
             let base = prev.unwrap_or(sentinel);
             let col_version = if tag & SAME_VERSION != 0 {
-                prev.ok_or(CorruptClock("first cell refers to a previous version"))?.col_version
+                Some(prev.ok_or(CorruptClock("first cell refers to a previous version"))?.col_version)
+            } else if tag & TICK_VERSION != 0 {
+                None // the tick of the db_version, read next
             } else {
-                get_i(bytes, &mut pos)?
+                Some(get_i(bytes, &mut pos)?)
             };
             let db_version = if tag & SAME_DB_VERSION != 0 { base.db_version } else { get_i(bytes, &mut pos)? };
+            let col_version = match col_version {
+                Some(v) => v,
+                None => tick_of(db_version).ok_or(CorruptClock("entry refers to the tick of a db_version that has none"))?,
+            };
             let seq = if tag & NEXT_SEQ != 0 {
                 base.seq.checked_add(1).ok_or(CorruptClock("seq out of range"))?
             } else {
@@ -241,7 +272,8 @@ mod tests {
         out
     }
 
-    /// One local transaction's fresh row: the cells after the first cost one byte each.
+    /// One local transaction's fresh row: the cells after the first cost one byte each, and
+    /// the first one too when its version is its transaction's tick.
     #[test]
     fn a_fresh_row_is_compact() {
         let hlc = 1_780_000_000_000i64 << 16;
@@ -250,13 +282,24 @@ mod tests {
         let bytes = rc.encode();
         assert_eq!(bytes.len(), 1 + 3 + 1 + 1 + 1 + (1 + 9) + 1 + 1, "{bytes:02X?}");
         assert_eq!(RowClock::decode(1, &bytes).unwrap(), rc);
+        let mut ticks = |dbv| (dbv == 70_000).then_some(hlc);
+        let tagged = rc.encode_with(&mut ticks);
+        assert_eq!(tagged.len(), 1 + 3 + 1 + 1 + 1 + 1 + 1 + 1, "{tagged:02X?}");
+        assert_eq!(RowClock::decode_with(1, &tagged, &mut ticks).unwrap(), rc);
+        let e = RowClock::decode(1, &tagged).unwrap_err();
+        assert!(e.to_string().contains("tick of a db_version that has none"), "{e}");
     }
 
     #[test]
     fn corrupt_tags_are_errors() {
+        let mut ticks = |_| Some(7);
         // A first cell that claims the previous cell's version; an unknown tag bit.
         assert!(RowClock::decode(1, &[2, 1, 0, 0, 1, 0b11, 5, 6, 0]).is_err());
-        assert!(RowClock::decode(1, &[2, 1, 0, 0, 1, 0b10_0001, 5, 6, 7, 0]).is_err());
+        assert!(RowClock::decode(1, &[3, 1, 0, 0, 1, 0b100_0001, 5, 6, 7, 0]).is_err());
+        // Bit 5 is format 3's, and never comes with bit 1.
+        assert!(RowClock::decode_with(1, &[2, 1, 0, 0, 1, 0b10_0001, 6, 7, 0], &mut ticks).is_err());
+        assert_eq!(RowClock::decode_with(1, &[3, 1, 0, 0, 1, 0b10_0001, 6, 7, 0], &mut ticks).unwrap().cell(0).unwrap().col_version, 7);
+        assert!(RowClock::decode_with(1, &[3, 1, 0, 0, 2, 0b10_0001, 6, 7, 0, 0b10_0011], &mut ticks).is_err());
         // Format 1 knows only tags 0 and 1.
         assert!(RowClock::decode(1, &[1, 1, 0, 0, 1, 3, 5, 6, 7, 0]).is_err());
     }
@@ -270,6 +313,32 @@ mod tests {
             let n = rc.cells.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
             prop_assert_eq!(&back.cells[..], &rc.cells[..n]);
             prop_assert_eq!(back.sentinel, rc.sentinel);
+        }
+
+        /// Any tick lookup round-trips, and tags exactly the entries that carry their tick.
+        #[test]
+        fn round_trip_with_ticks(cl in 0i64..1000, s in entry(), cells in proptest::collection::vec(proptest::option::of(entry()), 0..20), picks in proptest::collection::vec(any::<bool>(), 20)) {
+            // Give some entries' db_versions a tick equal to their version.
+            let ticks: std::collections::HashMap<i64, i64> = cells.iter().flatten().zip(&picks).filter(|(_, p)| **p).map(|(e, _)| (e.db_version, e.col_version)).collect();
+            let mut tick_of = |d: i64| ticks.get(&d).copied();
+            let rc = RowClock { cl, sentinel: Entry { col_version: cl, ..s }, cells };
+            let bytes = rc.encode_with(&mut tick_of);
+            prop_assert!(bytes.len() <= rc.encode().len());
+            let back = RowClock::decode_with(cl, &bytes, &mut tick_of).unwrap();
+            let n = rc.cells.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+            prop_assert_eq!(&back.cells[..], &rc.cells[..n]);
+            prop_assert_eq!(back.encode_with(&mut tick_of), bytes);
+        }
+
+        /// Records written by earlier builds (format 2: format 3 without bit 5) still read back.
+        #[test]
+        fn format_2_still_decodes(cl in 0i64..1000, s in entry(), cells in proptest::collection::vec(proptest::option::of(entry()), 0..20)) {
+            let rc = RowClock { cl, sentinel: Entry { col_version: cl, ..s }, cells };
+            let mut v2 = rc.encode();
+            v2[0] = FORMAT_V2;
+            let back = RowClock::decode(cl, &v2).unwrap();
+            let n = rc.cells.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+            prop_assert_eq!(&back.cells[..], &rc.cells[..n]);
         }
 
         /// Records written by earlier builds (format 1) still read back.

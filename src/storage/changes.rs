@@ -6,7 +6,7 @@
 //! sorted; values are read from the user table only when the `val` column is asked for.
 
 use super::conn::Conn;
-use super::sites;
+use super::{sites, ticks};
 use super::stmt_cache::Key;
 use super::tables::{self, TableInfo};
 use crate::core::merge::{sentinel_visible, SiteId};
@@ -172,9 +172,10 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
     let layout = info.clock();
     let clock = info.clock_table();
     let mut key = Vec::new();
+    let mut lookup = ticks::Lookup::new(conn);
     let mut read = |s: &mut crate::ffi::db::Stmt| -> Result<()> {
         while s.step()? {
-            let rc = RowClock::decode(s.i64(1), s.bytes(2)).map_err(|e| Error::new(format!("{e} in {}", info.name)))?;
+            let rc = lookup.decode(s.i64(1), s.bytes(2), || format!("in {}", info.name))?;
             conn.clock_rows_read.set(conn.clock_rows_read.get() + 1);
             key.clear();
             layout.read_key(s, 0, &mut key);

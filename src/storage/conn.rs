@@ -4,6 +4,7 @@
 use super::sites::Sites;
 use super::stmt_cache::StmtCache;
 use super::tables::Tables;
+use super::ticks::TickCache;
 use super::txn::Txn;
 use crate::ffi::db::Db;
 use std::cell::{Cell, RefCell};
@@ -28,6 +29,8 @@ pub struct Conn {
     /// and transaction ends. State written in a transaction may be cached across statements
     /// only while this has not moved since the state was written (see `Conn::rollback_mark`).
     pub rollback_epoch: Cell<u64>,
+    /// Ticks of committed local transactions (storage/ticks.rs).
+    pub ticks: RefCell<TickCache>,
 }
 
 impl Conn {
@@ -43,6 +46,7 @@ impl Conn {
             clock_rows_read: Cell::new(0),
             changes_in_txn: Cell::new(false),
             rollback_epoch: Cell::new(0),
+            ticks: RefCell::new(TickCache::default()),
         }
     }
 
@@ -80,6 +84,9 @@ impl Conn {
         self.txn.borrow_mut().reset();
         self.sites.borrow_mut().end_transaction(committed);
         if !committed {
+            // Nothing committed is cached, but a rolled-back transaction's db_version will be
+            // handed out again: start over to be sure.
+            self.ticks.borrow_mut().clear();
             // A rolled-back schema change can bring the schema cookie back to a value we
             // cached, so forget what we know of the schema.
             self.tables.borrow_mut().invalidate();

@@ -12,5 +12,6 @@ pub mod schema;
 pub mod sites;
 pub mod stmt_cache;
 pub mod tables;
+pub mod ticks;
 pub mod track;
 pub mod txn;

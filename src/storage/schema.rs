@@ -6,7 +6,10 @@ use super::meta;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
 
-pub const INTERNAL_SCHEMA_VERSION: i64 = 1;
+/// 2: crr_ticks, row clock format 3, rowid clock tables. Earlier builds refuse a database of
+/// a later version (they could not read its clocks), so the version moves whenever a build
+/// writes what earlier ones cannot read.
+pub const INTERNAL_SCHEMA_VERSION: i64 = 2;
 const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 
 /// Asks sqlite_schema (uncached; `is_installed` is the cached answer).
@@ -24,6 +27,13 @@ pub fn install(conn: &Conn) -> Result<()> {
             return Err(Error::new(format!(
                 "this database was written by a newer sqlite-crr (internal schema {v}, this build knows {INTERNAL_SCHEMA_VERSION})"
             )));
+        }
+        if v < INTERNAL_SCHEMA_VERSION && !conn.db.is_readonly() {
+            // Version 1 -> 2: the statements are idempotent (CREATE ... IF NOT EXISTS).
+            conn.db.exec("SAVEPOINT crr_upgrade")?;
+            let r = conn.db.exec(SCHEMA_SQL).and_then(|_| meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION)));
+            conn.db.exec(if r.is_ok() { "RELEASE crr_upgrade" } else { "ROLLBACK TO crr_upgrade; RELEASE crr_upgrade" })?;
+            r?;
         }
         return Ok(());
     }

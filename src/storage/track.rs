@@ -5,7 +5,7 @@
 //! and that fallback.
 
 use super::conn::Conn;
-use super::sites;
+use super::{sites, ticks};
 use super::stmt_cache::Key;
 use super::tables::Clock;
 use super::txn::{self, ClockMode};
@@ -23,7 +23,7 @@ pub fn load(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<Option<RowClock>> {
             if !clock.bind_key(s, 1, pk)? || !s.step()? {
                 return Ok(None);
             }
-            decode(clock.tid, s.i64(0), s.bytes(1)).map(Some)
+            decode(conn, clock.tid, s.i64(0), s.bytes(1)).map(Some)
         },
     )
 }
@@ -51,7 +51,7 @@ pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock) -> Result<()> {
             }
             s.bind_i64(2, rc.cl)?;
             s.bind_i64(3, rc.max_db_version())?;
-            s.bind_blob(4, &rc.encode())?;
+            s.bind_blob(4, &ticks::encode(conn, rc)?)?;
             s.run()
         },
     )
@@ -73,7 +73,7 @@ pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_db
                 return Err(not_a_rowid(clock));
             }
             s.bind_i64(2, rc.cl)?;
-            s.bind_blob(3, &rc.encode())?;
+            s.bind_blob(3, &ticks::encode(conn, rc)?)?;
             if dbv != old_dbv {
                 s.bind_i64(4, dbv)?;
             }
@@ -144,8 +144,8 @@ fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: &[usize]) -> Result<RowClock> {
     Ok(rc)
 }
 
-fn decode(tid: i64, cl: i64, bytes: &[u8]) -> Result<RowClock> {
-    RowClock::decode(cl, bytes).map_err(|e| Error::new(format!("{e} (table id {tid})")))
+fn decode(conn: &Conn, tid: i64, cl: i64, bytes: &[u8]) -> Result<RowClock> {
+    ticks::decode(conn, cl, bytes, || format!("table id {tid}"))
 }
 
 /// AFTER INSERT: a new row, a re-insert of a deleted key (resurrection), or an INSERT OR
@@ -216,7 +216,7 @@ pub fn tracking(conn: &Conn, tid: i64) -> bool {
 /// The record of a row inserted where its key has no clock row.
 pub fn fresh_record(conn: &Conn, slots: &[usize]) -> Result<Vec<u8>> {
     let dbv = txn::db_version(conn)?;
-    Ok(fresh(conn, dbv, 1, slots)?.encode())
+    ticks::encode(conn, &fresh(conn, dbv, 1, slots)?)
 }
 
 /// The record of a row inserted where its key has a clock row (`cl`, `clock`), given the
@@ -227,29 +227,29 @@ pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &
     if !is_alive(cl) {
         return Ok(fresh.to_vec());
     }
-    let new = decode(tid, 1, fresh)?;
-    let mut rc = decode(tid, cl, clock)?;
+    let new = decode(conn, tid, 1, fresh)?;
+    let mut rc = decode(conn, tid, cl, clock)?;
     touch_sentinel(conn, &mut rc, slots.len(), || Ok(Entry { col_version: cl, ..new.sentinel }))?;
     for &slot in slots {
         let e = new.cell(slot).ok_or_else(|| Error::new(format!("fresh record lacks slot {slot} (table id {tid})")))?;
         let col_version = cell_version(conn, rc.cell(slot))?;
         rc.set_cell(slot, Entry { col_version, ..e });
     }
-    Ok(rc.encode())
+    ticks::encode(conn, &rc)
 }
 
 /// The record of a live row after an UPDATE that kept its key.
 pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], changed: &[(usize, bool)]) -> Result<Vec<u8>> {
-    let mut rc = decode(tid, cl, clock)?;
+    let mut rc = decode(conn, tid, cl, clock)?;
     let dbv = txn::db_version(conn)?;
     write_cells(conn, &mut rc, dbv, changed.len(), changed.iter().filter(|(_, c)| *c).map(|(s, _)| *s))?;
-    Ok(rc.encode())
+    ticks::encode(conn, &rc)
 }
 
 /// The record of a deleted row: a local sentinel only.
 pub fn tombstone_record(conn: &Conn) -> Result<Vec<u8>> {
     let dbv = txn::db_version(conn)?;
-    Ok(new_life(conn, dbv, 2)?.encode())
+    ticks::encode(conn, &new_life(conn, dbv, 2)?)
 }
 
 /// A local write of one cell outside the triggers (crsql_commit_alter records added columns

@@ -40,6 +40,9 @@ pub struct TxnClock {
     /// The value this transaction last raised the persisted clock mark to, and the rollback
     /// mark of that write (see `persist_at_least`).
     pub persisted: Option<(i64, Option<u64>)>,
+    /// This transaction's row in crr_ticks (db_version, tick) and the rollback mark of its
+    /// write: the first tick the transaction handed out (storage/ticks.rs).
+    pub ticks_row: Option<(i64, i64, Option<u64>)>,
 }
 
 impl Txn {
@@ -116,15 +119,34 @@ fn clock(conn: &Conn) -> Result<TxnClock> {
         return Ok(c);
     }
     let mode = clock_mode_of(meta::get(conn, "config.clock")?)?;
-    let hwm = meta::get_i64(conn, "hlc", 0)?;
+    let hwm = persisted_hwm(conn)?;
     let drift_ms_max = meta::get_i64(conn, "config.hlc-max-drift-ms", hlc::DRIFT_MS_MAX_DEFAULT)?;
-    let c = TxnClock { mode, hwm, tick: None, drift_ms_max, persisted: None };
+    let c = TxnClock { mode, hwm, tick: None, drift_ms_max, persisted: None, ticks_row: None };
     conn.txn.borrow_mut().clock = Some(c);
     Ok(c)
 }
 
 pub fn mode(conn: &Conn) -> Result<ClockMode> {
     Ok(clock(conn)?.mode)
+}
+
+/// The persisted clock mark: the highest of crr_meta's `hlc` (merged versions, re-ticks) and
+/// the tick of the last crr_ticks row (every local transaction's first tick; each is above
+/// the mark its transaction started from, so the last row holds the highest).
+fn persisted_hwm(conn: &Conn) -> Result<i64> {
+    conn.stmts.with(
+        conn.db,
+        Key::PersistedHwm,
+        || {
+            "SELECT max(coalesce((SELECT value FROM crr_meta WHERE key = 'hlc'), 0), \
+                        coalesce((SELECT tick FROM crr_ticks ORDER BY dbv DESC LIMIT 1), 0))"
+                .into()
+        },
+        |s| {
+            s.step()?;
+            Ok(s.i64(0))
+        },
+    )
 }
 
 /// Raises the persisted high-water mark to `hwm` (never lowers it).
@@ -178,20 +200,55 @@ pub fn hwm(conn: &Conn) -> i64 {
     }
 }
 
+/// This transaction's db_version, if it has one yet.
+pub fn current_db_version(conn: &Conn) -> Option<i64> {
+    conn.txn.borrow().db_version
+}
+
+/// This transaction's row in crr_ticks: (db_version, tick, certainly still written).
+pub fn own_tick(conn: &Conn) -> Option<(i64, i64, bool)> {
+    let row = conn.txn.borrow().clock.and_then(|c| c.ticks_row);
+    row.map(|(d, t, mark)| (d, t, conn.still_written(mark)))
+}
+
+/// Writes this transaction's row in crr_ticks unless it is certainly still there. The row
+/// keeps the first tick, so records that refer to it never change meaning.
+fn record_tick(conn: &Conn, tick: i64) -> Result<()> {
+    if let Some((_, _, true)) = own_tick(conn) {
+        return Ok(());
+    }
+    let dbv = db_version(conn)?;
+    let tick = own_tick(conn).map_or(tick, |(_, first, _)| first);
+    join_changes(conn)?;
+    super::ticks::write(conn, dbv, tick)?;
+    let mark = conn.rollback_mark();
+    if let Some(c) = conn.txn.borrow_mut().clock.as_mut() {
+        c.ticks_row = Some((dbv, tick, mark));
+    }
+    Ok(())
+}
+
 /// The HLC version of this transaction's local writes (one tick per transaction, re-ticked only
-/// if a merge in the same transaction moved the clock past it).
+/// if a merge in the same transaction moved the clock past it). Before it is handed out, the
+/// transaction's crr_ticks row exists, and the persisted clock mark covers it: the row itself
+/// does for the first tick (the mark is read as the highest of crr_meta's and the last row's,
+/// see `persisted_hwm`), crr_meta for a re-tick.
 pub fn tick(conn: &Conn) -> Result<i64> {
     let c = clock(conn)?;
-    if let Some(t) = c.tick.filter(|t| *t >= c.hwm) {
+    let t = match c.tick.filter(|t| *t >= c.hwm) {
+        Some(t) => t,
+        None => {
+            let t = hlc::tick(c.hwm, conn.wall_ms()).map_err(|e| Error::new(e.to_string()))?;
+            if let Some(c) = conn.txn.borrow_mut().clock.as_mut() {
+                c.hwm = t;
+                c.tick = Some(t);
+            }
+            t
+        }
+    };
+    record_tick(conn, t)?;
+    if !matches!(own_tick(conn), Some((_, first, true)) if first >= t) {
         persist_at_least(conn, t)?;
-        return Ok(t);
-    }
-    let t = hlc::tick(c.hwm, conn.wall_ms()).map_err(|e| Error::new(e.to_string()))?;
-    persist_at_least(conn, t)?;
-    let mut txn = conn.txn.borrow_mut();
-    if let Some(c) = txn.clock.as_mut() {
-        c.hwm = t;
-        c.tick = Some(t);
     }
     Ok(t)
 }

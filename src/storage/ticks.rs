@@ -1,0 +1,128 @@
+//! The tick of each local transaction, stored once in `crr_ticks(dbv, tick)` so that row clock
+//! records can refer to it instead of repeating a 9-byte HLC version per row (row clock
+//! format 3, bit 5: "col_version = the tick of this entry's db_version").
+//!
+//! Stability is what makes the reference safe: a committed db_version is never handed out
+//! again (txn.rs), so its row never changes and is cached per connection. The open
+//! transaction's own row is written by `txn::tick` before any record that refers to it (the
+//! first tick it hands out, kept even if the clock is re-ticked), and is trusted only while no
+//! rollback was reported since it was written; otherwise its entries are simply stored in full.
+
+use super::conn::Conn;
+use super::stmt_cache::Key;
+use crate::core::row_clock::{CorruptClock, RowClock};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+/// Most committed ticks a connection keeps in memory (then the cache starts over).
+const CACHE_MAX: usize = 4096;
+
+#[derive(Default)]
+pub struct TickCache {
+    committed: HashMap<i64, i64>,
+}
+
+impl TickCache {
+    pub fn clear(&mut self) {
+        self.committed.clear();
+    }
+}
+
+/// Writes the open transaction's row (`INSERT OR REPLACE`: a row left at this db_version can
+/// only come from a transaction that wrote no clock entry, see txn.rs).
+pub fn write(conn: &Conn, dbv: i64, tick: i64) -> Result<()> {
+    conn.stmts.with(conn.db, Key::TickPut, || "INSERT OR REPLACE INTO crr_ticks(dbv, tick) VALUES (?1, ?2)".into(), |s| {
+        s.bind_i64(1, dbv)?;
+        s.bind_i64(2, tick)?;
+        s.run()
+    })
+}
+
+/// Tick lookups for encoding and decoding records. A failed read is kept and reported by
+/// `finish` (the core codec only sees "unknown").
+pub struct Lookup<'a> {
+    conn: &'a Conn,
+    failed: Option<Error>,
+}
+
+impl<'a> Lookup<'a> {
+    pub fn new(conn: &'a Conn) -> Lookup<'a> {
+        Lookup { conn, failed: None }
+    }
+
+    /// The tick of `dbv`, for encoding. The open transaction's own db_version has a tick only
+    /// once this transaction wrote its row, and only while that row is certainly still there
+    /// (a row left at this db_version by a transaction that stored nothing is never used: it
+    /// is replaced when this one ticks).
+    fn for_encode(&mut self, dbv: i64) -> Option<i64> {
+        if super::txn::current_db_version(self.conn) == Some(dbv) {
+            return super::txn::own_tick(self.conn).and_then(|(_, tick, written)| written.then_some(tick));
+        }
+        self.committed(dbv)
+    }
+
+    /// The tick of `dbv`, for decoding a stored record (after a reported rollback the open
+    /// transaction's row is read again: records that refer to it exist only if it does).
+    fn for_decode(&mut self, dbv: i64) -> Option<i64> {
+        if super::txn::current_db_version(self.conn) == Some(dbv) {
+            return match super::txn::own_tick(self.conn) {
+                Some((_, tick, true)) => Some(tick),
+                Some((_, _, false)) => self.read(dbv),
+                None => None,
+            };
+        }
+        self.committed(dbv)
+    }
+
+    /// A committed db_version's tick: its row never changes, so it is cached.
+    fn committed(&mut self, dbv: i64) -> Option<i64> {
+        if let Some(t) = self.conn.ticks.borrow().committed.get(&dbv) {
+            return Some(*t);
+        }
+        let t = self.read(dbv)?;
+        let mut cache = self.conn.ticks.borrow_mut();
+        if cache.committed.len() >= CACHE_MAX {
+            cache.committed.clear();
+        }
+        cache.committed.insert(dbv, t);
+        Some(t)
+    }
+
+    fn read(&mut self, dbv: i64) -> Option<i64> {
+        let r = self.conn.stmts.with(self.conn.db, Key::TickGet, || "SELECT tick FROM crr_ticks WHERE dbv = ?1".into(), |s| {
+            s.bind_i64(1, dbv)?;
+            Ok(if s.step()? { Some(s.i64(0)) } else { None })
+        });
+        r.unwrap_or_else(|e| {
+            self.failed.get_or_insert(e);
+            None
+        })
+    }
+
+    pub fn encode(&mut self, rc: &RowClock) -> Result<Vec<u8>> {
+        let bytes = rc.encode_with(&mut |d| self.for_encode(d));
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(bytes),
+        }
+    }
+
+    /// Decodes; `what` names the record in an error.
+    pub fn decode(&mut self, cl: i64, bytes: &[u8], what: impl FnOnce() -> String) -> Result<RowClock> {
+        let r = RowClock::decode_with(cl, bytes, &mut |d| self.for_decode(d));
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        r.map_err(|e: CorruptClock| Error::new(format!("{e} ({})", what())))
+    }
+}
+
+/// Encodes a record with this connection's tick lookups.
+pub fn encode(conn: &Conn, rc: &RowClock) -> Result<Vec<u8>> {
+    Lookup::new(conn).encode(rc)
+}
+
+/// Decodes a record with this connection's tick lookups.
+pub fn decode(conn: &Conn, cl: i64, bytes: &[u8], what: impl FnOnce() -> String) -> Result<RowClock> {
+    Lookup::new(conn).decode(cl, bytes, what)
+}
