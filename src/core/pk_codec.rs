@@ -121,10 +121,17 @@ pub fn encode_integer_into(out: &mut Vec<u8>, i: i64) {
     encode_one(out, &Value::Integer(i));
 }
 
-/// The integer a packed key of one INTEGER column holds; None for any other key or a bad blob.
+/// The integer a packed key of one INTEGER column holds; None for any other key or a bad blob
+/// (exactly when `decode` would not return one integer). Allocates nothing.
 pub fn decode_integer(bytes: &[u8]) -> Option<i64> {
-    match decode(bytes).ok()?.as_slice() {
-        [Value::Integer(i)] => Some(*i),
+    match bytes {
+        [1, header, ..] if header & 0x07 == T_INTEGER => {
+            let mut r = Reader { bytes, pos: 1 };
+            match decode_one(&mut r, 0) {
+                Ok(Value::Integer(i)) if r.pos == bytes.len() => Some(i),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -297,6 +304,11 @@ mod tests {
         fn arbitrary_bytes_never_panic_and_decoded_keys_reencode_identically(
             bytes in proptest::collection::vec(any::<u8>(), 0..64)
         ) {
+            let one_integer = match decode(&bytes).as_deref() {
+                Ok([Value::Integer(i)]) => Some(*i),
+                _ => None,
+            };
+            prop_assert_eq!(decode_integer(&bytes), one_integer);
             if let Ok(values) = decode(&bytes) {
                 prop_assert_eq!(encode(&values).unwrap(), bytes);
             }

@@ -1,9 +1,11 @@
 //! SQL functions (SPEC 2) and the internal functions the tracking triggers call. Each is a
-//! plain Rust `fn(&Conn, &[Value]) -> Result<Value>`; one trampoline translates for all.
+//! plain Rust `fn(&Conn, &[Value]) -> Result<Value>`, or, for the trigger functions that run
+//! for every written row, `fn(&Conn, &Args) -> Result<Value>` (arguments read in place); one
+//! trampoline translates for all.
 
 use super::api::{self, sqlite};
 use super::guard::guard;
-use super::values;
+use super::values::{self, Args};
 use crate::core::pk_codec;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
@@ -12,7 +14,12 @@ use crate::storage::{alter, as_crr, config, sites, tables, track, txn};
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
 
-type Func = fn(&Conn, &[Value]) -> Result<Value>;
+#[derive(Clone, Copy)]
+enum Func {
+    Values(fn(&Conn, &[Value]) -> Result<Value>),
+    Args(fn(&Conn, &Args) -> Result<Value>),
+}
+use Func::{Args as A, Values as V};
 
 struct FnCtx {
     conn: *const Conn,
@@ -22,11 +29,20 @@ struct FnCtx {
 
 unsafe extern "C" fn trampoline(ctx: *mut api::sqlite3_context, argc: c_int, argv: *mut *mut api::sqlite3_value) {
     // SAFETY: user data is the FnCtx registered with this function; it and its Conn live until
-    // the function's destructor runs at connection close.
+    // the function's destructor runs at connection close. The arguments live for this call.
     let fc = &*(sqlite!(user_data(ctx)) as *const FnCtx);
-    let args = values::args(argc, argv);
     let conn = &*fc.conn;
-    match guard(fc.name, || (fc.f)(conn, &args).map_err(|e| e.context(fc.name))) {
+    let r = match fc.f {
+        Func::Values(f) => {
+            let args = values::args(argc, argv);
+            guard(fc.name, || f(conn, &args).map_err(|e| e.context(fc.name)))
+        }
+        Func::Args(f) => {
+            let args = Args::new(argc, argv);
+            guard(fc.name, || f(conn, &args).map_err(|e| e.context(fc.name)))
+        }
+    };
+    match r {
         Ok(v) => values::result(ctx, &v),
         Err(e) => values::result_error(ctx, &e),
     }
@@ -65,22 +81,6 @@ fn text_arg<'a>(args: &'a [Value], i: usize, what: &str) -> Result<&'a str> {
     match args.get(i) {
         Some(Value::Text(s)) => Ok(s),
         Some(v) => Err(Error::new(format!("{what} must be text, got {}", v.type_name()))),
-        None => Err(Error::new(format!("missing {what}"))),
-    }
-}
-
-fn int_arg(args: &[Value], i: usize, what: &str) -> Result<i64> {
-    match args.get(i) {
-        Some(Value::Integer(v)) => Ok(*v),
-        Some(v) => Err(Error::new(format!("{what} must be an integer, got {}", v.type_name()))),
-        None => Err(Error::new(format!("missing {what}"))),
-    }
-}
-
-fn blob_arg<'a>(args: &'a [Value], i: usize, what: &str) -> Result<&'a [u8]> {
-    match args.get(i) {
-        Some(Value::Blob(b)) => Ok(b),
-        Some(v) => Err(Error::new(format!("{what} must be a blob, got {}", v.type_name()))),
         None => Err(Error::new(format!("missing {what}"))),
     }
 }
@@ -166,71 +166,67 @@ fn clock_rows_read_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.clock_rows_read.get() as i64))
 }
 
-fn internal_insert(conn: &Conn, args: &[Value]) -> Result<Value> {
-    let slots = track::decode_slots(blob_arg(args, 2, "slot list")?)?;
-    let clock = tables::clock_of(conn, int_arg(args, 0, "table id")?)?;
-    track::on_insert(conn, clock, blob_arg(args, 1, "pk")?, &slots)?;
+fn internal_insert(conn: &Conn, args: &Args) -> Result<Value> {
+    let slots = track::decode_slots(args.blob(2, "slot list")?)?;
+    let clock = tables::clock_of(conn, args.int(0, "table id")?)?;
+    track::on_insert(conn, clock, args.blob(1, "pk")?, &slots)?;
     Ok(Value::Null)
 }
 
 /// The (slot, changed) pairs of an update trigger: its slot list and one '0'/'1' per slot.
-fn changed_slots(args: &[Value], slots_at: usize) -> Result<Vec<(usize, bool)>> {
-    let slots = track::decode_slots(blob_arg(args, slots_at, "slot list")?)?;
-    let flags = match args.get(slots_at + 1) {
-        Some(Value::Text(t)) => t.as_bytes().to_vec(),
-        Some(Value::Integer(i)) => i.to_string().into_bytes(),
-        _ => Vec::new(),
-    };
+fn changed_slots(args: &Args, slots_at: usize) -> Result<Vec<(usize, bool)>> {
+    let slots = track::decode_slots(args.blob(slots_at, "slot list")?)?;
+    let flags = if slots.is_empty() { &[][..] } else { args.text_bytes(slots_at + 1, "change flags")? };
     if flags.len() != slots.len() {
         return Err(Error::new(format!("tracking trigger passed {} change flags for {} columns", flags.len(), slots.len())));
     }
-    Ok(slots.iter().zip(flags).map(|(s, f)| (*s, f == b'1')).collect())
+    Ok(slots.iter().zip(flags).map(|(s, f)| (*s, *f == b'1')).collect())
 }
 
-fn internal_update(conn: &Conn, args: &[Value]) -> Result<Value> {
+fn internal_update(conn: &Conn, args: &Args) -> Result<Value> {
     let changed = changed_slots(args, 3)?;
-    let clock = tables::clock_of(conn, int_arg(args, 0, "table id")?)?;
-    track::on_update(conn, clock, blob_arg(args, 1, "old pk")?, blob_arg(args, 2, "new pk")?, &changed)?;
+    let clock = tables::clock_of(conn, args.int(0, "table id")?)?;
+    track::on_update(conn, clock, args.blob(1, "old pk")?, args.blob(2, "new pk")?, &changed)?;
     Ok(Value::Null)
 }
 
-fn internal_tracking(conn: &Conn, args: &[Value]) -> Result<Value> {
-    Ok(Value::Integer(i64::from(track::tracking(conn, int_arg(args, 0, "table id")?))))
+fn internal_tracking(conn: &Conn, args: &Args) -> Result<Value> {
+    Ok(Value::Integer(i64::from(track::tracking(conn, args.int(0, "table id")?))))
 }
 
-fn internal_db_version(conn: &Conn, _: &[Value]) -> Result<Value> {
+fn internal_db_version(conn: &Conn, _: &Args) -> Result<Value> {
     Ok(Value::Integer(txn::db_version(conn)?))
 }
 
-fn internal_hwm(conn: &Conn, _: &[Value]) -> Result<Value> {
+fn internal_hwm(conn: &Conn, _: &Args) -> Result<Value> {
     Ok(Value::Integer(txn::hwm(conn)))
 }
 
-fn internal_fresh_record(conn: &Conn, args: &[Value]) -> Result<Value> {
-    let slots = track::decode_slots(blob_arg(args, 0, "slot list")?)?;
+fn internal_fresh_record(conn: &Conn, args: &Args) -> Result<Value> {
+    let slots = track::decode_slots(args.blob(0, "slot list")?)?;
     Ok(Value::Blob(track::fresh_record(conn, &slots)?))
 }
 
-fn internal_insert_over_record(conn: &Conn, args: &[Value]) -> Result<Value> {
-    let tid = int_arg(args, 0, "table id")?;
-    let slots = track::decode_slots(blob_arg(args, 4, "slot list")?)?;
-    let (cl, clock, fresh) = (int_arg(args, 1, "cl")?, blob_arg(args, 2, "clock")?, blob_arg(args, 3, "fresh record")?);
+fn internal_insert_over_record(conn: &Conn, args: &Args) -> Result<Value> {
+    let tid = args.int(0, "table id")?;
+    let slots = track::decode_slots(args.blob(4, "slot list")?)?;
+    let (cl, clock, fresh) = (args.int(1, "cl")?, args.blob(2, "clock")?, args.blob(3, "fresh record")?);
     Ok(Value::Blob(track::insert_over_record(conn, tid, cl, clock, fresh, &slots)?))
 }
 
-fn internal_update_record(conn: &Conn, args: &[Value]) -> Result<Value> {
+fn internal_update_record(conn: &Conn, args: &Args) -> Result<Value> {
     let changed = changed_slots(args, 3)?;
-    let (tid, cl, clock) = (int_arg(args, 0, "table id")?, int_arg(args, 1, "cl")?, blob_arg(args, 2, "clock")?);
+    let (tid, cl, clock) = (args.int(0, "table id")?, args.int(1, "cl")?, args.blob(2, "clock")?);
     Ok(Value::Blob(track::update_record(conn, tid, cl, clock, &changed)?))
 }
 
-fn internal_tombstone_record(conn: &Conn, _: &[Value]) -> Result<Value> {
+fn internal_tombstone_record(conn: &Conn, _: &Args) -> Result<Value> {
     Ok(Value::Blob(track::tombstone_record(conn)?))
 }
 
-fn internal_delete(conn: &Conn, args: &[Value]) -> Result<Value> {
-    let clock = tables::clock_of(conn, int_arg(args, 0, "table id")?)?;
-    track::on_delete(conn, clock, blob_arg(args, 1, "pk")?)?;
+fn internal_delete(conn: &Conn, args: &Args) -> Result<Value> {
+    let clock = tables::clock_of(conn, args.int(0, "table id")?)?;
+    track::on_delete(conn, clock, args.blob(1, "pk")?)?;
     Ok(Value::Null)
 }
 
@@ -240,34 +236,34 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
     const PURE: c_int = api::SQLITE_DETERMINISTIC | api::SQLITE_INNOCUOUS;
     const TRIGGER: c_int = api::SQLITE_INNOCUOUS;
     let table: &[(&'static str, c_int, c_int, Func)] = &[
-        ("crsql_as_crr", 1, 0, as_crr_fn),
-        ("crsql_as_crr", 2, 0, as_crr_fn),
-        ("crsql_as_table", 1, 0, as_table_fn),
-        ("crsql_begin_alter", 1, 0, begin_alter_fn),
-        ("crsql_commit_alter", 1, 0, commit_alter_fn),
-        ("crsql_db_version", 0, 0, db_version_fn),
-        ("crsql_next_db_version", 0, 0, next_db_version_fn),
-        ("crsql_pack_columns", -1, PURE, pack_columns_fn),
-        ("crsql_rows_impacted", 0, 0, rows_impacted_fn),
-        ("crsql_config_set", 2, 0, config_set_fn),
-        ("crsql_config_get", 1, 0, config_get_fn),
-        ("crsql_finalize", 0, 0, finalize_fn),
-        ("crr_new_site_id", 0, api::SQLITE_DIRECTONLY, new_site_id_fn),
-        ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, set_wall_clock_fn),
-        ("crr_debug_clock_rows_read", 0, 0, clock_rows_read_fn),
-        ("crr_internal_insert", 3, TRIGGER, internal_insert),
-        ("crr_internal_update", 5, TRIGGER, internal_update),
-        ("crr_internal_delete", 2, TRIGGER, internal_delete),
-        ("crr_internal_tracking", 1, TRIGGER, internal_tracking),
-        ("crr_internal_db_version", 0, TRIGGER, internal_db_version),
-        ("crr_internal_hwm", 0, TRIGGER, internal_hwm),
-        ("crr_internal_fresh_record", 1, TRIGGER, internal_fresh_record),
-        ("crr_internal_insert_over_record", 5, TRIGGER, internal_insert_over_record),
-        ("crr_internal_update_record", 5, TRIGGER, internal_update_record),
-        ("crr_internal_tombstone_record", 0, TRIGGER, internal_tombstone_record),
+        ("crsql_as_crr", 1, 0, V(as_crr_fn)),
+        ("crsql_as_crr", 2, 0, V(as_crr_fn)),
+        ("crsql_as_table", 1, 0, V(as_table_fn)),
+        ("crsql_begin_alter", 1, 0, V(begin_alter_fn)),
+        ("crsql_commit_alter", 1, 0, V(commit_alter_fn)),
+        ("crsql_db_version", 0, 0, V(db_version_fn)),
+        ("crsql_next_db_version", 0, 0, V(next_db_version_fn)),
+        ("crsql_pack_columns", -1, PURE, V(pack_columns_fn)),
+        ("crsql_rows_impacted", 0, 0, V(rows_impacted_fn)),
+        ("crsql_config_set", 2, 0, V(config_set_fn)),
+        ("crsql_config_get", 1, 0, V(config_get_fn)),
+        ("crsql_finalize", 0, 0, V(finalize_fn)),
+        ("crr_new_site_id", 0, api::SQLITE_DIRECTONLY, V(new_site_id_fn)),
+        ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wall_clock_fn)),
+        ("crr_debug_clock_rows_read", 0, 0, V(clock_rows_read_fn)),
+        ("crr_internal_insert", 3, TRIGGER, A(internal_insert)),
+        ("crr_internal_update", 5, TRIGGER, A(internal_update)),
+        ("crr_internal_delete", 2, TRIGGER, A(internal_delete)),
+        ("crr_internal_tracking", 1, TRIGGER, A(internal_tracking)),
+        ("crr_internal_db_version", 0, TRIGGER, A(internal_db_version)),
+        ("crr_internal_hwm", 0, TRIGGER, A(internal_hwm)),
+        ("crr_internal_fresh_record", 1, TRIGGER, A(internal_fresh_record)),
+        ("crr_internal_insert_over_record", 5, TRIGGER, A(internal_insert_over_record)),
+        ("crr_internal_update_record", 5, TRIGGER, A(internal_update_record)),
+        ("crr_internal_tombstone_record", 0, TRIGGER, A(internal_tombstone_record)),
     ];
     for (name, n, flags, f) in table {
         register(conn, name, *n, *flags, *f, false)?;
     }
-    register(conn, "crsql_site_id", 0, 0, site_id_fn, true)
+    register(conn, "crsql_site_id", 0, 0, V(site_id_fn), true)
 }

@@ -35,6 +35,67 @@ pub unsafe fn from_raw(v: *mut api::sqlite3_value) -> Value {
     }
 }
 
+/// The arguments of one call, read in place (no copies): what the tracking triggers' functions
+/// take, since they run for every written row.
+pub struct Args<'a> {
+    argv: &'a [*mut api::sqlite3_value],
+}
+
+impl<'a> Args<'a> {
+    /// # Safety
+    /// `argv` must point to `argc` values valid for `'a` (the duration of the call).
+    pub unsafe fn new(argc: c_int, argv: *mut *mut api::sqlite3_value) -> Args<'a> {
+        let argv = if argv.is_null() || argc <= 0 { &[][..] } else { std::slice::from_raw_parts(argv, argc as usize) };
+        Args { argv }
+    }
+
+    fn raw(&self, i: usize, what: &str) -> Result<*mut api::sqlite3_value, Error> {
+        self.argv.get(i).copied().ok_or_else(|| Error::new(format!("missing {what}")))
+    }
+
+    fn type_error(&self, v: *mut api::sqlite3_value, what: &str, want: &str) -> Error {
+        // SAFETY: v is one of this call's arguments.
+        let got = unsafe { from_raw(v) }.type_name();
+        Error::new(format!("{what} must be {want}, got {got}"))
+    }
+
+    pub fn int(&self, i: usize, what: &str) -> Result<i64, Error> {
+        let v = self.raw(i, what)?;
+        // SAFETY: v is one of this call's arguments.
+        unsafe {
+            if sqlite!(value_type(v)) != api::SQLITE_INTEGER {
+                return Err(self.type_error(v, what, "an integer"));
+            }
+            Ok(sqlite!(value_int64(v)))
+        }
+    }
+
+    pub fn blob(&self, i: usize, what: &str) -> Result<&'a [u8], Error> {
+        let v = self.raw(i, what)?;
+        // SAFETY: v is one of this call's arguments; the bytes stay valid until the call returns
+        // ('a), as no other accessor is used on v meanwhile.
+        unsafe {
+            if sqlite!(value_type(v)) != api::SQLITE_BLOB {
+                return Err(self.type_error(v, what, "a blob"));
+            }
+            let p = sqlite!(value_blob(v)) as *const u8;
+            let n = sqlite!(value_bytes(v));
+            Ok(if p.is_null() || n <= 0 { &[] } else { std::slice::from_raw_parts(p, n as usize) })
+        }
+    }
+
+    /// The argument as text bytes (any type, converted as SQL would; NULL is empty).
+    pub fn text_bytes(&self, i: usize, what: &str) -> Result<&'a [u8], Error> {
+        let v = self.raw(i, what)?;
+        // SAFETY: as `blob`.
+        unsafe {
+            let p = sqlite!(value_text(v));
+            let n = sqlite!(value_bytes(v));
+            Ok(if p.is_null() || n <= 0 { &[] } else { std::slice::from_raw_parts(p, n as usize) })
+        }
+    }
+}
+
 /// # Safety
 /// `argv` must point to `argc` valid values.
 pub unsafe fn args(argc: c_int, argv: *mut *mut api::sqlite3_value) -> Vec<Value> {
