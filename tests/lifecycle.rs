@@ -253,3 +253,24 @@ fn a_database_of_a_newer_internal_schema_is_refused_at_load() {
     };
     assert!(e.to_string().contains("written by a newer sqlite-crr (internal schema 99, this build knows 2)"), "{e}");
 }
+
+/// A connection carries what its last transaction committed into the next (txn::Carry); a new
+/// site id and a changed setting take effect at once all the same.
+#[test]
+fn site_id_and_setting_changes_reach_the_next_transaction() {
+    // WAL: there, a connection's own commits leave PRAGMA data_version alone, so it carries.
+    let path = tmpdir("carry").join("c.db");
+    let c = open(path.to_str().unwrap());
+    c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000000); INSERT INTO t VALUES (1,'x',1); INSERT INTO t VALUES (2,'y',2);").unwrap();
+    let new_id: Vec<u8> = one(&c, "SELECT crr_new_site_id()");
+    c.execute("INSERT INTO t VALUES (3,'z',3)", []).unwrap();
+    let site: Vec<u8> = one(&c, "SELECT site_id FROM crsql_changes WHERE pk = crsql_pack_columns(3) AND cid = 'a'");
+    assert_eq!(site, new_id);
+    c.execute_batch("SELECT crsql_config_set('hlc-max-drift-ms', 1000)").unwrap();
+    let mut ahead = changes_where(&c, "WHERE pk = crsql_pack_columns(3) AND cid = 'a'")[0].clone();
+    ahead.site_id = vec![9; 16];
+    ahead.col_version = (1_000_000 + 5_000) << 16;
+    let e = apply(&c, &[ahead]).expect_err("5 s ahead with a 1 s limit").to_string();
+    assert!(e.contains("hlc-max-drift-ms = 1000"), "{e}");
+}

@@ -36,6 +36,7 @@ pub fn get(conn: &Conn, name: &str) -> Result<Value> {
 
 pub fn set(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
     known(name)?;
+    conn.carry.set(None);
     schema::install(conn)?;
     let value = match name {
         "clock" => {

@@ -5,7 +5,7 @@ use super::sites::Sites;
 use super::stmt_cache::StmtCache;
 use super::tables::Tables;
 use super::ticks::TickCache;
-use super::txn::Txn;
+use super::txn::{Carry, Txn};
 use crate::ffi::db::Db;
 use std::cell::{Cell, RefCell};
 
@@ -31,6 +31,8 @@ pub struct Conn {
     pub rollback_epoch: Cell<u64>,
     /// Ticks of committed local transactions (storage/ticks.rs).
     pub ticks: RefCell<TickCache>,
+    /// What the last committed transaction left for the next (txn::Carry).
+    pub carry: Cell<Option<Carry>>,
 }
 
 impl Conn {
@@ -47,6 +49,7 @@ impl Conn {
             changes_in_txn: Cell::new(false),
             rollback_epoch: Cell::new(0),
             ticks: RefCell::new(TickCache::default()),
+            carry: Cell::new(None),
         }
     }
 
@@ -81,6 +84,11 @@ impl Conn {
     pub fn end_transaction(&self, committed: bool) {
         self.changes_in_txn.set(false);
         self.rolled_back();
+        if committed {
+            if let Some(c) = self.txn.borrow().carry() {
+                self.carry.set(Some(c));
+            }
+        }
         self.txn.borrow_mut().reset();
         self.sites.borrow_mut().end_transaction(committed);
         if !committed {

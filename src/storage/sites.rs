@@ -132,6 +132,13 @@ pub fn own_ordinal(conn: &Conn) -> Result<u32> {
     if let Some(o) = conn.txn.borrow().own_site {
         return Ok(o);
     }
+    // The carry is only for write transactions (those end with a hook that resets Txn).
+    if conn.txn.borrow().db_version.is_some() {
+        if let Some(o) = super::txn::carried(conn)?.and_then(|c| c.own_site) {
+            conn.txn.borrow_mut().own_site = Some(o);
+            return Ok(o);
+        }
+    }
     let o = if super::schema::is_installed(conn)? { super::meta::get_i64(conn, "own_site_ordinal", 0)? as u32 } else { 0 };
     conn.txn.borrow_mut().own_site = Some(o);
     Ok(o)
@@ -152,5 +159,6 @@ pub fn replace_own(conn: &Conn) -> Result<SiteId> {
     let ord = ordinal_or_insert(conn, &id)?;
     super::meta::set(conn, "own_site_ordinal", &crate::core::value::Value::Integer(i64::from(ord)))?;
     conn.txn.borrow_mut().own_site = Some(ord);
+    conn.carry.set(None);
     Ok(id)
 }

@@ -19,6 +19,7 @@ pub enum Key {
     TickPut,
     TickGet,
     PersistedHwm,
+    DataVersion,
     SiteById,
     SiteByOrdinal,
     SiteInsert,

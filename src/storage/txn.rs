@@ -29,6 +29,28 @@ pub struct Txn {
     pub rows_impacted: i64,
     /// This replica's own site ordinal, read at first use in the transaction.
     pub own_site: Option<u32>,
+    /// PRAGMA data_version at this transaction's first write, and whether the connection's
+    /// `Carry` was still current then (see `carried`).
+    pub data_version: Option<i64>,
+    pub carried: Option<Carry>,
+    /// The schema cookie this transaction's db_version was derived under.
+    pub cookie: Option<i64>,
+}
+
+/// What a committed transaction of this connection leaves for its next one, so that a run of
+/// small transactions does not re-read the same state each time. It is used only while
+/// PRAGMA data_version is unchanged (no other connection committed since: that pragma does not
+/// move for the connection's own commits) and the schema cookie too; the few writes of this
+/// connection that change what it holds (settings, own site id, the db_version floor) drop it.
+#[derive(Debug, Clone, Copy)]
+pub struct Carry {
+    pub data_version: i64,
+    pub cookie: i64,
+    /// The highest committed db_version.
+    pub db_version: i64,
+    /// Clock mode, mark and drift limit as committed (no tick).
+    pub clock: Option<TxnClock>,
+    pub own_site: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +71,39 @@ impl Txn {
     pub fn reset(&mut self) {
         *self = Txn::default();
     }
+
+    /// What this transaction leaves for the next, if it committed now (None when it derived no
+    /// db_version: then it changed nothing the carry holds).
+    pub fn carry(&self) -> Option<Carry> {
+        Some(Carry {
+            data_version: self.data_version?,
+            cookie: self.cookie?,
+            db_version: self.db_version?,
+            clock: self.clock.map(|c| TxnClock { tick: None, persisted: None, ticks_row: None, ..c }),
+            own_site: self.own_site,
+        })
+    }
+}
+
+fn data_version(conn: &Conn) -> Result<i64> {
+    conn.stmts.with(conn.db, Key::DataVersion, || "PRAGMA data_version".into(), |s| {
+        s.step()?;
+        Ok(s.i64(0))
+    })
+}
+
+/// The connection's carry, if still current (checked once, at the transaction's first write).
+/// Only for write transactions: their end fires the hooks that reset what this records.
+pub fn carried(conn: &Conn) -> Result<Option<Carry>> {
+    if conn.txn.borrow().data_version.is_some() {
+        return Ok(conn.txn.borrow().carried);
+    }
+    let dv = data_version(conn)?;
+    let carried = conn.carry.get().filter(|c| c.data_version == dv);
+    let mut t = conn.txn.borrow_mut();
+    t.data_version = Some(dv);
+    t.carried = carried;
+    Ok(carried)
 }
 
 /// Highest committed (or, inside our write transaction, recorded) db_version.
@@ -84,8 +139,14 @@ pub fn db_version(conn: &Conn) -> Result<i64> {
     if !conn.tables.borrow().dropped.is_empty() {
         super::as_crr::reap_dropped(conn, false)?;
     }
-    let v = max_db_version(conn)? + 1;
-    conn.txn.borrow_mut().db_version = Some(v);
+    let (cookie, _) = tables::all_with_cookie(conn)?;
+    let v = match carried(conn)? {
+        Some(c) if c.cookie == cookie => c.db_version,
+        _ => max_db_version(conn)?,
+    } + 1;
+    let mut t = conn.txn.borrow_mut();
+    t.db_version = Some(v);
+    t.cookie = Some(cookie);
     Ok(v)
 }
 
@@ -116,6 +177,10 @@ pub fn clock_mode_of(v: Option<Value>) -> Result<ClockMode> {
 
 fn clock(conn: &Conn) -> Result<TxnClock> {
     if let Some(c) = conn.txn.borrow().clock {
+        return Ok(c);
+    }
+    if let Some(c) = carried(conn)?.and_then(|c| c.clock) {
+        conn.txn.borrow_mut().clock = Some(c);
         return Ok(c);
     }
     let mode = clock_mode_of(meta::get(conn, "config.clock")?)?;
