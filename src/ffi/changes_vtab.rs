@@ -288,20 +288,22 @@ unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *
     if args.len() < 11 {
         return fail(p, &Error::new("INSERT needs all 9 columns"));
     }
-    let a = &args[2..11];
+    // Moved out, not copied: the values can be large.
+    let mut a = args.into_iter().skip(2);
+    let mut next = || a.next().unwrap_or(Value::Null);
     let change = Incoming {
-        table: a[0].clone(),
-        pk: a[1].clone(),
-        cid: a[2].clone(),
-        val: a[3].clone(),
-        col_version: a[4].clone(),
-        db_version: a[5].clone(),
-        site_id: a[6].clone(),
-        cl: a[7].clone(),
-        seq: a[8].clone(),
+        table: next(),
+        pk: next(),
+        cid: next(),
+        val: next(),
+        col_version: next(),
+        db_version: next(),
+        site_id: next(),
+        cl: next(),
+        seq: next(),
     };
     let conn = &*(*(p as *mut Vtab)).conn;
-    match guard("crsql_changes", || merge::apply(conn, &change)) {
+    match guard("crsql_changes", move || merge::apply(conn, change)) {
         Ok(_) => api::SQLITE_OK,
         Err(e) => fail(p, &e),
     }

@@ -53,15 +53,15 @@ fn non_negative(name: &str, v: &Value) -> Result<i64> {
     }
 }
 
-fn validate(conn: &Conn, c: &Incoming) -> Result<Valid> {
+fn validate(conn: &Conn, c: Incoming) -> Result<Valid> {
     let Value::Text(name) = &c.table else {
         return Err(Error::new(format!("\"table\" must be text, got {}", c.table.type_name())));
     };
     let table = tables::by_name(conn, name)?.ok_or_else(|| Error::new(format!("no such CRR table: \"{name}\"")))?;
-    let Value::Blob(pk) = &c.pk else {
+    let Value::Blob(pk) = c.pk else {
         return Err(Error::new(format!("pk must be a blob, got {}", c.pk.type_name())));
     };
-    let keys = pk_codec::decode(pk).map_err(|e| Error::new(format!("bad pk for table \"{}\": {e}", table.name)))?;
+    let keys = pk_codec::decode(&pk).map_err(|e| Error::new(format!("bad pk for table \"{}\": {e}", table.name)))?;
     if keys.len() != table.pk.len() {
         return Err(Error::new(format!(
             "bad pk for table \"{}\": it has {} key columns, the pk blob has {}",
@@ -102,7 +102,7 @@ fn validate(conn: &Conn, c: &Incoming) -> Result<Valid> {
     if slot.is_some() {
         txn::check_drift(conn, col_version)?;
     }
-    Ok(Valid { table, pk: pk.clone(), keys, slot, val: c.val.clone(), col_version, site, cl })
+    Ok(Valid { table, pk, keys, slot, val: c.val, col_version, site, cl })
 }
 
 /// Runs one single-statement write on the user table with tracking silenced for it.
@@ -180,7 +180,7 @@ fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
 }
 
 /// Applies one change. Ok(true) when it changed this replica (rows impacted).
-pub fn apply(conn: &Conn, incoming: &Incoming) -> Result<bool> {
+pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let v = validate(conn, incoming)?;
     let local = load(conn, v.table.clock(), &v.pk)?;
     let local_cl = local.as_ref().map_or(0, |rc| rc.cl);
