@@ -374,3 +374,46 @@ fn a_transaction_re_ticked_by_a_merge_keeps_every_version() {
     };
     assert_eq!(ticks, vec![(1, first)], "one row per local transaction, holding its first tick");
 }
+
+/// A merge remembers the clock it just stored for the row's next change; a local write of the
+/// row in between (same transaction, no rollback) must not be lost by that.
+#[test]
+fn a_local_write_between_two_merged_changes_of_a_row_is_kept() {
+    for local in ["UPDATE t SET a = 'local' WHERE id = 1", "DELETE FROM t WHERE id = 1"] {
+        let (a, b) = (replica(), replica());
+        at(&a, 2_000_000);
+        at(&b, 1_000_000);
+        b.execute("INSERT INTO t VALUES (1, 'b1', 1)", []).unwrap();
+        let remote = changes(&b);
+        let (first, second): (Vec<_>, Vec<_>) = remote.iter().cloned().partition(|c| c.cid == "a");
+        a.execute_batch("BEGIN").unwrap();
+        let merge = |cs: &[Change]| {
+            for c in cs {
+                a.execute(
+                    "INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)",
+                    rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq],
+                )
+                .unwrap();
+            }
+        };
+        merge(&first);
+        a.execute_batch(local).unwrap();
+        merge(&second);
+        a.execute_batch("COMMIT").unwrap();
+        let own: Vec<u8> = one(&a, "SELECT crsql_site_id()");
+        let feed = changes(&a);
+        if local.starts_with("UPDATE") {
+            let cell = feed.iter().find(|c| c.cid == "a").expect("cell a");
+            assert_eq!((cell.val.clone(), cell.site_id.clone()), (V::Text("local".into()), own), "{local}: {feed:?}");
+            assert!(cell.col_version > first[0].col_version, "{local}");
+        } else {
+            assert_eq!(one::<i64>(&a, "SELECT count(*) FROM t"), 0, "{local}");
+            let sentinel = feed.iter().find(|c| c.cid == "-1").expect("tombstone");
+            assert_eq!(sentinel.cl, 2, "{local}: {feed:?}");
+        }
+        // The replicas converge after exchanging everything.
+        sync(&a, &b);
+        sync(&b, &a);
+        assert_eq!(dump(&a, "t"), dump(&b, "t"), "{local}");
+    }
+}

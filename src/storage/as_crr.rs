@@ -213,6 +213,7 @@ fn raise_floor(conn: &Conn, max: i64) -> Result<()> {
 /// (only possible from a top-level function call: SQLite refuses DROP TABLE while another
 /// statement of the connection reads); otherwise they are emptied and dropped later.
 pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
+    conn.forget_merged_row();
     tables::all(conn)?;
     let dropped = conn.tables.borrow().dropped.clone();
     for tid in &dropped {

@@ -5,6 +5,7 @@ use super::sites::Sites;
 use super::stmt_cache::StmtCache;
 use super::tables::Tables;
 use super::ticks::TickCache;
+use crate::core::row_clock::RowClock;
 use super::txn::{Carry, Txn};
 use crate::ffi::db::Db;
 use std::cell::{Cell, RefCell};
@@ -33,6 +34,19 @@ pub struct Conn {
     pub ticks: RefCell<TickCache>,
     /// What the last committed transaction left for the next (txn::Carry).
     pub carry: Cell<Option<Carry>>,
+    /// The clock of the row the last merge wrote (see storage::merge::MergedRow).
+    pub merged_row: RefCell<Option<MergedRow>>,
+}
+
+/// The clock record a merge just stored, so that the next change of the same row (a row's
+/// changes usually arrive together) need not read it back. Trusted only while no rollback
+/// was reported since (`mark`), and dropped by every other write of a clock record (the
+/// trigger record functions, `track::save`), by schema reloads and at transaction end.
+pub struct MergedRow {
+    pub tid: i64,
+    pub pk: Vec<u8>,
+    pub rc: RowClock,
+    pub mark: Option<u64>,
 }
 
 impl Conn {
@@ -50,6 +64,7 @@ impl Conn {
             rollback_epoch: Cell::new(0),
             ticks: RefCell::new(TickCache::default()),
             carry: Cell::new(None),
+            merged_row: RefCell::new(None),
         }
     }
 
@@ -80,6 +95,13 @@ impl Conn {
         self.rollback_epoch.set(self.rollback_epoch.get() + 1);
     }
 
+    /// Some clock record may have been written by other code than the last merge.
+    pub fn forget_merged_row(&self) {
+        if self.merged_row.borrow().is_some() {
+            *self.merged_row.borrow_mut() = None;
+        }
+    }
+
     /// The transaction ended (commit hook, rollback hook).
     pub fn end_transaction(&self, committed: bool) {
         self.changes_in_txn.set(false);
@@ -90,6 +112,7 @@ impl Conn {
             }
         }
         self.txn.borrow_mut().reset();
+        self.forget_merged_row();
         self.sites.borrow_mut().end_transaction(committed);
         if !committed {
             // Nothing committed is cached, but a rolled-back transaction's db_version will be

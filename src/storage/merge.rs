@@ -6,7 +6,7 @@
 //! 3. write the user table first (the one step that can refuse a value, e.g. STRICT), each
 //!    write a single statement, then the site ordinal, the clock record, the clock's mark.
 
-use super::conn::Conn;
+use super::conn::{Conn, MergedRow};
 use super::stmt_cache::Key;
 use super::tables::{self, KeyLayout, TableInfo};
 use super::track::{load, save, save_existing};
@@ -179,16 +179,33 @@ fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
     )
 }
 
+/// Remembers the row's clock as stored now (see conn::MergedRow); returns false, for the
+/// early returns of a change that wrote nothing.
+fn keep(conn: &Conn, v: Valid, rc: Option<RowClock>) -> bool {
+    if let Some(rc) = rc {
+        let mark = conn.rollback_mark();
+        *conn.merged_row.borrow_mut() = Some(MergedRow { tid: v.table.tid, pk: v.pk, rc, mark });
+    }
+    false
+}
+
 /// Applies one change. Ok(true) when it changed this replica (rows impacted).
 pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let v = validate(conn, incoming)?;
-    let local = load(conn, v.table.clock(), &v.pk)?;
+    let local = match conn.merged_row.borrow_mut().take() {
+        Some(m) if m.tid == v.table.tid && m.pk == v.pk && conn.still_written(m.mark) => Some(m.rc),
+        _ => None,
+    };
+    let local = match local {
+        Some(rc) => Some(rc),
+        None => load(conn, v.table.clock(), &v.pk)?,
+    };
     let local_cl = local.as_ref().map_or(0, |rc| rc.cl);
     let local_dbv = local.as_ref().map(RowClock::max_db_version);
     let tracked = v.table.tracked_count();
     let step = row_step(v.cl, local_cl);
     if step == RowStep::Stale {
-        return Ok(false);
+        return Ok(keep(conn, v, local));
     }
     // Decide the cell before any write (it may need the local value).
     let cell_applies = match (step, v.slot) {
@@ -216,7 +233,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         _ => false,
     };
     if step == RowStep::SameLife && !cell_applies && !sentinel_raised {
-        return Ok(false);
+        return Ok(keep(conn, v, local));
     }
     // Writes: user table first.
     match step {
@@ -247,5 +264,6 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         txn::observe(conn, v.col_version)?;
     }
     conn.txn.borrow_mut().rows_impacted += 1;
+    keep(conn, v, Some(rc));
     Ok(true)
 }

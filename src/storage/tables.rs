@@ -216,6 +216,7 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     let list = Rc::new(list);
     // Statements prepared against the old schema may name clock tables that are gone.
     conn.stmts.clear();
+    conn.forget_merged_row();
     let mut t = conn.tables.borrow_mut();
     t.cookie = Some(cookie);
     t.list = list.clone();

@@ -35,6 +35,7 @@ fn not_a_rowid(clock: Clock) -> Error {
 
 /// Writes a row's clock record.
 pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock) -> Result<()> {
+    conn.forget_merged_row();
     conn.stmts.with(
         conn.db,
         Key::ClockPut(clock.tid),
@@ -61,6 +62,7 @@ pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock) -> Result<()> {
 /// UPDATE, which leaves the `dbv` index alone when the row's db_version stays the same (the
 /// second and later merged cells of a row in one transaction).
 pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_dbv: i64) -> Result<()> {
+    conn.forget_merged_row();
     let dbv = rc.max_db_version();
     let tid = clock.tid;
     let (key, set) = if dbv == old_dbv { (Key::ClockUpdate(tid), "") } else { (Key::ClockUpdateDbv(tid), ", dbv = ?4") };
@@ -215,6 +217,7 @@ pub fn tracking(conn: &Conn, tid: i64) -> bool {
 
 /// The record of a row inserted where its key has no clock row.
 pub fn fresh_record(conn: &Conn, slots: &[usize]) -> Result<Vec<u8>> {
+    conn.forget_merged_row(); // the trigger stores what this returns
     let dbv = txn::db_version(conn)?;
     ticks::encode(conn, &fresh(conn, dbv, 1, slots)?)
 }
@@ -224,6 +227,7 @@ pub fn fresh_record(conn: &Conn, slots: &[usize]) -> Result<Vec<u8>> {
 /// the fresh record (the trigger raises `cl`); over a live row (INSERT OR REPLACE) every slot
 /// is written, reusing the fresh record's seq numbers so none is skipped.
 pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &[u8], slots: &[usize]) -> Result<Vec<u8>> {
+    conn.forget_merged_row(); // the trigger stores what this returns
     if !is_alive(cl) {
         return Ok(fresh.to_vec());
     }
@@ -240,6 +244,7 @@ pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &
 
 /// The record of a live row after an UPDATE that kept its key.
 pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], changed: &[(usize, bool)]) -> Result<Vec<u8>> {
+    conn.forget_merged_row(); // the trigger stores what this returns
     let mut rc = decode(conn, tid, cl, clock)?;
     let dbv = txn::db_version(conn)?;
     write_cells(conn, &mut rc, dbv, changed.len(), changed.iter().filter(|(_, c)| *c).map(|(s, _)| *s))?;
@@ -248,6 +253,7 @@ pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], changed: &[(u
 
 /// The record of a deleted row: a local sentinel only.
 pub fn tombstone_record(conn: &Conn) -> Result<Vec<u8>> {
+    conn.forget_merged_row(); // the trigger stores what this returns
     let dbv = txn::db_version(conn)?;
     ticks::encode(conn, &new_life(conn, dbv, 2)?)
 }
