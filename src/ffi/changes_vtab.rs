@@ -334,11 +334,11 @@ pub(super) unsafe extern "C" fn rollback_to(p: *mut api::sqlite3_vtab, _savepoin
     api::SQLITE_OK
 }
 
-unsafe extern "C" fn no_op(_p: *mut api::sqlite3_vtab) -> c_int {
+pub(super) unsafe extern "C" fn no_op(_p: *mut api::sqlite3_vtab) -> c_int {
     api::SQLITE_OK
 }
 
-unsafe extern "C" fn no_op_savepoint(_p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
+pub(super) unsafe extern "C" fn no_op_savepoint(_p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
     api::SQLITE_OK
 }
 

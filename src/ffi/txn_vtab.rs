@@ -10,7 +10,7 @@
 //! disconnect is what finalizes the statement cache.
 
 use super::api::{self, sqlite};
-use super::changes_vtab::{begin, rollback, rollback_to, Vtab};
+use super::changes_vtab::{begin, no_op, no_op_savepoint, rollback, rollback_to, Vtab};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
 use std::ffi::CString;
@@ -94,14 +94,6 @@ unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, _argc: c_int, _argv: *mut
     }
     (*p).zErrMsg = api::sqlite_string("crr_internal_txn is internal to sqlite-crr and holds no rows");
     api::SQLITE_ERROR
-}
-
-unsafe extern "C" fn no_op(_p: *mut api::sqlite3_vtab) -> c_int {
-    api::SQLITE_OK
-}
-
-unsafe extern "C" fn no_op_savepoint(_p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
-    api::SQLITE_OK
 }
 
 static MODULE: api::sqlite3_module = api::sqlite3_module {
