@@ -351,13 +351,7 @@ fn a_transaction_re_ticked_by_a_merge_keeps_every_version() {
     b.execute("INSERT INTO t VALUES (2, 'remote', 2)", []).unwrap();
     let remote = changes(&b);
     a.execute_batch("BEGIN; INSERT INTO t VALUES (1, 'x', 1);").unwrap();
-    for c in &remote {
-        a.execute(
-            "INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)",
-            rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq],
-        )
-        .unwrap();
-    }
+    apply_in_open_tx(&a, &remote);
     a.execute_batch("UPDATE t SET a = 'y' WHERE id = 1; COMMIT;").unwrap();
     let first = 1_000i64 << 16;
     let version = |c: &Connection, id: i64, cid: &str| -> i64 {
@@ -387,18 +381,9 @@ fn a_local_write_between_two_merged_changes_of_a_row_is_kept() {
         let remote = changes(&b);
         let (first, second): (Vec<_>, Vec<_>) = remote.iter().cloned().partition(|c| c.cid == "a");
         a.execute_batch("BEGIN").unwrap();
-        let merge = |cs: &[Change]| {
-            for c in cs {
-                a.execute(
-                    "INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)",
-                    rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq],
-                )
-                .unwrap();
-            }
-        };
-        merge(&first);
+        apply_in_open_tx(&a, &first);
         a.execute_batch(local).unwrap();
-        merge(&second);
+        apply_in_open_tx(&a, &second);
         a.execute_batch("COMMIT").unwrap();
         let own: Vec<u8> = one(&a, "SELECT crsql_site_id()");
         let feed = changes(&a);

@@ -73,7 +73,17 @@ unsafe extern "C" fn connect(
     pp_vtab: *mut *mut api::sqlite3_vtab,
     _err: *mut *mut c_char,
 ) -> c_int {
-    let schema = CString::new(SCHEMA).expect("no NUL");
+    connect_with(db, aux, pp_vtab, SCHEMA)
+}
+
+/// Declares `schema` and makes a `Vtab` holding the module's Conn (also crr_internal_txn's).
+pub(super) unsafe fn connect_with(
+    db: *mut api::sqlite3,
+    aux: *mut std::os::raw::c_void,
+    pp_vtab: *mut *mut api::sqlite3_vtab,
+    schema: &str,
+) -> c_int {
+    let schema = CString::new(schema).expect("no NUL");
     let rc = sqlite!(declare_vtab(db, schema.as_ptr()));
     if rc != api::SQLITE_OK {
         return rc;

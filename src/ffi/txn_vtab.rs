@@ -10,10 +10,9 @@
 //! disconnect is what finalizes the statement cache.
 
 use super::api::{self, sqlite};
-use super::changes_vtab::{begin, no_op, no_op_savepoint, rollback, rollback_to, Vtab};
+use super::changes_vtab::{begin, connect_with, no_op, no_op_savepoint, rollback, rollback_to, Vtab};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
-use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 
 unsafe extern "C" fn connect(
@@ -24,14 +23,7 @@ unsafe extern "C" fn connect(
     pp_vtab: *mut *mut api::sqlite3_vtab,
     _err: *mut *mut c_char,
 ) -> c_int {
-    let schema = CString::new("CREATE TABLE x(x)").expect("no NUL");
-    let rc = sqlite!(declare_vtab(db, schema.as_ptr()));
-    if rc != api::SQLITE_OK {
-        return rc;
-    }
-    let vtab = Box::new(Vtab { base: std::mem::zeroed(), conn: aux as *const Conn });
-    *pp_vtab = Box::into_raw(vtab) as *mut api::sqlite3_vtab;
-    api::SQLITE_OK
+    connect_with(db, aux, pp_vtab, "CREATE TABLE x(x)")
 }
 
 unsafe extern "C" fn disconnect(p: *mut api::sqlite3_vtab) -> c_int {

@@ -40,8 +40,8 @@ pub struct Conn {
 
 /// The clock record a merge just stored, so that the next change of the same row (a row's
 /// changes usually arrive together) need not read it back. Trusted only while no rollback
-/// was reported since (`mark`), and dropped by every other write of a clock record (the
-/// trigger record functions, `track::save`), by schema reloads and at transaction end.
+/// was reported since (`mark`), and dropped by every other write of a clock record
+/// (`track::encode`), by reaping, by schema reloads and at transaction end.
 pub struct MergedRow {
     pub tid: i64,
     pub pk: Vec<u8>,

@@ -44,7 +44,7 @@ pub fn install(conn: &Conn) -> Result<()> {
     let result = (|| {
         conn.db.exec(SCHEMA_SQL)?;
         meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))?;
-        // The clock mark's row exists from the start: the triggers only ever raise it.
+        // The clock mark of merged versions and re-ticks (txn::persisted_hwm).
         meta::set(conn, "hlc", &Value::Integer(0))?;
         let site = conn.db.random_bytes();
         let mut s = conn.db.prepare("INSERT INTO crr_sites(ordinal, site_id) VALUES (0, ?1)", false)?;

@@ -35,7 +35,6 @@ fn not_a_rowid(clock: Clock) -> Error {
 
 /// Writes a row's clock record.
 pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock) -> Result<()> {
-    conn.forget_merged_row();
     conn.stmts.with(
         conn.db,
         Key::ClockPut(clock.tid),
@@ -52,7 +51,7 @@ pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock) -> Result<()> {
             }
             s.bind_i64(2, rc.cl)?;
             s.bind_i64(3, rc.max_db_version())?;
-            s.bind_blob(4, &ticks::encode(conn, rc)?)?;
+            s.bind_blob(4, &encode(conn, rc)?)?;
             s.run()
         },
     )
@@ -62,7 +61,6 @@ pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock) -> Result<()> {
 /// UPDATE, which leaves the `dbv` index alone when the row's db_version stays the same (the
 /// second and later merged cells of a row in one transaction).
 pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_dbv: i64) -> Result<()> {
-    conn.forget_merged_row();
     let dbv = rc.max_db_version();
     let tid = clock.tid;
     let (key, set) = if dbv == old_dbv { (Key::ClockUpdate(tid), "") } else { (Key::ClockUpdateDbv(tid), ", dbv = ?4") };
@@ -75,7 +73,7 @@ pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_db
                 return Err(not_a_rowid(clock));
             }
             s.bind_i64(2, rc.cl)?;
-            s.bind_blob(3, &ticks::encode(conn, rc)?)?;
+            s.bind_blob(3, &encode(conn, rc)?)?;
             if dbv != old_dbv {
                 s.bind_i64(4, dbv)?;
             }
@@ -144,6 +142,14 @@ fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: &[usize]) -> Result<RowClock> {
         rc.set_cell(slot, e);
     }
     Ok(rc)
+}
+
+/// Encodes a record about to be stored. Every clock record written goes through here (`save`,
+/// `save_existing`, and the records the triggers store), so this is where the row a merge
+/// remembered (conn::MergedRow) stops being trusted; the merge re-remembers its own after.
+fn encode(conn: &Conn, rc: &RowClock) -> Result<Vec<u8>> {
+    conn.forget_merged_row();
+    ticks::encode(conn, rc)
 }
 
 fn decode(conn: &Conn, tid: i64, cl: i64, bytes: &[u8]) -> Result<RowClock> {
@@ -217,9 +223,8 @@ pub fn tracking(conn: &Conn, tid: i64) -> bool {
 
 /// The record of a row inserted where its key has no clock row.
 pub fn fresh_record(conn: &Conn, slots: &[usize]) -> Result<Vec<u8>> {
-    conn.forget_merged_row(); // the trigger stores what this returns
     let dbv = txn::db_version(conn)?;
-    ticks::encode(conn, &fresh(conn, dbv, 1, slots)?)
+    encode(conn, &fresh(conn, dbv, 1, slots)?)
 }
 
 /// The record of a row inserted where its key has a clock row (`cl`, `clock`), given the
@@ -227,7 +232,6 @@ pub fn fresh_record(conn: &Conn, slots: &[usize]) -> Result<Vec<u8>> {
 /// the fresh record (the trigger raises `cl`); over a live row (INSERT OR REPLACE) every slot
 /// is written, reusing the fresh record's seq numbers so none is skipped.
 pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &[u8], slots: &[usize]) -> Result<Vec<u8>> {
-    conn.forget_merged_row(); // the trigger stores what this returns
     if !is_alive(cl) {
         return Ok(fresh.to_vec());
     }
@@ -239,23 +243,21 @@ pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &
         let col_version = cell_version(conn, rc.cell(slot))?;
         rc.set_cell(slot, Entry { col_version, ..e });
     }
-    ticks::encode(conn, &rc)
+    encode(conn, &rc)
 }
 
 /// The record of a live row after an UPDATE that kept its key.
 pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], changed: &[(usize, bool)]) -> Result<Vec<u8>> {
-    conn.forget_merged_row(); // the trigger stores what this returns
     let mut rc = decode(conn, tid, cl, clock)?;
     let dbv = txn::db_version(conn)?;
     write_cells(conn, &mut rc, dbv, changed.len(), changed.iter().filter(|(_, c)| *c).map(|(s, _)| *s))?;
-    ticks::encode(conn, &rc)
+    encode(conn, &rc)
 }
 
 /// The record of a deleted row: a local sentinel only.
 pub fn tombstone_record(conn: &Conn) -> Result<Vec<u8>> {
-    conn.forget_merged_row(); // the trigger stores what this returns
     let dbv = txn::db_version(conn)?;
-    ticks::encode(conn, &new_life(conn, dbv, 2)?)
+    encode(conn, &new_life(conn, dbv, 2)?)
 }
 
 /// A local write of one cell outside the triggers (crsql_commit_alter records added columns

@@ -237,10 +237,10 @@ fn join_changes(conn: &Conn) -> Result<()> {
     )
 }
 
-/// Makes sure the persisted clock mark is at least `v` in what this transaction has written.
-/// Once raised, the write is trusted until a rollback is reported (one may have undone it):
-/// every version this transaction stores is checked here first, so none can outlive the mark
-/// that covers it. A statement or savepoint rollback that undoes the mark's write undoes every
+/// Makes sure crr_meta's clock mark is at least `v` in what this transaction has written (for
+/// merged versions and re-ticks; a first tick is covered by the transaction's crr_ticks row,
+/// see `tick`). Once raised, the write is trusted until a rollback is reported (one may have
+/// undone it). A statement or savepoint rollback that undoes the mark's write undoes every
 /// write made after it too, and later writes raise the mark again before they are made.
 fn persist_at_least(conn: &Conn, v: i64) -> Result<()> {
     let c = clock(conn)?;
