@@ -135,11 +135,11 @@ pub fn db_version(conn: &Conn) -> Result<i64> {
         return Ok(v);
     }
     // First write of the transaction: clear out the clocks of CRRs whose table was dropped.
-    tables::all(conn)?;
+    let (mut cookie, _) = tables::all_with_cookie(conn)?;
     if !conn.tables.borrow().dropped.is_empty() {
         super::as_crr::reap_dropped(conn, false)?;
+        cookie = tables::all_with_cookie(conn)?.0;
     }
-    let (cookie, _) = tables::all_with_cookie(conn)?;
     let v = match carried(conn)? {
         Some(c) if c.cookie == cookie => c.db_version,
         _ => max_db_version(conn)?,
