@@ -10,12 +10,14 @@ use super::conn::Conn;
 use super::stmt_cache::Key;
 use crate::core::merge::SiteId;
 use crate::error::{Error, Result};
+use crate::core::fast_hash::FastMap;
 use std::collections::HashMap;
 
 #[derive(Default)]
 pub struct Sites {
+    /// Keyed by ids peers send: std's DoS-resistant hasher.
     by_id: HashMap<SiteId, u32>,
-    by_ordinal: HashMap<u32, SiteId>,
+    by_ordinal: FastMap<u32, SiteId>,
     /// Ordinals inserted by the open transaction, with the rollback mark of their insert.
     fresh: Vec<(u32, Option<u64>)>,
 }

@@ -7,7 +7,7 @@
 use crate::error::Result;
 use crate::ffi::db::{Db, Stmt};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use crate::core::fast_hash::FastMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Key {
@@ -40,7 +40,7 @@ pub enum Key {
 
 #[derive(Default)]
 pub struct StmtCache {
-    map: RefCell<HashMap<Key, Stmt>>,
+    map: RefCell<FastMap<Key, Stmt>>,
 }
 
 impl StmtCache {

@@ -12,14 +12,14 @@ use super::conn::Conn;
 use super::stmt_cache::Key;
 use crate::core::row_clock::{CorruptClock, RowClock};
 use crate::error::{Error, Result};
-use std::collections::HashMap;
+use crate::core::fast_hash::FastMap;
 
 /// Most committed ticks a connection keeps in memory (then the cache starts over).
 const CACHE_MAX: usize = 4096;
 
 #[derive(Default)]
 pub struct TickCache {
-    committed: HashMap<i64, i64>,
+    committed: FastMap<i64, i64>,
 }
 
 impl TickCache {
