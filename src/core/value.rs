@@ -3,6 +3,7 @@
 //! This order breaks ties between concurrent writes of equal version, so it must be identical
 //! on every replica: it depends on nothing but the two values.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +34,41 @@ impl Value {
             Value::Real(_) => "real",
             Value::Text(_) => "text",
             Value::Blob(_) => "blob",
+        }
+    }
+}
+
+/// A value read in place from its owner (an SQL call's argument), so that the parts of an
+/// incoming change that are only looked at (table, key, column, site) are never copied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    /// Borrowed when the bytes are UTF-8, replaced lossily (owned) otherwise.
+    Text(Cow<'a, str>),
+    Blob(&'a [u8]),
+}
+
+impl ValueRef<'_> {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ValueRef::Null => "null",
+            ValueRef::Integer(_) => "integer",
+            ValueRef::Real(_) => "real",
+            ValueRef::Text(_) => "text",
+            ValueRef::Blob(_) => "blob",
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_value(&self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Integer(*i),
+            ValueRef::Real(f) => Value::Real(*f),
+            ValueRef::Text(t) => Value::Text(t.clone().into_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
         }
     }
 }

@@ -256,7 +256,7 @@ unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sql
         }
         return match guard("crsql_changes", || cursor.scan.value(conn, pos)) {
             Ok(v) => {
-                values::result(ctx, &v);
+                values::result(ctx, v);
                 api::SQLITE_OK
             }
             Err(e) => fail(cursor.base.pVtab, &e),
@@ -288,29 +288,29 @@ unsafe extern "C" fn rowid(p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> c
 }
 
 unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *mut api::sqlite3_value, _rowid: *mut i64) -> c_int {
-    let args = values::args(argc, argv);
+    let argv: &[*mut api::sqlite3_value] = if argv.is_null() || argc <= 0 { &[] } else { std::slice::from_raw_parts(argv, argc as usize) };
     if argc == 1 {
         return fail(p, &Error::new("DELETE is not supported (changes are read and merged, never removed)"));
     }
-    if !matches!(args.first(), Some(Value::Null)) {
+    if argv.first().is_none_or(|v| sqlite!(value_type(*v)) != api::SQLITE_NULL) {
         return fail(p, &Error::new("UPDATE is not supported (INSERT a change to merge it)"));
     }
-    if args.len() < 11 {
+    if argv.len() < 11 {
         return fail(p, &Error::new("INSERT needs all 9 columns"));
     }
-    // Moved out, not copied: the values can be large.
-    let mut a = args.into_iter().skip(2);
-    let mut next = || a.next().unwrap_or(Value::Null);
+    // Read in place, not copied (SAFETY: the values live until we return, and each is read
+    // once); the merge copies only the value it writes.
+    let at = |i: usize| values::borrow(argv[i]);
     let change = Incoming {
-        table: next(),
-        pk: next(),
-        cid: next(),
-        val: next(),
-        col_version: next(),
-        db_version: next(),
-        site_id: next(),
-        cl: next(),
-        seq: next(),
+        table: at(2),
+        pk: at(3),
+        cid: at(4),
+        val: at(5),
+        col_version: at(6),
+        db_version: at(7),
+        site_id: at(8),
+        cl: at(9),
+        seq: at(10),
     };
     let conn = &*(*(p as *mut Vtab)).conn;
     match guard("crsql_changes", move || merge::apply(conn, change)) {

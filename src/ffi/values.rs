@@ -1,7 +1,7 @@
 //! Converting between `sqlite3_value` / `sqlite3_context` and `core::value::Value`.
 
 use super::api::{self, sqlite};
-use crate::core::value::Value;
+use crate::core::value::{Value, ValueRef};
 use crate::error::Error;
 use std::os::raw::c_int;
 
@@ -32,6 +32,30 @@ pub unsafe fn from_raw(v: *mut api::sqlite3_value) -> Value {
             }
         }
         _ => Value::Null,
+    }
+}
+
+/// Reads an argument in place (see `ValueRef`).
+///
+/// # Safety
+/// `v` must be a valid sqlite3_value for `'a`, and no other accessor may be used on it during
+/// `'a` (a conversion could free the bytes).
+pub unsafe fn borrow<'a>(v: *mut api::sqlite3_value) -> ValueRef<'a> {
+    match sqlite!(value_type(v)) {
+        api::SQLITE_INTEGER => ValueRef::Integer(sqlite!(value_int64(v))),
+        api::SQLITE_FLOAT => ValueRef::Real(sqlite!(value_double(v))),
+        api::SQLITE_TEXT => {
+            let p = sqlite!(value_text(v));
+            let n = sqlite!(value_bytes(v));
+            let bytes = if p.is_null() || n <= 0 { &[][..] } else { std::slice::from_raw_parts(p, n as usize) };
+            ValueRef::Text(String::from_utf8_lossy(bytes))
+        }
+        api::SQLITE_BLOB => {
+            let p = sqlite!(value_blob(v)) as *const u8;
+            let n = sqlite!(value_bytes(v));
+            ValueRef::Blob(if p.is_null() || n <= 0 { &[] } else { std::slice::from_raw_parts(p, n as usize) })
+        }
+        _ => ValueRef::Null,
     }
 }
 

@@ -227,21 +227,26 @@ pub fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
 }
 
 impl Scan {
-    /// The current value of change `i`'s cell (NULL for sentinels and rows that are gone).
-    pub fn value(&mut self, conn: &Conn, i: usize) -> Result<Value> {
+    /// The current value of change `i`'s cell (NULL for sentinels and rows that are gone),
+    /// borrowed from the scan's row cache: the caller hands it to SQLite, which copies it.
+    pub fn value(&mut self, conn: &Conn, i: usize) -> Result<&Value> {
+        static NULL: Value = Value::Null;
         let c = self.changes[i];
-        let Cid::Slot(slot) = self.cid(&c) else { return Ok(Value::Null) };
+        let Cid::Slot(slot) = self.cid(&c) else { return Ok(&NULL) };
         let written = conn.db.total_changes();
         if self.values.as_ref().is_none_or(|(row, w, _)| *row != c.row || *w != written) {
-            let values = row_values(conn, self.table(&c), self.pk(&c))?;
+            let mut values = self.values.take().map(|(_, _, v)| v).unwrap_or_default();
+            row_values(conn, self.table(&c), self.pk(&c), &mut values)?;
             self.values = Some((c.row, written, values));
         }
-        Ok(self.values.as_ref().and_then(|(_, _, v)| v.get(slot).cloned()).unwrap_or(Value::Null))
+        Ok(self.values.as_ref().and_then(|(_, _, v)| v.get(slot)).unwrap_or(&NULL))
     }
 }
 
-/// The current values of a row's tracked columns, by slot (empty when the row is gone).
-fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8]) -> Result<Vec<Value>> {
+/// The current values of a row's tracked columns, by slot, into `out` (left empty when the
+/// row is gone; its buffer is reused from the previous row).
+fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8], out: &mut Vec<Value>) -> Result<()> {
+    out.clear();
     let keys = pk_codec::decode(pk).map_err(|e| Error::new(format!("corrupt clock key in {}: {e}", t.name)))?;
     conn.stmts.with(
         conn.db,
@@ -255,7 +260,10 @@ fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8]) -> Result<Vec<Value>> {
             for (i, k) in keys.iter().enumerate() {
                 s.bind_value(i + 1, k)?;
             }
-            Ok(if s.step()? { (0..t.columns.len()).map(|i| s.value(i)).collect() } else { Vec::new() })
+            if s.step()? {
+                out.extend((0..t.columns.len()).map(|i| s.value(i)));
+            }
+            Ok(())
         },
     )
 }

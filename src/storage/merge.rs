@@ -15,28 +15,29 @@ use crate::core::ident::quote;
 use crate::core::merge::{self as rule, cell_wins, row_step, sentinel_site_wins, sentinel_visible, CellWrite, RowStep, SiteId};
 use crate::core::pk_codec;
 use crate::core::row_clock::{Entry, RowClock};
-use crate::core::value::Value;
+use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use std::rc::Rc;
 
-/// A change as inserted into crsql_changes, before validation.
+/// A change as inserted into crsql_changes, before validation, read in place from the
+/// INSERT's values (only `val` is ever copied).
 #[derive(Debug, Clone)]
-pub struct Incoming {
-    pub table: Value,
-    pub pk: Value,
-    pub cid: Value,
-    pub val: Value,
-    pub col_version: Value,
-    pub db_version: Value,
-    pub site_id: Value,
-    pub cl: Value,
-    pub seq: Value,
+pub struct Incoming<'a> {
+    pub table: ValueRef<'a>,
+    pub pk: ValueRef<'a>,
+    pub cid: ValueRef<'a>,
+    pub val: ValueRef<'a>,
+    pub col_version: ValueRef<'a>,
+    pub db_version: ValueRef<'a>,
+    pub site_id: ValueRef<'a>,
+    pub cl: ValueRef<'a>,
+    pub seq: ValueRef<'a>,
 }
 
 /// A validated change.
-struct Valid {
+struct Valid<'a> {
     table: Rc<TableInfo>,
-    pk: Vec<u8>,
+    pk: &'a [u8],
     keys: Vec<Value>,
     slot: Option<usize>,
     val: Value,
@@ -45,23 +46,23 @@ struct Valid {
     cl: i64,
 }
 
-fn non_negative(name: &str, v: &Value) -> Result<i64> {
+fn non_negative(name: &str, v: &ValueRef) -> Result<i64> {
     match v {
-        Value::Integer(i) if *i >= 0 => Ok(*i),
-        Value::Integer(i) => Err(Error::new(format!("{name} must not be negative, got {i}"))),
+        ValueRef::Integer(i) if *i >= 0 => Ok(*i),
+        ValueRef::Integer(i) => Err(Error::new(format!("{name} must not be negative, got {i}"))),
         other => Err(Error::new(format!("{name} must be an integer, got {}", other.type_name()))),
     }
 }
 
-fn validate(conn: &Conn, c: Incoming) -> Result<Valid> {
-    let Value::Text(name) = &c.table else {
+fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
+    let ValueRef::Text(name) = &c.table else {
         return Err(Error::new(format!("\"table\" must be text, got {}", c.table.type_name())));
     };
     let table = tables::by_name(conn, name)?.ok_or_else(|| Error::new(format!("no such CRR table: \"{name}\"")))?;
-    let Value::Blob(pk) = c.pk else {
+    let ValueRef::Blob(pk) = c.pk else {
         return Err(Error::new(format!("pk must be a blob, got {}", c.pk.type_name())));
     };
-    let keys = pk_codec::decode(&pk).map_err(|e| Error::new(format!("bad pk for table \"{}\": {e}", table.name)))?;
+    let keys = pk_codec::decode(pk).map_err(|e| Error::new(format!("bad pk for table \"{}\": {e}", table.name)))?;
     if keys.len() != table.pk.len() {
         return Err(Error::new(format!(
             "bad pk for table \"{}\": it has {} key columns, the pk blob has {}",
@@ -79,30 +80,30 @@ fn validate(conn: &Conn, c: Incoming) -> Result<Valid> {
         )));
     }
     let slot = match &c.cid {
-        Value::Text(s) if s == "-1" => None,
-        Value::Integer(-1) => None,
-        Value::Text(col) => Some(table.slot_of(col).ok_or_else(|| {
+        ValueRef::Text(s) if s == "-1" => None,
+        ValueRef::Integer(-1) => None,
+        ValueRef::Text(col) => Some(table.slot_of(col).ok_or_else(|| {
             Error::new(format!("table \"{}\" has no column \"{col}\" (schema mismatch)", table.name))
         })?),
         other => return Err(Error::new(format!("cid must be text, got {}", other.type_name()))),
     };
     let site: SiteId = match &c.site_id {
-        Value::Blob(b) => SiteId::try_from(b.as_slice())
+        ValueRef::Blob(b) => SiteId::try_from(*b)
             .map_err(|_| Error::new(format!("site_id must be 16 bytes, got {}", b.len())))?,
         other => return Err(Error::new(format!("site_id must be a 16-byte blob, got {}", other.type_name()))),
     };
     let col_version = non_negative("col_version", &c.col_version)?;
     let cl = non_negative("cl", &c.cl)?;
-    if !matches!(c.db_version, Value::Null) {
+    if !matches!(c.db_version, ValueRef::Null) {
         non_negative("db_version", &c.db_version)?;
     }
-    if !matches!(c.seq, Value::Null) {
+    if !matches!(c.seq, ValueRef::Null) {
         non_negative("seq", &c.seq)?;
     }
     if slot.is_some() {
         txn::check_drift(conn, col_version)?;
     }
-    Ok(Valid { table, pk, keys, slot, val: c.val, col_version, site, cl })
+    Ok(Valid { table, pk, keys, slot, val: c.val.to_value(), col_version, site, cl })
 }
 
 /// Runs one single-statement write on the user table with tracking silenced for it.
@@ -180,11 +181,13 @@ fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
 }
 
 /// Remembers the row's clock as stored now (see conn::MergedRow); returns false, for the
-/// early returns of a change that wrote nothing.
-fn keep(conn: &Conn, v: Valid, rc: Option<RowClock>) -> bool {
+/// early returns of a change that wrote nothing. `pk` is the previous entry's buffer, reused.
+fn keep(conn: &Conn, v: Valid, mut pk: Vec<u8>, rc: Option<RowClock>) -> bool {
     if let Some(rc) = rc {
         let mark = conn.rollback_mark();
-        *conn.merged_row.borrow_mut() = Some(MergedRow { tid: v.table.tid, pk: v.pk, rc, mark });
+        pk.clear();
+        pk.extend_from_slice(v.pk);
+        *conn.merged_row.borrow_mut() = Some(MergedRow { tid: v.table.tid, pk, rc, mark });
     }
     false
 }
@@ -192,20 +195,22 @@ fn keep(conn: &Conn, v: Valid, rc: Option<RowClock>) -> bool {
 /// Applies one change. Ok(true) when it changed this replica (rows impacted).
 pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let v = validate(conn, incoming)?;
-    let local = match conn.merged_row.borrow_mut().take() {
-        Some(m) if m.tid == v.table.tid && m.pk == v.pk && conn.still_written(m.mark) => Some(m.rc),
-        _ => None,
+    let previous = conn.merged_row.borrow_mut().take();
+    let (local, buf) = match previous {
+        Some(m) if m.tid == v.table.tid && m.pk == v.pk && conn.still_written(m.mark) => (Some(m.rc), m.pk),
+        Some(m) => (None, m.pk),
+        None => (None, Vec::new()),
     };
     let local = match local {
         Some(rc) => Some(rc),
-        None => load(conn, v.table.clock(), &v.pk)?,
+        None => load(conn, v.table.clock(), v.pk)?,
     };
     let local_cl = local.as_ref().map_or(0, |rc| rc.cl);
     let local_dbv = local.as_ref().map(RowClock::max_db_version);
     let tracked = v.table.tracked_count();
     let step = row_step(v.cl, local_cl);
     if step == RowStep::Stale {
-        return Ok(keep(conn, v, local));
+        return Ok(keep(conn, v, buf, local));
     }
     // Decide the cell before any write (it may need the local value).
     let cell_applies = match (step, v.slot) {
@@ -233,7 +238,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         _ => false,
     };
     if step == RowStep::SameLife && !cell_applies && !sentinel_raised {
-        return Ok(keep(conn, v, local));
+        return Ok(keep(conn, v, buf, local));
     }
     // Writes: user table first.
     match step {
@@ -257,13 +262,13 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         rc.set_cell(slot, entry(v.col_version));
     }
     match local_dbv {
-        Some(old) => save_existing(conn, v.table.clock(), &v.pk, &rc, old)?,
-        None => save(conn, v.table.clock(), &v.pk, &rc)?,
+        Some(old) => save_existing(conn, v.table.clock(), v.pk, &rc, old)?,
+        None => save(conn, v.table.clock(), v.pk, &rc)?,
     }
     if v.slot.is_some() {
         txn::observe(conn, v.col_version)?;
     }
     conn.txn.borrow_mut().rows_impacted += 1;
-    keep(conn, v, Some(rc));
+    keep(conn, v, buf, Some(rc));
     Ok(true)
 }
