@@ -173,14 +173,20 @@ fn internal_insert(conn: &Conn, args: &Args) -> Result<Value> {
     Ok(Value::Null)
 }
 
-/// The (slot, changed) pairs of an update trigger: its slot list and one '0'/'1' per slot.
-fn changed_slots(args: &Args, slots_at: usize) -> Result<Vec<(usize, bool)>> {
-    let slots = track::decode_slots(args.blob(slots_at, "slot list")?)?;
+/// An update trigger's slot list and its change flags (one '0'/'1' per slot), read in place.
+fn slots_and_flags<'a>(args: &Args<'a>, slots_at: usize) -> Result<(track::Slots<'a>, &'a [u8])> {
+    let slots = track::Slots::parse(args.blob(slots_at, "slot list")?)?;
     let flags = if slots.is_empty() { &[][..] } else { args.text_bytes(slots_at + 1, "change flags")? };
     if flags.len() != slots.len() {
         return Err(Error::new(format!("tracking trigger passed {} change flags for {} columns", flags.len(), slots.len())));
     }
-    Ok(slots.iter().zip(flags).map(|(s, f)| (*s, *f == b'1')).collect())
+    Ok((slots, flags))
+}
+
+/// The (slot, changed) pairs of an update trigger.
+fn changed_slots(args: &Args, slots_at: usize) -> Result<Vec<(usize, bool)>> {
+    let (slots, flags) = slots_and_flags(args, slots_at)?;
+    Ok(slots.iter().zip(flags).map(|(s, f)| (s, *f == b'1')).collect())
 }
 
 fn internal_update(conn: &Conn, args: &Args) -> Result<Value> {
@@ -203,8 +209,8 @@ fn internal_hwm(conn: &Conn, _: &Args) -> Result<Value> {
 }
 
 fn internal_fresh_record(conn: &Conn, args: &Args) -> Result<Value> {
-    let slots = track::decode_slots(args.blob(0, "slot list")?)?;
-    Ok(Value::Blob(track::fresh_record(conn, &slots)?))
+    let slots = track::Slots::parse(args.blob(0, "slot list")?)?;
+    Ok(Value::Blob(track::fresh_record(conn, slots)?))
 }
 
 fn internal_insert_over_record(conn: &Conn, args: &Args) -> Result<Value> {
@@ -215,9 +221,10 @@ fn internal_insert_over_record(conn: &Conn, args: &Args) -> Result<Value> {
 }
 
 fn internal_update_record(conn: &Conn, args: &Args) -> Result<Value> {
-    let changed = changed_slots(args, 3)?;
+    let (slots, flags) = slots_and_flags(args, 3)?;
+    let changed = slots.iter().zip(flags).filter(|(_, f)| **f == b'1').map(|(s, _)| s);
     let (tid, cl, clock) = (args.int(0, "table id")?, args.int(1, "cl")?, args.blob(2, "clock")?);
-    Ok(Value::Blob(track::update_record(conn, tid, cl, clock, &changed)?))
+    Ok(Value::Blob(track::update_record(conn, tid, cl, clock, slots.len(), changed)?))
 }
 
 fn internal_tombstone_record(conn: &Conn, _: &Args) -> Result<Value> {

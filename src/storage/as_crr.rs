@@ -109,12 +109,15 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
     let tid = clock.tid;
     let keys = |prefix: &str| pk.iter().map(|k| format!("{prefix}.{}", quote(k))).collect::<Vec<_>>();
     let (new_key, old_key) = (clock.key_sql(&keys("NEW")), clock.key_sql(&keys("OLD")));
+    // A rowid key is always an integer, so only its value can change; any other key may
+    // change class alone (1 -> 1.0 compares equal).
+    let key_keeps_class = clock.key != KeyLayout::Rowid;
     let clock = clock.table();
     let slots = blob_literal(&track::encode_slots(&cols.iter().map(|c| c.slot).collect::<Vec<_>>()));
     let changed: Vec<String> = cols.iter().map(|c| changed_expr(&c.name, c.keeps_class)).collect();
     let flags = if cols.is_empty() { "''".to_string() } else { changed.join(" || ") };
     let any_changed = if cols.is_empty() { "0".to_string() } else { changed.join(" OR ") };
-    let key_changed = pk.iter().map(|k| changed_expr(k, true)).collect::<Vec<_>>().join(" OR ");
+    let key_changed = pk.iter().map(|k| changed_expr(k, key_keeps_class)).collect::<Vec<_>>().join(" OR ");
     format!(
         "CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
@@ -333,4 +336,21 @@ pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
         conn.tables.borrow_mut().invalidate();
         reap_dropped(conn, true)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The update trigger checks a key's storage class only where it can change alone.
+    #[test]
+    fn rowid_keys_skip_the_class_check() {
+        let cols = [Tracked { slot: 0, name: "a".into(), keeps_class: false }];
+        let pk = ["id".to_string()];
+        let rowid = trigger_sql(Clock { tid: 1, key: KeyLayout::Rowid }, "t", &pk, &cols);
+        let packed = trigger_sql(Clock { tid: 1, key: KeyLayout::Packed }, "t", &pk, &cols);
+        assert!(!rowid.contains("typeof(NEW.\"id\")"), "{rowid}");
+        assert!(packed.contains("typeof(NEW.\"id\") IS NOT typeof(OLD.\"id\")"), "{packed}");
+        assert!(rowid.contains("NEW.\"id\" IS NOT OLD.\"id\" COLLATE BINARY"), "{rowid}");
+    }
 }

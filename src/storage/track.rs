@@ -134,9 +134,9 @@ fn write_cells(conn: &Conn, rc: &mut RowClock, dbv: i64, tracked: usize, slots: 
 }
 
 /// A row's first life (or a resurrection): a local sentinel and a local entry per slot.
-fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: &[usize]) -> Result<RowClock> {
+fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: impl IntoIterator<Item = usize>) -> Result<RowClock> {
     let mut rc = new_life(conn, dbv, cl)?;
-    for &slot in slots {
+    for slot in slots {
         let v = cell_version(conn, None)?;
         let e = local_entry(conn, dbv, v)?;
         rc.set_cell(slot, e);
@@ -164,8 +164,8 @@ pub fn on_insert(conn: &Conn, clock: Clock, pk: &[u8], slots: &[usize]) -> Resul
     }
     let dbv = txn::db_version(conn)?;
     let rc = match load(conn, clock, pk)? {
-        None => fresh(conn, dbv, 1, slots)?,
-        Some(old) if !is_alive(old.cl) => fresh(conn, dbv, old.cl + 1, slots)?,
+        None => fresh(conn, dbv, 1, slots.iter().copied())?,
+        Some(old) if !is_alive(old.cl) => fresh(conn, dbv, old.cl + 1, slots.iter().copied())?,
         Some(mut old) => {
             write_cells(conn, &mut old, dbv, slots.len(), slots.iter().copied())?;
             old
@@ -222,9 +222,9 @@ pub fn tracking(conn: &Conn, tid: i64) -> bool {
 }
 
 /// The record of a row inserted where its key has no clock row.
-pub fn fresh_record(conn: &Conn, slots: &[usize]) -> Result<Vec<u8>> {
+pub fn fresh_record(conn: &Conn, slots: Slots) -> Result<Vec<u8>> {
     let dbv = txn::db_version(conn)?;
-    encode(conn, &fresh(conn, dbv, 1, slots)?)
+    encode(conn, &fresh(conn, dbv, 1, slots.iter())?)
 }
 
 /// The record of a row inserted where its key has a clock row (`cl`, `clock`), given the
@@ -247,10 +247,11 @@ pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &
 }
 
 /// The record of a live row after an UPDATE that kept its key.
-pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], changed: &[(usize, bool)]) -> Result<Vec<u8>> {
+/// `tracked` is the number of tracked slots, `changed` the slots the UPDATE changed.
+pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], tracked: usize, changed: impl Iterator<Item = usize>) -> Result<Vec<u8>> {
     let mut rc = decode(conn, tid, cl, clock)?;
     let dbv = txn::db_version(conn)?;
-    write_cells(conn, &mut rc, dbv, changed.len(), changed.iter().filter(|(_, c)| *c).map(|(s, _)| *s))?;
+    write_cells(conn, &mut rc, dbv, tracked, changed)?;
     encode(conn, &rc)
 }
 
@@ -278,8 +279,30 @@ pub fn encode_slots(slots: &[usize]) -> Vec<u8> {
 }
 
 pub fn decode_slots(bytes: &[u8]) -> Result<Vec<usize>> {
-    if bytes.len() % 2 != 0 {
-        return Err(Error::new("corrupt slot list in a tracking trigger"));
+    Ok(Slots::parse(bytes)?.iter().collect())
+}
+
+/// A slot list (`encode_slots`) read in place, for the triggers' per-row calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Slots<'a>(&'a [u8]);
+
+impl<'a> Slots<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Slots<'a>> {
+        if bytes.len() % 2 != 0 {
+            return Err(Error::new("corrupt slot list in a tracking trigger"));
+        }
+        Ok(Slots(bytes))
     }
-    Ok(bytes.chunks_exact(2).map(|c| usize::from(u16::from_be_bytes([c[0], c[1]]))).collect())
+
+    pub fn len(&self) -> usize {
+        self.0.len() / 2
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = usize> + 'a {
+        self.0.chunks_exact(2).map(|c| usize::from(u16::from_be_bytes([c[0], c[1]])))
+    }
 }
