@@ -4,7 +4,9 @@
 //! machines; callgrind's counts repeat.
 //! w1 inserts `rows` rows in one transaction; w2 inserts them one transaction each; w3 and w4
 //! insert, then update one column of every row / delete 10%; w5 inserts, then reads every
-//! change; w6 does w5 and applies the changes to an empty replica (w5 and w6: crr only).
+//! change; w6 does w5 and applies the changes to an empty replica (w5 and w6: crr only); w7
+//! does w6, then both replicas update the same 10% of rows differently and exchange their
+//! changes since (crr only; `--toggle-collect=workload::w7_exchange` counts that step alone).
 //! Subtract w1 from w3/w4/w5 and w5 from w6 for the cost of the step alone.
 
 #[path = "shared.rs"]
@@ -19,7 +21,7 @@ fn main() {
         [_, w, mode, rows] => (w.as_str(), mode == "crr", rows.parse::<i64>().expect(usage)),
         _ => panic!("{usage}"),
     };
-    assert!(crr || !matches!(w, "w5" | "w6"), "w5 and w6 read crsql_changes: crr only");
+    assert!(crr || !matches!(w, "w5" | "w6" | "w7"), "w5, w6 and w7 read crsql_changes: crr only");
     let dir = std::env::temp_dir().join(format!("crr-workload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = fresh(&dir, "src.db", crr, false);
@@ -39,23 +41,45 @@ fn main() {
             insert_rows(&c, 0, rows);
             c.execute_batch("DELETE FROM t WHERE id % 10 = 0").unwrap();
         }
-        "w5" | "w6" => {
+        "w5" | "w6" | "w7" => {
             insert_rows(&c, 0, rows);
             let changes = read_changes(&c);
-            if w == "w6" {
+            if w != "w5" {
                 let d = fresh(&dir, "dst.db", true, false);
-                let tx = d.unchecked_transaction().unwrap();
-                {
-                    let mut s = tx.prepare_cached("INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)").unwrap();
-                    for ch in &changes {
-                        s.execute(rusqlite::params_from_iter(ch.iter())).unwrap();
-                    }
+                apply(&d, &changes);
+                if w == "w7" {
+                    w7_exchange(&c, &d);
                 }
-                tx.commit().unwrap();
             }
         }
         _ => panic!("{usage}"),
     }
     drop(c);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+fn apply(d: &rusqlite::Connection, changes: &[Vec<rusqlite::types::Value>]) {
+    let tx = d.unchecked_transaction().unwrap();
+    {
+        let mut s = tx.prepare_cached("INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)").unwrap();
+        for ch in changes {
+            s.execute(rusqlite::params_from_iter(ch.iter())).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// The runner's W7 on two converged replicas.
+#[inline(never)]
+fn w7_exchange(c: &rusqlite::Connection, d: &rusqlite::Connection) {
+    let version = |x: &rusqlite::Connection| x.query_row("SELECT crsql_db_version()", [], |r| r.get::<_, i64>(0)).unwrap();
+    let (vc, vd) = (version(c), version(d));
+    c.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
+    d.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
+    for (from, to, since) in [(c, d, vc), (d, c, vd)] {
+        let mut s = from.prepare("SELECT * FROM crsql_changes WHERE db_version > ?1").unwrap();
+        let batch: Vec<Vec<rusqlite::types::Value>> =
+            s.query_map([since], |r| (0..9).map(|i| r.get(i)).collect()).unwrap().map(|r| r.unwrap()).collect();
+        apply(to, &batch);
+    }
 }
