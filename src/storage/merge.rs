@@ -144,11 +144,19 @@ fn recreate_row(conn: &Conn, v: &Valid) -> Result<()> {
     write_user(conn, v, Key::RowRecreate(t.tid, v.slot), sql, val)
 }
 
-/// Writes one cell of a live row (creating the row if the table lost it).
+/// Writes one cell of a live row (creating the row if the table lost it): a plain UPDATE,
+/// cheaper than an upsert (no insert attempt, no conflict jump), then the upsert only if the
+/// UPDATE matched no row.
 fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
     let t = &v.table;
     let column = t.columns[slot].clone().unwrap_or_default();
     let n = t.pk.len();
+    let before = conn.db.total_changes();
+    let update = || format!("UPDATE {} SET {} = ?{} WHERE {}", t.quoted(), quote(&column), n + 1, t.pk_where(1));
+    write_user(conn, v, Key::CellUpdate(t.tid, slot), update, Some(&v.val))?;
+    if conn.db.total_changes() != before {
+        return Ok(());
+    }
     let sql = || {
         let params: Vec<String> = (1..=n + 1).map(|i| format!("?{i}")).collect();
         format!(

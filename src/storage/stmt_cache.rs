@@ -36,6 +36,7 @@ pub enum Key {
     RowDelete(i64),
     RowRecreate(i64, Option<usize>),
     CellUpsert(i64, usize),
+    CellUpdate(i64, usize),
 }
 
 #[derive(Default)]
