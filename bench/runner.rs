@@ -1,7 +1,9 @@
 //! `make bench`: the workload table of the performance issue. Each workload runs on a plain
 //! table and on a CRR **in the same run**, and the ratio is what counts (these machines are
 //! shared and noisy; absolute times drift). `--quick` runs a small size to keep it working in
-//! CI; `--rows N` sets the table size (default 100,000).
+//! CI; `--rows N` sets the table size (default 100,000); `--runs N` repeats the whole suite
+//! (default 3, quick 1) and prints each ratio's median with its range, because one run on a
+//! shared machine can be off by a factor of two.
 
 #[path = "shared.rs"]
 mod shared;
@@ -151,22 +153,43 @@ fn run(dir: &Path, rows: i64, tuned: bool) -> (Vec<Row>, (i64, i64), (Duration, 
     (out, sizes, (alter, w1c))
 }
 
-fn print(title: &str, rows: &[Row], sizes: (i64, i64), alter: (Duration, Duration)) {
-    println!("\n{title}");
-    println!("| workload | work | plain rows/s | CRR rows/s | CRR/plain | bar |");
-    println!("|---|---:|---:|---:|---:|---|");
-    for r in rows {
-        let (pr, cr) = (rate(r.work, r.plain), rate(r.work, r.crr));
-        let ratio = if r.bar.contains("time") {
-            format!("{:.2}x time", r.crr.as_secs_f64() / r.plain.as_secs_f64())
-        } else {
-            format!("{:.2}", cr / pr)
-        };
-        println!("| {} | {} | {:.0} | {:.0} | {} | {} |", r.name, r.work, pr, cr, ratio, r.bar);
+/// The ratio a workload is judged by (CRR/plain throughput, or time for "x time" rows).
+fn ratio(r: &Row) -> f64 {
+    if r.bar.contains("time") {
+        r.crr.as_secs_f64() / r.plain.as_secs_f64()
+    } else {
+        r.plain.as_secs_f64() / r.crr.as_secs_f64()
     }
-    println!("| W8 file size after W1 | | {} KiB | {} KiB | {:.2}x size | <= 2.2x |", sizes.0 / 1024, sizes.1 / 1024, sizes.1 as f64 / sizes.0 as f64);
+}
+
+/// Prints one table from several runs of the suite: per workload, the run with the median
+/// ratio (its rows/s), and the range of the ratio over all runs.
+fn print(title: &str, runs: &[(Vec<Row>, (i64, i64), (Duration, Duration))]) {
+    println!("\n{title} ({} run{})", runs.len(), if runs.len() == 1 { "" } else { "s" });
+    println!("| workload | work | plain rows/s | CRR rows/s | CRR/plain (median) | range | bar |");
+    println!("|---|---:|---:|---:|---:|---|---|");
+    for i in 0..runs[0].0.len() {
+        let mut rows: Vec<&Row> = runs.iter().map(|r| &r.0[i]).collect();
+        rows.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+        let (lo, r, hi) = (ratio(rows[0]), rows[rows.len() / 2], ratio(rows[rows.len() - 1]));
+        let unit = if r.bar.contains("time") { "x time" } else { "" };
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.2}{unit} | {lo:.2}-{hi:.2} | {} |",
+            r.name,
+            r.work,
+            rate(r.work, r.plain),
+            rate(r.work, r.crr),
+            ratio(r),
+            r.bar
+        );
+    }
+    let sizes = runs[0].1;
+    println!("| W8 file size after W1 | | {} KiB | {} KiB | {:.2}x size | | <= 2.2x |", sizes.0 / 1024, sizes.1 / 1024, sizes.1 as f64 / sizes.0 as f64);
+    let mut alters: Vec<(Duration, Duration)> = runs.iter().map(|r| r.2).collect();
+    alters.sort_by(|a, b| (a.0.as_secs_f64() / a.1.as_secs_f64()).total_cmp(&(b.0.as_secs_f64() / b.1.as_secs_f64())));
+    let alter = alters[alters.len() / 2];
     println!(
-        "| commit_alter (ADD COLUMN DEFAULT) vs W1 CRR insert | | | {:.1} ms vs {:.1} ms | {:.2} of insert time | <= 0.5 |",
+        "| commit_alter (ADD COLUMN DEFAULT) vs W1 CRR insert | | | {:.1} ms vs {:.1} ms | {:.2} of insert time | | <= 0.5 |",
         alter.0.as_secs_f64() * 1e3,
         alter.1.as_secs_f64() * 1e3,
         alter.0.as_secs_f64() / alter.1.as_secs_f64()
@@ -239,10 +262,15 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let v: String = Connection::open_in_memory().unwrap().query_row("SELECT sqlite_version()", [], |r| r.get(0)).unwrap();
     println!("sqlite-crr benchmark: {rows} rows, SQLite {v} (bundled), WAL, synchronous=NORMAL");
-    let (rows_default, sizes, alter) = run(&dir, rows, false);
-    print("default pragmas", &rows_default, sizes, alter);
-    let (rows_tuned, sizes, alter) = run(&dir, rows, true);
-    print("tuned pragmas (temp_store=MEMORY, cache_size=-64000)", &rows_tuned, sizes, alter);
+    let runs: usize = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok()).unwrap_or(if quick { 1 } else { 3 }).max(1);
+    // Runs alternate between the two settings, so a slow spell of the machine hits both.
+    let (mut default, mut tuned) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        default.push(run(&dir, rows, false));
+        tuned.push(run(&dir, rows, true));
+    }
+    print("default pragmas", &default);
+    print("tuned pragmas (temp_store=MEMORY, cache_size=-64000)", &tuned);
     memory(if quick { 30_000 } else { 1_000_000 }, &dir);
     std::fs::remove_dir_all(&dir).ok();
 }
