@@ -10,7 +10,7 @@ mod shared;
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
-use shared::{fresh, insert_rows, read_changes};
+use shared::{apply_changes, fresh, insert_rows, read_changes, w7_exchange};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,17 +18,6 @@ fn timed(f: impl FnOnce()) -> Duration {
     let t = Instant::now();
     f();
     t.elapsed()
-}
-
-fn apply_changes(c: &Connection, cs: &[Vec<Value>]) {
-    let tx = c.unchecked_transaction().unwrap();
-    {
-        let mut s = tx.prepare_cached("INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)").unwrap();
-        for ch in cs {
-            s.execute(rusqlite::params_from_iter(ch.iter())).unwrap();
-        }
-    }
-    tx.commit().unwrap();
 }
 
 fn file_size(c: &Connection) -> i64 {
@@ -124,15 +113,7 @@ fn run(dir: &Path, rows: i64, tuned: bool) -> (Vec<Row>, (i64, i64), (Duration, 
         }
     });
     let (vc, vc2): (i64, i64) = (c.query_row("SELECT crsql_db_version()", [], |r| r.get(0)).unwrap(), c2.query_row("SELECT crsql_db_version()", [], |r| r.get(0)).unwrap());
-    let w7c = timed(|| {
-        c.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
-        c2.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
-        for (from, to, since) in [(&c, &c2, vc), (&c2, &c, vc2)] {
-            let mut s = from.prepare("SELECT * FROM crsql_changes WHERE db_version > ?1").unwrap();
-            let batch: Vec<Vec<Value>> = s.query_map([since], |r| (0..9).map(|i| r.get::<_, Value>(i)).collect()).unwrap().map(|r| r.unwrap()).collect();
-            apply_changes(to, &batch);
-        }
-    });
+    let w7c = timed(|| w7_exchange(&c, &c2, vc, vc2));
     out.push(Row { name: "W7 concurrent updates of 10%, exchanged", work: all / 10, plain: w7p, crr: w7c, bar: "<= 2.5x time" });
     // Point reads by id.
     let reads = rows.min(50_000);

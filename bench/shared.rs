@@ -60,3 +60,27 @@ pub fn read_changes(c: &Connection) -> Vec<Vec<Value>> {
     let mut s = c.prepare("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes").unwrap();
     s.query_map([], |r| (0..9).map(|i| r.get::<_, Value>(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
 }
+
+/// Applies changes to `c` in one transaction, one INSERT INTO crsql_changes each.
+pub fn apply_changes(c: &Connection, cs: &[Vec<Value>]) {
+    let tx = c.unchecked_transaction().unwrap();
+    {
+        let mut s = tx.prepare_cached("INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)").unwrap();
+        for ch in cs {
+            s.execute(rusqlite::params_from_iter(ch.iter())).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// W7 on two CRR replicas: both update the same 10% of rows differently, then each applies
+/// the other's changes since its db_version `vc` / `vd` (taken before the updates).
+pub fn w7_exchange(c: &Connection, d: &Connection, vc: i64, vd: i64) {
+    c.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
+    d.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
+    for (from, to, since) in [(c, d, vc), (d, c, vd)] {
+        let mut s = from.prepare("SELECT * FROM crsql_changes WHERE db_version > ?1").unwrap();
+        let batch: Vec<Vec<Value>> = s.query_map([since], |r| (0..9).map(|i| r.get::<_, Value>(i)).collect()).unwrap().map(|r| r.unwrap()).collect();
+        apply_changes(to, &batch);
+    }
+}

@@ -6,13 +6,13 @@
 //! insert, then update one column of every row / delete 10%; w5 inserts, then reads every
 //! change; w6 does w5 and applies the changes to an empty replica (w5 and w6: crr only); w7
 //! does w6, then both replicas update the same 10% of rows differently and exchange their
-//! changes since (crr only; `--toggle-collect=workload::w7_exchange` counts that step alone).
+//! changes since (crr only; `--toggle-collect=workload::w7` counts that step alone).
 //! Subtract w1 from w3/w4/w5 and w5 from w6 for the cost of the step alone.
 
 #[path = "shared.rs"]
 mod shared;
 
-use shared::{fresh, insert_rows, read_changes};
+use shared::{apply_changes, fresh, insert_rows, read_changes};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -46,9 +46,9 @@ fn main() {
             let changes = read_changes(&c);
             if w != "w5" {
                 let d = fresh(&dir, "dst.db", true, false);
-                apply(&d, &changes);
+                apply_changes(&d, &changes);
                 if w == "w7" {
-                    w7_exchange(&c, &d);
+                    w7(&c, &d);
                 }
             }
         }
@@ -58,28 +58,10 @@ fn main() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn apply(d: &rusqlite::Connection, changes: &[Vec<rusqlite::types::Value>]) {
-    let tx = d.unchecked_transaction().unwrap();
-    {
-        let mut s = tx.prepare_cached("INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)").unwrap();
-        for ch in changes {
-            s.execute(rusqlite::params_from_iter(ch.iter())).unwrap();
-        }
-    }
-    tx.commit().unwrap();
-}
-
-/// The runner's W7 on two converged replicas.
+/// The runner's W7 on two converged replicas (its own symbol, for --toggle-collect).
 #[inline(never)]
-fn w7_exchange(c: &rusqlite::Connection, d: &rusqlite::Connection) {
+fn w7(c: &rusqlite::Connection, d: &rusqlite::Connection) {
     let version = |x: &rusqlite::Connection| x.query_row("SELECT crsql_db_version()", [], |r| r.get::<_, i64>(0)).unwrap();
     let (vc, vd) = (version(c), version(d));
-    c.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
-    d.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
-    for (from, to, since) in [(c, d, vc), (d, c, vd)] {
-        let mut s = from.prepare("SELECT * FROM crsql_changes WHERE db_version > ?1").unwrap();
-        let batch: Vec<Vec<rusqlite::types::Value>> =
-            s.query_map([since], |r| (0..9).map(|i| r.get(i)).collect()).unwrap().map(|r| r.unwrap()).collect();
-        apply(to, &batch);
-    }
+    shared::w7_exchange(c, d, vc, vd);
 }

@@ -14,7 +14,7 @@
 use super::api::{self, sqlite};
 use super::guard::guard;
 use super::values;
-use crate::core::value::Value;
+use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use crate::storage::changes::{self, Filter, Scan};
 use crate::storage::sites;
@@ -288,19 +288,18 @@ unsafe extern "C" fn rowid(p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> c
 }
 
 unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *mut api::sqlite3_value, _rowid: *mut i64) -> c_int {
-    let argv: &[*mut api::sqlite3_value] = if argv.is_null() || argc <= 0 { &[] } else { std::slice::from_raw_parts(argv, argc as usize) };
+    let args = values::Args::new(argc, argv);
     if argc == 1 {
         return fail(p, &Error::new("DELETE is not supported (changes are read and merged, never removed)"));
     }
-    if argv.first().is_none_or(|v| sqlite!(value_type(*v)) != api::SQLITE_NULL) {
+    if args.value_ref(0) != ValueRef::Null {
         return fail(p, &Error::new("UPDATE is not supported (INSERT a change to merge it)"));
     }
-    if argv.len() < 11 {
+    if args.len() < 11 {
         return fail(p, &Error::new("INSERT needs all 9 columns"));
     }
-    // Read in place, not copied (SAFETY: the values live until we return, and each is read
-    // once); the merge copies only the value it writes.
-    let at = |i: usize| values::borrow(argv[i]);
+    // Read in place, not copied (each value once); the merge copies only the value it writes.
+    let at = |i: usize| args.value_ref(i);
     let change = Incoming {
         table: at(2),
         pk: at(3),

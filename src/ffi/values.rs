@@ -10,29 +10,7 @@ use std::os::raw::c_int;
 /// # Safety
 /// `v` must be a valid protected or unprotected sqlite3_value for the duration of the call.
 pub unsafe fn from_raw(v: *mut api::sqlite3_value) -> Value {
-    match sqlite!(value_type(v)) {
-        api::SQLITE_INTEGER => Value::Integer(sqlite!(value_int64(v))),
-        api::SQLITE_FLOAT => Value::Real(sqlite!(value_double(v))),
-        api::SQLITE_TEXT => {
-            let p = sqlite!(value_text(v));
-            let n = sqlite!(value_bytes(v));
-            if p.is_null() || n <= 0 {
-                Value::Text(String::new())
-            } else {
-                Value::Text(String::from_utf8_lossy(std::slice::from_raw_parts(p, n as usize)).into_owned())
-            }
-        }
-        api::SQLITE_BLOB => {
-            let p = sqlite!(value_blob(v)) as *const u8;
-            let n = sqlite!(value_bytes(v));
-            if p.is_null() || n <= 0 {
-                Value::Blob(Vec::new())
-            } else {
-                Value::Blob(std::slice::from_raw_parts(p, n as usize).to_vec())
-            }
-        }
-        _ => Value::Null,
-    }
+    borrow(v).to_value()
 }
 
 /// Reads an argument in place (see `ValueRef`).
@@ -40,7 +18,7 @@ pub unsafe fn from_raw(v: *mut api::sqlite3_value) -> Value {
 /// # Safety
 /// `v` must be a valid sqlite3_value for `'a`, and no other accessor may be used on it during
 /// `'a` (a conversion could free the bytes).
-pub unsafe fn borrow<'a>(v: *mut api::sqlite3_value) -> ValueRef<'a> {
+unsafe fn borrow<'a>(v: *mut api::sqlite3_value) -> ValueRef<'a> {
     match sqlite!(value_type(v)) {
         api::SQLITE_INTEGER => ValueRef::Integer(sqlite!(value_int64(v))),
         api::SQLITE_FLOAT => ValueRef::Real(sqlite!(value_double(v))),
@@ -71,6 +49,21 @@ impl<'a> Args<'a> {
     pub unsafe fn new(argc: c_int, argv: *mut *mut api::sqlite3_value) -> Args<'a> {
         let argv = if argv.is_null() || argc <= 0 { &[][..] } else { std::slice::from_raw_parts(argv, argc as usize) };
         Args { argv }
+    }
+
+    pub fn len(&self) -> usize {
+        self.argv.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.argv.is_empty()
+    }
+
+    /// Argument `i` read in place, or NULL past the end (see `borrow`; each argument must be
+    /// read through one accessor only).
+    pub fn value_ref(&self, i: usize) -> ValueRef<'a> {
+        // SAFETY: each of argv's values lives for 'a (Args::new).
+        self.argv.get(i).map_or(ValueRef::Null, |v| unsafe { borrow(*v) })
     }
 
     fn raw(&self, i: usize, what: &str) -> Result<*mut api::sqlite3_value, Error> {

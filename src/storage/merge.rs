@@ -149,10 +149,10 @@ fn recreate_row(conn: &Conn, v: &Valid) -> Result<()> {
 /// UPDATE matched no row.
 fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
     let t = &v.table;
-    let column = t.columns[slot].clone().unwrap_or_default();
+    let column = t.columns[slot].as_deref().unwrap_or_default();
     let n = t.pk.len();
     let before = conn.db.total_changes();
-    let update = || format!("UPDATE {} SET {} = ?{} WHERE {}", t.quoted(), quote(&column), n + 1, t.pk_where(1));
+    let update = || format!("UPDATE {} SET {} = ?{} WHERE {}", t.quoted(), quote(column), n + 1, t.pk_where(1));
     write_user(conn, v, Key::CellUpdate(t.tid, slot), update, Some(&v.val))?;
     if conn.db.total_changes() != before {
         return Ok(());
@@ -165,7 +165,7 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
             t.pk_list(),
             params.join(", "),
             t.pk_list(),
-            c = quote(&column)
+            c = quote(column)
         )
     };
     write_user(conn, v, Key::CellUpsert(t.tid, slot), sql, Some(&v.val))
@@ -174,11 +174,11 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
 /// The local value of a cell, for ties on col_version.
 fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
     let t = &v.table;
-    let column = t.columns[slot].clone().unwrap_or_default();
+    let column = t.columns[slot].as_deref().unwrap_or_default();
     conn.stmts.with(
         conn.db,
         Key::CellValue(t.tid, slot),
-        || format!("SELECT {} FROM {} WHERE {}", quote(&column), t.quoted(), t.pk_where(1)),
+        || format!("SELECT {} FROM {} WHERE {}", quote(column), t.quoted(), t.pk_where(1)),
         |s| {
             for (i, k) in v.keys.iter().enumerate() {
                 s.bind_value(i + 1, k)?;
