@@ -82,17 +82,43 @@ pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_db
     )
 }
 
-/// A fresh local entry at this transaction's db_version and next seq.
-fn local_entry(conn: &Conn, dbv: i64, col_version: i64) -> Result<Entry> {
-    Ok(Entry { col_version, db_version: dbv, seq: txn::next_seq(conn), site: sites::own_ordinal(conn)? })
+/// What one local write stamps on a row's entries: this transaction's db_version and next
+/// seqs, this replica's site ordinal (read once per record), and each cell's version: the
+/// transaction's tick in HLC mode (read at the first cell that needs it: one tick per
+/// transaction, so one per record), the cell's previous version + 1 in Lamport mode (as
+/// cr-sqlite).
+struct Stamp<'a> {
+    conn: &'a Conn,
+    dbv: i64,
+    site: u32,
+    /// The clock mode, and the tick once read.
+    hlc: Option<bool>,
+    tick: Option<i64>,
 }
 
-/// The version a local write of a cell gets: the transaction's tick (HLC) or the cell's
-/// previous version + 1 (Lamport, as cr-sqlite).
-fn cell_version(conn: &Conn, previous: Option<Entry>) -> Result<i64> {
-    match txn::mode(conn)? {
-        ClockMode::Hlc => txn::tick(conn),
-        ClockMode::Lamport => Ok(previous.map_or(1, |e| e.col_version + 1)),
+impl<'a> Stamp<'a> {
+    fn new(conn: &'a Conn, dbv: i64) -> Result<Stamp<'a>> {
+        Ok(Stamp { conn, dbv, site: sites::own_ordinal(conn)?, hlc: None, tick: None })
+    }
+
+    /// A fresh local entry at the next seq.
+    fn entry(&self, col_version: i64) -> Entry {
+        Entry { col_version, db_version: self.dbv, seq: txn::next_seq(self.conn), site: self.site }
+    }
+
+    /// The version a local write of a cell gets.
+    fn cell_version(&mut self, previous: Option<Entry>) -> Result<i64> {
+        let hlc = match self.hlc {
+            Some(h) => h,
+            None => *self.hlc.insert(txn::mode(self.conn)? == ClockMode::Hlc),
+        };
+        if !hlc {
+            return Ok(previous.map_or(1, |e| e.col_version + 1));
+        }
+        match self.tick {
+            Some(t) => Ok(t),
+            None => Ok(*self.tick.insert(txn::tick(self.conn)?)),
+        }
     }
 }
 
@@ -101,8 +127,8 @@ fn silenced(conn: &Conn, tid: i64) -> bool {
 }
 
 /// Starts a new life of the row at causal length `cl` with a local sentinel.
-fn new_life(conn: &Conn, dbv: i64, cl: i64) -> Result<RowClock> {
-    Ok(RowClock { cl, sentinel: local_entry(conn, dbv, cl)?, cells: Vec::new() })
+fn new_life(stamp: &Stamp, cl: i64, slots: usize) -> RowClock {
+    RowClock { cl, sentinel: stamp.entry(cl), cells: Vec::with_capacity(slots) }
 }
 
 /// In the same life, a local write raises the visible sentinel's site like any other change
@@ -123,23 +149,23 @@ fn touch_sentinel(conn: &Conn, rc: &mut RowClock, tracked: usize, entry: impl Fn
 /// Records local writes of `slots` in a live row's clock: touches the sentinel, then one
 /// entry per slot at this transaction's db_version.
 fn write_cells(conn: &Conn, rc: &mut RowClock, dbv: i64, tracked: usize, slots: impl Iterator<Item = usize>) -> Result<()> {
+    let mut stamp = Stamp::new(conn, dbv)?;
     let cl = rc.cl;
-    touch_sentinel(conn, rc, tracked, || local_entry(conn, dbv, cl))?;
+    touch_sentinel(conn, rc, tracked, || Ok(stamp.entry(cl)))?;
     for slot in slots {
-        let v = cell_version(conn, rc.cell(slot))?;
-        let e = local_entry(conn, dbv, v)?;
-        rc.set_cell(slot, e);
+        let v = stamp.cell_version(rc.cell(slot))?;
+        rc.set_cell(slot, stamp.entry(v));
     }
     Ok(())
 }
 
 /// A row's first life (or a resurrection): a local sentinel and a local entry per slot.
-fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: impl IntoIterator<Item = usize>) -> Result<RowClock> {
-    let mut rc = new_life(conn, dbv, cl)?;
+fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: impl ExactSizeIterator<Item = usize>) -> Result<RowClock> {
+    let mut stamp = Stamp::new(conn, dbv)?;
+    let mut rc = new_life(&stamp, cl, slots.len());
     for slot in slots {
-        let v = cell_version(conn, None)?;
-        let e = local_entry(conn, dbv, v)?;
-        rc.set_cell(slot, e);
+        let v = stamp.cell_version(None)?;
+        rc.set_cell(slot, stamp.entry(v));
     }
     Ok(rc)
 }
@@ -209,7 +235,7 @@ pub fn on_delete(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<()> {
         Some(rc) if is_alive(rc.cl) => rc.cl + 1,
         Some(_) => return Ok(()),
     };
-    save(conn, clock, pk, &new_life(conn, dbv, cl)?)
+    save(conn, clock, pk, &new_life(&Stamp::new(conn, dbv)?, cl, 0))
 }
 
 // The trigger path. The tracking triggers (as_crr::trigger_sql) write the clock row in their
@@ -238,9 +264,10 @@ pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &
     let new = decode(conn, tid, 1, fresh)?;
     let mut rc = decode(conn, tid, cl, clock)?;
     touch_sentinel(conn, &mut rc, slots.len(), || Ok(Entry { col_version: cl, ..new.sentinel }))?;
+    let mut stamp = Stamp::new(conn, new.sentinel.db_version)?;
     for &slot in slots {
         let e = new.cell(slot).ok_or_else(|| Error::new(format!("fresh record lacks slot {slot} (table id {tid})")))?;
-        let col_version = cell_version(conn, rc.cell(slot))?;
+        let col_version = stamp.cell_version(rc.cell(slot))?;
         rc.set_cell(slot, Entry { col_version, ..e });
     }
     encode(conn, &rc)
@@ -258,7 +285,7 @@ pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], tracked: usiz
 /// The record of a deleted row: a local sentinel only.
 pub fn tombstone_record(conn: &Conn) -> Result<Vec<u8>> {
     let dbv = txn::db_version(conn)?;
-    encode(conn, &new_life(conn, dbv, 2)?)
+    encode(conn, &new_life(&Stamp::new(conn, dbv)?, 2, 0))
 }
 
 /// A local write of one cell outside the triggers (crsql_commit_alter records added columns
@@ -302,7 +329,7 @@ impl<'a> Slots<'a> {
         self.0.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = usize> + 'a {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = usize> + 'a {
         self.0.chunks_exact(2).map(|c| usize::from(u16::from_be_bytes([c[0], c[1]])))
     }
 }
