@@ -8,6 +8,9 @@
 //! does w6, then both replicas update the same 10% of rows differently and exchange their
 //! changes since (crr only; `--toggle-collect=workload::w7` counts that step alone).
 //! Subtract w1 from w3/w4/w5 and w5 from w6 for the cost of the step alone.
+//! Mode `floor` is a plain table with do-nothing AFTER INSERT/UPDATE/DELETE triggers: what
+//! SQLite itself charges any trigger-based tracking (statement journal, trigger frames, the
+//! two-pass UPDATE/DELETE a trigger forces) before a trigger does any work.
 
 #[path = "shared.rs"]
 mod shared;
@@ -16,15 +19,21 @@ use shared::{apply_changes, fresh, insert_rows, read_changes};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: workload <w1|w2|w3|w4|w5|w6> <plain|crr> <rows>";
-    let (w, crr, rows) = match args.as_slice() {
-        [_, w, mode, rows] => (w.as_str(), mode == "crr", rows.parse::<i64>().expect(usage)),
+    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w7> <plain|floor|crr> <rows>";
+    let (w, mode, rows) = match args.as_slice() {
+        [_, w, mode, rows] if matches!(mode.as_str(), "plain" | "floor" | "crr") => (w.as_str(), mode.as_str(), rows.parse::<i64>().expect(usage)),
         _ => panic!("{usage}"),
     };
+    let crr = mode == "crr";
     assert!(crr || !matches!(w, "w5" | "w6" | "w7"), "w5, w6 and w7 read crsql_changes: crr only");
     let dir = std::env::temp_dir().join(format!("crr-workload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = fresh(&dir, "src.db", crr, false);
+    if mode == "floor" {
+        for event in ["INSERT", "UPDATE", "DELETE"] {
+            c.execute_batch(&format!("CREATE TRIGGER floor_{event} AFTER {event} ON t WHEN 0 BEGIN SELECT 1; END")).unwrap();
+        }
+    }
     match w {
         "w1" => insert_rows(&c, 0, rows),
         "w2" => {
