@@ -305,11 +305,15 @@ fn changes_since_v_reads_only_rows_touched_since_v() {
     let pk_count: i64 = one(&c, "SELECT count(*) FROM crsql_changes WHERE pk = crsql_pack_columns(7)");
     assert_eq!(pk_count, 3);
     assert_eq!(one::<i64>(&c, "SELECT crr_debug_clock_rows_read()") - before, 1);
-    let plan: String = {
-        let mut s = c.prepare("EXPLAIN QUERY PLAN SELECT * FROM crsql_changes WHERE db_version > 3 AND site_id = X'00'").unwrap();
+    let plan = |sql: &str| -> String {
+        let mut s = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         s.query_map([], |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect::<Vec<_>>().join(" ")
     };
-    assert!(plan.contains("INDEX 272"), "db_version > and site_id = pushed down: {plan}");
+    // Bits 4 and 8 (272): db_version > and site_id = pushed down; bit 10 (1024): val is read.
+    let all = plan("SELECT * FROM crsql_changes WHERE db_version > 3 AND site_id = X'00'");
+    assert!(all.contains("INDEX 1296"), "{all}");
+    let no_val = plan("SELECT pk, cid FROM crsql_changes WHERE db_version > 3 AND site_id = X'00'");
+    assert!(no_val.contains("INDEX 272"), "{no_val}");
 }
 
 #[test]
@@ -469,6 +473,65 @@ fn val_is_current_when_the_row_is_written_during_the_scan() {
     let second = rows.next().unwrap().unwrap();
     assert_eq!(second.get::<_, String>(0).unwrap(), "b");
     assert_eq!(second.get::<_, i64>(1).unwrap(), 11, "val must be read after the write");
+}
+
+/// `val` is the row's value whichever way the scan got it: read with the clock rows (a
+/// rowid-keyed table, up to the read-ahead bound: the 3 MB blobs cross it), or looked up per
+/// row (the rows past the bound, a table keyed otherwise, a scan by pk), for every storage
+/// class, NULLs, a dropped column's slot and deleted rows.
+#[test]
+fn val_is_the_same_read_ahead_or_looked_up() {
+    let c = mem();
+    c.execute_batch(
+        "CREATE TABLE r(id INTEGER PRIMARY KEY NOT NULL, a, b BLOB, gone TEXT, c REAL);
+         CREATE TABLE p(k TEXT PRIMARY KEY NOT NULL, a, b BLOB, gone TEXT, c REAL);
+         SELECT crsql_as_crr('r'); SELECT crsql_as_crr('p');",
+    )
+    .unwrap();
+    let big = |i: u8| V::Blob(vec![i; 3 << 20]);
+    let rows: Vec<(i64, V, V, V)> = vec![
+        (1, V::Integer(7), V::Blob(vec![1, 2]), V::Real(0.5)),
+        (2, txt("two"), V::Null, V::Null),
+        (3, V::Real(2.25), big(3), V::Real(3.0)),
+        (4, V::Null, big(4), V::Real(-1.0)),
+        (5, V::Blob(vec![]), big(5), V::Real(5.5)),
+        (6, txt(""), big(6), V::Null),
+        (7, txt("seven"), V::Blob(vec![7]), V::Real(7.0)),
+    ];
+    for (id, a, b, cc) in &rows {
+        for (table, key) in [("r", V::Integer(*id)), ("p", txt(&format!("k{id}")))] {
+            c.execute(&format!("INSERT INTO {table} VALUES (?1, ?2, ?3, 'x', ?4)"), rusqlite::params![key, a, b, cc]).unwrap();
+        }
+    }
+    c.execute_batch(
+        "SELECT crsql_begin_alter('r'); ALTER TABLE r DROP COLUMN gone; SELECT crsql_commit_alter('r');
+         SELECT crsql_begin_alter('p'); ALTER TABLE p DROP COLUMN gone; SELECT crsql_commit_alter('p');
+         DELETE FROM r WHERE id = 2; DELETE FROM p WHERE k = 'k2';
+         UPDATE r SET a = 'later' WHERE id = 7; UPDATE p SET a = 'later' WHERE k = 'k7';",
+    )
+    .unwrap();
+    for clause in ["", "WHERE db_version > 0", "WHERE db_version >= 1 AND db_version <= 1000"] {
+        let feed = changes_where(&c, clause);
+        let mut cells = 0;
+        for ch in &feed {
+            if ch.cid == "-1" {
+                assert_eq!(ch.val, V::Null, "a sentinel's val is NULL");
+                continue;
+            }
+            cells += 1;
+            let keys: Vec<V> = vec![c.query_row("SELECT cell FROM crsql_unpack_columns(?1)", [&ch.pk], |r| r.get(0)).unwrap()];
+            let key_col = if ch.table == "r" { "id" } else { "k" };
+            let now: V = c.query_row(&format!("SELECT {} FROM {} WHERE {key_col} = ?1", ch.cid, ch.table), rusqlite::params_from_iter(&keys), |r| r.get(0)).unwrap_or(V::Null);
+            assert_eq!(ch.val, now, "{clause}: {} {:?} {}", ch.table, keys, ch.cid);
+            let by_pk: V = c.query_row("SELECT val FROM crsql_changes WHERE \"table\" = ?1 AND pk = ?2 AND cid = ?3", rusqlite::params![ch.table, ch.pk, ch.cid], |r| r.get(0)).unwrap();
+            assert_eq!(by_pk, now, "by pk: {} {:?} {}", ch.table, keys, ch.cid);
+        }
+        // Rows 1 and 3-7, 3 live columns each, in both tables.
+        assert_eq!(cells, 2 * 6 * 3, "{clause}");
+    }
+    // A query that never reads val gets the same rows.
+    let n: i64 = one(&c, "SELECT count(*) FROM crsql_changes");
+    assert_eq!(n as usize, changes_where(&c, "").len());
 }
 
 /// A CRR whose triggers an earlier build made (they called crr_internal_insert for every

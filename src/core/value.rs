@@ -38,6 +38,19 @@ impl Value {
     }
 }
 
+impl Value {
+    /// A borrowed view.
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(t) => ValueRef::Text(Cow::Borrowed(t)),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
 /// A value read in place from its owner (an SQL call's argument), so that the parts of an
 /// incoming change that are only looked at (table, key, column, site) are never copied.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +74,30 @@ impl ValueRef<'_> {
         }
     }
 
+    /// Appends a self-delimiting copy to `out`, for buffers this process keeps in memory
+    /// (`read_packed` reads it back; never stored or sent): a tag byte (0 NULL, 1 integer,
+    /// 2 real, 3 text, 4 blob), then 8 little-endian bytes, or a u32 length and the bytes.
+    pub fn pack_into(&self, out: &mut Vec<u8>) {
+        let bytes = |out: &mut Vec<u8>, tag: u8, b: &[u8]| {
+            out.push(tag);
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
+        };
+        match self {
+            ValueRef::Null => out.push(0),
+            ValueRef::Integer(i) => {
+                out.push(1);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            ValueRef::Real(f) => {
+                out.push(2);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            ValueRef::Text(t) => bytes(out, 3, t.as_bytes()),
+            ValueRef::Blob(b) => bytes(out, 4, b),
+        }
+    }
+
     /// An owned copy.
     pub fn to_value(&self) -> Value {
         match self {
@@ -70,6 +107,25 @@ impl ValueRef<'_> {
             ValueRef::Text(t) => Value::Text(t.clone().into_owned()),
             ValueRef::Blob(b) => Value::Blob(b.to_vec()),
         }
+    }
+}
+
+/// The value `ValueRef::pack_into` wrote at `at` in `buf`, and where the next one starts
+/// (NULL and the end of `buf` where there is none).
+pub fn read_packed(buf: &[u8], at: usize) -> (ValueRef<'_>, usize) {
+    let end = (ValueRef::Null, buf.len());
+    let word = |from: usize| buf.get(from..from + 8).and_then(|b| <[u8; 8]>::try_from(b).ok());
+    let bytes = |from: usize| {
+        let n = buf.get(from..from + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(|b| u32::from_le_bytes(b) as usize)?;
+        buf.get(from + 4..from + 4 + n)
+    };
+    match buf.get(at) {
+        Some(0) => (ValueRef::Null, at + 1),
+        Some(1) => word(at + 1).map_or(end, |w| (ValueRef::Integer(i64::from_le_bytes(w)), at + 9)),
+        Some(2) => word(at + 1).map_or(end, |w| (ValueRef::Real(f64::from_le_bytes(w)), at + 9)),
+        Some(3) => bytes(at + 1).and_then(|b| std::str::from_utf8(b).ok()).map_or(end, |t| (ValueRef::Text(Cow::Borrowed(t)), at + 5 + t.len())),
+        Some(4) => bytes(at + 1).map_or(end, |b| (ValueRef::Blob(b), at + 5 + b.len())),
+        _ => end,
     }
 }
 
@@ -170,6 +226,32 @@ mod tests {
     }
 
     proptest! {
+        /// A run of packed values reads back in order, and a truncated buffer reads as NULL
+        /// up to its end instead of panicking.
+        #[test]
+        fn packed_values_read_back(vs in proptest::collection::vec(any_value(), 0..8)) {
+            let mut buf = Vec::new();
+            let mut at = Vec::new();
+            for v in &vs {
+                at.push(buf.len());
+                v.as_ref().pack_into(&mut buf);
+            }
+            let mut pos = 0;
+            for (v, a) in vs.iter().zip(&at) {
+                prop_assert_eq!(pos, *a);
+                let (back, next) = read_packed(&buf, pos);
+                prop_assert_eq!(back.to_value(), v.clone());
+                pos = next;
+            }
+            prop_assert_eq!(pos, buf.len());
+            for (v, a) in vs.iter().zip(&at) {
+                let cut = &buf[..(a + 3).min(buf.len())];
+                let (back, next) = read_packed(cut, *a);
+                prop_assert!(back.to_value() == Value::Null || back.to_value() == *v);
+                prop_assert!(next <= cut.len());
+            }
+        }
+
         #[test]
         fn total_order_is_antisymmetric_and_transitive(a in any_value(), b in any_value(), c in any_value()) {
             prop_assert_eq!(cmp_values(&a, &b), cmp_values(&b, &a).reverse());

@@ -10,6 +10,7 @@
 //! bit 8 site_id = / IS                    bit 9 site_id != / IS NOT
 //! ```
 //! Pushed constraints only narrow the scan; `omit` stays 0 so SQLite re-checks every row.
+//! Bit 10 (no argument) says the query reads `val` (from `colUsed`).
 
 use super::api::{self, sqlite};
 use super::guard::guard;
@@ -152,6 +153,9 @@ unsafe extern "C" fn best_index(_vtab: *mut api::sqlite3_vtab, info: *mut api::s
     } else {
         (1_000_000.0, 1_000_000)
     };
+    if info.colUsed & (1 << COL_VAL) != 0 {
+        idx_num |= 1 << 10;
+    }
     info.idxNum = idx_num;
     info.estimatedCost = cost;
     info.estimatedRows = rows;
@@ -179,6 +183,7 @@ unsafe extern "C" fn close(p: *mut api::sqlite3_vtab_cursor) -> c_int {
 /// Builds the filter from the pushed-down arguments (see the plan encoding above).
 fn filter_from(idx_num: c_int, args: &[Value]) -> Filter {
     let mut f = Filter::all();
+    f.values = idx_num & (1 << 10) != 0;
     let mut it = args.iter();
     for bit in 0..10 {
         if idx_num & (1 << bit) == 0 {
@@ -256,7 +261,7 @@ unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sql
         }
         return match guard("crsql_changes", || cursor.scan.value(conn, pos)) {
             Ok(v) => {
-                values::result(ctx, v);
+                values::result_ref(ctx, &v);
                 api::SQLITE_OK
             }
             Err(e) => fail(cursor.base.pVtab, &e),

@@ -2,7 +2,7 @@
 //! SQLite through `Db` and `Stmt` and contains no `unsafe`.
 
 use super::api::{self, sqlite, SQLITE_DONE, SQLITE_OK, SQLITE_ROW};
-use crate::core::value::Value;
+use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use std::ffi::CStr;
 use std::os::raw::c_int;
@@ -242,6 +242,21 @@ impl Stmt {
         // SAFETY: column_text converts to UTF-8 in place; then read the bytes.
         unsafe { sqlite!(column_text(self.raw, i as c_int)) };
         String::from_utf8_lossy(self.bytes(i)).into_owned()
+    }
+
+    /// Column `i` in place (borrowed until the next step or reset).
+    pub fn value_ref(&self, i: usize) -> ValueRef<'_> {
+        match self.column_type(i) {
+            api::SQLITE_INTEGER => ValueRef::Integer(self.i64(i)),
+            api::SQLITE_FLOAT => ValueRef::Real(self.f64(i)),
+            api::SQLITE_TEXT => {
+                // SAFETY: as `text`.
+                unsafe { sqlite!(column_text(self.raw, i as c_int)) };
+                ValueRef::Text(String::from_utf8_lossy(self.bytes(i)))
+            }
+            api::SQLITE_BLOB => ValueRef::Blob(self.bytes(i)),
+            _ => ValueRef::Null,
+        }
     }
 
     pub fn value(&self, i: usize) -> Value {

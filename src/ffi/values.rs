@@ -136,6 +136,20 @@ pub unsafe fn result(ctx: *mut api::sqlite3_context, v: &Value) {
     }
 }
 
+/// Sets a result from a borrowed value (SQLite copies text and blobs).
+///
+/// # Safety
+/// `ctx` must be the live context of the current call.
+pub unsafe fn result_ref(ctx: *mut api::sqlite3_context, v: &ValueRef) {
+    match v {
+        ValueRef::Null => sqlite!(result_null(ctx)),
+        ValueRef::Integer(i) => sqlite!(result_int64(ctx, *i)),
+        ValueRef::Real(f) => sqlite!(result_double(ctx, *f)),
+        ValueRef::Text(s) => result_text(ctx, s),
+        ValueRef::Blob(b) => result_blob(ctx, b),
+    }
+}
+
 /// Sets a TEXT result (SQLite copies it).
 ///
 /// # Safety

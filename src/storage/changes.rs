@@ -4,15 +4,17 @@
 //! db_version > V belongs to a row whose dbv > V, so "changes since V" reads only rows touched
 //! since V. Entries are collected compactly (40 bytes each, keys once per row), filtered and
 //! sorted; values are read from the user table only when the `val` column is asked for.
+//! For a table keyed by its rowid the clock scan itself reads them (a LEFT JOIN, so no
+//! statement runs per row), into a bounded buffer; other rows are looked up one at a time.
 
 use super::conn::Conn;
 use super::{sites, ticks};
 use super::stmt_cache::Key;
-use super::tables::{self, TableInfo};
+use super::tables::{self, KeyLayout, TableInfo};
 use crate::core::merge::{sentinel_visible, SiteId};
 use crate::core::pk_codec;
 use crate::core::row_clock::{Entry, RowClock};
-use crate::core::value::Value;
+use crate::core::value::{read_packed, Value, ValueRef};
 use crate::error::{Error, Result};
 use std::rc::Rc;
 
@@ -27,6 +29,8 @@ pub struct Filter {
     pub dbv_max: i64,
     pub site_eq: Option<Vec<u8>>,
     pub site_ne: Option<Vec<u8>>,
+    /// Whether the query reads `val` (then a rowid-keyed table's scan reads the values too).
+    pub values: bool,
 }
 
 impl Filter {
@@ -44,6 +48,13 @@ pub enum Cid {
 
 /// `Change::slot` of a sentinel entry.
 const SENTINEL_SLOT: u32 = u32::MAX;
+
+/// `ScanRow::values` of a row whose values the scan did not read.
+const NO_VALUES: u32 = u32::MAX;
+
+/// Most bytes of values one scan reads ahead (`Scan::packed`); the rows after are looked up
+/// when read, so a scan of millions of rows stays small.
+pub const PREFETCH_MAX: usize = 4 << 20;
 
 /// One change of a scan, kept small (40 bytes) because a full scan holds every change until
 /// it is sorted: the row's key, table and causal length live once per row in `Scan::rows`,
@@ -63,9 +74,11 @@ pub struct Change {
 /// of `Scan::pks`).
 #[derive(Debug, Clone, Copy)]
 struct ScanRow {
-    pk_start: usize,
+    pk_start: u32,
     pk_len: u32,
     table: u32,
+    /// Where this row's values (one per slot) start in `Scan::packed`, or NO_VALUES.
+    values: u32,
     cl: i64,
 }
 
@@ -76,6 +89,10 @@ pub struct Scan {
     rows: Vec<ScanRow>,
     pks: Vec<u8>,
     pub changes: Vec<Change>,
+    /// Values the clock scan read (`ValueRef::pack_into`), and the connection's
+    /// total_changes when the scan ended: they are current only while it holds.
+    packed: Vec<u8>,
+    read_at: i32,
     /// The current values (by slot) of the row whose `val` was read last, and the
     /// connection's total_changes then: a row's changes are usually adjacent in
     /// (db_version, seq) order, so one lookup serves all of them until anything is written.
@@ -91,7 +108,7 @@ impl Scan {
     }
     pub fn pk(&self, c: &Change) -> &[u8] {
         let r = self.row(c);
-        &self.pks[r.pk_start..r.pk_start + r.pk_len as usize]
+        &self.pks[r.pk_start as usize..r.pk_start as usize + r.pk_len as usize]
     }
     pub fn cl(&self, c: &Change) -> i64 {
         self.row(c).cl
@@ -114,7 +131,8 @@ impl Scan {
     fn push_row(&mut self, table: u32, cl: i64, pk: &[u8]) -> Result<u32> {
         let row = u32::try_from(self.rows.len()).map_err(|_| Error::new("crsql_changes: too many rows in one scan (filter by db_version)"))?;
         let pk_len = u32::try_from(pk.len()).map_err(|_| Error::new("crsql_changes: packed key too large"))?;
-        self.rows.push(ScanRow { pk_start: self.pks.len(), pk_len, table, cl });
+        let pk_start = u32::try_from(self.pks.len() + pk.len()).map_err(|_| Error::new("crsql_changes: too many keys in one scan (filter by db_version)"))? - pk_len;
+        self.rows.push(ScanRow { pk_start, pk_len, table, cl, values: NO_VALUES });
         self.pks.extend_from_slice(pk);
         Ok(row)
     }
@@ -173,15 +191,34 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
     let clock = info.clock_table();
     let mut key = Vec::new();
     let mut lookup = ticks::Lookup::new(conn);
+    // Values come with the clock rows of a rowid-keyed table (columns 3.. of the query).
+    let with_values = f.values && info.key == KeyLayout::Rowid && f.pk.is_none();
     let mut read = |s: &mut crate::ffi::db::Stmt| -> Result<()> {
         while s.step()? {
             let rc = lookup.decode(s.i64(1), s.bytes(2), || format!("in {}", info.name))?;
             conn.clock_rows_read.set(conn.clock_rows_read.get() + 1);
             key.clear();
             layout.read_key(s, 0, &mut key);
+            let rows = scan.rows.len();
             emit(conn, f, scan, table, &key, &rc)?;
+            if with_values && scan.rows.len() > rows && scan.packed.len() < PREFETCH_MAX {
+                if let Some(row) = scan.rows.last_mut() {
+                    row.values = scan.packed.len() as u32;
+                }
+                for i in 0..info.columns.len() {
+                    s.value_ref(3 + i).pack_into(&mut scan.packed);
+                }
+            }
         }
         Ok(())
+    };
+    // "c.pk, c.cl, c.clock" and, with values, the row's tracked columns by slot.
+    let select = || {
+        if !with_values {
+            return format!("SELECT pk, cl, clock FROM {clock} AS c");
+        }
+        let cols: String = info.columns.iter().map(|c| c.as_deref().map_or_else(|| ", NULL".to_string(), |n| format!(", u.{}", crate::core::ident::quote(n)))).collect();
+        format!("SELECT c.pk, c.cl, c.clock{cols} FROM {clock} AS c LEFT JOIN {} AS u ON u.{} = c.pk", info.quoted(), crate::core::ident::quote(&info.pk[0]))
     };
     if let Some(pk) = &f.pk {
         conn.stmts.with(conn.db, Key::ClockByPk(info.tid), || format!("SELECT pk, cl, clock FROM {clock} WHERE pk = ?1"), |s| {
@@ -192,12 +229,12 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
         })
     } else if f.dbv_min == i64::MIN && f.dbv_max == i64::MAX {
         // Everything: a plain scan of the clock, not the dbv index plus a seek per row.
-        conn.stmts.with(conn.db, Key::ClockAll(info.tid), || format!("SELECT pk, cl, clock FROM {clock}"), read)
+        conn.stmts.with(conn.db, Key::ClockAll(info.tid, with_values), select, read)
     } else {
         conn.stmts.with(
             conn.db,
-            Key::ClockRange(info.tid),
-            || format!("SELECT pk, cl, clock FROM {clock} WHERE dbv >= ?1 AND dbv <= ?2"),
+            Key::ClockRange(info.tid, with_values),
+            || format!("{} WHERE c.dbv >= ?1 AND c.dbv <= ?2", select()),
             |s| {
                 s.bind_i64(1, f.dbv_min)?;
                 s.bind_i64(2, f.dbv_max)?;
@@ -223,23 +260,33 @@ pub fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
     }
     // In place (a full scan holds millions of changes); (row, slot) makes the order total.
     scan.changes.sort_unstable_by_key(|c| (c.db_version, c.seq, c.row, c.slot));
+    scan.read_at = conn.db.total_changes();
     Ok(scan)
 }
 
 impl Scan {
     /// The current value of change `i`'s cell (NULL for sentinels and rows that are gone),
-    /// borrowed from the scan's row cache: the caller hands it to SQLite, which copies it.
-    pub fn value(&mut self, conn: &Conn, i: usize) -> Result<&Value> {
-        static NULL: Value = Value::Null;
+    /// borrowed from what the scan read or from its row cache: the caller hands it to
+    /// SQLite, which copies it.
+    pub fn value(&mut self, conn: &Conn, i: usize) -> Result<ValueRef<'_>> {
         let c = self.changes[i];
-        let Cid::Slot(slot) = self.cid(&c) else { return Ok(&NULL) };
+        let Cid::Slot(slot) = self.cid(&c) else { return Ok(ValueRef::Null) };
         let written = conn.db.total_changes();
+        let start = self.row(&c).values;
+        if start != NO_VALUES && written == self.read_at {
+            // The row's values are one per slot, in slot order (emit only sends slots it has).
+            let mut at = start as usize;
+            for _ in 0..slot {
+                at = read_packed(&self.packed, at).1;
+            }
+            return Ok(read_packed(&self.packed, at).0);
+        }
         if self.values.as_ref().is_none_or(|(row, w, _)| *row != c.row || *w != written) {
             let mut values = self.values.take().map(|(_, _, v)| v).unwrap_or_default();
             row_values(conn, self.table(&c), self.pk(&c), &mut values)?;
             self.values = Some((c.row, written, values));
         }
-        Ok(self.values.as_ref().and_then(|(_, _, v)| v.get(slot)).unwrap_or(&NULL))
+        Ok(self.values.as_ref().and_then(|(_, _, v)| v.get(slot)).map_or(ValueRef::Null, Value::as_ref))
     }
 }
 
