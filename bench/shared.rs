@@ -56,8 +56,11 @@ pub fn insert_rows(c: &Connection, from: i64, n: i64) {
     tx.commit().unwrap();
 }
 
+/// Every change, all nine columns.
+pub const READ_ALL: &str = "SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes";
+
 pub fn read_changes(c: &Connection) -> Vec<Vec<Value>> {
-    let mut s = c.prepare("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes").unwrap();
+    let mut s = c.prepare(READ_ALL).unwrap();
     s.query_map([], |r| (0..9).map(|i| r.get::<_, Value>(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
 }
 
