@@ -534,6 +534,25 @@ fn val_is_the_same_read_ahead_or_looked_up() {
     assert_eq!(n as usize, changes_where(&c, "").len());
 }
 
+/// An update records exactly the columns it changed, with the flags passed as a bit mask
+/// (62 tracked columns, the most that fit) or as text (63 and more), at the mask's edges.
+#[test]
+fn updates_record_the_changed_columns_of_narrow_and_wide_tables() {
+    for n in [1usize, 2, 62, 63, 100] {
+        let c = mem();
+        let cols: Vec<String> = (0..n).map(|i| format!("c{i} INTEGER")).collect();
+        c.execute_batch(&format!("CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, {}); SELECT crsql_as_crr('w');", cols.join(", "))).unwrap();
+        c.execute("INSERT INTO w(id) VALUES (1)", []).unwrap();
+        let before: i64 = one(&c, "SELECT crsql_db_version()");
+        let changed: Vec<usize> = [0, 1, 61, 62, n - 1].into_iter().filter(|i| *i < n).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let set: Vec<String> = changed.iter().map(|i| format!("c{i} = {i}")).collect();
+        c.execute(&format!("UPDATE w SET {} WHERE id = 1", set.join(", ")), []).unwrap();
+        let got: Vec<String> = changes_where(&c, &format!("WHERE db_version > {before} ORDER BY seq")).into_iter().map(|ch| ch.cid).collect();
+        let want: Vec<String> = changed.iter().map(|i| format!("c{i}")).collect();
+        assert_eq!(got, want, "{n} columns");
+    }
+}
+
 /// A CRR whose triggers an earlier build made (they called crr_internal_insert for every
 /// row) keeps working, and crsql_as_crr again gives it this build's triggers.
 #[test]

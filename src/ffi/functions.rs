@@ -7,7 +7,7 @@ use super::api::{self, sqlite};
 use super::guard::guard;
 use super::values::{self, Args};
 use crate::core::pk_codec;
-use crate::core::value::Value;
+use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
 use crate::storage::{alter, as_crr, config, sites, tables, track, txn};
@@ -173,20 +173,25 @@ fn internal_insert(conn: &Conn, args: &Args) -> Result<Value> {
     Ok(Value::Null)
 }
 
-/// An update trigger's slot list and its change flags (one '0'/'1' per slot), read in place.
-fn slots_and_flags<'a>(args: &Args<'a>, slots_at: usize) -> Result<(track::Slots<'a>, &'a [u8])> {
+/// An update trigger's slot list and its change flags, read in place.
+fn slots_and_flags<'a>(args: &Args<'a>, slots_at: usize) -> Result<(track::Slots<'a>, track::Flags<'a>)> {
     let slots = track::Slots::parse(args.blob(slots_at, "slot list")?)?;
-    let flags = if slots.is_empty() { &[][..] } else { args.text_bytes(slots_at + 1, "change flags")? };
-    if flags.len() != slots.len() {
-        return Err(Error::new(format!("tracking trigger passed {} change flags for {} columns", flags.len(), slots.len())));
-    }
+    let flags = if slots.is_empty() {
+        track::Flags::Text(&[])
+    } else {
+        match args.value_ref(slots_at + 1) {
+            ValueRef::Integer(bits) => track::Flags::Bits(bits),
+            _ => track::Flags::Text(args.text_bytes(slots_at + 1, "change flags")?),
+        }
+    };
+    flags.check(slots.len())?;
     Ok((slots, flags))
 }
 
 /// The (slot, changed) pairs of an update trigger.
 fn changed_slots(args: &Args, slots_at: usize) -> Result<Vec<(usize, bool)>> {
     let (slots, flags) = slots_and_flags(args, slots_at)?;
-    Ok(slots.iter().zip(flags).map(|(s, f)| (s, *f == b'1')).collect())
+    Ok(slots.iter().enumerate().map(|(i, s)| (s, flags.changed(i))).collect())
 }
 
 fn internal_update(conn: &Conn, args: &Args) -> Result<Value> {
@@ -222,7 +227,7 @@ fn internal_insert_over_record(conn: &Conn, args: &Args) -> Result<Value> {
 
 fn internal_update_record(conn: &Conn, args: &Args) -> Result<Value> {
     let (slots, flags) = slots_and_flags(args, 3)?;
-    let changed = slots.iter().zip(flags).filter(|(_, f)| **f == b'1').map(|(s, _)| s);
+    let changed = slots.iter().enumerate().filter(|(i, _)| flags.changed(*i)).map(|(_, s)| s);
     let (tid, cl, clock) = (args.int(0, "table id")?, args.int(1, "cl")?, args.blob(2, "clock")?);
     Ok(Value::Blob(track::update_record(conn, tid, cl, clock, slots.len(), changed)?))
 }

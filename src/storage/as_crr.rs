@@ -98,7 +98,8 @@ fn blob_literal(bytes: &[u8]) -> String {
 /// The three AFTER triggers that record local writes. Each writes the table's clock row in its
 /// own SQL, inside the user's statement (no nested statement, no second statement journal),
 /// and asks storage::track only for the record to store: `slots` is the tracked slots as a
-/// constant blob, `flags` one '0'/'1' per slot (update). The update trigger hands a key
+/// constant blob, `flags` which slots changed (update: a bit mask, or text for wide tables,
+/// see track::Flags). The update trigger hands a key
 /// change, or a live row without a live clock (its UPDATE matched nothing), to
 /// crr_internal_update. All three stay silent while a merge writes the table. (The persisted
 /// clock mark is kept by txn::tick, which makes crsql_changes join the transaction so that
@@ -115,7 +116,14 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
     let clock = clock.table();
     let slots = blob_literal(&track::encode_slots(&cols.iter().map(|c| c.slot).collect::<Vec<_>>()));
     let changed: Vec<String> = cols.iter().map(|c| changed_expr(&c.name, c.keeps_class)).collect();
-    let flags = if cols.is_empty() { "''".to_string() } else { changed.join(" || ") };
+    let flags = if cols.is_empty() {
+        "''".to_string()
+    } else if cols.len() <= track::FLAG_BITS_MAX {
+        // One integer, bit i for slot list entry i: no text is built per row.
+        changed.iter().enumerate().map(|(i, e)| if i == 0 { e.clone() } else { format!("({e} << {i})") }).collect::<Vec<_>>().join(" | ")
+    } else {
+        changed.join(" || ")
+    };
     let any_changed = if cols.is_empty() { "0".to_string() } else { changed.join(" OR ") };
     let key_changed = pk.iter().map(|k| changed_expr(k, key_keeps_class)).collect::<Vec<_>>().join(" OR ");
     format!(
@@ -352,5 +360,16 @@ mod tests {
         assert!(!rowid.contains("typeof(NEW.\"id\")"), "{rowid}");
         assert!(packed.contains("typeof(NEW.\"id\") IS NOT typeof(OLD.\"id\")"), "{packed}");
         assert!(rowid.contains("NEW.\"id\" IS NOT OLD.\"id\" COLLATE BINARY"), "{rowid}");
+    }
+
+    /// Up to FLAG_BITS_MAX tracked columns the update flags are one integer; beyond, text.
+    #[test]
+    fn update_flags_are_a_bit_mask_unless_the_table_is_wide() {
+        let pk = ["id".to_string()];
+        let cols = |n: usize| (0..n).map(|i| Tracked { slot: i, name: format!("c{i}"), keeps_class: false }).collect::<Vec<_>>();
+        let narrow = trigger_sql(Clock { tid: 1, key: KeyLayout::Rowid }, "t", &pk, &cols(track::FLAG_BITS_MAX));
+        assert!(narrow.contains(&format!("<< {})", track::FLAG_BITS_MAX - 1)) && !narrow.contains("||"), "{narrow}");
+        let wide = trigger_sql(Clock { tid: 1, key: KeyLayout::Rowid }, "t", &pk, &cols(track::FLAG_BITS_MAX + 1));
+        assert!(wide.contains("||") && !wide.contains("<<"), "{wide}");
     }
 }

@@ -309,6 +309,42 @@ pub fn decode_slots(bytes: &[u8]) -> Result<Vec<usize>> {
     Ok(Slots::parse(bytes)?.iter().collect())
 }
 
+/// Most tracked slots whose update flags a trigger passes as one integer bit mask (more
+/// are passed as text, one '0'/'1' per slot).
+pub const FLAG_BITS_MAX: usize = 62;
+
+/// An update trigger's change flags, one per slot of its slot list: an integer whose bit i
+/// says slot i changed (tables of at most FLAG_BITS_MAX tracked columns), or text with one
+/// '0'/'1' per slot (wider tables, and every trigger of earlier builds; for one slot the two
+/// agree).
+#[derive(Debug, Clone, Copy)]
+pub enum Flags<'a> {
+    Bits(i64),
+    Text(&'a [u8]),
+}
+
+impl Flags<'_> {
+    /// Refuses flags that do not fit a list of `n` slots.
+    pub fn check(&self, n: usize) -> Result<()> {
+        let fits = match self {
+            Flags::Bits(b) => n <= FLAG_BITS_MAX && *b >= 0 && *b >> n == 0,
+            Flags::Text(t) => t.len() == n && t.iter().all(|c| matches!(c, b'0' | b'1')),
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(Error::new(format!("tracking trigger passed change flags {self:?} that do not fit its {n} columns")))
+        }
+    }
+
+    pub fn changed(&self, i: usize) -> bool {
+        match self {
+            Flags::Bits(b) => i < 63 && (b >> i) & 1 == 1,
+            Flags::Text(t) => t.get(i) == Some(&b'1'),
+        }
+    }
+}
+
 /// A slot list (`encode_slots`) read in place, for the triggers' per-row calls.
 #[derive(Debug, Clone, Copy)]
 pub struct Slots<'a>(&'a [u8]);
@@ -331,5 +367,26 @@ impl<'a> Slots<'a> {
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = usize> + 'a {
         self.0.chunks_exact(2).map(|c| usize::from(u16::from_be_bytes([c[0], c[1]])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_as_bits_or_text_agree_and_refuse_what_does_not_fit() {
+        let bits = Flags::Bits(0b101);
+        let text = Flags::Text(b"101");
+        for f in [bits, text] {
+            f.check(3).unwrap();
+            assert_eq!((0..3).map(|i| f.changed(i)).collect::<Vec<_>>(), [true, false, true], "{f:?}");
+        }
+        // One slot: an old trigger's lone flag arrives as the integer 0 or 1.
+        assert!(Flags::Bits(1).changed(0) && !Flags::Bits(0).changed(0));
+        for (f, n) in [(Flags::Bits(0b1000), 3), (Flags::Bits(-1), 3), (Flags::Bits(1), FLAG_BITS_MAX + 1), (Flags::Text(b"10"), 3), (Flags::Text(b"1x1"), 3)] {
+            let e = f.check(n).unwrap_err();
+            assert!(e.message.contains("do not fit"), "{f:?}: {}", e.message);
+        }
     }
 }
