@@ -127,13 +127,7 @@ pub unsafe fn args(argc: c_int, argv: *mut *mut api::sqlite3_value) -> Vec<Value
 /// # Safety
 /// `ctx` must be the live context of the current call.
 pub unsafe fn result(ctx: *mut api::sqlite3_context, v: &Value) {
-    match v {
-        Value::Null => sqlite!(result_null(ctx)),
-        Value::Integer(i) => sqlite!(result_int64(ctx, *i)),
-        Value::Real(f) => sqlite!(result_double(ctx, *f)),
-        Value::Text(s) => result_text(ctx, s),
-        Value::Blob(b) => result_blob(ctx, b),
-    }
+    result_ref(ctx, &v.as_ref())
 }
 
 /// Sets a result from a borrowed value (SQLite copies text and blobs).
