@@ -10,7 +10,10 @@
 //! Subtract w1 from w3/w4/w5 and w5 from w6 for the cost of the step alone.
 //! Mode `floor` is a plain table with do-nothing AFTER INSERT/UPDATE/DELETE triggers: what
 //! SQLite itself charges any trigger-based tracking (statement journal, trigger frames, the
-//! two-pass UPDATE/DELETE a trigger forces) before a trigger does any work.
+//! two-pass UPDATE/DELETE a trigger forces) before a trigger does any work. Mode
+//! `clock-floor` adds the least clock a change feed needs: triggers that write one row per
+//! user row, keyed by its rowid, with a 10-byte blob and a version column indexed for "changes
+//! since", in plain SQL (no function calls).
 
 #[path = "shared.rs"]
 mod shared;
@@ -19,9 +22,9 @@ use shared::{apply_changes, fresh, insert_rows, read_changes};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w7> <plain|floor|crr> <rows>";
+    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w7> <plain|floor|clock-floor|crr> <rows>";
     let (w, mode, rows) = match args.as_slice() {
-        [_, w, mode, rows] if matches!(mode.as_str(), "plain" | "floor" | "crr") => (w.as_str(), mode.as_str(), rows.parse::<i64>().expect(usage)),
+        [_, w, mode, rows] if matches!(mode.as_str(), "plain" | "floor" | "clock-floor" | "crr") => (w.as_str(), mode.as_str(), rows.parse::<i64>().expect(usage)),
         _ => panic!("{usage}"),
     };
     let crr = mode == "crr";
@@ -33,6 +36,9 @@ fn main() {
         for event in ["INSERT", "UPDATE", "DELETE"] {
             c.execute_batch(&format!("CREATE TRIGGER floor_{event} AFTER {event} ON t WHEN 0 BEGIN SELECT 1; END")).unwrap();
         }
+    }
+    if mode == "clock-floor" {
+        shared::add_clock_floor(&c);
     }
     match w {
         "w1" => insert_rows(&c, 0, rows),
