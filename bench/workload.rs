@@ -11,9 +11,7 @@
 //! Mode `floor` is a plain table with do-nothing AFTER INSERT/UPDATE/DELETE triggers: what
 //! SQLite itself charges any trigger-based tracking (statement journal, trigger frames, the
 //! two-pass UPDATE/DELETE a trigger forces) before a trigger does any work. Mode
-//! `clock-floor` adds the least clock a change feed needs: triggers that write one row per
-//! user row, keyed by its rowid, with a 10-byte blob and a version column indexed for "changes
-//! since", in plain SQL (no function calls).
+//! `clock-floor` adds the least clock a change feed needs (`shared::add_clock_floor`).
 
 #[path = "shared.rs"]
 mod shared;

@@ -260,13 +260,7 @@ impl Stmt {
     }
 
     pub fn value(&self, i: usize) -> Value {
-        match self.column_type(i) {
-            api::SQLITE_INTEGER => Value::Integer(self.i64(i)),
-            api::SQLITE_FLOAT => Value::Real(self.f64(i)),
-            api::SQLITE_TEXT => Value::Text(self.text(i)),
-            api::SQLITE_BLOB => Value::Blob(self.bytes(i).to_vec()),
-            _ => Value::Null,
-        }
+        self.value_ref(i).to_value()
     }
 }
 
