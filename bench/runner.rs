@@ -10,7 +10,7 @@ mod shared;
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
-use shared::{add_clock_floor, apply_changes, fresh, insert_rows, read_changes, w7_exchange, READ_ALL};
+use shared::{add_clock_floor, apply_changes, fresh, insert_changes, insert_rows, read_changes, w7_exchange, READ_ALL};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -152,15 +152,7 @@ fn run(dir: &Path, rows: i64, tuned: bool) -> (Vec<Row>, (i64, i64), (Duration, 
     // them.
     let feed = fresh(dir, "feed.db", false, tuned);
     feed.execute_batch("CREATE TABLE feed(\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)").unwrap();
-    {
-        let tx = feed.unchecked_transaction().unwrap();
-        let mut s = tx.prepare("INSERT INTO feed VALUES (?,?,?,?,?,?,?,?,?)").unwrap();
-        for ch in &changes {
-            s.execute(rusqlite::params_from_iter(ch.iter())).unwrap();
-        }
-        drop(s);
-        tx.commit().unwrap();
-    }
+    insert_changes(&feed, "feed", &changes);
     let (w5f, _) = read_all(&feed, "SELECT * FROM feed", 9);
     out.insert(5, Row { name: "  the same changes read from a plain table", work: changes.len() as i64, plain: w5p_scaled, crr: w5f, bar: "(reference)" });
     // Then W1-W4 on the clock floor (shared::add_clock_floor).

@@ -81,9 +81,14 @@ pub fn read_changes(c: &Connection) -> Vec<Vec<Value>> {
 
 /// Applies changes to `c` in one transaction, one INSERT INTO crsql_changes each.
 pub fn apply_changes(c: &Connection, cs: &[Vec<Value>]) {
+    insert_changes(c, "crsql_changes", cs);
+}
+
+/// Inserts changes (nine columns each) into `table` in one transaction, one INSERT each.
+pub fn insert_changes(c: &Connection, table: &str, cs: &[Vec<Value>]) {
     let tx = c.unchecked_transaction().unwrap();
     {
-        let mut s = tx.prepare_cached("INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)").unwrap();
+        let mut s = tx.prepare_cached(&format!("INSERT INTO {table} VALUES (?,?,?,?,?,?,?,?,?)")).unwrap();
         for ch in cs {
             s.execute(rusqlite::params_from_iter(ch.iter())).unwrap();
         }

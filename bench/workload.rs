@@ -9,8 +9,10 @@
 //! changes since (crr only; `--toggle-collect=workload::w7` counts that step alone).
 //! Subtract w1 from w3/w4/w5 and w5 from w6 for the cost of the step alone.
 //! Mode `floor` is a plain table with do-nothing AFTER INSERT/UPDATE/DELETE triggers: what
-//! SQLite itself charges any trigger-based tracking (statement journal, trigger frames, the
-//! two-pass UPDATE/DELETE a trigger forces) before a trigger does any work. Mode
+//! SQLite itself charges any trigger-based tracking (trigger frames, the two-pass
+//! UPDATE/DELETE a trigger forces, and a statement journal where the statement may fail a
+//! constraint, as an INSERT with a key does) before a trigger does any work. A trigger that
+//! calls a function, as ours do, gives every statement a statement journal. Mode
 //! `clock-floor` adds the least clock a change feed needs (`shared::add_clock_floor`).
 
 #[path = "shared.rs"]

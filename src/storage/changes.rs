@@ -217,8 +217,8 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
         if !with_values {
             return format!("SELECT pk, cl, clock FROM {clock} AS c");
         }
-        let cols: String = info.columns.iter().map(|c| c.as_deref().map_or_else(|| ", NULL".to_string(), |n| format!(", u.{}", crate::core::ident::quote(n)))).collect();
-        format!("SELECT c.pk, c.cl, c.clock{cols} FROM {clock} AS c LEFT JOIN {} AS u ON u.{} = c.pk", info.quoted(), crate::core::ident::quote(&info.pk[0]))
+        let cols: String = info.slot_columns("u.").iter().map(|c| format!(", {c}")).collect();
+        format!("SELECT c.pk, c.cl, c.clock{cols} FROM {clock} AS c LEFT JOIN {} AS u ON u.{} = c.pk", info.quoted(), info.pk_list())
     };
     if let Some(pk) = &f.pk {
         conn.stmts.with(conn.db, Key::ClockByPk(info.tid), || format!("SELECT pk, cl, clock FROM {clock} WHERE pk = ?1"), |s| {
@@ -299,7 +299,7 @@ fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8], out: &mut Vec<Value>) -> Re
         conn.db,
         Key::RowValues(t.tid),
         || {
-            let cols: Vec<String> = t.columns.iter().map(|c| c.as_deref().map_or_else(|| "NULL".to_string(), crate::core::ident::quote)).collect();
+            let cols = t.slot_columns("");
             let cols = if cols.is_empty() { "NULL".to_string() } else { cols.join(", ") };
             format!("SELECT {cols} FROM {} WHERE {}", t.quoted(), t.pk_where(1))
         },

@@ -107,6 +107,12 @@ impl TableInfo {
         self.columns.iter().enumerate().filter(|(_, c)| c.is_some()).map(|(i, _)| i).collect()
     }
 
+    /// Each slot's column as an SQL expression, `prefix` before the quoted name (`NULL` for a
+    /// dropped column's slot), in slot order.
+    pub fn slot_columns(&self, prefix: &str) -> Vec<String> {
+        self.columns.iter().map(|c| c.as_deref().map_or_else(|| "NULL".to_string(), |n| format!("{prefix}{}", quote(n)))).collect()
+    }
+
     /// `"k1" = ?1 AND "k2" = ?2 ...`, binding key values from `first`.
     pub fn pk_where(&self, first: usize) -> String {
         self.pk.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), first + i)).collect::<Vec<_>>().join(" AND ")

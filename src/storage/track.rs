@@ -134,8 +134,8 @@ fn new_life(stamp: &Stamp, cl: i64, slots: usize) -> RowClock {
 /// In the same life, a local write raises the visible sentinel's site like any other change
 /// (see core::merge::sentinel_site_wins), so replicas agree on it. `entry` makes the new
 /// sentinel entry when one is needed.
-fn touch_sentinel(conn: &Conn, rc: &mut RowClock, tracked: usize, entry: impl FnOnce() -> Result<Entry>) -> Result<()> {
-    if !sentinel_visible(rc.cl, tracked) || rc.sentinel.site == sites::own_ordinal(conn)? {
+fn touch_sentinel(conn: &Conn, rc: &mut RowClock, tracked: usize, own_site: u32, entry: impl FnOnce() -> Result<Entry>) -> Result<()> {
+    if !sentinel_visible(rc.cl, tracked) || rc.sentinel.site == own_site {
         return Ok(());
     }
     let own = sites::own(conn)?;
@@ -151,7 +151,7 @@ fn touch_sentinel(conn: &Conn, rc: &mut RowClock, tracked: usize, entry: impl Fn
 fn write_cells(conn: &Conn, rc: &mut RowClock, dbv: i64, tracked: usize, slots: impl Iterator<Item = usize>) -> Result<()> {
     let mut stamp = Stamp::new(conn, dbv)?;
     let cl = rc.cl;
-    touch_sentinel(conn, rc, tracked, || Ok(stamp.entry(cl)))?;
+    touch_sentinel(conn, rc, tracked, stamp.site, || Ok(stamp.entry(cl)))?;
     for slot in slots {
         let v = stamp.cell_version(rc.cell(slot))?;
         rc.set_cell(slot, stamp.entry(v));
@@ -263,8 +263,8 @@ pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &
     }
     let new = decode(conn, tid, 1, fresh)?;
     let mut rc = decode(conn, tid, cl, clock)?;
-    touch_sentinel(conn, &mut rc, slots.len(), || Ok(Entry { col_version: cl, ..new.sentinel }))?;
     let mut stamp = Stamp::new(conn, new.sentinel.db_version)?;
+    touch_sentinel(conn, &mut rc, slots.len(), stamp.site, || Ok(Entry { col_version: cl, ..new.sentinel }))?;
     for &slot in slots {
         let e = new.cell(slot).ok_or_else(|| Error::new(format!("fresh record lacks slot {slot} (table id {tid})")))?;
         let col_version = stamp.cell_version(rc.cell(slot))?;
