@@ -458,6 +458,78 @@ fn hlc_mark_survives_a_rollback_to_that_undid_its_persisting_write() {
     }
 }
 
+/// The version cell `cid` of row `id` of `table` holds.
+fn version_of(c: &rusqlite::Connection, table: &str, id: i64, cid: &str) -> i64 {
+    one(c, &format!("SELECT col_version FROM crsql_changes WHERE \"table\" = '{table}' AND pk = crsql_pack_columns({id}) AND cid = '{cid}'"))
+}
+
+/// A transaction that stores one record keeps its tick in that record instead of a crr_ticks
+/// row (one page less per small transaction). The persisted clock mark must still cover it,
+/// also when a later transaction replaces or removes that record: after a restart with a wall
+/// clock that went back, the next version must outrank the one the record held.
+#[test]
+fn a_tick_kept_in_its_one_record_stays_covered_when_the_record_goes() {
+    let later = [
+        "",
+        "DELETE FROM t WHERE id = 1",
+        "UPDATE t SET a = 'y' WHERE id = 1",
+        "DROP TABLE t",
+        "SELECT crsql_as_table('t')",
+        "merge",
+    ];
+    for (i, later) in later.iter().enumerate() {
+        let (c, path) = crr_t_file(&format!("deferred-tick-{i}"));
+        c.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('u'); SELECT crr_set_wall_clock_for_testing(5000000);").unwrap();
+        c.execute("INSERT INTO t(id, a) VALUES (1, 'x')", []).unwrap();
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_ticks"), 0, "a one-record transaction writes no crr_ticks row");
+        let high = version_of(&c, "t", 1, "a");
+        assert_eq!(high, 5000000 << 16);
+        if *later == "merge" {
+            // Another replica deletes the row; merging that replaces the record with its
+            // tombstone.
+            let b = mem();
+            b.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+            apply(&b, &changes(&c)).unwrap();
+            b.execute("DELETE FROM t WHERE id = 1", []).unwrap();
+            apply(&c, &changes(&b)).unwrap();
+            assert_eq!(one::<i64>(&c, "SELECT count(*) FROM t"), 0);
+        } else if !later.is_empty() {
+            c.execute_batch(later).unwrap();
+        }
+        drop(c);
+        let c = open(&path);
+        c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000); INSERT INTO u(id, a) VALUES (1, 'after');").unwrap();
+        let next = version_of(&c, "u", 1, "a");
+        assert!(next > high, "{later:?}: a restart reused a version: {next} <= {high}");
+    }
+}
+
+/// At most DEFER_MAX (32) transactions in a row leave their tick in their record, so a new
+/// connection reads few records to find the clock mark; and a connection whose neighbour
+/// committed since (on the same file) finds the neighbour's mark in its record.
+#[test]
+fn ticks_kept_in_records_are_bounded_and_seen_by_other_connections() {
+    let (c, path) = crr_t_file("deferred-bound");
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(5000000);").unwrap();
+    for i in 0..100 {
+        c.execute("INSERT INTO t(id, a) VALUES (?1, 'x')", [i]).unwrap();
+    }
+    let rows: i64 = one(&c, "SELECT count(*) FROM crr_ticks");
+    assert_eq!(rows, 3, "one crr_ticks row every 33 transactions");
+    let since: i64 = one(&c, "SELECT count(*) FROM crr_clock_1 WHERE dbv > (SELECT max(dbv) FROM crr_ticks)");
+    assert!(since <= 32, "{since} records since the last crr_ticks row");
+    let d = open(&path);
+    d.execute_batch("SELECT crr_set_wall_clock_for_testing(1000);").unwrap();
+    let mut last = version_of(&c, "t", 99, "a");
+    for i in 0..6 {
+        let (w, other) = if i % 2 == 0 { (&d, &c) } else { (&c, &d) };
+        w.execute("UPDATE t SET a = ?1 WHERE id = 7", [format!("v{i}")]).unwrap();
+        let v = version_of(other, "t", 7, "a");
+        assert!(v > last, "step {i}: {v} <= {last}");
+        last = v;
+    }
+}
+
 /// `val` is the cell's current value even when the app writes the row while it reads the
 /// feed (the scan reads a row's values once for all its changes, until anything is written).
 #[test]
@@ -637,7 +709,7 @@ fn rowid_keyed_tables_get_an_integer_clock_with_the_same_feed() {
 
 /// A local transaction's HLC tick is stored once (crr_ticks), not in every record: a fresh row
 /// of t costs about 10 bytes of clock record, and another connection (which reads the tick
-/// from the table) sees the same versions.
+/// from the table) sees the same versions. A transaction of one record keeps its tick in it.
 #[test]
 fn records_refer_to_their_transactions_tick() {
     let (c, path) = crr_t_file("ticks");
@@ -648,9 +720,13 @@ fn records_refer_to_their_transactions_tick() {
          SELECT crr_set_wall_clock_for_testing(8000); INSERT INTO t VALUES (500, 'one', 1, 1.0);",
     )
     .unwrap();
-    let longest: i64 = one(&c, "SELECT max(length(clock)) FROM crr_clock_1 WHERE pk <= 200");
+    // The transaction's first record is stored before it knows it will store more, so it
+    // holds its version; the row is written before the second.
+    let longest: i64 = one(&c, "SELECT max(length(clock)) FROM crr_clock_1 WHERE pk BETWEEN 2 AND 200");
     assert!(longest <= 10, "a fresh row's record holds no version: {longest} bytes");
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_ticks"), 2, "one row per local transaction");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_ticks"), 1, "a row for the transaction of many records; the one-record transaction keeps its tick in its record");
+    let single: i64 = one(&c, "SELECT length(clock) FROM crr_clock_1 WHERE pk = 500");
+    assert!(single > longest, "the one-record transaction's record holds its version: {single} bytes");
     let versions = |c: &rusqlite::Connection| -> Vec<i64> {
         let mut s = c.prepare("SELECT col_version FROM crsql_changes ORDER BY db_version, seq").unwrap();
         s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()

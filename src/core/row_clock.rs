@@ -84,6 +84,12 @@ impl RowClock {
         self.cells.iter().flatten().map(|e| e.db_version).fold(self.sentinel.db_version, i64::max)
     }
 
+    /// The highest version among the cells (the sentinel's col_version is the causal length,
+    /// not a version).
+    pub fn max_version(&self) -> Option<i64> {
+        self.cells.iter().flatten().map(|e| e.col_version).max()
+    }
+
     pub fn cell(&self, slot: usize) -> Option<Entry> {
         self.cells.get(slot).copied().flatten()
     }

@@ -227,6 +227,9 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
     conn.forget_merged_row();
     tables::all(conn)?;
     let dropped = conn.tables.borrow().dropped.clone();
+    if !dropped.is_empty() {
+        super::txn::secure_mark(conn)?;
+    }
     for tid in &dropped {
         let clock = clock_table(*tid);
         let mut s = conn.db.prepare(&format!("SELECT coalesce(max(dbv), 0) FROM {clock}"), false)?;
@@ -331,7 +334,9 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
 pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
     let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
     in_savepoint(conn, "crr_as_table", || {
-        // Keep db_versions increasing after the clock's highest one disappears.
+        // Keep db_versions increasing after the clock's highest one disappears, and the clock
+        // mark above the versions its records held.
+        super::txn::secure_mark(conn)?;
         let max = super::txn::max_db_version(conn)?;
         raise_floor(conn, max)?;
         conn.db.exec(&drop_triggers_sql(info.tid))?;

@@ -104,13 +104,13 @@ impl Conn {
 
     /// The transaction ended (commit hook, rollback hook).
     pub fn end_transaction(&self, committed: bool) {
-        self.changes_in_txn.set(false);
-        self.rolled_back();
         if committed {
-            if let Some(c) = self.txn.borrow().carry() {
+            if let Some(c) = self.txn.borrow().carry(|m| self.still_written(m)) {
                 self.carry.set(Some(c));
             }
         }
+        self.changes_in_txn.set(false);
+        self.rolled_back();
         self.txn.borrow_mut().reset();
         self.forget_merged_row();
         self.sites.borrow_mut().end_transaction(committed);

@@ -6,10 +6,12 @@ use super::meta;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
 
-/// 2: crr_ticks, row clock format 3, rowid clock tables. Earlier builds refuse a database of
-/// a later version (they could not read its clocks), so the version moves whenever a build
-/// writes what earlier ones cannot read.
-pub const INTERNAL_SCHEMA_VERSION: i64 = 2;
+/// 2: crr_ticks, row clock format 3, rowid clock tables. 3: the clock mark may rest in the
+/// records of the last transactions instead of crr_ticks (txn::recover); a version-2 build would
+/// read the mark from crr_ticks and crr_meta alone and could hand a version out again.
+/// Earlier builds refuse a database of a later version, so the version moves whenever a build
+/// writes what earlier ones cannot read or keep right.
+pub const INTERNAL_SCHEMA_VERSION: i64 = 3;
 const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 
 /// Asks sqlite_schema (uncached; `is_installed` is the cached answer).
@@ -29,7 +31,8 @@ pub fn install(conn: &Conn) -> Result<()> {
             )));
         }
         if v < INTERNAL_SCHEMA_VERSION && !conn.db.is_readonly() {
-            // Version 1 -> 2: the statements are idempotent (CREATE ... IF NOT EXISTS).
+            // Version 1 -> 2: the statements are idempotent (CREATE ... IF NOT EXISTS); 2 -> 3
+            // changes only what records may hold.
             conn.db.exec("SAVEPOINT crr_upgrade")?;
             let r = conn.db.exec(SCHEMA_SQL).and_then(|_| meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION)));
             conn.db.exec(if r.is_ok() { "RELEASE crr_upgrade" } else { "ROLLBACK TO crr_upgrade; RELEASE crr_upgrade" })?;
@@ -44,7 +47,7 @@ pub fn install(conn: &Conn) -> Result<()> {
     let result = (|| {
         conn.db.exec(SCHEMA_SQL)?;
         meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))?;
-        // The clock mark of merged versions and re-ticks (txn::persisted_hwm).
+        // The clock mark of merged versions and re-ticks (txn::recover).
         meta::set(conn, "hlc", &Value::Integer(0))?;
         let site = conn.db.random_bytes();
         let mut s = conn.db.prepare("INSERT INTO crr_sites(ordinal, site_id) VALUES (0, ?1)", false)?;

@@ -19,6 +19,7 @@ pub enum Key {
     TickPut,
     TickGet,
     PersistedHwm,
+    RecordsSince(i64),
     DataVersion,
     SiteById,
     SiteByOrdinal,

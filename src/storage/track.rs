@@ -172,9 +172,11 @@ fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: impl ExactSizeIterator<Item = us
 
 /// Encodes a record about to be stored. Every clock record written goes through here (`save`,
 /// `save_existing`, and the records the triggers store), so this is where the row a merge
-/// remembered (conn::MergedRow) stops being trusted; the merge re-remembers its own after.
+/// remembered (conn::MergedRow) stops being trusted (the merge re-remembers its own after),
+/// and where the transaction decides how the clock mark covers its tick (txn::before_record).
 fn encode(conn: &Conn, rc: &RowClock) -> Result<Vec<u8>> {
     conn.forget_merged_row();
+    txn::before_record(conn, rc)?;
     ticks::encode(conn, rc)
 }
 

@@ -11,6 +11,7 @@ use super::meta;
 use super::stmt_cache::Key;
 use super::tables;
 use crate::core::hlc;
+use crate::core::row_clock::RowClock;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
 
@@ -53,12 +54,31 @@ pub struct Carry {
     pub own_site: Option<u32>,
 }
 
+/// How many transactions in a row may keep their tick in their one record instead of a
+/// crr_ticks row (see `before_record`). It bounds what `recover` reads: each of them stored at
+/// most one record since the last row.
+pub const DEFER_MAX: i64 = 32;
+
 #[derive(Debug, Clone, Copy)]
 pub struct TxnClock {
     pub mode: ClockMode,
     pub hwm: i64,
+    /// The tick local writes get now, and the first one this transaction handed out.
     pub tick: Option<i64>,
+    pub first_tick: Option<i64>,
     pub drift_ms_max: i64,
+    /// The db_version of the last crr_ticks row committed before this transaction (0: none).
+    pub ticks_dbv: i64,
+    /// Whether a record committed since that row may hold a tick that neither crr_ticks nor
+    /// crr_meta covers (a transaction that kept its tick in its one record).
+    pub pending: bool,
+    /// Records this transaction encoded while it had no row in crr_ticks.
+    pub rowless_records: u32,
+    /// This transaction's first record holds its tick, and no crr_ticks row does.
+    pub deferred: bool,
+    /// A crr_ticks row this transaction wrote before it ticked (db_version, rollback mark): it
+    /// holds the clock mark instead of a tick (see `settle`).
+    pub mark_row: Option<(i64, Option<u64>)>,
     /// The value this transaction last raised the persisted clock mark to, and the rollback
     /// mark of that write (see `persist_at_least`).
     pub persisted: Option<(i64, Option<u64>)>,
@@ -73,15 +93,35 @@ impl Txn {
     }
 
     /// What this transaction leaves for the next, if it committed now (None when it derived no
-    /// db_version: then it changed nothing the carry holds).
-    pub fn carry(&self) -> Option<Carry> {
-        Some(Carry {
-            data_version: self.data_version?,
-            cookie: self.cookie?,
-            db_version: self.db_version?,
-            clock: self.clock.map(|c| TxnClock { tick: None, persisted: None, ticks_row: None, ..c }),
-            own_site: self.own_site,
-        })
+    /// db_version: then it changed nothing the carry holds). `still_written` tells whether a
+    /// write made under a rollback mark is still in the database.
+    pub fn carry(&self, still_written: impl Fn(Option<u64>) -> bool) -> Option<Carry> {
+        let db_version = self.db_version?;
+        let clock = self.clock.map(|c| {
+            let row = c.ticks_row.is_some_and(|(_, _, m)| still_written(m)) || c.mark_row.is_some_and(|(_, m)| still_written(m));
+            let (ticks_dbv, pending) = if row { (db_version, false) } else { (c.ticks_dbv, c.pending || c.deferred) };
+            TxnClock { ticks_dbv, pending, ..TxnClock::new(c.mode, c.hwm, c.drift_ms_max) }
+        });
+        Some(Carry { data_version: self.data_version?, cookie: self.cookie?, db_version, clock, own_site: self.own_site })
+    }
+}
+
+impl TxnClock {
+    fn new(mode: ClockMode, hwm: i64, drift_ms_max: i64) -> TxnClock {
+        TxnClock {
+            mode,
+            hwm,
+            tick: None,
+            first_tick: None,
+            drift_ms_max,
+            ticks_dbv: 0,
+            pending: false,
+            rowless_records: 0,
+            deferred: false,
+            mark_row: None,
+            persisted: None,
+            ticks_row: None,
+        }
     }
 }
 
@@ -184,34 +224,83 @@ fn clock(conn: &Conn) -> Result<TxnClock> {
         return Ok(c);
     }
     let mode = clock_mode_of(meta::get(conn, "config.clock")?)?;
-    let hwm = persisted_hwm(conn)?;
     let drift_ms_max = meta::get_i64(conn, "config.hlc-max-drift-ms", hlc::DRIFT_MS_MAX_DEFAULT)?;
-    let c = TxnClock { mode, hwm, tick: None, drift_ms_max, persisted: None, ticks_row: None };
+    let (hwm, ticks_dbv, pending) = recover(conn, mode)?;
+    let c = TxnClock { ticks_dbv, pending, ..TxnClock::new(mode, hwm, drift_ms_max) };
     conn.txn.borrow_mut().clock = Some(c);
     Ok(c)
+}
+
+fn update_clock(conn: &Conn, f: impl FnOnce(&mut TxnClock)) {
+    if let Some(c) = conn.txn.borrow_mut().clock.as_mut() {
+        f(c);
+    }
 }
 
 pub fn mode(conn: &Conn) -> Result<ClockMode> {
     Ok(clock(conn)?.mode)
 }
 
-/// The persisted clock mark: the highest of crr_meta's `hlc` (merged versions, re-ticks) and
-/// the tick of the last crr_ticks row (every local transaction's first tick; each is above
-/// the mark its transaction started from, so the last row holds the highest).
-fn persisted_hwm(conn: &Conn) -> Result<i64> {
-    conn.stmts.with(
+/// The persisted clock mark, the db_version of the last crr_ticks row, and whether a record
+/// stored since holds a tick above what the rows and crr_meta say (`pending`).
+///
+/// The mark is the highest of: crr_meta's `hlc` (merged versions, re-ticks, marks secured
+/// before clock rows were removed); the last crr_ticks row (a local transaction's first tick,
+/// or the mark a transaction stored before it ticked: each is at least the mark its
+/// transaction started from, so the last row holds the highest); and every version in the
+/// records stored since that row (the transactions that kept their tick in their one record,
+/// at most DEFER_MAX of them, see `before_record`). Lamport mode keeps no mark.
+fn recover(conn: &Conn, mode: ClockMode) -> Result<(i64, i64, bool)> {
+    let (meta_hlc, ticks_dbv, last_tick) = conn.stmts.with(
         conn.db,
         Key::PersistedHwm,
         || {
-            "SELECT max(coalesce((SELECT value FROM crr_meta WHERE key = 'hlc'), 0), \
-                        coalesce((SELECT tick FROM crr_ticks ORDER BY dbv DESC LIMIT 1), 0))"
+            "SELECT coalesce((SELECT value FROM crr_meta WHERE key = 'hlc'), 0), \
+                    coalesce((SELECT dbv FROM crr_ticks ORDER BY dbv DESC LIMIT 1), 0), \
+                    coalesce((SELECT tick FROM crr_ticks ORDER BY dbv DESC LIMIT 1), 0)"
                 .into()
         },
         |s| {
             s.step()?;
-            Ok(s.i64(0))
+            Ok((s.i64(0), s.i64(1), s.i64(2)))
         },
-    )
+    )?;
+    let rows = meta_hlc.max(last_tick);
+    if mode == ClockMode::Lamport {
+        return Ok((rows, ticks_dbv, false));
+    }
+    let in_records = records_since(conn, ticks_dbv)?;
+    Ok((rows.max(in_records), ticks_dbv, in_records > rows))
+}
+
+/// The highest version in the clock records stored after db_version `dbv`, in every clock
+/// table (those of dropped CRRs not yet removed too).
+fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
+    let (cookie, list) = tables::all_with_cookie(conn)?;
+    let mut tids: Vec<i64> = list.iter().map(|t| t.tid).collect();
+    tids.extend(conn.tables.borrow().dropped.iter().copied());
+    if tids.is_empty() {
+        return Ok(0);
+    }
+    let records = conn.stmts.with(
+        conn.db,
+        Key::RecordsSince(cookie),
+        || tids.iter().map(|tid| format!("SELECT {tid}, cl, clock FROM {} WHERE dbv > ?1", tables::clock_table(*tid))).collect::<Vec<_>>().join(" UNION ALL "),
+        |s| {
+            s.bind_i64(1, dbv)?;
+            let mut out = Vec::new();
+            while s.step()? {
+                out.push((s.i64(0), s.i64(1), s.bytes(2).to_vec()));
+            }
+            Ok(out)
+        },
+    )?;
+    let mut max = 0;
+    for (tid, cl, bytes) in records {
+        let rc = super::ticks::decode(conn, cl, &bytes, || format!("table id {tid}"))?;
+        max = max.max(rc.max_version().unwrap_or(0));
+    }
+    Ok(max)
 }
 
 /// Raises the persisted high-water mark to `hwm` (never lowers it).
@@ -276,44 +365,124 @@ pub fn own_tick(conn: &Conn) -> Option<(i64, i64, bool)> {
     row.map(|(d, t, mark)| (d, t, conn.still_written(mark)))
 }
 
-/// Writes this transaction's row in crr_ticks unless it is certainly still there. The row
-/// keeps the first tick, so records that refer to it never change meaning.
-fn record_tick(conn: &Conn, tick: i64) -> Result<()> {
+/// Whether this transaction's crr_ticks row (with its tick, or with the mark) is certainly
+/// still written.
+fn has_row(conn: &Conn) -> bool {
+    let c = conn.txn.borrow().clock;
+    c.is_some_and(|c| c.ticks_row.is_some_and(|(_, _, m)| conn.still_written(m)) || c.mark_row.is_some_and(|(_, m)| conn.still_written(m)))
+}
+
+/// Writes this transaction's row in crr_ticks with its first tick, unless it is certainly
+/// still there (it replaces a row holding the mark). The row keeps the first tick, so records
+/// that refer to it never change meaning.
+fn record_tick(conn: &Conn, first: i64) -> Result<()> {
     if let Some((_, _, true)) = own_tick(conn) {
         return Ok(());
     }
     let dbv = db_version(conn)?;
-    let tick = own_tick(conn).map_or(tick, |(_, first, _)| first);
     join_changes(conn)?;
-    super::ticks::write(conn, dbv, tick)?;
+    super::ticks::write(conn, dbv, first)?;
     let mark = conn.rollback_mark();
-    if let Some(c) = conn.txn.borrow_mut().clock.as_mut() {
-        c.ticks_row = Some((dbv, tick, mark));
+    update_clock(conn, |c| c.ticks_row = Some((dbv, first, mark)));
+    Ok(())
+}
+
+/// Makes the persisted clock mark cover this transaction's ticks: its crr_ticks row holds the
+/// first tick, crr_meta a re-tick above it.
+fn cover_ticks(conn: &Conn) -> Result<()> {
+    let c = clock(conn)?;
+    let (Some(first), Some(t)) = (c.first_tick, c.tick) else { return Ok(()) };
+    record_tick(conn, first)?;
+    if !matches!(own_tick(conn), Some((_, f, true)) if f >= t) {
+        persist_at_least(conn, t)?;
+    }
+    Ok(())
+}
+
+/// Gives this transaction a crr_ticks row that covers the clock mark: its ticks if it has
+/// any, else a row holding the mark itself (which covers any tick a record since the last row
+/// holds, and moves `ticks_dbv` on).
+fn settle(conn: &Conn) -> Result<()> {
+    let c = clock(conn)?;
+    if c.first_tick.is_some() {
+        return cover_ticks(conn);
+    }
+    let dbv = db_version(conn)?;
+    join_changes(conn)?;
+    super::ticks::write(conn, dbv, c.hwm)?;
+    let mark = conn.rollback_mark();
+    update_clock(conn, |c| c.mark_row = Some((dbv, mark)));
+    Ok(())
+}
+
+/// Called for every clock record about to be stored (track::encode). A transaction may keep
+/// its tick in its first record instead of a crr_ticks row: the record itself then carries the
+/// mark (`recover` reads the records stored since the last row). Its row is written before its
+/// second record, and before its first when that record does not hold its tick while an
+/// earlier transaction's tick may be held only by a record (which this one could overwrite or
+/// remove), or when DEFER_MAX transactions since the last row left none. So every transaction
+/// since the last row stored at most one record, and the mark never rests on a record that a
+/// later write replaced without covering it.
+pub fn before_record(conn: &Conn, rc: &RowClock) -> Result<()> {
+    // The common case, read in one borrow: the clock is loaded and the row is written.
+    if let Some(c) = &conn.txn.borrow().clock {
+        if c.mode == ClockMode::Lamport || c.ticks_row.is_some_and(|(_, _, m)| conn.still_written(m)) {
+            return Ok(());
+        }
+    }
+    let c = clock(conn)?;
+    if c.mode == ClockMode::Lamport || has_row(conn) {
+        return Ok(());
+    }
+    let dbv = db_version(conn)?;
+    update_clock(conn, |c| c.rowless_records += 1);
+    if c.rowless_records == 0 && dbv - c.ticks_dbv <= DEFER_MAX {
+        // The record holds a version at least this transaction's tick, which is above every
+        // tick handed out before it.
+        let carries_tick = c.tick.is_some_and(|t| rc.max_version().is_some_and(|v| v >= t));
+        if carries_tick && c.tick == c.first_tick {
+            update_clock(conn, |c| c.deferred = true);
+            return Ok(());
+        }
+        if !carries_tick && !c.pending {
+            return Ok(());
+        }
+    }
+    settle(conn)
+}
+
+/// Before clock rows are removed (a dropped CRR's clock, crsql_as_table): if a record may be
+/// all that holds a tick, crr_meta takes the mark over.
+pub fn secure_mark(conn: &Conn) -> Result<()> {
+    let c = clock(conn)?;
+    if c.mode == ClockMode::Hlc && (c.pending || c.deferred) {
+        persist_at_least(conn, c.hwm)?;
     }
     Ok(())
 }
 
 /// The HLC version of this transaction's local writes (one tick per transaction, re-ticked only
-/// if a merge in the same transaction moved the clock past it). Before it is handed out, the
-/// transaction's crr_ticks row exists, and the persisted clock mark covers it: the row itself
-/// does for the first tick (the mark is read as the highest of crr_meta's and the last row's,
-/// see `persisted_hwm`), crr_meta for a re-tick.
+/// if a merge in the same transaction moved the clock past it). Once the transaction has a
+/// crr_ticks row, every tick it hands out is covered by the persisted mark before it is used
+/// (`cover_ticks`); before that, `before_record` decides whether the record itself or a row
+/// covers it.
 pub fn tick(conn: &Conn) -> Result<i64> {
     let c = clock(conn)?;
     let t = match c.tick.filter(|t| *t >= c.hwm) {
         Some(t) => t,
         None => {
             let t = hlc::tick(c.hwm, conn.wall_ms()).map_err(|e| Error::new(e.to_string()))?;
-            if let Some(c) = conn.txn.borrow_mut().clock.as_mut() {
+            update_clock(conn, |c| {
                 c.hwm = t;
                 c.tick = Some(t);
-            }
+                c.first_tick.get_or_insert(t);
+            });
             t
         }
     };
-    record_tick(conn, t)?;
-    if !matches!(own_tick(conn), Some((_, first, true)) if first >= t) {
-        persist_at_least(conn, t)?;
+    let covered = conn.txn.borrow().clock.as_ref().is_some_and(|c| c.ticks_row.is_some_and(|(_, first, m)| first >= t && conn.still_written(m)));
+    if !covered && has_row(conn) {
+        cover_ticks(conn)?;
     }
     Ok(t)
 }
