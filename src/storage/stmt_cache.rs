@@ -18,7 +18,7 @@ pub enum Key {
     JoinChanges,
     TickPut,
     TickGet,
-    PersistedHwm,
+    ClockMark,
     RecordsSince(i64),
     DataVersion,
     SiteById,

@@ -4,9 +4,12 @@
 //!
 //! Stability is what makes the reference safe: a committed db_version is never handed out
 //! again (txn.rs), so its row never changes and is cached per connection. The open
-//! transaction's own row is written by `txn::tick` before any record that refers to it (the
-//! first tick it hands out, kept even if the clock is re-ticked), and is trusted only while no
-//! rollback was reported since it was written; otherwise its entries are simply stored in full.
+//! transaction's own row is written (txn.rs: before its second record, see `before_record`)
+//! before any record that refers to it (the first tick it hands out, kept even if the clock is
+//! re-ticked), and is trusted only while no rollback was reported since it was written;
+//! otherwise its entries are simply stored in full. A transaction that has not ticked may
+//! write a row holding the clock mark instead (`txn::settle`); nothing at its db_version refers
+//! to that row until it is committed, and then it never changes either.
 
 use super::conn::Conn;
 use super::stmt_cache::Key;
@@ -28,8 +31,9 @@ impl TickCache {
     }
 }
 
-/// Writes the open transaction's row (`INSERT OR REPLACE`: a row left at this db_version can
-/// only come from a transaction that wrote no clock entry, see txn.rs).
+/// Writes the open transaction's row (`INSERT OR REPLACE`: it replaces the row holding the
+/// mark that this transaction wrote before it ticked, or a row left at this db_version by a
+/// transaction that wrote no clock entry, see txn.rs).
 pub fn write(conn: &Conn, dbv: i64, tick: i64) -> Result<()> {
     conn.stmts.with(conn.db, Key::TickPut, || "INSERT OR REPLACE INTO crr_ticks(dbv, tick) VALUES (?1, ?2)".into(), |s| {
         s.bind_i64(1, dbv)?;

@@ -72,8 +72,8 @@ pub struct TxnClock {
     /// Whether a record committed since that row may hold a tick that neither crr_ticks nor
     /// crr_meta covers (a transaction that kept its tick in its one record).
     pub pending: bool,
-    /// Records this transaction encoded while it had no row in crr_ticks.
-    pub rowless_records: u32,
+    /// This transaction stored a record while it had no row in crr_ticks.
+    pub stored_rowless: bool,
     /// This transaction's first record holds its tick, and no crr_ticks row does.
     pub deferred: bool,
     /// A crr_ticks row this transaction wrote before it ticked (db_version, rollback mark): it
@@ -98,8 +98,7 @@ impl Txn {
     pub fn carry(&self, still_written: impl Fn(Option<u64>) -> bool) -> Option<Carry> {
         let db_version = self.db_version?;
         let clock = self.clock.map(|c| {
-            let row = c.ticks_row.is_some_and(|(_, _, m)| still_written(m)) || c.mark_row.is_some_and(|(_, m)| still_written(m));
-            let (ticks_dbv, pending) = if row { (db_version, false) } else { (c.ticks_dbv, c.pending || c.deferred) };
+            let (ticks_dbv, pending) = if c.has_row(&still_written) { (db_version, false) } else { (c.ticks_dbv, c.pending || c.deferred) };
             TxnClock { ticks_dbv, pending, ..TxnClock::new(c.mode, c.hwm, c.drift_ms_max) }
         });
         Some(Carry { data_version: self.data_version?, cookie: self.cookie?, db_version, clock, own_site: self.own_site })
@@ -107,6 +106,12 @@ impl Txn {
 }
 
 impl TxnClock {
+    /// Whether this transaction's crr_ticks row (with its tick, or with the mark) is still
+    /// written, as `still_written` tells of a rollback mark.
+    fn has_row(&self, still_written: impl Fn(Option<u64>) -> bool) -> bool {
+        self.ticks_row.is_some_and(|(_, _, m)| still_written(m)) || self.mark_row.is_some_and(|(_, m)| still_written(m))
+    }
+
     fn new(mode: ClockMode, hwm: i64, drift_ms_max: i64) -> TxnClock {
         TxnClock {
             mode,
@@ -116,7 +121,7 @@ impl TxnClock {
             drift_ms_max,
             ticks_dbv: 0,
             pending: false,
-            rowless_records: 0,
+            stored_rowless: false,
             deferred: false,
             mark_row: None,
             persisted: None,
@@ -253,11 +258,10 @@ pub fn mode(conn: &Conn) -> Result<ClockMode> {
 fn recover(conn: &Conn, mode: ClockMode) -> Result<(i64, i64, bool)> {
     let (meta_hlc, ticks_dbv, last_tick) = conn.stmts.with(
         conn.db,
-        Key::PersistedHwm,
+        Key::ClockMark,
         || {
-            "SELECT coalesce((SELECT value FROM crr_meta WHERE key = 'hlc'), 0), \
-                    coalesce((SELECT dbv FROM crr_ticks ORDER BY dbv DESC LIMIT 1), 0), \
-                    coalesce((SELECT tick FROM crr_ticks ORDER BY dbv DESC LIMIT 1), 0)"
+            "SELECT coalesce((SELECT value FROM crr_meta WHERE key = 'hlc'), 0), coalesce(last.dbv, 0), coalesce(last.tick, 0) \
+             FROM (SELECT 1) LEFT JOIN (SELECT dbv, tick FROM crr_ticks ORDER BY dbv DESC LIMIT 1) AS last"
                 .into()
         },
         |s| {
@@ -361,15 +365,8 @@ pub fn current_db_version(conn: &Conn) -> Option<i64> {
 
 /// This transaction's row in crr_ticks: (db_version, tick, certainly still written).
 pub fn own_tick(conn: &Conn) -> Option<(i64, i64, bool)> {
-    let row = conn.txn.borrow().clock.and_then(|c| c.ticks_row);
+    let row = conn.txn.borrow().clock.as_ref().and_then(|c| c.ticks_row);
     row.map(|(d, t, mark)| (d, t, conn.still_written(mark)))
-}
-
-/// Whether this transaction's crr_ticks row (with its tick, or with the mark) is certainly
-/// still written.
-fn has_row(conn: &Conn) -> bool {
-    let c = conn.txn.borrow().clock;
-    c.is_some_and(|c| c.ticks_row.is_some_and(|(_, _, m)| conn.still_written(m)) || c.mark_row.is_some_and(|(_, m)| conn.still_written(m)))
 }
 
 /// Writes this transaction's row in crr_ticks with its first tick, unless it is certainly
@@ -387,13 +384,11 @@ fn record_tick(conn: &Conn, first: i64) -> Result<()> {
     Ok(())
 }
 
-/// Makes the persisted clock mark cover this transaction's ticks: its crr_ticks row holds the
-/// first tick, crr_meta a re-tick above it.
-fn cover_ticks(conn: &Conn) -> Result<()> {
-    let c = clock(conn)?;
-    let (Some(first), Some(t)) = (c.first_tick, c.tick) else { return Ok(()) };
+/// Makes the persisted clock mark cover this transaction's ticks (`first`, and `t` now): its
+/// crr_ticks row holds the first tick, crr_meta a re-tick above it.
+fn cover_ticks(conn: &Conn, first: i64, t: i64) -> Result<()> {
     record_tick(conn, first)?;
-    if !matches!(own_tick(conn), Some((_, f, true)) if f >= t) {
+    if t > first {
         persist_at_least(conn, t)?;
     }
     Ok(())
@@ -404,8 +399,8 @@ fn cover_ticks(conn: &Conn) -> Result<()> {
 /// holds, and moves `ticks_dbv` on).
 fn settle(conn: &Conn) -> Result<()> {
     let c = clock(conn)?;
-    if c.first_tick.is_some() {
-        return cover_ticks(conn);
+    if let (Some(first), Some(t)) = (c.first_tick, c.tick) {
+        return cover_ticks(conn, first, t);
     }
     let dbv = db_version(conn)?;
     join_changes(conn)?;
@@ -424,19 +419,19 @@ fn settle(conn: &Conn) -> Result<()> {
 /// since the last row stored at most one record, and the mark never rests on a record that a
 /// later write replaced without covering it.
 pub fn before_record(conn: &Conn, rc: &RowClock) -> Result<()> {
-    // The common case, read in one borrow: the clock is loaded and the row is written.
-    if let Some(c) = &conn.txn.borrow().clock {
-        if c.mode == ClockMode::Lamport || c.ticks_row.is_some_and(|(_, _, m)| conn.still_written(m)) {
-            return Ok(());
-        }
+    // Most records come after the row (or in Lamport mode): decided in one borrow, no copy.
+    let done = conn.txn.borrow().clock.as_ref().map(|c| c.mode == ClockMode::Lamport || c.has_row(|m| conn.still_written(m)));
+    if done == Some(true) {
+        return Ok(());
     }
+    // Loaded only now, the clock has no row yet.
     let c = clock(conn)?;
-    if c.mode == ClockMode::Lamport || has_row(conn) {
+    if c.mode == ClockMode::Lamport {
         return Ok(());
     }
     let dbv = db_version(conn)?;
-    update_clock(conn, |c| c.rowless_records += 1);
-    if c.rowless_records == 0 && dbv - c.ticks_dbv <= DEFER_MAX {
+    update_clock(conn, |c| c.stored_rowless = true);
+    if !c.stored_rowless && dbv - c.ticks_dbv <= DEFER_MAX {
         // The record holds a version at least this transaction's tick, which is above every
         // tick handed out before it.
         let carries_tick = c.tick.is_some_and(|t| rc.max_version().is_some_and(|v| v >= t));
@@ -480,9 +475,8 @@ pub fn tick(conn: &Conn) -> Result<i64> {
             t
         }
     };
-    let covered = conn.txn.borrow().clock.as_ref().is_some_and(|c| c.ticks_row.is_some_and(|(_, first, m)| first >= t && conn.still_written(m)));
-    if !covered && has_row(conn) {
-        cover_ticks(conn)?;
+    if c.has_row(|m| conn.still_written(m)) {
+        cover_ticks(conn, c.first_tick.unwrap_or(t), t)?;
     }
     Ok(t)
 }
