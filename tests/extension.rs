@@ -736,3 +736,108 @@ fn records_refer_to_their_transactions_tick() {
     assert!(here[..600].iter().all(|v| *v == 7000 << 16) && here[600..].iter().all(|v| *v == 8000 << 16), "{:?}", &here[595..]);
     assert_eq!(versions(&open(&path)), here);
 }
+
+/// After a transaction's first fresh records, the rest are spliced from a template (only the
+/// seqs differ). Spliced records must be exactly what encoding would store: every seq taken
+/// once and in order (also across tables with other slot lists and rolled-back savepoints, one
+/// of them taking the transaction's crr_ticks row with it),
+/// the versions of the tick, and after a merge moved the clock past it, the new tick.
+#[test]
+fn fresh_records_of_a_transaction_hold_their_own_seqs_and_tick() {
+    let (c, path) = crr_t_file("fresh-template");
+    c.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, x TEXT); SELECT crsql_as_crr('u');").unwrap();
+    let remote = one::<Vec<u8>>(&c, "SELECT X'0102030405060708090A0B0C0D0E0F10'");
+    let merged: i64 = 9000 << 16;
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(7000); BEGIN;").unwrap();
+    // Each fresh row takes one seq for its sentinel and one per cell (t: 3 cells, u: 1), in
+    // the order written, rolled-back rows included (seqs are not reused); a merged new row
+    // takes one for its sentinel and one for its cell.
+    let seq = std::cell::Cell::new(0i64);
+    let mut expected: Vec<(String, i64, i64, Vec<i64>)> = Vec::new(); // table, id, first cell seq, versions
+    let insert = |table: &str, id: i64, kept: bool, expected: &mut Vec<_>| {
+        let (sql, cells) = match table {
+            "t" => (format!("INSERT INTO t VALUES ({id}, 'a{id}', {id}, 0.5)"), 3),
+            _ => (format!("INSERT INTO u VALUES ({id}, 'x{id}')"), 1),
+        };
+        c.execute_batch(&sql).unwrap();
+        if kept {
+            expected.push((table.to_string(), id, seq.get() + 1, vec![0; cells]));
+        }
+        seq.set(seq.get() + 1 + cells as i64);
+    };
+    // Rolled back: the first records, the crr_ticks row and the first template with them.
+    c.execute_batch("SAVEPOINT s0;").unwrap();
+    for id in 20..23 {
+        insert("t", id, false, &mut expected);
+    }
+    c.execute_batch("ROLLBACK TO s0; RELEASE s0;").unwrap();
+    for id in 1..=4 {
+        insert("t", id, true, &mut expected);
+        insert("u", id, true, &mut expected);
+    }
+    c.execute_batch("SAVEPOINT s;").unwrap();
+    insert("t", 10, false, &mut expected);
+    insert("t", 11, false, &mut expected);
+    c.execute_batch("ROLLBACK TO s; RELEASE s;").unwrap();
+    insert("t", 12, true, &mut expected);
+    insert("t", 13, true, &mut expected);
+    let before_merge = expected.len();
+    c.execute(
+        "INSERT INTO crsql_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq) VALUES ('u', crsql_pack_columns(100), 'x', 'far', ?1, 1, ?2, 1, 0)",
+        rusqlite::params![merged, remote],
+    )
+    .unwrap();
+    seq.set(seq.get() + 2);
+    insert("t", 14, true, &mut expected);
+    insert("t", 15, true, &mut expected);
+    insert("u", 5, true, &mut expected);
+    c.execute_batch("COMMIT;").unwrap();
+    let tick: i64 = 7000 << 16;
+    for (i, row) in expected.iter_mut().enumerate() {
+        let v = if i < before_merge { tick } else { -1 };
+        row.3.iter_mut().for_each(|x| *x = v);
+    }
+    let read = |c: &rusqlite::Connection| -> Vec<(String, i64, i64, Vec<i64>)> {
+        let mut rows: Vec<(String, i64, i64, Vec<i64>)> = Vec::new();
+        for ch in changes_where(c, "WHERE site_id = crsql_site_id() ORDER BY seq") {
+            let id = match crr::core::pk_codec::decode(&ch.pk).unwrap()[0] {
+                crr::core::value::Value::Integer(i) => i,
+                ref other => panic!("{other:?}"),
+            };
+            match rows.last_mut() {
+                Some(r) if r.0 == ch.table && r.1 == id => {
+                    assert_eq!(ch.seq, r.2 + r.3.len() as i64, "row {} {id}: its cells take consecutive seqs", ch.table);
+                    r.3.push(ch.col_version);
+                }
+                _ => rows.push((ch.table.clone(), id, ch.seq, vec![ch.col_version])),
+            }
+        }
+        rows
+    };
+    let mut here = read(&c);
+    // After the merge the clock re-ticked past the merged version: one new tick, above it.
+    let retick = here[before_merge].3[0];
+    assert!(retick > merged, "re-ticked past the merged version: {retick} <= {merged}");
+    for row in &mut here[before_merge..] {
+        assert!(row.3.iter().all(|v| *v == retick), "{row:?}");
+        row.3.iter_mut().for_each(|x| *x = -1);
+    }
+    assert_eq!(here, expected);
+    let mut again = read(&open(&path));
+    again[before_merge..].iter_mut().for_each(|r| r.3.iter_mut().for_each(|x| *x = -1));
+    assert_eq!(again, expected, "the same after a restart");
+
+    // A rollback that takes the crr_ticks row with it, then only spliced-for records: they
+    // must not refer to the row that is gone.
+    let (c, path) = crr_t_file("fresh-template-row-gone");
+    c.execute_batch(
+        "SELECT crr_set_wall_clock_for_testing(7000); BEGIN; SAVEPOINT s; \
+         INSERT INTO t VALUES (20, 'a', 1, 0.5); INSERT INTO t VALUES (21, 'a', 1, 0.5); ROLLBACK TO s; RELEASE s; \
+         INSERT INTO t VALUES (1, 'a', 1, 0.5); INSERT INTO t VALUES (2, 'a', 1, 0.5); COMMIT;",
+    )
+    .unwrap();
+    for c in [&c, &open(&path)] {
+        let versions: Vec<i64> = changes(c).iter().map(|x| x.col_version).collect();
+        assert_eq!(versions, vec![tick; 6]);
+    }
+}

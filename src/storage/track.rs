@@ -10,7 +10,7 @@ use super::stmt_cache::Key;
 use super::tables::Clock;
 use super::txn::{self, ClockMode};
 use crate::core::merge::{is_alive, sentinel_site_wins, sentinel_visible};
-use crate::core::row_clock::{Entry, RowClock};
+use crate::core::row_clock::{Entry, RowClock, SeqTemplate};
 use crate::error::{Error, Result};
 
 /// Reads a row's clock record.
@@ -250,9 +250,46 @@ pub fn tracking(conn: &Conn, tid: i64) -> bool {
 }
 
 /// The record of a row inserted where its key has no clock row.
+///
+/// The fresh records a transaction stores for one table differ only in their seqs while its
+/// tick is steady (`txn::steady_tick`: then neither handing out the tick nor storing a record
+/// does any clock work), so after the first the record is spliced from a template
+/// (core::row_clock::SeqTemplate) kept for the transaction (`Txn::fresh`).
 pub fn fresh_record(conn: &Conn, slots: Slots) -> Result<Vec<u8>> {
     let dbv = txn::db_version(conn)?;
-    encode(conn, &fresh(conn, dbv, 1, slots.iter())?)
+    if let Some(tick) = txn::steady_tick(conn) {
+        let site = sites::own_ordinal(conn)?;
+        let hit = conn.txn.borrow().fresh.as_ref().is_some_and(|f| f.dbv == dbv && f.tick == tick && f.site == site && f.slots == slots.bytes());
+        if hit {
+            conn.forget_merged_row();
+            let seq = txn::take_seqs(conn, 1 + slots.len() as i64);
+            return Ok(conn.txn.borrow().fresh.as_ref().expect("checked above").template.with_seq(seq));
+        }
+    }
+    let rc = fresh(conn, dbv, 1, slots.iter())?;
+    let bytes = encode(conn, &rc)?;
+    // A template of a record encoded while the tick is steady (its crr_ticks row was written
+    // before the encoding, the cells refer to it): what a later hit would have encoded.
+    if let Some(tick) = txn::steady_tick(conn) {
+        if rc.cells.iter().flatten().all(|e| e.col_version == tick) {
+            if let Some(template) = SeqTemplate::cut(&rc, &bytes) {
+                let site = sites::own_ordinal(conn)?;
+                conn.txn.borrow_mut().fresh = Some(FreshTemplate { slots: slots.bytes().to_vec(), dbv, tick, site, template });
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+/// The fresh record of one table's slot list at a db_version, steady tick and site (see
+/// `fresh_record`).
+#[derive(Debug)]
+pub struct FreshTemplate {
+    slots: Vec<u8>,
+    dbv: i64,
+    tick: i64,
+    site: u32,
+    template: SeqTemplate,
 }
 
 /// The record of a row inserted where its key has a clock row (`cl`, `clock`), given the
@@ -361,6 +398,10 @@ impl<'a> Slots<'a> {
 
     pub fn len(&self) -> usize {
         self.0.len() / 2
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.0
     }
 
     pub fn is_empty(&self) -> bool {

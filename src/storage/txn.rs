@@ -36,6 +36,8 @@ pub struct Txn {
     pub carried: Option<Carry>,
     /// The schema cookie this transaction's db_version was derived under.
     pub cookie: Option<i64>,
+    /// The last fresh record template (track::fresh_record), for this db_version.
+    pub fresh: Option<super::track::FreshTemplate>,
 }
 
 /// What a committed transaction of this connection leaves for its next one, so that a run of
@@ -205,9 +207,14 @@ pub fn committed_db_version(conn: &Conn) -> Result<i64> {
 
 /// The next seq of this transaction.
 pub fn next_seq(conn: &Conn) -> i64 {
+    take_seqs(conn, 1)
+}
+
+/// The next `n` seqs of this transaction; returns the first.
+pub fn take_seqs(conn: &Conn, n: i64) -> i64 {
     let mut t = conn.txn.borrow_mut();
     let s = t.seq;
-    t.seq += 1;
+    t.seq += n;
     s
 }
 
@@ -479,6 +486,18 @@ pub fn tick(conn: &Conn) -> Result<i64> {
         cover_ticks(conn, c.first_tick.unwrap_or(t), t)?;
     }
     Ok(t)
+}
+
+/// This transaction's tick when handing it out again does no clock work and storing a record
+/// that refers to it needs none: HLC mode, the clock has not moved past it, and this
+/// transaction's crr_ticks row holds it and is certainly still written (so `tick` returns it
+/// and covers nothing, `before_record` returns at once, encoding refers to the row).
+pub fn steady_tick(conn: &Conn) -> Option<i64> {
+    let t = conn.txn.borrow();
+    let c = t.clock.as_ref()?;
+    let (dbv, first, mark) = c.ticks_row?;
+    let steady = c.mode == ClockMode::Hlc && t.db_version == Some(dbv) && c.tick == Some(first) && first >= c.hwm && conn.still_written(mark);
+    steady.then_some(first)
 }
 
 /// Checks a merged version against the drift limit (HLC mode only).
