@@ -10,7 +10,7 @@ mod shared;
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
-use shared::{add_clock_floor, apply_changes, fresh, insert_changes, insert_rows, read_changes, w7_exchange, READ_ALL};
+use shared::{add_clock_floor, apply_changes, fresh, insert_changes, insert_rows, plain_apply, plain_exchange, read_changes, w7_exchange, READ_ALL};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -91,42 +91,11 @@ fn run(dir: &Path, rows: i64, tuned: bool) -> (Vec<Row>, (i64, i64), (Duration, 
     out.push(Row { name: "W5 read all changes (plain: every cell)", work: changes.len() as i64, plain: w5p_scaled, crr: w5c, bar: ">= 0.50" });
     // W6: apply all changes to an empty replica (plain: one upsert per cell).
     let (p2, c2) = (fresh(dir, "plain2.db", false, tuned), fresh(dir, "crr2.db", true, tuned));
-    let w6p = timed(|| {
-        let tx = p2.unchecked_transaction().unwrap();
-        {
-            let mut s = tx.prepare("SELECT id, a, b, c FROM main.t").unwrap_or_else(|_| unreachable!());
-            drop(s.query([]).unwrap());
-        }
-        let mut ups: Vec<_> = ["a", "b", "c"]
-            .iter()
-            .map(|col| tx.prepare(&format!("INSERT INTO t(id, {col}) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET {col} = excluded.{col}")).unwrap())
-            .collect();
-        let mut src = p.prepare("SELECT id, a, b, c FROM t").unwrap();
-        let rows: Vec<(i64, Value, Value, Value)> = src.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(|r| r.unwrap()).collect();
-        for (id, a, b, cc) in &rows {
-            ups[0].execute(rusqlite::params![id, a]).unwrap();
-            ups[1].execute(rusqlite::params![id, b]).unwrap();
-            ups[2].execute(rusqlite::params![id, cc]).unwrap();
-        }
-        drop(ups);
-        tx.commit().unwrap();
-    });
+    let w6p = timed(|| plain_apply(&p, &p2));
     let w6c = timed(|| apply_changes(&c2, &changes));
     out.push(Row { name: "W6 apply all changes to an empty replica", work: changes.len() as i64, plain: w6p, crr: w6c, bar: ">= 0.35" });
     // W7: both replicas update the same 10% of rows differently, then exchange both ways.
-    let w7p = timed(|| {
-        p.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
-        p2.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
-        for (from, to) in [(&p, &p2), (&p2, &p)] {
-            let mut s = from.prepare("SELECT id, a FROM t WHERE id % 10 = 1").unwrap();
-            let rows: Vec<(i64, String)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
-            let tx = to.unchecked_transaction().unwrap();
-            for (id, a) in rows {
-                tx.execute("INSERT INTO t(id, a) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET a = excluded.a", rusqlite::params![id, a]).unwrap();
-            }
-            tx.commit().unwrap();
-        }
-    });
+    let w7p = timed(|| plain_exchange(&p, &p2));
     let (vc, vc2): (i64, i64) = (c.query_row("SELECT crsql_db_version()", [], |r| r.get(0)).unwrap(), c2.query_row("SELECT crsql_db_version()", [], |r| r.get(0)).unwrap());
     let w7c = timed(|| w7_exchange(&c, &c2, vc, vc2));
     out.push(Row { name: "W7 concurrent updates of 10%, exchanged", work: all / 10, plain: w7p, crr: w7c, bar: "<= 2.5x time" });

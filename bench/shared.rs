@@ -96,6 +96,42 @@ pub fn insert_changes(c: &Connection, table: &str, cs: &[Vec<Value>]) {
     tx.commit().unwrap();
 }
 
+/// W6 on plain tables: copies every row of `from` into the empty `to` in one transaction, one
+/// upsert per non-key cell (what a transport without a change feed would do).
+pub fn plain_apply(from: &Connection, to: &Connection) {
+    let tx = to.unchecked_transaction().unwrap();
+    {
+        let mut ups: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|col| tx.prepare(&format!("INSERT INTO t(id, {col}) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET {col} = excluded.{col}")).unwrap())
+            .collect();
+        let mut src = from.prepare("SELECT id, a, b, c FROM t").unwrap();
+        let rows: Vec<(i64, Value, Value, Value)> = src.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(|r| r.unwrap()).collect();
+        for (id, a, b, c) in &rows {
+            ups[0].execute(rusqlite::params![id, a]).unwrap();
+            ups[1].execute(rusqlite::params![id, b]).unwrap();
+            ups[2].execute(rusqlite::params![id, c]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// W7 on two plain replicas: both update the same 10% of rows differently, then each upserts
+/// the other's updated cells.
+pub fn plain_exchange(p: &Connection, q: &Connection) {
+    p.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
+    q.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
+    for (from, to) in [(p, q), (q, p)] {
+        let mut s = from.prepare("SELECT id, a FROM t WHERE id % 10 = 1").unwrap();
+        let rows: Vec<(i64, String)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+        let tx = to.unchecked_transaction().unwrap();
+        for (id, a) in rows {
+            tx.execute("INSERT INTO t(id, a) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET a = excluded.a", rusqlite::params![id, a]).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+}
+
 /// W7 on two CRR replicas: both update the same 10% of rows differently, then each applies
 /// the other's changes since its db_version `vc` / `vd` (taken before the updates).
 pub fn w7_exchange(c: &Connection, d: &Connection, vc: i64, vd: i64) {

@@ -4,9 +4,10 @@
 //! machines; callgrind's counts repeat.
 //! w1 inserts `rows` rows in one transaction; w2 inserts them one transaction each; w3 and w4
 //! insert, then update one column of every row / delete 10%; w5 inserts, then reads every
-//! change; w6 does w5 and applies the changes to an empty replica (w5 and w6: crr only); w7
-//! does w6, then both replicas update the same 10% of rows differently and exchange their
-//! changes since (crr only; `--toggle-collect=workload::w7` counts that step alone).
+//! change (plain: every non-key cell); w6 does w5 and applies the changes to an empty replica
+//! (plain: one upsert per cell, as the runner's W6); w7 does w6, then both replicas update the
+//! same 10% of rows differently and exchange their changes since (plain: the runner's W7;
+//! `--toggle-collect=workload::w7` counts that step alone).
 //! Subtract w1 from w3/w4/w5 and w5 from w6 for the cost of the step alone.
 //! Mode `floor` is a plain table with do-nothing AFTER INSERT/UPDATE/DELETE triggers: what
 //! SQLite itself charges any trigger-based tracking (trigger frames, the two-pass
@@ -28,7 +29,7 @@ fn main() {
         _ => panic!("{usage}"),
     };
     let crr = mode == "crr";
-    assert!(crr || !matches!(w, "w5" | "w6" | "w7"), "w5, w6 and w7 read crsql_changes: crr only");
+    assert!(crr || mode == "plain" || !matches!(w, "w5" | "w6" | "w7"), "w5, w6 and w7: plain or crr");
     let dir = std::env::temp_dir().join(format!("crr-workload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = fresh(&dir, "src.db", crr, false);
@@ -56,7 +57,7 @@ fn main() {
             insert_rows(&c, 0, rows);
             c.execute_batch("DELETE FROM t WHERE id % 10 = 0").unwrap();
         }
-        "w5" | "w6" | "w7" => {
+        "w5" | "w6" | "w7" if crr => {
             insert_rows(&c, 0, rows);
             let changes = read_changes(&c);
             if w != "w5" {
@@ -67,10 +68,29 @@ fn main() {
                 }
             }
         }
+        "w5" | "w6" | "w7" => {
+            insert_rows(&c, 0, rows);
+            let mut s = c.prepare("SELECT a, b, c FROM t").unwrap();
+            let cells: Vec<[rusqlite::types::Value; 3]> = s.query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?])).unwrap().map(|r| r.unwrap()).collect();
+            assert_eq!(cells.len() as i64, rows);
+            if w != "w5" {
+                let d = fresh(&dir, "dst.db", false, false);
+                shared::plain_apply(&c, &d);
+                if w == "w7" {
+                    w7_plain(&c, &d);
+                }
+            }
+        }
         _ => panic!("{usage}"),
     }
     drop(c);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The runner's plain W7 (its own symbol, for --toggle-collect).
+#[inline(never)]
+fn w7_plain(c: &rusqlite::Connection, d: &rusqlite::Connection) {
+    shared::plain_exchange(c, d);
 }
 
 /// The runner's W7 on two converged replicas (its own symbol, for --toggle-collect).
