@@ -1,4 +1,4 @@
--- sqlite-crr internal schema, version 2. Created once per database, in one savepoint.
+-- sqlite-crr internal schema, version 4 (src/storage/schema.rs says what each version added). Created once per database, in one savepoint.
 -- Everything the extension stores besides the per-table clock tables lives here.
 
 -- Settings and counters: 'schema' (internal schema version), 'hlc' (the clock's persisted
@@ -26,6 +26,16 @@ CREATE TABLE IF NOT EXISTS crr_columns(
 -- The HLC tick of each local transaction, by its db_version (added in version 2): row clock
 -- records refer to it instead of repeating it (src/core/row_clock.rs, format 3).
 CREATE TABLE IF NOT EXISTS crr_ticks(dbv INTEGER PRIMARY KEY NOT NULL, tick INTEGER NOT NULL);
+
+-- Which rows of a rowid-keyed clock were written at which db_version, by bucket of 16
+-- consecutive keys (bucket = key >> 4), added in version 4 (src/storage/dirty.rs): "changes
+-- since V" reads the buckets with an entry at V or later instead of a per-row dbv index.
+CREATE TABLE IF NOT EXISTS crr_dirty(
+  tid INTEGER NOT NULL,
+  dbv INTEGER NOT NULL,
+  bucket INTEGER NOT NULL,
+  PRIMARY KEY (tid, dbv, bucket)
+) WITHOUT ROWID;
 
 -- As cr-sqlite: where transports record how far they have synced with each peer.
 CREATE TABLE IF NOT EXISTS crsql_tracked_peers(

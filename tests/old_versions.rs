@@ -5,6 +5,12 @@
 //! /usr/bin/sqlite3: three CRRs (integer key, compound text key WITHOUT ROWID, key-only),
 //! inserts, an update, deletes, a resurrection and one merged change from another site.
 //! `v1-fcb3fae.changes` is what that build's crsql_changes showed for it.
+//!
+//! `tests/fixtures/v3-6b3b832.sqlite3` was written by the build at commit 6b3b832 (internal
+//! schema 3: rowid clocks with a dbv index), through /usr/bin/sqlite3: two rowid-keyed CRRs
+//! (`t`: inserts, an update, a delete and resurrection, a transaction over two tables; `m`:
+//! left between crsql_begin_alter and crsql_commit_alter) and a text-keyed one (`u`).
+//! `v3-6b3b832.changes` is what that build's crsql_changes showed for it.
 
 mod common;
 use common::*;
@@ -22,9 +28,17 @@ fn fixtures() -> PathBuf {
 
 /// A private copy of the fixture (tests write to it).
 fn copy(test: &str) -> String {
-    let to = tmpdir(test).join(format!("{FIXTURE}.sqlite3"));
-    std::fs::copy(fixtures().join(format!("{FIXTURE}.sqlite3")), &to).expect("copy fixture");
+    copy_of(FIXTURE, test)
+}
+
+fn copy_of(fixture: &str, test: &str) -> String {
+    let to = tmpdir(test).join(format!("{fixture}.sqlite3"));
+    std::fs::copy(fixtures().join(format!("{fixture}.sqlite3")), &to).expect("copy fixture");
     to.to_str().unwrap().to_string()
+}
+
+fn expected(fixture: &str) -> Vec<String> {
+    std::fs::read_to_string(fixtures().join(format!("{fixture}.changes"))).unwrap().lines().map(String::from).collect()
 }
 
 /// crsql_changes in the fixture's text form.
@@ -41,8 +55,7 @@ fn feed(c: &rusqlite::Connection) -> Vec<String> {
 #[test]
 fn a_format_1_database_reads_as_its_own_build_read_it() {
     let c = open(&copy("old-read"));
-    let expected: Vec<String> = std::fs::read_to_string(fixtures().join(format!("{FIXTURE}.changes"))).unwrap().lines().map(String::from).collect();
-    assert_eq!(feed(&c), expected);
+    assert_eq!(feed(&c), expected(FIXTURE));
     assert_eq!(one::<String>(&c, "PRAGMA integrity_check"), "ok");
 }
 
@@ -73,4 +86,70 @@ fn a_format_1_database_takes_writes_upgrades_its_triggers_and_syncs() {
     };
     assert_eq!(portable(&r), portable(&c));
     assert_eq!(one::<String>(&c, "PRAGMA integrity_check"), "ok");
+}
+
+/// Every read of changes since V equals the full feed filtered by db_version.
+fn check_since(c: &rusqlite::Connection) {
+    let all = changes(c);
+    for v in 0..=all.iter().map(|x| x.db_version).max().unwrap_or(0) {
+        let want: Vec<_> = all.iter().filter(|x| x.db_version > v).cloned().collect();
+        assert_eq!(changes_where(c, &format!("WHERE db_version > {v} ORDER BY db_version, seq")), want, "since {v}");
+    }
+}
+
+#[test]
+fn a_version_3_database_moves_its_rowid_clocks_to_buckets_at_load() {
+    const V3: &str = "v3-6b3b832";
+    let c = open(&copy_of(V3, "v3-upgrade"));
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 4);
+    let indexes = |c: &rusqlite::Connection| -> Vec<String> {
+        let mut s = c.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name GLOB 'crr_clock_*' ORDER BY name").unwrap();
+        s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    };
+    // t moved to buckets; u (text key) keeps its index, and so does m, whose triggers are
+    // down for an alter.
+    assert_eq!(indexes(&c), vec!["crr_clock_2_dbv", "crr_clock_3_dbv"]);
+    let buckets: Vec<(i64, i64)> = {
+        let mut s = c.prepare("SELECT dbv, bucket FROM crr_dirty WHERE tid = 1 ORDER BY dbv, bucket").unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
+    };
+    // Rows 1 (dbv 3), 2 (5), 17 and 100 (6), -5 (2), by bucket of 16.
+    assert_eq!(buckets, vec![(2, -1), (3, 0), (5, 0), (6, 1), (6, 6)]);
+    let sql: String = one(&c, "SELECT sql FROM sqlite_schema WHERE name = 'crr_1_update'");
+    assert!(sql.contains("crr_internal_mark(1, pk, dbv)"), "{sql}");
+    assert_eq!(feed(&c), expected(V3));
+    check_since(&c);
+    // Writes go on being recorded, on both kinds of clock, and m's alter completes.
+    c.execute_batch(
+        "UPDATE t SET a = 'later' WHERE id IN (-5, 100); INSERT INTO t VALUES (-40, 'new', 0); DELETE FROM t WHERE id = 17;
+         INSERT INTO u VALUES ('z', 3); INSERT INTO m VALUES (41, 'x');
+         ALTER TABLE m ADD COLUMN y TEXT; SELECT crsql_commit_alter('m'); UPDATE m SET y = 'why' WHERE id = 1;",
+    )
+    .unwrap();
+    assert_eq!(indexes(&c), vec!["crr_clock_2_dbv", "crr_clock_3_dbv"]);
+    check_since(&c);
+    let r = mem();
+    r.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); CREATE TABLE u(k TEXT PRIMARY KEY NOT NULL, v);
+         CREATE TABLE m(id INTEGER PRIMARY KEY NOT NULL, x TEXT, y TEXT);
+         SELECT crsql_as_crr('t'); SELECT crsql_as_crr('u'); SELECT crsql_as_crr('m');",
+    )
+    .unwrap();
+    apply(&r, &changes(&c)).unwrap();
+    for table in ["t", "u", "m"] {
+        assert_eq!(dump(&r, table), dump(&c, table), "table {table}");
+    }
+    assert_eq!(one::<String>(&c, "PRAGMA integrity_check"), "ok");
+}
+
+/// Opened read-only, a version-3 database cannot be upgraded: it is read through its indexes.
+#[test]
+fn a_version_3_database_opened_read_only_reads_as_before() {
+    const V3: &str = "v3-6b3b832";
+    let path = copy_of(V3, "v3-read-only");
+    let c = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    load(&c);
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 3);
+    assert_eq!(feed(&c), expected(V3));
+    check_since(&c);
 }

@@ -1,8 +1,9 @@
 //! Deterministic, seeded simulation of 2-5 replicas (the real built extension, one database
 //! each) with simulated wall clocks that drift, jump back and stall; random local transactions
 //! of every write kind on three tables; random syncs that are partial, duplicated, reordered
-//! and relayed. Invariants are checked after every sync; at the end, a full sync must leave
-//! identical tables and identical crsql_changes (apart from db_version and seq) everywhere.
+//! and relayed. Invariants are checked at every sync (the changes since V are the full feed's
+//! after V; a merged change is kept or beaten); at the end, a full sync must leave identical
+//! tables and identical crsql_changes (apart from db_version and seq) everywhere.
 //!
 //! `CRR_SIM_SEED=n` replays one seed (`make sim SEED=n`); `CRR_SIM_SEEDS=N` runs seeds 0..N.
 
@@ -70,9 +71,13 @@ fn sql_literal(v: &V) -> String {
     }
 }
 
+/// The keys of `items`: a few per bucket of the clock's crr_dirty (16 keys each), negative ones
+/// too, so that "changes since" reads several buckets.
+const ITEM_IDS: [i64; 8] = [-17, -1, 0, 1, 15, 16, 40, 1000];
+
 /// One random local write statement.
 fn local_write(r: &mut Rng) -> String {
-    let id = r.below(8);
+    let id = *r.pick(&ITEM_IDS);
     let k = |r: &mut Rng| r.pick(&["p", "q", "r"]).to_string();
     let col = *r.pick(&["a", "b", "c", "d", "e"]);
     let v = sql_literal(&value(r));
@@ -82,8 +87,8 @@ fn local_write(r: &mut Rng) -> String {
         4 => format!("DELETE FROM items WHERE id = {id}"),
         5 => format!("INSERT OR REPLACE INTO items(id, {col}) VALUES ({id}, {v})"),
         6 => format!("INSERT INTO items(id, {col}) VALUES ({id}, {v}) ON CONFLICT(id) DO UPDATE SET {col} = excluded.{col}"),
-        7 => format!("UPDATE OR IGNORE items SET id = {} WHERE id = {id}", r.below(8)),
-        8 => format!("UPDATE OR REPLACE items SET id = {} WHERE id = {id}", r.below(8)),
+        7 => format!("UPDATE OR IGNORE items SET id = {} WHERE id = {id}", r.pick(&ITEM_IDS)),
+        8 => format!("UPDATE OR REPLACE items SET id = {} WHERE id = {id}", r.pick(&ITEM_IDS)),
         9 => format!("INSERT OR REPLACE INTO pairs VALUES ('{}', '{}', {v})", k(r), k(r)),
         10 => format!("DELETE FROM pairs WHERE k1 = '{}'", k(r)),
         11 => format!("INSERT OR IGNORE INTO tags VALUES ('{}')", k(r)),
@@ -141,6 +146,9 @@ fn check_dominates(conn: &Connection, c: &Change, ctx: &str) {
 fn sync(reps: &mut [Replica], from: usize, to: usize, r: &mut Rng, full: bool, ctx: &str) -> i64 {
     let since = if full { 0 } else { *reps[to].seen.get(&from).unwrap_or(&0) };
     let batch = changes_where(&reps[from].conn, &format!("WHERE db_version > {since} ORDER BY db_version, seq"));
+    // Invariant: the changes since V are exactly the full feed's changes after V.
+    let full_since: Vec<Change> = changes(&reps[from].conn).into_iter().filter(|c| c.db_version > since).collect();
+    assert_eq!(batch, full_since, "{ctx}: changes since {since} differ from the full feed's");
     let take = if full || batch.is_empty() { batch.len() } else { 1 + r.below(batch.len() as u64) as usize };
     let mut shipped: Vec<Change> = batch[..take].to_vec();
     // The peer has everything up to the last db_version it received whole.

@@ -348,6 +348,23 @@ pub(super) unsafe extern "C" fn rollback_to(p: *mut api::sqlite3_vtab, _savepoin
     api::SQLITE_OK
 }
 
+/// The transaction is about to commit: the crr_dirty entries held back are written now
+/// (storage/dirty.rs). SQLite lets xSync write (its own nested statements do not commit).
+pub(super) unsafe extern "C" fn sync(p: *mut api::sqlite3_vtab) -> c_int {
+    let conn = vtab_conn(p);
+    match guard("sqlite-crr commit", || crate::storage::dirty::flush(conn)) {
+        Ok(()) => api::SQLITE_OK,
+        Err(e) => fail(p, &e),
+    }
+}
+
+/// A savepoint (or a statement's savepoint) opens: the crr_dirty entries held back are
+/// written first, at the level of the writes they cover, so that rolling back to the new
+/// savepoint cannot undo them while keeping those writes (storage/dirty.rs).
+pub(super) unsafe extern "C" fn savepoint(p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
+    sync(p)
+}
+
 pub(super) unsafe extern "C" fn no_op(_p: *mut api::sqlite3_vtab) -> c_int {
     api::SQLITE_OK
 }
@@ -373,12 +390,12 @@ static MODULE: api::sqlite3_module = api::sqlite3_module {
     xRowid: Some(rowid),
     xUpdate: Some(update),
     xBegin: Some(begin),
-    xSync: Some(no_op),
+    xSync: Some(sync),
     xCommit: Some(no_op),
     xRollback: Some(rollback),
     xFindFunction: None,
     xRename: None,
-    xSavepoint: Some(no_op_savepoint),
+    xSavepoint: Some(savepoint),
     xRelease: Some(no_op_savepoint),
     xRollbackTo: Some(rollback_to),
     xShadowName: None,

@@ -10,7 +10,7 @@ use crate::core::pk_codec;
 use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
-use crate::storage::{alter, as_crr, config, sites, tables, track, txn};
+use crate::storage::{alter, as_crr, config, dirty, sites, tables, track, txn};
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
 
@@ -209,6 +209,16 @@ fn internal_db_version(conn: &Conn, _: &Args) -> Result<Value> {
     Ok(Value::Integer(txn::db_version(conn)?))
 }
 
+/// crr_internal_mark(tid, key[, old dbv]): the db_version a trigger stores in a bucket
+/// clock's row `key`, after marking its bucket (storage/dirty.rs); `old dbv` is the row's
+/// previous one.
+fn internal_mark(conn: &Conn, args: &Args) -> Result<Value> {
+    let dbv = txn::db_version(conn)?;
+    let old = if args.len() > 2 { Some(args.int(2, "old dbv")?) } else { None };
+    dirty::mark(conn, args.int(0, "table id")?, args.int(1, "key")?, dbv, old)?;
+    Ok(Value::Integer(dbv))
+}
+
 fn internal_hwm(conn: &Conn, _: &Args) -> Result<Value> {
     Ok(Value::Integer(txn::hwm(conn)))
 }
@@ -268,6 +278,8 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_internal_delete", 2, TRIGGER, A(internal_delete)),
         ("crr_internal_tracking", 1, TRIGGER, A(internal_tracking)),
         ("crr_internal_db_version", 0, TRIGGER, A(internal_db_version)),
+        ("crr_internal_mark", 2, TRIGGER, A(internal_mark)),
+        ("crr_internal_mark", 3, TRIGGER, A(internal_mark)),
         ("crr_internal_hwm", 0, TRIGGER, A(internal_hwm)),
         ("crr_internal_fresh_record", 1, TRIGGER, A(internal_fresh_record)),
         ("crr_internal_insert_over_record", 5, TRIGGER, A(internal_insert_over_record)),

@@ -10,7 +10,7 @@
 //! disconnect is what finalizes the statement cache.
 
 use super::api::{self, sqlite};
-use super::changes_vtab::{begin, connect_with, no_op, no_op_savepoint, rollback, rollback_to, Vtab};
+use super::changes_vtab::{begin, connect_with, no_op, no_op_savepoint, rollback, rollback_to, savepoint, sync, Vtab};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
 use std::os::raw::{c_char, c_int};
@@ -105,12 +105,12 @@ static MODULE: api::sqlite3_module = api::sqlite3_module {
     xRowid: Some(rowid),
     xUpdate: Some(update),
     xBegin: Some(begin),
-    xSync: Some(no_op),
+    xSync: Some(sync),
     xCommit: Some(no_op),
     xRollback: Some(rollback),
     xFindFunction: None,
     xRename: None,
-    xSavepoint: Some(no_op_savepoint),
+    xSavepoint: Some(savepoint),
     xRelease: Some(no_op_savepoint),
     xRollbackTo: Some(rollback_to),
     xShadowName: None,

@@ -76,12 +76,13 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
     }
     drop(s);
     for (pk, mut rc) in rows {
+        let old_dbv = rc.max_db_version();
         for slot in slots {
             if let Some(c) = rc.cells.get_mut(*slot) {
                 *c = None;
             }
         }
-        track::save(conn, clock, &pk, &rc)?;
+        track::save(conn, clock, &pk, &rc, Some(old_dbv))?;
     }
     Ok(())
 }

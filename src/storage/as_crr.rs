@@ -3,13 +3,14 @@
 
 use super::conn::Conn;
 use super::tables::{self, clock_table, Clock, KeyLayout};
-use super::{meta, schema, track};
+use super::{dirty, meta, schema, track};
 use crate::core::ident::quote;
 use crate::core::table_shape::{self, ColumnDesc, Shape, TableDesc};
 use crate::core::value::Value;
 use crate::error::{Error, Result};
 
 const CLOCK_TABLE_SQL: &str = include_str!("../../sql/clock_table.sql");
+const CLOCK_DBV_INDEX_SQL: &str = include_str!("../../sql/clock_dbv_index.sql");
 
 /// A tracked column and its slot in the row clock record.
 #[derive(Debug, Clone)]
@@ -113,6 +114,7 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
     // A rowid key is always an integer, so only its value can change; any other key may
     // change class alone (1 -> 1.0 compares equal).
     let key_keeps_class = clock.key != KeyLayout::Rowid;
+    let buckets = clock.buckets;
     let clock = clock.table();
     let slots = blob_literal(&track::encode_slots(&cols.iter().map(|c| c.slot).collect::<Vec<_>>()));
     let changed: Vec<String> = cols.iter().map(|c| changed_expr(&c.name, c.keeps_class)).collect();
@@ -126,16 +128,23 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
     };
     let any_changed = if cols.is_empty() { "0".to_string() } else { changed.join(" OR ") };
     let key_changed = pk.iter().map(|k| changed_expr(k, key_keeps_class)).collect::<Vec<_>>().join(" OR ");
+    // The clock row's dbv: a bucket clock marks the row's bucket in crr_dirty as it is
+    // written (storage/dirty.rs), a new row (`fresh_dbv`) or an existing one, whose previous
+    // dbv's entry may then go (`rewritten_dbv`); a dbv index needs nothing.
+    let fresh_dbv = |key: &str| if buckets { format!("crr_internal_mark({tid}, {key})") } else { "crr_internal_db_version()".to_string() };
+    let rewritten_dbv = if buckets { format!("crr_internal_mark({tid}, pk, dbv)") } else { "excluded.dbv".to_string() };
+    let (insert_dbv, delete_dbv) = (fresh_dbv(&new_key), fresh_dbv(&old_key));
+    let update_dbv = if buckets { rewritten_dbv.clone() } else { "crr_internal_db_version()".to_string() };
     format!(
         "CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
-             VALUES ({new_key}, 1, crr_internal_db_version(), crr_internal_fresh_record({slots})) \
-             ON CONFLICT(pk) DO UPDATE SET cl = cl + (cl % 2 = 0), dbv = excluded.dbv, \
+             VALUES ({new_key}, 1, {insert_dbv}, crr_internal_fresh_record({slots})) \
+             ON CONFLICT(pk) DO UPDATE SET cl = cl + (cl % 2 = 0), dbv = {rewritten_dbv}, \
                clock = crr_internal_insert_over_record({tid}, cl, clock, excluded.clock, {slots}); \
            END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_update\" AFTER UPDATE ON {t} \
              WHEN crr_internal_tracking({tid}) AND ({key_changed} OR {any_changed}) BEGIN \
-           UPDATE {clock} SET dbv = crr_internal_db_version(), \
+           UPDATE {clock} SET dbv = {update_dbv}, \
                clock = crr_internal_update_record({tid}, cl, clock, {slots}, {flags}) \
              WHERE pk = {new_key} AND cl % 2 = 1 AND NOT ({key_changed}); \
            SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {flags}) \
@@ -143,8 +152,8 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
            END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
-             VALUES ({old_key}, 2, crr_internal_db_version(), crr_internal_tombstone_record()) \
-             ON CONFLICT(pk) DO UPDATE SET cl = cl + 1, dbv = excluded.dbv, clock = excluded.clock WHERE cl % 2 = 1; \
+             VALUES ({old_key}, 2, {delete_dbv}, crr_internal_tombstone_record()) \
+             ON CONFLICT(pk) DO UPDATE SET cl = cl + 1, dbv = {rewritten_dbv}, clock = excluded.clock WHERE cl % 2 = 1; \
            END;",
         new = keys("NEW").join(", "),
         old = keys("OLD").join(", "),
@@ -225,14 +234,17 @@ fn raise_floor(conn: &Conn, max: i64) -> Result<()> {
 /// statement of the connection reads); otherwise they are emptied and dropped later.
 pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
     conn.forget_merged_row();
+    dirty::flush(conn)?;
     tables::all(conn)?;
     let dropped = conn.tables.borrow().dropped.clone();
     if !dropped.is_empty() {
         super::txn::secure_mark(conn)?;
     }
-    for tid in &dropped {
-        let clock = clock_table(*tid);
-        let mut s = conn.db.prepare(&format!("SELECT coalesce(max(dbv), 0) FROM {clock}"), false)?;
+    for c in &dropped {
+        let (tid, clock) = (c.tid, c.table());
+        // A bucket clock's entries may name a db_version above its rows' (see dirty.rs).
+        let dirty_max = if c.buckets { format!(", ({})", dirty::max_sql(tid)) } else { String::new() };
+        let mut s = conn.db.prepare(&format!("SELECT max(coalesce((SELECT max(dbv) FROM {clock}), 0){dirty_max})"), false)?;
         s.step()?;
         let max = s.i64(0);
         drop(s);
@@ -242,6 +254,7 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
             "DELETE FROM {clock}; DELETE FROM crr_columns WHERE tid = {tid}; DELETE FROM crr_tables WHERE tid = {tid}; \
              DELETE FROM crr_meta WHERE key = 'alter.{tid}';"
         ))?;
+        dirty::forget(conn, tid)?;
     }
     if hard {
         let mut s = conn.db.prepare(
@@ -262,6 +275,47 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
     if !dropped.is_empty() {
         conn.tables.borrow_mut().invalidate();
     }
+    Ok(())
+}
+
+/// Internal schema 3 -> 4: moves every rowid clock that has a dbv index and its three
+/// triggers onto crr_dirty buckets: an entry per bucket and dbv of its rows, no index, and
+/// triggers that mark buckets. A clock without its three triggers (between
+/// crsql_begin_alter and crsql_commit_alter, or its table dropped) keeps its index, and so
+/// does its next trigger set (`trigger_sql` follows the clock).
+pub fn move_to_buckets(conn: &Conn) -> Result<()> {
+    conn.tables.borrow_mut().invalidate();
+    for info in tables::all(conn)?.iter().filter(|t| t.key == KeyLayout::Rowid && !t.buckets) {
+        let tid = info.tid;
+        let mut s = conn.db.prepare(
+            &format!("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name IN ('crr_{tid}_insert', 'crr_{tid}_update', 'crr_{tid}_delete')"),
+            false,
+        )?;
+        s.step()?;
+        let triggers = s.i64(0);
+        drop(s);
+        if triggers != 3 {
+            continue;
+        }
+        let mut cols = Vec::new();
+        let mut s = conn.db.prepare("SELECT slot, name, keeps_class FROM crr_columns WHERE tid = ?1 AND pk_index = 0 AND slot >= 0 ORDER BY slot", false)?;
+        s.bind_i64(1, tid)?;
+        while s.step()? {
+            cols.push(Tracked { slot: s.i64(0) as usize, name: s.text(1), keeps_class: s.i64(2) != 0 });
+        }
+        drop(s);
+        conn.stmts.clear();
+        let clock = Clock { buckets: true, ..info.clock() };
+        conn.db.exec(&format!(
+            "INSERT OR IGNORE INTO crr_dirty(tid, dbv, bucket) SELECT DISTINCT {tid}, dbv, pk >> {} FROM {}; DROP INDEX \"crr_clock_{tid}_dbv\";",
+            dirty::BUCKET_BITS,
+            clock.table()
+        ))?;
+        conn.db.exec(&drop_triggers_sql(tid))?;
+        conn.db.exec(&trigger_sql(clock, &info.name, &info.pk, &cols))?;
+    }
+    conn.tables.borrow_mut().invalidate();
+    conn.stmts.clear();
     Ok(())
 }
 
@@ -303,7 +357,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         }
         let tid = meta::get_i64(conn, "next_tid", 1)?;
         meta::set(conn, "next_tid", &Value::Integer(tid + 1))?;
-        let clock = Clock { tid, key: if shape.rowid_key { KeyLayout::Rowid } else { KeyLayout::Packed } };
+        let clock = Clock::new(tid, if shape.rowid_key { KeyLayout::Rowid } else { KeyLayout::Packed });
         let (key_type, options) = match clock.key {
             KeyLayout::Rowid => ("INTEGER", ""),
             KeyLayout::Packed => ("BLOB", " WITHOUT ROWID"),
@@ -311,6 +365,9 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         conn.db.exec(
             &CLOCK_TABLE_SQL.replace("{tid}", &tid.to_string()).replace("{key_type}", key_type).replace("{options}", options),
         )?;
+        if !clock.buckets {
+            conn.db.exec(&CLOCK_DBV_INDEX_SQL.replace("{tid}", &tid.to_string()))?;
+        }
         let mut s = conn.db.prepare("INSERT INTO crr_tables(tid, name) VALUES (?1, ?2)", false)?;
         s.bind_i64(1, tid)?;
         s.bind_text(2, &desc.name)?;
@@ -342,6 +399,7 @@ pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
         conn.db.exec(&drop_triggers_sql(info.tid))?;
         conn.stmts.clear();
         conn.db.exec(&format!("DROP TABLE IF EXISTS {}", clock_table(info.tid)))?;
+        dirty::forget(conn, info.tid)?;
         conn.db.exec(&format!(
             "DELETE FROM crr_columns WHERE tid = {0}; DELETE FROM crr_tables WHERE tid = {0}; DELETE FROM crr_meta WHERE key = 'alter.{0}';",
             info.tid
@@ -360,8 +418,8 @@ mod tests {
     fn rowid_keys_skip_the_class_check() {
         let cols = [Tracked { slot: 0, name: "a".into(), keeps_class: false }];
         let pk = ["id".to_string()];
-        let rowid = trigger_sql(Clock { tid: 1, key: KeyLayout::Rowid }, "t", &pk, &cols);
-        let packed = trigger_sql(Clock { tid: 1, key: KeyLayout::Packed }, "t", &pk, &cols);
+        let rowid = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &cols);
+        let packed = trigger_sql(Clock::new(1, KeyLayout::Packed), "t", &pk, &cols);
         assert!(!rowid.contains("typeof(NEW.\"id\")"), "{rowid}");
         assert!(packed.contains("typeof(NEW.\"id\") IS NOT typeof(OLD.\"id\")"), "{packed}");
         assert!(rowid.contains("NEW.\"id\" IS NOT OLD.\"id\" COLLATE BINARY"), "{rowid}");
@@ -372,9 +430,9 @@ mod tests {
     fn update_flags_are_a_bit_mask_unless_the_table_is_wide() {
         let pk = ["id".to_string()];
         let cols = |n: usize| (0..n).map(|i| Tracked { slot: i, name: format!("c{i}"), keeps_class: false }).collect::<Vec<_>>();
-        let narrow = trigger_sql(Clock { tid: 1, key: KeyLayout::Rowid }, "t", &pk, &cols(track::FLAG_BITS_MAX));
+        let narrow = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &cols(track::FLAG_BITS_MAX));
         assert!(narrow.contains(&format!("<< {})", track::FLAG_BITS_MAX - 1)) && !narrow.contains("||"), "{narrow}");
-        let wide = trigger_sql(Clock { tid: 1, key: KeyLayout::Rowid }, "t", &pk, &cols(track::FLAG_BITS_MAX + 1));
+        let wide = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &cols(track::FLAG_BITS_MAX + 1));
         assert!(wide.contains("||") && !wide.contains("<<"), "{wide}");
     }
 }

@@ -1,8 +1,8 @@
 //! Reading crsql_changes (SPEC 6): one row per clock entry, in (db_version, seq) order.
 //!
-//! The clock index on `dbv` (a row's highest db_version) bounds the scan: every entry with
-//! db_version > V belongs to a row whose dbv > V, so "changes since V" reads only rows touched
-//! since V. Entries are collected compactly (40 bytes each, keys once per row), filtered and
+//! A clock row's `dbv` (its highest db_version) bounds the scan: every entry with db_version
+//! > V belongs to a row whose dbv > V, so "changes since V" reads only rows touched since V,
+//! found through the clock's dbv index or crr_dirty buckets (`tables::Clock::rows_since`). Entries are collected compactly (40 bytes each, keys once per row), filtered and
 //! sorted; values are read from the user table only when the `val` column is asked for.
 //! For a table keyed by its rowid the clock scan itself reads them (a LEFT JOIN, so no
 //! statement runs per row), into a bounded buffer; other rows are looked up one at a time.
@@ -212,13 +212,13 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
         }
         Ok(())
     };
-    // "c.pk, c.cl, c.clock" and, with values, the row's tracked columns by slot.
-    let select = || {
+    // "c.pk, c.cl, c.clock" and, with values, the row's tracked columns by slot, from `from`.
+    let select = |from: &str| {
         if !with_values {
-            return format!("SELECT pk, cl, clock FROM {clock} AS c");
+            return format!("SELECT c.pk, c.cl, c.clock FROM {from}");
         }
         let cols: String = info.slot_columns("u.").iter().map(|c| format!(", {c}")).collect();
-        format!("SELECT c.pk, c.cl, c.clock{cols} FROM {clock} AS c LEFT JOIN {} AS u ON u.{} = c.pk", info.quoted(), info.pk_list())
+        format!("SELECT c.pk, c.cl, c.clock{cols} FROM {from} LEFT JOIN {} AS u ON u.{} = c.pk", info.quoted(), info.pk_list())
     };
     if let Some(pk) = &f.pk {
         conn.stmts.with(conn.db, Key::ClockByPk(info.tid), || format!("SELECT pk, cl, clock FROM {clock} WHERE pk = ?1"), |s| {
@@ -229,12 +229,12 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
         })
     } else if f.dbv_min == i64::MIN && f.dbv_max == i64::MAX {
         // Everything: a plain scan of the clock, not the dbv index plus a seek per row.
-        conn.stmts.with(conn.db, Key::ClockAll(info.tid, with_values), select, read)
+        conn.stmts.with(conn.db, Key::ClockAll(info.tid, with_values), || select(&format!("{clock} AS c")), read)
     } else {
         conn.stmts.with(
             conn.db,
             Key::ClockRange(info.tid, with_values),
-            || format!("{} WHERE c.dbv >= ?1 AND c.dbv <= ?2", select()),
+            || format!("{} WHERE c.dbv >= ?1 AND c.dbv <= ?2", select(&layout.rows_since(1))),
             |s| {
                 s.bind_i64(1, f.dbv_min)?;
                 s.bind_i64(2, f.dbv_max)?;
@@ -246,6 +246,7 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
 
 /// Every change matching `f`, in (db_version, seq) order.
 pub fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
+    super::dirty::flush(conn)?;
     let mut scan = Scan::default();
     if f.dbv_min > f.dbv_max {
         return Ok(scan);

@@ -271,7 +271,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     }
     match local_dbv {
         Some(old) => save_existing(conn, v.table.clock(), v.pk, &rc, old)?,
-        None => save(conn, v.table.clock(), v.pk, &rc)?,
+        None => save(conn, v.table.clock(), v.pk, &rc, None)?,
     }
     if v.slot.is_some() {
         txn::observe(conn, v.col_version)?;

@@ -6,6 +6,7 @@ pub mod as_crr;
 pub mod changes;
 pub mod config;
 pub mod conn;
+pub mod dirty;
 pub mod merge;
 pub mod meta;
 pub mod schema;

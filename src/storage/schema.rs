@@ -9,9 +9,11 @@ use crate::error::{Error, Result};
 /// 2: crr_ticks, row clock format 3, rowid clock tables. 3: the clock mark may rest in the
 /// records of the last transactions instead of crr_ticks (txn::recover); a version-2 build would
 /// read the mark from crr_ticks and crr_meta alone and could hand a version out again.
+/// 4: rowid clocks without a dbv index, found through crr_dirty buckets (storage/dirty.rs); an
+/// earlier build would neither read nor write those.
 /// Earlier builds refuse a database of a later version, so the version moves whenever a build
 /// writes what earlier ones cannot read or keep right.
-pub const INTERNAL_SCHEMA_VERSION: i64 = 3;
+pub const INTERNAL_SCHEMA_VERSION: i64 = 4;
 const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 
 /// Asks sqlite_schema (uncached; `is_installed` is the cached answer).
@@ -31,10 +33,14 @@ pub fn install(conn: &Conn) -> Result<()> {
             )));
         }
         if v < INTERNAL_SCHEMA_VERSION && !conn.db.is_readonly() {
-            // Version 1 -> 2: the statements are idempotent (CREATE ... IF NOT EXISTS); 2 -> 3
-            // changes only what records may hold.
+            // Version 1 -> 2 and 3 -> 4 add tables (CREATE ... IF NOT EXISTS); 2 -> 3 changes
+            // only what records may hold; 3 -> 4 moves rowid clocks onto buckets.
             conn.db.exec("SAVEPOINT crr_upgrade")?;
-            let r = conn.db.exec(SCHEMA_SQL).and_then(|_| meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION)));
+            let r = conn
+                .db
+                .exec(SCHEMA_SQL)
+                .and_then(|_| if v < 4 { super::as_crr::move_to_buckets(conn) } else { Ok(()) })
+                .and_then(|_| meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION)));
             conn.db.exec(if r.is_ok() { "RELEASE crr_upgrade" } else { "ROLLBACK TO crr_upgrade; RELEASE crr_upgrade" })?;
             r?;
         }

@@ -39,6 +39,10 @@ pub enum Key {
     RowRecreate(i64, Option<usize>),
     CellUpsert(i64, usize),
     CellUpdate(i64, usize),
+    DirtyAdd,
+    DirtyAddMany,
+    DirtyRemove,
+    DirtyRemoveMany,
 }
 
 #[derive(Default)]

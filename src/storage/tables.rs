@@ -20,14 +20,23 @@ pub enum KeyLayout {
     Rowid,
 }
 
-/// One CRR's clock table: its table id and key layout.
+/// One CRR's clock table: its table id, key layout, and how its rows written since a
+/// db_version are found: `buckets` (rowid clocks made or upgraded by internal schema 4: the
+/// crr_dirty buckets, storage/dirty.rs) or a `dbv` index (packed clocks, and rowid clocks an
+/// upgrade could not move, see schema.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Clock {
     pub tid: i64,
     pub key: KeyLayout,
+    pub buckets: bool,
 }
 
 impl Clock {
+    /// A new clock of `key` layout: rowid clocks use buckets.
+    pub fn new(tid: i64, key: KeyLayout) -> Clock {
+        Clock { tid, key, buckets: key == KeyLayout::Rowid }
+    }
+
     /// The quoted clock table name.
     pub fn table(&self) -> String {
         clock_table(self.tid)
@@ -61,6 +70,18 @@ impl Clock {
         }
     }
 
+    /// The FROM clause of a read of this clock's rows (as `c`) that can have a `dbv` at
+    /// `?{param}` or later: the whole clock (a dbv index serves `c.dbv` bounds), or for a
+    /// bucket clock the rows of the buckets with such an entry (storage/dirty.rs). Callers
+    /// still bound `c.dbv`.
+    pub fn rows_since(&self, param: usize) -> String {
+        if !self.buckets {
+            return format!("{} AS c", self.table());
+        }
+        let (lo, hi) = super::dirty::bucket_keys_sql("d.bucket");
+        format!("({}) AS d JOIN {} AS c ON c.pk BETWEEN {lo} AND {hi}", super::dirty::buckets_since_sql(self.tid, param), self.table())
+    }
+
     /// The packed form of column `col`.
     pub fn key_at(&self, s: &Stmt, col: usize) -> Vec<u8> {
         let mut out = Vec::new();
@@ -79,6 +100,8 @@ pub struct TableInfo {
     /// Tracked columns by slot (None for a slot whose column was dropped).
     pub columns: Vec<Option<String>>,
     pub key: KeyLayout,
+    /// See `Clock::buckets`.
+    pub buckets: bool,
 }
 
 impl TableInfo {
@@ -87,7 +110,7 @@ impl TableInfo {
     }
 
     pub fn clock(&self) -> Clock {
-        Clock { tid: self.tid, key: self.key }
+        Clock { tid: self.tid, key: self.key, buckets: self.buckets }
     }
 
     pub fn quoted(&self) -> String {
@@ -131,8 +154,8 @@ pub fn clock_table(tid: i64) -> String {
 pub struct Tables {
     cookie: Option<i64>,
     list: Rc<Vec<Rc<TableInfo>>>,
-    /// CRRs whose table was dropped (found at the last load), awaiting removal of their clock.
-    pub dropped: Vec<i64>,
+    /// Clocks of CRRs whose table was dropped (found at the last load), awaiting removal.
+    pub dropped: Vec<Clock>,
     /// Whether the internal schema existed at the last load.
     installed: bool,
 }
@@ -155,14 +178,15 @@ pub fn schema_cookie(conn: &Conn) -> Result<i64> {
 ///
 /// A CRR between crsql_begin_alter and crsql_commit_alter has no triggers; it is listed under
 /// its registered name while that table exists.
-fn load(conn: &Conn) -> Result<Option<(Vec<Rc<TableInfo>>, Vec<i64>)>> {
+fn load(conn: &Conn) -> Result<Option<(Vec<Rc<TableInfo>>, Vec<Clock>)>> {
     if !super::schema::exists(conn)? {
         return Ok(None);
     }
     let mut s = conn.db.prepare(
         "SELECT t.tid, coalesce(tr.tbl_name, t.name), \
                 tr.name IS NOT NULL OR EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = t.name COLLATE NOCASE), \
-                (SELECT type FROM pragma_table_info('crr_clock_' || t.tid) WHERE name = 'pk') = 'INTEGER' \
+                (SELECT type FROM pragma_table_info('crr_clock_' || t.tid) WHERE name = 'pk') = 'INTEGER', \
+                EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'crr_clock_' || t.tid || '_dbv') \
          FROM crr_tables t \
          LEFT JOIN sqlite_schema tr ON tr.type = 'trigger' AND tr.name = 'crr_' || t.tid || '_insert' \
          ORDER BY t.tid",
@@ -171,16 +195,18 @@ fn load(conn: &Conn) -> Result<Option<(Vec<Rc<TableInfo>>, Vec<i64>)>> {
     let mut heads = Vec::new();
     let mut dropped = Vec::new();
     while s.step()? {
+        let key = if s.i64(3) != 0 { KeyLayout::Rowid } else { KeyLayout::Packed };
+        let clock = Clock { tid: s.i64(0), key, buckets: key == KeyLayout::Rowid && s.i64(4) == 0 };
         if s.i64(2) != 0 {
-            let key = if s.i64(3) != 0 { KeyLayout::Rowid } else { KeyLayout::Packed };
-            heads.push((s.i64(0), s.text(1), key));
+            heads.push((clock, s.text(1)));
         } else {
-            dropped.push(s.i64(0));
+            dropped.push(clock);
         }
     }
     let mut out = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
-    for (tid, name, key) in heads {
+    for (clock, name) in heads {
+        let tid = clock.tid;
         cols.bind_i64(1, tid)?;
         let mut pk = Vec::new();
         let mut columns: Vec<Option<String>> = Vec::new();
@@ -197,7 +223,7 @@ fn load(conn: &Conn) -> Result<Option<(Vec<Rc<TableInfo>>, Vec<i64>)>> {
             }
         }
         cols.reset();
-        out.push(Rc::new(TableInfo { tid, name, pk, columns, key }));
+        out.push(Rc::new(TableInfo { tid, name, pk, columns, key: clock.key, buckets: clock.buckets }));
     }
     Ok(Some((out, dropped)))
 }

@@ -33,8 +33,10 @@ fn not_a_rowid(clock: Clock) -> Error {
     Error::new(format!("table id {}: its clock is keyed by rowid, and this key is not one integer", clock.tid))
 }
 
-/// Writes a row's clock record.
-pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock) -> Result<()> {
+/// Writes a row's clock record; `old` is the `dbv` of the record it replaces, if any (see
+/// `mark_bucket`).
+pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old: Option<i64>) -> Result<()> {
+    mark_bucket(conn, clock, pk, rc.max_db_version(), old)?;
     conn.stmts.with(
         conn.db,
         Key::ClockPut(clock.tid),
@@ -62,6 +64,9 @@ pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock) -> Result<()> {
 /// second and later merged cells of a row in one transaction).
 pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_dbv: i64) -> Result<()> {
     let dbv = rc.max_db_version();
+    if dbv != old_dbv {
+        mark_bucket(conn, clock, pk, dbv, Some(old_dbv))?;
+    }
     let tid = clock.tid;
     let (key, set) = if dbv == old_dbv { (Key::ClockUpdate(tid), "") } else { (Key::ClockUpdateDbv(tid), ", dbv = ?4") };
     conn.stmts.with(
@@ -80,6 +85,15 @@ pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_db
             s.run()
         },
     )
+}
+
+/// A bucket clock's row `pk` is about to be stored with `dbv`, having had `old` (storage/dirty.rs).
+fn mark_bucket(conn: &Conn, clock: Clock, pk: &[u8], dbv: i64, old: Option<i64>) -> Result<()> {
+    if !clock.buckets {
+        return Ok(());
+    }
+    let key = crate::core::pk_codec::decode_integer(pk).ok_or_else(|| not_a_rowid(clock))?;
+    super::dirty::mark(conn, clock.tid, key, dbv, old)
 }
 
 /// What one local write stamps on a row's entries: this transaction's db_version and next
@@ -191,7 +205,9 @@ pub fn on_insert(conn: &Conn, clock: Clock, pk: &[u8], slots: &[usize]) -> Resul
         return Ok(());
     }
     let dbv = txn::db_version(conn)?;
-    let rc = match load(conn, clock, pk)? {
+    let loaded = load(conn, clock, pk)?;
+    let old_dbv = loaded.as_ref().map(RowClock::max_db_version);
+    let rc = match loaded {
         None => fresh(conn, dbv, 1, slots.iter().copied())?,
         Some(old) if !is_alive(old.cl) => fresh(conn, dbv, old.cl + 1, slots.iter().copied())?,
         Some(mut old) => {
@@ -199,7 +215,7 @@ pub fn on_insert(conn: &Conn, clock: Clock, pk: &[u8], slots: &[usize]) -> Resul
             old
         }
     };
-    save(conn, clock, pk, &rc)
+    save(conn, clock, pk, &rc, old_dbv)
 }
 
 /// AFTER UPDATE: records the changed tracked columns (`changed` holds every tracked slot and
@@ -222,8 +238,9 @@ pub fn on_update(conn: &Conn, clock: Clock, old_pk: &[u8], new_pk: &[u8], change
         _ => return on_insert(conn, clock, new_pk, &slots),
     };
     let dbv = txn::db_version(conn)?;
+    let old_dbv = rc.max_db_version();
     write_cells(conn, &mut rc, dbv, slots.len(), changed.iter().filter(|(_, c)| *c).map(|(s, _)| *s))?;
-    save(conn, clock, new_pk, &rc)
+    save(conn, clock, new_pk, &rc, Some(old_dbv))
 }
 
 /// AFTER DELETE: the causal length becomes even, cells go, the sentinel stays as tombstone.
@@ -232,12 +249,12 @@ pub fn on_delete(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<()> {
         return Ok(());
     }
     let dbv = txn::db_version(conn)?;
-    let cl = match load(conn, clock, pk)? {
-        None => 2,
-        Some(rc) if is_alive(rc.cl) => rc.cl + 1,
+    let (cl, old_dbv) = match load(conn, clock, pk)? {
+        None => (2, None),
+        Some(rc) if is_alive(rc.cl) => (rc.cl + 1, Some(rc.max_db_version())),
         Some(_) => return Ok(()),
     };
-    save(conn, clock, pk, &new_life(&Stamp::new(conn, dbv)?, cl, 0))
+    save(conn, clock, pk, &new_life(&Stamp::new(conn, dbv)?, cl, 0), old_dbv)
 }
 
 // The trigger path. The tracking triggers (as_crr::trigger_sql) write the clock row in their
@@ -335,8 +352,9 @@ pub fn record_cell(conn: &Conn, clock: Clock, pk: &[u8], slot: usize, tracked: u
         Some(rc) if is_alive(rc.cl) => rc,
         _ => return Ok(()),
     };
+    let old_dbv = rc.max_db_version();
     write_cells(conn, &mut rc, dbv, tracked, std::iter::once(slot))?;
-    save(conn, clock, pk, &rc)
+    save(conn, clock, pk, &rc, Some(old_dbv))
 }
 
 /// Encodes a slot list for a trigger's constant argument: 2 bytes big-endian per slot.

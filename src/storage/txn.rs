@@ -38,6 +38,8 @@ pub struct Txn {
     pub cookie: Option<i64>,
     /// The last fresh record template (track::fresh_record), for this db_version.
     pub fresh: Option<super::track::FreshTemplate>,
+    /// The crr_dirty entries this transaction wrote (storage/dirty.rs).
+    pub dirty: super::dirty::Marks,
 }
 
 /// What a committed transaction of this connection leaves for its next one, so that a run of
@@ -155,6 +157,7 @@ pub fn carried(conn: &Conn) -> Result<Option<Carry>> {
 
 /// Highest committed (or, inside our write transaction, recorded) db_version.
 pub fn max_db_version(conn: &Conn) -> Result<i64> {
+    super::dirty::flush(conn)?;
     let (cookie, list) = tables::all_with_cookie(conn)?;
     if list.is_empty() && !super::schema::is_installed(conn)? {
         return Ok(0);
@@ -165,7 +168,7 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
         || {
             let mut parts = vec!["SELECT coalesce((SELECT value FROM crr_meta WHERE key = 'db_version_floor'), 0)".to_string()];
             for t in list.iter() {
-                parts.push(format!("SELECT coalesce(max(dbv), 0) FROM {}", t.clock_table()));
+                parts.push(if t.buckets { super::dirty::max_sql(t.tid) } else { format!("SELECT coalesce(max(dbv), 0) FROM {}", t.clock_table()) });
             }
             format!("SELECT max(v) FROM ({})", parts.iter().map(|p| format!("SELECT ({p}) AS v")).collect::<Vec<_>>().join(" UNION ALL "))
         },
@@ -287,16 +290,17 @@ fn recover(conn: &Conn, mode: ClockMode) -> Result<(i64, i64, bool)> {
 /// The highest version in the clock records stored after db_version `dbv`, in every clock
 /// table (those of dropped CRRs not yet removed too).
 fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
+    super::dirty::flush(conn)?;
     let (cookie, list) = tables::all_with_cookie(conn)?;
-    let mut tids: Vec<i64> = list.iter().map(|t| t.tid).collect();
-    tids.extend(conn.tables.borrow().dropped.iter().copied());
-    if tids.is_empty() {
+    let mut clocks: Vec<tables::Clock> = list.iter().map(|t| t.clock()).collect();
+    clocks.extend(conn.tables.borrow().dropped.iter().copied());
+    if clocks.is_empty() {
         return Ok(0);
     }
     let records = conn.stmts.with(
         conn.db,
         Key::RecordsSince(cookie),
-        || tids.iter().map(|tid| format!("SELECT {tid}, cl, clock FROM {} WHERE dbv > ?1", tables::clock_table(*tid))).collect::<Vec<_>>().join(" UNION ALL "),
+        || clocks.iter().map(|c| format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1))).collect::<Vec<_>>().join(" UNION ALL "),
         |s| {
             s.bind_i64(1, dbv)?;
             let mut out = Vec::new();
@@ -325,7 +329,7 @@ fn persist_hwm(conn: &Conn, hwm: i64) -> Result<()> {
 /// Makes the crr_internal_txn virtual table take part in the open transaction (a no-op
 /// statement that writes it makes SQLite call its xBegin), so that from now on every statement
 /// and savepoint rollback is reported (`Conn::rollback_epoch`).
-fn join_changes(conn: &Conn) -> Result<()> {
+pub fn join_changes(conn: &Conn) -> Result<()> {
     if conn.changes_in_txn.get() {
         return Ok(());
     }

@@ -1,0 +1,255 @@
+//! Which rows of a rowid-keyed clock were written since a db_version: `crr_dirty(tid, dbv,
+//! bucket)`, by bucket of `BUCKET_ROWS` consecutive keys (bucket = key >> `BUCKET_BITS`).
+//!
+//! A per-row index on the clock's `dbv` would cost every tracked write a second B-tree entry
+//! (an insert, and for a rewrite a delete too): about a third of the instructions of a bulk
+//! insert or update. A bucket entry is written once per bucket and transaction instead.
+//!
+//! **Invariant:** for every row of a bucket clock whose `dbv` is D there is an entry
+//! (tid, D', bucket) with D' >= D. So the rows with `dbv` >= V all lie in the buckets that have
+//! an entry at V or later, and "changes since V" reads those buckets (at most `BUCKET_ROWS`
+//! rows each, filtered on the clock's `dbv`): work in proportion to what was written since V.
+//!
+//! Writes (`mark`): writing a row of bucket b at D adds (tid, D, b); an older entry of the
+//! same bucket may then go at any time, because the new one covers every row it covered. The
+//! entry at the row's previous `dbv` goes, so a bucket keeps at most one entry per distinct
+//! `dbv` of its rows: crr_dirty never holds more entries than the clock has rows. An entry may
+//! also outlive its rows' writes (a write that marked its bucket and then matched no clock
+//! row), which only widens reads; `max_db_version` counts such entries too, so a db_version
+//! the feed reported never comes back.
+//!
+//! A transaction remembers the entries it wrote (`Marks`), trusted only while no rollback was
+//! reported since (`Conn::still_written`): a statement or savepoint rollback may have undone
+//! them, and then they are written again (the writes are idempotent).
+
+use super::conn::Conn;
+use super::stmt_cache::Key;
+use super::txn;
+use crate::core::fast_hash::FastBuild;
+use crate::error::Result;
+use std::collections::HashSet;
+
+/// Keys per bucket: 2^BUCKET_BITS.
+pub const BUCKET_BITS: u32 = 4;
+pub const BUCKET_ROWS: i64 = 1 << BUCKET_BITS;
+
+/// The bucket of a rowid key (an arithmetic shift, as SQLite's `>>`: negative keys have
+/// negative buckets).
+pub fn bucket(key: i64) -> i64 {
+    key >> BUCKET_BITS
+}
+
+/// The SQL for the first and last key of the bucket that SQL expression `b` names.
+pub fn bucket_keys_sql(b: &str) -> (String, String) {
+    (format!("({b} << {BUCKET_BITS})"), format!("(({b} << {BUCKET_BITS}) + {})", BUCKET_ROWS - 1))
+}
+
+/// A subquery for the distinct buckets of clock `tid` with an entry at `?{param}` or later.
+pub fn buckets_since_sql(tid: i64, param: usize) -> String {
+    format!("SELECT DISTINCT bucket FROM crr_dirty WHERE tid = {tid} AND dbv >= ?{param}")
+}
+
+/// The entries this transaction wrote or will write (see the module comment).
+#[derive(Default, Debug)]
+pub struct Marks {
+    /// The rollback mark the sets were started under.
+    mark: Option<u64>,
+    /// (tid, bucket) whose entry at this transaction's db_version is written or pending.
+    added: HashSet<(i64, i64), FastBuild>,
+    /// (tid, bucket, dbv) entries deleted or pending deletion.
+    removed: HashSet<(i64, i64, i64), FastBuild>,
+    /// Marks so far in this transaction.
+    calls: u32,
+    /// Entry writes not made yet: each adds (tid, dbv, bucket) and then, if `old` is set,
+    /// removes (tid, old, bucket). Written by `flush`, before anything reads crr_dirty and
+    /// before the transaction commits (xSync).
+    pending: Vec<Pending>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    tid: i64,
+    dbv: i64,
+    bucket: i64,
+    old: Option<i64>,
+}
+
+/// Entry writes held back before `flush` writes them (a bound on memory; a bulk write of
+/// millions of rows flushes as it goes).
+const PENDING_MAX: usize = 4096;
+
+/// Rows per multi-row INSERT of `flush`.
+const CHUNK_ROWS: usize = 32;
+
+/// Records that row `key` of clock `tid` was written with `dbv` as its `dbv`, `old` being the
+/// `dbv` it had before (None: a new row, or not known).
+///
+/// Once crr_internal_txn is in the transaction (so its xSync runs before the commit), the
+/// entry writes are held back and made together (`flush`); the first mark of a transaction
+/// writes at once, so that a single-row transaction need not join.
+pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Result<()> {
+    let b = bucket(key);
+    // Only this transaction's own db_version is remembered (alter may store an older one).
+    let current = txn::current_db_version(conn) == Some(dbv);
+    let (p, join) = {
+        let mut t = conn.txn.borrow_mut();
+        let m = &mut t.dirty;
+        if !conn.still_written(m.mark) {
+            // A rollback may have undone written entries: write them again (held-back ones
+            // stay: an extra entry is harmless, and a removal comes with its entry's addition).
+            m.added.clear();
+            m.removed.clear();
+            m.mark = conn.rollback_mark();
+        }
+        m.calls += 1;
+        let add = !(current && m.added.contains(&(tid, b)));
+        let old = old.filter(|o| *o < dbv && !(current && m.removed.contains(&(tid, b, *o))));
+        if !add && old.is_none() {
+            return Ok(());
+        }
+        if current && m.mark.is_some() {
+            m.added.insert((tid, b));
+            if let Some(o) = old {
+                m.removed.insert((tid, b, o));
+            }
+        }
+        (Pending { tid, dbv, bucket: b, old }, m.calls == 2 && !conn.changes_in_txn.get())
+    };
+    if join {
+        txn::join_changes(conn)?;
+    }
+    if !conn.changes_in_txn.get() {
+        return write(conn, &[p]);
+    }
+    let full = {
+        let mut t = conn.txn.borrow_mut();
+        t.dirty.pending.push(p);
+        t.dirty.pending.len() >= PENDING_MAX
+    };
+    if full {
+        flush(conn)?;
+    }
+    Ok(())
+}
+
+/// Writes the held-back entries (see `mark`). Idempotent; cheap when there are none.
+pub fn flush(conn: &Conn) -> Result<()> {
+    if conn.txn.borrow().dirty.pending.is_empty() {
+        return Ok(());
+    }
+    let pending = std::mem::take(&mut conn.txn.borrow_mut().dirty.pending);
+    let r = write(conn, &pending);
+    // Keep the buffer's allocation for the next marks.
+    let mut pending = pending;
+    pending.clear();
+    let mut t = conn.txn.borrow_mut();
+    if t.dirty.pending.is_empty() {
+        t.dirty.pending = pending;
+    }
+    r
+}
+
+/// Writes entries: every addition first, so that each removal's entry is covered by then.
+fn write(conn: &Conn, entries: &[Pending]) -> Result<()> {
+    let mut chunks = entries.chunks_exact(CHUNK_ROWS);
+    for chunk in &mut chunks {
+        conn.stmts.with(
+            conn.db,
+            Key::DirtyAddMany,
+            || {
+                let rows = vec!["(?, ?, ?)"; CHUNK_ROWS].join(", ");
+                format!("INSERT INTO crr_dirty(tid, dbv, bucket) VALUES {rows} ON CONFLICT DO NOTHING")
+            },
+            |s| {
+                for (i, e) in chunk.iter().enumerate() {
+                    s.bind_i64(3 * i + 1, e.tid)?;
+                    s.bind_i64(3 * i + 2, e.dbv)?;
+                    s.bind_i64(3 * i + 3, e.bucket)?;
+                }
+                s.run()
+            },
+        )?;
+    }
+    for e in chunks.remainder() {
+        one(conn, Key::DirtyAdd, "INSERT INTO crr_dirty(tid, dbv, bucket) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", e.tid, e.dbv, e.bucket)?;
+    }
+    // Removals, grouped by (tid, old dbv): a bulk rewrite's rows mostly share their old dbv.
+    let mut removals: Vec<(i64, i64, i64)> = entries.iter().filter_map(|e| e.old.map(|o| (e.tid, o, e.bucket))).collect();
+    removals.sort_unstable();
+    removals.dedup();
+    for group in removals.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let (tid, old) = (group[0].0, group[0].1);
+        for chunk in group.chunks(CHUNK_ROWS) {
+            if chunk.len() < 4 {
+                for r in chunk {
+                    one(conn, Key::DirtyRemove, "DELETE FROM crr_dirty WHERE tid = ?1 AND dbv = ?2 AND bucket = ?3", tid, old, r.2)?;
+                }
+                continue;
+            }
+            conn.stmts.with(
+                conn.db,
+                Key::DirtyRemoveMany,
+                || {
+                    let list: Vec<String> = (0..CHUNK_ROWS).map(|i| format!("?{}", i + 3)).collect();
+                    format!("DELETE FROM crr_dirty WHERE tid = ?1 AND dbv = ?2 AND bucket IN ({})", list.join(", "))
+                },
+                |s| {
+                    s.bind_i64(1, tid)?;
+                    s.bind_i64(2, old)?;
+                    // A short chunk repeats its last bucket (IN ignores the repeats).
+                    for i in 0..CHUNK_ROWS {
+                        s.bind_i64(i + 3, chunk[i.min(chunk.len() - 1)].2)?;
+                    }
+                    s.run()
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs one single-entry statement (`?1` tid, `?2` dbv, `?3` bucket).
+fn one(conn: &Conn, key: Key, sql: &str, tid: i64, dbv: i64, b: i64) -> Result<()> {
+    conn.stmts.with(conn.db, key, || sql.into(), |s| {
+        s.bind_i64(1, tid)?;
+        s.bind_i64(2, dbv)?;
+        s.bind_i64(3, b)?;
+        s.run()
+    })
+}
+
+/// The highest db_version among clock `tid`'s entries (0: none).
+pub fn max_sql(tid: i64) -> String {
+    format!("SELECT coalesce(max(dbv), 0) FROM crr_dirty WHERE tid = {tid}")
+}
+
+/// Removes every entry of clock `tid` (its clock is being removed), held-back ones too.
+pub fn forget(conn: &Conn, tid: i64) -> Result<()> {
+    flush(conn)?;
+    conn.db.exec(&format!("DELETE FROM crr_dirty WHERE tid = {tid}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_split_keys_into_runs_of_bucket_rows() {
+        assert_eq!((bucket(0), bucket(15), bucket(16)), (0, 0, 1));
+        assert_eq!((bucket(-1), bucket(-16), bucket(-17)), (-1, -1, -2));
+        assert_eq!((bucket(i64::MAX), bucket(i64::MIN)), (i64::MAX >> 4, i64::MIN >> 4));
+    }
+
+    /// The SQL bounds of a bucket hold exactly its keys (checked on the arithmetic SQLite
+    /// does: shifts of 64-bit integers, no overflow at either end).
+    #[test]
+    fn bucket_bounds_hold_exactly_the_buckets_keys() {
+        for key in [0, 1, 15, 16, 17, -1, -16, -17, i64::MAX, i64::MIN, i64::MAX - 15, i64::MIN + 16] {
+            let b = bucket(key);
+            let (lo, hi) = (b << BUCKET_BITS, (b << BUCKET_BITS) + (BUCKET_ROWS - 1));
+            assert!(lo <= key && key <= hi, "{key} in [{lo}, {hi}]");
+            assert_eq!((bucket(lo), bucket(hi)), (b, b));
+        }
+        assert_eq!(bucket_keys_sql("d.bucket"), ("(d.bucket << 4)".to_string(), "((d.bucket << 4) + 15)".to_string()));
+    }
+}

@@ -1,0 +1,176 @@
+//! "Changes since V" on rowid clocks, which find the rows written since V through crr_dirty
+//! buckets instead of a per-row index (src/storage/dirty.rs): every bounded read must equal
+//! the full scan filtered by db_version, whatever wrote the rows (inserts, updates, deletes,
+//! resurrections, key changes, merges), whichever buckets the keys fall in (negative keys,
+//! the ends of the integer range, bucket edges), and across statement and savepoint
+//! rollbacks; and crr_dirty must stay no larger than the clock.
+
+mod common;
+use common::*;
+use rusqlite::Connection;
+
+/// Keys over many buckets of 16: both edges of some, negative keys, the integer range's ends.
+const KEYS: [i64; 14] = [0, 1, 15, 16, 31, 32, 100, -1, -16, -17, 4096, i64::MAX, i64::MIN, i64::MAX - 15];
+
+/// splitmix64, so that a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn key(&mut self) -> i64 {
+        KEYS[self.below(KEYS.len() as u64) as usize]
+    }
+}
+
+fn setup(c: &Connection) {
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
+}
+
+/// One random write statement.
+fn write(r: &mut Rng) -> String {
+    let (k, v) = (r.key(), r.below(5));
+    match r.below(9) {
+        0 | 1 => format!("INSERT OR IGNORE INTO t VALUES ({k}, 'a{v}', {v})"),
+        2 | 3 => format!("UPDATE t SET b = {v} WHERE id = {k}"),
+        4 => format!("UPDATE t SET a = 'all{v}' WHERE id % 3 = {}", v % 3),
+        5 => format!("DELETE FROM t WHERE id = {k}"),
+        6 => format!("INSERT OR REPLACE INTO t VALUES ({k}, 'r{v}', {v})"),
+        7 => format!("UPDATE OR REPLACE t SET id = {} WHERE id = {k}", r.key()),
+        _ => format!("DELETE FROM t WHERE b = {v}"),
+    }
+}
+
+/// The checks: every bucket clock row is covered by an entry of its bucket at its dbv or
+/// later; crr_dirty is no larger than the clock; and for every V, the changes since V are the
+/// full scan's changes with db_version > V.
+fn check(c: &Connection, ctx: &str) {
+    if std::env::var_os("CRR_SINCE_VERBOSE").is_some() {
+        let mut s = c.prepare("SELECT pk, cl, dbv FROM crr_clock_1 ORDER BY pk").unwrap();
+        let rows: Vec<(i64, i64, i64)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(|r| r.unwrap()).collect();
+        let mut s = c.prepare("SELECT dbv, bucket FROM crr_dirty ORDER BY bucket, dbv").unwrap();
+        let dirty: Vec<(i64, i64)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+        println!("{ctx}: clock (pk, cl, dbv) {rows:?}\n  crr_dirty (dbv, bucket) {dirty:?}");
+    }
+    let uncovered: i64 = one(
+        c,
+        "SELECT count(*) FROM crr_clock_1 AS k WHERE NOT EXISTS \
+         (SELECT 1 FROM crr_dirty AS d WHERE d.tid = 1 AND d.bucket = k.pk >> 4 AND d.dbv >= k.dbv)",
+    );
+    assert_eq!(uncovered, 0, "{ctx}: clock rows without a covering crr_dirty entry");
+    let (entries, rows): (i64, i64) = (one(c, "SELECT count(*) FROM crr_dirty"), one(c, "SELECT count(*) FROM crr_clock_1"));
+    assert!(entries <= rows, "{ctx}: crr_dirty has {entries} entries for {rows} clock rows");
+    let all = changes(c);
+    let top = all.iter().map(|x| x.db_version).max().unwrap_or(0);
+    for v in 0..=top {
+        let mut want: Vec<_> = all.iter().filter(|x| x.db_version > v).cloned().collect();
+        let mut got = changes_where(c, &format!("WHERE db_version > {v}"));
+        let key = |x: &Change| (x.db_version, x.seq);
+        want.sort_by_key(key);
+        got.sort_by_key(key);
+        assert_eq!(got, want, "{ctx}: changes since {v}");
+    }
+}
+
+#[test]
+fn since_reads_agree_with_a_full_scan_for_every_version() {
+    for seed in 0..12u64 {
+        let mut r = Rng(seed);
+        let c = mem();
+        setup(&c);
+        let other = mem();
+        setup(&other);
+        for step in 0..30 {
+            let ctx = format!("seed {seed} step {step}");
+            let stmts: Vec<String> = (0..1 + r.below(4)).map(|_| write(&mut r)).collect();
+            // A read of crsql_changes writes the entries held back so far, so that a rollback
+            // after it undoes written entries, which must then be written again.
+            let read = "SELECT count(*) FROM crsql_changes WHERE db_version > 0";
+            let run = |conn: &Connection, sql: &str| {
+                if std::env::var_os("CRR_SINCE_VERBOSE").is_some() {
+                    println!("{ctx}: {sql}");
+                }
+                conn.execute_batch(sql)
+            };
+            match r.below(6) {
+                // A transaction whose middle part rolls back, then writes the same rows again.
+                0 => {
+                    let again = write(&mut r);
+                    run(&c, &format!("BEGIN; {}; SAVEPOINT s; {again}; {read}; ROLLBACK TO s; {again}; {}; COMMIT;", stmts[0], stmts.join("; "))).unwrap()
+                }
+                // A statement that fails after writing two rows, inside a transaction; then the
+                // same rows are written.
+                1 => {
+                    run(&c, &format!("BEGIN; INSERT OR REPLACE INTO t VALUES (7777, 'anchor', 99); {}; {read};", stmts.join("; "))).unwrap();
+                    let e = run(&c, "INSERT INTO t(id, a) VALUES (1000, 'x'), (1001, 'y'), (7777, 'taken')").unwrap_err();
+                    assert!(e.to_string().contains("UNIQUE"), "{e}");
+                    run(&c, "INSERT OR REPLACE INTO t VALUES (1001, 'z', 1); COMMIT;").unwrap();
+                }
+                // Merges from another replica's writes.
+                2 => {
+                    run(&other, &format!("BEGIN; {}; COMMIT;", stmts.join("; "))).unwrap();
+                    apply(&c, &changes(&other)).unwrap();
+                }
+                // Autocommit statements (transactions that mark one bucket).
+                3 => {
+                    for s in &stmts {
+                        run(&c, s).unwrap();
+                    }
+                }
+                _ => run(&c, &format!("BEGIN; {}; COMMIT;", stmts.join("; "))).unwrap(),
+            }
+            check(&c, &ctx);
+        }
+    }
+}
+
+/// Rows rewritten in many transactions leave one entry per bucket and dbv of the rows, not one
+/// per transaction: the entry at a row's previous dbv goes when the row is written again.
+#[test]
+fn crr_dirty_stays_no_larger_than_the_clock() {
+    let c = mem();
+    setup(&c);
+    c.execute_batch("BEGIN").unwrap();
+    for i in 0..64 {
+        c.execute("INSERT INTO t VALUES (?1, 'x', 0)", [i]).unwrap();
+    }
+    c.execute_batch("COMMIT").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty"), 4, "64 rows in one transaction: 4 buckets");
+    for round in 1..200 {
+        c.execute("UPDATE t SET b = ?1", [round]).unwrap();
+    }
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty"), 4, "every row rewritten: still one entry per bucket");
+    for round in 0..100 {
+        c.execute("UPDATE t SET b = -1 WHERE id = ?1", [round % 64]).unwrap();
+    }
+    let entries: i64 = one(&c, "SELECT count(*) FROM crr_dirty");
+    assert!(entries <= 64, "{entries} entries for 64 rows");
+    check(&c, "after single-row updates");
+}
+
+/// A reader that saw crsql_db_version() = V finds later changes with db_version > V even when
+/// the table whose entry set V goes away (the floor covers crr_dirty's entries too).
+#[test]
+fn db_versions_stay_above_every_entry_when_a_clock_goes() {
+    let c = mem();
+    c.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a TEXT);
+         SELECT crsql_as_crr('t'); SELECT crsql_as_crr('u');
+         INSERT INTO u VALUES (1, 'u'); INSERT INTO t VALUES (1, 't'); INSERT INTO t VALUES (2, 't');",
+    )
+    .unwrap();
+    let seen: i64 = one(&c, "SELECT crsql_db_version()");
+    c.execute_batch("SELECT crsql_as_table('t')").unwrap();
+    c.execute_batch("INSERT INTO u VALUES (2, 'after')").unwrap();
+    let after = changes_where(&c, &format!("WHERE db_version > {seen}"));
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty WHERE tid = 1"), 0, "t's entries went with its clock");
+}
