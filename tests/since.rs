@@ -12,39 +12,20 @@ use rusqlite::Connection;
 /// Keys over many buckets of 16: both edges of some, negative keys, the integer range's ends.
 const KEYS: [i64; 14] = [0, 1, 15, 16, 31, 32, 100, -1, -16, -17, 4096, i64::MAX, i64::MIN, i64::MAX - 15];
 
-/// splitmix64, so that a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn key(&mut self) -> i64 {
-        KEYS[self.below(KEYS.len() as u64) as usize]
-    }
-}
-
 fn setup(c: &Connection) {
     c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
 }
 
 /// One random write statement.
 fn write(r: &mut Rng) -> String {
-    let (k, v) = (r.key(), r.below(5));
+    let (k, v) = (*r.pick(&KEYS), r.below(5));
     match r.below(9) {
         0 | 1 => format!("INSERT OR IGNORE INTO t VALUES ({k}, 'a{v}', {v})"),
         2 | 3 => format!("UPDATE t SET b = {v} WHERE id = {k}"),
         4 => format!("UPDATE t SET a = 'all{v}' WHERE id % 3 = {}", v % 3),
         5 => format!("DELETE FROM t WHERE id = {k}"),
         6 => format!("INSERT OR REPLACE INTO t VALUES ({k}, 'r{v}', {v})"),
-        7 => format!("UPDATE OR REPLACE t SET id = {} WHERE id = {k}", r.key()),
+        7 => format!("UPDATE OR REPLACE t SET id = {} WHERE id = {k}", r.pick(&KEYS)),
         _ => format!("DELETE FROM t WHERE b = {v}"),
     }
 }
