@@ -45,14 +45,14 @@ pub fn fresh(dir: &Path, name: &str, crr: bool, tuned: bool) -> Connection {
     c
 }
 
-/// The clock floor: the least clock a change feed needs, added to a plain table `t` (one row
-/// per user row keyed by its rowid, a 10-byte blob, a version column indexed for "changes
-/// since", written by AFTER triggers in plain SQL). A reference for what any trigger-based
-/// tracking with a per-row clock costs, not a working feed.
+/// The clock floor: the least any trigger-based tracking with a per-row clock writes, added to
+/// a plain table `t`: one row per user row keyed by its rowid, with a version and a 10-byte
+/// blob, written by AFTER triggers in plain SQL. A reference, not a working feed: nothing finds
+/// the rows written since a version (a feed needs that too: a `dbv` index, as this floor had
+/// until 2026-12-04, or crr_dirty's buckets).
 pub fn add_clock_floor(c: &Connection) {
     c.execute_batch(
         "CREATE TABLE side(pk INTEGER PRIMARY KEY NOT NULL, dbv INTEGER NOT NULL, v BLOB NOT NULL);
-         CREATE INDEX side_dbv ON side(dbv);
          CREATE TRIGGER side_insert AFTER INSERT ON t BEGIN INSERT INTO side VALUES (NEW.id, 1, X'0102030405060708090A'); END;
          CREATE TRIGGER side_update AFTER UPDATE ON t BEGIN UPDATE side SET dbv = dbv + 1, v = X'0A090807060504030201' WHERE pk = NEW.id; END;
          CREATE TRIGGER side_delete AFTER DELETE ON t BEGIN UPDATE side SET dbv = dbv + 1, v = X'01' WHERE pk = OLD.id; END;",

@@ -14,7 +14,7 @@
 //! UPDATE/DELETE a trigger forces, and a statement journal where the statement may fail a
 //! constraint, as an INSERT with a key does) before a trigger does any work. A trigger that
 //! calls a function, as ours do, gives every statement a statement journal. Mode
-//! `clock-floor` adds the least clock a change feed needs (`shared::add_clock_floor`).
+//! `clock-floor` adds the least any per-row clock writes (`shared::add_clock_floor`).
 
 #[path = "shared.rs"]
 mod shared;
