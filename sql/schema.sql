@@ -1,4 +1,5 @@
--- sqlite-crr internal schema, version 4 (src/storage/schema.rs says what each version added). Created once per database, in one savepoint.
+-- sqlite-crr internal schema, version 4 (src/storage/schema.rs says what each version added).
+-- Created once per database, in one savepoint.
 -- Everything the extension stores besides the per-table clock tables lives here.
 
 -- Settings and counters: 'schema' (internal schema version), 'hlc' (the clock's persisted
@@ -27,8 +28,8 @@ CREATE TABLE IF NOT EXISTS crr_columns(
 -- records refer to it instead of repeating it (src/core/row_clock.rs, format 3).
 CREATE TABLE IF NOT EXISTS crr_ticks(dbv INTEGER PRIMARY KEY NOT NULL, tick INTEGER NOT NULL);
 
--- Which rows of a rowid-keyed clock were written at which db_version, by bucket of 16
--- consecutive keys (bucket = key >> 4), added in version 4 (src/storage/dirty.rs): "changes
+-- Which rows of a rowid-keyed clock were written at which db_version, by bucket of 32
+-- consecutive keys (bucket = key >> 5), added in version 4 (src/storage/dirty.rs): "changes
 -- since V" reads the buckets with an entry at V or later instead of a per-row dbv index.
 CREATE TABLE IF NOT EXISTS crr_dirty(
   tid INTEGER NOT NULL,

@@ -113,8 +113,8 @@ fn a_version_3_database_moves_its_rowid_clocks_to_buckets_at_load() {
         let mut s = c.prepare("SELECT dbv, bucket FROM crr_dirty WHERE tid = 1 ORDER BY dbv, bucket").unwrap();
         s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
     };
-    // Rows 1 (dbv 3), 2 (5), 17 and 100 (6), -5 (2), by bucket of 16.
-    assert_eq!(buckets, vec![(2, -1), (3, 0), (5, 0), (6, 1), (6, 6)]);
+    // Rows 1 (dbv 3), 2 (5), 17 and 100 (6), -5 (2), by bucket of 32.
+    assert_eq!(buckets, vec![(2, -1), (3, 0), (5, 0), (6, 0), (6, 3)]);
     let sql: String = one(&c, "SELECT sql FROM sqlite_schema WHERE name = 'crr_1_update'");
     assert!(sql.contains("crr_internal_mark(1, pk, dbv)"), "{sql}");
     assert_eq!(feed(&c), expected(V3));

@@ -49,9 +49,9 @@ fn sql_literal(v: &V) -> String {
     }
 }
 
-/// The keys of `items`: a few per bucket of the clock's crr_dirty (16 keys each), negative ones
+/// The keys of `items`: a few per bucket of the clock's crr_dirty (32 keys each), negative ones
 /// too, so that "changes since" reads several buckets.
-const ITEM_IDS: [i64; 8] = [-17, -1, 0, 1, 15, 16, 40, 1000];
+const ITEM_IDS: [i64; 8] = [-33, -1, 0, 1, 31, 32, 70, 1000];
 
 /// One random local write statement.
 fn local_write(r: &mut Rng) -> String {
