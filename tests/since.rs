@@ -155,3 +155,18 @@ fn db_versions_stay_above_every_entry_when_a_clock_goes() {
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty WHERE tid = 1"), 0, "t's entries went with its clock");
 }
+
+/// Entries held back that fail to be written (here a trigger of the app refuses them when a
+/// savepoint opens) are held back again, and written by the next flush.
+#[test]
+fn entries_that_fail_to_be_written_are_kept_for_the_next_try() {
+    let c = mem();
+    setup(&c);
+    c.execute_batch("BEGIN; INSERT INTO t VALUES (1, 'a', 1); INSERT INTO t VALUES (100, 'b', 2); INSERT INTO t VALUES (200, 'c', 3);").unwrap();
+    c.execute_batch("CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.crr_dirty BEGIN SELECT RAISE(ABORT, 'refused'); END;").unwrap();
+    // SQLite reports a savepoint callback's failure by its code alone ("constraint failed").
+    let e = c.execute_batch("SAVEPOINT s").unwrap_err().to_string();
+    assert!(e.contains("constraint"), "{e}");
+    c.execute_batch("DROP TRIGGER temp.refuse; COMMIT;").unwrap();
+    check(&c, "after a refused flush");
+}

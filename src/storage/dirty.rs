@@ -145,13 +145,17 @@ pub fn flush(conn: &Conn) -> Result<()> {
     if conn.txn.borrow().dirty.pending.is_empty() {
         return Ok(());
     }
-    let pending = std::mem::take(&mut conn.txn.borrow_mut().dirty.pending);
+    let mut pending = std::mem::take(&mut conn.txn.borrow_mut().dirty.pending);
     let r = write(conn, &pending);
-    // Keep the buffer's allocation for the next marks.
-    let mut pending = pending;
-    pending.clear();
     let mut t = conn.txn.borrow_mut();
-    if t.dirty.pending.is_empty() {
+    if r.is_err() {
+        // Not known to be written (the transaction may go on, e.g. after a failed COMMIT):
+        // held back again, before any entry marked since.
+        pending.append(&mut t.dirty.pending);
+        t.dirty.pending = pending;
+    } else if t.dirty.pending.is_empty() {
+        // Keep the buffer's allocation for the next marks.
+        pending.clear();
         t.dirty.pending = pending;
     }
     r
@@ -159,6 +163,12 @@ pub fn flush(conn: &Conn) -> Result<()> {
 
 /// Writes entries: every addition first, so that each removal's entry is covered by then.
 fn write(conn: &Conn, entries: &[Pending]) -> Result<()> {
+    add_all(conn, entries)?;
+    remove_all(conn, entries)
+}
+
+/// The additions of `entries`, by multi-row INSERTs of CHUNK_ROWS.
+fn add_all(conn: &Conn, entries: &[Pending]) -> Result<()> {
     let mut chunks = entries.chunks_exact(CHUNK_ROWS);
     for chunk in &mut chunks {
         conn.stmts.with(
@@ -181,7 +191,12 @@ fn write(conn: &Conn, entries: &[Pending]) -> Result<()> {
     for e in chunks.remainder() {
         one(conn, Key::DirtyAdd, "INSERT INTO crr_dirty(tid, dbv, bucket) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", e.tid, e.dbv, e.bucket)?;
     }
-    // Removals, grouped by (tid, old dbv): a bulk rewrite's rows mostly share their old dbv.
+    Ok(())
+}
+
+/// The removals of `entries`, grouped by (tid, old dbv): a bulk rewrite's rows mostly share
+/// their old dbv, so one DELETE takes up to CHUNK_ROWS buckets.
+fn remove_all(conn: &Conn, entries: &[Pending]) -> Result<()> {
     let mut removals: Vec<(i64, i64, i64)> = entries.iter().filter_map(|e| e.old.map(|o| (e.tid, o, e.bucket))).collect();
     removals.sort_unstable();
     removals.dedup();
