@@ -160,4 +160,22 @@ pub fn changes_insert(conn: &Connection, data: &[u8]) {
     conn.execute_batch("COMMIT").expect("commit");
     let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check");
     assert_eq!(ok, "ok");
+    since_agrees_with_the_feed(conn);
+}
+
+/// For every V, the changes since V are the full feed's changes with db_version > V (rows
+/// written since V are found through the clocks' dbv index or crr_dirty buckets).
+fn since_agrees_with_the_feed(conn: &Connection) {
+    const FEED: &str = "SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes";
+    let read = |sql: &str, v: i64| -> Vec<Vec<Value>> {
+        let mut s = conn.prepare(sql).expect("feed query");
+        let rows = s.query_map([v], |r| (0..9).map(|i| r.get::<_, Value>(i)).collect()).expect("feed");
+        rows.map(|r| r.expect("feed row")).collect()
+    };
+    let all = read(&format!("{FEED} WHERE ?1 = ?1"), 0);
+    let top = all.iter().filter_map(|r| if let Value::Integer(d) = r[5] { Some(d) } else { None }).max().unwrap_or(0);
+    for v in 0..=top {
+        let want: Vec<Vec<Value>> = all.iter().filter(|r| matches!(r[5], Value::Integer(d) if d > v)).cloned().collect();
+        assert_eq!(read(&format!("{FEED} WHERE db_version > ?1"), v), want, "changes since {v}");
+    }
 }
