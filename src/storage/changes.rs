@@ -1,8 +1,9 @@
 //! Reading crsql_changes (SPEC 6): one row per clock entry, in (db_version, seq) order.
 //!
-//! A clock row's `dbv` (its highest db_version) bounds the scan: every entry with db_version
-//! > V belongs to a row whose dbv > V, so "changes since V" reads only rows touched since V,
-//! found through the clock's dbv index or crr_dirty buckets (`tables::Clock::rows_since`).
+//! A clock row's `dbv` (its highest db_version) bounds the scan: every entry with a
+//! db_version above V belongs to a row whose dbv is above V, so "changes since V" reads only
+//! rows touched since V, found through the clock's dbv index or crr_dirty buckets
+//! (`tables::Clock::rows_since`).
 //! Entries are collected compactly (40 bytes each, keys once per row), filtered and sorted;
 //! values are read from the user table only when the `val` column is asked for.
 //! For a table keyed by its rowid the clock scan itself reads them (a LEFT JOIN, so no

@@ -178,7 +178,10 @@ pub fn schema_cookie(conn: &Conn) -> Result<i64> {
 ///
 /// A CRR between crsql_begin_alter and crsql_commit_alter has no triggers; it is listed under
 /// its registered name while that table exists.
-fn load(conn: &Conn) -> Result<Option<(Vec<Rc<TableInfo>>, Vec<Clock>)>> {
+/// The live CRRs and the clocks of dropped ones.
+type Registry = (Vec<Rc<TableInfo>>, Vec<Clock>);
+
+fn load(conn: &Conn) -> Result<Option<Registry>> {
     if !super::schema::exists(conn)? {
         return Ok(None);
     }
