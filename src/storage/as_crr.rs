@@ -242,9 +242,9 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
     }
     for c in &dropped {
         let (tid, clock) = (c.tid, c.table());
-        // A bucket clock's entries may name a db_version above its rows' (see dirty.rs).
-        let dirty_max = if c.buckets { format!(", ({})", dirty::max_sql(tid)) } else { String::new() };
-        let mut s = conn.db.prepare(&format!("SELECT max(coalesce((SELECT max(dbv) FROM {clock}), 0){dirty_max})"), false)?;
+        // For a bucket clock, the highest of its crr_dirty entries, which is at least its rows'
+        // (and may be above them, see dirty.rs): the floor covers every version reported.
+        let mut s = conn.db.prepare(&c.max_dbv_sql(), false)?;
         s.step()?;
         let max = s.i64(0);
         drop(s);

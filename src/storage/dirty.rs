@@ -69,8 +69,9 @@ pub struct Marks {
     /// Marks so far in this transaction.
     calls: u32,
     /// Entry writes not made yet: each adds (tid, dbv, bucket) and then, if `old` is set,
-    /// removes (tid, old, bucket). Written by `flush`, before anything reads crr_dirty and
-    /// before the transaction commits (xSync).
+    /// removes (tid, old, bucket). Written by `flush`: before a savepoint opens (xSavepoint),
+    /// before anything reads crr_dirty, before the transaction commits (xSync), and at
+    /// PENDING_MAX.
     pending: Vec<Pending>,
 }
 

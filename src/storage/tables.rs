@@ -70,6 +70,15 @@ impl Clock {
         }
     }
 
+    /// A query for the highest `dbv` of this clock (0: none): its `dbv` index, or for a bucket
+    /// clock its crr_dirty entries, which are at least every row's (storage/dirty.rs).
+    pub fn max_dbv_sql(&self) -> String {
+        if self.buckets {
+            return super::dirty::max_sql(self.tid);
+        }
+        format!("SELECT coalesce(max(dbv), 0) FROM {}", self.table())
+    }
+
     /// The FROM clause of a read of this clock's rows (as `c`) that can have a `dbv` at
     /// `?{param}` or later: the whole clock (a dbv index serves `c.dbv` bounds), or for a
     /// bucket clock the rows of the buckets with such an entry (storage/dirty.rs). Callers
@@ -173,14 +182,14 @@ pub fn schema_cookie(conn: &Conn) -> Result<i64> {
     })
 }
 
-/// The registry, with each table's current name taken from its insert trigger (triggers follow
-/// ALTER TABLE RENAME), and the tids whose table is gone.
-///
-/// A CRR between crsql_begin_alter and crsql_commit_alter has no triggers; it is listed under
-/// its registered name while that table exists.
 /// The live CRRs and the clocks of dropped ones.
 type Registry = (Vec<Rc<TableInfo>>, Vec<Clock>);
 
+/// The registry, with each table's current name taken from its insert trigger (triggers follow
+/// ALTER TABLE RENAME), and the clocks of the CRRs whose table is gone.
+///
+/// A CRR between crsql_begin_alter and crsql_commit_alter has no triggers; it is listed under
+/// its registered name while that table exists.
 fn load(conn: &Conn) -> Result<Option<Registry>> {
     if !super::schema::exists(conn)? {
         return Ok(None);

@@ -168,7 +168,7 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
         || {
             let mut parts = vec!["SELECT coalesce((SELECT value FROM crr_meta WHERE key = 'db_version_floor'), 0)".to_string()];
             for t in list.iter() {
-                parts.push(if t.buckets { super::dirty::max_sql(t.tid) } else { format!("SELECT coalesce(max(dbv), 0) FROM {}", t.clock_table()) });
+                parts.push(t.clock().max_dbv_sql());
             }
             format!("SELECT max(v) FROM ({})", parts.iter().map(|p| format!("SELECT ({p}) AS v")).collect::<Vec<_>>().join(" UNION ALL "))
         },
