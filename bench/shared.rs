@@ -125,8 +125,13 @@ pub fn plain_exchange(p: &Connection, q: &Connection) {
         let mut s = from.prepare("SELECT id, a FROM t WHERE id % 10 = 1").unwrap();
         let rows: Vec<(i64, String)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
         let tx = to.unchecked_transaction().unwrap();
-        for (id, a) in rows {
-            tx.execute("INSERT INTO t(id, a) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET a = excluded.a", rusqlite::params![id, a]).unwrap();
+        {
+            // Prepared once, as the CRR side's INSERT INTO crsql_changes is (an upsert
+            // prepared per row would charge the plain side a parse per row).
+            let mut up = tx.prepare("INSERT INTO t(id, a) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET a = excluded.a").unwrap();
+            for (id, a) in rows {
+                up.execute(rusqlite::params![id, a]).unwrap();
+            }
         }
         tx.commit().unwrap();
     }
