@@ -402,3 +402,157 @@ fn a_local_write_between_two_merged_changes_of_a_row_is_kept() {
         assert_eq!(dump(&a, "t"), dump(&b, "t"), "{local}");
     }
 }
+
+// A merged row's clock is held back and written once for the row's run of changes
+// (src/storage/merge.rs, "held clock"). Whatever happens in between, the clock must end up
+// describing exactly the writes that stayed in the table: checked by rebuilding the table on
+// a fresh replica from the merging replica's own change feed.
+
+const HELD_SCHEMA: &str = "CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER CHECK (b < 100), c TEXT);
+                           SELECT crsql_as_crr('u');";
+
+fn held_replica() -> Connection {
+    let c = mem();
+    c.execute_batch(HELD_SCHEMA).unwrap();
+    c
+}
+
+/// The changes of row 1 from a source replica: a = 'x', b = 5, c = 'z' (one per cell).
+fn row_changes() -> Vec<Change> {
+    let src = held_replica();
+    src.execute("INSERT INTO u VALUES (1, 'x', 5, 'z')", []).unwrap();
+    let mut cs = changes(&src);
+    cs.sort_by_key(|c| c.cid.clone());
+    assert_eq!(cs.iter().map(|c| c.cid.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    cs
+}
+
+/// `c`'s table, and the table a fresh replica builds from `c`'s change feed, agree, and the
+/// feed has exactly the cells `cids` (values come from the table, so a clock entry for a
+/// rolled-back write would show only here).
+fn assert_feed_matches_table(c: &Connection, cids: &[&str], ctx: &str) {
+    let fresh = held_replica();
+    apply(&fresh, &changes(c)).unwrap();
+    assert_eq!(dump(&fresh, "u"), dump(c, "u"), "{ctx}: feed {:?}", changes(c));
+    let mut got: Vec<String> = changes(c).into_iter().map(|x| x.cid).collect();
+    got.sort();
+    assert_eq!(got, cids, "{ctx}");
+}
+
+fn apply_one(c: &Connection, x: &Change) -> rusqlite::Result<usize> {
+    c.execute(
+        "INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)",
+        rusqlite::params![x.table, x.pk, x.cid, x.val, x.col_version, x.db_version, x.site_id, x.cl, x.seq],
+    )
+}
+
+/// A change the table refuses (CHECK) rolls back its own statement only: the row's earlier
+/// changes stay, in the table and in its clock.
+#[test]
+fn a_refused_change_keeps_the_rows_earlier_merged_changes() {
+    let cs = row_changes();
+    let c = held_replica();
+    c.execute_batch("BEGIN").unwrap();
+    apply_one(&c, &cs[0]).unwrap();
+    let mut bad = cs[1].clone();
+    bad.val = V::Integer(500);
+    let e = apply_one(&c, &bad).unwrap_err().to_string();
+    assert!(e.contains("CHECK"), "{e}");
+    apply_one(&c, &cs[2]).unwrap();
+    c.execute_batch("COMMIT").unwrap();
+    assert_eq!(dump(&c, "u"), vec![vec![V::Integer(1), V::Text("x".into()), V::Null, V::Text("z".into())]]);
+    assert_feed_matches_table(&c, &["a", "c"], "refused b");
+    // The same with the refused change last: the commit writes the held clock.
+    let c = held_replica();
+    c.execute_batch("BEGIN").unwrap();
+    apply_one(&c, &cs[0]).unwrap();
+    apply_one(&c, &bad).unwrap_err();
+    c.execute_batch("COMMIT").unwrap();
+    assert_feed_matches_table(&c, &["a"], "refused b last");
+}
+
+/// ROLLBACK TO undoes the merged writes made since the savepoint, and their held clock with
+/// them; writes made before it stay, and so does theirs.
+#[test]
+fn rollbacks_to_a_savepoint_take_exactly_their_merged_writes() {
+    let cs = row_changes();
+    // Merged inside the savepoint, rolled back, then the row's next change.
+    let c = held_replica();
+    c.execute_batch("BEGIN; SAVEPOINT s;").unwrap();
+    apply_one(&c, &cs[0]).unwrap();
+    c.execute_batch("ROLLBACK TO s;").unwrap();
+    apply_one(&c, &cs[1]).unwrap();
+    c.execute_batch("RELEASE s; COMMIT;").unwrap();
+    assert_eq!(dump(&c, "u"), vec![vec![V::Integer(1), V::Null, V::Integer(5), V::Null]]);
+    assert_feed_matches_table(&c, &["b"], "a rolled back");
+    // Merged before a savepoint, more merged inside it, rolled back.
+    let c = held_replica();
+    c.execute_batch("BEGIN").unwrap();
+    apply_one(&c, &cs[0]).unwrap();
+    c.execute_batch("SAVEPOINT s").unwrap();
+    apply_one(&c, &cs[1]).unwrap();
+    c.execute_batch("ROLLBACK TO s; RELEASE s;").unwrap();
+    apply_one(&c, &cs[2]).unwrap();
+    c.execute_batch("COMMIT").unwrap();
+    assert_eq!(dump(&c, "u"), vec![vec![V::Integer(1), V::Text("x".into()), V::Null, V::Text("z".into())]]);
+    assert_feed_matches_table(&c, &["a", "c"], "b rolled back");
+    // Merged inside a savepoint that is released, then a refused change at the outer level.
+    let c = held_replica();
+    c.execute_batch("BEGIN; SAVEPOINT s;").unwrap();
+    apply_one(&c, &cs[0]).unwrap();
+    c.execute_batch("RELEASE s").unwrap();
+    let mut bad = cs[1].clone();
+    bad.val = V::Integer(500);
+    apply_one(&c, &bad).unwrap_err();
+    c.execute_batch("COMMIT").unwrap();
+    assert_feed_matches_table(&c, &["a"], "released, then refused");
+    // Merged by one multi-row statement (which has a savepoint of its own), then a refused
+    // change in a statement of its own.
+    let c = held_replica();
+    let tx = c.unchecked_transaction().unwrap();
+    {
+        let mut s = tx.prepare("INSERT INTO crsql_changes SELECT * FROM (SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 UNION ALL SELECT ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)").unwrap();
+        let (x, y) = (&cs[0], &cs[2]);
+        s.execute(rusqlite::params![x.table, x.pk, x.cid, x.val, x.col_version, x.db_version, x.site_id, x.cl, x.seq,
+            y.table, y.pk, y.cid, y.val, y.col_version, y.db_version, y.site_id, y.cl, y.seq]).unwrap();
+    }
+    apply_one(&c, &bad).unwrap_err();
+    tx.commit().unwrap();
+    assert_feed_matches_table(&c, &["a", "c"], "one statement, then refused");
+}
+
+/// Reads of crsql_changes and local writes in the merging transaction see the held clock.
+#[test]
+fn reads_and_local_writes_after_a_merge_see_its_clock() {
+    let cs = row_changes();
+    let c = held_replica();
+    c.execute_batch("BEGIN").unwrap();
+    apply_one(&c, &cs[0]).unwrap();
+    apply_one(&c, &cs[1]).unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 2);
+    apply_one(&c, &cs[2]).unwrap();
+    c.execute_batch("UPDATE u SET b = 7 WHERE id = 1").unwrap();
+    c.execute_batch("COMMIT").unwrap();
+    assert_eq!(dump(&c, "u"), vec![vec![V::Integer(1), V::Text("x".into()), V::Integer(7), V::Text("z".into())]]);
+    assert_feed_matches_table(&c, &["a", "b", "c"], "local write after merges");
+}
+
+/// The functions that rewrite or remove clocks, run after a merge, find the merge's held
+/// clock written (they work inside a savepoint, whose opening writes it).
+#[test]
+fn functions_after_a_merge_find_its_clock_written() {
+    let cs = row_changes();
+    let c = held_replica();
+    c.execute_batch("BEGIN").unwrap();
+    apply_one(&c, &cs[0]).unwrap();
+    c.execute_batch("SELECT crsql_begin_alter('u'); ALTER TABLE u ADD COLUMN d TEXT; SELECT crsql_commit_alter('u');").unwrap();
+    apply_one(&c, &cs[1]).unwrap();
+    c.execute_batch("SELECT crsql_as_table('u'); COMMIT;").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM u"), 1);
+    let c = held_replica();
+    c.execute_batch("BEGIN").unwrap();
+    apply_one(&c, &cs[0]).unwrap();
+    c.execute_batch("SELECT crsql_begin_alter('u'); ALTER TABLE u ADD COLUMN d TEXT; SELECT crsql_commit_alter('u'); COMMIT;").unwrap();
+    let feed: Vec<(String, V)> = changes(&c).into_iter().map(|x| (x.cid, x.val)).collect();
+    assert_eq!(feed, [("a".to_string(), V::Text("x".into()))]);
+}

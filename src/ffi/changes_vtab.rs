@@ -334,44 +334,62 @@ unsafe fn vtab_conn<'a>(p: *mut api::sqlite3_vtab) -> &'a Conn {
 }
 
 pub(super) unsafe extern "C" fn begin(p: *mut api::sqlite3_vtab) -> c_int {
-    vtab_conn(p).changes_in_txn.set(true);
+    vtab_conn(p).joined();
     api::SQLITE_OK
 }
 
 pub(super) unsafe extern "C" fn rollback(p: *mut api::sqlite3_vtab) -> c_int {
-    vtab_conn(p).rolled_back();
+    let conn = vtab_conn(p);
+    conn.rolled_back();
+    // Whatever a merge held back was undone with the transaction.
+    *conn.merged_row.borrow_mut() = None;
     api::SQLITE_OK
 }
 
-pub(super) unsafe extern "C" fn rollback_to(p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
-    vtab_conn(p).rolled_back();
+pub(super) unsafe extern "C" fn rollback_to(p: *mut api::sqlite3_vtab, savepoint: c_int) -> c_int {
+    vtab_conn(p).rolled_back_to(savepoint);
     api::SQLITE_OK
 }
 
-/// The transaction is about to commit: the crr_dirty entries held back are written now
-/// (storage/dirty.rs). SQLite lets xSync write (its own nested statements do not commit).
+pub(super) unsafe extern "C" fn release(p: *mut api::sqlite3_vtab, savepoint: c_int) -> c_int {
+    vtab_conn(p).released(savepoint);
+    api::SQLITE_OK
+}
+
+/// Writes what is held back: a merged row's clock (storage/merge.rs, "held clock"), then the
+/// crr_dirty entries (storage/dirty.rs).
+fn write_held_back(conn: &Conn) -> crate::error::Result<()> {
+    crate::storage::merge::flush_held(conn)?;
+    crate::storage::dirty::flush(conn)
+}
+
+/// The transaction is about to commit: what is held back is written now. SQLite lets xSync
+/// write (its own nested statements do not commit).
 pub(super) unsafe extern "C" fn sync(p: *mut api::sqlite3_vtab) -> c_int {
     let conn = vtab_conn(p);
-    match guard("sqlite-crr commit", || crate::storage::dirty::flush(conn)) {
+    match guard("sqlite-crr commit", || write_held_back(conn)) {
         Ok(()) => api::SQLITE_OK,
         Err(e) => fail(p, &e),
     }
 }
 
-/// A savepoint (or a statement's savepoint) opens: the crr_dirty entries held back are
-/// written first, at the level of the writes they cover, so that rolling back to the new
-/// savepoint cannot undo them while keeping those writes (storage/dirty.rs).
-pub(super) unsafe extern "C" fn savepoint(p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
-    sync(p)
+/// A savepoint (or a statement's savepoint) opens: what is held back is written first, at
+/// the level of the writes it covers, so that rolling back to the new savepoint cannot undo
+/// it while keeping those writes (a merge's own user-table write holds its clock on, see
+/// storage/merge.rs).
+pub(super) unsafe extern "C" fn savepoint(p: *mut api::sqlite3_vtab, savepoint: c_int) -> c_int {
+    let conn = vtab_conn(p);
+    conn.savepoint_opened(savepoint);
+    match guard("sqlite-crr savepoint", || write_held_back(conn)) {
+        Ok(()) => api::SQLITE_OK,
+        Err(e) => fail(p, &e),
+    }
 }
 
 pub(super) unsafe extern "C" fn no_op(_p: *mut api::sqlite3_vtab) -> c_int {
     api::SQLITE_OK
 }
 
-pub(super) unsafe extern "C" fn no_op_savepoint(_p: *mut api::sqlite3_vtab, _savepoint: c_int) -> c_int {
-    api::SQLITE_OK
-}
 
 static MODULE: api::sqlite3_module = api::sqlite3_module {
     // 2: the savepoint callbacks are read.
@@ -396,7 +414,7 @@ static MODULE: api::sqlite3_module = api::sqlite3_module {
     xFindFunction: None,
     xRename: None,
     xSavepoint: Some(savepoint),
-    xRelease: Some(no_op_savepoint),
+    xRelease: Some(release),
     xRollbackTo: Some(rollback_to),
     xShadowName: None,
 };

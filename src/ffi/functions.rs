@@ -34,8 +34,14 @@ unsafe extern "C" fn trampoline(ctx: *mut api::sqlite3_context, argc: c_int, arg
     let conn = &*fc.conn;
     let r = match fc.f {
         Func::Values(f) => {
+            // A public function may read or rewrite clocks: a merge's held clock is written
+            // first (storage/merge.rs). Those that rewrite clocks today open a savepoint,
+            // which writes it too; this covers any that reads without one.
             let args = values::args(argc, argv);
-            guard(fc.name, || f(conn, &args).map_err(|e| e.context(fc.name)))
+            guard(fc.name, || {
+                crate::storage::merge::flush_held(conn)?;
+                f(conn, &args)
+            }.map_err(|e| e.context(fc.name)))
         }
         Func::Args(f) => {
             let args = Args::new(argc, argv);

@@ -10,7 +10,7 @@
 //! disconnect is what finalizes the statement cache.
 
 use super::api::{self, sqlite};
-use super::changes_vtab::{begin, connect_with, no_op, no_op_savepoint, rollback, rollback_to, savepoint, sync, Vtab};
+use super::changes_vtab::{begin, connect_with, no_op, release, rollback, rollback_to, savepoint, sync, Vtab};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
 use std::os::raw::{c_char, c_int};
@@ -111,7 +111,7 @@ static MODULE: api::sqlite3_module = api::sqlite3_module {
     xFindFunction: None,
     xRename: None,
     xSavepoint: Some(savepoint),
-    xRelease: Some(no_op_savepoint),
+    xRelease: Some(release),
     xRollbackTo: Some(rollback_to),
     xShadowName: None,
 };

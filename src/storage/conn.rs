@@ -3,7 +3,7 @@
 
 use super::sites::Sites;
 use super::stmt_cache::StmtCache;
-use super::tables::Tables;
+use super::tables::{Clock, Tables};
 use super::ticks::TickCache;
 use crate::core::row_clock::RowClock;
 use super::txn::{Carry, Txn};
@@ -36,17 +36,39 @@ pub struct Conn {
     pub carry: Cell<Option<Carry>>,
     /// The clock of the row the last merge wrote (see storage::merge::MergedRow).
     pub merged_row: RefCell<Option<MergedRow>>,
+    /// Savepoints open (statements' too), as the vtabs' savepoint callbacks report them once
+    /// crsql_changes or crr_internal_txn is in the transaction (see `Held`).
+    pub depth: Cell<i32>,
 }
 
-/// The clock record a merge just stored, so that the next change of the same row (a row's
-/// changes usually arrive together) need not read it back. Trusted only while no rollback
-/// was reported since (`mark`), and dropped by every other write of a clock record
-/// (`track::encode`), by reaping, by schema reloads and at transaction end.
+/// The clock record of the row the last merge wrote, so that the next change of the same row
+/// (a row's changes usually arrive together) need not read it back.
+///
+/// Stored (`held` None): trusted only while no rollback was reported since (`mark`), and
+/// dropped by every other write of a clock record (`track::encode`), by reaping, by schema
+/// reloads and at transaction end.
+///
+/// Held (`held` Some): the merge wrote the user table but not yet the clock row, so that
+/// the next change of the same row updates the record in memory and the row's clock is
+/// written once (storage::merge, "held clock").
 pub struct MergedRow {
     pub tid: i64,
+    pub clock: Clock,
     pub pk: Vec<u8>,
     pub rc: RowClock,
     pub mark: Option<u64>,
+    pub held: Option<Held>,
+}
+
+/// A merged row's clock not written yet.
+#[derive(Debug, Clone, Copy)]
+pub struct Held {
+    /// `Conn::depth` when its user-table writes were made: a rollback to a savepoint below it
+    /// undid them (the record goes), one at or above it did not (the record stays). A release
+    /// down to a lower depth moves them there.
+    pub level: i32,
+    /// The `dbv` of the clock row stored for this key, None if there is none.
+    pub stored: Option<i64>,
 }
 
 impl Conn {
@@ -65,6 +87,7 @@ impl Conn {
             ticks: RefCell::new(TickCache::default()),
             carry: Cell::new(None),
             merged_row: RefCell::new(None),
+            depth: Cell::new(0),
         }
     }
 
@@ -95,9 +118,43 @@ impl Conn {
         self.rollback_epoch.set(self.rollback_epoch.get() + 1);
     }
 
-    /// Some clock record may have been written by other code than the last merge.
+    /// A vtab in the transaction joined it (xBegin; SQLite then reports the savepoints open,
+    /// if any, through xSavepoint).
+    pub fn joined(&self) {
+        self.changes_in_txn.set(true);
+        self.depth.set(0);
+    }
+
+    /// Savepoint `n` (0-based) opened (xSavepoint).
+    pub fn savepoint_opened(&self, n: i32) {
+        self.depth.set(n + 1);
+    }
+
+    /// Savepoint `n` and those above it were released (xRelease): their writes now belong to
+    /// the level below.
+    pub fn released(&self, n: i32) {
+        self.depth.set(n);
+        if let Some(h) = self.merged_row.borrow_mut().as_mut().and_then(|m| m.held.as_mut()) {
+            h.level = h.level.min(n);
+        }
+    }
+
+    /// The writes made since savepoint `n` opened were undone (xRollbackTo); `n` stays open.
+    pub fn rolled_back_to(&self, n: i32) {
+        self.rolled_back();
+        self.depth.set(n + 1);
+        let undone = self.merged_row.borrow().as_ref().and_then(|m| m.held).is_some_and(|h| h.level > n);
+        if undone {
+            *self.merged_row.borrow_mut() = None;
+        }
+    }
+
+    /// Some clock record may have been written by other code than the last merge: a stored
+    /// merged row is no longer trusted (a held one stays: only writing it, or a rollback of its
+    /// writes, ends it).
     pub fn forget_merged_row(&self) {
-        if self.merged_row.borrow().is_some() {
+        let stored = self.merged_row.borrow().as_ref().is_some_and(|m| m.held.is_none());
+        if stored {
             *self.merged_row.borrow_mut() = None;
         }
     }
@@ -112,7 +169,9 @@ impl Conn {
         self.changes_in_txn.set(false);
         self.rolled_back();
         self.txn.borrow_mut().reset();
-        self.forget_merged_row();
+        // A held clock was written at xSync (storage::merge::flush_held) or rolled back.
+        let held = self.merged_row.borrow_mut().take().is_some_and(|m| m.held.is_some());
+        debug_assert!(!(committed && held), "a held merged clock reached the commit unwritten");
         self.sites.borrow_mut().end_transaction(committed);
         if !committed {
             // Nothing committed is cached, but a rolled-back transaction's db_version will be

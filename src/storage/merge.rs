@@ -5,8 +5,20 @@
 //! 2. decide with the pure rule (core::merge);
 //! 3. write the user table first (the one step that can refuse a value, e.g. STRICT), each
 //!    write a single statement, then the site ordinal, the clock record, the clock's mark.
+//!
+//! **Held clock.** A row's changes usually arrive one after another (one per cell), and each
+//! would rewrite the row's clock. So after a change wrote the user table, its row's record is
+//! held in memory (`conn::MergedRow` with `Held`) and the next change of the same row updates
+//! it there; the clock row is written once, by `flush_held`, when the next change is of
+//! another row, when a savepoint opens (xSavepoint, so the record lands at the level of the
+//! writes it covers), before the transaction commits (xSync), before crsql_changes is read
+//! and before any public function runs. Rollbacks: a held record is dropped when a rollback
+//! undoes the writes it covers, and only then (`Conn::rolled_back_to`, by savepoint depth):
+//! a change refused by the user table rolls back its own statement only, so the earlier
+//! changes of the row stay and so does their record. A merge's own nested statement (the
+//! user-table write) opens a savepoint at which nothing is flushed: the record is not its.
 
-use super::conn::{Conn, MergedRow};
+use super::conn::{Conn, Held, MergedRow};
 use super::stmt_cache::Key;
 use super::tables::{self, KeyLayout, TableInfo};
 use super::track::{load, save, save_existing};
@@ -188,37 +200,96 @@ fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
     )
 }
 
-/// Remembers the row's clock as stored now (see conn::MergedRow); returns false, for the
-/// early returns of a change that wrote nothing. `pk` is the previous entry's buffer, reused.
-fn keep(conn: &Conn, v: Valid, mut pk: Vec<u8>, rc: Option<RowClock>) -> bool {
+/// Remembers the row's clock (see conn::MergedRow): stored, or `held` back; returns false,
+/// for the early returns of a change that wrote nothing. `pk` is the previous entry's
+/// buffer, reused.
+fn keep(conn: &Conn, v: Valid, mut pk: Vec<u8>, rc: Option<RowClock>, held: Option<Held>) -> bool {
     if let Some(rc) = rc {
         let mark = conn.rollback_mark();
         pk.clear();
         pk.extend_from_slice(v.pk);
-        *conn.merged_row.borrow_mut() = Some(MergedRow { tid: v.table.tid, pk, rc, mark });
+        *conn.merged_row.borrow_mut() = Some(MergedRow { tid: v.table.tid, clock: v.table.clock(), pk, rc, mark, held });
     }
     false
+}
+
+/// Writes a held clock record (see the module comment). On failure it stays held.
+fn write_held(conn: &Conn, mut m: MergedRow) -> Result<()> {
+    let Some(h) = m.held else {
+        *conn.merged_row.borrow_mut() = Some(m);
+        return Ok(());
+    };
+    let r = match h.stored {
+        Some(old) => save_existing(conn, m.clock, &m.pk, &m.rc, old),
+        None => save(conn, m.clock, &m.pk, &m.rc, None),
+    };
+    if r.is_ok() {
+        m.held = None;
+        m.mark = conn.rollback_mark();
+    }
+    *conn.merged_row.borrow_mut() = Some(m);
+    r
+}
+
+/// Writes the held clock record, if any (see the module comment). Not while a merge writes
+/// the user table (its nested statement's savepoint is not the record's level).
+pub fn flush_held(conn: &Conn) -> Result<()> {
+    if conn.merging_tid.get().is_some() {
+        return Ok(());
+    }
+    let held = conn.merged_row.borrow().as_ref().is_some_and(|m| m.held.is_some());
+    if !held {
+        return Ok(());
+    }
+    let m = conn.merged_row.borrow_mut().take().expect("checked above");
+    write_held(conn, m)
 }
 
 /// Applies one change. Ok(true) when it changed this replica (rows impacted).
 pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let v = validate(conn, incoming)?;
-    let previous = conn.merged_row.borrow_mut().take();
-    let (local, buf) = match previous {
-        Some(m) if m.tid == v.table.tid && m.pk == v.pk && conn.still_written(m.mark) => (Some(m.rc), m.pk),
-        Some(m) => (None, m.pk),
-        None => (None, Vec::new()),
+    // A merge inside a merge's user-table write (a user trigger inserting into crsql_changes)
+    // leaves the outer merge's row alone and holds nothing back.
+    let nested = conn.merging_tid.get().is_some();
+    // The row's held record goes on (it stays in place, so that a rollback of its writes
+    // still drops it, and an error below leaves it as it was); any other row's is written.
+    let continued = if nested {
+        None
+    } else {
+        let depth = conn.depth.get();
+        let m = conn.merged_row.borrow();
+        m.as_ref().filter(|m| m.tid == v.table.tid && m.pk == v.pk && m.held.is_some_and(|h| h.level == depth)).map(|m| (m.rc.clone(), m.held))
+    };
+    let (local, held, buf) = match continued {
+        Some((rc, held)) => (Some(rc), held, Vec::new()),
+        None => {
+            let previous = if nested { None } else { conn.merged_row.borrow_mut().take() };
+            match previous {
+                Some(m) if m.held.is_some() => {
+                    write_held(conn, m)?;
+                    let m = conn.merged_row.borrow_mut().take().expect("write_held keeps the row");
+                    (None, None, m.pk)
+                }
+                Some(m) if m.tid == v.table.tid && m.pk == v.pk && conn.still_written(m.mark) => (Some(m.rc), None, m.pk),
+                Some(m) => (None, None, m.pk),
+                None => (None, None, Vec::new()),
+            }
+        }
     };
     let local = match local {
         Some(rc) => Some(rc),
         None => load(conn, v.table.clock(), v.pk)?,
     };
     let local_cl = local.as_ref().map_or(0, |rc| rc.cl);
-    let local_dbv = local.as_ref().map(RowClock::max_db_version);
+    // The dbv of the clock row stored for this key (a held record is not stored yet).
+    let local_dbv = match held {
+        Some(h) => h.stored,
+        None => local.as_ref().map(RowClock::max_db_version),
+    };
     let tracked = v.table.tracked_count();
     let step = row_step(v.cl, local_cl);
     if step == RowStep::Stale {
-        return Ok(keep(conn, v, buf, local));
+        return Ok(keep(conn, v, buf, local, held));
     }
     // Decide the cell before any write (it may need the local value).
     let cell_applies = match (step, v.slot) {
@@ -246,7 +317,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         _ => false,
     };
     if step == RowStep::SameLife && !cell_applies && !sentinel_raised {
-        return Ok(keep(conn, v, buf, local));
+        return Ok(keep(conn, v, buf, local, held));
     }
     // Writes: user table first.
     match step {
@@ -269,14 +340,19 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         let slot = v.slot.expect("cell applies");
         rc.set_cell(slot, entry(v.col_version));
     }
-    match local_dbv {
-        Some(old) => save_existing(conn, v.table.clock(), v.pk, &rc, old)?,
-        None => save(conn, v.table.clock(), v.pk, &rc, None)?,
+    // Held back while SQLite reports rollbacks to us (crsql_changes is in the transaction).
+    let hold = !nested && conn.changes_in_txn.get();
+    if !hold {
+        match local_dbv {
+            Some(old) => save_existing(conn, v.table.clock(), v.pk, &rc, old)?,
+            None => save(conn, v.table.clock(), v.pk, &rc, None)?,
+        }
     }
     if v.slot.is_some() {
         txn::observe(conn, v.col_version)?;
     }
     conn.txn.borrow_mut().rows_impacted += 1;
-    keep(conn, v, buf, Some(rc));
+    let held = hold.then(|| Held { level: conn.depth.get(), stored: local_dbv });
+    keep(conn, v, buf, Some(rc), held);
     Ok(true)
 }
