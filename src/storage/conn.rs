@@ -52,7 +52,7 @@ pub struct Conn {
 /// the next change of the same row updates the record in memory and the row's clock is
 /// written once (storage::merge, "held clock").
 pub struct MergedRow {
-    pub tid: i64,
+    /// The row's table's clock (its tid names the table).
     pub clock: Clock,
     pub pk: Vec<u8>,
     pub rc: RowClock,

@@ -208,17 +208,22 @@ fn keep(conn: &Conn, v: Valid, mut pk: Vec<u8>, rc: Option<RowClock>, held: Opti
         let mark = conn.rollback_mark();
         pk.clear();
         pk.extend_from_slice(v.pk);
-        *conn.merged_row.borrow_mut() = Some(MergedRow { tid: v.table.tid, clock: v.table.clock(), pk, rc, mark, held });
+        *conn.merged_row.borrow_mut() = Some(MergedRow { clock: v.table.clock(), pk, rc, mark, held });
     }
     false
 }
 
-/// Writes a held clock record (see the module comment). On failure it stays held.
-fn write_held(conn: &Conn, mut m: MergedRow) -> Result<()> {
-    let Some(h) = m.held else {
-        *conn.merged_row.borrow_mut() = Some(m);
+/// Writes the held clock record, if any (see the module comment); it then stays remembered
+/// as stored, or, if the write fails, held. Not while a merge writes the user table (its
+/// nested statement's savepoint is not the record's level).
+pub fn flush_held(conn: &Conn) -> Result<()> {
+    if conn.merging_tid.get().is_some() {
+        return Ok(());
+    }
+    let Some(h) = conn.merged_row.borrow().as_ref().and_then(|m| m.held) else {
         return Ok(());
     };
+    let mut m = conn.merged_row.borrow_mut().take().expect("checked above");
     let r = match h.stored {
         Some(old) => save_existing(conn, m.clock, &m.pk, &m.rc, old),
         None => save(conn, m.clock, &m.pk, &m.rc, None),
@@ -231,20 +236,6 @@ fn write_held(conn: &Conn, mut m: MergedRow) -> Result<()> {
     r
 }
 
-/// Writes the held clock record, if any (see the module comment). Not while a merge writes
-/// the user table (its nested statement's savepoint is not the record's level).
-pub fn flush_held(conn: &Conn) -> Result<()> {
-    if conn.merging_tid.get().is_some() {
-        return Ok(());
-    }
-    let held = conn.merged_row.borrow().as_ref().is_some_and(|m| m.held.is_some());
-    if !held {
-        return Ok(());
-    }
-    let m = conn.merged_row.borrow_mut().take().expect("checked above");
-    write_held(conn, m)
-}
-
 /// Applies one change. Ok(true) when it changed this replica (rows impacted).
 pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let v = validate(conn, incoming)?;
@@ -253,24 +244,25 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let nested = conn.merging_tid.get().is_some();
     // The row's held record goes on (it stays in place, so that a rollback of its writes
     // still drops it, and an error below leaves it as it was); any other row's is written.
+    let same_row = |m: &MergedRow| m.clock.tid == v.table.tid && m.pk == v.pk;
     let continued = if nested {
         None
     } else {
         let depth = conn.depth.get();
         let m = conn.merged_row.borrow();
-        m.as_ref().filter(|m| m.tid == v.table.tid && m.pk == v.pk && m.held.is_some_and(|h| h.level == depth)).map(|m| (m.rc.clone(), m.held))
+        m.as_ref().filter(|m| same_row(m) && m.held.is_some_and(|h| h.level == depth)).map(|m| (m.rc.clone(), m.held))
     };
     let (local, held, buf) = match continued {
         Some((rc, held)) => (Some(rc), held, Vec::new()),
         None => {
-            let previous = if nested { None } else { conn.merged_row.borrow_mut().take() };
+            let previous = if nested {
+                None
+            } else {
+                flush_held(conn)?;
+                conn.merged_row.borrow_mut().take()
+            };
             match previous {
-                Some(m) if m.held.is_some() => {
-                    write_held(conn, m)?;
-                    let m = conn.merged_row.borrow_mut().take().expect("write_held keeps the row");
-                    (None, None, m.pk)
-                }
-                Some(m) if m.tid == v.table.tid && m.pk == v.pk && conn.still_written(m.mark) => (Some(m.rc), None, m.pk),
+                Some(m) if same_row(&m) && conn.still_written(m.mark) => (Some(m.rc), None, m.pk),
                 Some(m) => (None, None, m.pk),
                 None => (None, None, Vec::new()),
             }
