@@ -373,14 +373,15 @@ pub(super) unsafe extern "C" fn sync(p: *mut api::sqlite3_vtab) -> c_int {
     }
 }
 
-/// A savepoint (or a statement's savepoint) opens: what is held back is written first, at
+/// A savepoint (or a statement's savepoint) opens: a merge's held clock is written first, at
 /// the level of the writes it covers, so that rolling back to the new savepoint cannot undo
 /// it while keeping those writes (a merge's own user-table write holds its clock on, see
-/// storage/merge.rs).
+/// storage/merge.rs). crr_dirty entries stay held back: the ones written inside a savepoint
+/// are held back again when a rollback undoes them (storage/dirty.rs, `Marks::written`).
 pub(super) unsafe extern "C" fn savepoint(p: *mut api::sqlite3_vtab, savepoint: c_int) -> c_int {
     let conn = vtab_conn(p);
     conn.savepoint_opened(savepoint);
-    match guard("sqlite-crr savepoint", || write_held_back(conn)) {
+    match guard("sqlite-crr savepoint", || crate::storage::merge::flush_held(conn)) {
         Ok(()) => api::SQLITE_OK,
         Err(e) => fail(p, &e),
     }

@@ -134,6 +134,7 @@ impl Conn {
     /// the level below.
     pub fn released(&self, n: i32) {
         self.depth.set(n);
+        self.txn.borrow_mut().dirty.released(n);
         if let Some(h) = self.merged_row.borrow_mut().as_mut().and_then(|m| m.held.as_mut()) {
             h.level = h.level.min(n);
         }
@@ -143,6 +144,7 @@ impl Conn {
     pub fn rolled_back_to(&self, n: i32) {
         self.rolled_back();
         self.depth.set(n + 1);
+        self.txn.borrow_mut().dirty.rolled_back_to(n);
         let undone = self.merged_row.borrow().as_ref().and_then(|m| m.held).is_some_and(|h| h.level > n);
         if undone {
             *self.merged_row.borrow_mut() = None;

@@ -69,10 +69,41 @@ pub struct Marks {
     /// Marks so far in this transaction.
     calls: u32,
     /// Entry writes not made yet: each adds (tid, dbv, bucket) and then, if `old` is set,
-    /// removes (tid, old, bucket). Written by `flush`: before a savepoint opens (xSavepoint),
-    /// before anything reads crr_dirty, before the transaction commits (xSync), and at
-    /// PENDING_MAX.
+    /// removes (tid, old, bucket). Written by `flush`: before anything reads crr_dirty, before
+    /// the transaction commits (xSync), and at PENDING_MAX.
     pending: Vec<Pending>,
+    /// Entry writes `flush` made inside savepoints, by `Conn::depth` at the time (index
+    /// depth - 1): a rollback to a savepoint below that depth undoes them, and perhaps not the
+    /// writes they cover (made earlier, at a lower depth), so they are held back again
+    /// (`rolled_back_to`). A release moves them down (`released`); at depth 0 only the end of
+    /// the transaction can undo them, so they are not kept.
+    written: Vec<Vec<Pending>>,
+}
+
+impl Marks {
+    /// Savepoint `n` and those above it were released (xRelease): their entry writes now
+    /// belong to depth `n`.
+    pub fn released(&mut self, n: i32) {
+        let n = n.max(0) as usize;
+        if self.written.len() <= n {
+            return;
+        }
+        let mut above: Vec<Pending> = self.written.drain(n..).flatten().collect();
+        if let Some(level) = n.checked_sub(1).and_then(|i| self.written.get_mut(i)) {
+            level.append(&mut above);
+        }
+    }
+
+    /// The writes made since savepoint `n` opened were undone (xRollbackTo): the entry writes
+    /// flushed above depth `n` are held back again (written twice at worst: the writes are
+    /// idempotent).
+    pub fn rolled_back_to(&mut self, n: i32) {
+        let n = n.max(0) as usize;
+        if self.written.len() > n {
+            let undone: Vec<Pending> = self.written.drain(n..).flatten().collect();
+            self.pending.extend(undone);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -149,11 +180,22 @@ pub fn flush(conn: &Conn) -> Result<()> {
     let mut pending = std::mem::take(&mut conn.txn.borrow_mut().dirty.pending);
     let r = write(conn, &pending);
     let mut t = conn.txn.borrow_mut();
+    let depth = conn.depth.get().max(0) as usize;
     if r.is_err() {
         // Not known to be written (the transaction may go on, e.g. after a failed COMMIT):
         // held back again, before any entry marked since.
         pending.append(&mut t.dirty.pending);
         t.dirty.pending = pending;
+    } else if depth > 0 {
+        // Inside a savepoint: kept, in case a rollback undoes them (`Marks::rolled_back_to`).
+        let written = &mut t.dirty.written;
+        if written.len() < depth {
+            written.resize_with(depth, Vec::new);
+        }
+        written[depth - 1].append(&mut pending);
+        if t.dirty.pending.is_empty() {
+            t.dirty.pending = pending;
+        }
     } else if t.dirty.pending.is_empty() {
         // Keep the buffer's allocation for the next marks.
         pending.clear();
