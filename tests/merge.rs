@@ -215,6 +215,26 @@ fn a_site_added_by_a_rolled_back_merge_is_added_again() {
     assert_eq!(portable(&b), portable(&a), "b holds a's changes with a's site id");
 }
 
+/// The same across transactions: a new site added by a transaction that rolls back is added
+/// again by the next one (its cached ordinal goes with the rollback, however it is cached).
+#[test]
+fn a_site_added_by_a_rolled_back_transaction_is_added_again() {
+    let (a, b, c) = (replica(), replica(), replica());
+    a.execute_batch("INSERT INTO t VALUES (1,'x',1)").unwrap();
+    c.execute_batch("INSERT INTO t VALUES (2,'z',2)").unwrap();
+    b.execute_batch("BEGIN").unwrap();
+    apply_in_open_tx(&b, &changes(&a));
+    b.execute_batch("ROLLBACK").unwrap();
+    sync(&a, &b);
+    // Another new site, which must not take the ordinal a's site was given again.
+    sync(&c, &b);
+    assert_eq!(one::<i64>(&b, "SELECT count(*) FROM crr_sites"), 3, "b's own site, c's and a's");
+    let mut want = portable(&a);
+    want.extend(portable(&c));
+    want.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+    assert_eq!(portable(&b), want, "b holds a's and c's changes with their site ids");
+}
+
 /// A row deleted while tracking was off (its clock still says alive) is created again by a
 /// merged cell that wins, instead of the write going nowhere.
 #[test]

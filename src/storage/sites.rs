@@ -20,11 +20,15 @@ pub struct Sites {
     by_ordinal: FastMap<u32, SiteId>,
     /// Ordinals inserted by the open transaction, with the rollback mark of their insert.
     fresh: Vec<(u32, Option<u64>)>,
+    /// The last id looked up and its ordinal (an entry of `by_id`): a batch of changes mostly
+    /// comes from one site, and comparing 16 bytes is cheaper than hashing them.
+    last: Option<(SiteId, u32)>,
 }
 
 impl Sites {
     pub fn end_transaction(&mut self, committed: bool) {
         if !committed {
+            self.last = None;
             for (ord, _) in self.fresh.drain(..) {
                 if let Some(id) = self.by_ordinal.remove(&ord) {
                     self.by_id.remove(&id);
@@ -57,6 +61,7 @@ fn lookup_by_id(conn: &Conn, site: &SiteId) -> Result<Option<u32>> {
 fn remember(conn: &Conn, site: SiteId, ord: u32, fresh: bool) {
     let mark = conn.rollback_mark();
     let mut sites = conn.sites.borrow_mut();
+    sites.last = Some((site, ord));
     sites.by_id.insert(site, ord);
     sites.by_ordinal.insert(ord, site);
     if fresh {
@@ -68,8 +73,15 @@ fn remember(conn: &Conn, site: SiteId, ord: u32, fresh: bool) {
 /// The ordinal of `site`, if this database knows it.
 pub fn ordinal(conn: &Conn, site: &SiteId) -> Result<Option<u32>> {
     let cached = {
-        let sites = conn.sites.borrow();
-        sites.by_id.get(site).map(|o| (*o, !sites.trusted(conn, *o)))
+        let mut sites = conn.sites.borrow_mut();
+        let ord = match sites.last {
+            Some((id, ord)) if id == *site => Some(ord),
+            _ => sites.by_id.get(site).copied(),
+        };
+        if let Some(ord) = ord {
+            sites.last = Some((*site, ord));
+        }
+        ord.map(|o| (o, !sites.trusted(conn, o)))
     };
     match cached {
         Some((ord, false)) => Ok(Some(ord)),
