@@ -47,31 +47,56 @@ pub enum Key {
 
 #[derive(Default)]
 pub struct StmtCache {
-    map: RefCell<FastMap<Key, Stmt>>,
+    /// Each key's slot in `slots`, given on first use and kept (one hash lookup per use; the
+    /// statement goes back by index).
+    index: RefCell<FastMap<Key, usize>>,
+    /// None while the statement is in use (or finalized).
+    slots: RefCell<Vec<Option<Stmt>>>,
 }
 
 impl StmtCache {
     /// Runs `f` with the cached statement for `key`, preparing `sql()` on a miss.
     pub fn with<T>(&self, db: Db, key: Key, sql: impl FnOnce() -> String, f: impl FnOnce(&mut Stmt) -> Result<T>) -> Result<T> {
-        let cached = self.map.borrow_mut().remove(&key);
+        let slot = {
+            let mut index = self.index.borrow_mut();
+            let next = index.len();
+            let slot = *index.entry(key).or_insert(next);
+            if slot == next {
+                self.slots.borrow_mut().push(None);
+            }
+            slot
+        };
+        let cached = self.slots.borrow_mut()[slot].take();
         let mut stmt = match cached {
             Some(s) => s,
             None => db.prepare(&sql(), true)?,
         };
         let result = f(&mut stmt);
         stmt.reset();
-        self.map.borrow_mut().entry(key).or_insert(stmt);
+        // A nested use of the same key may have put its own statement back first: keep that one.
+        let extra = {
+            let mut slots = self.slots.borrow_mut();
+            match &slots[slot] {
+                None => {
+                    slots[slot] = Some(stmt);
+                    None
+                }
+                Some(_) => Some(stmt),
+            }
+        };
+        drop(extra);
         result
     }
 
     /// Finalizes every cached statement (crsql_finalize, connection close, schema change).
     pub fn clear(&self) {
-        let drained: Vec<Stmt> = self.map.borrow_mut().drain().map(|(_, s)| s).collect();
+        let drained: Vec<Stmt> = self.slots.borrow_mut().iter_mut().filter_map(Option::take).collect();
         drop(drained);
     }
 
+    /// Statements cached (not counting those in use).
     pub fn len(&self) -> usize {
-        self.map.borrow().len()
+        self.slots.borrow().iter().filter(|s| s.is_some()).count()
     }
 
     pub fn is_empty(&self) -> bool {
