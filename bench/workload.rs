@@ -9,6 +9,9 @@
 //! same 10% of rows differently and exchange their changes since (plain: the runner's W7;
 //! `--toggle-collect=workload::w7` counts that step alone).
 //! Subtract w1 from w3/w4/w5 and w5 from w6 for the cost of the step alone.
+//! `since` (crr only) inserts, updates 100 scattered rows in one transaction and reads the
+//! changes since before that update (`--toggle-collect=workload::since_read`): a sync of a
+//! small delta of a large table.
 //! Mode `floor` is a plain table with do-nothing AFTER INSERT/UPDATE/DELETE triggers: what
 //! SQLite itself charges any trigger-based tracking (trigger frames, the two-pass
 //! UPDATE/DELETE a trigger forces, and a statement journal where the statement may fail a
@@ -23,13 +26,14 @@ use shared::{apply_changes, fresh, insert_rows, read_changes};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w7> <plain|floor|clock-floor|crr> <rows>";
+    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w7|since> <plain|floor|clock-floor|crr> <rows>";
     let (w, mode, rows) = match args.as_slice() {
         [_, w, mode, rows] if matches!(mode.as_str(), "plain" | "floor" | "clock-floor" | "crr") => (w.as_str(), mode.as_str(), rows.parse::<i64>().expect(usage)),
         _ => panic!("{usage}"),
     };
     let crr = mode == "crr";
     assert!(crr || mode == "plain" || !matches!(w, "w5" | "w6" | "w7"), "w5, w6 and w7: plain or crr");
+    assert!(crr || w != "since", "since: crr only");
     let dir = std::env::temp_dir().join(format!("crr-workload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = fresh(&dir, "src.db", crr, false);
@@ -56,6 +60,13 @@ fn main() {
         "w4" => {
             insert_rows(&c, 0, rows);
             c.execute_batch("DELETE FROM t WHERE id % 10 = 0").unwrap();
+        }
+        "since" => {
+            insert_rows(&c, 0, rows);
+            let v: i64 = c.query_row("SELECT crsql_db_version()", [], |r| r.get(0)).unwrap();
+            c.execute("UPDATE t SET b = -b WHERE id % ?1 = 7", [(rows / 100).max(1)]).unwrap();
+            let n = since_read(&c, v);
+            assert_eq!(n as i64, 100.min(rows));
         }
         "w5" | "w6" | "w7" if crr => {
             insert_rows(&c, 0, rows);
@@ -85,6 +96,14 @@ fn main() {
     }
     drop(c);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every change since `v` (its own symbol, for --toggle-collect).
+#[inline(never)]
+fn since_read(c: &rusqlite::Connection, v: i64) -> usize {
+    let mut s = c.prepare_cached("SELECT * FROM crsql_changes WHERE db_version > ?1").unwrap();
+    let rows = s.query_map([v], |r| (0..9).map(|i| r.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>()).unwrap();
+    rows.map(|r| r.unwrap()).count()
 }
 
 /// The runner's plain W7 (its own symbol, for --toggle-collect).
