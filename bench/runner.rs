@@ -11,7 +11,7 @@ mod shared;
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
-use shared::{add_clock_floor, apply_changes, fresh, insert_changes, insert_rows, plain_apply, plain_exchange, read_changes, w7_exchange, READ_ALL};
+use shared::{add_clock_floor, add_trigger_floor, apply_changes, fresh, insert_changes, insert_rows, plain_apply, plain_exchange, read_changes, w7_exchange, READ_ALL};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -120,6 +120,11 @@ fn run(dir: &Path, rows: i64, tuned: bool) -> (Vec<Row>, (i64, i64), (Duration, 
     // under its workload's row. First the changes stored in a plain table and read the same
     // way as W5: what reading nine columns per change costs SQLite itself, whatever produces
     // them.
+    // W6's plain upserts into a table with silenced triggers (shared::add_trigger_floor).
+    let silenced = fresh(dir, "silenced.db", false, tuned);
+    add_trigger_floor(&silenced);
+    let w6f = timed(|| plain_apply(&p, &silenced));
+    out.insert(6, Row { name: "  the same upserts on a table with silenced triggers", work: changes.len() as i64, plain: w6p, crr: w6f, bar: "(reference)" });
     let feed = fresh(dir, "feed.db", false, tuned);
     feed.execute_batch("CREATE TABLE feed(\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)").unwrap();
     insert_changes(&feed, "feed", &changes);
