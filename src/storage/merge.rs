@@ -206,9 +206,22 @@ fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
 fn keep(conn: &Conn, v: Valid, mut pk: Vec<u8>, rc: Option<RowClock>, held: Option<Held>) -> bool {
     if let Some(rc) = rc {
         let mark = conn.rollback_mark();
-        pk.clear();
-        pk.extend_from_slice(v.pk);
-        *conn.merged_row.borrow_mut() = Some(MergedRow { clock: v.table.clock(), pk, rc, mark, held });
+        let clock = v.table.clock();
+        let mut slot = conn.merged_row.borrow_mut();
+        match slot.as_mut() {
+            // The row's record carried on (see `apply`): replaced in place, key kept.
+            Some(m) if m.clock.tid == clock.tid && m.pk == v.pk => {
+                m.clock = clock;
+                m.rc = rc;
+                m.mark = mark;
+                m.held = held;
+            }
+            _ => {
+                pk.clear();
+                pk.extend_from_slice(v.pk);
+                *slot = Some(MergedRow { clock, pk, rc, mark, held });
+            }
+        }
     }
     false
 }
@@ -323,7 +336,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let entry = |col_version: i64| Entry { col_version, db_version: dbv, seq: txn::next_seq(conn), site };
     let mut rc = match (step, local) {
         (RowStep::SameLife, Some(rc)) => rc,
-        _ => RowClock { cl: v.cl, sentinel: entry(v.cl), cells: Vec::new() },
+        _ => RowClock { cl: v.cl, sentinel: entry(v.cl), cells: Vec::with_capacity(v.table.columns.len()) },
     };
     if sentinel_raised {
         rc.sentinel = entry(rc.cl);
