@@ -170,35 +170,39 @@ fn entries_that_fail_to_be_written_are_kept_for_the_next_try() {
     check(&c, "after a refused flush");
 }
 
+/// Runs `before` (which ends inside savepoints), reads crsql_changes there (expecting `seen`
+/// changes; the read writes the entries held back so far at that depth, `entries` of them in
+/// all), runs `after` (rollbacks, releases, the commit), then checks that the `kept` changes
+/// since the start are found and every clock row is covered.
+fn flush_inside_then(before: &str, seen: i64, entries: i64, after: &str, kept: usize, ctx: &str) {
+    let c = mem();
+    setup(&c);
+    let v: i64 = one(&c, "SELECT crsql_db_version()");
+    c.execute_batch(before).unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), seen, "{ctx}");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty"), entries, "{ctx}: flushed by the read");
+    c.execute_batch(after).unwrap();
+    assert_eq!(changes_where(&c, &format!("WHERE db_version > {v}")).len(), kept, "{ctx}");
+    check(&c, ctx);
+}
+
 /// Entries a read flushed inside a savepoint are undone by a rollback to it, while the rows
 /// they cover were written before it and stay: they are held back again, and the commit
 /// writes them (a read since V finds the rows).
 #[test]
 fn entries_undone_by_a_rollback_are_written_again() {
-    let c = mem();
-    setup(&c);
-    let v: i64 = one(&c, "SELECT crsql_db_version()");
-    c.execute_batch("BEGIN; INSERT INTO t VALUES (1, 'a', 1); INSERT INTO t VALUES (100, 'b', 2); SAVEPOINT s;").unwrap();
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 4, "the read flushes the entries inside s");
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty"), 2);
-    c.execute_batch("ROLLBACK TO s; RELEASE s;").unwrap();
-    c.execute_batch("COMMIT").unwrap();
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty"), 2, "written again at the commit");
-    assert_eq!(changes_where(&c, &format!("WHERE db_version > {v}")).len(), 4);
-    check(&c, "after a rollback of flushed entries");
+    let before = "BEGIN; INSERT INTO t VALUES (1, 'a', 1); INSERT INTO t VALUES (100, 'b', 2); SAVEPOINT s;";
+    flush_inside_then(before, 4, 2, "ROLLBACK TO s; RELEASE s; COMMIT;", 4, "after a rollback of flushed entries");
 }
 
 /// Entries flushed inside a savepoint that is then released belong to the level below: a
 /// rollback to an enclosing savepoint holds them back again too.
 #[test]
 fn released_entries_move_down_a_level() {
-    let c = mem();
-    setup(&c);
-    let v: i64 = one(&c, "SELECT crsql_db_version()");
-    c.execute_batch("BEGIN; INSERT INTO t VALUES (1, 'a', 1); INSERT INTO t VALUES (100, 'b', 2); SAVEPOINT outer_s; SAVEPOINT inner_s; INSERT INTO t VALUES (101, 'c', 3);").unwrap();
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 6, "the read flushes the entries inside inner_s");
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty"), 2);
-    c.execute_batch("RELEASE inner_s; INSERT INTO t VALUES (2, 'd', 4); ROLLBACK TO outer_s; INSERT INTO t VALUES (300, 'e', 5); RELEASE outer_s; COMMIT;").unwrap();
-    assert_eq!(changes_where(&c, &format!("WHERE db_version > {v}")).len(), 6, "rows 1, 100 and 300 stay");
-    check(&c, "after a release and a rollback below it");
+    let before = "BEGIN; INSERT INTO t VALUES (1, 'a', 1); INSERT INTO t VALUES (100, 'b', 2); \
+                  SAVEPOINT outer_s; SAVEPOINT inner_s; INSERT INTO t VALUES (101, 'c', 3);";
+    let after = "RELEASE inner_s; INSERT INTO t VALUES (2, 'd', 4); ROLLBACK TO outer_s; \
+                 INSERT INTO t VALUES (300, 'e', 5); RELEASE outer_s; COMMIT;";
+    // Rows 1, 100 and 300 stay.
+    flush_inside_then(before, 6, 2, after, 6, "after a release and a rollback below it");
 }
