@@ -81,7 +81,25 @@ fn since_reads_agree_with_a_full_scan_for_every_version() {
                 }
                 conn.execute_batch(sql)
             };
-            match r.below(6) {
+            match r.below(7) {
+                // Nested savepoints with reads (which write the entries held back so far) at
+                // two depths, a release, then a rollback to the outer one or a release of it.
+                6 => {
+                    let w: Vec<String> = (0..3).map(|_| write(&mut r)).collect();
+                    let end = if r.below(2) == 0 { "ROLLBACK TO a; RELEASE a" } else { "RELEASE a" };
+                    run(
+                        &c,
+                        &format!(
+                            "BEGIN; {}; SAVEPOINT a; {}; SAVEPOINT b; {}; {read}; RELEASE b; {}; {read}; {end}; {}; COMMIT;",
+                            stmts[0],
+                            w[0],
+                            w[1],
+                            w[2],
+                            stmts.join("; ")
+                        ),
+                    )
+                    .unwrap()
+                }
                 // A transaction whose middle part rolls back, then writes the same rows again.
                 0 => {
                     let again = write(&mut r);
@@ -205,4 +223,28 @@ fn released_entries_move_down_a_level() {
                  INSERT INTO t VALUES (300, 'e', 5); RELEASE outer_s; COMMIT;";
     // Rows 1, 100 and 300 stay.
     flush_inside_then(before, 6, 2, after, 6, "after a release and a rollback below it");
+}
+
+/// Writes that a rollback undoes leave no crr_dirty entry behind: held back, their entry
+/// writes go; flushed inside the savepoint, they were undone with them. Entries of writes
+/// that stay are written (whatever the depth they were flushed at).
+#[test]
+fn rolled_back_writes_leave_no_entries() {
+    let c = mem();
+    setup(&c);
+    let entries = |c: &Connection| -> Vec<(i64, i64)> {
+        let mut s = c.prepare("SELECT dbv, bucket FROM crr_dirty ORDER BY dbv, bucket").unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
+    };
+    c.execute_batch("BEGIN; INSERT INTO t VALUES (1, 'a', 1); INSERT INTO t VALUES (100, 'b', 2); SAVEPOINT s; INSERT INTO t VALUES (200, 'c', 3);").unwrap();
+    c.execute_batch("ROLLBACK TO s; SAVEPOINT s2; INSERT INTO t VALUES (300, 'd', 4);").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 6, "the read writes buckets 3 and 9 inside s2");
+    assert_eq!(entries(&c), vec![(1, 0), (1, 3), (1, 9)]);
+    c.execute_batch("ROLLBACK TO s2; RELEASE s2; RELEASE s;").unwrap();
+    // A statement that writes row 400 and then fails.
+    let e = c.execute_batch("INSERT INTO t VALUES (400, 'e', 5), (1, 'dup', 6)").unwrap_err();
+    assert!(e.to_string().contains("UNIQUE"), "{e}");
+    c.execute_batch("COMMIT").unwrap();
+    assert_eq!(entries(&c), vec![(1, 0), (1, 3)], "rows 1 and 100 only");
+    check(&c, "after rolled-back writes");
 }

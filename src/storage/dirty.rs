@@ -81,37 +81,61 @@ pub struct Marks {
 }
 
 impl Marks {
-    /// Savepoint `n` and those above it were released (xRelease): their entry writes now
-    /// belong to depth `n`.
+    /// Savepoint `n` and those above it were released (xRelease): the writes made above depth
+    /// `n`, and the entry writes flushed there, now belong to depth `n`.
     pub fn released(&mut self, n: i32) {
+        // Levels rise along `pending` (see `Pending::level`): only its tail is above n.
+        for e in self.pending.iter_mut().rev() {
+            if e.level <= n {
+                break;
+            }
+            e.level = n;
+        }
         let n = n.max(0) as usize;
         if self.written.len() <= n {
             return;
         }
+        // (Their levels need no lowering: one that stays above n only says that all their
+        // rows are undone by a rollback that undoes the entry writes themselves.)
         let mut above: Vec<Pending> = self.written.drain(n..).flatten().collect();
         if let Some(level) = n.checked_sub(1).and_then(|i| self.written.get_mut(i)) {
             level.append(&mut above);
         }
     }
 
-    /// The writes made since savepoint `n` opened were undone (xRollbackTo): the entry writes
-    /// flushed above depth `n` are held back again (written twice at worst: the writes are
-    /// idempotent).
+    /// The writes made since savepoint `n` opened were undone (xRollbackTo). An entry write
+    /// whose rows were all written above depth `n` is not needed any more: held back, it goes;
+    /// flushed above depth `n`, it was undone with them. Any other entry write flushed above
+    /// depth `n` was undone while some of its rows were not: it is held back again (written
+    /// twice at worst: the writes are idempotent).
     pub fn rolled_back_to(&mut self, n: i32) {
-        let n = n.max(0) as usize;
-        if self.written.len() > n {
-            let undone: Vec<Pending> = self.written.drain(n..).flatten().collect();
-            self.pending.extend(undone);
+        while self.pending.last().is_some_and(|e| e.level > n) {
+            self.pending.pop();
+        }
+        let depth = n.max(0) as usize;
+        if self.written.len() > depth {
+            let undone: Vec<Pending> = self.written.drain(depth..).flatten().filter(|e| e.level <= n).collect();
+            if !undone.is_empty() {
+                self.pending.extend(undone);
+                self.pending.sort_by_key(|e| e.level);
+            }
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
     tid: i64,
     dbv: i64,
     bucket: i64,
     old: Option<i64>,
+    /// The lowest `Conn::depth` the writes it covers were made at (lowered by releases), so
+    /// a rollback below it undid them all. Along `Marks::pending` levels never fall: a mark
+    /// is made at the current depth, which no held-back write is above (releases lower them,
+    /// rollbacks drop them). An entry that later marks of its bucket skip (`Marks::added`)
+    /// covers their writes too; they are made at its level or above, or after a release
+    /// that lowered it, since a rollback in between makes them mark again.
+    level: i32,
 }
 
 /// Entry writes held back before `flush` writes them (a bound on memory; a bulk write of
@@ -153,11 +177,14 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
                 m.removed.insert((tid, b, o));
             }
         }
-        (Pending { tid, dbv, bucket: b, old }, m.calls == 2 && !conn.changes_in_txn.get())
+        (Pending { tid, dbv, bucket: b, old, level: 0 }, m.calls == 2 && !conn.changes_in_txn.get())
     };
     if join {
         txn::join_changes(conn)?;
     }
+    // Known once crr_internal_txn is in the transaction (SQLite reports the savepoints open
+    // when it joins).
+    let p = Pending { level: conn.depth.get(), ..p };
     if !conn.changes_in_txn.get() {
         return write(conn, &[p]);
     }
@@ -183,8 +210,9 @@ pub fn flush(conn: &Conn) -> Result<()> {
     let depth = conn.depth.get().max(0) as usize;
     if r.is_err() {
         // Not known to be written (the transaction may go on, e.g. after a failed COMMIT):
-        // held back again, before any entry marked since.
+        // held back again, with any entry marked since, in order of level.
         pending.append(&mut t.dirty.pending);
+        pending.sort_by_key(|e| e.level);
         t.dirty.pending = pending;
     } else if depth > 0 {
         // Inside a savepoint: kept, in case a rollback undoes them (`Marks::rolled_back_to`).
