@@ -159,8 +159,9 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
         let mut t = conn.txn.borrow_mut();
         let m = &mut t.dirty;
         if !conn.still_written(m.mark) {
-            // A rollback may have undone written entries: write them again (held-back ones
-            // stay: an extra entry is harmless, and a removal comes with its entry's addition).
+            // A rollback may have undone written entries: mark again. (Held-back ones whose
+            // writes it undid went with it, `Marks::rolled_back_to`; the others stay, and a
+            // removal always comes with its entry's addition.)
             m.added.clear();
             m.removed.clear();
             m.mark = conn.rollback_mark();
