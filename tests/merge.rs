@@ -170,11 +170,7 @@ fn rows_impacted_counts_and_resets_on_commit_and_rollback() {
 
 fn apply_in_open_tx(c: &Connection, cs: &[Change]) {
     for x in cs {
-        c.execute(
-            "INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)",
-            rusqlite::params![x.table, x.pk, x.cid, x.val, x.col_version, x.db_version, x.site_id, x.cl, x.seq],
-        )
-        .unwrap();
+        apply_one(c, x).unwrap();
     }
 }
 
@@ -459,35 +455,43 @@ fn assert_feed_matches_table(c: &Connection, cids: &[&str], ctx: &str) {
     assert_eq!(got, cids, "{ctx}");
 }
 
-fn apply_one(c: &Connection, x: &Change) -> rusqlite::Result<usize> {
-    c.execute(
-        "INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)",
-        rusqlite::params![x.table, x.pk, x.cid, x.val, x.col_version, x.db_version, x.site_id, x.cl, x.seq],
-    )
+/// One step of a held-clock test: SQL, a change that must merge, or one the table refuses.
+enum Step<'a> {
+    Sql(&'a str),
+    Merge(&'a Change),
+    Refused(&'a Change),
+}
+
+/// Runs `steps` on a fresh held replica; returns it with the refused changes' errors.
+fn script(steps: &[Step]) -> (Connection, Vec<String>) {
+    let c = held_replica();
+    let mut refused = Vec::new();
+    for step in steps {
+        match step {
+            Step::Sql(sql) => c.execute_batch(sql).unwrap(),
+            Step::Merge(x) => {
+                apply_one(&c, x).unwrap();
+            }
+            Step::Refused(x) => refused.push(apply_one(&c, x).unwrap_err().to_string()),
+        }
+    }
+    (c, refused)
 }
 
 /// A change the table refuses (CHECK) rolls back its own statement only: the row's earlier
 /// changes stay, in the table and in its clock.
 #[test]
 fn a_refused_change_keeps_the_rows_earlier_merged_changes() {
+    use Step::*;
     let cs = row_changes();
-    let c = held_replica();
-    c.execute_batch("BEGIN").unwrap();
-    apply_one(&c, &cs[0]).unwrap();
     let mut bad = cs[1].clone();
     bad.val = V::Integer(500);
-    let e = apply_one(&c, &bad).unwrap_err().to_string();
-    assert!(e.contains("CHECK"), "{e}");
-    apply_one(&c, &cs[2]).unwrap();
-    c.execute_batch("COMMIT").unwrap();
+    let (c, refused) = script(&[Sql("BEGIN"), Merge(&cs[0]), Refused(&bad), Merge(&cs[2]), Sql("COMMIT")]);
+    assert!(refused[0].contains("CHECK"), "{}", refused[0]);
     assert_eq!(dump(&c, "u"), vec![vec![V::Integer(1), V::Text("x".into()), V::Null, V::Text("z".into())]]);
     assert_feed_matches_table(&c, &["a", "c"], "refused b");
     // The same with the refused change last: the commit writes the held clock.
-    let c = held_replica();
-    c.execute_batch("BEGIN").unwrap();
-    apply_one(&c, &cs[0]).unwrap();
-    apply_one(&c, &bad).unwrap_err();
-    c.execute_batch("COMMIT").unwrap();
+    let (c, _) = script(&[Sql("BEGIN"), Merge(&cs[0]), Refused(&bad), Sql("COMMIT")]);
     assert_feed_matches_table(&c, &["a"], "refused b last");
 }
 
@@ -495,36 +499,28 @@ fn a_refused_change_keeps_the_rows_earlier_merged_changes() {
 /// them; writes made before it stay, and so does theirs.
 #[test]
 fn rollbacks_to_a_savepoint_take_exactly_their_merged_writes() {
+    use Step::*;
     let cs = row_changes();
     // Merged inside the savepoint, rolled back, then the row's next change.
-    let c = held_replica();
-    c.execute_batch("BEGIN; SAVEPOINT s;").unwrap();
-    apply_one(&c, &cs[0]).unwrap();
-    c.execute_batch("ROLLBACK TO s;").unwrap();
-    apply_one(&c, &cs[1]).unwrap();
-    c.execute_batch("RELEASE s; COMMIT;").unwrap();
+    let (c, _) = script(&[Sql("BEGIN; SAVEPOINT s;"), Merge(&cs[0]), Sql("ROLLBACK TO s;"), Merge(&cs[1]), Sql("RELEASE s; COMMIT;")]);
     assert_eq!(dump(&c, "u"), vec![vec![V::Integer(1), V::Null, V::Integer(5), V::Null]]);
     assert_feed_matches_table(&c, &["b"], "a rolled back");
     // Merged before a savepoint, more merged inside it, rolled back.
-    let c = held_replica();
-    c.execute_batch("BEGIN").unwrap();
-    apply_one(&c, &cs[0]).unwrap();
-    c.execute_batch("SAVEPOINT s").unwrap();
-    apply_one(&c, &cs[1]).unwrap();
-    c.execute_batch("ROLLBACK TO s; RELEASE s;").unwrap();
-    apply_one(&c, &cs[2]).unwrap();
-    c.execute_batch("COMMIT").unwrap();
+    let (c, _) = script(&[
+        Sql("BEGIN"),
+        Merge(&cs[0]),
+        Sql("SAVEPOINT s"),
+        Merge(&cs[1]),
+        Sql("ROLLBACK TO s; RELEASE s;"),
+        Merge(&cs[2]),
+        Sql("COMMIT"),
+    ]);
     assert_eq!(dump(&c, "u"), vec![vec![V::Integer(1), V::Text("x".into()), V::Null, V::Text("z".into())]]);
     assert_feed_matches_table(&c, &["a", "c"], "b rolled back");
     // Merged inside a savepoint that is released, then a refused change at the outer level.
-    let c = held_replica();
-    c.execute_batch("BEGIN; SAVEPOINT s;").unwrap();
-    apply_one(&c, &cs[0]).unwrap();
-    c.execute_batch("RELEASE s").unwrap();
     let mut bad = cs[1].clone();
     bad.val = V::Integer(500);
-    apply_one(&c, &bad).unwrap_err();
-    c.execute_batch("COMMIT").unwrap();
+    let (c, _) = script(&[Sql("BEGIN; SAVEPOINT s;"), Merge(&cs[0]), Sql("RELEASE s"), Refused(&bad), Sql("COMMIT")]);
     assert_feed_matches_table(&c, &["a"], "released, then refused");
     // Merged by one multi-row statement (which has a savepoint of its own), then a refused
     // change in a statement of its own.
@@ -544,11 +540,9 @@ fn rollbacks_to_a_savepoint_take_exactly_their_merged_writes() {
 /// Reads of crsql_changes and local writes in the merging transaction see the held clock.
 #[test]
 fn reads_and_local_writes_after_a_merge_see_its_clock() {
+    use Step::*;
     let cs = row_changes();
-    let c = held_replica();
-    c.execute_batch("BEGIN").unwrap();
-    apply_one(&c, &cs[0]).unwrap();
-    apply_one(&c, &cs[1]).unwrap();
+    let (c, _) = script(&[Sql("BEGIN"), Merge(&cs[0]), Merge(&cs[1])]);
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 2);
     apply_one(&c, &cs[2]).unwrap();
     c.execute_batch("UPDATE u SET b = 7 WHERE id = 1").unwrap();
@@ -561,18 +555,12 @@ fn reads_and_local_writes_after_a_merge_see_its_clock() {
 /// clock written (they work inside a savepoint, whose opening writes it).
 #[test]
 fn functions_after_a_merge_find_its_clock_written() {
+    use Step::*;
     let cs = row_changes();
-    let c = held_replica();
-    c.execute_batch("BEGIN").unwrap();
-    apply_one(&c, &cs[0]).unwrap();
-    c.execute_batch("SELECT crsql_begin_alter('u'); ALTER TABLE u ADD COLUMN d TEXT; SELECT crsql_commit_alter('u');").unwrap();
-    apply_one(&c, &cs[1]).unwrap();
-    c.execute_batch("SELECT crsql_as_table('u'); COMMIT;").unwrap();
+    let alter = "SELECT crsql_begin_alter('u'); ALTER TABLE u ADD COLUMN d TEXT; SELECT crsql_commit_alter('u');";
+    let (c, _) = script(&[Sql("BEGIN"), Merge(&cs[0]), Sql(alter), Merge(&cs[1]), Sql("SELECT crsql_as_table('u'); COMMIT;")]);
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM u"), 1);
-    let c = held_replica();
-    c.execute_batch("BEGIN").unwrap();
-    apply_one(&c, &cs[0]).unwrap();
-    c.execute_batch("SELECT crsql_begin_alter('u'); ALTER TABLE u ADD COLUMN d TEXT; SELECT crsql_commit_alter('u'); COMMIT;").unwrap();
+    let (c, _) = script(&[Sql("BEGIN"), Merge(&cs[0]), Sql(alter), Sql("COMMIT")]);
     let feed: Vec<(String, V)> = changes(&c).into_iter().map(|x| (x.cid, x.val)).collect();
     assert_eq!(feed, [("a".to_string(), V::Text("x".into()))]);
 }

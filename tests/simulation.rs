@@ -149,12 +149,7 @@ fn sync(reps: &mut [Replica], from: usize, to: usize, r: &mut Rng, full: bool, c
     let before: i64 = one(&dst.conn, "SELECT crsql_db_version()");
     dst.conn.execute_batch("BEGIN").unwrap();
     for c in &shipped {
-        dst.conn
-            .execute(
-                "INSERT INTO crsql_changes VALUES (?,?,?,?,?,?,?,?,?)",
-                rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq],
-            )
-            .unwrap_or_else(|e| panic!("{ctx}: merging {c:?}: {e}"));
+        apply_one(&dst.conn, c).unwrap_or_else(|e| panic!("{ctx}: merging {c:?}: {e}"));
     }
     let impacted: i64 = one(&dst.conn, "SELECT crsql_rows_impacted()");
     dst.conn.execute_batch("COMMIT").unwrap();

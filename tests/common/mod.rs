@@ -84,16 +84,19 @@ pub fn changes(conn: &Connection) -> Vec<Change> {
     changes_where(conn, "")
 }
 
+/// Applies one change through INSERT INTO crsql_changes (in whatever transaction is open).
+pub fn apply_one(conn: &Connection, c: &Change) -> rusqlite::Result<usize> {
+    let mut s = conn.prepare_cached(
+        "INSERT INTO crsql_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq) VALUES (?,?,?,?,?,?,?,?,?)",
+    )?;
+    s.execute(rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq])
+}
+
 /// Applies changes through INSERT INTO crsql_changes, in one transaction.
 pub fn apply(conn: &Connection, cs: &[Change]) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
-    {
-        let mut s = tx.prepare_cached(
-            "INSERT INTO crsql_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq) VALUES (?,?,?,?,?,?,?,?,?)",
-        )?;
-        for c in cs {
-            s.execute(rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq])?;
-        }
+    for c in cs {
+        apply_one(&tx, c)?;
     }
     tx.commit()
 }
