@@ -356,18 +356,12 @@ pub(super) unsafe extern "C" fn release(p: *mut api::sqlite3_vtab, savepoint: c_
     api::SQLITE_OK
 }
 
-/// Writes what is held back: a merged row's clock (storage/merge.rs, "held clock"), then the
-/// crr_dirty entries (storage/dirty.rs).
-fn write_held_back(conn: &Conn) -> crate::error::Result<()> {
-    crate::storage::merge::flush_held(conn)?;
-    crate::storage::dirty::flush(conn)
-}
-
-/// The transaction is about to commit: what is held back is written now. SQLite lets xSync
-/// write (its own nested statements do not commit).
+/// The transaction is about to commit: what is held back is written now (a merge's held
+/// clock, crr_dirty entries). SQLite lets xSync write (its own nested statements do not
+/// commit).
 pub(super) unsafe extern "C" fn sync(p: *mut api::sqlite3_vtab) -> c_int {
     let conn = vtab_conn(p);
-    match guard("sqlite-crr commit", || write_held_back(conn)) {
+    match guard("sqlite-crr commit", || crate::storage::merge::write_held_back(conn)) {
         Ok(()) => api::SQLITE_OK,
         Err(e) => fail(p, &e),
     }
@@ -390,7 +384,6 @@ pub(super) unsafe extern "C" fn savepoint(p: *mut api::sqlite3_vtab, savepoint: 
 pub(super) unsafe extern "C" fn no_op(_p: *mut api::sqlite3_vtab) -> c_int {
     api::SQLITE_OK
 }
-
 
 static MODULE: api::sqlite3_module = api::sqlite3_module {
     // 2: the savepoint callbacks are read.

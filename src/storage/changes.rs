@@ -248,8 +248,7 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
 
 /// Every change matching `f`, in (db_version, seq) order.
 pub fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
-    super::merge::flush_held(conn)?;
-    super::dirty::flush(conn)?;
+    super::merge::write_held_back(conn)?;
     let mut scan = Scan::default();
     if f.dbv_min > f.dbv_max {
         return Ok(scan);

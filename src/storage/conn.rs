@@ -60,6 +60,13 @@ pub struct MergedRow {
     pub held: Option<Held>,
 }
 
+impl MergedRow {
+    /// Whether this is row `pk` of table `tid`.
+    pub fn is_row(&self, tid: i64, pk: &[u8]) -> bool {
+        self.clock.tid == tid && self.pk == pk
+    }
+}
+
 /// A merged row's clock not written yet.
 #[derive(Debug, Clone, Copy)]
 pub struct Held {

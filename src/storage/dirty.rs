@@ -13,10 +13,11 @@
 //! Writes (`mark`): writing a row of bucket b at D adds (tid, D, b); an older entry of the
 //! same bucket may then go at any time, because the new one covers every row it covered. The
 //! entry at the row's previous `dbv` goes, so a bucket keeps at most one entry per distinct
-//! `dbv` of its rows: crr_dirty never holds more entries than the clock has rows. An entry may
-//! also outlive its rows' writes (a write that marked its bucket and then matched no clock
-//! row), which only widens reads; `max_db_version` counts such entries too, so a db_version
-//! the feed reported never comes back.
+//! `dbv` of its rows: crr_dirty holds no more entries than the clock has rows, but for entries
+//! that outlive their rows' writes (a write that marked its bucket and then matched no clock
+//! row, or one rolled back while other writes its entry covers stayed), which only widen
+//! reads; `max_db_version` counts such entries too, so a db_version the feed reported never
+//! comes back.
 //!
 //! A transaction remembers the entries it wrote (`Marks`), trusted only while no rollback was
 //! reported since (`Conn::still_written`): a statement or savepoint rollback may have undone
@@ -34,7 +35,9 @@ use std::collections::HashSet;
 ///
 /// The bucket size trades reads against writes. A bucket is read whole when any of its rows was
 /// written since V, and a rewrite of rows moves one entry per bucket. Measured (callgrind) with
-/// 16 / 32 / 64 keys a bucket: reading 100 scattered changes of 100,000 rows costs 1.40M / 2.11M
+/// 16 / 32 / 64 keys a bucket: reading 100 scattered changes of 100,000 rows (the read alone;
+/// `workload since`, 3.36M at 32, also counts its statements' first preparation and the
+/// harness's conversions) costs 1.40M / 2.11M
 /// / 3.44M instructions (a per-row dbv index: 0.55M), W7 (10% of the rows, every tenth)
 /// 275.1M / 254.0M / 245.2M, deleting 10% 34.5M / 28.1M / 25.1M, inserting 20,000 rows
 /// 282.7M / 279.2M / 277.6M.
@@ -123,7 +126,7 @@ impl Marks {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 struct Pending {
     tid: i64,
     dbv: i64,
@@ -155,7 +158,7 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
     let b = bucket(key);
     // Only this transaction's own db_version is remembered (alter may store an older one).
     let current = txn::current_db_version(conn) == Some(dbv);
-    let (p, join) = {
+    let (old, join) = {
         let mut t = conn.txn.borrow_mut();
         let m = &mut t.dirty;
         if !conn.still_written(m.mark) {
@@ -178,14 +181,14 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
                 m.removed.insert((tid, b, o));
             }
         }
-        (Pending { tid, dbv, bucket: b, old, level: 0 }, m.calls == 2 && !conn.changes_in_txn.get())
+        (old, m.calls == 2 && !conn.changes_in_txn.get())
     };
     if join {
         txn::join_changes(conn)?;
     }
-    // Known once crr_internal_txn is in the transaction (SQLite reports the savepoints open
-    // when it joins).
-    let p = Pending { level: conn.depth.get(), ..p };
+    // The level is known once crr_internal_txn is in the transaction (SQLite reports the
+    // savepoints open when it joins).
+    let p = Pending { tid, dbv, bucket: b, old, level: conn.depth.get() };
     if !conn.changes_in_txn.get() {
         return write(conn, &[p]);
     }
@@ -215,20 +218,20 @@ pub fn flush(conn: &Conn) -> Result<()> {
         pending.append(&mut t.dirty.pending);
         pending.sort_by_key(|e| e.level);
         t.dirty.pending = pending;
-    } else if depth > 0 {
-        // Inside a savepoint: kept, in case a rollback undoes them (`Marks::rolled_back_to`).
-        let written = &mut t.dirty.written;
-        if written.len() < depth {
-            written.resize_with(depth, Vec::new);
+    } else {
+        if depth > 0 {
+            // Inside a savepoint: kept, in case a rollback undoes them (`Marks::rolled_back_to`).
+            let written = &mut t.dirty.written;
+            if written.len() < depth {
+                written.resize_with(depth, Vec::new);
+            }
+            written[depth - 1].append(&mut pending);
         }
-        written[depth - 1].append(&mut pending);
         if t.dirty.pending.is_empty() {
+            // Keep the buffer's allocation for the next marks.
+            pending.clear();
             t.dirty.pending = pending;
         }
-    } else if t.dirty.pending.is_empty() {
-        // Keep the buffer's allocation for the next marks.
-        pending.clear();
-        t.dirty.pending = pending;
     }
     r
 }

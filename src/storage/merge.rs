@@ -210,7 +210,7 @@ fn keep(conn: &Conn, v: Valid, mut pk: Vec<u8>, rc: Option<RowClock>, held: Opti
         let mut slot = conn.merged_row.borrow_mut();
         match slot.as_mut() {
             // The row's record carried on (see `apply`): replaced in place, key kept.
-            Some(m) if m.clock.tid == clock.tid && m.pk == v.pk => {
+            Some(m) if m.is_row(clock.tid, v.pk) => {
                 m.clock = clock;
                 m.rc = rc;
                 m.mark = mark;
@@ -249,6 +249,13 @@ pub fn flush_held(conn: &Conn) -> Result<()> {
     r
 }
 
+/// Writes everything held back: a merge's held clock, then the crr_dirty entries (its write
+/// marks one); before the commit (xSync) and before crsql_changes is read.
+pub fn write_held_back(conn: &Conn) -> Result<()> {
+    flush_held(conn)?;
+    super::dirty::flush(conn)
+}
+
 /// Applies one change. Ok(true) when it changed this replica (rows impacted).
 pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let v = validate(conn, incoming)?;
@@ -257,7 +264,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let nested = conn.merging_tid.get().is_some();
     // The row's held record goes on (it stays in place, so that a rollback of its writes
     // still drops it, and an error below leaves it as it was); any other row's is written.
-    let same_row = |m: &MergedRow| m.clock.tid == v.table.tid && m.pk == v.pk;
+    let same_row = |m: &MergedRow| m.is_row(v.table.tid, v.pk);
     let continued = if nested {
         None
     } else {

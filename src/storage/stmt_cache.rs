@@ -73,18 +73,18 @@ impl StmtCache {
         };
         let result = f(&mut stmt);
         stmt.reset();
-        // A nested use of the same key may have put its own statement back first: keep that one.
-        let extra = {
+        // A nested use of the same key may have put its own statement back first: keep that
+        // one, and finalize this one once the borrow has ended (as `clear` does).
+        let spare = {
             let mut slots = self.slots.borrow_mut();
-            match &slots[slot] {
-                None => {
-                    slots[slot] = Some(stmt);
-                    None
-                }
-                Some(_) => Some(stmt),
+            if slots[slot].is_some() {
+                Some(stmt)
+            } else {
+                slots[slot] = Some(stmt);
+                None
             }
         };
-        drop(extra);
+        drop(spare);
         result
     }
 
