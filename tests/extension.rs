@@ -183,6 +183,33 @@ fn insert_records_each_column_update_only_changed_ones() {
     assert_eq!(changes_where(&c, "WHERE db_version > 2").len(), 0);
 }
 
+/// The trigger functions build records in buffers kept across calls (one per function, shared
+/// by every table): a wide row's record must leave nothing in a narrow row's.
+#[test]
+fn records_of_tables_of_different_widths_stay_apart() {
+    let c = mem();
+    c.execute_batch(
+        "CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, c1, c2, c3, c4, c5, c6, c7, c8); SELECT crsql_as_crr('w');
+         CREATE TABLE n(id INTEGER PRIMARY KEY NOT NULL, a); SELECT crsql_as_crr('n');
+         INSERT INTO w VALUES (1, 1, 2, 3, 4, 5, 6, 7, 8); INSERT INTO n VALUES (1, 'x');
+         UPDATE w SET c8 = 80; UPDATE n SET a = 'y'; UPDATE w SET c1 = 10; UPDATE n SET a = 'z';",
+    )
+    .unwrap();
+    let of = |table: &str| -> Vec<(String, V, i64)> {
+        changes(&c).into_iter().filter(|x| x.table == table).map(|x| (x.cid, x.val, x.col_version)).collect()
+    };
+    let w = of("w");
+    let cells: Vec<(&str, V)> = w.iter().map(|(cid, val, _)| (cid.as_str(), val.clone())).collect();
+    let mut want: Vec<(&str, V)> = (2..=7).map(|i| (["c2", "c3", "c4", "c5", "c6", "c7"][i - 2], V::Integer(i as i64))).collect();
+    want.extend([("c8", V::Integer(80)), ("c1", V::Integer(10))]);
+    assert_eq!(cells, want);
+    assert!(w[6].2 > w[0].2 && w[7].2 > w[6].2, "the updated cells have later versions: {w:?}");
+    let n = of("n");
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!((n[0].0.as_str(), &n[0].1), ("a", &txt("z")));
+    assert_eq!(dump(&c, "n"), vec![vec![V::Integer(1), txt("z")]]);
+}
+
 #[test]
 fn storage_class_changes_count_in_untyped_columns_and_case_changes_count_in_nocase_columns() {
     let c = mem();

@@ -110,12 +110,18 @@ impl RowClock {
     /// known (an entry whose col_version equals it is stored as bit 5 alone).
     pub fn encode_with(&self, tick_of: &mut dyn FnMut(i64) -> Option<i64>) -> Vec<u8> {
         let mut out = Vec::with_capacity(8 + self.cells.len() * 2 + 10);
+        self.encode_into(&mut out, tick_of);
+        out
+    }
+
+    /// `encode_with`, appended to `out` (a buffer kept across calls allocates nothing).
+    pub fn encode_into(&self, out: &mut Vec<u8>, tick_of: &mut dyn FnMut(i64) -> Option<i64>) {
         out.push(FORMAT_VERSION);
-        put_i(&mut out, self.sentinel.db_version);
-        put_i(&mut out, self.sentinel.seq);
-        varint::put(&mut out, u64::from(self.sentinel.site));
+        put_i(out, self.sentinel.db_version);
+        put_i(out, self.sentinel.seq);
+        varint::put(out, u64::from(self.sentinel.site));
         let n = self.cells.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
-        varint::put(&mut out, n as u64);
+        varint::put(out, n as u64);
         let mut prev = self.sentinel;
         let mut first = true;
         for cell in &self.cells[..n] {
@@ -140,21 +146,20 @@ impl RowClock {
             }
             out.push(tag);
             if tag & (SAME_VERSION | TICK_VERSION) == 0 {
-                put_i(&mut out, e.col_version);
+                put_i(out, e.col_version);
             }
             if tag & SAME_DB_VERSION == 0 {
-                put_i(&mut out, e.db_version);
+                put_i(out, e.db_version);
             }
             if tag & NEXT_SEQ == 0 {
-                put_i(&mut out, e.seq);
+                put_i(out, e.seq);
             }
             if tag & SAME_SITE == 0 {
-                varint::put(&mut out, u64::from(e.site));
+                varint::put(out, u64::from(e.site));
             }
             prev = *e;
             first = false;
         }
-        out
     }
 
     /// Decodes a record without tick lookups (an entry with bit 5 is an error).
@@ -165,6 +170,12 @@ impl RowClock {
     /// Decodes a record (format 3, or 2 or 1 from earlier builds); `cl` comes from its own
     /// column, `tick_of` as for `encode_with`. Never panics on any bytes.
     pub fn decode_with(cl: i64, bytes: &[u8], tick_of: &mut dyn FnMut(i64) -> Option<i64>) -> Result<RowClock, CorruptClock> {
+        Self::decode_reusing(cl, bytes, tick_of, Vec::new())
+    }
+
+    /// `decode_with`, its cells held in `cells` (emptied first), so that a vector kept across
+    /// calls allocates nothing.
+    pub fn decode_reusing(cl: i64, bytes: &[u8], tick_of: &mut dyn FnMut(i64) -> Option<i64>, mut cells: Vec<Option<Entry>>) -> Result<RowClock, CorruptClock> {
         let version = match bytes.first() {
             Some(&v) if v == FORMAT_VERSION || v == FORMAT_V2 || v == FORMAT_V1 => v,
             _ => return Err(CorruptClock("unknown format version")),
@@ -180,7 +191,8 @@ impl RowClock {
         if n as usize > SLOTS_MAX || n > bytes.len() as u64 {
             return Err(CorruptClock("slot count out of range"));
         }
-        let mut cells = Vec::with_capacity(n as usize);
+        cells.clear();
+        cells.reserve(n as usize);
         let mut prev: Option<Entry> = None;
         for _ in 0..n {
             let tag = *bytes.get(pos).ok_or(CorruptClock("truncated slot"))?;
@@ -260,10 +272,15 @@ impl SeqTemplate {
     /// moved by as much).
     pub fn with_seq(&self, seq: i64) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.head.len() + 10 + self.tail.len());
-        out.extend_from_slice(&self.head);
-        put_i(&mut out, seq);
-        out.extend_from_slice(&self.tail);
+        self.write_with_seq(seq, &mut out);
         out
+    }
+
+    /// `with_seq`, appended to `out`.
+    pub fn write_with_seq(&self, seq: i64, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.head);
+        put_i(out, seq);
+        out.extend_from_slice(&self.tail);
     }
 }
 
@@ -385,6 +402,33 @@ mod tests {
             let back = RowClock::decode(cl, &v2).unwrap();
             let n = rc.cells.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
             prop_assert_eq!(&back.cells[..], &rc.cells[..n]);
+        }
+
+        /// The buffer-reusing forms (the triggers' per-row path) agree with the allocating
+        /// ones, whatever the buffers held before: encode_into appends, decode_reusing
+        /// empties the cells it is given, write_with_seq appends.
+        #[test]
+        fn reused_buffers_change_nothing(
+            cl in 0i64..1000, s in entry(),
+            cells in proptest::collection::vec(proptest::option::of(entry()), 0..20),
+            before in proptest::collection::vec(any::<u8>(), 0..16),
+            stale in proptest::collection::vec(proptest::option::of(entry()), 0..20),
+        ) {
+            let rc = RowClock { cl, sentinel: Entry { col_version: cl, ..s }, cells };
+            let mut tick_of = |d: i64| (d == s.db_version).then_some(s.col_version);
+            let bytes = rc.encode_with(&mut tick_of);
+            let mut out = before.clone();
+            rc.encode_into(&mut out, &mut tick_of);
+            prop_assert_eq!(&out[..before.len()], &before[..]);
+            prop_assert_eq!(&out[before.len()..], &bytes[..]);
+            let back = RowClock::decode_reusing(cl, &bytes, &mut tick_of, stale).unwrap();
+            prop_assert_eq!(back, RowClock::decode_with(cl, &bytes, &mut tick_of).unwrap());
+            if let Some(t) = SeqTemplate::cut(&rc, &bytes) {
+                let mut out = before.clone();
+                t.write_with_seq(s.seq + 5, &mut out);
+                prop_assert_eq!(&out[..before.len()], &before[..]);
+                prop_assert_eq!(&out[before.len()..], &t.with_seq(s.seq + 5)[..]);
+            }
         }
 
         /// Records written by earlier builds (format 1) still read back.

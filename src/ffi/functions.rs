@@ -11,6 +11,7 @@ use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
 use crate::storage::{alter, as_crr, config, dirty, sites, tables, track, txn};
+use std::cell::Cell;
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
 
@@ -18,13 +19,22 @@ use std::os::raw::{c_int, c_void};
 enum Func {
     Values(fn(&Conn, &[Value]) -> Result<Value>),
     Args(fn(&Conn, &Args) -> Result<Value>),
+    /// A tracking trigger's record: built in the registration's buffer, returned as a blob.
+    Record(fn(&Conn, &Args, &mut track::RecordBuf) -> Result<()>),
 }
-use Func::{Args as A, Values as V};
+use Func::{Args as A, Record as R, Values as V};
+
+/// Largest record buffer a registration keeps for its next call (records of wide rows are
+/// rare; their buffer is freed).
+const RECORD_BUF_KEEP: usize = 64 * 1024;
 
 struct FnCtx {
     conn: *const Conn,
     f: Func,
     name: &'static str,
+    /// For `Func::Record`: taken out for each call (so a nested call of the same function
+    /// gets a fresh one instead of a borrow error) and put back.
+    buf: Cell<track::RecordBuf>,
 }
 
 unsafe extern "C" fn trampoline(ctx: *mut api::sqlite3_context, argc: c_int, argv: *mut *mut api::sqlite3_value) {
@@ -46,6 +56,20 @@ unsafe extern "C" fn trampoline(ctx: *mut api::sqlite3_context, argc: c_int, arg
         Func::Args(f) => {
             let args = Args::new(argc, argv);
             guard(fc.name, || f(conn, &args).map_err(|e| e.context(fc.name)))
+        }
+        Func::Record(f) => {
+            let args = Args::new(argc, argv);
+            let mut buf = fc.buf.take();
+            buf.bytes.clear();
+            let r = guard(fc.name, || f(conn, &args, &mut buf).map_err(|e| e.context(fc.name)));
+            match &r {
+                Ok(()) => values::result_blob(ctx, &buf.bytes),
+                Err(e) => values::result_error(ctx, e),
+            }
+            if buf.bytes.capacity() <= RECORD_BUF_KEEP {
+                fc.buf.set(buf);
+            }
+            return;
         }
     };
     match r {
@@ -70,7 +94,7 @@ unsafe extern "C" fn destroy_owner(p: *mut c_void) {
 
 fn register(conn: *const Conn, name: &'static str, n_arg: c_int, flags: c_int, f: Func, owner: bool) -> Result<()> {
     let cname = CString::new(name).expect("function names have no NUL");
-    let ctx = Box::into_raw(Box::new(FnCtx { conn, f, name }));
+    let ctx = Box::into_raw(Box::new(FnCtx { conn, f, name, buf: Cell::default() }));
     let destroy: unsafe extern "C" fn(*mut c_void) = if owner { destroy_owner } else { destroy_ctx };
     // SAFETY: conn is live; on failure SQLite calls destroy itself.
     let rc = unsafe {
@@ -229,9 +253,9 @@ fn internal_hwm(conn: &Conn, _: &Args) -> Result<Value> {
     Ok(Value::Integer(txn::hwm(conn)))
 }
 
-fn internal_fresh_record(conn: &Conn, args: &Args) -> Result<Value> {
+fn internal_fresh_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) -> Result<()> {
     let slots = track::Slots::parse(args.blob(0, "slot list")?)?;
-    Ok(Value::Blob(track::fresh_record(conn, slots)?))
+    track::fresh_record(conn, slots, &mut buf.bytes)
 }
 
 fn internal_insert_over_record(conn: &Conn, args: &Args) -> Result<Value> {
@@ -241,11 +265,11 @@ fn internal_insert_over_record(conn: &Conn, args: &Args) -> Result<Value> {
     Ok(Value::Blob(track::insert_over_record(conn, tid, cl, clock, fresh, &slots)?))
 }
 
-fn internal_update_record(conn: &Conn, args: &Args) -> Result<Value> {
+fn internal_update_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) -> Result<()> {
     let (slots, flags) = slots_and_flags(args, 3)?;
     let changed = slots.iter().enumerate().filter(|(i, _)| flags.changed(*i)).map(|(_, s)| s);
     let (tid, cl, clock) = (args.int(0, "table id")?, args.int(1, "cl")?, args.blob(2, "clock")?);
-    Ok(Value::Blob(track::update_record(conn, tid, cl, clock, slots.len(), changed)?))
+    track::update_record(conn, tid, cl, clock, slots.len(), changed, buf)
 }
 
 fn internal_tombstone_record(conn: &Conn, _: &Args) -> Result<Value> {
@@ -287,9 +311,9 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_internal_mark", 2, TRIGGER, A(internal_mark)),
         ("crr_internal_mark", 3, TRIGGER, A(internal_mark)),
         ("crr_internal_hwm", 0, TRIGGER, A(internal_hwm)),
-        ("crr_internal_fresh_record", 1, TRIGGER, A(internal_fresh_record)),
+        ("crr_internal_fresh_record", 1, TRIGGER, R(internal_fresh_record)),
         ("crr_internal_insert_over_record", 5, TRIGGER, A(internal_insert_over_record)),
-        ("crr_internal_update_record", 5, TRIGGER, A(internal_update_record)),
+        ("crr_internal_update_record", 5, TRIGGER, R(internal_update_record)),
         ("crr_internal_tombstone_record", 0, TRIGGER, A(internal_tombstone_record)),
     ];
     for (name, n, flags, f) in table {

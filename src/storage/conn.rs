@@ -45,7 +45,7 @@ pub struct Conn {
 /// (a row's changes usually arrive together) need not read it back.
 ///
 /// Stored (`held` None): trusted only while no rollback was reported since (`mark`), and
-/// dropped by every other write of a clock record (`track::encode`), by reaping, by schema
+/// dropped by every other write of a clock record (`track::encode_into`), by reaping, by schema
 /// reloads and at transaction end.
 ///
 /// Held (`held` Some): the merge wrote the user table but not yet the clock row, so that

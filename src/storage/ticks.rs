@@ -13,7 +13,7 @@
 
 use super::conn::Conn;
 use super::stmt_cache::Key;
-use crate::core::row_clock::{CorruptClock, RowClock};
+use crate::core::row_clock::{CorruptClock, Entry, RowClock};
 use crate::error::{Error, Result};
 use crate::core::fast_hash::FastMap;
 
@@ -104,16 +104,28 @@ impl<'a> Lookup<'a> {
     }
 
     pub fn encode(&mut self, rc: &RowClock) -> Result<Vec<u8>> {
-        let bytes = rc.encode_with(&mut |d| self.for_encode(d));
+        let mut out = Vec::new();
+        self.encode_into(rc, &mut out)?;
+        Ok(out)
+    }
+
+    /// `encode`, appended to `out`.
+    pub fn encode_into(&mut self, rc: &RowClock, out: &mut Vec<u8>) -> Result<()> {
+        rc.encode_into(out, &mut |d| self.for_encode(d));
         match self.failed.take() {
             Some(e) => Err(e),
-            None => Ok(bytes),
+            None => Ok(()),
         }
     }
 
     /// Decodes; `what` names the record in an error.
     pub fn decode(&mut self, cl: i64, bytes: &[u8], what: impl FnOnce() -> String) -> Result<RowClock> {
-        let r = RowClock::decode_with(cl, bytes, &mut |d| self.for_decode(d));
+        self.decode_reusing(cl, bytes, what, Vec::new())
+    }
+
+    /// `decode`, its cells held in `cells` (see RowClock::decode_reusing).
+    pub fn decode_reusing(&mut self, cl: i64, bytes: &[u8], what: impl FnOnce() -> String, cells: Vec<Option<Entry>>) -> Result<RowClock> {
+        let r = RowClock::decode_reusing(cl, bytes, &mut |d| self.for_decode(d), cells);
         if let Some(e) = self.failed.take() {
             return Err(e);
         }

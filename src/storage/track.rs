@@ -184,14 +184,23 @@ fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: impl ExactSizeIterator<Item = us
     Ok(rc)
 }
 
-/// Encodes a record about to be stored. Every clock record written goes through here (`save`,
-/// `save_existing`, and the records the triggers store), so this is where the row a merge
-/// remembered (conn::MergedRow) stops being trusted (the merge re-remembers its own after),
-/// and where the transaction decides how the clock mark covers its tick (txn::before_record).
+/// Encodes a record about to be stored (`encode_into`, into a new vector).
 fn encode(conn: &Conn, rc: &RowClock) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_into(conn, rc, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes a record about to be stored, appended to `out`. Every clock record written goes
+/// through here (`save`, `save_existing` through `encode`, and the records the triggers
+/// store; a fresh record spliced from its template does the same first step), so this is
+/// where the row a merge remembered (conn::MergedRow) stops being trusted (the merge
+/// re-remembers its own after), and where the transaction decides how the clock mark covers
+/// its tick (txn::before_record).
+fn encode_into(conn: &Conn, rc: &RowClock, out: &mut Vec<u8>) -> Result<()> {
     conn.forget_merged_row();
     txn::before_record(conn, rc)?;
-    ticks::encode(conn, rc)
+    ticks::Lookup::new(conn).encode_into(rc, out)
 }
 
 fn decode(conn: &Conn, tid: i64, cl: i64, bytes: &[u8]) -> Result<RowClock> {
@@ -272,7 +281,7 @@ pub fn tracking(conn: &Conn, tid: i64) -> bool {
 /// tick is steady (`txn::steady_tick`: then neither handing out the tick nor storing a record
 /// does any clock work), so after the first the record is spliced from a template
 /// (core::row_clock::SeqTemplate) kept for the transaction (`Txn::fresh`).
-pub fn fresh_record(conn: &Conn, slots: Slots) -> Result<Vec<u8>> {
+pub fn fresh_record(conn: &Conn, slots: Slots, out: &mut Vec<u8>) -> Result<()> {
     let dbv = txn::db_version(conn)?;
     if let Some(tick) = txn::steady_tick(conn) {
         let site = sites::own_ordinal(conn)?;
@@ -280,22 +289,24 @@ pub fn fresh_record(conn: &Conn, slots: Slots) -> Result<Vec<u8>> {
         if hit {
             conn.forget_merged_row();
             let seq = txn::take_seqs(conn, 1 + slots.len() as i64);
-            return Ok(conn.txn.borrow().fresh.as_ref().expect("checked above").template.with_seq(seq));
+            conn.txn.borrow().fresh.as_ref().expect("checked above").template.write_with_seq(seq, out);
+            return Ok(());
         }
     }
     let rc = fresh(conn, dbv, 1, slots.iter())?;
-    let bytes = encode(conn, &rc)?;
+    let start = out.len();
+    encode_into(conn, &rc, out)?;
     // A template of a record encoded while the tick is steady (its crr_ticks row was written
     // before the encoding, the cells refer to it): what a later hit would have encoded.
     if let Some(tick) = txn::steady_tick(conn) {
         if rc.cells.iter().flatten().all(|e| e.col_version == tick) {
-            if let Some(template) = SeqTemplate::cut(&rc, &bytes) {
+            if let Some(template) = SeqTemplate::cut(&rc, &out[start..]) {
                 let site = sites::own_ordinal(conn)?;
                 conn.txn.borrow_mut().fresh = Some(FreshTemplate { slots: slots.bytes().to_vec(), dbv, tick, site, template });
             }
         }
     }
-    Ok(bytes)
+    Ok(())
 }
 
 /// The fresh record of one table's slot list at a db_version, steady tick and site (see
@@ -329,13 +340,24 @@ pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &
     encode(conn, &rc)
 }
 
-/// The record of a live row after an UPDATE that kept its key.
+/// The record of a live row after an UPDATE that kept its key, in `buf.bytes`.
 /// `tracked` is the number of tracked slots, `changed` the slots the UPDATE changed.
-pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], tracked: usize, changed: impl Iterator<Item = usize>) -> Result<Vec<u8>> {
-    let mut rc = decode(conn, tid, cl, clock)?;
+pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], tracked: usize, changed: impl Iterator<Item = usize>, buf: &mut RecordBuf) -> Result<()> {
+    let cells = std::mem::take(&mut buf.cells);
+    let mut rc = ticks::Lookup::new(conn).decode_reusing(cl, clock, || format!("table id {tid}"), cells)?;
     let dbv = txn::db_version(conn)?;
-    write_cells(conn, &mut rc, dbv, tracked, changed)?;
-    encode(conn, &rc)
+    let r = write_cells(conn, &mut rc, dbv, tracked, changed).and_then(|()| encode_into(conn, &rc, &mut buf.bytes));
+    buf.cells = rc.cells;
+    r
+}
+
+/// Where a tracking trigger's function builds the record it returns, kept across calls (by
+/// the function's registration, ffi::functions) so that the per-row calls allocate nothing:
+/// the encoded bytes, and the cells of a record decoded on the way.
+#[derive(Debug, Default)]
+pub struct RecordBuf {
+    pub bytes: Vec<u8>,
+    cells: Vec<Option<Entry>>,
 }
 
 /// The record of a deleted row: a local sentinel only.

@@ -421,7 +421,7 @@ fn settle(conn: &Conn) -> Result<()> {
     Ok(())
 }
 
-/// Called for every clock record about to be stored (track::encode). A transaction may keep
+/// Called for every clock record about to be stored (track::encode_into). A transaction may keep
 /// its tick in its first record instead of a crr_ticks row: the record itself then carries the
 /// mark (`recover` reads the records stored since the last row). Its row is written before its
 /// second record, and before its first when that record does not hold its tick while an
