@@ -112,6 +112,7 @@ impl ValueRef<'_> {
 
 /// The value `ValueRef::pack_into` wrote at `at` in `buf`, and where the next one starts
 /// (NULL and the end of `buf` where there is none).
+#[inline]
 pub fn read_packed(buf: &[u8], at: usize) -> (ValueRef<'_>, usize) {
     let end = (ValueRef::Null, buf.len());
     let word = |from: usize| buf.get(from..from + 8).and_then(|b| <[u8; 8]>::try_from(b).ok());
