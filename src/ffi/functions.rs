@@ -258,11 +258,11 @@ fn internal_fresh_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) -
     track::fresh_record(conn, slots, &mut buf.bytes)
 }
 
-fn internal_insert_over_record(conn: &Conn, args: &Args) -> Result<Value> {
+fn internal_insert_over_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) -> Result<()> {
     let tid = args.int(0, "table id")?;
-    let slots = track::decode_slots(args.blob(4, "slot list")?)?;
+    let slots = track::Slots::parse(args.blob(4, "slot list")?)?;
     let (cl, clock, fresh) = (args.int(1, "cl")?, args.blob(2, "clock")?, args.blob(3, "fresh record")?);
-    Ok(Value::Blob(track::insert_over_record(conn, tid, cl, clock, fresh, &slots)?))
+    track::insert_over_record(conn, tid, cl, clock, fresh, slots, buf)
 }
 
 fn internal_update_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) -> Result<()> {
@@ -272,8 +272,8 @@ fn internal_update_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) 
     track::update_record(conn, tid, cl, clock, slots.len(), changed, buf)
 }
 
-fn internal_tombstone_record(conn: &Conn, _: &Args) -> Result<Value> {
-    Ok(Value::Blob(track::tombstone_record(conn)?))
+fn internal_tombstone_record(conn: &Conn, _: &Args, buf: &mut track::RecordBuf) -> Result<()> {
+    track::tombstone_record(conn, buf)
 }
 
 fn internal_delete(conn: &Conn, args: &Args) -> Result<Value> {
@@ -312,9 +312,9 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_internal_mark", 3, TRIGGER, A(internal_mark)),
         ("crr_internal_hwm", 0, TRIGGER, A(internal_hwm)),
         ("crr_internal_fresh_record", 1, TRIGGER, R(internal_fresh_record)),
-        ("crr_internal_insert_over_record", 5, TRIGGER, A(internal_insert_over_record)),
+        ("crr_internal_insert_over_record", 5, TRIGGER, R(internal_insert_over_record)),
         ("crr_internal_update_record", 5, TRIGGER, R(internal_update_record)),
-        ("crr_internal_tombstone_record", 0, TRIGGER, A(internal_tombstone_record)),
+        ("crr_internal_tombstone_record", 0, TRIGGER, R(internal_tombstone_record)),
     ];
     for (name, n, flags, f) in table {
         register(conn, name, *n, *flags, *f, false)?;

@@ -321,34 +321,40 @@ pub struct FreshTemplate {
 }
 
 /// The record of a row inserted where its key has a clock row (`cl`, `clock`), given the
-/// `fresh` record the trigger computed first. A deleted key comes back to life with exactly
-/// the fresh record (the trigger raises `cl`); over a live row (INSERT OR REPLACE) every slot
-/// is written, reusing the fresh record's seq numbers so none is skipped.
-pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &[u8], slots: &[usize]) -> Result<Vec<u8>> {
+/// `fresh` record the trigger computed first, in `buf.bytes`. A deleted key comes back to
+/// life with exactly the fresh record (the trigger raises `cl`); over a live row (INSERT OR
+/// REPLACE) every slot is written, reusing the fresh record's seq numbers so none is skipped.
+pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &[u8], slots: Slots, buf: &mut RecordBuf) -> Result<()> {
     if !is_alive(cl) {
-        return Ok(fresh.to_vec());
+        buf.bytes.extend_from_slice(fresh);
+        return Ok(());
     }
     let new = decode(conn, tid, 1, fresh)?;
-    let mut rc = decode(conn, tid, cl, clock)?;
-    let mut stamp = Stamp::new(conn, new.sentinel.db_version)?;
-    touch_sentinel(conn, &mut rc, slots.len(), stamp.site, || Ok(Entry { col_version: cl, ..new.sentinel }))?;
-    for &slot in slots {
-        let e = new.cell(slot).ok_or_else(|| Error::new(format!("fresh record lacks slot {slot} (table id {tid})")))?;
-        let col_version = stamp.cell_version(rc.cell(slot))?;
-        rc.set_cell(slot, Entry { col_version, ..e });
-    }
-    encode(conn, &rc)
+    buf.rewrite(conn, tid, cl, clock, |rc| {
+        let mut stamp = Stamp::new(conn, new.sentinel.db_version)?;
+        touch_sentinel(conn, rc, slots.len(), stamp.site, || Ok(Entry { col_version: cl, ..new.sentinel }))?;
+        for slot in slots.iter() {
+            let e = new.cell(slot).ok_or_else(|| Error::new(format!("fresh record lacks slot {slot} (table id {tid})")))?;
+            let col_version = stamp.cell_version(rc.cell(slot))?;
+            rc.set_cell(slot, Entry { col_version, ..e });
+        }
+        Ok(())
+    })
 }
 
 /// The record of a live row after an UPDATE that kept its key, in `buf.bytes`.
 /// `tracked` is the number of tracked slots, `changed` the slots the UPDATE changed.
 pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], tracked: usize, changed: impl Iterator<Item = usize>, buf: &mut RecordBuf) -> Result<()> {
-    let cells = std::mem::take(&mut buf.cells);
-    let mut rc = ticks::Lookup::new(conn).decode_reusing(cl, clock, || format!("table id {tid}"), cells)?;
+    buf.rewrite(conn, tid, cl, clock, |rc| {
+        let dbv = txn::db_version(conn)?;
+        write_cells(conn, rc, dbv, tracked, changed)
+    })
+}
+
+/// The record of a deleted row, in `buf.bytes`: a local sentinel only.
+pub fn tombstone_record(conn: &Conn, buf: &mut RecordBuf) -> Result<()> {
     let dbv = txn::db_version(conn)?;
-    let r = write_cells(conn, &mut rc, dbv, tracked, changed).and_then(|()| encode_into(conn, &rc, &mut buf.bytes));
-    buf.cells = rc.cells;
-    r
+    encode_into(conn, &new_life(&Stamp::new(conn, dbv)?, 2, 0), &mut buf.bytes)
 }
 
 /// Where a tracking trigger's function builds the record it returns, kept across calls (by
@@ -360,10 +366,16 @@ pub struct RecordBuf {
     cells: Vec<Option<Entry>>,
 }
 
-/// The record of a deleted row: a local sentinel only.
-pub fn tombstone_record(conn: &Conn) -> Result<Vec<u8>> {
-    let dbv = txn::db_version(conn)?;
-    encode(conn, &new_life(&Stamp::new(conn, dbv)?, 2, 0))
+impl RecordBuf {
+    /// Decodes the stored record (`cl`, `clock`) of table `tid` into the kept cells, lets
+    /// `change` rewrite it, and encodes the result into `bytes`.
+    fn rewrite(&mut self, conn: &Conn, tid: i64, cl: i64, clock: &[u8], change: impl FnOnce(&mut RowClock) -> Result<()>) -> Result<()> {
+        let cells = std::mem::take(&mut self.cells);
+        let mut rc = ticks::Lookup::new(conn).decode_reusing(cl, clock, || format!("table id {tid}"), cells)?;
+        let r = change(&mut rc).and_then(|()| encode_into(conn, &rc, &mut self.bytes));
+        self.cells = rc.cells;
+        r
+    }
 }
 
 /// A local write of one cell outside the triggers (crsql_commit_alter records added columns
