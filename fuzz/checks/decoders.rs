@@ -6,7 +6,7 @@
 #![allow(dead_code)] // each target uses one check; the replay test uses all
 
 use crr::core::pk_codec;
-use crr::core::row_clock::RowClock;
+use crr::core::row_clock::{Entry, RowClock};
 
 /// pk blobs: decoding never panics, and a blob that decodes is canonical, so encoding the
 /// decoded values gives back exactly the input bytes.
@@ -24,11 +24,15 @@ fn tick_of(db_version: i64) -> Option<i64> {
 
 /// Row clock records (our own storage, read back from the clock tables; a corrupted file
 /// must give an error, not a crash). Byte 0 is the causal length the record is decoded with.
-/// A record that decodes round-trips, encoded with and without tick references.
+/// A record that decodes round-trips, encoded with and without tick references; decoding
+/// into a vector that held another record's cells (as the triggers do) changes nothing.
 pub fn row_clock_decode(data: &[u8]) {
     let Some((&cl, record)) = data.split_first() else { return };
     let cl = i64::from(cl);
-    if let Ok(rc) = RowClock::decode_with(cl, record, &mut tick_of) {
+    let decoded = RowClock::decode_with(cl, record, &mut tick_of);
+    let stale = vec![Some(Entry { col_version: 9, db_version: 9, seq: 9, site: 9 }), None, Some(Entry { col_version: 1, db_version: 2, seq: 3, site: 4 })];
+    assert_eq!(RowClock::decode_reusing(cl, record, &mut tick_of, stale), decoded, "a reused vector changed the result");
+    if let Ok(rc) = decoded {
         let n = rc.cells.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
         for bytes in [rc.encode(), rc.encode_with(&mut tick_of)] {
             let back = RowClock::decode_with(cl, &bytes, &mut tick_of).expect("an encoded record must decode");
