@@ -8,6 +8,11 @@
 //! (plain: one upsert per cell, as the runner's W6); w7 does w6, then both replicas update the
 //! same 10% of rows differently and exchange their changes since (plain: the runner's W7;
 //! `--toggle-collect=workload::w7` counts that step alone).
+//! w6u updates one column of every row before reading and applying, as the runner's W6 does
+//! after W3: each row's cells then arrive in two runs far apart (the columns of the insert,
+//! later the updated one), so the merge writes each row's clock twice (count the apply step
+//! alone with `--toggle-collect=workload::shared::apply_changes`, or
+//! `workload::shared::plain_apply`).
 //! Subtract w1 from w3/w4/w5 and w5 from w6 for the cost of the step alone.
 //! `since` (crr only) inserts, updates 100 scattered rows in one transaction and reads the
 //! changes since before that update (`--toggle-collect=workload::since_read`): a sync of a
@@ -28,19 +33,19 @@ use shared::{apply_changes, fresh, insert_rows, read_changes};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w7|since> <plain|floor|clock-floor|crr> <rows>";
+    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w6u|w7|since> <plain|floor|clock-floor|crr> <rows>";
     let (w, mode, rows) = match args.as_slice() {
         [_, w, mode, rows] if matches!(mode.as_str(), "plain" | "floor" | "clock-floor" | "crr") => (w.as_str(), mode.as_str(), rows.parse::<i64>().expect(usage)),
         _ => panic!("{usage}"),
     };
     let crr = mode == "crr";
     assert!(crr || mode == "plain" || !matches!(w, "w5" | "w7"), "w5 and w7: plain or crr");
-    assert!(crr || !matches!(mode, "clock-floor") || w != "w6", "w6: plain, floor or crr");
+    assert!(crr || !matches!(mode, "clock-floor") || !matches!(w, "w6" | "w6u"), "w6: plain, floor or crr");
     assert!(crr || w != "since", "since: crr only");
     let dir = std::env::temp_dir().join(format!("crr-workload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = fresh(&dir, "src.db", crr, false);
-    if mode == "floor" && w != "w6" {
+    if mode == "floor" && !matches!(w, "w6" | "w6u") {
         for event in ["INSERT", "UPDATE", "DELETE"] {
             c.execute_batch(&format!("CREATE TRIGGER floor_{event} AFTER {event} ON t WHEN 0 BEGIN SELECT 1; END")).unwrap();
         }
@@ -70,6 +75,21 @@ fn main() {
             c.execute("UPDATE t SET b = -b WHERE id % ?1 = 7", [(rows / 100).max(1)]).unwrap();
             let n = since_read(&c, v);
             assert_eq!(n as i64, 100.min(rows));
+        }
+        "w6u" if crr => {
+            insert_rows(&c, 0, rows);
+            c.execute_batch("UPDATE t SET b = b + 1").unwrap();
+            let changes = read_changes(&c);
+            apply_changes(&fresh(&dir, "dst.db", true, false), &changes);
+        }
+        "w6u" => {
+            insert_rows(&c, 0, rows);
+            c.execute_batch("UPDATE t SET b = b + 1").unwrap();
+            let d = fresh(&dir, "dst.db", false, false);
+            if mode == "floor" {
+                shared::add_trigger_floor(&d);
+            }
+            shared::plain_apply(&c, &d);
         }
         "w5" | "w6" | "w7" if crr => {
             insert_rows(&c, 0, rows);

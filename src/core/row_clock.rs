@@ -109,14 +109,19 @@ impl RowClock {
     /// Encodes; `tick_of(db_version)` is the tick of that db_version's local transaction, if
     /// known (an entry whose col_version equals it is stored as bit 5 alone).
     pub fn encode_with(&self, tick_of: &mut dyn FnMut(i64) -> Option<i64>) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.encoded_size_hint());
         self.encode_into(&mut out, tick_of);
         out
     }
 
+    /// Room enough for the encoding of most records (a vector made with it does not grow).
+    pub fn encoded_size_hint(&self) -> usize {
+        8 + self.cells.len() * 2 + 10
+    }
+
     /// `encode_with`, appended to `out` (a buffer kept across calls allocates nothing).
     pub fn encode_into(&self, out: &mut Vec<u8>, tick_of: &mut dyn FnMut(i64) -> Option<i64>) {
-        out.reserve(8 + self.cells.len() * 2 + 10);
+        out.reserve(self.encoded_size_hint());
         out.push(FORMAT_VERSION);
         put_i(out, self.sentinel.db_version);
         put_i(out, self.sentinel.seq);

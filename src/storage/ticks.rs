@@ -104,7 +104,7 @@ impl<'a> Lookup<'a> {
     }
 
     pub fn encode(&mut self, rc: &RowClock) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(rc.encoded_size_hint());
         self.encode_into(rc, &mut out)?;
         Ok(out)
     }

@@ -186,7 +186,7 @@ fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: impl ExactSizeIterator<Item = us
 
 /// Encodes a record about to be stored (`encode_into`, into a new vector).
 fn encode(conn: &Conn, rc: &RowClock) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(rc.encoded_size_hint());
     encode_into(conn, rc, &mut out)?;
     Ok(out)
 }
