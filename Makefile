@@ -6,7 +6,7 @@ CARGO ?= cargo
 SEED ?= 1
 SEEDS ?= 200
 
-.PHONY: all test demo sim sim-long bench fuzz fuzz-build fuzz-merge clean
+.PHONY: all test demo sim sim-long bench instructions fuzz fuzz-build fuzz-merge clean
 
 all: dist/crr.$(EXT)
 
@@ -36,6 +36,13 @@ sim-long: all
 
 bench: all
 	$(CARGO) run --release --quiet --example bench
+
+# The instruction counts of README's performance section (needs valgrind), for builds side by
+# side: make instructions BUILDS="before=/tmp/old.so now=dist/crr.so"
+BUILDS ?= now=dist/crr.$(EXT)
+instructions: all
+	$(CARGO) build --release --examples
+	bash bench/instructions.sh $(BUILDS)
 
 # Coverage-guided fuzzing on the stable toolchain: LLVM's sanitizer-coverage passes are asked for
 # directly (what cargo-fuzz does on nightly). --target keeps the flags off build scripts.

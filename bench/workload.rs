@@ -13,7 +13,8 @@
 //! later the updated one), so the merge writes each row's clock twice (count the apply step
 //! alone with `--toggle-collect=workload::shared::apply_changes`, or
 //! `workload::shared::plain_apply`).
-//! Subtract w1 from w3/w4/w5 and w5 from w6 for the cost of the step alone.
+//! Subtract w1 from w3/w4/w5 for the cost of the step alone; for w6 count the apply step
+//! inside `workload::shared::apply_changes` (plain: `workload::shared::plain_apply`).
 //! `since` (crr only) inserts, updates 100 scattered rows in one transaction and reads the
 //! changes since before that update (`--toggle-collect=workload::since_read`): a sync of a
 //! small delta of a large table.
