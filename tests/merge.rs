@@ -50,6 +50,33 @@ fn two_replicas_converge_tables_and_metadata() {
     assert_eq!(dump(&a, "t")[0], vec![V::Integer(1), V::Text("b1".into()), V::Integer(10)]);
 }
 
+/// A UTF-16 database and a UTF-8 one sync text both ways, table and column names included:
+/// the merge reads text arguments as they are only where the database's text is UTF-8.
+#[test]
+fn utf16_and_utf8_replicas_sync_text() {
+    let wide = Connection::open_in_memory().unwrap();
+    wide.execute_batch("PRAGMA encoding = 'UTF-16le'").unwrap();
+    load(&wide);
+    assert_eq!(one::<String>(&wide, "PRAGMA encoding"), "UTF-16le");
+    let schema = "CREATE TABLE \"tä\"(id INTEGER PRIMARY KEY NOT NULL, \"nämé\" TEXT, b); SELECT crsql_as_crr('tä');";
+    wide.execute_batch(schema).unwrap();
+    let narrow = mem();
+    narrow.execute_batch(schema).unwrap();
+    at(&wide, 1_000_000);
+    at(&narrow, 2_000_000);
+    wide.execute_batch("INSERT INTO \"tä\" VALUES (1, 'grüße ✓', 'x'), (2, 'ascii', X'00ff')").unwrap();
+    narrow.execute_batch("INSERT INTO \"tä\" VALUES (3, '日本語', 3.5)").unwrap();
+    sync(&wide, &narrow);
+    sync(&narrow, &wide);
+    let rows = dump(&wide, "tä");
+    assert_eq!(rows, dump(&narrow, "tä"));
+    assert_eq!(rows[0], vec![V::Integer(1), V::Text("grüße ✓".into()), V::Text("x".into())]);
+    assert_eq!(rows[2], vec![V::Integer(3), V::Text("日本語".into()), V::Real(3.5)]);
+    assert_eq!(portable(&wide), portable(&narrow));
+    let cids: Vec<String> = changes(&wide).into_iter().map(|c| c.cid).collect();
+    assert!(cids.iter().all(|c| c == "nämé" || c == "b"), "{cids:?}");
+}
+
 #[test]
 fn stale_changes_are_ignored_not_errors() {
     let (a, b) = (replica(), replica());

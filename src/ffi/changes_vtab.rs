@@ -293,7 +293,8 @@ unsafe extern "C" fn rowid(p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> c
 }
 
 unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *mut api::sqlite3_value, _rowid: *mut i64) -> c_int {
-    let args = values::Args::new(argc, argv);
+    let conn = &*(*(p as *mut Vtab)).conn;
+    let args = values::Args::new(argc, argv).raw_utf8_text(conn.utf8.get());
     if argc == 1 {
         return fail(p, &Error::new("DELETE is not supported (changes are read and merged, never removed)"));
     }
@@ -316,7 +317,6 @@ unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *
         cl: at(9),
         seq: at(10),
     };
-    let conn = &*(*(p as *mut Vtab)).conn;
     match guard("crsql_changes", move || merge::apply(conn, change)) {
         Ok(_) => api::SQLITE_OK,
         Err(e) => fail(p, &e),

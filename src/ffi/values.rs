@@ -10,30 +10,43 @@ use std::os::raw::c_int;
 /// # Safety
 /// `v` must be a valid protected or unprotected sqlite3_value for the duration of the call.
 pub unsafe fn from_raw(v: *mut api::sqlite3_value) -> Value {
-    borrow(v).to_value()
+    borrow(v, false).to_value()
 }
 
 /// Reads an argument in place (see `ValueRef`).
 ///
+/// `raw_text`: the connection's text is UTF-8 (`Conn::utf8`), so a TEXT value's bytes are
+/// read as they are (`sqlite3_value_blob`, which leaves the value TEXT) instead of through
+/// `sqlite3_value_text`, which must give C a NUL-terminated string and so copies every value
+/// bound with a length (what drivers bind) into a new allocation to terminate it.
+///
 /// # Safety
 /// `v` must be a valid sqlite3_value for `'a`, and no other accessor may be used on it during
-/// `'a` (a conversion could free the bytes).
-unsafe fn borrow<'a>(v: *mut api::sqlite3_value) -> ValueRef<'a> {
+/// `'a` (a conversion could free the bytes). With `raw_text`, the database's text encoding
+/// must be UTF-8: SQLite keeps the values a statement computes or binds in that encoding.
+unsafe fn borrow<'a>(v: *mut api::sqlite3_value, raw_text: bool) -> ValueRef<'a> {
     match sqlite!(value_type(v)) {
         api::SQLITE_INTEGER => ValueRef::Integer(sqlite!(value_int64(v))),
         api::SQLITE_FLOAT => ValueRef::Real(sqlite!(value_double(v))),
         api::SQLITE_TEXT => {
-            let p = sqlite!(value_text(v));
-            let n = sqlite!(value_bytes(v));
-            let bytes = if p.is_null() || n <= 0 { &[][..] } else { std::slice::from_raw_parts(p, n as usize) };
-            ValueRef::Text(String::from_utf8_lossy(bytes))
+            let p = if raw_text { sqlite!(value_blob(v)) as *const u8 } else { sqlite!(value_text(v)) };
+            ValueRef::Text(String::from_utf8_lossy(bytes(p, sqlite!(value_bytes(v)))))
         }
         api::SQLITE_BLOB => {
             let p = sqlite!(value_blob(v)) as *const u8;
-            let n = sqlite!(value_bytes(v));
-            ValueRef::Blob(if p.is_null() || n <= 0 { &[] } else { std::slice::from_raw_parts(p, n as usize) })
+            ValueRef::Blob(bytes(p, sqlite!(value_bytes(v))))
         }
         _ => ValueRef::Null,
+    }
+}
+
+/// # Safety
+/// `p` must be null or point to `n` bytes that stay valid for `'a`.
+unsafe fn bytes<'a>(p: *const u8, n: c_int) -> &'a [u8] {
+    if p.is_null() || n <= 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p, n as usize)
     }
 }
 
@@ -41,6 +54,8 @@ unsafe fn borrow<'a>(v: *mut api::sqlite3_value) -> ValueRef<'a> {
 /// take, since they run for every written row.
 pub struct Args<'a> {
     argv: &'a [*mut api::sqlite3_value],
+    /// See `borrow`: set only by callers that know the connection's text is UTF-8.
+    raw_text: bool,
 }
 
 impl<'a> Args<'a> {
@@ -48,7 +63,13 @@ impl<'a> Args<'a> {
     /// `argv` must point to `argc` values valid for `'a` (the duration of the call).
     pub unsafe fn new(argc: c_int, argv: *mut *mut api::sqlite3_value) -> Args<'a> {
         let argv = if argv.is_null() || argc <= 0 { &[][..] } else { std::slice::from_raw_parts(argv, argc as usize) };
-        Args { argv }
+        Args { argv, raw_text: false }
+    }
+
+    /// Reads TEXT arguments as they are, without a terminated copy (see `borrow`): only for
+    /// a connection whose text is UTF-8 (`Conn::utf8`).
+    pub fn raw_utf8_text(self, utf8: bool) -> Args<'a> {
+        Args { raw_text: utf8, ..self }
     }
 
     pub fn len(&self) -> usize {
@@ -63,7 +84,7 @@ impl<'a> Args<'a> {
     /// read through one accessor only).
     pub fn value_ref(&self, i: usize) -> ValueRef<'a> {
         // SAFETY: each of argv's values lives for 'a (Args::new).
-        self.argv.get(i).map_or(ValueRef::Null, |v| unsafe { borrow(*v) })
+        self.argv.get(i).map_or(ValueRef::Null, |v| unsafe { borrow(*v, self.raw_text) })
     }
 
     fn raw(&self, i: usize, what: &str) -> Result<*mut api::sqlite3_value, Error> {
@@ -95,9 +116,7 @@ impl<'a> Args<'a> {
             if sqlite!(value_type(v)) != api::SQLITE_BLOB {
                 return Err(self.type_error(v, what, "a blob"));
             }
-            let p = sqlite!(value_blob(v)) as *const u8;
-            let n = sqlite!(value_bytes(v));
-            Ok(if p.is_null() || n <= 0 { &[] } else { std::slice::from_raw_parts(p, n as usize) })
+            Ok(bytes(sqlite!(value_blob(v)) as *const u8, sqlite!(value_bytes(v))))
         }
     }
 
@@ -106,9 +125,7 @@ impl<'a> Args<'a> {
         let v = self.raw(i, what)?;
         // SAFETY: as `blob`.
         unsafe {
-            let p = sqlite!(value_text(v));
-            let n = sqlite!(value_bytes(v));
-            Ok(if p.is_null() || n <= 0 { &[] } else { std::slice::from_raw_parts(p, n as usize) })
+            Ok(bytes(sqlite!(value_text(v)), sqlite!(value_bytes(v))))
         }
     }
 }

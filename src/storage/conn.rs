@@ -39,6 +39,10 @@ pub struct Conn {
     /// Savepoints open (statements' too), as the vtabs' savepoint callbacks report them once
     /// crsql_changes or crr_internal_txn is in the transaction (see `Held`).
     pub depth: Cell<i32>,
+    /// The database's text encoding is UTF-8 (`PRAGMA encoding`, read once the internal
+    /// schema exists, which fixes it): the values SQLite hands us keep text in it, so their
+    /// bytes can be read as they are (ffi::values::borrow).
+    pub utf8: Cell<bool>,
 }
 
 /// The clock record of the row the last merge wrote, so that the next change of the same row
@@ -95,6 +99,7 @@ impl Conn {
             carry: Cell::new(None),
             merged_row: RefCell::new(None),
             depth: Cell::new(0),
+            utf8: Cell::new(false),
         }
     }
 
