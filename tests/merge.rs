@@ -31,6 +31,17 @@ fn sync(from: &Connection, to: &Connection) {
     apply(to, &changes(from)).unwrap();
 }
 
+/// Syncs `a` and `b` both ways and checks that they converged, table and metadata; returns
+/// the table's rows.
+fn converge(a: &Connection, b: &Connection, table: &str) -> Vec<Vec<V>> {
+    sync(a, b);
+    sync(b, a);
+    let rows = dump(a, table);
+    assert_eq!(rows, dump(b, table));
+    assert_eq!(portable(a), portable(b));
+    rows
+}
+
 fn impacted(c: &Connection) -> i64 {
     one(c, "SELECT crsql_rows_impacted()")
 }
@@ -42,12 +53,8 @@ fn two_replicas_converge_tables_and_metadata() {
     at(&b, 2_000_000);
     a.execute_batch("INSERT INTO t VALUES (1,'a1',1),(2,'a2',2); UPDATE t SET a = 'a1b' WHERE id = 1;").unwrap();
     b.execute_batch("INSERT INTO t VALUES (1,'b1',10),(3,'b3',3); DELETE FROM t WHERE id = 3;").unwrap();
-    sync(&a, &b);
-    sync(&b, &a);
-    assert_eq!(dump(&a, "t"), dump(&b, "t"));
-    assert_eq!(portable(&a), portable(&b));
     // b's later clock wins row 1 entirely.
-    assert_eq!(dump(&a, "t")[0], vec![V::Integer(1), V::Text("b1".into()), V::Integer(10)]);
+    assert_eq!(converge(&a, &b, "t")[0], vec![V::Integer(1), V::Text("b1".into()), V::Integer(10)]);
 }
 
 /// A UTF-16 database and a UTF-8 one sync text both ways, table and column names included:
@@ -66,13 +73,9 @@ fn utf16_and_utf8_replicas_sync_text() {
     at(&narrow, 2_000_000);
     wide.execute_batch("INSERT INTO \"tä\" VALUES (1, 'grüße ✓', 'x'), (2, 'ascii', X'00ff')").unwrap();
     narrow.execute_batch("INSERT INTO \"tä\" VALUES (3, '日本語', 3.5)").unwrap();
-    sync(&wide, &narrow);
-    sync(&narrow, &wide);
-    let rows = dump(&wide, "tä");
-    assert_eq!(rows, dump(&narrow, "tä"));
+    let rows = converge(&wide, &narrow, "tä");
     assert_eq!(rows[0], vec![V::Integer(1), V::Text("grüße ✓".into()), V::Text("x".into())]);
     assert_eq!(rows[2], vec![V::Integer(3), V::Text("日本語".into()), V::Real(3.5)]);
-    assert_eq!(portable(&wide), portable(&narrow));
     let cids: Vec<String> = changes(&wide).into_iter().map(|c| c.cid).collect();
     assert!(cids.iter().all(|c| c == "nämé" || c == "b"), "{cids:?}");
 }
