@@ -1,5 +1,5 @@
 //! One workload in one process, for instruction counts: `valgrind --tool=callgrind
-//! target/release/examples/workload <w1|w2|w3|w4|w5|w6> <plain|crr> <rows>` (built by
+//! target/release/examples/workload <w1..w7|w6u|since> <plain|floor|clock-floor|crr> <rows>` (built by
 //! `make test`; CRR_EXTENSION=path loads another build). Wall-clock ratios are noisy on shared
 //! machines; callgrind's counts repeat.
 //! w1 inserts `rows` rows in one transaction; w2 inserts them one transaction each; w3 and w4

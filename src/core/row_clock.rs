@@ -276,6 +276,7 @@ impl SeqTemplate {
 
     /// The encoding of the record with its sentinel's seq moved to `seq` (and every cell's
     /// moved by as much).
+    #[cfg(test)]
     pub fn with_seq(&self, seq: i64) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.head.len() + 10 + self.tail.len());
         self.write_with_seq(seq, &mut out);

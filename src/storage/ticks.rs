@@ -103,13 +103,7 @@ impl<'a> Lookup<'a> {
         })
     }
 
-    pub fn encode(&mut self, rc: &RowClock) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(rc.encoded_size_hint());
-        self.encode_into(rc, &mut out)?;
-        Ok(out)
-    }
-
-    /// `encode`, appended to `out`.
+    /// Encodes `rc`, appended to `out`.
     pub fn encode_into(&mut self, rc: &RowClock, out: &mut Vec<u8>) -> Result<()> {
         rc.encode_into(out, &mut |d| self.for_encode(d));
         match self.failed.take() {
@@ -131,11 +125,6 @@ impl<'a> Lookup<'a> {
         }
         r.map_err(|e: CorruptClock| Error::new(format!("{e} ({})", what())))
     }
-}
-
-/// Encodes a record with this connection's tick lookups.
-pub fn encode(conn: &Conn, rc: &RowClock) -> Result<Vec<u8>> {
-    Lookup::new(conn).encode(rc)
 }
 
 /// Decodes a record with this connection's tick lookups.

@@ -204,7 +204,12 @@ fn encode_into(conn: &Conn, rc: &RowClock, out: &mut Vec<u8>) -> Result<()> {
 }
 
 fn decode(conn: &Conn, tid: i64, cl: i64, bytes: &[u8]) -> Result<RowClock> {
-    ticks::decode(conn, cl, bytes, || format!("table id {tid}"))
+    decode_reusing(conn, tid, cl, bytes, Vec::new())
+}
+
+/// `decode`, its cells held in `cells` (see RowClock::decode_reusing).
+fn decode_reusing(conn: &Conn, tid: i64, cl: i64, bytes: &[u8], cells: Vec<Option<Entry>>) -> Result<RowClock> {
+    ticks::Lookup::new(conn).decode_reusing(cl, bytes, || format!("table id {tid}"), cells)
 }
 
 /// AFTER INSERT: a new row, a re-insert of a deleted key (resurrection), or an INSERT OR
@@ -370,8 +375,7 @@ impl RecordBuf {
     /// Decodes the stored record (`cl`, `clock`) of table `tid` into the kept cells, lets
     /// `change` rewrite it, and encodes the result into `bytes`.
     fn rewrite(&mut self, conn: &Conn, tid: i64, cl: i64, clock: &[u8], change: impl FnOnce(&mut RowClock) -> Result<()>) -> Result<()> {
-        let cells = std::mem::take(&mut self.cells);
-        let mut rc = ticks::Lookup::new(conn).decode_reusing(cl, clock, || format!("table id {tid}"), cells)?;
+        let mut rc = decode_reusing(conn, tid, cl, clock, std::mem::take(&mut self.cells))?;
         let r = change(&mut rc).and_then(|()| encode_into(conn, &rc, &mut self.bytes));
         self.cells = rc.cells;
         r
