@@ -145,6 +145,26 @@ fn drop_table_removes_its_clock_and_other_tables_keep_working() {
     assert_eq!(changes_where(&c, "WHERE \"table\" = 't'").len(), 1);
 }
 
+/// A schema cookie seen inside a transaction can come back with another schema: rolling back
+/// (to a savepoint, or the whole transaction) restores the cookie, and later DDL reaches the
+/// same value again. What the extension learned of the rolled-back schema (here: `t` dropped)
+/// must not outlive the rollback, or the next write would clear `t`'s history.
+#[test]
+fn a_rolled_back_drop_table_leaves_the_crr_and_its_history() {
+    for (begin, undo) in [("BEGIN; SAVEPOINT s;", "ROLLBACK TO s; RELEASE s;"), ("BEGIN;", "ROLLBACK; BEGIN;")] {
+        let c = replica();
+        c.execute_batch("INSERT INTO t VALUES (1, 'x', 1);").unwrap();
+        let cookie: i64 = one(&c, "PRAGMA schema_version");
+        c.execute_batch(&format!("{begin} DROP TABLE t;")).unwrap();
+        assert!(changes(&c).is_empty(), "{begin} reads skip the dropped table");
+        c.execute_batch(&format!("{undo} CREATE TABLE other(z);")).unwrap();
+        assert_eq!(one::<i64>(&c, "PRAGMA schema_version"), cookie + 1, "{begin} the cookie of the dropped schema came back");
+        c.execute_batch("INSERT INTO t VALUES (2, 'y', 2); COMMIT;").unwrap();
+        let rows: Vec<(i64, String)> = changes(&c).into_iter().map(|x| (x.db_version, x.cid)).collect();
+        assert_eq!(rows, vec![(1, "a".into()), (1, "b".into()), (2, "a".into()), (2, "b".into())], "{begin}");
+    }
+}
+
 #[test]
 fn drop_table_after_as_table_and_as_table_round_trip_starts_a_fresh_history() {
     let c = replica();

@@ -85,6 +85,13 @@ impl Db {
         unsafe { sqlite!(get_autocommit(self.0)) != 0 }
     }
 
+    /// Whether this connection holds a write transaction on the main database (one whose
+    /// uncommitted changes, schema cookie included, a rollback can still undo).
+    pub fn in_write_txn(self) -> bool {
+        // SAFETY: "main" is a NUL-terminated literal; txn_state exists from 3.34 (we need 3.35).
+        unsafe { sqlite!(txn_state(self.0, c"main".as_ptr())) == api::SQLITE_TXN_WRITE }
+    }
+
     /// Rows changed by INSERT, UPDATE and DELETE on this connection since it opened (wraps
     /// around; compare for equality only).
     pub fn total_changes(self) -> i32 {

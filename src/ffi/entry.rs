@@ -62,6 +62,8 @@ fn setup(db: *mut api::sqlite3) -> Result<()> {
     functions::register_all(conn)?;
     changes_vtab::register(db, conn)?;
     txn_vtab::register(db, conn)?;
+    // SAFETY: conn is live.
+    unsafe { &*conn }.txn_vtab.set(true);
     unpack_vtab::register(db)?;
     // SAFETY: the hooks receive conn, which lives until the connection closes.
     unsafe {

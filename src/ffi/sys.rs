@@ -8,8 +8,8 @@
 //! through the routine table the host passes to the entry point (api.rs), so declarations are
 //! all it needs, and it links against nothing.
 //!
-//! `sqlite3_api_routines` is declared up to `prepare_v3` (3.20), the newest routine we call;
-//! a host's table is at least that long on every supported version. Routines we never call
+//! `sqlite3_api_routines` is declared up to `txn_state` (3.34), the newest routine we call;
+//! a host's table is at least that long on every supported version (3.35+, checked at load). Routines we never call
 //! are `Unused` slots of the same size, so every used field sits at its C offset. The layout
 //! tests at the bottom pin the sizes and offsets that SQLite's header gives on 64-bit targets.
 #![allow(non_camel_case_types, non_snake_case, dead_code)]
@@ -346,6 +346,42 @@ pub struct sqlite3_api_routines {
             _: *mut *const c_char,
         ) -> c_int,
     >,
+    pub prepare16_v3: Unused,
+    pub bind_pointer: Unused,
+    pub result_pointer: Unused,
+    pub value_pointer: Unused,
+    pub vtab_nochange: Unused,
+    pub value_nochange: Unused,
+    pub vtab_collation: Unused,
+    pub keyword_count: Unused,
+    pub keyword_name: Unused,
+    pub keyword_check: Unused,
+    pub str_new: Unused,
+    pub str_finish: Unused,
+    pub str_appendf: Unused,
+    pub str_vappendf: Unused,
+    pub str_append: Unused,
+    pub str_appendall: Unused,
+    pub str_appendchar: Unused,
+    pub str_reset: Unused,
+    pub str_errcode: Unused,
+    pub str_length: Unused,
+    pub str_value: Unused,
+    pub create_window_function: Unused,
+    pub normalized_sql: Unused,
+    pub stmt_isexplain: Unused,
+    pub value_frombind: Unused,
+    pub drop_modules: Unused,
+    pub hard_heap_limit64: Unused,
+    pub uri_key: Unused,
+    pub filename_database: Unused,
+    pub filename_journal: Unused,
+    pub filename_wal: Unused,
+    pub create_filename: Unused,
+    pub free_filename: Unused,
+    pub database_file_object: Unused,
+    /// 3.34: the transaction state of one schema (or the highest of all for NULL).
+    pub txn_state: Option<unsafe extern "C" fn(_: *mut sqlite3, _: *const c_char) -> c_int>,
 }
 
 #[repr(C)]
@@ -490,7 +526,7 @@ mod layout {
         assert_eq!(size_of::<sqlite3_module>(), 192);
         assert_eq!(offset_of!(sqlite3_module, xUpdate), 13 * 8);
         // sqlite3ext.h: aggregate_context is routine 0, bind_blob64 routine 193,
-        // create_function_v2 162, prepare_v3 217 (the last we declare).
+        // create_function_v2 162, prepare_v3 217, txn_state 252 (the last we declare).
         assert_eq!(offset_of!(sqlite3_api_routines, bind_double), 3 * 8);
         assert_eq!(
             offset_of!(sqlite3_api_routines, create_function_v2),
@@ -498,7 +534,8 @@ mod layout {
         );
         assert_eq!(offset_of!(sqlite3_api_routines, bind_blob64), 193 * 8);
         assert_eq!(offset_of!(sqlite3_api_routines, prepare_v3), 217 * 8);
-        assert_eq!(size_of::<sqlite3_api_routines>(), 218 * 8);
+        assert_eq!(offset_of!(sqlite3_api_routines, txn_state), 252 * 8);
+        assert_eq!(size_of::<sqlite3_api_routines>(), 253 * 8);
     }
 }
 

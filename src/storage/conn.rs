@@ -43,6 +43,9 @@ pub struct Conn {
     /// schema exists, which fixes it): the values SQLite hands us keep text in it, so their
     /// bytes can be read as they are (ffi::values::borrow).
     pub utf8: Cell<bool>,
+    /// crr_internal_txn is registered on this connection (set once at load, after the internal
+    /// schema is installed): until then nothing can join a transaction (`txn::join_changes`).
+    pub txn_vtab: Cell<bool>,
 }
 
 /// The clock record of the row the last merge wrote, so that the next change of the same row
@@ -100,6 +103,7 @@ impl Conn {
             merged_row: RefCell::new(None),
             depth: Cell::new(0),
             utf8: Cell::new(false),
+            txn_vtab: Cell::new(false),
         }
     }
 
@@ -176,6 +180,7 @@ impl Conn {
     /// The transaction ended (commit hook, rollback hook).
     pub fn end_transaction(&self, committed: bool) {
         if committed {
+            self.tables.borrow_mut().committed(|m| self.still_written(m));
             if let Some(c) = self.txn.borrow().carry(|m| self.still_written(m)) {
                 self.carry.set(Some(c));
             }

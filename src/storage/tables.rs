@@ -1,5 +1,13 @@
 //! The registry of CRRs (`crr_tables`, `crr_columns`) and its per-connection cache, reloaded
 //! whenever the schema cookie moves (any connection's DDL, including crsql_as_crr).
+//!
+//! Invariant: a cookie identifies a schema only once it is committed. Inside a write
+//! transaction the cookie may be one this transaction's own DDL made, and a rollback (of the
+//! transaction, or to a savepoint) brings the cookie back, so that later DDL can reach the same
+//! value with another schema. A registry loaded inside a write transaction is therefore
+//! provisional: loading it joins crr_internal_txn to the transaction (so every rollback is
+//! reported), and it is trusted only while no rollback was reported since
+//! (`Conn::still_written`) and, after the transaction, only if it committed (`committed`).
 
 use super::conn::Conn;
 use super::stmt_cache::Key;
@@ -162,6 +170,9 @@ pub fn clock_table(tid: i64) -> String {
 #[derive(Default)]
 pub struct Tables {
     cookie: Option<i64>,
+    /// `Some(rollback mark)` when loaded inside a write transaction (see the invariant at the
+    /// top); None when the cookie was a committed one.
+    provisional: Option<Option<u64>>,
     list: Rc<Vec<Rc<TableInfo>>>,
     /// Clocks of CRRs whose table was dropped (found at the last load), awaiting removal.
     pub dropped: Vec<Clock>,
@@ -172,6 +183,16 @@ pub struct Tables {
 impl Tables {
     pub fn invalidate(&mut self) {
         self.cookie = None;
+    }
+
+    /// The transaction ended with a commit; `still_written` tells whether a state written under a
+    /// rollback mark is still in the database. A provisional registry is kept (its cookie is now
+    /// committed) if no rollback was reported since it was loaded.
+    pub fn committed(&mut self, still_written: impl Fn(Option<u64>) -> bool) {
+        match self.provisional.take() {
+            Some(mark) if !still_written(mark) => self.invalidate(),
+            _ => {}
+        }
     }
 }
 
@@ -250,10 +271,17 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     let cookie = schema_cookie(conn)?;
     {
         let t = conn.tables.borrow();
-        if t.cookie == Some(cookie) {
+        if t.cookie == Some(cookie) && t.provisional.is_none_or(|mark| conn.still_written(mark)) {
             return Ok((cookie, t.list.clone()));
         }
     }
+    // Loaded inside a write transaction: make sure its rollbacks are reported from now on.
+    let provisional = if conn.db.in_write_txn() {
+        super::txn::join_changes(conn)?;
+        Some(conn.rollback_mark())
+    } else {
+        None
+    };
     let loaded = load(conn)?;
     let installed = loaded.is_some();
     let (list, dropped) = loaded.unwrap_or_default();
@@ -263,6 +291,7 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     conn.forget_merged_row();
     let mut t = conn.tables.borrow_mut();
     t.cookie = Some(cookie);
+    t.provisional = provisional;
     t.list = list.clone();
     t.dropped = dropped;
     t.installed = installed;

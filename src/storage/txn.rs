@@ -328,9 +328,11 @@ fn persist_hwm(conn: &Conn, hwm: i64) -> Result<()> {
 
 /// Makes the crr_internal_txn virtual table take part in the open transaction (a no-op
 /// statement that writes it makes SQLite call its xBegin), so that from now on every statement
-/// and savepoint rollback is reported (`Conn::rollback_epoch`).
+/// and savepoint rollback is reported (`Conn::rollback_epoch`). While the extension is still
+/// being set up (the internal schema's install or upgrade at load) the table does not exist
+/// yet, and nothing joins: what is written then gets no rollback mark (`Conn::rollback_mark`).
 pub fn join_changes(conn: &Conn) -> Result<()> {
-    if conn.changes_in_txn.get() {
+    if conn.changes_in_txn.get() || !conn.txn_vtab.get() {
         return Ok(());
     }
     conn.stmts.with(
