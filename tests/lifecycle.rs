@@ -294,3 +294,63 @@ fn site_id_and_setting_changes_reach_the_next_transaction() {
     let e = apply(&c, &[ahead]).expect_err("5 s ahead with a 1 s limit").to_string();
     assert!(e.contains("hlc-max-drift-ms = 1000"), "{e}");
 }
+
+/// A rollback to a savepoint undoes a new site id and a changed setting in the database; the
+/// extension must not keep using them: not for the rest of the transaction, not in the next one
+/// (a connection carries what it knows into its next transaction), not after a reopen.
+#[test]
+fn a_site_id_and_a_setting_undone_by_rollback_to_are_not_used() {
+    let path = tmpdir("undone-site").join("c.db");
+    let c = open(path.to_str().unwrap());
+    c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000000); INSERT INTO t VALUES (1,'x',1); INSERT INTO t VALUES (2,'y',2);").unwrap();
+    let own: Vec<u8> = one(&c, "SELECT crsql_site_id()");
+    // 5 s ahead: refused under the undone 1 s limit, well inside the stored hour.
+    let ahead = |pk: i64| {
+        let mut x = changes_where(&c, &format!("WHERE pk = crsql_pack_columns({pk}) AND cid = 'a'"))[0].clone();
+        x.site_id = vec![9; 16];
+        x.col_version = (1_000_000 + 5_000) << 16;
+        x
+    };
+    let undo = "SAVEPOINT s; SELECT crsql_config_set('hlc-max-drift-ms', 1000); INSERT INTO t VALUES (9,'gone',9); ROLLBACK TO s; RELEASE s;";
+    // The rest of the transaction.
+    c.execute_batch(&format!("BEGIN; SAVEPOINT n; SELECT crr_new_site_id(); {undo} ROLLBACK TO n; RELEASE n; INSERT INTO t VALUES (3,'z',3);")).unwrap();
+    apply_one(&c, &ahead(1)).expect("5 s ahead, later in the transaction");
+    c.execute_batch("COMMIT;").unwrap();
+    // The next transaction.
+    c.execute_batch(&format!("BEGIN; {undo} COMMIT;")).unwrap();
+    apply(&c, &[ahead(2)]).expect("5 s ahead, in the next transaction");
+    c.execute_batch("INSERT INTO t VALUES (4,'w',4);").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT crsql_config_get('hlc-max-drift-ms')"), 3_600_000);
+    assert_eq!(one::<Vec<u8>>(&c, "SELECT crsql_site_id()"), own);
+    let sites = |c: &rusqlite::Connection| changes(c).into_iter().filter(|x| x.site_id != [9; 16]).map(|x| (x.pk, x.site_id)).collect::<Vec<_>>();
+    let written = sites(&c);
+    assert_eq!(written.len(), 6, "{written:?}");
+    assert!(written.iter().all(|(_, s)| *s == own), "{written:?}");
+    drop(c);
+    let c = open(path.to_str().unwrap());
+    assert_eq!(sites(&c), written, "every record names a site crr_sites holds");
+}
+
+/// A site added by a merge that a rollback to a savepoint undid frees its ordinal; the next new
+/// site takes it. Changes from either site must still name their own.
+#[test]
+fn a_merged_site_undone_by_rollback_to_does_not_lend_its_ordinal() {
+    let (a, b) = (replica(), replica());
+    b.execute_batch("INSERT INTO t VALUES (1,'one',1); INSERT INTO t VALUES (2,'two',2);").unwrap();
+    let feed = changes(&b);
+    let first: Vec<_> = feed.iter().filter(|x| x.pk == feed[0].pk).cloned().collect();
+    let second: Vec<_> = feed.iter().filter(|x| x.pk != feed[0].pk).cloned().collect();
+    let with_site = |cs: &[Change], s: u8| cs.iter().cloned().map(|mut x| { x.site_id = vec![s; 16]; x }).collect::<Vec<_>>();
+    a.execute_batch("BEGIN; SAVEPOINT s;").unwrap();
+    for x in with_site(&first, 7) {
+        apply_one(&a, &x).unwrap();
+    }
+    a.execute_batch("ROLLBACK TO s; RELEASE s; COMMIT;").unwrap();
+    apply(&a, &with_site(&first, 8)).unwrap();
+    apply(&a, &with_site(&second, 7)).unwrap();
+    let mut got: Vec<(Vec<u8>, u8)> = changes(&a).into_iter().map(|x| (x.pk, x.site_id[0])).collect();
+    got.sort();
+    got.dedup();
+    assert_eq!(got, vec![(first[0].pk.clone(), 8), (second[0].pk.clone(), 7)]);
+}

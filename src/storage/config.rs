@@ -59,7 +59,10 @@ pub fn set(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
             _ => return Err(Error::new(format!("setting \"{name}\" must be an integer"))),
         },
     };
+    super::txn::writing_settings(conn)?;
     meta::set(conn, &format!("config.{name}"), &value)?;
-    conn.txn.borrow_mut().clock = None;
+    // The clock re-reads its settings at its next use (keeping what it knows of this
+    // transaction's ticks: records written so far refer to them).
+    conn.txn.borrow_mut().settings_stale = true;
     Ok(value)
 }

@@ -132,6 +132,13 @@ impl Conn {
     /// crsql_changes was told of a rollback (xRollbackTo, xRollback).
     pub fn rolled_back(&self) {
         self.rollback_epoch.set(self.rollback_epoch.get() + 1);
+        let mut t = self.txn.borrow_mut();
+        if t.settings_written {
+            // The rollback may have undone a setting or site id this transaction wrote.
+            t.own_site = None;
+            t.carried = None;
+            t.settings_stale = true;
+        }
     }
 
     /// A vtab in the transaction joined it (xBegin; SQLite then reports the savepoints open,
@@ -185,13 +192,13 @@ impl Conn {
                 self.carry.set(Some(c));
             }
         }
+        self.sites.borrow_mut().end_transaction(committed, |m| self.still_written(m));
         self.changes_in_txn.set(false);
         self.rolled_back();
         self.txn.borrow_mut().reset();
         // A held clock was written at xSync (storage::merge::flush_held) or rolled back.
         let held = self.merged_row.borrow_mut().take().is_some_and(|m| m.held.is_some());
         debug_assert!(!(committed && held), "a held merged clock reached the commit unwritten");
-        self.sites.borrow_mut().end_transaction(committed);
         if !committed {
             // Nothing committed is cached, but a rolled-back transaction's db_version will be
             // handed out again: start over to be sure.

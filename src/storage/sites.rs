@@ -4,7 +4,11 @@
 //! can have undone it: a mapping created in the open transaction is re-read from the table
 //! before use unless it was created while crsql_changes was in the transaction and no
 //! rollback was reported since (`Conn::still_written`). Any other rollback comes without a
-//! hook telling us.
+//! hook telling us. At commit, the same test decides which of the transaction's mappings are
+//! kept: a rollback to a savepoint may have undone the row, freeing its ordinal for another
+//! site id. (Until 2026-12-04 a commit kept them all: a site id added by a merge or by
+//! crr_new_site_id and then undone by ROLLBACK TO stayed cached, and records went on naming
+//! an ordinal that crr_sites did not hold.)
 
 use super::conn::Conn;
 use super::stmt_cache::Key;
@@ -26,16 +30,20 @@ pub struct Sites {
 }
 
 impl Sites {
-    pub fn end_transaction(&mut self, committed: bool) {
-        if !committed {
+    /// The transaction ended. Committed, the mappings it created are kept where no rollback
+    /// can have undone their row since (`still_written` of their mark): a rollback to a
+    /// savepoint that SQLite did not report, or one that undid the row, leaves the ordinal free
+    /// for another site id. Every other mapping it created is forgotten (read again if needed).
+    pub fn end_transaction(&mut self, committed: bool, still_written: impl Fn(Option<u64>) -> bool) {
+        for (ord, mark) in std::mem::take(&mut self.fresh) {
+            if committed && still_written(mark) {
+                continue;
+            }
             self.last = None;
-            for (ord, _) in self.fresh.drain(..) {
-                if let Some(id) = self.by_ordinal.remove(&ord) {
-                    self.by_id.remove(&id);
-                }
+            if let Some(id) = self.by_ordinal.remove(&ord) {
+                self.by_id.remove(&id);
             }
         }
-        self.fresh.clear();
     }
 
     /// Whether the cached mapping of `ord` can be used without re-reading its row.
@@ -169,6 +177,7 @@ pub fn own(conn: &Conn) -> Result<SiteId> {
 /// carry the new id.
 pub fn replace_own(conn: &Conn) -> Result<SiteId> {
     super::schema::install(conn)?;
+    super::txn::writing_settings(conn)?;
     let id = conn.db.random_bytes();
     let ord = ordinal_or_insert(conn, &id)?;
     super::meta::set(conn, "own_site_ordinal", &crate::core::value::Value::Integer(i64::from(ord)))?;

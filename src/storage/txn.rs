@@ -40,6 +40,10 @@ pub struct Txn {
     pub fresh: Option<super::track::FreshTemplate>,
     /// The crr_dirty entries this transaction wrote (storage/dirty.rs).
     pub dirty: super::dirty::Marks,
+    /// This transaction changed a setting or this replica's site id (`settings_written`).
+    pub settings_written: bool,
+    /// A rollback was reported since: the settings in `clock` are re-read at its next use.
+    pub settings_stale: bool,
 }
 
 /// What a committed transaction of this connection leaves for its next one, so that a run of
@@ -97,9 +101,14 @@ impl Txn {
     }
 
     /// What this transaction leaves for the next, if it committed now (None when it derived no
-    /// db_version: then it changed nothing the carry holds). `still_written` tells whether a
+    /// db_version: then it changed nothing the carry holds; None too when it wrote a setting
+    /// or the site id). `still_written` tells whether a
     /// write made under a rollback mark is still in the database.
     pub fn carry(&self, still_written: impl Fn(Option<u64>) -> bool) -> Option<Carry> {
+        if self.settings_written {
+            // What it cached of them may have been read before a rollback undid them.
+            return None;
+        }
         let db_version = self.db_version?;
         let clock = self.clock.map(|c| {
             let (ticks_dbv, pending) = if c.has_row(&still_written) { (db_version, false) } else { (c.ticks_dbv, c.pending || c.deferred) };
@@ -231,19 +240,51 @@ pub fn clock_mode_of(v: Option<Value>) -> Result<ClockMode> {
 }
 
 fn clock(conn: &Conn) -> Result<TxnClock> {
-    if let Some(c) = conn.txn.borrow().clock {
-        return Ok(c);
+    let (cached, stale) = {
+        let t = conn.txn.borrow();
+        (t.clock, t.settings_stale)
+    };
+    if let Some(c) = cached {
+        if !stale {
+            return Ok(c);
+        }
+        // A rollback may have undone a setting this transaction wrote: read them again, and
+        // keep what the clock knows of this transaction's ticks.
+        let (mode, drift_ms_max) = settings(conn)?;
+        let mut t = conn.txn.borrow_mut();
+        t.settings_stale = false;
+        let c = t.clock.as_mut().expect("the cached clock");
+        c.mode = mode;
+        c.drift_ms_max = drift_ms_max;
+        return Ok(*c);
     }
+    conn.txn.borrow_mut().settings_stale = false;
     if let Some(c) = carried(conn)?.and_then(|c| c.clock) {
         conn.txn.borrow_mut().clock = Some(c);
         return Ok(c);
     }
-    let mode = clock_mode_of(meta::get(conn, "config.clock")?)?;
-    let drift_ms_max = meta::get_i64(conn, "config.hlc-max-drift-ms", hlc::DRIFT_MS_MAX_DEFAULT)?;
+    let (mode, drift_ms_max) = settings(conn)?;
     let (hwm, ticks_dbv, pending) = recover(conn, mode)?;
     let c = TxnClock { ticks_dbv, pending, ..TxnClock::new(mode, hwm, drift_ms_max) };
     conn.txn.borrow_mut().clock = Some(c);
     Ok(c)
+}
+
+/// The clock settings as stored: mode and drift limit.
+fn settings(conn: &Conn) -> Result<(ClockMode, i64)> {
+    let mode = clock_mode_of(meta::get(conn, "config.clock")?)?;
+    Ok((mode, meta::get_i64(conn, "config.hlc-max-drift-ms", hlc::DRIFT_MS_MAX_DEFAULT)?))
+}
+
+/// This transaction is about to change a setting or the site id: from now on its rollbacks are
+/// reported, and each one drops what it cached of them (`Conn::rolled_back`); it leaves no
+/// carry (`Txn::carry`), and what it carried in is not used again.
+pub fn writing_settings(conn: &Conn) -> Result<()> {
+    join_changes(conn)?;
+    let mut t = conn.txn.borrow_mut();
+    t.settings_written = true;
+    t.carried = None;
+    Ok(())
 }
 
 fn update_clock(conn: &Conn, f: impl FnOnce(&mut TxnClock)) {
