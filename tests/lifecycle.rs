@@ -354,3 +354,22 @@ fn a_merged_site_undone_by_rollback_to_does_not_lend_its_ordinal() {
     got.dedup();
     assert_eq!(got, vec![(first[0].pk.clone(), 8), (second[0].pk.clone(), 7)]);
 }
+
+/// A read of this replica's site id outside a write transaction ends without a hook telling
+/// the extension, so it must not be remembered: another connection may give the database a new
+/// id before this one writes.
+#[test]
+fn a_site_id_read_outside_a_write_is_read_again_at_the_next_write() {
+    let path = tmpdir("read-site").join("c.db");
+    let p = path.to_str().unwrap();
+    let c1 = open(p);
+    c1.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
+    let old: Vec<u8> = one(&c1, "SELECT crsql_site_id()");
+    let c2 = open(p);
+    let new: Vec<u8> = one(&c2, "SELECT crr_new_site_id()");
+    assert_ne!(old, new);
+    assert_eq!(one::<Vec<u8>>(&c1, "SELECT crsql_site_id()"), new);
+    c1.execute("INSERT INTO t VALUES (1, 'x', 1)", []).unwrap();
+    let sites: Vec<Vec<u8>> = changes(&c1).into_iter().map(|x| x.site_id).collect();
+    assert_eq!(sites, vec![new.clone(), new]);
+}

@@ -149,7 +149,7 @@ pub fn site_id(conn: &Conn, ord: u32) -> Result<SiteId> {
 }
 
 /// The ordinal of this replica's own site id: 0 unless the id was replaced (crr_new_site_id).
-/// Read once per transaction.
+/// Read once per write transaction, and at every call outside one.
 pub fn own_ordinal(conn: &Conn) -> Result<u32> {
     if let Some(o) = conn.txn.borrow().own_site {
         return Ok(o);
@@ -162,7 +162,11 @@ pub fn own_ordinal(conn: &Conn) -> Result<u32> {
         }
     }
     let o = if super::schema::is_installed(conn)? { super::meta::get_i64(conn, "own_site_ordinal", 0)? as u32 } else { 0 };
-    conn.txn.borrow_mut().own_site = Some(o);
+    // Kept for the rest of the transaction only in a write transaction: the end of any other
+    // fires no hook to reset it, and another connection may replace the id before the next.
+    if conn.changes_in_txn.get() || conn.db.in_write_txn() {
+        conn.txn.borrow_mut().own_site = Some(o);
+    }
     Ok(o)
 }
 
