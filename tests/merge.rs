@@ -198,6 +198,36 @@ fn rows_impacted_counts_and_resets_on_commit_and_rollback() {
     assert_eq!(dump(&b, "t").len(), 2);
 }
 
+/// Rows a rollback undid are not counted: a ROLLBACK TO a savepoint, and a multi-row INSERT
+/// into crsql_changes that fails part way (SQLite undoes its earlier rows).
+#[test]
+fn rows_impacted_takes_back_what_a_rollback_to_undid() {
+    let (a, b) = (replica(), replica());
+    a.execute("INSERT INTO t VALUES (1,'x',1),(2,'y',2)", []).unwrap();
+    let cs = changes(&a);
+    b.execute_batch("BEGIN; SAVEPOINT s;").unwrap();
+    apply_in_open_tx(&b, &cs[..2]);
+    assert_eq!(impacted(&b), 2);
+    b.execute_batch("ROLLBACK TO s;").unwrap();
+    assert_eq!(impacted(&b), 0, "the rolled-back merges changed nothing");
+    b.execute_batch("SAVEPOINT inner;").unwrap();
+    apply_in_open_tx(&b, &cs[..1]);
+    b.execute_batch("RELEASE inner; RELEASE s;").unwrap();
+    assert_eq!(impacted(&b), 1, "released, they count");
+    let x = &cs[2];
+    let e = b
+        .execute(
+            "INSERT INTO crsql_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9), ('nope', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            rusqlite::params![x.table, x.pk, x.cid, x.val, x.col_version, x.db_version, x.site_id, x.cl, x.seq],
+        )
+        .expect_err("unknown table");
+    assert!(e.to_string().contains("nope"), "{e}");
+    assert_eq!(impacted(&b), 1, "the failed statement's first row was undone");
+    b.execute_batch("COMMIT").unwrap();
+    assert_eq!(dump(&b, "t").len(), 1);
+}
+
 fn apply_in_open_tx(c: &Connection, cs: &[Change]) {
     for x in cs {
         apply_one(c, x).unwrap();

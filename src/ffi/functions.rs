@@ -166,7 +166,7 @@ fn pack_columns_fn(_: &Conn, args: &[Value]) -> Result<Value> {
 }
 
 fn rows_impacted_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
-    Ok(Value::Integer(conn.txn.borrow().rows_impacted))
+    Ok(Value::Integer(conn.txn.borrow().rows_impacted.total()))
 }
 
 fn config_set_fn(conn: &Conn, args: &[Value]) -> Result<Value> {

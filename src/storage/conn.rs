@@ -157,7 +157,10 @@ impl Conn {
     /// the level below.
     pub fn released(&self, n: i32) {
         self.depth.set(n);
-        self.txn.borrow_mut().dirty.released(n);
+        let mut t = self.txn.borrow_mut();
+        t.dirty.released(n);
+        t.rows_impacted.released(n);
+        drop(t);
         if let Some(h) = self.merged_row.borrow_mut().as_mut().and_then(|m| m.held.as_mut()) {
             h.level = h.level.min(n);
         }
@@ -167,7 +170,10 @@ impl Conn {
     pub fn rolled_back_to(&self, n: i32) {
         self.rolled_back();
         self.depth.set(n + 1);
-        self.txn.borrow_mut().dirty.rolled_back_to(n);
+        let mut t = self.txn.borrow_mut();
+        t.dirty.rolled_back_to(n);
+        t.rows_impacted.rolled_back_to(n);
+        drop(t);
         let undone = self.merged_row.borrow().as_ref().and_then(|m| m.held).is_some_and(|h| h.level > n);
         if undone {
             *self.merged_row.borrow_mut() = None;

@@ -363,7 +363,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     if v.slot.is_some() {
         txn::observe(conn, v.col_version)?;
     }
-    conn.txn.borrow_mut().rows_impacted += 1;
+    conn.txn.borrow_mut().rows_impacted.add(conn.depth.get());
     let held = hold.then(|| Held { level: conn.depth.get(), stored: local_dbv });
     keep(conn, v, buf, Some(rc), held);
     Ok(true)

@@ -27,7 +27,8 @@ pub struct Txn {
     pub seq: i64,
     /// Clock mode, HLC high-water mark and tick, read at the transaction's first write.
     pub clock: Option<TxnClock>,
-    pub rows_impacted: i64,
+    /// Rows changed by merges (crsql_rows_impacted), by the savepoint level they were made at.
+    pub rows_impacted: Impacted,
     /// This replica's own site ordinal, read at first use in the transaction.
     pub own_site: Option<u32>,
     /// PRAGMA data_version at this transaction's first write, and whether the connection's
@@ -44,6 +45,50 @@ pub struct Txn {
     pub settings_written: bool,
     /// A rollback was reported since: the settings in `clock` are re-read at its next use.
     pub settings_stale: bool,
+}
+
+/// A count of rows changed by merges, kept by the savepoint depth (`Conn::depth`) each was
+/// changed at, so that a rollback to a savepoint takes back what it undid. Depths rise along
+/// the list, one entry per depth.
+#[derive(Default, Debug)]
+pub struct Impacted(Vec<(i32, i64)>);
+
+impl Impacted {
+    pub fn add(&mut self, depth: i32) {
+        match self.0.last_mut() {
+            Some((d, n)) if *d == depth => *n += 1,
+            _ => {
+                // A depth below the last one: the savepoints above were released or rolled
+                // back, and SQLite reported it (`released`, `rolled_back_to`); not else.
+                self.released(depth);
+                match self.0.last_mut() {
+                    Some((d, n)) if *d == depth => *n += 1,
+                    _ => self.0.push((depth, 1)),
+                }
+            }
+        }
+    }
+
+    pub fn total(&self) -> i64 {
+        self.0.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Savepoint `n` and those above it were released: their rows count at depth `n`.
+    pub fn released(&mut self, n: i32) {
+        let above: i64 = self.0.iter().filter(|(d, _)| *d > n).map(|(_, c)| c).sum();
+        self.0.retain(|(d, _)| *d <= n);
+        if above > 0 {
+            match self.0.last_mut() {
+                Some((d, c)) if *d == n => *c += above,
+                _ => self.0.push((n, above)),
+            }
+        }
+    }
+
+    /// The writes made since savepoint `n` opened (at depth above `n`) were undone.
+    pub fn rolled_back_to(&mut self, n: i32) {
+        self.0.retain(|(d, _)| *d <= n);
+    }
 }
 
 /// What a committed transaction of this connection leaves for its next one, so that a run of
@@ -572,4 +617,30 @@ pub fn observe(conn: &Conn, version: i64) -> Result<()> {
         c.hwm = hlc::observe(c.hwm, version);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Impacted;
+
+    #[test]
+    fn impacted_rows_follow_savepoint_releases_and_rollbacks() {
+        let mut i = Impacted::default();
+        i.add(0);
+        i.add(1);
+        i.add(2);
+        i.add(2);
+        assert_eq!(i.total(), 4);
+        i.released(1); // savepoint 1 (depth 2) released: its rows now count at depth 1
+        assert_eq!(i.total(), 4);
+        i.rolled_back_to(1); // nothing above depth 1 any more
+        assert_eq!(i.total(), 4);
+        i.rolled_back_to(0); // undoes depth 1: three rows
+        assert_eq!(i.total(), 1);
+        i.add(3);
+        i.add(1); // depth 3 was released without a report: kept, at depth 1
+        assert_eq!(i.total(), 3);
+        i.rolled_back_to(0);
+        assert_eq!(i.total(), 1);
+    }
 }
