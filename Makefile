@@ -34,6 +34,11 @@ sim: all
 sim-long: all
 	CRR_SIM_SEEDS=5000 $(CARGO) test --release --test simulation -- --nocapture
 
+# Replay one seed of the random-rollback test verbosely: make rollbacks SEED=n; without SEED,
+# 5,000 seeds (make test runs 150).
+rollbacks: all
+	$(if $(SEED),CRR_ROLLBACK_SEED=$(SEED),CRR_ROLLBACK_SEEDS=5000) $(CARGO) test --release --test rollbacks -- --nocapture
+
 bench: all
 	$(CARGO) run --release --quiet --example bench
 

@@ -271,6 +271,28 @@ fn a_site_added_by_a_rolled_back_merge_is_added_again() {
     assert_eq!(portable(&b), portable(&a), "b holds a's changes with a's site id");
 }
 
+/// An ordinal freed by a rollback can go to another site in the same transaction (here this
+/// replica's new id); the site that lost it must then be added again, under a new ordinal, not
+/// found in the cache under the one it lost.
+#[test]
+fn an_ordinal_freed_by_a_rollback_and_taken_by_another_site_is_not_shared() {
+    let (a, b) = (replica(), replica());
+    a.execute_batch("INSERT INTO t VALUES (1,'x',1); INSERT INTO t VALUES (2,'y',2);").unwrap();
+    let cs = changes(&a);
+    b.execute_batch("BEGIN; SAVEPOINT s;").unwrap();
+    apply_in_open_tx(&b, &cs[..1]);
+    b.execute_batch("ROLLBACK TO s; RELEASE s;").unwrap();
+    let new_id: Vec<u8> = one(&b, "SELECT crr_new_site_id()");
+    apply_in_open_tx(&b, &cs);
+    b.execute_batch("INSERT INTO t VALUES (3,'z',3); COMMIT;").unwrap();
+    let sites: i64 = one(&b, "SELECT count(DISTINCT site_id) FROM crr_sites");
+    assert_eq!(sites, 3, "the original id, the new one and a's");
+    let own_rows: Vec<Vec<u8>> = changes_where(&b, "WHERE pk = crsql_pack_columns(3)").into_iter().map(|x| x.site_id).collect();
+    assert!(!own_rows.is_empty() && own_rows.iter().all(|s| *s == new_id));
+    let merged: Vec<Change> = changes_where(&b, "WHERE pk != crsql_pack_columns(3)");
+    assert!(merged.iter().all(|x| x.site_id == cs[0].site_id), "{merged:?}");
+}
+
 /// The same across transactions: a new site added by a transaction that rolls back is added
 /// again by the next one (its cached ordinal goes with the rollback, however it is cached).
 #[test]

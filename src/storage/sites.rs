@@ -70,8 +70,14 @@ fn remember(conn: &Conn, site: SiteId, ord: u32, fresh: bool) {
     let mark = conn.rollback_mark();
     let mut sites = conn.sites.borrow_mut();
     sites.last = Some((site, ord));
-    sites.by_id.insert(site, ord);
-    sites.by_ordinal.insert(ord, site);
+    // The maps stay one-to-one: a rollback can free an ordinal that another site then takes
+    // (and trust is kept by ordinal), so whatever either map held for `site` or `ord` goes.
+    if let Some(old_ord) = sites.by_id.insert(site, ord).filter(|o| *o != ord) {
+        sites.by_ordinal.remove(&old_ord);
+    }
+    if let Some(old_site) = sites.by_ordinal.insert(ord, site).filter(|s| *s != site) {
+        sites.by_id.remove(&old_site);
+    }
     if fresh {
         sites.fresh.retain(|(o, _)| *o != ord);
         sites.fresh.push((ord, mark));
