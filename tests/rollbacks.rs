@@ -2,9 +2,11 @@
 //! savepoints released or rolled back, statements that fail part way, and, in between, the
 //! things whose effects the extension caches across statements: writes to two CRRs (one keyed
 //! by rowid, one by a packed key), merges from a peer, DDL of plain tables (which moves the
-//! schema cookie), a DROP TABLE of a CRR that a rollback undoes, crr_new_site_id(), a changed
-//! drift limit, and reopening the file. After each run, reopened, the replica's feed must
-//! name only sites it knows and rebuild it exactly, metadata included, on an empty replica.
+//! schema cookie), a DROP TABLE of a CRR and an added column that a rollback undoes, tracking
+//! turned off and on (crsql_as_table, crsql_as_crr), crr_new_site_id(), a changed drift limit,
+//! and reopening the file; between its transactions, a second connection to the same file does
+//! some of the same. After each run, reopened, the replica's feed must name only sites it knows
+//! and rebuild it exactly, metadata included, on an empty replica.
 //!
 //! `CRR_ROLLBACK_SEED=n` replays one seed verbosely; `CRR_ROLLBACK_SEEDS=N` runs seeds 0..N.
 
@@ -40,6 +42,8 @@ fn write(r: &mut Rng) -> String {
 
 struct Run {
     conn: Connection,
+    /// A second connection to the same file, used only while `conn` holds no transaction.
+    other: Connection,
     path: String,
     verbose: bool,
     r: Rng,
@@ -102,7 +106,10 @@ impl Run {
                 let sql = "SAVEPOINT gone; DROP TABLE pairs; SELECT count(*) FROM crsql_changes; ROLLBACK TO gone; RELEASE gone";
                 self.ok(sql);
             }
-            9 => self.ok("SELECT crr_new_site_id()"),
+            9 => {
+                let sql = if self.r.chance(50) { "SELECT crr_new_site_id()" } else { "SELECT crsql_site_id()" };
+                self.ok(sql);
+            }
             10 => {
                 let ms = *self.r.pick(&[1_000i64, 3_600_000]);
                 self.ok(&format!("SELECT crsql_config_set('hlc-max-drift-ms', {ms})"));
@@ -119,6 +126,37 @@ impl Run {
                     if let Err(e) = apply_one(&self.conn, c) {
                         assert!(e.to_string().contains("hlc-max-drift-ms = 1000"), "merging {c:?}: {e}");
                     }
+                }
+            }
+            14 => {
+                // Tracking off and on again: a fresh history for the table's current rows,
+                // kept or rolled back.
+                let sql = if self.r.chance(50) {
+                    "SELECT crsql_as_table('pairs'); SELECT crsql_as_crr('pairs')"
+                } else {
+                    "SAVEPOINT off; SELECT crsql_as_table('pairs'); INSERT OR REPLACE INTO pairs VALUES ('u', 9); ROLLBACK TO off; RELEASE off"
+                };
+                self.ok(sql);
+            }
+            15 => {
+                // A column added through an alter, seen, written, then rolled back.
+                self.ok(
+                    "SAVEPOINT al; SELECT crsql_begin_alter('items'); ALTER TABLE items ADD COLUMN c; \
+                     SELECT crsql_commit_alter('items'); UPDATE items SET c = 1; SELECT count(*) FROM crsql_changes; \
+                     ROLLBACK TO al; RELEASE al",
+                );
+            }
+            16 | 17 if self.conn.is_autocommit() => {
+                let sql = match self.r.below(4) {
+                    0 => "SELECT crr_new_site_id()".to_string(),
+                    1 => format!("CREATE TABLE IF NOT EXISTS plain{}(x)", self.r.below(3)),
+                    _ => write(&mut self.r),
+                };
+                if self.verbose {
+                    println!("other: {sql}");
+                }
+                if let Err(e) = self.other.execute_batch(&sql) {
+                    assert!(e.to_string().contains("UNIQUE constraint failed"), "other: {sql}: {e}");
                 }
             }
             13 if !self.in_txn && self.savepoints.is_empty() => {
@@ -155,7 +193,9 @@ fn run_seed(seed: u64, verbose: bool) {
         peer.execute_batch(&write(&mut r)).ok();
     }
     let feed = changes(&peer);
-    let mut run = Run { conn, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false };
+    let other = open(&path);
+    other.execute_batch(&format!("SELECT crr_set_wall_clock_for_testing({WALL_MS})")).unwrap();
+    let mut run = Run { conn, other, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false };
     for _ in 0..60 {
         run.step(&feed);
     }
