@@ -1,12 +1,14 @@
 //! One replica under random transaction structure: BEGIN / COMMIT / ROLLBACK, nested
 //! savepoints released or rolled back, statements that fail part way, and, in between, the
 //! things whose effects the extension caches across statements: writes to two CRRs (one keyed
-//! by rowid, one by a packed key), merges from a peer, DDL of plain tables (which moves the
-//! schema cookie), a DROP TABLE of a CRR and an added column that a rollback undoes, tracking
-//! turned off and on (crsql_as_table, crsql_as_crr), crr_new_site_id(), a changed drift limit,
-//! and reopening the file; between its transactions, a second connection to the same file does
-//! some of the same. After each run, reopened, the replica's feed must name only sites it knows
-//! and rebuild it exactly, metadata included, on an empty replica.
+//! by rowid, one by a packed key), merges from a peer (some in a statement that fails), reads
+//! of crsql_changes, DDL of plain tables (which moves the schema cookie), columns added through
+//! crsql_begin_alter / crsql_commit_alter, a DROP TABLE of a CRR and an added column that a
+//! rollback undoes, tracking turned off and on (crsql_as_table, crsql_as_crr),
+//! crr_new_site_id(), a changed drift limit, and reopening the file; between its transactions,
+//! a second connection to the same file does some of the same. After each run, reopened, the
+//! replica's feed must name only sites it knows and rebuild it exactly, metadata included, on
+//! an empty replica.
 //!
 //! `CRR_ROLLBACK_SEED=n` replays one seed verbosely; `CRR_ROLLBACK_SEEDS=N` runs seeds 0..N.
 
@@ -26,7 +28,7 @@ fn write(r: &mut Rng) -> String {
     let k = *r.pick(&["p", "q", "r"]);
     let v = r.below(4);
     match r.below(9) {
-        0 => format!("INSERT OR REPLACE INTO items VALUES ({id}, 'a{v}', {v})"),
+        0 => format!("INSERT OR REPLACE INTO items(id, a, b) VALUES ({id}, 'a{v}', {v})"),
         1 => format!("INSERT INTO items(id, a) VALUES ({id}, 'x{v}') ON CONFLICT(id) DO UPDATE SET a = excluded.a"),
         2 => format!("UPDATE items SET b = {v} WHERE id = {id}"),
         3 => format!("UPDATE OR REPLACE items SET id = {} WHERE id = {id}", r.below(6)),
@@ -38,6 +40,37 @@ fn write(r: &mut Rng) -> String {
         // row, and so must everything the extension cached while writing it.
         _ => format!("INSERT INTO items(id, a) VALUES ({}, 'fresh'), ({id}, 'dup')", 100 + r.below(1000)),
     }
+}
+
+fn literal(v: &rusqlite::types::Value) -> String {
+    use rusqlite::types::Value as V;
+    match v {
+        V::Null => "NULL".into(),
+        V::Integer(i) => i.to_string(),
+        V::Real(f) => format!("{f:?}"),
+        V::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        V::Blob(b) => blob(b),
+    }
+}
+
+fn blob(b: &[u8]) -> String {
+    format!("X'{}'", b.iter().map(|x| format!("{x:02X}")).collect::<String>())
+}
+
+/// A change as the values of a row of crsql_changes, in its column order.
+fn change_values(c: &Change) -> String {
+    format!(
+        "'{}', {}, '{}', {}, {}, {}, {}, {}, {}",
+        c.table,
+        blob(&c.pk),
+        c.cid,
+        literal(&c.val),
+        c.col_version,
+        c.db_version,
+        blob(&c.site_id),
+        c.cl,
+        c.seq
+    )
 }
 
 struct Run {
@@ -128,6 +161,27 @@ impl Run {
                     }
                 }
             }
+            19 if !feed.is_empty() => {
+                if self.r.chance(50) {
+                    // A read in the middle of the transaction (it writes out what merges and
+                    // local writes held back).
+                    let since = self.r.below(6);
+                    self.ok(&format!("SELECT count(*) FROM crsql_changes WHERE db_version > {since}"));
+                    return;
+                }
+                // Several changes in one statement whose last row is refused: SQLite undoes
+                // the statement's earlier rows, and nothing of them may stay.
+                let from = self.r.below(feed.len() as u64) as usize;
+                let rows: Vec<&Change> = feed[from..(from + 3).min(feed.len())].iter().collect();
+                let mut sql = String::from("INSERT INTO crsql_changes VALUES ");
+                for c in &rows {
+                    sql.push_str(&format!("({}), ", change_values(c)));
+                }
+                sql.push_str(&format!("('nope', {})", change_values(rows[0]).split_once(", ").unwrap().1));
+                let e = self.exec(&sql).expect_err("a change for an unknown table");
+                // (Or an earlier row is refused: one from a clock 5 s ahead, under the 1 s limit.)
+                assert!(e.to_string().contains("nope") || e.to_string().contains("hlc-max-drift-ms = 1000"), "{e}");
+            }
             14 => {
                 // Tracking off and on again: a fresh history for the table's current rows,
                 // kept or rolled back.
@@ -157,6 +211,16 @@ impl Run {
                 }
                 if let Err(e) = self.other.execute_batch(&sql) {
                     assert!(e.to_string().contains("UNIQUE constraint failed"), "other: {sql}: {e}");
+                }
+            }
+            18 => {
+                // A column added for good (unless a rollback around it undoes it).
+                let n: i64 = one(&self.conn, "SELECT count(*) FROM pragma_table_info('items')");
+                if n < 8 {
+                    self.ok(&format!(
+                        "SELECT crsql_begin_alter('items'); ALTER TABLE items ADD COLUMN c{n}; SELECT crsql_commit_alter('items'); \
+                         UPDATE items SET c{n} = id WHERE id % 2 = 0"
+                    ));
                 }
             }
             13 if !self.in_txn && self.savepoints.is_empty() => {
@@ -213,9 +277,15 @@ fn run_seed(seed: u64, verbose: bool) {
         assert!(known.contains(&c.site_id), "seed {seed}: a change names a site crr_sites lacks: {c:?}");
     }
     assert!(known.contains(&own), "seed {seed}: own site missing");
-    // The feed rebuilds the replica.
+    // The feed rebuilds the replica (its tables as they are now, columns added included).
     let b = mem();
-    b.execute_batch(&format!("{SCHEMA} SELECT crr_set_wall_clock_for_testing({});", WALL_MS + 10_000)).unwrap();
+    let tables: Vec<String> = a.prepare("SELECT sql FROM sqlite_schema WHERE name IN ('items', 'pairs')").unwrap().query_map([], |r| r.get(0)).unwrap().map(|x| x.unwrap()).collect();
+    b.execute_batch(&format!(
+        "{}; SELECT crsql_as_crr('items'); SELECT crsql_as_crr('pairs'); SELECT crr_set_wall_clock_for_testing({});",
+        tables.join("; "),
+        WALL_MS + 10_000
+    ))
+    .unwrap();
     apply(&b, &all).unwrap_or_else(|e| panic!("seed {seed}: applying the feed: {e}"));
     for table in ["items", "pairs"] {
         assert_eq!(dump(&a, table), dump(&b, table), "seed {seed}: {table} is not what its feed rebuilds");
