@@ -276,13 +276,19 @@ fn a_database_of_a_newer_internal_schema_is_refused_at_load() {
 
 /// A connection carries what its last transaction committed into the next (txn::Carry); a new
 /// site id and a changed setting take effect at once all the same.
-#[test]
-fn site_id_and_setting_changes_reach_the_next_transaction() {
-    // WAL: there, a connection's own commits leave PRAGMA data_version alone, so it carries.
-    let path = tmpdir("carry").join("c.db");
-    let c = open(path.to_str().unwrap());
+/// A file replica in WAL mode (there, a connection's own commits leave PRAGMA data_version
+/// alone, so it carries what it knows), its wall clock at 1,000,000 ms, rows 1 and 2 written.
+fn carrying_replica(name: &str) -> (Connection, String) {
+    let path = tmpdir(name).join("c.db").to_str().unwrap().to_string();
+    let c = open(&path);
     c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
     c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000000); INSERT INTO t VALUES (1,'x',1); INSERT INTO t VALUES (2,'y',2);").unwrap();
+    (c, path)
+}
+
+#[test]
+fn site_id_and_setting_changes_reach_the_next_transaction() {
+    let (c, _) = carrying_replica("carry");
     let new_id: Vec<u8> = one(&c, "SELECT crr_new_site_id()");
     c.execute("INSERT INTO t VALUES (3,'z',3)", []).unwrap();
     let site: Vec<u8> = one(&c, "SELECT site_id FROM crsql_changes WHERE pk = crsql_pack_columns(3) AND cid = 'a'");
@@ -300,10 +306,7 @@ fn site_id_and_setting_changes_reach_the_next_transaction() {
 /// (a connection carries what it knows into its next transaction), not after a reopen.
 #[test]
 fn a_site_id_and_a_setting_undone_by_rollback_to_are_not_used() {
-    let path = tmpdir("undone-site").join("c.db");
-    let c = open(path.to_str().unwrap());
-    c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
-    c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000000); INSERT INTO t VALUES (1,'x',1); INSERT INTO t VALUES (2,'y',2);").unwrap();
+    let (c, path) = carrying_replica("undone-site");
     let own: Vec<u8> = one(&c, "SELECT crsql_site_id()");
     // 5 s ahead: refused under the undone 1 s limit, well inside the stored hour.
     let ahead = |pk: i64| {
@@ -328,7 +331,7 @@ fn a_site_id_and_a_setting_undone_by_rollback_to_are_not_used() {
     assert_eq!(written.len(), 6, "{written:?}");
     assert!(written.iter().all(|(_, s)| *s == own), "{written:?}");
     drop(c);
-    let c = open(path.to_str().unwrap());
+    let c = open(&path);
     assert_eq!(sites(&c), written, "every record names a site crr_sites holds");
 }
 

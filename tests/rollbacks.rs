@@ -10,7 +10,8 @@
 //! replica's feed must name only sites it knows and rebuild it exactly, metadata included, on
 //! an empty replica.
 //!
-//! `CRR_ROLLBACK_SEED=n` replays one seed verbosely; `CRR_ROLLBACK_SEEDS=N` runs seeds 0..N.
+//! `CRR_ROLLBACK_SEED=n` replays one seed verbosely (`make rollbacks SEED=n`);
+//! `CRR_ROLLBACK_SEEDS=N` runs seeds 0..N.
 
 mod common;
 use common::*;
@@ -301,14 +302,5 @@ fn run_seed(seed: u64, verbose: bool) {
 
 #[test]
 fn a_replica_under_random_rollbacks_is_what_its_feed_rebuilds() {
-    if let Ok(s) = std::env::var("CRR_ROLLBACK_SEED") {
-        run_seed(s.parse().expect("CRR_ROLLBACK_SEED"), true);
-        return;
-    }
-    let n: u64 = std::env::var("CRR_ROLLBACK_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
-    for seed in 0..n {
-        if std::panic::catch_unwind(|| run_seed(seed, false)).is_err() {
-            panic!("rollbacks failed at seed {seed}; replay with CRR_ROLLBACK_SEED={seed}");
-        }
-    }
+    run_seeds("CRR_ROLLBACK", 150, "make rollbacks SEED={seed}", run_seed);
 }

@@ -272,17 +272,6 @@ fn run_seed(seed: u64, verbose: bool) {
 
 #[test]
 fn replicas_converge_under_random_writes_and_random_delivery() {
-    if let Ok(seed) = std::env::var("CRR_SIM_SEED") {
-        run_seed(seed.parse().expect("CRR_SIM_SEED must be a number"), true);
-        return;
-    }
-    let seeds: u64 = std::env::var("CRR_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
-    for seed in 0..seeds {
-        let result = std::panic::catch_unwind(|| run_seed(seed, false));
-        if let Err(e) = result {
-            eprintln!("simulation failed at seed {seed}; replay with: make sim SEED={seed}");
-            std::panic::resume_unwind(e);
-        }
-    }
+    let seeds = run_seeds("CRR_SIM", 30, "make sim SEED={seed}", run_seed);
     println!("simulation: {seeds} seeds converged");
 }

@@ -124,6 +124,24 @@ pub fn err(conn: &Connection, sql: &str) -> String {
     }
 }
 
+/// Runs a seeded randomized test: `{var}_SEED=n` replays seed n verbosely, else seeds
+/// 0..`{var}_SEEDS` (default `default`) run quietly and the first failure names its seed and
+/// how to replay it (`replay`, with `{seed}` in it).
+pub fn run_seeds(var: &str, default: u64, replay: &str, run_seed: impl Fn(u64, bool) + std::panic::RefUnwindSafe) -> u64 {
+    if let Ok(seed) = std::env::var(format!("{var}_SEED")) {
+        run_seed(seed.parse().unwrap_or_else(|_| panic!("{var}_SEED must be a number")), true);
+        return 1;
+    }
+    let seeds: u64 = std::env::var(format!("{var}_SEEDS")).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    for seed in 0..seeds {
+        if let Err(e) = std::panic::catch_unwind(|| run_seed(seed, false)) {
+            eprintln!("failed at seed {seed}; replay with: {}", replay.replace("{seed}", &seed.to_string()));
+            std::panic::resume_unwind(e);
+        }
+    }
+    seeds
+}
+
 /// splitmix64: a tiny deterministic generator, so a seed replays exactly.
 pub struct Rng(pub u64);
 
