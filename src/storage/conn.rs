@@ -5,7 +5,7 @@ use super::sites::Sites;
 use super::stmt_cache::StmtCache;
 use super::tables::{Clock, Tables};
 use super::ticks::TickCache;
-use crate::core::row_clock::RowClock;
+use crate::core::row_clock::{Entry, RowClock};
 use super::txn::{Carry, Txn};
 use crate::ffi::db::Db;
 use std::cell::{Cell, RefCell};
@@ -65,6 +65,9 @@ pub struct MergedRow {
     pub rc: RowClock,
     pub mark: Option<u64>,
     pub held: Option<Held>,
+    /// A cell vector kept for the next record of a merge (its allocation is reused: a row's
+    /// next change works on a copy of `rc`, so that an error leaves `rc` as it was).
+    pub spare: Vec<Option<Entry>>,
 }
 
 impl MergedRow {

@@ -21,7 +21,7 @@
 use super::conn::{Conn, Held, MergedRow};
 use super::stmt_cache::Key;
 use super::tables::{self, KeyLayout, TableInfo};
-use super::track::{load, save, save_existing};
+use super::track::{load_reusing, save, save_existing};
 use super::{sites, txn};
 use crate::core::ident::quote;
 use crate::core::merge::{self as rule, cell_wins, row_step, sentinel_site_wins, sentinel_visible, CellWrite, RowStep, SiteId};
@@ -203,27 +203,37 @@ fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
 /// Remembers the row's clock (see conn::MergedRow): stored, or `held` back; returns false,
 /// for the early returns of a change that wrote nothing. `pk` is the previous entry's
 /// buffer, reused.
-fn keep(conn: &Conn, v: Valid, mut pk: Vec<u8>, rc: Option<RowClock>, held: Option<Held>) -> bool {
+fn keep(conn: &Conn, v: Valid, mut bufs: Bufs, rc: Option<RowClock>, held: Option<Held>) -> bool {
     if let Some(rc) = rc {
         let mark = conn.rollback_mark();
         let clock = v.table.clock();
         let mut slot = conn.merged_row.borrow_mut();
         match slot.as_mut() {
-            // The row's record carried on (see `apply`): replaced in place, key kept.
+            // The row's record carried on (see `apply`): replaced in place, key kept; the
+            // record it replaces lends its cells to the next change.
             Some(m) if m.is_row(clock.tid, v.pk) => {
                 m.clock = clock;
-                m.rc = rc;
+                m.spare = std::mem::replace(&mut m.rc, rc).cells;
                 m.mark = mark;
                 m.held = held;
             }
             _ => {
-                pk.clear();
-                pk.extend_from_slice(v.pk);
-                *slot = Some(MergedRow { clock, pk, rc, mark, held });
+                bufs.pk.clear();
+                bufs.pk.extend_from_slice(v.pk);
+                *slot = Some(MergedRow { clock, pk: bufs.pk, rc, mark, held, spare: bufs.spare });
             }
         }
     }
     false
+}
+
+/// The allocations of the row a merge remembered last, reused for the next: its key, and
+/// cell vectors for the next record (`cells`) and for the next row's `MergedRow::spare`.
+#[derive(Default)]
+struct Bufs {
+    pk: Vec<u8>,
+    cells: Vec<Option<Entry>>,
+    spare: Vec<Option<Entry>>,
 }
 
 /// Writes the held clock record, if any (see the module comment); it then stays remembered
@@ -269,11 +279,16 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         None
     } else {
         let depth = conn.depth.get();
-        let m = conn.merged_row.borrow();
-        m.as_ref().filter(|m| same_row(m) && m.held.is_some_and(|h| h.level == depth)).map(|m| (m.rc.clone(), m.held))
+        let mut m = conn.merged_row.borrow_mut();
+        m.as_mut().filter(|m| same_row(m) && m.held.is_some_and(|h| h.level == depth)).map(|m| {
+            // A copy to work on, in the spare's allocation.
+            let mut cells = std::mem::take(&mut m.spare);
+            cells.clone_from(&m.rc.cells);
+            (RowClock { cl: m.rc.cl, sentinel: m.rc.sentinel, cells }, m.held)
+        })
     };
-    let (local, held, buf) = match continued {
-        Some((rc, held)) => (Some(rc), held, Vec::new()),
+    let (local, held, mut bufs) = match continued {
+        Some((rc, held)) => (Some(rc), held, Bufs::default()),
         None => {
             let previous = if nested {
                 None
@@ -282,15 +297,15 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
                 conn.merged_row.borrow_mut().take()
             };
             match previous {
-                Some(m) if same_row(&m) && conn.still_written(m.mark) => (Some(m.rc), None, m.pk),
-                Some(m) => (None, None, m.pk),
-                None => (None, None, Vec::new()),
+                Some(m) if same_row(&m) && conn.still_written(m.mark) => (Some(m.rc), None, Bufs { pk: m.pk, cells: Vec::new(), spare: m.spare }),
+                Some(m) => (None, None, Bufs { pk: m.pk, cells: m.rc.cells, spare: m.spare }),
+                None => (None, None, Bufs::default()),
             }
         }
     };
     let local = match local {
         Some(rc) => Some(rc),
-        None => load(conn, v.table.clock(), v.pk)?,
+        None => load_reusing(conn, v.table.clock(), v.pk, &mut bufs.cells)?,
     };
     let local_cl = local.as_ref().map_or(0, |rc| rc.cl);
     // The dbv of the clock row stored for this key (a held record is not stored yet).
@@ -301,7 +316,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let tracked = v.table.tracked_count();
     let step = row_step(v.cl, local_cl);
     if step == RowStep::Stale {
-        return Ok(keep(conn, v, buf, local, held));
+        return Ok(keep(conn, v, bufs, local, held));
     }
     // Decide the cell before any write (it may need the local value).
     let cell_applies = match (step, v.slot) {
@@ -329,7 +344,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         _ => false,
     };
     if step == RowStep::SameLife && !cell_applies && !sentinel_raised {
-        return Ok(keep(conn, v, buf, local, held));
+        return Ok(keep(conn, v, bufs, local, held));
     }
     // Writes: user table first.
     match step {
@@ -343,7 +358,12 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let entry = |col_version: i64| Entry { col_version, db_version: dbv, seq: txn::next_seq(conn), site };
     let mut rc = match (step, local) {
         (RowStep::SameLife, Some(rc)) => rc,
-        _ => RowClock { cl: v.cl, sentinel: entry(v.cl), cells: Vec::with_capacity(v.table.columns.len()) },
+        _ => {
+            let mut cells = std::mem::take(&mut bufs.cells);
+            cells.clear();
+            cells.reserve(v.table.columns.len());
+            RowClock { cl: v.cl, sentinel: entry(v.cl), cells }
+        }
     };
     if sentinel_raised {
         rc.sentinel = entry(rc.cl);
@@ -365,6 +385,6 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     }
     conn.txn.borrow_mut().rows_impacted.add(conn.depth.get());
     let held = hold.then(|| Held { level: conn.depth.get(), stored: local_dbv });
-    keep(conn, v, buf, Some(rc), held);
+    keep(conn, v, bufs, Some(rc), held);
     Ok(true)
 }

@@ -15,6 +15,12 @@ use crate::error::{Error, Result};
 
 /// Reads a row's clock record.
 pub fn load(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<Option<RowClock>> {
+    load_reusing(conn, clock, pk, &mut Vec::new())
+}
+
+/// `load`, the record's cells decoded in the allocation of `cells` (taken when there is a
+/// record; what it held is dropped).
+pub fn load_reusing(conn: &Conn, clock: Clock, pk: &[u8], cells: &mut Vec<Option<Entry>>) -> Result<Option<RowClock>> {
     conn.stmts.with(
         conn.db,
         Key::ClockGet(clock.tid),
@@ -23,7 +29,7 @@ pub fn load(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<Option<RowClock>> {
             if !clock.bind_key(s, 1, pk)? || !s.step()? {
                 return Ok(None);
             }
-            decode(conn, clock.tid, s.i64(0), s.bytes(1)).map(Some)
+            decode_reusing(conn, clock.tid, s.i64(0), s.bytes(1), std::mem::take(cells)).map(Some)
         },
     )
 }
