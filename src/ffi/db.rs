@@ -185,6 +185,31 @@ impl Stmt {
         }
     }
 
+    /// Binds `v` at `i` (text and blob bytes borrowed, not copied), runs the statement to
+    /// completion, and binds NULL there again: SQLite reads borrowed bytes only while the
+    /// statement runs, so it never holds them past this call, which they outlive.
+    pub fn run_with_borrowed(&mut self, i: usize, v: &ValueRef<'_>) -> Result<()> {
+        let (p, n, text) = match v {
+            ValueRef::Text(t) => (t.as_ptr(), t.len(), true),
+            ValueRef::Blob(b) => (b.as_ptr(), b.len(), false),
+            ValueRef::Null => return self.bind_null(i).and_then(|()| self.run()),
+            ValueRef::Integer(x) => return self.bind_i64(i, *x).and_then(|()| self.run()),
+            ValueRef::Real(x) => return self.bind_f64(i, *x).and_then(|()| self.run()),
+        };
+        // SAFETY: raw is a live statement; SQLITE_STATIC (no destructor) makes SQLite use the
+        // bytes in place, valid for this whole call; they are unbound below before it returns.
+        let rc = unsafe {
+            if text {
+                sqlite!(bind_text64(self.raw, i as c_int, p as *const _, n as u64, None, api::SQLITE_UTF8 as u8))
+            } else {
+                sqlite!(bind_blob64(self.raw, i as c_int, p as *const _, n as u64, None))
+            }
+        };
+        let result = self.check(rc).and_then(|()| self.run());
+        let unbound = self.bind_null(i);
+        result.and(unbound)
+    }
+
     /// Advances; true when a row is available.
     pub fn step(&mut self) -> Result<bool> {
         // SAFETY: raw is a live statement.

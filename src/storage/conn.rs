@@ -46,6 +46,8 @@ pub struct Conn {
     /// crr_internal_txn is registered on this connection (set once at load, after the internal
     /// schema is installed): until then nothing can join a transaction (`txn::join_changes`).
     pub txn_vtab: Cell<bool>,
+    /// The buffer merges encode the clock records they store in (track::with_encoded).
+    pub record_scratch: Cell<Vec<u8>>,
 }
 
 /// The clock record of the row the last merge wrote, so that the next change of the same row
@@ -107,6 +109,7 @@ impl Conn {
             depth: Cell::new(0),
             utf8: Cell::new(false),
             txn_vtab: Cell::new(false),
+            record_scratch: Cell::new(Vec::new()),
         }
     }
 

@@ -52,7 +52,7 @@ struct Valid<'a> {
     pk: &'a [u8],
     keys: Vec<Value>,
     slot: Option<usize>,
-    val: Value,
+    val: ValueRef<'a>,
     col_version: i64,
     site: SiteId,
     cl: i64,
@@ -115,20 +115,21 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     if slot.is_some() {
         txn::check_drift(conn, col_version)?;
     }
-    Ok(Valid { table, pk, keys, slot, val: c.val.to_value(), col_version, site, cl })
+    Ok(Valid { table, pk, keys, slot, val: c.val, col_version, site, cl })
 }
 
 /// Runs one single-statement write on the user table with tracking silenced for it.
-fn write_user(conn: &Conn, v: &Valid, key: Key, sql: impl FnOnce() -> String, value: Option<&Value>) -> Result<()> {
+fn write_user(conn: &Conn, v: &Valid, key: Key, sql: impl FnOnce() -> String, value: Option<&ValueRef>) -> Result<()> {
     let previous = conn.merging_tid.replace(Some(v.table.tid));
     let result = conn.stmts.with(conn.db, key, sql, |s| {
         for (i, k) in v.keys.iter().enumerate() {
             s.bind_value(i + 1, k)?;
         }
-        if let Some(val) = value {
-            s.bind_value(v.keys.len() + 1, val)?;
+        match value {
+            // The incoming value is bound as it is (it outlives the statement's run).
+            Some(val) => s.run_with_borrowed(v.keys.len() + 1, val),
+            None => s.run(),
         }
-        s.run()
     });
     conn.merging_tid.set(previous);
     result.map_err(|e| Error::with_code(e.code, format!("cannot apply change to \"{}\": {e}", v.table.name)))
@@ -143,10 +144,10 @@ fn delete_row(conn: &Conn, v: &Valid) -> Result<()> {
 fn recreate_row(conn: &Conn, v: &Valid) -> Result<()> {
     let t = &v.table;
     let n = t.pk.len();
-    let column = v.slot.and_then(|s| t.columns[s].clone());
+    let column = v.slot.and_then(|s| t.columns[s].as_deref());
     let sql = || {
         let params: Vec<String> = (1..=n + usize::from(column.is_some())).map(|i| format!("?{i}")).collect();
-        let cols = match &column {
+        let cols = match column {
             Some(c) => format!("{}, {}", t.pk_list(), quote(c)),
             None => t.pk_list(),
         };
@@ -327,9 +328,14 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
                 None => true,
                 Some(e) => {
                     let local_site = sites::site_id(conn, e.site)?;
-                    let local_val = if e.col_version == v.col_version { local_value(conn, &v, slot)? } else { Value::Null };
+                    // Values only matter on equal col_versions.
+                    let (incoming_val, local_val) = if e.col_version == v.col_version {
+                        (v.val.to_value(), local_value(conn, &v, slot)?)
+                    } else {
+                        (Value::Null, Value::Null)
+                    };
                     cell_wins(
-                        CellWrite { col_version: v.col_version, value: &v.val, site: &v.site },
+                        CellWrite { col_version: v.col_version, value: &incoming_val, site: &v.site },
                         Some(CellWrite { col_version: e.col_version, value: &local_val, site: &local_site }),
                     )
                 }

@@ -11,6 +11,7 @@ use super::tables::Clock;
 use super::txn::{self, ClockMode};
 use crate::core::merge::{is_alive, sentinel_site_wins, sentinel_visible};
 use crate::core::row_clock::{Entry, RowClock, SeqTemplate};
+use crate::core::value::ValueRef;
 use crate::error::{Error, Result};
 
 /// Reads a row's clock record.
@@ -59,8 +60,7 @@ pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old: Option<i64
             }
             s.bind_i64(2, rc.cl)?;
             s.bind_i64(3, rc.max_db_version())?;
-            s.bind_blob(4, &encode(conn, rc)?)?;
-            s.run()
+            with_encoded(conn, rc, |record| s.run_with_borrowed(4, &ValueRef::Blob(record)))
         },
     )
 }
@@ -84,11 +84,10 @@ pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_db
                 return Err(not_a_rowid(clock));
             }
             s.bind_i64(2, rc.cl)?;
-            s.bind_blob(3, &encode(conn, rc)?)?;
             if dbv != old_dbv {
                 s.bind_i64(4, dbv)?;
             }
-            s.run()
+            with_encoded(conn, rc, |record| s.run_with_borrowed(3, &ValueRef::Blob(record)))
         },
     )
 }
@@ -190,15 +189,23 @@ fn fresh(conn: &Conn, dbv: i64, cl: i64, slots: impl ExactSizeIterator<Item = us
     Ok(rc)
 }
 
-/// Encodes a record about to be stored (`encode_into`, into a new vector).
-fn encode(conn: &Conn, rc: &RowClock) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(rc.encoded_size_hint());
-    encode_into(conn, rc, &mut out)?;
-    Ok(out)
+/// Runs `f` on the record of `rc` about to be stored (`encode_into`), encoded in the
+/// connection's kept buffer (`Conn::record_scratch`; a nested use gets a new one).
+fn with_encoded<T>(conn: &Conn, rc: &RowClock, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+    let mut buf = conn.record_scratch.take();
+    buf.clear();
+    let result = encode_into(conn, rc, &mut buf).and_then(|()| f(&buf));
+    if buf.capacity() <= RECORD_SCRATCH_MAX {
+        conn.record_scratch.set(buf);
+    }
+    result
 }
 
+/// The largest buffer `with_encoded` keeps (a very wide row's record is not held on to).
+const RECORD_SCRATCH_MAX: usize = 64 * 1024;
+
 /// Encodes a record about to be stored, appended to `out`. Every clock record written goes
-/// through here (`save`, `save_existing` through `encode`, and the records the triggers
+/// through here (`save`, `save_existing` through `with_encoded`, and the records the triggers
 /// store; a fresh record spliced from its template does the same first step), so this is
 /// where the row a merge remembered (conn::MergedRow) stops being trusted (the merge
 /// re-remembers its own after), and where the transaction decides how the clock mark covers
