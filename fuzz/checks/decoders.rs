@@ -9,9 +9,17 @@ use crr::core::pk_codec;
 use crr::core::row_clock::{Entry, RowClock};
 
 /// pk blobs: decoding never panics, and a blob that decodes is canonical, so encoding the
-/// decoded values gives back exactly the input bytes.
+/// decoded values gives back exactly the input bytes; decoding into a vector that held other
+/// values (as merges do) gives the same result.
 pub fn pk_decode(data: &[u8]) {
-    if let Ok(values) = pk_codec::decode(data) {
+    let decoded = pk_codec::decode(data);
+    let mut reused = vec![crr::core::value::Value::Text("stale".into()), crr::core::value::Value::Integer(7)];
+    let again = pk_codec::decode_into(data, &mut reused).map(|()| reused);
+    assert_eq!(again.is_ok(), decoded.is_ok(), "a reused vector changed the result");
+    if let (Ok(a), Ok(b)) = (&again, &decoded) {
+        assert_eq!(a, b, "a reused vector changed the values");
+    }
+    if let Ok(values) = decoded {
         let again = pk_codec::encode(&values).expect("decoded values must encode");
         assert_eq!(again, data, "a decodable pk blob is not canonical");
     }

@@ -210,19 +210,28 @@ fn decode_one(r: &mut Reader<'_>, column: usize) -> Result<Value, PkError> {
 
 /// Unpacks a key blob. Any malformed input is an error, never a panic.
 pub fn decode(bytes: &[u8]) -> Result<Vec<Value>, PkError> {
+    let mut values = Vec::new();
+    decode_into(bytes, &mut values)?;
+    Ok(values)
+}
+
+/// `decode` into `values`, whatever it held before (its allocation is reused; on an error its
+/// content is unspecified).
+pub fn decode_into(bytes: &[u8], values: &mut Vec<Value>) -> Result<(), PkError> {
+    values.clear();
     let (&count, _) = bytes.split_first().ok_or(PkError::Empty)?;
     if count == 0 {
         return Err(PkError::ZeroColumns);
     }
     let mut r = Reader { bytes, pos: 1 };
-    let mut values = Vec::with_capacity(count as usize);
+    values.reserve(count as usize);
     for column in 0..count as usize {
         values.push(decode_one(&mut r, column)?);
     }
     if r.pos != bytes.len() {
         return Err(PkError::TrailingBytes { count: bytes.len() - r.pos });
     }
-    Ok(values)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -283,9 +292,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(values in proptest::collection::vec(key_value(), 1..6)) {
+        fn round_trip(values in proptest::collection::vec(key_value(), 1..6), stale in proptest::collection::vec(key_value(), 0..6)) {
             let blob = encode(&values).unwrap();
-            prop_assert_eq!(decode(&blob).unwrap(), values);
+            prop_assert_eq!(decode(&blob).unwrap(), values.clone());
+            // Into a vector that held other values, as merges decode.
+            let mut reused = stale;
+            decode_into(&blob, &mut reused).unwrap();
+            prop_assert_eq!(reused, values);
         }
 
         #[test]

@@ -6,6 +6,7 @@ use super::stmt_cache::StmtCache;
 use super::tables::{Clock, Tables};
 use super::ticks::TickCache;
 use crate::core::row_clock::{Entry, RowClock};
+use crate::core::value::Value;
 use super::txn::{Carry, Txn};
 use crate::ffi::db::Db;
 use std::cell::{Cell, RefCell};
@@ -48,6 +49,8 @@ pub struct Conn {
     pub txn_vtab: Cell<bool>,
     /// The buffer merges encode the clock records they store in (track::with_encoded).
     pub record_scratch: Cell<Vec<u8>>,
+    /// The vector merges decode a change's key values in (storage::merge::validate, `keep`).
+    pub keys_scratch: Cell<Vec<Value>>,
 }
 
 /// The clock record of the row the last merge wrote, so that the next change of the same row
@@ -110,6 +113,7 @@ impl Conn {
             utf8: Cell::new(false),
             txn_vtab: Cell::new(false),
             record_scratch: Cell::new(Vec::new()),
+            keys_scratch: Cell::new(Vec::new()),
         }
     }
 

@@ -74,7 +74,9 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     let ValueRef::Blob(pk) = c.pk else {
         return Err(Error::new(format!("pk must be a blob, got {}", c.pk.type_name())));
     };
-    let keys = pk_codec::decode(pk).map_err(|e| Error::new(format!("bad pk for table \"{}\": {e}", table.name)))?;
+    // Decoded in the kept vector (put back by `keep`).
+    let mut keys = conn.keys_scratch.take();
+    pk_codec::decode_into(pk, &mut keys).map_err(|e| Error::new(format!("bad pk for table \"{}\": {e}", table.name)))?;
     if keys.len() != table.pk.len() {
         return Err(Error::new(format!(
             "bad pk for table \"{}\": it has {} key columns, the pk blob has {}",
@@ -225,6 +227,7 @@ fn keep(conn: &Conn, v: Valid, mut bufs: Bufs, rc: Option<RowClock>, held: Optio
             }
         }
     }
+    conn.keys_scratch.set(v.keys);
     false
 }
 
