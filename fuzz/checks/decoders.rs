@@ -17,7 +17,8 @@ pub fn pk_decode(data: &[u8]) {
     let again = pk_codec::decode_into(data, &mut reused).map(|()| reused);
     assert_eq!(again.is_ok(), decoded.is_ok(), "a reused vector changed the result");
     if let (Ok(a), Ok(b)) = (&again, &decoded) {
-        assert_eq!(a, b, "a reused vector changed the values");
+        // Compared encoded: a NaN key is not equal to itself as a value.
+        assert_eq!(pk_codec::encode(a), pk_codec::encode(b), "a reused vector changed the values");
     }
     if let Ok(values) = decoded {
         let again = pk_codec::encode(&values).expect("decoded values must encode");
