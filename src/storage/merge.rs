@@ -204,8 +204,8 @@ fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
 }
 
 /// Remembers the row's clock (see conn::MergedRow): stored, or `held` back; returns false,
-/// for the early returns of a change that wrote nothing. `pk` is the previous entry's
-/// buffer, reused.
+/// for the early returns of a change that wrote nothing. `bufs` are the previous entry's
+/// allocations, reused; the change's decoded key goes back to `Conn::keys_scratch`.
 fn keep(conn: &Conn, v: Valid, mut bufs: Bufs, rc: Option<RowClock>, held: Option<Held>) -> bool {
     if let Some(rc) = rc {
         let mark = conn.rollback_mark();

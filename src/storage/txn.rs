@@ -58,8 +58,9 @@ impl Impacted {
         match self.0.last_mut() {
             Some((d, n)) if *d == depth => *n += 1,
             _ => {
-                // A depth below the last one: the savepoints above were released or rolled
-                // back, and SQLite reported it (`released`, `rolled_back_to`); not else.
+                // A depth below the last one: the savepoints above it ended without a report
+                // reaching us (a reported one went through `released` or `rolled_back_to`);
+                // their rows count at this depth, as a release would have it.
                 self.released(depth);
                 match self.0.last_mut() {
                     Some((d, n)) if *d == depth => *n += 1,
