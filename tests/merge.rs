@@ -646,3 +646,41 @@ fn functions_after_a_merge_find_its_clock_written() {
     let feed: Vec<(String, V)> = changes(&c).into_iter().map(|x| (x.cid, x.val)).collect();
     assert_eq!(feed, [("a".to_string(), V::Text("x".into()))]);
 }
+
+/// SQLite keeps TEXT bytes as it is given them, valid UTF-8 or not; a change carries a value's
+/// bytes as they are, so replicas hold the same bytes (until 2026-12-05 they were replaced by
+/// U+FFFD on the way, and the replicas differed). The feed moves through SQL only: no driver
+/// conversion on the way. A key's text must be UTF-8; other bytes are refused.
+#[test]
+fn text_that_is_not_utf8_syncs_byte_for_byte() {
+    let feed = tmpdir("not-utf8").join("feed.db");
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+                  CREATE TABLE k(name TEXT PRIMARY KEY NOT NULL, v) WITHOUT ROWID;
+                  SELECT crsql_as_crr('t'); SELECT crsql_as_crr('k');";
+    let (a, b) = (mem(), mem());
+    a.execute_batch(schema).unwrap();
+    b.execute_batch(schema).unwrap();
+    a.execute_batch(
+        "INSERT INTO t VALUES (1, CAST(X'61FF62' AS TEXT), 1), (2, 'plain', 2);
+         UPDATE t SET a = CAST(X'C328' AS TEXT) WHERE id = 2;
+         INSERT INTO k VALUES ('x', CAST(X'80' AS TEXT));",
+    )
+    .unwrap();
+    a.execute(&format!("ATTACH '{}' AS f", feed.display()), []).unwrap();
+    a.execute_batch("CREATE TABLE f.feed AS SELECT * FROM crsql_changes; DETACH f;").unwrap();
+    b.execute(&format!("ATTACH '{}' AS f", feed.display()), []).unwrap();
+    b.execute_batch("INSERT INTO crsql_changes SELECT * FROM f.feed; DETACH f;").unwrap();
+    let cells = |c: &Connection, sql: &str| -> Vec<(String, String)> {
+        c.prepare(sql).unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|x| x.unwrap()).collect()
+    };
+    let rows = "SELECT hex(a), typeof(a) FROM t UNION ALL SELECT hex(v), typeof(v) FROM k";
+    assert_eq!(cells(&a, rows), vec![("61FF62".into(), "text".into()), ("C328".into(), "text".into()), ("80".into(), "text".into())]);
+    assert_eq!(cells(&b, rows), cells(&a, rows), "the replica holds other bytes");
+    let feed_of = "SELECT hex(val), typeof(val) FROM crsql_changes WHERE cid IN ('a', 'v') ORDER BY pk, cid";
+    assert_eq!(cells(&b, feed_of), cells(&a, feed_of));
+    assert!(cells(&a, feed_of).iter().any(|(h, _)| h == "61FF62"), "{:?}", cells(&a, feed_of));
+    // A key's text must be UTF-8 (SPEC 6): such a key is refused, not packed as another.
+    let e = err(&a, "INSERT INTO k VALUES (CAST(X'FF' AS TEXT), 1)");
+    assert!(e.contains("not valid UTF-8"), "{e}");
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM k"), 1, "the refused write left the table as it was");
+}

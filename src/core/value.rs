@@ -3,7 +3,6 @@
 //! This order breaks ties between concurrent writes of equal version, so it must be identical
 //! on every replica: it depends on nothing but the two values.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +44,7 @@ impl Value {
             Value::Null => ValueRef::Null,
             Value::Integer(i) => ValueRef::Integer(*i),
             Value::Real(f) => ValueRef::Real(*f),
-            Value::Text(t) => ValueRef::Text(Cow::Borrowed(t)),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
             Value::Blob(b) => ValueRef::Blob(b),
         }
     }
@@ -58,8 +57,10 @@ pub enum ValueRef<'a> {
     Null,
     Integer(i64),
     Real(f64),
-    /// Borrowed when the bytes are UTF-8, replaced lossily (owned) otherwise.
-    Text(Cow<'a, str>),
+    /// The text's bytes as SQLite holds them: UTF-8, or not (SQLite stores whatever bytes it is
+    /// given as TEXT), so that a value read from one table and written to another, or sent
+    /// to a peer, is the same bytes (`to_value` is the one lossy step).
+    Text(&'a [u8]),
     Blob(&'a [u8]),
 }
 
@@ -93,18 +94,18 @@ impl ValueRef<'_> {
                 out.push(2);
                 out.extend_from_slice(&f.to_le_bytes());
             }
-            ValueRef::Text(t) => bytes(out, 3, t.as_bytes()),
+            ValueRef::Text(t) => bytes(out, 3, t),
             ValueRef::Blob(b) => bytes(out, 4, b),
         }
     }
 
-    /// An owned copy.
+    /// An owned copy (text that is not UTF-8 has its invalid bytes replaced by U+FFFD).
     pub fn to_value(&self) -> Value {
         match self {
             ValueRef::Null => Value::Null,
             ValueRef::Integer(i) => Value::Integer(*i),
             ValueRef::Real(f) => Value::Real(*f),
-            ValueRef::Text(t) => Value::Text(t.clone().into_owned()),
+            ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
             ValueRef::Blob(b) => Value::Blob(b.to_vec()),
         }
     }
@@ -124,7 +125,7 @@ pub fn read_packed(buf: &[u8], at: usize) -> (ValueRef<'_>, usize) {
         Some(0) => (ValueRef::Null, at + 1),
         Some(1) => word(at + 1).map_or(end, |w| (ValueRef::Integer(i64::from_le_bytes(w)), at + 9)),
         Some(2) => word(at + 1).map_or(end, |w| (ValueRef::Real(f64::from_le_bytes(w)), at + 9)),
-        Some(3) => bytes(at + 1).and_then(|b| std::str::from_utf8(b).ok()).map_or(end, |t| (ValueRef::Text(Cow::Borrowed(t)), at + 5 + t.len())),
+        Some(3) => bytes(at + 1).map_or(end, |t| (ValueRef::Text(t), at + 5 + t.len())),
         Some(4) => bytes(at + 1).map_or(end, |b| (ValueRef::Blob(b), at + 5 + b.len())),
         _ => end,
     }

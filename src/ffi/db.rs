@@ -284,7 +284,7 @@ impl Stmt {
             api::SQLITE_TEXT => {
                 // SAFETY: as `text`.
                 unsafe { sqlite!(column_text(self.raw, i as c_int)) };
-                ValueRef::Text(String::from_utf8_lossy(self.bytes(i)))
+                ValueRef::Text(self.bytes(i))
             }
             api::SQLITE_BLOB => ValueRef::Blob(self.bytes(i)),
             _ => ValueRef::Null,

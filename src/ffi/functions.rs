@@ -161,8 +161,21 @@ fn next_db_version_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(txn::max_db_version(conn)? + 1))
 }
 
-fn pack_columns_fn(_: &Conn, args: &[Value]) -> Result<Value> {
-    pk_codec::encode(args).map(Value::Blob).map_err(|e| Error::new(e.to_string()))
+/// The packed key of its arguments. A key's TEXT must be UTF-8 (SPEC 6): other bytes are an
+/// error here, not replaced, so that a key is never packed as another key (the tracking
+/// triggers of a table keyed by text call this, so such a write fails and changes nothing).
+fn pack_columns_fn(_: &Conn, args: &Args) -> Result<Value> {
+    let mut values = Vec::with_capacity(args.len());
+    for i in 0..args.len() {
+        let v = args.value_ref(i);
+        if let ValueRef::Text(t) = v {
+            if std::str::from_utf8(t).is_err() {
+                return Err(Error::new(format!("key value {} is TEXT but not valid UTF-8 (a key's text must be UTF-8)", i + 1)));
+            }
+        }
+        values.push(v.to_value());
+    }
+    pk_codec::encode(&values).map(Value::Blob).map_err(|e| Error::new(e.to_string()))
 }
 
 fn rows_impacted_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
@@ -295,7 +308,7 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crsql_commit_alter", 1, 0, V(commit_alter_fn)),
         ("crsql_db_version", 0, 0, V(db_version_fn)),
         ("crsql_next_db_version", 0, 0, V(next_db_version_fn)),
-        ("crsql_pack_columns", -1, PURE, V(pack_columns_fn)),
+        ("crsql_pack_columns", -1, PURE, A(pack_columns_fn)),
         ("crsql_rows_impacted", 0, 0, V(rows_impacted_fn)),
         ("crsql_config_set", 2, 0, V(config_set_fn)),
         ("crsql_config_get", 1, 0, V(config_get_fn)),

@@ -30,7 +30,7 @@ unsafe fn borrow<'a>(v: *mut api::sqlite3_value, raw_text: bool) -> ValueRef<'a>
         api::SQLITE_FLOAT => ValueRef::Real(sqlite!(value_double(v))),
         api::SQLITE_TEXT => {
             let p = if raw_text { sqlite!(value_blob(v)) as *const u8 } else { sqlite!(value_text(v)) };
-            ValueRef::Text(String::from_utf8_lossy(bytes(p, sqlite!(value_bytes(v)))))
+            ValueRef::Text(bytes(p, sqlite!(value_bytes(v))))
         }
         api::SQLITE_BLOB => {
             let p = sqlite!(value_blob(v)) as *const u8;
@@ -156,7 +156,7 @@ pub unsafe fn result_ref(ctx: *mut api::sqlite3_context, v: &ValueRef) {
         ValueRef::Null => sqlite!(result_null(ctx)),
         ValueRef::Integer(i) => sqlite!(result_int64(ctx, *i)),
         ValueRef::Real(f) => sqlite!(result_double(ctx, *f)),
-        ValueRef::Text(s) => result_text(ctx, s),
+        ValueRef::Text(s) => result_text_bytes(ctx, s),
         ValueRef::Blob(b) => result_blob(ctx, b),
     }
 }
@@ -166,6 +166,14 @@ pub unsafe fn result_ref(ctx: *mut api::sqlite3_context, v: &ValueRef) {
 /// # Safety
 /// `ctx` must be the live context of the current call.
 pub unsafe fn result_text(ctx: *mut api::sqlite3_context, s: &str) {
+    result_text_bytes(ctx, s.as_bytes())
+}
+
+/// Sets a TEXT result from its bytes as they are (UTF-8 or not; SQLite copies them).
+///
+/// # Safety
+/// `ctx` must be the live context of the current call.
+pub unsafe fn result_text_bytes(ctx: *mut api::sqlite3_context, s: &[u8]) {
     sqlite!(result_text64(ctx, s.as_ptr() as *const _, s.len() as u64, api::transient(), api::SQLITE_UTF8 as u8))
 }
 

@@ -16,7 +16,7 @@ use super::tables::{self, KeyLayout, TableInfo};
 use crate::core::merge::{sentinel_visible, SiteId};
 use crate::core::pk_codec;
 use crate::core::row_clock::{Entry, RowClock};
-use crate::core::value::{read_packed, Value, ValueRef};
+use crate::core::value::{read_packed, ValueRef};
 use crate::error::{Error, Result};
 use std::rc::Rc;
 
@@ -95,10 +95,10 @@ pub struct Scan {
     /// total_changes when the scan ended: they are current only while it holds.
     packed: Vec<u8>,
     read_at: i32,
-    /// The current values (by slot) of the row whose `val` was read last, and the
+    /// The current values (by slot, packed as `packed` is) of the row whose `val` was read last, and the
     /// connection's total_changes then: a row's changes are usually adjacent in
     /// (db_version, seq) order, so one lookup serves all of them until anything is written.
-    values: Option<(u32, i32, Vec<Value>)>,
+    values: Option<(u32, i32, Vec<u8>)>,
 }
 
 impl Scan {
@@ -289,13 +289,19 @@ impl Scan {
             row_values(conn, self.table(&c), self.pk(&c), &mut values)?;
             self.values = Some((c.row, written, values));
         }
-        Ok(self.values.as_ref().and_then(|(_, _, v)| v.get(slot)).map_or(ValueRef::Null, Value::as_ref))
+        let Some((_, _, packed)) = self.values.as_ref() else { return Ok(ValueRef::Null) };
+        let mut at = 0;
+        for _ in 0..slot {
+            at = read_packed(packed, at).1;
+        }
+        Ok(read_packed(packed, at).0)
     }
 }
 
-/// The current values of a row's tracked columns, by slot, into `out` (left empty when the
-/// row is gone; its buffer is reused from the previous row).
-fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8], out: &mut Vec<Value>) -> Result<()> {
+/// The current values of a row's tracked columns, by slot, packed into `out` as they are
+/// (`ValueRef::pack_into`: text keeps its bytes; left empty when the row is gone, which reads
+/// as NULL; its buffer is reused from the previous row).
+fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8], out: &mut Vec<u8>) -> Result<()> {
     out.clear();
     let keys = pk_codec::decode(pk).map_err(|e| Error::new(format!("corrupt clock key in {}: {e}", t.name)))?;
     conn.stmts.with(
@@ -311,7 +317,9 @@ fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8], out: &mut Vec<Value>) -> Re
                 s.bind_value(i + 1, k)?;
             }
             if s.step()? {
-                out.extend((0..t.columns.len()).map(|i| s.value(i)));
+                for i in 0..t.columns.len() {
+                    s.value_ref(i).pack_into(out);
+                }
             }
             Ok(())
         },

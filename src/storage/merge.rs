@@ -66,10 +66,16 @@ fn non_negative(name: &str, v: &ValueRef) -> Result<i64> {
     }
 }
 
+/// A name given as TEXT (a table's or a column's): names are UTF-8.
+fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|_| Error::new(format!("{what} is TEXT but not valid UTF-8")))
+}
+
 fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     let ValueRef::Text(name) = &c.table else {
         return Err(Error::new(format!("\"table\" must be text, got {}", c.table.type_name())));
     };
+    let name = utf8(name, "\"table\"")?;
     let table = tables::by_name(conn, name)?.ok_or_else(|| Error::new(format!("no such CRR table: \"{name}\"")))?;
     let ValueRef::Blob(pk) = c.pk else {
         return Err(Error::new(format!("pk must be a blob, got {}", c.pk.type_name())));
@@ -94,11 +100,12 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
         )));
     }
     let slot = match &c.cid {
-        ValueRef::Text(s) if s == "-1" => None,
+        ValueRef::Text(b"-1") => None,
         ValueRef::Integer(-1) => None,
-        ValueRef::Text(col) => Some(table.slot_of(col).ok_or_else(|| {
-            Error::new(format!("table \"{}\" has no column \"{col}\" (schema mismatch)", table.name))
-        })?),
+        ValueRef::Text(col) => {
+            let col = utf8(col, "cid")?;
+            Some(table.slot_of(col).ok_or_else(|| Error::new(format!("table \"{}\" has no column \"{col}\" (schema mismatch)", table.name)))?)
+        }
         other => return Err(Error::new(format!("cid must be text, got {}", other.type_name()))),
     };
     let site: SiteId = match &c.site_id {
