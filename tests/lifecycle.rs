@@ -376,3 +376,22 @@ fn a_site_id_read_outside_a_write_is_read_again_at_the_next_write() {
     let sites: Vec<Vec<u8>> = changes(&c1).into_iter().map(|x| x.site_id).collect();
     assert_eq!(sites, vec![new.clone(), new]);
 }
+
+/// `crr_new_site_id()` outside a transaction: SQLite commits each of its writes on its own
+/// (a nested write statement in autocommit mode), so what it left for "this transaction" was
+/// in fact left for the next one; another connection that gives the database a new id in
+/// between must win. (Found by tests/rollbacks.rs's site check.)
+#[test]
+fn a_new_site_id_then_another_connections_is_the_one_writes_use() {
+    let path = tmpdir("two-new-ids").join("c.db");
+    let p = path.to_str().unwrap();
+    let c = open(p);
+    c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE k(name TEXT PRIMARY KEY NOT NULL, v) WITHOUT ROWID; SELECT crsql_as_crr('k');").unwrap();
+    let other = open(p);
+    let _: Vec<u8> = one(&c, "SELECT crr_new_site_id()");
+    let latest: Vec<u8> = one(&other, "SELECT crr_new_site_id()");
+    c.execute("INSERT INTO k VALUES ('q', 2)", []).unwrap();
+    let sites: Vec<Vec<u8>> = changes(&c).into_iter().map(|x| x.site_id).collect();
+    assert_eq!(sites, vec![latest.clone()]);
+    assert_eq!(one::<Vec<u8>>(&c, "SELECT crsql_site_id()"), latest);
+}

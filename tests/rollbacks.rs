@@ -6,9 +6,10 @@
 //! crsql_begin_alter / crsql_commit_alter, a DROP TABLE of a CRR and an added column that a
 //! rollback undoes, tracking turned off and on (crsql_as_table, crsql_as_crr),
 //! crr_new_site_id(), a changed drift limit, and reopening the file; between its transactions,
-//! a second connection to the same file does some of the same. After each run, reopened, the
-//! replica's feed must name only sites it knows and rebuild it exactly, metadata included, on
-//! an empty replica.
+//! a second connection to the same file does some of the same. On odd seeds, each local write
+//! must be recorded under the site id the database names at that moment. After each run,
+//! reopened, the replica's feed must name only sites it knows and rebuild it exactly, metadata
+//! included, on an empty replica.
 //!
 //! `CRR_ROLLBACK_SEED=n` replays one seed verbosely (`make rollbacks SEED=n`);
 //! `CRR_ROLLBACK_SEEDS=N` runs seeds 0..N.
@@ -84,6 +85,23 @@ struct Run {
     /// Savepoints open, by name.
     savepoints: Vec<String>,
     in_txn: bool,
+    /// The peer's site id; `Some` on the seeds that check each local write's site (an oracle
+    /// read straight from the internal tables: the id `own_site_ordinal` names).
+    check_sites: Option<Vec<u8>>,
+}
+
+/// This replica's site id as the database says it now, read without the extension.
+const OWN_SITE: &str = "SELECT site_id FROM crr_sites WHERE ordinal = \
+    coalesce((SELECT value FROM crr_meta WHERE key = 'own_site_ordinal'), 0)";
+
+/// The newest change not from `peer`: (db_version, seq, site_id).
+fn newest_local(c: &Connection, peer: &[u8]) -> Option<(i64, i64, Vec<u8>)> {
+    c.query_row(
+        "SELECT db_version, seq, site_id FROM crsql_changes WHERE site_id != ?1 ORDER BY db_version DESC, seq DESC LIMIT 1",
+        [peer],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .ok()
 }
 
 impl Run {
@@ -233,8 +251,17 @@ impl Run {
             }
             _ => {
                 let sql = write(&mut self.r);
+                let before = self.check_sites.as_ref().map(|peer| newest_local(&self.conn, peer));
                 if let Err(e) = self.exec(&sql) {
                     assert!(e.to_string().contains("UNIQUE constraint failed"), "{sql}: {e}");
+                }
+                // A local write is recorded under the site id the database names now.
+                if let (Some(peer), Some(before)) = (&self.check_sites, before) {
+                    let after = newest_local(&self.conn, peer);
+                    if let Some((dbv, seq, site)) = after.filter(|a| before.as_ref().is_none_or(|b| (a.0, a.1) > (b.0, b.1))) {
+                        let own: Vec<u8> = one(&self.conn, OWN_SITE);
+                        assert_eq!(site, own, "{sql}: recorded at ({dbv}, {seq}) under another site than this replica's");
+                    }
                 }
             }
         }
@@ -260,7 +287,8 @@ fn run_seed(seed: u64, verbose: bool) {
     let feed = changes(&peer);
     let other = open(&path);
     other.execute_batch(&format!("SELECT crr_set_wall_clock_for_testing({WALL_MS})")).unwrap();
-    let mut run = Run { conn, other, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false };
+    let check_sites = (seed % 2 == 1).then(|| one::<Vec<u8>>(&peer, "SELECT crsql_site_id()"));
+    let mut run = Run { conn, other, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false, check_sites };
     for _ in 0..60 {
         run.step(&feed);
     }

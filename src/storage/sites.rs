@@ -191,7 +191,11 @@ pub fn replace_own(conn: &Conn) -> Result<SiteId> {
     let id = conn.db.random_bytes();
     let ord = ordinal_or_insert(conn, &id)?;
     super::meta::set(conn, "own_site_ordinal", &crate::core::value::Value::Integer(i64::from(ord)))?;
-    conn.txn.borrow_mut().own_site = Some(ord);
+    // Read again at the next use, not set to `ord`: called outside a transaction, each write
+    // above committed on its own (SQLite commits a nested write statement in autocommit mode),
+    // so this transaction state may already belong to the next transaction, where another
+    // connection may have replaced the id first.
+    conn.txn.borrow_mut().own_site = None;
     conn.carry.set(None);
     Ok(id)
 }
