@@ -358,17 +358,22 @@ fn a_merged_site_undone_by_rollback_to_does_not_lend_its_ordinal() {
     assert_eq!(got, vec![(first[0].pk.clone(), 8), (second[0].pk.clone(), 7)]);
 }
 
+/// Two connections to one new WAL file holding the CRR `t(id, a, b)`.
+fn two_connections(name: &str) -> (Connection, Connection) {
+    let path = tmpdir(name).join("c.db");
+    let c = open(path.to_str().unwrap());
+    c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
+    let other = open(path.to_str().unwrap());
+    (c, other)
+}
+
 /// A read of this replica's site id outside a write transaction ends without a hook telling
 /// the extension, so it must not be remembered: another connection may give the database a new
 /// id before this one writes.
 #[test]
 fn a_site_id_read_outside_a_write_is_read_again_at_the_next_write() {
-    let path = tmpdir("read-site").join("c.db");
-    let p = path.to_str().unwrap();
-    let c1 = open(p);
-    c1.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
+    let (c1, c2) = two_connections("read-site");
     let old: Vec<u8> = one(&c1, "SELECT crsql_site_id()");
-    let c2 = open(p);
     let new: Vec<u8> = one(&c2, "SELECT crr_new_site_id()");
     assert_ne!(old, new);
     assert_eq!(one::<Vec<u8>>(&c1, "SELECT crsql_site_id()"), new);
@@ -383,15 +388,11 @@ fn a_site_id_read_outside_a_write_is_read_again_at_the_next_write() {
 /// between must win. (Found by tests/rollbacks.rs's site check.)
 #[test]
 fn a_new_site_id_then_another_connections_is_the_one_writes_use() {
-    let path = tmpdir("two-new-ids").join("c.db");
-    let p = path.to_str().unwrap();
-    let c = open(p);
-    c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE k(name TEXT PRIMARY KEY NOT NULL, v) WITHOUT ROWID; SELECT crsql_as_crr('k');").unwrap();
-    let other = open(p);
+    let (c, other) = two_connections("two-new-ids");
     let _: Vec<u8> = one(&c, "SELECT crr_new_site_id()");
     let latest: Vec<u8> = one(&other, "SELECT crr_new_site_id()");
-    c.execute("INSERT INTO k VALUES ('q', 2)", []).unwrap();
+    c.execute("INSERT INTO t VALUES (1, 'x', 1)", []).unwrap();
     let sites: Vec<Vec<u8>> = changes(&c).into_iter().map(|x| x.site_id).collect();
-    assert_eq!(sites, vec![latest.clone()]);
+    assert_eq!(sites, vec![latest.clone(), latest.clone()]);
     assert_eq!(one::<Vec<u8>>(&c, "SELECT crsql_site_id()"), latest);
 }
