@@ -396,3 +396,23 @@ fn a_new_site_id_then_another_connections_is_the_one_writes_use() {
     assert_eq!(sites, vec![latest.clone(), latest.clone()]);
     assert_eq!(one::<Vec<u8>>(&c, "SELECT crsql_site_id()"), latest);
 }
+
+/// `crr_new_site_id()` writes the new id and points the replica at it: both, or, when the
+/// second write fails, neither (outside a transaction SQLite committed the first on its own).
+#[test]
+fn a_new_site_id_that_fails_half_way_leaves_nothing() {
+    let c = replica();
+    let own: Vec<u8> = one(&c, "SELECT crsql_site_id()");
+    let sites: i64 = one(&c, "SELECT count(*) FROM crr_sites");
+    // A trigger of the test's own refuses the second write.
+    c.execute_batch(
+        "CREATE TRIGGER refuse_own BEFORE INSERT ON crr_meta WHEN NEW.key = 'own_site_ordinal' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    )
+    .unwrap();
+    let e = err(&c, "SELECT crr_new_site_id()");
+    assert!(e.contains("refused"), "{e}");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_sites"), sites, "the new id's row stayed");
+    assert_eq!(one::<Vec<u8>>(&c, "SELECT crsql_site_id()"), own);
+    c.execute_batch("DROP TRIGGER refuse_own; INSERT INTO t VALUES (1, 'x', 1);").unwrap();
+    assert!(changes(&c).iter().all(|x| x.site_id == own));
+}

@@ -187,15 +187,21 @@ pub fn own(conn: &Conn) -> Result<SiteId> {
 /// carry the new id.
 pub fn replace_own(conn: &Conn) -> Result<SiteId> {
     super::schema::install(conn)?;
-    super::txn::writing_settings(conn)?;
-    let id = conn.db.random_bytes();
-    let ord = ordinal_or_insert(conn, &id)?;
-    super::meta::set(conn, "own_site_ordinal", &crate::core::value::Value::Integer(i64::from(ord)))?;
-    // Read again at the next use, not set to `ord`: called outside a transaction, each write
-    // above committed on its own (SQLite commits a nested write statement in autocommit mode),
-    // so this transaction state may already belong to the next transaction, where another
-    // connection may have replaced the id first.
+    // One savepoint: both writes or neither (outside a transaction SQLite would otherwise
+    // commit each nested write on its own).
+    conn.db.exec("SAVEPOINT crr_new_site")?;
+    let result = (|| {
+        super::txn::writing_settings(conn)?;
+        let id = conn.db.random_bytes();
+        let ord = ordinal_or_insert(conn, &id)?;
+        super::meta::set(conn, "own_site_ordinal", &crate::core::value::Value::Integer(i64::from(ord)))?;
+        Ok(id)
+    })();
+    conn.db.exec(if result.is_ok() { "RELEASE crr_new_site" } else { "ROLLBACK TO crr_new_site; RELEASE crr_new_site" })?;
+    // Read again at the next use, not set to the new ordinal: outside a transaction the
+    // release above committed, so this transaction state may already belong to the next
+    // transaction, where another connection may have replaced the id first.
     conn.txn.borrow_mut().own_site = None;
     conn.carry.set(None);
-    Ok(id)
+    result
 }
