@@ -115,7 +115,7 @@ impl RowClock {
     }
 
     /// Room enough for the encoding of most records (a vector made with it does not grow).
-    pub fn encoded_size_hint(&self) -> usize {
+    fn encoded_size_hint(&self) -> usize {
         8 + self.cells.len() * 2 + 10
     }
 

@@ -18,7 +18,7 @@
 use super::as_crr::{backfill, describe, drop_triggers_sql, in_savepoint, reap_dropped, trigger_sql, write_columns, Tracked};
 use super::conn::Conn;
 use super::tables::{self, Clock, KeyLayout};
-use super::{meta, ticks, track};
+use super::{meta, track};
 use crate::core::ident::quote;
 use crate::core::table_shape;
 use crate::core::value::Value;
@@ -69,7 +69,7 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
     let mut s = conn.db.prepare(&format!("SELECT pk, cl, clock FROM {}", clock.table()), false)?;
     let mut rows = Vec::new();
     while s.step()? {
-        let rc = ticks::decode(conn, s.i64(1), s.bytes(2), || format!("table id {}", clock.tid))?;
+        let rc = track::decode(conn, clock.tid, s.i64(1), s.bytes(2))?;
         if slots.iter().any(|slot| rc.cell(*slot).is_some()) {
             rows.push((clock.key_at(&s, 0), rc));
         }

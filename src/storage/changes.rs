@@ -193,16 +193,19 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
     let clock = info.clock_table();
     let mut key = Vec::new();
     let mut lookup = ticks::Lookup::new(conn);
+    // Each row's record is decoded in the cells' allocation of the one before.
+    let mut cells = Vec::new();
     // Values come with the clock rows of a rowid-keyed table (columns 3.. of the query).
     let with_values = f.values && info.key == KeyLayout::Rowid && f.pk.is_none();
     let mut read = |s: &mut crate::ffi::db::Stmt| -> Result<()> {
         while s.step()? {
-            let rc = lookup.decode(s.i64(1), s.bytes(2), || format!("in {}", info.name))?;
+            let rc = lookup.decode_reusing(s.i64(1), s.bytes(2), || format!("in {}", info.name), std::mem::take(&mut cells))?;
             conn.clock_rows_read.set(conn.clock_rows_read.get() + 1);
             key.clear();
             layout.read_key(s, 0, &mut key);
             let rows = scan.rows.len();
             emit(conn, f, scan, table, &key, &rc)?;
+            cells = rc.cells;
             if with_values && scan.rows.len() > rows && scan.packed.len() < PREFETCH_MAX {
                 if let Some(row) = scan.rows.last_mut() {
                     row.values = scan.packed.len() as u32;

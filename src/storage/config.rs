@@ -36,7 +36,6 @@ pub fn get(conn: &Conn, name: &str) -> Result<Value> {
 
 pub fn set(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
     known(name)?;
-    conn.carry.set(None);
     schema::install(conn)?;
     let value = match name {
         "clock" => {
@@ -61,8 +60,5 @@ pub fn set(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
     };
     super::txn::writing_settings(conn)?;
     meta::set(conn, &format!("config.{name}"), &value)?;
-    // The clock re-reads its settings at its next use (keeping what it knows of this
-    // transaction's ticks: records written so far refer to them).
-    conn.txn.borrow_mut().settings_stale = true;
     Ok(value)
 }

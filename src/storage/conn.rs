@@ -47,7 +47,8 @@ pub struct Conn {
     /// crr_internal_txn is registered on this connection (set once at load, after the internal
     /// schema is installed): until then nothing can join a transaction (`txn::join_changes`).
     pub txn_vtab: Cell<bool>,
-    /// The buffer merges encode the clock records they store in (track::with_encoded).
+    /// The buffer the clock records stored through track::save / save_existing (merges, key
+    /// changes, backfill, alter) are encoded in (track::with_encoded).
     pub record_scratch: Cell<Vec<u8>>,
     /// The vector merges decode a change's key values in (storage::merge::validate, `keep`).
     pub keys_scratch: Cell<Vec<Value>>,
@@ -145,9 +146,7 @@ impl Conn {
         let mut t = self.txn.borrow_mut();
         if t.settings_written {
             // The rollback may have undone a setting or site id this transaction wrote.
-            t.own_site = None;
-            t.carried = None;
-            t.settings_stale = true;
+            t.forget_settings();
         }
     }
 

@@ -374,8 +374,9 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     let entry = |col_version: i64| Entry { col_version, db_version: dbv, seq: txn::next_seq(conn), site };
     let mut rc = match (step, local) {
         (RowStep::SameLife, Some(rc)) => rc,
-        _ => {
-            let mut cells = std::mem::take(&mut bufs.cells);
+        // A new life: in the cells' allocation of the record it replaces, if any.
+        (_, local) => {
+            let mut cells = local.map_or_else(|| std::mem::take(&mut bufs.cells), |rc| rc.cells);
             cells.clear();
             cells.reserve(v.table.columns.len());
             RowClock { cl: v.cl, sentinel: entry(v.cl), cells }

@@ -197,11 +197,7 @@ pub fn replace_own(conn: &Conn) -> Result<SiteId> {
         super::meta::set(conn, "own_site_ordinal", &crate::core::value::Value::Integer(i64::from(ord)))?;
         Ok(id)
     })();
+    // (The own site is read again at its next use: `writing_settings`.)
     conn.db.exec(if result.is_ok() { "RELEASE crr_new_site" } else { "ROLLBACK TO crr_new_site; RELEASE crr_new_site" })?;
-    // Read again at the next use, not set to the new ordinal: outside a transaction the
-    // release above committed, so this transaction state may already belong to the next
-    // transaction, where another connection may have replaced the id first.
-    conn.txn.borrow_mut().own_site = None;
-    conn.carry.set(None);
     result
 }

@@ -112,12 +112,8 @@ impl<'a> Lookup<'a> {
         }
     }
 
-    /// Decodes; `what` names the record in an error.
-    pub fn decode(&mut self, cl: i64, bytes: &[u8], what: impl FnOnce() -> String) -> Result<RowClock> {
-        self.decode_reusing(cl, bytes, what, Vec::new())
-    }
-
-    /// `decode`, its cells held in `cells` (see RowClock::decode_reusing).
+    /// Decodes, its cells held in `cells` (see RowClock::decode_reusing); `what` names the
+    /// record in an error.
     pub fn decode_reusing(&mut self, cl: i64, bytes: &[u8], what: impl FnOnce() -> String, cells: Vec<Option<Entry>>) -> Result<RowClock> {
         let r = RowClock::decode_reusing(cl, bytes, &mut |d| self.for_decode(d), cells);
         if let Some(e) = self.failed.take() {
@@ -127,7 +123,3 @@ impl<'a> Lookup<'a> {
     }
 }
 
-/// Decodes a record with this connection's tick lookups.
-pub fn decode(conn: &Conn, cl: i64, bytes: &[u8], what: impl FnOnce() -> String) -> Result<RowClock> {
-    Lookup::new(conn).decode(cl, bytes, what)
-}

@@ -216,7 +216,8 @@ fn encode_into(conn: &Conn, rc: &RowClock, out: &mut Vec<u8>) -> Result<()> {
     ticks::Lookup::new(conn).encode_into(rc, out)
 }
 
-fn decode(conn: &Conn, tid: i64, cl: i64, bytes: &[u8]) -> Result<RowClock> {
+/// Decodes a stored clock record of table `tid` (an error names the table).
+pub fn decode(conn: &Conn, tid: i64, cl: i64, bytes: &[u8]) -> Result<RowClock> {
     decode_reusing(conn, tid, cl, bytes, Vec::new())
 }
 

@@ -55,18 +55,15 @@ pub struct Impacted(Vec<(i32, i64)>);
 
 impl Impacted {
     pub fn add(&mut self, depth: i32) {
+        if self.0.last().is_some_and(|(d, _)| *d > depth) {
+            // The savepoints above `depth` ended without a report reaching us (a reported one
+            // went through `released` or `rolled_back_to`): their rows count here, as a
+            // release would have it.
+            self.released(depth);
+        }
         match self.0.last_mut() {
             Some((d, n)) if *d == depth => *n += 1,
-            _ => {
-                // A depth below the last one: the savepoints above it ended without a report
-                // reaching us (a reported one went through `released` or `rolled_back_to`);
-                // their rows count at this depth, as a release would have it.
-                self.released(depth);
-                match self.0.last_mut() {
-                    Some((d, n)) if *d == depth => *n += 1,
-                    _ => self.0.push((depth, 1)),
-                }
-            }
+            _ => self.0.push((depth, 1)),
         }
     }
 
@@ -144,6 +141,14 @@ pub struct TxnClock {
 impl Txn {
     pub fn reset(&mut self) {
         *self = Txn::default();
+    }
+
+    /// Drops what this transaction knows of the settings and the own site id: read again at
+    /// their next use (the clock keeps what it knows of this transaction's ticks).
+    pub fn forget_settings(&mut self) {
+        self.own_site = None;
+        self.carried = None;
+        self.settings_stale = true;
     }
 
     /// What this transaction leaves for the next, if it committed now (None when it derived no
@@ -322,14 +327,19 @@ fn settings(conn: &Conn) -> Result<(ClockMode, i64)> {
     Ok((mode, meta::get_i64(conn, "config.hlc-max-drift-ms", hlc::DRIFT_MS_MAX_DEFAULT)?))
 }
 
-/// This transaction is about to change a setting or the site id: from now on its rollbacks are
-/// reported, and each one drops what it cached of them (`Conn::rolled_back`); it leaves no
-/// carry (`Txn::carry`), and what it carried in is not used again.
+/// This transaction is about to change a setting or the site id: what the connection knows of
+/// them is dropped now (`Txn::forget_settings`, the carry) and read again at its next use;
+/// from now on its rollbacks are reported, and each one drops it again (`Conn::rolled_back`);
+/// and it leaves no carry (`Txn::carry`). Nothing is set to the new values: outside a
+/// transaction each write commits (SQLite commits a nested write in autocommit mode, or the
+/// caller's savepoint releases), so the state would belong to the next transaction, where
+/// another connection may have changed them first.
 pub fn writing_settings(conn: &Conn) -> Result<()> {
     join_changes(conn)?;
+    conn.carry.set(None);
     let mut t = conn.txn.borrow_mut();
     t.settings_written = true;
-    t.carried = None;
+    t.forget_settings();
     Ok(())
 }
 
@@ -399,7 +409,7 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
     )?;
     let mut max = 0;
     for (tid, cl, bytes) in records {
-        let rc = super::ticks::decode(conn, cl, &bytes, || format!("table id {tid}"))?;
+        let rc = super::track::decode(conn, tid, cl, &bytes)?;
         max = max.max(rc.max_version().unwrap_or(0));
     }
     Ok(max)
