@@ -7,7 +7,7 @@ use crr::core::hlc;
 use crr::core::merge::{cell_wins, row_step, CellWrite};
 use crr::core::pk_codec;
 use crr::core::row_clock::{Entry, RowClock};
-use crr::core::value::{cmp_values, Value};
+use crr::core::value::{cmp_values, Value, ValueRef};
 
 fn clock(c: &mut Criterion) {
     let wall_ms = 1_780_000_000_000i64;
@@ -22,17 +22,16 @@ fn clock(c: &mut Criterion) {
 }
 
 fn values(c: &mut Criterion) {
-    let (i, r) = (Value::Integer(42), Value::Real(42.5));
-    let (t1, t2) = (Value::Text("name-12345".into()), Value::Text("name-12346".into()));
+    let (i, r) = (ValueRef::Integer(42), ValueRef::Real(42.5));
+    let (t1, t2) = (ValueRef::Text(b"name-12345"), ValueRef::Text(b"name-12346"));
     c.bench_function("value/cmp int-real", |b| b.iter(|| cmp_values(black_box(&i), black_box(&r))));
     c.bench_function("value/cmp text", |b| b.iter(|| cmp_values(black_box(&t1), black_box(&t2))));
 }
 
 fn merge(c: &mut Criterion) {
     let (s1, s2) = ([1u8; 16], [2u8; 16]);
-    let (v1, v2) = (Value::Text("left".into()), Value::Text("right".into()));
-    let local = CellWrite { col_version: 7, value: &v1, site: &s1 };
-    let tie = CellWrite { col_version: 7, value: &v2, site: &s2 };
+    let local = CellWrite { col_version: 7, value: ValueRef::Text(b"left"), site: &s1 };
+    let tie = CellWrite { col_version: 7, value: ValueRef::Text(b"right"), site: &s2 };
     c.bench_function("merge/row_step", |b| b.iter(|| row_step(black_box(3), black_box(3))));
     c.bench_function("merge/cell_wins on a version tie", |b| b.iter(|| cell_wins(black_box(tie), black_box(Some(local)))));
 }

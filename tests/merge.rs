@@ -651,6 +651,16 @@ fn functions_after_a_merge_find_its_clock_written() {
 /// bytes as they are, so replicas hold the same bytes (until 2026-12-05 they were replaced by
 /// U+FFFD on the way, and the replicas differed). The feed moves through SQL only: no driver
 /// conversion on the way. A key's text must be UTF-8; other bytes are refused.
+/// Moves `from`'s whole feed into `to` through SQL only (a file both attach), so that text
+/// that is not UTF-8 arrives as the bytes it is (a driver would convert it on the way).
+fn sync_in_sql(from: &Connection, to: &Connection, feed: &std::path::Path) {
+    let _ = std::fs::remove_file(feed);
+    from.execute(&format!("ATTACH '{}' AS f", feed.display()), []).unwrap();
+    from.execute_batch("CREATE TABLE f.feed AS SELECT * FROM crsql_changes; DETACH f;").unwrap();
+    to.execute(&format!("ATTACH '{}' AS f", feed.display()), []).unwrap();
+    to.execute_batch("INSERT INTO crsql_changes SELECT * FROM f.feed; DETACH f;").unwrap();
+}
+
 #[test]
 fn text_that_is_not_utf8_syncs_byte_for_byte() {
     let feed = tmpdir("not-utf8").join("feed.db");
@@ -666,10 +676,7 @@ fn text_that_is_not_utf8_syncs_byte_for_byte() {
          INSERT INTO k VALUES ('x', CAST(X'80' AS TEXT));",
     )
     .unwrap();
-    a.execute(&format!("ATTACH '{}' AS f", feed.display()), []).unwrap();
-    a.execute_batch("CREATE TABLE f.feed AS SELECT * FROM crsql_changes; DETACH f;").unwrap();
-    b.execute(&format!("ATTACH '{}' AS f", feed.display()), []).unwrap();
-    b.execute_batch("INSERT INTO crsql_changes SELECT * FROM f.feed; DETACH f;").unwrap();
+    sync_in_sql(&a, &b, &feed);
     let cells = |c: &Connection, sql: &str| -> Vec<(String, String)> {
         c.prepare(sql).unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|x| x.unwrap()).collect()
     };
@@ -683,4 +690,29 @@ fn text_that_is_not_utf8_syncs_byte_for_byte() {
     let e = err(&a, "INSERT INTO k VALUES (CAST(X'FF' AS TEXT), 1)");
     assert!(e.contains("not valid UTF-8"), "{e}");
     assert_eq!(one::<i64>(&a, "SELECT count(*) FROM k"), 1, "the refused write left the table as it was");
+}
+
+/// Equal versions, TEXT values that are not UTF-8: the greater value wins in SQLite's ORDER BY
+/// order (BINARY compares bytes), whichever site wrote it. Before, both values were compared
+/// after a lossy conversion (both became U+FFFD), called equal, and the greater site won.
+#[test]
+fn ties_on_text_that_is_not_utf8_break_by_its_bytes() {
+    let feed = tmpdir("tie-not-utf8").join("feed.db");
+    let (a, b) = (replica(), replica());
+    for r in [&a, &b] {
+        at(r, 5_000);
+    }
+    let site = |c: &Connection| one::<Vec<u8>>(c, "SELECT crsql_site_id()");
+    // The greater site writes the lesser bytes, so the site cannot be what decides.
+    let (big, small) = if site(&a) > site(&b) { (&a, &b) } else { (&b, &a) };
+    big.execute("INSERT INTO t VALUES (1, CAST(X'C3' AS TEXT), 1)", []).unwrap();
+    small.execute("INSERT INTO t VALUES (1, CAST(X'FF' AS TEXT), 1)", []).unwrap();
+    let greater: String = one(&a, "SELECT hex(v) FROM (SELECT CAST(X'C3' AS TEXT) AS v UNION ALL SELECT CAST(X'FF' AS TEXT)) ORDER BY v DESC LIMIT 1");
+    assert_eq!(greater, "FF", "SQLite's own order");
+    sync_in_sql(&a, &b, &feed);
+    sync_in_sql(&b, &a, &feed);
+    for r in [&a, &b] {
+        assert_eq!(one::<String>(r, "SELECT hex(a) FROM t"), greater);
+        assert_eq!(one::<Vec<u8>>(r, "SELECT site_id FROM crsql_changes WHERE cid = 'a'"), site(small));
+    }
 }

@@ -3,7 +3,7 @@
 //! in the tests applies them to plain maps and proves the laws (commutative, associative,
 //! idempotent) that make replicas converge.
 
-use super::value::{cmp_values, Value};
+use super::value::{cmp_values, ValueRef};
 use std::cmp::Ordering;
 
 /// A 16-byte site id.
@@ -39,7 +39,7 @@ pub fn is_alive(cl: i64) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct CellWrite<'a> {
     pub col_version: i64,
-    pub value: &'a Value,
+    pub value: ValueRef<'a>,
     pub site: &'a SiteId,
 }
 
@@ -50,7 +50,7 @@ pub fn cell_wins(incoming: CellWrite<'_>, local: Option<CellWrite<'_>>) -> bool 
     incoming
         .col_version
         .cmp(&local.col_version)
-        .then_with(|| cmp_values(incoming.value, local.value))
+        .then_with(|| cmp_values(&incoming.value, &local.value))
         .then_with(|| incoming.site.cmp(local.site))
         == Ordering::Greater
 }
@@ -114,8 +114,8 @@ mod tests {
             }
         }
         if let (Some(slot), true) = (c.slot, is_alive(row.cl)) {
-            let local = row.cells.get(&slot).map(|(v, val, s)| CellWrite { col_version: *v, value: val, site: s });
-            if cell_wins(CellWrite { col_version: c.col_version, value: &c.value, site: &c.site }, local) {
+            let local = row.cells.get(&slot).map(|(v, val, s)| CellWrite { col_version: *v, value: val.as_ref(), site: s });
+            if cell_wins(CellWrite { col_version: c.col_version, value: c.value.as_ref(), site: &c.site }, local) {
                 row.cells.insert(slot, (c.col_version, c.value.clone(), c.site));
             }
         }
@@ -200,12 +200,12 @@ mod tests {
     #[test]
     fn tie_breaks() {
         let (a, b) = ([1u8; 16], [2u8; 16]);
-        let (one, two) = (Value::Integer(1), Value::Integer(2));
-        let w = |v, val, site| CellWrite { col_version: v, value: val, site };
-        assert!(cell_wins(w(2, &one, &a), Some(w(1, &two, &b))));
-        assert!(cell_wins(w(1, &two, &a), Some(w(1, &one, &b))));
-        assert!(cell_wins(w(1, &one, &b), Some(w(1, &one, &a))));
-        assert!(!cell_wins(w(1, &one, &a), Some(w(1, &one, &a))));
+        let (one, two) = (ValueRef::Integer(1), ValueRef::Integer(2));
+        let w = |v, value, site| CellWrite { col_version: v, value, site };
+        assert!(cell_wins(w(2, one, &a), Some(w(1, two, &b))));
+        assert!(cell_wins(w(1, two, &a), Some(w(1, one, &b))));
+        assert!(cell_wins(w(1, one, &b), Some(w(1, one, &a))));
+        assert!(!cell_wins(w(1, one, &a), Some(w(1, one, &a))));
         assert_eq!(row_step(3, 2), RowStep::Recreate);
         assert_eq!(row_step(4, 3), RowStep::Delete);
         assert_eq!(row_step(1, 3), RowStep::Stale);

@@ -15,16 +15,6 @@ pub enum Value {
 }
 
 impl Value {
-    /// Storage class rank in ORDER BY order.
-    fn class_rank(&self) -> u8 {
-        match self {
-            Value::Null => 0,
-            Value::Integer(_) | Value::Real(_) => 1,
-            Value::Text(_) => 2,
-            Value::Blob(_) => 3,
-        }
-    }
-
     /// SQLite's type name, as `typeof()` spells it.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -52,7 +42,7 @@ impl Value {
 
 /// A value read in place from its owner (an SQL call's argument), so that the parts of an
 /// incoming change that are only looked at (table, key, column, site) are never copied.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ValueRef<'a> {
     Null,
     Integer(i64),
@@ -65,6 +55,16 @@ pub enum ValueRef<'a> {
 }
 
 impl ValueRef<'_> {
+    /// Storage class rank in ORDER BY order.
+    fn class_rank(&self) -> u8 {
+        match self {
+            ValueRef::Null => 0,
+            ValueRef::Integer(_) | ValueRef::Real(_) => 1,
+            ValueRef::Text(_) => 2,
+            ValueRef::Blob(_) => 3,
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             ValueRef::Null => "null",
@@ -159,20 +159,21 @@ pub fn cmp_int_real(i: i64, r: f64) -> Ordering {
     }
 }
 
-/// Total order used for tie-breaks (ORDER BY order, BINARY collation).
-pub fn cmp_values(a: &Value, b: &Value) -> Ordering {
+/// Total order used for tie-breaks (ORDER BY order, BINARY collation). TEXT compares its bytes
+/// as SQLite holds them (BINARY is memcmp), so text that is not UTF-8 sorts as it does in
+/// SQLite, and two different texts never compare equal.
+pub fn cmp_values(a: &ValueRef<'_>, b: &ValueRef<'_>) -> Ordering {
     let rank = a.class_rank().cmp(&b.class_rank());
     if rank != Ordering::Equal {
         return rank;
     }
     match (a, b) {
-        (Value::Null, Value::Null) => Ordering::Equal,
-        (Value::Integer(x), Value::Integer(y)) => x.cmp(y),
-        (Value::Real(x), Value::Real(y)) => x.partial_cmp(y).unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())),
-        (Value::Integer(x), Value::Real(y)) => cmp_int_real(*x, *y),
-        (Value::Real(x), Value::Integer(y)) => cmp_int_real(*y, *x).reverse(),
-        (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
-        (Value::Blob(x), Value::Blob(y)) => x.cmp(y),
+        (ValueRef::Null, ValueRef::Null) => Ordering::Equal,
+        (ValueRef::Integer(x), ValueRef::Integer(y)) => x.cmp(y),
+        (ValueRef::Real(x), ValueRef::Real(y)) => x.partial_cmp(y).unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())),
+        (ValueRef::Integer(x), ValueRef::Real(y)) => cmp_int_real(*x, *y),
+        (ValueRef::Real(x), ValueRef::Integer(y)) => cmp_int_real(*y, *x).reverse(),
+        (ValueRef::Text(x), ValueRef::Text(y)) | (ValueRef::Blob(x), ValueRef::Blob(y)) => x.cmp(y),
         _ => Ordering::Equal, // unreachable: ranks differ
     }
 }
@@ -214,8 +215,19 @@ mod tests {
             Value::Blob(vec![0]),
         ];
         for w in v.windows(2) {
-            assert_eq!(cmp_values(&w[0], &w[1]), Ordering::Less, "{:?} < {:?}", w[0], w[1]);
+            assert_eq!(cmp_values(&w[0].as_ref(), &w[1].as_ref()), Ordering::Less, "{:?} < {:?}", w[0], w[1]);
         }
+    }
+
+    /// TEXT that is not UTF-8 compares by its bytes, as BINARY collation does in SQLite: two
+    /// such texts that a lossy conversion would make equal (both become U+FFFD) are ordered.
+    #[test]
+    fn text_that_is_not_utf8_compares_bytewise() {
+        let (c3, ff, fffd) = (ValueRef::Text(&[0xC3]), ValueRef::Text(&[0xFF]), ValueRef::Text("\u{FFFD}".as_bytes()));
+        assert_eq!(cmp_values(&c3, &ff), Ordering::Less);
+        assert_eq!(cmp_values(&fffd, &ff), Ordering::Less, "EF BF BD < FF");
+        assert_eq!(cmp_values(&c3, &fffd), Ordering::Less, "C3 < EF BF BD");
+        assert_eq!(cmp_values(&ff, &ValueRef::Blob(&[0x00])), Ordering::Less, "any text < any blob");
     }
 
     #[test]
@@ -256,10 +268,17 @@ mod tests {
 
         #[test]
         fn total_order_is_antisymmetric_and_transitive(a in any_value(), b in any_value(), c in any_value()) {
+            let (a, b, c) = (a.as_ref(), b.as_ref(), c.as_ref());
             prop_assert_eq!(cmp_values(&a, &b), cmp_values(&b, &a).reverse());
             if cmp_values(&a, &b) != Ordering::Greater && cmp_values(&b, &c) != Ordering::Greater {
                 prop_assert_ne!(cmp_values(&a, &c), Ordering::Greater);
             }
+        }
+
+        /// Texts of any bytes order as their bytes do, and equal only when their bytes are.
+        #[test]
+        fn text_orders_as_its_bytes(a in proptest::collection::vec(any::<u8>(), 0..4), b in proptest::collection::vec(any::<u8>(), 0..4)) {
+            prop_assert_eq!(cmp_values(&ValueRef::Text(&a), &ValueRef::Text(&b)), a.cmp(&b));
         }
     }
 }

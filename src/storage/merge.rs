@@ -194,7 +194,8 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
 }
 
 /// The local value of a cell, for ties on col_version.
-fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
+/// `f` of the local value of the changed cell, read in place (NULL when the row is missing).
+fn with_local_value<T>(conn: &Conn, v: &Valid, slot: usize, f: impl FnOnce(ValueRef<'_>) -> T) -> Result<T> {
     let t = &v.table;
     let column = t.columns[slot].as_deref().unwrap_or_default();
     conn.stmts.with(
@@ -205,7 +206,7 @@ fn local_value(conn: &Conn, v: &Valid, slot: usize) -> Result<Value> {
             for (i, k) in v.keys.iter().enumerate() {
                 s.bind_value(i + 1, k)?;
             }
-            Ok(if s.step()? { s.value(0) } else { Value::Null })
+            Ok(f(if s.step()? { s.value_ref(0) } else { ValueRef::Null }))
         },
     )
 }
@@ -338,16 +339,18 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
                 None => true,
                 Some(e) => {
                     let local_site = sites::site_id(conn, e.site)?;
-                    // Values only matter on equal col_versions.
-                    let (incoming_val, local_val) = if e.col_version == v.col_version {
-                        (v.val.to_value(), local_value(conn, &v, slot)?)
-                    } else {
-                        (Value::Null, Value::Null)
+                    let wins = |local_val: ValueRef<'_>| {
+                        cell_wins(
+                            CellWrite { col_version: v.col_version, value: v.val, site: &v.site },
+                            Some(CellWrite { col_version: e.col_version, value: local_val, site: &local_site }),
+                        )
                     };
-                    cell_wins(
-                        CellWrite { col_version: v.col_version, value: &incoming_val, site: &v.site },
-                        Some(CellWrite { col_version: e.col_version, value: &local_val, site: &local_site }),
-                    )
+                    // Values only matter on equal col_versions.
+                    if e.col_version == v.col_version {
+                        with_local_value(conn, &v, slot, wins)?
+                    } else {
+                        wins(ValueRef::Null)
+                    }
                 }
             }
         }
