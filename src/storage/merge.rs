@@ -193,7 +193,6 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
     write_user(conn, v, Key::CellUpsert(t.tid, slot), sql, Some(&v.val))
 }
 
-/// The local value of a cell, for ties on col_version.
 /// `f` of the local value of the changed cell, read in place (NULL when the row is missing).
 fn with_local_value<T>(conn: &Conn, v: &Valid, slot: usize, f: impl FnOnce(ValueRef<'_>) -> T) -> Result<T> {
     let t = &v.table;

@@ -124,16 +124,19 @@ pub fn err(conn: &Connection, sql: &str) -> String {
     }
 }
 
-/// Runs a seeded randomized test: `{var}_SEED=n` replays seed n verbosely, else seeds
-/// 0..`{var}_SEEDS` (default `default`) run quietly and the first failure names its seed and
-/// how to replay it (`replay`, with `{seed}` in it).
+/// Runs a seeded randomized test: `{var}_SEED=n` replays seed n verbosely, else
+/// `{var}_SEEDS` seeds (default `default`) from `{var}_FROM` (default 0) run quietly and the
+/// first failure names its seed and how to replay it (`replay`, with `{seed}` in it).
 pub fn run_seeds(var: &str, default: u64, replay: &str, run_seed: impl Fn(u64, bool) + std::panic::RefUnwindSafe) -> u64 {
     if let Ok(seed) = std::env::var(format!("{var}_SEED")) {
         run_seed(seed.parse().unwrap_or_else(|_| panic!("{var}_SEED must be a number")), true);
         return 1;
     }
-    let seeds: u64 = std::env::var(format!("{var}_SEEDS")).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-    for seed in 0..seeds {
+    let number = |name: &str| std::env::var(format!("{var}_{name}")).ok().and_then(|s| s.parse::<u64>().ok());
+    let seeds = number("SEEDS").unwrap_or(default);
+    // {var}_FROM moves the run to seeds not tried before (long runs of the same seeds find nothing new).
+    let from = number("FROM").unwrap_or(0);
+    for seed in from..from + seeds {
         if let Err(e) = std::panic::catch_unwind(|| run_seed(seed, false)) {
             eprintln!("failed at seed {seed}; replay with: {}", replay.replace("{seed}", &seed.to_string()));
             std::panic::resume_unwind(e);
