@@ -305,6 +305,71 @@ fn one_db_version_per_transaction_with_increasing_seq() {
     assert_eq!(after, vec![4, 4, 4]);
 }
 
+/// An app's own commit hook (sqlite3_commit_hook keeps one per connection) replaces ours.
+/// Transactions must still each get their own db_version and tick: before, the next
+/// transaction took on the last one's (two committed transactions at one db_version, so a peer
+/// that had synced the first never asked for the second) and crsql_db_version() went stale.
+#[test]
+fn an_apps_commit_hook_does_not_run_two_transactions_together() {
+    unsafe extern "C" fn app_hook(calls: *mut std::ffi::c_void) -> std::ffi::c_int {
+        *(calls as *mut u32) += 1;
+        0
+    }
+    let mut calls = 0u32;
+    let c = crr_t();
+    let peer = crr_t();
+    // SAFETY: `calls` outlives every commit of `c` below; the hook is removed before it goes.
+    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(app_hook), &mut calls as *mut u32 as *mut _) };
+    c.execute("INSERT INTO t(id, a) VALUES (1, 'one')", []).unwrap();
+    apply(&peer, &changes(&c)).unwrap();
+    c.execute_batch("BEGIN; INSERT INTO t(id, a) VALUES (2, 'two'); UPDATE t SET a = 'one again' WHERE id = 1; COMMIT;").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 2);
+    let dbv = |id: i64| one::<i64>(&c, &format!("SELECT db_version FROM crsql_changes WHERE pk = crsql_pack_columns({id}) AND cid = 'a'"));
+    assert_eq!((dbv(1), dbv(2)), (2, 2));
+    assert!(version_of(&c, "t", 1, "a") > version_of(&peer, "t", 1, "a"), "the second write outranks the first");
+    // The peer asks for what it has not seen and gets the second transaction whole.
+    apply(&peer, &changes_where(&c, "WHERE db_version > 1")).unwrap();
+    assert_eq!(dump(&peer, "t"), dump(&c, "t"));
+    // A merge right after a local transaction, and a read right after a merge, see the
+    // commit too.
+    peer.execute("INSERT INTO t(id, a) VALUES (4, 'from the peer')", []).unwrap();
+    let from_peer = changes_where(&peer, "WHERE cid = 'a' AND val = 'from the peer'");
+    c.execute("INSERT INTO t(id) VALUES (3)", []).unwrap();
+    apply(&c, &from_peer).unwrap();
+    let feed: Vec<(i64, i64)> = changes_where(&c, "WHERE db_version > 2 AND cid = 'a'").iter().map(|x| (x.db_version, x.pk[2] as i64)).collect();
+    assert_eq!(feed, vec![(3, 3), (4, 4)]);
+    c.execute("INSERT INTO t(id) VALUES (5)", []).unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 5);
+    assert_eq!(calls, 5, "the app's hook ran at every commit");
+    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), None, std::ptr::null_mut()) };
+}
+
+/// The same, for a merge that writes no user row (a tombstone of a greater site raises the
+/// sentinel of a row both deleted): it must not record at the last local transaction's
+/// db_version either.
+#[test]
+fn an_apps_commit_hook_does_not_run_a_merge_into_the_last_transaction() {
+    unsafe extern "C" fn app_hook(_: *mut std::ffi::c_void) -> std::ffi::c_int {
+        0
+    }
+    let (a, b) = (crr_t(), crr_t());
+    a.execute("INSERT INTO t(id, a) VALUES (1, 'x')", []).unwrap();
+    apply(&b, &changes(&a)).unwrap();
+    let site = |c: &rusqlite::Connection| one::<Vec<u8>>(c, "SELECT crsql_site_id()");
+    let (hi, lo) = if site(&a) > site(&b) { (&a, &b) } else { (&b, &a) };
+    // SAFETY: the hook has no state; it is removed before the connection goes.
+    unsafe { rusqlite::ffi::sqlite3_commit_hook(lo.handle(), Some(app_hook), std::ptr::null_mut()) };
+    hi.execute("DELETE FROM t WHERE id = 1", []).unwrap();
+    lo.execute("DELETE FROM t WHERE id = 1", []).unwrap();
+    // Read nothing in between (a read would notice the commit first): the insert and the
+    // delete are this replica's transactions 1 and 2.
+    apply(lo, &changes_where(hi, "WHERE cid = '-1'")).unwrap();
+    let (dbv, owner): (i64, Vec<u8>) = lo.query_row("SELECT db_version, site_id FROM crsql_changes WHERE cid = '-1'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!(owner, site(hi), "the greater site owns the tombstone");
+    assert_eq!(dbv, 3, "the merge is a transaction of its own");
+    unsafe { rusqlite::ffi::sqlite3_commit_hook(lo.handle(), None, std::ptr::null_mut()) };
+}
+
 #[test]
 fn db_version_functions() {
     let c = crr_t();

@@ -65,6 +65,7 @@ pub const SQLITE_DIRECTONLY: i32 = 0x80000;
 pub const SQLITE_INNOCUOUS: i32 = 0x200000;
 pub const SQLITE_PREPARE_PERSISTENT: u32 = 1;
 pub const SQLITE_TXN_WRITE: i32 = 2;
+pub const SQLITE_FCNTL_DATA_VERSION: i32 = 35;
 
 /// `SQLITE_TRANSIENT`: SQLite copies the bytes before the call returns.
 pub fn transient() -> sys::sqlite3_destructor_type {

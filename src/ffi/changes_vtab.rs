@@ -232,7 +232,10 @@ unsafe extern "C" fn filter(
     let args = values::args(argc, argv);
     let conn = &*cursor.conn;
     let f = filter_from(idx_num, &args);
-    match guard("crsql_changes", || changes::collect(conn, &f)) {
+    match guard("crsql_changes", || {
+        conn.notice_unseen_commit();
+        changes::collect(conn, &f)
+    }) {
         Ok(scan) => {
             cursor.scan = scan;
             cursor.pos = 0;
@@ -334,7 +337,12 @@ unsafe fn vtab_conn<'a>(p: *mut api::sqlite3_vtab) -> &'a Conn {
 }
 
 pub(super) unsafe extern "C" fn begin(p: *mut api::sqlite3_vtab) -> c_int {
-    vtab_conn(p).joined();
+    let conn = vtab_conn(p);
+    let _ = guard("sqlite-crr begin", || {
+        conn.notice_unseen_commit();
+        Ok(())
+    });
+    conn.joined();
     api::SQLITE_OK
 }
 

@@ -92,6 +92,19 @@ impl Db {
         unsafe { sqlite!(txn_state(self.0, c"main".as_ptr())) == api::SQLITE_TXN_WRITE }
     }
 
+    /// The main database's data version (SQLITE_FCNTL_DATA_VERSION): it moves at every commit
+    /// of this connection, and when this connection first reads after another's commit; never
+    /// inside a write transaction, and not at a rollback.
+    pub fn data_version(self) -> u32 {
+        let mut v: u32 = 0;
+        // SAFETY: a NULL schema name means "main"; this opcode writes one unsigned int through
+        // the pointer, which points at `v` for the duration of the call.
+        unsafe {
+            sqlite!(file_control(self.0, std::ptr::null(), api::SQLITE_FCNTL_DATA_VERSION, &mut v as *mut u32 as *mut std::ffi::c_void))
+        };
+        v
+    }
+
     /// Rows changed by INSERT, UPDATE and DELETE on this connection since it opened (wraps
     /// around; compare for equality only).
     pub fn total_changes(self) -> i32 {

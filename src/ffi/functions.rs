@@ -49,6 +49,7 @@ unsafe extern "C" fn trampoline(ctx: *mut api::sqlite3_context, argc: c_int, arg
             // which writes it too; this covers any that reads without one.
             let args = values::args(argc, argv);
             guard(fc.name, || {
+                conn.notice_unseen_commit();
                 crate::storage::merge::flush_held(conn)?;
                 f(conn, &args)
             }.map_err(|e| e.context(fc.name)))
@@ -244,7 +245,9 @@ fn internal_update(conn: &Conn, args: &Args) -> Result<Value> {
     Ok(Value::Null)
 }
 
+/// The first call of every tracking trigger, for every row (its WHEN clause).
 fn internal_tracking(conn: &Conn, args: &Args) -> Result<Value> {
+    conn.notice_unseen_commit();
     Ok(Value::Integer(i64::from(track::tracking(conn, args.int(0, "table id")?))))
 }
 

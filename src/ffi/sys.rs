@@ -198,7 +198,7 @@ pub struct sqlite3_api_routines {
     pub blob_read: Unused,
     pub blob_write: Unused,
     pub create_collation_v2: Unused,
-    pub file_control: Unused,
+    pub file_control: Option<unsafe extern "C" fn(_: *mut sqlite3, _: *const c_char, _: c_int, _: *mut c_void) -> c_int>,
     pub memory_highwater: Unused,
     pub memory_used: Unused,
     pub mutex_alloc: Unused,
@@ -526,8 +526,10 @@ mod layout {
         assert_eq!(size_of::<sqlite3_module>(), 192);
         assert_eq!(offset_of!(sqlite3_module, xUpdate), 13 * 8);
         // sqlite3ext.h: aggregate_context is routine 0, bind_blob64 routine 193,
-        // create_function_v2 162, prepare_v3 217, txn_state 252 (the last we declare).
+        // file_control 127, create_function_v2 162, prepare_v3 217, txn_state 252 (the last we
+        // declare).
         assert_eq!(offset_of!(sqlite3_api_routines, bind_double), 3 * 8);
+        assert_eq!(offset_of!(sqlite3_api_routines, file_control), 127 * 8);
         assert_eq!(
             offset_of!(sqlite3_api_routines, create_function_v2),
             162 * 8

@@ -52,6 +52,10 @@ pub struct Conn {
     pub record_scratch: Cell<Vec<u8>>,
     /// The vector merges decode a change's key values in (storage::merge::validate, `keep`).
     pub keys_scratch: Cell<Vec<Value>>,
+    /// The database's data version (`Db::data_version`) when this connection's code first ran
+    /// in the open write transaction; None once the commit or rollback hook ended it. See
+    /// `notice_unseen_commit`.
+    pub txn_data_version: Cell<Option<u32>>,
 }
 
 /// The clock record of the row the last merge wrote, so that the next change of the same row
@@ -115,6 +119,7 @@ impl Conn {
             txn_vtab: Cell::new(false),
             record_scratch: Cell::new(Vec::new()),
             keys_scratch: Cell::new(Vec::new()),
+            txn_data_version: Cell::new(None),
         }
     }
 
@@ -199,8 +204,32 @@ impl Conn {
         }
     }
 
+    /// Ends a transaction that committed without our commit hook running: an app that installs
+    /// its own (sqlite3_commit_hook) replaces ours, and the next transaction would otherwise
+    /// take on this one's db_version, seq and tick (two committed transactions at one
+    /// db_version: a peer that synced the first misses the second). Called at every entry that
+    /// may use per-transaction state: a public SQL function, the tracking triggers' first call
+    /// (crr_internal_tracking), crsql_changes' xBegin and xFilter.
+    ///
+    /// The data version cannot move inside a write transaction, and a rollback does not move
+    /// it; our rollback hook, like our commit hook, clears `txn_data_version`. So a version
+    /// other than the one this transaction started at means it committed.
+    pub fn notice_unseen_commit(&self) {
+        let now = self.db.data_version();
+        match self.txn_data_version.get() {
+            Some(seen) if seen == now => {}
+            Some(_) => {
+                self.end_transaction(true);
+                self.notice_unseen_commit();
+            }
+            None if self.db.in_write_txn() => self.txn_data_version.set(Some(now)),
+            None => {}
+        }
+    }
+
     /// The transaction ended (commit hook, rollback hook).
     pub fn end_transaction(&self, committed: bool) {
+        self.txn_data_version.set(None);
         if committed {
             self.tables.borrow_mut().committed(|m| self.still_written(m));
             if let Some(c) = self.txn.borrow().carry(|m| self.still_written(m)) {
