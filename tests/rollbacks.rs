@@ -7,7 +7,8 @@
 //! rollback undoes, tracking turned off and on (crsql_as_table, crsql_as_crr),
 //! crr_new_site_id(), a changed drift limit, and reopening the file; between its transactions,
 //! a second connection to the same file does some of the same. On odd seeds, each local write
-//! must be recorded under the site id the database names at that moment. After each run,
+//! must be recorded under the site id the database names at that moment; on seeds 2 mod 3,
+//! the app's own commit hook replaces the extension's. After each run,
 //! reopened, the replica's feed must name only sites it knows and rebuild it exactly, metadata
 //! included, on an empty replica.
 //!
@@ -88,6 +89,18 @@ struct Run {
     /// The peer's site id; `Some` on the seeds that check each local write's site (an oracle
     /// read straight from the internal tables: the id `own_site_ordinal` names).
     check_sites: Option<Vec<u8>>,
+    /// On seeds 2 mod 3, the app's own commit hook replaces the extension's (re-installed at
+    /// every reopen): the transactions' ends are then noticed at the next call instead.
+    app_hook: bool,
+}
+
+unsafe extern "C" fn app_hook(_: *mut std::ffi::c_void) -> std::ffi::c_int {
+    0
+}
+
+fn install_app_hook(c: &Connection) {
+    // SAFETY: the hook has no state.
+    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(app_hook), std::ptr::null_mut()) };
 }
 
 /// This replica's site id as the database says it now, read without the extension.
@@ -247,6 +260,9 @@ impl Run {
                     println!("-- reopen");
                 }
                 self.conn = open(&self.path);
+                if self.app_hook {
+                    install_app_hook(&self.conn);
+                }
                 self.ok(&format!("SELECT crr_set_wall_clock_for_testing({WALL_MS})"));
             }
             _ => {
@@ -288,7 +304,11 @@ fn run_seed(seed: u64, verbose: bool) {
     let other = open(&path);
     other.execute_batch(&format!("SELECT crr_set_wall_clock_for_testing({WALL_MS})")).unwrap();
     let check_sites = (seed % 2 == 1).then(|| one::<Vec<u8>>(&peer, "SELECT crsql_site_id()"));
-    let mut run = Run { conn, other, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false, check_sites };
+    let app_hook = seed % 3 == 2;
+    if app_hook {
+        install_app_hook(&conn);
+    }
+    let mut run = Run { conn, other, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false, check_sites, app_hook };
     for _ in 0..60 {
         run.step(&feed);
     }

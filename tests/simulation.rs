@@ -5,7 +5,8 @@
 //! in part inside a savepoint that is rolled back. Invariants are checked at every sync (the
 //! changes since V are the full feed's after V; a merged change is kept or beaten); at the
 //! end, a full sync must leave identical tables and identical crsql_changes (apart from
-//! db_version and seq) everywhere.
+//! db_version and seq) everywhere. On a third of the seeds one replica's app installs its own
+//! commit hook.
 //!
 //! `CRR_SIM_SEED=n` replays one seed (`make sim SEED=n`); `CRR_SIM_SEEDS=N` runs seeds 0..N.
 
@@ -208,6 +209,15 @@ fn run_seed(seed: u64, verbose: bool) {
             Replica { conn, wall_ms: base_ms + r.below(600_000) as i64, seen: BTreeMap::new(), last_db_version: 0 }
         })
         .collect();
+    // On a third of the seeds, replica 0's app has a commit hook of its own, which replaces
+    // the extension's (SQLite keeps one per connection): its transactions must stay apart.
+    if seed % 3 == 1 {
+        unsafe extern "C" fn app_hook(_: *mut std::ffi::c_void) -> std::ffi::c_int {
+            0
+        }
+        // SAFETY: the hook has no state.
+        unsafe { rusqlite::ffi::sqlite3_commit_hook(reps[0].conn.handle(), Some(app_hook), std::ptr::null_mut()) };
+    }
     let steps = 40 + r.below(60);
     for step in 0..steps {
         let i = r.below(n as u64) as usize;
