@@ -229,12 +229,19 @@ impl Conn {
 
     /// The transaction ended (commit hook, rollback hook).
     pub fn end_transaction(&self, committed: bool) {
-        self.txn_data_version.set(None);
+        // The data version this transaction ran at: kept from its first call when the commit
+        // was noticed late, else read now (the commit hook runs before the commit moves it).
+        let ran_at = self.txn_data_version.take();
         if committed {
+            let ran_at = ran_at.unwrap_or_else(|| self.db.data_version());
             self.tables.borrow_mut().committed(|m| self.still_written(m));
-            if let Some(c) = self.txn.borrow().carry(|m| self.still_written(m)) {
-                self.carry.set(Some(c));
-            }
+            let own = self.txn.borrow().carry(|m| self.still_written(m));
+            // A commit that leaves no carry of its own (it wrote nothing of ours) passes on the
+            // last one, if that was current when it ran.
+            let next = own.or_else(|| {
+                self.carry.get().filter(|c| c.data_version == ran_at).map(|c| Carry { data_version: ran_at.wrapping_add(1), ..c })
+            });
+            self.carry.set(next);
         }
         self.sites.borrow_mut().end_transaction(committed, |m| self.still_written(m));
         self.changes_in_txn.set(false);

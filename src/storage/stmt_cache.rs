@@ -20,7 +20,6 @@ pub enum Key {
     TickGet,
     ClockMark,
     RecordsSince(i64),
-    DataVersion,
     SiteById,
     SiteByOrdinal,
     SiteInsert,

@@ -31,9 +31,9 @@ pub struct Txn {
     pub rows_impacted: Impacted,
     /// This replica's own site ordinal, read at first use in the transaction.
     pub own_site: Option<u32>,
-    /// PRAGMA data_version at this transaction's first write, and whether the connection's
-    /// `Carry` was still current then (see `carried`).
-    pub data_version: Option<i64>,
+    /// The database's data version (`Db::data_version`) at this transaction's first write, and
+    /// whether the connection's `Carry` was still current then (see `carried`).
+    pub data_version: Option<u32>,
     pub carried: Option<Carry>,
     /// The schema cookie this transaction's db_version was derived under.
     pub cookie: Option<i64>,
@@ -90,13 +90,16 @@ impl Impacted {
 }
 
 /// What a committed transaction of this connection leaves for its next one, so that a run of
-/// small transactions does not re-read the same state each time. It is used only while
-/// PRAGMA data_version is unchanged (no other connection committed since: that pragma does not
-/// move for the connection's own commits) and the schema cookie too; the few writes of this
+/// small transactions does not re-read the same state each time. It is used only while the
+/// database's data version is the one its commit left (no other connection's commit seen
+/// since, and no commit of this connection that left no carry) and the schema cookie too; the few writes of this
 /// connection that change what it holds (settings, own site id, the db_version floor) drop it.
 #[derive(Debug, Clone, Copy)]
 pub struct Carry {
-    pub data_version: i64,
+    /// The database's data version right after the commit that left this: SQLite moves it
+    /// once at each commit of this connection, and again when this connection first reads
+    /// after another's commit.
+    pub data_version: u32,
     pub cookie: i64,
     /// The highest committed db_version.
     pub db_version: i64,
@@ -165,7 +168,7 @@ impl Txn {
             let (ticks_dbv, pending) = if c.has_row(&still_written) { (db_version, false) } else { (c.ticks_dbv, c.pending || c.deferred) };
             TxnClock { ticks_dbv, pending, ..TxnClock::new(c.mode, c.hwm, c.drift_ms_max) }
         });
-        Some(Carry { data_version: self.data_version?, cookie: self.cookie?, db_version, clock, own_site: self.own_site })
+        Some(Carry { data_version: self.data_version?.wrapping_add(1), cookie: self.cookie?, db_version, clock, own_site: self.own_site })
     }
 }
 
@@ -194,20 +197,13 @@ impl TxnClock {
     }
 }
 
-fn data_version(conn: &Conn) -> Result<i64> {
-    conn.stmts.with(conn.db, Key::DataVersion, || "PRAGMA data_version".into(), |s| {
-        s.step()?;
-        Ok(s.i64(0))
-    })
-}
-
 /// The connection's carry, if still current (checked once, at the transaction's first write).
 /// Only for write transactions: their end fires the hooks that reset what this records.
 pub fn carried(conn: &Conn) -> Result<Option<Carry>> {
     if conn.txn.borrow().data_version.is_some() {
         return Ok(conn.txn.borrow().carried);
     }
-    let dv = data_version(conn)?;
+    let dv = conn.db.data_version();
     let carried = conn.carry.get().filter(|c| c.data_version == dv);
     let mut t = conn.txn.borrow_mut();
     t.data_version = Some(dv);
