@@ -370,6 +370,34 @@ fn an_apps_commit_hook_does_not_run_a_merge_into_the_last_transaction() {
     unsafe { rusqlite::ffi::sqlite3_commit_hook(lo.handle(), None, std::ptr::null_mut()) };
 }
 
+/// A connection's next transaction starts from what its last commit left (txn::Carry), also
+/// across a commit that wrote only a plain table, but never past another connection's commit,
+/// whether it came before such a plain commit or after it.
+#[test]
+fn a_plain_commit_passes_the_carry_on_but_another_connections_commit_ends_it() {
+    for wal in [false, true] {
+        let (a, path) = crr_t_file(if wal { "carry-wal" } else { "carry" });
+        if wal {
+            a.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        }
+        a.execute_batch("CREATE TABLE plain(x)").unwrap();
+        let b = open(&path);
+        let dbv = |c: &rusqlite::Connection, id: i64| one::<i64>(c, &format!("SELECT db_version FROM crsql_changes WHERE pk = crsql_pack_columns({id}) AND cid = 'a'"));
+        a.execute("INSERT INTO t(id, a) VALUES (1, 'a')", []).unwrap();
+        a.execute("INSERT INTO plain VALUES (1)", []).unwrap();
+        a.execute("INSERT INTO t(id, a) VALUES (2, 'a')", []).unwrap();
+        assert_eq!((dbv(&a, 1), dbv(&a, 2)), (1, 2));
+        b.execute("INSERT INTO t(id, a) VALUES (3, 'b')", []).unwrap();
+        a.execute("INSERT INTO plain VALUES (2)", []).unwrap();
+        a.execute("INSERT INTO t(id, a) VALUES (4, 'a')", []).unwrap();
+        a.execute("INSERT INTO plain VALUES (3)", []).unwrap();
+        b.execute("INSERT INTO t(id, a) VALUES (5, 'b')", []).unwrap();
+        a.execute("INSERT INTO t(id, a) VALUES (6, 'a')", []).unwrap();
+        let all: Vec<i64> = (1..=6).map(|id| dbv(&a, id)).collect();
+        assert_eq!(all, vec![1, 2, 3, 4, 5, 6], "wal {wal}");
+    }
+}
+
 #[test]
 fn db_version_functions() {
     let c = crr_t();
