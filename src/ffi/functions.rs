@@ -245,10 +245,15 @@ fn internal_update(conn: &Conn, args: &Args) -> Result<Value> {
     Ok(Value::Null)
 }
 
-/// The first call of every tracking trigger, for every row (its WHEN clause).
+/// The first call of every tracking trigger, for every row (its WHEN clause). A trigger that
+/// goes on to record the write first checks for a commit nobody told us of; a silenced one
+/// (a merge writing the row, which xBegin checked) records nothing.
 fn internal_tracking(conn: &Conn, args: &Args) -> Result<Value> {
-    conn.notice_unseen_commit();
-    Ok(Value::Integer(i64::from(track::tracking(conn, args.int(0, "table id")?))))
+    let on = track::tracking(conn, args.int(0, "table id")?);
+    if on {
+        conn.notice_unseen_commit();
+    }
+    Ok(Value::Integer(i64::from(on)))
 }
 
 fn internal_db_version(conn: &Conn, _: &Args) -> Result<Value> {

@@ -209,7 +209,7 @@ impl Conn {
     /// take on this one's db_version, seq and tick (two committed transactions at one
     /// db_version: a peer that synced the first misses the second). Called at every entry that
     /// may use per-transaction state: a public SQL function, the tracking triggers' first call
-    /// (crr_internal_tracking), crsql_changes' xBegin and xFilter.
+    /// (crr_internal_tracking) unless a merge silenced them, crsql_changes' xBegin and xFilter.
     ///
     /// The data version cannot move inside a write transaction, and a rollback does not move
     /// it; our rollback hook, like our commit hook, clears `txn_data_version`. So a version
