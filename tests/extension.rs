@@ -344,6 +344,32 @@ fn an_apps_commit_hook_does_not_run_two_transactions_together() {
     unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), None, std::ptr::null_mut()) };
 }
 
+/// An app's commit hook that vetoes a commit turns it into a rollback, which our rollback hook
+/// still sees: the next transaction starts clean.
+#[test]
+fn an_apps_commit_hook_that_vetoes_a_commit_leaves_a_clean_next_transaction() {
+    unsafe extern "C" fn veto_once(vetoes: *mut std::ffi::c_void) -> std::ffi::c_int {
+        let left = &mut *(vetoes as *mut u32);
+        if *left == 0 {
+            return 0;
+        }
+        *left -= 1;
+        1
+    }
+    let mut vetoes = 1u32;
+    let c = crr_t();
+    // SAFETY: `vetoes` outlives every commit of `c` below; the hook is removed before it goes.
+    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(veto_once), &mut vetoes as *mut u32 as *mut _) };
+    let e = c.execute_batch("BEGIN; INSERT INTO t(id, a) VALUES (1, 'vetoed'); COMMIT;").unwrap_err();
+    assert!(e.to_string().contains("constraint"), "{e}");
+    c.execute_batch("ROLLBACK").ok();
+    c.execute("INSERT INTO t(id, a) VALUES (2, 'kept')", []).unwrap();
+    let feed: Vec<(i64, i64)> = changes(&c).iter().map(|x| (x.db_version, x.pk[2] as i64)).collect();
+    assert_eq!(feed.iter().map(|f| f.1).collect::<Vec<_>>(), vec![2, 2, 2], "only the kept row: {feed:?}");
+    assert!(feed.iter().all(|f| f.0 == 1), "{feed:?}");
+    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), None, std::ptr::null_mut()) };
+}
+
 /// The same, for a merge that writes no user row (a tombstone of a greater site raises the
 /// sentinel of a row both deleted): it must not record at the last local transaction's
 /// db_version either.
