@@ -305,8 +305,9 @@ fn one_db_version_per_transaction_with_increasing_seq() {
     assert_eq!(after, vec![4, 4, 4]);
 }
 
-/// An app's own commit hook (sqlite3_commit_hook keeps one per connection) replaces ours.
-/// Transactions must still each get their own db_version and tick: before, the next
+/// An app's own commit hook (sqlite3_commit_hook keeps one per connection) replaced ours
+/// (the extension now installs none). Transactions must still each get their own db_version
+/// and tick: before, the next
 /// transaction took on the last one's (two committed transactions at one db_version, so a peer
 /// that had synced the first never asked for the second) and crsql_db_version() went stale.
 #[test]
@@ -341,6 +342,29 @@ fn an_apps_commit_hook_does_not_run_two_transactions_together() {
     c.execute("INSERT INTO t(id) VALUES (5)", []).unwrap();
     assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 5);
     assert_eq!(calls, 5, "the app's hook ran at every commit");
+    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), None, std::ptr::null_mut()) };
+}
+
+/// The extension installs no commit hook (it notices commits itself), so loading it keeps a
+/// commit hook the app installed before; and transactions stay apart all the same.
+#[test]
+fn a_commit_hook_installed_before_loading_keeps_running() {
+    unsafe extern "C" fn count(calls: *mut std::ffi::c_void) -> std::ffi::c_int {
+        *(calls as *mut u32) += 1;
+        0
+    }
+    let mut calls = 0u32;
+    let c = rusqlite::Connection::open_in_memory().unwrap();
+    // SAFETY: `calls` outlives every commit of `c` below; the hook is removed before it goes.
+    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(count), &mut calls as *mut u32 as *mut _) };
+    load(&c);
+    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+    let before = calls;
+    c.execute("INSERT INTO t(id) VALUES (1)", []).unwrap();
+    c.execute("INSERT INTO t(id) VALUES (2)", []).unwrap();
+    assert_eq!(calls, before + 2, "the app's hook ran at both commits");
+    let dbvs: Vec<i64> = changes(&c).iter().map(|x| x.db_version).collect();
+    assert_eq!(dbvs, vec![1, 1, 1, 2, 2, 2]);
     unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), None, std::ptr::null_mut()) };
 }
 
@@ -397,8 +421,9 @@ fn an_apps_commit_hook_does_not_run_a_merge_into_the_last_transaction() {
 }
 
 /// A connection's next transaction starts from what its last commit left (txn::Carry), also
-/// across a commit that wrote only a plain table, but never past another connection's commit,
-/// whether it came before such a plain commit or after it.
+/// across a commit in which our code ran but wrote nothing (here a plain-table write and a
+/// read of crsql_db_version()), but never past another connection's commit, whether it came
+/// before such a commit or after it.
 #[test]
 fn a_plain_commit_passes_the_carry_on_but_another_connections_commit_ends_it() {
     for wal in [false, true] {
@@ -410,13 +435,14 @@ fn a_plain_commit_passes_the_carry_on_but_another_connections_commit_ends_it() {
         let b = open(&path);
         let dbv = |c: &rusqlite::Connection, id: i64| one::<i64>(c, &format!("SELECT db_version FROM crsql_changes WHERE pk = crsql_pack_columns({id}) AND cid = 'a'"));
         a.execute("INSERT INTO t(id, a) VALUES (1, 'a')", []).unwrap();
-        a.execute("INSERT INTO plain VALUES (1)", []).unwrap();
+        let plain = |n: i64| a.execute_batch(&format!("BEGIN; INSERT INTO plain VALUES ({n}); SELECT crsql_db_version(); COMMIT;")).unwrap();
+        plain(1);
         a.execute("INSERT INTO t(id, a) VALUES (2, 'a')", []).unwrap();
         assert_eq!((dbv(&a, 1), dbv(&a, 2)), (1, 2));
         b.execute("INSERT INTO t(id, a) VALUES (3, 'b')", []).unwrap();
-        a.execute("INSERT INTO plain VALUES (2)", []).unwrap();
+        plain(2);
         a.execute("INSERT INTO t(id, a) VALUES (4, 'a')", []).unwrap();
-        a.execute("INSERT INTO plain VALUES (3)", []).unwrap();
+        plain(3);
         b.execute("INSERT INTO t(id, a) VALUES (5, 'b')", []).unwrap();
         a.execute("INSERT INTO t(id, a) VALUES (6, 'a')", []).unwrap();
         let all: Vec<i64> = (1..=6).map(|id| dbv(&a, id)).collect();

@@ -209,8 +209,8 @@ fn run_seed(seed: u64, verbose: bool) {
             Replica { conn, wall_ms: base_ms + r.below(600_000) as i64, seen: BTreeMap::new(), last_db_version: 0 }
         })
         .collect();
-    // On a third of the seeds, replica 0's app has a commit hook of its own, which replaces
-    // the extension's (SQLite keeps one per connection): its transactions must stay apart.
+    // On a third of the seeds, replica 0's app has a commit hook of its own (SQLite keeps one
+    // per connection; the extension installs none): its transactions must stay apart.
     if seed % 3 == 1 {
         unsafe extern "C" fn app_hook(_: *mut std::ffi::c_void) -> std::ffi::c_int {
             0

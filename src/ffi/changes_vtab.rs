@@ -233,7 +233,7 @@ unsafe extern "C" fn filter(
     let conn = &*cursor.conn;
     let f = filter_from(idx_num, &args);
     match guard("crsql_changes", || {
-        conn.notice_unseen_commit();
+        conn.notice_commit();
         changes::collect(conn, &f)
     }) {
         Ok(scan) => {
@@ -339,7 +339,7 @@ unsafe fn vtab_conn<'a>(p: *mut api::sqlite3_vtab) -> &'a Conn {
 pub(super) unsafe extern "C" fn begin(p: *mut api::sqlite3_vtab) -> c_int {
     let conn = vtab_conn(p);
     let _ = guard("sqlite-crr begin", || {
-        conn.notice_unseen_commit();
+        conn.notice_commit();
         Ok(())
     });
     conn.joined();

@@ -24,15 +24,8 @@ pub(crate) fn forget_connection(conn: *const Conn) {
     live().retain(|d| *d != db);
 }
 
-unsafe extern "C" fn on_commit(p: *mut c_void) -> c_int {
-    // SAFETY: p is the connection's Conn, alive while its hooks can fire.
-    let conn = &*(p as *const Conn);
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.end_transaction(true)));
-    0
-}
-
 unsafe extern "C" fn on_rollback(p: *mut c_void) {
-    // SAFETY: as on_commit.
+    // SAFETY: p is the connection's Conn, alive while its hook can fire.
     let conn = &*(p as *const Conn);
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.end_transaction(false)));
 }
@@ -67,7 +60,6 @@ fn setup(db: *mut api::sqlite3) -> Result<()> {
     unpack_vtab::register(db)?;
     // SAFETY: the hooks receive conn, which lives until the connection closes.
     unsafe {
-        sqlite!(commit_hook(db, Some(on_commit), conn as *mut c_void));
         sqlite!(rollback_hook(db, Some(on_rollback), conn as *mut c_void));
     }
     // Connect the eponymous crsql_changes now: SQLite disconnects it at close before checking

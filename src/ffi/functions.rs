@@ -49,7 +49,7 @@ unsafe extern "C" fn trampoline(ctx: *mut api::sqlite3_context, argc: c_int, arg
             // which writes it too; this covers any that reads without one.
             let args = values::args(argc, argv);
             guard(fc.name, || {
-                conn.notice_unseen_commit();
+                conn.notice_commit();
                 crate::storage::merge::flush_held(conn)?;
                 f(conn, &args)
             }.map_err(|e| e.context(fc.name)))
@@ -251,7 +251,7 @@ fn internal_update(conn: &Conn, args: &Args) -> Result<Value> {
 fn internal_tracking(conn: &Conn, args: &Args) -> Result<Value> {
     let on = track::tracking(conn, args.int(0, "table id")?);
     if on {
-        conn.notice_unseen_commit();
+        conn.notice_commit();
     }
     Ok(Value::Integer(i64::from(on)))
 }

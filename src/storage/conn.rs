@@ -53,8 +53,7 @@ pub struct Conn {
     /// The vector merges decode a change's key values in (storage::merge::validate, `keep`).
     pub keys_scratch: Cell<Vec<Value>>,
     /// The database's data version (`Db::data_version`) when this connection's code first ran
-    /// in the open write transaction; None once the commit or rollback hook ended it. See
-    /// `notice_unseen_commit`.
+    /// in the open write transaction; None once it was seen to end. See `notice_commit`.
     pub txn_data_version: Cell<Option<u32>>,
 }
 
@@ -204,41 +203,44 @@ impl Conn {
         }
     }
 
-    /// Ends a transaction that committed without our commit hook running: an app that installs
-    /// its own (sqlite3_commit_hook) replaces ours, and the next transaction would otherwise
-    /// take on this one's db_version, seq and tick (two committed transactions at one
-    /// db_version: a peer that synced the first misses the second). Called at every entry that
-    /// may use per-transaction state: a public SQL function, the tracking triggers' first call
-    /// (crr_internal_tracking) unless a merge silenced them, crsql_changes' xBegin and xFilter.
+    /// Ends the open transaction's state if that transaction has committed. The extension
+    /// installs no commit hook: SQLite keeps one per connection, and ours would replace an
+    /// app's (or an app's would replace ours, and the next transaction would take on this
+    /// one's db_version, seq and tick: two committed transactions at one db_version, so a peer
+    /// that synced the first misses the second). Instead every entry that may use
+    /// per-transaction state calls this first: a public SQL function, the tracking triggers'
+    /// first call (crr_internal_tracking) unless a merge silenced them, crsql_changes' xBegin
+    /// and xFilter.
     ///
-    /// The data version cannot move inside a write transaction, and a rollback does not move
-    /// it; our rollback hook, like our commit hook, clears `txn_data_version`. So a version
-    /// other than the one this transaction started at means it committed.
-    pub fn notice_unseen_commit(&self) {
+    /// The database's data version cannot move inside a write transaction, and a rollback does
+    /// not move it (our rollback hook ends the state then, and clears `txn_data_version`). So a
+    /// version other than the one the open transaction's state was made at means it committed.
+    pub fn notice_commit(&self) {
         let now = self.db.data_version();
         match self.txn_data_version.get() {
             Some(seen) if seen == now => {}
             Some(_) => {
                 self.end_transaction(true);
-                self.notice_unseen_commit();
+                self.notice_commit();
             }
             None if self.db.in_write_txn() => self.txn_data_version.set(Some(now)),
             None => {}
         }
     }
 
-    /// The transaction ended (commit hook, rollback hook).
+    /// The transaction ended: committed (`notice_commit`) or rolled back (the rollback hook).
     pub fn end_transaction(&self, committed: bool) {
-        // The data version this transaction ran at: kept from its first call when the commit
-        // was noticed late, else read now (the commit hook runs before the commit moves it).
+        // The data version this transaction's state was made at (None if none was).
         let ran_at = self.txn_data_version.take();
         if committed {
-            let ran_at = ran_at.unwrap_or_else(|| self.db.data_version());
             self.tables.borrow_mut().committed(|m| self.still_written(m));
             let own = self.txn.borrow().carry(|m| self.still_written(m));
-            // A commit that leaves no carry of its own (it wrote nothing of ours) passes on the
-            // last one, if that was current when it ran.
+            // A commit that leaves no carry of its own (our code ran in it but wrote nothing)
+            // passes on the last one, if that was current when it ran. (A commit in which none
+            // of our code ran is not seen at all: the carry then no longer matches the data
+            // version, and the next transaction reads what it needs.)
             let next = own.or_else(|| {
+                let ran_at = ran_at?;
                 self.carry.get().filter(|c| c.data_version == ran_at).map(|c| Carry { data_version: ran_at.wrapping_add(1), ..c })
             });
             self.carry.set(next);

@@ -160,7 +160,7 @@ pub fn own_ordinal(conn: &Conn) -> Result<u32> {
     if let Some(o) = conn.txn.borrow().own_site {
         return Ok(o);
     }
-    // The carry is only for write transactions (those end with a hook that resets Txn).
+    // The carry is only for write transactions (their end is seen, and resets Txn).
     if conn.txn.borrow().db_version.is_some() {
         if let Some(o) = super::txn::carried(conn)?.and_then(|c| c.own_site) {
             conn.txn.borrow_mut().own_site = Some(o);
@@ -169,7 +169,7 @@ pub fn own_ordinal(conn: &Conn) -> Result<u32> {
     }
     let o = if super::schema::is_installed(conn)? { super::meta::get_i64(conn, "own_site_ordinal", 0)? as u32 } else { 0 };
     // Kept for the rest of the transaction only in a write transaction: the end of any other
-    // fires no hook to reset it, and another connection may replace the id before the next.
+    // is not seen, and another connection may replace the id before the next.
     if conn.changes_in_txn.get() || conn.db.in_write_txn() {
         conn.txn.borrow_mut().own_site = Some(o);
     }

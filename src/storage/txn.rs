@@ -4,7 +4,8 @@
 //! clock table (or the floor left by removed tables). Writers are serialized by SQLite's write
 //! lock, so this is unique per committed transaction and increases in commit order across
 //! connections and processes; a savepoint rollback cannot make two transactions share one.
-//! The commit and rollback hooks (ffi/entry.rs) reset this state.
+//! `Conn::notice_commit` (at the next call after a commit) and the rollback hook (ffi/entry.rs)
+//! reset this state.
 
 use super::conn::Conn;
 use super::meta;
@@ -198,7 +199,8 @@ impl TxnClock {
 }
 
 /// The connection's carry, if still current (checked once, at the transaction's first write).
-/// Only for write transactions: their end fires the hooks that reset what this records.
+/// Only for write transactions: their end is seen (`Conn::notice_commit`, the rollback hook),
+/// which resets what this records.
 pub fn carried(conn: &Conn) -> Result<Option<Carry>> {
     if conn.txn.borrow().data_version.is_some() {
         return Ok(conn.txn.borrow().carried);
