@@ -312,15 +312,11 @@ fn one_db_version_per_transaction_with_increasing_seq() {
 /// that had synced the first never asked for the second) and crsql_db_version() went stale.
 #[test]
 fn an_apps_commit_hook_does_not_run_two_transactions_together() {
-    unsafe extern "C" fn app_hook(calls: *mut std::ffi::c_void) -> std::ffi::c_int {
-        *(calls as *mut u32) += 1;
-        0
-    }
-    let mut calls = 0u32;
+    let mut hook = AppHook::default();
     let c = crr_t();
     let peer = crr_t();
-    // SAFETY: `calls` outlives every commit of `c` below; the hook is removed before it goes.
-    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(app_hook), &mut calls as *mut u32 as *mut _) };
+    // SAFETY: `hook` outlives every commit of `c` below; the hook is removed before it goes.
+    unsafe { set_app_hook(&c, Some(&mut hook)) };
     c.execute("INSERT INTO t(id, a) VALUES (1, 'one')", []).unwrap();
     apply(&peer, &changes(&c)).unwrap();
     c.execute_batch("BEGIN; INSERT INTO t(id, a) VALUES (2, 'two'); UPDATE t SET a = 'one again' WHERE id = 1; COMMIT;").unwrap();
@@ -341,57 +337,8 @@ fn an_apps_commit_hook_does_not_run_two_transactions_together() {
     assert_eq!(feed, vec![(3, 3), (4, 4)]);
     c.execute("INSERT INTO t(id) VALUES (5)", []).unwrap();
     assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 5);
-    assert_eq!(calls, 5, "the app's hook ran at every commit");
-    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), None, std::ptr::null_mut()) };
-}
-
-/// The extension installs no commit hook (it notices commits itself), so loading it keeps a
-/// commit hook the app installed before; and transactions stay apart all the same.
-#[test]
-fn a_commit_hook_installed_before_loading_keeps_running() {
-    unsafe extern "C" fn count(calls: *mut std::ffi::c_void) -> std::ffi::c_int {
-        *(calls as *mut u32) += 1;
-        0
-    }
-    let mut calls = 0u32;
-    let c = rusqlite::Connection::open_in_memory().unwrap();
-    // SAFETY: `calls` outlives every commit of `c` below; the hook is removed before it goes.
-    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(count), &mut calls as *mut u32 as *mut _) };
-    load(&c);
-    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
-    let before = calls;
-    c.execute("INSERT INTO t(id) VALUES (1)", []).unwrap();
-    c.execute("INSERT INTO t(id) VALUES (2)", []).unwrap();
-    assert_eq!(calls, before + 2, "the app's hook ran at both commits");
-    let dbvs: Vec<i64> = changes(&c).iter().map(|x| x.db_version).collect();
-    assert_eq!(dbvs, vec![1, 1, 1, 2, 2, 2]);
-    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), None, std::ptr::null_mut()) };
-}
-
-/// An app's commit hook that vetoes a commit turns it into a rollback, which our rollback hook
-/// still sees: the next transaction starts clean.
-#[test]
-fn an_apps_commit_hook_that_vetoes_a_commit_leaves_a_clean_next_transaction() {
-    unsafe extern "C" fn veto_once(vetoes: *mut std::ffi::c_void) -> std::ffi::c_int {
-        let left = &mut *(vetoes as *mut u32);
-        if *left == 0 {
-            return 0;
-        }
-        *left -= 1;
-        1
-    }
-    let mut vetoes = 1u32;
-    let c = crr_t();
-    // SAFETY: `vetoes` outlives every commit of `c` below; the hook is removed before it goes.
-    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(veto_once), &mut vetoes as *mut u32 as *mut _) };
-    let e = c.execute_batch("BEGIN; INSERT INTO t(id, a) VALUES (1, 'vetoed'); COMMIT;").unwrap_err();
-    assert!(e.to_string().contains("constraint"), "{e}");
-    c.execute_batch("ROLLBACK").ok();
-    c.execute("INSERT INTO t(id, a) VALUES (2, 'kept')", []).unwrap();
-    let feed: Vec<(i64, i64)> = changes(&c).iter().map(|x| (x.db_version, x.pk[2] as i64)).collect();
-    assert_eq!(feed.iter().map(|f| f.1).collect::<Vec<_>>(), vec![2, 2, 2], "only the kept row: {feed:?}");
-    assert!(feed.iter().all(|f| f.0 == 1), "{feed:?}");
-    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), None, std::ptr::null_mut()) };
+    clear_app_hook(&c);
+    assert_eq!(hook.calls, 5, "the app's hook ran at every commit");
 }
 
 /// The same, for a merge that writes no user row (a tombstone of a greater site raises the
@@ -399,16 +346,13 @@ fn an_apps_commit_hook_that_vetoes_a_commit_leaves_a_clean_next_transaction() {
 /// db_version either.
 #[test]
 fn an_apps_commit_hook_does_not_run_a_merge_into_the_last_transaction() {
-    unsafe extern "C" fn app_hook(_: *mut std::ffi::c_void) -> std::ffi::c_int {
-        0
-    }
     let (a, b) = (crr_t(), crr_t());
     a.execute("INSERT INTO t(id, a) VALUES (1, 'x')", []).unwrap();
     apply(&b, &changes(&a)).unwrap();
     let site = |c: &rusqlite::Connection| one::<Vec<u8>>(c, "SELECT crsql_site_id()");
     let (hi, lo) = if site(&a) > site(&b) { (&a, &b) } else { (&b, &a) };
-    // SAFETY: the hook has no state; it is removed before the connection goes.
-    unsafe { rusqlite::ffi::sqlite3_commit_hook(lo.handle(), Some(app_hook), std::ptr::null_mut()) };
+    // SAFETY: a hook without a record points nowhere.
+    unsafe { set_app_hook(lo, None) };
     hi.execute("DELETE FROM t WHERE id = 1", []).unwrap();
     lo.execute("DELETE FROM t WHERE id = 1", []).unwrap();
     // Read nothing in between (a read would notice the commit first): the insert and the
@@ -417,7 +361,44 @@ fn an_apps_commit_hook_does_not_run_a_merge_into_the_last_transaction() {
     let (dbv, owner): (i64, Vec<u8>) = lo.query_row("SELECT db_version, site_id FROM crsql_changes WHERE cid = '-1'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!(owner, site(hi), "the greater site owns the tombstone");
     assert_eq!(dbv, 3, "the merge is a transaction of its own");
-    unsafe { rusqlite::ffi::sqlite3_commit_hook(lo.handle(), None, std::ptr::null_mut()) };
+    clear_app_hook(lo);
+}
+
+/// The extension installs no commit hook (it notices commits itself), so loading it keeps a
+/// commit hook the app installed before; and transactions stay apart all the same.
+#[test]
+fn a_commit_hook_installed_before_loading_keeps_running() {
+    let mut hook = AppHook::default();
+    let c = rusqlite::Connection::open_in_memory().unwrap();
+    // SAFETY: `hook` outlives every commit of `c` below; the hook is removed before it goes.
+    unsafe { set_app_hook(&c, Some(&mut hook)) };
+    load(&c);
+    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+    let before = hook.calls;
+    c.execute("INSERT INTO t(id) VALUES (1)", []).unwrap();
+    c.execute("INSERT INTO t(id) VALUES (2)", []).unwrap();
+    assert_eq!(hook.calls, before + 2, "the app's hook ran at both commits");
+    let dbvs: Vec<i64> = changes(&c).iter().map(|x| x.db_version).collect();
+    assert_eq!(dbvs, vec![1, 1, 1, 2, 2, 2]);
+    clear_app_hook(&c);
+}
+
+/// An app's commit hook that vetoes a commit turns it into a rollback, which our rollback hook
+/// still sees: the next transaction starts clean.
+#[test]
+fn an_apps_commit_hook_that_vetoes_a_commit_leaves_a_clean_next_transaction() {
+    let mut hook = AppHook { vetoes: 1, ..AppHook::default() };
+    let c = crr_t();
+    // SAFETY: `hook` outlives every commit of `c` below; the hook is removed before it goes.
+    unsafe { set_app_hook(&c, Some(&mut hook)) };
+    let e = c.execute_batch("BEGIN; INSERT INTO t(id, a) VALUES (1, 'vetoed'); COMMIT;").unwrap_err();
+    assert!(e.to_string().contains("constraint"), "{e}");
+    c.execute_batch("ROLLBACK").ok();
+    c.execute("INSERT INTO t(id, a) VALUES (2, 'kept')", []).unwrap();
+    let feed: Vec<(i64, i64)> = changes(&c).iter().map(|x| (x.db_version, x.pk[2] as i64)).collect();
+    assert_eq!(feed.iter().map(|f| f.1).collect::<Vec<_>>(), vec![2, 2, 2], "only the kept row: {feed:?}");
+    assert!(feed.iter().all(|f| f.0 == 1), "{feed:?}");
+    clear_app_hook(&c);
 }
 
 /// A connection's next transaction starts from what its last commit left (txn::Carry), also

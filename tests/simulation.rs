@@ -212,11 +212,8 @@ fn run_seed(seed: u64, verbose: bool) {
     // On a third of the seeds, replica 0's app has a commit hook of its own (SQLite keeps one
     // per connection; the extension installs none): its transactions must stay apart.
     if seed % 3 == 1 {
-        unsafe extern "C" fn app_hook(_: *mut std::ffi::c_void) -> std::ffi::c_int {
-            0
-        }
-        // SAFETY: the hook has no state.
-        unsafe { rusqlite::ffi::sqlite3_commit_hook(reps[0].conn.handle(), Some(app_hook), std::ptr::null_mut()) };
+        // SAFETY: a hook without a record points nowhere.
+        unsafe { set_app_hook(&reps[0].conn, None) };
     }
     let steps = 40 + r.below(60);
     for step in 0..steps {

@@ -58,7 +58,7 @@ fn setup(db: *mut api::sqlite3) -> Result<()> {
     // SAFETY: conn is live.
     unsafe { &*conn }.txn_vtab.set(true);
     unpack_vtab::register(db)?;
-    // SAFETY: the hooks receive conn, which lives until the connection closes.
+    // SAFETY: the hook receives conn, which lives until the connection closes.
     unsafe {
         sqlite!(rollback_hook(db, Some(on_rollback), conn as *mut c_void));
     }

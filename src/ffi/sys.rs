@@ -82,13 +82,7 @@ pub struct sqlite3_api_routines {
     pub column_text16: Unused,
     pub column_type: Option<unsafe extern "C" fn(_: *mut sqlite3_stmt, _: c_int) -> c_int>,
     pub column_value: Unused,
-    pub commit_hook: Option<
-        unsafe extern "C" fn(
-            _: *mut sqlite3,
-            _: Option<unsafe extern "C" fn(_: *mut c_void) -> c_int>,
-            _: *mut c_void,
-        ) -> *mut c_void,
-    >,
+    pub commit_hook: Unused,
     pub complete: Unused,
     pub complete16: Unused,
     pub create_collation: Unused,

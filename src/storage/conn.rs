@@ -217,14 +217,14 @@ impl Conn {
     /// version other than the one the open transaction's state was made at means it committed.
     pub fn notice_commit(&self) {
         let now = self.db.data_version();
-        match self.txn_data_version.get() {
-            Some(seen) if seen == now => {}
-            Some(_) => {
-                self.end_transaction(true);
-                self.notice_commit();
+        if let Some(seen) = self.txn_data_version.get() {
+            if seen == now {
+                return;
             }
-            None if self.db.in_write_txn() => self.txn_data_version.set(Some(now)),
-            None => {}
+            self.end_transaction(true);
+        }
+        if self.db.in_write_txn() {
+            self.txn_data_version.set(Some(now));
         }
     }
 
@@ -234,7 +234,7 @@ impl Conn {
         let ran_at = self.txn_data_version.take();
         if committed {
             self.tables.borrow_mut().committed(|m| self.still_written(m));
-            let own = self.txn.borrow().carry(|m| self.still_written(m));
+            let own = self.txn.borrow().carry(ran_at, |m| self.still_written(m));
             // A commit that leaves no carry of its own (our code ran in it but wrote nothing)
             // passes on the last one, if that was current when it ran. (A commit in which none
             // of our code ran is not seen at all: the carry then no longer matches the data

@@ -32,10 +32,9 @@ pub struct Txn {
     pub rows_impacted: Impacted,
     /// This replica's own site ordinal, read at first use in the transaction.
     pub own_site: Option<u32>,
-    /// The database's data version (`Db::data_version`) at this transaction's first write, and
-    /// whether the connection's `Carry` was still current then (see `carried`).
-    pub data_version: Option<u32>,
-    pub carried: Option<Carry>,
+    /// The connection's `Carry` if it was still current at this transaction's first write
+    /// (`Some(None)`: it was not); None until checked (see `carried`).
+    pub carried: Option<Option<Carry>>,
     /// The schema cookie this transaction's db_version was derived under.
     pub cookie: Option<i64>,
     /// The last fresh record template (track::fresh_record), for this db_version.
@@ -92,9 +91,10 @@ impl Impacted {
 
 /// What a committed transaction of this connection leaves for its next one, so that a run of
 /// small transactions does not re-read the same state each time. It is used only while the
-/// database's data version is the one its commit left (no other connection's commit seen
-/// since, and no commit of this connection that left no carry) and the schema cookie too; the few writes of this
-/// connection that change what it holds (settings, own site id, the db_version floor) drop it.
+/// database's data version is the one its commit left (no other connection's commit seen since,
+/// and no commit of this connection that `Conn::end_transaction` did not pass it on through)
+/// and the schema cookie is unchanged; the few writes of this connection that change what it
+/// holds (settings, own site id, the db_version floor) drop it.
 #[derive(Debug, Clone, Copy)]
 pub struct Carry {
     /// The database's data version right after the commit that left this: SQLite moves it
@@ -151,15 +151,16 @@ impl Txn {
     /// their next use (the clock keeps what it knows of this transaction's ticks).
     pub fn forget_settings(&mut self) {
         self.own_site = None;
-        self.carried = None;
+        self.carried = Some(None);
         self.settings_stale = true;
     }
 
-    /// What this transaction leaves for the next, if it committed now (None when it derived no
-    /// db_version: then it changed nothing the carry holds; None too when it wrote a setting
-    /// or the site id). `still_written` tells whether a
-    /// write made under a rollback mark is still in the database.
-    pub fn carry(&self, still_written: impl Fn(Option<u64>) -> bool) -> Option<Carry> {
+    /// What this transaction leaves for the next, if it committed now, having run at data
+    /// version `ran_at` (`Conn::txn_data_version`). None when it derived no db_version (then
+    /// it changed nothing the carry holds), and when it wrote a setting or the site id.
+    /// `still_written` tells whether a write made under a rollback mark is still in the
+    /// database.
+    pub fn carry(&self, ran_at: Option<u32>, still_written: impl Fn(Option<u64>) -> bool) -> Option<Carry> {
         if self.settings_written {
             // What it cached of them may have been read before a rollback undid them.
             return None;
@@ -169,7 +170,7 @@ impl Txn {
             let (ticks_dbv, pending) = if c.has_row(&still_written) { (db_version, false) } else { (c.ticks_dbv, c.pending || c.deferred) };
             TxnClock { ticks_dbv, pending, ..TxnClock::new(c.mode, c.hwm, c.drift_ms_max) }
         });
-        Some(Carry { data_version: self.data_version?.wrapping_add(1), cookie: self.cookie?, db_version, clock, own_site: self.own_site })
+        Some(Carry { data_version: ran_at?.wrapping_add(1), cookie: self.cookie?, db_version, clock, own_site: self.own_site })
     }
 }
 
@@ -202,14 +203,13 @@ impl TxnClock {
 /// Only for write transactions: their end is seen (`Conn::notice_commit`, the rollback hook),
 /// which resets what this records.
 pub fn carried(conn: &Conn) -> Result<Option<Carry>> {
-    if conn.txn.borrow().data_version.is_some() {
-        return Ok(conn.txn.borrow().carried);
+    if let Some(checked) = conn.txn.borrow().carried {
+        return Ok(checked);
     }
-    let dv = conn.db.data_version();
+    // The version `Conn::notice_commit` kept for this write transaction (read when none was).
+    let dv = conn.txn_data_version.get().unwrap_or_else(|| conn.db.data_version());
     let carried = conn.carry.get().filter(|c| c.data_version == dv);
-    let mut t = conn.txn.borrow_mut();
-    t.data_version = Some(dv);
-    t.carried = carried;
+    conn.txn.borrow_mut().carried = Some(carried);
     Ok(carried)
 }
 

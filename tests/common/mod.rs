@@ -43,6 +43,40 @@ pub fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
+/// An app's own commit hook (SQLite keeps one per connection), for the tests that check the
+/// extension lives beside one: it counts the commits it sees and vetoes (turns into a
+/// rollback) the first `vetoes` of them.
+#[derive(Default)]
+pub struct AppHook {
+    pub calls: u32,
+    pub vetoes: u32,
+}
+
+unsafe extern "C" fn app_hook(p: *mut std::ffi::c_void) -> std::ffi::c_int {
+    let Some(h) = (p as *mut AppHook).as_mut() else { return 0 };
+    h.calls += 1;
+    if h.vetoes > 0 {
+        h.vetoes -= 1;
+        return 1;
+    }
+    0
+}
+
+/// Installs an app commit hook on `c` that records into `hook` (none: it only lets commits go
+/// on).
+///
+/// # Safety
+/// `hook` must stay where it is until `clear_app_hook(c)` or until `c` closes.
+pub unsafe fn set_app_hook(c: &Connection, hook: Option<&mut AppHook>) {
+    let arg = hook.map_or(std::ptr::null_mut(), |h| h as *mut AppHook as *mut std::ffi::c_void);
+    rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(app_hook), arg);
+}
+
+pub fn clear_app_hook(c: &Connection) {
+    // SAFETY: removing the hook leaves nothing that points anywhere.
+    unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), None, std::ptr::null_mut()) };
+}
+
 /// One row of crsql_changes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
