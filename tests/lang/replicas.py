@@ -1,0 +1,154 @@
+"""The extension loaded from Python through apsw, which carries its own SQLite (3.54 with the
+pinned apsw, newer than the Rust tests' bundled 3.46 and the shell's 3.40): two file replicas
+write while apart, exchange their changes both ways through plain SELECT and INSERT on
+crsql_changes, and converge; errors reach Python with our messages; an app's own commit hook
+keeps running beside the extension.
+
+Run by tests/lang/run.sh (make test), which installs apsw into tests/lang/.py first."""
+
+import os
+import sys
+import tempfile
+
+import apsw
+
+EXT = os.environ.get("CRR_EXTENSION", "dist/crr")
+CHANGES = 'SELECT "table", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes'
+failed = []
+
+
+def check(what, got, want):
+    if got != want:
+        failed.append(what)
+        print(f"FAIL {what}:\n  got  {got!r}\n  want {want!r}", file=sys.stderr)
+
+
+def raises(what, sql, conn, fragment):
+    try:
+        conn.execute(sql).fetchall()
+    except apsw.Error as e:
+        check(f"{what}: message", fragment in str(e), True)
+        if fragment not in str(e):
+            print(f"  message was {e}", file=sys.stderr)
+        return
+    check(f"{what}: raised", False, True)
+
+
+def open_replica(path, entry_point=None):
+    conn = apsw.Connection(path)
+    conn.enable_load_extension(True)
+    conn.load_extension(EXT, entry_point)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(
+        "CREATE TABLE items(id INTEGER PRIMARY KEY NOT NULL, name TEXT, qty INTEGER, price REAL, data BLOB);"
+        "SELECT crsql_as_crr('items');"
+    )
+    return conn
+
+
+def sync(src, dst, since):
+    """Sends src's changes after db_version `since` that did not come from dst; returns the
+    highest db_version read and the rows sent."""
+    dst_site = dst.execute("SELECT crsql_site_id()").fetchall()[0][0]
+    rows = src.execute(CHANGES + " WHERE db_version > ? AND site_id IS NOT ?", (since, dst_site)).fetchall()
+    with dst:
+        for r in rows:
+            dst.execute("INSERT INTO crsql_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", r)
+    return max([since] + [r[5] for r in rows]), rows
+
+
+def table(conn):
+    return conn.execute("SELECT * FROM items ORDER BY id").fetchall()
+
+
+def feed(conn):
+    """crsql_changes apart from db_version and seq, which are each replica's own."""
+    return sorted((t, pk, cid, repr(val), cv, site, cl) for (t, pk, cid, val, cv, _, site, cl, _) in conn.execute(CHANGES))
+
+
+def main():
+    tmp = tempfile.mkdtemp()
+    # One replica through the default entry point, one through cr-sqlite's name for it.
+    a = open_replica(os.path.join(tmp, "a.db"))
+    b = open_replica(os.path.join(tmp, "b.db"), "sqlite3_crsqlite_init")
+    check("site ids are 16 bytes and differ", [len(a.execute("SELECT crsql_site_id()").fetchall()[0][0]), a.execute("SELECT crsql_site_id()").fetchall() != b.execute("SELECT crsql_site_id()").fetchall()], [16, True])
+
+    # b's wall clock is ahead, so where both write a cell b's write wins.
+    a.execute("SELECT crr_set_wall_clock_for_testing(1700000000000)")
+    b.execute("SELECT crr_set_wall_clock_for_testing(1700000001000)")
+    blob = bytes(range(256))
+    with a:
+        a.execute("INSERT INTO items VALUES (1, 'ünïcødé ✓', 3, 1.5, ?)", (blob,))
+        a.execute("INSERT INTO items VALUES (2, 'a''s', 2 << 61, NULL, NULL)")
+        a.execute("INSERT INTO items VALUES (3, 'doomed', 0, 0.0, x'')")
+    with b:
+        b.execute("INSERT INTO items VALUES (2, 'b''s', -7, 2.25, x'00ff')")
+        b.execute("INSERT INTO items VALUES (4, NULL, NULL, NULL, NULL)")
+    a_seen, sent = sync(a, b, 0)
+    check("a's first sync sends its 3 rows x 4 cells", len(sent), 12)
+    hlc = sent[0][4]
+    check("an HLC col_version is an integer beyond 2^53 (JavaScript numbers lose it)", [type(hlc), hlc > 2**53], [int, True])
+    with b:
+        b.execute("UPDATE items SET qty = qty + 10 WHERE id = 1")
+        b.execute("DELETE FROM items WHERE id = 3")
+    with a:
+        a.execute("UPDATE items SET price = 9.75 WHERE id = 1")
+    b_seen, _ = sync(b, a, 0)
+    a_seen, _ = sync(a, b, a_seen)
+    want = [
+        (1, "ünïcødé ✓", 13, 9.75, blob),
+        (2, "b's", -7, 2.25, b"\x00\xff"),
+        (4, None, None, None, None),
+    ]
+    check("replica a", table(a), want)
+    check("replica b", table(b), want)
+    check("identical crsql_changes apart from db_version and seq", feed(a), feed(b))
+    pk3 = a.execute("SELECT crsql_pack_columns(3)").fetchall()[0][0]
+    check("deleted row 3 keeps only its sentinel", [(c[2], c[6]) for c in feed(a) if c[1] == pk3], [("-1", 2)])
+
+    # Delivering everything again changes nothing.
+    before = (table(b), feed(b), b.execute("SELECT crsql_db_version()").fetchall())
+    with b:
+        for r in a.execute(CHANGES).fetchall():
+            b.execute("INSERT INTO crsql_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", r)
+        check("a duplicate delivery impacts no row", b.execute("SELECT crsql_rows_impacted()").fetchall(), [(0,)])
+    check("a duplicate delivery leaves b as it was", (table(b), feed(b), b.execute("SELECT crsql_db_version()").fetchall()), before)
+
+    # Errors carry our messages, and a refused change applies nothing.
+    raises("an unknown table", "SELECT crsql_as_crr('nope')", a, 'table "nope" does not exist')
+    raises(
+        "a pk blob that does not decode",
+        "INSERT INTO crsql_changes VALUES ('items', x'01', 'name', 'x', 1, 1, zeroblob(16), 1, 0)",
+        a,
+        'bad pk for table "items": pk blob is truncated',
+    )
+    raises(
+        "a column the table does not have",
+        "INSERT INTO crsql_changes VALUES ('items', crsql_pack_columns(1), 'nope', 'x', 1, 1, zeroblob(16), 1, 0)",
+        a,
+        'has no column "nope"',
+    )
+    check("refused changes applied nothing", (table(a), feed(a)), (want, feed(b)))
+
+    # An app's commit hook (apsw's setcommithook) runs beside the extension, and each
+    # transaction still gets its own db_version.
+    commits = []
+    a.setcommithook(lambda: commits.append(1) or False)
+    v0 = a.execute("SELECT crsql_db_version()").fetchall()[0][0]
+    a.execute("UPDATE items SET qty = 100 WHERE id = 2")
+    a.execute("UPDATE items SET qty = 101 WHERE id = 2")
+    versions = [r[0] for r in a.execute("SELECT db_version FROM crsql_changes WHERE db_version > ? ORDER BY db_version", (v0,))]
+    check("the app's commit hook ran for both transactions", len(commits), 2)
+    check("two transactions, two db_versions", [a.execute("SELECT crsql_db_version()").fetchall()[0][0] - v0, versions], [2, [v0 + 2]])
+
+    for c in (a, b):
+        c.execute("SELECT crsql_finalize()")
+        c.close()
+    label = f"python (apsw {apsw.apsw_version()}, SQLite {apsw.sqlite_lib_version()})"
+    if failed:
+        print(f"{label}: {len(failed)} checks failed", file=sys.stderr)
+        sys.exit(1)
+    print(f"{label}: all checks passed")
+
+
+main()
