@@ -383,8 +383,8 @@ fn a_commit_hook_installed_before_loading_keeps_running() {
     clear_app_hook(&c);
 }
 
-/// An app's commit hook that vetoes a commit turns it into a rollback, which our rollback hook
-/// still sees: the next transaction starts clean.
+/// An app's commit hook that vetoes a commit turns it into a rollback, which SQLite reports to
+/// crr_internal_txn (xRollback): the next transaction starts clean.
 #[test]
 fn an_apps_commit_hook_that_vetoes_a_commit_leaves_a_clean_next_transaction() {
     let mut hook = AppHook { vetoes: 1, ..AppHook::default() };
@@ -401,6 +401,28 @@ fn an_apps_commit_hook_that_vetoes_a_commit_leaves_a_clean_next_transaction() {
     clear_app_hook(&c);
 }
 
+/// Two connections to a new file with the CRR `t` (`crr_t_file`), in WAL mode or not.
+fn two_connections(name: &str, wal: bool) -> (rusqlite::Connection, rusqlite::Connection) {
+    let (a, path) = crr_t_file(&format!("{name}{}", if wal { "-wal" } else { "" }));
+    if wal {
+        a.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+    }
+    let b = open(&path);
+    (a, b)
+}
+
+/// SQLite keeps one rollback hook per connection. The extension installs none (its virtual
+/// tables' xRollback tell it of rollbacks), so an app's own runs, and hides no rollback from
+/// the extension (see `common::around_rollbacks`).
+#[test]
+fn an_apps_rollback_hook_runs_and_hides_no_rollback() {
+    for wal in [false, true] {
+        let (a, b) = two_connections("app-rollback-hook", wal);
+        let rows = around_rollbacks(&a, &b, "t", 1);
+        assert_eq!(rows, [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)], "(db_version, first seq) of the committed rows (wal {wal})");
+    }
+}
+
 /// A connection's next transaction starts from what its last commit left (txn::Carry), also
 /// across a commit in which our code ran but wrote nothing (here a plain-table write and a
 /// read of crsql_db_version()), but never past another connection's commit, whether it came
@@ -408,12 +430,8 @@ fn an_apps_commit_hook_that_vetoes_a_commit_leaves_a_clean_next_transaction() {
 #[test]
 fn a_plain_commit_passes_the_carry_on_but_another_connections_commit_ends_it() {
     for wal in [false, true] {
-        let (a, path) = crr_t_file(if wal { "carry-wal" } else { "carry" });
-        if wal {
-            a.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-        }
+        let (a, b) = two_connections("carry", wal);
         a.execute_batch("CREATE TABLE plain(x)").unwrap();
-        let b = open(&path);
         let dbv = |c: &rusqlite::Connection, id: i64| one::<i64>(c, &format!("SELECT db_version FROM crsql_changes WHERE pk = crsql_pack_columns({id}) AND cid = 'a'"));
         a.execute("INSERT INTO t(id, a) VALUES (1, 'a')", []).unwrap();
         let plain = |n: i64| a.execute_batch(&format!("BEGIN; INSERT INTO plain VALUES ({n}); SELECT crsql_db_version(); COMMIT;")).unwrap();

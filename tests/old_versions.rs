@@ -11,6 +11,11 @@
 //! (`t`: inserts, an update, a delete and resurrection, a transaction over two tables; `m`:
 //! left between crsql_begin_alter and crsql_commit_alter) and a text-keyed one (`u`).
 //! `v3-6b3b832.changes` is what that build's crsql_changes showed for it.
+//!
+//! `tests/fixtures/v4-2dc5e40.sqlite3` was written by the build at commit 2dc5e40 (internal
+//! schema 4; triggers that do not join crr_internal_txn, from the builds that had a rollback
+//! hook), through /usr/bin/sqlite3: `t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER)`,
+//! two inserts in one statement, an update and a delete.
 
 mod common;
 use common::*;
@@ -152,4 +157,24 @@ fn a_version_3_database_opened_read_only_reads_as_before() {
     assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 3);
     assert_eq!(feed(&c), expected(V3));
     check_since(&c);
+}
+
+/// Triggers of the builds that had a rollback hook do not join crr_internal_txn in their
+/// statement's prologue. They still work without the hook: their first tracked row joins it
+/// with a statement (Conn::enter_write), so an app's rollback hook hides no rollback there
+/// either. `crsql_as_crr` again gives the table this build's triggers.
+#[test]
+fn a_version_4_database_hears_of_rollbacks_through_its_old_triggers() {
+    let path = copy_of("v4-2dc5e40", "v4-rollbacks");
+    let a = open(&path);
+    let b = open(&path);
+    let joins = |c: &rusqlite::Connection| one::<i64>(c, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND sql LIKE '%crr_internal_txn%'");
+    assert_eq!(joins(&a), 0, "the fixture has the old triggers");
+    assert_eq!(one::<i64>(&a, "SELECT crsql_db_version()"), 3);
+    assert_eq!(around_rollbacks(&a, &b, "t", 10), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)], "(db_version, first seq) of the committed rows");
+    assert_eq!(joins(&a), 0, "loading does not rewrite triggers");
+    a.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    assert_eq!(joins(&a), 3);
+    assert_eq!(around_rollbacks(&a, &b, "t", 20), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]);
+    assert_eq!(one::<String>(&a, "PRAGMA integrity_check"), "ok");
 }

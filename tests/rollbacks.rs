@@ -8,7 +8,8 @@
 //! crr_new_site_id(), a changed drift limit, and reopening the file; between its transactions,
 //! a second connection to the same file does some of the same. On odd seeds, each local write
 //! must be recorded under the site id the database names at that moment; on seeds 2 mod 3,
-//! the app has a commit hook of its own (the extension installs none). After each run,
+//! the app has a commit hook and a rollback hook of its own (the extension installs none).
+//! After each run,
 //! reopened, the replica's feed must name only sites it knows and rebuild it exactly, metadata
 //! included, on an empty replica.
 //!
@@ -89,14 +90,18 @@ struct Run {
     /// The peer's site id; `Some` on the seeds that check each local write's site (an oracle
     /// read straight from the internal tables: the id `own_site_ordinal` names).
     check_sites: Option<Vec<u8>>,
-    /// On seeds 2 mod 3, the app has a commit hook of its own (re-installed at every reopen),
-    /// which must not disturb the extension (it installs none).
+    /// On seeds 2 mod 3, the app has a commit hook and a rollback hook of its own
+    /// (re-installed at every reopen), which must not disturb the extension (it installs
+    /// none).
     app_hook: bool,
 }
 
 fn install_app_hook(c: &Connection) {
-    // SAFETY: a hook without a record points nowhere.
-    unsafe { set_app_hook(c, None) };
+    // SAFETY: hooks without a record point nowhere.
+    unsafe {
+        set_app_hook(c, None);
+        set_app_rollback_hook(c, None);
+    }
 }
 
 /// This replica's site id as the database says it now, read without the extension.

@@ -6,7 +6,7 @@
 //! changes since V are the full feed's after V; a merged change is kept or beaten); at the
 //! end, a full sync must leave identical tables and identical crsql_changes (apart from
 //! db_version and seq) everywhere. On a third of the seeds one replica's app installs its own
-//! commit hook.
+//! commit hook and rollback hook.
 //!
 //! `CRR_SIM_SEED=n` replays one seed (`make sim SEED=n`); `CRR_SIM_SEEDS=N` runs seeds 0..N.
 
@@ -209,11 +209,15 @@ fn run_seed(seed: u64, verbose: bool) {
             Replica { conn, wall_ms: base_ms + r.below(600_000) as i64, seen: BTreeMap::new(), last_db_version: 0 }
         })
         .collect();
-    // On a third of the seeds, replica 0's app has a commit hook of its own (SQLite keeps one
-    // per connection; the extension installs none): its transactions must stay apart.
+    // On a third of the seeds, replica 0's app has a commit hook and a rollback hook of its
+    // own (SQLite keeps one of each per connection; the extension installs none): its
+    // transactions must stay apart.
     if seed % 3 == 1 {
-        // SAFETY: a hook without a record points nowhere.
-        unsafe { set_app_hook(&reps[0].conn, None) };
+        // SAFETY: hooks without a record point nowhere.
+        unsafe {
+            set_app_hook(&reps[0].conn, None);
+            set_app_rollback_hook(&reps[0].conn, None);
+        }
     }
     let steps = 40 + r.below(60);
     for step in 0..steps {

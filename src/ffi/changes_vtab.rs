@@ -327,10 +327,10 @@ unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *
 }
 
 // Transaction callbacks (crr_internal_txn uses them too). Once a write joins crsql_changes to
-// a transaction (xBegin), SQLite
-// reports every statement and savepoint rollback to it (xRollbackTo) and the transaction's
-// rollback (xRollback); caches of state written in the transaction are checked against that
-// (Conn::rollback_mark / still_written). They only flip flags, so they cannot panic.
+// a transaction (xBegin), SQLite reports every savepoint (statements' too) to it (xSavepoint,
+// xRelease, xRollbackTo) and the transaction's end (xCommit, xRollback); caches of state
+// written in the transaction are checked against that (Conn::rollback_mark / still_written),
+// and the per-transaction state ends with it.
 unsafe fn vtab_conn<'a>(p: *mut api::sqlite3_vtab) -> &'a Conn {
     // SAFETY: p is a Vtab made by connect; its Conn outlives it.
     &*(*(p as *mut Vtab)).conn
@@ -346,11 +346,34 @@ pub(super) unsafe extern "C" fn begin(p: *mut api::sqlite3_vtab) -> c_int {
     api::SQLITE_OK
 }
 
+/// crsql_changes' xBegin: as `begin`, and crr_internal_txn's savepoint callbacks may leave the
+/// work to this table's from now on (txn_vtab).
+unsafe extern "C" fn begin_changes(p: *mut api::sqlite3_vtab) -> c_int {
+    let rc = begin(p);
+    vtab_conn(p).changes_joined.set(true);
+    rc
+}
+
+/// The transaction rolled back: its state ends. This is how the extension hears of
+/// rollbacks: it installs no rollback hook (Conn::enter_write).
 pub(super) unsafe extern "C" fn rollback(p: *mut api::sqlite3_vtab) -> c_int {
+    end(p, false)
+}
+
+/// The transaction committed: its state ends, leaving the carry for the next.
+pub(super) unsafe extern "C" fn commit(p: *mut api::sqlite3_vtab) -> c_int {
+    end(p, true)
+}
+
+/// Ends the transaction's state once, though both of our tables may be in it.
+unsafe fn end(p: *mut api::sqlite3_vtab, committed: bool) -> c_int {
     let conn = vtab_conn(p);
-    conn.rolled_back();
-    // Whatever a merge held back was undone with the transaction.
-    *conn.merged_row.borrow_mut() = None;
+    if conn.changes_in_txn.get() {
+        let _ = guard("sqlite-crr transaction end", || {
+            conn.end_transaction(committed);
+            Ok(())
+        });
+    }
     api::SQLITE_OK
 }
 
@@ -389,10 +412,6 @@ pub(super) unsafe extern "C" fn savepoint(p: *mut api::sqlite3_vtab, savepoint: 
     }
 }
 
-pub(super) unsafe extern "C" fn no_op(_p: *mut api::sqlite3_vtab) -> c_int {
-    api::SQLITE_OK
-}
-
 static MODULE: api::sqlite3_module = api::sqlite3_module {
     // 2: the savepoint callbacks are read.
     iVersion: 2,
@@ -409,9 +428,9 @@ static MODULE: api::sqlite3_module = api::sqlite3_module {
     xColumn: Some(column),
     xRowid: Some(rowid),
     xUpdate: Some(update),
-    xBegin: Some(begin),
+    xBegin: Some(begin_changes),
     xSync: Some(sync),
-    xCommit: Some(no_op),
+    xCommit: Some(commit),
     xRollback: Some(rollback),
     xFindFunction: None,
     xRename: None,

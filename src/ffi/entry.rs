@@ -8,7 +8,7 @@ use super::{changes_vtab, functions, txn_vtab, unpack_vtab};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
 use crate::storage::schema;
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_char, c_int};
 use std::sync::Mutex;
 
 /// Connections that already carry the extension (loading twice is a no-op).
@@ -22,12 +22,6 @@ pub(crate) fn forget_connection(conn: *const Conn) {
     // SAFETY: called from the owner's destructor while the Conn is still allocated.
     let db = unsafe { (*conn).db.raw() } as usize;
     live().retain(|d| *d != db);
-}
-
-unsafe extern "C" fn on_rollback(p: *mut c_void) {
-    // SAFETY: p is the connection's Conn, alive while its hook can fire.
-    let conn = &*(p as *const Conn);
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.end_transaction(false)));
 }
 
 fn setup(db: *mut api::sqlite3) -> Result<()> {
@@ -58,10 +52,6 @@ fn setup(db: *mut api::sqlite3) -> Result<()> {
     // SAFETY: conn is live.
     unsafe { &*conn }.txn_vtab.set(true);
     unpack_vtab::register(db)?;
-    // SAFETY: the hook receives conn, which lives until the connection closes.
-    unsafe {
-        sqlite!(rollback_hook(db, Some(on_rollback), conn as *mut c_void));
-    }
     // Connect the eponymous crsql_changes now: SQLite disconnects it at close before checking
     // for unfinalized statements, which is when we finalize the statement cache.
     // SAFETY: conn is live.

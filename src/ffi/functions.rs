@@ -251,7 +251,7 @@ fn internal_update(conn: &Conn, args: &Args) -> Result<Value> {
 fn internal_tracking(conn: &Conn, args: &Args) -> Result<Value> {
     let on = track::tracking(conn, args.int(0, "table id")?);
     if on {
-        conn.notice_commit();
+        conn.enter_write()?;
     }
     Ok(Value::Integer(i64::from(on)))
 }

@@ -133,13 +133,7 @@ pub struct sqlite3_api_routines {
     pub result_text16be: Unused,
     pub result_text16le: Unused,
     pub result_value: Unused,
-    pub rollback_hook: Option<
-        unsafe extern "C" fn(
-            _: *mut sqlite3,
-            _: Option<unsafe extern "C" fn(_: *mut c_void)>,
-            _: *mut c_void,
-        ) -> *mut c_void,
-    >,
+    pub rollback_hook: Unused,
     pub set_authorizer: Unused,
     pub set_auxdata: Unused,
     pub xsnprintf: Unused,

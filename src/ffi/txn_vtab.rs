@@ -1,16 +1,19 @@
 //! `crr_internal_txn`: an empty eponymous virtual table whose only job is to take part in
-//! write transactions. A local write makes it join (txn::join_changes runs a no-op INSERT into
-//! it, which makes SQLite call xBegin), and from then on SQLite reports every statement and
-//! savepoint rollback of the transaction to it (xRollbackTo, xRollback), as it does to
-//! crsql_changes once a merge joined. Caches of state written in the transaction are checked
-//! against those reports (Conn::rollback_mark / still_written).
+//! write transactions. Every statement that fires a tracking trigger makes it join (the
+//! triggers write it, writing nothing: `txn::JOIN_SQL`, which SQLite begins in the statement's
+//! prologue), and so does the first write of any other transaction before it holds state
+//! (`Conn::enter_write`). From then on SQLite reports the transaction's end to it (xCommit,
+//! xRollback: the per-transaction state ends there; the extension has no hooks) and every
+//! statement and savepoint rollback (xRollbackTo), as it does to crsql_changes once a merge
+//! joined. Caches of state written in the transaction are checked against those reports
+//! (Conn::rollback_mark / still_written).
 //!
 //! It is a table of its own, not crsql_changes, because the statement that joins it is kept
 //! prepared: a statement naming crsql_changes would keep that table connected at close, and its
 //! disconnect is what finalizes the statement cache.
 
 use super::api::{self, sqlite};
-use super::changes_vtab::{begin, connect_with, no_op, release, rollback, rollback_to, savepoint, sync, Vtab};
+use super::changes_vtab::{begin, commit, connect_with, release, rollback, rollback_to, savepoint, sync, Vtab};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
 use std::os::raw::{c_char, c_int};
@@ -88,6 +91,26 @@ unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, _argc: c_int, _argv: *mut
     api::SQLITE_ERROR
 }
 
+// Savepoint callbacks: the shared ones (changes_vtab), unless crsql_changes is in the
+// transaction too, whose own calls for the same savepoints do the same work.
+unsafe fn changes_joined(p: *mut api::sqlite3_vtab) -> bool {
+    // SAFETY: p is a Vtab made by connect; its Conn outlives it.
+    let conn: &Conn = &*(*(p as *mut Vtab)).conn;
+    conn.changes_joined.get()
+}
+
+unsafe extern "C" fn savepoint_txn(p: *mut api::sqlite3_vtab, n: c_int) -> c_int {
+    if changes_joined(p) { api::SQLITE_OK } else { savepoint(p, n) }
+}
+
+unsafe extern "C" fn release_txn(p: *mut api::sqlite3_vtab, n: c_int) -> c_int {
+    if changes_joined(p) { api::SQLITE_OK } else { release(p, n) }
+}
+
+unsafe extern "C" fn rollback_to_txn(p: *mut api::sqlite3_vtab, n: c_int) -> c_int {
+    if changes_joined(p) { api::SQLITE_OK } else { rollback_to(p, n) }
+}
+
 static MODULE: api::sqlite3_module = api::sqlite3_module {
     // 2: the savepoint callbacks are read.
     iVersion: 2,
@@ -106,13 +129,13 @@ static MODULE: api::sqlite3_module = api::sqlite3_module {
     xUpdate: Some(update),
     xBegin: Some(begin),
     xSync: Some(sync),
-    xCommit: Some(no_op),
+    xCommit: Some(commit),
     xRollback: Some(rollback),
     xFindFunction: None,
     xRename: None,
-    xSavepoint: Some(savepoint),
-    xRelease: Some(release),
-    xRollbackTo: Some(rollback_to),
+    xSavepoint: Some(savepoint_txn),
+    xRelease: Some(release_txn),
+    xRollbackTo: Some(rollback_to_txn),
     xShadowName: None,
 };
 

@@ -24,9 +24,14 @@ pub struct Conn {
     /// Clock rows read by crsql_changes scans (crr_debug_clock_rows_read()), so tests can
     /// check that "changes since V" does not read the history.
     pub clock_rows_read: Cell<u64>,
-    /// Set while crsql_changes takes part in the open transaction (its xBegin ran): from then
-    /// on SQLite tells it of every statement and savepoint rollback.
+    /// Set while crsql_changes or crr_internal_txn takes part in the open transaction (its
+    /// xBegin ran): from then on SQLite tells it of every savepoint, statement and savepoint
+    /// rollback, and the transaction's end.
     pub changes_in_txn: Cell<bool>,
+    /// crsql_changes itself takes part in the open transaction (a merge's statement began it):
+    /// SQLite then reports each savepoint to both of our tables, and crr_internal_txn leaves
+    /// them to crsql_changes (they would do the same twice).
+    pub changes_joined: Cell<bool>,
     /// Counts rollbacks (statement, savepoint, transaction) that crsql_changes was told of,
     /// and transaction ends. State written in a transaction may be cached across statements
     /// only while this has not moved since the state was written (see `Conn::rollback_mark`).
@@ -109,6 +114,7 @@ impl Conn {
             wall_ms_override: Cell::new(None),
             clock_rows_read: Cell::new(0),
             changes_in_txn: Cell::new(false),
+            changes_joined: Cell::new(false),
             rollback_epoch: Cell::new(0),
             ticks: RefCell::new(TickCache::default()),
             carry: Cell::new(None),
@@ -203,17 +209,34 @@ impl Conn {
         }
     }
 
-    /// Ends the open transaction's state if that transaction has committed. The extension
-    /// installs no commit hook: SQLite keeps one per connection, and ours would replace an
-    /// app's (or an app's would replace ours, and the next transaction would take on this
-    /// one's db_version, seq and tick: two committed transactions at one db_version, so a peer
-    /// that synced the first misses the second). Instead every entry that may use
-    /// per-transaction state calls this first: a public SQL function, the tracking triggers'
-    /// first call (crr_internal_tracking) unless a merge silenced them, crsql_changes' xBegin
-    /// and xFilter.
+    /// Makes sure the open transaction's end will be reported before per-transaction state is
+    /// made in it: crr_internal_txn (or crsql_changes) takes part in it, so SQLite calls its
+    /// xCommit or xRollback, which end the state (`end_transaction`).
+    ///
+    /// The extension installs no hooks. SQLite keeps one commit hook and one rollback hook per
+    /// connection, so ours would replace an app's, or an app's ours; a commit or rollback we
+    /// did not hear of would leave the next transaction on this one's db_version, seq and tick
+    /// (two committed transactions at one db_version, so a peer that synced the first misses
+    /// the second). The tracking triggers join in their statement's prologue
+    /// (as_crr::trigger_sql), so for them this is one test; triggers of earlier builds, and
+    /// the Rust write paths that start in a read transaction, join here with a statement.
+    #[inline]
+    pub fn enter_write(&self) -> crate::error::Result<()> {
+        if self.changes_in_txn.get() {
+            return Ok(());
+        }
+        self.notice_commit();
+        super::txn::join_changes(self)
+    }
+
+    /// Ends the open transaction's state if that transaction has committed unreported: a
+    /// safety net since transactions with state report their end (`enter_write`). Called by
+    /// crsql_changes' and crr_internal_txn's xBegin, crsql_changes' xFilter and every public
+    /// SQL function; it keeps `txn_data_version`, the data version the open write transaction
+    /// started at (the carry's check, txn::carried).
     ///
     /// The database's data version cannot move inside a write transaction, and a rollback does
-    /// not move it (our rollback hook ends the state then, and clears `txn_data_version`). So a
+    /// not move it (xRollback ends the state then, and clears `txn_data_version`). So a
     /// version other than the one the open transaction's state was made at means it committed.
     pub fn notice_commit(&self) {
         let now = self.db.data_version();
@@ -228,7 +251,8 @@ impl Conn {
         }
     }
 
-    /// The transaction ended: committed (`notice_commit`) or rolled back (the rollback hook).
+    /// The transaction ended: committed (xCommit, or `notice_commit`) or rolled back
+    /// (xRollback).
     pub fn end_transaction(&self, committed: bool) {
         // The data version this transaction's state was made at (None if none was).
         let ran_at = self.txn_data_version.take();
@@ -247,6 +271,7 @@ impl Conn {
         }
         self.sites.borrow_mut().end_transaction(committed, |m| self.still_written(m));
         self.changes_in_txn.set(false);
+        self.changes_joined.set(false);
         self.rolled_back();
         self.txn.borrow_mut().reset();
         // A held clock was written at xSync (storage::merge::flush_held) or rolled back.

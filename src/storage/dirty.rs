@@ -69,8 +69,6 @@ pub struct Marks {
     added: HashSet<(i64, i64), FastBuild>,
     /// (tid, bucket, dbv) entries deleted or pending deletion.
     removed: HashSet<(i64, i64, i64), FastBuild>,
-    /// Marks so far in this transaction.
-    calls: u32,
     /// Entry writes not made yet: each adds (tid, dbv, bucket) and then, if `old` is set,
     /// removes (tid, old, bucket). Written by `flush`: before anything reads crr_dirty, before
     /// the transaction commits (xSync), and at PENDING_MAX.
@@ -84,6 +82,30 @@ pub struct Marks {
 }
 
 impl Marks {
+    /// No marks, for the next transaction, as `Marks::default()` but keeping small
+    /// allocations (a run of single-row transactions would otherwise make them each time).
+    pub fn empty(&mut self) {
+        const KEEP: usize = 256;
+        let Marks { mark, added, removed, pending, written } = self;
+        *mark = None;
+        if added.capacity() > KEEP {
+            *added = HashSet::default();
+        } else if !added.is_empty() {
+            added.clear();
+        }
+        if removed.capacity() > KEEP {
+            *removed = HashSet::default();
+        } else if !removed.is_empty() {
+            removed.clear();
+        }
+        if pending.capacity() > KEEP {
+            *pending = Vec::new();
+        } else {
+            pending.clear();
+        }
+        written.clear();
+    }
+
     /// Savepoint `n` and those above it were released (xRelease): the writes made above depth
     /// `n`, and the entry writes flushed there, now belong to depth `n`.
     pub fn released(&mut self, n: i32) {
@@ -151,14 +173,15 @@ const CHUNK_ROWS: usize = 32;
 /// Records that row `key` of clock `tid` was written with `dbv` as its `dbv`, `old` being the
 /// `dbv` it had before (None: a new row, or not known).
 ///
-/// Once crr_internal_txn is in the transaction (so its xSync runs before the commit), the
-/// entry writes are held back and made together (`flush`); the first mark of a transaction
-/// writes at once, so that a single-row transaction need not join.
+/// crr_internal_txn is in the transaction (the mark's db_version made it join,
+/// `Conn::enter_write`), so its xSync runs before the commit: the entry writes are held back
+/// and made together (`flush`). Only while the extension is being set up on a connection
+/// (before crr_internal_txn exists) are they written at once.
 pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Result<()> {
     let b = bucket(key);
     // Only this transaction's own db_version is remembered (alter may store an older one).
     let current = txn::current_db_version(conn) == Some(dbv);
-    let (old, join) = {
+    let old = {
         let mut t = conn.txn.borrow_mut();
         let m = &mut t.dirty;
         if !conn.still_written(m.mark) {
@@ -169,7 +192,6 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
             m.removed.clear();
             m.mark = conn.rollback_mark();
         }
-        m.calls += 1;
         let add = !(current && m.added.contains(&(tid, b)));
         let old = old.filter(|o| *o < dbv && !(current && m.removed.contains(&(tid, b, *o))));
         if !add && old.is_none() {
@@ -181,11 +203,8 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
                 m.removed.insert((tid, b, o));
             }
         }
-        (old, m.calls == 2 && !conn.changes_in_txn.get())
+        old
     };
-    if join {
-        txn::join_changes(conn)?;
-    }
     // The level is known once crr_internal_txn is in the transaction (SQLite reports the
     // savepoints open when it joins).
     let p = Pending { tid, dbv, bucket: b, old, level: conn.depth.get() };

@@ -4,8 +4,9 @@
 //! clock table (or the floor left by removed tables). Writers are serialized by SQLite's write
 //! lock, so this is unique per committed transaction and increases in commit order across
 //! connections and processes; a savepoint rollback cannot make two transactions share one.
-//! `Conn::notice_commit` (at the next call after a commit) and the rollback hook (ffi/entry.rs)
-//! reset this state.
+//! A transaction that holds this state has crr_internal_txn (or crsql_changes) in it
+//! (`Conn::enter_write`), whose xCommit / xRollback reset it; `Conn::notice_commit` is the
+//! safety net for a commit that was not reported.
 
 use super::conn::Conn;
 use super::meta;
@@ -143,8 +144,22 @@ pub struct TxnClock {
 }
 
 impl Txn {
+    /// For the next transaction: as `Txn::default()`, in place, keeping small allocations.
     pub fn reset(&mut self) {
-        *self = Txn::default();
+        // Every field is named, so that a new one cannot be forgotten here.
+        let Txn { db_version, seq, clock, rows_impacted, own_site, carried, cookie, fresh, dirty, settings_written, settings_stale } =
+            self;
+        *db_version = None;
+        *seq = 0;
+        *clock = None;
+        rows_impacted.0.clear();
+        *own_site = None;
+        *carried = None;
+        *cookie = None;
+        *fresh = None;
+        dirty.empty();
+        *settings_written = false;
+        *settings_stale = false;
     }
 
     /// Drops what this transaction knows of the settings and the own site id: read again at
@@ -200,8 +215,8 @@ impl TxnClock {
 }
 
 /// The connection's carry, if still current (checked once, at the transaction's first write).
-/// Only for write transactions: their end is seen (`Conn::notice_commit`, the rollback hook),
-/// which resets what this records.
+/// Only for write transactions: their end is reported (xCommit / xRollback, see
+/// `Conn::enter_write`), which resets what this records.
 pub fn carried(conn: &Conn) -> Result<Option<Carry>> {
     if let Some(checked) = conn.txn.borrow().carried {
         return Ok(checked);
@@ -242,7 +257,9 @@ pub fn db_version(conn: &Conn) -> Result<i64> {
     if let Some(v) = conn.txn.borrow().db_version {
         return Ok(v);
     }
-    // First write of the transaction: clear out the clocks of CRRs whose table was dropped.
+    // First write of the transaction: its end must be reported before it holds state.
+    conn.enter_write()?;
+    // Clear out the clocks of CRRs whose table was dropped.
     let (mut cookie, _) = tables::all_with_cookie(conn)?;
     if !conn.tables.borrow().dropped.is_empty() {
         super::as_crr::reap_dropped(conn, false)?;
@@ -307,6 +324,7 @@ fn clock(conn: &Conn) -> Result<TxnClock> {
         c.drift_ms_max = drift_ms_max;
         return Ok(*c);
     }
+    conn.enter_write()?;
     conn.txn.borrow_mut().settings_stale = false;
     if let Some(c) = carried(conn)?.and_then(|c| c.clock) {
         conn.txn.borrow_mut().clock = Some(c);
@@ -430,13 +448,13 @@ pub fn join_changes(conn: &Conn) -> Result<()> {
     if conn.changes_in_txn.get() || !conn.txn_vtab.get() {
         return Ok(());
     }
-    conn.stmts.with(
-        conn.db,
-        Key::JoinChanges,
-        || "INSERT INTO crr_internal_txn SELECT NULL WHERE 0".into(),
-        |s| s.run(),
-    )
+    conn.stmts.with(conn.db, Key::JoinChanges, || JOIN_SQL.into(), |s| s.run())
 }
+
+/// A statement that makes crr_internal_txn take part in the transaction (it writes the table,
+/// so SQLite calls xBegin when the statement starts; its WHERE 0 writes nothing). The tracking
+/// triggers run it too (as_crr::trigger_sql).
+pub const JOIN_SQL: &str = "DELETE FROM crr_internal_txn WHERE 0";
 
 /// Makes sure crr_meta's clock mark is at least `v` in what this transaction has written (for
 /// merged versions and re-ticks; a first tick is covered by the transaction's crr_ticks row,

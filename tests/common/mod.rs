@@ -72,6 +72,66 @@ pub unsafe fn set_app_hook(c: &Connection, hook: Option<&mut AppHook>) {
     rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(app_hook), arg);
 }
 
+unsafe extern "C" fn app_rollback_hook(p: *mut std::ffi::c_void) {
+    if let Some(calls) = (p as *mut u32).as_mut() {
+        *calls += 1;
+    }
+}
+
+/// Installs an app rollback hook on `c` that counts its calls into `calls` (none: it only
+/// runs).
+///
+/// # Safety
+/// `calls` must outlive every rollback of `c` until the hook is replaced.
+pub unsafe fn set_app_rollback_hook(c: &Connection, calls: Option<&mut u32>) {
+    let arg = calls.map_or(std::ptr::null_mut(), |n| n as *mut u32 as *mut std::ffi::c_void);
+    rusqlite::ffi::sqlite3_rollback_hook(c.handle(), Some(app_rollback_hook), arg);
+}
+
+pub fn clear_app_rollback_hook(c: &Connection) {
+    // SAFETY: removing the hook leaves nothing that points anywhere.
+    unsafe { rusqlite::ffi::sqlite3_rollback_hook(c.handle(), None, std::ptr::null_mut()) };
+}
+
+/// With an app rollback hook on `a` (`b`: another connection to the same file), writes rows
+/// `from..from + 9` of CRR `table` (an integer key `id`, a column `a`): `a` commits one, rolls
+/// back two, `b` commits two, `a` commits one, rolls back two and commits one. Checks that the
+/// hook ran at both rollbacks and that no rolled-back row is left, and returns, for the five
+/// committed rows, their db_version (counted from the one before the first) and their first
+/// seq. A rollback the extension did not hear of would leave the next transaction on the
+/// rolled-back one's db_version and seqs (and a db_version another connection takes too).
+pub fn around_rollbacks(a: &Connection, b: &Connection, table: &str, from: i64) -> Vec<(i64, i64)> {
+    let mut calls = 0u32;
+    // SAFETY: `calls` outlives every rollback of `a`; the hook is removed before it goes.
+    unsafe { set_app_rollback_hook(a, Some(&mut calls)) };
+    let base: i64 = a.query_row("SELECT crsql_db_version()", [], |r| r.get(0)).unwrap();
+    let insert = |c: &Connection, id: i64| c.execute(&format!("INSERT INTO {table}(id, a) VALUES (?1, 'x')"), [from + id]).unwrap();
+    let rolled_back = |ids: [i64; 2]| {
+        let [x, y] = ids.map(|i| from + i);
+        a.execute_batch(&format!("BEGIN; INSERT INTO {table}(id, a) VALUES ({x}, 'gone'); INSERT INTO {table}(id, a) VALUES ({y}, 'gone'); ROLLBACK;")).unwrap()
+    };
+    insert(a, 0);
+    rolled_back([1, 2]);
+    insert(b, 3);
+    insert(b, 4);
+    insert(a, 5);
+    rolled_back([6, 7]);
+    insert(a, 8);
+    clear_app_rollback_hook(a);
+    assert_eq!(calls, 2, "the app's rollback hook ran at both rollbacks");
+    let gone: i64 = a.query_row(&format!("SELECT count(*) FROM {table} WHERE a = 'gone'"), [], |r| r.get(0)).unwrap();
+    assert_eq!(gone, 0);
+    [0, 3, 4, 5, 8]
+        .into_iter()
+        .map(|id| {
+            let sql = "SELECT count(DISTINCT db_version), min(db_version), min(seq) FROM crsql_changes WHERE pk = crsql_pack_columns(?1)";
+            let (n, dbv, seq): (i64, i64, i64) = a.query_row(sql, [from + id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+            assert_eq!(n, 1, "row {} has one db_version", from + id);
+            (dbv - base, seq)
+        })
+        .collect()
+}
+
 pub fn clear_app_hook(c: &Connection) {
     // SAFETY: removing the hook leaves nothing that points anywhere.
     unsafe { rusqlite::ffi::sqlite3_commit_hook(c.handle(), None, std::ptr::null_mut()) };

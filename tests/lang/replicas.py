@@ -1,8 +1,9 @@
 """The extension loaded from Python through apsw, which carries its own SQLite (3.54 with the
 pinned apsw, newer than the Rust tests' bundled 3.46 and the shell's 3.40): two file replicas
 write while apart, exchange their changes both ways through plain SELECT and INSERT on
-crsql_changes, and converge; errors reach Python with our messages; an app's own commit hook
-keeps running beside the extension.
+crsql_changes, and converge; errors reach Python with our messages; an app's own commit and
+rollback hooks run beside the extension (which installs none: apsw refuses to install a hook
+that other code holds) and hide no transaction's end from it.
 
 Run by tests/lang/run.sh (make test), which installs apsw into tests/lang/.py first."""
 
@@ -34,10 +35,15 @@ def raises(what, sql, conn, fragment):
     check(f"{what}: raised", False, True)
 
 
-def open_replica(path, entry_point=None):
+def connect(path, entry_point=None):
     conn = apsw.Connection(path)
     conn.enable_load_extension(True)
     conn.load_extension(EXT, entry_point)
+    return conn
+
+
+def open_replica(path, entry_point=None):
+    conn = connect(path, entry_point)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(
         "CREATE TABLE items(id INTEGER PRIMARY KEY NOT NULL, name TEXT, qty INTEGER, price REAL, data BLOB);"
@@ -141,6 +147,26 @@ def main():
     check("the app's commit hook ran for both transactions", len(commits), 2)
     check("two transactions, two db_versions", [a.execute("SELECT crsql_db_version()").fetchall()[0][0] - v0, versions], [2, [v0 + 2]])
 
+    # An app's rollback hook too; a rolled-back transaction, then another connection's two
+    # commits: a's next commit still gets a db_version of its own.
+    rollbacks = []
+    a.setrollbackhook(lambda: rollbacks.append(1))
+    other = connect(os.path.join(tmp, "a.db"))
+    a.execute("BEGIN; INSERT INTO items(id) VALUES (10); INSERT INTO items(id) VALUES (11); ROLLBACK")
+    other.execute("INSERT INTO items(id) VALUES (12)")
+    other.execute("INSERT INTO items(id) VALUES (13)")
+    a.execute("INSERT INTO items(id) VALUES (14)")
+    check("the app's rollback hook ran", len(rollbacks), 1)
+    check(
+        "rows 12, 13 and 14 each have a db_version of their own",
+        a.execute("SELECT count(DISTINCT db_version) FROM crsql_changes WHERE pk IN (crsql_pack_columns(12), crsql_pack_columns(13), crsql_pack_columns(14))").fetchall(),
+        [(3,)],
+    )
+    check("the rolled-back rows are gone", a.execute("SELECT count(*) FROM items WHERE id IN (10, 11)").fetchall(), [(0,)])
+    other.close()
+
+    a.setcommithook(None)
+    a.setrollbackhook(None)
     for c in (a, b):
         c.execute("SELECT crsql_finalize()")
         c.close()
