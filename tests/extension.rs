@@ -43,6 +43,23 @@ fn site_id_is_16_random_bytes_stored_in_the_database() {
     assert_ne!(first, other);
 }
 
+/// With `PRAGMA trusted_schema = OFF` (SQLite's advice for apps that open files they did not
+/// write) triggers may use only innocuous functions and virtual tables: ours, which include
+/// crr_internal_txn, are, so tracked writes and merges work as usual.
+#[test]
+fn tracking_works_with_an_untrusted_schema() {
+    let c = mem();
+    c.execute_batch("PRAGMA trusted_schema = OFF;").unwrap();
+    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+    c.execute_batch("INSERT INTO t(id, a) VALUES (1, 'x'); UPDATE t SET a = 'y'; DELETE FROM t WHERE id = 1; INSERT INTO t(id, a) VALUES (2, 'z');")
+        .unwrap();
+    let r = mem();
+    r.execute_batch(&format!("PRAGMA trusted_schema = OFF; {T} SELECT crsql_as_crr('t');")).unwrap();
+    apply(&r, &changes(&c)).unwrap();
+    assert_eq!(dump(&r, "t"), dump(&c, "t"));
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE pk = crsql_pack_columns(1) AND cid = '-1'"), 1);
+}
+
 #[test]
 fn loading_twice_on_one_connection_is_harmless() {
     let c = crr_t();

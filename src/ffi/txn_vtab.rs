@@ -26,7 +26,14 @@ unsafe extern "C" fn connect(
     pp_vtab: *mut *mut api::sqlite3_vtab,
     _err: *mut *mut c_char,
 ) -> c_int {
-    connect_with(db, aux, pp_vtab, "CREATE TABLE x(x)")
+    let rc = connect_with(db, aux, pp_vtab, "CREATE TABLE x(x)");
+    if rc == api::SQLITE_OK {
+        // The tracking triggers write this table (txn::JOIN_SQL), and with trusted_schema=OFF
+        // a trigger may use only innocuous tables. It is: it holds no rows, refuses writes,
+        // and its callbacks keep the extension's own bookkeeping.
+        return sqlite!(vtab_config(db, api::SQLITE_VTAB_INNOCUOUS));
+    }
+    rc
 }
 
 unsafe extern "C" fn disconnect(p: *mut api::sqlite3_vtab) -> c_int {
