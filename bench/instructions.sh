@@ -5,10 +5,12 @@
 # (cargo build --release --examples).
 #
 # Each build is copied to a path of the same length first: the path's length moves the heap's
-# layout, and with it malloc's share of the counts, by up to 0.5%, so two builds are compared
-# only at paths of equal length. Counts are in millions of instructions (callgrind's Ir); a
-# step alone is the difference of two runs, or the run counted inside one function
-# (--toggle-collect), as README says for each row.
+# layout, and with it malloc's share of the counts (w1 of one build: 273.7M at one path,
+# 277.9M at a longer one), so two builds are compared only at paths of equal length. Even
+# then the layout can favour either build: two builds read +0.6% apart on w1 here and -0.9%
+# at two other paths of equal length, so w1 changes under about 1.5% are noise. Counts are in
+# millions of instructions (callgrind's Ir); a step alone is the difference of two runs, or
+# the run counted inside one function (--toggle-collect), as README says for each row.
 #
 # glibc's memset clears a block of 2 KiB or more with `rep stosb`, which callgrind counts as
 # one instruction per byte, where below 2 KiB it counts the vector loop's few dozen: a

@@ -44,8 +44,9 @@ fn site_id_is_16_random_bytes_stored_in_the_database() {
 }
 
 /// With `PRAGMA trusted_schema = OFF` (SQLite's advice for apps that open files they did not
-/// write) triggers may use only innocuous functions and virtual tables: ours, which include
-/// crr_internal_txn, are, so tracked writes and merges work as usual.
+/// write) triggers may use only innocuous functions and virtual tables: the tracking triggers
+/// use only innocuous functions of ours and no virtual table, so tracked writes and merges
+/// work as usual.
 #[test]
 fn tracking_works_with_an_untrusted_schema() {
     let c = mem();
@@ -58,6 +59,23 @@ fn tracking_works_with_an_untrusted_schema() {
     apply(&r, &changes(&c)).unwrap();
     assert_eq!(dump(&r, "t"), dump(&c, "t"));
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE pk = crsql_pack_columns(1) AND cid = '-1'"), 1);
+}
+
+/// The tracking triggers name no virtual table of ours: SQLite checks every trigger of the
+/// schema when any table is renamed or a column dropped, so a connection without the
+/// extension (a migration tool, a database browser) can still alter the other tables; a write
+/// to a CRR there still fails, naming our function.
+#[test]
+fn a_connection_without_the_extension_can_alter_other_tables() {
+    let (c, path) = crr_t_file("alter-without-extension");
+    c.execute("INSERT INTO t(id, a) VALUES (1, 'x')", []).unwrap();
+    let plain = rusqlite::Connection::open(&path).unwrap();
+    plain
+        .execute_batch("CREATE TABLE other(x, y); ALTER TABLE other RENAME TO other2; ALTER TABLE other2 RENAME COLUMN x TO z; ALTER TABLE other2 DROP COLUMN y;")
+        .unwrap();
+    let e = plain.execute("INSERT INTO t(id, a) VALUES (2, 'y')", []).unwrap_err();
+    assert!(e.to_string().contains("crr_internal_tracking"), "{e}");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 3);
 }
 
 #[test]

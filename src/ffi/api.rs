@@ -65,9 +65,6 @@ pub const SQLITE_DIRECTONLY: i32 = 0x80000;
 pub const SQLITE_INNOCUOUS: i32 = 0x200000;
 pub const SQLITE_PREPARE_PERSISTENT: u32 = 1;
 pub const SQLITE_TXN_WRITE: i32 = 2;
-/// sqlite3_vtab_config: the table is safe to use from triggers and views of a schema that is
-/// not trusted (3.31+).
-pub const SQLITE_VTAB_INNOCUOUS: i32 = 2;
 pub const SQLITE_FCNTL_DATA_VERSION: i32 = 35;
 
 /// `SQLITE_TRANSIENT`: SQLite copies the bytes before the call returns.

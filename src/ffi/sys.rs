@@ -252,7 +252,7 @@ pub struct sqlite3_api_routines {
     pub wal_checkpoint: Unused,
     pub wal_hook: Unused,
     pub blob_reopen: Unused,
-    pub vtab_config: Option<unsafe extern "C" fn(_: *mut sqlite3, _: c_int, ...) -> c_int>,
+    pub vtab_config: Unused,
     pub vtab_on_conflict: Unused,
     pub close_v2: Unused,
     pub db_filename: Unused,
@@ -514,8 +514,8 @@ mod layout {
         assert_eq!(size_of::<sqlite3_module>(), 192);
         assert_eq!(offset_of!(sqlite3_module, xUpdate), 13 * 8);
         // sqlite3ext.h: aggregate_context is routine 0, bind_blob64 routine 193,
-        // file_control 127, create_function_v2 162, vtab_config 177 (two before close_v2),
-        // prepare_v3 217, txn_state 252 (the last we declare).
+        // file_control 127, create_function_v2 162, prepare_v3 217, txn_state 252 (the last we
+        // declare).
         assert_eq!(offset_of!(sqlite3_api_routines, bind_double), 3 * 8);
         assert_eq!(offset_of!(sqlite3_api_routines, file_control), 127 * 8);
         assert_eq!(
@@ -524,7 +524,6 @@ mod layout {
         );
         assert_eq!(offset_of!(sqlite3_api_routines, bind_blob64), 193 * 8);
         assert_eq!(offset_of!(sqlite3_api_routines, prepare_v3), 217 * 8);
-        assert_eq!(offset_of!(sqlite3_api_routines, vtab_config), 177 * 8);
         assert_eq!(offset_of!(sqlite3_api_routines, txn_state), 252 * 8);
         assert_eq!(size_of::<sqlite3_api_routines>(), 253 * 8);
     }

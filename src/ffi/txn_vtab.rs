@@ -1,8 +1,7 @@
 //! `crr_internal_txn`: an empty eponymous virtual table whose only job is to take part in
-//! write transactions. Every statement that fires a tracking trigger makes it join (the
-//! triggers write it, writing nothing: `txn::JOIN_SQL`, which SQLite begins in the statement's
-//! prologue), and so does the first write of any other transaction before it holds state
-//! (`Conn::enter_write`). From then on SQLite reports the transaction's end to it (xCommit,
+//! write transactions. A transaction's first tracked row or first write of ours makes it join
+//! (`Conn::enter_write` runs `txn::JOIN_SQL`, an INSERT of a row of NULLs, which it accepts
+//! and stores nowhere) before the transaction holds any state of ours. From then on SQLite reports the transaction's end to it (xCommit,
 //! xRollback: the per-transaction state ends there; the extension has no hooks) and every
 //! statement and savepoint rollback (xRollbackTo), as it does to crsql_changes once a merge
 //! joined. Caches of state written in the transaction are checked against those reports
@@ -26,14 +25,7 @@ unsafe extern "C" fn connect(
     pp_vtab: *mut *mut api::sqlite3_vtab,
     _err: *mut *mut c_char,
 ) -> c_int {
-    let rc = connect_with(db, aux, pp_vtab, "CREATE TABLE x(x)");
-    if rc == api::SQLITE_OK {
-        // The tracking triggers write this table (txn::JOIN_SQL), and with trusted_schema=OFF
-        // a trigger may use only innocuous tables. It is: it holds no rows, refuses writes,
-        // and its callbacks keep the extension's own bookkeeping.
-        return sqlite!(vtab_config(db, api::SQLITE_VTAB_INNOCUOUS));
-    }
-    rc
+    connect_with(db, aux, pp_vtab, "CREATE TABLE x(x)")
 }
 
 unsafe extern "C" fn disconnect(p: *mut api::sqlite3_vtab) -> c_int {
@@ -90,7 +82,12 @@ unsafe extern "C" fn rowid(_p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> 
     api::SQLITE_OK
 }
 
-unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, _argc: c_int, _argv: *mut *mut api::sqlite3_value, _rowid: *mut i64) -> c_int {
+unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *mut api::sqlite3_value, _rowid: *mut i64) -> c_int {
+    // txn::JOIN_SQL: an INSERT of a row of NULLs, accepted and stored nowhere. Anything else
+    // is refused.
+    if argc == 3 && (0..3).all(|i| sqlite!(value_type(*argv.add(i))) == api::SQLITE_NULL) {
+        return api::SQLITE_OK;
+    }
     if !(*p).zErrMsg.is_null() {
         sqlite!(free((*p).zErrMsg as *mut _));
     }

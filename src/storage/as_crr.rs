@@ -3,7 +3,7 @@
 
 use super::conn::Conn;
 use super::tables::{self, clock_table, Clock, KeyLayout};
-use super::{dirty, meta, schema, track, txn};
+use super::{dirty, meta, schema, track};
 use crate::core::ident::quote;
 use crate::core::table_shape::{self, ColumnDesc, Shape, TableDesc};
 use crate::core::value::Value;
@@ -107,12 +107,10 @@ fn blob_literal(bytes: &[u8]) -> String {
 /// transaction so that rollbacks are reported; triggers of earlier builds raise it themselves through
 /// crr_internal_hwm.)
 ///
-/// Each body starts with `txn::JOIN_SQL`, a write of crr_internal_txn that writes nothing:
-/// SQLite begins a virtual table that a statement writes in the statement's prologue, once,
-/// even when the write sits in a trigger, so every statement that can fire these triggers
-/// makes crr_internal_txn take part in its transaction before the first row. The transaction's
-/// end then reaches us through xCommit / xRollback, with no hook (Conn::enter_write). Per row
-/// the statement costs a few opcodes: its WHERE 0 skips it.
+/// The triggers name no virtual table (crr_internal_txn joins through a statement of ours
+/// instead, `Conn::enter_write`): SQLite checks every trigger when any table is renamed or a
+/// column dropped, and a connection without the extension could then alter no table of the
+/// database.
 pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> String {
     let t = quote(table);
     let tid = clock.tid;
@@ -142,10 +140,8 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
     let rewritten_dbv = if buckets { format!("crr_internal_mark({tid}, pk, dbv)") } else { "excluded.dbv".to_string() };
     let (insert_dbv, delete_dbv) = (fresh_dbv(&new_key), fresh_dbv(&old_key));
     let update_dbv = if buckets { rewritten_dbv.clone() } else { "crr_internal_db_version()".to_string() };
-    let join = txn::JOIN_SQL;
     format!(
         "CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
-           {join}; \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
              VALUES ({new_key}, 1, {insert_dbv}, crr_internal_fresh_record({slots})) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl | 1, dbv = {rewritten_dbv}, \
@@ -153,7 +149,6 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
            END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_update\" AFTER UPDATE ON {t} \
              WHEN crr_internal_tracking({tid}) AND ({key_changed} OR {any_changed}) BEGIN \
-           {join}; \
            UPDATE {clock} SET dbv = {update_dbv}, \
                clock = crr_internal_update_record({tid}, cl, clock, {slots}, {flags}) \
              WHERE pk = {new_key} AND cl & 1 AND NOT ({key_changed}); \
@@ -161,7 +156,6 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
              WHERE changes() = 0; \
            END;\n\
          CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
-           {join}; \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
              VALUES ({old_key}, 2, {delete_dbv}, crr_internal_tombstone_record()) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl + 1, dbv = {rewritten_dbv}, clock = excluded.clock WHERE cl & 1; \

@@ -217,9 +217,10 @@ impl Conn {
     /// connection, so ours would replace an app's, or an app's ours; a commit or rollback we
     /// did not hear of would leave the next transaction on this one's db_version, seq and tick
     /// (two committed transactions at one db_version, so a peer that synced the first misses
-    /// the second). The tracking triggers join in their statement's prologue
-    /// (as_crr::trigger_sql), so for them this is one test; triggers of earlier builds, and
-    /// the Rust write paths that start in a read transaction, join here with a statement.
+    /// the second). Called by the tracking triggers' first function (crr_internal_tracking)
+    /// and by the first write of a transaction (txn::db_version, clock), it joins with a
+    /// statement (`txn::join_changes`) once per transaction; then it is one test. (Merges
+    /// need none: crsql_changes is in their transaction.)
     #[inline]
     pub fn enter_write(&self) -> crate::error::Result<()> {
         if self.changes_in_txn.get() {
