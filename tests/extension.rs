@@ -78,6 +78,19 @@ fn a_connection_without_the_extension_can_alter_other_tables() {
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 3);
 }
 
+/// crr_internal_txn takes the row of NULLs the extension joins transactions with and stores
+/// nothing; any other write is refused.
+#[test]
+fn crr_internal_txn_holds_no_rows() {
+    let c = crr_t();
+    c.execute_batch("INSERT INTO crr_internal_txn VALUES (NULL)").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_internal_txn"), 0);
+    for sql in ["INSERT INTO crr_internal_txn VALUES (1)", "INSERT INTO crr_internal_txn(rowid, x) VALUES (5, NULL)"] {
+        let e = c.execute_batch(sql).unwrap_err();
+        assert!(e.to_string().contains("crr_internal_txn is internal to sqlite-crr and holds no rows"), "{sql}: {e}");
+    }
+}
+
 #[test]
 fn loading_twice_on_one_connection_is_harmless() {
     let c = crr_t();
