@@ -80,6 +80,35 @@ fn utf16_and_utf8_replicas_sync_text() {
     assert!(cids.iter().all(|c| c == "nämé" || c == "b"), "{cids:?}");
 }
 
+/// A merge holds its row's clock back and writes it when a savepoint opens, before the
+/// savepoint exists (SQLite calls xSavepoint first): the clock row then belongs to the level
+/// outside it, and so must its crr_dirty entry, or a rollback to the new savepoint drops the
+/// entry while the row stays. Without the entry the committed change was invisible to
+/// "changes since V" and to crsql_db_version(), and the next transaction of a new connection
+/// took its db_version again (found by the rollbacks test, seed 117003).
+#[test]
+fn a_merge_held_across_a_rolled_back_savepoint_stays_visible() {
+    let src = replica();
+    src.execute("INSERT INTO t(id, a) VALUES (3, 'x0')", []).unwrap();
+    let feed = changes(&src);
+    let (c, path) = {
+        let path = tmpdir("merge-held-savepoint").join("a.db").to_str().unwrap().to_string();
+        let c = open(&path);
+        c.execute_batch(SCHEMA).unwrap();
+        (c, path)
+    };
+    c.execute_batch("BEGIN").unwrap();
+    for ch in &feed {
+        apply_one(&c, ch).unwrap();
+    }
+    c.execute_batch("SAVEPOINT s; ROLLBACK TO s; RELEASE s; COMMIT").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 1);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE db_version > 0"), feed.len() as i64);
+    let fresh = open(&path);
+    fresh.execute("INSERT INTO t(id, a) VALUES (7, 'local')", []).unwrap();
+    assert_eq!(one::<i64>(&fresh, "SELECT db_version FROM crsql_changes WHERE pk = crsql_pack_columns(7) AND cid = 'a'"), 2);
+}
+
 #[test]
 fn stale_changes_are_ignored_not_errors() {
     let (a, b) = (replica(), replica());
