@@ -404,13 +404,12 @@ pub(super) unsafe extern "C" fn sync(p: *mut api::sqlite3_vtab) -> c_int {
 /// storage/merge.rs). crr_dirty entries stay held back: the ones written inside a savepoint
 /// are held back again when a rollback undoes them (storage/dirty.rs, `Marks::written`).
 ///
-/// The depth moves on only after that write: a SAVEPOINT statement calls this before the
-/// savepoint exists, so the clock row belongs to the level outside it, and its crr_dirty
-/// entry must be marked there too (marked at the new depth, a rollback to the savepoint
-/// dropped the entry and kept the row: a committed change that "changes since V" and
-/// crsql_db_version() did not see). For a statement's savepoint, which SQLite opens first,
-/// the outer level errs the safe way: an entry for a write the statement's failure undid
-/// only widens reads.
+/// The depth moves on only after that write: SQLite calls this before the savepoint exists
+/// (OP_Savepoint before it creates the savepoint; OP_Transaction, for a statement's, before
+/// sqlite3BtreeBeginStmt), so the clock row belongs to the level outside it, and its
+/// crr_dirty entry must be marked there too (marked at the new depth, a rollback to the
+/// savepoint dropped the entry and kept the row: a committed change that "changes since V"
+/// and crsql_db_version() did not see).
 pub(super) unsafe extern "C" fn savepoint(p: *mut api::sqlite3_vtab, savepoint: c_int) -> c_int {
     let conn = vtab_conn(p);
     let r = guard("sqlite-crr savepoint", || crate::storage::merge::flush_held(conn));
