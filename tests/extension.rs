@@ -471,6 +471,24 @@ fn an_apps_rollback_hook_runs_and_hides_no_rollback() {
     }
 }
 
+/// A write transaction in which our code ran without joining (here a plain-table write and a
+/// test-clock call) and that rolled back is not reported to us; another connection's commit
+/// after it must still end what the last commit carried, or the next commit takes that
+/// connection's db_version.
+#[test]
+fn an_unreported_rollback_then_another_connections_commit_leaves_db_versions_apart() {
+    for wal in [false, true] {
+        let (a, b) = two_connections("unreported-rollback", wal);
+        a.execute_batch("CREATE TABLE plain(x)").unwrap();
+        a.execute("INSERT INTO t(id, a) VALUES (1, 'a')", []).unwrap();
+        a.execute_batch("BEGIN; INSERT INTO plain VALUES (1); SELECT crr_set_wall_clock_for_testing(NULL); ROLLBACK;").unwrap();
+        b.execute("INSERT INTO t(id, a) VALUES (2, 'b')", []).unwrap();
+        a.execute("INSERT INTO t(id, a) VALUES (3, 'a')", []).unwrap();
+        let dbv = |id: i64| one::<i64>(&a, &format!("SELECT db_version FROM crsql_changes WHERE pk = crsql_pack_columns({id}) AND cid = 'a'"));
+        assert_eq!([1, 2, 3].map(dbv), [1, 2, 3], "wal {wal}");
+    }
+}
+
 /// A connection's next transaction starts from what its last commit left (txn::Carry), also
 /// across a commit in which our code ran but wrote nothing (here a plain-table write and a
 /// read of crsql_db_version()), but never past another connection's commit, whether it came

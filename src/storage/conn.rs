@@ -57,8 +57,8 @@ pub struct Conn {
     pub record_scratch: Cell<Vec<u8>>,
     /// The vector merges decode a change's key values in (storage::merge::validate, `keep`).
     pub keys_scratch: Cell<Vec<Value>>,
-    /// The database's data version (`Db::data_version`) when this connection's code first ran
-    /// in the open write transaction; None once it was seen to end. See `notice_commit`.
+    /// The database's data version (`Db::data_version`) when crsql_changes or crr_internal_txn
+    /// joined the open transaction; None once it ended. See `joined`, `notice_commit`.
     pub txn_data_version: Cell<Option<u32>>,
 }
 
@@ -165,6 +165,9 @@ impl Conn {
     pub fn joined(&self) {
         self.changes_in_txn.set(true);
         self.depth.set(0);
+        // Only a transaction whose end is reported keeps its data version: the carry's check
+        // (txn::carried) and what its commit leaves (`end_transaction`) rely on it.
+        self.txn_data_version.set(Some(self.db.data_version()));
     }
 
     /// Savepoint `n` (0-based) opened (xSavepoint).
@@ -230,25 +233,20 @@ impl Conn {
         super::txn::join_changes(self)
     }
 
-    /// Ends the open transaction's state if that transaction has committed unreported: a
-    /// safety net since transactions with state report their end (`enter_write`). Called by
-    /// crsql_changes' and crr_internal_txn's xBegin, crsql_changes' xFilter and every public
-    /// SQL function; it keeps `txn_data_version`, the data version the open write transaction
-    /// started at (the carry's check, txn::carried).
+    /// Ends the state of a joined transaction whose commit was not reported: a safety net, since
+    /// SQLite reports the end of every transaction one of our tables is in. Called by both
+    /// tables' xBegin, crsql_changes' xFilter and every public SQL function.
     ///
     /// The database's data version cannot move inside a write transaction, and a rollback does
     /// not move it (xRollback ends the state then, and clears `txn_data_version`). So a
-    /// version other than the one the open transaction's state was made at means it committed.
+    /// version other than the one the joined transaction kept means it committed. Only a joined
+    /// transaction keeps one (`joined`): one of ours that did not join may have rolled back
+    /// unseen, and another connection's commit after it would look like its commit.
     pub fn notice_commit(&self) {
-        let now = self.db.data_version();
         if let Some(seen) = self.txn_data_version.get() {
-            if seen == now {
-                return;
+            if seen != self.db.data_version() {
+                self.end_transaction(true);
             }
-            self.end_transaction(true);
-        }
-        if self.db.in_write_txn() {
-            self.txn_data_version.set(Some(now));
         }
     }
 
