@@ -331,7 +331,7 @@ unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *
 // xRelease, xRollbackTo) and the transaction's end (xCommit, xRollback); caches of state
 // written in the transaction are checked against that (Conn::rollback_mark / still_written),
 // and the per-transaction state ends with it.
-unsafe fn vtab_conn<'a>(p: *mut api::sqlite3_vtab) -> &'a Conn {
+pub(super) unsafe fn vtab_conn<'a>(p: *mut api::sqlite3_vtab) -> &'a Conn {
     // SAFETY: p is a Vtab made by connect; its Conn outlives it.
     &*(*(p as *mut Vtab)).conn
 }

@@ -246,8 +246,9 @@ fn internal_update(conn: &Conn, args: &Args) -> Result<Value> {
 }
 
 /// The first call of every tracking trigger, for every row (its WHEN clause). A trigger that
-/// goes on to record the write first checks for a commit nobody told us of; a silenced one
-/// (a merge writing the row, which xBegin checked) records nothing.
+/// goes on to record the write first makes sure crr_internal_txn is in the transaction
+/// (`Conn::enter_write`: one flag test after the transaction's first row); a silenced one (a
+/// merge writing the row, whose transaction crsql_changes is in) records nothing.
 fn internal_tracking(conn: &Conn, args: &Args) -> Result<Value> {
     let on = track::tracking(conn, args.int(0, "table id")?);
     if on {

@@ -1,10 +1,10 @@
 //! `crr_internal_txn`: an empty eponymous virtual table whose only job is to take part in
 //! write transactions. A transaction's first tracked row or first write of ours makes it join
 //! (`Conn::enter_write` runs `txn::JOIN_SQL`, an INSERT of a row of NULLs, which it accepts
-//! and stores nowhere) before the transaction holds any state of ours. From then on SQLite reports the transaction's end to it (xCommit,
-//! xRollback: the per-transaction state ends there; the extension has no hooks) and every
-//! statement and savepoint rollback (xRollbackTo), as it does to crsql_changes once a merge
-//! joined. Caches of state written in the transaction are checked against those reports
+//! and stores nowhere) before the transaction holds any state of ours. From then on SQLite
+//! reports the transaction's end to it (xCommit, xRollback: the per-transaction state ends
+//! there; the extension has no hooks) and every savepoint (xSavepoint, xRelease,
+//! xRollbackTo), as it does to crsql_changes once a merge joined. Caches of state written in the transaction are checked against those reports
 //! (Conn::rollback_mark / still_written).
 //!
 //! It is a table of its own, not crsql_changes, because the statement that joins it is kept
@@ -12,7 +12,7 @@
 //! disconnect is what finalizes the statement cache.
 
 use super::api::{self, sqlite};
-use super::changes_vtab::{begin, commit, connect_with, release, rollback, rollback_to, savepoint, sync, Vtab};
+use super::changes_vtab::{begin, commit, connect_with, release, rollback, rollback_to, savepoint, sync, vtab_conn, Vtab};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
 use std::os::raw::{c_char, c_int};
@@ -98,9 +98,7 @@ unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *
 // Savepoint callbacks: the shared ones (changes_vtab), unless crsql_changes is in the
 // transaction too, whose own calls for the same savepoints do the same work.
 unsafe fn changes_joined(p: *mut api::sqlite3_vtab) -> bool {
-    // SAFETY: p is a Vtab made by connect; its Conn outlives it.
-    let conn: &Conn = &*(*(p as *mut Vtab)).conn;
-    conn.changes_joined.get()
+    vtab_conn(p).changes_joined.get()
 }
 
 unsafe extern "C" fn savepoint_txn(p: *mut api::sqlite3_vtab, n: c_int) -> c_int {

@@ -103,9 +103,8 @@ fn blob_literal(bytes: &[u8]) -> String {
 /// see track::Flags). The update trigger hands a key
 /// change, or a live row without a live clock (its UPDATE matched nothing), to
 /// crr_internal_update. All three stay silent while a merge writes the table. (The persisted
-/// clock mark is kept by txn (tick, before_record), which makes crsql_changes join the
-/// transaction so that rollbacks are reported; triggers of earlier builds raise it themselves through
-/// crr_internal_hwm.)
+/// clock mark is kept by txn (tick, before_record); triggers of earlier builds raise it
+/// themselves through crr_internal_hwm.)
 ///
 /// The triggers name no virtual table (crr_internal_txn joins through a statement of ours
 /// instead, `Conn::enter_write`): SQLite checks every trigger when any table is renamed or a

@@ -439,9 +439,11 @@ fn persist_hwm(conn: &Conn, hwm: i64) -> Result<()> {
     })
 }
 
-/// Makes the crr_internal_txn virtual table take part in the open transaction (a no-op
-/// statement that writes it makes SQLite call its xBegin), so that from now on every statement
-/// and savepoint rollback is reported (`Conn::rollback_epoch`). While the extension is still
+/// Makes the crr_internal_txn virtual table take part in the open transaction (`JOIN_SQL`
+/// makes SQLite call its xBegin), so that from now on every savepoint, statement and savepoint
+/// rollback (`Conn::rollback_epoch`) and the transaction's end are reported. (`db_version`
+/// and `clock`, through `Conn::enter_write`, join before a transaction holds state: what
+/// writes after them needs no call of its own.) While the extension is still
 /// being set up (the internal schema's install or upgrade at load) the table does not exist
 /// yet, and nothing joins: what is written then gets no rollback mark (`Conn::rollback_mark`).
 pub fn join_changes(conn: &Conn) -> Result<()> {
@@ -468,7 +470,6 @@ fn persist_at_least(conn: &Conn, v: i64) -> Result<()> {
     if c.persisted.is_some_and(|(p, mark)| v <= p && conn.still_written(mark)) {
         return Ok(());
     }
-    join_changes(conn)?;
     persist_hwm(conn, v)?;
     let mark = conn.rollback_mark();
     if let Some(c) = conn.txn.borrow_mut().clock.as_mut() {
@@ -505,7 +506,6 @@ fn record_tick(conn: &Conn, first: i64) -> Result<()> {
         return Ok(());
     }
     let dbv = db_version(conn)?;
-    join_changes(conn)?;
     super::ticks::write(conn, dbv, first)?;
     let mark = conn.rollback_mark();
     update_clock(conn, |c| c.ticks_row = Some((dbv, first, mark)));
@@ -531,7 +531,6 @@ fn settle(conn: &Conn) -> Result<()> {
         return cover_ticks(conn, first, t);
     }
     let dbv = db_version(conn)?;
-    join_changes(conn)?;
     super::ticks::write(conn, dbv, c.hwm)?;
     let mark = conn.rollback_mark();
     update_clock(conn, |c| c.mark_row = Some((dbv, mark)));
