@@ -52,12 +52,23 @@ fn check(c: &Connection, ctx: &str) {
     let all = changes(c);
     let top = all.iter().map(|x| x.db_version).max().unwrap_or(0);
     for v in 0..=top {
-        let mut want: Vec<_> = all.iter().filter(|x| x.db_version > v).cloned().collect();
-        let mut got = changes_where(c, &format!("WHERE db_version > {v}"));
-        let key = |x: &Change| (x.db_version, x.seq);
-        want.sort_by_key(key);
-        got.sort_by_key(key);
-        assert_eq!(got, want, "{ctx}: changes since {v}");
+        // Since V, and the windows a transport may read in batches: a row's clock dbv is
+        // its highest db_version, so a window must still find the entries of rows written
+        // again after it.
+        let windows: [(String, Box<dyn Fn(i64) -> bool>); 4] = [
+            (format!("db_version > {v}"), Box::new(move |d| d > v)),
+            (format!("db_version > {v} AND db_version <= {}", v + 2), Box::new(move |d| d > v && d <= v + 2)),
+            (format!("db_version = {v}"), Box::new(move |d| d == v)),
+            (format!("db_version <= {v}"), Box::new(move |d| d <= v)),
+        ];
+        for (clause, keep) in &windows {
+            let mut want: Vec<_> = all.iter().filter(|x| keep(x.db_version)).cloned().collect();
+            let mut got = changes_where(c, &format!("WHERE {clause}"));
+            let key = |x: &Change| (x.db_version, x.seq);
+            want.sort_by_key(key);
+            got.sort_by_key(key);
+            assert_eq!(got, want, "{ctx}: changes where {clause}");
+        }
     }
 }
 
@@ -247,4 +258,31 @@ fn rolled_back_writes_leave_no_entries() {
     c.execute_batch("COMMIT").unwrap();
     assert_eq!(entries(&c), vec![(1, 0), (1, 3)], "rows 1 and 100 only");
     check(&c, "after rolled-back writes");
+}
+
+/// A window of db_versions (what a transport reads in batches) finds the entries of rows that
+/// were written again after the window, in both clock layouts: a clock row's dbv is its
+/// highest db_version, so it cannot bound a window from above. Until 2026-12-05 these reads
+/// bounded the rows by dbv and missed such entries: a batched sync lost them for good.
+#[test]
+fn a_window_of_versions_finds_rows_written_again_after_it() {
+    let c = mem();
+    c.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');
+         CREATE TABLE w(k TEXT PRIMARY KEY NOT NULL, a TEXT, b INTEGER) WITHOUT ROWID; SELECT crsql_as_crr('w');
+         INSERT INTO t VALUES (1, 'x', 1); INSERT INTO w VALUES ('k', 'x', 1);
+         UPDATE t SET b = 2; UPDATE w SET b = 2;",
+    )
+    .unwrap();
+    for table in ["t", "w"] {
+        let cells = |clause: &str| -> Vec<(String, i64)> {
+            changes_where(&c, &format!("WHERE \"table\" = '{table}' AND {clause}")).into_iter().map(|x| (x.cid, x.db_version)).collect()
+        };
+        let first: i64 = if table == "t" { 1 } else { 2 };
+        let a = vec![("a".to_string(), first)];
+        assert_eq!(cells(&format!("db_version = {first}")), a, "{table}");
+        assert_eq!(cells(&format!("db_version <= {first}")), a, "{table}");
+        assert_eq!(cells(&format!("db_version > {} AND db_version <= {first}", first - 1)), a, "{table}");
+        assert_eq!(cells(&format!("db_version BETWEEN {first} AND {first}")), a, "{table}");
+    }
 }
