@@ -5,6 +5,7 @@
 //! it can be property-tested without a database.
 #![forbid(unsafe_code)]
 
+pub mod change_id;
 pub mod fast_hash;
 pub mod hlc;
 pub mod ident;

@@ -15,6 +15,7 @@
 use super::api::{self, sqlite};
 use super::guard::guard;
 use super::values;
+use crate::core::change_id;
 use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use crate::storage::changes::{self, Filter, Scan};
@@ -122,6 +123,21 @@ fn bit_for(column: c_int, op: u8) -> Option<u32> {
     }
 }
 
+/// Whether our match of a text constraint (the table name case-insensitively, cid exactly)
+/// keeps every row the constraint's collation would: SQLite checks the rows we return again
+/// (omit is never set), so a pushed-down filter may keep too many rows, never too few. The
+/// comparison `cid = 'A' COLLATE NOCASE` must not become an exact match; such a constraint is
+/// left to SQLite alone.
+unsafe fn text_match_covers(info: *mut api::sqlite3_index_info, i: usize, column: c_int) -> bool {
+    let Some(collation_of) = api::api().vtab_collation else { return false };
+    let name = collation_of(info, i as c_int);
+    if name.is_null() {
+        return false;
+    }
+    let name = std::ffi::CStr::from_ptr(name).to_bytes();
+    name.eq_ignore_ascii_case(b"BINARY") || (column == COL_TABLE && name.eq_ignore_ascii_case(b"NOCASE"))
+}
+
 unsafe extern "C" fn best_index(_vtab: *mut api::sqlite3_vtab, info: *mut api::sqlite3_index_info) -> c_int {
     let info = &mut *info;
     let n = info.nConstraint.max(0) as usize;
@@ -133,6 +149,9 @@ unsafe extern "C" fn best_index(_vtab: *mut api::sqlite3_vtab, info: *mut api::s
             continue;
         }
         if let Some(bit) = bit_for(c.iColumn, c.op) {
+            if (c.iColumn == COL_TABLE || c.iColumn == COL_CID) && !text_match_covers(&mut *info, i, c.iColumn) {
+                continue;
+            }
             chosen[bit as usize].get_or_insert(i);
         }
     }
@@ -290,9 +309,27 @@ unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sql
     api::SQLITE_OK
 }
 
+/// The change's own rowid (core::change_id), the same in every scan: SQLite drops the
+/// duplicates of a MULTI-INDEX OR plan by it.
 unsafe extern "C" fn rowid(p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> c_int {
-    *out = (*(p as *mut Cursor)).pos as i64;
-    api::SQLITE_OK
+    let cursor = &*(p as *mut Cursor);
+    let Some(c) = cursor.scan.changes.get(cursor.pos) else {
+        return fail(cursor.base.pVtab, &Error::new("rowid read past the last row"));
+    };
+    match change_id::rowid(c.db_version, c.seq) {
+        Some(id) => {
+            *out = id;
+            api::SQLITE_OK
+        }
+        None => fail(
+            cursor.base.pVtab,
+            &Error::new(format!(
+                "the change at db_version {}, seq {} has no rowid (see core/change_id.rs); \
+                 write an ORed filter as a UNION of queries instead",
+                c.db_version, c.seq
+            )),
+        ),
+    }
 }
 
 unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *mut api::sqlite3_value, _rowid: *mut i64) -> c_int {

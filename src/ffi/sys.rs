@@ -340,7 +340,7 @@ pub struct sqlite3_api_routines {
     pub value_pointer: Unused,
     pub vtab_nochange: Unused,
     pub value_nochange: Unused,
-    pub vtab_collation: Unused,
+    pub vtab_collation: Option<unsafe extern "C" fn(_: *mut sqlite3_index_info, _: c_int) -> *const c_char>,
     pub keyword_count: Unused,
     pub keyword_name: Unused,
     pub keyword_check: Unused,
