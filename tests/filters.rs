@@ -213,7 +213,25 @@ fn run_seed(seed: u64, verbose: bool) -> (usize, usize) {
             _ => String::new(),
         };
         let ordered = !tail.is_empty();
-        let query = |from: &str| format!("SELECT {COLUMNS} FROM {from} WHERE {w}{tail}");
+        // The clause alone, or with the feed in a join or subquery: the virtual table is then
+        // filtered again for each outer row, or scanned by two cursors at once.
+        let cols = COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
+        let k = r.below(top as u64 + 1);
+        let shape = r.below(8);
+        let w2 = clause(&mut r, &sites, top);
+        let query = |from: &str| match shape {
+            0 => format!(
+                "SELECT {cols} FROM (SELECT 1 AS x, 'a' AS y UNION ALL SELECT {k}, 'b') AS v JOIN {from} AS c \
+                 ON c.db_version > v.x OR c.cid = v.y WHERE {w}{tail}"
+            ),
+            1 => format!("SELECT {cols} FROM (SELECT 2 AS x UNION ALL SELECT {k}) AS v JOIN {from} AS c ON c.db_version = v.x WHERE {w}{tail}"),
+            2 => format!("SELECT {cols} FROM {from} AS c WHERE c.pk IN (SELECT pk FROM {from} WHERE {w2}) AND {w}{tail}"),
+            3 => format!(
+                "SELECT {cols} FROM {from} AS c WHERE NOT EXISTS (SELECT 1 FROM {from} AS d \
+                 WHERE d.pk = c.pk AND d.\"table\" = c.\"table\" AND d.db_version > c.db_version) AND {w}{tail}"
+            ),
+            _ => format!("SELECT {COLUMNS} FROM {from} WHERE {w}{tail}"),
+        };
         if verbose {
             println!("seed {seed}: {}", query("crsql_changes"));
         }
