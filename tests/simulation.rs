@@ -1,7 +1,8 @@
 //! Deterministic, seeded simulation of 2-5 replicas (the real built extension, one database
 //! each) with simulated wall clocks that drift, jump back and stall; random local transactions
 //! of every write kind on three tables, some with a savepoint rolled back, some rolled back
-//! whole; random syncs that are partial, duplicated, reordered and relayed, some first merged
+//! whole; random syncs that are partial (some read as a window of db_versions, as a transport
+//! reading in batches does), duplicated, reordered and relayed, some first merged
 //! in part inside a savepoint that is rolled back. Invariants are checked at every sync (the
 //! changes since V are the full feed's after V; a merged change is kept or beaten); at the
 //! end, a full sync must leave identical tables and identical crsql_changes (apart from
@@ -126,15 +127,23 @@ fn check_dominates(conn: &Connection, c: &Change, ctx: &str) {
 
 fn sync(reps: &mut [Replica], from: usize, to: usize, r: &mut Rng, full: bool, ctx: &str) -> i64 {
     let since = if full { 0 } else { *reps[to].seen.get(&from).unwrap_or(&0) };
-    let batch = changes_where(&reps[from].conn, &format!("WHERE db_version > {since} ORDER BY db_version, seq"));
-    // Invariant: the changes since V are exactly the full feed's changes after V.
-    let full_since: Vec<Change> = changes(&reps[from].conn).into_iter().filter(|c| c.db_version > since).collect();
-    assert_eq!(batch, full_since, "{ctx}: changes since {since} differ from the full feed's");
+    // Sometimes a window of db_versions, as a transport that reads in batches does.
+    let window = if !full && r.chance(30) { Some(since + 1 + r.below(3) as i64) } else { None };
+    let upto = window.map_or(String::new(), |end| format!(" AND db_version <= {end}"));
+    let batch = changes_where(&reps[from].conn, &format!("WHERE db_version > {since}{upto} ORDER BY db_version, seq"));
+    // Invariant: the changes since V (up to W) are exactly the full feed's changes after V.
+    let full_since: Vec<Change> =
+        changes(&reps[from].conn).into_iter().filter(|c| c.db_version > since && window.is_none_or(|end| c.db_version <= end)).collect();
+    assert_eq!(batch, full_since, "{ctx}: changes since {since}{upto} differ from the full feed's");
     let take = if full || batch.is_empty() { batch.len() } else { 1 + r.below(batch.len() as u64) as usize };
     let mut shipped: Vec<Change> = batch[..take].to_vec();
-    // The peer has everything up to the last db_version it received whole.
+    // The peer has everything up to the last db_version it received whole: with a window,
+    // its end, unless the source has not reached it (its next transaction takes the next one).
     let complete = if take == batch.len() {
-        batch.last().map_or(since, |c| c.db_version)
+        match window {
+            Some(end) => end.min(one::<i64>(&reps[from].conn, "SELECT crsql_db_version()")).max(since),
+            None => batch.last().map_or(since, |c| c.db_version),
+        }
     } else {
         batch[take].db_version - 1
     };
