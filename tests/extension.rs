@@ -117,6 +117,31 @@ fn pack_columns_matches_the_spec_examples_and_unpack_inverts_it() {
     }
 }
 
+/// crsql_unpack_columns answers like a table of (cell, package) rows: its hidden package
+/// column reads back (SQLite reads it for an OR that names it), and an OR of two keys, which
+/// SQLite answers with one scan per term and drops duplicates by rowid, keeps both keys' rows
+/// (until 2026-12-05 the rowid was the column's index alone: the second key's rows went, and
+/// a term naming the package matched nothing).
+#[test]
+fn unpack_columns_under_ors_and_its_package_column() {
+    let c = mem();
+    let rows = |w: &str| -> Vec<(V, String)> {
+        let mut s = c.prepare(&format!("SELECT cell, hex(package) FROM crsql_unpack_columns WHERE {w} ORDER BY 2, 1")).unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
+    };
+    let one_of = |k: &str, v: V| (v, k.to_string());
+    assert_eq!(rows("package = X'010901'"), vec![one_of("010901", V::Integer(1))]);
+    assert_eq!(rows("(package = X'010901' AND cell = 1) OR (package = X'010902')"), vec![one_of("010901", V::Integer(1)), one_of("010902", V::Integer(2))]);
+    assert_eq!(
+        rows("(package = X'0209010B0161' AND cell = 1) OR (package = X'0209010B0161')"),
+        vec![one_of("0209010B0161", V::Integer(1)), one_of("0209010B0161", txt("a"))]
+    );
+    assert_eq!(
+        rows("(package = X'010901' AND cell = 1) OR (package = X'010902') OR (package = X'010901')"),
+        vec![one_of("010901", V::Integer(1)), one_of("010902", V::Integer(2))]
+    );
+}
+
 #[test]
 fn as_crr_refusals_name_the_table_and_the_reason() {
     let c = mem();

@@ -6,7 +6,10 @@ use super::values;
 use crate::core::pk_codec;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
+use std::hash::BuildHasher;
+use std::collections::hash_map::RandomState;
 use std::ffi::CString;
+use std::sync::OnceLock;
 use std::os::raw::{c_char, c_int};
 
 #[repr(C)]
@@ -14,6 +17,18 @@ struct Cursor {
     base: api::sqlite3_vtab_cursor,
     cells: Vec<Value>,
     pos: usize,
+    /// The packed key (the hidden `package` column: SQLite reads it back where a WHERE
+    /// clause names it in an OR).
+    package: Vec<u8>,
+    /// The rowid's high bits for the current key (see `rowid`).
+    key_hash: u64,
+}
+
+/// The hash of keys for rowids, one per process: SQLite may answer the terms of an OR with
+/// cursors of their own, and their rowids must agree.
+fn key_hasher() -> &'static RandomState {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new)
 }
 
 unsafe extern "C" fn connect(
@@ -63,7 +78,7 @@ unsafe extern "C" fn best_index(_p: *mut api::sqlite3_vtab, info: *mut api::sqli
 }
 
 unsafe extern "C" fn open(_p: *mut api::sqlite3_vtab, pp: *mut *mut api::sqlite3_vtab_cursor) -> c_int {
-    *pp = Box::into_raw(Box::new(Cursor { base: std::mem::zeroed(), cells: Vec::new(), pos: 0 })) as *mut _;
+    *pp = Box::into_raw(Box::new(Cursor { base: std::mem::zeroed(), cells: Vec::new(), pos: 0, package: Vec::new(), key_hash: 0 })) as *mut _;
     api::SQLITE_OK
 }
 
@@ -87,6 +102,10 @@ unsafe extern "C" fn filter(p: *mut api::sqlite3_vtab_cursor, _n: c_int, _s: *co
         Ok(cells) => {
             cursor.cells = cells;
             cursor.pos = 0;
+            if let Some(Value::Blob(b)) = args.first() {
+                cursor.key_hash = key_hasher().hash_one(b);
+                cursor.package.clone_from(b);
+            }
             api::SQLITE_OK
         }
         Err(e) => {
@@ -116,12 +135,22 @@ unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sql
         if let Some(v) = c.cells.get(c.pos) {
             values::result(ctx, v);
         }
+    } else if i == 1 {
+        values::result_blob(ctx, &c.package);
     }
     api::SQLITE_OK
 }
 
+/// A row is a key column of one packed key: its rowid is the column's index (below 256) under
+/// 55 bits of a hash of the key (`key_hasher`). SQLite drops the duplicates of a MULTI-INDEX
+/// OR plan (`WHERE (package = ?1 AND ...) OR package = ?2`, one scan per term on this cursor)
+/// by rowid, so rows of two keys must not share one (with the column's index alone the second
+/// key's rows were dropped), and one key's rows must get the same rowids in every scan. Two
+/// different keys share a rowid with probability 2^-55, and a peer cannot choose keys that do
+/// (the hash is keyed at random).
 unsafe extern "C" fn rowid(p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> c_int {
-    *out = (*(p as *mut Cursor)).pos as i64;
+    let c = &*(p as *mut Cursor);
+    *out = ((c.key_hash >> 9) << 8 | c.pos as u64) as i64;
     api::SQLITE_OK
 }
 
