@@ -154,6 +154,7 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
          CREATE TABLE fk(id INTEGER PRIMARY KEY NOT NULL, p INTEGER REFERENCES parent(id));
          CREATE TABLE auto(id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, v);
          CREATE TABLE nn(id INTEGER PRIMARY KEY NOT NULL, v TEXT NOT NULL);
+         CREATE TABLE minus(id INTEGER PRIMARY KEY NOT NULL, \"-1\" TEXT);
          CREATE VIEW vw AS SELECT 1;",
     )
     .unwrap();
@@ -167,6 +168,8 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         ("fk", "table \"fk\" cannot be a CRR: it has FOREIGN KEY constraints"),
         ("auto", "table \"auto\" cannot be a CRR: it uses AUTOINCREMENT"),
         ("nn", "table \"nn\" cannot be a CRR: column \"v\" is NOT NULL without a DEFAULT"),
+        // Its changes would read, and merge, as the row sentinel's (cid '-1'): a peer lost them.
+        ("minus", "table \"minus\" cannot be a CRR: column \"-1\" has the name crsql_changes gives a row's sentinel"),
     ];
     for (table, want) in cases {
         let e = err(&c, &format!("SELECT crsql_as_crr('{table}')"));

@@ -89,6 +89,21 @@ fn indexes_and_the_twelve_step_rebuild() {
     assert!(e.contains("UNIQUE"), "{e}");
 }
 
+/// A column cannot become "-1", the cid of the row sentinel in crsql_changes, by an alter
+/// either: commit_alter refuses it and the alter can be rolled back.
+#[test]
+fn an_alter_that_names_a_column_like_the_sentinel_is_refused() {
+    let c = replica();
+    for alter in ["ALTER TABLE t ADD COLUMN \"-1\" TEXT", "ALTER TABLE t RENAME COLUMN a TO \"-1\""] {
+        c.execute_batch("BEGIN").unwrap();
+        let e = err(&c, &format!("SELECT crsql_begin_alter('t'); {alter}; SELECT crsql_commit_alter('t');"));
+        assert!(e.contains("column \"-1\" has the name crsql_changes gives a row's sentinel"), "{alter}: {e}");
+        c.execute_batch("ROLLBACK").unwrap();
+    }
+    c.execute_batch("INSERT INTO t VALUES (3, 'z', 3)").unwrap();
+    assert_eq!(cids(&c), vec!["a", "b"]);
+}
+
 #[test]
 fn a_rebuild_that_stops_the_key_being_the_rowid_is_refused() {
     let c = replica();

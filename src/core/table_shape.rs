@@ -136,6 +136,10 @@ fn skip_quoted(bytes: &[u8], start: usize, q: u8) -> usize {
     bytes.len()
 }
 
+/// The `cid` crsql_changes gives a row's sentinel (as cr-sqlite): no tracked column can have
+/// this name, as its changes would read, and merge, as the sentinel's.
+pub const SENTINEL_CID: &str = "-1";
+
 /// Decides whether `t` can be a CRR and what it tracks.
 pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
     let refuse = |reason: String| Refusal { table: t.name.clone(), reason };
@@ -171,6 +175,12 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
     }
     let mut columns = Vec::new();
     for c in t.columns.iter().filter(|c| c.pk_index == 0 && !c.generated) {
+        if c.name == SENTINEL_CID {
+            return Err(refuse(format!(
+                "column \"{SENTINEL_CID}\" has the name crsql_changes gives a row's sentinel (cid '{SENTINEL_CID}'), \
+                 so its changes could not be told from the sentinel's; rename the column"
+            )));
+        }
         if c.not_null && !c.has_default {
             return Err(refuse(format!(
                 "column \"{}\" is NOT NULL without a DEFAULT; merges create rows one column at a time",
@@ -236,6 +246,9 @@ mod tests {
         a.sql = "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT)".into();
         assert!(refusal(&a).contains("AUTOINCREMENT"));
         assert!(refusal(&table(vec![col("id", "INTEGER", true, 1), col("n", "TEXT", true, 0)])).contains("\"n\" is NOT NULL without a DEFAULT"));
+        assert!(refusal(&table(vec![col("id", "INTEGER", true, 1), col("-1", "TEXT", false, 0)])).contains("column \"-1\" has the name crsql_changes gives a row's sentinel"));
+        // A key column may have that name: keys are not cids.
+        assert!(check(&table(vec![col("-1", "INTEGER", true, 1), col("-2", "TEXT", false, 0)])).is_ok());
     }
 
     #[test]
