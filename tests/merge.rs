@@ -745,3 +745,16 @@ fn ties_on_text_that_is_not_utf8_break_by_its_bytes() {
         assert_eq!(one::<Vec<u8>>(r, "SELECT site_id FROM crsql_changes WHERE cid = 'a'"), site(small));
     }
 }
+
+/// Table and column names in a change match as SQL matches identifiers, ASCII case aside (a
+/// peer whose DDL spelled `A` for `a`): until 2026-12-05 the table matched so and the column
+/// did not ("has no column").
+#[test]
+fn a_change_names_its_table_and_column_in_any_ascii_case() {
+    let a = replica();
+    a.execute("INSERT INTO crsql_changes VALUES ('T', X'010901', 'A', 'v', 1, 1, ?1, 1, 0)", [vec![7u8; 16]]).unwrap();
+    assert_eq!(one::<String>(&a, "SELECT a FROM t WHERE id = 1"), "v");
+    assert_eq!(changes_where(&a, "WHERE cid = 'a'").len(), 1);
+    assert_eq!(changes_where(&a, "WHERE cid = 'A' COLLATE NOCASE").len(), 1);
+    assert_eq!(changes_where(&a, "WHERE cid = 'A'").len(), 0);
+}

@@ -123,19 +123,19 @@ fn bit_for(column: c_int, op: u8) -> Option<u32> {
     }
 }
 
-/// Whether our match of a text constraint (the table name case-insensitively, cid exactly)
+/// Whether our match of a text constraint (the table or column name, ASCII case-insensitively)
 /// keeps every row the constraint's collation would: SQLite checks the rows we return again
-/// (omit is never set), so a pushed-down filter may keep too many rows, never too few. The
-/// comparison `cid = 'A' COLLATE NOCASE` must not become an exact match; such a constraint is
+/// (omit is never set), so a pushed-down filter may keep too many rows, never too few. So
+/// BINARY and NOCASE constraints are pushed down, others (`cid = 'a ' COLLATE RTRIM`) are
 /// left to SQLite alone.
-unsafe fn text_match_covers(info: *mut api::sqlite3_index_info, i: usize, column: c_int) -> bool {
+unsafe fn text_match_covers(info: *mut api::sqlite3_index_info, i: usize) -> bool {
     let Some(collation_of) = api::api().vtab_collation else { return false };
     let name = collation_of(info, i as c_int);
     if name.is_null() {
         return false;
     }
     let name = std::ffi::CStr::from_ptr(name).to_bytes();
-    name.eq_ignore_ascii_case(b"BINARY") || (column == COL_TABLE && name.eq_ignore_ascii_case(b"NOCASE"))
+    name.eq_ignore_ascii_case(b"BINARY") || name.eq_ignore_ascii_case(b"NOCASE")
 }
 
 unsafe extern "C" fn best_index(_vtab: *mut api::sqlite3_vtab, info: *mut api::sqlite3_index_info) -> c_int {
@@ -149,7 +149,7 @@ unsafe extern "C" fn best_index(_vtab: *mut api::sqlite3_vtab, info: *mut api::s
             continue;
         }
         if let Some(bit) = bit_for(c.iColumn, c.op) {
-            if (c.iColumn == COL_TABLE || c.iColumn == COL_CID) && !text_match_covers(&mut *info, i, c.iColumn) {
+            if (c.iColumn == COL_TABLE || c.iColumn == COL_CID) && !text_match_covers(&mut *info, i) {
                 continue;
             }
             chosen[bit as usize].get_or_insert(i);

@@ -138,8 +138,10 @@ impl TableInfo {
         self.columns.iter().flatten().count()
     }
 
+    /// The slot of a column, named as SQL names it: ASCII case does not matter (SQLite lets no
+    /// table have two columns that differ in it), as it does not for table names.
     pub fn slot_of(&self, column: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c.as_deref() == Some(column))
+        self.columns.iter().position(|c| c.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(column)))
     }
 
     /// Slots that hold a column (dropped columns leave holes).
