@@ -758,3 +758,75 @@ fn a_change_names_its_table_and_column_in_any_ascii_case() {
     assert_eq!(changes_where(&a, "WHERE cid = 'A' COLLATE NOCASE").len(), 1);
     assert_eq!(changes_where(&a, "WHERE cid = 'A'").len(), 0);
 }
+
+/// core::table_shape::stored_as_is agrees with SQLite on every value below for every affinity
+/// (non-STRICT columns, and a STRICT table's ANY): it decides which key values a merge refuses.
+#[test]
+fn the_stored_as_is_rule_agrees_with_sqlite() {
+    use crr::core::table_shape::{column_affinity, stored_as_is};
+    use crr::core::value::Value as CV;
+    let c = Connection::open_in_memory().unwrap();
+    let types = ["TEXT", "INTEGER", "REAL", "NUMERIC", "", "BLOB", "ANY", "VARCHAR(9)", "DOUBLE", "DECIMAL"];
+    let cols: Vec<String> = types.iter().enumerate().map(|(i, t)| format!("c{i} {t}")).collect();
+    c.execute_batch(&format!("CREATE TABLE x({}); CREATE TABLE s(a ANY) STRICT;", cols.join(", "))).unwrap();
+    let mut values: Vec<V> = vec![V::Null, V::Integer(0), V::Integer(-7), V::Integer(i64::MAX), V::Integer(i64::MIN), V::Blob(vec![]), V::Blob(vec![0x31])];
+    for f in [0.0, -0.0, 1.0, 2.5, -3.0, 1e15, 1e300, 9.223372036854775807e18, -9.223372036854775808e18, f64::INFINITY] {
+        values.push(V::Real(f));
+    }
+    for t in [
+        "", " ", "1", " 1 ", "+1", "-1.", ".5", "1e5", "1E-5", "\u{b}7\r", "1e", "e5", "0x10", "1 2", "inf", "NaN", "1.2.3", "--1", "\u{a0}1", "abc",
+        "00", "-0", "1e400", "9223372036854775808", "١", ".", "+", "1.e3", "\t-2.5e+3\n",
+    ] {
+        values.push(V::Text(t.into()));
+    }
+    let to_core = |v: &V| match v {
+        V::Null => CV::Null,
+        V::Integer(i) => CV::Integer(*i),
+        V::Real(f) => CV::Real(*f),
+        V::Text(t) => CV::Text(t.clone()),
+        V::Blob(b) => CV::Blob(b.clone()),
+    };
+    let same = |a: &V, b: &V| match (a, b) {
+        (V::Real(x), V::Real(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    };
+    for v in &values {
+        for (i, ty) in types.iter().enumerate() {
+            c.execute("DELETE FROM x", []).unwrap();
+            c.execute(&format!("INSERT INTO x(c{i}) VALUES (?1)"), [v]).unwrap();
+            let stored: V = c.query_row(&format!("SELECT c{i} FROM x"), [], |r| r.get(0)).unwrap();
+            assert_eq!(stored_as_is(column_affinity(ty, false), &to_core(v)), same(&stored, v), "{v:?} in a {ty:?} column is stored as {stored:?}");
+        }
+        c.execute("DELETE FROM s", []).unwrap();
+        c.execute("INSERT INTO s VALUES (?1)", [v]).unwrap();
+        let stored: V = c.query_row("SELECT a FROM s", [], |r| r.get(0)).unwrap();
+        assert_eq!(stored_as_is(column_affinity("ANY", true), &to_core(v)), same(&stored, v), "{v:?} in a STRICT ANY column is stored as {stored:?}");
+    }
+}
+
+/// A change whose key value the key column would store as another value is refused (it would
+/// have named the row by a key its clock does not hold: the row's next local write gave it a
+/// second clock row, and a peer with an untyped key column then held two rows for one). Until
+/// 2026-12-05 it was applied.
+#[test]
+fn a_key_value_the_key_column_would_convert_is_refused() {
+    let a = mem();
+    a.execute_batch(
+        "CREATE TABLE w(k TEXT PRIMARY KEY NOT NULL, v TEXT) WITHOUT ROWID; SELECT crsql_as_crr('w');
+         CREATE TABLE n(k NUMERIC NOT NULL, j NOT NULL, v TEXT, PRIMARY KEY (k, j)); SELECT crsql_as_crr('n');",
+    )
+    .unwrap();
+    let site = vec![7u8; 16];
+    let merge = |table: &str, pk: &str| a.execute(&format!("INSERT INTO crsql_changes VALUES ('{table}', crsql_pack_columns({pk}), 'v', 'x', 1, 1, ?1, 1, 0)"), [&site]);
+    let e = merge("w", "1").unwrap_err().to_string();
+    assert!(e.contains("bad pk for table \"w\": its key column \"k\" (Text affinity) would store the pk's integer 1 as another value"), "{e}");
+    let e = merge("n", "'12', 'x'").unwrap_err().to_string();
+    assert!(e.contains("key column \"k\" (Numeric affinity) would store the pk's text '12'"), "{e}");
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM crsql_changes"), 0);
+    // What the columns keep as they are is merged, and a local write then names the same row.
+    merge("w", "'1'").unwrap();
+    merge("n", "12, X'00'").unwrap();
+    a.execute_batch("UPDATE w SET v = 'y'; UPDATE n SET v = 'y';").unwrap();
+    let pks: Vec<Vec<u8>> = changes(&a).into_iter().map(|x| x.pk).collect();
+    assert_eq!(pks.len(), 2, "one clock row per row: {pks:?}");
+}

@@ -1,6 +1,7 @@
 //! Which tables can be CRRs (SPEC section 3), decided from a plain description of the table.
 //! The storage layer reads the description from SQLite's pragmas; the rules live here.
 
+use super::value::Value;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +86,65 @@ pub fn affinity(decl_type: &str) -> Affinity {
     } else {
         Affinity::Numeric
     }
+}
+
+/// Whether SQLite stores `v` in a column of this affinity as it is, same type and value (the
+/// rules of https://sqlite.org/datatype3.html 3.0, checked against SQLite in tests/merge.rs).
+/// A key value it would convert (`1` in a TEXT key column becomes `'1'`) names another row
+/// than the packed key that carried it: merges refuse it.
+pub fn stored_as_is(a: Affinity, v: &Value) -> bool {
+    match (a, v) {
+        (Affinity::Blob, _) | (_, Value::Null) | (_, Value::Blob(_)) => true,
+        (Affinity::Text, Value::Text(_)) => true,
+        (Affinity::Text, Value::Integer(_) | Value::Real(_)) => false,
+        (Affinity::Integer | Affinity::Numeric, Value::Integer(_)) => true,
+        // A REAL column keeps integral values as integers on disk and reads them back as REAL:
+        // -0.0 comes back as 0.0.
+        (Affinity::Real, Value::Real(f)) => !(*f == 0.0 && f.is_sign_negative()),
+        (Affinity::Real, Value::Integer(_)) => false,
+        // An integral REAL strictly inside the i64 range becomes an INTEGER.
+        (Affinity::Integer | Affinity::Numeric, Value::Real(f)) => {
+            !(f.fract() == 0.0 && *f > -9_223_372_036_854_775_808.0 && *f < 9_223_372_036_854_775_808.0)
+        }
+        (Affinity::Real | Affinity::Integer | Affinity::Numeric, Value::Text(t)) => !looks_numeric(t),
+    }
+}
+
+/// Whether SQLite reads this text as a number when a numeric affinity applies: an optional
+/// sign, digits with at most one '.', at least one digit, an optional exponent with digits,
+/// and ASCII white space around (not hex, not "inf").
+fn looks_numeric(t: &str) -> bool {
+    let space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r');
+    let b = t.trim_matches(space).as_bytes();
+    let mut i = 0;
+    if matches!(b.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let mut mantissa = digits(&mut i);
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        mantissa += digits(&mut i);
+    }
+    if mantissa == 0 {
+        return false;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// True when the CREATE TABLE text uses the AUTOINCREMENT keyword (outside quotes/comments).
@@ -272,12 +332,42 @@ mod tests {
     }
 
     #[test]
+    fn values_stored_as_they_are() {
+        use Affinity::*;
+        let text = |t: &str| Value::Text(t.into());
+        assert!(stored_as_is(Blob, &Value::Integer(1)) && stored_as_is(Text, &text("1")) && stored_as_is(Text, &Value::Blob(vec![1])));
+        assert!(!stored_as_is(Text, &Value::Integer(1)) && !stored_as_is(Text, &Value::Real(1.5)));
+        assert!(!stored_as_is(Real, &Value::Integer(1)) && stored_as_is(Real, &Value::Real(1.0)) && !stored_as_is(Real, &Value::Real(-0.0)));
+        assert!(!stored_as_is(Integer, &Value::Real(2.0)) && stored_as_is(Numeric, &Value::Real(2.5)) && stored_as_is(Integer, &Value::Real(1e300)));
+        for numeric in ["1", " 1 ", "+1", "-1.", ".5", "1e5", "1E-5", "\x0B7\r"] {
+            assert!(!stored_as_is(Numeric, &text(numeric)), "{numeric:?}");
+        }
+        for not in ["", " ", ".", "1e", "e5", "0x10", "1 2", "inf", "NaN", "1.2.3", "--1", "\u{a0}1"] {
+            assert!(stored_as_is(Integer, &text(not)), "{not:?}");
+        }
+    }
+
+    #[test]
     fn affinities() {
         assert_eq!(affinity("VARCHAR(10)"), Affinity::Text);
         assert_eq!(affinity("BIGINT"), Affinity::Integer);
         assert_eq!(affinity(""), Affinity::Blob);
         assert_eq!(affinity("DOUBLE PRECISION"), Affinity::Real);
         assert_eq!(affinity("DECIMAL"), Affinity::Numeric);
+    }
+}
+
+/// True when the CREATE TABLE text has the STRICT option (after its column list).
+pub fn is_strict(sql: &str) -> bool {
+    sql.rfind(')').is_some_and(|end| sql_words(&sql[end..]).iter().any(|w| w.eq_ignore_ascii_case("STRICT")))
+}
+
+/// The affinity a column of a table applies: a STRICT table's ANY column applies none.
+pub fn column_affinity(decl_type: &str, strict: bool) -> Affinity {
+    if strict && decl_type.trim().eq_ignore_ascii_case("ANY") {
+        Affinity::Blob
+    } else {
+        affinity(decl_type)
     }
 }
 
@@ -292,5 +382,9 @@ mod rowid_tests {
     fn without_rowid_detection() {
         assert!(super::is_without_rowid("CREATE TABLE t(a PRIMARY KEY) without  rowid"));
         assert!(!super::is_without_rowid("CREATE TABLE \"without rowid\"(a PRIMARY KEY)"));
+        assert!(super::is_strict("CREATE TABLE t(a INT PRIMARY KEY) WITHOUT ROWID, STRICT"));
+        assert!(!super::is_strict("CREATE TABLE t(strict INT PRIMARY KEY, \"x)\" TEXT)"));
+        assert_eq!(super::column_affinity("ANY", true), super::Affinity::Blob);
+        assert_eq!(super::column_affinity("ANY", false), super::Affinity::Numeric);
     }
 }

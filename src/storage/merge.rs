@@ -27,6 +27,7 @@ use crate::core::ident::quote;
 use crate::core::merge::{self as rule, cell_wins, row_step, sentinel_site_wins, sentinel_visible, CellWrite, RowStep, SiteId};
 use crate::core::pk_codec;
 use crate::core::row_clock::{Entry, RowClock};
+use crate::core::table_shape;
 use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use std::rc::Rc;
@@ -71,6 +72,17 @@ fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|_| Error::new(format!("{what} is TEXT but not valid UTF-8")))
 }
 
+/// A key value for an error message (long text and blobs cut).
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => format!("{f:?}"),
+        Value::Text(t) => crate::core::ident::literal(&t.chars().take(40).collect::<String>()),
+        Value::Blob(b) => format!("X'{}'", b.iter().take(20).map(|x| format!("{x:02X}")).collect::<String>()),
+    }
+}
+
 fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     let ValueRef::Text(name) = &c.table else {
         return Err(Error::new(format!("\"table\" must be text, got {}", c.table.type_name())));
@@ -98,6 +110,20 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
             table.pk[0],
             keys[0].type_name()
         )));
+    }
+    // A key value the column would store as another value (1 in a TEXT column is stored as
+    // '1') would name the row by a key its clock does not hold: the row's next local write
+    // would give it a second clock row, and replicas would disagree on which rows exist.
+    for ((k, affinity), name) in keys.iter().zip(&table.key_affinity).zip(&table.pk) {
+        if !table_shape::stored_as_is(*affinity, k) {
+            return Err(Error::new(format!(
+                "bad pk for table \"{}\": its key column \"{name}\" ({affinity:?} affinity) would store the pk's {} {} \
+                 as another value (schema mismatch)",
+                table.name,
+                k.type_name(),
+                shown(k)
+            )));
+        }
     }
     let slot = match &c.cid {
         ValueRef::Text(b"-1") => None,

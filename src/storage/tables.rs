@@ -13,6 +13,7 @@ use super::conn::Conn;
 use super::stmt_cache::Key;
 use crate::core::ident::quote;
 use crate::core::pk_codec;
+use crate::core::table_shape::{self, Affinity};
 use crate::error::{Error, Result};
 use crate::ffi::db::Stmt;
 use std::rc::Rc;
@@ -114,6 +115,8 @@ pub struct TableInfo {
     pub name: String,
     /// Key columns in key order.
     pub pk: Vec<String>,
+    /// Their affinities (merges refuse a key value the column would store as another value).
+    pub key_affinity: Vec<Affinity>,
     /// Tracked columns by slot (None for a slot whose column was dropped).
     pub columns: Vec<Option<String>>,
     pub key: KeyLayout,
@@ -240,6 +243,12 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     }
     let mut out = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
+    // The key columns' declared types, and whether the table is STRICT (its ANY applies none).
+    let mut key_types = conn.db.prepare(
+        "SELECT p.name, p.type, (SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1) \
+         FROM pragma_table_info(?1) AS p WHERE p.pk > 0",
+        false,
+    )?;
     for (clock, name) in heads {
         let tid = clock.tid;
         cols.bind_i64(1, tid)?;
@@ -258,7 +267,21 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             }
         }
         cols.reset();
-        out.push(Rc::new(TableInfo { tid, name, pk, columns, key: clock.key, buckets: clock.buckets }));
+        key_types.bind_text(1, &name)?;
+        let mut types: Vec<(String, String, String)> = Vec::new();
+        while key_types.step()? {
+            types.push((key_types.text(0), key_types.text(1), key_types.text(2)));
+        }
+        key_types.reset();
+        let key_affinity = pk
+            .iter()
+            .map(|k| {
+                types.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(k)).map_or(Affinity::Blob, |(_, ty, sql)| {
+                    table_shape::column_affinity(ty, table_shape::is_strict(sql))
+                })
+            })
+            .collect();
+        out.push(Rc::new(TableInfo { tid, name, pk, key_affinity, columns, key: clock.key, buckets: clock.buckets }));
     }
     Ok(Some((out, dropped)))
 }
