@@ -155,6 +155,8 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
          CREATE TABLE auto(id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, v);
          CREATE TABLE nn(id INTEGER PRIMARY KEY NOT NULL, v TEXT NOT NULL);
          CREATE TABLE minus(id INTEGER PRIMARY KEY NOT NULL, \"-1\" TEXT);
+         CREATE TABLE nocase(k TEXT COLLATE NOCASE PRIMARY KEY NOT NULL, v) WITHOUT ROWID;
+         CREATE TABLE rtrim(k TEXT NOT NULL, j NOT NULL, v, PRIMARY KEY (k, j COLLATE RTRIM));
          CREATE VIEW vw AS SELECT 1;",
     )
     .unwrap();
@@ -170,6 +172,9 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         ("nn", "table \"nn\" cannot be a CRR: column \"v\" is NOT NULL without a DEFAULT"),
         // Its changes would read, and merge, as the row sentinel's (cid '-1'): a peer lost them.
         ("minus", "table \"minus\" cannot be a CRR: column \"-1\" has the name crsql_changes gives a row's sentinel"),
+        // 'a' from one replica and 'A' from another were one row on each, spelled differently.
+        ("nocase", "table \"nocase\" cannot be a CRR: primary key column \"k\" has COLLATE NOCASE"),
+        ("rtrim", "table \"rtrim\" cannot be a CRR: primary key column \"j\" has COLLATE RTRIM"),
     ];
     for (table, want) in cases {
         let e = err(&c, &format!("SELECT crsql_as_crr('{table}')"));

@@ -29,6 +29,8 @@ pub struct TableDesc {
     /// Whether the primary key has an index of its own (`origin = 'pk'` in
     /// pragma_index_list): every primary key except a rowid alias.
     pub pk_has_index: bool,
+    /// The collation of each key column in that index (`pragma_index_xinfo`), by name.
+    pub key_collations: Vec<(String, String)>,
     /// The CREATE TABLE statement, as stored in sqlite_schema.
     pub sql: String,
 }
@@ -217,6 +219,14 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
             return Err(refuse(format!("primary key column \"{}\" is nullable (declare it NOT NULL)", c.name)));
         }
     }
+    // Keys that differ in bytes but are equal under the key's collation ('a' and 'A' under
+    // NOCASE) would be one row on a replica that got both and two rows elsewhere.
+    if let Some((name, coll)) = t.key_collations.iter().find(|(_, coll)| !coll.eq_ignore_ascii_case("BINARY")) {
+        return Err(refuse(format!(
+            "primary key column \"{name}\" has COLLATE {coll}: keys equal under it but not byte for byte \
+             would be one row on one replica and two on another (use the BINARY collation)"
+        )));
+    }
     if let Some(name) = t.unique_indexes.first() {
         return Err(refuse(format!(
             "it has a UNIQUE constraint or unique index (\"{name}\") besides the primary key; \
@@ -272,6 +282,7 @@ mod tests {
             unique_indexes: vec![],
             has_foreign_keys: false,
             pk_has_index: false,
+            key_collations: vec![],
             sql: "CREATE TABLE t(...)".into(),
         }
     }
@@ -307,6 +318,11 @@ mod tests {
         assert!(refusal(&a).contains("AUTOINCREMENT"));
         assert!(refusal(&table(vec![col("id", "INTEGER", true, 1), col("n", "TEXT", true, 0)])).contains("\"n\" is NOT NULL without a DEFAULT"));
         assert!(refusal(&table(vec![col("id", "INTEGER", true, 1), col("-1", "TEXT", false, 0)])).contains("column \"-1\" has the name crsql_changes gives a row's sentinel"));
+        let mut nocase = table(vec![col("k", "TEXT", true, 1)]);
+        nocase.key_collations = vec![("k".into(), "NOCASE".into())];
+        assert!(refusal(&nocase).contains("primary key column \"k\" has COLLATE NOCASE"));
+        nocase.key_collations = vec![("k".into(), "BINARY".into())];
+        assert!(check(&nocase).is_ok());
         // A key column may have that name: keys are not cids.
         assert!(check(&table(vec![col("-1", "INTEGER", true, 1), col("-2", "TEXT", false, 0)])).is_ok());
     }

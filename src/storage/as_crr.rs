@@ -76,11 +76,30 @@ pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
             unique_indexes.push(s.text(0));
         }
     }
+    let mut key_collations = Vec::new();
+    let mut s = conn.db.prepare(
+        "SELECT x.name, x.coll FROM pragma_index_list(?1) AS l, pragma_index_xinfo(l.name) AS x \
+         WHERE l.origin = 'pk' AND x.key = 1 AND x.cid >= 0",
+        false,
+    )?;
+    s.bind_text(1, &name)?;
+    while s.step()? {
+        key_collations.push((s.text(0), s.text(1)));
+    }
     let mut s = conn.db.prepare("SELECT count(*) FROM pragma_foreign_key_list(?1)", false)?;
     s.bind_text(1, &name)?;
     s.step()?;
     let has_foreign_keys = s.i64(0) > 0;
-    Ok(TableDesc { without_rowid: table_shape::is_without_rowid(&sql), name, columns, unique_indexes, has_foreign_keys, pk_has_index, sql })
+    Ok(TableDesc {
+        without_rowid: table_shape::is_without_rowid(&sql),
+        name,
+        columns,
+        unique_indexes,
+        has_foreign_keys,
+        pk_has_index,
+        key_collations,
+        sql,
+    })
 }
 
 fn changed_expr(column: &str, keeps_class: bool) -> String {
