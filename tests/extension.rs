@@ -157,6 +157,7 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
          CREATE TABLE minus(id INTEGER PRIMARY KEY NOT NULL, \"-1\" TEXT);
          CREATE TABLE nocase(k TEXT COLLATE NOCASE PRIMARY KEY NOT NULL, v) WITHOUT ROWID;
          CREATE TABLE rtrim(k TEXT NOT NULL, j NOT NULL, v, PRIMARY KEY (k, j COLLATE RTRIM));
+         CREATE TABLE ranged(id INTEGER PRIMARY KEY NOT NULL, lo INT DEFAULT 0, hi INT DEFAULT 0, CHECK (lo <= hi));
          CREATE VIEW vw AS SELECT 1;",
     )
     .unwrap();
@@ -175,6 +176,9 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         // 'a' from one replica and 'A' from another were one row on each, spelled differently.
         ("nocase", "table \"nocase\" cannot be a CRR: primary key column \"k\" has COLLATE NOCASE"),
         ("rtrim", "table \"rtrim\" cannot be a CRR: primary key column \"j\" has COLLATE RTRIM"),
+        // A peer's UPDATE SET lo = 5, hi = 10 of (1, 2) failed on every replica it reached,
+        // applied one cell at a time: (5, 2).
+        ("ranged", "table \"ranged\" cannot be a CRR: it has a CHECK constraint on several columns (\"lo\", \"hi\")"),
     ];
     for (table, want) in cases {
         let e = err(&c, &format!("SELECT crsql_as_crr('{table}')"));

@@ -154,6 +154,110 @@ pub fn uses_autoincrement(sql: &str) -> bool {
     sql_words(sql).iter().any(|w| w.eq_ignore_ascii_case("AUTOINCREMENT"))
 }
 
+/// A token of a CREATE TABLE text, as far as `check_constraint_columns` needs it.
+#[derive(Debug, PartialEq)]
+enum Token {
+    /// A bare word.
+    Name(String),
+    /// A quoted identifier ("x", `x`, [x]), unquoted: never a keyword.
+    Quoted(String),
+    Open,
+    Close,
+    Other,
+}
+
+fn tokens(sql: &str) -> Vec<Token> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'"' | b'`' => {
+                let end = skip_quoted(bytes, i, c);
+                let inner = &sql[i + 1..end.saturating_sub(1).max(i + 1)];
+                let q = (c as char).to_string();
+                out.push(Token::Quoted(inner.replace(&format!("{q}{q}"), &q)));
+                i = end;
+            }
+            b'[' => {
+                let end = bytes[i..].iter().position(|&b| b == b']').map_or(bytes.len(), |p| i + p);
+                out.push(Token::Quoted(sql[i + 1..end].to_string()));
+                i = (end + 1).min(bytes.len());
+            }
+            b'\'' => {
+                i = skip_quoted(bytes, i, c);
+                out.push(Token::Other);
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p + 1)
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = sql[i + 2..].find("*/").map_or(bytes.len(), |p| i + 2 + p + 2),
+            b'(' => {
+                out.push(Token::Open);
+                i += 1;
+            }
+            b')' => {
+                out.push(Token::Close);
+                i += 1;
+            }
+            _ if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] >= 0x80) {
+                    i += 1;
+                }
+                out.push(Token::Name(sql[start..i].to_string()));
+            }
+            _ if c.is_ascii_whitespace() || c == 0x0B => i += 1,
+            _ => {
+                out.push(Token::Other);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// For each CHECK constraint of a CREATE TABLE text (column or table constraint), the names
+/// among `columns` its expression mentions (ASCII case aside; a function or keyword that has
+/// a column's name counts too: this errs toward mentioning more).
+pub fn check_constraint_columns(sql: &str, columns: &[String]) -> Vec<Vec<String>> {
+    let toks = tokens(sql);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let is_check = matches!(&toks[i], Token::Name(w) if w.eq_ignore_ascii_case("CHECK")) && toks.get(i + 1) == Some(&Token::Open);
+        if !is_check {
+            i += 1;
+            continue;
+        }
+        let (mut depth, mut j, mut named) = (0usize, i + 1, Vec::new());
+        while j < toks.len() {
+            match &toks[j] {
+                Token::Open => depth += 1,
+                Token::Close => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                Token::Name(n) | Token::Quoted(n) => {
+                    if let Some(c) = columns.iter().find(|c| c.eq_ignore_ascii_case(n)) {
+                        if !named.contains(c) {
+                            named.push(c.clone());
+                        }
+                    }
+                }
+                Token::Other => {}
+            }
+            j += 1;
+        }
+        out.push(named);
+        i = j + 1;
+    }
+    out
+}
+
 /// Bare words of a SQL text, skipping quoted strings/identifiers and comments.
 fn sql_words(sql: &str) -> Vec<&str> {
     let bytes = sql.as_bytes();
@@ -239,6 +343,16 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
              so checked foreign keys would reject valid merges"
                 .into(),
         ));
+    }
+    // A CHECK on one non-key column (and the key, which a row keeps) holds for each value a
+    // peer sends; one on several can fail half way through a peer's update of them.
+    let names: Vec<String> = t.columns.iter().filter(|c| c.pk_index == 0).map(|c| c.name.clone()).collect();
+    if let Some(cols) = check_constraint_columns(&t.sql, &names).into_iter().find(|cols| cols.len() > 1) {
+        return Err(refuse(format!(
+            "it has a CHECK constraint on several columns ({}); merges apply changes one cell at a time, \
+             so it would reject valid merges (a peer's update of both columns, applied one by one)",
+            cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+        )));
     }
     if uses_autoincrement(&t.sql) {
         return Err(refuse("it uses AUTOINCREMENT; replicas would allocate the same keys".into()));
@@ -345,6 +459,22 @@ mod tests {
     fn autoincrement_only_as_keyword() {
         assert!(!uses_autoincrement("CREATE TABLE \"autoincrement\"(x 'AUTOINCREMENT' /* AUTOINCREMENT */) -- AUTOINCREMENT"));
         assert!(uses_autoincrement("create table t(id integer primary key autoincrement)"));
+    }
+
+    #[test]
+    fn check_constraints_and_the_columns_they_name() {
+        let cols: Vec<String> = ["id", "lo", "Hi", "we ird", "x"].iter().map(|s| s.to_string()).collect();
+        let of = |sql: &str| check_constraint_columns(sql, &cols);
+        assert_eq!(of("CREATE TABLE r(id INTEGER PRIMARY KEY, lo INT, hi INT, CHECK (lo <= hi))"), vec![vec!["lo", "Hi"]]);
+        assert_eq!(of("CREATE TABLE r(id, lo INT CHECK (lo > 0), hi CHECK(\"HI\" < 'lo x'))"), vec![vec!["lo"], vec!["Hi"]]);
+        assert_eq!(of("CREATE TABLE r(x CHECK (length(x) < 9 AND [we ird] IS NULL)) -- CHECK (lo < hi)"), vec![vec!["x", "we ird"]]);
+        assert_eq!(of("CREATE TABLE r(x, \"check\"(9), y /* CHECK (lo<hi) */)"), Vec::<Vec<String>>::new());
+        assert_eq!(of("CREATE TABLE r(x CHECK (x IN (1, (2))), lo CHECK (((lo))))"), vec![vec!["x"], vec!["lo"]]);
+        let mut r = table(vec![col("id", "INTEGER", true, 1), col("lo", "INT", false, 0), col("hi", "INT", false, 0)]);
+        r.sql = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, lo INT, hi INT, CONSTRAINT ordered CHECK (lo <= hi))".into();
+        assert!(refusal(&r).contains("it has a CHECK constraint on several columns (\"lo\", \"hi\")"));
+        r.sql = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, lo INT CHECK (lo >= 0), hi INT CHECK (hi > id))".into();
+        assert!(check(&r).is_ok());
     }
 
     #[test]
