@@ -410,6 +410,7 @@ fn bad_changes_are_refused_with_a_clear_error_and_change_nothing() {
     let cases: Vec<(&str, Change, &str)> = vec![
         ("unknown table", Change { table: "nope".into(), ..good.clone() }, "no such CRR table: \"nope\""),
         ("unknown column", Change { cid: "zz".into(), ..good.clone() }, "table \"t\" has no column \"zz\" (schema mismatch)"),
+        ("key column as cid", Change { cid: "ID".into(), ..good.clone() }, "\"ID\" is a key column of table \"t\": key values travel in pk, not as cells"),
         ("empty pk", Change { pk: vec![], ..good.clone() }, "pk blob is empty"),
         ("truncated pk", Change { pk: vec![1, 0x11, 1], ..good.clone() }, "truncated"),
         ("trailing bytes", Change { pk: vec![1, 9, 1, 0], ..good.clone() }, "trailing bytes"),
