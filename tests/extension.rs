@@ -111,6 +111,8 @@ fn pack_columns_matches_the_spec_examples_and_unpack_inverts_it() {
         s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
     };
     assert_eq!(cells, vec![V::Integer(7), txt("x"), V::Null, V::Blob(vec![255]), V::Real(2.5)]);
+    let e = err(&c, "SELECT crsql_pack_columns()");
+    assert!(e.contains("crsql_pack_columns: give it the key's values"), "{e}");
     for bad in ["X''", "X'01'", "X'010901FF'", "X'0107'", "X'0149'", "X'010B01FF'", "'text'"] {
         let e = err(&c, &format!("SELECT * FROM crsql_unpack_columns({bad})"));
         assert!(e.contains("crsql_unpack_columns"), "{bad}: {e}");

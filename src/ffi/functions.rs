@@ -166,6 +166,9 @@ fn next_db_version_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
 /// error here, not replaced, so that a key is never packed as another key (the tracking
 /// triggers of a table keyed by text call this, so such a write fails and changes nothing).
 fn pack_columns_fn(_: &Conn, args: &Args) -> Result<Value> {
+    if args.is_empty() {
+        return Err(Error::new("give it the key's values: a key has 1 to 255 columns"));
+    }
     let mut values = Vec::with_capacity(args.len());
     for i in 0..args.len() {
         let v = args.value_ref(i);
