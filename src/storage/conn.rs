@@ -50,7 +50,7 @@ pub struct Conn {
     /// bytes can be read as they are (ffi::values::borrow).
     pub utf8: Cell<bool>,
     /// crr_internal_txn is registered on this connection (set once at load, after the internal
-    /// schema is installed): until then nothing can join a transaction (`txn::join_changes`).
+    /// schema is installed): until then nothing can join a transaction (`txn::join_transaction`).
     pub txn_vtab: Cell<bool>,
     /// The buffer the clock records stored through track::save / save_existing (merges, key
     /// changes, backfill, alter) are encoded in (track::with_encoded).
@@ -222,7 +222,7 @@ impl Conn {
     /// (two committed transactions at one db_version, so a peer that synced the first misses
     /// the second). Called by the tracking triggers' first function (crr_internal_tracking)
     /// and by the first write of a transaction (txn::db_version, clock), it joins with a
-    /// statement (`txn::join_changes`) once per transaction; then it is one test. (Merges
+    /// statement (`txn::join_transaction`) once per transaction; then it is one test. (Merges
     /// need none: crsql_changes is in their transaction.)
     #[inline]
     pub fn enter_write(&self) -> crate::error::Result<()> {
@@ -230,7 +230,7 @@ impl Conn {
             return Ok(());
         }
         self.notice_commit();
-        super::txn::join_changes(self)
+        super::txn::join_transaction(self)
     }
 
     /// Ends the state of a joined transaction whose commit was not reported: a safety net, since

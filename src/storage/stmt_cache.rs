@@ -15,7 +15,7 @@ pub enum Key {
     MetaGet,
     MetaPut,
     MetaRaiseHlc,
-    JoinChanges,
+    JoinTransaction,
     TickPut,
     TickGet,
     ClockMark,

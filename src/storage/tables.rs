@@ -302,7 +302,7 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     }
     // Loaded inside a write transaction: make sure its rollbacks are reported from now on.
     let provisional = if conn.db.in_write_txn() {
-        super::txn::join_changes(conn)?;
+        super::txn::join_transaction(conn)?;
         Some(conn.rollback_mark())
     } else {
         None

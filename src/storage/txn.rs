@@ -351,7 +351,7 @@ fn settings(conn: &Conn) -> Result<(ClockMode, i64)> {
 /// caller's savepoint releases), so the state would belong to the next transaction, where
 /// another connection may have changed them first.
 pub fn writing_settings(conn: &Conn) -> Result<()> {
-    join_changes(conn)?;
+    join_transaction(conn)?;
     conn.carry.set(None);
     let mut t = conn.txn.borrow_mut();
     t.settings_written = true;
@@ -446,11 +446,11 @@ fn persist_hwm(conn: &Conn, hwm: i64) -> Result<()> {
 /// writes after them needs no call of its own.) While the extension is still
 /// being set up (the internal schema's install or upgrade at load) the table does not exist
 /// yet, and nothing joins: what is written then gets no rollback mark (`Conn::rollback_mark`).
-pub fn join_changes(conn: &Conn) -> Result<()> {
+pub fn join_transaction(conn: &Conn) -> Result<()> {
     if conn.changes_in_txn.get() || !conn.txn_vtab.get() {
         return Ok(());
     }
-    conn.stmts.with(conn.db, Key::JoinChanges, || JOIN_SQL.into(), |s| s.run())
+    conn.stmts.with(conn.db, Key::JoinTransaction, || JOIN_SQL.into(), |s| s.run())
 }
 
 /// A statement that makes crr_internal_txn take part in the transaction: it writes the table,
