@@ -410,6 +410,10 @@ fn bad_changes_are_refused_with_a_clear_error_and_change_nothing() {
     let cases: Vec<(&str, Change, &str)> = vec![
         ("unknown table", Change { table: "nope".into(), ..good.clone() }, "no such CRR table: \"nope\""),
         ("unknown column", Change { cid: "zz".into(), ..good.clone() }, "table \"t\" has no column \"zz\" (schema mismatch)"),
+        // Merged, they made an HLC replica unable to write ("clock exhausted"), a lamport
+        // replica's next write wrap to version 0, and a local delete overflow the causal length.
+        ("col_version past 2^62", Change { col_version: (1 << 62) + 1, ..good.clone() }, "col_version 4611686018427387905 is beyond 2^62"),
+        ("cl past 2^62", Change { cl: i64::MAX, ..good.clone() }, "cl 9223372036854775807 is beyond 2^62"),
         ("key column as cid", Change { cid: "ID".into(), ..good.clone() }, "\"ID\" is a key column of table \"t\": key values travel in pk, not as cells"),
         ("empty pk", Change { pk: vec![], ..good.clone() }, "pk blob is empty"),
         ("truncated pk", Change { pk: vec![1, 0x11, 1], ..good.clone() }, "truncated"),

@@ -147,6 +147,11 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     };
     let col_version = non_negative("col_version", &c.col_version)?;
     let cl = non_negative("cl", &c.cl)?;
+    for (name, v) in [("col_version", col_version), ("cl", cl)] {
+        if v > rule::VERSION_MAX {
+            return Err(Error::new(format!("{name} {v} is beyond 2^62, which no replica reaches (a corrupt or hostile change)")));
+        }
+    }
     if !matches!(c.db_version, ValueRef::Null) {
         non_negative("db_version", &c.db_version)?;
     }
