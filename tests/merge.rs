@@ -835,3 +835,37 @@ fn a_key_value_the_key_column_would_convert_is_refused() {
     let pks: Vec<Vec<u8>> = changes(&a).into_iter().map(|x| x.pk).collect();
     assert_eq!(pks.len(), 2, "one clock row per row: {pks:?}");
 }
+
+/// crsql_internal_sync_bit() (cr-sqlite's name) is 1 inside the app's triggers that a merge
+/// fires and 0 for local writes, so an app trigger that derives data (a counter, a copy) can
+/// skip merges: the origin's derived writes arrive as changes of their own, and replicas agree.
+/// Run on merges too, such a trigger wrote the same row unrecorded: n read 1 on the origin and
+/// 2 on the peer, for good. Setting the bit (cr-sqlite's way to stop recording) is refused.
+#[test]
+fn app_triggers_can_skip_merges_with_the_sync_bit() {
+    let replica = || {
+        let c = mem();
+        c.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, n INTEGER DEFAULT 0); SELECT crsql_as_crr('t');
+             CREATE TABLE seen(bit INTEGER);
+             CREATE TRIGGER bits AFTER UPDATE OF a ON t BEGIN INSERT INTO seen VALUES (crsql_internal_sync_bit()); END;
+             CREATE TRIGGER bump AFTER UPDATE OF a ON t WHEN crsql_internal_sync_bit() = 0 BEGIN
+               UPDATE t SET n = n + 1 WHERE id = NEW.id;
+             END;",
+        )
+        .unwrap();
+        c
+    };
+    let (a, b) = (replica(), replica());
+    a.execute_batch("INSERT INTO t(id, a) VALUES (1, 'x')").unwrap();
+    apply(&b, &changes(&a)).unwrap();
+    a.execute_batch("UPDATE t SET a = 'y' WHERE id = 1").unwrap();
+    apply(&b, &changes_where(&a, "WHERE db_version > 1")).unwrap();
+    assert_eq!(dump(&a, "t"), dump(&b, "t"));
+    assert_eq!(one::<i64>(&b, "SELECT n FROM t"), 1);
+    assert_eq!(one::<String>(&a, "SELECT group_concat(bit) FROM seen"), "0");
+    assert_eq!(one::<String>(&b, "SELECT group_concat(bit) FROM seen"), "1");
+    assert_eq!(one::<i64>(&a, "SELECT crsql_internal_sync_bit()"), 0);
+    let e = err(&a, "SELECT crsql_internal_sync_bit(1)");
+    assert!(e.contains("setting the sync bit is not supported"), "{e}");
+}

@@ -182,6 +182,17 @@ fn pack_columns_fn(_: &Conn, args: &Args) -> Result<Value> {
     pk_codec::encode(&values).map(Value::Blob).map_err(|e| Error::new(e.to_string()))
 }
 
+/// crsql_internal_sync_bit(): 1 while a merge writes a CRR's rows (so inside the app's
+/// triggers that this fires), else 0, under cr-sqlite's name, so that an app's trigger can
+/// skip merges with `WHEN crsql_internal_sync_bit() = 0`. cr-sqlite's setter form, which
+/// stops recording local writes, is refused: here every local write is recorded.
+fn sync_bit_fn(conn: &Conn, args: &Args) -> Result<Value> {
+    if !args.is_empty() {
+        return Err(Error::new("setting the sync bit is not supported (every local write is recorded); without an argument it says whether a merge is writing"));
+    }
+    Ok(Value::Integer(i64::from(conn.merging_tid.get().is_some())))
+}
+
 fn rows_impacted_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.txn.borrow().rows_impacted.total()))
 }
@@ -322,6 +333,8 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crsql_next_db_version", 0, 0, V(next_db_version_fn)),
         ("crsql_pack_columns", -1, PURE, A(pack_columns_fn)),
         ("crsql_rows_impacted", 0, 0, V(rows_impacted_fn)),
+        ("crsql_internal_sync_bit", 0, TRIGGER, A(sync_bit_fn)),
+        ("crsql_internal_sync_bit", 1, TRIGGER, A(sync_bit_fn)),
         ("crsql_config_set", 2, 0, V(config_set_fn)),
         ("crsql_config_get", 1, 0, V(config_get_fn)),
         ("crsql_finalize", 0, 0, V(finalize_fn)),
