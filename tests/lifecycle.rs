@@ -431,3 +431,21 @@ fn a_new_site_id_that_fails_half_way_leaves_nothing() {
     c.execute_batch("DROP TRIGGER refuse_own; INSERT INTO t VALUES (1, 'x', 1);").unwrap();
     assert!(changes(&c).iter().all(|x| x.site_id == own));
 }
+
+/// What README says of renames: a drop and an add of the same type in one bracket are taken
+/// for a rename (the new column inherits the old one's entries), and in two brackets they are
+/// not.
+#[test]
+fn a_drop_and_an_add_are_a_rename_in_one_bracket_and_not_in_two() {
+    let one_bracket = replica();
+    one_bracket.execute_batch("INSERT INTO t VALUES (1, 'x', 5); SELECT crsql_begin_alter('t'); ALTER TABLE t DROP COLUMN b; ALTER TABLE t ADD COLUMN c INTEGER; SELECT crsql_commit_alter('t');").unwrap();
+    assert_eq!(cids(&one_bracket), vec!["a", "c"]);
+    let two_brackets = replica();
+    two_brackets
+        .execute_batch(
+            "INSERT INTO t VALUES (1, 'x', 5); SELECT crsql_begin_alter('t'); ALTER TABLE t DROP COLUMN b; SELECT crsql_commit_alter('t');
+             SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN c INTEGER; SELECT crsql_commit_alter('t');",
+        )
+        .unwrap();
+    assert_eq!(cids(&two_brackets), vec!["a"]);
+}
