@@ -249,12 +249,18 @@ fn run_seed(seed: u64, verbose: bool) -> (usize, usize) {
 
 #[test]
 fn any_where_clause_on_crsql_changes_agrees_with_a_plain_copy() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (queries, answered) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let seeds = run_seeds("CRR_FILTERS", 12, "CRR_FILTERS_SEED={seed} cargo test --release --test filters -- --nocapture", |seed, verbose| {
-        let (queries, answered) = run_seed(seed, verbose);
-        // The comparison means something only if many queries find rows.
-        assert!(answered * 5 >= queries, "seed {seed}: only {answered} of {queries} queries found rows");
+        let (q, a) = run_seed(seed, verbose);
+        queries.fetch_add(q, Ordering::Relaxed);
+        answered.fetch_add(a, Ordering::Relaxed);
     });
     assert!(seeds > 0);
+    // The comparison means something only if many queries find rows (a seed with few changes
+    // may find few, so a replay of one seed is not judged).
+    let (q, a) = (queries.into_inner(), answered.into_inner());
+    assert!(seeds < 10 || a * 4 >= q, "only {a} of {q} queries found rows");
 }
 
 /// The case that failed before text constraints were pushed down only under collations our
