@@ -449,3 +449,28 @@ fn a_drop_and_an_add_are_a_rename_in_one_bracket_and_not_in_two() {
         .unwrap();
     assert_eq!(cids(&two_brackets), vec!["a"]);
 }
+
+/// Rows left without cell entries by an alter (every tracked column dropped, then one added at
+/// its default) show their sentinel, so a new replica that syncs from scratch gets them. Until
+/// 2026-12-05 such rows were in no feed: the table had tracked columns, so a sentinel at causal
+/// length 1 stayed hidden.
+#[test]
+fn rows_an_alter_left_without_cells_still_reach_a_new_replica() {
+    let c = replica();
+    c.execute_batch(
+        "INSERT INTO t VALUES (1, 'x', 1), (2, 'y', 2);
+         SELECT crsql_begin_alter('t'); ALTER TABLE t DROP COLUMN a; ALTER TABLE t DROP COLUMN b; SELECT crsql_commit_alter('t');
+         SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN n INTEGER DEFAULT 0; SELECT crsql_commit_alter('t');",
+    )
+    .unwrap();
+    let fresh = mem();
+    fresh.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT 0); SELECT crsql_as_crr('t');").unwrap();
+    sync_since(&c, &fresh, 0).unwrap();
+    assert_eq!(dump(&fresh, "t"), dump(&c, "t"));
+    assert_eq!(portable(&fresh), portable(&c));
+    // A write to the row hides the sentinel again, on both.
+    c.execute_batch("UPDATE t SET n = 5 WHERE id = 1").unwrap();
+    sync_since(&c, &fresh, 0).unwrap();
+    assert_eq!(portable(&fresh), portable(&c));
+    assert_eq!(cids(&c), vec!["-1", "n"]);
+}

@@ -125,15 +125,15 @@ struct Row {
 }
 
 /// SPEC 7, rules 1-3.
-fn model_apply(rows: &mut BTreeMap<(usize, usize), Row>, ts: &[Table], c: &Incoming) {
+fn model_apply(rows: &mut BTreeMap<(usize, usize), Row>, c: &Incoming) {
     let row = rows.entry((c.table, c.key)).or_default();
-    let key_only = ts[c.table].columns.is_empty();
     match c.cl.cmp(&row.cl) {
         Ordering::Less => return,
         Ordering::Greater => *row = Row { cl: c.cl, sentinel_site: c.site, cells: BTreeMap::new() },
         Ordering::Equal => {
-            // The sentinel of a visible life records the greatest site seen at it.
-            if (row.cl != 1 || key_only) && SITES[c.site] > SITES[row.sentinel_site] {
+            // The sentinel of a visible life (deleted, resurrected, or without cells) records the
+            // greatest site seen at it.
+            if (row.cl != 1 || row.cells.is_empty()) && SITES[c.site] > SITES[row.sentinel_site] {
                 row.sentinel_site = c.site;
             }
         }
@@ -195,7 +195,7 @@ fn run_seed(seed: u64, verbose: bool) -> usize {
     let sent: Vec<Incoming> = (0..1 + r.below(40)).map(|_| incoming(&mut r, &ts)).collect();
     let mut model = BTreeMap::new();
     for c in &sent {
-        model_apply(&mut model, &ts, c);
+        model_apply(&mut model, c);
     }
     let cs: Vec<Change> = sent.iter().map(|c| to_change(&a, &ts, c)).collect();
     if verbose {
@@ -245,7 +245,7 @@ fn run_seed(seed: u64, verbose: bool) -> usize {
             }
             // Its feed: the winning cell clocks, and the sentinel where it carries information.
             let mut want: Vec<(String, V, i64, Vec<u8>, i64)> = Vec::new();
-            if row.cl > 0 && (row.cl != 1 || t.columns.is_empty()) {
+            if row.cl > 0 && (row.cl != 1 || row.cells.is_empty()) {
                 want.push(("-1".into(), V::Null, row.cl, SITES[row.sentinel_site].to_vec(), row.cl));
             }
             for (i, (v, val, s)) in &row.cells {

@@ -69,10 +69,14 @@ pub fn sentinel_site_wins(incoming: &SiteId, local: &SiteId) -> bool {
     incoming > local
 }
 
-/// Whether the sentinel appears in crsql_changes: when it carries information (the row was
-/// deleted or resurrected, or the table has no non-key columns).
-pub fn sentinel_visible(cl: i64, tracked_columns: usize) -> bool {
-    cl != 1 || tracked_columns == 0
+/// Whether the sentinel appears in crsql_changes: when it carries information: the row was
+/// deleted or resurrected, or it has no cell entries (`cells`: a table without non-key
+/// columns, or a row whose columns an alter dropped), which would leave it out of the feed
+/// altogether. (Until 2026-12-05 the last case was "the table has no tracked columns", so the
+/// rows of a table whose columns were all dropped and one added, at its default, were in no
+/// feed: a new replica never got them.)
+pub fn sentinel_visible(cl: i64, cells: usize) -> bool {
+    cl != 1 || cells == 0
 }
 
 #[cfg(test)]
@@ -113,7 +117,7 @@ mod tests {
                 *row = Row { cl: c.cl, sentinel_site: Some(c.site), cells: BTreeMap::new() };
             }
             RowStep::SameLife => {
-                if sentinel_visible(row.cl, SLOTS) {
+                if sentinel_visible(row.cl, row.cells.len()) {
                     let cur = row.sentinel_site.unwrap_or([0; 16]);
                     if sentinel_site_wins(&c.site, &cur) {
                         row.sentinel_site = Some(c.site);
@@ -131,7 +135,7 @@ mod tests {
 
     /// The observable state: cl, visible sentinel site, cells.
     fn observable(row: &Row) -> (i64, Option<SiteId>, BTreeMap<usize, (i64, Value, SiteId)>) {
-        let s = if sentinel_visible(row.cl, SLOTS) && row.cl > 0 { row.sentinel_site } else { None };
+        let s = if sentinel_visible(row.cl, row.cells.len()) && row.cl > 0 { row.sentinel_site } else { None };
         (row.cl, s, row.cells.clone())
     }
 

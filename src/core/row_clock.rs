@@ -90,6 +90,11 @@ impl RowClock {
         self.cells.iter().flatten().map(|e| e.col_version).max()
     }
 
+    /// How many cell entries the row holds.
+    pub fn cell_count(&self) -> usize {
+        self.cells.iter().flatten().count()
+    }
+
     pub fn cell(&self, slot: usize) -> Option<Entry> {
         self.cells.get(slot).copied().flatten()
     }

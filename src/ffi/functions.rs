@@ -305,7 +305,7 @@ fn internal_update_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) 
     let (slots, flags) = slots_and_flags(args, 3)?;
     let changed = slots.iter().enumerate().filter(|(i, _)| flags.changed(*i)).map(|(_, s)| s);
     let (tid, cl, clock) = (args.int(0, "table id")?, args.int(1, "cl")?, args.blob(2, "clock")?);
-    track::update_record(conn, tid, cl, clock, slots.len(), changed, buf)
+    track::update_record(conn, tid, cl, clock, changed, buf)
 }
 
 fn internal_tombstone_record(conn: &Conn, _: &Args, buf: &mut track::RecordBuf) -> Result<()> {

@@ -149,7 +149,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         }
         for (slot, name) in added {
             let default = desc.columns.iter().find(|c| c.name == name).and_then(|c| c.default_sql.clone());
-            record_non_default(conn, info.clock(), &desc.name, &shape.pk, &name, default.as_deref(), slot, cols.len())?;
+            record_non_default(conn, info.clock(), &desc.name, &shape.pk, &name, default.as_deref(), slot)?;
         }
         let mut s = conn.db.prepare(&format!("SELECT 1 FROM sqlite_schema WHERE type = 'trigger' AND name = 'crr_{}_insert'", info.tid), false)?;
         let inserts_tracked = s.step()?;
@@ -166,7 +166,6 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
 
 /// Rows whose new column holds something other than its default are local writes: peers that
 /// add the same column get the default, so only differing cells need to travel.
-#[allow(clippy::too_many_arguments)]
 fn record_non_default(
     conn: &Conn,
     clock: Clock,
@@ -175,7 +174,6 @@ fn record_non_default(
     column: &str,
     default_sql: Option<&str>,
     slot: usize,
-    tracked: usize,
 ) -> Result<()> {
     let keys = pk.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
     let default = default_sql.unwrap_or("NULL");
@@ -189,7 +187,7 @@ fn record_non_default(
     }
     drop(s);
     for key in pks {
-        track::record_cell(conn, clock, &key, slot, tracked)?;
+        track::record_cell(conn, clock, &key, slot)?;
     }
     Ok(())
 }

@@ -361,7 +361,6 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         Some(h) => h.stored,
         None => local.as_ref().map(RowClock::max_db_version),
     };
-    let tracked = v.table.tracked_count();
     let step = row_step(v.cl, local_cl);
     if step == RowStep::Stale {
         return Ok(keep(conn, v, bufs, local, held));
@@ -393,7 +392,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         _ => false,
     };
     let sentinel_raised = match (step, &local) {
-        (RowStep::SameLife, Some(rc)) if sentinel_visible(rc.cl, tracked) => {
+        (RowStep::SameLife, Some(rc)) if sentinel_visible(rc.cl, rc.cell_count()) => {
             sentinel_site_wins(&v.site, &sites::site_id(conn, rc.sentinel.site)?)
         }
         _ => false,

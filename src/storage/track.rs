@@ -153,8 +153,8 @@ fn new_life(stamp: &Stamp, cl: i64, slots: usize) -> RowClock {
 /// In the same life, a local write raises the visible sentinel's site like any other change
 /// (see core::merge::sentinel_site_wins), so replicas agree on it. `entry` makes the new
 /// sentinel entry when one is needed.
-fn touch_sentinel(conn: &Conn, rc: &mut RowClock, tracked: usize, own_site: u32, entry: impl FnOnce() -> Result<Entry>) -> Result<()> {
-    if !sentinel_visible(rc.cl, tracked) || rc.sentinel.site == own_site {
+fn touch_sentinel(conn: &Conn, rc: &mut RowClock, own_site: u32, entry: impl FnOnce() -> Result<Entry>) -> Result<()> {
+    if !sentinel_visible(rc.cl, rc.cell_count()) || rc.sentinel.site == own_site {
         return Ok(());
     }
     let own = sites::own(conn)?;
@@ -167,10 +167,10 @@ fn touch_sentinel(conn: &Conn, rc: &mut RowClock, tracked: usize, own_site: u32,
 
 /// Records local writes of `slots` in a live row's clock: touches the sentinel, then one
 /// entry per slot at this transaction's db_version.
-fn write_cells(conn: &Conn, rc: &mut RowClock, dbv: i64, tracked: usize, slots: impl Iterator<Item = usize>) -> Result<()> {
+fn write_cells(conn: &Conn, rc: &mut RowClock, dbv: i64, slots: impl Iterator<Item = usize>) -> Result<()> {
     let mut stamp = Stamp::new(conn, dbv)?;
     let cl = rc.cl;
-    touch_sentinel(conn, rc, tracked, stamp.site, || Ok(stamp.entry(cl)))?;
+    touch_sentinel(conn, rc, stamp.site, || Ok(stamp.entry(cl)))?;
     for slot in slots {
         let v = stamp.cell_version(rc.cell(slot))?;
         rc.set_cell(slot, stamp.entry(v));
@@ -239,7 +239,7 @@ pub fn on_insert(conn: &Conn, clock: Clock, pk: &[u8], slots: &[usize]) -> Resul
         None => fresh(conn, dbv, 1, slots.iter().copied())?,
         Some(old) if !is_alive(old.cl) => fresh(conn, dbv, old.cl + 1, slots.iter().copied())?,
         Some(mut old) => {
-            write_cells(conn, &mut old, dbv, slots.len(), slots.iter().copied())?;
+            write_cells(conn, &mut old, dbv, slots.iter().copied())?;
             old
         }
     };
@@ -267,7 +267,7 @@ pub fn on_update(conn: &Conn, clock: Clock, old_pk: &[u8], new_pk: &[u8], change
     };
     let dbv = txn::db_version(conn)?;
     let old_dbv = rc.max_db_version();
-    write_cells(conn, &mut rc, dbv, slots.len(), changed.iter().filter(|(_, c)| *c).map(|(s, _)| *s))?;
+    write_cells(conn, &mut rc, dbv, changed.iter().filter(|(_, c)| *c).map(|(s, _)| *s))?;
     save(conn, clock, new_pk, &rc, Some(old_dbv))
 }
 
@@ -351,7 +351,7 @@ pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &
     let new = decode(conn, tid, 1, fresh)?;
     buf.rewrite(conn, tid, cl, clock, |rc| {
         let mut stamp = Stamp::new(conn, new.sentinel.db_version)?;
-        touch_sentinel(conn, rc, slots.len(), stamp.site, || Ok(Entry { col_version: cl, ..new.sentinel }))?;
+        touch_sentinel(conn, rc, stamp.site, || Ok(Entry { col_version: cl, ..new.sentinel }))?;
         for slot in slots.iter() {
             let e = new.cell(slot).ok_or_else(|| Error::new(format!("fresh record lacks slot {slot} (table id {tid})")))?;
             let col_version = stamp.cell_version(rc.cell(slot))?;
@@ -363,10 +363,10 @@ pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &
 
 /// The record of a live row after an UPDATE that kept its key, in `buf.bytes`.
 /// `tracked` is the number of tracked slots, `changed` the slots the UPDATE changed.
-pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], tracked: usize, changed: impl Iterator<Item = usize>, buf: &mut RecordBuf) -> Result<()> {
+pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], changed: impl Iterator<Item = usize>, buf: &mut RecordBuf) -> Result<()> {
     buf.rewrite(conn, tid, cl, clock, |rc| {
         let dbv = txn::db_version(conn)?;
-        write_cells(conn, rc, dbv, tracked, changed)
+        write_cells(conn, rc, dbv, changed)
     })
 }
 
@@ -398,14 +398,14 @@ impl RecordBuf {
 
 /// A local write of one cell outside the triggers (crsql_commit_alter records added columns
 /// whose values differ from the default).
-pub fn record_cell(conn: &Conn, clock: Clock, pk: &[u8], slot: usize, tracked: usize) -> Result<()> {
+pub fn record_cell(conn: &Conn, clock: Clock, pk: &[u8], slot: usize) -> Result<()> {
     let dbv = txn::db_version(conn)?;
     let mut rc = match load(conn, clock, pk)? {
         Some(rc) if is_alive(rc.cl) => rc,
         _ => return Ok(()),
     };
     let old_dbv = rc.max_db_version();
-    write_cells(conn, &mut rc, dbv, tracked, std::iter::once(slot))?;
+    write_cells(conn, &mut rc, dbv, std::iter::once(slot))?;
     save(conn, clock, pk, &rc, Some(old_dbv))
 }
 
