@@ -164,7 +164,8 @@ pub fn changes_insert(conn: &Connection, data: &[u8]) {
 }
 
 /// For every V, the changes since V are the full feed's changes with db_version > V (rows
-/// written since V are found through the clocks' dbv index or crr_dirty buckets).
+/// written since V are found through the clocks' dbv index or crr_dirty buckets), and those up
+/// to V the full feed's with db_version <= V.
 fn since_agrees_with_the_feed(conn: &Connection) {
     const FEED: &str = "SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes";
     let read = |sql: &str, v: i64| -> Vec<Vec<Value>> {
@@ -177,5 +178,8 @@ fn since_agrees_with_the_feed(conn: &Connection) {
     for v in 0..=top {
         let want: Vec<Vec<Value>> = all.iter().filter(|r| matches!(r[5], Value::Integer(d) if d > v)).cloned().collect();
         assert_eq!(read(&format!("{FEED} WHERE db_version > ?1"), v), want, "changes since {v}");
+        // And a window's end (a row's clock is found by its highest db_version).
+        let want: Vec<Vec<Value>> = all.iter().filter(|r| matches!(r[5], Value::Integer(d) if d <= v)).cloned().collect();
+        assert_eq!(read(&format!("{FEED} WHERE db_version <= ?1"), v), want, "changes up to {v}");
     }
 }
