@@ -160,6 +160,8 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
          CREATE TABLE nocase(k TEXT COLLATE NOCASE PRIMARY KEY NOT NULL, v) WITHOUT ROWID;
          CREATE TABLE rtrim(k TEXT NOT NULL, j NOT NULL, v, PRIMARY KEY (k, j COLLATE RTRIM));
          CREATE TABLE ranged(id INTEGER PRIMARY KEY NOT NULL, lo INT DEFAULT 0, hi INT DEFAULT 0, CHECK (lo <= hi));
+         CREATE TABLE qty(id INTEGER PRIMARY KEY NOT NULL, name TEXT, n INTEGER DEFAULT 0 CHECK (n > 0));
+         CREATE TABLE fine(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT '5' CHECK (typeof(n) = 'integer'), m INT DEFAULT 0, CHECK (id > 0 OR m > 0));
          CREATE VIEW vw AS SELECT 1;",
     )
     .unwrap();
@@ -181,11 +183,18 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         // A peer's UPDATE SET lo = 5, hi = 10 of (1, 2) failed on every replica it reached,
         // applied one cell at a time: (5, 2).
         ("ranged", "table \"ranged\" cannot be a CRR: it has a CHECK constraint on several columns (\"lo\", \"hi\")"),
+        // A peer's INSERT of (1, 'pen', 3) reached every replica as name first, on a row of
+        // defaults (n = 0): it failed there each time.
+        ("qty", "table \"qty\" cannot be a CRR: a row of its defaults fails CHECK (n > 0)"),
     ];
     for (table, want) in cases {
         let e = err(&c, &format!("SELECT crsql_as_crr('{table}')"));
         assert!(e.contains("crsql_as_crr: ") && e.contains(want), "{table}: {e}");
     }
+    // The defaults are judged with the column's affinity ('5' is stored as 5), and a CHECK that
+    // the key could satisfy is not held against them; the probe leaves nothing behind.
+    c.execute_batch("SELECT crsql_as_crr('fine'); SELECT crsql_as_table('fine');").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM temp.sqlite_schema"), 0);
     let e = err(&c, "SELECT crsql_as_crr('temp', 'nopk')");
     assert!(e.contains("not supported yet"), "{e}");
     // Nothing was left behind by the refusals.

@@ -89,6 +89,18 @@ fn indexes_and_the_twelve_step_rebuild() {
     assert!(e.contains("UNIQUE"), "{e}");
 }
 
+/// Nor can an alter add a column whose DEFAULT fails its CHECK (merges create rows with their
+/// defaults).
+#[test]
+fn an_alter_that_adds_a_default_its_check_refuses_is_refused() {
+    let c = replica();
+    c.execute_batch("BEGIN").unwrap();
+    let e = err(&c, "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN n INTEGER DEFAULT 0 CHECK (n > 0); SELECT crsql_commit_alter('t');");
+    assert!(e.contains("a row of its defaults fails CHECK (n > 0)"), "{e}");
+    c.execute_batch("ROLLBACK").unwrap();
+    c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN n INTEGER DEFAULT 1 CHECK (n > 0); SELECT crsql_commit_alter('t');").unwrap();
+}
+
 /// A column cannot become "-1", the cid of the row sentinel in crsql_changes, by an alter
 /// either: commit_alter refuses it and the alter can be rolled back.
 #[test]

@@ -166,51 +166,53 @@ enum Token {
     Other,
 }
 
-fn tokens(sql: &str) -> Vec<Token> {
+/// The tokens of a SQL text with the byte offset each starts at.
+fn tokens(sql: &str) -> Vec<(Token, usize)> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
+        let start = i;
+        let mut push = |t: Token| out.push((t, start));
         match c {
             b'"' | b'`' => {
                 let end = skip_quoted(bytes, i, c);
                 let inner = &sql[i + 1..end.saturating_sub(1).max(i + 1)];
                 let q = (c as char).to_string();
-                out.push(Token::Quoted(inner.replace(&format!("{q}{q}"), &q)));
+                push(Token::Quoted(inner.replace(&format!("{q}{q}"), &q)));
                 i = end;
             }
             b'[' => {
                 let end = bytes[i..].iter().position(|&b| b == b']').map_or(bytes.len(), |p| i + p);
-                out.push(Token::Quoted(sql[i + 1..end].to_string()));
+                push(Token::Quoted(sql[i + 1..end].to_string()));
                 i = (end + 1).min(bytes.len());
             }
             b'\'' => {
+                push(Token::Other);
                 i = skip_quoted(bytes, i, c);
-                out.push(Token::Other);
             }
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p + 1)
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => i = sql[i + 2..].find("*/").map_or(bytes.len(), |p| i + 2 + p + 2),
             b'(' => {
-                out.push(Token::Open);
+                push(Token::Open);
                 i += 1;
             }
             b')' => {
-                out.push(Token::Close);
+                push(Token::Close);
                 i += 1;
             }
             _ if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 => {
-                let start = i;
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] >= 0x80) {
                     i += 1;
                 }
-                out.push(Token::Name(sql[start..i].to_string()));
+                push(Token::Name(sql[start..i].to_string()));
             }
             _ if c.is_ascii_whitespace() || c == 0x0B => i += 1,
             _ => {
-                out.push(Token::Other);
+                push(Token::Other);
                 i += 1;
             }
         }
@@ -218,26 +220,36 @@ fn tokens(sql: &str) -> Vec<Token> {
     out
 }
 
-/// For each CHECK constraint of a CREATE TABLE text (column or table constraint), the names
-/// among `columns` its expression mentions (ASCII case aside; a function or keyword that has
-/// a column's name counts too: this errs toward mentioning more).
-pub fn check_constraint_columns(sql: &str, columns: &[String]) -> Vec<Vec<String>> {
+/// One CHECK constraint of a CREATE TABLE text: its expression as written, and the names
+/// among the given columns it mentions (ASCII case aside; a function or keyword that has a
+/// column's name counts too: this errs toward mentioning more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckConstraint {
+    pub expr: String,
+    pub columns: Vec<String>,
+}
+
+/// The CHECK constraints (column or table constraints) of a CREATE TABLE text.
+pub fn check_constraints(sql: &str, columns: &[String]) -> Vec<CheckConstraint> {
     let toks = tokens(sql);
     let mut out = Vec::new();
     let mut i = 0;
     while i < toks.len() {
-        let is_check = matches!(&toks[i], Token::Name(w) if w.eq_ignore_ascii_case("CHECK")) && toks.get(i + 1) == Some(&Token::Open);
+        let is_check = matches!(&toks[i].0, Token::Name(w) if w.eq_ignore_ascii_case("CHECK")) && toks.get(i + 1).is_some_and(|t| t.0 == Token::Open);
         if !is_check {
             i += 1;
             continue;
         }
         let (mut depth, mut j, mut named) = (0usize, i + 1, Vec::new());
+        let open = toks[i + 1].1;
+        let mut close = sql.len();
         while j < toks.len() {
-            match &toks[j] {
+            match &toks[j].0 {
                 Token::Open => depth += 1,
                 Token::Close => {
                     depth -= 1;
                     if depth == 0 {
+                        close = toks[j].1;
                         break;
                     }
                 }
@@ -252,10 +264,15 @@ pub fn check_constraint_columns(sql: &str, columns: &[String]) -> Vec<Vec<String
             }
             j += 1;
         }
-        out.push(named);
+        out.push(CheckConstraint { expr: sql[open + 1..close].trim().to_string(), columns: named });
         i = j + 1;
     }
     out
+}
+
+/// The columns each CHECK constraint mentions (see `check_constraints`).
+pub fn check_constraint_columns(sql: &str, columns: &[String]) -> Vec<Vec<String>> {
+    check_constraints(sql, columns).into_iter().map(|c| c.columns).collect()
 }
 
 /// Bare words of a SQL text, skipping quoted strings/identifiers and comments.
@@ -470,6 +487,8 @@ mod tests {
         assert_eq!(of("CREATE TABLE r(x CHECK (length(x) < 9 AND [we ird] IS NULL)) -- CHECK (lo < hi)"), vec![vec!["x", "we ird"]]);
         assert_eq!(of("CREATE TABLE r(x, \"check\"(9), y /* CHECK (lo<hi) */)"), Vec::<Vec<String>>::new());
         assert_eq!(of("CREATE TABLE r(x CHECK (x IN (1, (2))), lo CHECK (((lo))))"), vec![vec!["x"], vec!["lo"]]);
+        let exprs: Vec<String> = check_constraints("CREATE TABLE r(x CHECK ( x IN (1, (2)) ), lo CHECK(lo > ')'))", &cols).into_iter().map(|c| c.expr).collect();
+        assert_eq!(exprs, vec!["x IN (1, (2))", "lo > ')'"]);
         let mut r = table(vec![col("id", "INTEGER", true, 1), col("lo", "INT", false, 0), col("hi", "INT", false, 0)]);
         r.sql = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, lo INT, hi INT, CONSTRAINT ordered CHECK (lo <= hi))".into();
         assert!(refusal(&r).contains("it has a CHECK constraint on several columns (\"lo\", \"hi\")"));

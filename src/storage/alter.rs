@@ -102,6 +102,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         };
         let desc = describe(conn, &info.name)?;
         let shape = table_shape::check(&desc).map_err(|r| Error::new(r.to_string()))?;
+        super::as_crr::check_defaults(conn, &desc)?;
         let after: Vec<(String, String)> = desc.columns.iter().map(|c| (c.name.clone(), c.decl_type.clone())).collect();
         let renamed = renames(&before, &after);
         let old_pk: Vec<String> = info.pk.iter().map(|k| renamed.get(k).unwrap_or(k).clone()).collect();

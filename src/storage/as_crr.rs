@@ -353,6 +353,49 @@ fn tracked_of(info: &tables::TableInfo, shape: &Shape) -> Option<Vec<Tracked>> {
     (out.len() == shape.columns.len() && info.pk == shape.pk).then_some(out)
 }
 
+/// Refuses a table whose row of defaults fails one of its CHECK constraints (key columns NULL,
+/// so only what fails whatever the key counts): a merge creates a row with its defaults and
+/// then applies the change's cell, so `qty INTEGER DEFAULT 0 CHECK (qty > 0)` failed every
+/// merge of a new row that began with another column, and the sync stopped there for good.
+/// The defaults are stored in a TEMP table of the same declared types (so with the same
+/// affinities) and each CHECK is evaluated on that row; a CHECK that cannot be evaluated so
+/// (it names a generated column) is not judged.
+pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
+    let names: Vec<String> = desc.columns.iter().map(|c| c.name.clone()).collect();
+    let checks = table_shape::check_constraints(&desc.sql, &names);
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let stored: Vec<&ColumnDesc> = desc.columns.iter().filter(|c| !c.generated).collect();
+    let columns = stored.iter().map(|c| format!("{} {}", quote(&c.name), c.decl_type)).collect::<Vec<_>>().join(", ");
+    let values = stored
+        .iter()
+        .map(|c| if c.pk_index > 0 { "NULL".to_string() } else { format!("({})", c.default_sql.as_deref().unwrap_or("NULL")) })
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.db.exec(&format!(
+        "DROP TABLE IF EXISTS temp.crr_defaults_probe; CREATE TEMP TABLE crr_defaults_probe({columns}); \
+         INSERT INTO temp.crr_defaults_probe VALUES ({values});"
+    ))?;
+    let mut failed = None;
+    for check in &checks {
+        let Ok(mut s) = conn.db.prepare(&format!("SELECT NOT ({}) FROM temp.crr_defaults_probe", check.expr), false) else { continue };
+        if s.step().unwrap_or(false) && s.column_type(0) == crate::ffi::api::SQLITE_INTEGER && s.i64(0) == 1 {
+            failed = Some(check.expr.clone());
+            break;
+        }
+    }
+    conn.db.exec("DROP TABLE temp.crr_defaults_probe")?;
+    match failed {
+        Some(expr) => Err(Error::new(format!(
+            "table \"{}\" cannot be a CRR: a row of its defaults fails CHECK ({expr}); merges create a row with \
+             its defaults before its columns arrive one at a time (give the column a DEFAULT that passes)",
+            desc.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// crsql_as_crr(table): idempotent; backfills existing rows as changes.
 pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()> {
     if let Some(s) = schema_name.filter(|s| !s.eq_ignore_ascii_case("main")) {
@@ -363,6 +406,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         reap_dropped(conn, true)?;
         let desc = describe(conn, table)?;
         let shape = table_shape::check(&desc).map_err(|r| Error::new(r.to_string()))?;
+        check_defaults(conn, &desc)?;
         if let Some(info) = tables::by_name(conn, &desc.name)? {
             let cols = tracked_of(&info, &shape).ok_or_else(|| {
                 Error::new(format!(
