@@ -161,6 +161,7 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
          CREATE TABLE rtrim(k TEXT NOT NULL, j NOT NULL, v, PRIMARY KEY (k, j COLLATE RTRIM));
          CREATE TABLE ranged(id INTEGER PRIMARY KEY NOT NULL, lo INT DEFAULT 0, hi INT DEFAULT 0, CHECK (lo <= hi));
          CREATE TABLE qty(id INTEGER PRIMARY KEY NOT NULL, name TEXT, n INTEGER DEFAULT 0 CHECK (n > 0));
+         CREATE TABLE nulldefault(id INTEGER PRIMARY KEY NOT NULL, v TEXT NOT NULL DEFAULT NULL);
          CREATE TABLE fine(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT '5' CHECK (typeof(n) = 'integer'), m INT DEFAULT 0, CHECK (id > 0 OR m > 0));
          CREATE VIEW vw AS SELECT 1;",
     )
@@ -186,6 +187,7 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         // A peer's INSERT of (1, 'pen', 3) reached every replica as name first, on a row of
         // defaults (n = 0): it failed there each time.
         ("qty", "table \"qty\" cannot be a CRR: a row of its defaults fails CHECK (n > 0)"),
+        ("nulldefault", "table \"nulldefault\" cannot be a CRR: a row of its defaults fails NOT NULL on \"v\""),
     ];
     for (table, want) in cases {
         let e = err(&c, &format!("SELECT crsql_as_crr('{table}')"));

@@ -353,7 +353,8 @@ fn tracked_of(info: &tables::TableInfo, shape: &Shape) -> Option<Vec<Tracked>> {
     (out.len() == shape.columns.len() && info.pk == shape.pk).then_some(out)
 }
 
-/// Refuses a table whose row of defaults fails one of its CHECK constraints (key columns NULL,
+/// Refuses a table whose row of defaults fails one of its CHECK constraints or has NULL in a
+/// NOT NULL column (key columns NULL,
 /// so only what fails whatever the key counts): a merge creates a row with its defaults and
 /// then applies the change's cell, so `qty INTEGER DEFAULT 0 CHECK (qty > 0)` failed every
 /// merge of a new row that began with another column, and the sync stopped there for good.
@@ -362,7 +363,16 @@ fn tracked_of(info: &tables::TableInfo, shape: &Shape) -> Option<Vec<Tracked>> {
 /// (it names a generated column) is not judged.
 pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
     let names: Vec<String> = desc.columns.iter().map(|c| c.name.clone()).collect();
-    let checks = table_shape::check_constraints(&desc.sql, &names);
+    // (what the error names, the expression that must not be false)
+    let mut checks: Vec<(String, String)> =
+        table_shape::check_constraints(&desc.sql, &names).into_iter().map(|c| (format!("CHECK ({})", c.expr), c.expr)).collect();
+    // A NOT NULL column whose DEFAULT is NULL (`DEFAULT NULL`) fails the same way.
+    checks.extend(
+        desc.columns
+            .iter()
+            .filter(|c| c.pk_index == 0 && c.not_null && !c.generated)
+            .map(|c| (format!("NOT NULL on {}", quote(&c.name)), format!("{} IS NOT NULL", quote(&c.name)))),
+    );
     if checks.is_empty() {
         return Ok(());
     }
@@ -378,17 +388,17 @@ pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
          INSERT INTO temp.crr_defaults_probe VALUES ({values});"
     ))?;
     let mut failed = None;
-    for check in &checks {
-        let Ok(mut s) = conn.db.prepare(&format!("SELECT NOT ({}) FROM temp.crr_defaults_probe", check.expr), false) else { continue };
+    for (shown, check) in &checks {
+        let Ok(mut s) = conn.db.prepare(&format!("SELECT NOT ({check}) FROM temp.crr_defaults_probe"), false) else { continue };
         if s.step().unwrap_or(false) && s.column_type(0) == crate::ffi::api::SQLITE_INTEGER && s.i64(0) == 1 {
-            failed = Some(check.expr.clone());
+            failed = Some(shown.clone());
             break;
         }
     }
     conn.db.exec("DROP TABLE temp.crr_defaults_probe")?;
     match failed {
-        Some(expr) => Err(Error::new(format!(
-            "table \"{}\" cannot be a CRR: a row of its defaults fails CHECK ({expr}); merges create a row with \
+        Some(what) => Err(Error::new(format!(
+            "table \"{}\" cannot be a CRR: a row of its defaults fails {what}; merges create a row with \
              its defaults before its columns arrive one at a time (give the column a DEFAULT that passes)",
             desc.name
         ))),
