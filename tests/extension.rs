@@ -162,6 +162,7 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
          CREATE TABLE ranged(id INTEGER PRIMARY KEY NOT NULL, lo INT DEFAULT 0, hi INT DEFAULT 0, CHECK (lo <= hi));
          CREATE TABLE qty(id INTEGER PRIMARY KEY NOT NULL, name TEXT, n INTEGER DEFAULT 0 CHECK (n > 0));
          CREATE TABLE nulldefault(id INTEGER PRIMARY KEY NOT NULL, v TEXT NOT NULL DEFAULT NULL);
+         CREATE TABLE strictdefault(id INTEGER PRIMARY KEY NOT NULL, v INTEGER DEFAULT 'abc') STRICT;
          CREATE TABLE fine(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT '5' CHECK (typeof(n) = 'integer'), m INT DEFAULT 0, CHECK (id > 0 OR m > 0));
          CREATE VIEW vw AS SELECT 1;",
     )
@@ -187,6 +188,7 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         // A peer's INSERT of (1, 'pen', 3) reached every replica as name first, on a row of
         // defaults (n = 0): it failed there each time.
         ("qty", "table \"qty\" cannot be a CRR: a row of its defaults fails CHECK (n > 0)"),
+        ("strictdefault", "table \"strictdefault\" cannot be a CRR: a row of its defaults fails its column types (cannot store TEXT value in INTEGER column"),
         ("nulldefault", "table \"nulldefault\" cannot be a CRR: a row of its defaults fails NOT NULL on \"v\""),
     ];
     for (table, want) in cases {

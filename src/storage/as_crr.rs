@@ -373,7 +373,8 @@ pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
             .filter(|c| c.pk_index == 0 && c.not_null && !c.generated)
             .map(|c| (format!("NOT NULL on {}", quote(&c.name)), format!("{} IS NOT NULL", quote(&c.name)))),
     );
-    if checks.is_empty() {
+    let strict = table_shape::is_strict(&desc.sql);
+    if checks.is_empty() && !strict {
         return Ok(());
     }
     let stored: Vec<&ColumnDesc> = desc.columns.iter().filter(|c| !c.generated).collect();
@@ -383,11 +384,14 @@ pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
         .map(|c| if c.pk_index > 0 { "NULL".to_string() } else { format!("({})", c.default_sql.as_deref().unwrap_or("NULL")) })
         .collect::<Vec<_>>()
         .join(", ");
-    conn.db.exec(&format!(
-        "DROP TABLE IF EXISTS temp.crr_defaults_probe; CREATE TEMP TABLE crr_defaults_probe({columns}); \
-         INSERT INTO temp.crr_defaults_probe VALUES ({values});"
-    ))?;
+    // A STRICT table's probe is STRICT too: a default of the wrong type fails the insert.
+    let strict = if strict { " STRICT" } else { "" };
+    conn.db.exec(&format!("DROP TABLE IF EXISTS temp.crr_defaults_probe; CREATE TEMP TABLE crr_defaults_probe({columns}){strict};"))?;
     let mut failed = None;
+    if let Err(e) = conn.db.exec(&format!("INSERT INTO temp.crr_defaults_probe VALUES ({values})")) {
+        failed = Some(format!("its column types ({})", e.message));
+        checks.clear();
+    }
     for (shown, check) in &checks {
         let Ok(mut s) = conn.db.prepare(&format!("SELECT NOT ({check}) FROM temp.crr_defaults_probe"), false) else { continue };
         if s.step().unwrap_or(false) && s.column_type(0) == crate::ffi::api::SQLITE_INTEGER && s.i64(0) == 1 {
