@@ -92,28 +92,6 @@ fn incoming(r: &mut Rng, ts: &[Table]) -> Incoming {
     }
 }
 
-/// SQL's ORDER BY order of the values above: NULL, numbers, text, blobs.
-fn cmp_value(a: &V, b: &V) -> Ordering {
-    fn rank(v: &V) -> u8 {
-        match v {
-            V::Null => 0,
-            V::Integer(_) | V::Real(_) => 1,
-            V::Text(_) => 2,
-            V::Blob(_) => 3,
-        }
-    }
-    let num = |v: &V| match v {
-        V::Integer(i) => *i as f64,
-        V::Real(f) => *f,
-        _ => 0.0,
-    };
-    rank(a).cmp(&rank(b)).then_with(|| match (a, b) {
-        (V::Text(x), V::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
-        (V::Blob(x), V::Blob(y)) => x.cmp(y),
-        (V::Null, V::Null) => Ordering::Equal,
-        _ => num(a).partial_cmp(&num(b)).expect("no NaN here"),
-    })
-}
 
 /// One row as SPEC 7 says a replica holds it.
 #[derive(Debug, Clone, Default)]
@@ -142,7 +120,7 @@ fn model_apply(rows: &mut BTreeMap<(usize, usize), Row>, c: &Incoming) {
     let wins = match row.cells.get(&col) {
         None => true,
         Some((v, val, s)) => {
-            c.col_version.cmp(v).then_with(|| cmp_value(&c.val, val)).then_with(|| SITES[c.site].cmp(&SITES[*s])) == Ordering::Greater
+            c.col_version.cmp(v).then_with(|| cmp_sql_values(&c.val, val)).then_with(|| SITES[c.site].cmp(&SITES[*s])) == Ordering::Greater
         }
     };
     if wins {

@@ -78,26 +78,6 @@ fn local_write(r: &mut Rng) -> String {
     }
 }
 
-/// SQLite's ORDER BY order for the values this test produces.
-fn cmp_value(a: &V, b: &V) -> Ordering {
-    fn rank(v: &V) -> u8 {
-        match v {
-            V::Null => 0,
-            V::Integer(_) | V::Real(_) => 1,
-            V::Text(_) => 2,
-            V::Blob(_) => 3,
-        }
-    }
-    rank(a).cmp(&rank(b)).then_with(|| match (a, b) {
-        (V::Integer(x), V::Integer(y)) => x.cmp(y),
-        (V::Integer(x), V::Real(y)) => (*x as f64).partial_cmp(y).unwrap(),
-        (V::Real(x), V::Integer(y)) => x.partial_cmp(&(*y as f64)).unwrap(),
-        (V::Real(x), V::Real(y)) => x.partial_cmp(y).unwrap(),
-        (V::Text(x), V::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
-        (V::Blob(x), V::Blob(y)) => x.cmp(y),
-        _ => Ordering::Equal,
-    })
-}
 
 /// Invariant: after merging `c`, the replica holds `c` or something that beats it.
 fn check_dominates(conn: &Connection, c: &Change, ctx: &str) {
@@ -121,7 +101,7 @@ fn check_dominates(conn: &Connection, c: &Change, ctx: &str) {
         )
         .ok();
     let (v, val, site) = here.unwrap_or_else(|| panic!("{ctx}: merged cell vanished: {c:?}"));
-    let order = v.cmp(&c.col_version).then_with(|| cmp_value(&val, &c.val)).then_with(|| site.cmp(&c.site_id));
+    let order = v.cmp(&c.col_version).then_with(|| cmp_sql_values(&val, &c.val)).then_with(|| site.cmp(&c.site_id));
     assert_ne!(order, Ordering::Less, "{ctx}: a merged change beat the stored cell but was not kept: {c:?} vs ({v}, {val:?})");
 }
 

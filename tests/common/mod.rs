@@ -4,6 +4,7 @@
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
+use std::cmp::Ordering;
 use std::path::PathBuf;
 
 pub fn extension_path() -> PathBuf {
@@ -259,4 +260,25 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len() as u64) as usize]
     }
+}
+
+/// SQLite's ORDER BY order of two values (BINARY collation; no NaN).
+pub fn cmp_sql_values(a: &SqlValue, b: &SqlValue) -> Ordering {
+    fn rank(v: &SqlValue) -> u8 {
+        match v {
+            SqlValue::Null => 0,
+            SqlValue::Integer(_) | SqlValue::Real(_) => 1,
+            SqlValue::Text(_) => 2,
+            SqlValue::Blob(_) => 3,
+        }
+    }
+    rank(a).cmp(&rank(b)).then_with(|| match (a, b) {
+        (SqlValue::Integer(x), SqlValue::Integer(y)) => x.cmp(y),
+        (SqlValue::Integer(x), SqlValue::Real(y)) => (*x as f64).partial_cmp(y).unwrap(),
+        (SqlValue::Real(x), SqlValue::Integer(y)) => x.partial_cmp(&(*y as f64)).unwrap(),
+        (SqlValue::Real(x), SqlValue::Real(y)) => x.partial_cmp(y).unwrap(),
+        (SqlValue::Text(x), SqlValue::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (SqlValue::Blob(x), SqlValue::Blob(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    })
 }
