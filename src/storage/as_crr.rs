@@ -359,7 +359,8 @@ fn tracked_of(info: &tables::TableInfo, shape: &Shape) -> Option<Vec<Tracked>> {
 /// then applies the change's cell, so `qty INTEGER DEFAULT 0 CHECK (qty > 0)` failed every
 /// merge of a new row that began with another column, and the sync stopped there for good.
 /// The defaults are stored in a TEMP table of the same declared types (so with the same
-/// affinities) and each CHECK is evaluated on that row; a CHECK that cannot be evaluated so
+/// affinities; one per column layout, emptied after use and kept until the connection
+/// closes) and each CHECK is evaluated on that row; a CHECK that cannot be evaluated so
 /// (it names a generated column) is not judged.
 pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
     let names: Vec<String> = desc.columns.iter().map(|c| c.name.clone()).collect();
@@ -386,20 +387,25 @@ pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
         .join(", ");
     // A STRICT table's probe is STRICT too: a default of the wrong type fails the insert.
     let strict = if strict { " STRICT" } else { "" };
-    conn.db.exec(&format!("DROP TABLE IF EXISTS temp.crr_defaults_probe; CREATE TEMP TABLE crr_defaults_probe({columns}){strict};"))?;
+    // One probe table per column layout, kept (emptied) until the connection closes: DROP
+    // TABLE is refused while another statement runs (`SELECT crsql_as_crr(name) FROM
+    // sqlite_schema ...`), CREATE and DELETE are not.
+    let layout = format!("({columns}){strict}");
+    let probe = format!("temp.\"crr_defaults_probe_{:016x}\"", fnv1a(layout.as_bytes()));
+    conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {} {layout}; DELETE FROM {probe};", &probe["temp.".len()..]))?;
     let mut failed = None;
-    if let Err(e) = conn.db.exec(&format!("INSERT INTO temp.crr_defaults_probe VALUES ({values})")) {
+    if let Err(e) = conn.db.exec(&format!("INSERT INTO {probe} VALUES ({values})")) {
         failed = Some(format!("its column types ({})", e.message));
         checks.clear();
     }
     for (shown, check) in &checks {
-        let Ok(mut s) = conn.db.prepare(&format!("SELECT NOT ({check}) FROM temp.crr_defaults_probe"), false) else { continue };
+        let Ok(mut s) = conn.db.prepare(&format!("SELECT NOT ({check}) FROM {probe}"), false) else { continue };
         if s.step().unwrap_or(false) && s.column_type(0) == crate::ffi::api::SQLITE_INTEGER && s.i64(0) == 1 {
             failed = Some(shown.clone());
             break;
         }
     }
-    conn.db.exec("DROP TABLE temp.crr_defaults_probe")?;
+    conn.db.exec(&format!("DELETE FROM {probe}"))?;
     match failed {
         Some(what) => Err(Error::new(format!(
             "table \"{}\" cannot be a CRR: a row of its defaults fails {what}; merges create a row with \
@@ -408,6 +414,11 @@ pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
         ))),
         None => Ok(()),
     }
+}
+
+/// FNV-1a, for names of our own (not for keys peers choose).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// crsql_as_crr(table): idempotent; backfills existing rows as changes.
