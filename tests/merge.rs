@@ -869,3 +869,27 @@ fn app_triggers_can_skip_merges_with_the_sync_bit() {
     let e = err(&a, "SELECT crsql_internal_sync_bit(1)");
     assert!(e.contains("setting the sync bit is not supported"), "{e}");
 }
+
+/// A TEMP table with a CRR's name shadows it for unqualified SQL; the extension's statements
+/// name the main schema, so merges, the feed's values and crsql_as_crr's triggers still reach
+/// the CRR. Until 2026-12-05 a merge wrote the TEMP table (and the feed read it back): the CRR
+/// never got the value its clock recorded.
+#[test]
+fn a_temp_table_of_the_same_name_is_not_written_by_merges() {
+    let c = mem();
+    c.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); CREATE TEMP TABLE t(id INTEGER PRIMARY KEY, a TEXT);
+         SELECT crsql_as_crr('t');",
+    )
+    .unwrap();
+    c.execute("INSERT INTO crsql_changes VALUES ('t', X'010901', 'a', 'merged', 1, 1, ?1, 1, 0)", [vec![7u8; 16]]).unwrap();
+    c.execute_batch("INSERT INTO main.t VALUES (2, 'local')").unwrap();
+    let main: Vec<(i64, String)> = {
+        let mut s = c.prepare("SELECT id, a FROM main.t ORDER BY id").unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
+    };
+    assert_eq!(main, vec![(1, "merged".to_string()), (2, "local".to_string())]);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM temp.t"), 0);
+    let vals: Vec<V> = changes(&c).into_iter().map(|x| x.val).collect();
+    assert_eq!(vals, vec![V::Text("merged".into()), V::Text("local".into())]);
+}

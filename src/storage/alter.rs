@@ -179,7 +179,7 @@ fn record_non_default(
     let keys = pk.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
     let default = default_sql.unwrap_or("NULL");
     let mut s = conn.db.prepare(
-        &format!("SELECT crsql_pack_columns({keys}) FROM {} WHERE {} IS NOT ({default})", quote(table), quote(column)),
+        &format!("SELECT crsql_pack_columns({keys}) FROM main.{} WHERE {} IS NOT ({default})", quote(table), quote(column)),
         false,
     )?;
     let mut pks = Vec::new();

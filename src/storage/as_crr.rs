@@ -51,7 +51,7 @@ pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
         return Err(Error::new(format!("table \"{name}\" cannot be a CRR: it is a virtual table")));
     }
     let mut columns = Vec::new();
-    let mut s = conn.db.prepare("SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1)", false)?;
+    let mut s = conn.db.prepare("SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1, 'main')", false)?;
     s.bind_text(1, &name)?;
     while s.step()? {
         let default_sql = if s.column_type(3) == crate::ffi::api::SQLITE_NULL { None } else { Some(s.text(3)) };
@@ -67,7 +67,7 @@ pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
     }
     let mut unique_indexes = Vec::new();
     let mut pk_has_index = false;
-    let mut s = conn.db.prepare("SELECT name, origin = 'pk' FROM pragma_index_list(?1) WHERE \"unique\" = 1", false)?;
+    let mut s = conn.db.prepare("SELECT name, origin = 'pk' FROM pragma_index_list(?1, 'main') WHERE \"unique\" = 1", false)?;
     s.bind_text(1, &name)?;
     while s.step()? {
         if s.i64(1) != 0 {
@@ -78,7 +78,7 @@ pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
     }
     let mut key_collations = Vec::new();
     let mut s = conn.db.prepare(
-        "SELECT x.name, x.coll FROM pragma_index_list(?1) AS l, pragma_index_xinfo(l.name) AS x \
+        "SELECT x.name, x.coll FROM pragma_index_list(?1, 'main') AS l, pragma_index_xinfo(l.name, 'main') AS x \
          WHERE l.origin = 'pk' AND x.key = 1 AND x.cid >= 0",
         false,
     )?;
@@ -86,7 +86,7 @@ pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
     while s.step()? {
         key_collations.push((s.text(0), s.text(1)));
     }
-    let mut s = conn.db.prepare("SELECT count(*) FROM pragma_foreign_key_list(?1)", false)?;
+    let mut s = conn.db.prepare("SELECT count(*) FROM pragma_foreign_key_list(?1, 'main')", false)?;
     s.bind_text(1, &name)?;
     s.step()?;
     let has_foreign_keys = s.i64(0) > 0;
@@ -159,13 +159,13 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
     let (insert_dbv, delete_dbv) = (fresh_dbv(&new_key), fresh_dbv(&old_key));
     let update_dbv = if buckets { rewritten_dbv.clone() } else { "crr_internal_db_version()".to_string() };
     format!(
-        "CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
+        "CREATE TRIGGER IF NOT EXISTS main.\"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
              VALUES ({new_key}, 1, {insert_dbv}, crr_internal_fresh_record({slots})) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl | 1, dbv = {rewritten_dbv}, \
                clock = crr_internal_insert_over_record({tid}, cl, clock, excluded.clock, {slots}); \
            END;\n\
-         CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_update\" AFTER UPDATE ON {t} \
+         CREATE TRIGGER IF NOT EXISTS main.\"crr_{tid}_update\" AFTER UPDATE ON {t} \
              WHEN crr_internal_tracking({tid}) AND ({key_changed} OR {any_changed}) BEGIN \
            UPDATE {clock} SET dbv = {update_dbv}, \
                clock = crr_internal_update_record({tid}, cl, clock, {slots}, {flags}) \
@@ -173,7 +173,7 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
            SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {flags}) \
              WHERE changes() = 0; \
            END;\n\
-         CREATE TRIGGER IF NOT EXISTS \"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
+         CREATE TRIGGER IF NOT EXISTS main.\"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
              VALUES ({old_key}, 2, {delete_dbv}, crr_internal_tombstone_record()) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl + 1, dbv = {rewritten_dbv}, clock = excluded.clock WHERE cl & 1; \
@@ -185,8 +185,8 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
 
 pub fn drop_triggers_sql(tid: i64) -> String {
     format!(
-        "DROP TRIGGER IF EXISTS \"crr_{tid}_insert\"; DROP TRIGGER IF EXISTS \"crr_{tid}_update\"; \
-         DROP TRIGGER IF EXISTS \"crr_{tid}_delete\";"
+        "DROP TRIGGER IF EXISTS main.\"crr_{tid}_insert\"; DROP TRIGGER IF EXISTS main.\"crr_{tid}_update\"; \
+         DROP TRIGGER IF EXISTS main.\"crr_{tid}_delete\";"
     )
 }
 
@@ -196,7 +196,7 @@ pub fn backfill(conn: &Conn, clock: Clock, table: &str, pk: &[String], cols: &[T
     let keys: Vec<String> = pk.iter().map(|k| format!("src.{}", quote(k))).collect();
     let mut s = conn.db.prepare(
         &format!(
-            "SELECT crsql_pack_columns({}) FROM {} AS src WHERE NOT EXISTS (SELECT 1 FROM {} WHERE pk = {})",
+            "SELECT crsql_pack_columns({}) FROM main.{} AS src WHERE NOT EXISTS (SELECT 1 FROM {} WHERE pk = {})",
             keys.join(", "),
             quote(table),
             clock.table(),

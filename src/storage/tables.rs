@@ -133,8 +133,10 @@ impl TableInfo {
         Clock { tid: self.tid, key: self.key, buckets: self.buckets }
     }
 
+    /// The table's name for our statements, in the main schema: unqualified, a TEMP table of
+    /// the same name would be written and read instead.
     pub fn quoted(&self) -> String {
-        quote(&self.name)
+        format!("main.{}", quote(&self.name))
     }
 
     pub fn tracked_count(&self) -> usize {
@@ -223,7 +225,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     let mut s = conn.db.prepare(
         "SELECT t.tid, coalesce(tr.tbl_name, t.name), \
                 tr.name IS NOT NULL OR EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = t.name COLLATE NOCASE), \
-                (SELECT type FROM pragma_table_info('crr_clock_' || t.tid) WHERE name = 'pk') = 'INTEGER', \
+                (SELECT type FROM pragma_table_info('crr_clock_' || t.tid, 'main') WHERE name = 'pk') = 'INTEGER', \
                 EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'crr_clock_' || t.tid || '_dbv') \
          FROM crr_tables t \
          LEFT JOIN sqlite_schema tr ON tr.type = 'trigger' AND tr.name = 'crr_' || t.tid || '_insert' \
@@ -246,7 +248,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     // The key columns' declared types, and whether the table is STRICT (its ANY applies none).
     let mut key_types = conn.db.prepare(
         "SELECT p.name, p.type, (SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1) \
-         FROM pragma_table_info(?1) AS p WHERE p.pk > 0",
+         FROM pragma_table_info(?1, 'main') AS p WHERE p.pk > 0",
         false,
     )?;
     for (clock, name) in heads {
