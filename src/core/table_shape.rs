@@ -154,7 +154,7 @@ pub fn uses_autoincrement(sql: &str) -> bool {
     sql_words(sql).iter().any(|w| w.eq_ignore_ascii_case("AUTOINCREMENT"))
 }
 
-/// A token of a CREATE TABLE text, as far as `check_constraint_columns` needs it.
+/// A token of a CREATE TABLE text, as far as `check_constraints` and `sql_words` need it.
 #[derive(Debug, PartialEq)]
 enum Token {
     /// A bare word.
@@ -270,38 +270,10 @@ pub fn check_constraints(sql: &str, columns: &[String]) -> Vec<CheckConstraint> 
     out
 }
 
-/// The columns each CHECK constraint mentions (see `check_constraints`).
-pub fn check_constraint_columns(sql: &str, columns: &[String]) -> Vec<Vec<String>> {
-    check_constraints(sql, columns).into_iter().map(|c| c.columns).collect()
-}
 
-/// Bare words of a SQL text, skipping quoted strings/identifiers and comments.
-fn sql_words(sql: &str) -> Vec<&str> {
-    let bytes = sql.as_bytes();
-    let mut words = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match c {
-            b'\'' | b'"' | b'`' => i = skip_quoted(bytes, i, c),
-            b'[' => i = bytes[i..].iter().position(|&b| b == b']').map_or(bytes.len(), |p| i + p + 1),
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p + 1)
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = sql[i + 2..].find("*/").map_or(bytes.len(), |p| i + 2 + p + 2)
-            }
-            _ if c.is_ascii_alphanumeric() || c == b'_' => {
-                let start = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                words.push(&sql[start..i]);
-            }
-            _ => i += 1,
-        }
-    }
-    words
+/// Bare words of a SQL text, skipping quoted strings/identifiers and comments (`tokens`).
+fn sql_words(sql: &str) -> Vec<String> {
+    tokens(sql).into_iter().filter_map(|(t, _)| if let Token::Name(w) = t { Some(w) } else { None }).collect()
 }
 
 fn skip_quoted(bytes: &[u8], start: usize, q: u8) -> usize {
@@ -364,7 +336,7 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
     // A CHECK on one non-key column (and the key, which a row keeps) holds for each value a
     // peer sends; one on several can fail half way through a peer's update of them.
     let names: Vec<String> = t.columns.iter().filter(|c| c.pk_index == 0).map(|c| c.name.clone()).collect();
-    if let Some(cols) = check_constraint_columns(&t.sql, &names).into_iter().find(|cols| cols.len() > 1) {
+    if let Some(cols) = check_constraints(&t.sql, &names).into_iter().map(|c| c.columns).find(|cols| cols.len() > 1) {
         return Err(refuse(format!(
             "it has a CHECK constraint on several columns ({}); merges apply changes one cell at a time, \
              so it would reject valid merges (a peer's update of both columns, applied one by one)",
@@ -481,7 +453,7 @@ mod tests {
     #[test]
     fn check_constraints_and_the_columns_they_name() {
         let cols: Vec<String> = ["id", "lo", "Hi", "we ird", "x"].iter().map(|s| s.to_string()).collect();
-        let of = |sql: &str| check_constraint_columns(sql, &cols);
+        let of = |sql: &str| check_constraints(sql, &cols).into_iter().map(|c| c.columns).collect::<Vec<_>>();
         assert_eq!(of("CREATE TABLE r(id INTEGER PRIMARY KEY, lo INT, hi INT, CHECK (lo <= hi))"), vec![vec!["lo", "Hi"]]);
         assert_eq!(of("CREATE TABLE r(id, lo INT CHECK (lo > 0), hi CHECK(\"HI\" < 'lo x'))"), vec![vec!["lo"], vec!["Hi"]]);
         assert_eq!(of("CREATE TABLE r(x CHECK (length(x) < 9 AND [we ird] IS NULL)) -- CHECK (lo < hi)"), vec![vec!["x", "we ird"]]);

@@ -405,7 +405,7 @@ pub(super) unsafe extern "C" fn commit(p: *mut api::sqlite3_vtab) -> c_int {
 /// Ends the transaction's state once, though both of our tables may be in it.
 unsafe fn end(p: *mut api::sqlite3_vtab, committed: bool) -> c_int {
     let conn = vtab_conn(p);
-    if conn.changes_in_txn.get() {
+    if conn.txn_joined.get() {
         let _ = guard("sqlite-crr transaction end", || {
             conn.end_transaction(committed);
             Ok(())

@@ -4,8 +4,8 @@
 //! and stores nowhere) before the transaction holds any state of ours. From then on SQLite
 //! reports the transaction's end to it (xCommit, xRollback: the per-transaction state ends
 //! there; the extension has no hooks) and every savepoint (xSavepoint, xRelease,
-//! xRollbackTo), as it does to crsql_changes once a merge joined. Caches of state written in the transaction are checked against those reports
-//! (Conn::rollback_mark / still_written).
+//! xRollbackTo), as it does to crsql_changes once a merge joined. Caches of state written in
+//! the transaction are checked against those reports (Conn::rollback_mark / still_written).
 //!
 //! It is a table of its own, not crsql_changes, because the statement that joins it is kept
 //! prepared: a statement naming crsql_changes would keep that table connected at close, and its

@@ -20,7 +20,6 @@ use super::conn::Conn;
 use super::tables::{self, Clock, KeyLayout};
 use super::{meta, track};
 use crate::core::ident::quote;
-use crate::core::table_shape;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -101,8 +100,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             _ => return Err(Error::new(format!("table \"{}\": crsql_commit_alter without crsql_begin_alter", info.name))),
         };
         let desc = describe(conn, &info.name)?;
-        let shape = table_shape::check(&desc).map_err(|r| Error::new(r.to_string()))?;
-        super::as_crr::check_defaults(conn, &desc)?;
+        let shape = super::as_crr::check_shape(conn, &desc)?;
         let after: Vec<(String, String)> = desc.columns.iter().map(|c| (c.name.clone(), c.decl_type.clone())).collect();
         let renamed = renames(&before, &after);
         let old_pk: Vec<String> = info.pk.iter().map(|k| renamed.get(k).unwrap_or(k).clone()).collect();

@@ -4,10 +4,12 @@
 use super::conn::Conn;
 use super::tables::{self, clock_table, Clock, KeyLayout};
 use super::{dirty, meta, schema, track};
+use crate::core::fast_hash::FastHasher;
 use crate::core::ident::quote;
 use crate::core::table_shape::{self, ColumnDesc, Shape, TableDesc};
 use crate::core::value::Value;
 use crate::error::{Error, Result};
+use std::hash::Hasher;
 
 const CLOCK_TABLE_SQL: &str = include_str!("../../sql/clock_table.sql");
 const CLOCK_DBV_INDEX_SQL: &str = include_str!("../../sql/clock_dbv_index.sql");
@@ -362,7 +364,7 @@ fn tracked_of(info: &tables::TableInfo, shape: &Shape) -> Option<Vec<Tracked>> {
 /// affinities; one per column layout, emptied after use and kept until the connection
 /// closes) and each CHECK is evaluated on that row; a CHECK that cannot be evaluated so
 /// (it names a generated column) is not judged.
-pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
+fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
     let names: Vec<String> = desc.columns.iter().map(|c| c.name.clone()).collect();
     // (what the error names, the expression that must not be false)
     let mut checks: Vec<(String, String)> =
@@ -391,7 +393,9 @@ pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
     // TABLE is refused while another statement runs (`SELECT crsql_as_crr(name) FROM
     // sqlite_schema ...`), CREATE and DELETE are not.
     let layout = format!("({columns}){strict}");
-    let probe = format!("temp.\"crr_defaults_probe_{:016x}\"", fnv1a(layout.as_bytes()));
+    let mut hash = FastHasher::default();
+    hash.write(layout.as_bytes());
+    let probe = format!("temp.\"crr_defaults_probe_{:016x}\"", hash.finish());
     conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {} {layout}; DELETE FROM {probe};", &probe["temp.".len()..]))?;
     let mut failed = None;
     if let Err(e) = conn.db.exec(&format!("INSERT INTO {probe} VALUES ({values})")) {
@@ -416,9 +420,12 @@ pub fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
     }
 }
 
-/// FNV-1a, for names of our own (not for keys peers choose).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+/// Whether `desc` can be a CRR (SPEC 3, `table_shape::check`, and `check_defaults`, which
+/// needs SQL): what crsql_as_crr and crsql_commit_alter both ask.
+pub fn check_shape(conn: &Conn, desc: &TableDesc) -> Result<Shape> {
+    let shape = table_shape::check(desc).map_err(|r| Error::new(r.to_string()))?;
+    check_defaults(conn, desc)?;
+    Ok(shape)
 }
 
 /// crsql_as_crr(table): idempotent; backfills existing rows as changes.
@@ -430,8 +437,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
     in_savepoint(conn, "crr_as_crr", || {
         reap_dropped(conn, true)?;
         let desc = describe(conn, table)?;
-        let shape = table_shape::check(&desc).map_err(|r| Error::new(r.to_string()))?;
-        check_defaults(conn, &desc)?;
+        let shape = check_shape(conn, &desc)?;
         if let Some(info) = tables::by_name(conn, &desc.name)? {
             let cols = tracked_of(&info, &shape).ok_or_else(|| {
                 Error::new(format!(

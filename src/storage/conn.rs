@@ -27,7 +27,7 @@ pub struct Conn {
     /// Set while crsql_changes or crr_internal_txn takes part in the open transaction (its
     /// xBegin ran): from then on SQLite tells it of every savepoint, statement and savepoint
     /// rollback, and the transaction's end.
-    pub changes_in_txn: Cell<bool>,
+    pub txn_joined: Cell<bool>,
     /// crsql_changes itself takes part in the open transaction (a merge's statement began it):
     /// SQLite then reports each savepoint to both of our tables, and crr_internal_txn leaves
     /// them to crsql_changes (they would do the same twice).
@@ -113,7 +113,7 @@ impl Conn {
             merging_tid: Cell::new(None),
             wall_ms_override: Cell::new(None),
             clock_rows_read: Cell::new(0),
-            changes_in_txn: Cell::new(false),
+            txn_joined: Cell::new(false),
             changes_joined: Cell::new(false),
             rollback_epoch: Cell::new(0),
             ticks: RefCell::new(TickCache::default()),
@@ -142,12 +142,12 @@ impl Conn {
     /// A mark for state written now: `Some(epoch)` when a later rollback that could undo it
     /// will be reported (crsql_changes is in the transaction), `None` when it would not be.
     pub fn rollback_mark(&self) -> Option<u64> {
-        self.changes_in_txn.get().then(|| self.rollback_epoch.get())
+        self.txn_joined.get().then(|| self.rollback_epoch.get())
     }
 
     /// Whether state written under `mark` is certainly still in the database.
     pub fn still_written(&self, mark: Option<u64>) -> bool {
-        mark.is_some_and(|m| self.changes_in_txn.get() && m == self.rollback_epoch.get())
+        mark.is_some_and(|m| self.txn_joined.get() && m == self.rollback_epoch.get())
     }
 
     /// crsql_changes was told of a rollback (xRollbackTo, xRollback).
@@ -163,7 +163,7 @@ impl Conn {
     /// A vtab in the transaction joined it (xBegin; SQLite then reports the savepoints open,
     /// if any, through xSavepoint).
     pub fn joined(&self) {
-        self.changes_in_txn.set(true);
+        self.txn_joined.set(true);
         self.depth.set(0);
         // Only a transaction whose end is reported keeps its data version: the carry's check
         // (txn::carried) and what its commit leaves (`end_transaction`) rely on it.
@@ -226,7 +226,7 @@ impl Conn {
     /// need none: crsql_changes is in their transaction.)
     #[inline]
     pub fn enter_write(&self) -> crate::error::Result<()> {
-        if self.changes_in_txn.get() {
+        if self.txn_joined.get() {
             return Ok(());
         }
         self.notice_commit();
@@ -269,7 +269,7 @@ impl Conn {
             self.carry.set(next);
         }
         self.sites.borrow_mut().end_transaction(committed, |m| self.still_written(m));
-        self.changes_in_txn.set(false);
+        self.txn_joined.set(false);
         self.changes_joined.set(false);
         self.rolled_back();
         self.txn.borrow_mut().reset();

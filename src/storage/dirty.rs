@@ -208,7 +208,7 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
     // The level is known once crr_internal_txn is in the transaction (SQLite reports the
     // savepoints open when it joins).
     let p = Pending { tid, dbv, bucket: b, old, level: conn.depth.get() };
-    if !conn.changes_in_txn.get() {
+    if !conn.txn_joined.get() {
         return write(conn, &[p]);
     }
     let full = {

@@ -428,7 +428,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         rc.set_cell(slot, entry(v.col_version));
     }
     // Held back while SQLite reports rollbacks to us (crsql_changes is in the transaction).
-    let hold = !nested && conn.changes_in_txn.get();
+    let hold = !nested && conn.txn_joined.get();
     if !hold {
         match local_dbv {
             Some(old) => save_existing(conn, v.table.clock(), v.pk, &rc, old)?,

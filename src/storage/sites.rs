@@ -170,7 +170,7 @@ pub fn own_ordinal(conn: &Conn) -> Result<u32> {
     let o = if super::schema::is_installed(conn)? { super::meta::get_i64(conn, "own_site_ordinal", 0)? as u32 } else { 0 };
     // Kept for the rest of the transaction only while one of our tables is in it: the end of
     // any other is not reported, and another connection may replace the id before the next.
-    if conn.changes_in_txn.get() {
+    if conn.txn_joined.get() {
         conn.txn.borrow_mut().own_site = Some(o);
     }
     Ok(o)

@@ -139,10 +139,6 @@ impl TableInfo {
         format!("main.{}", quote(&self.name))
     }
 
-    pub fn tracked_count(&self) -> usize {
-        self.columns.iter().flatten().count()
-    }
-
     /// The slot of a column, named as SQL names it: ASCII case does not matter (SQLite lets no
     /// table have two columns that differ in it), as it does not for table names.
     pub fn slot_of(&self, column: &str) -> Option<usize> {

@@ -361,8 +361,8 @@ pub fn insert_over_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], fresh: &
     })
 }
 
-/// The record of a live row after an UPDATE that kept its key, in `buf.bytes`.
-/// `tracked` is the number of tracked slots, `changed` the slots the UPDATE changed.
+/// The record of a live row after an UPDATE that kept its key, in `buf.bytes`; `changed` is
+/// the slots the UPDATE changed.
 pub fn update_record(conn: &Conn, tid: i64, cl: i64, clock: &[u8], changed: impl Iterator<Item = usize>, buf: &mut RecordBuf) -> Result<()> {
     buf.rewrite(conn, tid, cl, clock, |rc| {
         let dbv = txn::db_version(conn)?;

@@ -447,7 +447,7 @@ fn persist_hwm(conn: &Conn, hwm: i64) -> Result<()> {
 /// being set up (the internal schema's install or upgrade at load) the table does not exist
 /// yet, and nothing joins: what is written then gets no rollback mark (`Conn::rollback_mark`).
 pub fn join_transaction(conn: &Conn) -> Result<()> {
-    if conn.changes_in_txn.get() || !conn.txn_vtab.get() {
+    if conn.txn_joined.get() || !conn.txn_vtab.get() {
         return Ok(());
     }
     conn.stmts.with(conn.db, Key::JoinTransaction, || JOIN_SQL.into(), |s| s.run())
