@@ -18,7 +18,7 @@ use super::values;
 use crate::core::change_id;
 use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
-use crate::storage::changes::{self, Filter, Scan};
+use crate::storage::changes::{self, Filter, Reader};
 use crate::storage::sites;
 use crate::storage::conn::Conn;
 use crate::storage::merge::{self, Incoming};
@@ -54,8 +54,7 @@ pub(super) struct Vtab {
 struct Cursor {
     base: api::sqlite3_vtab_cursor,
     conn: *const Conn,
-    scan: Scan,
-    pos: usize,
+    reader: Reader,
 }
 
 /// Stores `e` as the vtab's error message and returns its code.
@@ -189,13 +188,19 @@ unsafe extern "C" fn best_index(_vtab: *mut api::sqlite3_vtab, info: *mut api::s
 
 unsafe extern "C" fn open(p: *mut api::sqlite3_vtab, pp_cursor: *mut *mut api::sqlite3_vtab_cursor) -> c_int {
     let vtab = &*(p as *mut Vtab);
-    let cursor = Box::new(Cursor { base: std::mem::zeroed(), conn: vtab.conn, scan: Scan::default(), pos: 0 });
+    let cursor = Box::new(Cursor { base: std::mem::zeroed(), conn: vtab.conn, reader: Reader::default() });
     *pp_cursor = Box::into_raw(cursor) as *mut api::sqlite3_vtab_cursor;
     api::SQLITE_OK
 }
 
 unsafe extern "C" fn close(p: *mut api::sqlite3_vtab_cursor) -> c_int {
-    drop(Box::from_raw(p as *mut Cursor));
+    let cursor = Box::from_raw(p as *mut Cursor);
+    let conn = &*cursor.conn;
+    let reader = cursor.reader;
+    let _ = guard("crsql_changes", || {
+        reader.finish(conn);
+        Ok(())
+    });
     api::SQLITE_OK
 }
 
@@ -251,13 +256,15 @@ unsafe extern "C" fn filter(
     let args = values::args(argc, argv);
     let conn = &*cursor.conn;
     let f = filter_from(idx_num, &args);
+    // A cursor filtered again (the inner side of a join) ends its last read first.
+    let last = std::mem::take(&mut cursor.reader);
     match guard("crsql_changes", || {
+        last.finish(conn);
         conn.notice_commit();
-        changes::collect(conn, &f)
+        changes::read(conn, &f)
     }) {
-        Ok(scan) => {
-            cursor.scan = scan;
-            cursor.pos = 0;
+        Ok(reader) => {
+            cursor.reader = reader;
             api::SQLITE_OK
         }
         Err(e) => fail(cursor.base.pVtab, &e),
@@ -265,23 +272,20 @@ unsafe extern "C" fn filter(
 }
 
 unsafe extern "C" fn next(p: *mut api::sqlite3_vtab_cursor) -> c_int {
-    (*(p as *mut Cursor)).pos += 1;
+    (*(p as *mut Cursor)).reader.advance();
     api::SQLITE_OK
 }
 
 unsafe extern "C" fn eof(p: *mut api::sqlite3_vtab_cursor) -> c_int {
     let c = &*(p as *mut Cursor);
-    c_int::from(c.pos >= c.scan.changes.len())
+    c_int::from(c.reader.at_end())
 }
 
 unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sqlite3_context, i: c_int) -> c_int {
     let cursor = &mut *(p as *mut Cursor);
     if i == COL_VAL {
-        let (conn, pos) = (&*cursor.conn, cursor.pos);
-        if pos >= cursor.scan.changes.len() {
-            return api::SQLITE_ERROR;
-        }
-        return match guard("crsql_changes", || cursor.scan.value(conn, pos)) {
+        let conn = &*cursor.conn;
+        return match guard("crsql_changes", || cursor.reader.value(conn)) {
             Ok(v) => {
                 values::result_ref(ctx, &v);
                 api::SQLITE_OK
@@ -289,8 +293,8 @@ unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sql
             Err(e) => fail(cursor.base.pVtab, &e),
         };
     }
-    let scan = &cursor.scan;
-    let Some(ch) = scan.changes.get(cursor.pos) else { return api::SQLITE_ERROR };
+    let scan = cursor.reader.scan();
+    let Some(ch) = cursor.reader.current() else { return api::SQLITE_ERROR };
     // Text and blobs go straight from the scan to SQLite (which copies them).
     match i {
         0 => values::result_text(ctx, &scan.table(ch).name),
@@ -313,7 +317,7 @@ unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sql
 /// duplicates of a MULTI-INDEX OR plan by it.
 unsafe extern "C" fn rowid(p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> c_int {
     let cursor = &*(p as *mut Cursor);
-    let Some(c) = cursor.scan.changes.get(cursor.pos) else {
+    let Some(c) = cursor.reader.current() else {
         return fail(cursor.base.pVtab, &Error::new("rowid read past the last row"));
     };
     match change_id::rowid(c.db_version, c.seq) {

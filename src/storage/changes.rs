@@ -8,6 +8,13 @@
 //! values are read from the user table only when the `val` column is asked for.
 //! For a table keyed by its rowid the clock scan itself reads them (a LEFT JOIN, so no
 //! statement runs per row), into a bounded buffer; other rows are looked up one at a time.
+//!
+//! A read left before its end (a LIMIT page of a sync) keeps its scan for the next read on the
+//! connection (`Cached`): a later page whose filter asks for a part of the same range is cut
+//! from it by binary search instead of scanning and sorting everything since its lower bound
+//! again, so paging through a feed costs one scan, not one per page. The cached scan is
+//! used only outside write transactions and while the database's data version is the one it
+//! was read at (see `read`).
 
 use super::conn::Conn;
 use super::{sites, ticks};
@@ -38,6 +45,19 @@ pub struct Filter {
 impl Filter {
     pub fn all() -> Filter {
         Filter { dbv_min: i64::MIN, dbv_max: i64::MAX, ..Filter::default() }
+    }
+
+    /// Whether `other` wants a part of what this filter wants: the same constraints but a
+    /// db_version range inside this one's (then its changes are a slice of this one's, which
+    /// are sorted by db_version). `values` says only how values are read; it does not matter.
+    pub fn covers(&self, other: &Filter) -> bool {
+        self.table == other.table
+            && self.pk == other.pk
+            && self.cid == other.cid
+            && self.site_eq == other.site_eq
+            && self.site_ne == other.site_ne
+            && self.dbv_min <= other.dbv_min
+            && other.dbv_max <= self.dbv_max
     }
 }
 
@@ -95,10 +115,6 @@ pub struct Scan {
     /// total_changes when the scan ended: they are current only while it holds.
     packed: Vec<u8>,
     read_at: i32,
-    /// The current values (by slot, packed as `packed` is) of the row whose `val` was read last, and the
-    /// connection's total_changes then: a row's changes are usually adjacent in
-    /// (db_version, seq) order, so one lookup serves all of them until anything is written.
-    values: Option<(u32, i32, Vec<u8>)>,
 }
 
 impl Scan {
@@ -251,9 +267,8 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
     }
 }
 
-/// Every change matching `f`, in (db_version, seq) order.
-pub fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
-    super::merge::write_held_back(conn)?;
+/// Every change matching `f`, in (db_version, seq) order, read from the clocks.
+fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
     let mut scan = Scan::default();
     if f.dbv_min > f.dbv_max {
         return Ok(scan);
@@ -272,26 +287,115 @@ pub fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
     Ok(scan)
 }
 
-impl Scan {
-    /// The current value of change `i`'s cell (NULL for sentinels and rows that are gone),
-    /// borrowed from what the scan read or from its row cache: the caller hands it to
+/// A scan kept for the next read on the connection (`Conn::feed_cache`): the filter it was
+/// collected for and the database's data version then.
+pub struct Cached {
+    filter: Filter,
+    data_version: u32,
+    scan: Rc<Scan>,
+}
+
+/// One read of crsql_changes (a cursor's): the changes `start..end` of a scan, in order.
+#[derive(Default)]
+pub struct Reader {
+    scan: Rc<Scan>,
+    pos: usize,
+    end: usize,
+    /// The filter and data version the scan was collected for, when it was collected outside
+    /// a write transaction (None when it came from the cache, or may not go there).
+    fresh: Option<(Filter, u32)>,
+    /// The current values (by slot, packed as `Scan::packed` is) of the row whose `val` was
+    /// read last, and the connection's total_changes then: a row's changes are usually
+    /// adjacent in (db_version, seq) order, so one lookup serves all of them until anything
+    /// is written.
+    values: Option<(u32, i32, Vec<u8>)>,
+}
+
+/// Every change matching `f`, in (db_version, seq) order: cut from the connection's cached
+/// scan when that covers `f` and is still current, else collected.
+///
+/// Current means: no write transaction is open (its uncommitted writes, even those of the
+/// statement running now, move nothing we could compare; its rollback brings back what was
+/// committed) and the database's data version is the one the scan was read at (it moves at
+/// every commit, this connection's or another's, schema changes included). A write
+/// transaction neither uses nor fills the cache.
+pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
+    super::merge::write_held_back(conn)?;
+    let fresh = (!conn.db.in_write_txn()).then(|| conn.db.data_version());
+    if let Some(version) = fresh {
+        let mut cache = conn.feed_cache.borrow_mut();
+        if cache.as_ref().is_some_and(|c| c.data_version != version) {
+            *cache = None;
+        }
+        if let Some(c) = cache.as_ref().filter(|c| c.filter.covers(f)) {
+            let changes = &c.scan.changes;
+            let pos = changes.partition_point(|ch| ch.db_version < f.dbv_min);
+            let end = pos + changes[pos..].partition_point(|ch| ch.db_version <= f.dbv_max);
+            return Ok(Reader { scan: c.scan.clone(), pos, end, fresh: None, values: None });
+        }
+    }
+    let scan = collect(conn, f)?;
+    let end = scan.changes.len();
+    Ok(Reader { scan: Rc::new(scan), pos: 0, end, fresh: fresh.map(|v| (f.clone(), v)), values: None })
+}
+
+impl Reader {
+    /// The change under the cursor, None past the end.
+    pub fn current(&self) -> Option<&Change> {
+        self.scan.changes[..self.end].get(self.pos)
+    }
+
+    pub fn scan(&self) -> &Scan {
+        &self.scan
+    }
+
+    pub fn advance(&mut self) {
+        self.pos += 1;
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.end
+    }
+
+    /// The read is over. Left before its end (a LIMIT, an EXISTS), a scan it collected is
+    /// kept for the next read (the next page). A read of the cached scan to its very end (the
+    /// last page) frees it: the pages are done.
+    pub fn finish(self, conn: &Conn) {
+        match self.fresh {
+            Some((filter, data_version)) if self.pos < self.end => {
+                *conn.feed_cache.borrow_mut() = Some(Cached { filter, data_version, scan: self.scan });
+            }
+            Some(_) => {}
+            None if self.pos >= self.scan.changes.len() => {
+                let mut cache = conn.feed_cache.borrow_mut();
+                if cache.as_ref().is_some_and(|c| Rc::ptr_eq(&c.scan, &self.scan)) {
+                    *cache = None;
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// The current value of the current change's cell (NULL for sentinels and rows that are
+    /// gone), borrowed from what the scan read or from the row cache: the caller hands it to
     /// SQLite, which copies it.
-    pub fn value(&mut self, conn: &Conn, i: usize) -> Result<ValueRef<'_>> {
-        let c = self.changes[i];
-        let Cid::Slot(slot) = self.cid(&c) else { return Ok(ValueRef::Null) };
+    pub fn value(&mut self, conn: &Conn) -> Result<ValueRef<'_>> {
+        let Some(&c) = self.current() else { return Err(Error::new("val read past the last row")) };
+        let scan = &*self.scan;
+        let Cid::Slot(slot) = scan.cid(&c) else { return Ok(ValueRef::Null) };
         let written = conn.db.total_changes();
-        let start = self.row(&c).values;
-        if start != NO_VALUES && written == self.read_at {
+        let start = scan.row(&c).values;
+        if start != NO_VALUES && written == scan.read_at {
             // The row's values are one per slot, in slot order (emit only sends slots it has).
             let mut at = start as usize;
             for _ in 0..slot {
-                at = read_packed(&self.packed, at).1;
+                at = read_packed(&scan.packed, at).1;
             }
-            return Ok(read_packed(&self.packed, at).0);
+            return Ok(read_packed(&scan.packed, at).0);
         }
         if self.values.as_ref().is_none_or(|(row, w, _)| *row != c.row || *w != written) {
             let mut values = self.values.take().map(|(_, _, v)| v).unwrap_or_default();
-            row_values(conn, self.table(&c), self.pk(&c), &mut values)?;
+            row_values(conn, scan.table(&c), scan.pk(&c), &mut values)?;
             self.values = Some((c.row, written, values));
         }
         let Some((_, _, packed)) = self.values.as_ref() else { return Ok(ValueRef::Null) };

@@ -60,6 +60,9 @@ pub struct Conn {
     /// The database's data version (`Db::data_version`) when crsql_changes or crr_internal_txn
     /// joined the open transaction; None once it ended. See `joined`, `notice_commit`.
     pub txn_data_version: Cell<Option<u32>>,
+    /// The scan of the last crsql_changes read left before its end, for the next page
+    /// (storage::changes::read).
+    pub feed_cache: RefCell<Option<super::changes::Cached>>,
 }
 
 /// The clock record of the row the last merge wrote, so that the next change of the same row
@@ -125,6 +128,7 @@ impl Conn {
             record_scratch: Cell::new(Vec::new()),
             keys_scratch: Cell::new(Vec::new()),
             txn_data_version: Cell::new(None),
+            feed_cache: RefCell::new(None),
         }
     }
 
@@ -256,6 +260,8 @@ impl Conn {
         // The data version this transaction's state was made at (None if none was).
         let ran_at = self.txn_data_version.take();
         if committed {
+            // The commit moved the data version: a cached scan is stale; free it now.
+            self.feed_cache.borrow_mut().take();
             self.tables.borrow_mut().committed(|m| self.still_written(m));
             let own = self.txn.borrow().carry(ran_at, |m| self.still_written(m));
             // A commit that leaves no carry of its own (our code ran in it but wrote nothing)
