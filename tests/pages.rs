@@ -1,9 +1,10 @@
-//! Paged reads of crsql_changes (LIMIT pages on (db_version, seq), as a sync reads a large
-//! feed). A read left before its end keeps its scan for the next page (storage::changes,
-//! `Cached`); these tests check that every page is what the query means, whatever happens
-//! between pages: local writes, another connection's commits, open write transactions,
-//! savepoints rolled back, transactions rolled back or committed, read transactions that
-//! keep an older snapshot.
+//! Paged reads of crsql_changes (LIMIT pages on (db_version, seq), and windows of versions,
+//! as a sync reads a large feed). A read left before the end of its scan keeps it for the
+//! next page (storage::changes, `Cached`), and a window right after the last read's reads on
+//! to the last version; these tests check that every page is what the query means, whatever
+//! happens between pages: local writes, another connection's commits, open write
+//! transactions, savepoints rolled back, transactions rolled back or committed, read
+//! transactions that keep an older snapshot.
 //!
 //! The expected page comes from the same connection's full feed read with a table filter
 //! (`"table" = 't'`), a filter the paging queries never use, so it is always scanned afresh,
@@ -19,23 +20,39 @@ const COLUMNS: &str = "\"table\", pk, cid, val, col_version, db_version, site_id
 /// A page query and the predicate it means on (db_version, seq), given the last page's end.
 struct Form {
     sql: &'static str,
+    /// Run when `sql` returns less than a page, for the rest of the page (its ?2 is the number
+    /// of rows still wanted).
+    then: Option<&'static str>,
     /// Whether a change at (db_version, seq) is after the last page's end (v, s).
     after: fn(i64, i64, i64, i64) -> bool,
 }
 
-const FORMS: [Form; 4] = [
+const FORMS: [Form; 6] = [
     Form {
         sql: "WHERE db_version > ?1 OR (db_version = ?1 AND seq > ?2) ORDER BY db_version, seq LIMIT ?3",
+        then: None,
         after: |d, q, v, s| (d, q) > (v, s),
     },
-    Form { sql: "WHERE (db_version, seq) > (?1, ?2) ORDER BY db_version, seq LIMIT ?3", after: |d, q, v, s| (d, q) > (v, s) },
+    Form { sql: "WHERE (db_version, seq) > (?1, ?2) ORDER BY db_version, seq LIMIT ?3", then: None, after: |d, q, v, s| (d, q) > (v, s) },
     Form {
         sql: "WHERE db_version >= ?1 AND (db_version > ?1 OR seq > ?2) ORDER BY db_version, seq LIMIT ?3",
+        then: None,
+        after: |d, q, v, s| (d, q) > (v, s),
+    },
+    // The rest of the version, then the versions after it (the form README recommends).
+    Form {
+        sql: "WHERE db_version = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        then: Some("WHERE db_version > ?1 AND ?2 >= 0 ORDER BY db_version, seq LIMIT ?2"),
         after: |d, q, v, s| (d, q) > (v, s),
     },
     // Whole versions at a time (a page may repeat the last version's tail: ?2 is unused).
-    Form { sql: "WHERE db_version >= ?1 AND ?2 IS NOT NULL ORDER BY db_version, seq LIMIT ?3", after: |d, _, v, _| d >= v },
+    Form { sql: "WHERE db_version >= ?1 AND ?2 IS NOT NULL ORDER BY db_version, seq LIMIT ?3", then: None, after: |d, _, v, _| d >= v },
+    // Windows of ?3 versions after ?1 (?2 unused).
+    Form { sql: "WHERE db_version > ?1 AND db_version <= ?1 + ?3 AND ?2 IS NOT NULL", then: None, after: |_, _, _, _| true },
 ];
+
+/// FORMS' window form: it pages by versions, not by changes.
+const WINDOWS: usize = 5;
 
 fn setup(c: &Connection) {
     c.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
@@ -65,24 +82,34 @@ struct Paging {
 fn page(c: &Connection, p: &mut Paging, r: &mut Rng, verbose: bool) {
     let form = &FORMS[p.form];
     let size = 1 + r.below(6) as i64;
-    let got = changes_where_with(c, form.sql, p.v, p.s, size);
-    let mut want: Vec<Change> =
-        changes_where(c, "WHERE \"table\" = 't'").into_iter().filter(|x| (form.after)(x.db_version, x.seq, p.v, p.s)).collect();
+    let mut got = changes_where_with(c, form.sql, &[p.v, p.s, size]);
+    if let Some(then) = form.then.filter(|_| (got.len() as i64) < size) {
+        got.extend(changes_where_with(c, then, &[p.v, size - got.len() as i64]));
+    }
+    let all = changes_where(c, "WHERE \"table\" = 't'");
+    let top = all.iter().map(|x| x.db_version).max().unwrap_or(0);
+    let mut want: Vec<Change> = all.into_iter().filter(|x| (form.after)(x.db_version, x.seq, p.v, p.s)).collect();
     want.sort_by_key(|x| (x.db_version, x.seq));
-    want.truncate(size as usize);
+    if p.form == WINDOWS {
+        want.retain(|x| x.db_version > p.v && x.db_version <= p.v + size);
+        got.sort_by_key(|x| (x.db_version, x.seq));
+    } else {
+        want.truncate(size as usize);
+    }
     if verbose {
         println!("page after ({}, {}) form {} size {size}: {} changes", p.v, p.s, p.form, got.len());
     }
     assert_eq!(got, want, "page after ({}, {}) with form {}, size {size}", p.v, p.s, p.form);
     match got.last() {
-        Some(last) if got.len() as i64 == size => (p.v, p.s) = (last.db_version, last.seq),
+        _ if p.form == WINDOWS && p.v + size < top => p.v += size,
+        Some(last) if p.form != WINDOWS && got.len() as i64 == size => (p.v, p.s) = (last.db_version, last.seq),
         _ => *p = Paging { v: 0, s: -1, form: r.below(FORMS.len() as u64) as usize },
     }
 }
 
-fn changes_where_with(c: &Connection, clause: &str, v: i64, s: i64, limit: i64) -> Vec<Change> {
+fn changes_where_with(c: &Connection, clause: &str, args: &[i64]) -> Vec<Change> {
     let mut st = c.prepare_cached(&format!("SELECT {COLUMNS} FROM crsql_changes {clause}")).unwrap();
-    st.query_map([v, s, limit], |r| {
+    st.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(Change {
             table: r.get(0)?,
             pk: r.get(1)?,
@@ -185,7 +212,7 @@ fn pages_read_the_clock_once() {
     let before: i64 = one(&c, "SELECT crr_debug_clock_rows_read()");
     let (mut v, mut s, mut n) = (0, -1, 0);
     loop {
-        let got = changes_where_with(&c, FORMS[0].sql, v, s, 10);
+        let got = changes_where_with(&c, FORMS[0].sql, &[v, s, 10]);
         n += got.len();
         match got.last() {
             Some(last) if got.len() == 10 => (v, s) = (last.db_version, last.seq),
@@ -196,4 +223,42 @@ fn pages_read_the_clock_once() {
     let read = one::<i64>(&c, "SELECT crr_debug_clock_rows_read()") - before;
     // One scan of 1,000 rows, and a small one for the OR's second branch of the last page.
     assert!(read <= 1_100, "paging read {read} clock rows for 1,000 rows");
+}
+
+/// Windows of versions read one after another: the second reads on to the last version, and
+/// the rest are cut from that scan (each clock row read about twice, not once per window).
+#[test]
+fn windows_read_the_clock_twice() {
+    let c = mem();
+    setup(&c);
+    for txn in 0..50 {
+        let rows: Vec<String> = (0..20).map(|i| format!("({}, 'x', {i})", txn * 20 + i)).collect();
+        c.execute_batch(&format!("BEGIN; INSERT INTO t VALUES {}; COMMIT", rows.join(", "))).unwrap();
+    }
+    // Every row written again in one late version: each window scans every row since its start.
+    c.execute_batch("UPDATE t SET b = b + 1").unwrap();
+    let before: i64 = one(&c, "SELECT crr_debug_clock_rows_read()");
+    let mut n = 0;
+    for v in (0..=51).step_by(3) {
+        n += changes_where_with(&c, "WHERE db_version > ?1 AND db_version <= ?1 + 3", &[v]).len();
+    }
+    assert_eq!(n, 2000, "every change read once");
+    let read = one::<i64>(&c, "SELECT crr_debug_clock_rows_read()") - before;
+    assert!(read <= 2_000, "18 windows read {read} clock rows for 1,000 rows");
+}
+
+/// Under `db_version = V` the feed's order is seq order, so a page inside one large
+/// transaction (`ORDER BY seq LIMIT n`) stops after n rows instead of sorting the version.
+#[test]
+fn one_version_comes_in_seq_order_without_a_sort() {
+    let c = mem();
+    setup(&c);
+    let plan = |sql: &str| -> String {
+        let mut s = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        s.query_map([], |r| r.get::<_, String>(3)).unwrap().map(|x| x.unwrap()).collect::<Vec<_>>().join("; ")
+    };
+    let within = plan("SELECT * FROM crsql_changes WHERE db_version = 3 AND seq > 2 ORDER BY seq LIMIT 5");
+    assert!(!within.contains("TEMP B-TREE"), "{within}");
+    let across = plan("SELECT * FROM crsql_changes WHERE db_version > 3 ORDER BY seq LIMIT 5");
+    assert!(across.contains("TEMP B-TREE"), "{across}");
 }

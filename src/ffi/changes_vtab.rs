@@ -8,6 +8,7 @@
 //! bit 3 db_version =   bit 4 db_version > bit 5 db_version >=
 //! bit 6 db_version <   bit 7 db_version <=
 //! bit 8 site_id = / IS                    bit 9 site_id != / IS NOT
+//! bit 11 seq =         bit 12 seq >       bit 13 seq >=
 //! ```
 //! Pushed constraints only narrow the scan; `omit` stays 0 so SQLite re-checks every row.
 //! Bit 10 (no argument) says the query reads `val` (from `colUsed`).
@@ -34,6 +35,9 @@ const COL_VAL: c_int = 3;
 const COL_DB_VERSION: c_int = 5;
 const COL_SITE_ID: c_int = 6;
 const COL_SEQ: c_int = 8;
+
+/// The plan bit that says the query reads `val` (it has no filter argument).
+const VALUES_BIT: u32 = 10;
 
 const OP_EQ: u8 = 2;
 const OP_GT: u8 = 4;
@@ -118,6 +122,9 @@ fn bit_for(column: c_int, op: u8) -> Option<u32> {
         (COL_DB_VERSION, OP_LE) => Some(7),
         (COL_SITE_ID, OP_EQ | OP_IS) => Some(8),
         (COL_SITE_ID, OP_NE | OP_ISNOT) => Some(9),
+        (COL_SEQ, OP_EQ) => Some(11),
+        (COL_SEQ, OP_GT) => Some(12),
+        (COL_SEQ, OP_GE) => Some(13),
         _ => None,
     }
 }
@@ -142,7 +149,7 @@ unsafe extern "C" fn best_index(_vtab: *mut api::sqlite3_vtab, info: *mut api::s
     let n = info.nConstraint.max(0) as usize;
     let constraints = if n == 0 { &[][..] } else { std::slice::from_raw_parts(info.aConstraint, n) };
     let usage = if n == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(info.aConstraintUsage, n) };
-    let mut chosen: [Option<usize>; 10] = [None; 10];
+    let mut chosen: [Option<usize>; 14] = [None; 14];
     for (i, c) in constraints.iter().enumerate() {
         if c.usable == 0 {
             continue;
@@ -172,15 +179,16 @@ unsafe extern "C" fn best_index(_vtab: *mut api::sqlite3_vtab, info: *mut api::s
         (1_000_000.0, 1_000_000)
     };
     if info.colUsed & (1 << COL_VAL) != 0 {
-        idx_num |= 1 << 10;
+        idx_num |= 1 << VALUES_BIT;
     }
     info.idxNum = idx_num;
     info.estimatedCost = cost;
     info.estimatedRows = rows;
-    // Rows come out in (db_version, seq) order.
+    // Rows come out in (db_version, seq) order; under `db_version = V` (every row SQLite keeps
+    // has one db_version, whatever V is) that is seq order.
     let order = if info.nOrderBy > 0 { std::slice::from_raw_parts(info.aOrderBy, info.nOrderBy as usize) } else { &[] };
-    let wanted = [COL_DB_VERSION, COL_SEQ];
-    if !order.is_empty() && order.len() <= 2 && order.iter().zip(wanted).all(|(o, w)| o.iColumn == w && o.desc == 0) {
+    let ascending = |cols: &[c_int]| order.len() <= cols.len() && order.iter().zip(cols).all(|(o, c)| o.iColumn == *c && o.desc == 0);
+    if !order.is_empty() && (ascending(&[COL_DB_VERSION, COL_SEQ]) || (chosen[3].is_some() && ascending(&[COL_SEQ]))) {
         info.orderByConsumed = 1;
     }
     api::SQLITE_OK
@@ -207,10 +215,10 @@ unsafe extern "C" fn close(p: *mut api::sqlite3_vtab_cursor) -> c_int {
 /// Builds the filter from the pushed-down arguments (see the plan encoding above).
 fn filter_from(idx_num: c_int, args: &[Value]) -> Filter {
     let mut f = Filter::all();
-    f.values = idx_num & (1 << 10) != 0;
+    f.values = idx_num & (1 << VALUES_BIT) != 0;
     let mut it = args.iter();
-    for bit in 0..10 {
-        if idx_num & (1 << bit) == 0 {
+    for bit in 0..14 {
+        if bit == VALUES_BIT || idx_num & (1 << bit) == 0 {
             continue;
         }
         let Some(v) = it.next() else { break };
@@ -230,6 +238,14 @@ fn filter_from(idx_num: c_int, args: &[Value]) -> Filter {
             (7, v) => f.dbv_max = f.dbv_max.min(as_int(v).unwrap_or(i64::MAX)),
             (8, Value::Blob(b)) => f.site_eq = Some(b.clone()),
             (9, Value::Blob(b)) => f.site_ne = Some(b.clone()),
+            (11, v) => {
+                if let Some(x) = as_int(v) {
+                    f.seq_min = f.seq_min.max(x);
+                    f.seq_max = f.seq_max.min(x);
+                }
+            }
+            (12, v) => f.seq_min = f.seq_min.max(as_int(v).map_or(i64::MIN, |x| x.saturating_add(1))),
+            (13, v) => f.seq_min = f.seq_min.max(as_int(v).unwrap_or(i64::MIN)),
             // Other types: no push-down; SQLite filters the rows.
             _ => {}
         }

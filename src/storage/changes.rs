@@ -36,6 +36,10 @@ pub struct Filter {
     /// Inclusive db_version bounds.
     pub dbv_min: i64,
     pub dbv_max: i64,
+    /// Inclusive seq bounds (any db_version: with `dbv_min` they say where a keyset page
+    /// starts, `db_version = V AND seq > S`).
+    pub seq_min: i64,
+    pub seq_max: i64,
     pub site_eq: Option<Vec<u8>>,
     pub site_ne: Option<Vec<u8>>,
     /// Whether the query reads `val` (then a rowid-keyed table's scan reads the values too).
@@ -44,20 +48,34 @@ pub struct Filter {
 
 impl Filter {
     pub fn all() -> Filter {
-        Filter { dbv_min: i64::MIN, dbv_max: i64::MAX, ..Filter::default() }
+        Filter { dbv_min: i64::MIN, dbv_max: i64::MAX, seq_min: i64::MIN, seq_max: i64::MAX, ..Filter::default() }
     }
 
-    /// Whether `other` wants a part of what this filter wants: the same constraints but a
-    /// db_version range inside this one's (then its changes are a slice of this one's, which
-    /// are sorted by db_version). `values` says only how values are read; it does not matter.
+    /// Whether the two name the same table, key, column and sites (their version and seq
+    /// ranges, and `values`, may differ).
+    fn same_names(&self, other: &Filter) -> bool {
+        self.table == other.table && self.pk == other.pk && self.cid == other.cid && self.site_eq == other.site_eq && self.site_ne == other.site_ne
+    }
+
+    /// Whether `other` wants a part of what this filter wants: the same names but version and
+    /// seq ranges inside this one's (then its changes are a range of this one's, which are
+    /// sorted by (db_version, seq)). `values` says only how values are read; it does not
+    /// matter.
     pub fn covers(&self, other: &Filter) -> bool {
-        self.table == other.table
-            && self.pk == other.pk
-            && self.cid == other.cid
-            && self.site_eq == other.site_eq
-            && self.site_ne == other.site_ne
+        self.same_names(other)
             && self.dbv_min <= other.dbv_min
             && other.dbv_max <= self.dbv_max
+            && self.seq_min <= other.seq_min
+            && other.seq_max <= self.seq_max
+    }
+
+    /// Whether `next` is the window of versions right after this one, with the same names and
+    /// seq range.
+    pub fn followed_by(&self, next: &Filter) -> bool {
+        self.same_names(next)
+            && (self.seq_min, self.seq_max) == (next.seq_min, next.seq_max)
+            && self.dbv_max != i64::MAX
+            && next.dbv_min == self.dbv_max + 1
     }
 }
 
@@ -157,7 +175,7 @@ impl Scan {
 }
 
 fn wanted(conn: &Conn, f: &Filter, e: &Entry) -> Result<bool> {
-    if e.db_version < f.dbv_min || e.db_version > f.dbv_max {
+    if e.db_version < f.dbv_min || e.db_version > f.dbv_max || e.seq < f.seq_min || e.seq > f.seq_max {
         return Ok(false);
     }
     if f.site_eq.is_none() && f.site_ne.is_none() {
@@ -270,7 +288,7 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
 /// Every change matching `f`, in (db_version, seq) order, read from the clocks.
 fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
     let mut scan = Scan::default();
-    if f.dbv_min > f.dbv_max {
+    if f.dbv_min > f.dbv_max || f.seq_min > f.seq_max {
         return Ok(scan);
     }
     scan.tables = tables::all(conn)?
@@ -319,24 +337,40 @@ pub struct Reader {
 /// committed) and the database's data version is the one the scan was read at (it moves at
 /// every commit, this connection's or another's, schema changes included). A write
 /// transaction neither uses nor fills the cache.
+///
+/// A window of versions right after the last read's (a transport reading versions in
+/// batches) is collected on to the last version: scanning every row written since its lower
+/// bound costs the same, and the windows after it are then cut from this scan.
 pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
     super::merge::write_held_back(conn)?;
     let fresh = (!conn.db.in_write_txn()).then(|| conn.db.data_version());
-    if let Some(version) = fresh {
+    let last = conn.feed_last.replace(Some(f.clone()));
+    let Some(version) = fresh else { return Ok(cut(Rc::new(collect(conn, f)?), f, None)) };
+    {
         let mut cache = conn.feed_cache.borrow_mut();
         if cache.as_ref().is_some_and(|c| c.data_version != version) {
             *cache = None;
         }
         if let Some(c) = cache.as_ref().filter(|c| c.filter.covers(f)) {
-            let changes = &c.scan.changes;
-            let pos = changes.partition_point(|ch| ch.db_version < f.dbv_min);
-            let end = pos + changes[pos..].partition_point(|ch| ch.db_version <= f.dbv_max);
-            return Ok(Reader { scan: c.scan.clone(), pos, end, fresh: None, values: None });
+            return Ok(cut(c.scan.clone(), f, None));
         }
     }
-    let scan = collect(conn, f)?;
-    let end = scan.changes.len();
-    Ok(Reader { scan: Rc::new(scan), pos: 0, end, fresh: fresh.map(|v| (f.clone(), v)), values: None })
+    let mut wide = f.clone();
+    if last.is_some_and(|l| l.followed_by(f)) {
+        wide.dbv_max = i64::MAX;
+    }
+    let scan = Rc::new(collect(conn, &wide)?);
+    Ok(cut(scan, f, Some((wide, version))))
+}
+
+/// A reader of the changes of `scan` (sorted, a superset of what `f` wants) that `f` wants:
+/// from (dbv_min, seq_min) to (dbv_max, seq_max). Changes of the versions between them with a
+/// seq outside the seq bounds stay in the range: SQLite checks every row again.
+fn cut(scan: Rc<Scan>, f: &Filter, fresh: Option<(Filter, u32)>) -> Reader {
+    let changes = &scan.changes;
+    let pos = changes.partition_point(|ch| (ch.db_version, ch.seq) < (f.dbv_min, f.seq_min));
+    let end = pos + changes[pos..].partition_point(|ch| (ch.db_version, ch.seq) <= (f.dbv_max, f.seq_max));
+    Reader { scan, pos, end, fresh, values: None }
 }
 
 impl Reader {
@@ -357,12 +391,13 @@ impl Reader {
         self.pos >= self.end
     }
 
-    /// The read is over. Left before its end (a LIMIT, an EXISTS), a scan it collected is
-    /// kept for the next read (the next page). A read of the cached scan to its very end (the
-    /// last page) frees it: the pages are done.
+    /// The read is over. Left before the end of a scan it collected (a LIMIT, an EXISTS, a
+    /// window read on to the last version), it keeps the scan for the next read (the next
+    /// page). A read of the cached scan to its very end (the last page) frees it: the pages
+    /// are done.
     pub fn finish(self, conn: &Conn) {
         match self.fresh {
-            Some((filter, data_version)) if self.pos < self.end => {
+            Some((filter, data_version)) if self.pos < self.scan.changes.len() => {
                 *conn.feed_cache.borrow_mut() = Some(Cached { filter, data_version, scan: self.scan });
             }
             Some(_) => {}
@@ -433,4 +468,38 @@ fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8], out: &mut Vec<u8>) -> Resul
             Ok(())
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Filter;
+
+    fn range(dbv_min: i64, dbv_max: i64) -> Filter {
+        Filter { dbv_min, dbv_max, ..Filter::all() }
+    }
+
+    #[test]
+    fn a_filter_covers_the_parts_of_its_ranges_with_the_same_names() {
+        let since = range(5, i64::MAX);
+        assert!(since.covers(&range(5, i64::MAX)));
+        assert!(since.covers(&range(9, 12)));
+        assert!(since.covers(&Filter { seq_min: 3, values: true, ..range(7, 7) }));
+        assert!(!since.covers(&range(4, i64::MAX)), "a lower bound below the kept one");
+        assert!(!range(5, 10).covers(&range(6, 11)), "an upper bound above the kept one");
+        assert!(!Filter { seq_min: 2, ..since.clone() }.covers(&since), "changes below the kept seq range");
+        assert!(!since.covers(&Filter { table: Some("t".into()), ..range(6, 9) }));
+        assert!(!since.covers(&Filter { site_ne: Some(vec![1]), ..range(6, 9) }));
+        assert!(!Filter { cid: Some("a".into()), ..since.clone() }.covers(&range(6, 9)));
+    }
+
+    #[test]
+    fn a_window_is_followed_by_the_one_after_it() {
+        assert!(range(1, 10).followed_by(&range(11, 20)));
+        assert!(range(1, 10).followed_by(&range(11, i64::MAX)));
+        assert!(!range(1, 10).followed_by(&range(12, 20)), "a gap");
+        assert!(!range(1, 10).followed_by(&range(10, 20)), "an overlap");
+        assert!(!range(1, i64::MAX).followed_by(&range(i64::MIN, 5)), "no upper bound to follow");
+        assert!(!range(1, 10).followed_by(&Filter { pk: Some(vec![1]), ..range(11, 20) }));
+        assert!(!range(1, 10).followed_by(&Filter { seq_min: 1, ..range(11, 20) }));
+    }
 }

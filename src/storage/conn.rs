@@ -63,6 +63,9 @@ pub struct Conn {
     /// The scan of the last crsql_changes read left before its end, for the next page
     /// (storage::changes::read).
     pub feed_cache: RefCell<Option<super::changes::Cached>>,
+    /// The filter of the last crsql_changes read, to tell a window of versions that follows
+    /// it (storage::changes::read).
+    pub feed_last: RefCell<Option<super::changes::Filter>>,
 }
 
 /// The clock record of the row the last merge wrote, so that the next change of the same row
@@ -129,6 +132,7 @@ impl Conn {
             keys_scratch: Cell::new(Vec::new()),
             txn_data_version: Cell::new(None),
             feed_cache: RefCell::new(None),
+            feed_last: RefCell::new(None),
         }
     }
 
