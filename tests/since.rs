@@ -185,6 +185,23 @@ fn db_versions_stay_above_every_entry_when_a_clock_goes() {
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty WHERE tid = 1"), 0, "t's entries went with its clock");
 }
 
+/// The same when a DROP COLUMN takes the entries that held the highest db_version (found by
+/// tests/alters.rs): the next transaction reused it, and a peer that had synced up to it never
+/// got that transaction's changes. Both clock layouts.
+#[test]
+fn db_versions_stay_above_every_entry_when_a_column_goes() {
+    for create in ["CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a, b)", "CREATE TABLE t(id TEXT PRIMARY KEY NOT NULL, a, b) WITHOUT ROWID"] {
+        let c = mem();
+        c.execute_batch(&format!("{create}; SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 1, 1); UPDATE t SET b = 2;")).unwrap();
+        let seen: i64 = one(&c, "SELECT crsql_db_version()");
+        c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t DROP COLUMN b; SELECT crsql_commit_alter('t');").unwrap();
+        c.execute_batch("INSERT INTO t VALUES (2, 'after')").unwrap();
+        assert!(one::<i64>(&c, "SELECT crsql_db_version()") > seen, "{create}");
+        let after = changes_where(&c, &format!("WHERE db_version > {seen}"));
+        assert_eq!(after.len(), 1, "{create}: {after:?}");
+    }
+}
+
 /// Entries held back that fail to be written (here a trigger of the app refuses them when a
 /// read of crsql_changes flushes them) are held back again, and written by the next flush.
 #[test]

@@ -15,10 +15,10 @@
 //!
 //! Updates between begin and commit are not tracked (inserts and deletes are).
 
-use super::as_crr::{backfill, describe, drop_triggers_sql, in_savepoint, reap_dropped, trigger_sql, write_columns, Tracked};
+use super::as_crr::{backfill, describe, drop_triggers_sql, in_savepoint, raise_floor, reap_dropped, trigger_sql, write_columns, Tracked};
 use super::conn::Conn;
 use super::tables::{self, Clock, KeyLayout};
-use super::{meta, track};
+use super::{meta, track, txn};
 use crate::core::ident::quote;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
@@ -144,6 +144,12 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         conn.tables.borrow_mut().invalidate();
         conn.stmts.clear();
         if !dropped.is_empty() {
+            // Their entries go: keep db_versions and the clock above the ones they held (as
+            // crsql_as_table does for a whole clock). A dropped column may hold the highest
+            // db_version, and handing it out again gave a second transaction a version peers
+            // had already synced past.
+            txn::secure_mark(conn)?;
+            raise_floor(conn, txn::max_db_version(conn)?)?;
             clear_slots(conn, info.clock(), &dropped)?;
         }
         for (slot, name) in added {

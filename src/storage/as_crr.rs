@@ -244,8 +244,8 @@ pub fn write_columns(conn: &Conn, tid: i64, pk: &[String], cols: &[Tracked]) -> 
     Ok(())
 }
 
-/// Raises the db_version floor to cover clock tables about to disappear.
-fn raise_floor(conn: &Conn, max: i64) -> Result<()> {
+/// Raises the db_version floor to cover clock tables (or entries) about to disappear.
+pub(super) fn raise_floor(conn: &Conn, max: i64) -> Result<()> {
     conn.carry.set(None);
     let floor = meta::get_i64(conn, "db_version_floor", 0)?;
     if max > floor {
