@@ -486,3 +486,52 @@ fn rows_an_alter_left_without_cells_still_reach_a_new_replica() {
     assert_eq!(portable(&fresh), portable(&c));
     assert_eq!(cids(&c), vec!["-1", "n"]);
 }
+
+/// Two replicas whose feeds a DROP COLUMN changes: the sentinel of a row left without cells is
+/// shown again from then on, so both must have settled its site. Found by tests/alters.rs.
+/// (1) Rows whose sentinel the drop shows are sent again (their sentinel gets the alter's
+/// db_version): a peer that had synced past them never got them, and kept its own site.
+/// (2) A peer's sentinel merged while the local row had cells (so its sentinel was hidden)
+/// still raises the site: the peer's row never had cells and is not sent again.
+/// Both orders of the two sites are run, since the greater one decides ((2) fails only when
+/// y's is the greater).
+#[test]
+fn a_sentinel_an_alter_shows_has_the_same_site_on_every_replica() {
+    let drop_b = "SELECT crsql_begin_alter('t'); ALTER TABLE t DROP COLUMN b; SELECT crsql_commit_alter('t');";
+    for y_greater in [true, false] {
+        let (a, b) = (replica(), replica());
+        let a_greater = one::<Vec<u8>>(&a, "SELECT crsql_site_id()") > one::<Vec<u8>>(&b, "SELECT crsql_site_id()");
+        let (x, y) = if a_greater == y_greater { (&b, &a) } else { (&a, &b) };
+        // (1): both insert row 1 (cells a and b) and sync; dropping a leaves cells, dropping b
+        // then leaves none.
+        x.execute("INSERT INTO t VALUES (1, 'x', 1)", []).unwrap();
+        y.execute("INSERT INTO t VALUES (1, 'y', 2)", []).unwrap();
+        let (sx, sy): (i64, i64) = (one(x, "SELECT crsql_db_version()"), one(y, "SELECT crsql_db_version()"));
+        sync_since(x, y, 0).unwrap();
+        sync_since(y, x, 0).unwrap();
+        for c in [x, y] {
+            c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t DROP COLUMN a; SELECT crsql_commit_alter('t');").unwrap();
+        }
+        // (2): row 2 made while t has no column on both (sentinels shown), then x writes the new
+        // column b (x's row has a cell, its sentinel is hidden) and takes y's sentinel, then
+        // both drop b: x's row shows its sentinel again, y's row never hid it.
+        for c in [x, y] {
+            c.execute_batch(drop_b).unwrap();
+        }
+        x.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        y.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        for c in [x, y] {
+            c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN b INTEGER; SELECT crsql_commit_alter('t');").unwrap();
+        }
+        x.execute("UPDATE t SET b = 5 WHERE id = 2", []).unwrap();
+        sync_since(y, x, sy).unwrap();
+        let sy: i64 = one(y, "SELECT crsql_db_version()");
+        for c in [x, y] {
+            c.execute_batch(drop_b).unwrap();
+        }
+        sync_since(x, y, sx).unwrap();
+        sync_since(y, x, sy).unwrap();
+        assert_eq!(dump(x, "t"), dump(y, "t"));
+        assert_eq!(portable(x), portable(y), "y's site the greater: {y_greater}");
+    }
+}

@@ -97,7 +97,8 @@ fn incoming(r: &mut Rng, ts: &[Table]) -> Incoming {
 #[derive(Debug, Clone, Default)]
 struct Row {
     cl: i64,
-    /// The greatest site among the changes seen at this causal length (while it is visible).
+    /// The greatest site among the changes seen at this causal length (while it is visible,
+    /// and among sentinel changes always).
     sentinel_site: usize,
     cells: BTreeMap<usize, (i64, V, usize)>,
 }
@@ -110,8 +111,9 @@ fn model_apply(rows: &mut BTreeMap<(usize, usize), Row>, c: &Incoming) {
         Ordering::Greater => *row = Row { cl: c.cl, sentinel_site: c.site, cells: BTreeMap::new() },
         Ordering::Equal => {
             // The sentinel of a visible life (deleted, resurrected, or without cells) records the
-            // greatest site seen at it.
-            if (row.cl != 1 || row.cells.is_empty()) && SITES[c.site] > SITES[row.sentinel_site] {
+            // greatest site seen at it; a sentinel change raises a hidden one too (an alter that
+            // drops the row's cells would show it).
+            if (c.column.is_none() || row.cl != 1 || row.cells.is_empty()) && SITES[c.site] > SITES[row.sentinel_site] {
                 row.sentinel_site = c.site;
             }
         }

@@ -64,7 +64,11 @@ pub fn cell_wins(incoming: CellWrite<'_>, local: Option<CellWrite<'_>>) -> bool 
 }
 
 /// The sentinel of a life records the greatest site among the changes seen at that causal
-/// length, so replicas that saw the same changes agree on it. True when `incoming` raises it.
+/// length, so replicas that saw the same changes agree on it: every merged change while it is
+/// visible, and merged sentinel changes even while it is hidden (a life with cells), because an
+/// alter that drops a row's last cells shows it (and sends it again, storage::alter), and a
+/// replica that had skipped a peer's sentinel then would keep a smaller site for good.
+/// True when `incoming` raises it.
 pub fn sentinel_site_wins(incoming: &SiteId, local: &SiteId) -> bool {
     incoming > local
 }
@@ -117,7 +121,7 @@ mod tests {
                 *row = Row { cl: c.cl, sentinel_site: Some(c.site), cells: BTreeMap::new() };
             }
             RowStep::SameLife => {
-                if sentinel_visible(row.cl, row.cells.len()) {
+                if c.slot.is_none() || sentinel_visible(row.cl, row.cells.len()) {
                     let cur = row.sentinel_site.unwrap_or([0; 16]);
                     if sentinel_site_wins(&c.site, &cur) {
                         row.sentinel_site = Some(c.site);

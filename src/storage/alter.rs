@@ -19,6 +19,7 @@ use super::as_crr::{backfill, describe, drop_triggers_sql, in_savepoint, raise_f
 use super::conn::Conn;
 use super::tables::{self, Clock, KeyLayout};
 use super::{meta, track, txn};
+use crate::core::merge::sentinel_visible;
 use crate::core::ident::quote;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
@@ -64,6 +65,12 @@ fn renames(before: &[(String, String)], after: &[(String, String)]) -> HashMap<S
 }
 
 /// Removes the entries of `slots` from every clock record of `clock`.
+///
+/// A row left without cells shows its sentinel from now on (`sentinel_visible`), though it
+/// was written long ago: it gets this transaction's db_version and a seq, so that "changes
+/// since V" carries it to peers. Each replica that made the same alter has its own sentinel
+/// for the row (the site of the write it saw first); the exchange settles on one site
+/// (`sentinel_site_wins`), as it does for any visible sentinel.
 fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
     let mut s = conn.db.prepare(&format!("SELECT pk, cl, clock FROM {}", clock.table()), false)?;
     let mut rows = Vec::new();
@@ -76,10 +83,15 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
     drop(s);
     for (pk, mut rc) in rows {
         let old_dbv = rc.max_db_version();
+        let was_visible = sentinel_visible(rc.cl, rc.cell_count());
         for slot in slots {
             if let Some(c) = rc.cells.get_mut(*slot) {
                 *c = None;
             }
+        }
+        if !was_visible && sentinel_visible(rc.cl, rc.cell_count()) {
+            rc.sentinel.db_version = txn::db_version(conn)?;
+            rc.sentinel.seq = txn::next_seq(conn);
         }
         track::save(conn, clock, &pk, &rc, Some(old_dbv))?;
     }

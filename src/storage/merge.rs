@@ -391,8 +391,11 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         }
         _ => false,
     };
+    // A sentinel change raises the site of a hidden sentinel too (a life with cells, here):
+    // an alter that drops the row's last cells shows it, and every replica's must agree by
+    // then (see core::merge::sentinel_site_wins).
     let sentinel_raised = match (step, &local) {
-        (RowStep::SameLife, Some(rc)) if sentinel_visible(rc.cl, rc.cell_count()) => {
+        (RowStep::SameLife, Some(rc)) if v.slot.is_none() || sentinel_visible(rc.cl, rc.cell_count()) => {
             sentinel_site_wins(&v.site, &sites::site_id(conn, rc.sentinel.site)?)
         }
         _ => false,
