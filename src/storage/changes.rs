@@ -376,7 +376,11 @@ fn cut(scan: Rc<Scan>, f: &Filter, fresh: Option<(Filter, u32)>) -> Reader {
 impl Reader {
     /// The change under the cursor, None past the end.
     pub fn current(&self) -> Option<&Change> {
-        self.scan.changes[..self.end].get(self.pos)
+        if self.pos < self.end {
+            self.scan.changes.get(self.pos)
+        } else {
+            None
+        }
     }
 
     pub fn scan(&self) -> &Scan {
