@@ -1,8 +1,10 @@
 //! Random schema changes on replicas that keep writing and syncing: every replica runs the
-//! same alter (ADD COLUMN with or without a default, DROP COLUMN, RENAME COLUMN, through
-//! crsql_begin_alter / crsql_commit_alter; on a WITHOUT ROWID table too) at the same point of
-//! the schema's history, but each with its own writes not yet sent to the others, before and
-//! after it; syncs are partial and in random order. At the end a full sync must leave
+//! same alter (ADD COLUMN with or without a default, DROP COLUMN, RENAME COLUMN, the
+//! twelve-step rebuild, through crsql_begin_alter / crsql_commit_alter; on a WITHOUT ROWID
+//! table too) at the same point of the schema's history, but each with its own writes not yet
+//! sent to the others, before and after it and inside the bracket (inserts and deletes);
+//! syncs are partial and in random order. Each replica starts with rows of its own written
+//! before the table became a CRR. At the end a full sync must leave
 //! identical tables and feeds (apart from db_version and seq) everywhere, and a new replica
 //! built from one feed must hold the same rows.
 //! `CRR_ALTERS_SEEDS` / `CRR_ALTERS_FROM` / `CRR_ALTERS_SEED` choose the seeds.
@@ -12,19 +14,21 @@ use common::*;
 use rusqlite::types::Value as V;
 use rusqlite::Connection;
 
-/// The table's shape as the test knows it: the key and the tracked columns now.
+/// The table's shape as the test knows it: the key and the tracked columns now, with their
+/// declarations.
 struct Shape {
     rowid: bool,
-    columns: Vec<String>,
+    columns: Vec<(String, String)>,
     next: usize,
 }
 
 impl Shape {
-    fn create(&self) -> String {
+    fn create(&self, name: &str) -> String {
+        let cols: String = self.columns.iter().map(|(n, d)| format!(", \"{n}\" {d}")).collect();
         if self.rowid {
-            "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, c0 TEXT, c1 INTEGER)".into()
+            format!("CREATE TABLE {name}(id INTEGER PRIMARY KEY NOT NULL{cols})")
         } else {
-            "CREATE TABLE t(id TEXT NOT NULL PRIMARY KEY, c0 TEXT, c1 INTEGER) WITHOUT ROWID".into()
+            format!("CREATE TABLE {name}(id TEXT NOT NULL PRIMARY KEY{cols}) WITHOUT ROWID")
         }
     }
 
@@ -36,56 +40,84 @@ impl Shape {
             format!("'k{k}'")
         }
     }
+
+    fn names(&self) -> Vec<&str> {
+        self.columns.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// A new column's name and declaration.
+    fn new_column(&mut self, r: &mut Rng) -> (String, String) {
+        let name = format!("c{}", self.next);
+        self.next += 1;
+        let decl = match r.below(4) {
+            0 => "TEXT".to_string(),
+            1 => format!("INTEGER DEFAULT {}", r.below(3)),
+            2 => "DEFAULT 'd'".into(),
+            _ => "INTEGER NOT NULL DEFAULT 5".into(),
+        };
+        (name, decl)
+    }
 }
 
 fn literal(r: &mut Rng) -> String {
     (*r.pick(&["NULL", "0", "1", "7", "'a'", "'b'", "2.5", "X'00'"])).to_string()
 }
 
-/// One random write statement on the table as it is now.
-fn write(r: &mut Rng, s: &Shape) -> String {
+/// One random write statement on the table as it is now; `tracked_only`: only the writes an
+/// alter bracket tracks (inserts of new rows and deletes; updates are not tracked there).
+fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> String {
     let k = s.key(r);
-    let cols = &s.columns;
-    match (r.below(6), cols.is_empty()) {
-        (0 | 1, false) => {
-            let c = r.pick(cols);
+    let cols = s.names();
+    match (r.below(7), cols.is_empty()) {
+        (0 | 1, false) if !tracked_only => {
+            let c = r.pick(&cols);
             format!("INSERT INTO t(id, \"{c}\") VALUES ({k}, {}) ON CONFLICT(id) DO UPDATE SET \"{c}\" = excluded.\"{c}\"", literal(r))
         }
-        (2 | 3, false) => format!("UPDATE t SET \"{}\" = {} WHERE id = {k}", r.pick(cols), literal(r)),
+        (2 | 3, false) if !tracked_only => format!("UPDATE t SET \"{}\" = {} WHERE id = {k}", r.pick(&cols), literal(r)),
         (4, _) => format!("DELETE FROM t WHERE id = {k}"),
+        (5, false) => format!("INSERT OR IGNORE INTO t(id, \"{}\") VALUES ({k}, {})", r.pick(&cols), literal(r)),
         _ => format!("INSERT OR IGNORE INTO t(id) VALUES ({k})"),
     }
 }
 
-/// One random alter of the table; updates the shape.
+/// One random alter of the table, between crsql_begin_alter and crsql_commit_alter; updates
+/// the shape.
 fn alter(r: &mut Rng, s: &mut Shape) -> String {
-    let sql = match r.below(4) {
+    match r.below(5) {
         0 | 1 => {
-            let name = format!("c{}", s.next);
-            s.next += 1;
-            let decl = match r.below(4) {
-                0 => "TEXT".to_string(),
-                1 => format!("INTEGER DEFAULT {}", r.below(3)),
-                2 => "DEFAULT 'd'".into(),
-                _ => "INTEGER NOT NULL DEFAULT 5".into(),
-            };
-            s.columns.push(name.clone());
+            let (name, decl) = s.new_column(r);
+            s.columns.push((name.clone(), decl.clone()));
             format!("ALTER TABLE t ADD COLUMN \"{name}\" {decl}")
         }
         2 if !s.columns.is_empty() => {
             let i = r.below(s.columns.len() as u64) as usize;
-            format!("ALTER TABLE t DROP COLUMN \"{}\"", s.columns.remove(i))
+            format!("ALTER TABLE t DROP COLUMN \"{}\"", s.columns.remove(i).0)
+        }
+        3 => {
+            // SQLite's twelve-step rebuild: a new table, the rows copied, the old one dropped
+            // (with its triggers), the new one renamed; here it adds a column or drops one.
+            let kept: Vec<String> = s.names().iter().map(|n| format!("\"{n}\"")).collect();
+            if r.chance(50) || s.columns.is_empty() {
+                let c = s.new_column(r);
+                s.columns.push(c);
+            } else {
+                s.columns.remove(r.below(s.columns.len() as u64) as usize);
+            }
+            let copied: Vec<String> = std::iter::once("id".to_string())
+                .chain(kept.into_iter().filter(|k| s.names().iter().any(|n| format!("\"{n}\"") == *k)))
+                .collect();
+            let copied = copied.join(", ");
+            format!("{}; INSERT INTO t2({copied}) SELECT {copied} FROM t; DROP TABLE t; ALTER TABLE t2 RENAME TO t", s.create("t2"))
         }
         _ if !s.columns.is_empty() => {
             let i = r.below(s.columns.len() as u64) as usize;
             let name = format!("c{}", s.next);
             s.next += 1;
-            let old = std::mem::replace(&mut s.columns[i], name.clone());
+            let old = std::mem::replace(&mut s.columns[i].0, name.clone());
             format!("ALTER TABLE t RENAME COLUMN \"{old}\" TO \"{name}\"")
         }
-        _ => return alter(r, s),
-    };
-    format!("SELECT crsql_begin_alter('t'); {sql}; SELECT crsql_commit_alter('t');")
+        _ => alter(r, s),
+    }
 }
 
 /// What a replica has taken from each other replica: the other's db_version it read up to.
@@ -108,13 +140,32 @@ fn portable(c: &Connection) -> Vec<String> {
     v
 }
 
+/// Runs `count` random writes on replica `i` (a NULL for a NOT NULL column fails that
+/// statement alone).
+fn writes(r: &mut Rng, c: &Connection, shape: &Shape, count: u64, tracked_only: bool, what: &str) {
+    for _ in 0..count {
+        let sql = write(r, shape, tracked_only);
+        if !what.is_empty() {
+            println!("{what}: {sql}");
+        }
+        if let Err(e) = c.execute_batch(&sql) {
+            assert!(e.to_string().contains("NOT NULL constraint failed"), "{sql}: {e}");
+        }
+    }
+}
+
 fn run(seed: u64, verbose: bool) {
     let mut r = Rng(seed);
-    let mut shape = Shape { rowid: r.chance(50), columns: vec!["c0".into(), "c1".into()], next: 2 };
+    let mut shape = Shape { rowid: r.chance(50), columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 };
     let n = 2 + r.below(2) as usize;
     let replicas: Vec<Connection> = (0..n).map(|_| mem()).collect();
-    for c in &replicas {
-        c.execute_batch(&format!("{}; SELECT crsql_as_crr('t');", shape.create())).unwrap();
+    let say = |what: String| if verbose { what } else { String::new() };
+    for (i, c) in replicas.iter().enumerate() {
+        // Rows written before the table is a CRR: each replica backfills its own.
+        c.execute_batch(&shape.create("t")).unwrap();
+        let count = r.below(4);
+        writes(&mut r, c, &shape, count, true, &say(format!("replica {i}, before crsql_as_crr")));
+        c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
     }
     let mut seen: Seen = vec![vec![0; n]; n];
     for step in 0..40 {
@@ -123,16 +174,8 @@ fn run(seed: u64, verbose: bool) {
                 let i = r.below(n as u64) as usize;
                 let c = &replicas[i];
                 c.execute_batch("BEGIN").unwrap();
-                for _ in 0..1 + r.below(3) {
-                    let sql = write(&mut r, &shape);
-                    if verbose {
-                        println!("step {step}: replica {i}: {sql}");
-                    }
-                    // A NULL for a NOT NULL column fails that statement alone.
-                    if let Err(e) = c.execute_batch(&sql) {
-                        assert!(e.to_string().contains("NOT NULL constraint failed"), "{sql}: {e}");
-                    }
-                }
+                let count = 1 + r.below(3);
+                writes(&mut r, c, &shape, count, false, &say(format!("step {step}: replica {i}")));
                 c.execute_batch("COMMIT").unwrap();
             }
             5..=7 => {
@@ -152,12 +195,16 @@ fn run(seed: u64, verbose: bool) {
                 // Every replica alters now, each with its own unsent writes; a replica that
                 // has not altered yet cannot take changes of the new shape, so none are sent
                 // until all have.
-                let sql = alter(&mut r, &mut shape);
+                // Inside the bracket each also inserts and deletes rows (tracked there).
+                let sql = format!("SELECT crsql_begin_alter('t'); {}", alter(&mut r, &mut shape));
                 if verbose {
                     println!("step {step}: every replica: {sql}");
                 }
-                for c in &replicas {
+                for (i, c) in replicas.iter().enumerate() {
                     c.execute_batch(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    let count = r.below(3);
+                    writes(&mut r, c, &shape, count, true, &say(format!("step {step}: replica {i}, in the alter")));
+                    c.execute_batch("SELECT crsql_commit_alter('t')").unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
                 }
             }
         }

@@ -10,8 +10,9 @@
 //! their slot and history. A tracked column left unpaired was dropped (its slot is cleared from
 //! every clock record); a new column gets a new slot, and rows whose value differs from the
 //! column's default become changes. Then the triggers are rebuilt; if the insert trigger was
-//! lost (the 12-step rebuild drops the table), rows without a clock are backfilled. A rename taken for a drop plus an add still converges: the column's values
-//! are then sent again as new writes.
+//! lost (the 12-step rebuild drops the table), rows without a live clock are recorded as
+//! inserts and live clocks without a row as deletes. A rename taken for a drop plus an add
+//! still converges: the column's values are then sent again as new writes.
 //!
 //! Updates between begin and commit are not tracked (inserts and deletes are).
 
@@ -21,6 +22,7 @@ use super::tables::{self, Clock, KeyLayout};
 use super::{meta, track, txn};
 use crate::core::merge::sentinel_visible;
 use crate::core::ident::quote;
+use crate::core::pk_codec;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -174,11 +176,43 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         conn.db.exec(&drop_triggers_sql(info.tid))?;
         conn.db.exec(&trigger_sql(info.clock(), &desc.name, &shape.pk, &cols))?;
         if !inserts_tracked {
+            // The table was dropped and made again (the twelve-step rebuild): its triggers went
+            // with it, so inserts and deletes since then were not tracked either.
             backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
+            tombstone_missing(conn, info.clock(), &desc.name, &shape.pk)?;
         }
         conn.db.exec(&format!("DELETE FROM crr_meta WHERE key = 'alter.{}'", info.tid))?;
         Ok(())
     })
+}
+
+/// Records a delete for every live clock whose row is gone (deleted while tracking was off,
+/// or not copied by a rebuild).
+fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> Result<()> {
+    let mut s = conn.db.prepare(&format!("SELECT pk FROM {} WHERE cl % 2 = 1", clock.table()), false)?;
+    let mut live = Vec::new();
+    while s.step()? {
+        live.push(clock.key_at(&s, 0));
+    }
+    drop(s);
+    let matches: Vec<String> = pk.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), i + 1)).collect();
+    let mut s = conn.db.prepare(&format!("SELECT 1 FROM main.{} WHERE {}", quote(table), matches.join(" AND ")), false)?;
+    let mut gone = Vec::new();
+    for key in live {
+        let values = pk_codec::decode(&key).map_err(|e| Error::new(format!("corrupt clock key in {table}: {e}")))?;
+        for (i, v) in values.iter().enumerate() {
+            s.bind_value(i + 1, v)?;
+        }
+        if !s.step()? {
+            gone.push(key);
+        }
+        s.reset();
+    }
+    drop(s);
+    for key in gone {
+        track::on_delete(conn, clock, &key)?;
+    }
+    Ok(())
 }
 
 /// Rows whose new column holds something other than its default are local writes: peers that

@@ -192,13 +192,14 @@ pub fn drop_triggers_sql(tid: i64) -> String {
     )
 }
 
-/// Records a clock for every row that has none (all rows of a new CRR, rows written while
-/// tracking was off), as local inserts in the current transaction.
+/// Records a clock for every row that has no live one (all rows of a new CRR, rows written
+/// while tracking was off: new, or over a tombstone, which they resurrect), as local inserts
+/// in the current transaction.
 pub fn backfill(conn: &Conn, clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> Result<usize> {
     let keys: Vec<String> = pk.iter().map(|k| format!("src.{}", quote(k))).collect();
     let mut s = conn.db.prepare(
         &format!(
-            "SELECT crsql_pack_columns({}) FROM main.{} AS src WHERE NOT EXISTS (SELECT 1 FROM {} WHERE pk = {})",
+            "SELECT crsql_pack_columns({}) FROM main.{} AS src WHERE NOT EXISTS (SELECT 1 FROM {} WHERE pk = {} AND cl % 2 = 1)",
             keys.join(", "),
             quote(table),
             clock.table(),
