@@ -4,7 +4,7 @@
 //! table too) at the same point of the schema's history, but each with its own writes not yet
 //! sent to the others, before and after it and inside the bracket (inserts and deletes);
 //! syncs are partial and in random order. Each replica starts with rows of its own written
-//! before the table became a CRR. At the end a full sync must leave
+//! before the table became a CRR. A third of the seeds run in lamport mode. At the end a full sync must leave
 //! identical tables and feeds (apart from db_version and seq) everywhere, and a new replica
 //! built from one feed must hold the same rows.
 //! `CRR_ALTERS_SEEDS` / `CRR_ALTERS_FROM` / `CRR_ALTERS_SEED` choose the seeds.
@@ -63,12 +63,13 @@ fn literal(r: &mut Rng) -> String {
     (*r.pick(&["NULL", "0", "1", "7", "'a'", "'b'", "2.5", "X'00'"])).to_string()
 }
 
-/// One random write statement on the table as it is now; `tracked_only`: only the writes an
-/// alter bracket tracks (inserts of new rows and deletes; updates are not tracked there).
-fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> String {
+/// One random write statement on the table as it is now, and the key it writes;
+/// `tracked_only`: only the writes an alter bracket tracks (inserts of new rows and deletes;
+/// updates are not tracked there).
+fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> (String, String) {
     let k = s.key(r);
     let cols = s.names();
-    match (r.below(7), cols.is_empty()) {
+    let sql = match (r.below(7), cols.is_empty()) {
         (0 | 1, false) if !tracked_only => {
             let c = r.pick(&cols);
             format!("INSERT INTO t(id, \"{c}\") VALUES ({k}, {}) ON CONFLICT(id) DO UPDATE SET \"{c}\" = excluded.\"{c}\"", literal(r))
@@ -77,7 +78,8 @@ fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> String {
         (4, _) => format!("DELETE FROM t WHERE id = {k}"),
         (5, false) => format!("INSERT OR IGNORE INTO t(id, \"{}\") VALUES ({k}, {})", r.pick(&cols), literal(r)),
         _ => format!("INSERT OR IGNORE INTO t(id) VALUES ({k})"),
-    }
+    };
+    (k, sql)
 }
 
 /// One random alter of the table, between crsql_begin_alter and crsql_commit_alter; updates
@@ -141,10 +143,18 @@ fn portable(c: &Connection) -> Vec<String> {
 }
 
 /// Runs `count` random writes on replica `i` (a NULL for a NOT NULL column fails that
-/// statement alone).
-fn writes(r: &mut Rng, c: &Connection, shape: &Shape, count: u64, tracked_only: bool, what: &str) {
+/// statement alone). `once`: each key is written at most once (after a rebuild in the bracket
+/// nothing is tracked until crsql_commit_alter, which sees only which rows exist: a delete
+/// and an insert of one key are an update, and updates there are not tracked).
+fn writes(r: &mut Rng, c: &Connection, shape: &Shape, count: u64, tracked_only: bool, mut once: Option<&mut Vec<String>>, what: &str) {
     for _ in 0..count {
-        let sql = write(r, shape, tracked_only);
+        let (key, sql) = write(r, shape, tracked_only);
+        if let Some(used) = once.as_deref_mut() {
+            if used.contains(&key) {
+                continue;
+            }
+            used.push(key);
+        }
         if !what.is_empty() {
             println!("{what}: {sql}");
         }
@@ -160,11 +170,16 @@ fn run(seed: u64, verbose: bool) {
     let n = 2 + r.below(2) as usize;
     let replicas: Vec<Connection> = (0..n).map(|_| mem()).collect();
     let say = |what: String| if verbose { what } else { String::new() };
+    // A third of the seeds in lamport mode (a column's versions count its writes there).
+    let lamport = seed % 3 == 2;
     for (i, c) in replicas.iter().enumerate() {
+        if lamport {
+            c.execute_batch("SELECT crsql_config_set('clock', 'lamport')").unwrap();
+        }
         // Rows written before the table is a CRR: each replica backfills its own.
         c.execute_batch(&shape.create("t")).unwrap();
         let count = r.below(4);
-        writes(&mut r, c, &shape, count, true, &say(format!("replica {i}, before crsql_as_crr")));
+        writes(&mut r, c, &shape, count, true, None, &say(format!("replica {i}, before crsql_as_crr")));
         c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
     }
     let mut seen: Seen = vec![vec![0; n]; n];
@@ -175,7 +190,7 @@ fn run(seed: u64, verbose: bool) {
                 let c = &replicas[i];
                 c.execute_batch("BEGIN").unwrap();
                 let count = 1 + r.below(3);
-                writes(&mut r, c, &shape, count, false, &say(format!("step {step}: replica {i}")));
+                writes(&mut r, c, &shape, count, false, None, &say(format!("step {step}: replica {i}")));
                 c.execute_batch("COMMIT").unwrap();
             }
             5..=7 => {
@@ -203,7 +218,9 @@ fn run(seed: u64, verbose: bool) {
                 for (i, c) in replicas.iter().enumerate() {
                     c.execute_batch(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
                     let count = r.below(3);
-                    writes(&mut r, c, &shape, count, true, &say(format!("step {step}: replica {i}, in the alter")));
+                    let mut used = Vec::new();
+                    let once = sql.contains("DROP TABLE").then_some(&mut used);
+                    writes(&mut r, c, &shape, count, true, once, &say(format!("step {step}: replica {i}, in the alter")));
                     c.execute_batch("SELECT crsql_commit_alter('t')").unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
                 }
             }
