@@ -15,8 +15,6 @@ mod common;
 use common::*;
 use rusqlite::Connection;
 
-const COLUMNS: &str = "\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq";
-
 /// A page query and the predicate it means on (db_version, seq), given the last page's end.
 struct Form {
     sql: &'static str,
@@ -107,26 +105,6 @@ fn page(c: &Connection, p: &mut Paging, r: &mut Rng, verbose: bool) {
     }
 }
 
-fn changes_where_with(c: &Connection, clause: &str, args: &[i64]) -> Vec<Change> {
-    let mut st = c.prepare_cached(&format!("SELECT {COLUMNS} FROM crsql_changes {clause}")).unwrap();
-    st.query_map(rusqlite::params_from_iter(args), |r| {
-        Ok(Change {
-            table: r.get(0)?,
-            pk: r.get(1)?,
-            cid: r.get(2)?,
-            val: r.get(3)?,
-            col_version: r.get(4)?,
-            db_version: r.get(5)?,
-            site_id: r.get(6)?,
-            cl: r.get(7)?,
-            seq: r.get(8)?,
-        })
-    })
-    .unwrap()
-    .map(|x| x.unwrap())
-    .collect()
-}
-
 fn run(seed: u64, verbose: bool) {
     let mut r = Rng(seed);
     let dir = tmpdir(&format!("pages-{seed}"));
@@ -199,16 +177,22 @@ fn pages_agree_with_the_feed_whatever_happens_between_them() {
     run_seeds("CRR_PAGES", 40, "CRR_PAGES_SEED={seed} cargo test --release --test pages -- --nocapture", run);
 }
 
-/// The cache makes paging one scan: reading a feed of many transactions in pages of 10 reads
-/// each clock row about once, not once per page (crr_debug_clock_rows_read counts them).
-#[test]
-fn pages_read_the_clock_once() {
+/// A CRR of 1,000 rows written by 50 transactions of 20 (2,000 changes).
+fn feed_of_50_transactions() -> Connection {
     let c = mem();
     setup(&c);
     for txn in 0..50 {
         let rows: Vec<String> = (0..20).map(|i| format!("({}, 'x', {i})", txn * 20 + i)).collect();
         c.execute_batch(&format!("BEGIN; INSERT INTO t VALUES {}; COMMIT", rows.join(", "))).unwrap();
     }
+    c
+}
+
+/// The cache makes paging one scan: reading a feed of many transactions in pages of 10 reads
+/// each clock row about once, not once per page (crr_debug_clock_rows_read counts them).
+#[test]
+fn pages_read_the_clock_once() {
+    let c = feed_of_50_transactions();
     let before: i64 = one(&c, "SELECT crr_debug_clock_rows_read()");
     let (mut v, mut s, mut n) = (0, -1, 0);
     loop {
@@ -229,12 +213,7 @@ fn pages_read_the_clock_once() {
 /// the rest are cut from that scan (each clock row read about twice, not once per window).
 #[test]
 fn windows_read_the_clock_twice() {
-    let c = mem();
-    setup(&c);
-    for txn in 0..50 {
-        let rows: Vec<String> = (0..20).map(|i| format!("({}, 'x', {i})", txn * 20 + i)).collect();
-        c.execute_batch(&format!("BEGIN; INSERT INTO t VALUES {}; COMMIT", rows.join(", "))).unwrap();
-    }
+    let c = feed_of_50_transactions();
     // Every row written again in one late version: each window scans every row since its start.
     c.execute_batch("UPDATE t SET b = b + 1").unwrap();
     let before: i64 = one(&c, "SELECT crr_debug_clock_rows_read()");

@@ -226,26 +226,16 @@ fn filter_from(idx_num: c_int, args: &[Value]) -> Filter {
             (0, Value::Text(t)) => f.table = Some(t.clone()),
             (1, Value::Blob(b)) => f.pk = Some(b.clone()),
             (2, Value::Text(t)) => f.cid = Some(t.clone()),
-            (3, v) => {
-                if let Some(x) = as_int(v) {
-                    f.dbv_min = f.dbv_min.max(x);
-                    f.dbv_max = f.dbv_max.min(x);
-                }
-            }
-            (4, v) => f.dbv_min = f.dbv_min.max(as_int(v).map_or(i64::MIN, |x| x.saturating_add(1))),
-            (5, v) => f.dbv_min = f.dbv_min.max(as_int(v).unwrap_or(i64::MIN)),
-            (6, v) => f.dbv_max = f.dbv_max.min(as_int(v).map_or(i64::MAX, |x| x.saturating_sub(1))),
-            (7, v) => f.dbv_max = f.dbv_max.min(as_int(v).unwrap_or(i64::MAX)),
+            (3, v) => narrow(&mut f.dbv_min, &mut f.dbv_max, OP_EQ, v),
+            (4, v) => narrow(&mut f.dbv_min, &mut f.dbv_max, OP_GT, v),
+            (5, v) => narrow(&mut f.dbv_min, &mut f.dbv_max, OP_GE, v),
+            (6, v) => narrow(&mut f.dbv_min, &mut f.dbv_max, OP_LT, v),
+            (7, v) => narrow(&mut f.dbv_min, &mut f.dbv_max, OP_LE, v),
             (8, Value::Blob(b)) => f.site_eq = Some(b.clone()),
             (9, Value::Blob(b)) => f.site_ne = Some(b.clone()),
-            (11, v) => {
-                if let Some(x) = as_int(v) {
-                    f.seq_min = f.seq_min.max(x);
-                    f.seq_max = f.seq_max.min(x);
-                }
-            }
-            (12, v) => f.seq_min = f.seq_min.max(as_int(v).map_or(i64::MIN, |x| x.saturating_add(1))),
-            (13, v) => f.seq_min = f.seq_min.max(as_int(v).unwrap_or(i64::MIN)),
+            (11, v) => narrow(&mut f.seq_min, &mut f.seq_max, OP_EQ, v),
+            (12, v) => narrow(&mut f.seq_min, &mut f.seq_max, OP_GT, v),
+            (13, v) => narrow(&mut f.seq_min, &mut f.seq_max, OP_GE, v),
             // Other types: no push-down; SQLite filters the rows.
             _ => {}
         }
@@ -253,11 +243,20 @@ fn filter_from(idx_num: c_int, args: &[Value]) -> Filter {
     f
 }
 
-/// An integer bound from an integer argument (reals and text are not pushed down).
-fn as_int(v: &Value) -> Option<i64> {
-    match v {
-        Value::Integer(i) => Some(*i),
-        _ => None,
+/// Narrows the inclusive range `[min, max]` by `column op v`. Only an integer argument narrows
+/// it (reals and text are not pushed down: SQLite filters the rows either way).
+fn narrow(min: &mut i64, max: &mut i64, op: u8, v: &Value) {
+    let Value::Integer(x) = *v else { return };
+    match op {
+        OP_EQ => {
+            *min = (*min).max(x);
+            *max = (*max).min(x);
+        }
+        OP_GT => *min = (*min).max(x.saturating_add(1)),
+        OP_GE => *min = (*min).max(x),
+        OP_LT => *max = (*max).min(x.saturating_sub(1)),
+        OP_LE => *max = (*max).min(x),
+        _ => {}
     }
 }
 

@@ -153,11 +153,16 @@ pub struct Change {
 }
 
 pub fn changes_where(conn: &Connection, clause: &str) -> Vec<Change> {
+    changes_where_with(conn, clause, &[])
+}
+
+/// The changes `clause` selects, with `args` bound to its parameters.
+pub fn changes_where_with(conn: &Connection, clause: &str, args: &[i64]) -> Vec<Change> {
     let sql = format!(
         "SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes {clause}"
     );
     let mut s = conn.prepare(&sql).unwrap();
-    s.query_map([], |r| {
+    s.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(Change {
             table: r.get(0)?,
             pk: r.get(1)?,
