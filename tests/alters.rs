@@ -1,9 +1,10 @@
 //! Random schema changes on replicas that keep writing and syncing: every replica runs the
-//! same alter (ADD COLUMN with or without a default, DROP COLUMN, RENAME COLUMN, the
-//! twelve-step rebuild, through crsql_begin_alter / crsql_commit_alter; on a WITHOUT ROWID
-//! table too) at the same point of the schema's history, but each with its own writes not yet
+//! same migrations in the same order (ADD COLUMN with or without a default, DROP COLUMN,
+//! RENAME COLUMN, the twelve-step rebuild, through crsql_begin_alter / crsql_commit_alter; on
+//! a WITHOUT ROWID table too), some at once and some later, each with its own writes not yet
 //! sent to the others, before and after it and inside the bracket (inserts and deletes);
-//! syncs are partial and in random order. Each replica starts with rows of its own written
+//! syncs are partial and in random order. A sync between replicas of different schemas may
+//! be refused ("schema mismatch") and must then leave the receiver as it was. Each replica starts with rows of its own written
 //! before the table became a CRR. A third of the seeds run in lamport mode. At the end a full sync must leave
 //! identical tables and feeds (apart from db_version and seq) everywhere, and a new replica
 //! built from one feed must hold the same rows.
@@ -16,6 +17,7 @@ use rusqlite::Connection;
 
 /// The table's shape as the test knows it: the key and the tracked columns now, with their
 /// declarations.
+#[derive(Clone)]
 struct Shape {
     rowid: bool,
     columns: Vec<(String, String)>,
@@ -125,13 +127,28 @@ fn alter(r: &mut Rng, s: &mut Shape) -> String {
 /// What a replica has taken from each other replica: the other's db_version it read up to.
 type Seen = Vec<Vec<i64>>;
 
-fn sync(replicas: &[Connection], seen: &mut Seen, from: usize, to: usize, window: Option<i64>) {
+/// Sends `from`'s changes since what `to` has seen of it (at most `window` versions). Between
+/// replicas of one schema it must work; between replicas at different points of the
+/// migrations it may be refused, with "schema mismatch", and then must leave `to` as it was.
+fn sync(replicas: &[Connection], seen: &mut Seen, from: usize, to: usize, window: Option<i64>, same_schema: bool) -> bool {
     let since = seen[to][from];
     let top: i64 = one(&replicas[from], "SELECT crsql_db_version()");
     let upto = window.map_or(top, |w| (since + w).min(top));
     let batch = changes_where(&replicas[from], &format!("WHERE db_version > {since} AND db_version <= {upto}"));
-    apply(&replicas[to], &batch).unwrap_or_else(|e| panic!("sync {from} -> {to} after {since}: {e}"));
-    seen[to][from] = upto;
+    let before = (!same_schema).then(|| (dump(&replicas[to], "t"), portable(&replicas[to])));
+    match apply(&replicas[to], &batch) {
+        Ok(()) => {
+            seen[to][from] = upto;
+            true
+        }
+        Err(e) => {
+            assert!(!same_schema, "sync {from} -> {to} after {since}: {e}");
+            assert!(e.to_string().contains("schema mismatch"), "sync {from} -> {to} across schemas: {e}");
+            let after = (dump(&replicas[to], "t"), portable(&replicas[to]));
+            assert!(before == Some(after), "a refused batch changed replica {to}");
+            false
+        }
+    }
 }
 
 /// The feed without the replica's own numbering (db_version, seq), sorted.
@@ -164,9 +181,24 @@ fn writes(r: &mut Rng, c: &Connection, shape: &Shape, count: u64, tracked_only: 
     }
 }
 
+/// Runs migration `k` (`migrations[k]`, which leads to `shapes[k + 1]`) on replica `i`, with
+/// a few inserts and deletes inside the bracket (tracked there).
+fn migrate(r: &mut Rng, c: &Connection, migrations: &[String], shapes: &[Shape], k: usize, what: &str) {
+    let sql = &migrations[k];
+    if !what.is_empty() {
+        println!("{what}: migration {k}: {sql}");
+    }
+    c.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let count = r.below(3);
+    let mut used = Vec::new();
+    let once = sql.contains("DROP TABLE").then_some(&mut used);
+    writes(r, c, &shapes[k + 1], count, true, once, what);
+    c.execute_batch("SELECT crsql_commit_alter('t')").unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
+}
+
 fn run(seed: u64, verbose: bool) {
     let mut r = Rng(seed);
-    let mut shape = Shape { rowid: r.chance(50), columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 };
+    let first = Shape { rowid: r.chance(50), columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 };
     let n = 2 + r.below(2) as usize;
     let replicas: Vec<Connection> = (0..n).map(|_| mem()).collect();
     let say = |what: String| if verbose { what } else { String::new() };
@@ -177,20 +209,25 @@ fn run(seed: u64, verbose: bool) {
             c.execute_batch("SELECT crsql_config_set('clock', 'lamport')").unwrap();
         }
         // Rows written before the table is a CRR: each replica backfills its own.
-        c.execute_batch(&shape.create("t")).unwrap();
+        c.execute_batch(&first.create("t")).unwrap();
         let count = r.below(4);
-        writes(&mut r, c, &shape, count, true, None, &say(format!("replica {i}, before crsql_as_crr")));
+        writes(&mut r, c, &first, count, true, None, &say(format!("replica {i}, before crsql_as_crr")));
         c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
     }
+    // The migrations so far and the shape after each; each replica runs them in order, some
+    // at once, others later (`at[i]`: how many replica i has run).
+    let (mut migrations, mut shapes) = (Vec::<String>::new(), vec![first]);
+    let mut at = vec![0usize; n];
     let mut seen: Seen = vec![vec![0; n]; n];
+    let (mut refused, mut across) = (0, 0);
     for step in 0..40 {
-        match r.below(10) {
+        match r.below(12) {
             0..=4 => {
                 let i = r.below(n as u64) as usize;
                 let c = &replicas[i];
                 c.execute_batch("BEGIN").unwrap();
                 let count = 1 + r.below(3);
-                writes(&mut r, c, &shape, count, false, None, &say(format!("step {step}: replica {i}")));
+                writes(&mut r, c, &shapes[at[i]], count, false, None, &say(format!("step {step}: replica {i}")));
                 c.execute_batch("COMMIT").unwrap();
             }
             5..=7 => {
@@ -198,39 +235,54 @@ fn run(seed: u64, verbose: bool) {
                 if from != to {
                     let window = r.chance(40).then(|| 1 + r.below(3) as i64);
                     if verbose {
-                        println!("step {step}: sync {from} -> {to}, window {window:?}");
+                        println!("step {step}: sync {from} -> {to}, window {window:?}, schemas {} -> {}", at[from], at[to]);
                     }
-                    sync(&replicas, &mut seen, from, to, window);
+                    let same = at[from] == at[to];
+                    let done = sync(&replicas, &mut seen, from, to, window, same);
+                    across += usize::from(!same);
+                    refused += usize::from(!done);
                     if verbose {
                         println!("  seen {seen:?}, db_versions {:?}", replicas.iter().map(|c| one::<i64>(c, "SELECT crsql_db_version()")).collect::<Vec<_>>());
                     }
                 }
             }
-            _ => {
-                // Every replica alters now, each with its own unsent writes; a replica that
-                // has not altered yet cannot take changes of the new shape, so none are sent
-                // until all have.
-                // Inside the bracket each also inserts and deletes rows (tracked there).
-                let sql = format!("SELECT crsql_begin_alter('t'); {}", alter(&mut r, &mut shape));
-                if verbose {
-                    println!("step {step}: every replica: {sql}");
-                }
+            8 | 9 => {
+                // A new migration, run at once by some replicas (those that ran all before it).
+                let mut next = shapes[shapes.len() - 1].clone();
+                migrations.push(format!("SELECT crsql_begin_alter('t'); {}", alter(&mut r, &mut next)));
+                shapes.push(next);
                 for (i, c) in replicas.iter().enumerate() {
-                    c.execute_batch(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-                    let count = r.below(3);
-                    let mut used = Vec::new();
-                    let once = sql.contains("DROP TABLE").then_some(&mut used);
-                    writes(&mut r, c, &shape, count, true, once, &say(format!("step {step}: replica {i}, in the alter")));
-                    c.execute_batch("SELECT crsql_commit_alter('t')").unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
+                    if at[i] == migrations.len() - 1 && r.chance(60) {
+                        migrate(&mut r, c, &migrations, &shapes, at[i], &say(format!("step {step}: replica {i}")));
+                        at[i] += 1;
+                    }
+                }
+            }
+            _ => {
+                // A replica behind runs its next migration.
+                let i = r.below(n as u64) as usize;
+                if at[i] < migrations.len() {
+                    migrate(&mut r, &replicas[i], &migrations, &shapes, at[i], &say(format!("step {step}: replica {i}")));
+                    at[i] += 1;
                 }
             }
         }
+    }
+    // Every replica runs the migrations it has not, then a full sync must work.
+    for (i, c) in replicas.iter().enumerate() {
+        while at[i] < migrations.len() {
+            migrate(&mut r, c, &migrations, &shapes, at[i], &say(format!("end: replica {i}")));
+            at[i] += 1;
+        }
+    }
+    if verbose {
+        println!("{across} syncs across schemas, {refused} refused");
     }
     for _ in 0..2 {
         for from in 0..n {
             for to in 0..n {
                 if from != to {
-                    sync(&replicas, &mut seen, from, to, None);
+                    sync(&replicas, &mut seen, from, to, None, true);
                 }
             }
         }
