@@ -75,16 +75,34 @@ fn check_writers(path: &str, writers: i64, n: i64) {
     assert!(per_version.values().all(|w| w.len() == 1), "two writers' transactions share a db_version");
 }
 
-/// A reader that remembers the highest db_version it saw never misses a change.
-fn poll_until(path: &str, stop: &std::sync::atomic::AtomicBool) -> BTreeSet<(Vec<u8>, String, i64)> {
+/// A reader that remembers the highest db_version it saw never misses a change. `paged`: it
+/// reads in keyset pages of 5 (README's form), so other processes commit between the pages of
+/// one pass. (A kept scan that outlived their commits would only delay what they appended;
+/// tests/pages.rs checks each page exactly.)
+fn poll_until(path: &str, stop: &std::sync::atomic::AtomicBool, paged: bool) -> BTreeSet<(Vec<u8>, String, i64)> {
     let c = wal(path);
-    let mut since = 0i64;
+    let (mut since, mut seq) = (0i64, -1i64);
     let mut got = BTreeSet::new();
     loop {
         let done = stop.load(std::sync::atomic::Ordering::SeqCst);
-        for x in changes_where(&c, &format!("WHERE db_version > {since}")) {
-            since = since.max(x.db_version);
-            got.insert((x.pk, x.cid, x.db_version));
+        loop {
+            let page = if paged {
+                let mut page = changes_where_with(&c, "WHERE db_version = ?1 AND seq > ?2 ORDER BY seq LIMIT 5", &[since, seq]);
+                if page.len() < 5 {
+                    page.extend(changes_where_with(&c, "WHERE db_version > ?1 ORDER BY db_version, seq LIMIT ?2", &[since, 5 - page.len() as i64]));
+                }
+                page
+            } else {
+                changes_where(&c, &format!("WHERE db_version > {since} ORDER BY db_version, seq"))
+            };
+            let full = paged && page.len() == 5;
+            for x in page {
+                (since, seq) = (x.db_version, x.seq);
+                got.insert((x.pk, x.cid, x.db_version));
+            }
+            if !full {
+                break;
+            }
         }
         if done {
             return got;
@@ -104,7 +122,7 @@ fn several_connections_in_one_process() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let (p, s) = (path.clone(), stop.clone());
-        std::thread::spawn(move || poll_until(&p, &s))
+        std::thread::spawn(move || poll_until(&p, &s, false))
     };
     let writers: Vec<_> = (0..4).map(|who| {
         let p = path.clone();
@@ -137,7 +155,7 @@ fn several_processes() {
         .collect();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let polled = std::thread::scope(|s| {
-        let h = s.spawn(|| poll_until(&path, &stop));
+        let h = s.spawn(|| poll_until(&path, &stop, true));
         for mut ch in children {
             assert!(ch.wait().unwrap().success(), "a writer process failed");
         }
