@@ -3,8 +3,8 @@
 //! things whose effects the extension caches across statements: writes to two CRRs (one keyed
 //! by rowid, one by a packed key), merges from a peer (some in a statement that fails), reads
 //! of crsql_changes, DDL of plain tables (which moves the schema cookie), columns added through
-//! crsql_begin_alter / crsql_commit_alter, a DROP TABLE of a CRR and an added column that a
-//! rollback undoes, tracking turned off and on (crsql_as_table, crsql_as_crr),
+//! crsql_begin_alter / crsql_commit_alter, a DROP TABLE of a CRR and an added or a dropped
+//! column that a rollback undoes, tracking turned off and on (crsql_as_table, crsql_as_crr),
 //! crr_new_site_id(), a changed drift limit, and reopening the file; between its transactions,
 //! a second connection to the same file does some of the same. On odd seeds, each local write
 //! must be recorded under the site id the database names at that moment; on seeds 2 mod 3,
@@ -225,12 +225,22 @@ impl Run {
                 };
                 self.ok(sql);
             }
-            15 => {
+            15 if self.r.chance(50) => {
                 // A column added through an alter, seen, written, then rolled back.
                 self.ok(
                     "SAVEPOINT al; SELECT crsql_begin_alter('items'); ALTER TABLE items ADD COLUMN c; \
                      SELECT crsql_commit_alter('items'); UPDATE items SET c = 1; SELECT count(*) FROM crsql_changes; \
                      ROLLBACK TO al; RELEASE al",
+                );
+            }
+            15 => {
+                // A column dropped through an alter (its entries go, the db_version floor
+                // rises, rows left without cells show their sentinel), seen, written after,
+                // then rolled back.
+                self.ok(
+                    "SAVEPOINT al; SELECT crsql_begin_alter('items'); ALTER TABLE items DROP COLUMN b; \
+                     SELECT crsql_commit_alter('items'); UPDATE items SET a = 'x' WHERE id % 3 = 0; \
+                     SELECT count(*) FROM crsql_changes; ROLLBACK TO al; RELEASE al",
                 );
             }
             16 | 17 if self.conn.is_autocommit() => {
