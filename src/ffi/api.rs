@@ -88,3 +88,15 @@ pub fn sqlite_string(msg: &str) -> *mut std::os::raw::c_char {
         p as *mut std::os::raw::c_char
     }
 }
+
+/// Replaces a virtual table's error message (the one SQLite reports for the failed call) with
+/// `msg`.
+///
+/// # Safety
+/// `vtab` must point at a live sqlite3_vtab whose zErrMsg is null or from sqlite3_malloc.
+pub unsafe fn set_vtab_error(vtab: *mut sqlite3_vtab, msg: &str) {
+    if !(*vtab).zErrMsg.is_null() {
+        sqlite!(free((*vtab).zErrMsg as *mut _));
+    }
+    (*vtab).zErrMsg = sqlite_string(msg);
+}

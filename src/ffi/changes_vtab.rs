@@ -63,10 +63,7 @@ struct Cursor {
 
 /// Stores `e` as the vtab's error message and returns its code.
 unsafe fn fail(vtab: *mut api::sqlite3_vtab, e: &Error) -> c_int {
-    if !(*vtab).zErrMsg.is_null() {
-        sqlite!(free((*vtab).zErrMsg as *mut _));
-    }
-    (*vtab).zErrMsg = api::sqlite_string(&format!("crsql_changes: {}", e.message));
+    api::set_vtab_error(vtab, &format!("crsql_changes: {}", e.message));
     if e.code == api::SQLITE_OK { api::SQLITE_ERROR } else { e.code }
 }
 

@@ -88,10 +88,7 @@ unsafe extern "C" fn update(p: *mut api::sqlite3_vtab, argc: c_int, argv: *mut *
     if argc == 3 && (0..3).all(|i| sqlite!(value_type(*argv.add(i))) == api::SQLITE_NULL) {
         return api::SQLITE_OK;
     }
-    if !(*p).zErrMsg.is_null() {
-        sqlite!(free((*p).zErrMsg as *mut _));
-    }
-    (*p).zErrMsg = api::sqlite_string("crr_internal_txn is internal to sqlite-crr and holds no rows");
+    api::set_vtab_error(p, "crr_internal_txn is internal to sqlite-crr and holds no rows");
     api::SQLITE_ERROR
 }
 

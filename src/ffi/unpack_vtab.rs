@@ -109,11 +109,7 @@ unsafe extern "C" fn filter(p: *mut api::sqlite3_vtab_cursor, _n: c_int, _s: *co
             api::SQLITE_OK
         }
         Err(e) => {
-            let vtab = cursor.base.pVtab;
-            if !(*vtab).zErrMsg.is_null() {
-                sqlite!(free((*vtab).zErrMsg as *mut _));
-            }
-            (*vtab).zErrMsg = api::sqlite_string(&e.message);
+            api::set_vtab_error(cursor.base.pVtab, &e.message);
             api::SQLITE_ERROR
         }
     }
