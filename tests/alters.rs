@@ -19,6 +19,8 @@ use rusqlite::Connection;
 /// declarations.
 #[derive(Clone)]
 struct Shape {
+    /// The table's name (a migration may rename it).
+    name: String,
     rowid: bool,
     columns: Vec<(String, String)>,
     next: usize,
@@ -71,15 +73,16 @@ fn literal(r: &mut Rng) -> String {
 fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> (String, String) {
     let k = s.key(r);
     let cols = s.names();
+    let t = &s.name;
     let sql = match (r.below(7), cols.is_empty()) {
         (0 | 1, false) if !tracked_only => {
             let c = r.pick(&cols);
-            format!("INSERT INTO t(id, \"{c}\") VALUES ({k}, {}) ON CONFLICT(id) DO UPDATE SET \"{c}\" = excluded.\"{c}\"", literal(r))
+            format!("INSERT INTO {t}(id, \"{c}\") VALUES ({k}, {}) ON CONFLICT(id) DO UPDATE SET \"{c}\" = excluded.\"{c}\"", literal(r))
         }
-        (2 | 3, false) if !tracked_only => format!("UPDATE t SET \"{}\" = {} WHERE id = {k}", r.pick(&cols), literal(r)),
-        (4, _) => format!("DELETE FROM t WHERE id = {k}"),
-        (5, false) => format!("INSERT OR IGNORE INTO t(id, \"{}\") VALUES ({k}, {})", r.pick(&cols), literal(r)),
-        _ => format!("INSERT OR IGNORE INTO t(id) VALUES ({k})"),
+        (2 | 3, false) if !tracked_only => format!("UPDATE {t} SET \"{}\" = {} WHERE id = {k}", r.pick(&cols), literal(r)),
+        (4, _) => format!("DELETE FROM {t} WHERE id = {k}"),
+        (5, false) => format!("INSERT OR IGNORE INTO {t}(id, \"{}\") VALUES ({k}, {})", r.pick(&cols), literal(r)),
+        _ => format!("INSERT OR IGNORE INTO {t}(id) VALUES ({k})"),
     };
     (k, sql)
 }
@@ -87,15 +90,16 @@ fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> (String, String) {
 /// One random alter of the table, between crsql_begin_alter and crsql_commit_alter; updates
 /// the shape.
 fn alter(r: &mut Rng, s: &mut Shape) -> String {
-    match r.below(5) {
+    let t = s.name.clone();
+    match r.below(6) {
         0 | 1 => {
             let (name, decl) = s.new_column(r);
             s.columns.push((name.clone(), decl.clone()));
-            format!("ALTER TABLE t ADD COLUMN \"{name}\" {decl}")
+            format!("ALTER TABLE {t} ADD COLUMN \"{name}\" {decl}")
         }
         2 if !s.columns.is_empty() => {
             let i = r.below(s.columns.len() as u64) as usize;
-            format!("ALTER TABLE t DROP COLUMN \"{}\"", s.columns.remove(i).0)
+            format!("ALTER TABLE {t} DROP COLUMN \"{}\"", s.columns.remove(i).0)
         }
         3 => {
             // SQLite's twelve-step rebuild: a new table, the rows copied, the old one dropped
@@ -111,14 +115,20 @@ fn alter(r: &mut Rng, s: &mut Shape) -> String {
                 .chain(kept.into_iter().filter(|k| s.names().iter().any(|n| format!("\"{n}\"") == *k)))
                 .collect();
             let copied = copied.join(", ");
-            format!("{}; INSERT INTO t2({copied}) SELECT {copied} FROM t; DROP TABLE t; ALTER TABLE t2 RENAME TO t", s.create("t2"))
+            format!("{}; INSERT INTO rebuilt({copied}) SELECT {copied} FROM {t}; DROP TABLE {t}; ALTER TABLE rebuilt RENAME TO {t}", s.create("rebuilt"))
         }
         _ if !s.columns.is_empty() => {
             let i = r.below(s.columns.len() as u64) as usize;
             let name = format!("c{}", s.next);
             s.next += 1;
             let old = std::mem::replace(&mut s.columns[i].0, name.clone());
-            format!("ALTER TABLE t RENAME COLUMN \"{old}\" TO \"{name}\"")
+            format!("ALTER TABLE {t} RENAME COLUMN \"{old}\" TO \"{name}\"")
+        }
+        5 => {
+            // The table itself renamed: the feed names a table by its current name.
+            s.name = format!("t{}", s.next);
+            s.next += 1;
+            format!("ALTER TABLE {t} RENAME TO {}", s.name)
         }
         _ => alter(r, s),
     }
@@ -130,12 +140,13 @@ type Seen = Vec<Vec<i64>>;
 /// Sends `from`'s changes since what `to` has seen of it (at most `window` versions). Between
 /// replicas of one schema it must work; between replicas at different points of the
 /// migrations it may be refused, with "schema mismatch", and then must leave `to` as it was.
-fn sync(replicas: &[Connection], seen: &mut Seen, from: usize, to: usize, window: Option<i64>, same_schema: bool) -> bool {
+/// `table`: the receiver's name of the table.
+fn sync(replicas: &[Connection], seen: &mut Seen, from: usize, to: usize, window: Option<i64>, same_schema: bool, table: &str) -> bool {
     let since = seen[to][from];
     let top: i64 = one(&replicas[from], "SELECT crsql_db_version()");
     let upto = window.map_or(top, |w| (since + w).min(top));
     let batch = changes_where(&replicas[from], &format!("WHERE db_version > {since} AND db_version <= {upto}"));
-    let before = (!same_schema).then(|| (dump(&replicas[to], "t"), portable(&replicas[to])));
+    let before = (!same_schema).then(|| (dump(&replicas[to], table), portable(&replicas[to])));
     match apply(&replicas[to], &batch) {
         Ok(()) => {
             seen[to][from] = upto;
@@ -144,7 +155,7 @@ fn sync(replicas: &[Connection], seen: &mut Seen, from: usize, to: usize, window
         Err(e) => {
             assert!(!same_schema, "sync {from} -> {to} after {since}: {e}");
             assert!(e.to_string().contains("schema mismatch"), "sync {from} -> {to} across schemas: {e}");
-            let after = (dump(&replicas[to], "t"), portable(&replicas[to]));
+            let after = (dump(&replicas[to], table), portable(&replicas[to]));
             assert!(before == Some(after), "a refused batch changed replica {to}");
             false
         }
@@ -193,12 +204,13 @@ fn migrate(r: &mut Rng, c: &Connection, migrations: &[String], shapes: &[Shape],
     let mut used = Vec::new();
     let once = sql.contains("DROP TABLE").then_some(&mut used);
     writes(r, c, &shapes[k + 1], count, true, once, what);
-    c.execute_batch("SELECT crsql_commit_alter('t')").unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
+    let commit = format!("SELECT crsql_commit_alter('{}')", shapes[k + 1].name);
+    c.execute_batch(&commit).unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
 }
 
 fn run(seed: u64, verbose: bool) {
     let mut r = Rng(seed);
-    let first = Shape { rowid: r.chance(50), columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 };
+    let first = Shape { name: "t".into(), rowid: r.chance(50), columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 };
     let n = 2 + r.below(2) as usize;
     let replicas: Vec<Connection> = (0..n).map(|_| mem()).collect();
     let say = |what: String| if verbose { what } else { String::new() };
@@ -238,7 +250,7 @@ fn run(seed: u64, verbose: bool) {
                         println!("step {step}: sync {from} -> {to}, window {window:?}, schemas {} -> {}", at[from], at[to]);
                     }
                     let same = at[from] == at[to];
-                    let done = sync(&replicas, &mut seen, from, to, window, same);
+                    let done = sync(&replicas, &mut seen, from, to, window, same, &shapes[at[to]].name);
                     across += usize::from(!same);
                     refused += usize::from(!done);
                     if verbose {
@@ -249,7 +261,8 @@ fn run(seed: u64, verbose: bool) {
             8 | 9 => {
                 // A new migration, run at once by some replicas (those that ran all before it).
                 let mut next = shapes[shapes.len() - 1].clone();
-                migrations.push(format!("SELECT crsql_begin_alter('t'); {}", alter(&mut r, &mut next)));
+                let begin = format!("SELECT crsql_begin_alter('{}')", next.name);
+                migrations.push(format!("{begin}; {}", alter(&mut r, &mut next)));
                 shapes.push(next);
                 for (i, c) in replicas.iter().enumerate() {
                     if at[i] == migrations.len() - 1 && r.chance(60) {
@@ -282,7 +295,7 @@ fn run(seed: u64, verbose: bool) {
         for from in 0..n {
             for to in 0..n {
                 if from != to {
-                    sync(&replicas, &mut seen, from, to, None, true);
+                    sync(&replicas, &mut seen, from, to, None, true, &shapes[shapes.len() - 1].name);
                 }
             }
         }
@@ -295,9 +308,10 @@ fn run(seed: u64, verbose: bool) {
             }
         }
     }
-    let (rows, feed) = (dump(&replicas[0], "t"), portable(&replicas[0]));
+    let name = shapes[shapes.len() - 1].name.clone();
+    let (rows, feed) = (dump(&replicas[0], &name), portable(&replicas[0]));
     for (i, c) in replicas.iter().enumerate().skip(1) {
-        assert_eq!(dump(c, "t"), rows, "replica {i}'s rows differ from replica 0's");
+        assert_eq!(dump(c, &name), rows, "replica {i}'s rows differ from replica 0's");
         let other = portable(c);
         let only = |a: &[String], b: &[String]| a.iter().filter(|x| !b.contains(x)).cloned().collect::<Vec<_>>();
         assert!(other == feed, "replica {i}'s feed differs from replica 0's: only in {i}: {:?}; only in 0: {:?}", only(&other, &feed), only(&feed, &other));
@@ -305,16 +319,16 @@ fn run(seed: u64, verbose: bool) {
     // A new replica of the final shape, built from replica 0's feed alone.
     let fresh = mem();
     let cols: Vec<String> = replicas[0]
-        .prepare("SELECT name FROM pragma_table_info('t') WHERE pk = 0")
+        .prepare(&format!("SELECT name FROM pragma_table_info('{name}') WHERE pk = 0"))
         .unwrap()
         .query_map([], |x| x.get::<_, String>(0))
         .unwrap()
         .map(|x| x.unwrap())
         .collect();
-    let create: String = one(&replicas[0], "SELECT sql FROM sqlite_schema WHERE name = 't'");
-    fresh.execute_batch(&format!("{create}; SELECT crsql_as_crr('t');")).unwrap();
+    let create: String = one(&replicas[0], &format!("SELECT sql FROM sqlite_schema WHERE name = '{name}'"));
+    fresh.execute_batch(&format!("{create}; SELECT crsql_as_crr('{name}');")).unwrap();
     apply(&fresh, &changes(&replicas[0])).unwrap();
-    assert_eq!(dump(&fresh, "t"), rows, "a new replica from the feed of {cols:?}");
+    assert_eq!(dump(&fresh, &name), rows, "a new replica from the feed of {cols:?}");
     let values: Vec<V> = rows.iter().flatten().cloned().collect();
     assert!(values.len() <= 12 * (cols.len() + 1));
 }
