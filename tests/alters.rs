@@ -1,13 +1,14 @@
 //! Random schema changes on replicas that keep writing and syncing: every replica runs the
 //! same migrations in the same order (ADD COLUMN with or without a default, DROP COLUMN,
-//! RENAME COLUMN, the twelve-step rebuild, through crsql_begin_alter / crsql_commit_alter; on
-//! a WITHOUT ROWID table too), some at once and some later, each with its own writes not yet
-//! sent to the others, before and after it and inside the bracket (inserts and deletes);
-//! syncs are partial and in random order. A sync between replicas of different schemas may
-//! be refused ("schema mismatch") and must then leave the receiver as it was. Each replica starts with rows of its own written
-//! before the table became a CRR. A third of the seeds run in lamport mode. At the end a full sync must leave
-//! identical tables and feeds (apart from db_version and seq) everywhere, and a new replica
-//! built from one feed must hold the same rows.
+//! RENAME COLUMN of a column or the key, RENAME TO, the twelve-step rebuild, through
+//! crsql_begin_alter / crsql_commit_alter; on a WITHOUT ROWID table too), some at once and
+//! some later, each with its own writes not yet sent to the others, before and after it and
+//! inside the bracket (inserts and deletes); syncs are partial and in random order. A sync
+//! between replicas of different schemas may be refused ("schema mismatch") and must then
+//! leave the receiver as it was. Each replica starts with rows of its own written before the
+//! table became a CRR. A third of the seeds run in lamport mode. At the end a full sync must
+//! leave identical tables and feeds (apart from db_version and seq) everywhere, and a new
+//! replica built from one feed must hold the same rows.
 //! `CRR_ALTERS_SEEDS` / `CRR_ALTERS_FROM` / `CRR_ALTERS_SEED` choose the seeds.
 
 mod common;
@@ -19,8 +20,9 @@ use rusqlite::Connection;
 /// declarations.
 #[derive(Clone)]
 struct Shape {
-    /// The table's name (a migration may rename it).
+    /// The table's name and its key column's (migrations may rename both).
     name: String,
+    key: String,
     rowid: bool,
     columns: Vec<(String, String)>,
     next: usize,
@@ -30,9 +32,9 @@ impl Shape {
     fn create(&self, name: &str) -> String {
         let cols: String = self.columns.iter().map(|(n, d)| format!(", \"{n}\" {d}")).collect();
         if self.rowid {
-            format!("CREATE TABLE {name}(id INTEGER PRIMARY KEY NOT NULL{cols})")
+            format!("CREATE TABLE {name}(\"{}\" INTEGER PRIMARY KEY NOT NULL{cols})", self.key)
         } else {
-            format!("CREATE TABLE {name}(id TEXT NOT NULL PRIMARY KEY{cols}) WITHOUT ROWID")
+            format!("CREATE TABLE {name}(\"{}\" TEXT NOT NULL PRIMARY KEY{cols}) WITHOUT ROWID", self.key)
         }
     }
 
@@ -73,16 +75,16 @@ fn literal(r: &mut Rng) -> String {
 fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> (String, String) {
     let k = s.key(r);
     let cols = s.names();
-    let t = &s.name;
+    let (t, id) = (&s.name, format!("\"{}\"", s.key));
     let sql = match (r.below(7), cols.is_empty()) {
         (0 | 1, false) if !tracked_only => {
             let c = r.pick(&cols);
-            format!("INSERT INTO {t}(id, \"{c}\") VALUES ({k}, {}) ON CONFLICT(id) DO UPDATE SET \"{c}\" = excluded.\"{c}\"", literal(r))
+            format!("INSERT INTO {t}({id}, \"{c}\") VALUES ({k}, {}) ON CONFLICT({id}) DO UPDATE SET \"{c}\" = excluded.\"{c}\"", literal(r))
         }
-        (2 | 3, false) if !tracked_only => format!("UPDATE {t} SET \"{}\" = {} WHERE id = {k}", r.pick(&cols), literal(r)),
-        (4, _) => format!("DELETE FROM {t} WHERE id = {k}"),
-        (5, false) => format!("INSERT OR IGNORE INTO {t}(id, \"{}\") VALUES ({k}, {})", r.pick(&cols), literal(r)),
-        _ => format!("INSERT OR IGNORE INTO {t}(id) VALUES ({k})"),
+        (2 | 3, false) if !tracked_only => format!("UPDATE {t} SET \"{}\" = {} WHERE {id} = {k}", r.pick(&cols), literal(r)),
+        (4, _) => format!("DELETE FROM {t} WHERE {id} = {k}"),
+        (5, false) => format!("INSERT OR IGNORE INTO {t}({id}, \"{}\") VALUES ({k}, {})", r.pick(&cols), literal(r)),
+        _ => format!("INSERT OR IGNORE INTO {t}({id}) VALUES ({k})"),
     };
     (k, sql)
 }
@@ -91,7 +93,7 @@ fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> (String, String) {
 /// the shape.
 fn alter(r: &mut Rng, s: &mut Shape) -> String {
     let t = s.name.clone();
-    match r.below(6) {
+    match r.below(7) {
         0 | 1 => {
             let (name, decl) = s.new_column(r);
             s.columns.push((name.clone(), decl.clone()));
@@ -111,7 +113,7 @@ fn alter(r: &mut Rng, s: &mut Shape) -> String {
             } else {
                 s.columns.remove(r.below(s.columns.len() as u64) as usize);
             }
-            let copied: Vec<String> = std::iter::once("id".to_string())
+            let copied: Vec<String> = std::iter::once(format!("\"{}\"", s.key))
                 .chain(kept.into_iter().filter(|k| s.names().iter().any(|n| format!("\"{n}\"") == *k)))
                 .collect();
             let copied = copied.join(", ");
@@ -123,6 +125,12 @@ fn alter(r: &mut Rng, s: &mut Shape) -> String {
             s.next += 1;
             let old = std::mem::replace(&mut s.columns[i].0, name.clone());
             format!("ALTER TABLE {t} RENAME COLUMN \"{old}\" TO \"{name}\"")
+        }
+        6 => {
+            // The key column renamed: its values, and so the rows' keys, stay.
+            let old = std::mem::replace(&mut s.key, format!("k{}", s.next));
+            s.next += 1;
+            format!("ALTER TABLE {t} RENAME COLUMN \"{old}\" TO \"{}\"", s.key)
         }
         5 => {
             // The table itself renamed: the feed names a table by its current name.
@@ -210,7 +218,7 @@ fn migrate(r: &mut Rng, c: &Connection, migrations: &[String], shapes: &[Shape],
 
 fn run(seed: u64, verbose: bool) {
     let mut r = Rng(seed);
-    let first = Shape { name: "t".into(), rowid: r.chance(50), columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 };
+    let first = Shape { name: "t".into(), key: "id".into(), rowid: r.chance(50), columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 };
     let n = 2 + r.below(2) as usize;
     let replicas: Vec<Connection> = (0..n).map(|_| mem()).collect();
     let say = |what: String| if verbose { what } else { String::new() };
