@@ -2,13 +2,13 @@
 //! same migrations in the same order (ADD COLUMN with or without a default, DROP COLUMN,
 //! RENAME COLUMN of a column or the key, RENAME TO, the twelve-step rebuild, through
 //! crsql_begin_alter / crsql_commit_alter; on a WITHOUT ROWID table too), some at once and
-//! some later, each with its own writes not yet sent to the others, before and after it and
-//! inside the bracket (inserts and deletes); syncs are partial and in random order. A sync
-//! between replicas of different schemas may be refused ("schema mismatch") and must then
-//! leave the receiver as it was. Each replica starts with rows of its own written before the
-//! table became a CRR. A third of the seeds run in lamport mode. At the end a full sync must
-//! leave identical tables and feeds (apart from db_version and seq) everywhere, and a new
-//! replica built from one feed must hold the same rows.
+//! some later, each with its own writes not yet sent to the others (key changes among them),
+//! before and after it and inside the bracket (inserts and deletes); syncs are partial and in
+//! random order. A sync between replicas of different schemas may be refused ("schema
+//! mismatch") and must then leave the receiver as it was. Each replica starts with rows of
+//! its own written before the table became a CRR. A third of the seeds run in lamport mode.
+//! At the end a full sync must leave identical tables and feeds (apart from db_version and
+//! seq) everywhere, and a new replica built from one feed must hold the same rows.
 //! `CRR_ALTERS_SEEDS` / `CRR_ALTERS_FROM` / `CRR_ALTERS_SEED` choose the seeds.
 
 mod common;
@@ -82,6 +82,7 @@ fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> (String, String) {
             format!("INSERT INTO {t}({id}, \"{c}\") VALUES ({k}, {}) ON CONFLICT({id}) DO UPDATE SET \"{c}\" = excluded.\"{c}\"", literal(r))
         }
         (2 | 3, false) if !tracked_only => format!("UPDATE {t} SET \"{}\" = {} WHERE {id} = {k}", r.pick(&cols), literal(r)),
+        (4, _) if r.chance(25) && !tracked_only => format!("UPDATE OR REPLACE {t} SET {id} = {} WHERE {id} = {k}", s.key(r)),
         (4, _) => format!("DELETE FROM {t} WHERE {id} = {k}"),
         (5, false) => format!("INSERT OR IGNORE INTO {t}({id}, \"{}\") VALUES ({k}, {})", r.pick(&cols), literal(r)),
         _ => format!("INSERT OR IGNORE INTO {t}({id}) VALUES ({k})"),
