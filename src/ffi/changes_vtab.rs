@@ -316,10 +316,10 @@ unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sql
             Ok(id) => values::result_blob(ctx, &id),
             Err(e) => return fail(cursor.base.pVtab, &e),
         },
-        4 => values::result(ctx, &Value::Integer(ch.col_version)),
-        5 => values::result(ctx, &Value::Integer(ch.db_version)),
-        7 => values::result(ctx, &Value::Integer(scan.cl(ch))),
-        8 => values::result(ctx, &Value::Integer(ch.seq)),
+        4 => values::result_i64(ctx, ch.col_version),
+        5 => values::result_i64(ctx, ch.db_version),
+        7 => values::result_i64(ctx, scan.cl(ch)),
+        8 => values::result_i64(ctx, ch.seq),
         _ => values::result(ctx, &Value::Null),
     }
     api::SQLITE_OK

@@ -147,6 +147,15 @@ pub unsafe fn result(ctx: *mut api::sqlite3_context, v: &Value) {
     result_ref(ctx, &v.as_ref())
 }
 
+/// Sets an INTEGER result.
+///
+/// # Safety
+/// `ctx` must be the live context of the current call.
+#[inline]
+pub unsafe fn result_i64(ctx: *mut api::sqlite3_context, v: i64) {
+    sqlite!(result_int64(ctx, v))
+}
+
 /// Sets a result from a borrowed value (SQLite copies text and blobs).
 ///
 /// # Safety

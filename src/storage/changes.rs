@@ -136,19 +136,24 @@ pub struct Scan {
 }
 
 impl Scan {
+    #[inline]
     fn row(&self, c: &Change) -> &ScanRow {
         &self.rows[c.row as usize]
     }
+    #[inline]
     pub fn table(&self, c: &Change) -> &TableInfo {
         &self.tables[self.row(c).table as usize]
     }
+    #[inline]
     pub fn pk(&self, c: &Change) -> &[u8] {
         let r = self.row(c);
         &self.pks[r.pk_start as usize..r.pk_start as usize + r.pk_len as usize]
     }
+    #[inline]
     pub fn cl(&self, c: &Change) -> i64 {
         self.row(c).cl
     }
+    #[inline]
     pub fn cid(&self, c: &Change) -> Cid {
         if c.slot == SENTINEL_SLOT {
             Cid::Sentinel
@@ -156,6 +161,7 @@ impl Scan {
             Cid::Slot(c.slot as usize)
         }
     }
+    #[inline]
     pub fn cid_text(&self, c: &Change) -> &str {
         match self.cid(c) {
             Cid::Sentinel => "-1",
@@ -375,6 +381,7 @@ fn cut(scan: Rc<Scan>, f: &Filter, fresh: Option<(Filter, u32)>) -> Reader {
 
 impl Reader {
     /// The change under the cursor, None past the end.
+    #[inline]
     pub fn current(&self) -> Option<&Change> {
         if self.pos < self.end {
             self.scan.changes.get(self.pos)
@@ -383,14 +390,17 @@ impl Reader {
         }
     }
 
+    #[inline]
     pub fn scan(&self) -> &Scan {
         &self.scan
     }
 
+    #[inline]
     pub fn advance(&mut self) {
         self.pos += 1;
     }
 
+    #[inline]
     pub fn at_end(&self) -> bool {
         self.pos >= self.end
     }
