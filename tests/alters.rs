@@ -1,28 +1,40 @@
 //! Random schema changes on replicas that keep writing and syncing: every replica runs the
 //! same migrations in the same order (ADD COLUMN with or without a default, DROP COLUMN,
-//! RENAME COLUMN of a column or the key, RENAME TO, the twelve-step rebuild, through
-//! crsql_begin_alter / crsql_commit_alter; on a WITHOUT ROWID table too), some at once and
-//! some later, each with its own writes not yet sent to the others (key changes among them),
-//! before and after it and inside the bracket (inserts and deletes); syncs are partial and in
-//! random order. A sync between replicas of different schemas may be refused ("schema
-//! mismatch") and must then leave the receiver as it was. Each replica starts with rows of
-//! its own written before the table became a CRR. A third of the seeds run in lamport mode.
-//! At the end a full sync must leave identical tables and feeds (apart from db_version and
-//! seq) everywhere, and a new replica built from one feed must hold the same rows.
+//! RENAME COLUMN of a column or a key column, RENAME TO, the twelve-step rebuild, through
+//! crsql_begin_alter / crsql_commit_alter; tables keyed by the rowid, by TEXT WITHOUT ROWID,
+//! or by two columns), some at once and some later, each with its own writes not yet sent to
+//! the others (key changes among them), before and after it and inside the bracket (inserts
+//! and deletes); syncs are partial and in random order. Each replica is a file with two
+//! connections, used at random. A sync between replicas of different schemas may be refused
+//! ("schema mismatch") and must then leave the receiver as it was. Each replica starts with
+//! rows of its own written before the table became a CRR. A third of the seeds run in lamport
+//! mode. At the end a full sync must leave identical tables and feeds (apart from db_version
+//! and seq) everywhere, and a new replica built from one feed must hold the same rows.
 //! `CRR_ALTERS_SEEDS` / `CRR_ALTERS_FROM` / `CRR_ALTERS_SEED` choose the seeds.
 
 mod common;
 use common::*;
 use rusqlite::Connection;
 
+/// How the table is keyed.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// `INTEGER PRIMARY KEY`: the rowid clock.
+    Rowid,
+    /// One TEXT key, WITHOUT ROWID.
+    Text,
+    /// Two key columns (TEXT, INTEGER) on a rowid table: a packed clock key.
+    Pair,
+}
+
 /// The table's shape as the test knows it: the key and the tracked columns now, with their
 /// declarations.
 #[derive(Clone)]
 struct Shape {
-    /// The table's name and its key column's (migrations may rename both).
+    /// The table's name and its key columns' (migrations may rename them).
     name: String,
-    key: String,
-    rowid: bool,
+    keys: Vec<String>,
+    layout: Layout,
     columns: Vec<(String, String)>,
     next: usize,
 }
@@ -30,20 +42,34 @@ struct Shape {
 impl Shape {
     fn create(&self, name: &str) -> String {
         let cols: String = self.columns.iter().map(|(n, d)| format!(", \"{n}\" {d}")).collect();
-        if self.rowid {
-            format!("CREATE TABLE {name}(\"{}\" INTEGER PRIMARY KEY NOT NULL{cols})", self.key)
-        } else {
-            format!("CREATE TABLE {name}(\"{}\" TEXT NOT NULL PRIMARY KEY{cols}) WITHOUT ROWID", self.key)
+        let k = &self.keys;
+        match self.layout {
+            Layout::Rowid => format!("CREATE TABLE {name}(\"{}\" INTEGER PRIMARY KEY NOT NULL{cols})", k[0]),
+            Layout::Text => format!("CREATE TABLE {name}(\"{}\" TEXT NOT NULL PRIMARY KEY{cols}) WITHOUT ROWID", k[0]),
+            Layout::Pair => {
+                format!("CREATE TABLE {name}(\"{}\" TEXT NOT NULL, \"{}\" INTEGER NOT NULL{cols}, PRIMARY KEY (\"{}\", \"{}\"))", k[0], k[1], k[0], k[1])
+            }
         }
     }
 
-    fn key(&self, r: &mut Rng) -> String {
+    /// Random key values, one SQL literal per key column.
+    fn key(&self, r: &mut Rng) -> Vec<String> {
         let k = r.below(12);
-        if self.rowid {
-            k.to_string()
-        } else {
-            format!("'k{k}'")
+        match self.layout {
+            Layout::Rowid => vec![k.to_string()],
+            Layout::Text => vec![format!("'k{k}'")],
+            Layout::Pair => vec![format!("'k{}'", k % 4), (k / 4).to_string()],
         }
+    }
+
+    /// The key columns, quoted and joined with commas.
+    fn key_list(&self) -> String {
+        self.keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `k1 = v1 AND ...` for key values `values`.
+    fn key_match(&self, values: &[String]) -> String {
+        self.keys.iter().zip(values).map(|(k, v)| format!("\"{k}\" = {v}")).collect::<Vec<_>>().join(" AND ")
     }
 
     fn names(&self) -> Vec<&str> {
@@ -72,17 +98,20 @@ fn literal(r: &mut Rng) -> String {
 /// `tracked_only`: only the writes an alter bracket tracks (inserts of new rows and deletes;
 /// updates are not tracked there).
 fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> (String, String) {
-    let k = s.key(r);
+    let values = s.key(r);
     let cols = s.names();
-    let (t, id) = (&s.name, format!("\"{}\"", s.key));
+    let (t, id, k, at) = (&s.name, s.key_list(), values.join(", "), s.key_match(&values));
     let sql = match (r.below(7), cols.is_empty()) {
         (0 | 1, false) if !tracked_only => {
             let c = r.pick(&cols);
             format!("INSERT INTO {t}({id}, \"{c}\") VALUES ({k}, {}) ON CONFLICT({id}) DO UPDATE SET \"{c}\" = excluded.\"{c}\"", literal(r))
         }
-        (2 | 3, false) if !tracked_only => format!("UPDATE {t} SET \"{}\" = {} WHERE {id} = {k}", r.pick(&cols), literal(r)),
-        (4, _) if r.chance(25) && !tracked_only => format!("UPDATE OR REPLACE {t} SET {id} = {} WHERE {id} = {k}", s.key(r)),
-        (4, _) => format!("DELETE FROM {t} WHERE {id} = {k}"),
+        (2 | 3, false) if !tracked_only => format!("UPDATE {t} SET \"{}\" = {} WHERE {at}", r.pick(&cols), literal(r)),
+        (4, _) if r.chance(25) && !tracked_only => {
+            // A key change (of the first key column).
+            format!("UPDATE OR REPLACE {t} SET \"{}\" = {} WHERE {at}", s.keys[0], s.key(r)[0])
+        }
+        (4, _) => format!("DELETE FROM {t} WHERE {at}"),
         (5, false) => format!("INSERT OR IGNORE INTO {t}({id}, \"{}\") VALUES ({k}, {})", r.pick(&cols), literal(r)),
         _ => format!("INSERT OR IGNORE INTO {t}({id}) VALUES ({k})"),
     };
@@ -113,7 +142,7 @@ fn alter(r: &mut Rng, s: &mut Shape) -> String {
             } else {
                 s.columns.remove(r.below(s.columns.len() as u64) as usize);
             }
-            let copied: Vec<String> = std::iter::once(format!("\"{}\"", s.key))
+            let copied: Vec<String> = std::iter::once(s.key_list())
                 .chain(kept.into_iter().filter(|k| s.names().iter().any(|n| format!("\"{n}\"") == *k)))
                 .collect();
             let copied = copied.join(", ");
@@ -127,10 +156,11 @@ fn alter(r: &mut Rng, s: &mut Shape) -> String {
             format!("ALTER TABLE {t} RENAME COLUMN \"{old}\" TO \"{name}\"")
         }
         6 => {
-            // The key column renamed: its values, and so the rows' keys, stay.
-            let old = std::mem::replace(&mut s.key, format!("k{}", s.next));
+            // A key column renamed: its values, and so the rows' keys, stay.
+            let i = r.below(s.keys.len() as u64) as usize;
+            let old = std::mem::replace(&mut s.keys[i], format!("k{}", s.next));
             s.next += 1;
-            format!("ALTER TABLE {t} RENAME COLUMN \"{old}\" TO \"{}\"", s.key)
+            format!("ALTER TABLE {t} RENAME COLUMN \"{old}\" TO \"{}\"", s.keys[i])
         }
         5 => {
             // The table itself renamed: the feed names a table by its current name.
@@ -221,7 +251,9 @@ fn migrate(r: &mut Rng, c: &Connection, migrations: &[String], shapes: &[Shape],
 
 fn run(seed: u64, verbose: bool) {
     let mut r = Rng(seed);
-    let first = Shape { name: "t".into(), key: "id".into(), rowid: r.chance(50), columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 };
+    let layout = *r.pick(&[Layout::Rowid, Layout::Text, Layout::Pair]);
+    let keys = if layout == Layout::Pair { vec!["id".into(), "n".into()] } else { vec!["id".into()] };
+    let first = Shape { name: "t".into(), keys, layout, columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 };
     let n = 2 + r.below(2) as usize;
     // Each replica is a file with two connections: writes, migrations and merges go through
     // either, so each connection also meets schema changes the other made.
