@@ -319,7 +319,7 @@ pub struct Cached {
     scan: Rc<Scan>,
 }
 
-/// One read of crsql_changes (a cursor's): the changes `start..end` of a scan, in order.
+/// One read of crsql_changes (a cursor's): the changes `pos..end` of a scan, in order.
 #[derive(Default)]
 pub struct Reader {
     scan: Rc<Scan>,
