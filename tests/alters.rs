@@ -1,15 +1,17 @@
 //! Random schema changes on replicas that keep writing and syncing: every replica runs the
-//! same migrations in the same order (ADD COLUMN with or without a default, DROP COLUMN,
-//! RENAME COLUMN of a column or a key column, RENAME TO, the twelve-step rebuild, through
-//! crsql_begin_alter / crsql_commit_alter; tables keyed by the rowid, by TEXT WITHOUT ROWID,
-//! or by two columns), some at once and some later, each with its own writes not yet sent to
-//! the others (key changes among them), before and after it and inside the bracket (inserts
-//! and deletes); syncs are partial and in random order. Each replica is a file with two
+//! same migrations in the same order, some at once and some later. A migration alters a table
+//! (ADD COLUMN with or without a default, DROP COLUMN, RENAME COLUMN of a column or a key
+//! column, RENAME TO, the twelve-step rebuild, through crsql_begin_alter /
+//! crsql_commit_alter), makes a new CRR, or drops one; tables are keyed by the rowid, by TEXT
+//! WITHOUT ROWID, or by two columns. Each replica writes things not yet sent to the others
+//! (key changes among them) between migrations and, in an alter's bracket, inserts and
+//! deletes; syncs are partial and in random order. Each replica is a file with two
 //! connections, used at random. A sync between replicas of different schemas may be refused
 //! ("schema mismatch") and must then leave the receiver as it was. Each replica starts with
-//! rows of its own written before the table became a CRR. A third of the seeds run in lamport
-//! mode. At the end a full sync must leave identical tables and feeds (apart from db_version
-//! and seq) everywhere, and a new replica built from one feed must hold the same rows.
+//! rows of its own written before its first table became a CRR. A third of the seeds run in
+//! lamport mode. At the end a full sync must leave identical tables and feeds (apart from
+//! db_version and seq) everywhere, and a new replica built from one feed must hold the same
+//! rows.
 //! `CRR_ALTERS_SEEDS` / `CRR_ALTERS_FROM` / `CRR_ALTERS_SEED` choose the seeds.
 
 mod common;
@@ -164,7 +166,7 @@ fn alter(r: &mut Rng, s: &mut Shape) -> String {
         }
         5 => {
             // The table itself renamed: the feed names a table by its current name.
-            s.name = format!("t{}", s.next);
+            s.name = format!("{}_{}", s.name.split('_').next().unwrap_or("t"), s.next);
             s.next += 1;
             format!("ALTER TABLE {t} RENAME TO {}", s.name)
         }
@@ -178,16 +180,17 @@ type Seen = Vec<Vec<i64>>;
 /// Sends `from`'s changes since what `to` has seen of it (at most `window` versions). Between
 /// replicas of one schema it must work; between replicas at different points of the
 /// migrations it may be refused, with "schema mismatch", and then must leave `to` as it was.
-/// `ends`: the connections it reads `from` and writes `to` through; `table`: the receiver's
-/// name of the table.
+/// `ends`: the connections it reads `from` and writes `to` through; `tables`: the receiver's
+/// tables.
 #[allow(clippy::too_many_arguments)]
-fn sync(ends: (&Connection, &Connection), seen: &mut Seen, from: usize, to: usize, window: Option<i64>, same_schema: bool, table: &str) -> bool {
+fn sync(ends: (&Connection, &Connection), seen: &mut Seen, from: usize, to: usize, window: Option<i64>, same_schema: bool, tables: &[Shape]) -> bool {
     let (source, target) = ends;
     let since = seen[to][from];
     let top: i64 = one(source, "SELECT crsql_db_version()");
     let upto = window.map_or(top, |w| (since + w).min(top));
     let batch = changes_where(source, &format!("WHERE db_version > {since} AND db_version <= {upto}"));
-    let before = (!same_schema).then(|| (dump(target, table), portable(target)));
+    let state = |c: &Connection| (tables.iter().map(|t| dump(c, &t.name)).collect::<Vec<_>>(), portable(c));
+    let before = (!same_schema).then(|| state(target));
     match apply(target, &batch) {
         Ok(()) => {
             seen[to][from] = upto;
@@ -196,7 +199,7 @@ fn sync(ends: (&Connection, &Connection), seen: &mut Seen, from: usize, to: usiz
         Err(e) => {
             assert!(!same_schema, "sync {from} -> {to} after {since}: {e}");
             assert!(e.to_string().contains("schema mismatch"), "sync {from} -> {to} across schemas: {e}");
-            let after = (dump(target, table), portable(target));
+            let after = state(target);
             assert!(before == Some(after), "a refused batch changed replica {to}");
             false
         }
@@ -233,27 +236,68 @@ fn writes(r: &mut Rng, c: &Connection, shape: &Shape, count: u64, tracked_only: 
     }
 }
 
-/// Runs migration `k` (`migrations[k]`, which leads to `shapes[k + 1]`) on replica `i`, with
-/// a few inserts and deletes inside the bracket (tracked there).
-fn migrate(r: &mut Rng, c: &Connection, migrations: &[String], shapes: &[Shape], k: usize, what: &str) {
-    let sql = &migrations[k];
+/// One schema change: its SQL, and for an alter the index of the table it alters (in the
+/// schema it leads to), whose bracket it opens.
+struct Migration {
+    sql: String,
+    altered: Option<usize>,
+}
+
+/// Runs migration `k` (which leads to `schemas[k + 1]`) on a replica through `c`; inside an
+/// alter's bracket, a few inserts and deletes (tracked there).
+fn migrate(r: &mut Rng, c: &Connection, migrations: &[Migration], schemas: &[Vec<Shape>], k: usize, what: &str) {
+    let Migration { sql, altered } = &migrations[k];
     if !what.is_empty() {
         println!("{what}: migration {k}: {sql}");
     }
     c.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let Some(j) = *altered else { return };
+    let shape = &schemas[k + 1][j];
     let count = r.below(3);
     let mut used = Vec::new();
     let once = sql.contains("DROP TABLE").then_some(&mut used);
-    writes(r, c, &shapes[k + 1], count, true, once, what);
-    let commit = format!("SELECT crsql_commit_alter('{}')", shapes[k + 1].name);
+    writes(r, c, shape, count, true, once, what);
+    let commit = format!("SELECT crsql_commit_alter('{}')", shape.name);
     c.execute_batch(&commit).unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
+}
+
+/// A new table's shape: a random layout, two columns; named `u{id}`.
+fn new_table(r: &mut Rng, id: usize) -> Shape {
+    let layout = *r.pick(&[Layout::Rowid, Layout::Text, Layout::Pair]);
+    let keys = if layout == Layout::Pair { vec!["id".into(), "n".into()] } else { vec!["id".into()] };
+    let name = if id == 0 { "t".to_string() } else { format!("u{id}") };
+    Shape { name, keys, layout, columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 }
+}
+
+/// A new migration on the latest schema: mostly an alter of one table; sometimes a new CRR,
+/// or a DROP TABLE of one (at least one table stays).
+fn new_migration(r: &mut Rng, latest: &[Shape], tables_made: &mut usize) -> (Migration, Vec<Shape>) {
+    let mut next = latest.to_vec();
+    match r.below(8) {
+        0 => {
+            *tables_made += 1;
+            let t = new_table(r, *tables_made);
+            let sql = format!("{}; SELECT crsql_as_crr('{}')", t.create(&t.name), t.name);
+            next.push(t);
+            (Migration { sql, altered: None }, next)
+        }
+        1 if next.len() > 1 => {
+            let gone = next.remove(r.below(next.len() as u64) as usize);
+            (Migration { sql: format!("DROP TABLE {}", gone.name), altered: None }, next)
+        }
+        _ => {
+            let j = r.below(next.len() as u64) as usize;
+            let begin = format!("SELECT crsql_begin_alter('{}')", next[j].name);
+            let sql = format!("{begin}; {}", alter(r, &mut next[j]));
+            (Migration { sql, altered: Some(j) }, next)
+        }
+    }
 }
 
 fn run(seed: u64, verbose: bool) {
     let mut r = Rng(seed);
-    let layout = *r.pick(&[Layout::Rowid, Layout::Text, Layout::Pair]);
-    let keys = if layout == Layout::Pair { vec!["id".into(), "n".into()] } else { vec!["id".into()] };
-    let first = Shape { name: "t".into(), keys, layout, columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 };
+    let first = new_table(&mut r, 0);
+    let mut tables_made = 0;
     let n = 2 + r.below(2) as usize;
     // Each replica is a file with two connections: writes, migrations and merges go through
     // either, so each connection also meets schema changes the other made.
@@ -282,7 +326,7 @@ fn run(seed: u64, verbose: bool) {
     }
     // The migrations so far and the shape after each; each replica runs them in order, some
     // at once, others later (`at[i]`: how many replica i has run).
-    let (mut migrations, mut shapes) = (Vec::<String>::new(), vec![first]);
+    let (mut migrations, mut schemas) = (Vec::<Migration>::new(), vec![vec![first]]);
     let mut at = vec![0usize; n];
     let mut seen: Seen = vec![vec![0; n]; n];
     let (mut refused, mut across) = (0, 0);
@@ -293,7 +337,9 @@ fn run(seed: u64, verbose: bool) {
                 let c = conn(&mut r, i);
                 c.execute_batch("BEGIN").unwrap();
                 let count = 1 + r.below(3);
-                writes(&mut r, c, &shapes[at[i]], count, false, None, &say(format!("step {step}: replica {i}")));
+                let tables = &schemas[at[i]];
+                let shape = &tables[r.below(tables.len() as u64) as usize];
+                writes(&mut r, c, shape, count, false, None, &say(format!("step {step}: replica {i}")));
                 c.execute_batch("COMMIT").unwrap();
             }
             5..=7 => {
@@ -305,7 +351,7 @@ fn run(seed: u64, verbose: bool) {
                     }
                     let same = at[from] == at[to];
                     let ends = (conn(&mut r, from), conn(&mut r, to));
-                    let done = sync(ends, &mut seen, from, to, window, same, &shapes[at[to]].name);
+                    let done = sync(ends, &mut seen, from, to, window, same, &schemas[at[to]]);
                     across += usize::from(!same);
                     refused += usize::from(!done);
                     if verbose {
@@ -315,14 +361,13 @@ fn run(seed: u64, verbose: bool) {
             }
             8 | 9 => {
                 // A new migration, run at once by some replicas (those that ran all before it).
-                let mut next = shapes[shapes.len() - 1].clone();
-                let begin = format!("SELECT crsql_begin_alter('{}')", next.name);
-                migrations.push(format!("{begin}; {}", alter(&mut r, &mut next)));
-                shapes.push(next);
+                let (m, next) = new_migration(&mut r, &schemas[schemas.len() - 1], &mut tables_made);
+                migrations.push(m);
+                schemas.push(next);
                 for i in 0..n {
                     if at[i] == migrations.len() - 1 && r.chance(60) {
                         let c = conn(&mut r, i);
-                        migrate(&mut r, c, &migrations, &shapes, at[i], &say(format!("step {step}: replica {i}")));
+                        migrate(&mut r, c, &migrations, &schemas, at[i], &say(format!("step {step}: replica {i}")));
                         at[i] += 1;
                     }
                 }
@@ -332,7 +377,7 @@ fn run(seed: u64, verbose: bool) {
                 let i = r.below(n as u64) as usize;
                 if at[i] < migrations.len() {
                     let c = conn(&mut r, i);
-                    migrate(&mut r, c, &migrations, &shapes, at[i], &say(format!("step {step}: replica {i}")));
+                    migrate(&mut r, c, &migrations, &schemas, at[i], &say(format!("step {step}: replica {i}")));
                     at[i] += 1;
                 }
             }
@@ -342,7 +387,7 @@ fn run(seed: u64, verbose: bool) {
     for i in 0..n {
         while at[i] < migrations.len() {
             let c = conn(&mut r, i);
-            migrate(&mut r, c, &migrations, &shapes, at[i], &say(format!("end: replica {i}")));
+            migrate(&mut r, c, &migrations, &schemas, at[i], &say(format!("end: replica {i}")));
             at[i] += 1;
         }
     }
@@ -354,7 +399,7 @@ fn run(seed: u64, verbose: bool) {
             for to in 0..n {
                 if from != to {
                     let ends = (conn(&mut r, from), conn(&mut r, to));
-                    sync(ends, &mut seen, from, to, None, true, &shapes[shapes.len() - 1].name);
+                    sync(ends, &mut seen, from, to, None, true, &schemas[schemas.len() - 1]);
                 }
             }
         }
@@ -369,20 +414,23 @@ fn run(seed: u64, verbose: bool) {
             }
         }
     }
-    let name = shapes[shapes.len() - 1].name.clone();
-    let (rows, feed) = (dump(readers[0], &name), portable(readers[0]));
+    let tables = &schemas[schemas.len() - 1];
+    let rows = |c: &Connection| tables.iter().map(|t| dump(c, &t.name)).collect::<Vec<_>>();
+    let (expected, feed) = (rows(readers[0]), portable(readers[0]));
     for (i, c) in readers.iter().enumerate().skip(1) {
-        assert_eq!(dump(c, &name), rows, "replica {i}'s rows differ from replica 0's");
+        assert_eq!(rows(c), expected, "replica {i}'s rows differ from replica 0's");
         let other = portable(c);
         let only = |a: &[String], b: &[String]| a.iter().filter(|x| !b.contains(x)).cloned().collect::<Vec<_>>();
         assert!(other == feed, "replica {i}'s feed differs from replica 0's: only in {i}: {:?}; only in 0: {:?}", only(&other, &feed), only(&feed, &other));
     }
-    // A new replica of the final shape, built from replica 0's feed alone.
+    // A new replica of the final schema, built from replica 0's feed alone.
     let fresh = mem();
-    let create: String = one(readers[0], &format!("SELECT sql FROM sqlite_schema WHERE name = '{name}'"));
-    fresh.execute_batch(&format!("{create}; SELECT crsql_as_crr('{name}');")).unwrap();
+    for t in tables {
+        let create: String = one(readers[0], &format!("SELECT sql FROM sqlite_schema WHERE name = '{}'", t.name));
+        fresh.execute_batch(&format!("{create}; SELECT crsql_as_crr('{}');", t.name)).unwrap();
+    }
     apply(&fresh, &changes(readers[0])).unwrap();
-    assert_eq!(dump(&fresh, &name), rows, "a new replica from replica 0's feed");
+    assert_eq!(rows(&fresh), expected, "a new replica from replica 0's feed");
     drop(readers);
     drop(replicas);
     let _ = std::fs::remove_dir_all(&dir);
