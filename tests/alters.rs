@@ -2,16 +2,16 @@
 //! same migrations in the same order, some at once and some later. A migration alters a table
 //! (ADD COLUMN with or without a default, DROP COLUMN, RENAME COLUMN of a column or a key
 //! column, RENAME TO, the twelve-step rebuild, through crsql_begin_alter /
-//! crsql_commit_alter), makes a new CRR, or drops one; tables are keyed by the rowid, by TEXT
-//! WITHOUT ROWID, or by two columns. Each replica writes things not yet sent to the others
-//! (key changes among them) between migrations and, in an alter's bracket, inserts and
-//! deletes; syncs are partial and in random order. Each replica is a file with two
-//! connections, used at random. A sync between replicas of different schemas may be refused
-//! ("schema mismatch") and must then leave the receiver as it was. Each replica starts with
-//! rows of its own written before its first table became a CRR. A third of the seeds run in
-//! lamport mode. At the end a full sync must leave identical tables and feeds (apart from
-//! db_version and seq) everywhere, and a new replica built from one feed must hold the same
-//! rows.
+//! crsql_commit_alter; sometimes two tables in one transaction), makes a new CRR, or drops
+//! one; tables are keyed by the rowid, by TEXT WITHOUT ROWID, or by two columns. Each replica
+//! writes things not yet sent to the others (key changes among them) between migrations and,
+//! in an alter's bracket, inserts and deletes; syncs are partial and in random order. Each
+//! replica is a file with two connections, used at random. A sync between replicas of
+//! different schemas may be refused ("schema mismatch") and must then leave the receiver as it
+//! was. Each replica starts with rows of its own written before its first table became a CRR.
+//! A third of the seeds run in lamport mode. At the end a full sync must leave identical
+//! tables and feeds (apart from db_version and seq) everywhere, and a new replica built from
+//! one feed must hold the same rows.
 //! `CRR_ALTERS_SEEDS` / `CRR_ALTERS_FROM` / `CRR_ALTERS_SEED` choose the seeds.
 
 mod common;
@@ -236,9 +236,14 @@ fn writes(r: &mut Rng, c: &Connection, shape: &Shape, count: u64, tracked_only: 
     }
 }
 
-/// One schema change: its SQL, and for an alter the index of the table it alters (in the
-/// schema it leads to), whose bracket it opens.
+/// One schema change: its steps (two alters of two tables make one transaction).
 struct Migration {
+    steps: Vec<Step>,
+}
+
+/// A step's SQL, and for an alter the index of the table it alters (in the schema the
+/// migration leads to), whose bracket it opens.
+struct Step {
     sql: String,
     altered: Option<usize>,
 }
@@ -246,19 +251,28 @@ struct Migration {
 /// Runs migration `k` (which leads to `schemas[k + 1]`) on a replica through `c`; inside an
 /// alter's bracket, a few inserts and deletes (tracked there).
 fn migrate(r: &mut Rng, c: &Connection, migrations: &[Migration], schemas: &[Vec<Shape>], k: usize, what: &str) {
-    let Migration { sql, altered } = &migrations[k];
-    if !what.is_empty() {
-        println!("{what}: migration {k}: {sql}");
+    let steps = &migrations[k].steps;
+    let one_transaction = steps.len() > 1;
+    if one_transaction {
+        c.execute_batch("BEGIN").unwrap();
     }
-    c.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let Some(j) = *altered else { return };
-    let shape = &schemas[k + 1][j];
-    let count = r.below(3);
-    let mut used = Vec::new();
-    let once = sql.contains("DROP TABLE").then_some(&mut used);
-    writes(r, c, shape, count, true, once, what);
-    let commit = format!("SELECT crsql_commit_alter('{}')", shape.name);
-    c.execute_batch(&commit).unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
+    for Step { sql, altered } in steps {
+        if !what.is_empty() {
+            println!("{what}: migration {k}: {sql}");
+        }
+        c.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let Some(j) = *altered else { continue };
+        let shape = &schemas[k + 1][j];
+        let count = r.below(3);
+        let mut used = Vec::new();
+        let once = sql.contains("DROP TABLE").then_some(&mut used);
+        writes(r, c, shape, count, true, once, what);
+        let commit = format!("SELECT crsql_commit_alter('{}')", shape.name);
+        c.execute_batch(&commit).unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
+    }
+    if one_transaction {
+        c.execute_batch("COMMIT").unwrap();
+    }
 }
 
 /// A new table's shape: a random layout, two columns; named `u{id}`.
@@ -269,29 +283,37 @@ fn new_table(r: &mut Rng, id: usize) -> Shape {
     Shape { name, keys, layout, columns: vec![("c0".into(), "TEXT".into()), ("c1".into(), "INTEGER".into())], next: 2 }
 }
 
-/// A new migration on the latest schema: mostly an alter of one table; sometimes a new CRR,
-/// or a DROP TABLE of one (at least one table stays).
+/// A new migration on the latest schema: mostly an alter of one table (or of two, in one
+/// transaction); sometimes a new CRR, or a DROP TABLE of one (at least one table stays).
 fn new_migration(r: &mut Rng, latest: &[Shape], tables_made: &mut usize) -> (Migration, Vec<Shape>) {
     let mut next = latest.to_vec();
-    match r.below(8) {
+    let alter_step = |r: &mut Rng, next: &mut Vec<Shape>, j: usize| {
+        let begin = format!("SELECT crsql_begin_alter('{}')", next[j].name);
+        Step { sql: format!("{begin}; {}", alter(r, &mut next[j])), altered: Some(j) }
+    };
+    let steps = match r.below(8) {
         0 => {
             *tables_made += 1;
             let t = new_table(r, *tables_made);
             let sql = format!("{}; SELECT crsql_as_crr('{}')", t.create(&t.name), t.name);
             next.push(t);
-            (Migration { sql, altered: None }, next)
+            vec![Step { sql, altered: None }]
         }
         1 if next.len() > 1 => {
             let gone = next.remove(r.below(next.len() as u64) as usize);
-            (Migration { sql: format!("DROP TABLE {}", gone.name), altered: None }, next)
+            vec![Step { sql: format!("DROP TABLE {}", gone.name), altered: None }]
+        }
+        2 if next.len() > 1 => {
+            let j = r.below(next.len() as u64) as usize;
+            let other = (j + 1 + r.below(next.len() as u64 - 1) as usize) % next.len();
+            vec![alter_step(r, &mut next, j), alter_step(r, &mut next, other)]
         }
         _ => {
             let j = r.below(next.len() as u64) as usize;
-            let begin = format!("SELECT crsql_begin_alter('{}')", next[j].name);
-            let sql = format!("{begin}; {}", alter(r, &mut next[j]));
-            (Migration { sql, altered: Some(j) }, next)
+            vec![alter_step(r, &mut next, j)]
         }
-    }
+    };
+    (Migration { steps }, next)
 }
 
 fn run(seed: u64, verbose: bool) {
