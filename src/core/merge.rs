@@ -74,13 +74,13 @@ pub fn sentinel_site_wins(incoming: &SiteId, local: &SiteId) -> bool {
 }
 
 /// Whether the sentinel appears in crsql_changes: when it carries information: the row was
-/// deleted or resurrected, or it has no cell entries (`cells`: a table without non-key
-/// columns, or a row whose columns an alter dropped), which would leave it out of the feed
-/// altogether. (Until 2026-12-05 the last case was "the table has no tracked columns", so the
+/// deleted or resurrected, or it has no cell entries (`has_cells` false: a table without
+/// non-key columns, or a row whose columns an alter dropped), which would leave it out of the
+/// feed altogether. (Until 2026-12-05 the last case was "the table has no tracked columns", so the
 /// rows of a table whose columns were all dropped and one added, at its default, were in no
 /// feed: a new replica never got them.)
-pub fn sentinel_visible(cl: i64, cells: usize) -> bool {
-    cl != 1 || cells == 0
+pub fn sentinel_visible(cl: i64, has_cells: bool) -> bool {
+    cl != 1 || !has_cells
 }
 
 #[cfg(test)]
@@ -121,7 +121,7 @@ mod tests {
                 *row = Row { cl: c.cl, sentinel_site: Some(c.site), cells: BTreeMap::new() };
             }
             RowStep::SameLife => {
-                if c.slot.is_none() || sentinel_visible(row.cl, row.cells.len()) {
+                if c.slot.is_none() || sentinel_visible(row.cl, !row.cells.is_empty()) {
                     let cur = row.sentinel_site.unwrap_or([0; 16]);
                     if sentinel_site_wins(&c.site, &cur) {
                         row.sentinel_site = Some(c.site);
@@ -139,7 +139,7 @@ mod tests {
 
     /// The observable state: cl, visible sentinel site, cells.
     fn observable(row: &Row) -> (i64, Option<SiteId>, BTreeMap<usize, (i64, Value, SiteId)>) {
-        let s = if sentinel_visible(row.cl, row.cells.len()) && row.cl > 0 { row.sentinel_site } else { None };
+        let s = if sentinel_visible(row.cl, !row.cells.is_empty()) && row.cl > 0 { row.sentinel_site } else { None };
         (row.cl, s, row.cells.clone())
     }
 

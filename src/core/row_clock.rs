@@ -90,9 +90,9 @@ impl RowClock {
         self.cells.iter().flatten().map(|e| e.col_version).max()
     }
 
-    /// How many cell entries the row holds.
-    pub fn cell_count(&self) -> usize {
-        self.cells.iter().flatten().count()
+    /// Whether the row holds any cell entry.
+    pub fn has_cells(&self) -> bool {
+        self.cells.iter().any(Option::is_some)
     }
 
     pub fn cell(&self, slot: usize) -> Option<Entry> {

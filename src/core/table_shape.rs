@@ -270,7 +270,6 @@ pub fn check_constraints(sql: &str, columns: &[String]) -> Vec<CheckConstraint> 
     out
 }
 
-
 /// Bare words of a SQL text, skipping quoted strings/identifiers and comments (`tokens`).
 fn sql_words(sql: &str) -> Vec<String> {
     tokens(sql).into_iter().filter_map(|(t, _)| if let Token::Name(w) = t { Some(w) } else { None }).collect()

@@ -85,13 +85,13 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
     drop(s);
     for (pk, mut rc) in rows {
         let old_dbv = rc.max_db_version();
-        let was_visible = sentinel_visible(rc.cl, rc.cell_count());
+        let was_visible = sentinel_visible(rc.cl, rc.has_cells());
         for slot in slots {
             if let Some(c) = rc.cells.get_mut(*slot) {
                 *c = None;
             }
         }
-        if !was_visible && sentinel_visible(rc.cl, rc.cell_count()) {
+        if !was_visible && sentinel_visible(rc.cl, rc.has_cells()) {
             rc.sentinel.db_version = txn::db_version(conn)?;
             rc.sentinel.seq = txn::next_seq(conn);
         }

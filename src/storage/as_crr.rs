@@ -396,8 +396,9 @@ fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
     let layout = format!("({columns}){strict}");
     let mut hash = FastHasher::default();
     hash.write(layout.as_bytes());
-    let probe = format!("temp.\"crr_defaults_probe_{:016x}\"", hash.finish());
-    conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {} {layout}; DELETE FROM {probe};", &probe["temp.".len()..]))?;
+    let name = format!("\"crr_defaults_probe_{:016x}\"", hash.finish());
+    let probe = format!("temp.{name}");
+    conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {name} {layout}; DELETE FROM {probe};"))?;
     let mut failed = None;
     if let Err(e) = conn.db.exec(&format!("INSERT INTO {probe} VALUES ({values})")) {
         failed = Some(format!("its column types ({})", e.message));

@@ -214,7 +214,7 @@ fn emit(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32, pk: &[u8], rc: &Ro
         scan.changes.push(Change { db_version: e.db_version, seq: e.seq, col_version: e.col_version, row, site: e.site, slot });
         Ok(())
     };
-    if sentinel_visible(rc.cl, rc.cell_count()) {
+    if sentinel_visible(rc.cl, rc.has_cells()) {
         push(scan, SENTINEL_SLOT, &rc.sentinel)?;
     }
     for (slot, e) in rc.cells.iter().enumerate() {

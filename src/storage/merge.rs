@@ -114,7 +114,7 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     // A key value the column would store as another value (1 in a TEXT column is stored as
     // '1') would name the row by a key its clock does not hold: the row's next local write
     // would give it a second clock row, and replicas would disagree on which rows exist.
-    for ((k, affinity), name) in keys.iter().zip(&table.key_affinity).zip(&table.pk) {
+    for ((k, affinity), name) in keys.iter().zip(table.key_affinities(conn)?).zip(&table.pk) {
         if !table_shape::stored_as_is(*affinity, k) {
             return Err(Error::new(format!(
                 "bad pk for table \"{}\": its key column \"{name}\" ({affinity:?} affinity) would store the pk's {} {} \
@@ -395,7 +395,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     // an alter that drops the row's last cells shows it, and every replica's must agree by
     // then (see core::merge::sentinel_site_wins).
     let sentinel_raised = match (step, &local) {
-        (RowStep::SameLife, Some(rc)) if v.slot.is_none() || sentinel_visible(rc.cl, rc.cell_count()) => {
+        (RowStep::SameLife, Some(rc)) if v.slot.is_none() || sentinel_visible(rc.cl, rc.has_cells()) => {
             sentinel_site_wins(&v.site, &sites::site_id(conn, rc.sentinel.site)?)
         }
         _ => false,

@@ -12,6 +12,7 @@ use crate::core::fast_hash::FastMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Key {
     SchemaCookie,
+    KeyTypes,
     MetaGet,
     MetaPut,
     MetaRaiseHlc,

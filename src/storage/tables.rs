@@ -115,8 +115,9 @@ pub struct TableInfo {
     pub name: String,
     /// Key columns in key order.
     pub pk: Vec<String>,
-    /// Their affinities (merges refuse a key value the column would store as another value).
-    pub key_affinity: Vec<Affinity>,
+    /// Their affinities (merges refuse a key value the column would store as another value),
+    /// read at a merge's first use (`key_affinities`), not at every registry load.
+    key_affinity: std::cell::OnceCell<Vec<Affinity>>,
     /// Tracked columns by slot (None for a slot whose column was dropped).
     pub columns: Vec<Option<String>>,
     pub key: KeyLayout,
@@ -143,6 +144,45 @@ impl TableInfo {
     /// table have two columns that differ in it), as it does not for table names.
     pub fn slot_of(&self, column: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(column)))
+    }
+
+    /// The key columns' affinities, in key order, read from the table's declaration the first
+    /// time they are asked for (a STRICT table's ANY column applies none).
+    #[inline]
+    pub fn key_affinities(&self, conn: &Conn) -> Result<&[Affinity]> {
+        match self.key_affinity.get() {
+            Some(a) => Ok(a),
+            None => self.load_key_affinities(conn),
+        }
+    }
+
+    #[cold]
+    fn load_key_affinities(&self, conn: &Conn) -> Result<&[Affinity]> {
+        let mut types: Vec<(String, String)> = Vec::new();
+        let mut strict = false;
+        conn.stmts.with(
+            conn.db,
+            Key::KeyTypes,
+            || {
+                "SELECT p.name, p.type, (SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1) \
+                 FROM pragma_table_info(?1, 'main') AS p WHERE p.pk > 0"
+                    .into()
+            },
+            |s| {
+                s.bind_text(1, &self.name)?;
+                while s.step()? {
+                    types.push((s.text(0), s.text(1)));
+                    strict = table_shape::is_strict(&s.text(2));
+                }
+                Ok(())
+            },
+        )?;
+        let affinities = self
+            .pk
+            .iter()
+            .map(|k| types.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map_or(Affinity::Blob, |(_, ty)| table_shape::column_affinity(ty, strict)))
+            .collect();
+        Ok(self.key_affinity.get_or_init(|| affinities))
     }
 
     /// Slots that hold a column (dropped columns leave holes).
@@ -241,12 +281,6 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     }
     let mut out = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
-    // The key columns' declared types, and whether the table is STRICT (its ANY applies none).
-    let mut key_types = conn.db.prepare(
-        "SELECT p.name, p.type, (SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1) \
-         FROM pragma_table_info(?1, 'main') AS p WHERE p.pk > 0",
-        false,
-    )?;
     for (clock, name) in heads {
         let tid = clock.tid;
         cols.bind_i64(1, tid)?;
@@ -265,21 +299,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             }
         }
         cols.reset();
-        key_types.bind_text(1, &name)?;
-        let mut types: Vec<(String, String, String)> = Vec::new();
-        while key_types.step()? {
-            types.push((key_types.text(0), key_types.text(1), key_types.text(2)));
-        }
-        key_types.reset();
-        let key_affinity = pk
-            .iter()
-            .map(|k| {
-                types.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(k)).map_or(Affinity::Blob, |(_, ty, sql)| {
-                    table_shape::column_affinity(ty, table_shape::is_strict(sql))
-                })
-            })
-            .collect();
-        out.push(Rc::new(TableInfo { tid, name, pk, key_affinity, columns, key: clock.key, buckets: clock.buckets }));
+        out.push(Rc::new(TableInfo { tid, name, pk, key_affinity: Default::default(), columns, key: clock.key, buckets: clock.buckets }));
     }
     Ok(Some((out, dropped)))
 }

@@ -154,7 +154,7 @@ fn new_life(stamp: &Stamp, cl: i64, slots: usize) -> RowClock {
 /// (see core::merge::sentinel_site_wins), so replicas agree on it. `entry` makes the new
 /// sentinel entry when one is needed.
 fn touch_sentinel(conn: &Conn, rc: &mut RowClock, own_site: u32, entry: impl FnOnce() -> Result<Entry>) -> Result<()> {
-    if !sentinel_visible(rc.cl, rc.cell_count()) || rc.sentinel.site == own_site {
+    if rc.sentinel.site == own_site || !sentinel_visible(rc.cl, rc.has_cells()) {
         return Ok(());
     }
     let own = sites::own(conn)?;
