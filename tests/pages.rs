@@ -4,7 +4,8 @@
 //! to the last version; these tests check that every page is what the query means, whatever
 //! happens between pages: local writes, another connection's commits, open write
 //! transactions, savepoints rolled back, transactions rolled back or committed, read
-//! transactions that keep an older snapshot.
+//! transactions that keep an older snapshot, and inside one write transaction: local writes,
+//! merges, writes to other tables, savepoints released or rolled back, and DDL.
 //!
 //! The expected page comes from the same connection's full feed read with a table filter
 //! (`"table" = 't'`), a filter the paging queries never use, so it is always scanned afresh,
@@ -105,6 +106,35 @@ fn page(c: &Connection, p: &mut Paging, r: &mut Rng, verbose: bool) {
     }
 }
 
+/// One thing done between two pages inside a write transaction; `peer` is another replica
+/// whose changes may be merged.
+fn between_pages(a: &Connection, peer: &Connection, r: &mut Rng) {
+    match r.below(10) {
+        0 | 1 => a.execute_batch(&write(r)).unwrap(),
+        // A transport records how far it got: a write to another table.
+        2 | 3 => a.execute_batch(&format!("INSERT INTO progress VALUES ({})", r.below(1000))).unwrap(),
+        4 => {
+            peer.execute_batch(&write(r)).unwrap();
+            let since = r.below(4) as i64;
+            for c in changes_where(peer, &format!("WHERE db_version > {since}")) {
+                apply_one(a, &c).unwrap();
+            }
+        }
+        5 => a.execute_batch(&format!("SAVEPOINT s; {}; ROLLBACK TO s; RELEASE s", write(r))).unwrap(),
+        6 => a.execute_batch(&format!("SAVEPOINT s; {}; RELEASE s", write(r))).unwrap(),
+        // DDL: a table of the app's, or crsql_as_crr again (its triggers are made anew).
+        7 => a.execute_batch("CREATE TABLE IF NOT EXISTS other(x); DROP TABLE other").unwrap(),
+        // A column dropped (its entries go, most without a new seq) and added back.
+        8 => a
+            .execute_batch(
+                "SELECT crsql_begin_alter('t'); ALTER TABLE t DROP COLUMN b; SELECT crsql_commit_alter('t');
+                 SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN b INTEGER; SELECT crsql_commit_alter('t');",
+            )
+            .unwrap(),
+        _ => a.execute_batch("SELECT crsql_as_crr('t')").unwrap(),
+    }
+}
+
 fn run(seed: u64, verbose: bool) {
     let mut r = Rng(seed);
     let dir = tmpdir(&format!("pages-{seed}"));
@@ -112,6 +142,9 @@ fn run(seed: u64, verbose: bool) {
     let a = open(path.to_str().unwrap());
     a.execute_batch("PRAGMA journal_mode = WAL").unwrap();
     setup(&a);
+    a.execute_batch("CREATE TABLE progress(n INTEGER)").unwrap();
+    let peer = mem();
+    setup(&peer);
     let b = open(path.to_str().unwrap());
     b.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
     for _ in 0..1 + r.below(8) {
@@ -147,7 +180,18 @@ fn run(seed: u64, verbose: bool) {
                 a.execute_batch(if r.chance(50) { "ROLLBACK" } else { "COMMIT" }).unwrap();
                 page(&a, &mut p, &mut r, verbose);
             }
-            87..=93 => {
+            87..=90 => {
+                // Pages inside one write transaction, with writes of all kinds between them.
+                a.execute_batch(&format!("BEGIN; {}", write(&mut r))).unwrap();
+                for _ in 0..1 + r.below(6) {
+                    page(&a, &mut p, &mut r, verbose);
+                    between_pages(&a, &peer, &mut r);
+                }
+                page(&a, &mut p, &mut r, verbose);
+                a.execute_batch(if r.chance(50) { "ROLLBACK" } else { "COMMIT" }).unwrap();
+                page(&a, &mut p, &mut r, verbose);
+            }
+            91..=94 => {
                 // A read transaction keeps its snapshot while the other connection commits.
                 a.execute_batch("BEGIN").unwrap();
                 page(&a, &mut p, &mut r, verbose);
@@ -207,6 +251,39 @@ fn pages_read_the_clock_once() {
     let read = one::<i64>(&c, "SELECT crr_debug_clock_rows_read()") - before;
     // One scan of 1,000 rows, and a small one for the OR's second branch of the last page.
     assert!(read <= 1_100, "paging read {read} clock rows for 1,000 rows");
+}
+
+/// Inside a write transaction too: a transport that records its progress in another table
+/// between pages still reads each clock row about once. A write to the CRR between pages
+/// makes the next page scan again.
+#[test]
+fn pages_in_a_write_transaction_read_the_clock_once() {
+    let c = feed_of_50_transactions();
+    c.execute_batch("CREATE TABLE progress(v INTEGER, s INTEGER); BEGIN; INSERT INTO progress VALUES (0, -1)").unwrap();
+    let rows_read = || one::<i64>(&c, "SELECT crr_debug_clock_rows_read()");
+    let before = rows_read();
+    let (mut v, mut s, mut n) = (0, -1, 0);
+    loop {
+        let got = changes_where_with(&c, FORMS[0].sql, &[v, s, 10]);
+        n += got.len();
+        match got.last() {
+            Some(last) if got.len() == 10 => (v, s) = (last.db_version, last.seq),
+            _ => break,
+        }
+        c.execute("UPDATE progress SET v = ?1, s = ?2", [v, s]).unwrap();
+        if n == 1000 {
+            // Half way: one row of the CRR written, then the next page scans again.
+            let at = rows_read();
+            c.execute_batch("UPDATE t SET b = -1 WHERE id = 0").unwrap();
+            assert_eq!(changes_where_with(&c, FORMS[0].sql, &[v, s, 10]).len(), 10);
+            assert!(rows_read() - at >= 500, "a page after a write read only {} clock rows", rows_read() - at);
+        }
+    }
+    assert_eq!(n, 2001, "every change read once, and the write's");
+    let read = rows_read() - before;
+    // Two scans (before and after the write) and a small one for the last page's OR branch.
+    assert!(read <= 1_100 + 550, "paging read {read} clock rows for 1,000 rows");
+    c.execute_batch("COMMIT").unwrap();
 }
 
 /// Windows of versions read one after another: the second reads on to the last version, and

@@ -13,8 +13,7 @@
 //! connection (`Cached`): a later page whose filter asks for a part of the same range is cut
 //! from it by binary search instead of scanning and sorting everything since its lower bound
 //! again, so paging through a feed costs one scan, not one per page. The cached scan is
-//! used only outside write transactions and while the database's data version is the one it
-//! was read at (see `read`).
+//! used only while nothing it read can have changed (`Stamp`, see `read`).
 
 use super::conn::Conn;
 use super::{sites, ticks};
@@ -312,11 +311,45 @@ fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
 }
 
 /// A scan kept for the next read on the connection (`Conn::feed_cache`): the filter it was
-/// collected for and the database's data version then.
+/// collected for and the state of the database then.
 pub struct Cached {
     filter: Filter,
-    data_version: u32,
+    stamp: Stamp,
     scan: Rc<Scan>,
+}
+
+/// What a scan of the clocks depends on, read before it is collected; a later read may reuse
+/// the scan only while all of it is unchanged (`read`):
+/// - the database's data version (SQLITE_FCNTL_DATA_VERSION): it moves at every commit of
+///   this connection and at the first read after another connection's or process's commit;
+/// - the open transaction's next seq (`Txn::seq`): every clock entry written (by the triggers'
+///   record functions, merges, the Rust tracking path, backfills and alters) takes a new seq
+///   before its row is written, and so does a delete (its sentinel), so no write in the
+///   transaction, even one of the statement running now, leaves it where it was;
+/// - the rollback epoch (`Conn::rollback_epoch`): it moves at every rollback reported to us
+///   and at every transaction end, the only events that take seqs back (a transaction that
+///   wrote an entry has joined, so its rollbacks are reported);
+/// - the CRR registry (`tables::all`, reloaded at every schema change, and after a rollback):
+///   DDL removes clock entries without seqs (a dropped CRR, crsql_as_table, DROP COLUMN) or
+///   renames a table.
+/// Writes to other tables move none of them: a transport that records its progress between
+/// pages, in the same write transaction, keeps the scan.
+struct Stamp {
+    data_version: u32,
+    seq: i64,
+    epoch: u64,
+    registry: Rc<Vec<Rc<TableInfo>>>,
+}
+
+impl Stamp {
+    fn now(conn: &Conn) -> Result<Stamp> {
+        let registry = tables::all(conn)?;
+        Ok(Stamp { data_version: conn.db.data_version(), seq: conn.txn.borrow().seq, epoch: conn.rollback_epoch.get(), registry })
+    }
+
+    fn same(&self, other: &Stamp) -> bool {
+        (self.data_version, self.seq, self.epoch) == (other.data_version, other.seq, other.epoch) && Rc::ptr_eq(&self.registry, &other.registry)
+    }
 }
 
 /// One read of crsql_changes (a cursor's): the changes `pos..end` of a scan, in order.
@@ -325,9 +358,9 @@ pub struct Reader {
     scan: Rc<Scan>,
     pos: usize,
     end: usize,
-    /// The filter and data version the scan was collected for, when it was collected outside
-    /// a write transaction (None when it came from the cache, or may not go there).
-    fresh: Option<(Filter, u32)>,
+    /// The filter the scan was collected for and the state it was collected at, when it was
+    /// collected here (None when it came from the cache).
+    fresh: Option<(Filter, Stamp)>,
     /// The current values (by slot, packed as `Scan::packed` is) of the row whose `val` was
     /// read last, and the connection's total_changes then: a row's changes are usually
     /// adjacent in (db_version, seq) order, so one lookup serves all of them until anything
@@ -338,23 +371,21 @@ pub struct Reader {
 /// Every change matching `f`, in (db_version, seq) order: cut from the connection's cached
 /// scan when that covers `f` and is still current, else collected.
 ///
-/// Current means: no write transaction is open (its uncommitted writes, even those of the
-/// statement running now, move nothing we could compare; its rollback brings back what was
-/// committed) and the database's data version is the one the scan was read at (it moves at
-/// every commit, this connection's or another's, schema changes included). A write
-/// transaction neither uses nor fills the cache.
+/// Current means: nothing the scan depends on has moved since it was collected (`Stamp`): no
+/// commit (data version), no clock entry written (the transaction's seq), no rollback, no
+/// schema change. Inside a write transaction too: its uncommitted writes move the seq, and
+/// its rollbacks the epoch.
 ///
 /// A window of versions right after the last read's (a transport reading versions in
 /// batches) is collected on to the last version: scanning every row written since its lower
 /// bound costs the same, and the windows after it are then cut from this scan.
 pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
     super::merge::write_held_back(conn)?;
-    let fresh = (!conn.db.in_write_txn()).then(|| conn.db.data_version());
+    let stamp = Stamp::now(conn)?;
     let last = conn.feed_last.replace(Some(f.clone()));
-    let Some(version) = fresh else { return Ok(cut(Rc::new(collect(conn, f)?), f, None)) };
     {
         let mut cache = conn.feed_cache.borrow_mut();
-        if cache.as_ref().is_some_and(|c| c.data_version != version) {
+        if cache.as_ref().is_some_and(|c| !c.stamp.same(&stamp)) {
             *cache = None;
         }
         if let Some(c) = cache.as_ref().filter(|c| c.filter.covers(f)) {
@@ -366,13 +397,13 @@ pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
         wide.dbv_max = i64::MAX;
     }
     let scan = Rc::new(collect(conn, &wide)?);
-    Ok(cut(scan, f, Some((wide, version))))
+    Ok(cut(scan, f, Some((wide, stamp))))
 }
 
 /// A reader of the changes of `scan` (sorted, a superset of what `f` wants) that `f` wants:
 /// from (dbv_min, seq_min) to (dbv_max, seq_max). Changes of the versions between them with a
 /// seq outside the seq bounds stay in the range: SQLite checks every row again.
-fn cut(scan: Rc<Scan>, f: &Filter, fresh: Option<(Filter, u32)>) -> Reader {
+fn cut(scan: Rc<Scan>, f: &Filter, fresh: Option<(Filter, Stamp)>) -> Reader {
     let changes = &scan.changes;
     let pos = changes.partition_point(|ch| (ch.db_version, ch.seq) < (f.dbv_min, f.seq_min));
     let end = pos + changes[pos..].partition_point(|ch| (ch.db_version, ch.seq) <= (f.dbv_max, f.seq_max));
@@ -411,8 +442,8 @@ impl Reader {
     /// are done.
     pub fn finish(self, conn: &Conn) {
         match self.fresh {
-            Some((filter, data_version)) if self.pos < self.scan.changes.len() => {
-                *conn.feed_cache.borrow_mut() = Some(Cached { filter, data_version, scan: self.scan });
+            Some((filter, stamp)) if self.pos < self.scan.changes.len() => {
+                *conn.feed_cache.borrow_mut() = Some(Cached { filter, stamp, scan: self.scan });
             }
             Some(_) => {}
             None if self.pos >= self.scan.changes.len() => {
