@@ -7,7 +7,10 @@
 //! changes since V are the full feed's after V; a merged change is kept or beaten); at the
 //! end, a full sync must leave identical tables and identical crsql_changes (apart from
 //! db_version and seq) everywhere. On a third of the seeds one replica's app installs its own
-//! commit hook and rollback hook.
+//! commit hook and rollback hook. On a fifth of them every replica's app has triggers of its
+//! own (`APP_TRIGGERS`): some write another CRR on merges too (tracked as this replica's
+//! writes, inside the merge's own statement), one derives a column of the same table on local
+//! writes only (`crsql_internal_sync_bit() = 0`).
 //!
 //! `CRR_SIM_SEED=n` replays one seed (`make sim SEED=n`); `CRR_SIM_SEEDS=N` runs seeds 0..N.
 
@@ -23,6 +26,18 @@ const SCHEMA: &str = "
   CREATE TABLE pairs(k1 TEXT NOT NULL, k2 TEXT NOT NULL, v, PRIMARY KEY (k1, k2)) WITHOUT ROWID;
   CREATE TABLE tags(t TEXT PRIMARY KEY NOT NULL);
   SELECT crsql_as_crr('items'); SELECT crsql_as_crr('pairs'); SELECT crsql_as_crr('tags');";
+
+/// The app's own triggers (seeds with `seed % 5 == 4`). The first three fire on merges too:
+/// their writes to `tags` are recorded as this replica's, in the merge's transaction (and
+/// undone with it). The last derives `e` from `a` on local writes only, as README advises for
+/// a trigger that writes the table a merge is writing.
+const APP_TRIGGERS: &str = "
+  CREATE TRIGGER app_items_in AFTER INSERT ON items BEGIN INSERT OR IGNORE INTO tags VALUES ('i' || (NEW.id % 3)); END;
+  CREATE TRIGGER app_items_out AFTER DELETE ON items BEGIN DELETE FROM tags WHERE t = 'i' || (OLD.id % 3); END;
+  CREATE TRIGGER app_pairs_in AFTER INSERT ON pairs BEGIN INSERT OR REPLACE INTO tags VALUES (NEW.k1 || NEW.k2); END;
+  CREATE TRIGGER app_items_derive AFTER UPDATE OF a ON items WHEN crsql_internal_sync_bit() = 0 BEGIN
+    UPDATE items SET e = typeof(NEW.a) || length(NEW.a) WHERE id = NEW.id;
+  END;";
 
 fn value(r: &mut Rng) -> V {
     match r.below(8) {
@@ -195,6 +210,9 @@ fn run_seed(seed: u64, verbose: bool) {
                 conn.execute_batch("SELECT crsql_config_set('clock', 'lamport')").unwrap();
             }
             conn.execute_batch(SCHEMA).unwrap();
+            if seed % 5 == 4 {
+                conn.execute_batch(APP_TRIGGERS).unwrap();
+            }
             Replica { conn, wall_ms: base_ms + r.below(600_000) as i64, seen: BTreeMap::new(), last_db_version: 0 }
         })
         .collect();
@@ -248,8 +266,9 @@ fn run_seed(seed: u64, verbose: bool) {
             }
         }
     }
-    // Full sync until quiet, then everything must agree.
-    for round in 0..4 {
+    // Full sync until quiet, then everything must agree. (The app's triggers write tags when
+    // a merge changes items or pairs: those writes need a round more to reach the others.)
+    for round in 0..6 {
         let mut total = 0;
         for i in 0..n {
             for j in 0..n {
