@@ -319,7 +319,7 @@ unsafe extern "C" fn column(p: *mut api::sqlite3_vtab_cursor, ctx: *mut api::sql
         4 => values::result_i64(ctx, ch.col_version),
         5 => values::result_i64(ctx, ch.db_version),
         7 => values::result_i64(ctx, scan.cl(ch)),
-        8 => values::result_i64(ctx, ch.seq),
+        8 => values::result_i64(ctx, ch.seq()),
         _ => values::result(ctx, &Value::Null),
     }
     api::SQLITE_OK
@@ -332,7 +332,7 @@ unsafe extern "C" fn rowid(p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> c
     let Some(c) = cursor.reader.current() else {
         return fail(cursor.base.pVtab, &Error::new("rowid read past the last row"));
     };
-    match change_id::rowid(c.db_version, c.seq) {
+    match change_id::rowid(c.db_version, c.seq()) {
         Some(id) => {
             *out = id;
             api::SQLITE_OK
@@ -342,7 +342,7 @@ unsafe extern "C" fn rowid(p: *mut api::sqlite3_vtab_cursor, out: *mut i64) -> c
             &Error::new(format!(
                 "the change at db_version {}, seq {} has no rowid (see core/change_id.rs); \
                  write an ORed filter as a UNION of queries instead",
-                c.db_version, c.seq
+                c.db_version, c.seq()
             )),
         ),
     }

@@ -4,7 +4,7 @@
 //! db_version above V belongs to a row whose dbv is above V, so "changes since V" reads only
 //! rows touched since V, found through the clock's dbv index or crr_dirty buckets
 //! (`tables::Clock::rows_since`).
-//! Entries are collected compactly (40 bytes each, keys once per row), filtered and sorted;
+//! Entries are collected compactly (32 bytes each, keys once per row), filtered and sorted;
 //! values are read from the user table only when the `val` column is asked for.
 //! For a table keyed by its rowid the clock scan itself reads them (a LEFT JOIN, so no
 //! statement runs per row), into a bounded buffer; other rows are looked up one at a time.
@@ -95,18 +95,32 @@ const NO_VALUES: u32 = u32::MAX;
 /// when read, so a scan of millions of rows stays small.
 pub const PREFETCH_MAX: usize = 4 << 20;
 
-/// One change of a scan, kept small (40 bytes) because a full scan holds every change until
+/// One change of a scan, kept small (32 bytes) because a full scan holds every change until
 /// it is sorted: the row's key, table and causal length live once per row in `Scan::rows`,
-/// the site as this database's ordinal (resolved to 16 bytes only when read).
+/// the site as this database's ordinal (resolved to 16 bytes only when read), the seq in 32
+/// bits (seqs count one transaction's entries from 0; `emit` refuses a larger one).
 #[derive(Debug, Clone, Copy)]
 pub struct Change {
     pub db_version: i64,
-    pub seq: i64,
     pub col_version: i64,
+    seq: u32,
     row: u32,
     /// The site ordinal (see sites.rs).
     pub site: u32,
     slot: u32,
+}
+
+impl Change {
+    #[inline]
+    pub fn seq(&self) -> i64 {
+        i64::from(self.seq)
+    }
+
+    /// The sort key of a scan, and where a filter's bounds cut it.
+    #[inline]
+    fn at(&self) -> (i64, i64) {
+        (self.db_version, self.seq())
+    }
 }
 
 /// One clock row a scan emitted changes for: its table, causal length and packed key (a range
@@ -210,7 +224,8 @@ fn emit(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32, pk: &[u8], rc: &Ro
             Some(r) => r,
             None => *row.insert(scan.push_row(table, rc.cl, pk)?),
         };
-        scan.changes.push(Change { db_version: e.db_version, seq: e.seq, col_version: e.col_version, row, site: e.site, slot });
+        let seq = u32::try_from(e.seq).map_err(|_| Error::new(format!("crsql_changes: seq {} of db_version {} is out of range (a corrupt clock record)", e.seq, e.db_version)))?;
+        scan.changes.push(Change { db_version: e.db_version, col_version: e.col_version, seq, row, site: e.site, slot });
         Ok(())
     };
     if sentinel_visible(rc.cl, rc.has_cells()) {
@@ -405,8 +420,8 @@ pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
 /// seq outside the seq bounds stay in the range: SQLite checks every row again.
 fn cut(scan: Rc<Scan>, f: &Filter, fresh: Option<(Filter, Stamp)>) -> Reader {
     let changes = &scan.changes;
-    let pos = changes.partition_point(|ch| (ch.db_version, ch.seq) < (f.dbv_min, f.seq_min));
-    let end = pos + changes[pos..].partition_point(|ch| (ch.db_version, ch.seq) <= (f.dbv_max, f.seq_max));
+    let pos = changes.partition_point(|ch| ch.at() < (f.dbv_min, f.seq_min));
+    let end = pos + changes[pos..].partition_point(|ch| ch.at() <= (f.dbv_max, f.seq_max));
     Reader { scan, pos, end, fresh, values: None }
 }
 
@@ -517,7 +532,13 @@ fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8], out: &mut Vec<u8>) -> Resul
 
 #[cfg(test)]
 mod tests {
-    use super::Filter;
+    use super::{Change, Filter};
+
+    /// A full scan holds every change since its lower bound until it is sorted: 32 bytes each.
+    #[test]
+    fn a_change_of_a_scan_takes_32_bytes() {
+        assert_eq!(std::mem::size_of::<Change>(), 32);
+    }
 
     fn range(dbv_min: i64, dbv_max: i64) -> Filter {
         Filter { dbv_min, dbv_max, ..Filter::all() }
