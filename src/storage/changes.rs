@@ -98,7 +98,8 @@ pub const PREFETCH_MAX: usize = 4 << 20;
 /// One change of a scan, kept small (32 bytes) because a full scan holds every change until
 /// it is sorted: the row's key, table and causal length live once per row in `Scan::rows`,
 /// the site as this database's ordinal (resolved to 16 bytes only when read), the seq in 32
-/// bits (seqs count one transaction's entries from 0; `emit` refuses a larger one).
+/// bits (seqs count one transaction's entries from 0, and a transaction of more than 2^32
+/// changes is not supported; `emit` refuses a larger seq).
 #[derive(Debug, Clone, Copy)]
 pub struct Change {
     pub db_version: i64,
@@ -224,7 +225,7 @@ fn emit(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32, pk: &[u8], rc: &Ro
             Some(r) => r,
             None => *row.insert(scan.push_row(table, rc.cl, pk)?),
         };
-        let seq = u32::try_from(e.seq).map_err(|_| Error::new(format!("crsql_changes: seq {} of db_version {} is out of range (a corrupt clock record)", e.seq, e.db_version)))?;
+        let seq = u32::try_from(e.seq).map_err(|_| Error::new(format!("crsql_changes: seq {} of db_version {} is out of range (one transaction's changes are counted in 32 bits; a larger seq is a corrupt clock record)", e.seq, e.db_version)))?;
         scan.changes.push(Change { db_version: e.db_version, col_version: e.col_version, seq, row, site: e.site, slot });
         Ok(())
     };
