@@ -377,6 +377,23 @@ fn insert_or_replace_and_upsert_are_recorded() {
     assert_eq!(changes_where(&c, "WHERE db_version = 4").len(), 3);
 }
 
+/// With recursive triggers on (apsw's best practice), SQLite fires the delete triggers of the
+/// row a REPLACE removes: the replace is recorded as a delete and a re-insert, and a peer that
+/// merges it holds the same row and the same changes.
+#[test]
+fn a_replace_under_recursive_triggers_is_a_delete_and_a_reinsert() {
+    let c = crr_t();
+    c.execute_batch("PRAGMA recursive_triggers = ON; INSERT INTO t VALUES (1,'x',1,1.0); INSERT OR REPLACE INTO t VALUES (1,'y',1,1.0)").unwrap();
+    let r = changes_where(&c, "WHERE db_version = 2");
+    assert!(r.iter().all(|x| x.cl == 3), "deleted (2) and inserted again (3): {r:?}");
+    assert_eq!(r.iter().map(|x| x.cid.as_str()).collect::<Vec<_>>(), ["-1", "a", "b", "c"]);
+    let peer = crr_t();
+    apply(&peer, &changes(&c)).unwrap();
+    assert_eq!(dump(&peer, "t"), dump(&c, "t"));
+    let key = |x: &Change| (x.cid.clone(), format!("{:?}", x.val), x.col_version, x.cl);
+    assert_eq!(changes(&peer).iter().map(key).collect::<Vec<_>>(), changes(&c).iter().map(key).collect::<Vec<_>>());
+}
+
 #[test]
 fn app_triggers_writes_are_recorded() {
     let c = crr_t();

@@ -8,7 +8,9 @@
 //! crr_new_site_id(), a changed drift limit, and reopening the file; between its transactions,
 //! a second connection to the same file does some of the same. On odd seeds, each local write
 //! must be recorded under the site id the database names at that moment; on seeds 2 mod 3,
-//! the app has a commit hook and a rollback hook of its own (the extension installs none).
+//! the app has a commit hook and a rollback hook of its own (the extension installs none); on
+//! seeds 3 mod 4, its connections run with recursive triggers on (a REPLACE then fires the
+//! delete triggers of the rows it replaces).
 //! After each run,
 //! reopened, the replica's feed must name only sites it knows and rebuild it exactly, metadata
 //! included, on an empty replica.
@@ -78,6 +80,9 @@ fn change_values(c: &Change) -> String {
 }
 
 struct Run {
+    /// On seeds 3 mod 4, both connections run with `PRAGMA recursive_triggers = ON` (set
+    /// again at every reopen).
+    recursive: bool,
     conn: Connection,
     /// A second connection to the same file, used only while `conn` holds no transaction.
     other: Connection,
@@ -271,6 +276,9 @@ impl Run {
                     println!("-- reopen");
                 }
                 self.conn = open(&self.path);
+                if self.recursive {
+                    self.ok("PRAGMA recursive_triggers = ON");
+                }
                 if self.app_hook {
                     install_app_hook(&self.conn);
                 }
@@ -319,7 +327,12 @@ fn run_seed(seed: u64, verbose: bool) {
     if app_hook {
         install_app_hook(&conn);
     }
-    let mut run = Run { conn, other, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false, check_sites, app_hook };
+    let recursive = seed % 4 == 3;
+    if recursive {
+        conn.execute_batch("PRAGMA recursive_triggers = ON").unwrap();
+        other.execute_batch("PRAGMA recursive_triggers = ON").unwrap();
+    }
+    let mut run = Run { recursive, conn, other, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false, check_sites, app_hook };
     for _ in 0..60 {
         run.step(&feed);
     }

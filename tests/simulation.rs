@@ -213,6 +213,11 @@ fn run_seed(seed: u64, verbose: bool) {
             if seed % 5 == 4 {
                 conn.execute_batch(APP_TRIGGERS).unwrap();
             }
+            // Some apps turn recursive triggers on (apsw's best practice does): then a REPLACE
+            // fires the delete triggers of the rows it replaces.
+            if r.chance(30) {
+                conn.execute_batch("PRAGMA recursive_triggers = ON").unwrap();
+            }
             Replica { conn, wall_ms: base_ms + r.below(600_000) as i64, seen: BTreeMap::new(), last_db_version: 0 }
         })
         .collect();
