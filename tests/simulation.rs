@@ -10,7 +10,8 @@
 //! commit hook and rollback hook. On a fifth of them every replica's app has triggers of its
 //! own (`APP_TRIGGERS`): some write another CRR on merges too (tracked as this replica's
 //! writes, inside the merge's own statement), one derives a column of the same table on local
-//! writes only (`crsql_internal_sync_bit() = 0`).
+//! writes only (`crsql_internal_sync_bit() = 0`). About a third of the replicas run with
+//! recursive triggers on (a REPLACE then fires the replaced row's delete triggers).
 //!
 //! `CRR_SIM_SEED=n` replays one seed (`make sim SEED=n`); `CRR_SIM_SEEDS=N` runs seeds 0..N.
 

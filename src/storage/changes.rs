@@ -342,9 +342,10 @@ pub struct Cached {
 ///   record functions, merges, the Rust tracking path, backfills and alters) takes a new seq
 ///   before its row is written, and so does a delete (its sentinel), so no write in the
 ///   transaction, even one of the statement running now, leaves it where it was;
-/// - the rollback epoch (`Conn::rollback_epoch`): it moves at every rollback reported to us
-///   and at every transaction end, the only events that take seqs back (a transaction that
-///   wrote an entry has joined, so its rollbacks are reported);
+/// - the rollback epoch (`Conn::rollback_epoch`): it moves at every rollback reported to us,
+///   which undoes entries but leaves the seq where it was, and at every transaction end,
+///   which starts the seq over (a transaction that wrote an entry has joined, so its
+///   rollbacks are reported);
 /// - the CRR registry (`tables::all`, reloaded at every schema change, and after a rollback):
 ///   DDL removes clock entries without seqs (a dropped CRR, crsql_as_table, DROP COLUMN) or
 ///   renames a table.
