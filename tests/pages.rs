@@ -232,21 +232,28 @@ fn feed_of_50_transactions() -> Connection {
     c
 }
 
+/// Reads the whole feed in pages of 10 (FORMS[0]); after each full page, `between` gets the
+/// page's end (db_version, seq) and the changes read so far. Returns how many were read.
+fn read_in_pages_of_10(c: &Connection, mut between: impl FnMut(i64, i64, usize)) -> usize {
+    let (mut v, mut s, mut n) = (0, -1, 0);
+    loop {
+        let got = changes_where_with(c, FORMS[0].sql, &[v, s, 10]);
+        n += got.len();
+        match got.last() {
+            Some(last) if got.len() == 10 => (v, s) = (last.db_version, last.seq),
+            _ => return n,
+        }
+        between(v, s, n);
+    }
+}
+
 /// The cache makes paging one scan: reading a feed of many transactions in pages of 10 reads
 /// each clock row about once, not once per page (crr_debug_clock_rows_read counts them).
 #[test]
 fn pages_read_the_clock_once() {
     let c = feed_of_50_transactions();
     let before: i64 = one(&c, "SELECT crr_debug_clock_rows_read()");
-    let (mut v, mut s, mut n) = (0, -1, 0);
-    loop {
-        let got = changes_where_with(&c, FORMS[0].sql, &[v, s, 10]);
-        n += got.len();
-        match got.last() {
-            Some(last) if got.len() == 10 => (v, s) = (last.db_version, last.seq),
-            _ => break,
-        }
-    }
+    let n = read_in_pages_of_10(&c, |_, _, _| {});
     assert_eq!(n, 2000, "every change read once");
     let read = one::<i64>(&c, "SELECT crr_debug_clock_rows_read()") - before;
     // One scan of 1,000 rows, and a small one for the OR's second branch of the last page.
@@ -262,14 +269,7 @@ fn pages_in_a_write_transaction_read_the_clock_once() {
     c.execute_batch("CREATE TABLE progress(v INTEGER, s INTEGER); BEGIN; INSERT INTO progress VALUES (0, -1)").unwrap();
     let rows_read = || one::<i64>(&c, "SELECT crr_debug_clock_rows_read()");
     let before = rows_read();
-    let (mut v, mut s, mut n) = (0, -1, 0);
-    loop {
-        let got = changes_where_with(&c, FORMS[0].sql, &[v, s, 10]);
-        n += got.len();
-        match got.last() {
-            Some(last) if got.len() == 10 => (v, s) = (last.db_version, last.seq),
-            _ => break,
-        }
+    let n = read_in_pages_of_10(&c, |v, s, n| {
         c.execute("UPDATE progress SET v = ?1, s = ?2", [v, s]).unwrap();
         if n == 1000 {
             // Half way: one row of the CRR written, then the next page scans again.
@@ -278,7 +278,7 @@ fn pages_in_a_write_transaction_read_the_clock_once() {
             assert_eq!(changes_where_with(&c, FORMS[0].sql, &[v, s, 10]).len(), 10);
             assert!(rows_read() - at >= 500, "a page after a write read only {} clock rows", rows_read() - at);
         }
-    }
+    });
     assert_eq!(n, 2001, "every change read once, and the write's");
     let read = rows_read() - before;
     // Two scans (before and after the write) and a small one for the last page's OR branch.
