@@ -289,23 +289,47 @@ fn memory_child(changes: i64, dir: &Path) {
     println!("{n} {growth}");
 }
 
-/// Runs `memory_child` in a fresh process and reports its result.
-fn memory(changes: i64, dir: &Path) {
+/// crsql_as_crr on a table of N rows written before it was a CRR, in a fresh child process
+/// (`--as-crr-memory-child N DIR`): prints the peak RSS growth of the call in KiB.
+fn as_crr_memory_child(rows: i64, dir: &Path) {
+    let c = fresh(dir, "mem-plain.db", true, false);
+    c.execute_batch("DROP TABLE t; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL)").unwrap();
+    insert_rows(&c, 0, rows);
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let (start, _) = rss_kib();
+    c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    let (_, peak) = rss_kib();
+    println!("{}", if reset { peak.saturating_sub(start) } else { peak });
+}
+
+/// Runs a memory child (`--memory-child` or `--as-crr-memory-child`) in a fresh process and
+/// returns the numbers it printed.
+fn child(mode: &str, n: i64, dir: &Path) -> Vec<i64> {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--memory-child", &changes.to_string(), &dir.display().to_string()])
+        .args([mode, &n.to_string(), &dir.display().to_string()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "memory child failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text.split_whitespace().map(|v| v.parse::<i64>().unwrap());
-    let (n, kib) = (it.next().unwrap(), it.next().unwrap());
-    println!("\nstreaming memory: read and applied {n} changes; peak RSS growth {:.1} MiB (bar < 64 MB)", kib as f64 / 1024.0);
+    assert!(out.status.success(), "{mode} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(|v| v.parse::<i64>().unwrap()).collect()
+}
+
+/// The streaming-memory measurement, and crsql_as_crr's on a table of as many rows as the
+/// workloads use.
+fn memory(changes: i64, rows: i64, dir: &Path) {
+    let streamed = child("--memory-child", changes, dir);
+    println!("\nstreaming memory: read and applied {} changes; peak RSS growth {:.1} MiB (bar < 64 MB)", streamed[0], streamed[1] as f64 / 1024.0);
+    let as_crr = child("--as-crr-memory-child", rows, dir);
+    println!("crsql_as_crr on a table of {rows} rows: peak RSS growth {:.1} MiB", as_crr[0] as f64 / 1024.0);
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--memory-child") {
         memory_child(args[i + 1].parse().unwrap(), Path::new(&args[i + 2]));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--as-crr-memory-child") {
+        as_crr_memory_child(args[i + 1].parse().unwrap(), Path::new(&args[i + 2]));
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
@@ -323,6 +347,6 @@ fn main() {
     }
     print("default pragmas", &default);
     print("tuned pragmas (temp_store=MEMORY, cache_size=-64000)", &tuned);
-    memory(if quick { 30_000 } else { 1_000_000 }, &dir);
+    memory(if quick { 30_000 } else { 1_000_000 }, if quick { rows } else { 1_000_000 }, &dir);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -16,7 +16,7 @@
 //!
 //! Updates between begin and commit are not tracked (inserts and deletes are).
 
-use super::as_crr::{backfill, describe, drop_triggers_sql, in_savepoint, raise_floor, reap_dropped, trigger_sql, write_columns, Tracked};
+use super::as_crr::{backfill, describe, drop_triggers_sql, for_each_key, in_savepoint, raise_floor, reap_dropped, trigger_sql, write_columns, Tracked};
 use super::conn::Conn;
 use super::tables::{self, Clock, KeyLayout};
 use super::{meta, track, txn};
@@ -189,26 +189,25 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
 /// Records a delete for every live clock whose row is gone (deleted while tracking was off,
 /// or not copied by a rebuild).
 fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> Result<()> {
-    let mut s = conn.db.prepare(&format!("SELECT pk FROM {} WHERE cl % 2 = 1", clock.table()), false)?;
-    let mut live = Vec::new();
-    while s.step()? {
-        live.push(clock.key_at(&s, 0));
-    }
-    drop(s);
+    // Only the keys whose row is gone are kept (not every live key: a rebuild of millions of
+    // rows keeps few), then their deletes are written once the scan is over.
+    let mut live = conn.db.prepare(&format!("SELECT pk FROM {} WHERE cl % 2 = 1", clock.table()), false)?;
     let matches: Vec<String> = pk.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), i + 1)).collect();
-    let mut s = conn.db.prepare(&format!("SELECT 1 FROM main.{} WHERE {}", quote(table), matches.join(" AND ")), false)?;
-    let mut gone = Vec::new();
-    for key in live {
+    let mut row = conn.db.prepare(&format!("SELECT 1 FROM main.{} WHERE {}", quote(table), matches.join(" AND ")), false)?;
+    let (mut key, mut gone) = (Vec::new(), Vec::new());
+    while live.step()? {
+        key.clear();
+        clock.read_key(&live, 0, &mut key);
         let values = pk_codec::decode(&key).map_err(|e| Error::new(format!("corrupt clock key in {table}: {e}")))?;
         for (i, v) in values.iter().enumerate() {
-            s.bind_value(i + 1, v)?;
+            row.bind_value(i + 1, v)?;
         }
-        if !s.step()? {
-            gone.push(key);
+        if !row.step()? {
+            gone.push(key.clone());
         }
-        s.reset();
+        row.reset();
     }
-    drop(s);
+    drop((live, row));
     for key in gone {
         track::on_delete(conn, clock, &key)?;
     }
@@ -232,14 +231,8 @@ fn record_non_default(
         &format!("SELECT crsql_pack_columns({keys}) FROM main.{} WHERE {} IS NOT ({default})", quote(table), quote(column)),
         false,
     )?;
-    let mut pks = Vec::new();
-    while s.step()? {
-        pks.push(s.bytes(0).to_vec());
-    }
-    drop(s);
-    for key in pks {
-        track::record_cell(conn, clock, &key, slot)?;
-    }
+    // The scan reads the user table; the writes go to its clock.
+    for_each_key(&mut s, |key| track::record_cell(conn, clock, key, slot))?;
     Ok(())
 }
 
