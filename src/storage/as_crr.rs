@@ -215,11 +215,12 @@ pub fn backfill(conn: &Conn, clock: Clock, table: &str, pk: &[String], cols: &[T
 }
 
 /// Runs `f` on the first column (bytes) of every row `s` returns, as it is stepped; returns
-/// how many. Not the whole result first: 10 million keys took about 500 MB (1 million: 55
-/// MiB, now 2 MiB). `f` may write tables the scan reads, as long as the rows the scan has yet
-/// to return do not depend on those writes: SQLite allows it, and leaves open only whether
-/// the scan sees them. (Writing a table another statement has a cursor on costs about 3%
-/// more instructions, the same in batches of 4,096 keys: measured, not kept.)
+/// how many. Not the whole result first: crsql_as_crr on 1 million rows then grew by 55 MiB
+/// (at that rate, about 550 MiB for 10 million), now by 2 MiB. `f` may write tables the scan
+/// reads, as long as the rows the scan has yet to return do not depend on those writes:
+/// SQLite allows it, and leaves open only whether the scan sees them. (Writing a table
+/// another statement has a cursor on costs about 3% more instructions, the same in batches
+/// of 4,096 keys: measured, not kept.)
 pub(super) fn for_each_key(s: &mut Stmt, mut f: impl FnMut(&[u8]) -> Result<()>) -> Result<usize> {
     let (mut key, mut n) = (Vec::new(), 0);
     while s.step()? {
