@@ -289,8 +289,9 @@ fn memory_child(changes: i64, dir: &Path) {
     println!("{n} {growth}");
 }
 
-/// crsql_as_crr on a table of N rows written before it was a CRR, in a fresh child process
-/// (`--as-crr-memory-child N DIR`): prints the peak RSS growth of the call in KiB.
+/// crsql_as_crr on a table of N rows written before it was a CRR, then crsql_commit_alter
+/// after a DROP COLUMN, in a fresh child process (`--as-crr-memory-child N DIR`): prints the
+/// peak RSS growth of each in KiB.
 fn as_crr_memory_child(rows: i64, dir: &Path) {
     let c = fresh(dir, "mem-plain.db", true, false);
     c.execute_batch("DROP TABLE t; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL)").unwrap();
@@ -299,7 +300,14 @@ fn as_crr_memory_child(rows: i64, dir: &Path) {
     let (start, _) = rss_kib();
     c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
     let (_, peak) = rss_kib();
-    println!("{}", if reset { peak.saturating_sub(start) } else { peak });
+    let as_crr = if reset { peak.saturating_sub(start) } else { peak };
+    // Then a column dropped: crsql_commit_alter rewrites every clock record.
+    c.execute_batch("BEGIN; SELECT crsql_begin_alter('t'); ALTER TABLE t DROP COLUMN c;").unwrap();
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let (start, _) = rss_kib();
+    c.execute_batch("SELECT crsql_commit_alter('t'); COMMIT").unwrap();
+    let (_, peak) = rss_kib();
+    println!("{as_crr} {}", if reset { peak.saturating_sub(start) } else { peak });
 }
 
 /// Runs a memory child (`--memory-child` or `--as-crr-memory-child`) in a fresh process and
@@ -318,8 +326,9 @@ fn child(mode: &str, n: i64, dir: &Path) -> Vec<i64> {
 fn memory(changes: i64, rows: i64, dir: &Path) {
     let streamed = child("--memory-child", changes, dir);
     println!("\nstreaming memory: read and applied {} changes; peak RSS growth {:.1} MiB (bar < 64 MB)", streamed[0], streamed[1] as f64 / 1024.0);
-    let as_crr = child("--as-crr-memory-child", rows, dir);
-    println!("crsql_as_crr on a table of {rows} rows: peak RSS growth {:.1} MiB", as_crr[0] as f64 / 1024.0);
+    let alter = child("--as-crr-memory-child", rows, dir);
+    println!("crsql_as_crr on a table of {rows} rows: peak RSS growth {:.1} MiB", alter[0] as f64 / 1024.0);
+    println!("crsql_commit_alter after DROP COLUMN on those rows: peak RSS growth {:.1} MiB", alter[1] as f64 / 1024.0);
 }
 
 fn main() {

@@ -178,6 +178,13 @@ const CHUNK_ROWS: usize = 32;
 /// and made together (`flush`). Only while the extension is being set up on a connection
 /// (before crr_internal_txn exists) are they written at once.
 pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Result<()> {
+    // A row whose dbv did not rise (written again in this transaction, or an alter that
+    // removed its newest entries) is covered by its bucket's entry at its old dbv or later
+    // (the invariant): there is nothing to write. (Until 2026-12-05 a DROP COLUMN marked every
+    // row of a rowid table again at its old dbv, and held a million marks in memory.)
+    if old.is_some_and(|o| dbv <= o) {
+        return Ok(());
+    }
     let b = bucket(key);
     // Only this transaction's own db_version is remembered (alter may store an older one).
     let current = txn::current_db_version(conn) == Some(dbv);
