@@ -122,9 +122,17 @@ impl Marks {
         }
         // (Their levels need no lowering: one that stays above n only says that all their
         // rows are undone by a rollback that undoes the entry writes themselves.)
-        let mut above: Vec<Pending> = self.written.drain(n..).flatten().collect();
+        // Moved, not collected into a new list first: a bulk write inside savepoints can
+        // leave many entries here.
+        let above = self.written.split_off(n);
         if let Some(level) = n.checked_sub(1).and_then(|i| self.written.get_mut(i)) {
-            level.append(&mut above);
+            for mut entries in above {
+                if level.is_empty() {
+                    *level = entries;
+                } else {
+                    level.append(&mut entries);
+                }
+            }
         }
     }
 
