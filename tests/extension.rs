@@ -260,10 +260,36 @@ fn as_crr_backfills_existing_rows_once_and_is_idempotent() {
     let first = changes(&c);
     assert_eq!(first.len(), 6);
     assert!(first.iter().all(|x| x.db_version == 1 && x.cl == 1));
+    let schema: i64 = one(&c, "PRAGMA schema_version");
     c.execute_batch("SELECT crsql_as_crr('t'); SELECT crsql_as_crr('T');").unwrap();
     assert_eq!(changes(&c), first, "a second crsql_as_crr changes nothing");
     let triggers: i64 = one(&c, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'");
     assert_eq!(triggers, 3);
+    // Not even the schema: the triggers it would make are there already (apps call it at
+    // every start, and a schema change makes every connection prepare its statements anew).
+    assert_eq!(one::<i64>(&c, "PRAGMA schema_version"), schema, "the same triggers were made again");
+}
+
+/// Kept triggers still track, and rows written while tracking was off are still backfilled
+/// by a crsql_as_crr that keeps the triggers; a WITHOUT ROWID table and a renamed table too.
+#[test]
+fn as_crr_again_keeps_its_triggers_and_still_backfills() {
+    let c = mem();
+    c.execute_batch(&format!("{T} SELECT crsql_as_crr('t'); CREATE TABLE w(k TEXT PRIMARY KEY NOT NULL, v) WITHOUT ROWID; SELECT crsql_as_crr('w');")).unwrap();
+    let tid: i64 = one(&c, "SELECT tid FROM crr_tables WHERE name = 't'");
+    // A row the triggers did not see: written while its insert trigger was gone.
+    let insert_sql: String = one(&c, &format!("SELECT sql FROM sqlite_schema WHERE name = 'crr_{tid}_insert'"));
+    c.execute_batch(&format!("DROP TRIGGER \"crr_{tid}_insert\"; INSERT INTO t VALUES (1, 'untracked', 1, 1.0); {insert_sql};")).unwrap();
+    assert_eq!(changes(&c).len(), 0);
+    let schema: i64 = one(&c, "PRAGMA schema_version");
+    c.execute_batch("SELECT crsql_as_crr('t'); SELECT crsql_as_crr('w');").unwrap();
+    assert_eq!(one::<i64>(&c, "PRAGMA schema_version"), schema, "triggers kept");
+    assert_eq!(changes(&c).len(), 3, "the untracked row is backfilled");
+    c.execute_batch("INSERT INTO t VALUES (2, 'tracked', 2, 2.0); INSERT INTO w VALUES ('x', 1);").unwrap();
+    assert_eq!(changes(&c).len(), 7);
+    // After a rename, crsql_as_crr under the new name still works and the triggers track.
+    c.execute_batch("ALTER TABLE w RENAME TO w2; SELECT crsql_as_crr('w2'); INSERT INTO w2 VALUES ('y', 2);").unwrap();
+    assert_eq!(changes_where(&c, "WHERE \"table\" = 'w2'").len(), 2);
 }
 
 #[test]

@@ -186,6 +186,27 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
     )
 }
 
+/// Whether table `tid`'s three triggers are the ones `sql` (`trigger_sql`) makes. SQLite keeps
+/// a CREATE TRIGGER's text from the trigger's name on, without `IF NOT EXISTS` and the schema
+/// name; so does this comparison.
+fn triggers_are(conn: &Conn, tid: i64, sql: &str) -> Result<bool> {
+    let mut s = conn.db.prepare("SELECT sql FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1", false)?;
+    let statements: Vec<&str> = sql.split(";\n").map(|st| st.trim_end_matches(';')).collect();
+    for kind in ["insert", "update", "delete"] {
+        let name = format!("\"crr_{tid}_{kind}\"");
+        let made = format!("CREATE TRIGGER IF NOT EXISTS main.{name}");
+        let Some(statement) = statements.iter().find(|st| st.starts_with(&made)) else { return Ok(false) };
+        let expected = format!("CREATE TRIGGER {name}{}", &statement[made.len()..]);
+        s.bind_text(1, &format!("crr_{tid}_{kind}"))?;
+        let same = s.step()? && s.text(0) == expected;
+        s.reset();
+        if !same {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 pub fn drop_triggers_sql(tid: i64) -> String {
     format!(
         "DROP TRIGGER IF EXISTS main.\"crr_{tid}_insert\"; DROP TRIGGER IF EXISTS main.\"crr_{tid}_update\"; \
@@ -461,10 +482,15 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
                     desc.name
                 ))
             })?;
-            // Replaced, not kept: a CRR made by an earlier build gets this build's triggers.
-            conn.db.exec(&drop_triggers_sql(info.tid))?;
-            // The clock keeps the key layout it was made with.
-            conn.db.exec(&trigger_sql(info.clock(), &desc.name, &shape.pk, &cols))?;
+            // The clock keeps the key layout it was made with. A CRR made by an earlier build
+            // gets this build's triggers; the same triggers are kept as they are, so the call
+            // apps make at every start changes no schema (every connection would otherwise
+            // read the schema again and prepare its statements anew).
+            let triggers = trigger_sql(info.clock(), &desc.name, &shape.pk, &cols);
+            if !triggers_are(conn, info.tid, &triggers)? {
+                conn.db.exec(&drop_triggers_sql(info.tid))?;
+                conn.db.exec(&triggers)?;
+            }
             backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
             return Ok(());
         }
