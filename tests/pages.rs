@@ -232,6 +232,11 @@ fn feed_of_50_transactions() -> Connection {
     c
 }
 
+/// Clock rows this connection's crsql_changes scans have read so far.
+fn clock_rows_read(c: &Connection) -> i64 {
+    one(c, "SELECT crr_debug_clock_rows_read()")
+}
+
 /// Reads the whole feed in pages of 10 (FORMS[0]); after each full page, `between` gets the
 /// page's end (db_version, seq) and the changes read so far. Returns how many were read.
 fn read_in_pages_of_10(c: &Connection, mut between: impl FnMut(i64, i64, usize)) -> usize {
@@ -252,10 +257,10 @@ fn read_in_pages_of_10(c: &Connection, mut between: impl FnMut(i64, i64, usize))
 #[test]
 fn pages_read_the_clock_once() {
     let c = feed_of_50_transactions();
-    let before: i64 = one(&c, "SELECT crr_debug_clock_rows_read()");
+    let before = clock_rows_read(&c);
     let n = read_in_pages_of_10(&c, |_, _, _| {});
     assert_eq!(n, 2000, "every change read once");
-    let read = one::<i64>(&c, "SELECT crr_debug_clock_rows_read()") - before;
+    let read = clock_rows_read(&c) - before;
     // One scan of 1,000 rows, and a small one for the OR's second branch of the last page.
     assert!(read <= 1_100, "paging read {read} clock rows for 1,000 rows");
 }
@@ -267,7 +272,7 @@ fn pages_read_the_clock_once() {
 fn pages_in_a_write_transaction_read_the_clock_once() {
     let c = feed_of_50_transactions();
     c.execute_batch("CREATE TABLE progress(v INTEGER, s INTEGER); BEGIN; INSERT INTO progress VALUES (0, -1)").unwrap();
-    let rows_read = || one::<i64>(&c, "SELECT crr_debug_clock_rows_read()");
+    let rows_read = || clock_rows_read(&c);
     let before = rows_read();
     let n = read_in_pages_of_10(&c, |v, s, n| {
         c.execute("UPDATE progress SET v = ?1, s = ?2", [v, s]).unwrap();
@@ -293,13 +298,13 @@ fn windows_read_the_clock_twice() {
     let c = feed_of_50_transactions();
     // Every row written again in one late version: each window scans every row since its start.
     c.execute_batch("UPDATE t SET b = b + 1").unwrap();
-    let before: i64 = one(&c, "SELECT crr_debug_clock_rows_read()");
+    let before = clock_rows_read(&c);
     let mut n = 0;
     for v in (0..=51).step_by(3) {
         n += changes_where_with(&c, "WHERE db_version > ?1 AND db_version <= ?1 + 3", &[v]).len();
     }
     assert_eq!(n, 2000, "every change read once");
-    let read = one::<i64>(&c, "SELECT crr_debug_clock_rows_read()") - before;
+    let read = clock_rows_read(&c) - before;
     assert!(read <= 2_000, "18 windows read {read} clock rows for 1,000 rows");
 }
 

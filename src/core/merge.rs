@@ -64,13 +64,19 @@ pub fn cell_wins(incoming: CellWrite<'_>, local: Option<CellWrite<'_>>) -> bool 
 }
 
 /// The sentinel of a life records the greatest site among the changes seen at that causal
-/// length, so replicas that saw the same changes agree on it: every merged change while it is
-/// visible, and merged sentinel changes even while it is hidden (a life with cells), because an
-/// alter that drops a row's last cells shows it (and sends it again, storage::alter), and a
-/// replica that had skipped a peer's sentinel then would keep a smaller site for good.
-/// True when `incoming` raises it.
+/// length (`sentinel_takes_site` says which), so replicas that saw the same changes agree on
+/// it. True when `incoming` raises it.
 pub fn sentinel_site_wins(incoming: &SiteId, local: &SiteId) -> bool {
     incoming > local
+}
+
+/// Whether a merged change of the row's current life may raise its sentinel's site
+/// (`sentinel_site_wins`): every change while the sentinel is visible, and a sentinel change
+/// even while it is hidden (a life with cells), because an alter that drops the row's last
+/// cells shows it (and sends it again, storage::alter), and a replica that had skipped a
+/// peer's sentinel then would keep a smaller site for good.
+pub fn sentinel_takes_site(change_is_sentinel: bool, cl: i64, has_cells: bool) -> bool {
+    change_is_sentinel || sentinel_visible(cl, has_cells)
 }
 
 /// Whether the sentinel appears in crsql_changes: when it carries information: the row was
@@ -121,7 +127,7 @@ mod tests {
                 *row = Row { cl: c.cl, sentinel_site: Some(c.site), cells: BTreeMap::new() };
             }
             RowStep::SameLife => {
-                if c.slot.is_none() || sentinel_visible(row.cl, !row.cells.is_empty()) {
+                if sentinel_takes_site(c.slot.is_none(), row.cl, !row.cells.is_empty()) {
                     let cur = row.sentinel_site.unwrap_or([0; 16]);
                     if sentinel_site_wins(&c.site, &cur) {
                         row.sentinel_site = Some(c.site);

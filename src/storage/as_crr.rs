@@ -132,7 +132,7 @@ fn blob_literal(bytes: &[u8]) -> String {
 /// instead, `Conn::enter_write`): SQLite checks every trigger when any table is renamed or a
 /// column dropped, and a connection without the extension could then alter no table of the
 /// database.
-pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> String {
+fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> String {
     let t = quote(table);
     let tid = clock.tid;
     let keys = |prefix: &str| pk.iter().map(|k| format!("{prefix}.{}", quote(k))).collect::<Vec<_>>();
@@ -186,6 +186,20 @@ pub fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -
     )
 }
 
+/// Gives table `clock.tid` this build's three triggers (`trigger_sql`). Triggers that are
+/// already exactly those are kept: crsql_as_crr, which apps call at every start, then changes
+/// no schema (every connection would otherwise read the schema again and prepare its
+/// statements anew); any others (an earlier build's, or made for the table's shape before an
+/// alter) are replaced.
+pub fn install_triggers(conn: &Conn, clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> Result<()> {
+    let sql = trigger_sql(clock, table, pk, cols);
+    if !triggers_are(conn, clock.tid, &sql)? {
+        conn.db.exec(&drop_triggers_sql(clock.tid))?;
+        conn.db.exec(&sql)?;
+    }
+    Ok(())
+}
+
 /// Whether table `tid`'s three triggers are the ones `sql` (`trigger_sql`) makes. SQLite keeps
 /// a CREATE TRIGGER's text from the trigger's name on, without `IF NOT EXISTS` and the schema
 /// name; so does this comparison.
@@ -207,7 +221,7 @@ fn triggers_are(conn: &Conn, tid: i64, sql: &str) -> Result<bool> {
     Ok(true)
 }
 
-pub fn drop_triggers_sql(tid: i64) -> String {
+fn drop_triggers_sql(tid: i64) -> String {
     format!(
         "DROP TRIGGER IF EXISTS main.\"crr_{tid}_insert\"; DROP TRIGGER IF EXISTS main.\"crr_{tid}_update\"; \
          DROP TRIGGER IF EXISTS main.\"crr_{tid}_delete\";"
@@ -371,8 +385,7 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
             dirty::BUCKET_BITS,
             clock.table()
         ))?;
-        conn.db.exec(&drop_triggers_sql(tid))?;
-        conn.db.exec(&trigger_sql(clock, &info.name, &info.pk, &cols))?;
+        install_triggers(conn, clock, &info.name, &info.pk, &cols)?;
     }
     conn.tables.borrow_mut().invalidate();
     conn.stmts.clear();
@@ -482,15 +495,8 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
                     desc.name
                 ))
             })?;
-            // The clock keeps the key layout it was made with. A CRR made by an earlier build
-            // gets this build's triggers; the same triggers are kept as they are, so the call
-            // apps make at every start changes no schema (every connection would otherwise
-            // read the schema again and prepare its statements anew).
-            let triggers = trigger_sql(info.clock(), &desc.name, &shape.pk, &cols);
-            if !triggers_are(conn, info.tid, &triggers)? {
-                conn.db.exec(&drop_triggers_sql(info.tid))?;
-                conn.db.exec(&triggers)?;
-            }
+            // The clock keeps the key layout it was made with.
+            install_triggers(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
             backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
             return Ok(());
         }
@@ -519,7 +525,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
             .map(|(slot, c)| Tracked { slot, name: c.name.clone(), keeps_class: c.keeps_storage_class })
             .collect();
         write_columns(conn, tid, &shape.pk, &cols)?;
-        conn.db.exec(&trigger_sql(clock, &desc.name, &shape.pk, &cols))?;
+        install_triggers(conn, clock, &desc.name, &shape.pk, &cols)?;
         conn.tables.borrow_mut().invalidate();
         backfill(conn, clock, &desc.name, &shape.pk, &cols)?;
         Ok(())

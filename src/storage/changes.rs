@@ -306,13 +306,14 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
     }
 }
 
-/// Every change matching `f`, in (db_version, seq) order, read from the clocks.
-fn collect(conn: &Conn, f: &Filter) -> Result<Scan> {
+/// Every change matching `f`, in (db_version, seq) order, read from the clocks of `registry`
+/// (the CRRs the read's `Stamp` holds).
+fn collect(conn: &Conn, f: &Filter, registry: &[Rc<TableInfo>]) -> Result<Scan> {
     let mut scan = Scan::default();
     if f.dbv_min > f.dbv_max || f.seq_min > f.seq_max {
         return Ok(scan);
     }
-    scan.tables = tables::all(conn)?
+    scan.tables = registry
         .iter()
         .filter(|t| f.table.as_deref().is_none_or(|name| name.eq_ignore_ascii_case(&t.name)))
         .cloned()
@@ -413,7 +414,7 @@ pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
     if last.is_some_and(|l| l.followed_by(f)) {
         wide.dbv_max = i64::MAX;
     }
-    let scan = Rc::new(collect(conn, &wide)?);
+    let scan = Rc::new(collect(conn, &wide, &stamp.registry)?);
     Ok(cut(scan, f, Some((wide, stamp))))
 }
 

@@ -24,7 +24,7 @@ use super::tables::{self, KeyLayout, TableInfo};
 use super::track::{load_reusing, save, save_existing};
 use super::{sites, txn};
 use crate::core::ident::quote;
-use crate::core::merge::{self as rule, cell_wins, row_step, sentinel_site_wins, sentinel_visible, CellWrite, RowStep, SiteId};
+use crate::core::merge::{self as rule, cell_wins, row_step, sentinel_site_wins, sentinel_takes_site, CellWrite, RowStep, SiteId};
 use crate::core::pk_codec;
 use crate::core::row_clock::{Entry, RowClock};
 use crate::core::table_shape;
@@ -391,11 +391,8 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         }
         _ => false,
     };
-    // A sentinel change raises the site of a hidden sentinel too (a life with cells, here):
-    // an alter that drops the row's last cells shows it, and every replica's must agree by
-    // then (see core::merge::sentinel_site_wins).
     let sentinel_raised = match (step, &local) {
-        (RowStep::SameLife, Some(rc)) if v.slot.is_none() || sentinel_visible(rc.cl, rc.has_cells()) => {
+        (RowStep::SameLife, Some(rc)) if sentinel_takes_site(v.slot.is_none(), rc.cl, rc.has_cells()) => {
             sentinel_site_wins(&v.site, &sites::site_id(conn, rc.sentinel.site)?)
         }
         _ => false,

@@ -198,12 +198,17 @@ impl TableInfo {
 
     /// `"k1" = ?1 AND "k2" = ?2 ...`, binding key values from `first`.
     pub fn pk_where(&self, first: usize) -> String {
-        self.pk.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), first + i)).collect::<Vec<_>>().join(" AND ")
+        key_where(&self.pk, first)
     }
 
     pub fn pk_list(&self) -> String {
         self.pk.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
     }
+}
+
+/// `"k1" = ?first AND "k2" = ?first+1 ...`: the row of key columns `pk` named by parameters.
+pub fn key_where(pk: &[String], first: usize) -> String {
+    pk.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), first + i)).collect::<Vec<_>>().join(" AND ")
 }
 
 pub fn clock_table(tid: i64) -> String {
