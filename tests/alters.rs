@@ -4,8 +4,10 @@
 //! column, RENAME TO, the twelve-step rebuild, through crsql_begin_alter /
 //! crsql_commit_alter; sometimes two tables in one transaction), makes a new CRR, or drops
 //! one; tables are keyed by the rowid, by TEXT WITHOUT ROWID, or by two columns. Each replica
-//! writes things not yet sent to the others (key changes among them) between migrations and,
-//! in an alter's bracket, inserts and deletes; syncs are partial and in random order. Each
+//! writes things not yet sent to the others (key changes among them) between migrations and
+//! in an alter's bracket, before and after its ALTER (after a rebuild, only inserts and
+//! deletes: the rebuilt table has no triggers until commit); syncs are partial and in random
+//! order. Each
 //! replica is a file with two connections, used at random. A sync between replicas of
 //! different schemas may be refused ("schema mismatch") and must then leave the receiver as it
 //! was. Each replica starts with rows of its own written before its first table became a CRR.
@@ -97,8 +99,8 @@ fn literal(r: &mut Rng) -> String {
 }
 
 /// One random write statement on the table as it is now, and the key it writes;
-/// `tracked_only`: only the writes an alter bracket tracks (inserts of new rows and deletes;
-/// updates are not tracked there).
+/// `tracked_only`: only the writes a bracket sees after a 12-step rebuild (inserts of new rows
+/// and deletes, which commit finds by comparing rows and clocks; updates are not seen there).
 fn write(r: &mut Rng, s: &Shape, tracked_only: bool) -> (String, String) {
     let values = s.key(r);
     let cols = s.names();
@@ -217,7 +219,7 @@ fn portable(c: &Connection) -> Vec<String> {
 /// Runs `count` random writes on replica `i` (a NULL for a NOT NULL column fails that
 /// statement alone). `once`: each key is written at most once (after a rebuild in the bracket
 /// nothing is tracked until crsql_commit_alter, which sees only which rows exist: a delete
-/// and an insert of one key are an update, and updates there are not tracked).
+/// and an insert of one key are an update, and updates there are not seen).
 fn writes(r: &mut Rng, c: &Connection, shape: &Shape, count: u64, tracked_only: bool, mut once: Option<&mut Vec<String>>, what: &str) {
     for _ in 0..count {
         let (key, sql) = write(r, shape, tracked_only);
@@ -242,21 +244,32 @@ struct Migration {
 }
 
 /// A step's SQL, and for an alter the index of the table it alters (in the schema the
-/// migration leads to), whose bracket it opens.
+/// migration leads to), whose bracket it opens, and the crsql_begin_alter that opens it with
+/// the table's shape before the alter.
 struct Step {
     sql: String,
     altered: Option<usize>,
+    begin: Option<(String, Shape)>,
 }
 
 /// Runs migration `k` (which leads to `schemas[k + 1]`) on a replica through `c`; inside an
-/// alter's bracket, a few inserts and deletes (tracked there).
+/// alter's bracket, a few writes before the ALTER and a few after it (only inserts and
+/// deletes after a rebuild).
 fn migrate(r: &mut Rng, c: &Connection, migrations: &[Migration], schemas: &[Vec<Shape>], k: usize, what: &str) {
     let steps = &migrations[k].steps;
     let one_transaction = steps.len() > 1;
     if one_transaction {
         c.execute_batch("BEGIN").unwrap();
     }
-    for Step { sql, altered } in steps {
+    for Step { sql, altered, begin } in steps {
+        if let Some((begin, before)) = begin {
+            if !what.is_empty() {
+                println!("{what}: migration {k}: {begin}");
+            }
+            c.execute_batch(begin).unwrap_or_else(|e| panic!("{begin}: {e}"));
+            let count = r.below(3);
+            writes(r, c, before, count, false, None, what);
+        }
         if !what.is_empty() {
             println!("{what}: migration {k}: {sql}");
         }
@@ -265,8 +278,9 @@ fn migrate(r: &mut Rng, c: &Connection, migrations: &[Migration], schemas: &[Vec
         let shape = &schemas[k + 1][j];
         let count = r.below(3);
         let mut used = Vec::new();
-        let once = sql.contains("DROP TABLE").then_some(&mut used);
-        writes(r, c, shape, count, true, once, what);
+        let rebuilt = sql.contains("DROP TABLE");
+        let once = rebuilt.then_some(&mut used);
+        writes(r, c, shape, count, rebuilt, once, what);
         let commit = format!("SELECT crsql_commit_alter('{}')", shape.name);
         c.execute_batch(&commit).unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
     }
@@ -289,7 +303,8 @@ fn new_migration(r: &mut Rng, latest: &[Shape], tables_made: &mut usize) -> (Mig
     let mut next = latest.to_vec();
     let alter_step = |r: &mut Rng, next: &mut Vec<Shape>, j: usize| {
         let begin = format!("SELECT crsql_begin_alter('{}')", next[j].name);
-        Step { sql: format!("{begin}; {}", alter(r, &mut next[j])), altered: Some(j) }
+        let before = next[j].clone();
+        Step { sql: alter(r, &mut next[j]), altered: Some(j), begin: Some((begin, before)) }
     };
     let steps = match r.below(8) {
         0 => {
@@ -297,11 +312,11 @@ fn new_migration(r: &mut Rng, latest: &[Shape], tables_made: &mut usize) -> (Mig
             let t = new_table(r, *tables_made);
             let sql = format!("{}; SELECT crsql_as_crr('{}')", t.create(&t.name), t.name);
             next.push(t);
-            vec![Step { sql, altered: None }]
+            vec![Step { sql, altered: None, begin: None }]
         }
         1 if next.len() > 1 => {
             let gone = next.remove(r.below(next.len() as u64) as usize);
-            vec![Step { sql: format!("DROP TABLE {}", gone.name), altered: None }]
+            vec![Step { sql: format!("DROP TABLE {}", gone.name), altered: None, begin: None }]
         }
         2 if next.len() > 1 => {
             let j = r.below(next.len() as u64) as usize;

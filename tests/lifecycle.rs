@@ -48,6 +48,50 @@ fn add_column_with_default_tracks_the_new_column_and_only_differing_values_trave
     assert_eq!(changes_where(&c, "WHERE pk = crsql_pack_columns(3)").len(), 3);
 }
 
+/// The version of cell `cid` of row `id`, and the site that wrote it.
+fn cell(c: &Connection, id: i64, cid: &str) -> (i64, Vec<u8>) {
+    let found = changes_where(c, &format!("WHERE pk = crsql_pack_columns({id}) AND cid = '{cid}'"));
+    assert_eq!(found.len(), 1, "row {id} column {cid}: {found:?}");
+    (found[0].col_version, found[0].site_id.clone())
+}
+
+#[test]
+fn updates_in_an_alter_bracket_are_recorded_as_anywhere_else() {
+    let (a, b) = (replica(), replica());
+    a.execute_batch("INSERT INTO t VALUES (1,'x',1),(2,'y',2),(3,'z',3),(4,'w',4);").unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    let seen: i64 = one(&a, "SELECT crsql_db_version()");
+    let (x1, y2) = (cell(&a, 1, "b"), cell(&a, 2, "a"));
+    a.execute_batch("SELECT crsql_begin_alter('t'); UPDATE t SET a = 'x' WHERE id = 1; UPDATE t SET b = 20 WHERE id = 2; UPDATE t SET id = 9 WHERE id = 3;")
+        .unwrap();
+    // A peer's write merged in the bracket stays the peer's.
+    b.execute("UPDATE t SET b = 40 WHERE id = 4", []).unwrap();
+    sync_since(&b, &a, seen).unwrap();
+    a.execute_batch(
+        "ALTER TABLE t ADD COLUMN d TEXT; ALTER TABLE t RENAME COLUMN a TO title;
+         UPDATE t SET title = 'renamed' WHERE id = 1;
+         SAVEPOINT s; UPDATE t SET b = 99 WHERE id = 2; ROLLBACK TO s; RELEASE s;
+         SELECT crsql_commit_alter('t');",
+    )
+    .unwrap();
+    assert_eq!(cell(&a, 1, "b"), x1, "a column the updates left alone keeps its version");
+    assert_eq!(cell(&a, 2, "title"), y2, "an update to the same value is no write");
+    assert!(cell(&a, 1, "title").0 > x1.0, "an update after a rename is the renamed column's");
+    assert!(cell(&a, 2, "b").0 > x1.0);
+    assert_eq!(one::<i64>(&a, "SELECT b FROM t WHERE id = 2"), 20);
+    assert_eq!(cell(&a, 4, "b").1, cell(&b, 4, "b").1, "the merged cell keeps its writer");
+    let moved = changes_where(&a, "WHERE pk = crsql_pack_columns(3)");
+    assert_eq!((moved.len(), moved[0].cid.as_str(), moved[0].cl), (1, "-1", 2), "a changed key deletes the old one: {moved:?}");
+    assert_eq!(changes_where(&a, "WHERE pk = crsql_pack_columns(9)").len(), 2, "and inserts the new one");
+    b.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT; ALTER TABLE t RENAME COLUMN a TO title; SELECT crsql_commit_alter('t');")
+        .unwrap();
+    sync_since(&a, &b, seen).unwrap();
+    sync_since(&b, &a, 0).unwrap();
+    assert_eq!(dump(&a, "t"), dump(&b, "t"));
+    assert_eq!(portable(&a), portable(&b));
+    assert_eq!(dump(&b, "t").len(), 4);
+}
+
 #[test]
 fn drop_column_leaves_no_clock_data_and_rename_keeps_history() {
     let c = replica();

@@ -263,6 +263,16 @@ fn internal_update(conn: &Conn, args: &Args) -> Result<Value> {
 /// goes on to record the write first makes sure crr_internal_txn is in the transaction
 /// (`Conn::enter_write`: one flag test after the transaction's first row); a silenced one (a
 /// merge writing the row, whose transaction crsql_changes is in) records nothing.
+fn internal_alter_old(conn: &Conn, args: &Args) -> Result<Value> {
+    alter::bracket_old(conn, args.int(0, "table id")?, args.blob(1, "old pk")?)?;
+    Ok(Value::Null)
+}
+
+fn internal_alter_new(conn: &Conn, args: &Args) -> Result<Value> {
+    alter::bracket_new(conn, args.int(0, "table id")?, args.blob(1, "old pk")?, args.blob(2, "new pk")?)?;
+    Ok(Value::Null)
+}
+
 fn internal_tracking(conn: &Conn, args: &Args) -> Result<Value> {
     let on = track::tracking(conn, args.int(0, "table id")?);
     if on {
@@ -345,6 +355,8 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_internal_update", 5, TRIGGER, A(internal_update)),
         ("crr_internal_delete", 2, TRIGGER, A(internal_delete)),
         ("crr_internal_tracking", 1, TRIGGER, A(internal_tracking)),
+        ("crr_internal_alter_old", 2, TRIGGER, A(internal_alter_old)),
+        ("crr_internal_alter_new", 3, TRIGGER, A(internal_alter_new)),
         ("crr_internal_db_version", 0, TRIGGER, A(internal_db_version)),
         ("crr_internal_mark", 2, TRIGGER, A(internal_mark)),
         ("crr_internal_mark", 3, TRIGGER, A(internal_mark)),

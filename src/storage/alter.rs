@@ -1,9 +1,10 @@
 //! crsql_begin_alter / crsql_commit_alter: ALTER TABLE on a CRR.
 //!
-//! begin: drops the update trigger (it names every tracked column, and ALTER refuses to drop a
-//! column a trigger names) and remembers the table's columns in `crr_meta` as `alter.<tid>`.
-//! The insert and delete triggers name only key columns (SQLite rewrites them on RENAME), so
-//! inserts and deletes stay tracked during the alter.
+//! begin: replaces the update trigger (it names every tracked column, and ALTER refuses to drop
+//! a column a trigger names) by two that name only the key (`bracket_old` / `bracket_new`),
+//! and remembers the table's columns in `crr_meta` as `alter.<tid>`. The insert and delete
+//! triggers name only key columns too (SQLite rewrites them on RENAME), so every write stays
+//! tracked during the alter.
 //! commit: re-reads the table and maps its columns onto clock slots. Columns whose names
 //! disappeared and columns whose names appeared are paired in table order when their declared
 //! types agree: those were renamed (RENAME COLUMN keeps a column's place and type) and keep
@@ -14,18 +15,26 @@
 //! inserts and live clocks without a row as deletes. A rename taken for a drop plus an add
 //! still converges: the column's values are then sent again as new writes.
 //!
-//! Updates between begin and commit are not tracked (inserts and deletes are).
+//! Updates between begin and commit are recorded as the update trigger records them: the
+//! bracket's BEFORE UPDATE trigger keeps the row's tracked values, its AFTER UPDATE trigger
+//! reads them again and records the columns that changed (and a changed key as a delete and an
+//! insert) through `track::on_update`. Until 2026-12-05 they were not tracked at all: such an
+//! update never reached peers, and a key changed in a bracket left peers a row the replica no
+//! longer had. A table the 12-step rebuild made anew has no triggers until commit: its updates
+//! after the rebuild are still not seen (its inserts and deletes are, by commit's comparison).
 
 use super::as_crr::{backfill, describe, for_each_key, in_savepoint, install_triggers, raise_floor, reap_dropped, write_columns, Tracked};
 use super::conn::Conn;
+use super::stmt_cache::Key;
 use super::tables::{self, Clock, KeyLayout};
 use super::{meta, track, txn};
 use crate::core::merge::sentinel_visible;
 use crate::core::ident::quote;
 use crate::core::pk_codec;
-use crate::core::value::Value;
+use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 const SEP: char = '\u{1}';
 const TYPE_SEP: char = '\u{2}';
@@ -45,9 +54,183 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
         let names: Vec<String> = desc.columns.iter().map(|c| format!("{}{TYPE_SEP}{}", c.name, c.decl_type)).collect();
         meta::set(conn, &alter_key(info.tid), &Value::Text(names.join(&SEP.to_string())))?;
         conn.db.exec(&format!("DROP TRIGGER IF EXISTS \"crr_{}_update\"", info.tid))?;
+        let mut pk: Vec<_> = desc.columns.iter().filter(|c| c.pk_index > 0).collect();
+        pk.sort_by_key(|c| c.pk_index);
+        let pk: Vec<String> = pk.iter().map(|c| c.name.clone()).collect();
+        conn.db.exec(&bracket_trigger_sql(info.tid, &desc.name, &pk))?;
         conn.stmts.clear();
         Ok(())
     })
+}
+
+/// The columns the table had at crsql_begin_alter (name, declared type), None outside a
+/// bracket.
+fn begin_columns(conn: &Conn, tid: i64) -> Result<Option<Vec<(String, String)>>> {
+    Ok(match meta::get(conn, &alter_key(tid))? {
+        Some(Value::Text(t)) => Some(
+            t.split(SEP)
+                .map(|c| {
+                    let (n, ty) = c.split_once(TYPE_SEP).unwrap_or((c, ""));
+                    (n.to_owned(), ty.to_owned())
+                })
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
+/// The update triggers of a bracket. They name only the key columns, so that ALTER TABLE can
+/// drop or rename any other: the BEFORE trigger keeps the row's tracked values
+/// (`bracket_old`), the AFTER trigger (named as the update trigger it stands in for, which
+/// commit replaces) compares and records (`bracket_new`).
+fn bracket_trigger_sql(tid: i64, table: &str, pk: &[String]) -> String {
+    let keys = |p: &str| pk.iter().map(|k| format!("{p}.{}", quote(k))).collect::<Vec<_>>().join(", ");
+    format!(
+        "CREATE TRIGGER main.\"crr_{tid}_alter_old\" BEFORE UPDATE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
+           SELECT crr_internal_alter_old({tid}, crsql_pack_columns({old})); \
+         END;\n\
+         CREATE TRIGGER main.\"crr_{tid}_update\" AFTER UPDATE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
+           SELECT crr_internal_alter_new({tid}, crsql_pack_columns({old}), crsql_pack_columns({new})); \
+         END;",
+        t = quote(table),
+        old = keys("OLD"),
+        new = keys("NEW"),
+    )
+}
+
+/// A tracked value as the bracket's triggers read it, compared exactly (storage class and
+/// bytes: text that is not UTF-8 too).
+#[derive(Debug, PartialEq)]
+enum Held {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+impl From<ValueRef<'_>> for Held {
+    fn from(v: ValueRef<'_>) -> Held {
+        match v {
+            ValueRef::Null => Held::Null,
+            ValueRef::Integer(i) => Held::Integer(i),
+            ValueRef::Real(f) => Held::Real(f),
+            ValueRef::Text(t) => Held::Text(t.to_vec()),
+            ValueRef::Blob(b) => Held::Blob(b.to_vec()),
+        }
+    }
+}
+
+/// What the bracket's update triggers know of one table in the current schema: which of its
+/// columns are tracked, under their current names, mapped onto slots as commit will map them
+/// (`renames`; a column added in the bracket has no slot yet, commit records its values).
+pub struct BracketPlan {
+    tid: i64,
+    cookie: i64,
+    /// The rollback mark it was made under: a rolled-back ALTER can bring the schema cookie
+    /// back with another schema behind it (as for the registry, `tables`).
+    mark: Option<u64>,
+    /// The slots of the columns `sql` reads, in its column order.
+    slots: Vec<usize>,
+    /// Those columns of one row, by its key values (?1, ...).
+    sql: String,
+}
+
+/// The bracket's state on a connection: the plan of the last table, and the values of rows
+/// whose BEFORE UPDATE trigger ran and whose AFTER UPDATE trigger has not yet (a stack: an
+/// app's trigger may update another row in between). Cleared at every transaction's end.
+#[derive(Default)]
+pub struct Bracket {
+    plan: Option<Rc<BracketPlan>>,
+    old: Vec<(i64, Vec<u8>, Option<Vec<Held>>)>,
+}
+
+impl Bracket {
+    pub fn clear(&mut self) {
+        self.plan = None;
+        self.old.clear();
+    }
+}
+
+fn bracket_plan(conn: &Conn, tid: i64) -> Result<Rc<BracketPlan>> {
+    let cookie = tables::schema_cookie(conn)?;
+    if let Some(p) = conn.bracket.borrow().plan.as_ref() {
+        if p.tid == tid && p.cookie == cookie && conn.still_written(p.mark) {
+            return Ok(p.clone());
+        }
+    }
+    let info = tables::by_tid(conn, tid)?.ok_or_else(|| Error::new(format!("table id {tid} is not a CRR")))?;
+    let before = begin_columns(conn, tid)?
+        .ok_or_else(|| Error::new(format!("table \"{}\": an update trigger of crsql_begin_alter ran outside the bracket", info.name)))?;
+    let desc = describe(conn, &info.name)?;
+    let after: Vec<(String, String)> = desc.columns.iter().map(|c| (c.name.clone(), c.decl_type.clone())).collect();
+    let renamed = renames(&before, &after);
+    let now = |n: &String| renamed.get(n).unwrap_or(n).clone();
+    let pk: Vec<String> = info.pk.iter().map(now).collect();
+    let (mut slots, mut names) = (Vec::new(), Vec::new());
+    for (slot, name) in info.columns.iter().enumerate() {
+        let Some(name) = name else { continue };
+        let name = now(name);
+        if desc.columns.iter().any(|c| c.name == name) {
+            slots.push(slot);
+            names.push(quote(&name));
+        }
+    }
+    let columns = if names.is_empty() { "NULL".to_string() } else { names.join(", ") };
+    let sql = format!("SELECT {columns} FROM main.{} WHERE {}", quote(&desc.name), tables::key_where(&pk, 1));
+    // The cached statement of the last plan reads another shape.
+    conn.stmts.clear();
+    let plan = Rc::new(BracketPlan { tid, cookie, mark: conn.rollback_mark(), slots, sql });
+    conn.bracket.borrow_mut().plan = Some(plan.clone());
+    Ok(plan)
+}
+
+/// The tracked values of the row with packed key `pk`, None if there is none.
+fn bracket_row(conn: &Conn, plan: &BracketPlan, pk: &[u8]) -> Result<Option<Vec<Held>>> {
+    let key = pk_codec::decode(pk).map_err(|e| Error::new(format!("invalid key of an updated row: {e}")))?;
+    conn.stmts.with(conn.db, Key::BracketRow(plan.tid), || plan.sql.clone(), |s| {
+        for (i, v) in key.iter().enumerate() {
+            s.bind_value(i + 1, v)?;
+        }
+        if !s.step()? {
+            return Ok(None);
+        }
+        Ok(Some((0..plan.slots.len()).map(|i| Held::from(s.value_ref(i))).collect()))
+    })
+}
+
+/// crr_internal_alter_old(tid, old key): BEFORE UPDATE in a bracket, keeps the row's values.
+pub fn bracket_old(conn: &Conn, tid: i64, old_pk: &[u8]) -> Result<()> {
+    let plan = bracket_plan(conn, tid)?;
+    let row = bracket_row(conn, &plan, old_pk)?;
+    conn.bracket.borrow_mut().old.push((tid, old_pk.to_vec(), row));
+    Ok(())
+}
+
+/// crr_internal_alter_new(tid, old key, new key): AFTER UPDATE in a bracket, records the
+/// update as the update trigger would: the columns whose values changed, or a changed key
+/// (a delete and an insert). Without the row's earlier values every column counts as changed.
+pub fn bracket_new(conn: &Conn, tid: i64, old_pk: &[u8], new_pk: &[u8]) -> Result<()> {
+    let plan = bracket_plan(conn, tid)?;
+    let old = {
+        let mut b = conn.bracket.borrow_mut();
+        let at = b.old.iter().rposition(|(t, k, _)| *t == tid && k == old_pk);
+        at.and_then(|i| b.old.remove(i).2)
+    };
+    let clock = tables::clock_of(conn, tid)?;
+    let Some(new) = bracket_row(conn, &plan, new_pk)? else {
+        // Gone already (an app's trigger deleted it): its delete was recorded, or is the
+        // old key's.
+        if old_pk != new_pk {
+            track::on_delete(conn, clock, old_pk)?;
+        }
+        return Ok(());
+    };
+    let changed: Vec<(usize, bool)> = match old.filter(|o| o.len() == new.len()) {
+        Some(old) => plan.slots.iter().zip(old.iter().zip(&new)).map(|(s, (o, n))| (*s, o != n)).collect(),
+        None => plan.slots.iter().map(|s| (*s, true)).collect(),
+    };
+    track::on_update(conn, clock, old_pk, new_pk, &changed)
 }
 
 /// Old name -> new name for renamed columns: the names only on one side, paired in table order
@@ -107,15 +290,8 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
 pub fn commit(conn: &Conn, table: &str) -> Result<()> {
     in_savepoint(conn, "crr_commit_alter", || {
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
-        let before: Vec<(String, String)> = match meta::get(conn, &alter_key(info.tid))? {
-            Some(Value::Text(t)) => t
-                .split(SEP)
-                .map(|c| {
-                    let (n, ty) = c.split_once(TYPE_SEP).unwrap_or((c, ""));
-                    (n.to_owned(), ty.to_owned())
-                })
-                .collect(),
-            _ => return Err(Error::new(format!("table \"{}\": crsql_commit_alter without crsql_begin_alter", info.name))),
+        let Some(before) = begin_columns(conn, info.tid)? else {
+            return Err(Error::new(format!("table \"{}\": crsql_commit_alter without crsql_begin_alter", info.name)));
         };
         let desc = describe(conn, &info.name)?;
         let shape = super::as_crr::check_shape(conn, &desc)?;
@@ -177,6 +353,8 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         let mut s = conn.db.prepare(&format!("SELECT 1 FROM sqlite_schema WHERE type = 'trigger' AND name = 'crr_{}_insert'", info.tid), false)?;
         let inserts_tracked = s.step()?;
         drop(s);
+        conn.db.exec(&format!("DROP TRIGGER IF EXISTS main.\"crr_{}_alter_old\"", info.tid))?;
+        conn.bracket.borrow_mut().clear();
         install_triggers(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
         if !inserts_tracked {
             // The table was dropped and made again (the twelve-step rebuild): its triggers went

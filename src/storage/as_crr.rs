@@ -224,7 +224,7 @@ fn triggers_are(conn: &Conn, tid: i64, sql: &str) -> Result<bool> {
 fn drop_triggers_sql(tid: i64) -> String {
     format!(
         "DROP TRIGGER IF EXISTS main.\"crr_{tid}_insert\"; DROP TRIGGER IF EXISTS main.\"crr_{tid}_update\"; \
-         DROP TRIGGER IF EXISTS main.\"crr_{tid}_delete\";"
+         DROP TRIGGER IF EXISTS main.\"crr_{tid}_delete\"; DROP TRIGGER IF EXISTS main.\"crr_{tid}_alter_old\";"
     )
 }
 

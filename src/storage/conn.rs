@@ -66,6 +66,8 @@ pub struct Conn {
     /// The filter of the last crsql_changes read, to tell a window of versions that follows
     /// it (storage::changes::read).
     pub feed_last: RefCell<Option<super::changes::Filter>>,
+    /// The update triggers of an alter bracket (storage::alter::Bracket).
+    pub bracket: RefCell<super::alter::Bracket>,
 }
 
 /// The clock record of the row the last merge wrote, so that the next change of the same row
@@ -133,6 +135,7 @@ impl Conn {
             txn_data_version: Cell::new(None),
             feed_cache: RefCell::new(None),
             feed_last: RefCell::new(None),
+            bracket: RefCell::new(Default::default()),
         }
     }
 
@@ -283,6 +286,7 @@ impl Conn {
         self.changes_joined.set(false);
         self.rolled_back();
         self.txn.borrow_mut().reset();
+        self.bracket.borrow_mut().clear();
         // A held clock was written at xSync (storage::merge::flush_held) or rolled back.
         let held = self.merged_row.borrow_mut().take().is_some_and(|m| m.held.is_some());
         debug_assert!(!(committed && held), "a held merged clock reached the commit unwritten");

@@ -43,6 +43,8 @@ pub enum Key {
     DirtyAddMany,
     DirtyRemove,
     DirtyRemoveMany,
+    /// A row's tracked values inside an alter bracket (storage::alter::bracket_row).
+    BracketRow(i64),
 }
 
 #[derive(Default)]
