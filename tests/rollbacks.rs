@@ -3,7 +3,7 @@
 //! things whose effects the extension caches across statements: writes to two CRRs (one keyed
 //! by rowid, one by a packed key), merges from a peer (some in a statement that fails), reads
 //! of crsql_changes, DDL of plain tables (which moves the schema cookie), columns added through
-//! crsql_begin_alter / crsql_commit_alter, a DROP TABLE of a CRR and an added or a dropped
+//! crsql_begin_alter / crsql_commit_alter (with updates before and after the ALTER), a DROP TABLE of a CRR and an added or a dropped
 //! column that a rollback undoes, tracking turned off and on (crsql_as_table, crsql_as_crr),
 //! crr_new_site_id(), a changed drift limit, and reopening the file; between its transactions,
 //! a second connection to the same file does some of the same. On odd seeds, each local write
@@ -243,7 +243,8 @@ impl Run {
                 // rises, rows left without cells show their sentinel), seen, written after,
                 // then rolled back.
                 self.ok(
-                    "SAVEPOINT al; SELECT crsql_begin_alter('items'); ALTER TABLE items DROP COLUMN b; \
+                    "SAVEPOINT al; SELECT crsql_begin_alter('items'); UPDATE items SET b = 7 WHERE id % 3 = 1; \
+                     ALTER TABLE items DROP COLUMN b; UPDATE items SET a = 'y' WHERE id % 3 = 2; \
                      SELECT crsql_commit_alter('items'); UPDATE items SET a = 'x' WHERE id % 3 = 0; \
                      SELECT count(*) FROM crsql_changes; ROLLBACK TO al; RELEASE al",
                 );
@@ -266,7 +267,8 @@ impl Run {
                 let n: i64 = one(&self.conn, "SELECT count(*) FROM pragma_table_info('items')");
                 if n < 8 {
                     self.ok(&format!(
-                        "SELECT crsql_begin_alter('items'); ALTER TABLE items ADD COLUMN c{n}; SELECT crsql_commit_alter('items'); \
+                        "SELECT crsql_begin_alter('items'); UPDATE items SET a = a || 'u' WHERE id % 3 = 1; ALTER TABLE items ADD COLUMN c{n}; \
+                         UPDATE items SET c{n} = -id, b = coalesce(b, 0) + 1 WHERE id % 4 = 1; SELECT crsql_commit_alter('items'); \
                          UPDATE items SET c{n} = id WHERE id % 2 = 0"
                     ));
                 }
