@@ -93,6 +93,51 @@ fn updates_in_an_alter_bracket_are_recorded_as_anywhere_else() {
 }
 
 #[test]
+fn alter_table_outside_a_bracket_stops_reads_and_merges_until_a_bracket_records_it() {
+    let (a, b) = (replica(), replica());
+    a.execute_batch("INSERT INTO t VALUES (1,'x',1),(2,'y',2);").unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    let seen: i64 = one(&a, "SELECT crsql_db_version()");
+    // Added without a bracket: no trigger records the new column.
+    a.execute_batch("ALTER TABLE t ADD COLUMN d TEXT; UPDATE t SET d = 'lost?' WHERE id = 1;").unwrap();
+    let hint = "changed outside crsql_begin_alter / crsql_commit_alter: its column \"d\" is not tracked; \
+                SELECT crsql_begin_alter('t'); SELECT crsql_commit_alter('t'); records its new shape";
+    for sql in ["SELECT count(*) FROM crsql_changes", "SELECT crsql_as_crr('t')"] {
+        let e = err(&a, sql);
+        assert!(e.contains(hint), "{sql}: {e}");
+    }
+    b.execute("UPDATE t SET b = 20 WHERE id = 2", []).unwrap();
+    let before = (dump(&a, "t"), one::<i64>(&a, "SELECT crsql_db_version()"));
+    let e = sync_since(&b, &a, seen).unwrap_err().to_string();
+    assert!(e.contains(hint), "{e}");
+    assert_eq!((dump(&a, "t"), one::<i64>(&a, "SELECT crsql_db_version()")), before, "nothing merged");
+    a.execute_batch("CREATE TABLE other(id INTEGER PRIMARY KEY NOT NULL, v TEXT); SELECT crsql_as_crr('other'); INSERT INTO other VALUES (1, 'o');")
+        .unwrap();
+    assert_eq!(changes_where(&a, "WHERE \"table\" = 'other'").len(), 1, "another table's feed is still read");
+    // An empty bracket afterwards records the new shape, and the values written meanwhile.
+    a.execute_batch("SELECT crsql_begin_alter('t'); SELECT crsql_commit_alter('t');").unwrap();
+    assert_eq!(changes_where(&a, "WHERE cid = 'd'")[0].val, V::Text("lost?".into()));
+    b.execute_batch(
+        "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT; SELECT crsql_commit_alter('t');
+         CREATE TABLE other(id INTEGER PRIMARY KEY NOT NULL, v TEXT); SELECT crsql_as_crr('other');",
+    )
+    .unwrap();
+    sync_since(&b, &a, seen).unwrap();
+    sync_since(&a, &b, seen).unwrap();
+    assert_eq!(dump(&a, "t"), dump(&b, "t"));
+    assert_eq!(portable(&a), portable(&b));
+    // A renamed column, a renamed key column.
+    a.execute("ALTER TABLE t RENAME COLUMN a TO title", []).unwrap();
+    let e = err(&a, "SELECT count(*) FROM crsql_changes");
+    assert!(e.contains("table \"t\" changed outside crsql_begin_alter / crsql_commit_alter: its column \"a\" is gone"), "{e}");
+    a.execute("ALTER TABLE t RENAME COLUMN id TO k", []).unwrap();
+    let e = err(&a, "SELECT count(*) FROM crsql_changes");
+    assert!(e.contains("its key column \"id\" is gone; rename it back"), "{e}");
+    a.execute_batch("ALTER TABLE t RENAME COLUMN k TO id; SELECT crsql_begin_alter('t'); SELECT crsql_commit_alter('t');").unwrap();
+    assert_eq!(cids(&a), vec!["b", "d", "title", "v"]);
+}
+
+#[test]
 fn drop_column_leaves_no_clock_data_and_rename_keeps_history() {
     let c = replica();
     c.execute_batch("INSERT INTO t VALUES (1,'x',1);").unwrap();

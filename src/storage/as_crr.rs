@@ -488,6 +488,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         let desc = describe(conn, table)?;
         let shape = check_shape(conn, &desc)?;
         if let Some(info) = tables::by_name(conn, &desc.name)? {
+            info.check_columns(conn)?;
             let cols = tracked_of(&info, &shape).ok_or_else(|| {
                 Error::new(format!(
                     "table \"{}\" changed shape since it became a CRR; wrap ALTER TABLE in \

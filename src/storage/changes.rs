@@ -318,6 +318,9 @@ fn collect(conn: &Conn, f: &Filter, registry: &[Rc<TableInfo>]) -> Result<Scan> 
         .filter(|t| f.table.as_deref().is_none_or(|name| name.eq_ignore_ascii_case(&t.name)))
         .cloned()
         .collect();
+    for t in &scan.tables {
+        t.check_columns(conn)?;
+    }
     for table in 0..scan.tables.len() {
         scan_table(conn, f, &mut scan, table as u32)?;
     }

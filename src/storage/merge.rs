@@ -89,6 +89,7 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     };
     let name = utf8(name, "\"table\"")?;
     let table = tables::by_name(conn, name)?.ok_or_else(|| Error::new(format!("no such CRR table: \"{name}\" (schema mismatch)")))?;
+    table.check_columns(conn)?;
     let ValueRef::Blob(pk) = c.pk else {
         return Err(Error::new(format!("pk must be a blob, got {}", c.pk.type_name())));
     };

@@ -45,6 +45,8 @@ pub enum Key {
     DirtyRemoveMany,
     /// A row's tracked values inside an alter bracket (storage::alter::bracket_row).
     BracketRow(i64),
+    /// A table's columns (tables::TableInfo::check_columns).
+    TableColumns,
 }
 
 #[derive(Default)]

@@ -123,6 +123,10 @@ pub struct TableInfo {
     pub key: KeyLayout,
     /// See `Clock::buckets`.
     pub buckets: bool,
+    /// Why the table cannot be read or merged as it is (`drift`), None when its columns are
+    /// the ones the registry names; found at the first `check_columns` (a table's columns
+    /// cost a PRAGMA, about 50k instructions, which tables never read or merged need not pay).
+    drift: std::cell::OnceCell<Option<String>>,
 }
 
 impl TableInfo {
@@ -138,6 +142,43 @@ impl TableInfo {
     /// the same name would be written and read instead.
     pub fn quoted(&self) -> String {
         format!("main.{}", quote(&self.name))
+    }
+
+    /// Err when ALTER TABLE changed the table's columns outside crsql_begin_alter /
+    /// crsql_commit_alter: its feed and its merges would name columns it no longer has, or
+    /// leave out one it has (whose writes no trigger records), so both are refused until a
+    /// bracket records the new shape.
+    ///
+    /// The registry is loaded again whenever the schema cookie moves, and so is this answer:
+    /// an ALTER moves it, and so do crsql_begin_alter and crsql_commit_alter (their triggers).
+    #[inline]
+    pub fn check_columns(&self, conn: &Conn) -> Result<()> {
+        let drift = match self.drift.get() {
+            Some(d) => d,
+            None => self.find_drift(conn)?,
+        };
+        match drift {
+            Some(why) => Err(Error::new(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    #[cold]
+    fn find_drift(&self, conn: &Conn) -> Result<&Option<String>> {
+        let drift = if super::meta::get(conn, &format!("alter.{}", self.tid))?.is_some() {
+            None // mid-bracket: crsql_commit_alter settles the columns
+        } else {
+            let current = conn.stmts.with(conn.db, Key::TableColumns, || "SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0".into(), |s| {
+                s.bind_text(1, &self.name)?;
+                let mut current = Vec::new();
+                while s.step()? {
+                    current.push(s.text(0));
+                }
+                Ok(current)
+            })?;
+            drift(&self.name, &self.pk, &self.columns, &current)
+        };
+        Ok(self.drift.get_or_init(|| drift))
     }
 
     /// The slot of a column, named as SQL names it: ASCII case does not matter (SQLite lets no
@@ -257,8 +298,8 @@ type Registry = (Vec<Rc<TableInfo>>, Vec<Clock>);
 /// The registry, with each table's current name taken from its insert trigger (triggers follow
 /// ALTER TABLE RENAME), and the clocks of the CRRs whose table is gone.
 ///
-/// A CRR between crsql_begin_alter and crsql_commit_alter has no triggers; it is listed under
-/// its registered name while that table exists.
+/// A CRR whose insert trigger is gone (a 12-step rebuild inside a bracket dropped it with the
+/// table) is listed under its registered name while that table exists.
 fn load(conn: &Conn) -> Result<Option<Registry>> {
     if !super::schema::exists(conn)? {
         return Ok(None);
@@ -304,9 +345,39 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             }
         }
         cols.reset();
-        out.push(Rc::new(TableInfo { tid, name, pk, key_affinity: Default::default(), columns, key: clock.key, buckets: clock.buckets }));
+        out.push(Rc::new(TableInfo {
+            tid,
+            name,
+            pk,
+            key_affinity: Default::default(),
+            columns,
+            key: clock.key,
+            buckets: clock.buckets,
+            drift: Default::default(),
+        }));
     }
     Ok(Some((out, dropped)))
+}
+
+/// What ALTER TABLE outside a bracket changed in table `name`, whose registered key is `pk`
+/// and tracked columns `columns`, now that its columns are `current` (generated ones left out:
+/// they are not tracked); None if nothing (or the table is mid-bracket: commit settles it).
+fn drift(name: &str, pk: &[String], columns: &[Option<String>], current: &[String]) -> Option<String> {
+    let has = |c: &String| current.iter().any(|n| n.eq_ignore_ascii_case(c));
+    let outside = format!("table \"{name}\" changed outside crsql_begin_alter / crsql_commit_alter");
+    if let Some(k) = pk.iter().find(|k| !has(k)) {
+        return Some(format!(
+            "{outside}: its key column \"{k}\" is gone; rename it back (renaming a key column is fine inside a bracket)"
+        ));
+    }
+    let tracked = |n: &String| pk.iter().chain(columns.iter().flatten()).any(|c| c.eq_ignore_ascii_case(n));
+    let what = match (columns.iter().flatten().find(|c| !has(c)), current.iter().find(|n| !tracked(n))) {
+        (Some(gone), _) => format!("its column \"{gone}\" is gone"),
+        (None, Some(new)) => format!("its column \"{new}\" is not tracked"),
+        (None, None) => return None,
+    };
+    let t = crate::core::ident::literal(name);
+    Some(format!("{outside}: {what}; SELECT crsql_begin_alter({t}); SELECT crsql_commit_alter({t}); records its new shape"))
 }
 
 /// All CRRs, current as of the schema cookie.
