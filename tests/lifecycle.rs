@@ -133,7 +133,10 @@ fn alter_table_outside_a_bracket_stops_reads_and_merges_until_a_bracket_records_
     a.execute("ALTER TABLE t RENAME COLUMN id TO k", []).unwrap();
     let e = err(&a, "SELECT count(*) FROM crsql_changes");
     assert!(e.contains("its key column \"id\" is gone; rename it back"), "{e}");
-    a.execute_batch("ALTER TABLE t RENAME COLUMN k TO id; SELECT crsql_begin_alter('t'); SELECT crsql_commit_alter('t');").unwrap();
+    a.execute_batch("ALTER TABLE t RENAME COLUMN k TO id; SELECT crsql_begin_alter('t'); ALTER TABLE t DROP COLUMN b;").unwrap();
+    let e = err(&a, "SELECT count(*) FROM crsql_changes");
+    assert!(e.contains("table \"t\" is between crsql_begin_alter and crsql_commit_alter, and its column \"a\" is gone"), "{e}");
+    a.execute_batch("ALTER TABLE t ADD COLUMN b INTEGER; SELECT crsql_commit_alter('t');").unwrap();
     assert_eq!(cids(&a), vec!["b", "d", "title", "v"]);
 }
 

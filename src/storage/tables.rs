@@ -165,19 +165,16 @@ impl TableInfo {
 
     #[cold]
     fn find_drift(&self, conn: &Conn) -> Result<&Option<String>> {
-        let drift = if super::meta::get(conn, &format!("alter.{}", self.tid))?.is_some() {
-            None // mid-bracket: crsql_commit_alter settles the columns
-        } else {
-            let current = conn.stmts.with(conn.db, Key::TableColumns, || "SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0".into(), |s| {
-                s.bind_text(1, &self.name)?;
-                let mut current = Vec::new();
-                while s.step()? {
-                    current.push(s.text(0));
-                }
-                Ok(current)
-            })?;
-            drift(&self.name, &self.pk, &self.columns, &current)
-        };
+        let in_bracket = super::meta::get(conn, &format!("alter.{}", self.tid))?.is_some();
+        let current = conn.stmts.with(conn.db, Key::TableColumns, || "SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0".into(), |s| {
+            s.bind_text(1, &self.name)?;
+            let mut current = Vec::new();
+            while s.step()? {
+                current.push(s.text(0));
+            }
+            Ok(current)
+        })?;
+        let drift = drift(&self.name, &self.pk, &self.columns, &current, in_bracket);
         Ok(self.drift.get_or_init(|| drift))
     }
 
@@ -361,9 +358,18 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
 
 /// What ALTER TABLE outside a bracket changed in table `name`, whose registered key is `pk`
 /// and tracked columns `columns`, now that its columns are `current` (generated ones left out:
-/// they are not tracked); None if nothing (or the table is mid-bracket: commit settles it).
-fn drift(name: &str, pk: &[String], columns: &[Option<String>], current: &[String]) -> Option<String> {
+/// they are not tracked); None if nothing. Inside a bracket (`in_bracket`) an added column is
+/// expected (commit tracks it), but a column renamed or dropped there cannot be read or
+/// merged under its registered name until commit.
+fn drift(name: &str, pk: &[String], columns: &[Option<String>], current: &[String], in_bracket: bool) -> Option<String> {
     let has = |c: &String| current.iter().any(|n| n.eq_ignore_ascii_case(c));
+    if in_bracket {
+        let gone = pk.iter().chain(columns.iter().flatten()).find(|c| !has(c))?;
+        return Some(format!(
+            "table \"{name}\" is between crsql_begin_alter and crsql_commit_alter, and its column \"{gone}\" is gone: \
+             it can be read and merged again once crsql_commit_alter has recorded its new shape"
+        ));
+    }
     let outside = format!("table \"{name}\" changed outside crsql_begin_alter / crsql_commit_alter");
     if let Some(k) = pk.iter().find(|k| !has(k)) {
         return Some(format!(
