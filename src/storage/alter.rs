@@ -226,8 +226,8 @@ pub fn bracket_new(conn: &Conn, tid: i64, old_pk: &[u8], new_pk: &[u8]) -> Resul
     };
     let clock = tables::clock_of(conn, tid)?;
     let Some(new) = bracket_row(conn, &plan, new_pk)? else {
-        // Gone already (an app's trigger deleted it): its delete was recorded, or is the
-        // old key's.
+        // Gone already: an app's AFTER trigger deleted it, and the delete trigger recorded
+        // that. A changed key still leaves the old key's clock live: that row is gone too.
         if old_pk != new_pk {
             track::on_delete(conn, clock, old_pk)?;
         }
