@@ -144,6 +144,25 @@ fn alter_table_outside_a_bracket_stops_reads_and_merges_until_a_bracket_records_
 }
 
 #[test]
+fn an_app_restarted_in_the_middle_of_a_migration_is_told_to_finish_it() {
+    let dir = tmpdir("half_migrated");
+    let path = dir.join("db").to_str().unwrap().to_string();
+    let c = open(&path);
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1,'x',1);")
+        .unwrap();
+    c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'n';").unwrap();
+    drop(c);
+    let c = open(&path);
+    let e = err(&c, "SELECT crsql_as_crr('t')");
+    assert!(e.contains("table \"t\" is between crsql_begin_alter and crsql_commit_alter: finish the alter with SELECT crsql_commit_alter('t')"), "{e}");
+    c.execute_batch("UPDATE t SET a = 'y'; SELECT crsql_commit_alter('t'); SELECT crsql_as_crr('t');").unwrap();
+    assert_eq!(changes_where(&c, "WHERE cid = 'a'")[0].val, V::Text("y".into()), "the update in the bracket is tracked");
+    assert_eq!(cids(&c), vec!["a", "b"], "d holds its default");
+    c.execute("UPDATE t SET d = 'm'", []).unwrap();
+    assert_eq!(cids(&c), vec!["a", "b", "d"]);
+}
+
+#[test]
 fn drop_column_leaves_no_clock_data_and_rename_keeps_history() {
     let c = replica();
     c.execute_batch("INSERT INTO t VALUES (1,'x',1);").unwrap();

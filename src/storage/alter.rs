@@ -47,7 +47,7 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
     in_savepoint(conn, "crr_begin_alter", || {
         reap_dropped(conn, true)?;
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
-        if meta::get(conn, &alter_key(info.tid))?.is_some() {
+        if in_bracket(conn, info.tid)? {
             return Ok(()); // already between begin and commit
         }
         let desc = describe(conn, &info.name)?;
@@ -62,6 +62,11 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
         conn.stmts.clear();
         Ok(())
     })
+}
+
+/// Whether table `tid` is between crsql_begin_alter and crsql_commit_alter.
+pub fn in_bracket(conn: &Conn, tid: i64) -> Result<bool> {
+    Ok(meta::get(conn, &alter_key(tid))?.is_some())
 }
 
 /// The columns the table had at crsql_begin_alter (name, declared type), None outside a

@@ -486,6 +486,18 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
     in_savepoint(conn, "crr_as_crr", || {
         reap_dropped(conn, true)?;
         let desc = describe(conn, table)?;
+        if let Some(info) = tables::by_name(conn, &desc.name)? {
+            if super::alter::in_bracket(conn, info.tid)? {
+                // An app that calls crsql_as_crr at every start, after a migration stopped
+                // half way: its triggers would replace the bracket's.
+                return Err(Error::new(format!(
+                    "table \"{0}\" is between crsql_begin_alter and crsql_commit_alter: finish the alter with \
+                     SELECT crsql_commit_alter({1})",
+                    info.name,
+                    crate::core::ident::literal(&info.name)
+                )));
+            }
+        }
         let shape = check_shape(conn, &desc)?;
         if let Some(info) = tables::by_name(conn, &desc.name)? {
             info.check_columns(conn)?;

@@ -165,7 +165,7 @@ impl TableInfo {
 
     #[cold]
     fn find_drift(&self, conn: &Conn) -> Result<&Option<String>> {
-        let in_bracket = super::meta::get(conn, &format!("alter.{}", self.tid))?.is_some();
+        let in_bracket = super::alter::in_bracket(conn, self.tid)?;
         let current = conn.stmts.with(conn.db, Key::TableColumns, || "SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0".into(), |s| {
             s.bind_text(1, &self.name)?;
             let mut current = Vec::new();
