@@ -125,12 +125,20 @@ fn a_version_3_database_moves_its_rowid_clocks_to_buckets_at_load() {
     assert_eq!(feed(&c), expected(V3));
     check_since(&c);
     // Writes go on being recorded, on both kinds of clock, and m's alter completes.
+    let x_at = "SELECT col_version FROM crsql_changes WHERE \"table\" = 'm' AND pk = crsql_pack_columns(1) AND cid = 'x'";
+    let x_before: i64 = one(&c, x_at);
     c.execute_batch(
         "UPDATE t SET a = 'later' WHERE id IN (-5, 100); INSERT INTO t VALUES (-40, 'new', 0); DELETE FROM t WHERE id = 17;
          INSERT INTO u VALUES ('z', 3); INSERT INTO m VALUES (41, 'x');
+         SELECT crsql_begin_alter('m'); UPDATE m SET x = 'in the bracket' WHERE id = 1;
          ALTER TABLE m ADD COLUMN y TEXT; SELECT crsql_commit_alter('m'); UPDATE m SET y = 'why' WHERE id = 1;",
     )
     .unwrap();
+    // The earlier build's bracket had no update trigger; crsql_begin_alter called again gave
+    // it this build's, so the update inside it is a write of its own (a peer that had row 1
+    // at the old version gets it), not a new value under the old version.
+    assert_eq!(one::<String>(&c, "SELECT x FROM m WHERE id = 1"), "in the bracket");
+    assert!(one::<i64>(&c, x_at) > x_before, "the update in the bracket got a new version");
     assert_eq!(indexes(&c), vec!["crr_clock_2_dbv", "crr_clock_3_dbv"]);
     check_since(&c);
     let r = mem();

@@ -20,7 +20,8 @@
 //! reads them again and records the columns that changed (and a changed key as a delete and an
 //! insert) through `track::on_update`. Until 2026-12-05 they were not tracked at all: such an
 //! update never reached peers, and a key changed in a bracket left peers a row the replica no
-//! longer had. A table the 12-step rebuild made anew has no triggers until commit: its updates
+//! longer had; begin called again in a bracket an earlier build began installs the two
+//! triggers. A table the 12-step rebuild made anew has no triggers until commit: its updates
 //! after the rebuild are still not seen (its inserts and deletes are, by commit's comparison).
 
 use super::as_crr::{backfill, describe, for_each_key, in_savepoint, install_triggers, raise_floor, reap_dropped, write_columns, Tracked};
@@ -47,21 +48,57 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
     in_savepoint(conn, "crr_begin_alter", || {
         reap_dropped(conn, true)?;
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
-        if in_bracket(conn, info.tid)? {
-            return Ok(()); // already between begin and commit
+        if let Some(before) = begin_columns(conn, info.tid)? {
+            // Already between begin and commit. A bracket an earlier build began has no
+            // update trigger at all (updates went untracked there): give it this build's.
+            let mut s = conn.db.prepare("SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1", false)?;
+            s.bind_text(1, &format!("crr_{}_update", info.tid))?;
+            if !s.step()? {
+                drop(s);
+                install_bracket_triggers(conn, &info, &before)?;
+            }
+            return Ok(());
         }
         let desc = describe(conn, &info.name)?;
-        let names: Vec<String> = desc.columns.iter().map(|c| format!("{}{TYPE_SEP}{}", c.name, c.decl_type)).collect();
+        let before: Vec<(String, String)> = desc.columns.iter().map(|c| (c.name.clone(), c.decl_type.clone())).collect();
+        let names: Vec<String> = before.iter().map(|(n, ty)| format!("{n}{TYPE_SEP}{ty}")).collect();
         meta::set(conn, &alter_key(info.tid), &Value::Text(names.join(&SEP.to_string())))?;
         conn.db.exec(&format!("DROP TRIGGER IF EXISTS \"crr_{}_update\"", info.tid))?;
-        let mut pk: Vec<_> = desc.columns.iter().filter(|c| c.pk_index > 0).collect();
-        pk.sort_by_key(|c| c.pk_index);
-        let pk: Vec<String> = pk.iter().map(|c| c.name.clone()).collect();
-        let tracked: Vec<String> = info.columns.iter().flatten().filter(|n| desc.columns.iter().any(|c| c.name == **n)).cloned().collect();
-        conn.db.exec(&bracket_trigger_sql(info.tid, &desc.name, &pk, &tracked))?;
-        conn.stmts.clear();
-        Ok(())
+        install_bracket_triggers(conn, &info, &before)
     })
+}
+
+fn install_bracket_triggers(conn: &Conn, info: &tables::TableInfo, before: &[(String, String)]) -> Result<()> {
+    let now = columns_now(conn, info, before)?;
+    let tracked: Vec<String> = now.tracked.iter().map(|(_, n)| n.clone()).collect();
+    conn.db.exec(&bracket_trigger_sql(info.tid, &now.table, &now.pk, &tracked))?;
+    conn.stmts.clear();
+    Ok(())
+}
+
+/// A CRR's key and tracked columns under their names now, inside a bracket that began with
+/// columns `before`: mapped as commit will map them (`renames`). A tracked column that is gone
+/// is left out; so is a column added in the bracket (it has no slot until commit).
+struct ColumnsNow {
+    table: String,
+    pk: Vec<String>,
+    /// (slot, name now), in slot order.
+    tracked: Vec<(usize, String)>,
+}
+
+fn columns_now(conn: &Conn, info: &tables::TableInfo, before: &[(String, String)]) -> Result<ColumnsNow> {
+    let desc = describe(conn, &info.name)?;
+    let after: Vec<(String, String)> = desc.columns.iter().map(|c| (c.name.clone(), c.decl_type.clone())).collect();
+    let renamed = renames(before, &after);
+    let now = |n: &String| renamed.get(n).unwrap_or(n).clone();
+    let tracked = info
+        .columns
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, name)| Some((slot, now(name.as_ref()?))))
+        .filter(|(_, name)| desc.columns.iter().any(|c| c.name == *name))
+        .collect();
+    Ok(ColumnsNow { table: desc.name, pk: info.pk.iter().map(now).collect(), tracked })
 }
 
 /// Whether table `tid` is between crsql_begin_alter and crsql_commit_alter.
@@ -174,22 +211,10 @@ fn bracket_plan(conn: &Conn, tid: i64) -> Result<Rc<BracketPlan>> {
     let info = tables::by_tid(conn, tid)?.ok_or_else(|| Error::new(format!("table id {tid} is not a CRR")))?;
     let before = begin_columns(conn, tid)?
         .ok_or_else(|| Error::new(format!("table \"{}\": an update trigger of crsql_begin_alter ran outside the bracket", info.name)))?;
-    let desc = describe(conn, &info.name)?;
-    let after: Vec<(String, String)> = desc.columns.iter().map(|c| (c.name.clone(), c.decl_type.clone())).collect();
-    let renamed = renames(&before, &after);
-    let now = |n: &String| renamed.get(n).unwrap_or(n).clone();
-    let pk: Vec<String> = info.pk.iter().map(now).collect();
-    let (mut slots, mut names) = (Vec::new(), Vec::new());
-    for (slot, name) in info.columns.iter().enumerate() {
-        let Some(name) = name else { continue };
-        let name = now(name);
-        if desc.columns.iter().any(|c| c.name == name) {
-            slots.push(slot);
-            names.push(quote(&name));
-        }
-    }
-    let columns = if names.is_empty() { "NULL".to_string() } else { names.join(", ") };
-    let sql = format!("SELECT {columns} FROM main.{} WHERE {}", quote(&desc.name), tables::key_where(&pk, 1));
+    let now = columns_now(conn, &info, &before)?;
+    let columns = if now.tracked.is_empty() { "NULL".to_string() } else { now.tracked.iter().map(|(_, n)| quote(n)).collect::<Vec<_>>().join(", ") };
+    let sql = format!("SELECT {columns} FROM main.{} WHERE {}", quote(&now.table), tables::key_where(&now.pk, 1));
+    let slots = now.tracked.iter().map(|(s, _)| *s).collect();
     // The cached statement of the last plan reads another shape.
     conn.stmts.clear();
     let plan = Rc::new(BracketPlan { tid, cookie, mark: conn.rollback_mark(), slots, sql });
