@@ -6,8 +6,9 @@
 //! one; tables are keyed by the rowid, by TEXT WITHOUT ROWID, or by two columns. Each replica
 //! writes things not yet sent to the others (key changes among them) between migrations and
 //! in an alter's bracket, before and after its ALTER (after a rebuild, only inserts and
-//! deletes: the rebuilt table has no triggers until commit); syncs are partial and in random
-//! order. Each
+//! deletes: the rebuilt table has no triggers until commit); sometimes an ADD COLUMN runs
+//! outside its bracket, with writes after it, the feed refuses the table, and a bracket opened
+//! afterwards records it; syncs are partial and in random order. Each
 //! replica is a file with two connections, used at random. A sync between replicas of
 //! different schemas may be refused ("schema mismatch") and must then leave the receiver as it
 //! was. Each replica starts with rows of its own written before its first table became a CRR.
@@ -262,18 +263,35 @@ fn migrate(r: &mut Rng, c: &Connection, migrations: &[Migration], schemas: &[Vec
         c.execute_batch("BEGIN").unwrap();
     }
     for Step { sql, altered, begin } in steps {
+        // Sometimes an ADD COLUMN runs outside its bracket, as an app that forgot it would:
+        // the feed then refuses the table until a bracket, opened afterwards, records it.
+        let forgotten = begin.is_some() && sql.contains(" ADD COLUMN ") && r.chance(25);
+        if forgotten {
+            if !what.is_empty() {
+                println!("{what}: migration {k}: {sql} (outside its bracket)");
+            }
+            c.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let j = altered.expect("an alter step");
+            writes(r, c, &schemas[k + 1][j], 2, false, None, what);
+            let e = c.query_row("SELECT count(*) FROM crsql_changes", [], |r| r.get::<_, i64>(0)).unwrap_err().to_string();
+            assert!(e.contains("changed outside crsql_begin_alter / crsql_commit_alter"), "{e}");
+        }
         if let Some((begin, before)) = begin {
             if !what.is_empty() {
                 println!("{what}: migration {k}: {begin}");
             }
             c.execute_batch(begin).unwrap_or_else(|e| panic!("{begin}: {e}"));
-            let count = r.below(3);
-            writes(r, c, before, count, false, None, what);
+            if !forgotten {
+                let count = r.below(3);
+                writes(r, c, before, count, false, None, what);
+            }
         }
-        if !what.is_empty() {
-            println!("{what}: migration {k}: {sql}");
+        if !forgotten {
+            if !what.is_empty() {
+                println!("{what}: migration {k}: {sql}");
+            }
+            c.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
-        c.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         let Some(j) = *altered else { continue };
         let shape = &schemas[k + 1][j];
         let count = r.below(3);
