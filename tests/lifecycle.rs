@@ -16,6 +16,16 @@ fn sync_since(from: &Connection, to: &Connection, since: i64) -> rusqlite::Resul
     apply(to, &changes_where(from, &format!("WHERE db_version > {since}")))
 }
 
+/// Two replicas that both hold what `writes` wrote on the first, and the first's db_version
+/// after it (what the second has seen).
+fn synced_pair(writes: &str) -> (Connection, Connection, i64) {
+    let (a, b) = (replica(), replica());
+    a.execute_batch(writes).unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    let seen: i64 = one(&a, "SELECT crsql_db_version()");
+    (a, b, seen)
+}
+
 fn portable(c: &Connection) -> Vec<String> {
     let mut v: Vec<String> = changes(c).into_iter().map(|x| format!("{} {:?} {} {:?} {} {:?} {}", x.table, x.pk, x.cid, x.val, x.col_version, x.site_id, x.cl)).collect();
     v.sort();
@@ -57,10 +67,7 @@ fn cell(c: &Connection, id: i64, cid: &str) -> (i64, Vec<u8>) {
 
 #[test]
 fn updates_in_an_alter_bracket_are_recorded_as_anywhere_else() {
-    let (a, b) = (replica(), replica());
-    a.execute_batch("INSERT INTO t VALUES (1,'x',1),(2,'y',2),(3,'z',3),(4,'w',4);").unwrap();
-    sync_since(&a, &b, 0).unwrap();
-    let seen: i64 = one(&a, "SELECT crsql_db_version()");
+    let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1,'x',1),(2,'y',2),(3,'z',3),(4,'w',4);");
     let (x1, y2, w4) = (cell(&a, 1, "b"), cell(&a, 2, "a"), cell(&a, 4, "a"));
     a.execute_batch(
         "SELECT crsql_begin_alter('t'); UPDATE t SET a = 'w' WHERE id = 4; UPDATE t SET b = 20 WHERE id = 2; UPDATE t SET id = 9 WHERE id = 3;",
@@ -97,10 +104,7 @@ fn updates_in_an_alter_bracket_are_recorded_as_anywhere_else() {
 
 #[test]
 fn alter_table_outside_a_bracket_stops_reads_and_merges_until_a_bracket_records_it() {
-    let (a, b) = (replica(), replica());
-    a.execute_batch("INSERT INTO t VALUES (1,'x',1),(2,'y',2);").unwrap();
-    sync_since(&a, &b, 0).unwrap();
-    let seen: i64 = one(&a, "SELECT crsql_db_version()");
+    let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1,'x',1),(2,'y',2);");
     // Added without a bracket: no trigger records the new column.
     a.execute_batch("ALTER TABLE t ADD COLUMN d TEXT; UPDATE t SET d = 'lost?' WHERE id = 1;").unwrap();
     let hint = "changed outside crsql_begin_alter / crsql_commit_alter: its column \"d\" is not tracked; \
@@ -251,10 +255,7 @@ fn a_rebuild_that_stops_the_key_being_the_rowid_is_refused() {
 
 #[test]
 fn old_schema_replica_refuses_new_column_until_it_migrates_then_converges() {
-    let (a, b) = (replica(), replica());
-    a.execute("INSERT INTO t VALUES (1,'x',1)", []).unwrap();
-    sync_since(&a, &b, 0).unwrap();
-    let seen: i64 = one(&a, "SELECT crsql_db_version()");
+    let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1,'x',1)");
     let migrate = "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT; SELECT crsql_commit_alter('t');";
     a.execute_batch(migrate).unwrap();
     a.execute_batch("UPDATE t SET d = 'new', a = 'x2' WHERE id = 1; INSERT INTO t VALUES (2, 'q', 2, 'dd');").unwrap();
@@ -655,10 +656,7 @@ fn a_sentinel_an_alter_shows_has_the_same_site_on_every_replica() {
 /// tests/alters.rs: a re-inserted row stayed deleted in the feed, and peers never got it).
 #[test]
 fn a_rebuild_records_the_rows_it_drops_deletes_and_brings_back() {
-    let (a, b) = (replica(), replica());
-    a.execute_batch("INSERT INTO t VALUES (1, 'x', 1), (2, 'y', 2), (3, 'z', 3), (4, 'w', 4); DELETE FROM t WHERE id = 3;").unwrap();
-    sync_since(&a, &b, 0).unwrap();
-    let seen: i64 = one(&a, "SELECT crsql_db_version()");
+    let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1, 'x', 1), (2, 'y', 2), (3, 'z', 3), (4, 'w', 4); DELETE FROM t WHERE id = 3;");
     let rebuild = |filter: &str, after: &str| {
         format!(
             "SELECT crsql_begin_alter('t'); CREATE TABLE t2(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);

@@ -259,20 +259,24 @@ fn internal_update(conn: &Conn, args: &Args) -> Result<Value> {
     Ok(Value::Null)
 }
 
-/// The first call of every tracking trigger, for every row (its WHEN clause). A trigger that
-/// goes on to record the write first makes sure crr_internal_txn is in the transaction
-/// (`Conn::enter_write`: one flag test after the transaction's first row); a silenced one (a
-/// merge writing the row, whose transaction crsql_changes is in) records nothing.
+/// crr_internal_alter_old(tid, old pk): the BEFORE UPDATE trigger of an alter bracket
+/// (storage::alter::bracket_old).
 fn internal_alter_old(conn: &Conn, args: &Args) -> Result<Value> {
     alter::bracket_old(conn, args.int(0, "table id")?, args.blob(1, "old pk")?)?;
     Ok(Value::Null)
 }
 
+/// crr_internal_alter_new(tid, old pk, new pk): the AFTER UPDATE trigger of an alter bracket
+/// (storage::alter::bracket_new).
 fn internal_alter_new(conn: &Conn, args: &Args) -> Result<Value> {
     alter::bracket_new(conn, args.int(0, "table id")?, args.blob(1, "old pk")?, args.blob(2, "new pk")?)?;
     Ok(Value::Null)
 }
 
+/// The first call of every tracking trigger, for every row (its WHEN clause). A trigger that
+/// goes on to record the write first makes sure crr_internal_txn is in the transaction
+/// (`Conn::enter_write`: one flag test after the transaction's first row); a silenced one (a
+/// merge writing the row, whose transaction crsql_changes is in) records nothing.
 fn internal_tracking(conn: &Conn, args: &Args) -> Result<Value> {
     let on = track::tracking(conn, args.int(0, "table id")?);
     if on {

@@ -1,7 +1,8 @@
 //! crsql_begin_alter / crsql_commit_alter: ALTER TABLE on a CRR.
 //!
 //! begin: replaces the update trigger (it names every tracked column, and ALTER refuses to drop
-//! a column a trigger names) by two that name only the key (`bracket_old` / `bracket_new`),
+//! a column a trigger's body names) by two whose bodies name only the key (`bracket_old` /
+//! `bracket_new`),
 //! and remembers the table's columns in `crr_meta` as `alter.<tid>`. The insert and delete
 //! triggers name only key columns too (SQLite rewrites them on RENAME), so every write stays
 //! tracked during the alter.
@@ -24,7 +25,7 @@
 //! triggers. A table the 12-step rebuild made anew has no triggers until commit: its updates
 //! after the rebuild are still not seen (its inserts and deletes are, by commit's comparison).
 
-use super::as_crr::{backfill, describe, for_each_key, in_savepoint, install_triggers, raise_floor, reap_dropped, write_columns, Tracked};
+use super::as_crr::{backfill, describe, for_each_key, has_trigger, in_savepoint, install_triggers, raise_floor, reap_dropped, write_columns, Tracked};
 use super::conn::Conn;
 use super::stmt_cache::Key;
 use super::tables::{self, Clock, KeyLayout};
@@ -51,10 +52,7 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
         if let Some(before) = begin_columns(conn, info.tid)? {
             // Already between begin and commit. A bracket an earlier build began has no
             // update trigger at all (updates went untracked there): give it this build's.
-            let mut s = conn.db.prepare("SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1", false)?;
-            s.bind_text(1, &format!("crr_{}_update", info.tid))?;
-            if !s.step()? {
-                drop(s);
+            if !has_trigger(conn, &format!("crr_{}_update", info.tid))? {
                 install_bracket_triggers(conn, &info, &before)?;
             }
             return Ok(());
@@ -179,6 +177,7 @@ pub struct BracketPlan {
     /// The rollback mark it was made under: a rolled-back ALTER can bring the schema cookie
     /// back with another schema behind it (as for the registry, `tables`).
     mark: Option<u64>,
+    clock: Clock,
     /// The slots of the columns `sql` reads, in its column order.
     slots: Vec<usize>,
     /// Those columns of one row, by its key values (?1, ...).
@@ -215,9 +214,9 @@ fn bracket_plan(conn: &Conn, tid: i64) -> Result<Rc<BracketPlan>> {
     let columns = if now.tracked.is_empty() { "NULL".to_string() } else { now.tracked.iter().map(|(_, n)| quote(n)).collect::<Vec<_>>().join(", ") };
     let sql = format!("SELECT {columns} FROM main.{} WHERE {}", quote(&now.table), tables::key_where(&now.pk, 1));
     let slots = now.tracked.iter().map(|(s, _)| *s).collect();
-    // The cached statement of the last plan reads another shape.
-    conn.stmts.clear();
-    let plan = Rc::new(BracketPlan { tid, cookie, mark: conn.rollback_mark(), slots, sql });
+    // The cached statement of the last plan may read another shape.
+    conn.stmts.forget(Key::BracketRow(tid));
+    let plan = Rc::new(BracketPlan { tid, cookie, mark: conn.rollback_mark(), clock: info.clock(), slots, sql });
     conn.bracket.borrow_mut().plan = Some(plan.clone());
     Ok(plan)
 }
@@ -254,7 +253,7 @@ pub fn bracket_new(conn: &Conn, tid: i64, old_pk: &[u8], new_pk: &[u8]) -> Resul
         let at = b.old.iter().rposition(|(t, k, _)| *t == tid && k == old_pk);
         at.and_then(|i| b.old.remove(i).2)
     };
-    let clock = tables::clock_of(conn, tid)?;
+    let clock = plan.clock;
     let Some(new) = bracket_row(conn, &plan, new_pk)? else {
         // Gone already: an app's AFTER trigger deleted it, and the delete trigger recorded
         // that. A changed key still leaves the old key's clock live: that row is gone too.
@@ -387,9 +386,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             let default = desc.columns.iter().find(|c| c.name == name).and_then(|c| c.default_sql.clone());
             record_non_default(conn, info.clock(), &desc.name, &shape.pk, &name, default.as_deref(), slot)?;
         }
-        let mut s = conn.db.prepare(&format!("SELECT 1 FROM sqlite_schema WHERE type = 'trigger' AND name = 'crr_{}_insert'", info.tid), false)?;
-        let inserts_tracked = s.step()?;
-        drop(s);
+        let inserts_tracked = has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
         conn.db.exec(&format!("DROP TRIGGER IF EXISTS main.\"crr_{}_alter_old\"", info.tid))?;
         conn.bracket.borrow_mut().clear();
         install_triggers(conn, info.clock(), &desc.name, &shape.pk, &cols)?;

@@ -221,6 +221,13 @@ fn triggers_are(conn: &Conn, tid: i64, sql: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// Whether the main schema has a trigger named `name`.
+pub(super) fn has_trigger(conn: &Conn, name: &str) -> Result<bool> {
+    let mut s = conn.db.prepare("SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1", false)?;
+    s.bind_text(1, name)?;
+    s.step()
+}
+
 fn drop_triggers_sql(tid: i64) -> String {
     format!(
         "DROP TRIGGER IF EXISTS main.\"crr_{tid}_insert\"; DROP TRIGGER IF EXISTS main.\"crr_{tid}_update\"; \
@@ -355,8 +362,9 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
 /// Internal schema 3 -> 4: moves every rowid clock that has a dbv index and its three
 /// triggers onto crr_dirty buckets: an entry per bucket and dbv of its rows, no index, and
 /// triggers that mark buckets. A clock without its three triggers (between
-/// crsql_begin_alter and crsql_commit_alter, or its table dropped) keeps its index, and so
-/// does its next trigger set (`trigger_sql` follows the clock).
+/// crsql_begin_alter and crsql_commit_alter: a schema-3 build's bracket has no update
+/// trigger; or its table dropped) keeps its index, and so does its next trigger set
+/// (`trigger_sql` follows the clock).
 pub fn move_to_buckets(conn: &Conn) -> Result<()> {
     conn.tables.borrow_mut().invalidate();
     for info in tables::all(conn)?.iter().filter(|t| t.key == KeyLayout::Rowid && !t.buckets) {
@@ -486,7 +494,8 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
     in_savepoint(conn, "crr_as_crr", || {
         reap_dropped(conn, true)?;
         let desc = describe(conn, table)?;
-        if let Some(info) = tables::by_name(conn, &desc.name)? {
+        let existing = tables::by_name(conn, &desc.name)?;
+        if let Some(info) = &existing {
             if super::alter::in_bracket(conn, info.tid)? {
                 // An app that calls crsql_as_crr at every start, after a migration stopped
                 // half way: its triggers would replace the bracket's.
@@ -499,7 +508,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
             }
         }
         let shape = check_shape(conn, &desc)?;
-        if let Some(info) = tables::by_name(conn, &desc.name)? {
+        if let Some(info) = existing {
             info.check_columns(conn)?;
             let cols = tracked_of(&info, &shape).ok_or_else(|| {
                 Error::new(format!(

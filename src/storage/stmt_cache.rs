@@ -92,6 +92,14 @@ impl StmtCache {
         result
     }
 
+    /// Finalizes the cached statement of `key`, if any: its next use prepares the SQL given
+    /// then (for a key whose SQL can change, storage::alter's `BracketRow`).
+    pub fn forget(&self, key: Key) {
+        let slot = self.index.borrow().get(&key).copied();
+        let stmt = slot.and_then(|i| self.slots.borrow_mut()[i].take());
+        drop(stmt);
+    }
+
     /// Finalizes every cached statement (crsql_finalize, connection close, schema change).
     pub fn clear(&self) {
         let drained: Vec<Stmt> = self.slots.borrow_mut().iter_mut().filter_map(Option::take).collect();

@@ -125,7 +125,7 @@ pub struct TableInfo {
     pub buckets: bool,
     /// Why the table cannot be read or merged as it is (`drift`), None when its columns are
     /// the ones the registry names; found at the first `check_columns` (a table's columns
-    /// cost a PRAGMA, about 50k instructions, which tables never read or merged need not pay).
+    /// cost a PRAGMA, about 43k instructions, which tables never read or merged need not pay).
     drift: std::cell::OnceCell<Option<String>>,
 }
 
@@ -363,8 +363,9 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
 /// merged under its registered name until commit.
 fn drift(name: &str, pk: &[String], columns: &[Option<String>], current: &[String], in_bracket: bool) -> Option<String> {
     let has = |c: &String| current.iter().any(|n| n.eq_ignore_ascii_case(c));
+    let registered = || pk.iter().chain(columns.iter().flatten());
     if in_bracket {
-        let gone = pk.iter().chain(columns.iter().flatten()).find(|c| !has(c))?;
+        let gone = registered().find(|c| !has(c))?;
         return Some(format!(
             "table \"{name}\" is between crsql_begin_alter and crsql_commit_alter, and its column \"{gone}\" is gone: \
              it can be read and merged again once crsql_commit_alter has recorded its new shape"
@@ -376,7 +377,7 @@ fn drift(name: &str, pk: &[String], columns: &[Option<String>], current: &[Strin
             "{outside}: its key column \"{k}\" is gone; rename it back (renaming a key column is fine inside a bracket)"
         ));
     }
-    let tracked = |n: &String| pk.iter().chain(columns.iter().flatten()).any(|c| c.eq_ignore_ascii_case(n));
+    let tracked = |n: &String| registered().any(|c| c.eq_ignore_ascii_case(n));
     let what = match (columns.iter().flatten().find(|c| !has(c)), current.iter().find(|n| !tracked(n))) {
         (Some(gone), _) => format!("its column \"{gone}\" is gone"),
         (None, Some(new)) => format!("its column \"{new}\" is not tracked"),
