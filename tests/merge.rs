@@ -836,6 +836,117 @@ fn a_key_value_the_key_column_would_convert_is_refused() {
     assert_eq!(pks.len(), 2, "one clock row per row: {pks:?}");
 }
 
+/// core::table_shape::key_twin agrees with SQLite: a REAL key it gives an INTEGER twin makes
+/// that INTEGER a duplicate key in a BLOB-affinity (and a STRICT ANY) key column, and a REAL
+/// it gives none leaves the integers around it free.
+#[test]
+fn the_key_twin_rule_agrees_with_sqlite() {
+    use crr::core::table_shape::{column_affinity, key_twin};
+    use crr::core::value::Value as CV;
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch("CREATE TABLE b(k PRIMARY KEY NOT NULL); CREATE TABLE s(k ANY PRIMARY KEY NOT NULL) STRICT;").unwrap();
+    let reals = [0.0, -0.0, 1.0, -3.0, 2.5, -0.5, 1e15, 1e18 + 0.5, 1e300, -1e300, 9.223372036854775807e18, -9.223372036854775808e18, f64::INFINITY];
+    for (table, ty, strict) in [("b", "", false), ("s", "ANY", true)] {
+        for f in reals {
+            c.execute(&format!("DELETE FROM {table}"), []).unwrap();
+            c.execute(&format!("INSERT INTO {table} VALUES (?1)"), [f]).unwrap();
+            let twin = key_twin(column_affinity(ty, strict), &CV::Real(f));
+            let taken = |i: i64| c.execute(&format!("INSERT INTO {table} VALUES (?1)"), [i]).is_err();
+            match twin {
+                Some(i) => assert!(taken(i), "{f:?} in {table}: SQLite took {i} as another key"),
+                None if f.is_finite() && f.abs() < 9e18 => {
+                    assert!(!taken(f.floor() as i64) && !taken(f.ceil() as i64), "{f:?} in {table}: SQLite found an INTEGER equal")
+                }
+                None => assert!(!taken(i64::MAX) && !taken(i64::MIN), "{f:?} in {table}"),
+            }
+        }
+    }
+}
+
+/// A REAL key equal to an INTEGER (1.0, -0.0) in a key column of BLOB affinity would be one
+/// row under two keys: a replica holding 1 and one holding 1.0 each replaced the other's row
+/// when they merged, and held different tables for good. Until 2026-12-05 nothing refused
+/// it. Now every way of recording such a key is refused with the reason, and leaves things
+/// as they were: a local insert, a key change, crsql_as_crr's backfill, a merge. Columns that
+/// store only one of the two (REAL affinity here) and REALs with no INTEGER twin are kept.
+#[test]
+fn a_real_key_equal_to_an_integer_is_refused_where_it_would_be_recorded() {
+    let a = mem();
+    a.execute_batch(
+        "CREATE TABLE b(id PRIMARY KEY NOT NULL, v TEXT); SELECT crsql_as_crr('b');
+         CREATE TABLE s(k ANY NOT NULL, j INTEGER NOT NULL, v TEXT, PRIMARY KEY (k, j)) STRICT; SELECT crsql_as_crr('s');
+         CREATE TABLE r(id REAL PRIMARY KEY NOT NULL, v TEXT); SELECT crsql_as_crr('r');
+         INSERT INTO b VALUES (1, 'int'), (1.5, 'half'), (1e300, 'big');
+         INSERT INTO r VALUES (1.0, 'one'), (2, 'two');",
+    )
+    .unwrap();
+    let before = (dump(&a, "b"), changes(&a));
+    for (sql, said) in [
+        ("INSERT INTO b VALUES (2.0, 'x')", "table \"b\": key column \"id\" cannot hold a REAL equal to an INTEGER"),
+        ("INSERT INTO b VALUES (0.0 * -1, 'x')", "table \"b\": key column \"id\" cannot hold a REAL equal to an INTEGER"),
+        ("INSERT INTO s VALUES (7.0, 1, 'x')", "table \"s\": key column \"k\" cannot hold a REAL equal to an INTEGER"),
+        ("UPDATE b SET id = 3.0 WHERE id = 1", "table \"b\": key column \"id\" cannot hold the REAL 3.0: SQLite finds it equal to the INTEGER 3"),
+    ] {
+        let e = err(&a, sql);
+        assert!(e.contains(said), "{sql}: {e}");
+    }
+    let site = vec![7u8; 16];
+    let e = a
+        .execute("INSERT INTO crsql_changes VALUES ('b', crsql_pack_columns(1.0), 'v', 'x', 9, 1, ?1, 1, 0)", [&site])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad pk for table \"b\": key column \"id\" cannot hold the REAL 1.0") && e.contains("store the INTEGER 1"), "{e}");
+    assert_eq!((dump(&a, "b"), changes(&a)), before, "a refusal changed something");
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM s"), 0);
+    // A REAL column stores 2 as 2.0: its REAL keys have no twin.
+    assert_eq!(one::<String>(&a, "SELECT group_concat(typeof(id)) FROM r"), "real,real");
+    // A table that holds such a key cannot become a CRR until the key is an INTEGER.
+    a.execute_batch("CREATE TABLE p(id PRIMARY KEY NOT NULL, v); INSERT INTO p VALUES (4.0, 'x');").unwrap();
+    let e = err(&a, "SELECT crsql_as_crr('p')");
+    assert!(e.contains("table \"p\": key column \"id\" cannot hold the REAL 4.0"), "{e}");
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'crr_%' AND sql LIKE '%\"p\"%'"), 0, "no trigger left");
+    a.execute_batch("UPDATE p SET id = 4; SELECT crsql_as_crr('p');").unwrap();
+    assert_eq!(changes_where(&a, "WHERE \"table\" = 'p'").len(), 1);
+}
+
+/// A REAL key with an INTEGER twin that an earlier build recorded (its insert trigger did not
+/// check) can be fixed where it lives: the key change's tombstone of the REAL key merges (and
+/// deletes only a row keyed by that REAL, not a peer's row keyed by the INTEGER), so replicas
+/// converge; crsql_as_crr gives the table the checking trigger back.
+#[test]
+fn a_key_twin_an_earlier_build_recorded_can_be_fixed_and_the_fix_syncs() {
+    let schema = "CREATE TABLE b(id PRIMARY KEY NOT NULL, v TEXT); SELECT crsql_as_crr('b');";
+    let (old, peer) = (mem(), mem());
+    for r in [&old, &peer] {
+        r.execute_batch(schema).unwrap();
+        at(r, 1_000);
+    }
+    // The insert trigger as earlier builds made it: the key packed unchecked.
+    let trigger: String = one(&old, "SELECT sql FROM sqlite_schema WHERE name = 'crr_1_insert'");
+    let unchecked = without_key_check(&trigger);
+    old.execute_batch(&format!("DROP TRIGGER crr_1_insert; {unchecked};")).unwrap();
+    old.execute_batch("INSERT INTO b VALUES (1.0, 'old')").unwrap();
+    peer.execute_batch("INSERT INTO b VALUES (1, 'peer')").unwrap();
+    let e = apply(&peer, &changes(&old)).unwrap_err().to_string();
+    assert!(e.contains("cannot hold the REAL 1.0"), "{e}");
+    // The fix: the key becomes the INTEGER (a tombstone for 1.0, a new row 1).
+    old.execute_batch("UPDATE b SET id = 1 WHERE id = 1.0; SELECT crsql_as_crr('b');").unwrap();
+    assert!(err(&old, "INSERT INTO b VALUES (5.0, 'x')").contains("cannot hold a REAL equal to an INTEGER"));
+    // The peer's row 1 is written last, so its value wins: the tombstone of 1.0 must not
+    // have deleted it (a delete by `id = 1.0` did, and the peer lost the row for good).
+    at(&peer, 2_000);
+    peer.execute_batch("UPDATE b SET v = 'peer, later' WHERE id = 1").unwrap();
+    let rows = converge(&old, &peer, "b");
+    assert_eq!(rows, vec![vec![V::Integer(1), V::Text("peer, later".into())]]);
+    assert_eq!(changes_where(&peer, "WHERE cid = '-1'").len(), 1, "the tombstone of 1.0 is on the peer too");
+}
+
+fn without_key_check(trigger: &str) -> String {
+    let start = trigger.find("CASE WHEN").expect("the checking trigger");
+    let end = trigger[start..].find(" END").expect("its CASE's end") + start + " END".len();
+    format!("{}NEW.\"id\"{}", &trigger[..start], &trigger[end..])
+}
+
 /// crsql_internal_sync_bit() (cr-sqlite's name) is 1 inside the app's triggers that a merge
 /// fires and 0 for local writes, so an app trigger that derives data (a counter, a copy) can
 /// skip merges: the origin's derived writes arrive as changes of their own, and replicas agree.

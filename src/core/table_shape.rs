@@ -43,6 +43,9 @@ pub struct Shape {
     /// The key is the table's rowid (one INTEGER PRIMARY KEY column that aliases it), so every
     /// key value is an integer.
     pub rowid_key: bool,
+    /// The key columns' affinities, in key order (those of BLOB affinity can hold key twins,
+    /// see `key_twin`).
+    pub pk_affinity: Vec<Affinity>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +113,32 @@ pub fn stored_as_is(a: Affinity, v: &Value) -> bool {
         }
         (Affinity::Real | Affinity::Integer | Affinity::Numeric, Value::Text(t)) => !looks_numeric(t),
     }
+}
+
+/// The INTEGER a REAL key value equals, where the key column could hold both: SQLite compares
+/// a REAL with an INTEGER by value (`1.0 = 1`, `-0.0 = 0`), so in a key column that converts
+/// neither into the other (BLOB affinity, a STRICT table's ANY) the two are one row under two
+/// packed keys. A replica holding `1` and one holding `1.0` would each replace the other's
+/// row when they merge, and never converge. Columns of every other affinity store only one of
+/// the two (`stored_as_is`), so their keys have no twin. Such keys are refused wherever one
+/// would be recorded: local inserts and key changes, crsql_as_crr's backfill, merges.
+pub fn key_twin(a: Affinity, v: &Value) -> Option<i64> {
+    match (a, v) {
+        // Exactly the REALs equal to an i64 (SQLite's sqlite3IntFloatCompare): integral and
+        // in [-2^63, 2^63); -0.0 included, NaN and the infinities not.
+        (Affinity::Blob, Value::Real(f)) if f.fract() == 0.0 && *f >= -9_223_372_036_854_775_808.0 && *f < 9_223_372_036_854_775_808.0 => {
+            Some(*f as i64)
+        }
+        _ => None,
+    }
+}
+
+/// Why a key value with a twin (`key_twin`) cannot be recorded, for error messages.
+pub fn key_twin_reason(column: &str, real: f64, twin: i64) -> String {
+    format!(
+        "key column \"{column}\" cannot hold the REAL {real:?}: SQLite finds it equal to the INTEGER {twin}, so \
+         replicas could hold one row under two keys and never converge; store the INTEGER {twin}"
+    )
 }
 
 /// Whether SQLite reads this text as a number when a numeric affinity applies: an optional
@@ -365,7 +394,13 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
                 || c.decl_type.trim().eq_ignore_ascii_case("ANY"),
         });
     }
-    Ok(Shape { pk: pk.iter().map(|c| c.name.clone()).collect(), columns, rowid_key: rowid_alias })
+    let strict = is_strict(&t.sql);
+    Ok(Shape {
+        pk: pk.iter().map(|c| c.name.clone()).collect(),
+        columns,
+        rowid_key: rowid_alias,
+        pk_affinity: pk.iter().map(|c| column_affinity(&c.decl_type, strict)).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -481,6 +516,26 @@ mod tests {
         for not in ["", " ", ".", "1e", "e5", "0x10", "1 2", "inf", "NaN", "1.2.3", "--1", "\u{a0}1"] {
             assert!(stored_as_is(Integer, &text(not)), "{not:?}");
         }
+    }
+
+    #[test]
+    fn reals_equal_to_an_integer_are_key_twins_where_both_can_be_stored() {
+        use Affinity::*;
+        for (f, i) in [(1.0, 1), (0.0, 0), (-0.0, 0), (-3.0, -3), (1e18, 1_000_000_000_000_000_000), (-9_223_372_036_854_775_808.0, i64::MIN)] {
+            assert_eq!(key_twin(Blob, &Value::Real(f)), Some(i), "{f:?}");
+        }
+        for f in [1.5, -0.25, 9_223_372_036_854_775_808.0, 1e300, -1e300, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            assert_eq!(key_twin(Blob, &Value::Real(f)), None, "{f:?}");
+        }
+        for v in [Value::Integer(1), Value::Text("1".into()), Value::Blob(vec![1]), Value::Null] {
+            assert_eq!(key_twin(Blob, &v), None, "{v:?}");
+        }
+        // Other affinities store only one of the two.
+        for a in [Integer, Numeric, Real, Text] {
+            assert_eq!(key_twin(a, &Value::Real(1.0)), None, "{a:?}");
+        }
+        let reason = key_twin_reason("id", -0.0, 0);
+        assert!(reason.contains("key column \"id\" cannot hold the REAL -0.0") && reason.ends_with("store the INTEGER 0"), "{reason}");
     }
 
     #[test]

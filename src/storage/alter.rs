@@ -389,7 +389,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         let inserts_tracked = has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
         conn.db.exec(&format!("DROP TRIGGER IF EXISTS main.\"crr_{}_alter_old\"", info.tid))?;
         conn.bracket.borrow_mut().clear();
-        install_triggers(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
+        install_triggers(conn, info.clock(), &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
         if !inserts_tracked {
             // The table was dropped and made again (the twelve-step rebuild): its triggers went
             // with it, so inserts and deletes since then were not tracked either.

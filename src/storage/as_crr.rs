@@ -6,7 +6,7 @@ use super::tables::{self, clock_table, Clock, KeyLayout};
 use super::{dirty, meta, schema, track};
 use crate::core::fast_hash::FastHasher;
 use crate::core::ident::quote;
-use crate::core::table_shape::{self, ColumnDesc, Shape, TableDesc};
+use crate::core::table_shape::{self, Affinity, ColumnDesc, Shape, TableDesc};
 use crate::core::value::Value;
 use crate::error::{Error, Result};
 use crate::ffi::db::Stmt;
@@ -132,11 +132,16 @@ fn blob_literal(bytes: &[u8]) -> String {
 /// instead, `Conn::enter_write`): SQLite checks every trigger when any table is renamed or a
 /// column dropped, and a connection without the extension could then alter no table of the
 /// database.
-fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> String {
+///
+/// `pk_affinity` holds the key columns' affinities (empty for a rowid key): an inserted key
+/// value with a twin in a column of BLOB affinity (`table_shape::key_twin`) aborts the
+/// statement. Key changes, which crr_internal_update records, are checked in Rust.
+fn trigger_sql(clock: Clock, table: &str, pk: &[String], pk_affinity: &[Affinity], cols: &[Tracked]) -> String {
     let t = quote(table);
     let tid = clock.tid;
     let keys = |prefix: &str| pk.iter().map(|k| format!("{prefix}.{}", quote(k))).collect::<Vec<_>>();
     let (new_key, old_key) = (clock.key_sql(&keys("NEW")), clock.key_sql(&keys("OLD")));
+    let inserted_key = clock.key_sql(&twin_checked(table, pk, pk_affinity));
     // A rowid key is always an integer, so only its value can change; any other key may
     // change class alone (1 -> 1.0 compares equal).
     let key_keeps_class = clock.key != KeyLayout::Rowid;
@@ -159,12 +164,12 @@ fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> St
     // dbv's entry may then go (`rewritten_dbv`); a dbv index needs nothing.
     let fresh_dbv = |key: &str| if buckets { format!("crr_internal_mark({tid}, {key})") } else { "crr_internal_db_version()".to_string() };
     let rewritten_dbv = if buckets { format!("crr_internal_mark({tid}, pk, dbv)") } else { "excluded.dbv".to_string() };
-    let (insert_dbv, delete_dbv) = (fresh_dbv(&new_key), fresh_dbv(&old_key));
+    let (insert_dbv, delete_dbv) = (fresh_dbv(&inserted_key), fresh_dbv(&old_key));
     let update_dbv = if buckets { rewritten_dbv.clone() } else { "crr_internal_db_version()".to_string() };
     format!(
         "CREATE TRIGGER IF NOT EXISTS main.\"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
-             VALUES ({new_key}, 1, {insert_dbv}, crr_internal_fresh_record({slots})) \
+             VALUES ({inserted_key}, 1, {insert_dbv}, crr_internal_fresh_record({slots})) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl | 1, dbv = {rewritten_dbv}, \
                clock = crr_internal_insert_over_record({tid}, cl, clock, excluded.clock, {slots}); \
            END;\n\
@@ -186,13 +191,38 @@ fn trigger_sql(clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> St
     )
 }
 
+/// The insert trigger's `NEW.<key>` expressions: a column of BLOB affinity raises an error
+/// for a REAL equal to an INTEGER (`table_shape::key_twin`, the same test in SQL: CAST
+/// saturates, and a saturated value compares unequal). RAISE takes only a literal message,
+/// so it names the table and column as they were at creation; commit_alter makes the
+/// triggers again after a rename.
+fn twin_checked(table: &str, pk: &[String], pk_affinity: &[Affinity]) -> Vec<String> {
+    pk.iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let v = format!("NEW.{}", quote(k));
+            if pk_affinity.get(i) != Some(&Affinity::Blob) {
+                return v;
+            }
+            let message = format!(
+                "table \"{table}\": key column \"{k}\" cannot hold a REAL equal to an INTEGER (SQLite finds 1.0 = 1, so \
+                 replicas could hold one row under two keys and never converge); store the INTEGER"
+            );
+            format!(
+                "CASE WHEN typeof({v}) = 'real' AND {v} = CAST({v} AS INTEGER) THEN RAISE(ABORT, {}) ELSE {v} END",
+                crate::core::ident::literal(&message)
+            )
+        })
+        .collect()
+}
+
 /// Gives table `clock.tid` this build's three triggers (`trigger_sql`). Triggers that are
 /// already exactly those are kept: crsql_as_crr, which apps call at every start, then changes
 /// no schema (every connection would otherwise read the schema again and prepare its
 /// statements anew); any others (an earlier build's, or made for the table's shape before an
 /// alter) are replaced.
-pub fn install_triggers(conn: &Conn, clock: Clock, table: &str, pk: &[String], cols: &[Tracked]) -> Result<()> {
-    let sql = trigger_sql(clock, table, pk, cols);
+pub fn install_triggers(conn: &Conn, clock: Clock, table: &str, pk: &[String], pk_affinity: &[Affinity], cols: &[Tracked]) -> Result<()> {
+    let sql = trigger_sql(clock, table, pk, pk_affinity, cols);
     if !triggers_are(conn, clock.tid, &sql)? {
         conn.db.exec(&drop_triggers_sql(clock.tid))?;
         conn.db.exec(&sql)?;
@@ -393,7 +423,7 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
             dirty::BUCKET_BITS,
             clock.table()
         ))?;
-        install_triggers(conn, clock, &info.name, &info.pk, &cols)?;
+        install_triggers(conn, clock, &info.name, &info.pk, &[], &cols)?;
     }
     conn.tables.borrow_mut().invalidate();
     conn.stmts.clear();
@@ -518,7 +548,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
                 ))
             })?;
             // The clock keeps the key layout it was made with.
-            install_triggers(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
+            install_triggers(conn, info.clock(), &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
             backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
             return Ok(());
         }
@@ -547,7 +577,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
             .map(|(slot, c)| Tracked { slot, name: c.name.clone(), keeps_class: c.keeps_storage_class })
             .collect();
         write_columns(conn, tid, &shape.pk, &cols)?;
-        install_triggers(conn, clock, &desc.name, &shape.pk, &cols)?;
+        install_triggers(conn, clock, &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
         conn.tables.borrow_mut().invalidate();
         backfill(conn, clock, &desc.name, &shape.pk, &cols)?;
         Ok(())
@@ -585,8 +615,8 @@ mod tests {
     fn rowid_keys_skip_the_class_check() {
         let cols = [Tracked { slot: 0, name: "a".into(), keeps_class: false }];
         let pk = ["id".to_string()];
-        let rowid = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &cols);
-        let packed = trigger_sql(Clock::new(1, KeyLayout::Packed), "t", &pk, &cols);
+        let rowid = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &[], &cols);
+        let packed = trigger_sql(Clock::new(1, KeyLayout::Packed), "t", &pk, &[], &cols);
         assert!(!rowid.contains("typeof(NEW.\"id\")"), "{rowid}");
         assert!(packed.contains("typeof(NEW.\"id\") IS NOT typeof(OLD.\"id\")"), "{packed}");
         assert!(rowid.contains("NEW.\"id\" IS NOT OLD.\"id\" COLLATE BINARY"), "{rowid}");
@@ -597,9 +627,9 @@ mod tests {
     fn update_flags_are_a_bit_mask_unless_the_table_is_wide() {
         let pk = ["id".to_string()];
         let cols = |n: usize| (0..n).map(|i| Tracked { slot: i, name: format!("c{i}"), keeps_class: false }).collect::<Vec<_>>();
-        let narrow = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &cols(track::FLAG_BITS_MAX));
+        let narrow = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &[], &cols(track::FLAG_BITS_MAX));
         assert!(narrow.contains(&format!("<< {})", track::FLAG_BITS_MAX - 1)) && !narrow.contains("||"), "{narrow}");
-        let wide = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &cols(track::FLAG_BITS_MAX + 1));
+        let wide = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &[], &cols(track::FLAG_BITS_MAX + 1));
         assert!(wide.contains("||") && !wide.contains("<<"), "{wide}");
     }
 }

@@ -27,7 +27,7 @@ use crate::core::ident::quote;
 use crate::core::merge::{self as rule, cell_wins, row_step, sentinel_site_wins, sentinel_takes_site, CellWrite, RowStep, SiteId};
 use crate::core::pk_codec;
 use crate::core::row_clock::{Entry, RowClock};
-use crate::core::table_shape;
+use crate::core::table_shape::{self, Affinity};
 use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use std::rc::Rc;
@@ -115,7 +115,11 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     // A key value the column would store as another value (1 in a TEXT column is stored as
     // '1') would name the row by a key its clock does not hold: the row's next local write
     // would give it a second clock row, and replicas would disagree on which rows exist.
+    let mut twin = None;
     for ((k, affinity), name) in keys.iter().zip(table.key_affinities(conn)?).zip(&table.pk) {
+        if let (Some(int), Value::Real(f), None) = (table_shape::key_twin(*affinity, k), k, &twin) {
+            twin = Some(table_shape::key_twin_reason(name, *f, int));
+        }
         if !table_shape::stored_as_is(*affinity, k) {
             return Err(Error::new(format!(
                 "bad pk for table \"{}\": its key column \"{name}\" ({affinity:?} affinity) would store the pk's {} {} \
@@ -159,6 +163,12 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     if !matches!(c.seq, ValueRef::Null) {
         non_negative("seq", &c.seq)?;
     }
+    // A key with a twin names a row no replica of this build writes (table_shape::key_twin);
+    // one an earlier build wrote may still be deleted (delete_row deletes only that row), so
+    // that the replica that holds it can fix it and its peers follow.
+    if let Some(reason) = twin.filter(|_| rule::is_alive(cl)) {
+        return Err(Error::new(format!("bad pk for table \"{}\": {reason}", table.name)));
+    }
     if slot.is_some() {
         txn::check_drift(conn, col_version)?;
     }
@@ -182,9 +192,18 @@ fn write_user(conn: &Conn, v: &Valid, key: Key, sql: impl FnOnce() -> String, va
     result.map_err(|e| Error::with_code(e.code, format!("cannot apply change to \"{}\": {e}", v.table.name)))
 }
 
+/// Deletes the row whose key is the change's, value and storage class: in a key column of
+/// BLOB affinity a row keyed 1 is not the row keyed 1.0, though SQLite finds them equal
+/// (table_shape::key_twin).
 fn delete_row(conn: &Conn, v: &Valid) -> Result<()> {
     let t = &v.table;
-    write_user(conn, v, Key::RowDelete(t.tid), || format!("DELETE FROM {} WHERE {}", t.quoted(), t.pk_where(1)), None)
+    let affinities = t.key_affinities(conn)?;
+    let sql = || {
+        let exact = t.pk.iter().zip(affinities).enumerate().filter(|(_, (_, a))| **a == Affinity::Blob);
+        let classes: String = exact.map(|(i, (k, _))| format!(" AND typeof({}) = typeof(?{})", quote(k), i + 1)).collect();
+        format!("DELETE FROM {} WHERE {}{classes}", t.quoted(), t.pk_where(1))
+    };
+    write_user(conn, v, Key::RowDelete(t.tid), sql, None)
 }
 
 /// Replaces the row with a fresh one holding defaults (and the incoming cell, if any).

@@ -7,12 +7,33 @@
 use super::conn::Conn;
 use super::{sites, ticks};
 use super::stmt_cache::Key;
-use super::tables::Clock;
+use super::tables::{self, Clock, KeyLayout};
 use super::txn::{self, ClockMode};
 use crate::core::merge::{is_alive, sentinel_site_wins, sentinel_visible};
 use crate::core::row_clock::{Entry, RowClock, SeqTemplate};
-use crate::core::value::ValueRef;
+use crate::core::value::{Value, ValueRef};
+use crate::core::{pk_codec, table_shape};
 use crate::error::{Error, Result};
+
+/// Refuses a key that has a twin (`table_shape::key_twin`) as a new row's key: what the
+/// insert trigger checks in SQL, for the keys Rust records (key changes, backfill, alter).
+fn refuse_key_twins(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<()> {
+    if clock.key == KeyLayout::Rowid {
+        return Ok(());
+    }
+    // Only a REAL can have a twin; the registry is asked only then.
+    let keys = pk_codec::decode(pk).map_err(|e| Error::new(format!("bad key blob: {e}")))?;
+    if !keys.iter().any(|k| matches!(k, Value::Real(_))) {
+        return Ok(());
+    }
+    let Some(table) = tables::by_tid(conn, clock.tid)? else { return Ok(()) };
+    for ((k, a), name) in keys.iter().zip(table.key_affinities(conn)?).zip(&table.pk) {
+        if let (Some(twin), Value::Real(f)) = (table_shape::key_twin(*a, k), k) {
+            return Err(Error::new(format!("table \"{}\": {}", table.name, table_shape::key_twin_reason(name, *f, twin))));
+        }
+    }
+    Ok(())
+}
 
 /// Reads a row's clock record.
 pub fn load(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<Option<RowClock>> {
@@ -232,6 +253,7 @@ pub fn on_insert(conn: &Conn, clock: Clock, pk: &[u8], slots: &[usize]) -> Resul
     if silenced(conn, clock.tid) {
         return Ok(());
     }
+    refuse_key_twins(conn, clock, pk)?;
     let dbv = txn::db_version(conn)?;
     let loaded = load(conn, clock, pk)?;
     let old_dbv = loaded.as_ref().map(RowClock::max_db_version);
