@@ -196,9 +196,9 @@ fn trigger_sql(clock: Clock, table: &str, pk: &[String], pk_affinity: &[Affinity
 /// saturates, and a saturated value compares unequal). RAISE takes only a literal message,
 /// so it names the table and column as they were at creation; commit_alter makes the
 /// triggers again after a rename. Cost (callgrind, 20,000 inserts through the sqlite3 shell):
-/// about 360 instructions an insert with integer keys, 400 with text, 400-600 with 16-byte
-/// random blobs, about 2% of a tracked insert; the CAST first was dearer for integers and
-/// text, and the check outside the key's expression (in `cl`'s) cost the same.
+/// about 400 instructions an insert with integer or text keys, 400-600 with 16-byte random
+/// blobs, about 2% of a tracked insert; the CAST first was dearer for integers and text, and
+/// the check outside the key's expression (in `cl`'s) cost the same.
 fn twin_checked(table: &str, pk: &[String], pk_affinity: &[Affinity]) -> Vec<String> {
     pk.iter()
         .enumerate()
