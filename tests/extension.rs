@@ -91,6 +91,56 @@ fn crr_internal_txn_holds_no_rows() {
     }
 }
 
+/// TEMP tables named like the internal ones, shaped like them (so that a statement that found
+/// them would run without error), take nothing of their place: SQLite looks for an unqualified
+/// table in temp first, and until 2026-12-05 the feed then read an empty clock and merges wrote
+/// theirs where the connection's close dropped it. Every kind of work runs beside them: local
+/// writes, a new CRR, merges both ways, reads since a version, an alter bracket, crsql_as_table;
+/// the shadowed replica must converge with a plain one and leave every TEMP table empty.
+#[test]
+fn temp_tables_named_like_the_internal_ones_change_nothing() {
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t');
+                  CREATE TABLE w(k TEXT PRIMARY KEY NOT NULL, v) WITHOUT ROWID; SELECT crsql_as_crr('w');";
+    let (shadowed, plain) = (mem(), mem());
+    shadowed.execute_batch(schema).unwrap();
+    plain.execute_batch(schema).unwrap();
+    let names = ["crr_meta", "crr_sites", "crr_tables", "crr_columns", "crr_ticks", "crr_dirty", "crr_clock_1", "crr_clock_2"];
+    for n in names {
+        shadowed.execute_batch(&format!("CREATE TEMP TABLE \"{n}\" AS SELECT * FROM main.\"{n}\" WHERE 0")).unwrap();
+    }
+    shadowed
+        .execute_batch(
+            "CREATE TEMP TABLE crr_clock_3(pk, cl, dbv, clock); CREATE TEMP TABLE crr_internal_txn(x);
+             INSERT INTO t VALUES (1, 'one'), (2, 'two'); UPDATE t SET a = 'uno' WHERE id = 1; DELETE FROM t WHERE id = 2;
+             INSERT INTO w VALUES ('k', 1);
+             CREATE TABLE n(id INTEGER PRIMARY KEY NOT NULL, x); INSERT INTO n VALUES (7, 'seven'); SELECT crsql_as_crr('n');",
+        )
+        .unwrap();
+    plain.execute_batch("CREATE TABLE n(id INTEGER PRIMARY KEY NOT NULL, x); SELECT crsql_as_crr('n'); INSERT INTO t VALUES (3, 'three');").unwrap();
+    assert_eq!(one::<i64>(&shadowed, "SELECT crsql_db_version()"), 5, "one version per transaction (the backfill of n too)");
+    let since = one::<i64>(&plain, "SELECT crsql_db_version()");
+    apply(&plain, &changes(&shadowed)).unwrap();
+    apply(&shadowed, &changes(&plain)).unwrap();
+    shadowed.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN b DEFAULT 0; SELECT crsql_commit_alter('t'); UPDATE t SET b = 5 WHERE id = 1;").unwrap();
+    plain.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN b DEFAULT 0; SELECT crsql_commit_alter('t');").unwrap();
+    apply(&plain, &changes_where_with(&shadowed, "WHERE db_version > ?1", &[since])).unwrap();
+    for table in ["t", "w", "n"] {
+        assert_eq!(dump(&shadowed, table), dump(&plain, table), "table {table}");
+    }
+    assert_eq!(dump(&plain, "t"), vec![vec![V::Integer(1), txt("uno"), V::Integer(5)], vec![V::Integer(3), txt("three"), V::Integer(0)]]);
+    let portable = |c: &rusqlite::Connection| {
+        let mut v: Vec<String> = changes(c).into_iter().map(|x| format!("{} {:?} {} {:?} {} {}", x.table, x.pk, x.cid, x.val, x.col_version, x.cl)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(portable(&shadowed), portable(&plain));
+    shadowed.execute_batch("SELECT crsql_as_table('n')").unwrap();
+    assert_eq!(changes_where(&shadowed, "WHERE \"table\" = 'n'").len(), 0);
+    for n in names.iter().chain(&["crr_clock_3", "crr_internal_txn"]) {
+        assert_eq!(one::<i64>(&shadowed, &format!("SELECT count(*) FROM temp.\"{n}\"")), 0, "temp.{n} was written");
+    }
+}
+
 #[test]
 fn loading_twice_on_one_connection_is_harmless() {
     let c = crr_t();

@@ -366,7 +366,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             }
         }
         write_columns(conn, info.tid, &shape.pk, &cols)?;
-        let mut s = conn.db.prepare("UPDATE crr_tables SET name = ?1 WHERE tid = ?2", false)?;
+        let mut s = conn.db.prepare("UPDATE main.crr_tables SET name = ?1 WHERE tid = ?2", false)?;
         s.bind_text(1, &desc.name)?;
         s.bind_i64(2, info.tid)?;
         s.run()?;
@@ -396,7 +396,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
             tombstone_missing(conn, info.clock(), &desc.name, &shape.pk)?;
         }
-        conn.db.exec(&format!("DELETE FROM crr_meta WHERE key = 'alter.{}'", info.tid))?;
+        conn.db.exec(&format!("DELETE FROM main.crr_meta WHERE key = 'alter.{}'", info.tid))?;
         Ok(())
     })
 }

@@ -146,7 +146,7 @@ fn trigger_sql(clock: Clock, table: &str, pk: &[String], pk_affinity: &[Affinity
     // change class alone (1 -> 1.0 compares equal).
     let key_keeps_class = clock.key != KeyLayout::Rowid;
     let buckets = clock.buckets;
-    let clock = clock.table();
+    let clock = clock.trigger_table();
     let slots = blob_literal(&track::encode_slots(&cols.iter().map(|c| c.slot).collect::<Vec<_>>()));
     let changed: Vec<String> = cols.iter().map(|c| changed_expr(&c.name, c.keeps_class)).collect();
     let flags = if cols.is_empty() {
@@ -309,9 +309,9 @@ pub(super) fn for_each_key(s: &mut Stmt, mut f: impl FnMut(&[u8]) -> Result<()>)
 
 /// Rewrites the registry's column list of `tid`.
 pub fn write_columns(conn: &Conn, tid: i64, pk: &[String], cols: &[Tracked]) -> Result<()> {
-    conn.db.exec(&format!("DELETE FROM crr_columns WHERE tid = {tid}"))?;
+    conn.db.exec(&format!("DELETE FROM main.crr_columns WHERE tid = {tid}"))?;
     let mut s = conn.db.prepare(
-        "INSERT INTO crr_columns(tid, name, slot, pk_index, keeps_class) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO main.crr_columns(tid, name, slot, pk_index, keeps_class) VALUES (?1, ?2, ?3, ?4, ?5)",
         false,
     )?;
     for (i, k) in pk.iter().enumerate() {
@@ -365,15 +365,15 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
         raise_floor(conn, max)?;
         conn.stmts.clear();
         conn.db.exec(&format!(
-            "DELETE FROM {clock}; DELETE FROM crr_columns WHERE tid = {tid}; DELETE FROM crr_tables WHERE tid = {tid}; \
-             DELETE FROM crr_meta WHERE key = 'alter.{tid}';"
+            "DELETE FROM {clock}; DELETE FROM main.crr_columns WHERE tid = {tid}; DELETE FROM main.crr_tables WHERE tid = {tid}; \
+             DELETE FROM main.crr_meta WHERE key = 'alter.{tid}';"
         ))?;
         dirty::forget(conn, tid)?;
     }
     if hard {
         let mut s = conn.db.prepare(
             "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'crr_clock_[0-9]*' \
-             AND CAST(substr(name, 11) AS INTEGER) NOT IN (SELECT tid FROM crr_tables)",
+             AND CAST(substr(name, 11) AS INTEGER) NOT IN (SELECT tid FROM main.crr_tables)",
             false,
         )?;
         let mut orphans = Vec::new();
@@ -413,7 +413,7 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
             continue;
         }
         let mut cols = Vec::new();
-        let mut s = conn.db.prepare("SELECT slot, name, keeps_class FROM crr_columns WHERE tid = ?1 AND pk_index = 0 AND slot >= 0 ORDER BY slot", false)?;
+        let mut s = conn.db.prepare("SELECT slot, name, keeps_class FROM main.crr_columns WHERE tid = ?1 AND pk_index = 0 AND slot >= 0 ORDER BY slot", false)?;
         s.bind_i64(1, tid)?;
         while s.step()? {
             cols.push(Tracked { slot: s.i64(0) as usize, name: s.text(1), keeps_class: s.i64(2) != 0 });
@@ -422,7 +422,7 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
         conn.stmts.clear();
         let clock = Clock { buckets: true, ..info.clock() };
         conn.db.exec(&format!(
-            "INSERT OR IGNORE INTO crr_dirty(tid, dbv, bucket) SELECT DISTINCT {tid}, dbv, pk >> {} FROM {}; DROP INDEX \"crr_clock_{tid}_dbv\";",
+            "INSERT OR IGNORE INTO main.crr_dirty(tid, dbv, bucket) SELECT DISTINCT {tid}, dbv, pk >> {} FROM {}; DROP INDEX main.\"crr_clock_{tid}_dbv\";",
             dirty::BUCKET_BITS,
             clock.table()
         ))?;
@@ -568,7 +568,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         if !clock.buckets {
             conn.db.exec(&CLOCK_DBV_INDEX_SQL.replace("{tid}", &tid.to_string()))?;
         }
-        let mut s = conn.db.prepare("INSERT INTO crr_tables(tid, name) VALUES (?1, ?2)", false)?;
+        let mut s = conn.db.prepare("INSERT INTO main.crr_tables(tid, name) VALUES (?1, ?2)", false)?;
         s.bind_i64(1, tid)?;
         s.bind_text(2, &desc.name)?;
         s.run()?;
@@ -601,7 +601,7 @@ pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
         conn.db.exec(&format!("DROP TABLE IF EXISTS {}", clock_table(info.tid)))?;
         dirty::forget(conn, info.tid)?;
         conn.db.exec(&format!(
-            "DELETE FROM crr_columns WHERE tid = {0}; DELETE FROM crr_tables WHERE tid = {0}; DELETE FROM crr_meta WHERE key = 'alter.{0}';",
+            "DELETE FROM main.crr_columns WHERE tid = {0}; DELETE FROM main.crr_tables WHERE tid = {0}; DELETE FROM main.crr_meta WHERE key = 'alter.{0}';",
             info.tid
         ))?;
         conn.tables.borrow_mut().invalidate();

@@ -57,7 +57,7 @@ pub fn bucket_keys_sql(b: &str) -> (String, String) {
 
 /// A subquery for the distinct buckets of clock `tid` with an entry at `?{param}` or later.
 pub fn buckets_since_sql(tid: i64, param: usize) -> String {
-    format!("SELECT DISTINCT bucket FROM crr_dirty WHERE tid = {tid} AND dbv >= ?{param}")
+    format!("SELECT DISTINCT bucket FROM main.crr_dirty WHERE tid = {tid} AND dbv >= ?{param}")
 }
 
 /// The entries this transaction wrote or will write (see the module comment).
@@ -285,7 +285,7 @@ fn add_all(conn: &Conn, entries: &[Pending]) -> Result<()> {
             Key::DirtyAddMany,
             || {
                 let rows = vec!["(?, ?, ?)"; CHUNK_ROWS].join(", ");
-                format!("INSERT INTO crr_dirty(tid, dbv, bucket) VALUES {rows} ON CONFLICT DO NOTHING")
+                format!("INSERT INTO main.crr_dirty(tid, dbv, bucket) VALUES {rows} ON CONFLICT DO NOTHING")
             },
             |s| {
                 for (i, e) in chunk.iter().enumerate() {
@@ -298,7 +298,7 @@ fn add_all(conn: &Conn, entries: &[Pending]) -> Result<()> {
         )?;
     }
     for e in chunks.remainder() {
-        one(conn, Key::DirtyAdd, "INSERT INTO crr_dirty(tid, dbv, bucket) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", e.tid, e.dbv, e.bucket)?;
+        one(conn, Key::DirtyAdd, "INSERT INTO main.crr_dirty(tid, dbv, bucket) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", e.tid, e.dbv, e.bucket)?;
     }
     Ok(())
 }
@@ -314,7 +314,7 @@ fn remove_all(conn: &Conn, entries: &[Pending]) -> Result<()> {
         for chunk in group.chunks(CHUNK_ROWS) {
             if chunk.len() < 4 {
                 for r in chunk {
-                    one(conn, Key::DirtyRemove, "DELETE FROM crr_dirty WHERE tid = ?1 AND dbv = ?2 AND bucket = ?3", tid, old, r.2)?;
+                    one(conn, Key::DirtyRemove, "DELETE FROM main.crr_dirty WHERE tid = ?1 AND dbv = ?2 AND bucket = ?3", tid, old, r.2)?;
                 }
                 continue;
             }
@@ -323,7 +323,7 @@ fn remove_all(conn: &Conn, entries: &[Pending]) -> Result<()> {
                 Key::DirtyRemoveMany,
                 || {
                     let list: Vec<String> = (0..CHUNK_ROWS).map(|i| format!("?{}", i + 3)).collect();
-                    format!("DELETE FROM crr_dirty WHERE tid = ?1 AND dbv = ?2 AND bucket IN ({})", list.join(", "))
+                    format!("DELETE FROM main.crr_dirty WHERE tid = ?1 AND dbv = ?2 AND bucket IN ({})", list.join(", "))
                 },
                 |s| {
                     s.bind_i64(1, tid)?;
@@ -352,13 +352,13 @@ fn one(conn: &Conn, key: Key, sql: &str, tid: i64, dbv: i64, b: i64) -> Result<(
 
 /// The highest db_version among clock `tid`'s entries (0: none).
 pub fn max_sql(tid: i64) -> String {
-    format!("SELECT coalesce(max(dbv), 0) FROM crr_dirty WHERE tid = {tid}")
+    format!("SELECT coalesce(max(dbv), 0) FROM main.crr_dirty WHERE tid = {tid}")
 }
 
 /// Removes every entry of clock `tid` (its clock is being removed), held-back ones too.
 pub fn forget(conn: &Conn, tid: i64) -> Result<()> {
     flush(conn)?;
-    conn.db.exec(&format!("DELETE FROM crr_dirty WHERE tid = {tid}"))
+    conn.db.exec(&format!("DELETE FROM main.crr_dirty WHERE tid = {tid}"))
 }
 
 #[cfg(test)]

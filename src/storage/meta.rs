@@ -6,7 +6,7 @@ use crate::core::value::Value;
 use crate::error::Result;
 
 pub fn get(conn: &Conn, key: &str) -> Result<Option<Value>> {
-    conn.stmts.with(conn.db, Key::MetaGet, || "SELECT value FROM crr_meta WHERE key = ?1".into(), |s| {
+    conn.stmts.with(conn.db, Key::MetaGet, || "SELECT value FROM main.crr_meta WHERE key = ?1".into(), |s| {
         s.bind_text(1, key)?;
         Ok(if s.step()? { Some(s.value(0)) } else { None })
     })
@@ -23,7 +23,7 @@ pub fn set(conn: &Conn, key: &str, value: &Value) -> Result<()> {
     conn.stmts.with(
         conn.db,
         Key::MetaPut,
-        || "INSERT INTO crr_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value".into(),
+        || "INSERT INTO main.crr_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value".into(),
         |s| {
             s.bind_text(1, key)?;
             s.bind_value(2, value)?;

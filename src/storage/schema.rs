@@ -56,7 +56,7 @@ pub fn install(conn: &Conn) -> Result<()> {
         // The clock mark of merged versions and re-ticks (txn::recover).
         meta::set(conn, "hlc", &Value::Integer(0))?;
         let site = conn.db.random_bytes();
-        let mut s = conn.db.prepare("INSERT INTO crr_sites(ordinal, site_id) VALUES (0, ?1)", false)?;
+        let mut s = conn.db.prepare("INSERT INTO main.crr_sites(ordinal, site_id) VALUES (0, ?1)", false)?;
         s.bind_blob(1, &site)?;
         s.run()
     })();

@@ -60,7 +60,7 @@ impl Sites {
 }
 
 fn lookup_by_id(conn: &Conn, site: &SiteId) -> Result<Option<u32>> {
-    conn.stmts.with(conn.db, Key::SiteById, || "SELECT ordinal FROM crr_sites WHERE site_id = ?1".into(), |s| {
+    conn.stmts.with(conn.db, Key::SiteById, || "SELECT ordinal FROM main.crr_sites WHERE site_id = ?1".into(), |s| {
         s.bind_blob(1, site)?;
         Ok(if s.step()? { Some(s.i64(0) as u32) } else { None })
     })
@@ -117,7 +117,7 @@ pub fn ordinal_or_insert(conn: &Conn, site: &SiteId) -> Result<u32> {
     let ord = conn.stmts.with(
         conn.db,
         Key::SiteInsert,
-        || "INSERT INTO crr_sites(ordinal, site_id) VALUES ((SELECT max(ordinal) + 1 FROM crr_sites), ?1) RETURNING ordinal".into(),
+        || "INSERT INTO main.crr_sites(ordinal, site_id) VALUES ((SELECT max(ordinal) + 1 FROM main.crr_sites), ?1) RETURNING ordinal".into(),
         |s| {
             s.bind_blob(1, site)?;
             if !s.step()? {
@@ -139,7 +139,7 @@ pub fn site_id(conn: &Conn, ord: u32) -> Result<SiteId> {
     if let Some(id) = cached {
         return Ok(id);
     }
-    let id = conn.stmts.with(conn.db, Key::SiteByOrdinal, || "SELECT site_id FROM crr_sites WHERE ordinal = ?1".into(), |s| {
+    let id = conn.stmts.with(conn.db, Key::SiteByOrdinal, || "SELECT site_id FROM main.crr_sites WHERE ordinal = ?1".into(), |s| {
         s.bind_i64(1, i64::from(ord))?;
         if !s.step()? {
             return Err(Error::new(format!("corrupt clock data: unknown site ordinal {ord}")));

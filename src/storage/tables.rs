@@ -46,9 +46,15 @@ impl Clock {
         Clock { tid, key, buckets: key == KeyLayout::Rowid }
     }
 
-    /// The quoted clock table name.
+    /// The clock table, as our statements name it (`clock_table`).
     pub fn table(&self) -> String {
         clock_table(self.tid)
+    }
+
+    /// The clock table's bare quoted name, for trigger bodies: they may not qualify the
+    /// tables they write, and theirs are their own schema's (main) anyway.
+    pub fn trigger_table(&self) -> String {
+        format!("\"crr_clock_{}\"", self.tid)
     }
 
     /// The clock table's `pk` value for the key columns `cols` (each an SQL expression).
@@ -249,8 +255,11 @@ pub fn key_where(pk: &[String], first: usize) -> String {
     pk.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), first + i)).collect::<Vec<_>>().join(" AND ")
 }
 
+/// Clock table `tid`, qualified: a TEMP table of the same name would otherwise take its place
+/// in our statements (SQLite looks in temp first), and the feed would read it, merges write
+/// it, and both lose the real clock. So do the other internal tables (`main.crr_meta`, ...).
 pub fn clock_table(tid: i64) -> String {
-    format!("\"crr_clock_{tid}\"")
+    format!("main.\"crr_clock_{tid}\"")
 }
 
 #[derive(Default)]
@@ -306,7 +315,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
                 tr.name IS NOT NULL OR EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = t.name COLLATE NOCASE), \
                 (SELECT type FROM pragma_table_info('crr_clock_' || t.tid, 'main') WHERE name = 'pk') = 'INTEGER', \
                 EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'crr_clock_' || t.tid || '_dbv') \
-         FROM crr_tables t \
+         FROM main.crr_tables t \
          LEFT JOIN sqlite_schema tr ON tr.type = 'trigger' AND tr.name = 'crr_' || t.tid || '_insert' \
          ORDER BY t.tid",
         false,
@@ -323,7 +332,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
         }
     }
     let mut out = Vec::new();
-    let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
+    let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM main.crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
     for (clock, name) in heads {
         let tid = clock.tid;
         cols.bind_i64(1, tid)?;

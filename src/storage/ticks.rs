@@ -35,7 +35,7 @@ impl TickCache {
 /// mark that this transaction wrote before it ticked, or a row left at this db_version by a
 /// transaction that wrote no clock entry, see txn.rs).
 pub fn write(conn: &Conn, dbv: i64, tick: i64) -> Result<()> {
-    conn.stmts.with(conn.db, Key::TickPut, || "INSERT OR REPLACE INTO crr_ticks(dbv, tick) VALUES (?1, ?2)".into(), |s| {
+    conn.stmts.with(conn.db, Key::TickPut, || "INSERT OR REPLACE INTO main.crr_ticks(dbv, tick) VALUES (?1, ?2)".into(), |s| {
         s.bind_i64(1, dbv)?;
         s.bind_i64(2, tick)?;
         s.run()
@@ -93,7 +93,7 @@ impl<'a> Lookup<'a> {
     }
 
     fn read(&mut self, dbv: i64) -> Option<i64> {
-        let r = self.conn.stmts.with(self.conn.db, Key::TickGet, || "SELECT tick FROM crr_ticks WHERE dbv = ?1".into(), |s| {
+        let r = self.conn.stmts.with(self.conn.db, Key::TickGet, || "SELECT tick FROM main.crr_ticks WHERE dbv = ?1".into(), |s| {
             s.bind_i64(1, dbv)?;
             Ok(if s.step()? { Some(s.i64(0)) } else { None })
         });

@@ -239,7 +239,7 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
         conn.db,
         Key::MaxDbVersion(cookie),
         || {
-            let mut parts = vec!["SELECT coalesce((SELECT value FROM crr_meta WHERE key = 'db_version_floor'), 0)".to_string()];
+            let mut parts = vec!["SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string()];
             for t in list.iter() {
                 parts.push(t.clock().max_dbv_sql());
             }
@@ -383,8 +383,8 @@ fn recover(conn: &Conn, mode: ClockMode) -> Result<(i64, i64, bool)> {
         conn.db,
         Key::ClockMark,
         || {
-            "SELECT coalesce((SELECT value FROM crr_meta WHERE key = 'hlc'), 0), coalesce(last.dbv, 0), coalesce(last.tick, 0) \
-             FROM (SELECT 1) LEFT JOIN (SELECT dbv, tick FROM crr_ticks ORDER BY dbv DESC LIMIT 1) AS last"
+            "SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'hlc'), 0), coalesce(last.dbv, 0), coalesce(last.tick, 0) \
+             FROM (SELECT 1) LEFT JOIN (SELECT dbv, tick FROM main.crr_ticks ORDER BY dbv DESC LIMIT 1) AS last"
                 .into()
         },
         |s| {
@@ -433,7 +433,7 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
 
 /// Raises the persisted high-water mark to `hwm` (never lowers it).
 fn persist_hwm(conn: &Conn, hwm: i64) -> Result<()> {
-    conn.stmts.with(conn.db, Key::MetaRaiseHlc, || "INSERT INTO crr_meta(key, value) VALUES ('hlc', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE value < excluded.value".into(), |s| {
+    conn.stmts.with(conn.db, Key::MetaRaiseHlc, || "INSERT INTO main.crr_meta(key, value) VALUES ('hlc', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE value < excluded.value".into(), |s| {
         s.bind_i64(1, hwm)?;
         s.run()
     })
@@ -458,7 +458,7 @@ pub fn join_transaction(conn: &Conn) -> Result<()> {
 /// and stores nothing (txn_vtab). A single-row INSERT needs no statement journal, where a
 /// statement that may write several rows (a DELETE, an INSERT ... SELECT) would open one
 /// each time: 1.6k instructions per transaction against 2.8k.
-pub const JOIN_SQL: &str = "INSERT INTO crr_internal_txn VALUES (NULL)";
+pub const JOIN_SQL: &str = "INSERT INTO main.crr_internal_txn VALUES (NULL)";
 
 /// Makes sure crr_meta's clock mark is at least `v` in what this transaction has written (for
 /// merged versions and re-ticks; a first tick is covered by the transaction's crr_ticks row,
