@@ -141,6 +141,35 @@ fn temp_tables_named_like_the_internal_ones_change_nothing() {
     }
 }
 
+/// A write to a CRR of an ATTACHed replica is refused: its triggers run on this connection,
+/// whose db_version, clock and crr_dirty are another database's, and until 2026-12-05 the
+/// row was recorded at this database's db_version (1, on a replica already at 3: peers that
+/// had synced to 3 never got it). Both tables here have table id 1, as two replicas' first
+/// CRRs do. The attached replica is still read, copied from, and written on its own.
+#[test]
+fn writes_to_a_crr_of_an_attached_database_are_refused() {
+    let dir = tmpdir("attached-crr");
+    let (x_path, m_path) = (dir.join("x.db"), dir.join("m.db"));
+    let x = open(x_path.to_str().unwrap());
+    x.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, v TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x1'); INSERT INTO t VALUES (2, 'x2'); INSERT INTO t VALUES (3, 'x3');").unwrap();
+    let m = open(m_path.to_str().unwrap());
+    m.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, v TEXT); SELECT crsql_as_crr('u');").unwrap();
+    m.execute(&format!("ATTACH '{}' AS x", x_path.to_str().unwrap()), []).unwrap();
+    let before = changes(&x);
+    for sql in ["INSERT INTO x.t VALUES (10, 'via attach')", "UPDATE x.t SET v = 'changed' WHERE id = 1", "DELETE FROM x.t WHERE id = 2"] {
+        let e = err(&m, sql);
+        assert!(e.contains("a CRR of another database than this connection's main one") && e.contains("not supported yet"), "{sql}: {e}");
+    }
+    assert_eq!(dump(&x, "t"), vec![vec![V::Integer(1), txt("x1")], vec![V::Integer(2), txt("x2")], vec![V::Integer(3), txt("x3")]]);
+    assert_eq!(changes(&x), before, "the refused writes left no clock behind");
+    // Reading it and copying from it into this database's CRR are fine.
+    m.execute_batch("INSERT INTO u SELECT id, v FROM x.t WHERE id < 3").unwrap();
+    assert_eq!(changes(&m).len(), 2);
+    // On its own connection the replica takes writes, recorded as its own.
+    x.execute_batch("INSERT INTO t VALUES (4, 'x4')").unwrap();
+    assert_eq!(changes_where(&x, "WHERE db_version > 3").len(), 1);
+}
+
 #[test]
 fn loading_twice_on_one_connection_is_harmless() {
     let c = crr_t();

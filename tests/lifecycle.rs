@@ -404,7 +404,7 @@ fn a_database_of_a_newer_internal_schema_is_refused_at_load() {
     let path = tmpdir("newer-schema").join("n.db");
     let path = path.to_str().unwrap();
     let c = open(path);
-    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 4);
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5);
     c.execute_batch("UPDATE crr_meta SET value = 99 WHERE key = 'schema'").unwrap();
     drop(c);
     let c = Connection::open(path).unwrap();
@@ -413,7 +413,7 @@ fn a_database_of_a_newer_internal_schema_is_refused_at_load() {
         let _guard = rusqlite::LoadExtensionGuard::new(&c).unwrap();
         c.load_extension(extension_path(), Some("sqlite3_crr_init")).expect_err("must refuse")
     };
-    assert!(e.to_string().contains("written by a newer sqlite-crr (internal schema 99, this build knows 4)"), "{e}");
+    assert!(e.to_string().contains("written by a newer sqlite-crr (internal schema 99, this build knows 5)"), "{e}");
 }
 
 /// A connection carries what its last transaction committed into the next (txn::Carry); a new

@@ -106,7 +106,7 @@ fn check_since(c: &rusqlite::Connection) {
 fn a_version_3_database_moves_its_rowid_clocks_to_buckets_at_load() {
     const V3: &str = "v3-6b3b832";
     let c = open(&copy_of(V3, "v3-upgrade"));
-    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 4);
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5);
     let indexes = |c: &rusqlite::Connection| -> Vec<String> {
         let mut s = c.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name GLOB 'crr_clock_*' ORDER BY name").unwrap();
         s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
@@ -167,23 +167,25 @@ fn a_version_3_database_opened_read_only_reads_as_before() {
     check_since(&c);
 }
 
-/// A database of the last build with a rollback hook, with its triggers, hears of every
-/// transaction's end without one (Conn::enter_write joins crr_internal_txn at a
-/// transaction's first tracked row), so an app's rollback hook hides no rollback there either;
-/// and so it does once `crsql_as_crr` gave the table this build's triggers.
+/// A database of the last build with a rollback hook hears of every transaction's end
+/// without one (Conn::enter_write joins crr_internal_txn at a transaction's first tracked
+/// row), so an app's rollback hook hides no rollback there either. Its upgrade to internal
+/// schema 5 at load gives its triggers this build's text, with the database's token (the
+/// fixture's are an earlier build's: `cl + (cl % 2 = 0)` in the insert trigger), and a
+/// crsql_as_crr then changes no schema.
 #[test]
 fn a_version_4_database_hears_of_rollbacks_without_a_hook() {
     let path = copy_of("v4-2dc5e40", "v4-rollbacks");
     let a = open(&path);
     let b = open(&path);
     let trigger = |c: &rusqlite::Connection| one::<String>(c, "SELECT sql FROM sqlite_schema WHERE name = 'crr_1_insert'");
-    let old = trigger(&a);
-    assert!(old.contains("cl + (cl % 2 = 0)"), "the fixture has the old triggers: {old}");
+    let token: i64 = one(&a, "SELECT value FROM crr_meta WHERE key = 'token'");
+    let upgraded = trigger(&a);
+    assert!(!upgraded.contains("cl + (cl % 2 = 0)") && upgraded.contains(&format!("crr_internal_tracking(1, {token})")), "{upgraded}");
     assert_eq!(one::<i64>(&a, "SELECT crsql_db_version()"), 3);
     assert_eq!(around_rollbacks(&a, &b, "t", 10), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)], "(db_version, first seq) of the committed rows");
-    assert_eq!(trigger(&a), old, "loading does not rewrite triggers");
     a.execute_batch("SELECT crsql_as_crr('t')").unwrap();
-    assert_ne!(trigger(&a), old);
+    assert_eq!(trigger(&a), upgraded, "the upgrade made this build's triggers");
     assert_eq!(around_rollbacks(&a, &b, "t", 20), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]);
     assert_eq!(one::<String>(&a, "PRAGMA integrity_check"), "ok");
 }

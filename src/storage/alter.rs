@@ -69,7 +69,8 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
 fn install_bracket_triggers(conn: &Conn, info: &tables::TableInfo, before: &[(String, String)]) -> Result<()> {
     let now = columns_now(conn, info, before)?;
     let tracked: Vec<String> = now.tracked.iter().map(|(_, n)| n.clone()).collect();
-    conn.db.exec(&bracket_trigger_sql(info.tid, &now.table, &now.pk, &tracked))?;
+    meta::make_token(conn)?;
+    conn.db.exec(&bracket_trigger_sql(info.tid, meta::token(conn)?, &now.table, &now.pk, &tracked))?;
     conn.stmts.clear();
     Ok(())
 }
@@ -129,14 +130,14 @@ fn begin_columns(conn: &Conn, tid: i64) -> Result<Option<Vec<(String, String)>>>
 /// a column added in the bracket (`UPDATE t SET d = ...`) costs nothing: commit records its
 /// values. (Firing on every UPDATE made that step 9.5 times slower: 0.042 -> 0.40 s for
 /// 100,000 rows.)
-fn bracket_trigger_sql(tid: i64, table: &str, pk: &[String], tracked: &[String]) -> String {
+fn bracket_trigger_sql(tid: i64, token: i64, table: &str, pk: &[String], tracked: &[String]) -> String {
     let keys = |p: &str| pk.iter().map(|k| format!("{p}.{}", quote(k))).collect::<Vec<_>>().join(", ");
     let of = pk.iter().chain(tracked).map(|c| quote(c)).collect::<Vec<_>>().join(", ");
     format!(
-        "CREATE TRIGGER main.\"crr_{tid}_alter_old\" BEFORE UPDATE OF {of} ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
+        "CREATE TRIGGER main.\"crr_{tid}_alter_old\" BEFORE UPDATE OF {of} ON {t} WHEN crr_internal_tracking({tid}, {token}) BEGIN \
            SELECT crr_internal_alter_old({tid}, crsql_pack_columns({old})); \
          END;\n\
-         CREATE TRIGGER main.\"crr_{tid}_update\" AFTER UPDATE OF {of} ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
+         CREATE TRIGGER main.\"crr_{tid}_update\" AFTER UPDATE OF {of} ON {t} WHEN crr_internal_tracking({tid}, {token}) BEGIN \
            SELECT crr_internal_alter_new({tid}, crsql_pack_columns({old}), crsql_pack_columns({new})); \
          END;",
         t = quote(table),

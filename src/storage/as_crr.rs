@@ -136,9 +136,10 @@ fn blob_literal(bytes: &[u8]) -> String {
 /// `pk_affinity` holds the key columns' affinities (empty for a rowid key): an inserted key
 /// value with a twin in a column of BLOB affinity (`table_shape::key_twin`) aborts the
 /// statement. Key changes, which crr_internal_update records, are checked in Rust.
-fn trigger_sql(clock: Clock, table: &str, pk: &[String], pk_affinity: &[Affinity], cols: &[Tracked]) -> String {
+fn trigger_sql(clock: Clock, token: i64, table: &str, pk: &[String], pk_affinity: &[Affinity], cols: &[Tracked]) -> String {
     let t = quote(table);
     let tid = clock.tid;
+    let tracking = format!("crr_internal_tracking({tid}, {token})");
     let keys = |prefix: &str| pk.iter().map(|k| format!("{prefix}.{}", quote(k))).collect::<Vec<_>>();
     let (new_key, old_key) = (clock.key_sql(&keys("NEW")), clock.key_sql(&keys("OLD")));
     let inserted_key = clock.key_sql(&twin_checked(table, pk, pk_affinity));
@@ -167,21 +168,21 @@ fn trigger_sql(clock: Clock, table: &str, pk: &[String], pk_affinity: &[Affinity
     let (insert_dbv, delete_dbv) = (fresh_dbv(&inserted_key), fresh_dbv(&old_key));
     let update_dbv = if buckets { rewritten_dbv.clone() } else { "crr_internal_db_version()".to_string() };
     format!(
-        "CREATE TRIGGER IF NOT EXISTS main.\"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
+        "CREATE TRIGGER IF NOT EXISTS main.\"crr_{tid}_insert\" AFTER INSERT ON {t} WHEN {tracking} BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
              VALUES ({inserted_key}, 1, {insert_dbv}, crr_internal_fresh_record({slots})) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl | 1, dbv = {rewritten_dbv}, \
                clock = crr_internal_insert_over_record({tid}, cl, clock, excluded.clock, {slots}); \
            END;\n\
          CREATE TRIGGER IF NOT EXISTS main.\"crr_{tid}_update\" AFTER UPDATE ON {t} \
-             WHEN crr_internal_tracking({tid}) AND ({key_changed} OR {any_changed}) BEGIN \
+             WHEN {tracking} AND ({key_changed} OR {any_changed}) BEGIN \
            UPDATE {clock} SET dbv = {update_dbv}, \
                clock = crr_internal_update_record({tid}, cl, clock, {slots}, {flags}) \
              WHERE pk = {new_key} AND cl & 1 AND NOT ({key_changed}); \
            SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {flags}) \
              WHERE changes() = 0; \
            END;\n\
-         CREATE TRIGGER IF NOT EXISTS main.\"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN crr_internal_tracking({tid}) BEGIN \
+         CREATE TRIGGER IF NOT EXISTS main.\"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN {tracking} BEGIN \
            INSERT INTO {clock}(pk, cl, dbv, clock) \
              VALUES ({old_key}, 2, {delete_dbv}, crr_internal_tombstone_record()) \
              ON CONFLICT(pk) DO UPDATE SET cl = cl + 1, dbv = {rewritten_dbv}, clock = excluded.clock WHERE cl & 1; \
@@ -225,7 +226,8 @@ fn twin_checked(table: &str, pk: &[String], pk_affinity: &[Affinity]) -> Vec<Str
 /// statements anew); any others (an earlier build's, or made for the table's shape before an
 /// alter) are replaced.
 pub fn install_triggers(conn: &Conn, clock: Clock, table: &str, pk: &[String], pk_affinity: &[Affinity], cols: &[Tracked]) -> Result<()> {
-    let sql = trigger_sql(clock, table, pk, pk_affinity, cols);
+    meta::make_token(conn)?;
+    let sql = trigger_sql(clock, meta::token(conn)?, table, pk, pk_affinity, cols);
     if !triggers_are(conn, clock.tid, &sql)? {
         conn.db.exec(&drop_triggers_sql(clock.tid))?;
         conn.db.exec(&sql)?;
@@ -402,23 +404,10 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
     conn.tables.borrow_mut().invalidate();
     for info in tables::all(conn)?.iter().filter(|t| t.key == KeyLayout::Rowid && !t.buckets) {
         let tid = info.tid;
-        let mut s = conn.db.prepare(
-            &format!("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name IN ('crr_{tid}_insert', 'crr_{tid}_update', 'crr_{tid}_delete')"),
-            false,
-        )?;
-        s.step()?;
-        let triggers = s.i64(0);
-        drop(s);
-        if triggers != 3 {
+        if !has_all_triggers(conn, tid)? {
             continue;
         }
-        let mut cols = Vec::new();
-        let mut s = conn.db.prepare("SELECT slot, name, keeps_class FROM main.crr_columns WHERE tid = ?1 AND pk_index = 0 AND slot >= 0 ORDER BY slot", false)?;
-        s.bind_i64(1, tid)?;
-        while s.step()? {
-            cols.push(Tracked { slot: s.i64(0) as usize, name: s.text(1), keeps_class: s.i64(2) != 0 });
-        }
-        drop(s);
+        let cols = registered_columns(conn, tid)?;
         conn.stmts.clear();
         let clock = Clock { buckets: true, ..info.clock() };
         conn.db.exec(&format!(
@@ -431,6 +420,48 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
     conn.tables.borrow_mut().invalidate();
     conn.stmts.clear();
     Ok(())
+}
+
+/// Internal schema 4 -> 5: every CRR's triggers pass the database's token (`meta::token`) to
+/// crr_internal_tracking. Left as they are, calling its one-argument form (still registered,
+/// without the check): a table between crsql_begin_alter and crsql_commit_alter (the commit
+/// makes its triggers), one ALTERed outside a bracket (its registered columns may be gone;
+/// reads and merges refuse it until a bracket records its shape, whose commit makes them),
+/// and one without its three triggers.
+pub fn add_token_to_triggers(conn: &Conn) -> Result<()> {
+    conn.tables.borrow_mut().invalidate();
+    for info in tables::all(conn)?.iter() {
+        if !has_all_triggers(conn, info.tid)? || super::alter::in_bracket(conn, info.tid)? || info.check_columns(conn).is_err() {
+            continue;
+        }
+        let cols = registered_columns(conn, info.tid)?;
+        let affinities = info.key_affinities(conn)?.to_vec();
+        install_triggers(conn, info.clock(), &info.name, &info.pk, &affinities, &cols)?;
+    }
+    conn.tables.borrow_mut().invalidate();
+    conn.stmts.clear();
+    Ok(())
+}
+
+/// Whether table `tid` has its insert, update and delete triggers.
+fn has_all_triggers(conn: &Conn, tid: i64) -> Result<bool> {
+    let mut s = conn.db.prepare(
+        &format!("SELECT count(*) FROM main.sqlite_schema WHERE type = 'trigger' AND name IN ('crr_{tid}_insert', 'crr_{tid}_update', 'crr_{tid}_delete')"),
+        false,
+    )?;
+    s.step()?;
+    Ok(s.i64(0) == 3)
+}
+
+/// The registry's tracked columns of table `tid`, by slot.
+fn registered_columns(conn: &Conn, tid: i64) -> Result<Vec<Tracked>> {
+    let mut cols = Vec::new();
+    let mut s = conn.db.prepare("SELECT slot, name, keeps_class FROM main.crr_columns WHERE tid = ?1 AND pk_index = 0 AND slot >= 0 ORDER BY slot", false)?;
+    s.bind_i64(1, tid)?;
+    while s.step()? {
+        cols.push(Tracked { slot: s.i64(0) as usize, name: s.text(1), keeps_class: s.i64(2) != 0 });
+    }
+    Ok(cols)
 }
 
 /// The tracked columns of `shape` matched to the registry's slots of an existing CRR.
@@ -618,8 +649,8 @@ mod tests {
     fn rowid_keys_skip_the_class_check() {
         let cols = [Tracked { slot: 0, name: "a".into(), keeps_class: false }];
         let pk = ["id".to_string()];
-        let rowid = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &[], &cols);
-        let packed = trigger_sql(Clock::new(1, KeyLayout::Packed), "t", &pk, &[], &cols);
+        let rowid = trigger_sql(Clock::new(1, KeyLayout::Rowid), 7, "t", &pk, &[], &cols);
+        let packed = trigger_sql(Clock::new(1, KeyLayout::Packed), 7, "t", &pk, &[], &cols);
         assert!(!rowid.contains("typeof(NEW.\"id\")"), "{rowid}");
         assert!(packed.contains("typeof(NEW.\"id\") IS NOT typeof(OLD.\"id\")"), "{packed}");
         assert!(rowid.contains("NEW.\"id\" IS NOT OLD.\"id\" COLLATE BINARY"), "{rowid}");
@@ -630,9 +661,9 @@ mod tests {
     fn update_flags_are_a_bit_mask_unless_the_table_is_wide() {
         let pk = ["id".to_string()];
         let cols = |n: usize| (0..n).map(|i| Tracked { slot: i, name: format!("c{i}"), keeps_class: false }).collect::<Vec<_>>();
-        let narrow = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &[], &cols(track::FLAG_BITS_MAX));
+        let narrow = trigger_sql(Clock::new(1, KeyLayout::Rowid), 7, "t", &pk, &[], &cols(track::FLAG_BITS_MAX));
         assert!(narrow.contains(&format!("<< {})", track::FLAG_BITS_MAX - 1)) && !narrow.contains("||"), "{narrow}");
-        let wide = trigger_sql(Clock::new(1, KeyLayout::Rowid), "t", &pk, &[], &cols(track::FLAG_BITS_MAX + 1));
+        let wide = trigger_sql(Clock::new(1, KeyLayout::Rowid), 7, "t", &pk, &[], &cols(track::FLAG_BITS_MAX + 1));
         assert!(wide.contains("||") && !wide.contains("<<"), "{wide}");
     }
 }

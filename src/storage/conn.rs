@@ -19,6 +19,8 @@ pub struct Conn {
     pub sites: RefCell<Sites>,
     /// The CRR whose row a merge is writing right now: its tracking triggers stay silent.
     pub merging_tid: Cell<Option<i64>>,
+    /// The main database's token (meta::token), once read.
+    pub token: Cell<Option<i64>>,
     /// Simulated wall clock (ms) for tests; None = the system clock.
     pub wall_ms_override: Cell<Option<i64>>,
     /// Clock rows read by crsql_changes scans (crr_debug_clock_rows_read()), so tests can
@@ -119,6 +121,7 @@ impl Conn {
             tables: RefCell::new(Tables::default()),
             sites: RefCell::new(Sites::default()),
             merging_tid: Cell::new(None),
+            token: Cell::new(None),
             wall_ms_override: Cell::new(None),
             clock_rows_read: Cell::new(0),
             txn_joined: Cell::new(false),

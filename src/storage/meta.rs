@@ -19,6 +19,39 @@ pub fn get_i64(conn: &Conn, key: &str, default: i64) -> Result<i64> {
     })
 }
 
+/// The database's token: a random number its tracking triggers pass to crr_internal_tracking,
+/// which refuses a trigger whose token is not the main database's. A trigger of an ATTACHed
+/// replica's CRR runs on this connection too, and would record its write with this
+/// database's db_version, clock and crr_dirty: a version below what that replica's peers
+/// already synced (so they never get the write) and no bucket entry in its own crr_dirty.
+/// Made with the internal schema (or at its upgrade to 5), never changed; a copy of the file
+/// keeps it (both are then one database to this check). Cached on the connection.
+pub fn token(conn: &Conn) -> Result<i64> {
+    if let Some(t) = conn.token.get() {
+        return Ok(t);
+    }
+    let t = get_i64(conn, "token", 0)?;
+    if t != 0 {
+        conn.token.set(Some(t));
+    }
+    Ok(t)
+}
+
+/// Gives the database a token if it has none (a new internal schema, the upgrade to 5).
+pub fn make_token(conn: &Conn) -> Result<()> {
+    if get_i64(conn, "token", 0)? != 0 {
+        return Ok(());
+    }
+    let bytes = conn.db.random_bytes();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[..8]);
+    // Positive and non-zero (0 means none).
+    let t = (i64::from_le_bytes(b) & i64::MAX) | 1;
+    set(conn, "token", &Value::Integer(t))?;
+    conn.token.set(None);
+    Ok(())
+}
+
 pub fn set(conn: &Conn, key: &str, value: &Value) -> Result<()> {
     conn.stmts.with(
         conn.db,

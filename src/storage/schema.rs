@@ -11,9 +11,12 @@ use crate::error::{Error, Result};
 /// read the mark from crr_ticks and crr_meta alone and could hand a version out again.
 /// 4: rowid clocks without a dbv index, found through crr_dirty buckets (storage/dirty.rs); an
 /// earlier build would neither read nor write those.
+/// 5: the database has a token (`meta::token`) that its tracking triggers pass to
+/// crr_internal_tracking, which refuses the triggers of an ATTACHed replica's tables; an
+/// earlier build has no two-argument crr_internal_tracking, and could write no CRR.
 /// Earlier builds refuse a database of a later version, so the version moves whenever a build
 /// writes what earlier ones cannot read or keep right.
-pub const INTERNAL_SCHEMA_VERSION: i64 = 4;
+pub const INTERNAL_SCHEMA_VERSION: i64 = 5;
 const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 
 /// Asks sqlite_schema (uncached; `is_installed` is the cached answer).
@@ -34,12 +37,15 @@ pub fn install(conn: &Conn) -> Result<()> {
         }
         if v < INTERNAL_SCHEMA_VERSION && !conn.db.is_readonly() {
             // Version 1 -> 2 and 3 -> 4 add tables (CREATE ... IF NOT EXISTS); 2 -> 3 changes
-            // only what records may hold; 3 -> 4 moves rowid clocks onto buckets.
+            // only what records may hold; 3 -> 4 moves rowid clocks onto buckets; 4 -> 5 gives
+            // the database its token and the triggers their check of it.
             conn.db.exec("SAVEPOINT crr_upgrade")?;
             let r = conn
                 .db
                 .exec(SCHEMA_SQL)
+                .and_then(|_| meta::make_token(conn))
                 .and_then(|_| if v < 4 { super::as_crr::move_to_buckets(conn) } else { Ok(()) })
+                .and_then(|_| if v < 5 { super::as_crr::add_token_to_triggers(conn) } else { Ok(()) })
                 .and_then(|_| meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION)));
             conn.db.exec(if r.is_ok() { "RELEASE crr_upgrade" } else { "ROLLBACK TO crr_upgrade; RELEASE crr_upgrade" })?;
             r?;
@@ -53,6 +59,7 @@ pub fn install(conn: &Conn) -> Result<()> {
     let result = (|| {
         conn.db.exec(SCHEMA_SQL)?;
         meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))?;
+        meta::make_token(conn)?;
         // The clock mark of merged versions and re-ticks (txn::recover).
         meta::set(conn, "hlc", &Value::Integer(0))?;
         let site = conn.db.random_bytes();

@@ -37,6 +37,25 @@ fn refuse_key_twins(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a tracking trigger whose database token is not the main database's
+/// (`meta::token`): the trigger of a CRR in an ATTACHed database.
+pub fn check_token(conn: &Conn, token: i64) -> Result<()> {
+    if conn.token.get() == Some(token) {
+        return Ok(());
+    }
+    // Read again: the main database may be another since the cache was filled (a restore
+    // through the backup API).
+    conn.token.set(None);
+    if super::meta::token(conn)? == token {
+        return Ok(());
+    }
+    Err(Error::new(
+        "this write is to a CRR of another database than this connection's main one (an ATTACHed replica): \
+         sqlite-crr records writes to the main database's CRRs only (attached ones: not supported yet); \
+         write it on a connection that opens that database as main",
+    ))
+}
+
 /// Reads a row's clock record.
 pub fn load(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<Option<RowClock>> {
     load_reusing(conn, clock, pk, &mut Vec::new())
