@@ -250,6 +250,11 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         ("missing", "table \"missing\" does not exist"),
         ("vw", "table \"vw\" does not exist"),
         ("nopk", "table \"nopk\" cannot be a CRR: it has no PRIMARY KEY"),
+        // The extension's own tables: crr_meta and crr_dirty passed every other rule, and
+        // until 2026-12-05 became CRRs whose rows (schema version, clock mark, token, next
+        // table id) went to peers.
+        ("crr_meta", "table \"crr_meta\" cannot be a CRR: it is one of sqlite-crr's own tables"),
+        ("CRR_DIRTY", "table \"crr_dirty\" cannot be a CRR: it is one of sqlite-crr's own tables"),
         ("nullpk", "table \"nullpk\" cannot be a CRR: primary key column \"k\" is nullable"),
         ("uniq", "table \"uniq\" cannot be a CRR: it has a UNIQUE constraint"),
         ("uidx", "table \"uidx\" cannot be a CRR: it has a UNIQUE constraint or unique index (\"uidx_e\")"),

@@ -323,9 +323,28 @@ fn skip_quoted(bytes: &[u8], start: usize, q: u8) -> usize {
 /// this name, as its changes would read, and merge, as the sentinel's.
 pub const SENTINEL_CID: &str = "-1";
 
+/// The extension's own tables (sql/schema.sql, and the clock tables `crr_clock_<tid>`).
+const OWN_TABLES: [&str; 7] = ["crr_meta", "crr_sites", "crr_tables", "crr_columns", "crr_ticks", "crr_dirty", "crsql_tracked_peers"];
+
+/// Whether `name` is one of the extension's own tables (ASCII case aside, as SQL names go).
+pub fn is_own_table(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    OWN_TABLES.contains(&lower.as_str())
+        || lower.strip_prefix("crr_clock_").is_some_and(|tid| !tid.is_empty() && tid.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Decides whether `t` can be a CRR and what it tracks.
 pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
     let refuse = |reason: String| Refusal { table: t.name.clone(), reason };
+    // Made a CRR, crr_meta (say) would send its rows to peers, whose merges would overwrite
+    // their own schema version, clock mark and token with them.
+    if is_own_table(&t.name) {
+        return Err(refuse(
+            "it is one of sqlite-crr's own tables, whose rows belong to this replica alone (a peer that merged \
+             them would take this replica's settings, clock mark and counters for its own)"
+                .into(),
+        ));
+    }
     let mut pk: Vec<&ColumnDesc> = t.columns.iter().filter(|c| c.pk_index > 0).collect();
     if pk.is_empty() {
         return Err(refuse("it has no PRIMARY KEY".into()));
@@ -536,6 +555,24 @@ mod tests {
         }
         let reason = key_twin_reason("id", -0.0, 0);
         assert!(reason.contains("key column \"id\" cannot hold the REAL -0.0") && reason.ends_with("store the INTEGER 0"), "{reason}");
+    }
+
+    /// Every table sql/schema.sql makes is known as the extension's own, and so are clocks.
+    #[test]
+    fn the_extensions_own_tables_are_known() {
+        let schema = include_str!("../../sql/schema.sql");
+        let made: Vec<&str> = schema.split("CREATE TABLE IF NOT EXISTS ").skip(1).map(|s| s.split('(').next().unwrap().trim()).collect();
+        assert_eq!(made.len(), OWN_TABLES.len(), "{made:?}");
+        for name in made {
+            assert!(is_own_table(name) && is_own_table(&name.to_uppercase()), "{name}");
+        }
+        assert!(is_own_table("crr_clock_12") && is_own_table("CRR_CLOCK_3"));
+        for not in ["crr_clock_", "crr_clock_1_dbv", "crr_orders", "meta", "t"] {
+            assert!(!is_own_table(not), "{not}");
+        }
+        let mut own = table(vec![col("key", "TEXT", true, 1), col("value", "", false, 0)]);
+        own.name = "crr_meta".into();
+        assert!(refusal(&own).contains("table \"crr_meta\" cannot be a CRR: it is one of sqlite-crr's own tables"), "{}", refusal(&own));
     }
 
     #[test]
