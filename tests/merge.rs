@@ -947,6 +947,39 @@ fn without_key_check(trigger: &str) -> String {
     format!("{}NEW.\"id\"{}", &trigger[..start], &trigger[end..])
 }
 
+/// A merge whose user-table write an app's BEFORE trigger skips (RAISE(IGNORE)) is refused:
+/// until 2026-12-05 it recorded the change's clock anyway, so the replica said it held a
+/// value its row did not (a cell whose row was never created read NULL at the origin's
+/// version, and was passed on so). Each kind of write is checked: a row's first cell (INSERT
+/// OR REPLACE), a cell of a live row (UPDATE, then the upsert), a delete. The same triggers
+/// guarded with crsql_internal_sync_bit() let every merge through.
+#[test]
+fn a_merge_that_an_app_trigger_skips_is_refused() {
+    let a = mem();
+    // Local versions at wall ms 1 (1 << 16 and up); the merged ones are later.
+    at(&a, 1);
+    a.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'one', 'x');").unwrap();
+    let site = vec![7u8; 16];
+    let merge = |pk: i64, cid: &str, val: Option<&str>, cl: i64| {
+        a.execute("INSERT INTO crsql_changes VALUES ('t', crsql_pack_columns(?1), ?2, ?3, 70000, 1, ?4, ?5, 0)", rusqlite::params![pk, cid, val, site, cl])
+    };
+    let cases = [("INSERT", "NEW.a IS NULL", 2, "b", Some("bee"), 1), ("UPDATE", "1", 1, "b", Some("later"), 1), ("DELETE", "1", 1, "-1", None, 2)];
+    let skip = |event: &str, when: &str| format!("CREATE TRIGGER skip BEFORE {event} ON t WHEN {when} BEGIN SELECT RAISE(IGNORE); END");
+    for (event, when, pk, cid, val, cl) in cases {
+        a.execute_batch(&skip(event, when)).unwrap();
+        let before = (dump(&a, "t"), changes(&a));
+        let e = merge(pk, cid, val, cl).expect_err(event).to_string();
+        assert!(e.contains("cannot apply change to \"t\": a trigger of the app skipped the merge's write (RAISE(IGNORE))"), "{event}: {e}");
+        assert_eq!((dump(&a, "t"), changes(&a)), before, "{event}: the refused change left something");
+        a.execute_batch(&format!("DROP TRIGGER skip; {}", skip(event, &format!("{when} AND crsql_internal_sync_bit() = 0")))).unwrap();
+        merge(pk, cid, val, cl).unwrap();
+        a.execute_batch("DROP TRIGGER skip").unwrap();
+    }
+    // A delete of a row this replica does not have is no write to skip.
+    merge(40, "-1", None, 2).unwrap();
+    assert_eq!(dump(&a, "t"), vec![vec![V::Integer(2), V::Null, V::Text("bee".into())]]);
+}
+
 /// crsql_internal_sync_bit() (cr-sqlite's name) is 1 inside the app's triggers that a merge
 /// fires and 0 for local writes, so an app trigger that derives data (a counter, a copy) can
 /// skip merges: the origin's derived writes arrive as changes of their own, and replicas agree.

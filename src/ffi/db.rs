@@ -105,6 +105,13 @@ impl Db {
         v
     }
 
+    /// Rows the last INSERT, UPDATE or DELETE that completed on this connection changed
+    /// itself (not its triggers).
+    pub fn changes(self) -> i32 {
+        // SAFETY: self.0 is an open connection.
+        unsafe { sqlite!(changes(self.0)) }
+    }
+
     /// Rows changed by INSERT, UPDATE and DELETE on this connection since it opened (wraps
     /// around; compare for equality only).
     pub fn total_changes(self) -> i32 {

@@ -57,7 +57,7 @@ pub struct sqlite3_api_routines {
     pub bind_value: Unused,
     pub busy_handler: Unused,
     pub busy_timeout: Unused,
-    pub changes: Unused,
+    pub changes: Option<unsafe extern "C" fn(_: *mut sqlite3) -> c_int>,
     pub close: Unused,
     pub collation_needed: Unused,
     pub collation_needed16: Unused,

@@ -192,18 +192,43 @@ fn write_user(conn: &Conn, v: &Valid, key: Key, sql: impl FnOnce() -> String, va
     result.map_err(|e| Error::with_code(e.code, format!("cannot apply change to \"{}\": {e}", v.table.name)))
 }
 
+/// The error for a merge's user-table write that an app's BEFORE trigger skipped with
+/// RAISE(IGNORE): the clock would say the change was applied while the row says otherwise,
+/// and this replica would hold and pass on something no other replica has.
+fn ignored(v: &Valid) -> Error {
+    Error::new(format!(
+        "cannot apply change to \"{}\": a trigger of the app skipped the merge's write (RAISE(IGNORE)), so the row \
+         would not hold what its clock says; guard the trigger with WHEN crsql_internal_sync_bit() = 0",
+        v.table.name
+    ))
+}
+
 /// Deletes the row whose key is the change's, value and storage class: in a key column of
 /// BLOB affinity a row keyed 1 is not the row keyed 1.0, though SQLite finds them equal
-/// (table_shape::key_twin).
+/// (table_shape::key_twin). A delete that changed nothing is checked: the row may be absent
+/// (fine) or kept by an app's trigger (`ignored`).
 fn delete_row(conn: &Conn, v: &Valid) -> Result<()> {
     let t = &v.table;
     let affinities = t.key_affinities(conn)?;
-    let sql = || {
-        let exact = t.pk.iter().zip(affinities).enumerate().filter(|(_, (_, a))| **a == Affinity::Blob);
-        let classes: String = exact.map(|(i, (k, _))| format!(" AND typeof({}) = typeof(?{})", quote(k), i + 1)).collect();
-        format!("DELETE FROM {} WHERE {}{classes}", t.quoted(), t.pk_where(1))
+    let exact = || -> String {
+        let classes = t.pk.iter().zip(affinities).enumerate().filter(|(_, (_, a))| **a == Affinity::Blob);
+        let classes: String = classes.map(|(i, (k, _))| format!(" AND typeof({}) = typeof(?{})", quote(k), i + 1)).collect();
+        format!("{}{classes}", t.pk_where(1))
     };
-    write_user(conn, v, Key::RowDelete(t.tid), sql, None)
+    write_user(conn, v, Key::RowDelete(t.tid), || format!("DELETE FROM {} WHERE {}", t.quoted(), exact()), None)?;
+    if conn.db.changes() > 0 {
+        return Ok(());
+    }
+    let kept = conn.stmts.with(conn.db, Key::RowExists(t.tid), || format!("SELECT 1 FROM {} WHERE {}", t.quoted(), exact()), |s| {
+        for (i, k) in v.keys.iter().enumerate() {
+            s.bind_value(i + 1, k)?;
+        }
+        s.step()
+    })?;
+    if kept {
+        return Err(ignored(v));
+    }
+    Ok(())
 }
 
 /// Replaces the row with a fresh one holding defaults (and the incoming cell, if any).
@@ -220,20 +245,24 @@ fn recreate_row(conn: &Conn, v: &Valid) -> Result<()> {
         format!("INSERT OR REPLACE INTO {} ({cols}) VALUES ({})", t.quoted(), params.join(", "))
     };
     let val = column.as_ref().map(|_| &v.val);
-    write_user(conn, v, Key::RowRecreate(t.tid, v.slot), sql, val)
+    write_user(conn, v, Key::RowRecreate(t.tid, v.slot), sql, val)?;
+    if conn.db.changes() == 0 {
+        return Err(ignored(v));
+    }
+    Ok(())
 }
 
 /// Writes one cell of a live row (creating the row if the table lost it): a plain UPDATE,
 /// cheaper than an upsert (no insert attempt, no conflict jump), then the upsert only if the
-/// UPDATE matched no row.
+/// UPDATE changed no row (matched none, or an app's trigger skipped it: then the upsert is
+/// skipped too, and `ignored` says so).
 fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
     let t = &v.table;
     let column = t.columns[slot].as_deref().unwrap_or_default();
     let n = t.pk.len();
-    let before = conn.db.total_changes();
     let update = || format!("UPDATE {} SET {} = ?{} WHERE {}", t.quoted(), quote(column), n + 1, t.pk_where(1));
     write_user(conn, v, Key::CellUpdate(t.tid, slot), update, Some(&v.val))?;
-    if conn.db.total_changes() != before {
+    if conn.db.changes() > 0 {
         return Ok(());
     }
     let sql = || {
@@ -247,7 +276,11 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
             c = quote(column)
         )
     };
-    write_user(conn, v, Key::CellUpsert(t.tid, slot), sql, Some(&v.val))
+    write_user(conn, v, Key::CellUpsert(t.tid, slot), sql, Some(&v.val))?;
+    if conn.db.changes() == 0 {
+        return Err(ignored(v));
+    }
+    Ok(())
 }
 
 /// `f` of the local value of the changed cell, read in place (NULL when the row is missing).

@@ -36,6 +36,8 @@ pub enum Key {
     RowValues(i64),
     ClockAll(i64, bool),
     RowDelete(i64),
+    /// Whether a row with the change's exact key is there (merge::delete_row).
+    RowExists(i64),
     RowRecreate(i64, Option<usize>),
     CellUpsert(i64, usize),
     CellUpdate(i64, usize),
