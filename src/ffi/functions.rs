@@ -278,13 +278,12 @@ fn internal_alter_new(conn: &Conn, args: &Args) -> Result<Value> {
 /// (`Conn::enter_write`: one flag test after the transaction's first row); a silenced one (a
 /// merge writing the row, whose transaction crsql_changes is in) records nothing.
 ///
-/// Triggers of internal schema 5 pass the database's token too (`meta::token`): a trigger of
-/// an ATTACHed replica's table passes its own database's, and is refused.
+/// Triggers of internal schema 5 pass the database's token with the table id
+/// (`track::tracking_arg`): a trigger of an ATTACHed replica's table passes its own
+/// database's, and is refused.
 fn internal_tracking(conn: &Conn, args: &Args) -> Result<Value> {
-    if args.len() > 1 {
-        track::check_token(conn, args.int(1, "token")?)?;
-    }
-    let on = track::tracking(conn, args.int(0, "table id")?);
+    let tid = track::checked_tid(conn, args.int(0, "table id")?)?;
+    let on = track::tracking(conn, tid);
     if on {
         conn.enter_write()?;
     }
@@ -365,7 +364,6 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_internal_update", 5, TRIGGER, A(internal_update)),
         ("crr_internal_delete", 2, TRIGGER, A(internal_delete)),
         ("crr_internal_tracking", 1, TRIGGER, A(internal_tracking)),
-        ("crr_internal_tracking", 2, TRIGGER, A(internal_tracking)),
         ("crr_internal_alter_old", 2, TRIGGER, A(internal_alter_old)),
         ("crr_internal_alter_new", 3, TRIGGER, A(internal_alter_new)),
         ("crr_internal_db_version", 0, TRIGGER, A(internal_db_version)),

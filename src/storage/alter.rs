@@ -134,13 +134,14 @@ fn bracket_trigger_sql(tid: i64, token: i64, table: &str, pk: &[String], tracked
     let keys = |p: &str| pk.iter().map(|k| format!("{p}.{}", quote(k))).collect::<Vec<_>>().join(", ");
     let of = pk.iter().chain(tracked).map(|c| quote(c)).collect::<Vec<_>>().join(", ");
     format!(
-        "CREATE TRIGGER main.\"crr_{tid}_alter_old\" BEFORE UPDATE OF {of} ON {t} WHEN crr_internal_tracking({tid}, {token}) BEGIN \
+        "CREATE TRIGGER main.\"crr_{tid}_alter_old\" BEFORE UPDATE OF {of} ON {t} WHEN crr_internal_tracking({arg}) BEGIN \
            SELECT crr_internal_alter_old({tid}, crsql_pack_columns({old})); \
          END;\n\
-         CREATE TRIGGER main.\"crr_{tid}_update\" AFTER UPDATE OF {of} ON {t} WHEN crr_internal_tracking({tid}, {token}) BEGIN \
+         CREATE TRIGGER main.\"crr_{tid}_update\" AFTER UPDATE OF {of} ON {t} WHEN crr_internal_tracking({arg}) BEGIN \
            SELECT crr_internal_alter_new({tid}, crsql_pack_columns({old}), crsql_pack_columns({new})); \
          END;",
         t = quote(table),
+        arg = track::tracking_arg(tid, token),
         old = keys("OLD"),
         new = keys("NEW"),
     )

@@ -139,7 +139,7 @@ fn blob_literal(bytes: &[u8]) -> String {
 fn trigger_sql(clock: Clock, token: i64, table: &str, pk: &[String], pk_affinity: &[Affinity], cols: &[Tracked]) -> String {
     let t = quote(table);
     let tid = clock.tid;
-    let tracking = format!("crr_internal_tracking({tid}, {token})");
+    let tracking = format!("crr_internal_tracking({})", track::tracking_arg(tid, token));
     let keys = |prefix: &str| pk.iter().map(|k| format!("{prefix}.{}", quote(k))).collect::<Vec<_>>();
     let (new_key, old_key) = (clock.key_sql(&keys("NEW")), clock.key_sql(&keys("OLD")));
     let inserted_key = clock.key_sql(&twin_checked(table, pk, pk_affinity));

@@ -30,7 +30,13 @@ pub fn token(conn: &Conn) -> Result<i64> {
     if let Some(t) = conn.token.get() {
         return Ok(t);
     }
-    let t = get_i64(conn, "token", 0)?;
+    // Not through the cached statement of `get`: read once per connection, at load (see
+    // schema::install), it would leave that statement prepared against a schema the app's
+    // next DDL changes, and its next use would have to re-prepare it.
+    let mut s = conn.db.prepare("SELECT value FROM main.crr_meta WHERE key = 'token'", false)?;
+    let stored = if s.step()? { s.i64(0) } else { 0 };
+    // 31 bits (make_token), whatever the row holds: it must fit above a table id.
+    let t = stored & 0x7FFF_FFFF;
     if t != 0 {
         conn.token.set(Some(t));
     }
@@ -39,14 +45,14 @@ pub fn token(conn: &Conn) -> Result<i64> {
 
 /// Gives the database a token if it has none (a new internal schema, the upgrade to 5).
 pub fn make_token(conn: &Conn) -> Result<()> {
-    if get_i64(conn, "token", 0)? != 0 {
+    if token(conn)? != 0 {
         return Ok(());
     }
     let bytes = conn.db.random_bytes();
     let mut b = [0u8; 8];
     b.copy_from_slice(&bytes[..8]);
-    // Positive and non-zero (0 means none).
-    let t = (i64::from_le_bytes(b) & i64::MAX) | 1;
+    // 31 bits, non-zero (0 means none): it rides above a table id (track::tracking_arg).
+    let t = (i64::from_le_bytes(b) & 0x7FFF_FFFF) | 1;
     set(conn, "token", &Value::Integer(t))?;
     conn.token.set(None);
     Ok(())

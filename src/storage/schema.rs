@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 /// 4: rowid clocks without a dbv index, found through crr_dirty buckets (storage/dirty.rs); an
 /// earlier build would neither read nor write those.
 /// 5: the database has a token (`meta::token`) that its tracking triggers pass to
-/// crr_internal_tracking, which refuses the triggers of an ATTACHed replica's tables; an
-/// earlier build has no two-argument crr_internal_tracking, and could write no CRR.
+/// crr_internal_tracking with the table id (`track::tracking_arg`), which refuses the
+/// triggers of an ATTACHed replica's tables; an earlier build would take the two for a table
+/// id it does not know.
 /// Earlier builds refuse a database of a later version, so the version moves whenever a build
 /// writes what earlier ones cannot read or keep right.
 pub const INTERNAL_SCHEMA_VERSION: i64 = 5;
@@ -50,6 +51,8 @@ pub fn install(conn: &Conn) -> Result<()> {
             conn.db.exec(if r.is_ok() { "RELEASE crr_upgrade" } else { "ROLLBACK TO crr_upgrade; RELEASE crr_upgrade" })?;
             r?;
         }
+        // Read now, once: the tracking triggers' check needs it (meta::token).
+        meta::token(conn)?;
         return Ok(());
     }
     if conn.db.is_readonly() {
@@ -68,7 +71,10 @@ pub fn install(conn: &Conn) -> Result<()> {
         s.run()
     })();
     match result {
-        Ok(()) => conn.db.exec("RELEASE crr_install"),
+        Ok(()) => {
+            conn.db.exec("RELEASE crr_install")?;
+            meta::token(conn).map(|_| ())
+        }
         Err(e) => {
             conn.db.exec("ROLLBACK TO crr_install; RELEASE crr_install")?;
             Err(e)
