@@ -434,9 +434,13 @@ pub fn add_token_to_triggers(conn: &Conn) -> Result<()> {
         if !has_all_triggers(conn, info.tid)? || super::alter::in_bracket(conn, info.tid)? || info.check_columns(conn).is_err() {
             continue;
         }
-        let cols = registered_columns(conn, info.tid)?;
-        let affinities = info.key_affinities(conn)?.to_vec();
-        install_triggers(conn, info.clock(), &info.name, &info.pk, &affinities, &cols)?;
+        // A table whose triggers cannot be made again keeps its own (they still record, only
+        // unchecked) rather than fail the upgrade, and with it every load of the extension.
+        let _ = in_savepoint(conn, "crr_token_triggers", || {
+            let cols = registered_columns(conn, info.tid)?;
+            let affinities = info.key_affinities(conn)?.to_vec();
+            install_triggers(conn, info.clock(), &info.name, &info.pk, &affinities, &cols)
+        });
     }
     conn.tables.borrow_mut().invalidate();
     conn.stmts.clear();
