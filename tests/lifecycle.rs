@@ -348,6 +348,38 @@ fn a_copied_file_gets_a_new_site_id_and_both_copies_converge_as_two_sites() {
     assert_eq!(one::<Vec<u8>>(&b, "SELECT crsql_site_id()"), site_b);
 }
 
+/// The copy that crr_new_site_id makes another replica gets a token of its own too: ATTACHed
+/// to the file it was copied from, its tables' writes are refused like any other replica's
+/// (before, the copy's triggers carried the original's token, and the check let them pass).
+/// Every trigger of the copy follows, a table's in an alter bracket too, so the copy writes
+/// all its tables on its own connection as before.
+#[test]
+fn a_copy_made_another_replica_is_told_apart_when_attached_to_its_original() {
+    let dir = tmpdir("copy-attached");
+    let (pa, pb) = (dir.join("a.db"), dir.join("b.db"));
+    let a = open(pa.to_str().unwrap());
+    a.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'shared');
+         CREATE TABLE m(id INTEGER PRIMARY KEY NOT NULL, x TEXT); SELECT crsql_as_crr('m'); INSERT INTO m VALUES (1, 'x');",
+    )
+    .unwrap();
+    a.execute_batch(&format!("VACUUM INTO '{}'", pb.to_str().unwrap())).unwrap();
+    let b = open(pb.to_str().unwrap());
+    b.execute_batch("SELECT crsql_begin_alter('m'); ALTER TABLE m ADD COLUMN y TEXT;").unwrap();
+    let token = |c: &rusqlite::Connection| one::<i64>(c, "SELECT value FROM crr_meta WHERE key = 'token'");
+    assert_eq!(token(&b), token(&a), "a copy starts with the same token");
+    b.execute_batch("SELECT crr_new_site_id()").unwrap();
+    assert_ne!(token(&b), token(&a));
+    // The copy writes on, a table in its bracket too, and finishes the alter.
+    b.execute_batch("INSERT INTO t VALUES (2, 'b'); UPDATE m SET x = 'in the bracket', y = 'why' WHERE id = 1; SELECT crsql_commit_alter('m');").unwrap();
+    assert_eq!(changes_where(&b, "WHERE \"table\" = 'm' AND cid = 'x'")[0].val, V::Text("in the bracket".into()));
+    // The original refuses to write it through ATTACH.
+    a.execute(&format!("ATTACH '{}' AS b", pb.to_str().unwrap()), []).unwrap();
+    let e = err(&a, "INSERT INTO b.t VALUES (3, 'through attach')");
+    assert!(e.contains("a CRR of another database than this connection's main one"), "{e}");
+    assert_eq!(one::<i64>(&b, "SELECT count(*) FROM t"), 2);
+}
+
 /// One scenario run in both clock modes: behaviour agrees except for the version numbers.
 fn scenario(mode: &str) -> (Vec<Vec<V>>, Vec<(String, i64, i64)>) {
     let (a, b) = (mem(), mem());

@@ -69,8 +69,7 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
 fn install_bracket_triggers(conn: &Conn, info: &tables::TableInfo, before: &[(String, String)]) -> Result<()> {
     let now = columns_now(conn, info, before)?;
     let tracked: Vec<String> = now.tracked.iter().map(|(_, n)| n.clone()).collect();
-    meta::make_token(conn)?;
-    conn.db.exec(&bracket_trigger_sql(info.tid, meta::token(conn)?, &now.table, &now.pk, &tracked))?;
+    conn.db.exec(&bracket_trigger_sql(info.tid, meta::make_token(conn)?, &now.table, &now.pk, &tracked))?;
     conn.stmts.clear();
     Ok(())
 }

@@ -226,8 +226,7 @@ fn twin_checked(table: &str, pk: &[String], pk_affinity: &[Affinity]) -> Vec<Str
 /// statements anew); any others (an earlier build's, or made for the table's shape before an
 /// alter) are replaced.
 pub fn install_triggers(conn: &Conn, clock: Clock, table: &str, pk: &[String], pk_affinity: &[Affinity], cols: &[Tracked]) -> Result<()> {
-    meta::make_token(conn)?;
-    let sql = trigger_sql(clock, meta::token(conn)?, table, pk, pk_affinity, cols);
+    let sql = trigger_sql(clock, meta::make_token(conn)?, table, pk, pk_affinity, cols);
     if !triggers_are(conn, clock.tid, &sql)? {
         conn.db.exec(&drop_triggers_sql(clock.tid))?;
         conn.db.exec(&sql)?;
@@ -444,6 +443,36 @@ pub fn add_token_to_triggers(conn: &Conn) -> Result<()> {
     }
     conn.tables.borrow_mut().invalidate();
     conn.stmts.clear();
+    Ok(())
+}
+
+/// Gives the database a new token and every trigger of ours that passes the old one the new
+/// one: crr_new_site_id makes a copy of a file another replica, and ATTACHed to the original
+/// it must not pass for it (`meta::token`). The triggers keep their text but for the token, so
+/// this also serves a table between crsql_begin_alter and crsql_commit_alter and one ALTERed
+/// outside a bracket, whose triggers no other code would remake as they are.
+pub fn renew_token(conn: &Conn) -> Result<()> {
+    // The stored one, whatever the connection knew: the triggers carry that.
+    let old = meta::stored_token(conn)?;
+    if old == 0 {
+        return Ok(()); // no trigger carries one
+    }
+    meta::set_token(conn, old)?;
+    let new = meta::token(conn)?;
+    let mut s = conn.db.prepare("SELECT name, sql FROM main.sqlite_schema WHERE type = 'trigger' AND name GLOB 'crr_[0-9]*_*'", false)?;
+    let mut triggers = Vec::new();
+    while s.step()? {
+        triggers.push((s.text(0), s.text(1)));
+    }
+    drop(s);
+    for (name, sql) in triggers {
+        let Some(tid) = name.strip_prefix("crr_").and_then(|r| r.split('_').next()).and_then(|t| t.parse::<i64>().ok()) else { continue };
+        let (from, to) = (format!("crr_internal_tracking({})", track::tracking_arg(tid, old)), format!("crr_internal_tracking({})", track::tracking_arg(tid, new)));
+        if !sql.contains(&from) {
+            continue; // an earlier build's trigger: no token
+        }
+        conn.db.exec(&format!("DROP TRIGGER main.{}; {};", quote(&name), sql.replace(&from, &to)))?;
+    }
     Ok(())
 }
 

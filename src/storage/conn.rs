@@ -169,8 +169,10 @@ impl Conn {
         self.rollback_epoch.set(self.rollback_epoch.get() + 1);
         let mut t = self.txn.borrow_mut();
         if t.settings_written {
-            // The rollback may have undone a setting or site id this transaction wrote.
+            // The rollback may have undone a setting or site id this transaction wrote, and
+            // the token crr_new_site_id gave with it (meta::token reads it again).
             t.forget_settings();
+            self.token.set(None);
         }
     }
 

@@ -24,8 +24,9 @@ pub fn get_i64(conn: &Conn, key: &str, default: i64) -> Result<i64> {
 /// replica's CRR runs on this connection too, and would record its write with this
 /// database's db_version, clock and crr_dirty: a version below what that replica's peers
 /// already synced (so they never get the write) and no bucket entry in its own crr_dirty.
-/// Made with the internal schema (or at its upgrade to 5), never changed; a copy of the file
-/// keeps it (both are then one database to this check). Cached on the connection.
+/// Made with the internal schema (or at its upgrade to 5); a copy of the file keeps it until
+/// crr_new_site_id makes the copy another replica (`as_crr::renew_token`). Cached on the
+/// connection (`track::check_token` reads it again before refusing).
 pub fn token(conn: &Conn) -> Result<i64> {
     if let Some(t) = conn.token.get() {
         return Ok(t);
@@ -43,16 +44,36 @@ pub fn token(conn: &Conn) -> Result<i64> {
     Ok(t)
 }
 
-/// Gives the database a token if it has none (a new internal schema, the upgrade to 5).
-pub fn make_token(conn: &Conn) -> Result<()> {
-    if token(conn)? != 0 {
-        return Ok(());
+/// The token as stored now: another connection's crr_new_site_id, or a rollback, may have
+/// changed it since the cache was filled. What triggers are made with.
+pub fn stored_token(conn: &Conn) -> Result<i64> {
+    conn.token.set(None);
+    token(conn)
+}
+
+/// The database's token (`stored_token`), made first if it has none (a new internal schema,
+/// the upgrade to 5).
+pub fn make_token(conn: &Conn) -> Result<i64> {
+    let t = stored_token(conn)?;
+    if t != 0 {
+        return Ok(t);
     }
-    let bytes = conn.db.random_bytes();
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&bytes[..8]);
-    // 31 bits, non-zero (0 means none): it rides above a table id (track::tracking_arg).
-    let t = (i64::from_le_bytes(b) & 0x7FFF_FFFF) | 1;
+    set_token(conn, 0)?;
+    token(conn)
+}
+
+/// Stores a new random token other than `old` (the cache is filled again at the next read).
+pub fn set_token(conn: &Conn, old: i64) -> Result<()> {
+    let t = loop {
+        let bytes = conn.db.random_bytes();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[..8]);
+        // 31 bits, non-zero (0 means none): it rides above a table id (track::tracking_arg).
+        let t = (i64::from_le_bytes(b) & 0x7FFF_FFFF) | 1;
+        if t != old {
+            break t;
+        }
+    };
     set(conn, "token", &Value::Integer(t))?;
     conn.token.set(None);
     Ok(())

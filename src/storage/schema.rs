@@ -44,7 +44,7 @@ pub fn install(conn: &Conn) -> Result<()> {
             let r = conn
                 .db
                 .exec(SCHEMA_SQL)
-                .and_then(|_| meta::make_token(conn))
+                .and_then(|_| meta::make_token(conn).map(|_| ()))
                 .and_then(|_| if v < 4 { super::as_crr::move_to_buckets(conn) } else { Ok(()) })
                 .and_then(|_| if v < 5 { super::as_crr::add_token_to_triggers(conn) } else { Ok(()) })
                 .and_then(|_| meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION)));

@@ -63,10 +63,9 @@ fn check_token(conn: &Conn, token: i64) -> Result<()> {
     if conn.token.get() == Some(token) {
         return Ok(());
     }
-    // Read again: the main database may be another since the cache was filled (a restore
-    // through the backup API).
-    conn.token.set(None);
-    if super::meta::token(conn)? == token {
+    // Read again: the token may have changed since the cache was filled (another
+    // connection's crr_new_site_id, a rollback, a restore through the backup API).
+    if super::meta::stored_token(conn)? == token {
         return Ok(());
     }
     Err(Error::new(
