@@ -158,7 +158,7 @@ fn writes_to_a_crr_of_an_attached_database_are_refused() {
     let before = changes(&x);
     for sql in ["INSERT INTO x.t VALUES (10, 'via attach')", "UPDATE x.t SET v = 'changed' WHERE id = 1", "DELETE FROM x.t WHERE id = 2"] {
         let e = err(&m, sql);
-        assert!(e.contains("a CRR of another database than this connection's main one") && e.contains("not supported yet"), "{sql}: {e}");
+        assert!(e.contains("sqlite-crr: this write is to a CRR of another database than this connection's main one") && e.contains("not supported yet"), "{sql}: {e}");
     }
     assert_eq!(dump(&x, "t"), vec![vec![V::Integer(1), txt("x1")], vec![V::Integer(2), txt("x2")], vec![V::Integer(3), txt("x3")]]);
     assert_eq!(changes(&x), before, "the refused writes left no clock behind");

@@ -37,6 +37,17 @@ struct FnCtx {
     buf: Cell<track::RecordBuf>,
 }
 
+/// What an error of function `name` starts with: its name, but for the internal functions
+/// our triggers call, whose name would tell an app's user nothing (the error stops the app's
+/// own INSERT, UPDATE or DELETE).
+fn error_context(name: &'static str) -> &'static str {
+    if name.starts_with("crr_internal_") {
+        "sqlite-crr"
+    } else {
+        name
+    }
+}
+
 unsafe extern "C" fn trampoline(ctx: *mut api::sqlite3_context, argc: c_int, argv: *mut *mut api::sqlite3_value) {
     // SAFETY: user data is the FnCtx registered with this function; it and its Conn live until
     // the function's destructor runs at connection close. The arguments live for this call.
@@ -52,17 +63,17 @@ unsafe extern "C" fn trampoline(ctx: *mut api::sqlite3_context, argc: c_int, arg
                 conn.notice_commit();
                 crate::storage::merge::flush_held(conn)?;
                 f(conn, &args)
-            }.map_err(|e| e.context(fc.name)))
+            }.map_err(|e| e.context(error_context(fc.name))))
         }
         Func::Args(f) => {
             let args = Args::new(argc, argv);
-            guard(fc.name, || f(conn, &args).map_err(|e| e.context(fc.name)))
+            guard(fc.name, || f(conn, &args).map_err(|e| e.context(error_context(fc.name))))
         }
         Func::Record(f) => {
             let args = Args::new(argc, argv);
             let mut buf = fc.buf.take();
             buf.bytes.clear();
-            let r = guard(fc.name, || f(conn, &args, &mut buf).map_err(|e| e.context(fc.name)));
+            let r = guard(fc.name, || f(conn, &args, &mut buf).map_err(|e| e.context(error_context(fc.name))));
             match &r {
                 Ok(()) => values::result_blob(ctx, &buf.bytes),
                 Err(e) => values::result_error(ctx, e),
