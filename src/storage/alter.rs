@@ -61,7 +61,7 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
         let before: Vec<(String, String)> = desc.columns.iter().map(|c| (c.name.clone(), c.decl_type.clone())).collect();
         let names: Vec<String> = before.iter().map(|(n, ty)| format!("{n}{TYPE_SEP}{ty}")).collect();
         meta::set(conn, &alter_key(info.tid), &Value::Text(names.join(&SEP.to_string())))?;
-        conn.db.exec(&format!("DROP TRIGGER IF EXISTS \"crr_{}_update\"", info.tid))?;
+        conn.db.exec(&format!("DROP TRIGGER IF EXISTS main.\"crr_{}_update\"", info.tid))?;
         install_bracket_triggers(conn, &info, &before)
     })
 }

@@ -384,7 +384,7 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
         drop(s);
         conn.stmts.clear();
         for name in orphans {
-            conn.db.exec(&format!("DROP TABLE IF EXISTS {}", quote(&name)))?;
+            conn.db.exec(&format!("DROP TABLE IF EXISTS main.{}", quote(&name)))?;
         }
     }
     if !dropped.is_empty() {
@@ -421,12 +421,13 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
     Ok(())
 }
 
-/// Internal schema 4 -> 5: every CRR's triggers pass the database's token (`meta::token`) to
-/// crr_internal_tracking. Left as they are, calling its one-argument form (still registered,
-/// without the check): a table between crsql_begin_alter and crsql_commit_alter (the commit
-/// makes its triggers), one ALTERed outside a bracket (its registered columns may be gone;
-/// reads and merges refuse it until a bracket records its shape, whose commit makes them),
-/// and one without its three triggers.
+/// Internal schema 4 -> 5: every CRR's triggers are made again from the registry, passing the
+/// database's token (`meta::token`, `track::tracking_arg`) and checking inserted keys for twins.
+/// Left as they are, passing a bare table id that goes unchecked: a table between
+/// crsql_begin_alter and crsql_commit_alter (the commit makes its triggers), one ALTERed
+/// outside a bracket (its registered columns may be gone; reads and merges refuse it until a
+/// bracket records its shape, whose commit makes them), and one without its three triggers.
+/// (`renew_token` only rewrites a token already in the text, so it could not serve here.)
 pub fn add_token_to_triggers(conn: &Conn) -> Result<()> {
     conn.tables.borrow_mut().invalidate();
     for info in tables::all(conn)?.iter() {

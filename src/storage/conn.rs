@@ -169,10 +169,10 @@ impl Conn {
         self.rollback_epoch.set(self.rollback_epoch.get() + 1);
         let mut t = self.txn.borrow_mut();
         if t.settings_written {
-            // The rollback may have undone a setting or site id this transaction wrote, and
-            // the token crr_new_site_id gave with it (meta::token reads it again).
+            // The rollback may have undone a setting or site id this transaction wrote. (A
+            // token crr_new_site_id wrote needs nothing: the cached one is only compared, and
+            // a mismatch reads the stored one, track::check_token.)
             t.forget_settings();
-            self.token.set(None);
         }
     }
 

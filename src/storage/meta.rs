@@ -31,9 +31,9 @@ pub fn token(conn: &Conn) -> Result<i64> {
     if let Some(t) = conn.token.get() {
         return Ok(t);
     }
-    // Not through the cached statement of `get`: read once per connection, at load (see
-    // schema::install), it would leave that statement prepared against a schema the app's
-    // next DDL changes, and its next use would have to re-prepare it.
+    // Not through the cached statement of `get`: read once per connection (at its first tracked
+    // write, or when triggers are made), it would leave that statement prepared against a
+    // schema the app's next DDL changes, and its next use would have to re-prepare it.
     let mut s = conn.db.prepare("SELECT value FROM main.crr_meta WHERE key = 'token'", false)?;
     let stored = if s.step()? { s.i64(0) } else { 0 };
     // 31 bits (make_token), whatever the row holds: it must fit above a table id.

@@ -51,8 +51,6 @@ pub fn install(conn: &Conn) -> Result<()> {
             conn.db.exec(if r.is_ok() { "RELEASE crr_upgrade" } else { "ROLLBACK TO crr_upgrade; RELEASE crr_upgrade" })?;
             r?;
         }
-        // Read now, once: the tracking triggers' check needs it (meta::token).
-        meta::token(conn)?;
         return Ok(());
     }
     if conn.db.is_readonly() {
@@ -71,10 +69,7 @@ pub fn install(conn: &Conn) -> Result<()> {
         s.run()
     })();
     match result {
-        Ok(()) => {
-            conn.db.exec("RELEASE crr_install")?;
-            meta::token(conn).map(|_| ())
-        }
+        Ok(()) => conn.db.exec("RELEASE crr_install"),
         Err(e) => {
             conn.db.exec("ROLLBACK TO crr_install; RELEASE crr_install")?;
             Err(e)
