@@ -982,11 +982,90 @@ fn a_merge_that_an_app_trigger_skips_is_refused() {
     assert_eq!(dump(&a, "t"), vec![vec![V::Integer(2), V::Null, V::Text("bee".into())]]);
 }
 
+/// An app trigger that writes the merged table while a merge writes it (its own row or
+/// another) makes a write no clock records: this replica would hold, and never send, what no
+/// other has. The merge is refused, inside a transaction too, and leaves the table and the
+/// feed as they were. Until 2026-12-06 it went through (README warned). Writes of such a
+/// trigger to a plain table are fine, as is the second firing of an INSERT OR REPLACE that
+/// replaces a live row under recursive_triggers (the replaced row's delete), and of an update
+/// inside an alter bracket (the bracket's BEFORE UPDATE trigger).
+#[test]
+fn a_merge_during_which_an_app_trigger_writes_the_merged_table_is_refused() {
+    let a = mem();
+    at(&a, 1);
+    a.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, n INTEGER DEFAULT 0); SELECT crsql_as_crr('t');
+         CREATE TABLE audit(id INTEGER, bit INTEGER);
+         CREATE TRIGGER audited AFTER UPDATE ON t BEGIN INSERT INTO audit VALUES (NEW.id, crsql_internal_sync_bit()); END;
+         INSERT INTO t(id, a) VALUES (1, 'one'), (2, 'two');",
+    )
+    .unwrap();
+    let site = vec![7u8; 16];
+    let merge = |pk: i64, cid: &str, val: Option<&str>, cl: i64| {
+        a.execute("INSERT INTO crsql_changes VALUES ('t', crsql_pack_columns(?1), ?2, ?3, 70000, 1, ?4, ?5, 0)", rusqlite::params![pk, cid, val, site, cl])
+    };
+    let refused = |e: rusqlite::Error| {
+        let e = e.to_string();
+        assert!(e.contains("cannot apply change to \"t\": sqlite-crr: a trigger of the app wrote \"t\" while a merge wrote it"), "{e}");
+        assert!(e.contains("WHEN crsql_internal_sync_bit() = 0"), "{e}");
+    };
+    // A trigger that writes a plain table is no write to the merged table.
+    merge(2, "a", Some("merged"), 1).unwrap();
+    assert_eq!(one::<String>(&a, "SELECT group_concat(id || ':' || bit) FROM audit"), "2:1");
+    let cases = [
+        ("the row's own", "AFTER UPDATE OF a", "UPDATE t SET n = n + 1 WHERE id = NEW.id", 1, "a", Some("later"), 1),
+        ("another row", "AFTER INSERT", "UPDATE t SET n = n + 1 WHERE id = 1", 5, "a", Some("five"), 1),
+        ("a new row, before", "BEFORE DELETE", "INSERT INTO t(id, a) VALUES (OLD.id + 100, 'copy')", 2, "-1", None, 2),
+    ];
+    let writes = |when: &str, timing: &str, body: &str| format!("CREATE TRIGGER writes {timing} ON t WHEN {when} BEGIN {body}; END");
+    for (what, timing, body, pk, cid, val, cl) in cases {
+        a.execute_batch(&writes("1", timing, body)).unwrap();
+        let before = (dump(&a, "t"), changes(&a));
+        for in_txn in [false, true] {
+            if in_txn {
+                a.execute_batch("BEGIN").unwrap();
+            }
+            refused(merge(pk, cid, val, cl).expect_err(what));
+            assert_eq!((dump(&a, "t"), changes(&a)), before, "{what} (in a transaction: {in_txn}): the refused change left something");
+            if in_txn {
+                a.execute_batch("COMMIT").unwrap();
+            }
+        }
+        a.execute_batch(&format!("DROP TRIGGER writes; {}", writes("crsql_internal_sync_bit() = 0", timing, body))).unwrap();
+        merge(pk, cid, val, cl).unwrap();
+        a.execute_batch("DROP TRIGGER writes").unwrap();
+    }
+    assert_eq!(
+        dump(&a, "t"),
+        vec![vec![V::Integer(1), V::Text("later".into()), V::Integer(0)], vec![V::Integer(5), V::Text("five".into()), V::Integer(0)]]
+    );
+    // With recursive_triggers on, a merge that starts a later life of a live row replaces it:
+    // the replaced row's delete fires the table's trigger, then the insert. That is allowed...
+    a.execute_batch("PRAGMA recursive_triggers = ON").unwrap();
+    merge(5, "a", Some("five again"), 3).unwrap();
+    assert_eq!(one::<String>(&a, "SELECT a FROM t WHERE id = 5"), "five again");
+    // ...but not a third firing.
+    a.execute_batch(&writes("1", "AFTER INSERT", "UPDATE t SET n = n + 1 WHERE id = 1")).unwrap();
+    let before = (dump(&a, "t"), changes(&a));
+    refused(merge(1, "a", Some("one again"), 3).unwrap_err());
+    assert_eq!((dump(&a, "t"), changes(&a)), before);
+    // Inside an alter bracket an update fires the bracket's BEFORE UPDATE trigger too: allowed,
+    // and an app trigger's write beside it is still seen.
+    a.execute_batch("DROP TRIGGER writes; PRAGMA recursive_triggers = OFF; SELECT crsql_begin_alter('t');").unwrap();
+    merge(5, "a", Some("in a bracket"), 3).unwrap();
+    a.execute_batch(&writes("1", "AFTER UPDATE OF a", "UPDATE t SET n = n + 1 WHERE id = NEW.id")).unwrap();
+    let before = (dump(&a, "t"), changes(&a));
+    refused(merge(5, "a", Some("zzz"), 3).unwrap_err());
+    assert_eq!((dump(&a, "t"), changes(&a)), before);
+    a.execute_batch("DROP TRIGGER writes; SELECT crsql_commit_alter('t');").unwrap();
+    assert_eq!(one::<String>(&a, "SELECT a FROM t WHERE id = 5"), "in a bracket");
+}
+
 /// crsql_internal_sync_bit() (cr-sqlite's name) is 1 inside the app's triggers that a merge
 /// fires and 0 for local writes, so an app trigger that derives data (a counter, a copy) can
 /// skip merges: the origin's derived writes arrive as changes of their own, and replicas agree.
 /// Run on merges too, such a trigger wrote the same row unrecorded: n read 1 on the origin and
-/// 2 on the peer, for good. Setting the bit (cr-sqlite's way to stop recording) is refused.
+/// 2 on the peer, for good (such a merge is now refused: the test above). Setting the bit (cr-sqlite's way to stop recording) is refused.
 #[test]
 fn app_triggers_can_skip_merges_with_the_sync_bit() {
     let replica = || {

@@ -294,7 +294,7 @@ fn internal_alter_new(conn: &Conn, args: &Args) -> Result<Value> {
 /// database's, and is refused.
 fn internal_tracking(conn: &Conn, args: &Args) -> Result<Value> {
     let tid = track::checked_tid(conn, args.int(0, "table id")?)?;
-    let on = track::tracking(conn, tid);
+    let on = track::tracking(conn, tid)?;
     if on {
         conn.enter_write()?;
     }

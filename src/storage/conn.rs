@@ -19,6 +19,10 @@ pub struct Conn {
     pub sites: RefCell<Sites>,
     /// The CRR whose row a merge is writing right now: its tracking triggers stay silent.
     pub merging_tid: Cell<Option<i64>>,
+    /// The firings of that CRR's tracking triggers during the merge's write, and the kind of
+    /// write (see track::tracking).
+    pub merge_fired: Cell<u32>,
+    pub merge_write: Cell<MergeWrite>,
     /// The main database's token (meta::token), once read.
     pub token: Cell<Option<i64>>,
     /// Simulated wall clock (ms) for tests; None = the system clock.
@@ -112,6 +116,16 @@ pub struct Held {
     pub stored: Option<i64>,
 }
 
+/// The statement a merge writes a row of the user table with (storage::merge::write_user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeWrite {
+    Delete,
+    /// INSERT OR REPLACE.
+    Replace,
+    /// UPDATE, or INSERT ... ON CONFLICT DO UPDATE.
+    Update,
+}
+
 impl Conn {
     pub fn new(db: Db) -> Conn {
         Conn {
@@ -121,6 +135,8 @@ impl Conn {
             tables: RefCell::new(Tables::default()),
             sites: RefCell::new(Sites::default()),
             merging_tid: Cell::new(None),
+            merge_fired: Cell::new(0),
+            merge_write: Cell::new(MergeWrite::Delete),
             token: Cell::new(None),
             wall_ms_override: Cell::new(None),
             clock_rows_read: Cell::new(0),

@@ -18,7 +18,7 @@
 //! changes of the row stay and so does their record. A merge's own nested statement (the
 //! user-table write) opens a savepoint at which nothing is flushed: the record is not its.
 
-use super::conn::{Conn, Held, MergedRow};
+use super::conn::{Conn, Held, MergeWrite, MergedRow};
 use super::stmt_cache::Key;
 use super::tables::{self, KeyLayout, TableInfo};
 use super::track::{load_reusing, save, save_existing};
@@ -176,8 +176,12 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
 }
 
 /// Runs one single-statement write on the user table with tracking silenced for it.
-fn write_user(conn: &Conn, v: &Valid, key: Key, sql: impl FnOnce() -> String, value: Option<&ValueRef>) -> Result<()> {
+/// The table's tracking triggers count their firings meanwhile (track::tracking), which
+/// depend on the `kind` of statement.
+fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOnce() -> String, value: Option<&ValueRef>) -> Result<()> {
     let previous = conn.merging_tid.replace(Some(v.table.tid));
+    // Saved for a merge inside this one (an app trigger's INSERT INTO crsql_changes).
+    let outer = (conn.merge_fired.replace(0), conn.merge_write.replace(kind));
     let result = conn.stmts.with(conn.db, key, sql, |s| {
         for (i, k) in v.keys.iter().enumerate() {
             s.bind_value(i + 1, k)?;
@@ -189,6 +193,8 @@ fn write_user(conn: &Conn, v: &Valid, key: Key, sql: impl FnOnce() -> String, va
         }
     });
     conn.merging_tid.set(previous);
+    conn.merge_fired.set(outer.0);
+    conn.merge_write.set(outer.1);
     result.map_err(|e| Error::with_code(e.code, format!("cannot apply change to \"{}\": {e}", v.table.name)))
 }
 
@@ -215,7 +221,7 @@ fn delete_row(conn: &Conn, v: &Valid) -> Result<()> {
         let classes: String = classes.map(|(i, (k, _))| format!(" AND typeof({}) = typeof(?{})", quote(k), i + 1)).collect();
         format!("{}{classes}", t.pk_where(1))
     };
-    write_user(conn, v, Key::RowDelete(t.tid), || format!("DELETE FROM {} WHERE {}", t.quoted(), exact()), None)?;
+    write_user(conn, v, MergeWrite::Delete, Key::RowDelete(t.tid), || format!("DELETE FROM {} WHERE {}", t.quoted(), exact()), None)?;
     if conn.db.changes() > 0 {
         return Ok(());
     }
@@ -245,7 +251,7 @@ fn recreate_row(conn: &Conn, v: &Valid) -> Result<()> {
         format!("INSERT OR REPLACE INTO {} ({cols}) VALUES ({})", t.quoted(), params.join(", "))
     };
     let val = column.as_ref().map(|_| &v.val);
-    write_user(conn, v, Key::RowRecreate(t.tid, v.slot), sql, val)?;
+    write_user(conn, v, MergeWrite::Replace, Key::RowRecreate(t.tid, v.slot), sql, val)?;
     if conn.db.changes() == 0 {
         return Err(ignored(v));
     }
@@ -261,7 +267,7 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
     let column = t.columns[slot].as_deref().unwrap_or_default();
     let n = t.pk.len();
     let update = || format!("UPDATE {} SET {} = ?{} WHERE {}", t.quoted(), quote(column), n + 1, t.pk_where(1));
-    write_user(conn, v, Key::CellUpdate(t.tid, slot), update, Some(&v.val))?;
+    write_user(conn, v, MergeWrite::Update, Key::CellUpdate(t.tid, slot), update, Some(&v.val))?;
     if conn.db.changes() > 0 {
         return Ok(());
     }
@@ -276,7 +282,7 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
             c = quote(column)
         )
     };
-    write_user(conn, v, Key::CellUpsert(t.tid, slot), sql, Some(&v.val))?;
+    write_user(conn, v, MergeWrite::Update, Key::CellUpsert(t.tid, slot), sql, Some(&v.val))?;
     if conn.db.changes() == 0 {
         return Err(ignored(v));
     }

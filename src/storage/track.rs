@@ -4,7 +4,7 @@
 //! `on_update` instead. `on_insert` / `on_delete` / `record_cell` serve backfill, commit_alter
 //! and that fallback.
 
-use super::conn::Conn;
+use super::conn::{Conn, MergeWrite};
 use super::{sites, ticks};
 use super::stmt_cache::Key;
 use super::tables::{self, Clock, KeyLayout};
@@ -351,9 +351,41 @@ pub fn on_delete(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<()> {
 // own SQL, inside the user's statement; these only compute the records they store. The
 // causal length is the clock row's own column, so a record does not depend on it.
 
-/// Whether table `tid`'s triggers record writes (not while a merge writes its rows).
-pub fn tracking(conn: &Conn, tid: i64) -> bool {
-    !silenced(conn, tid)
+/// Whether table `tid`'s triggers record writes: not while a merge writes its rows
+/// (merge::write_user). The merge's write of one row fires one of the table's triggers, or
+/// two: an INSERT OR REPLACE that replaces a row fires its delete too under recursive_triggers,
+/// and an update inside an alter bracket fires the bracket's BEFORE UPDATE trigger too. Any
+/// other firing is a write an app's trigger made to the merged table in the middle of the
+/// merge's, which no clock would record (this replica would hold, and never send, what no
+/// other has): refused, which stops the merge's statement and so undoes both. (One firing
+/// too many goes unseen: an upsert's insert inside a bracket, the rare way a merge writes a
+/// row its clock has but the table lost, beside an app trigger's insert or delete.)
+pub fn tracking(conn: &Conn, tid: i64) -> Result<bool> {
+    if !silenced(conn, tid) {
+        return Ok(true);
+    }
+    let fired = conn.merge_fired.get() + 1;
+    conn.merge_fired.set(fired);
+    let explained = || -> Result<bool> {
+        Ok(match conn.merge_write.get() {
+            MergeWrite::Replace => recursive_triggers(conn)?,
+            MergeWrite::Update => super::alter::in_bracket(conn, tid)?,
+            MergeWrite::Delete => false,
+        })
+    };
+    if fired == 1 || (fired == 2 && explained()?) {
+        return Ok(false);
+    }
+    let name = tables::by_tid(conn, tid)?.map_or_else(|| format!("table id {tid}"), |t| t.name.clone());
+    Err(Error::new(format!(
+        "a trigger of the app wrote \"{name}\" while a merge wrote it, a write no clock would record (replicas would \
+         disagree); guard the trigger with WHEN crsql_internal_sync_bit() = 0"
+    )))
+}
+
+fn recursive_triggers(conn: &Conn) -> Result<bool> {
+    let mut s = conn.db.prepare("PRAGMA recursive_triggers", false)?;
+    Ok(s.step()? && s.i64(0) != 0)
 }
 
 /// The record of a row inserted where its key has no clock row.
