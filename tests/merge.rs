@@ -982,6 +982,62 @@ fn a_merge_that_an_app_trigger_skips_is_refused() {
     assert_eq!(dump(&a, "t"), vec![vec![V::Integer(2), V::Null, V::Text("bee".into())]]);
 }
 
+/// An app trigger's RAISE(FAIL) stops a statement but keeps the writes it made before: an
+/// AFTER trigger's keeps the merge's write to the row. The merge then records the change's
+/// clock too and returns the trigger's error, so the row never holds what its clock does not
+/// say: in a transaction both stay (the app may commit them), outside one both go. Until
+/// 2026-12-06 the clock was not recorded: after COMMIT the row held a value this replica
+/// never sent. A BEFORE trigger's RAISE(FAIL) stops the write itself: nothing stays.
+#[test]
+fn a_merge_whose_write_an_app_trigger_fails_but_keeps_records_it() {
+    let a = mem();
+    at(&a, 1);
+    a.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'one'), (2, 'two');")
+        .unwrap();
+    let site = vec![7u8; 16];
+    let merge = |pk: i64, cid: &str, val: Option<&str>, cl: i64| {
+        a.execute("INSERT INTO crsql_changes VALUES ('t', crsql_pack_columns(?1), ?2, ?3, 70000, 1, ?4, ?5, 0)", rusqlite::params![pk, cid, val, site, cl])
+    };
+    let fail = |timing: &str, event: &str| format!("CREATE TRIGGER f {timing} {event} ON t BEGIN SELECT RAISE(FAIL, 'no {event}'); END");
+    // (event, the merged change: key, cid, value, cl)
+    let cases = [("INSERT", 3, "a", Some("three"), 1), ("UPDATE", 1, "a", Some("uno"), 1), ("DELETE", 2, "-1", None, 2)];
+    for (event, pk, cid, val, cl) in cases {
+        // BEFORE: the write does not happen.
+        a.execute_batch(&fail("BEFORE", event)).unwrap();
+        let before = (dump(&a, "t"), changes(&a));
+        a.execute_batch("BEGIN").unwrap();
+        let e = merge(pk, cid, val, cl).unwrap_err().to_string();
+        assert!(e.contains(&format!("no {event}")) && !e.contains("kept"), "{event}: {e}");
+        a.execute_batch("COMMIT").unwrap();
+        assert_eq!((dump(&a, "t"), changes(&a)), before, "{event}: BEFORE");
+        // AFTER, outside a transaction: the statement's failure rolls both back.
+        a.execute_batch(&format!("DROP TRIGGER f; {}", fail("AFTER", event))).unwrap();
+        let e = merge(pk, cid, val, cl).unwrap_err().to_string();
+        assert!(e.contains(&format!("no {event}")), "{event}: {e}");
+        assert_eq!((dump(&a, "t"), changes(&a)), before, "{event}: AFTER, outside a transaction");
+        // AFTER, in a transaction that commits: the write and its clock stay.
+        a.execute_batch("BEGIN").unwrap();
+        let e = merge(pk, cid, val, cl).unwrap_err().to_string();
+        assert!(e.contains(&format!("no {event}")) && e.contains("the write was kept, and its clock recorded"), "{event}: {e}");
+        a.execute_batch("COMMIT; DROP TRIGGER f").unwrap();
+        let kept = (dump(&a, "t"), changes(&a));
+        assert_ne!(kept, before, "{event}: the write stays");
+        // The same change merged where no trigger fails it gives the same table and feed.
+        let b = mem();
+        at(&b, 1);
+        b.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t');").unwrap();
+        apply(&b, &before.1).unwrap();
+        b.execute("INSERT INTO crsql_changes VALUES ('t', crsql_pack_columns(?1), ?2, ?3, 70000, 1, ?4, ?5, 0)", rusqlite::params![pk, cid, val, site, cl])
+            .unwrap();
+        let cells = |c: &[Change]| -> Vec<(Vec<u8>, String, V, i64, Vec<u8>, i64)> {
+            let mut v: Vec<_> = c.iter().map(|c| (c.pk.clone(), c.cid.clone(), c.val.clone(), c.col_version, c.site_id.clone(), c.cl)).collect();
+            v.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+            v
+        };
+        assert_eq!((dump(&b, "t"), cells(&changes(&b))), (kept.0, cells(&kept.1)), "{event}: as if merged without the trigger");
+    }
+}
+
 /// An app trigger that writes the merged table while a merge writes it (its own row or
 /// another) makes a write no clock records: this replica would hold, and never send, what no
 /// other has. The merge is refused, inside a transaction too, and leaves the table and the

@@ -175,10 +175,20 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     Ok(Valid { table, pk, keys, slot, val: c.val, col_version, site, cl })
 }
 
+/// An error of an app's trigger that stopped a merge's user-table write after the write, and
+/// kept it (`write_user`): the merge goes on (its clock is recorded), then fails with it.
+type Kept = Option<Error>;
+
 /// Runs one single-statement write on the user table with tracking silenced for it.
 /// The table's tracking triggers count their firings meanwhile (track::tracking), which
 /// depend on the `kind` of statement.
-fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOnce() -> String, value: Option<&ValueRef>) -> Result<()> {
+///
+/// An error with the FAIL resolution (an app trigger's RAISE(FAIL), or its statement's OR
+/// FAIL) stops the statement but keeps the writes it made before: an AFTER trigger's keeps
+/// the row's write (`changes()` counts it). The row then holds the change, so its clock must
+/// say so: Ok(Some(error)), to be returned once the clock is recorded. Outside a transaction
+/// the statement's failure rolls both back; inside one both stay, as FAIL promises.
+fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOnce() -> String, value: Option<&ValueRef>) -> Result<Kept> {
     let previous = conn.merging_tid.replace(Some(v.table.tid));
     // Saved for a merge inside this one (an app trigger's INSERT INTO crsql_changes).
     let outer = (conn.merge_fired.replace(0), conn.merge_write.replace(kind));
@@ -195,7 +205,18 @@ fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOn
     conn.merging_tid.set(previous);
     conn.merge_fired.set(outer.0);
     conn.merge_write.set(outer.1);
-    result.map_err(|e| Error::with_code(e.code, format!("cannot apply change to \"{}\": {e}", v.table.name)))
+    match result {
+        Ok(()) => Ok(None),
+        Err(e) if conn.db.changes() > 0 => Ok(Some(Error::with_code(
+            e.code,
+            format!(
+                "change to \"{}\" applied, but a trigger of the app failed it: {e} (FAIL keeps the writes a statement made \
+                 before it: the write was kept, and its clock recorded; guard the trigger with WHEN crsql_internal_sync_bit() = 0)",
+                v.table.name
+            ),
+        ))),
+        Err(e) => Err(Error::with_code(e.code, format!("cannot apply change to \"{}\": {e}", v.table.name))),
+    }
 }
 
 /// The error for a merge's user-table write that an app's BEFORE trigger skipped with
@@ -213,7 +234,7 @@ fn ignored(v: &Valid) -> Error {
 /// BLOB affinity a row keyed 1 is not the row keyed 1.0, though SQLite finds them equal
 /// (table_shape::key_twin). A delete that changed nothing is checked: the row may be absent
 /// (fine) or kept by an app's trigger (`ignored`).
-fn delete_row(conn: &Conn, v: &Valid) -> Result<()> {
+fn delete_row(conn: &Conn, v: &Valid) -> Result<Kept> {
     let t = &v.table;
     let affinities = t.key_affinities(conn)?;
     let exact = || -> String {
@@ -221,9 +242,9 @@ fn delete_row(conn: &Conn, v: &Valid) -> Result<()> {
         let classes: String = classes.map(|(i, (k, _))| format!(" AND typeof({}) = typeof(?{})", quote(k), i + 1)).collect();
         format!("{}{classes}", t.pk_where(1))
     };
-    write_user(conn, v, MergeWrite::Delete, Key::RowDelete(t.tid), || format!("DELETE FROM {} WHERE {}", t.quoted(), exact()), None)?;
+    let kept = write_user(conn, v, MergeWrite::Delete, Key::RowDelete(t.tid), || format!("DELETE FROM {} WHERE {}", t.quoted(), exact()), None)?;
     if conn.db.changes() > 0 {
-        return Ok(());
+        return Ok(kept);
     }
     let kept = conn.stmts.with(conn.db, Key::RowExists(t.tid), || format!("SELECT 1 FROM {} WHERE {}", t.quoted(), exact()), |s| {
         for (i, k) in v.keys.iter().enumerate() {
@@ -234,11 +255,11 @@ fn delete_row(conn: &Conn, v: &Valid) -> Result<()> {
     if kept {
         return Err(ignored(v));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Replaces the row with a fresh one holding defaults (and the incoming cell, if any).
-fn recreate_row(conn: &Conn, v: &Valid) -> Result<()> {
+fn recreate_row(conn: &Conn, v: &Valid) -> Result<Kept> {
     let t = &v.table;
     let n = t.pk.len();
     let column = v.slot.and_then(|s| t.columns[s].as_deref());
@@ -251,25 +272,25 @@ fn recreate_row(conn: &Conn, v: &Valid) -> Result<()> {
         format!("INSERT OR REPLACE INTO {} ({cols}) VALUES ({})", t.quoted(), params.join(", "))
     };
     let val = column.as_ref().map(|_| &v.val);
-    write_user(conn, v, MergeWrite::Replace, Key::RowRecreate(t.tid, v.slot), sql, val)?;
+    let kept = write_user(conn, v, MergeWrite::Replace, Key::RowRecreate(t.tid, v.slot), sql, val)?;
     if conn.db.changes() == 0 {
         return Err(ignored(v));
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// Writes one cell of a live row (creating the row if the table lost it): a plain UPDATE,
 /// cheaper than an upsert (no insert attempt, no conflict jump), then the upsert only if the
 /// UPDATE changed no row (matched none, or an app's trigger skipped it: then the upsert is
 /// skipped too, and `ignored` says so).
-fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
+fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<Kept> {
     let t = &v.table;
     let column = t.columns[slot].as_deref().unwrap_or_default();
     let n = t.pk.len();
     let update = || format!("UPDATE {} SET {} = ?{} WHERE {}", t.quoted(), quote(column), n + 1, t.pk_where(1));
-    write_user(conn, v, MergeWrite::Update, Key::CellUpdate(t.tid, slot), update, Some(&v.val))?;
+    let kept = write_user(conn, v, MergeWrite::Update, Key::CellUpdate(t.tid, slot), update, Some(&v.val))?;
     if conn.db.changes() > 0 {
-        return Ok(());
+        return Ok(kept);
     }
     let sql = || {
         let params: Vec<String> = (1..=n + 1).map(|i| format!("?{i}")).collect();
@@ -282,11 +303,11 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<()> {
             c = quote(column)
         )
     };
-    write_user(conn, v, MergeWrite::Update, Key::CellUpsert(t.tid, slot), sql, Some(&v.val))?;
+    let kept = write_user(conn, v, MergeWrite::Update, Key::CellUpsert(t.tid, slot), sql, Some(&v.val))?;
     if conn.db.changes() == 0 {
         return Err(ignored(v));
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// `f` of the local value of the changed cell, read in place (NULL when the row is missing).
@@ -460,12 +481,12 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         return Ok(keep(conn, v, bufs, local, held));
     }
     // Writes: user table first.
-    match step {
+    let kept = match step {
         RowStep::Delete => delete_row(conn, &v)?,
         RowStep::Recreate => recreate_row(conn, &v)?,
         RowStep::SameLife if cell_applies => write_cell(conn, &v, v.slot.expect("cell applies"))?,
-        _ => {}
-    }
+        _ => None,
+    };
     let site = sites::ordinal_or_insert(conn, &v.site)?;
     let dbv = txn::db_version(conn)?;
     let entry = |col_version: i64| Entry { col_version, db_version: dbv, seq: txn::next_seq(conn), site };
@@ -500,5 +521,8 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
     conn.txn.borrow_mut().rows_impacted.add(conn.depth.get());
     let held = hold.then(|| Held { level: conn.depth.get(), stored: local_dbv });
     keep(conn, v, bufs, Some(rc), held);
-    Ok(true)
+    match kept {
+        Some(e) => Err(e),
+        None => Ok(true),
+    }
 }
