@@ -1174,3 +1174,46 @@ fn a_temp_table_of_the_same_name_is_not_written_by_merges() {
     let vals: Vec<V> = changes(&c).into_iter().map(|x| x.val).collect();
     assert_eq!(vals, vec![V::Text("merged".into()), V::Text("local".into())]);
 }
+
+/// Generated columns are computed on every replica: not tracked, never in the feed, and a
+/// change that names one is refused as a schema mismatch that says why (until 2026-12-06 it
+/// said the table had no such column). Adding one in an alter bracket changes nothing synced.
+#[test]
+fn generated_columns_are_computed_on_each_replica_and_never_merged() {
+    let replica = || {
+        let c = mem();
+        c.execute_batch(
+            "CREATE TABLE g(id INTEGER PRIMARY KEY NOT NULL, a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) VIRTUAL, \
+                            c INTEGER AS (a + 1) STORED, d TEXT); SELECT crsql_as_crr('g');",
+        )
+        .unwrap();
+        c
+    };
+    let (a, b) = (replica(), replica());
+    a.execute_batch("INSERT INTO g(id, a, d) VALUES (1, 5, 'x'), (2, 7, 'y'); UPDATE g SET a = 6 WHERE id = 1;").unwrap();
+    let cids: Vec<String> = changes(&a).into_iter().map(|c| c.cid).collect();
+    let mut sorted = cids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["a", "a", "d", "d"], "only the ordinary columns are tracked: {cids:?}");
+    sync(&a, &b);
+    assert_eq!(dump(&b, "g"), dump(&a, "g"));
+    assert_eq!(one::<String>(&b, "SELECT group_concat(b || '/' || c) FROM g"), "12/7,14/8");
+    let before = (dump(&b, "g"), changes(&b));
+    for col in ["b", "C"] {
+        let e = b
+            .execute("INSERT INTO crsql_changes VALUES ('g', crsql_pack_columns(1), ?1, 99, 1 << 40, 1, ?2, 1, 0)", rusqlite::params![col, vec![9u8; 16]])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("column \"{col}\" of table \"g\" is generated")), "{e}");
+        assert_eq!((dump(&b, "g"), changes(&b)), before);
+    }
+    let e = b.execute("INSERT INTO crsql_changes VALUES ('g', crsql_pack_columns(1), 'zz', 99, 1 << 40, 1, ?1, 1, 0)", [vec![9u8; 16]]).unwrap_err();
+    assert!(e.to_string().contains("table \"g\" has no column \"zz\" (schema mismatch)"), "{e}");
+    for r in [&a, &b] {
+        r.execute_batch("SELECT crsql_begin_alter('g'); ALTER TABLE g ADD COLUMN e INTEGER AS (a * 10) VIRTUAL; SELECT crsql_commit_alter('g');").unwrap();
+    }
+    a.execute_batch("INSERT INTO g(id, a) VALUES (3, 1)").unwrap();
+    sync(&a, &b);
+    assert_eq!(dump(&b, "g"), dump(&a, "g"));
+    assert_eq!(one::<i64>(&b, "SELECT e FROM g WHERE id = 3"), 10);
+}

@@ -135,13 +135,20 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
         ValueRef::Integer(-1) => None,
         ValueRef::Text(col) => {
             let col = utf8(col, "cid")?;
-            Some(table.slot_of(col).ok_or_else(|| {
-                if table.pk.iter().any(|k| k.eq_ignore_ascii_case(col)) {
-                    Error::new(format!("\"{col}\" is a key column of table \"{}\": key values travel in pk, not as cells", table.name))
-                } else {
-                    Error::new(format!("table \"{}\" has no column \"{col}\" (schema mismatch)", table.name))
+            match table.slot_of(col) {
+                Some(slot) => Some(slot),
+                None if table.pk.iter().any(|k| k.eq_ignore_ascii_case(col)) => {
+                    return Err(Error::new(format!("\"{col}\" is a key column of table \"{}\": key values travel in pk, not as cells", table.name)))
                 }
-            })?)
+                None if table.is_generated(conn, col)? => {
+                    return Err(Error::new(format!(
+                        "column \"{col}\" of table \"{}\" is generated: its value is computed from the others, not merged \
+                         (schema mismatch: the sender's is an ordinary column)",
+                        table.name
+                    )))
+                }
+                None => return Err(Error::new(format!("table \"{}\" has no column \"{col}\" (schema mismatch)", table.name))),
+            }
         }
         other => return Err(Error::new(format!("cid must be text, got {}", other.type_name()))),
     };

@@ -184,6 +184,16 @@ impl TableInfo {
         Ok(self.drift.get_or_init(|| drift))
     }
 
+    /// Whether the table has a generated column of that name (which no change may name: its
+    /// value is computed from the others). For errors only: a PRAGMA per call.
+    #[cold]
+    pub fn is_generated(&self, conn: &Conn, column: &str) -> Result<bool> {
+        let mut s = conn.db.prepare("SELECT 1 FROM pragma_table_xinfo(?1, 'main') WHERE hidden IN (2, 3) AND name = ?2 COLLATE NOCASE", false)?;
+        s.bind_text(1, &self.name)?;
+        s.bind_text(2, column)?;
+        s.step()
+    }
+
     /// The slot of a column, named as SQL names it: ASCII case does not matter (SQLite lets no
     /// table have two columns that differ in it), as it does not for table names.
     pub fn slot_of(&self, column: &str) -> Option<usize> {
