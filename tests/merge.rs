@@ -1038,6 +1038,28 @@ fn a_merge_whose_write_an_app_trigger_fails_but_keeps_records_it() {
     }
 }
 
+/// A merge's user-table write that fails before it runs (here its statement does not
+/// compile: an app's TEMP trigger names a missing table) applies nothing, even right after
+/// writes whose `changes()` count is still 1: an earlier version of the FAIL rule above took
+/// that count for the failed statement's, and recorded a clock for a value never written.
+#[test]
+fn a_merge_whose_write_cannot_be_prepared_applies_nothing() {
+    let a = mem();
+    a.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t');").unwrap();
+    let site = vec![7u8; 16];
+    let merge = |val: &str, col_version: i64| {
+        a.execute("INSERT INTO crsql_changes VALUES ('t', crsql_pack_columns(1), 'a', ?1, ?2, 1, ?3, 1, 0)", rusqlite::params![val, col_version, site])
+    };
+    a.execute_batch("BEGIN").unwrap();
+    merge("x", 1).unwrap();
+    a.execute_batch("CREATE TEMP TRIGGER bad AFTER UPDATE ON main.t BEGIN INSERT INTO missing VALUES (1); END").unwrap();
+    let before = (dump(&a, "t"), changes(&a));
+    let e = merge("y", 2).unwrap_err().to_string();
+    assert!(e.contains("cannot apply change to \"t\"") && e.contains("no such table: missing"), "{e}");
+    a.execute_batch("COMMIT").unwrap();
+    assert_eq!((dump(&a, "t"), changes(&a)), before);
+}
+
 /// An app trigger that writes the merged table while a merge writes it (its own row or
 /// another) makes a write no clock records: this replica would hold, and never send, what no
 /// other has. The merge is refused, inside a transaction too, and leaves the table and the

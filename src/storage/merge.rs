@@ -195,10 +195,13 @@ type Kept = Option<Error>;
 /// the row's write (`changes()` counts it). The row then holds the change, so its clock must
 /// say so: Ok(Some(error)), to be returned once the clock is recorded. Outside a transaction
 /// the statement's failure rolls both back; inside one both stay, as FAIL promises.
+/// `changes()` is the failed statement's only if it ran (its end sets the count, and adds it
+/// to `total_changes()`); one that failed to prepare or bind leaves an earlier statement's.
 fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOnce() -> String, value: Option<&ValueRef>) -> Result<Kept> {
     let previous = conn.merging_tid.replace(Some(v.table.tid));
     // Saved for a merge inside this one (an app trigger's INSERT INTO crsql_changes).
     let outer = (conn.merge_fired.replace(0), conn.merge_write.replace(kind));
+    let total = conn.db.total_changes();
     let result = conn.stmts.with(conn.db, key, sql, |s| {
         for (i, k) in v.keys.iter().enumerate() {
             s.bind_value(i + 1, k)?;
@@ -214,7 +217,7 @@ fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOn
     conn.merge_write.set(outer.1);
     match result {
         Ok(()) => Ok(None),
-        Err(e) if conn.db.changes() > 0 => Ok(Some(Error::with_code(
+        Err(e) if conn.db.changes() > 0 && conn.db.total_changes() != total => Ok(Some(Error::with_code(
             e.code,
             format!(
                 "change to \"{}\" applied, but a trigger of the app failed it: {e} (FAIL keeps the writes a statement made \
