@@ -376,6 +376,50 @@ fn as_crr_again_keeps_its_triggers_and_still_backfills() {
     assert_eq!(changes_where(&c, "WHERE \"table\" = 'w2'").len(), 2);
 }
 
+/// SQLite fires a table's triggers newest first, so an app's AFTER trigger made after
+/// crsql_as_crr ran before the extension's: its RAISE(IGNORE) abandoned the tracking of the
+/// write it let through (no error, nothing recorded), and its RAISE(FAIL) stopped the statement
+/// with the write kept and unrecorded, even outside a transaction (FAIL commits what it keeps).
+/// crsql_as_crr and every load of the extension make the extension's triggers the table's
+/// newest again (the same text, in the main schema even while a TEMP table of the CRR's name
+/// exists, as crr_new_site_id's remade triggers are); then the tracking runs first, and FAIL
+/// keeps the write with its record.
+#[test]
+fn app_triggers_made_after_the_crr_cannot_skip_its_tracking() {
+    let (c, path) = crr_t_file("trigger-order");
+    let app = "CREATE TRIGGER skip AFTER UPDATE ON t WHEN NEW.a = 'skip' BEGIN SELECT RAISE(IGNORE); END;
+               CREATE TRIGGER stop AFTER INSERT ON t WHEN NEW.a = 'stop' BEGIN SELECT RAISE(FAIL, 'stopped'); END;";
+    c.execute_batch(&format!("INSERT INTO t VALUES (1, 'one', 1, 1.0); {app} CREATE TEMP TABLE t(x); SELECT crsql_as_crr('main', 't'); SELECT crr_new_site_id();")).unwrap();
+    let ours: i64 = one(&c, "SELECT count(*) FROM main.sqlite_schema WHERE type = 'trigger' AND name GLOB 'crr_*' AND tbl_name = 't'");
+    assert_eq!(ours, 3, "the extension's triggers stay the main table's");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM temp.sqlite_schema WHERE type = 'trigger'"), 0);
+    c.execute_batch("DROP TABLE temp.t").unwrap();
+    let rebuilds = |c: &rusqlite::Connection| {
+        let b = mem();
+        b.execute_batch(&format!("{T} SELECT crsql_as_crr('t');")).unwrap();
+        apply(&b, &changes(c)).unwrap();
+        assert_eq!(dump(&b, "t"), dump(c, "t"), "the feed does not rebuild the table");
+    };
+    c.execute_batch("UPDATE t SET a = 'skip' WHERE id = 1").unwrap();
+    let e = c.execute_batch("INSERT INTO t VALUES (2, 'stop', 2, 2.0)").unwrap_err();
+    assert!(e.to_string().contains("stopped"), "{e}");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM t"), 2, "FAIL keeps the write");
+    rebuilds(&c);
+    // Made again after the CRR, then a reopen: the load puts the tracking first.
+    c.execute_batch(&format!("DROP TRIGGER skip; DROP TRIGGER stop; {app}")).unwrap();
+    drop(c);
+    let c = open(&path);
+    c.execute_batch("UPDATE t SET a = 'skip' WHERE id = 2").unwrap();
+    c.execute_batch("INSERT INTO t VALUES (3, 'stop', 3, 3.0)").unwrap_err();
+    rebuilds(&c);
+    // Once in order, loads and crsql_as_crr leave the schema alone.
+    let schema: i64 = one(&c, "PRAGMA schema_version");
+    drop(c);
+    let c = open(&path);
+    c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    assert_eq!(one::<i64>(&c, "PRAGMA schema_version"), schema);
+}
+
 #[test]
 fn a_failing_as_crr_rolls_back_only_its_own_work() {
     let c = mem();

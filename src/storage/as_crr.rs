@@ -472,9 +472,68 @@ pub fn renew_token(conn: &Conn) -> Result<()> {
         if !sql.contains(&from) {
             continue; // an earlier build's trigger: no token
         }
-        conn.db.exec(&format!("DROP TRIGGER main.{}; {};", quote(&name), sql.replace(&from, &to)))?;
+        remake_trigger(conn, &name, &sql.replace(&from, &to))?;
     }
     Ok(())
+}
+
+/// Drops trigger `name` of the main schema and makes it again from `sql` (its text as
+/// sqlite_schema keeps it, `CREATE TRIGGER "name" ...`), named `main."name"`: unqualified, the
+/// text would make a TEMP trigger on a TEMP table of the CRR's name, if there is one.
+fn remake_trigger(conn: &Conn, name: &str, sql: &str) -> Result<()> {
+    let quoted = quote(name);
+    let rest = sql
+        .strip_prefix("CREATE TRIGGER ")
+        .and_then(|s| s.strip_prefix(quoted.as_str()))
+        .ok_or_else(|| Error::new(format!("trigger {quoted}: its text does not start with its name")))?;
+    conn.db.exec(&format!("DROP TRIGGER main.{quoted}; CREATE TRIGGER main.{quoted}{rest}"))
+}
+
+/// SQLite fires a table's triggers newest first, so an app's trigger made after ours ran
+/// before them: an AFTER trigger's RAISE(IGNORE) abandoned our tracking of the write it let
+/// through, its RAISE(FAIL) stopped the statement with the write kept and not recorded. Our
+/// triggers (any form: this build's, a bracket's, an earlier build's) of every CRR with an app
+/// trigger made after the first of them, or of `table` only, are made again, same text, so
+/// that they are the newest; a CRR already in that order is left alone.
+pub fn put_tracking_first(conn: &Conn, table: Option<&str>) -> Result<()> {
+    for (name, sql) in out_of_order(conn, table)? {
+        remake_trigger(conn, &name, &sql)?;
+    }
+    Ok(())
+}
+
+/// `put_tracking_first` for every CRR, when the extension is loaded, in a savepoint of its own:
+/// best effort (a read-only database, or one another connection is writing, is left as it is
+/// until a later load or crsql_as_crr).
+pub fn put_tracking_first_at_load(conn: &Conn) {
+    if conn.db.is_readonly() || out_of_order(conn, None).map_or(true, |t| t.is_empty()) {
+        return;
+    }
+    let _ = in_savepoint(conn, "crr_trigger_order", || put_tracking_first(conn, None));
+}
+
+/// Our triggers (name, text) that `put_tracking_first` makes again, oldest first.
+fn out_of_order(conn: &Conn, table: Option<&str>) -> Result<Vec<(String, String)>> {
+    let mut s = conn.db.prepare(
+        "WITH ours AS (SELECT rowid AS r, name, tbl_name, sql FROM main.sqlite_schema WHERE type = 'trigger' \
+           AND (name GLOB 'crr_[0-9]*_insert' OR name GLOB 'crr_[0-9]*_update' OR name GLOB 'crr_[0-9]*_delete' \
+                OR name GLOB 'crr_[0-9]*_alter_old')) \
+         SELECT o.name, o.sql FROM ours o WHERE (?1 IS NULL OR o.tbl_name = ?1 COLLATE NOCASE) AND EXISTS ( \
+           SELECT 1 FROM main.sqlite_schema a WHERE a.type = 'trigger' AND a.tbl_name = o.tbl_name COLLATE NOCASE \
+             AND a.name NOT IN (SELECT name FROM ours) \
+             AND a.rowid > (SELECT min(m.r) FROM ours m WHERE m.tbl_name = o.tbl_name COLLATE NOCASE)) \
+         ORDER BY o.r",
+        false,
+    )?;
+    match table {
+        Some(t) => s.bind_text(1, t)?,
+        None => s.bind_null(1)?,
+    }
+    let mut triggers = Vec::new();
+    while s.step()? {
+        triggers.push((s.text(0), s.text(1)));
+    }
+    Ok(triggers)
 }
 
 /// Whether table `tid` has its insert, update and delete triggers.
@@ -617,6 +676,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
             })?;
             // The clock keeps the key layout it was made with.
             install_triggers(conn, info.clock(), &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
+            put_tracking_first(conn, Some(&desc.name))?;
             backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
             return Ok(());
         }
