@@ -400,7 +400,14 @@ fn app_triggers_made_after_the_crr_cannot_skip_its_tracking() {
         apply(&b, &changes(c)).unwrap();
         assert_eq!(dump(&b, "t"), dump(c, "t"), "the feed does not rebuild the table");
     };
+    // The version of cell `a` of row `id` (a write the triggers missed leaves it as it was,
+    // while the feed shows the new value: a rebuild cannot see that, peers can).
+    let version = |c: &rusqlite::Connection, id: i64| -> i64 {
+        one(c, &format!("SELECT db_version FROM crsql_changes WHERE pk = crsql_pack_columns({id}) AND cid = 'a'"))
+    };
+    let before = version(&c, 1);
     c.execute_batch("UPDATE t SET a = 'skip' WHERE id = 1").unwrap();
+    assert!(version(&c, 1) > before, "the update is recorded");
     let e = c.execute_batch("INSERT INTO t VALUES (2, 'stop', 2, 2.0)").unwrap_err();
     assert!(e.to_string().contains("stopped"), "{e}");
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM t"), 2, "FAIL keeps the write");
@@ -409,7 +416,9 @@ fn app_triggers_made_after_the_crr_cannot_skip_its_tracking() {
     c.execute_batch(&format!("DROP TRIGGER skip; DROP TRIGGER stop; {app}")).unwrap();
     drop(c);
     let c = open(&path);
+    let before = version(&c, 2);
     c.execute_batch("UPDATE t SET a = 'skip' WHERE id = 2").unwrap();
+    assert!(version(&c, 2) > before, "the update is recorded");
     c.execute_batch("INSERT INTO t VALUES (3, 'stop', 3, 3.0)").unwrap_err();
     rebuilds(&c);
     // Once in order, loads and crsql_as_crr leave the schema alone.
