@@ -10,7 +10,11 @@
 //! commit hook and rollback hook. On a fifth of them every replica's app has triggers of its
 //! own (`APP_TRIGGERS`): some write another CRR on merges too (tracked as this replica's
 //! writes, inside the merge's own statement), one derives a column of the same table on local
-//! writes only (`crsql_internal_sync_bit() = 0`). About a third of the replicas run with
+//! writes only (`crsql_internal_sync_bit() = 0`), one says RAISE(IGNORE) after updates (made
+//! after the table became a CRR). At every sync, each cell of the source's feed must hold the
+//! value its version wrote, as seen at any earlier read anywhere (`check_written`): a write
+//! that went unrecorded shows there, even where the end's convergence check cannot see it.
+//! About a third of the replicas run with
 //! recursive triggers on (a REPLACE then fires the replaced row's delete triggers).
 //!
 //! `CRR_SIM_SEED=n` replays one seed (`make sim SEED=n`); `CRR_SIM_SEEDS=N` runs seeds 0..N.
@@ -30,15 +34,20 @@ const SCHEMA: &str = "
 
 /// The app's own triggers (seeds with `seed % 5 == 4`). The first three fire on merges too:
 /// their writes to `tags` are recorded as this replica's, in the merge's transaction (and
-/// undone with it). The last derives `e` from `a` on local writes only, as README advises for
-/// a trigger that writes the table a merge is writing.
+/// undone with it). The fourth derives `e` from `a` on local writes only, as README advises for
+/// a trigger that writes the table a merge is writing. The last, an AFTER trigger that says
+/// RAISE(IGNORE) (which abandons the triggers that would fire after it), is made after the
+/// table became a CRR; crsql_as_crr, called again as README advises, puts the extension's
+/// triggers before it.
 const APP_TRIGGERS: &str = "
   CREATE TRIGGER app_items_in AFTER INSERT ON items BEGIN INSERT OR IGNORE INTO tags VALUES ('i' || (NEW.id % 3)); END;
   CREATE TRIGGER app_items_out AFTER DELETE ON items BEGIN DELETE FROM tags WHERE t = 'i' || (OLD.id % 3); END;
   CREATE TRIGGER app_pairs_in AFTER INSERT ON pairs BEGIN INSERT OR REPLACE INTO tags VALUES (NEW.k1 || NEW.k2); END;
   CREATE TRIGGER app_items_derive AFTER UPDATE OF a ON items WHEN crsql_internal_sync_bit() = 0 BEGIN
     UPDATE items SET e = typeof(NEW.a) || length(NEW.a) WHERE id = NEW.id;
-  END;";
+  END;
+  CREATE TRIGGER app_items_quiet AFTER UPDATE OF b ON items WHEN NEW.b = 1 BEGIN SELECT RAISE(IGNORE); END;
+  SELECT crsql_as_crr('items');";
 
 fn value(r: &mut Rng) -> V {
     match r.below(8) {
@@ -121,15 +130,36 @@ fn check_dominates(conn: &Connection, c: &Change, ctx: &str) {
     assert_ne!(order, Ordering::Less, "{ctx}: a merged change beat the stored cell but was not kept: {c:?} vs ({v}, {val:?})");
 }
 
-fn sync(reps: &mut [Replica], from: usize, to: usize, r: &mut Rng, full: bool, ctx: &str) -> i64 {
+/// What one write of a cell stored: (table, pk, cid, cl, col_version, site_id) -> val.
+type Written = BTreeMap<(String, Vec<u8>, String, i64, i64, Vec<u8>), V>;
+
+/// Invariant: a cell holds one value under one version, on every replica and at every read (a
+/// write gets a version of its own: HLC ticks never repeat on a replica, lamport versions count
+/// each write). A value that changed under a version it did not write is a write the triggers
+/// missed, which the convergence check at the end cannot see when the value tie-break then
+/// settles the replicas on one value.
+fn check_written(written: &mut Written, feed: &[Change], ctx: &str) {
+    for c in feed {
+        let key = (c.table.clone(), c.pk.clone(), c.cid.clone(), c.cl, c.col_version, c.site_id.clone());
+        match written.get(&key) {
+            Some(v) => assert_eq!(v, &c.val, "{ctx}: {c:?} holds another value than its version wrote: a write went unrecorded"),
+            None => {
+                written.insert(key, c.val.clone());
+            }
+        }
+    }
+}
+
+fn sync(reps: &mut [Replica], from: usize, to: usize, r: &mut Rng, full: bool, ctx: &str, written: &mut Written) -> i64 {
     let since = if full { 0 } else { *reps[to].seen.get(&from).unwrap_or(&0) };
     // Sometimes a window of db_versions, as a transport that reads in batches does.
     let window = if !full && r.chance(30) { Some(since + 1 + r.below(3) as i64) } else { None };
     let upto = window.map_or(String::new(), |end| format!(" AND db_version <= {end}"));
     let batch = changes_where(&reps[from].conn, &format!("WHERE db_version > {since}{upto} ORDER BY db_version, seq"));
     // Invariant: the changes since V (up to W) are exactly the full feed's changes after V.
-    let full_since: Vec<Change> =
-        changes(&reps[from].conn).into_iter().filter(|c| c.db_version > since && window.is_none_or(|end| c.db_version <= end)).collect();
+    let whole = changes(&reps[from].conn);
+    check_written(written, &whole, ctx);
+    let full_since: Vec<Change> = whole.into_iter().filter(|c| c.db_version > since && window.is_none_or(|end| c.db_version <= end)).collect();
     assert_eq!(batch, full_since, "{ctx}: changes since {since}{upto} differ from the full feed's");
     let take = if full || batch.is_empty() { batch.len() } else { 1 + r.below(batch.len() as u64) as usize };
     let mut shipped: Vec<Change> = batch[..take].to_vec();
@@ -233,6 +263,7 @@ fn run_seed(seed: u64, verbose: bool) {
         }
     }
     let steps = 40 + r.below(60);
+    let mut written = Written::new();
     for step in 0..steps {
         let i = r.below(n as u64) as usize;
         // Simulated clock: mostly advances, sometimes stalls, sometimes jumps back.
@@ -266,7 +297,7 @@ fn run_seed(seed: u64, verbose: bool) {
             if j == i {
                 j = (j + 1) % n;
             }
-            let impacted = sync(&mut reps, i, j, &mut r, false, &ctx);
+            let impacted = sync(&mut reps, i, j, &mut r, false, &ctx, &mut written);
             if verbose {
                 println!("{ctx}: sync {i} -> {j}: {impacted} impacted");
             }
@@ -279,7 +310,7 @@ fn run_seed(seed: u64, verbose: bool) {
         for i in 0..n {
             for j in 0..n {
                 if i != j {
-                    total += sync(&mut reps, i, j, &mut r, true, &format!("seed {seed} final round {round}"));
+                    total += sync(&mut reps, i, j, &mut r, true, &format!("seed {seed} final round {round}"), &mut written);
                 }
             }
         }
