@@ -11,9 +11,11 @@
 //! the app has a commit hook and a rollback hook of its own (the extension installs none); on
 //! seeds 3 mod 4, its connections run with recursive triggers on (a REPLACE then fires the
 //! delete triggers of the rows it replaces).
-//! After each run,
-//! reopened, the replica's feed must name only sites it knows and rebuild it exactly, metadata
-//! included, on an empty replica.
+//! Between transactions, each cell of the feed must hold the value its version wrote when
+//! first read (`check_written`: a write the triggers missed changes a value under an old
+//! version, which a rebuild from the feed, which reads current values, cannot see). After each
+//! run, reopened, the replica's feed must name only sites it knows and rebuild it exactly,
+//! metadata included, on an empty replica.
 //!
 //! `CRR_ROLLBACK_SEED=n` replays one seed verbosely (`make rollbacks SEED=n`);
 //! `CRR_ROLLBACK_SEEDS=N` runs seeds 0..N.
@@ -335,8 +337,12 @@ fn run_seed(seed: u64, verbose: bool) {
         other.execute_batch("PRAGMA recursive_triggers = ON").unwrap();
     }
     let mut run = Run { recursive, conn, other, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false, check_sites, app_hook };
-    for _ in 0..60 {
+    let mut written = Written::new();
+    for step in 0..60 {
         run.step(&feed);
+        if run.conn.is_autocommit() {
+            check_written(&mut written, &changes(&run.conn), &format!("seed {seed} step {step}"));
+        }
     }
     if !run.conn.is_autocommit() {
         run.savepoints.clear();

@@ -130,26 +130,6 @@ fn check_dominates(conn: &Connection, c: &Change, ctx: &str) {
     assert_ne!(order, Ordering::Less, "{ctx}: a merged change beat the stored cell but was not kept: {c:?} vs ({v}, {val:?})");
 }
 
-/// What one write of a cell stored: (table, pk, cid, cl, col_version, site_id) -> val.
-type Written = BTreeMap<(String, Vec<u8>, String, i64, i64, Vec<u8>), V>;
-
-/// Invariant: a cell holds one value under one version, on every replica and at every read (a
-/// write gets a version of its own: HLC ticks never repeat on a replica, lamport versions count
-/// each write). A value that changed under a version it did not write is a write the triggers
-/// missed, which the convergence check at the end cannot see when the value tie-break then
-/// settles the replicas on one value.
-fn check_written(written: &mut Written, feed: &[Change], ctx: &str) {
-    for c in feed {
-        let key = (c.table.clone(), c.pk.clone(), c.cid.clone(), c.cl, c.col_version, c.site_id.clone());
-        match written.get(&key) {
-            Some(v) => assert_eq!(v, &c.val, "{ctx}: {c:?} holds another value than its version wrote: a write went unrecorded"),
-            None => {
-                written.insert(key, c.val.clone());
-            }
-        }
-    }
-}
-
 fn sync(reps: &mut [Replica], from: usize, to: usize, r: &mut Rng, full: bool, ctx: &str, written: &mut Written) -> i64 {
     let since = if full { 0 } else { *reps[to].seen.get(&from).unwrap_or(&0) };
     // Sometimes a window of db_versions, as a transport that reads in batches does.

@@ -289,3 +289,24 @@ pub fn cmp_sql_values(a: &SqlValue, b: &SqlValue) -> Ordering {
         _ => Ordering::Equal,
     })
 }
+
+/// What one write of a cell stored: (table, pk, cid, cl, col_version, site_id) -> val.
+pub type Written = std::collections::BTreeMap<(String, Vec<u8>, String, i64, i64, Vec<u8>), SqlValue>;
+
+/// Invariant: a cell holds one value under one version, on every replica and at every read (a
+/// write gets a version of its own: HLC ticks never repeat on a replica, lamport versions count
+/// each write). A value that changed under a version it did not write is a write the triggers
+/// missed, which the convergence check at the end cannot see when the value tie-break then
+/// settles the replicas on one value. Feeds read outside transactions only: inside one, a
+/// transaction's writes share its tick, so a cell written twice shows two values under one.
+pub fn check_written(written: &mut Written, feed: &[Change], ctx: &str) {
+    for c in feed {
+        let key = (c.table.clone(), c.pk.clone(), c.cid.clone(), c.cl, c.col_version, c.site_id.clone());
+        match written.get(&key) {
+            Some(v) => assert_eq!(v, &c.val, "{ctx}: {c:?} holds another value than its version wrote: a write went unrecorded"),
+            None => {
+                written.insert(key, c.val.clone());
+            }
+        }
+    }
+}
