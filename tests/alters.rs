@@ -12,7 +12,8 @@
 //! replica is a file with two connections, used at random. A sync between replicas of
 //! different schemas may be refused ("schema mismatch") and must then leave the receiver as it
 //! was. Each replica starts with rows of its own written before its first table became a CRR.
-//! A third of the seeds run in lamport mode. At the end a full sync must leave identical
+//! A third of the seeds run in lamport mode. At each sync, each cell of the source's feed must
+//! hold the value its version wrote when first read anywhere (`check_written`). At the end a full sync must leave identical
 //! tables and feeds (apart from db_version and seq) everywhere, and a new replica built from
 //! one feed must hold the same rows.
 //! `CRR_ALTERS_SEEDS` / `CRR_ALTERS_FROM` / `CRR_ALTERS_SEED` choose the seeds.
@@ -186,8 +187,9 @@ type Seen = Vec<Vec<i64>>;
 /// `ends`: the connections it reads `from` and writes `to` through; `tables`: the receiver's
 /// tables.
 #[allow(clippy::too_many_arguments)]
-fn sync(ends: (&Connection, &Connection), seen: &mut Seen, from: usize, to: usize, window: Option<i64>, same_schema: bool, tables: &[Shape]) -> bool {
+fn sync(ends: (&Connection, &Connection), seen: &mut Seen, from: usize, to: usize, window: Option<i64>, same_schema: bool, tables: &[Shape], written: &mut Written) -> bool {
     let (source, target) = ends;
+    check_written(written, &changes(source), &format!("sync {from} -> {to}"));
     let since = seen[to][from];
     let top: i64 = one(source, "SELECT crsql_db_version()");
     let upto = window.map_or(top, |w| (since + w).min(top));
@@ -384,6 +386,7 @@ fn run(seed: u64, verbose: bool) {
     let (mut migrations, mut schemas) = (Vec::<Migration>::new(), vec![vec![first]]);
     let mut at = vec![0usize; n];
     let mut seen: Seen = vec![vec![0; n]; n];
+    let mut written = Written::new();
     let (mut refused, mut across) = (0, 0);
     for step in 0..40 {
         match r.below(12) {
@@ -406,7 +409,7 @@ fn run(seed: u64, verbose: bool) {
                     }
                     let same = at[from] == at[to];
                     let ends = (conn(&mut r, from), conn(&mut r, to));
-                    let done = sync(ends, &mut seen, from, to, window, same, &schemas[at[to]]);
+                    let done = sync(ends, &mut seen, from, to, window, same, &schemas[at[to]], &mut written);
                     across += usize::from(!same);
                     refused += usize::from(!done);
                     if verbose {
@@ -454,7 +457,7 @@ fn run(seed: u64, verbose: bool) {
             for to in 0..n {
                 if from != to {
                     let ends = (conn(&mut r, from), conn(&mut r, to));
-                    sync(ends, &mut seen, from, to, None, true, &schemas[schemas.len() - 1]);
+                    sync(ends, &mut seen, from, to, None, true, &schemas[schemas.len() - 1], &mut written);
                 }
             }
         }
