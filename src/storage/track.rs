@@ -360,10 +360,16 @@ pub fn on_delete(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<()> {
 /// other has): refused, which stops the merge's statement and so undoes both. (One firing
 /// too many goes unseen: an upsert's insert inside a bracket, the rare way a merge writes a
 /// row its clock has but the table lost, beside an app trigger's insert or delete.)
+#[inline]
 pub fn tracking(conn: &Conn, tid: i64) -> Result<bool> {
     if !silenced(conn, tid) {
         return Ok(true);
     }
+    merge_firing(conn, tid).map(|()| false)
+}
+
+/// A firing of table `tid`'s triggers during a merge's write of it (see `tracking`).
+fn merge_firing(conn: &Conn, tid: i64) -> Result<()> {
     let fired = conn.merge_fired.get() + 1;
     conn.merge_fired.set(fired);
     let explained = || -> Result<bool> {
@@ -374,7 +380,7 @@ pub fn tracking(conn: &Conn, tid: i64) -> Result<bool> {
         })
     };
     if fired == 1 || (fired == 2 && explained()?) {
-        return Ok(false);
+        return Ok(());
     }
     let name = tables::by_tid(conn, tid)?.map_or_else(|| format!("table id {tid}"), |t| t.name.clone());
     Err(Error::new(format!(
