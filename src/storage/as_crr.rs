@@ -472,21 +472,25 @@ pub fn renew_token(conn: &Conn) -> Result<()> {
         if !sql.contains(&from) {
             continue; // an earlier build's trigger: no token
         }
-        remake_trigger(conn, &name, &sql.replace(&from, &to))?;
+        if !remake_trigger(conn, &name, &sql.replace(&from, &to))? {
+            return Err(Error::new(format!("trigger \"{name}\": its text does not start with its quoted name")));
+        }
     }
     Ok(())
 }
 
 /// Drops trigger `name` of the main schema and makes it again from `sql` (its text as
 /// sqlite_schema keeps it, `CREATE TRIGGER "name" ...`), named `main."name"`: unqualified, the
-/// text would make a TEMP trigger on a TEMP table of the CRR's name, if there is one.
-fn remake_trigger(conn: &Conn, name: &str, sql: &str) -> Result<()> {
+/// text would make a TEMP trigger on a TEMP table of the CRR's name, if there is one. False,
+/// and nothing done, for a text in another form than every build has made them in (the name
+/// quoted as `quote` does).
+fn remake_trigger(conn: &Conn, name: &str, sql: &str) -> Result<bool> {
     let quoted = quote(name);
-    let rest = sql
-        .strip_prefix("CREATE TRIGGER ")
-        .and_then(|s| s.strip_prefix(quoted.as_str()))
-        .ok_or_else(|| Error::new(format!("trigger {quoted}: its text does not start with its name")))?;
-    conn.db.exec(&format!("DROP TRIGGER main.{quoted}; CREATE TRIGGER main.{quoted}{rest}"))
+    let Some(rest) = sql.strip_prefix("CREATE TRIGGER ").and_then(|s| s.strip_prefix(quoted.as_str())) else {
+        return Ok(false);
+    };
+    conn.db.exec(&format!("DROP TRIGGER main.{quoted}; CREATE TRIGGER main.{quoted}{rest}"))?;
+    Ok(true)
 }
 
 /// SQLite fires a table's triggers newest first, so an app's trigger made after ours ran
@@ -494,7 +498,8 @@ fn remake_trigger(conn: &Conn, name: &str, sql: &str) -> Result<()> {
 /// through, its RAISE(FAIL) stopped the statement with the write kept and not recorded. Our
 /// triggers (any form: this build's, a bracket's, an earlier build's) of every CRR with an app
 /// trigger made after the first of them, or of `table` only, are made again, same text, so
-/// that they are the newest; a CRR already in that order is left alone.
+/// that they are the newest; a CRR already in that order is left alone (and a trigger whose
+/// text `remake_trigger` does not know, which no build has made, is left where it is).
 pub fn put_tracking_first(conn: &Conn, table: Option<&str>) -> Result<()> {
     for (name, sql) in out_of_order(conn, table)? {
         remake_trigger(conn, &name, &sql)?;
