@@ -704,3 +704,42 @@ fn a_rebuild_records_the_rows_it_drops_deletes_and_brings_back() {
     assert_eq!(dump(&b, "t"), rows);
     assert_eq!(portable(&a), portable(&b));
 }
+
+/// The clock never forgets a version it handed out. crsql_begin_alter's transaction wrote the
+/// clock's mark into crr_ticks at its db_version and no change; the next transaction was
+/// given the same db_version, and kept its tick in its one record there, where the mark's
+/// recovery (the records after the last crr_ticks row) did not look. A connection that then
+/// recovered the mark got one below that tick, so with its wall clock a little behind it
+/// wrote the same cell at a lower version: peers holding the first write took the second for
+/// stale, and the replica took the first back from them. (Until 2026-12-06; a db_version that
+/// crr_ticks holds is no longer given again.)
+#[test]
+fn a_version_written_after_an_alter_bracket_opens_stays_under_the_clock_mark() {
+    let path = tmpdir("mark-after-bracket").join("a.db").to_str().unwrap().to_string();
+    let a = open(&path);
+    let at = |c: &Connection, ms: i64| c.execute_batch(&format!("SELECT crr_set_wall_clock_for_testing({ms})")).unwrap();
+    let peer = replica();
+    peer.execute_batch("DROP TABLE t; CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, c0 TEXT, c1); SELECT crsql_as_crr('u');").unwrap();
+    at(&a, 1_000_000);
+    a.execute_batch(
+        "CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, c0 TEXT, c1); SELECT crsql_as_crr('u');
+         SELECT crsql_begin_alter('u'); ALTER TABLE u DROP COLUMN c0; INSERT INTO u(id, c1) VALUES (3, 1);
+         SELECT crsql_commit_alter('u');",
+    )
+    .unwrap();
+    peer.execute_batch("SELECT crsql_begin_alter('u'); ALTER TABLE u DROP COLUMN c0; SELECT crsql_commit_alter('u');").unwrap();
+    at(&a, 1_000_010);
+    a.execute_batch("SELECT crsql_begin_alter('u')").unwrap();
+    at(&a, 1_000_020);
+    a.execute_batch("UPDATE u SET c1 = 'a' WHERE id = 3").unwrap();
+    let first: i64 = one(&a, "SELECT col_version FROM crsql_changes WHERE cid = 'c1'");
+    apply(&peer, &changes(&a)).unwrap();
+    // Another connection, its wall clock 15 ms behind, writes the cell again.
+    let b = open(&path);
+    at(&b, 1_000_005);
+    b.execute_batch("UPDATE u SET c1 = 'b' WHERE id = 3").unwrap();
+    let second: i64 = one(&b, "SELECT col_version FROM crsql_changes WHERE cid = 'c1'");
+    assert!(second > first, "the second write's version {second} is not above the first's {first}");
+    apply(&peer, &changes(&b)).unwrap();
+    assert_eq!(one::<String>(&peer, "SELECT c1 FROM u"), "b");
+}

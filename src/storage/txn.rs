@@ -228,7 +228,13 @@ pub fn carried(conn: &Conn) -> Result<Option<Carry>> {
     Ok(carried)
 }
 
-/// Highest committed (or, inside our write transaction, recorded) db_version.
+/// Highest committed (or, inside our write transaction, recorded) db_version: of the clocks,
+/// the floor, and crr_ticks. A transaction can commit a crr_ticks row and no clock row (a row
+/// holding the mark, see `settle`); a later one given the same db_version could keep its tick
+/// in a record at that db_version, which `recover` does not read (it reads the records after
+/// the last row), and the clock would forget a version it handed out. (tests/alters.rs found
+/// it, seed 57: crsql_begin_alter's transaction left such a row, the next one, on the other
+/// connection, took its db_version.)
 pub fn max_db_version(conn: &Conn) -> Result<i64> {
     super::dirty::flush(conn)?;
     let (cookie, list) = tables::all_with_cookie(conn)?;
@@ -239,7 +245,10 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
         conn.db,
         Key::MaxDbVersion(cookie),
         || {
-            let mut parts = vec!["SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string()];
+            let mut parts = vec![
+                "SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string(),
+                "SELECT max(dbv) FROM main.crr_ticks".to_string(),
+            ];
             for t in list.iter() {
                 parts.push(t.clock().max_dbv_sql());
             }
