@@ -427,7 +427,9 @@ fn bad_changes_are_refused_with_a_clear_error_and_change_nothing() {
         ("negative col_version", Change { col_version: -1, ..good.clone() }, "col_version must not be negative"),
         ("negative cl", Change { cl: -3, ..good.clone() }, "cl must not be negative"),
         ("negative db_version", Change { db_version: -1, ..good.clone() }, "db_version must not be negative"),
-        ("STRICT type", Change { val: V::Text("not a number".into()), col_version: s_good.col_version + 1, ..s_good.clone() }, "cannot apply change to \"s\""),
+        // (From a peer: a change of this replica's own site past its clock is refused first.)
+        ("STRICT type", Change { val: V::Text("not a number".into()), col_version: s_good.col_version + 1, site_id: vec![9; 16], ..s_good.clone() }, "cannot apply change to \"s\""),
+        ("own site past its clock", Change { col_version: s_good.col_version + 1, ..good.clone() }, "change from this replica's own site id"),
         ("beyond drift limit", Change { site_id: vec![9; 16], ..far }, "ahead of this replica's clock (limit hlc-max-drift-ms = 3600000)"),
     ];
     let mut null_site = good.clone();
@@ -1238,4 +1240,43 @@ fn generated_columns_are_computed_on_each_replica_and_never_merged() {
     sync(&a, &b);
     assert_eq!(dump(&b, "g"), dump(&a, "g"));
     assert_eq!(one::<i64>(&b, "SELECT e FROM g WHERE id = 3"), 10);
+}
+
+/// A change of this replica's own site id with a version past every version it made or merged
+/// was made by another database with the same site id: this replica before the backup it was
+/// restored from, or a copy of its file that crr_new_site_id did not make a replica of its
+/// own. Transports keep their progress by site id, so the two would lose each other's
+/// changes at peers for good; the change is refused, saying so, and after crr_new_site_id on
+/// the refusing database it merges. (Until 2026-12-06 it merged silently.) Its own changes
+/// echoed back, and lamport mode, where versions count writes, are not affected.
+#[test]
+fn a_change_of_this_replicas_own_site_that_it_never_made_is_refused() {
+    for lamport in [false, true] {
+        let dir = tmpdir(&format!("own-site-{lamport}"));
+        let a = open(dir.join("a.db").to_str().unwrap());
+        at(&a, 1_000);
+        if lamport {
+            a.execute_batch("SELECT crsql_config_set('clock', 'lamport')").unwrap();
+        }
+        a.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x');").unwrap();
+        let backup = dir.join("backup.db");
+        a.execute("VACUUM INTO ?1", [backup.to_str().unwrap()]).unwrap();
+        at(&a, 2_000);
+        a.execute_batch("UPDATE t SET a = 'later' WHERE id = 1; INSERT INTO t VALUES (2, 'y');").unwrap();
+        apply(&a, &changes(&a)).unwrap();
+        let restored = open(backup.to_str().unwrap());
+        at(&restored, 3_000);
+        let before = (dump(&restored, "t"), changes(&restored));
+        let merged = apply(&restored, &changes(&a));
+        if lamport {
+            merged.unwrap();
+            continue;
+        }
+        let e = merged.unwrap_err().to_string();
+        assert!(e.contains("change from this replica's own site id") && e.contains("SELECT crr_new_site_id()"), "{e}");
+        assert_eq!((dump(&restored, "t"), changes(&restored)), before);
+        restored.execute_batch("SELECT crr_new_site_id()").unwrap();
+        apply(&restored, &changes(&a)).unwrap();
+        assert_eq!(dump(&restored, "t"), dump(&a, "t"));
+    }
 }

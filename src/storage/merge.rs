@@ -178,6 +178,19 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     }
     if slot.is_some() {
         txn::check_drift(conn, col_version)?;
+        // This replica's clock is past every version it made: a change of its own site beyond
+        // it was made by another database with the same site id (a copy of this file that
+        // crr_new_site_id did not make a replica of its own, or this replica before the
+        // backup it was restored from). Transports keep their progress per site id, so two
+        // databases that share one lose changes for good.
+        if txn::beyond_mark(conn, col_version) && sites::ordinal(conn, &site)? == Some(sites::own_ordinal(conn)?) {
+            return Err(Error::new(format!(
+                "change from this replica's own site id at col_version {col_version}, past every version it has made or \
+                 merged: another database shares its site id (a restored backup of it, or a copy of its file), and peers \
+                 that keep their progress by site id would miss changes of one or the other; run SELECT \
+                 crr_new_site_id() on this database, then sync again"
+            )));
+        }
     }
     Ok(Valid { table, pk, keys, slot, val: c.val, col_version, site, cl })
 }
