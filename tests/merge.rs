@@ -459,6 +459,26 @@ fn bad_changes_are_refused_with_a_clear_error_and_change_nothing() {
     assert!(e.contains("site_id must be a 16-byte blob, got null"), "{e}");
 }
 
+/// The drift limit measures versions the clock has not reached yet: a replica that merged a
+/// change from a clock 5 s ahead writes at versions 5 s ahead too, and its own writes, relayed
+/// back to it under a 1 s limit, are merged (they move its clock nowhere; until 2026-12-06
+/// they were refused). A peer's change past its clock is still measured against the wall.
+#[test]
+fn versions_the_clock_has_reached_pass_the_drift_limit() {
+    let a = replica();
+    at(&a, 1_000_000);
+    a.execute("INSERT INTO crsql_changes VALUES ('t', X'010901', 'a', 'ahead', ?1, 1, ?2, 1, 0)", rusqlite::params![1_005_000i64 << 16, vec![5u8; 16]]).unwrap();
+    a.execute_batch("UPDATE t SET a = 'mine' WHERE id = 1; INSERT INTO t VALUES (2, 'two', 2);").unwrap();
+    a.execute_batch("SELECT crsql_config_set('hlc-max-drift-ms', 1000)").unwrap();
+    let own = changes_where(&a, "WHERE site_id = crsql_site_id()");
+    assert!(own.iter().all(|c| c.col_version >> 16 >= 1_005_000), "{own:?}");
+    apply(&a, &own).unwrap();
+    let e = a
+        .execute("INSERT INTO crsql_changes VALUES ('t', X'010903', 'a', 'later', ?1, 1, ?2, 1, 0)", rusqlite::params![1_006_000i64 << 16, vec![5u8; 16]])
+        .unwrap_err();
+    assert!(e.to_string().contains("ahead of this replica's clock (limit hlc-max-drift-ms = 1000)"), "{e}");
+}
+
 #[test]
 fn drift_limit_can_be_disabled() {
     let a = replica();

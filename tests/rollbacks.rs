@@ -11,7 +11,9 @@
 //! the app has a commit hook and a rollback hook of its own (the extension installs none); on
 //! seeds 3 mod 4, its connections run with recursive triggers on (a REPLACE then fires the
 //! delete triggers of the rows it replaces).
-//! Between transactions, each cell of the feed must hold the value its version wrote when
+//! Now and then the replica's own feed is merged back into it through the second connection
+//! (a relay): every change must be taken as stale, none past the clock mark that connection
+//! recovers. Between transactions, each cell of the feed must hold the value its version wrote when
 //! first read (`check_written`: a write the triggers missed changes a value under an old
 //! version, which a rebuild from the feed, which reads current values, cannot see). After each
 //! run, reopened, the replica's feed must name only sites it knows and rebuild it exactly,
@@ -250,6 +252,20 @@ impl Run {
                      SELECT crsql_commit_alter('items'); UPDATE items SET a = 'x' WHERE id % 3 = 0; \
                      SELECT count(*) FROM crsql_changes; ROLLBACK TO al; RELEASE al",
                 );
+            }
+            16 | 17 if self.conn.is_autocommit() && self.r.chance(25) => {
+                // Its own feed relayed back to it, through the other connection: every change
+                // is stale there, and none may be past the clock mark that connection
+                // recovers (a change of its own site past it would be refused as another
+                // database's).
+                // (Not the peer's changes it holds: their clock is 5 s ahead, past a 1 s
+                // drift limit a step may have set.)
+                let peer = feed.first().map(|c| c.site_id.clone());
+                let own: Vec<Change> = changes(&self.conn).into_iter().filter(|c| Some(&c.site_id) != peer.as_ref()).collect();
+                if self.verbose {
+                    println!("other: merges the replica's own feed back ({} changes)", own.len());
+                }
+                apply(&self.other, &own).unwrap_or_else(|e| panic!("relaying its own feed back: {e}"));
             }
             16 | 17 if self.conn.is_autocommit() => {
                 let sql = match self.r.below(4) {

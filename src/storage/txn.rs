@@ -640,7 +640,7 @@ pub fn steady_tick(conn: &Conn) -> Option<i64> {
 pub fn check_drift(conn: &Conn, version: i64) -> Result<()> {
     let c = clock(conn)?;
     if c.mode == ClockMode::Hlc {
-        hlc::check_drift(version, conn.wall_ms(), c.drift_ms_max).map_err(|e| Error::new(e.to_string()))?;
+        hlc::check_drift(version, c.hwm, conn.wall_ms(), c.drift_ms_max).map_err(|e| Error::new(e.to_string()))?;
     }
     Ok(())
 }
