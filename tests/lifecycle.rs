@@ -711,7 +711,7 @@ fn a_rebuild_records_the_rows_it_drops_deletes_and_brings_back() {
 /// recovery (the records after the last crr_ticks row) did not look. A connection that then
 /// recovered the mark got one below that tick, so with its wall clock a little behind it
 /// wrote the same cell at a lower version: peers holding the first write took the second for
-/// stale, and the replica took the first back from them. (Until 2026-12-06; a db_version that
+/// stale, and the replica took the first back from them. (Until 2026-12-05; a db_version that
 /// crr_ticks holds is no longer given again.)
 #[test]
 fn a_version_written_after_an_alter_bracket_opens_stays_under_the_clock_mark() {

@@ -461,7 +461,7 @@ fn bad_changes_are_refused_with_a_clear_error_and_change_nothing() {
 
 /// The drift limit measures versions the clock has not reached yet: a replica that merged a
 /// change from a clock 5 s ahead writes at versions 5 s ahead too, and its own writes, relayed
-/// back to it under a 1 s limit, are merged (they move its clock nowhere; until 2026-12-06
+/// back to it under a 1 s limit, are merged (they move its clock nowhere; until 2026-12-05
 /// they were refused). A peer's change past its clock is still measured against the wall.
 #[test]
 fn versions_the_clock_has_reached_pass_the_drift_limit() {
@@ -1008,7 +1008,7 @@ fn a_merge_that_an_app_trigger_skips_is_refused() {
 /// AFTER trigger's keeps the merge's write to the row. The merge then records the change's
 /// clock too and returns the trigger's error, so the row never holds what its clock does not
 /// say: in a transaction both stay (the app may commit them), outside one both go. Until
-/// 2026-12-06 the clock was not recorded: after COMMIT the row held a value this replica
+/// 2026-12-05 the clock was not recorded: after COMMIT the row held a value this replica
 /// never sent. A BEFORE trigger's RAISE(FAIL) stops the write itself: nothing stays.
 #[test]
 fn a_merge_whose_write_an_app_trigger_fails_but_keeps_records_it() {
@@ -1085,7 +1085,7 @@ fn a_merge_whose_write_cannot_be_prepared_applies_nothing() {
 /// An app trigger that writes the merged table while a merge writes it (its own row or
 /// another) makes a write no clock records: this replica would hold, and never send, what no
 /// other has. The merge is refused, inside a transaction too, and leaves the table and the
-/// feed as they were. Until 2026-12-06 it went through (README warned). Writes of such a
+/// feed as they were. Until 2026-12-05 it went through (README warned). Writes of such a
 /// trigger to a plain table are fine, as is the second firing of an INSERT OR REPLACE that
 /// replaces a live row under recursive_triggers (the replaced row's delete), and of an update
 /// inside an alter bracket (the bracket's BEFORE UPDATE trigger).
@@ -1220,7 +1220,7 @@ fn a_temp_table_of_the_same_name_is_not_written_by_merges() {
 }
 
 /// Generated columns are computed on every replica: not tracked, never in the feed, and a
-/// change that names one is refused as a schema mismatch that says why (until 2026-12-06 it
+/// change that names one is refused as a schema mismatch that says why (until 2026-12-05 it
 /// said the table had no such column). Adding one in an alter bracket changes nothing synced.
 #[test]
 fn generated_columns_are_computed_on_each_replica_and_never_merged() {
@@ -1267,7 +1267,7 @@ fn generated_columns_are_computed_on_each_replica_and_never_merged() {
 /// restored from, or a copy of its file that crr_new_site_id did not make a replica of its
 /// own. Transports keep their progress by site id, so the two would lose each other's
 /// changes at peers for good; the change is refused, saying so, and after crr_new_site_id on
-/// the refusing database it merges. (Until 2026-12-06 it merged silently.) Its own changes
+/// the refusing database it merges. (Until 2026-12-05 it merged silently.) Its own changes
 /// echoed back, and lamport mode, where versions count writes, are not affected.
 #[test]
 fn a_change_of_this_replicas_own_site_that_it_never_made_is_refused() {
