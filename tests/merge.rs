@@ -1029,7 +1029,7 @@ fn a_merge_whose_write_an_app_trigger_fails_but_keeps_records_it() {
         let before = (dump(&a, "t"), changes(&a));
         a.execute_batch("BEGIN").unwrap();
         let e = merge(pk, cid, val, cl).unwrap_err().to_string();
-        assert!(e.contains(&format!("no {event}")) && !e.contains("kept"), "{event}: {e}");
+        assert!(e.contains(&format!("no {event}")) && !e.contains("recorded the write's clock"), "{event}: {e}");
         a.execute_batch("COMMIT").unwrap();
         assert_eq!((dump(&a, "t"), changes(&a)), before, "{event}: BEFORE");
         // AFTER, outside a transaction: the statement's failure rolls both back.
@@ -1037,10 +1037,19 @@ fn a_merge_whose_write_an_app_trigger_fails_but_keeps_records_it() {
         let e = merge(pk, cid, val, cl).unwrap_err().to_string();
         assert!(e.contains(&format!("no {event}")), "{event}: {e}");
         assert_eq!((dump(&a, "t"), changes(&a)), before, "{event}: AFTER, outside a transaction");
+        // AFTER, in a transaction, merged by an INSERT ... SELECT (a statement that may write
+        // several rows): its failure rolls back its own work, the write and its clock.
+        a.execute_batch("BEGIN").unwrap();
+        let e = a
+            .execute("INSERT INTO crsql_changes SELECT 't', crsql_pack_columns(?1), ?2, ?3, 70000, 1, ?4, ?5, 0", rusqlite::params![pk, cid, val, site, cl])
+            .unwrap_err();
+        assert!(e.to_string().contains(&format!("no {event}")), "{event}: {e}");
+        a.execute_batch("COMMIT").unwrap();
+        assert_eq!((dump(&a, "t"), changes(&a)), before, "{event}: AFTER, in an INSERT ... SELECT");
         // AFTER, in a transaction that commits: the write and its clock stay.
         a.execute_batch("BEGIN").unwrap();
         let e = merge(pk, cid, val, cl).unwrap_err().to_string();
-        assert!(e.contains(&format!("no {event}")) && e.contains("the write was kept, and its clock recorded"), "{event}: {e}");
+        assert!(e.contains(&format!("no {event}")) && e.contains("so the merge recorded the write's clock too"), "{event}: {e}");
         a.execute_batch("COMMIT; DROP TRIGGER f").unwrap();
         let kept = (dump(&a, "t"), changes(&a));
         assert_ne!(kept, before, "{event}: the write stays");

@@ -233,8 +233,10 @@ fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOn
         Err(e) if conn.db.changes() > 0 && conn.db.total_changes() != total => Ok(Some(Error::with_code(
             e.code,
             format!(
-                "change to \"{}\" applied, but a trigger of the app failed it: {e} (FAIL keeps the writes a statement made \
-                 before it: the write was kept, and its clock recorded; guard the trigger with WHEN crsql_internal_sync_bit() = 0)",
+                "change to \"{}\" written, but a trigger of the app failed it: {e} (FAIL keeps the writes a statement made \
+                 before it, so the merge recorded the write's clock too, and what undoes the failed statement's work undoes \
+                 both: a transaction's rollback, or the rollback of an INSERT of several changes; guard the trigger with \
+                 WHEN crsql_internal_sync_bit() = 0)",
                 v.table.name
             ),
         ))),
