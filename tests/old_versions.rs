@@ -191,3 +191,37 @@ fn a_version_4_database_hears_of_rollbacks_without_a_hook() {
     assert_eq!(around_rollbacks(&a, &b, "t", 20), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]);
     assert_eq!(one::<String>(&a, "PRAGMA integrity_check"), "ok");
 }
+
+/// A database that no build of internal schema 5 has opened, ATTACHed to a replica and written
+/// through the attachment: its triggers carry no token (`check_token` cannot tell them from
+/// the main database's), and those of format 1 call crr_internal_insert / _delete, which
+/// recorded into the main database's clock of the same table id (a phantom row of another
+/// table, in its feed). A call that only an earlier build's trigger makes is now refused
+/// unless a trigger of the main database makes it. Both databases are left as they were; the
+/// remedy (opening the file once on a connection of its own) upgrades it, and its writes
+/// through ATTACH are then refused as any other database's.
+#[test]
+fn an_attached_database_of_an_earlier_build_is_not_written_through_the_attachment() {
+    for (fixture, writes) in [
+        ("v4-2dc5e40", &["INSERT INTO x.t(id, a, b) VALUES (77, 'via attach', 1)", "UPDATE x.t SET a = 'via attach'", "DELETE FROM x.t"][..]),
+        ("v1-fcb3fae", &["INSERT INTO x.t(id, a, b) VALUES (77, 'via attach', 1)", "DELETE FROM x.t"][..]),
+    ] {
+        let x_path = copy_of(fixture, &format!("attached-{fixture}"));
+        let raw = rusqlite::Connection::open(&x_path).unwrap();
+        let x_before: Vec<String> = raw.prepare("SELECT quote(id) || quote(a) || quote(b) FROM t ORDER BY id").unwrap().query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+        drop(raw);
+        let m = mem();
+        m.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, v TEXT); SELECT crsql_as_crr('u'); INSERT INTO u VALUES (1, 'one');").unwrap();
+        m.execute("ATTACH ?1 AS x", [&x_path]).unwrap();
+        let m_before = changes(&m);
+        for sql in writes {
+            let e = err(&m, sql);
+            assert!(e.contains("this write is to a CRR of another database than this connection's main one"), "{fixture}: {sql}: {e}");
+            assert_eq!(changes(&m), m_before, "{fixture}: {sql}: the main database's feed changed");
+        }
+        m.execute_batch("DETACH x").unwrap();
+        let raw = rusqlite::Connection::open(&x_path).unwrap();
+        let x_after: Vec<String> = raw.prepare("SELECT quote(id) || quote(a) || quote(b) FROM t ORDER BY id").unwrap().query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(x_after, x_before, "{fixture}: the attached table changed");
+    }
+}

@@ -235,9 +235,12 @@ fn clock_rows_read_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.clock_rows_read.get() as i64))
 }
 
+/// Called by format 1's insert trigger only (`track::check_legacy_caller`).
 fn internal_insert(conn: &Conn, args: &Args) -> Result<Value> {
+    let tid = args.int(0, "table id")?;
+    track::check_legacy_caller(conn, tid, format!("crr_internal_insert({tid},"))?;
     let slots = track::decode_slots(args.blob(2, "slot list")?)?;
-    let clock = tables::clock_of(conn, args.int(0, "table id")?)?;
+    let clock = tables::clock_of(conn, tid)?;
     track::on_insert(conn, clock, args.blob(1, "pk")?, &slots)?;
     Ok(Value::Null)
 }
@@ -342,8 +345,11 @@ fn internal_tombstone_record(conn: &Conn, _: &Args, buf: &mut track::RecordBuf) 
     track::tombstone_record(conn, buf)
 }
 
+/// Called by format 1's delete trigger only (`track::check_legacy_caller`).
 fn internal_delete(conn: &Conn, args: &Args) -> Result<Value> {
-    let clock = tables::clock_of(conn, args.int(0, "table id")?)?;
+    let tid = args.int(0, "table id")?;
+    track::check_legacy_caller(conn, tid, format!("crr_internal_delete({tid},"))?;
+    let clock = tables::clock_of(conn, tid)?;
     track::on_delete(conn, clock, args.blob(1, "pk")?)?;
     Ok(Value::Null)
 }

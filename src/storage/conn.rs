@@ -25,6 +25,9 @@ pub struct Conn {
     pub merge_write: Cell<MergeWrite>,
     /// The main database's token (meta::token), once read.
     pub token: Cell<Option<i64>>,
+    /// Calls only an earlier build's triggers make that a trigger of the main database was
+    /// found to make, and the schema cookie they were found at (track::check_legacy_caller).
+    pub legacy_callers: RefCell<(Option<i64>, Vec<String>)>,
     /// Simulated wall clock (ms) for tests; None = the system clock.
     pub wall_ms_override: Cell<Option<i64>>,
     /// Clock rows read by crsql_changes scans (crr_debug_clock_rows_read()), so tests can
@@ -138,6 +141,7 @@ impl Conn {
             merge_fired: Cell::new(0),
             merge_write: Cell::new(MergeWrite::Delete),
             token: Cell::new(None),
+            legacy_callers: RefCell::new((None, Vec::new())),
             wall_ms_override: Cell::new(None),
             clock_rows_read: Cell::new(0),
             txn_joined: Cell::new(false),

@@ -53,8 +53,48 @@ pub fn tracking_arg(tid: i64, token: i64) -> i64 {
 pub fn checked_tid(conn: &Conn, arg: i64) -> Result<i64> {
     if arg >> 32 != 0 {
         check_token(conn, arg >> 32)?;
+    } else {
+        check_legacy_caller(conn, arg, format!("crr_internal_tracking({arg})"))?;
     }
     Ok(arg & 0xFFFF_FFFF)
+}
+
+/// Refuses a call that only an earlier build's trigger makes (`call`, the text of it: a bare
+/// table id to crr_internal_tracking, or format 1's crr_internal_insert / _delete, which
+/// record into the clock of table `tid`) unless a trigger of the main database makes it.
+/// Otherwise it comes from the trigger of an ATTACHed database that no schema-5 build has
+/// opened, which `check_token` cannot tell apart: format 1's recorded into this database's
+/// clock of the same table id. The calls found are kept for the schema cookie they were
+/// found at; a call not found is looked for again before it is refused.
+#[cold]
+pub fn check_legacy_caller(conn: &Conn, tid: i64, call: String) -> Result<()> {
+    let cookie = tables::schema_cookie(conn)?;
+    {
+        let known = conn.legacy_callers.borrow();
+        if known.0 == Some(cookie) && known.1.contains(&call) {
+            return Ok(());
+        }
+    }
+    let mut s = conn.db.prepare("SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' AND name GLOB ?1 AND instr(sql, ?2) > 0", false)?;
+    s.bind_text(1, &format!("crr_{tid}_*"))?;
+    s.bind_text(2, &call)?;
+    if !s.step()? {
+        return Err(foreign_trigger());
+    }
+    let mut known = conn.legacy_callers.borrow_mut();
+    if known.0 != Some(cookie) {
+        *known = (Some(cookie), Vec::new());
+    }
+    known.1.push(call);
+    Ok(())
+}
+
+fn foreign_trigger() -> Error {
+    Error::new(
+        "this write is to a CRR of another database than this connection's main one (an ATTACHed replica): \
+         sqlite-crr records writes to the main database's CRRs only (attached ones: not supported yet); \
+         write it on a connection that opens that database as main",
+    )
 }
 
 /// Refuses a tracking trigger whose database token is not the main database's
@@ -68,11 +108,7 @@ fn check_token(conn: &Conn, token: i64) -> Result<()> {
     if super::meta::stored_token(conn)? == token {
         return Ok(());
     }
-    Err(Error::new(
-        "this write is to a CRR of another database than this connection's main one (an ATTACHed replica): \
-         sqlite-crr records writes to the main database's CRRs only (attached ones: not supported yet); \
-         write it on a connection that opens that database as main",
-    ))
+    Err(foreign_trigger())
 }
 
 /// Reads a row's clock record.
