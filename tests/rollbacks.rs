@@ -11,7 +11,8 @@
 //! the app has a commit hook and a rollback hook of its own (the extension installs none); on
 //! seeds 3 mod 4, its connections run with recursive triggers on (a REPLACE then fires the
 //! delete triggers of the rows it replaces).
-//! Now and then the replica's own feed is merged back into it through the second connection
+//! Between transactions, the clock mark the second connection recovers must be at least every
+//! version in the feed (`check_mark`). Now and then the replica's own feed is merged back into it through the second connection
 //! (a relay): every change must be taken as stale, none past the clock mark that connection
 //! recovers. Between transactions, each cell of the feed must hold the value its version wrote when
 //! first read (`check_written`: a write the triggers missed changes a value under an old
@@ -280,6 +281,20 @@ impl Run {
                     assert!(e.to_string().contains("UNIQUE constraint failed"), "other: {sql}: {e}");
                 }
             }
+            18 if self.r.chance(40) => {
+                // A column added by an earlier step dropped for good, between single-row
+                // updates, each statement a transaction of its own outside BEGIN: the commit
+                // rewrites records and may commit a crr_ticks row and no change, and an
+                // update keeps its tick in its one record (the clock lost such a tick until
+                // 2026-12-05; `check_mark`).
+                let n: i64 = one(&self.conn, "SELECT count(*) FROM pragma_table_info('items')");
+                let (id, v) = (self.r.below(6), self.r.below(4));
+                let drop = if n > 3 { format!("ALTER TABLE items DROP COLUMN c{}; ", n - 1) } else { String::new() };
+                self.ok(&format!(
+                    "UPDATE items SET b = {v} WHERE id = {id}; SELECT crsql_begin_alter('items'); {drop}SELECT crsql_commit_alter('items'); \
+                     SELECT crsql_begin_alter('items'); UPDATE items SET a = 'v{v}' WHERE id = {id}; SELECT crsql_commit_alter('items')"
+                ));
+            }
             18 => {
                 // A column added for good (unless a rollback around it undoes it).
                 let n: i64 = one(&self.conn, "SELECT count(*) FROM pragma_table_info('items')");
@@ -327,6 +342,19 @@ impl Run {
     }
 }
 
+/// Invariant: the clock mark that a connection recovers (here the second one, in a
+/// transaction of its own) is at least every version the feed holds, made here or merged
+/// (HLC: a tick is above all of them). Loaded by merging the feed's newest cell change again,
+/// which is stale; rolled back.
+fn check_mark(other: &Connection, all: &[Change], ctx: &str) {
+    let Some(newest) = all.iter().filter(|c| c.cid != "-1").max_by_key(|c| c.col_version) else { return };
+    other.execute_batch("BEGIN").unwrap();
+    apply_one(other, newest).unwrap_or_else(|e| panic!("{ctx}: merging the newest change again: {e}"));
+    let mark: i64 = one(other, "SELECT crr_internal_hwm()");
+    other.execute_batch("ROLLBACK").unwrap();
+    assert!(mark >= newest.col_version, "{ctx}: the recovered clock mark {mark} is below a version the feed holds: {newest:?}");
+}
+
 fn run_seed(seed: u64, verbose: bool) {
     let dir = tmpdir(&format!("rollbacks-{seed}"));
     let path = dir.join("a.db").to_str().unwrap().to_string();
@@ -357,7 +385,9 @@ fn run_seed(seed: u64, verbose: bool) {
     for step in 0..60 {
         run.step(&feed);
         if run.conn.is_autocommit() {
-            check_written(&mut written, &changes(&run.conn), &format!("seed {seed} step {step}"));
+            let all = changes(&run.conn);
+            check_written(&mut written, &all, &format!("seed {seed} step {step}"));
+            check_mark(&run.other, &all, &format!("seed {seed} step {step}"));
         }
     }
     if !run.conn.is_autocommit() {
