@@ -206,8 +206,9 @@ type Kept = Option<Error>;
 /// An error with the FAIL resolution (an app trigger's RAISE(FAIL), or its statement's OR
 /// FAIL) stops the statement but keeps the writes it made before: an AFTER trigger's keeps
 /// the row's write (`changes()` counts it). The row then holds the change, so its clock must
-/// say so: Ok(Some(error)), to be returned once the clock is recorded. Outside a transaction
-/// the statement's failure rolls both back; inside one both stay, as FAIL promises.
+/// say so: Ok(Some(error)), to be returned once the clock is recorded. What undoes the failed
+/// merge's work undoes both (outside a transaction, its rollback; an INSERT INTO crsql_changes
+/// SELECT's statement rollback); otherwise both stay, as FAIL promises.
 /// `changes()` is the failed statement's only if it ran (its end sets the count, and adds it
 /// to `total_changes()`); one that failed to prepare or bind leaves an earlier statement's.
 fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOnce() -> String, value: Option<&ValueRef>) -> Result<Kept> {
