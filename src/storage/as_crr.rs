@@ -423,7 +423,8 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
 
 /// Internal schema 4 -> 5: every CRR's triggers are made again from the registry, passing the
 /// database's token (`meta::token`, `track::tracking_arg`) and checking inserted keys for twins.
-/// Left as they are, passing a bare table id that goes unchecked: a table between
+/// Left as they are, passing a bare table id (`track::check_legacy_caller` takes it from the
+/// main database's triggers only): a table between
 /// crsql_begin_alter and crsql_commit_alter (the commit makes its triggers), one ALTERed
 /// outside a bracket (its registered columns may be gone; reads and merges refuse it until a
 /// bracket records its shape, whose commit makes them), and one without its three triggers.
@@ -434,8 +435,8 @@ pub fn add_token_to_triggers(conn: &Conn) -> Result<()> {
         if !has_all_triggers(conn, info.tid)? || super::alter::in_bracket(conn, info.tid)? || info.check_columns(conn).is_err() {
             continue;
         }
-        // A table whose triggers cannot be made again keeps its own (they still record, only
-        // unchecked) rather than fail the upgrade, and with it every load of the extension.
+        // A table whose triggers cannot be made again keeps its own (they still record, with a
+        // bare table id) rather than fail the upgrade, and with it every load of the extension.
         let _ = in_savepoint(conn, "crr_token_triggers", || {
             let cols = registered_columns(conn, info.tid)?;
             let affinities = info.key_affinities(conn)?.to_vec();
@@ -501,7 +502,11 @@ fn remake_trigger(conn: &Conn, name: &str, sql: &str) -> Result<bool> {
 /// that they are the newest; a CRR already in that order is left alone (and a trigger whose
 /// text `remake_trigger` does not know, which no build has made, is left where it is).
 pub fn put_tracking_first(conn: &Conn, table: Option<&str>) -> Result<()> {
-    for (name, sql) in out_of_order(conn, table)? {
+    remake_all(conn, out_of_order(conn, table)?)
+}
+
+fn remake_all(conn: &Conn, triggers: Vec<(String, String)>) -> Result<()> {
+    for (name, sql) in triggers {
         remake_trigger(conn, &name, &sql)?;
     }
     Ok(())
@@ -511,10 +516,15 @@ pub fn put_tracking_first(conn: &Conn, table: Option<&str>) -> Result<()> {
 /// best effort (a read-only database, or one another connection is writing, is left as it is
 /// until a later load or crsql_as_crr).
 pub fn put_tracking_first_at_load(conn: &Conn) {
-    if conn.db.is_readonly() || out_of_order(conn, None).map_or(true, |t| t.is_empty()) {
+    if conn.db.is_readonly() {
         return;
     }
-    let _ = in_savepoint(conn, "crr_trigger_order", || put_tracking_first(conn, None));
+    match out_of_order(conn, None) {
+        Ok(triggers) if !triggers.is_empty() => {
+            let _ = in_savepoint(conn, "crr_trigger_order", || remake_all(conn, triggers));
+        }
+        _ => {}
+    }
 }
 
 /// Our triggers (name, text) that `put_tracking_first` makes again, oldest first.
@@ -545,12 +555,12 @@ fn out_of_order(conn: &Conn, table: Option<&str>) -> Result<Vec<(String, String)
 
 /// Whether table `tid` has its insert, update and delete triggers.
 fn has_all_triggers(conn: &Conn, tid: i64) -> Result<bool> {
-    let mut s = conn.db.prepare(
-        &format!("SELECT count(*) FROM main.sqlite_schema WHERE type = 'trigger' AND name IN ('crr_{tid}_insert', 'crr_{tid}_update', 'crr_{tid}_delete')"),
-        false,
-    )?;
-    s.step()?;
-    Ok(s.i64(0) == 3)
+    for kind in ["insert", "update", "delete"] {
+        if !has_trigger(conn, &format!("crr_{tid}_{kind}"))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The registry's tracked columns of table `tid`, by slot.

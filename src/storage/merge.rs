@@ -115,11 +115,8 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     // A key value the column would store as another value (1 in a TEXT column is stored as
     // '1') would name the row by a key its clock does not hold: the row's next local write
     // would give it a second clock row, and replicas would disagree on which rows exist.
-    let mut twin = None;
-    for ((k, affinity), name) in keys.iter().zip(table.key_affinities(conn)?).zip(&table.pk) {
-        if let (Some(int), Value::Real(f), None) = (table_shape::key_twin(*affinity, k), k, &twin) {
-            twin = Some(table_shape::key_twin_reason(name, *f, int));
-        }
+    let affinities = table.key_affinities(conn)?;
+    for ((k, affinity), name) in keys.iter().zip(affinities).zip(&table.pk) {
         if !table_shape::stored_as_is(*affinity, k) {
             return Err(Error::new(format!(
                 "bad pk for table \"{}\": its key column \"{name}\" ({affinity:?} affinity) would store the pk's {} {} \
@@ -173,7 +170,7 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     // A key with a twin names a row no replica of this build writes (table_shape::key_twin);
     // one an earlier build wrote may still be deleted (delete_row deletes only that row), so
     // that the replica that holds it can fix it and its peers follow.
-    if let Some(reason) = twin.filter(|_| rule::is_alive(cl)) {
+    if let Some(reason) = table_shape::key_twin_in(&keys, affinities, &table.pk).filter(|_| rule::is_alive(cl)) {
         return Err(Error::new(format!("bad pk for table \"{}\": {reason}", table.name)));
     }
     if slot.is_some() {
@@ -272,13 +269,13 @@ fn delete_row(conn: &Conn, v: &Valid) -> Result<Kept> {
     if conn.db.changes() > 0 {
         return Ok(kept);
     }
-    let kept = conn.stmts.with(conn.db, Key::RowExists(t.tid), || format!("SELECT 1 FROM {} WHERE {}", t.quoted(), exact()), |s| {
+    let still_there = conn.stmts.with(conn.db, Key::RowExists(t.tid), || format!("SELECT 1 FROM {} WHERE {}", t.quoted(), exact()), |s| {
         for (i, k) in v.keys.iter().enumerate() {
             s.bind_value(i + 1, k)?;
         }
         s.step()
     })?;
-    if kept {
+    if still_there {
         return Err(ignored(v));
     }
     Ok(None)

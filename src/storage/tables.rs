@@ -54,7 +54,7 @@ impl Clock {
     /// The clock table's bare quoted name, for trigger bodies: they may not qualify the
     /// tables they write, and theirs are their own schema's (main) anyway.
     pub fn trigger_table(&self) -> String {
-        format!("\"crr_clock_{}\"", self.tid)
+        bare_clock_table(self.tid)
     }
 
     /// The clock table's `pk` value for the key columns `cols` (each an SQL expression).
@@ -269,7 +269,12 @@ pub fn key_where(pk: &[String], first: usize) -> String {
 /// in our statements (SQLite looks in temp first), and the feed would read it, merges write
 /// it, and both lose the real clock. So do the other internal tables (`main.crr_meta`, ...).
 pub fn clock_table(tid: i64) -> String {
-    format!("main.\"crr_clock_{tid}\"")
+    format!("main.{}", bare_clock_table(tid))
+}
+
+/// Clock `tid`'s quoted name, unqualified.
+fn bare_clock_table(tid: i64) -> String {
+    format!("\"crr_clock_{tid}\"")
 }
 
 #[derive(Default)]

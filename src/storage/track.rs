@@ -29,19 +29,18 @@ fn refuse_key_twins(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<()> {
         return Ok(());
     }
     let Some(table) = tables::by_tid(conn, clock.tid)? else { return Ok(()) };
-    for ((k, a), name) in keys.iter().zip(table.key_affinities(conn)?).zip(&table.pk) {
-        if let (Some(twin), Value::Real(f)) = (table_shape::key_twin(*a, k), k) {
-            return Err(Error::new(format!("table \"{}\": {}", table.name, table_shape::key_twin_reason(name, *f, twin))));
-        }
+    match table_shape::key_twin_in(&keys, table.key_affinities(conn)?, &table.pk) {
+        Some(reason) => Err(Error::new(format!("table \"{}\": {reason}", table.name))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The argument a tracking trigger passes crr_internal_tracking: the database's token
 /// (`meta::token`, 31 bits) above the table id (below 2^32). One integer rather than two
 /// arguments: a second one cost every tracked or merged row about 200 instructions (W6's
 /// apply step +1.1%), this costs none measurable. Triggers of earlier builds pass the table
-/// id alone, which is below 2^32, and go unchecked.
+/// id alone, which is below 2^32: `check_legacy_caller` takes it only from the main
+/// database's own such triggers.
 pub fn tracking_arg(tid: i64, token: i64) -> i64 {
     debug_assert!((0..1 << 32).contains(&tid) && (1..1 << 31).contains(&token));
     (token << 32) | tid

@@ -487,8 +487,6 @@ fn persist_at_least(conn: &Conn, v: i64) -> Result<()> {
     Ok(())
 }
 
-/// The clock high-water mark this transaction holds in memory (0 before its first write, and
-/// in Lamport mode, where nothing needs persisting).
 /// Whether `version` is past every version this replica made or merged: HLC mode, with the
 /// transaction's clock loaded (`check_drift` loads it); false in lamport mode, where versions
 /// count the writes of each cell.
@@ -496,6 +494,8 @@ pub fn beyond_mark(conn: &Conn, version: i64) -> bool {
     matches!(conn.txn.borrow().clock, Some(c) if c.mode == ClockMode::Hlc && version > c.hwm)
 }
 
+/// The clock high-water mark this transaction holds in memory (0 before its first write, and
+/// in Lamport mode, where nothing needs persisting).
 pub fn hwm(conn: &Conn) -> i64 {
     match conn.txn.borrow().clock {
         Some(c) if c.mode == ClockMode::Hlc => c.hwm,
