@@ -142,7 +142,8 @@ pub fn key_twin_reason(column: &str, real: f64, twin: i64) -> String {
 }
 
 /// Why a key cannot be recorded (`key_twin_reason`), if one of its values has a twin: `keys`
-/// with their columns' affinities and names, in key order; the first such value.
+/// with their columns' affinities and names, in key order; the first such value. (Merges
+/// apply the same rule inside the walk they make over the key anyway, merge::validate.)
 pub fn key_twin_in(keys: &[Value], affinities: &[Affinity], names: &[String]) -> Option<String> {
     keys.iter().zip(affinities).zip(names).find_map(|((k, a), name)| match (key_twin(*a, k), k) {
         (Some(twin), Value::Real(f)) => Some(key_twin_reason(name, *f, twin)),

@@ -115,8 +115,13 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     // A key value the column would store as another value (1 in a TEXT column is stored as
     // '1') would name the row by a key its clock does not hold: the row's next local write
     // would give it a second clock row, and replicas would disagree on which rows exist.
-    let affinities = table.key_affinities(conn)?;
-    for ((k, affinity), name) in keys.iter().zip(affinities).zip(&table.pk) {
+    // The first value with a twin (table_shape::key_twin_in's rule, walked here in the loop
+    // every key takes anyway: a second pass over the key cost W6 14 instructions a change).
+    let mut twin = None;
+    for ((k, affinity), name) in keys.iter().zip(table.key_affinities(conn)?).zip(&table.pk) {
+        if let (Some(int), Value::Real(f), None) = (table_shape::key_twin(*affinity, k), k, &twin) {
+            twin = Some(table_shape::key_twin_reason(name, *f, int));
+        }
         if !table_shape::stored_as_is(*affinity, k) {
             return Err(Error::new(format!(
                 "bad pk for table \"{}\": its key column \"{name}\" ({affinity:?} affinity) would store the pk's {} {} \
@@ -170,7 +175,7 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     // A key with a twin names a row no replica of this build writes (table_shape::key_twin);
     // one an earlier build wrote may still be deleted (delete_row deletes only that row), so
     // that the replica that holds it can fix it and its peers follow.
-    if let Some(reason) = table_shape::key_twin_in(&keys, affinities, &table.pk).filter(|_| rule::is_alive(cl)) {
+    if let Some(reason) = twin.filter(|_| rule::is_alive(cl)) {
         return Err(Error::new(format!("bad pk for table \"{}\": {reason}", table.name)));
     }
     if slot.is_some() {
