@@ -55,11 +55,13 @@ pub fn observe(hwm: i64, remote: i64) -> i64 {
 /// unless the clock has reached it already (`remote <= hwm`: it moves nothing; a replica whose
 /// clock a merged change had moved ahead refused its own later writes, relayed back to it).
 /// The limit stays relative to the wall clock, so merges cannot ratchet the clock up step by
-/// step. A limit of 0 disables the check.
-pub fn check_drift(remote: i64, hwm: i64, wall_ms_now: i64, drift_ms_max: i64) -> Result<(), ClockError> {
+/// step. A limit of 0 disables the check. The wall clock is read only when a version is past
+/// the mark (`wall_ms_now`: a merge's changes are mostly at versions the first one reached).
+pub fn check_drift(remote: i64, hwm: i64, wall_ms_now: impl FnOnce() -> i64, drift_ms_max: i64) -> Result<(), ClockError> {
     if drift_ms_max <= 0 || remote <= hwm {
         return Ok(());
     }
+    let wall_ms_now = wall_ms_now();
     let remote_wall_ms = wall_ms(remote);
     if remote_wall_ms.saturating_sub(wall_ms_now) > drift_ms_max {
         return Err(ClockError::Drift { remote_wall_ms, local_wall_ms: wall_ms_now, drift_ms_max });
@@ -84,16 +86,16 @@ mod tests {
     #[test]
     fn drift_limit() {
         let now = 1_000_000;
-        assert!(check_drift((now + 3_600_000) << 16, 0, now, DRIFT_MS_MAX_DEFAULT).is_ok());
-        let err = check_drift((now + 3_600_001) << 16, 0, now, DRIFT_MS_MAX_DEFAULT).unwrap_err();
+        assert!(check_drift((now + 3_600_000) << 16, 0, || now, DRIFT_MS_MAX_DEFAULT).is_ok());
+        let err = check_drift((now + 3_600_001) << 16, 0, || now, DRIFT_MS_MAX_DEFAULT).unwrap_err();
         assert!(err.to_string().contains("3600001 ms ahead"), "{err}");
-        assert!(check_drift(i64::MAX, 0, now, 0).is_ok());
-        // A version the clock has reached passes, however far ahead of the wall clock; one
-        // past it is measured against the wall clock, not the mark.
+        assert!(check_drift(i64::MAX, 0, || now, 0).is_ok());
+        // A version the clock has reached passes, however far ahead of the wall clock (which
+        // is not read); one past it is measured against the wall clock, not the mark.
         let far = (now + 5_000) << 16;
-        assert!(check_drift(far, far, now, 1_000).is_ok());
-        assert!(check_drift(far - 7, far, now, 1_000).is_ok());
-        assert!(check_drift(far + 1, far, now, 1_000).is_err());
+        assert!(check_drift(far, far, || -> i64 { panic!("read the wall clock for a version the clock reached") }, 1_000).is_ok());
+        assert!(check_drift(far - 7, far, || now, 1_000).is_ok());
+        assert!(check_drift(far + 1, far, || now, 1_000).is_err());
     }
 
     proptest! {
