@@ -16,13 +16,15 @@ dist/crr.$(EXT): Cargo.toml $(shell find src sql -type f)
 	cp target/release/libcrr.$(EXT) dist/crr.$(EXT)
 
 # Unit and property tests, then integration tests against the built extension in a bundled
-# SQLite (rusqlite), in the system sqlite3 shell, and from Python (apsw) and Node.js
-# (better-sqlite3) with the SQLite each of those carries (tests/lang/run.sh installs them).
+# SQLite (rusqlite), in the system sqlite3 shell, under valgrind's memcheck (tests/memcheck),
+# and from Python (apsw) and Node.js (better-sqlite3) with the SQLite each of those carries
+# (tests/lang/run.sh installs them).
 test: all
 	CRR_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --lib --tests
 	$(CARGO) build --release --examples
 	$(CARGO) bench --bench core --no-run
 	bash tests/shell/run.sh
+	bash tests/memcheck/run.sh
 	bash tests/lang/run.sh
 	$(CARGO) run --release --quiet --example bench -- --quick > /dev/null
 

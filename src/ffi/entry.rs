@@ -21,7 +21,18 @@ fn live() -> std::sync::MutexGuard<'static, Vec<usize>> {
 pub(crate) fn forget_connection(conn: *const Conn) {
     // SAFETY: called from the owner's destructor while the Conn is still allocated.
     let db = unsafe { (*conn).db.raw() } as usize;
-    live().retain(|d| *d != db);
+    forget(&mut live(), db);
+}
+
+/// Takes connection `db` off the list, which gives its memory back once empty: SQLite unloads
+/// the library when the last connection that loaded it closes, and a buffer left then is lost
+/// for good (32 bytes each time an app opened, loaded and closed its connections, found by
+/// valgrind).
+fn forget(live: &mut Vec<usize>, db: usize) {
+    live.retain(|d| *d != db);
+    if live.is_empty() {
+        *live = Vec::new();
+    }
 }
 
 fn setup(db: *mut api::sqlite3) -> Result<()> {
@@ -117,4 +128,18 @@ pub unsafe fn register_auto_extension(auto_extension: *const ()) -> c_int {
         unsafe extern "C" fn(),
     >(sqlite3_crr_init);
     register(Some(entry))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_list_of_connections_holds_no_memory_once_the_last_is_gone() {
+        let mut live = Vec::new();
+        live.push(1);
+        live.push(2);
+        super::forget(&mut live, 1);
+        assert_eq!(live, [2]);
+        super::forget(&mut live, 2);
+        assert_eq!((live.len(), live.capacity()), (0, 0));
+    }
 }
