@@ -45,6 +45,11 @@ pub struct Conn {
     /// and transaction ends. State written in a transaction may be cached across statements
     /// only while this has not moved since the state was written (see `Conn::rollback_mark`).
     pub rollback_epoch: Cell<u64>,
+    /// Counts the transaction ends reported (`end_transaction`). A failed statement of ours
+    /// can end the transaction it runs in (SQLite rolls back everything at an interrupt, a
+    /// full disk or no memory, and reports it through xRollback before the statement returns):
+    /// state taken out around such a statement goes back only if this has not moved.
+    pub txn_ends: Cell<u64>,
     /// Ticks of committed local transactions (storage/ticks.rs).
     pub ticks: RefCell<TickCache>,
     /// What the last committed transaction left for the next (txn::Carry).
@@ -147,6 +152,7 @@ impl Conn {
             txn_joined: Cell::new(false),
             changes_joined: Cell::new(false),
             rollback_epoch: Cell::new(0),
+            txn_ends: Cell::new(0),
             ticks: RefCell::new(TickCache::default()),
             carry: Cell::new(None),
             merged_row: RefCell::new(None),
@@ -289,6 +295,7 @@ impl Conn {
     /// The transaction ended: committed (xCommit, or `notice_commit`) or rolled back
     /// (xRollback).
     pub fn end_transaction(&self, committed: bool) {
+        self.txn_ends.set(self.txn_ends.get() + 1);
         // The data version this transaction's state was made at (None if none was).
         let ran_at = self.txn_data_version.take();
         if committed {

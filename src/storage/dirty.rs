@@ -243,7 +243,13 @@ pub fn flush(conn: &Conn) -> Result<()> {
         return Ok(());
     }
     let mut pending = std::mem::take(&mut conn.txn.borrow_mut().dirty.pending);
+    let ends = conn.txn_ends.get();
     let r = write(conn, &pending);
+    if conn.txn_ends.get() != ends {
+        // The failure ended the transaction (SQLite rolled everything back, see
+        // `Conn::txn_ends`): the writes these entries cover are gone.
+        return r;
+    }
     let mut t = conn.txn.borrow_mut();
     let depth = conn.depth.get().max(0) as usize;
     if r.is_err() {

@@ -393,8 +393,10 @@ struct Bufs {
 }
 
 /// Writes the held clock record, if any (see the module comment); it then stays remembered
-/// as stored, or, if the write fails, held. Not while a merge writes the user table (its
-/// nested statement's savepoint is not the record's level).
+/// as stored, or, if the write fails, held: unless the failure ended the transaction (an
+/// interrupt, a full disk: SQLite rolls everything back), which undid the writes the record
+/// covers. Not while a merge writes the user table (its nested statement's savepoint is not
+/// the record's level).
 pub fn flush_held(conn: &Conn) -> Result<()> {
     if conn.merging_tid.get().is_some() {
         return Ok(());
@@ -402,6 +404,7 @@ pub fn flush_held(conn: &Conn) -> Result<()> {
     let Some(h) = conn.merged_row.borrow().as_ref().and_then(|m| m.held) else {
         return Ok(());
     };
+    let ends = conn.txn_ends.get();
     let mut m = conn.merged_row.borrow_mut().take().expect("checked above");
     let r = match h.stored {
         Some(old) => save_existing(conn, m.clock, &m.pk, &m.rc, old),
@@ -411,7 +414,9 @@ pub fn flush_held(conn: &Conn) -> Result<()> {
         m.held = None;
         m.mark = conn.rollback_mark();
     }
-    *conn.merged_row.borrow_mut() = Some(m);
+    if conn.txn_ends.get() == ends {
+        *conn.merged_row.borrow_mut() = Some(m);
+    }
     r
 }
 
