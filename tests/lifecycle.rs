@@ -743,3 +743,117 @@ fn a_version_written_after_an_alter_bracket_opens_stays_under_the_clock_mark() {
     apply(&peer, &changes(&b)).unwrap();
     assert_eq!(one::<String>(&peer, "SELECT c1 FROM u"), "b");
 }
+
+/// The functions that write in several statements of their own inside a savepoint
+/// (crsql_as_crr, begin and commit alter, crsql_as_table, crr_new_site_id), stopped at any step
+/// by sqlite3_interrupt or by a progress handler that gives up, leave the database as it was
+/// (or, where SQLite reports the interrupt after the work was done, done) and no transaction
+/// open: until 2026-12-05 a pending interrupt stopped their ROLLBACK TO as well, and the
+/// savepoint, with half the work in it, stayed open as a transaction the app's next writes went
+/// into and never committed. Now, where the savepoint cannot be undone, the whole transaction
+/// is rolled back (as SQLite does when an interrupt stops a write); an app's own transaction
+/// around the call goes with it then, and otherwise stays with its own writes.
+#[test]
+fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work() {
+    let setup = |c: &Connection, f: &str| {
+        c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); CREATE TABLE app(x);").unwrap();
+        c.execute_batch("INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3);").unwrap();
+        if f != "crsql_as_crr" {
+            c.execute_batch("SELECT crsql_as_crr('t'); UPDATE t SET a = 'a2' WHERE id = 1;").unwrap();
+        }
+        if f == "crsql_commit_alter" {
+            c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d INTEGER DEFAULT 0; UPDATE t SET d = id;").unwrap();
+        }
+    };
+    // Schema, rows, and what the extension stores (read without it: crsql_changes would
+    // refuse a table in a bracket).
+    let state = |c: &Connection| {
+        let q = |sql: &str| -> Vec<Vec<V>> {
+            let mut s = c.prepare(sql).unwrap();
+            let n = s.column_count();
+            s.query_map([], |r| (0..n).map(|i| r.get(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
+        };
+        (
+            // (Trigger texts hold the database's random token.)
+            q("SELECT type, name, CASE type WHEN 'trigger' THEN tbl_name ELSE sql END FROM sqlite_schema ORDER BY name"),
+            q("SELECT * FROM t ORDER BY id"),
+            q("SELECT * FROM app"),
+            q("SELECT * FROM crr_sites ORDER BY ordinal"),
+            q("SELECT key, value FROM crr_meta WHERE key NOT IN ('token') ORDER BY key"),
+            match one::<i64>(c, "SELECT count(*) FROM sqlite_schema WHERE name = 'crr_clock_1'") {
+                0 => q("SELECT name FROM crr_tables"),
+                _ => q("SELECT name FROM crr_tables UNION ALL SELECT count(*) || ' clock rows' FROM crr_clock_1"),
+            },
+        )
+    };
+    let mut stopped = 0;
+    for f in ["crsql_as_crr", "crsql_begin_alter", "crsql_commit_alter", "crsql_as_table", "crr_new_site_id"] {
+        let call = if f == "crr_new_site_id" { format!("SELECT {f}()") } else { format!("SELECT {f}('t')") };
+        for in_app_txn in [false, true] {
+            let run = |c: &Connection| -> rusqlite::Result<()> {
+                if in_app_txn {
+                    c.execute_batch("BEGIN; INSERT INTO app VALUES (1);")?;
+                }
+                c.execute_batch(&call)?;
+                if in_app_txn {
+                    c.execute_batch("COMMIT")?;
+                }
+                Ok(())
+            };
+            let fresh = || {
+                let c = mem();
+                setup(&c, f);
+                c
+            };
+            let (done, steps) = {
+                let c = fresh();
+                let mut count = Stop::after(&c, i64::MAX, false);
+                // SAFETY: `count` outlives the handler, removed below.
+                unsafe { count.install() };
+                run(&c).unwrap();
+                Stop::remove(&c);
+                (state(&c), count.taken())
+            };
+            for calls_interrupt in [false, true] {
+                let mut c = fresh();
+                let mut before = state(&c);
+                for at_step in 0..steps {
+                    let mut stop = Stop::after(&c, at_step, calls_interrupt);
+                    // SAFETY: `stop` outlives the handler, removed below.
+                    unsafe { stop.install() };
+                    let r = run(&c);
+                    Stop::remove(&c);
+                    let what = format!("{call} stopped at step {at_step} of {steps} (in a transaction: {in_app_txn}, sqlite3_interrupt: {calls_interrupt})");
+                    let Err(e) = r else {
+                        c = fresh();
+                        before = state(&c);
+                        continue;
+                    };
+                    stopped += 1;
+                    assert!(e.to_string().contains("interrupt"), "{what}: {e}");
+                    if !c.is_autocommit() {
+                        // Open: only the app's own transaction may be, with the function's
+                        // work in it whole, or none of it.
+                        let open = state(&c);
+                        let none = (&open.0, &open.1, &open.3, &open.4, &open.5) == (&before.0, &before.1, &before.3, &before.4, &before.5);
+                        let whole = (&open.0, &open.1, open.3.len(), &open.5) == (&done.0, &done.1, done.3.len(), &done.5);
+                        assert!(in_app_txn && (none || whole), "{what}: left a transaction open: {e}");
+                        c.execute_batch("ROLLBACK").unwrap();
+                    }
+                    let now = state(&c);
+                    if now == before {
+                        continue;
+                    }
+                    // Done, the interrupt reported after (site ids are random: compared by count).
+                    let same = |a: &(Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>), b: &(Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>)| {
+                        (&a.0, &a.1, &a.2, a.3.len(), &a.5) == (&b.0, &b.1, &b.2, b.3.len(), &b.5)
+                    };
+                    assert!(same(&now, &done), "{what}: half done: {now:?}");
+                    c = fresh();
+                    before = state(&c);
+                }
+            }
+        }
+    }
+    assert!(stopped > 10_000, "stopped {stopped} times only");
+}

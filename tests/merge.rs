@@ -1302,26 +1302,8 @@ fn a_change_of_this_replicas_own_site_that_it_never_made_is_refused() {
     }
 }
 
-unsafe extern "C" fn interrupt_when_spent(ops_left: *mut std::ffi::c_void) -> std::ffi::c_int {
-    let left = &mut *(ops_left as *mut i64);
-    *left -= 1;
-    std::ffi::c_int::from(*left < 0)
-}
-
-/// Interrupts `c`'s statements (as sqlite3_interrupt does) once `ops_left` virtual-machine
-/// steps have run; None removes the handler.
-///
-/// # Safety
-/// `ops_left` must stay where it is until the handler is removed.
-unsafe fn interrupt_after(c: &Connection, ops_left: Option<&mut i64>) {
-    match ops_left {
-        Some(left) => rusqlite::ffi::sqlite3_progress_handler(c.handle(), 1, Some(interrupt_when_spent), left as *mut i64 as *mut std::ffi::c_void),
-        None => rusqlite::ffi::sqlite3_progress_handler(c.handle(), 0, None, std::ptr::null_mut()),
-    }
-}
-
-/// A merge interrupted anywhere (sqlite3_interrupt, a progress handler that gives up), in one
-/// INSERT ... SELECT or change by change in a transaction, leaves the replica as it was, and
+/// A merge interrupted anywhere (by sqlite3_interrupt, or a progress handler that gives up), in
+/// one INSERT ... SELECT or change by change in a transaction, leaves the replica as it was, and
 /// the same changes merged again converge. An interrupt (or a full disk, or no memory) in one
 /// of a merge's own statements makes SQLite roll back the whole transaction at once; until
 /// 2026-12-05 a held clock record whose write it stopped was put back afterwards, and the next
@@ -1337,7 +1319,7 @@ fn a_merge_interrupted_anywhere_leaves_the_replica_as_it_was() {
     )
     .unwrap();
     let feed = changes(&src);
-    for per_change in [false, true] {
+    let replica_to_merge_into = || {
         let dst = replica();
         at(&dst, 1_000_000);
         dst.execute_batch("INSERT INTO t VALUES (1, 'own', 0); CREATE TEMP TABLE feed AS SELECT * FROM crsql_changes WHERE 0;").unwrap();
@@ -1348,29 +1330,45 @@ fn a_merge_interrupted_anywhere_leaves_the_replica_as_it_was() {
             )
             .unwrap();
         }
-        let state = |c: &Connection| (dump(c, "t"), dump(c, "s"), portable(c), one::<i64>(c, "SELECT crsql_db_version()"));
-        let before = state(&dst);
-        let mut interrupts = 0;
-        loop {
-            let mut left = interrupts;
-            // SAFETY: `left` outlives the handler, removed below.
-            unsafe { interrupt_after(&dst, Some(&mut left)) };
-            let merge = || -> rusqlite::Result<()> {
-                if !per_change {
-                    return dst.execute_batch("INSERT INTO crsql_changes SELECT * FROM temp.feed");
-                }
-                dst.execute_batch("BEGIN")?;
-                for c in &feed {
-                    apply_one(&dst, c)?;
-                }
-                dst.execute_batch("COMMIT")
-            };
-            let r = merge();
-            unsafe { interrupt_after(&dst, None) };
-            match r {
-                Ok(()) => break,
+        dst
+    };
+    let state = |c: &Connection| (dump(c, "t"), dump(c, "s"), portable(c), one::<i64>(c, "SELECT crsql_db_version()"));
+    for (per_change, calls_interrupt) in [(false, false), (true, false), (false, true), (true, true)] {
+        let merge = |dst: &Connection| -> rusqlite::Result<()> {
+            if !per_change {
+                return dst.execute_batch("INSERT INTO crsql_changes SELECT * FROM temp.feed");
+            }
+            dst.execute_batch("BEGIN")?;
+            for c in &feed {
+                apply_one(dst, c)?;
+            }
+            dst.execute_batch("COMMIT")
+        };
+        // The steps a whole merge takes, counted by a handler that never stops it.
+        let steps = {
+            let dst = replica_to_merge_into();
+            let mut count = Stop::after(&dst, i64::MAX, false);
+            // SAFETY: `count` outlives the handler, removed below.
+            unsafe { count.install() };
+            merge(&dst).unwrap();
+            Stop::remove(&dst);
+            count.taken()
+        };
+        assert!(steps > 500, "{steps} steps");
+        let (mut dst, mut stopped) = (replica_to_merge_into(), 0);
+        let mut before = state(&dst);
+        for at_step in 0..steps {
+            let mut stop = Stop::after(&dst, at_step, calls_interrupt);
+            // SAFETY: `stop` outlives the handler, removed below.
+            unsafe { stop.install() };
+            let r = merge(&dst);
+            Stop::remove(&dst);
+            let whole = match r {
+                Ok(()) => true,
                 Err(e) => {
-                    assert!(e.to_string().contains("interrupt"), "after {interrupts} steps: {e}");
+                    stopped += 1;
+                    let what = format!("stopped at step {at_step} of {steps} (per change: {per_change}, sqlite3_interrupt: {calls_interrupt})");
+                    assert!(e.to_string().contains("interrupt"), "{what}: {e}");
                     // Where SQLite rolled back only the statement, the app rolls back the rest.
                     if !dst.is_autocommit() {
                         dst.execute_batch("ROLLBACK").unwrap();
@@ -1381,16 +1379,19 @@ fn a_merge_interrupted_anywhere_leaves_the_replica_as_it_was() {
                         // ended, and reports an interrupt even though the statement (or the
                         // COMMIT) went through, for plain tables too: the merge is then whole,
                         // and merging the same changes again changes nothing.
-                        merge().unwrap();
-                        assert_eq!(state(&dst), now, "interrupted after {interrupts} steps (per change: {per_change}): a part committed");
-                        break;
+                        merge(&dst).unwrap();
+                        assert_eq!(state(&dst), now, "{what}: a part committed");
                     }
+                    now != before
                 }
+            };
+            if whole {
+                converge(&src, &dst, "t");
+                assert_eq!(dump(&dst, "s"), dump(&src, "s"));
+                dst = replica_to_merge_into();
+                before = state(&dst);
             }
-            interrupts += 1;
         }
-        assert!(interrupts > 100, "the merge was stopped at {interrupts} places only");
-        converge(&src, &dst, "t");
-        assert_eq!(dump(&dst, "s"), dump(&src, "s"));
+        assert!(stopped > steps / 2, "the merge was stopped at {stopped} of its {steps} steps only");
     }
 }

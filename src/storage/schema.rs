@@ -40,24 +40,24 @@ pub fn install(conn: &Conn) -> Result<()> {
             // Version 1 -> 2 and 3 -> 4 add tables (CREATE ... IF NOT EXISTS); 2 -> 3 changes
             // only what records may hold; 3 -> 4 moves rowid clocks onto buckets; 4 -> 5 gives
             // the database its token and the triggers their check of it.
-            conn.db.exec("SAVEPOINT crr_upgrade")?;
-            let r = conn
-                .db
-                .exec(SCHEMA_SQL)
-                .and_then(|_| meta::make_token(conn).map(|_| ()))
-                .and_then(|_| if v < 4 { super::as_crr::move_to_buckets(conn) } else { Ok(()) })
-                .and_then(|_| if v < 5 { super::as_crr::add_token_to_triggers(conn) } else { Ok(()) })
-                .and_then(|_| meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION)));
-            conn.db.exec(if r.is_ok() { "RELEASE crr_upgrade" } else { "ROLLBACK TO crr_upgrade; RELEASE crr_upgrade" })?;
-            r?;
+            super::as_crr::in_savepoint(conn, "crr_upgrade", || {
+                conn.db.exec(SCHEMA_SQL)?;
+                meta::make_token(conn)?;
+                if v < 4 {
+                    super::as_crr::move_to_buckets(conn)?;
+                }
+                if v < 5 {
+                    super::as_crr::add_token_to_triggers(conn)?;
+                }
+                meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))
+            })?;
         }
         return Ok(());
     }
     if conn.db.is_readonly() {
         return Ok(());
     }
-    conn.db.exec("SAVEPOINT crr_install")?;
-    let result = (|| {
+    super::as_crr::in_savepoint(conn, "crr_install", || {
         conn.db.exec(SCHEMA_SQL)?;
         meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))?;
         meta::make_token(conn)?;
@@ -67,14 +67,7 @@ pub fn install(conn: &Conn) -> Result<()> {
         let mut s = conn.db.prepare("INSERT INTO main.crr_sites(ordinal, site_id) VALUES (0, ?1)", false)?;
         s.bind_blob(1, &site)?;
         s.run()
-    })();
-    match result {
-        Ok(()) => conn.db.exec("RELEASE crr_install"),
-        Err(e) => {
-            conn.db.exec("ROLLBACK TO crr_install; RELEASE crr_install")?;
-            Err(e)
-        }
-    }
+    })
 }
 
 pub fn is_installed(conn: &Conn) -> Result<bool> {

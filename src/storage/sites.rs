@@ -188,9 +188,9 @@ pub fn own(conn: &Conn) -> Result<SiteId> {
 pub fn replace_own(conn: &Conn) -> Result<SiteId> {
     super::schema::install(conn)?;
     // One savepoint: both writes or neither (outside a transaction SQLite would otherwise
-    // commit each nested write on its own).
-    conn.db.exec("SAVEPOINT crr_new_site")?;
-    let result = (|| {
+    // commit each nested write on its own). (The own site is read again at its next use:
+    // `writing_settings`.)
+    super::as_crr::in_savepoint(conn, "crr_new_site", || {
         super::txn::writing_settings(conn)?;
         let id = conn.db.random_bytes();
         let ord = ordinal_or_insert(conn, &id)?;
@@ -198,8 +198,5 @@ pub fn replace_own(conn: &Conn) -> Result<SiteId> {
         // Another replica now: ATTACHed to the file it was copied from, it must not pass for it.
         super::as_crr::renew_token(conn)?;
         Ok(id)
-    })();
-    // (The own site is read again at its next use: `writing_settings`.)
-    conn.db.exec(if result.is_ok() { "RELEASE crr_new_site" } else { "ROLLBACK TO crr_new_site; RELEASE crr_new_site" })?;
-    result
+    })
 }

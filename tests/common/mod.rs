@@ -73,6 +73,57 @@ pub unsafe fn set_app_hook(c: &Connection, hook: Option<&mut AppHook>) {
     rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(app_hook), arg);
 }
 
+/// Stops a connection's statements once a number of virtual-machine steps have run: as a
+/// progress handler that gives up (`calls_interrupt` false: that statement, and each step
+/// after, fails with SQLITE_INTERRUPT) or as sqlite3_interrupt called from another thread
+/// (true: every statement fails until the one running ends, new ones at their prepare).
+pub struct Stop {
+    steps: i64,
+    left: i64,
+    calls_interrupt: bool,
+    db: *mut rusqlite::ffi::sqlite3,
+}
+
+unsafe extern "C" fn stop_when_spent(p: *mut std::ffi::c_void) -> std::ffi::c_int {
+    let stop = &mut *(p as *mut Stop);
+    stop.left -= 1;
+    if stop.left >= 0 {
+        return 0;
+    }
+    if stop.calls_interrupt {
+        if stop.left == -1 {
+            rusqlite::ffi::sqlite3_interrupt(stop.db);
+        }
+        return 0;
+    }
+    1
+}
+
+impl Stop {
+    pub fn after(c: &Connection, steps: i64, calls_interrupt: bool) -> Stop {
+        // SAFETY: the handle is only passed back to SQLite while `c` is open.
+        Stop { steps, left: steps, calls_interrupt, db: unsafe { c.handle() } }
+    }
+
+    /// The steps run since `install`.
+    pub fn taken(&self) -> i64 {
+        self.steps - self.left
+    }
+
+    /// Installs the handler on the connection `after` was given.
+    ///
+    /// # Safety
+    /// `self` must stay where it is until `Stop::remove`.
+    pub unsafe fn install(&mut self) {
+        rusqlite::ffi::sqlite3_progress_handler(self.db, 1, Some(stop_when_spent), self as *mut Stop as *mut std::ffi::c_void);
+    }
+
+    pub fn remove(c: &Connection) {
+        // SAFETY: removing a handler takes no pointer.
+        unsafe { rusqlite::ffi::sqlite3_progress_handler(c.handle(), 0, None, std::ptr::null_mut()) };
+    }
+}
+
 unsafe extern "C" fn app_rollback_hook(p: *mut std::ffi::c_void) {
     if let Some(calls) = (p as *mut u32).as_mut() {
         *calls += 1;
