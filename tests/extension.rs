@@ -1331,3 +1331,68 @@ fn fresh_records_of_a_transaction_hold_their_own_seqs_and_tick() {
         assert_eq!(versions, vec![tick; 6]);
     }
 }
+
+/// Local writes stopped at any step (by sqlite3_interrupt, or a progress handler that gives
+/// up), in one statement or a transaction of several, leave the table and its feed as they
+/// were (or, where SQLite reports the interrupt after the work was done, the work whole), and
+/// every later write is recorded: the feed then holds each cell's value, and a replica that
+/// merges it holds the table.
+#[test]
+fn local_writes_stopped_at_any_step_leave_table_and_feed_together() {
+    let writes = [
+        "UPDATE t SET a = a || '!', b = b + 1 WHERE id <= 3",
+        "BEGIN; INSERT INTO t VALUES (9, 'n', 9, 9.5); UPDATE t SET id = 10 WHERE id = 2; DELETE FROM t WHERE id = 3; \
+         INSERT OR REPLACE INTO t VALUES (1, 'r', 1, 1.5); COMMIT",
+    ];
+    let fresh = || {
+        let c = crr_t();
+        c.execute_batch("INSERT INTO t VALUES (1, 'a', 1, 0.5), (2, 'b', 2, 1.5), (3, 'c', 3, 2.5), (4, 'd', 4, 3.5)").unwrap();
+        c
+    };
+    let state = |c: &rusqlite::Connection| (dump(c, "t"), feed(c), one::<i64>(c, "SELECT crsql_db_version()"));
+    let mut stopped = 0;
+    for w in writes {
+        let (steps, whole) = {
+            let c = fresh();
+            let mut count = Stop::after(&c, i64::MAX, false);
+            // SAFETY: `count` outlives the handler, removed below.
+            unsafe { count.install() };
+            c.execute_batch(w).unwrap();
+            Stop::remove(&c);
+            (count.taken(), dump(&c, "t"))
+        };
+        for calls_interrupt in [false, true] {
+            let mut c = fresh();
+            let mut before = state(&c);
+            for at_step in 0..steps {
+                let mut stop = Stop::after(&c, at_step, calls_interrupt);
+                // SAFETY: `stop` outlives the handler, removed below.
+                unsafe { stop.install() };
+                let r = c.execute_batch(w);
+                Stop::remove(&c);
+                if let Err(e) = &r {
+                    stopped += 1;
+                    assert!(e.to_string().contains("interrupt"), "{w} at step {at_step}: {e}");
+                    if !c.is_autocommit() {
+                        c.execute_batch("ROLLBACK").unwrap();
+                    }
+                }
+                let now = state(&c);
+                if r.is_ok() || now != before {
+                    // Done: whole, the feed holds what the table holds, and later writes
+                    // are recorded.
+                    assert_eq!(dump(&c, "t"), whole, "{w} stopped at step {at_step} ({calls_interrupt}): half done");
+                    c.execute_batch("UPDATE t SET c = c * 2; INSERT INTO t VALUES (20, 'z', 20, 20.5)").unwrap();
+                    let other = crr_t();
+                    apply(&other, &changes(&c)).unwrap();
+                    assert_eq!(dump(&other, "t"), dump(&c, "t"), "{w} stopped at step {at_step} ({calls_interrupt})");
+                    c = fresh();
+                    before = state(&c);
+                } else {
+                    assert_eq!(now, before, "{w} stopped at step {at_step} ({calls_interrupt})");
+                }
+            }
+        }
+    }
+    assert!(stopped > 500, "stopped {stopped} times only");
+}
