@@ -1303,7 +1303,8 @@ fn a_change_of_this_replicas_own_site_that_it_never_made_is_refused() {
 }
 
 /// A merge interrupted anywhere (by sqlite3_interrupt, or a progress handler that gives up), in
-/// one INSERT ... SELECT or change by change in a transaction, leaves the replica as it was, and
+/// one INSERT ... SELECT or change by change in a transaction that reads the feed before it
+/// commits, leaves the replica as it was, and
 /// the same changes merged again converge. An interrupt (or a full disk, or no memory) in one
 /// of a merge's own statements makes SQLite roll back the whole transaction at once; until
 /// 2026-12-05 a held clock record whose write it stopped was put back afterwards, and the next
@@ -1342,6 +1343,8 @@ fn a_merge_interrupted_anywhere_leaves_the_replica_as_it_was() {
             for c in &feed {
                 apply_one(dst, c)?;
             }
+            // A read writes what the merges hold back first.
+            dst.query_row("SELECT count(*) FROM crsql_changes", [], |r| r.get::<_, i64>(0))?;
             dst.execute_batch("COMMIT")
         };
         // The steps a whole merge takes, counted by a handler that never stops it.
