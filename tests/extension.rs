@@ -1354,22 +1354,15 @@ fn local_writes_stopped_at_any_step_leave_table_and_feed_together() {
     for w in writes {
         let (steps, whole) = {
             let c = fresh();
-            let mut count = Stop::after(&c, i64::MAX, false);
-            // SAFETY: `count` outlives the handler, removed below.
-            unsafe { count.install() };
-            c.execute_batch(w).unwrap();
-            Stop::remove(&c);
-            (count.taken(), dump(&c, "t"))
+            let (r, steps) = Stop::count(&c, || c.execute_batch(w));
+            r.unwrap();
+            (steps, dump(&c, "t"))
         };
         for calls_interrupt in [false, true] {
             let mut c = fresh();
             let mut before = state(&c);
             for at_step in 0..steps {
-                let mut stop = Stop::after(&c, at_step, calls_interrupt);
-                // SAFETY: `stop` outlives the handler, removed below.
-                unsafe { stop.install() };
-                let r = c.execute_batch(w);
-                Stop::remove(&c);
+                let r = Stop::at(&c, at_step, calls_interrupt, || c.execute_batch(w));
                 if let Err(e) = &r {
                     stopped += 1;
                     assert!(e.to_string().contains("interrupt"), "{w} at step {at_step}: {e}");

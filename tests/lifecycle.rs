@@ -807,22 +807,15 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
             };
             let (done, steps) = {
                 let c = fresh();
-                let mut count = Stop::after(&c, i64::MAX, false);
-                // SAFETY: `count` outlives the handler, removed below.
-                unsafe { count.install() };
-                run(&c).unwrap();
-                Stop::remove(&c);
-                (state(&c), count.taken())
+                let (r, steps) = Stop::count(&c, || run(&c));
+                r.unwrap();
+                (state(&c), steps)
             };
             for calls_interrupt in [false, true] {
                 let mut c = fresh();
                 let mut before = state(&c);
                 for at_step in 0..steps {
-                    let mut stop = Stop::after(&c, at_step, calls_interrupt);
-                    // SAFETY: `stop` outlives the handler, removed below.
-                    unsafe { stop.install() };
-                    let r = run(&c);
-                    Stop::remove(&c);
+                    let r = Stop::at(&c, at_step, calls_interrupt, || run(&c));
                     let what = format!("{call} stopped at step {at_step} of {steps} (in a transaction: {in_app_txn}, sqlite3_interrupt: {calls_interrupt})");
                     let Err(e) = r else {
                         c = fresh();

@@ -1350,22 +1350,15 @@ fn a_merge_interrupted_anywhere_leaves_the_replica_as_it_was() {
         // The steps a whole merge takes, counted by a handler that never stops it.
         let steps = {
             let dst = replica_to_merge_into();
-            let mut count = Stop::after(&dst, i64::MAX, false);
-            // SAFETY: `count` outlives the handler, removed below.
-            unsafe { count.install() };
-            merge(&dst).unwrap();
-            Stop::remove(&dst);
-            count.taken()
+            let (r, steps) = Stop::count(&dst, || merge(&dst));
+            r.unwrap();
+            steps
         };
         assert!(steps > 500, "{steps} steps");
         let (mut dst, mut stopped) = (replica_to_merge_into(), 0);
         let mut before = state(&dst);
         for at_step in 0..steps {
-            let mut stop = Stop::after(&dst, at_step, calls_interrupt);
-            // SAFETY: `stop` outlives the handler, removed below.
-            unsafe { stop.install() };
-            let r = merge(&dst);
-            Stop::remove(&dst);
+            let r = Stop::at(&dst, at_step, calls_interrupt, || merge(&dst));
             let whole = match r {
                 Ok(()) => true,
                 Err(e) => {

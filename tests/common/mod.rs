@@ -100,13 +100,13 @@ unsafe extern "C" fn stop_when_spent(p: *mut std::ffi::c_void) -> std::ffi::c_in
 }
 
 impl Stop {
-    pub fn after(c: &Connection, steps: i64, calls_interrupt: bool) -> Stop {
+    fn after(c: &Connection, steps: i64, calls_interrupt: bool) -> Stop {
         // SAFETY: the handle is only passed back to SQLite while `c` is open.
         Stop { steps, left: steps, calls_interrupt, db: unsafe { c.handle() } }
     }
 
     /// The steps run since `install`.
-    pub fn taken(&self) -> i64 {
+    fn taken(&self) -> i64 {
         self.steps - self.left
     }
 
@@ -114,13 +114,33 @@ impl Stop {
     ///
     /// # Safety
     /// `self` must stay where it is until `Stop::remove`.
-    pub unsafe fn install(&mut self) {
+    unsafe fn install(&mut self) {
         rusqlite::ffi::sqlite3_progress_handler(self.db, 1, Some(stop_when_spent), self as *mut Stop as *mut std::ffi::c_void);
     }
 
-    pub fn remove(c: &Connection) {
+    fn remove(c: &Connection) {
         // SAFETY: removing a handler takes no pointer.
         unsafe { rusqlite::ffi::sqlite3_progress_handler(c.handle(), 0, None, std::ptr::null_mut()) };
+    }
+
+    /// Runs `f` (on `c`) and counts its steps; nothing is stopped.
+    pub fn count<T>(c: &Connection, f: impl FnOnce() -> T) -> (T, i64) {
+        let mut count = Stop::after(c, i64::MAX, false);
+        // SAFETY: `count` outlives the handler, removed before it goes.
+        unsafe { count.install() };
+        let r = f();
+        Stop::remove(c);
+        (r, count.taken())
+    }
+
+    /// Runs `f` (on `c`), stopped once `at_step` steps have run.
+    pub fn at<T>(c: &Connection, at_step: i64, calls_interrupt: bool, f: impl FnOnce() -> T) -> T {
+        let mut stop = Stop::after(c, at_step, calls_interrupt);
+        // SAFETY: `stop` outlives the handler, removed before it goes.
+        unsafe { stop.install() };
+        let r = f();
+        Stop::remove(c);
+        r
     }
 }
 
