@@ -25,6 +25,11 @@ pub fn open(path: &str) -> Connection {
 }
 
 pub fn load(conn: &Connection) {
+    // CRR_REVERSE=1: every test connection returns the rows of a query without ORDER BY in
+    // reverse (SQLite's own way to find code that depends on an order nothing promises).
+    if std::env::var("CRR_REVERSE").is_ok_and(|v| v != "0") {
+        conn.execute_batch("PRAGMA reverse_unordered_selects = ON").unwrap();
+    }
     // SAFETY (test): loading our own extension into our own connection.
     unsafe {
         let _guard = rusqlite::LoadExtensionGuard::new(conn).expect("enable load_extension");
