@@ -28,13 +28,31 @@ pub fn load(conn: &Connection) {
     // CRR_REVERSE=1: every test connection returns the rows of a query without ORDER BY in
     // reverse (SQLite's own way to find code that depends on an order nothing promises).
     if std::env::var("CRR_REVERSE").is_ok_and(|v| v != "0") {
-        conn.execute_batch("PRAGMA reverse_unordered_selects = ON").unwrap();
+        reverse_unordered(conn);
+    }
+    if std::env::var("CRR_STRICT").is_ok_and(|v| v != "0") {
+        strict_sql(conn);
     }
     // SAFETY (test): loading our own extension into our own connection.
     unsafe {
         let _guard = rusqlite::LoadExtensionGuard::new(conn).expect("enable load_extension");
         conn.load_extension(extension_path(), Some("sqlite3_crr_init")).expect("load extension");
     }
+}
+
+/// Rows of a query without ORDER BY come in reverse (SQLite's way to find code that depends on
+/// an order nothing promises), the extension's own queries on `conn` included.
+pub fn reverse_unordered(conn: &Connection) {
+    conn.execute_batch("PRAGMA reverse_unordered_selects = ON").unwrap();
+}
+
+/// Settings some apps and builds use: no double-quoted string literals (SQLite's recommended
+/// build, and macOS's) and defensive mode (no writes to sqlite_schema and the like).
+pub fn strict_sql(conn: &Connection) {
+    use rusqlite::config::DbConfig;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false).unwrap();
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false).unwrap();
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).unwrap();
 }
 
 pub fn mem() -> Connection {
