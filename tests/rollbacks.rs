@@ -10,7 +10,9 @@
 //! must be recorded under the site id the database names at that moment; on seeds 2 mod 3,
 //! the app has a commit hook and a rollback hook of its own (the extension installs none); on
 //! seeds 3 mod 4, its connections run with recursive triggers on (a REPLACE then fires the
-//! delete triggers of the rows it replaces).
+//! delete triggers of the rows it replaces); on seeds 2 mod 5, one statement or merge in
+//! fourteen is stopped at a random step (sqlite3_interrupt, or a progress handler that gives
+//! up), and the app rolls back what is left of its transaction.
 //! Between transactions, the clock mark the second connection recovers must be at least every
 //! version in the feed (`check_mark`). Now and then the replica's own feed is merged back into it through the second connection
 //! (a relay): every change must be taken as stale, none past the clock mark that connection
@@ -88,6 +90,10 @@ struct Run {
     /// On seeds 3 mod 4, both connections run with `PRAGMA recursive_triggers = ON` (set
     /// again at every reopen).
     recursive: bool,
+    /// On seeds 2 mod 5, now and then a statement of `conn` (or a merge) is stopped at a
+    /// random step, by sqlite3_interrupt or a progress handler that gives up, as an app's
+    /// timeout would; the app then rolls back what is left of its transaction.
+    interrupts: bool,
     conn: Connection,
     /// A second connection to the same file, used only while `conn` holds no transaction.
     other: Connection,
@@ -133,11 +139,52 @@ impl Run {
         if self.verbose {
             println!("{sql}");
         }
-        self.conn.execute_batch(sql)
+        // A stopped statement opens no transaction, unless the SQL itself opens one.
+        let opens = self.conn.is_autocommit() && !sql.contains("SAVEPOINT") && !sql.contains("BEGIN");
+        self.maybe_stopped_then(|c| c.execute_batch(sql), |c| {
+            assert!(!opens || c.is_autocommit(), "{sql}: stopped, it left a transaction open");
+        })
     }
 
     fn ok(&mut self, sql: &str) {
-        self.exec(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        if let Err(e) = self.exec(sql) {
+            assert!(self.stopped(&e), "{sql}: {e}");
+        }
+    }
+
+    /// Whether `e` is the error of a statement `maybe_stopped` stopped.
+    fn stopped(&self, e: &rusqlite::Error) -> bool {
+        self.interrupts && e.to_string().contains("interrupt")
+    }
+
+    /// Runs `f` on `conn`, on the seeds with `interrupts` stopped at a random step one time in
+    /// seven; after a stop, what the transaction still holds is rolled back (an interrupt may
+    /// have rolled it back already), and the bookkeeping follows.
+    fn maybe_stopped<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        self.maybe_stopped_then(f, |_| {})
+    }
+
+    /// As `maybe_stopped`, with `check` run on the connection right after a stop.
+    fn maybe_stopped_then<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>, check: impl FnOnce(&Connection)) -> rusqlite::Result<T> {
+        if !self.interrupts || !self.r.chance(14) {
+            return f(&self.conn);
+        }
+        let (at, calls_interrupt) = (self.r.below(300) as i64, self.r.chance(50));
+        let r = Stop::at(&self.conn, at, calls_interrupt, || f(&self.conn));
+        if let Err(e) = &r {
+            if self.stopped(e) {
+                check(&self.conn);
+                if self.verbose {
+                    println!("-- stopped at step {at} (sqlite3_interrupt: {calls_interrupt}): {e}");
+                }
+                if !self.conn.is_autocommit() {
+                    self.conn.execute_batch("ROLLBACK").unwrap();
+                }
+                self.in_txn = false;
+                self.savepoints.clear();
+            }
+        }
+        r
     }
 
     /// One step of random work, and the transaction structure around it.
@@ -199,8 +246,8 @@ impl Run {
                     }
                     // A change from a clock 5 s ahead is refused under the 1 s limit; the
                     // refusal must leave the transaction as it was.
-                    if let Err(e) = apply_one(&self.conn, c) {
-                        assert!(e.to_string().contains("hlc-max-drift-ms = 1000"), "merging {c:?}: {e}");
+                    if let Err(e) = self.maybe_stopped(|conn| apply_one(conn, c)) {
+                        assert!(e.to_string().contains("hlc-max-drift-ms = 1000") || self.stopped(&e), "merging {c:?}: {e}");
                     }
                 }
             }
@@ -223,7 +270,7 @@ impl Run {
                 sql.push_str(&format!("('nope', {})", change_values(rows[0]).split_once(", ").unwrap().1));
                 let e = self.exec(&sql).expect_err("a change for an unknown table");
                 // (Or an earlier row is refused: one from a clock 5 s ahead, under the 1 s limit.)
-                assert!(e.to_string().contains("nope") || e.to_string().contains("hlc-max-drift-ms = 1000"), "{e}");
+                assert!(e.to_string().contains("nope") || e.to_string().contains("hlc-max-drift-ms = 1000") || self.stopped(&e), "{e}");
             }
             14 => {
                 // Tracking off and on again: a fresh history for the table's current rows,
@@ -323,7 +370,7 @@ impl Run {
                 let sql = write(&mut self.r);
                 let before = self.check_sites.as_ref().map(|peer| newest_local(&self.conn, peer));
                 if let Err(e) = self.exec(&sql) {
-                    assert!(e.to_string().contains("UNIQUE constraint failed"), "{sql}: {e}");
+                    assert!(e.to_string().contains("UNIQUE constraint failed") || self.stopped(&e), "{sql}: {e}");
                 }
                 // A local write is recorded under the site id the database names now.
                 if let (Some(peer), Some(before)) = (&self.check_sites, before) {
@@ -380,7 +427,7 @@ fn run_seed(seed: u64, verbose: bool) {
         conn.execute_batch("PRAGMA recursive_triggers = ON").unwrap();
         other.execute_batch("PRAGMA recursive_triggers = ON").unwrap();
     }
-    let mut run = Run { recursive, conn, other, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false, check_sites, app_hook };
+    let mut run = Run { recursive, interrupts: seed % 5 == 2, conn, other, path: path.clone(), verbose, r, savepoints: Vec::new(), in_txn: false, check_sites, app_hook };
     let mut written = Written::new();
     for step in 0..60 {
         run.step(&feed);
