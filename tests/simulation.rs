@@ -17,7 +17,9 @@
 //! About a third of the replicas run with
 //! recursive triggers on (a REPLACE then fires the replaced row's delete triggers); a sixth
 //! with the rows of unordered queries in reverse, and a sixth with strict SQL (no
-//! double-quoted strings, defensive mode).
+//! double-quoted strings, defensive mode). On seeds 5 mod 7, some syncs first try the merge in
+//! a transaction stopped at a random step (sqlite3_interrupt, or a progress handler that gives
+//! up) or rolled back, which must leave the replica exactly as it was.
 //!
 //! `CRR_SIM_SEED=n` replays one seed (`make sim SEED=n`); `CRR_SIM_SEEDS=N` runs seeds 0..N.
 
@@ -132,7 +134,30 @@ fn check_dominates(conn: &Connection, c: &Change, ctx: &str) {
     assert_ne!(order, Ordering::Less, "{ctx}: a merged change beat the stored cell but was not kept: {c:?} vs ({v}, {val:?})");
 }
 
-fn sync(reps: &mut [Replica], from: usize, to: usize, r: &mut Rng, full: bool, ctx: &str, written: &mut Written) -> i64 {
+/// A merge of `shipped` into `dst` in a transaction, stopped at a random step (by
+/// sqlite3_interrupt, or a progress handler that gives up) or else rolled back at its end:
+/// either way it must leave `dst` as it was, and the merge after it (`sync`) must go through.
+fn stopped_merge(dst: &Connection, shipped: &[Change], r: &mut Rng, ctx: &str) {
+    let state = |c: &Connection| (portable(c), dump(c, "items"), dump(c, "pairs"), dump(c, "tags"), one::<i64>(c, "SELECT crsql_db_version()"));
+    let before = state(dst);
+    let (at, calls_interrupt) = (r.below(3000) as i64, r.chance(50));
+    let result = Stop::at(dst, at, calls_interrupt, || -> rusqlite::Result<()> {
+        dst.execute_batch("BEGIN")?;
+        for c in shipped {
+            apply_one(dst, c)?;
+        }
+        dst.execute_batch("ROLLBACK")
+    });
+    if let Err(e) = result {
+        assert!(e.to_string().contains("interrupt"), "{ctx}: a merge stopped at step {at}: {e}");
+    }
+    if !dst.is_autocommit() {
+        dst.execute_batch("ROLLBACK").unwrap();
+    }
+    assert!(state(dst) == before, "{ctx}: a merge stopped at step {at} (sqlite3_interrupt: {calls_interrupt}) left something behind");
+}
+
+fn sync(reps: &mut [Replica], from: usize, to: usize, r: &mut Rng, full: bool, ctx: &str, written: &mut Written, interrupts: bool) -> i64 {
     let since = if full { 0 } else { *reps[to].seen.get(&from).unwrap_or(&0) };
     // Sometimes a window of db_versions, as a transport that reads in batches does.
     let window = if !full && r.chance(30) { Some(since + 1 + r.below(3) as i64) } else { None };
@@ -166,6 +191,9 @@ fn sync(reps: &mut [Replica], from: usize, to: usize, r: &mut Rng, full: bool, c
     }
     let dst = &mut reps[to];
     dst.conn.execute_batch(&format!("SELECT crr_set_wall_clock_for_testing({})", dst.wall_ms)).unwrap();
+    if interrupts && !full && r.chance(30) {
+        stopped_merge(&dst.conn, &shipped, r, ctx);
+    }
     let before: i64 = one(&dst.conn, "SELECT crsql_db_version()");
     dst.conn.execute_batch("BEGIN").unwrap();
     // Sometimes part of the batch is merged first inside a savepoint that is rolled back: it
@@ -215,6 +243,9 @@ fn run_seed(seed: u64, verbose: bool) {
     let mut r = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xC0FFEE);
     let n = 2 + r.below(4) as usize;
     let lamport = seed % 4 == 3;
+    // On seeds 5 mod 7, some syncs first try a merge that is stopped part way (or rolled
+    // back), which must leave nothing behind.
+    let interrupts = seed % 7 == 5;
     let base_ms = 1_700_000_000_000i64;
     let mut reps: Vec<Replica> = (0..n)
         .map(|i| {
@@ -287,7 +318,7 @@ fn run_seed(seed: u64, verbose: bool) {
             if j == i {
                 j = (j + 1) % n;
             }
-            let impacted = sync(&mut reps, i, j, &mut r, false, &ctx, &mut written);
+            let impacted = sync(&mut reps, i, j, &mut r, false, &ctx, &mut written, interrupts);
             if verbose {
                 println!("{ctx}: sync {i} -> {j}: {impacted} impacted");
             }
@@ -300,7 +331,7 @@ fn run_seed(seed: u64, verbose: bool) {
         for i in 0..n {
             for j in 0..n {
                 if i != j {
-                    total += sync(&mut reps, i, j, &mut r, true, &format!("seed {seed} final round {round}"), &mut written);
+                    total += sync(&mut reps, i, j, &mut r, true, &format!("seed {seed} final round {round}"), &mut written, false);
                 }
             }
         }
