@@ -5,6 +5,7 @@ use std::fmt;
 
 /// SQLite primary result codes used by the extension.
 pub const SQLITE_ERROR: i32 = 1;
+pub const SQLITE_CONSTRAINT: i32 = 19;
 pub const SQLITE_MISUSE: i32 = 21;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1389,3 +1389,45 @@ fn local_writes_stopped_at_any_step_leave_table_and_feed_together() {
     }
     assert!(stopped > 500, "stopped {stopped} times only");
 }
+
+/// A function stopped by an interrupt reports the interrupt (its code, SQLITE_INTERRUPT), not
+/// another error made of it: until 2026-12-05 crsql_site_id() said "this database has no site
+/// id yet" (found by tests/rollbacks.rs with interrupts, seed 50832) and crsql_as_crr refused a
+/// table whose "row of defaults fails its column types (interrupted)".
+#[test]
+fn functions_stopped_report_the_interrupt() {
+    let calls = [
+        "SELECT crsql_site_id()",
+        "SELECT crsql_db_version()",
+        "SELECT crsql_config_get('hlc-max-drift-ms')",
+        "SELECT count(*) FROM crsql_changes",
+        "SELECT crsql_as_crr('s')",
+    ];
+    for sql in calls {
+        let fresh = || {
+            let c = crr_t();
+            c.execute_batch("INSERT INTO t VALUES (1, 'a', 1, 1.5); CREATE TABLE s(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT 0 CHECK (n >= 0), m TEXT) STRICT;").unwrap();
+            c
+        };
+        let steps = {
+            let c = fresh();
+            let (r, steps) = Stop::count(&c, || c.execute_batch(sql));
+            r.unwrap();
+            steps
+        };
+        for calls_interrupt in [false, true] {
+            let mut c = fresh();
+            for at_step in 0..steps {
+                match Stop::at(&c, at_step, calls_interrupt, || c.execute_batch(sql)) {
+                    Err(e) => assert_eq!(
+                        e.sqlite_error_code(),
+                        Some(rusqlite::ErrorCode::OperationInterrupted),
+                        "{sql} stopped at step {at_step} of {steps}: {e}"
+                    ),
+                    // (crsql_as_crr is done: the next try needs the table as it was.)
+                    Ok(()) => c = fresh(),
+                }
+            }
+        }
+    }
+}

@@ -325,6 +325,10 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
 }
 
 pub fn commit(conn: &Conn, table: &str) -> Result<()> {
+    // (The table's current name: a rename in the bracket is followed by the triggers.)
+    if let Some(info) = tables::by_name(conn, table)? {
+        super::as_crr::make_probe(conn, &info.name)?;
+    }
     in_savepoint(conn, "crr_commit_alter", || {
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
         let Some(before) = begin_columns(conn, info.tid)? else {

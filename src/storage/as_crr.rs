@@ -8,7 +8,7 @@ use crate::core::fast_hash::FastHasher;
 use crate::core::ident::quote;
 use crate::core::table_shape::{self, Affinity, ColumnDesc, Shape, TableDesc};
 use crate::core::value::Value;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SQLITE_CONSTRAINT};
 use crate::ffi::db::Stmt;
 use std::hash::Hasher;
 
@@ -645,18 +645,22 @@ fn tracked_of(info: &tables::TableInfo, shape: &Shape) -> Option<Vec<Tracked>> {
     (out.len() == shape.columns.len() && info.pk == shape.pk).then_some(out)
 }
 
-/// Refuses a table whose row of defaults fails one of its CHECK constraints or has NULL in a
-/// NOT NULL column (key columns NULL,
-/// so only what fails whatever the key counts): a merge creates a row with its defaults and
-/// then applies the change's cell, so `qty INTEGER DEFAULT 0 CHECK (qty > 0)` failed every
-/// merge of a new row that began with another column, and the sync stopped there for good.
-/// The defaults are stored in a TEMP table of the same declared types (so with the same
-/// affinities; one per column layout, emptied after use and kept until the connection
-/// closes) and each CHECK is evaluated on that row; a CHECK that cannot be evaluated so
-/// (it names a generated column) is not judged.
-fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
+/// What `check_defaults` evaluates for a table: the TEMP table it stores the row of defaults
+/// in (one per column layout), the row, and the checks.
+struct Probe {
+    /// `name (columns) [STRICT]`, for CREATE TEMP TABLE.
+    table: String,
+    /// `temp."name"`, for the statements on it.
+    qualified: String,
+    values: String,
+    /// (what the error names, the expression that must not be false)
+    checks: Vec<(String, String)>,
+}
+
+/// The probe of `desc`, None when it has nothing to check (no CHECK, no NOT NULL column, not
+/// STRICT).
+fn probe_of(desc: &TableDesc) -> Option<Probe> {
     let names: Vec<String> = desc.columns.iter().map(|c| c.name.clone()).collect();
-    // (what the error names, the expression that must not be false)
     let mut checks: Vec<(String, String)> =
         table_shape::check_constraints(&desc.sql, &names).into_iter().map(|c| (format!("CHECK ({})", c.expr), c.expr)).collect();
     // A NOT NULL column whose DEFAULT is NULL (`DEFAULT NULL`) fails the same way.
@@ -668,7 +672,7 @@ fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
     );
     let strict = table_shape::is_strict(&desc.sql);
     if checks.is_empty() && !strict {
-        return Ok(());
+        return None;
     }
     let stored: Vec<&ColumnDesc> = desc.columns.iter().filter(|c| !c.generated).collect();
     let columns = stored.iter().map(|c| format!("{} {}", quote(&c.name), c.decl_type)).collect::<Vec<_>>().join(", ");
@@ -678,20 +682,51 @@ fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     // A STRICT table's probe is STRICT too: a default of the wrong type fails the insert.
-    let strict = if strict { " STRICT" } else { "" };
-    // One probe table per column layout, kept (emptied) until the connection closes: DROP
-    // TABLE is refused while another statement runs (`SELECT crsql_as_crr(name) FROM
-    // sqlite_schema ...`), CREATE and DELETE are not.
-    let layout = format!("({columns}){strict}");
+    let layout = format!("({columns}){}", if strict { " STRICT" } else { "" });
     let mut hash = FastHasher::default();
     hash.write(layout.as_bytes());
     let name = format!("\"crr_defaults_probe_{:016x}\"", hash.finish());
-    let probe = format!("temp.{name}");
-    conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {name} {layout}; DELETE FROM {probe};"))?;
+    Some(Probe { table: format!("{name} {layout}"), qualified: format!("temp.{name}"), values, checks })
+}
+
+/// Makes the TEMP table that `check_defaults` will use for table `table`, if it needs one,
+/// before crsql_as_crr or crsql_commit_alter opens its savepoint: creating a TEMP table
+/// expires every prepared statement, `in_savepoint`'s ROLLBACK TO and RELEASE too, and a
+/// pending interrupt would keep them from being prepared again (the savepoint, half done,
+/// stayed open). Errors are the savepoint's to report (no such table, say).
+pub fn make_probe(conn: &Conn, table: &str) -> Result<()> {
+    let Some(probe) = describe(conn, table).ok().as_ref().and_then(probe_of) else {
+        return Ok(());
+    };
+    conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {}", probe.table))
+}
+
+/// Refuses a table whose row of defaults fails one of its CHECK constraints or has NULL in a
+/// NOT NULL column (key columns NULL,
+/// so only what fails whatever the key counts): a merge creates a row with its defaults and
+/// then applies the change's cell, so `qty INTEGER DEFAULT 0 CHECK (qty > 0)` failed every
+/// merge of a new row that began with another column, and the sync stopped there for good.
+/// The defaults are stored in a TEMP table of the same declared types (so with the same
+/// affinities; one per column layout, emptied after use and kept until the connection
+/// closes: DROP TABLE is refused while another statement runs, `SELECT crsql_as_crr(name)
+/// FROM sqlite_schema ...`, CREATE and DELETE are not) and each CHECK is evaluated on that
+/// row; a CHECK that cannot be evaluated so (it names a generated column) is not judged.
+fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
+    let Some(Probe { table, qualified: probe, values, mut checks }) = probe_of(desc) else {
+        return Ok(());
+    };
+    // (Made already, by `make_probe`, unless the table changed shape since.)
+    conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {table}; DELETE FROM {probe};"))?;
     let mut failed = None;
-    if let Err(e) = conn.db.exec(&format!("INSERT INTO {probe} VALUES ({values})")) {
-        failed = Some(format!("its column types ({})", e.message));
-        checks.clear();
+    match conn.db.exec(&format!("INSERT INTO {probe} VALUES ({values})")) {
+        Ok(()) => {}
+        // A constraint refused it (a STRICT column's type, NOT NULL); any other error (an
+        // interrupt, a full disk) is not the table's.
+        Err(e) if e.code == SQLITE_CONSTRAINT => {
+            failed = Some(format!("its column types ({})", e.message));
+            checks.clear();
+        }
+        Err(e) => return Err(e),
     }
     for (shown, check) in &checks {
         let Ok(mut s) = conn.db.prepare(&format!("SELECT NOT ({check}) FROM {probe}"), false) else { continue };
@@ -725,6 +760,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         return Err(Error::new(format!("schema \"{s}\": only the main schema can hold CRRs (not supported yet)")));
     }
     schema::install(conn)?;
+    make_probe(conn, table)?;
     in_savepoint(conn, "crr_as_crr", || {
         reap_dropped(conn, true)?;
         let desc = describe(conn, table)?;

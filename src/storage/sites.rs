@@ -132,26 +132,32 @@ pub fn ordinal_or_insert(conn: &Conn, site: &SiteId) -> Result<u32> {
 
 /// The 16-byte id for an ordinal stored in a clock record.
 pub fn site_id(conn: &Conn, ord: u32) -> Result<SiteId> {
+    known_site_id(conn, ord)?.ok_or_else(|| Error::new(format!("corrupt clock data: unknown site ordinal {ord}")))
+}
+
+/// The 16-byte id for an ordinal, None if crr_sites has no such row.
+fn known_site_id(conn: &Conn, ord: u32) -> Result<Option<SiteId>> {
     let cached = {
         let sites = conn.sites.borrow();
         sites.by_ordinal.get(&ord).filter(|_| sites.trusted(conn, ord)).copied()
     };
     if let Some(id) = cached {
-        return Ok(id);
+        return Ok(Some(id));
     }
     let id = conn.stmts.with(conn.db, Key::SiteByOrdinal, || "SELECT site_id FROM main.crr_sites WHERE ordinal = ?1".into(), |s| {
         s.bind_i64(1, i64::from(ord))?;
         if !s.step()? {
-            return Err(Error::new(format!("corrupt clock data: unknown site ordinal {ord}")));
+            return Ok(None);
         }
         let b = s.bytes(0);
-        SiteId::try_from(b).map_err(|_| Error::new(format!("corrupt crr_sites row {ord}: site id of {} bytes", b.len())))
+        SiteId::try_from(b).map(Some).map_err(|_| Error::new(format!("corrupt crr_sites row {ord}: site id of {} bytes", b.len())))
     })?;
+    let Some(id) = id else { return Ok(None) };
     let fresh = conn.sites.borrow().is_fresh(ord);
     if !fresh {
         remember(conn, id, ord, false);
     }
-    Ok(id)
+    Ok(Some(id))
 }
 
 /// The ordinal of this replica's own site id: 0 unless the id was replaced (crr_new_site_id).
@@ -179,7 +185,8 @@ pub fn own_ordinal(conn: &Conn) -> Result<u32> {
 /// This replica's site id.
 pub fn own(conn: &Conn) -> Result<SiteId> {
     let o = own_ordinal(conn)?;
-    site_id(conn, o).map_err(|_| Error::new("this database has no site id yet (is it read-only and never opened with sqlite-crr?)"))
+    // (Only a missing row says so: any other error, an interrupt say, is passed on as it is.)
+    known_site_id(conn, o)?.ok_or_else(|| Error::new("this database has no site id yet (is it read-only and never opened with sqlite-crr?)"))
 }
 
 /// Gives this database a new random site id, for a file copied to make a new replica. The
