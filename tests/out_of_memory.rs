@@ -1,0 +1,77 @@
+//! Merges and crsql_as_crr when SQLite runs out of memory part way (a hard heap limit just above
+//! what is in use, raised step by step): SQLite rolls back the whole transaction, as it does
+//! for an interrupt, and nothing of the stopped work may stay behind (until 2026-12-05 a merge's
+//! held clock came back after that rollback: "corrupt clock data: unknown site ordinal"). The
+//! limit is process-wide, so this file holds one test, alone in its process.
+
+mod common;
+use common::*;
+use rusqlite::Connection;
+
+const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+                      CREATE TABLE s(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT 0 CHECK (n >= 0)) STRICT;
+                      SELECT crsql_as_crr('t');";
+
+/// Runs `f` with SQLite's heap limited to what is in use now plus `headroom` bytes.
+fn with_heap_limit<T>(headroom: i64, f: impl FnOnce() -> T) -> T {
+    // SAFETY: process-wide settings of the bundled SQLite, restored before returning.
+    unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(rusqlite::ffi::sqlite3_memory_used() + headroom) };
+    let r = f();
+    unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(0) };
+    r
+}
+
+fn state(c: &Connection) -> (Vec<Vec<rusqlite::types::Value>>, Vec<(String, Vec<u8>, String, i64, Vec<u8>, i64)>, i64, String) {
+    let mut feed: Vec<_> = changes(c).into_iter().map(|x| (x.table, x.pk, x.cid, x.col_version, x.site_id, x.cl)).collect();
+    feed.sort();
+    let crrs: String = one(c, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema ORDER BY name)");
+    (dump(c, "t"), feed, one(c, "SELECT crsql_db_version()"), crrs)
+}
+
+#[test]
+fn merges_and_as_crr_that_run_out_of_memory_leave_nothing_behind() {
+    let src = mem();
+    src.execute_batch(SCHEMA).unwrap();
+    src.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40) INSERT INTO t SELECT i, printf('%.*c', 40, 'x'), i FROM n;
+         UPDATE t SET a = 'changed' WHERE id % 3 = 0; DELETE FROM t WHERE id % 7 = 0;",
+    )
+    .unwrap();
+    let feed = changes(&src);
+    let fresh = || {
+        let c = mem();
+        c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch("INSERT INTO t VALUES (1, 'own', 0)").unwrap();
+        c
+    };
+    let work: [(&str, &dyn Fn(&Connection) -> rusqlite::Result<()>); 2] = [
+        ("merge", &|c: &Connection| apply(c, &feed)),
+        ("crsql_as_crr", &|c: &Connection| c.execute_batch("SELECT crsql_as_crr('s')")),
+    ];
+    for (what, f) in work {
+        let (mut failures, mut done) = (0, 0);
+        let mut headroom = 0;
+        while done < 3 {
+            let c = fresh();
+            let before = state(&c);
+            match with_heap_limit(headroom, || f(&c)) {
+                Ok(()) => done += 1,
+                // (SQLite's own words vary: "out of memory", or for the TEMP database the probe
+                // needs, "unable to open a temporary database file".)
+                Err(_) => {
+                    failures += 1;
+                    if !c.is_autocommit() {
+                        c.execute_batch("ROLLBACK").unwrap();
+                    }
+                    assert_eq!(state(&c), before, "{what} with {headroom} bytes to spare left something behind");
+                    f(&c).unwrap_or_else(|e| panic!("{what} again, with memory: {e}"));
+                }
+            }
+            if what == "merge" {
+                assert_eq!(dump(&c, "t")[1..], dump(&src, "t")[1..], "{what} with {headroom} bytes to spare");
+            }
+            headroom += 2_000;
+        }
+        assert!(failures > 10, "{what} ran out of memory {failures} times only");
+    }
+}
