@@ -370,13 +370,15 @@ impl Run {
                     println!("-- reopen");
                 }
                 self.conn = open(&self.path);
+                // (Set up as the run began, never stopped: a wall clock left unset would
+                // write real-time versions, years ahead of the run's, seed 54047.)
                 if self.recursive {
-                    self.ok("PRAGMA recursive_triggers = ON");
+                    self.conn.execute_batch("PRAGMA recursive_triggers = ON").unwrap();
                 }
                 if self.app_hook {
                     install_app_hook(&self.conn);
                 }
-                self.ok(&format!("SELECT crr_set_wall_clock_for_testing({WALL_MS})"));
+                self.conn.execute_batch(&format!("SELECT crr_set_wall_clock_for_testing({WALL_MS})")).unwrap();
             }
             _ => {
                 let sql = write(&mut self.r);
