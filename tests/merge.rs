@@ -1391,3 +1391,54 @@ fn a_merge_interrupted_anywhere_leaves_the_replica_as_it_was() {
         assert!(stopped > steps / 2, "the merge was stopped at {stopped} of its {steps} steps only");
     }
 }
+
+/// A merge or crsql_as_crr that fills the disk (a page limit, PRAGMA max_page_count, just above
+/// the database's size, raised a page at a time) leaves the replica's table, feed and schema
+/// as they were, and goes through once there is room: SQLite rolls back the whole transaction
+/// then, as for an interrupt.
+#[test]
+fn a_merge_or_as_crr_that_fills_the_disk_leaves_nothing_behind() {
+    let src = replica();
+    src.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) INSERT INTO t SELECT i, printf('%.*c', 200, 'x'), i FROM n;
+         UPDATE t SET a = 'changed' WHERE id % 3 = 0; DELETE FROM t WHERE id % 7 = 0;",
+    )
+    .unwrap();
+    let feed = changes(&src);
+    let state = |c: &Connection| {
+        let schema: String = one(c, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema ORDER BY name)");
+        (dump(c, "t"), portable(c), one::<i64>(c, "SELECT crsql_db_version()"), schema)
+    };
+    let work: [(&str, &dyn Fn(&Connection) -> rusqlite::Result<()>); 2] = [
+        ("merge", &|c: &Connection| apply(c, &feed)),
+        ("crsql_as_crr", &|c: &Connection| c.execute_batch("SELECT crsql_as_crr('u')")),
+    ];
+    for (what, f) in work {
+        let mut full = 0;
+        for extra in 0.. {
+            let c = replica();
+            c.execute_batch(
+                "CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, v TEXT NOT NULL DEFAULT '' CHECK (length(v) < 9999)) STRICT;
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO u SELECT i, 'y' FROM n;",
+            )
+            .unwrap();
+            let pages: i64 = one(&c, "PRAGMA page_count");
+            c.execute_batch(&format!("PRAGMA max_page_count = {}", pages + extra)).unwrap();
+            let before = state(&c);
+            match f(&c) {
+                Ok(()) => break,
+                Err(e) => {
+                    assert!(e.to_string().contains("full"), "{what} with {extra} pages to spare: {e}");
+                    full += 1;
+                    if !c.is_autocommit() {
+                        c.execute_batch("ROLLBACK").unwrap();
+                    }
+                    assert_eq!(state(&c), before, "{what} with {extra} pages to spare left something behind");
+                    c.execute_batch("PRAGMA max_page_count = 1000000").unwrap();
+                    f(&c).unwrap_or_else(|e| panic!("{what} again, with room: {e}"));
+                }
+            }
+        }
+        assert!(full > 5, "{what} filled the disk {full} times only");
+    }
+}
