@@ -225,3 +225,48 @@ fn an_attached_database_of_an_earlier_build_is_not_written_through_the_attachmen
         assert_eq!(x_after, x_before, "{fixture}: the attached table changed");
     }
 }
+
+/// Loading the extension on a database of an earlier build upgrades it in one savepoint; an
+/// upgrade stopped at any step (a progress handler the app set before loading that gives up;
+/// tests/out_of_memory.rs runs it out of memory) leaves the database as that build wrote it
+/// (or, when the load's work after the upgrade was stopped, upgraded whole), no transaction
+/// open, and the next load upgrades it and reads it as its own build did. Until 2026-12-05 a
+/// stopped upgrade left its savepoint open (stopped at step 27, say). Every step is tried with
+/// CRR_UPGRADE_STRIDE=1 (a minute); make test tries about 250 a fixture.
+#[test]
+fn an_upgrade_stopped_at_any_step_leaves_the_old_database_or_the_new() {
+    for fixture in ["v1-fcb3fae", "v3-6b3b832"] {
+        let try_load = |c: &rusqlite::Connection| -> rusqlite::Result<()> {
+            // SAFETY (test): loading our own extension into our own connection.
+            unsafe {
+                let _guard = rusqlite::LoadExtensionGuard::new(c)?;
+                c.load_extension(extension_path(), Some("sqlite3_crr_init"))
+            }
+        };
+        let schema_version = |c: &rusqlite::Connection| -> i64 { one(c, "SELECT value FROM crr_meta WHERE key = 'schema'") };
+        let steps = {
+            let c = rusqlite::Connection::open(copy_of(fixture, "upgrade-count")).unwrap();
+            let (r, steps) = Stop::count(&c, || try_load(&c));
+            r.unwrap();
+            steps
+        };
+        let mut stopped = 0;
+        for at_step in (0..steps).step_by(std::env::var("CRR_UPGRADE_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or((steps as usize / 250).max(1))) {
+            let path = copy_of(fixture, "upgrade-stopped");
+            let c = rusqlite::Connection::open(&path).unwrap();
+            let old = (schema_version(&c), dump(&c, "t"));
+            if Stop::at(&c, at_step, false, || try_load(&c)).is_err() {
+                stopped += 1;
+                assert!(c.is_autocommit(), "{fixture}, stopped at step {at_step}: a transaction was left open");
+                // As that build wrote it, or upgraded whole (the load's later work was stopped).
+                let now = (schema_version(&c), dump(&c, "t"));
+                assert!(now == old || (now.0 == 5 && now.1 == old.1), "{fixture}, stopped at step {at_step}: half upgraded: {now:?}");
+            }
+            drop(c);
+            let c = open(&path);
+            assert!(schema_version(&c) > old.0);
+            assert_eq!(feed(&c), expected(fixture), "{fixture}, after a load stopped at step {at_step}");
+        }
+        assert!(stopped > 100, "{fixture}: stopped {stopped} times only");
+    }
+}

@@ -1,4 +1,4 @@
-//! Merges and crsql_as_crr when SQLite runs out of memory part way (a hard heap limit just above
+//! Merges, crsql_as_crr and upgrades at load when SQLite runs out of memory part way (a hard heap limit just above
 //! what is in use, raised step by step): SQLite rolls back the whole transaction, as it does
 //! for an interrupt, and nothing of the stopped work may stay behind (until 2026-12-05 a merge's
 //! held clock came back after that rollback: "corrupt clock data: unknown site ordinal"). The
@@ -74,4 +74,46 @@ fn merges_and_as_crr_that_run_out_of_memory_leave_nothing_behind() {
         }
         assert!(failures > 10, "{what} ran out of memory {failures} times only");
     }
+    upgrades_that_run_out_of_memory_leave_the_old_database_or_the_new();
+}
+
+/// Loading the extension on a database of an earlier build (tests/fixtures, see old_versions.rs)
+/// upgrades it in one savepoint; out of memory anywhere in it, the database stays as that
+/// build wrote it or is upgraded whole, with no transaction open. (Part of the test above: the
+/// heap limit is process-wide.)
+fn upgrades_that_run_out_of_memory_leave_the_old_database_or_the_new() {
+    let fixture = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-fcb3fae.sqlite3");
+    let try_load = |c: &Connection| -> rusqlite::Result<()> {
+        // SAFETY (test): loading our own extension into our own connection.
+        unsafe {
+            let _guard = rusqlite::LoadExtensionGuard::new(c)?;
+            c.load_extension(extension_path(), Some("sqlite3_crr_init"))
+        }
+    };
+    let look = |c: &Connection| -> (i64, Vec<Vec<rusqlite::types::Value>>, String) {
+        let triggers: String = one(c, "SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name)");
+        (one(c, "SELECT value FROM crr_meta WHERE key = 'schema'"), dump(c, "t"), triggers)
+    };
+    let (mut failures, mut done) = (0, 0);
+    let mut headroom = 0;
+    let path = tmpdir("oom-upgrade").join("db.sqlite3");
+    while done < 3 {
+        std::fs::copy(&fixture, &path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let old = look(&c);
+        if with_heap_limit(headroom, || try_load(&c)).is_err() {
+            failures += 1;
+            assert!(c.is_autocommit(), "an upgrade out of memory with {headroom} bytes to spare left a transaction open");
+            let now = look(&c);
+            assert!(now == old || (now.0 == 5 && now.1 == old.1), "an upgrade out of memory with {headroom} bytes to spare: half done");
+        } else {
+            done += 1;
+        }
+        drop(c);
+        let c = open(path.to_str().unwrap());
+        assert_eq!(look(&c).0, 5);
+        assert_eq!(one::<String>(&c, "PRAGMA integrity_check"), "ok");
+        headroom += 1_000;
+    }
+    assert!(failures > 10, "the upgrade ran out of memory {failures} times only");
 }
