@@ -1442,3 +1442,27 @@ fn a_merge_or_as_crr_that_fills_the_disk_leaves_nothing_behind() {
         assert!(full > 5, "{what} filled the disk {full} times only");
     }
 }
+
+/// A conflict clause on INSERT INTO crsql_changes changes nothing: whatever it says (OR IGNORE,
+/// OR REPLACE, OR FAIL, OR ABORT, OR ROLLBACK), a change refused by its table (here a STRICT
+/// column's type) makes the statement apply none of its changes, and leaves the transaction
+/// open with what earlier statements merged.
+#[test]
+fn conflict_clauses_on_crsql_changes_change_nothing() {
+    let site = vec![7u8; 16];
+    for mode in ["", "OR IGNORE", "OR REPLACE", "OR FAIL", "OR ABORT", "OR ROLLBACK"] {
+        let c = replica();
+        c.execute_batch("BEGIN").unwrap();
+        c.execute("INSERT INTO crsql_changes VALUES ('s', crsql_pack_columns(9), 'n', 9, 70000, 1, ?1, 1, 0)", [&site]).unwrap();
+        let sql = format!(
+            "INSERT {mode} INTO crsql_changes VALUES ('s', crsql_pack_columns(1), 'n', 1, 70000, 1, ?1, 1, 0), \
+             ('s', crsql_pack_columns(2), 'n', 'not a number', 70000, 1, ?1, 1, 1), ('s', crsql_pack_columns(3), 'n', 3, 70000, 1, ?1, 1, 2)"
+        );
+        let e = c.execute(&sql, [&site]).expect_err(mode);
+        assert!(e.to_string().contains("cannot store TEXT value in INTEGER column"), "{mode}: {e}");
+        assert!(!c.is_autocommit(), "{mode}: the transaction was rolled back");
+        assert_eq!(dump(&c, "s"), vec![vec![V::Integer(9), V::Integer(9)]], "{mode}");
+        c.execute_batch("COMMIT").unwrap();
+        assert_eq!(changes(&c).len(), 1, "{mode}");
+    }
+}
