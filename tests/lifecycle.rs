@@ -852,3 +852,34 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
     }
     assert!(stopped > 10_000, "stopped {stopped} times only");
 }
+
+/// crsql_as_crr and crr_new_site_id whose commit finds the database busy (rollback-journal
+/// mode, another connection in a read transaction) return SQLITE_BUSY, leave nothing behind and
+/// no transaction open, and go through once the reader is done. Until 2026-12-05 the
+/// savepoint, rolled back but not released (its RELEASE is the commit that was busy), stayed
+/// open as a transaction: the app's next writes went into it, and crr_new_site_id reported
+/// success there.
+#[test]
+fn functions_whose_commit_finds_the_database_busy_leave_no_transaction_open() {
+    let path = tmpdir("busy-commit").join("b.db").to_str().unwrap().to_string();
+    let b = open(&path);
+    // (No waiting for the reader: rusqlite's default busy timeout is 5 s.)
+    b.busy_timeout(std::time::Duration::ZERO).unwrap();
+    b.execute_batch("PRAGMA journal_mode = DELETE; CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, v TEXT); INSERT INTO u VALUES (1, 'x');").unwrap();
+    let site: Vec<u8> = one(&b, "SELECT crsql_site_id()");
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    assert_eq!(one::<i64>(&reader, "SELECT count(*) FROM u"), 1);
+    for call in ["SELECT crsql_as_crr('u')", "SELECT crr_new_site_id()"] {
+        let e = b.execute_batch(call).expect_err(call);
+        assert_eq!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy), "{call}: {e}");
+        assert!(b.is_autocommit(), "{call}: a transaction was left open");
+        assert_eq!(one::<i64>(&b, "SELECT count(*) FROM crr_tables"), 0, "{call}");
+        assert_eq!(one::<Vec<u8>>(&b, "SELECT crsql_site_id()"), site, "{call}");
+    }
+    reader.execute_batch("COMMIT").unwrap();
+    b.execute_batch("SELECT crsql_as_crr('u'); SELECT crr_new_site_id();").unwrap();
+    assert!(b.is_autocommit());
+    assert_eq!(changes(&b).len(), 1);
+    assert_ne!(one::<Vec<u8>>(&b, "SELECT crsql_site_id()"), site);
+}

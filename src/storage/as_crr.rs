@@ -34,6 +34,10 @@ pub struct Tracked {
 /// sets the database's user_version to what it is, in case it runs after all), makes it do
 /// that when the savepoint cannot be undone.
 ///
+/// A savepoint that began the transaction is released by a commit, which can find the
+/// database busy (a reader, in rollback-journal mode) again after the ROLLBACK TO: then a
+/// ROLLBACK ends the transaction, all of it ours, and the error is SQLITE_BUSY.
+///
 /// The errors of ROLLBACK TO and RELEASE say little (SQLite can report an interrupt after a
 /// statement did its work, at the progress handler's last call), so whether the savepoint is
 /// still there is asked of SQLite instead: ROLLBACK TO answers "no such savepoint" once it is
@@ -48,6 +52,9 @@ pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -
         s.i64(0)
     };
     let mut abandon = conn.db.prepare(&format!("PRAGMA main.user_version = {user_version}"), false)?;
+    // (See above: a RELEASE that commits can find the database busy.)
+    let began = conn.db.in_autocommit();
+    let mut end = conn.db.prepare("ROLLBACK", false)?;
     // A SAVEPOINT that reports an error may have been made: undone as the work is.
     let mut open = conn.db.prepare(&format!("SAVEPOINT {name}"), false)?;
     // What the transaction holds back is written before the RELEASE (which commits, if the
@@ -79,6 +86,12 @@ pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -
             Ok(()) => return Err(forgot(conn, error)),
             Err(r) if is_gone(&r) => return Err(forgot(conn, error)),
             Err(_) => {}
+        }
+    }
+    if began {
+        let _ = end.run();
+        if conn.db.in_autocommit() {
+            return Err(forgot(conn, error));
         }
     }
     let _ = abandon.run();
