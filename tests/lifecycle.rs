@@ -882,4 +882,23 @@ fn functions_whose_commit_finds_the_database_busy_leave_no_transaction_open() {
     assert!(b.is_autocommit());
     assert_eq!(changes(&b).len(), 1);
     assert_ne!(one::<Vec<u8>>(&b, "SELECT crsql_site_id()"), site);
+
+    // The first load on a database installs the internal schema, in a savepoint of its own.
+    let path = tmpdir("busy-install").join("c.db").to_str().unwrap().to_string();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("PRAGMA journal_mode = DELETE; CREATE TABLE x(y); INSERT INTO x VALUES (1); BEGIN;").unwrap();
+    assert_eq!(one::<i64>(&reader, "SELECT count(*) FROM x"), 1);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.busy_timeout(std::time::Duration::ZERO).unwrap();
+    // SAFETY (test): loading our own extension into our own connection.
+    let loaded = unsafe {
+        let _guard = rusqlite::LoadExtensionGuard::new(&c).unwrap();
+        c.load_extension(extension_path(), Some("sqlite3_crr_init"))
+    };
+    assert!(loaded.is_err_and(|e| e.to_string().contains("locked")), "the install's commit was not busy");
+    assert!(c.is_autocommit(), "a load whose install was busy left a transaction open");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'crr%'"), 0);
+    reader.execute_batch("COMMIT").unwrap();
+    load(&c);
+    assert!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'crr%'") > 0);
 }
