@@ -314,17 +314,17 @@ pub fn clock_mode_of(v: Option<Value>) -> Result<ClockMode> {
     }
 }
 
+/// The transaction's clock (a copy; `with_clock` reads it in place).
 fn clock(conn: &Conn) -> Result<TxnClock> {
-    let (cached, stale) = {
-        let t = conn.txn.borrow();
-        (t.clock, t.settings_stale)
-    };
-    if let Some(c) = cached {
-        if !stale {
-            return Ok(c);
-        }
-        // A rollback may have undone a setting this transaction wrote: read them again, and
-        // keep what the clock knows of this transaction's ticks.
+    with_clock(conn, |c| *c)
+}
+
+/// The clock `with_clock` found missing or stale: loaded at the transaction's first write (from
+/// the carry, or read and recovered), or its settings read again.
+fn load_clock(conn: &Conn) -> Result<TxnClock> {
+    if conn.txn.borrow().clock.is_some() {
+        // Stale: a rollback may have undone a setting this transaction wrote: read them again,
+        // and keep what the clock knows of this transaction's ticks.
         let (mode, drift_ms_max) = settings(conn)?;
         let mut t = conn.txn.borrow_mut();
         t.settings_stale = false;
@@ -378,8 +378,9 @@ pub fn mode(conn: &Conn) -> Result<ClockMode> {
     with_clock(conn, |c| c.mode)
 }
 
-/// `f` of the transaction's clock, as `clock` gives it, borrowed in place where it is loaded
-/// and current (a merge asks three times a change: a copy each cost W6 1% of its instructions).
+/// `f` of the transaction's clock, borrowed in place where it is loaded and current (a merge
+/// asks three times a change: a copy each cost W6 1% of its instructions), else loaded first
+/// (`load_clock`).
 fn with_clock<T>(conn: &Conn, f: impl FnOnce(&TxnClock) -> T) -> Result<T> {
     {
         let t = conn.txn.borrow();
@@ -387,7 +388,7 @@ fn with_clock<T>(conn: &Conn, f: impl FnOnce(&TxnClock) -> T) -> Result<T> {
             return Ok(f(c));
         }
     }
-    Ok(f(&clock(conn)?))
+    Ok(f(&load_clock(conn)?))
 }
 
 /// The persisted clock mark, the db_version of the last crr_ticks row, and whether a record
