@@ -813,19 +813,27 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
                 r.unwrap();
                 (state(&c), steps)
             };
-            for calls_interrupt in [false, true] {
+            // Done (site ids are random: compared by count).
+            let same = |a: &(Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>)| {
+                (&a.0, &a.1, &a.2, a.3.len(), &a.5) == (&done.0, &done.1, &done.2, done.3.len(), &done.5)
+            };
+            for how in How::ALL {
                 let mut c = fresh();
                 let mut before = state(&c);
                 for at_step in 0..steps {
-                    let r = Stop::at(&c, at_step, calls_interrupt, || run(&c));
-                    let what = format!("{call} stopped at step {at_step} of {steps} (in a transaction: {in_app_txn}, sqlite3_interrupt: {calls_interrupt})");
+                    let r = Stop::at(&c, at_step, how, || run(&c));
+                    let what = format!("{call} stopped at step {at_step} of {steps} (in a transaction: {in_app_txn}, {how:?})");
                     let Err(e) = r else {
+                        // Stopped after its work, or where a stop changes nothing.
+                        assert!(c.is_autocommit(), "{what}: succeeded, but left a transaction open");
+                        assert!(same(&state(&c)), "{what}: succeeded, half done");
                         c = fresh();
                         before = state(&c);
                         continue;
                     };
                     stopped += 1;
-                    assert!(e.to_string().contains("interrupt"), "{what}: {e}");
+                    let interrupted = e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted);
+                    assert!(interrupted && e.to_string().contains("interrupt"), "{what}: {e}");
                     if !c.is_autocommit() {
                         // Open: only the app's own transaction may be, with the function's
                         // work in it whole, or none of it.
@@ -839,11 +847,8 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
                     if now == before {
                         continue;
                     }
-                    // Done, the interrupt reported after (site ids are random: compared by count).
-                    let same = |a: &(Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>), b: &(Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>)| {
-                        (&a.0, &a.1, &a.2, a.3.len(), &a.5) == (&b.0, &b.1, &b.2, b.3.len(), &b.5)
-                    };
-                    assert!(same(&now, &done), "{what}: half done: {now:?}");
+                    // Done, the interrupt reported after.
+                    assert!(same(&now), "{what}: half done: {now:?}");
                     c = fresh();
                     before = state(&c);
                 }
@@ -851,6 +856,45 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
         }
     }
     assert!(stopped > 10_000, "stopped {stopped} times only");
+}
+
+/// A table whose row of defaults fails a CHECK, or whose CHECK raises an error on it, is
+/// refused however crsql_as_crr is stopped: a progress handler that gives up once (a time
+/// slice spent) stops one statement only, and until 2026-12-06 the probe took its stopped
+/// CHECK for a pass: the table became a CRR whose every merge of a new row failed.
+#[test]
+fn a_check_of_the_defaults_stopped_once_is_no_pass() {
+    for (table, why) in [
+        ("qty(id INTEGER PRIMARY KEY NOT NULL, name TEXT, n INTEGER DEFAULT 0 CHECK (n > 0))", "CHECK (n > 0)"),
+        ("doc(id INTEGER PRIMARY KEY NOT NULL, body TEXT DEFAULT '' CHECK (json_extract(body, '$.v') IS NOT NULL))", "CHECK (json_extract(body, '$.v') IS NOT NULL) (malformed JSON)"),
+    ] {
+        let fresh = || {
+            let c = mem();
+            c.execute_batch(&format!("CREATE TABLE {table};")).unwrap();
+            c
+        };
+        let name = &table[..3];
+        let call = format!("SELECT crsql_as_crr('{name}')");
+        let c = fresh();
+        let (r, steps) = Stop::count(&c, || c.execute_batch(&call));
+        assert!(r.unwrap_err().to_string().contains(why));
+        let mut refused = 0;
+        for at_step in 0..steps {
+            let c = fresh();
+            let r = Stop::at(&c, at_step, How::GivesUpOnce, || c.execute_batch(&call));
+            let Err(e) = r else { panic!("{table}: stopped once at step {at_step} of {steps}, it became a CRR") };
+            // (An interrupt SQLite reports after a CHECK's error keeps the error's message.)
+            let interrupted = e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted);
+            let e = e.to_string();
+            assert!(interrupted || e.contains(&format!("a row of its defaults fails {why}")), "{table}, step {at_step}: {e}");
+            refused += !interrupted as usize;
+            assert!(c.is_autocommit(), "{table}, step {at_step}: a transaction was left open");
+            assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tables"), 0, "{table}, step {at_step}");
+            assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 0, "{table}, step {at_step}");
+        }
+        // (Most stops are in statements whose error crsql_as_crr reports.)
+        assert!(refused > 0 && steps > 100, "{table}: {refused} refusals in {steps} steps");
+    }
 }
 
 /// crsql_as_crr and crr_new_site_id whose commit finds the database busy (rollback-journal

@@ -255,7 +255,7 @@ fn an_upgrade_stopped_at_any_step_leaves_the_old_database_or_the_new() {
             let path = copy_of(fixture, "upgrade-stopped");
             let c = rusqlite::Connection::open(&path).unwrap();
             let old = (schema_version(&c), dump(&c, "t"));
-            if Stop::at(&c, at_step, false, || try_load(&c)).is_err() {
+            if Stop::at(&c, at_step, How::GivesUp, || try_load(&c)).is_err() {
                 stopped += 1;
                 assert!(c.is_autocommit(), "{fixture}, stopped at step {at_step}: a transaction was left open");
                 // As that build wrote it, or upgraded whole (the load's later work was stopped).

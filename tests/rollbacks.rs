@@ -180,14 +180,15 @@ impl Run {
         if !self.interrupts || !self.r.chance(14) {
             return f(&self.conn);
         }
-        let (at, calls_interrupt) = (self.r.below(300) as i64, self.r.chance(50));
-        let r = Stop::at(&self.conn, at, calls_interrupt, || f(&self.conn));
+        let at = self.r.below(300) as i64;
+        let how = How::from_draws(self.r.chance(50), at);
+        let r = Stop::at(&self.conn, at, how, || f(&self.conn));
         if let Err(e) = &r {
             self.was_stopped = stop_error(e);
             if self.was_stopped {
                 check(&self.conn);
                 if self.verbose {
-                    println!("-- stopped at step {at} (sqlite3_interrupt: {calls_interrupt}): {e}");
+                    println!("-- stopped at step {at} ({how:?}): {e}");
                 }
                 if !self.conn.is_autocommit() {
                     self.conn.execute_batch("ROLLBACK").unwrap();

@@ -135,13 +135,14 @@ fn check_dominates(conn: &Connection, c: &Change, ctx: &str) {
 }
 
 /// A merge of `shipped` into `dst` in a transaction, stopped at a random step (by
-/// sqlite3_interrupt, or a progress handler that gives up) or else rolled back at its end:
+/// sqlite3_interrupt, or a progress handler that gives up, for good or once) or else rolled back at its end:
 /// either way it must leave `dst` as it was, and the merge after it (`sync`) must go through.
 fn stopped_merge(dst: &Connection, shipped: &[Change], r: &mut Rng, ctx: &str) {
     let state = |c: &Connection| (portable(c), dump(c, "items"), dump(c, "pairs"), dump(c, "tags"), one::<i64>(c, "SELECT crsql_db_version()"));
     let before = state(dst);
-    let (at, calls_interrupt) = (r.below(3000) as i64, r.chance(50));
-    let result = Stop::at(dst, at, calls_interrupt, || -> rusqlite::Result<()> {
+    let at = r.below(3000) as i64;
+    let how = How::from_draws(r.chance(50), at);
+    let result = Stop::at(dst, at, how, || -> rusqlite::Result<()> {
         dst.execute_batch("BEGIN")?;
         for c in shipped {
             apply_one(dst, c)?;
@@ -154,7 +155,7 @@ fn stopped_merge(dst: &Connection, shipped: &[Change], r: &mut Rng, ctx: &str) {
     if !dst.is_autocommit() {
         dst.execute_batch("ROLLBACK").unwrap();
     }
-    assert!(state(dst) == before, "{ctx}: a merge stopped at step {at} (sqlite3_interrupt: {calls_interrupt}) left something behind");
+    assert!(state(dst) == before, "{ctx}: a merge stopped at step {at} ({how:?}) left something behind");
 }
 
 fn sync(reps: &mut [Replica], from: usize, to: usize, r: &mut Rng, full: bool, ctx: &str, written: &mut Written, interrupts: bool) -> i64 {

@@ -8,7 +8,7 @@ use crate::core::fast_hash::FastHasher;
 use crate::core::ident::quote;
 use crate::core::table_shape::{self, Affinity, ColumnDesc, Shape, TableDesc};
 use crate::core::value::Value;
-use crate::error::{Error, Result, SQLITE_CONSTRAINT};
+use crate::error::{Error, Result, SQLITE_CONSTRAINT, SQLITE_ERROR};
 use crate::ffi::db::Stmt;
 use std::hash::Hasher;
 
@@ -742,10 +742,27 @@ fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
         Err(e) => return Err(e),
     }
     for (shown, check) in &checks {
-        let Ok(mut s) = conn.db.prepare(&format!("SELECT NOT ({check}) FROM {probe}"), false) else { continue };
-        if s.step().unwrap_or(false) && s.column_type(0) == crate::ffi::api::SQLITE_INTEGER && s.i64(0) == 1 {
-            failed = Some(shown.clone());
-            break;
+        // A CHECK the probe cannot prepare (it names a generated column, which the probe
+        // lacks) is not judged; an interrupt or lack of memory is no verdict and is reported.
+        let mut s = match conn.db.prepare(&format!("SELECT NOT ({check}) FROM {probe}"), false) {
+            Ok(s) => s,
+            Err(e) if e.code == SQLITE_ERROR => continue,
+            Err(e) => return Err(e),
+        };
+        match s.step() {
+            Ok(true) if s.column_type(0) == crate::ffi::api::SQLITE_INTEGER && s.i64(0) == 1 => {
+                failed = Some(shown.clone());
+                break;
+            }
+            Ok(_) => {}
+            // The check raised an error on the row of defaults (an overflow, a function's
+            // error): the table's INSERT of that row fails the same way. Any other error (an
+            // interrupt, a progress handler, no memory) is no verdict.
+            Err(e) if e.code == SQLITE_ERROR => {
+                failed = Some(format!("{shown} ({})", e.message));
+                break;
+            }
+            Err(e) => return Err(e),
         }
     }
     conn.db.exec(&format!("DELETE FROM {probe}"))?;

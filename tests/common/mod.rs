@@ -96,14 +96,40 @@ pub unsafe fn set_app_hook(c: &Connection, hook: Option<&mut AppHook>) {
     rusqlite::ffi::sqlite3_commit_hook(c.handle(), Some(app_hook), arg);
 }
 
-/// Stops a connection's statements once a number of virtual-machine steps have run: as a
-/// progress handler that gives up (`calls_interrupt` false: that statement, and each step
-/// after, fails with SQLITE_INTERRUPT) or as sqlite3_interrupt called from another thread
-/// (true: every statement fails until the one running ends, new ones at their prepare).
+/// How `Stop` stops a statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    /// A progress handler that gives up: that statement, and each step after, fails with
+    /// SQLITE_INTERRUPT.
+    GivesUp,
+    /// sqlite3_interrupt called from another thread: every statement fails until the one
+    /// running ends, new ones at their prepare.
+    Interrupt,
+    /// A progress handler that gives up once (a time slice spent, say): the statements after
+    /// the one stopped run.
+    GivesUpOnce,
+}
+
+impl How {
+    pub const ALL: [How; 3] = [How::GivesUp, How::Interrupt, How::GivesUpOnce];
+
+    /// A random stop's way, from the draws the random tests made before `GivesUpOnce` (so a
+    /// seed draws what it did): a third of the progress handlers give up once.
+    pub fn from_draws(calls_interrupt: bool, at_step: i64) -> How {
+        match (calls_interrupt, at_step % 3) {
+            (true, _) => How::Interrupt,
+            (false, 1) => How::GivesUpOnce,
+            _ => How::GivesUp,
+        }
+    }
+}
+
+/// Stops a connection's statements once a number of virtual-machine steps have run, as `How`
+/// says.
 pub struct Stop {
     steps: i64,
     left: i64,
-    calls_interrupt: bool,
+    how: How,
     db: *mut rusqlite::ffi::sqlite3,
 }
 
@@ -113,19 +139,22 @@ unsafe extern "C" fn stop_when_spent(p: *mut std::ffi::c_void) -> std::ffi::c_in
     if stop.left >= 0 {
         return 0;
     }
-    if stop.calls_interrupt {
+    if stop.how == How::Interrupt {
         if stop.left == -1 {
             rusqlite::ffi::sqlite3_interrupt(stop.db);
         }
+        return 0;
+    }
+    if stop.how == How::GivesUpOnce && stop.left < -1 {
         return 0;
     }
     1
 }
 
 impl Stop {
-    fn after(c: &Connection, steps: i64, calls_interrupt: bool) -> Stop {
+    fn after(c: &Connection, steps: i64, how: How) -> Stop {
         // SAFETY: the handle is only passed back to SQLite while `c` is open.
-        Stop { steps, left: steps, calls_interrupt, db: unsafe { c.handle() } }
+        Stop { steps, left: steps, how, db: unsafe { c.handle() } }
     }
 
     /// The steps run since `install`.
@@ -141,28 +170,28 @@ impl Stop {
         rusqlite::ffi::sqlite3_progress_handler(self.db, 1, Some(stop_when_spent), self as *mut Stop as *mut std::ffi::c_void);
     }
 
-    fn remove(c: &Connection) {
-        // SAFETY: removing a handler takes no pointer.
-        unsafe { rusqlite::ffi::sqlite3_progress_handler(c.handle(), 0, None, std::ptr::null_mut()) };
+    fn remove(&self) {
+        // SAFETY: removing a handler takes no pointer; the connection is still open.
+        unsafe { rusqlite::ffi::sqlite3_progress_handler(self.db, 0, None, std::ptr::null_mut()) };
     }
 
     /// Runs `f` (on `c`) and counts its steps; nothing is stopped.
     pub fn count<T>(c: &Connection, f: impl FnOnce() -> T) -> (T, i64) {
-        let mut count = Stop::after(c, i64::MAX, false);
+        let mut count = Stop::after(c, i64::MAX, How::GivesUp);
         // SAFETY: `count` outlives the handler, removed before it goes.
         unsafe { count.install() };
         let r = f();
-        Stop::remove(c);
+        count.remove();
         (r, count.taken())
     }
 
     /// Runs `f` (on `c`), stopped once `at_step` steps have run.
-    pub fn at<T>(c: &Connection, at_step: i64, calls_interrupt: bool, f: impl FnOnce() -> T) -> T {
-        let mut stop = Stop::after(c, at_step, calls_interrupt);
+    pub fn at<T>(c: &Connection, at_step: i64, how: How, f: impl FnOnce() -> T) -> T {
+        let mut stop = Stop::after(c, at_step, how);
         // SAFETY: `stop` outlives the handler, removed before it goes.
         unsafe { stop.install() };
         let r = f();
-        Stop::remove(c);
+        stop.remove();
         r
     }
 }
