@@ -23,6 +23,17 @@ impl Error {
         Error { code, message: message.into() }
     }
 
+    /// Whether the error stopped the work rather than judged it: an interrupt (sqlite3_interrupt,
+    /// a progress handler that gives up), no memory, a full disk, an I/O error, a database busy
+    /// or locked, an abort. The same work can go through when tried again, so code that lets a
+    /// failure pass ("this table keeps its old triggers") must not let these pass: the next
+    /// statement may well run (a progress handler can give up once), and the failure would
+    /// stay for good.
+    pub fn stopped_the_work(&self) -> bool {
+        // SQLITE_ABORT, BUSY, LOCKED, NOMEM, INTERRUPT, IOERR, FULL, PROTOCOL.
+        matches!(self.code, 4 | 5 | 6 | 7 | 9 | 10 | 13 | 15)
+    }
+
     /// Prefixes the message with context (`"crsql_as_crr: "` etc.), keeping the code.
     pub fn context(self, what: &str) -> Self {
         Error { code: self.code, message: format!("{what}: {}", self.message) }

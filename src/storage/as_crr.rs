@@ -505,16 +505,27 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
 pub fn add_token_to_triggers(conn: &Conn) -> Result<()> {
     conn.tables.borrow_mut().invalidate();
     for info in tables::all(conn)?.iter() {
-        if !has_all_triggers(conn, info.tid)? || super::alter::in_bracket(conn, info.tid)? || info.check_columns(conn).is_err() {
+        if !has_all_triggers(conn, info.tid)? || super::alter::in_bracket(conn, info.tid)? {
             continue;
         }
+        match info.check_columns(conn) {
+            Err(e) if e.stopped_the_work() => return Err(e),
+            Err(_) => continue,
+            Ok(()) => {}
+        }
         // A table whose triggers cannot be made again keeps its own (they still record, with a
-        // bare table id) rather than fail the upgrade, and with it every load of the extension.
-        let _ = in_savepoint(conn, "crr_token_triggers", || {
+        // bare table id) rather than fail the upgrade, and with it every load of the extension;
+        // but not for an interrupt, or the like: this upgrade is the only one, and it is tried
+        // again at the next load.
+        let remade = in_savepoint(conn, "crr_token_triggers", || {
             let cols = registered_columns(conn, info.tid)?;
             let affinities = info.key_affinities(conn)?.to_vec();
             install_triggers(conn, info.clock(), &info.name, &info.pk, &affinities, &cols)
         });
+        match remade {
+            Err(e) if e.stopped_the_work() => return Err(e),
+            _ => {}
+        }
     }
     conn.tables.borrow_mut().invalidate();
     conn.stmts.clear();
