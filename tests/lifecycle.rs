@@ -755,7 +755,7 @@ fn a_version_written_after_an_alter_bracket_opens_stays_under_the_clock_mark() {
 /// around the call goes with it then, and otherwise stays with its own writes.
 #[test]
 fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work() {
-    let setup = |c: &Connection, f: &str| {
+    let setup = |c: &Connection, f: &str, alter: &str| {
         // (STRICT, with a CHECK: crsql_as_crr and crsql_commit_alter then test the row of
         // defaults in a TEMP table, whose creation expires every prepared statement.)
         c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER DEFAULT 0 CHECK (b >= 0)) STRICT; CREATE TABLE app(x);").unwrap();
@@ -764,7 +764,7 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
             c.execute_batch("SELECT crsql_as_crr('t'); UPDATE t SET a = 'a2' WHERE id = 1;").unwrap();
         }
         if f == "crsql_commit_alter" {
-            c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d INTEGER DEFAULT 0; UPDATE t SET d = id;").unwrap();
+            c.execute_batch(&format!("SELECT crsql_begin_alter('t'); {alter}")).unwrap();
         }
     };
     // Schema, rows, and what the extension stores (read without it: crsql_changes would
@@ -789,7 +789,20 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
         )
     };
     let mut stopped = 0;
-    for f in ["crsql_as_crr", "crsql_begin_alter", "crsql_commit_alter", "crsql_as_table", "crr_new_site_id"] {
+    // (The alters a commit follows: a column added and written, renamed, dropped, and the
+    // table rebuilt in SQLite's twelve steps.)
+    let rebuild = "CREATE TABLE t_new(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER DEFAULT 0 CHECK (b >= 0), e TEXT) STRICT; \
+                   INSERT INTO t_new(id, a, b) SELECT id, a, b FROM t; DROP TABLE t; ALTER TABLE t_new RENAME TO t;";
+    for (f, alter) in [
+        ("crsql_as_crr", ""),
+        ("crsql_begin_alter", ""),
+        ("crsql_commit_alter", "ALTER TABLE t ADD COLUMN d INTEGER DEFAULT 0; UPDATE t SET d = id;"),
+        ("crsql_commit_alter", "ALTER TABLE t RENAME COLUMN a TO a2;"),
+        ("crsql_commit_alter", "ALTER TABLE t DROP COLUMN a;"),
+        ("crsql_commit_alter", rebuild),
+        ("crsql_as_table", ""),
+        ("crr_new_site_id", ""),
+    ] {
         let call = if f == "crr_new_site_id" { format!("SELECT {f}()") } else { format!("SELECT {f}('t')") };
         for in_app_txn in [false, true] {
             let run = |c: &Connection| -> rusqlite::Result<()> {
@@ -804,7 +817,7 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
             };
             let fresh = || {
                 let c = mem();
-                setup(&c, f);
+                setup(&c, f, alter);
                 c
             };
             let (done, steps) = {
@@ -822,7 +835,7 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
                 let mut before = state(&c);
                 for at_step in 0..steps {
                     let r = Stop::at(&c, at_step, how, || run(&c));
-                    let what = format!("{call} stopped at step {at_step} of {steps} (in a transaction: {in_app_txn}, {how:?})");
+                    let what = format!("{call} stopped at step {at_step} of {steps} (after `{alter}`, in a transaction: {in_app_txn}, {how:?})");
                     let Err(e) = r else {
                         // Stopped after its work, or where a stop changes nothing.
                         assert!(c.is_autocommit(), "{what}: succeeded, but left a transaction open");
