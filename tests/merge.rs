@@ -1393,6 +1393,56 @@ fn a_merge_interrupted_anywhere_leaves_the_replica_as_it_was() {
     }
 }
 
+/// An app that, after a merge change by change was stopped at any step (a progress handler that
+/// gave up once), commits what its transaction still holds (retrying the COMMIT, say): what it
+/// committed, a part of the merge, is consistent, table and feed, and merging the same changes
+/// again converges with the source.
+#[test]
+fn a_stopped_merge_committed_anyway_leaves_a_consistent_replica() {
+    let src = replica();
+    at(&src, 2_000_000);
+    src.execute_batch(
+        "INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3); INSERT INTO s VALUES (1, 10);
+         UPDATE t SET a = 'b2' WHERE id = 2; DELETE FROM t WHERE id = 3;",
+    )
+    .unwrap();
+    let feed = changes(&src);
+    let replica_to_merge_into = || {
+        let dst = replica();
+        at(&dst, 1_000_000);
+        dst.execute_batch("INSERT INTO t VALUES (1, 'own', 0), (4, 'own', 4);").unwrap();
+        dst
+    };
+    let merge = |dst: &Connection| -> rusqlite::Result<()> {
+        dst.execute_batch("BEGIN")?;
+        for c in &feed {
+            apply_one(dst, c)?;
+        }
+        dst.query_row("SELECT count(*) FROM crsql_changes", [], |r| r.get::<_, i64>(0))?;
+        dst.execute_batch("COMMIT")
+    };
+    let steps = {
+        let dst = replica_to_merge_into();
+        let (r, steps) = Stop::count(&dst, || merge(&dst));
+        r.unwrap();
+        steps
+    };
+    let mut committed_after = 0;
+    for at_step in 0..steps {
+        let dst = replica_to_merge_into();
+        let r = Stop::at(&dst, at_step, How::GivesUpOnce, || merge(&dst));
+        if r.is_err() && !dst.is_autocommit() {
+            committed_after += 1;
+            dst.execute_batch("COMMIT").unwrap_or_else(|e| panic!("stopped at step {at_step} of {steps}: the COMMIT after failed: {e}"));
+        }
+        let feed_now = portable(&dst);
+        assert_eq!(feed_now, portable(&dst), "stopped at step {at_step}: the feed reads differently twice");
+        converge(&src, &dst, "t");
+        assert_eq!(dump(&dst, "s"), dump(&src, "s"), "stopped at step {at_step}");
+    }
+    assert!(committed_after > 100, "only {committed_after} of {steps} stops left the transaction open");
+}
+
 /// A merge or crsql_as_crr that fills the disk (a page limit, PRAGMA max_page_count, just above
 /// the database's size, raised a page at a time) leaves the replica's table, feed and schema
 /// as they were, and goes through once there is room: SQLite rolls back the whole transaction
