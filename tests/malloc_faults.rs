@@ -1,0 +1,293 @@
+//! SQLite's allocator made to fail once, at each of its allocations in turn (SQLite's own
+//! statements, the extension's prepares, and the values the extension reads from its
+//! statements: `sqlite3_column_text` answers NULL when it cannot allocate): merges, local
+//! writes, crsql_as_crr, a schema-change bracket, reads of crsql_changes and the upgrade at
+//! load. What succeeds must be right, whole and exactly what it is without the failure; what
+//! fails must leave the database as it was (or, where SQLite reports the failure after the work
+//! was done, done), no transaction open but the app's, and the same work must then go through.
+//! The allocator is process-wide, so this file holds one test, alone in its process.
+//! CRR_MALLOC_STRIDE=1 tries every allocation (make test tries about 150 a case).
+
+mod common;
+use common::*;
+use rusqlite::ffi;
+use rusqlite::types::Value as V;
+use rusqlite::Connection;
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
+use std::sync::OnceLock;
+
+type Malloc = unsafe extern "C" fn(c_int) -> *mut c_void;
+type Realloc = unsafe extern "C" fn(*mut c_void, c_int) -> *mut c_void;
+
+/// SQLite's own allocator, which ours calls.
+static REAL: OnceLock<(Malloc, Realloc)> = OnceLock::new();
+/// Allocations (and reallocations) made so far.
+static MADE: AtomicI64 = AtomicI64::new(0);
+/// The allocation, counted from `MADE`, that fails; none while negative.
+static FAIL_AT: AtomicI64 = AtomicI64::new(-1);
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+fn fails_now() -> bool {
+    let n = MADE.fetch_add(1, SeqCst);
+    if n == FAIL_AT.load(SeqCst) {
+        FAIL_AT.store(-1, SeqCst);
+        FAILED.store(true, SeqCst);
+        return true;
+    }
+    false
+}
+
+unsafe extern "C" fn failing_malloc(n: c_int) -> *mut c_void {
+    if fails_now() {
+        return std::ptr::null_mut();
+    }
+    (REAL.get().unwrap().0)(n)
+}
+
+unsafe extern "C" fn failing_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
+    if fails_now() {
+        return std::ptr::null_mut();
+    }
+    (REAL.get().unwrap().1)(p, n)
+}
+
+/// Puts our allocator in front of SQLite's; before any connection is open.
+fn install() {
+    // SAFETY: no connection is open yet (one test in this process); sqlite3_config copies the
+    // methods, whose functions stay valid for the life of the process.
+    unsafe {
+        ffi::sqlite3_shutdown();
+        let mut methods: ffi::sqlite3_mem_methods = std::mem::zeroed();
+        assert_eq!(ffi::sqlite3_config(ffi::SQLITE_CONFIG_GETMALLOC, &mut methods as *mut ffi::sqlite3_mem_methods), ffi::SQLITE_OK);
+        REAL.set((methods.xMalloc.unwrap(), methods.xRealloc.unwrap())).ok().unwrap();
+        methods.xMalloc = Some(failing_malloc);
+        methods.xRealloc = Some(failing_realloc);
+        assert_eq!(ffi::sqlite3_config(ffi::SQLITE_CONFIG_MALLOC, &methods as *const ffi::sqlite3_mem_methods), ffi::SQLITE_OK);
+        assert_eq!(ffi::sqlite3_initialize(), ffi::SQLITE_OK);
+    }
+}
+
+/// Runs `f` and counts SQLite's allocations in it.
+fn count<T>(f: impl FnOnce() -> T) -> (T, i64) {
+    let start = MADE.load(SeqCst);
+    let r = f();
+    (r, MADE.load(SeqCst) - start)
+}
+
+/// Runs `f` with its allocation number `at` failing; and whether it came to that.
+fn failing_at<T>(at: i64, f: impl FnOnce() -> T) -> (T, bool) {
+    FAILED.store(false, SeqCst);
+    FAIL_AT.store(MADE.load(SeqCst) + at, SeqCst);
+    let r = f();
+    FAIL_AT.store(-1, SeqCst);
+    (r, FAILED.load(SeqCst))
+}
+
+type Rows = Vec<Vec<V>>;
+
+fn rows(c: &Connection, sql: &str) -> Rows {
+    let mut s = c.prepare(sql).unwrap();
+    let n = s.column_count();
+    s.query_map([], |r| (0..n).map(|i| r.get(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
+}
+
+type State = (Rows, Rows, Rows, Rows, Rows);
+
+/// Tables, feed (where it can be read: not while a table is in a bracket), db_version, schema
+/// (trigger texts included: an upgrade that skipped a table's triggers shows there) and the
+/// clock rows, read without any failing allocation.
+fn state(c: &Connection) -> State {
+    let tables = [dump(c, "t"), dump(c, "s")].concat();
+    let read = |sql: &str| -> rusqlite::Result<Rows> {
+        let mut s = c.prepare(sql)?;
+        let n = s.column_count();
+        let r = s.query_map([], |r| (0..n).map(|i| r.get(i)).collect())?.collect();
+        r
+    };
+    let feed = read("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes ORDER BY 1, 2, 3")
+        .unwrap_or_else(|e| vec![vec![V::Text(format!("unreadable: {e}"))]]);
+    let version = rows(c, "SELECT crsql_db_version()");
+    let schema = rows(c, "SELECT type, name, sql FROM sqlite_schema ORDER BY name");
+    let clocks = rows(c, "SELECT pk, cl, dbv, clock FROM crr_clock_1 ORDER BY pk");
+    (tables, feed, version, schema, clocks)
+}
+
+const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+                      CREATE TABLE s(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT 0 CHECK (n >= 0)) STRICT;
+                      SELECT crsql_as_crr('t');";
+
+#[test]
+fn work_whose_allocation_fails_once_is_whole_or_undone() {
+    install();
+    let src = mem();
+    src.execute_batch(SCHEMA).unwrap();
+    src.execute_batch("SELECT crr_set_wall_clock_for_testing(2000000)").unwrap();
+    src.execute_batch(
+        "INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3), (4, 'a long text of the source', 4);
+         UPDATE t SET a = 'b2' WHERE id = 2; DELETE FROM t WHERE id = 3;",
+    )
+    .unwrap();
+    let feed = changes(&src);
+    let fresh = |setup: &str| {
+        let c = mem();
+        c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000000); INSERT INTO t VALUES (1, 'own', 0), (5, 'own', 5);").unwrap();
+        c.execute_batch("CREATE TEMP TABLE feed AS SELECT * FROM crsql_changes WHERE 0").unwrap();
+        for x in &feed {
+            c.execute(
+                "INSERT INTO temp.feed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rusqlite::params![x.table, x.pk, x.cid, x.val, x.col_version, x.db_version, x.site_id, x.cl, x.seq],
+            )
+            .unwrap();
+        }
+        c.execute_batch(setup).unwrap();
+        c
+    };
+    let merged_per_change = |c: &Connection| -> rusqlite::Result<()> {
+        c.execute_batch("BEGIN")?;
+        for x in &feed {
+            apply_one(c, x)?;
+        }
+        c.query_row("SELECT count(*) FROM crsql_changes", [], |r| r.get::<_, i64>(0))?;
+        c.execute_batch("COMMIT")
+    };
+    type Work<'a> = (&'a str, &'a str, Box<dyn Fn(&Connection) -> rusqlite::Result<()> + 'a>);
+    let bracket = "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'x'; UPDATE t SET d = 'y' WHERE id = 5;";
+    let cases: Vec<Work> = vec![
+        ("a merge in one statement", "", Box::new(|c: &Connection| c.execute_batch("INSERT INTO crsql_changes SELECT * FROM temp.feed"))),
+        ("a merge change by change", "", Box::new(merged_per_change)),
+        (
+            "local writes",
+            "",
+            Box::new(|c: &Connection| {
+                c.execute_batch("BEGIN; INSERT INTO t VALUES (7, 'new', 7); UPDATE t SET a = 'upd', b = 2 WHERE id = 1; DELETE FROM t WHERE id = 5; COMMIT;")
+            }),
+        ),
+        ("crsql_as_crr of a STRICT table with a CHECK", "", Box::new(|c: &Connection| c.execute_batch("SELECT crsql_as_crr('s')"))),
+        ("crsql_begin_alter", "", Box::new(|c: &Connection| c.execute_batch("SELECT crsql_begin_alter('t')"))),
+        ("crsql_commit_alter", bracket, Box::new(|c: &Connection| c.execute_batch("SELECT crsql_commit_alter('t')"))),
+    ];
+    let stride = |total: i64| std::env::var("CRR_MALLOC_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or((total / 150).max(1));
+    for (what, setup, work) in &cases {
+        let (done, total) = {
+            let c = fresh(setup);
+            let (r, total) = count(|| work(&c));
+            r.unwrap();
+            (state(&c), total)
+        };
+        // (Site ids and the db_versions of local writes are the replica's own: compared by
+        // what does not vary between fresh replicas.)
+        let same = |a: &State, b: &State| {
+            let stable = |f: &Rows| -> Rows { f.iter().map(|r| r.iter().take(5).cloned().collect()).collect() };
+            let triggers = |s: &Rows| -> Rows { s.iter().filter(|r| r[0] != V::Text("trigger".into())).cloned().collect() };
+            a.0 == b.0 && stable(&a.1) == stable(&b.1) && a.2 == b.2 && triggers(&a.3) == triggers(&b.3) && a.3.len() == b.3.len() && a.4 == b.4
+        };
+        let mut failed = 0;
+        for at in (0..total).step_by(stride(total) as usize) {
+            let c = fresh(setup);
+            let before = state(&c);
+            let (r, came) = failing_at(at, || work(&c));
+            // (The count varies a little from one fresh replica to the next: SQLite's page cache
+            // recycles across connections.)
+            let ctx = format!("{what}, allocation {at} of {total} failing (it came: {came})");
+            match r {
+                Ok(()) => assert!(same(&state(&c), &done), "{ctx}: succeeded, but not as without the failure"),
+                Err(e) => {
+                    failed += 1;
+                    if !c.is_autocommit() {
+                        c.execute_batch("ROLLBACK").unwrap();
+                    }
+                    let now = state(&c);
+                    assert!(same(&now, &before) || same(&now, &done), "{ctx}: {e}: half done");
+                    if same(&now, &before) {
+                        work(&c).unwrap_or_else(|e| panic!("{ctx}: the same work again: {e}"));
+                        assert!(same(&state(&c), &done), "{ctx}: the same work again differs");
+                    }
+                }
+            }
+        }
+        assert!(failed > 0, "{what}: no allocation failure made it fail");
+    }
+    reads(&fresh("INSERT INTO crsql_changes SELECT * FROM temp.feed"), stride);
+    upgrades(stride);
+}
+
+/// A read of crsql_changes whose allocation fails either fails or returns the whole feed.
+fn reads(c: &Connection, stride: impl Fn(i64) -> i64) {
+    let read = |c: &Connection| -> rusqlite::Result<Rows> {
+        let mut s = c.prepare("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes")?;
+        let n = s.column_count();
+        let r = s.query_map([], |r| (0..n).map(|i| r.get(i)).collect())?.collect();
+        r
+    };
+    let (all, total) = count(|| read(c).unwrap());
+    assert!(all.len() > 5);
+    let mut failed = 0;
+    for at in (0..total).step_by(stride(total) as usize) {
+        match failing_at(at, || read(c)).0 {
+            Ok(got) => assert_eq!(got, all, "a read of crsql_changes with allocation {at} of {total} failing"),
+            Err(_) => failed += 1,
+        }
+    }
+    assert!(failed > 0);
+}
+
+/// Loading the extension on a database of an earlier build (tests/fixtures, see
+/// old_versions.rs) with an allocation of the upgrade failing: the database stays as that build
+/// wrote it, or is upgraded whole; and the next load upgrades it whole.
+fn upgrades(stride: impl Fn(i64) -> i64) {
+    let fixture = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-fcb3fae.sqlite3");
+    let path = tmpdir("malloc-upgrade").join("db.sqlite3");
+    let try_load = |c: &Connection| -> rusqlite::Result<()> {
+        // SAFETY (test): loading our own extension into our own connection.
+        unsafe {
+            let _guard = rusqlite::LoadExtensionGuard::new(c)?;
+            c.load_extension(extension_path(), Some("sqlite3_crr_init"))
+        }
+    };
+    // Trigger texts with the database's random token taken out.
+    let look = |c: &Connection| -> (Rows, Rows) {
+        let token: i64 = one(c, "SELECT coalesce((SELECT value FROM crr_meta WHERE key = 'token'), 0)");
+        let schema = rows(c, "SELECT type, name, sql FROM sqlite_schema ORDER BY name")
+            .into_iter()
+            .map(|mut r| {
+                if let (V::Text(sql), true) = (&r[2], token != 0) {
+                    let tid: i64 = match &r[1] {
+                        V::Text(n) => n.split('_').nth(1).and_then(|t| t.parse().ok()).unwrap_or(0),
+                        _ => 0,
+                    };
+                    r[2] = V::Text(sql.replace(&((token << 32) | tid).to_string(), "TOKEN"));
+                }
+                r
+            })
+            .collect();
+        (schema, rows(c, "SELECT * FROM t ORDER BY id"))
+    };
+    let (upgraded, total) = {
+        std::fs::copy(&fixture, &path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let (r, total) = count(|| try_load(&c));
+        r.unwrap();
+        (look(&c), total)
+    };
+    let mut failed = 0;
+    for at in (0..total).step_by(stride(total) as usize) {
+        std::fs::copy(&fixture, &path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let old = look(&c);
+        let ctx = format!("the upgrade with allocation {at} of {total} failing");
+        if failing_at(at, || try_load(&c)).0.is_err() {
+            failed += 1;
+            assert!(c.is_autocommit(), "{ctx}: a transaction was left open");
+            let now = look(&c);
+            assert!(now == old || now == upgraded, "{ctx}: half done");
+        } else {
+            assert!(look(&c) == upgraded, "{ctx}: loaded, but not as without the failure");
+        }
+        drop(c);
+        let c = open(path.to_str().unwrap());
+        assert!(look(&c) == upgraded, "{ctx}: the next load");
+    }
+    assert!(failed > 0);
+}
