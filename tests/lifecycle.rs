@@ -871,6 +871,42 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
     assert!(stopped > 10_000, "stopped {stopped} times only");
 }
 
+/// A database that never met the extension, opened read-only or by a connection with
+/// `PRAGMA query_only = 1` (as reader pools are): the extension loads, sees no CRRs, and its
+/// functions that write say why they cannot, as crsql_site_id() does; a connection that may
+/// write then installs as ever. (Until 2026-12-06 a query_only connection's load failed,
+/// "attempt to write a readonly database", and the read-only connection's crsql_site_id() and
+/// crsql_as_crr named a missing internal table.)
+#[test]
+fn a_database_that_refuses_writes_loads_and_its_writing_functions_say_why() {
+    let path = tmpdir("query-only").join("q.db");
+    rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); INSERT INTO t VALUES (1, 'x');").unwrap();
+    for query_only in [true, false] {
+        let c = if query_only {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch("PRAGMA query_only = 1").unwrap();
+            c
+        } else {
+            rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+        };
+        load(&c);
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 0);
+        assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 0);
+        assert_eq!(one::<String>(&c, "SELECT crsql_config_get('clock')"), "hlc");
+        let e = err(&c, "SELECT crsql_site_id()");
+        assert!(e.contains("this database has no site id yet: sqlite-crr was never loaded on it by a connection that may write"), "{e}");
+        for call in ["crsql_as_crr('t')", "crr_new_site_id()", "crsql_config_set('clock', 'lamport')", "crsql_begin_alter('t')"] {
+            let e = c.execute_batch(&format!("SELECT {call}")).unwrap_err();
+            assert_eq!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::ReadOnly), "{call}: {e}");
+            assert!(e.to_string().contains("the database refuses writes (it was opened read-only, or the connection is query_only)"), "{call}: {e}");
+        }
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'crr%'"), 0);
+    }
+    let c = open(path.to_str().unwrap());
+    c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 1);
+}
+
 /// A table whose row of defaults fails a CHECK, or whose CHECK raises an error on it, is
 /// refused however crsql_as_crr is stopped: a progress handler that gives up once (a time
 /// slice spent) stops one statement only, and until 2026-12-06 the probe took its stopped

@@ -157,16 +157,32 @@ fn a_version_3_database_moves_its_rowid_clocks_to_buckets_at_load() {
     assert_eq!(one::<String>(&c, "PRAGMA integrity_check"), "ok");
 }
 
-/// Opened read-only, a version-3 database cannot be upgraded: it is read through its indexes.
+/// Opened read-only, or by a connection with `PRAGMA query_only = 1` (as reader pools are), a
+/// version-3 database cannot be upgraded: it is read through its indexes. (Until 2026-12-06 the
+/// query_only connection tried the upgrade, and its load failed: "attempt to write a readonly
+/// database".)
 #[test]
 fn a_version_3_database_opened_read_only_reads_as_before() {
     const V3: &str = "v3-6b3b832";
-    let path = copy_of(V3, "v3-read-only");
-    let c = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    load(&c);
-    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 3);
-    assert_eq!(feed(&c), expected(V3));
-    check_since(&c);
+    for query_only in [false, true] {
+        let path = copy_of(V3, "v3-read-only");
+        let c = if query_only {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch("PRAGMA query_only = 1").unwrap();
+            c
+        } else {
+            rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+        };
+        load(&c);
+        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 3);
+        assert_eq!(feed(&c), expected(V3));
+        check_since(&c);
+        // A connection that may write upgrades it.
+        c.execute_batch("PRAGMA query_only = 0").unwrap();
+        drop(c);
+        let c = open(&path);
+        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5);
+    }
 }
 
 /// A database of the last build with a rollback hook hears of every transaction's end

@@ -119,9 +119,15 @@ impl Db {
         unsafe { sqlite!(total_changes(self.0)) }
     }
 
+    /// Whether the main database refuses writes: opened read-only (`mode=ro`, a read-only
+    /// file), or on a connection with `PRAGMA query_only = 1`, which reader pools set.
     pub fn is_readonly(self) -> bool {
         // SAFETY: "main" is a NUL-terminated literal.
-        unsafe { sqlite!(db_readonly(self.0, c"main".as_ptr())) == 1 }
+        if unsafe { sqlite!(db_readonly(self.0, c"main".as_ptr())) } == 1 {
+            return true;
+        }
+        // (An error reading it, an interrupt say, counts as writable: the write then reports.)
+        self.prepare("PRAGMA query_only", false).and_then(|mut s| Ok(s.step()? && s.i64(0) == 1)).unwrap_or(false)
     }
 
     /// 16 random bytes from SQLite's PRNG.

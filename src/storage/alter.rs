@@ -46,6 +46,7 @@ fn alter_key(tid: i64) -> String {
 }
 
 pub fn begin(conn: &Conn, table: &str) -> Result<()> {
+    super::schema::install_to_write(conn)?;
     in_savepoint(conn, "crr_begin_alter", || {
         reap_dropped(conn, true)?;
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;

@@ -800,7 +800,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
     if let Some(s) = schema_name.filter(|s| !s.eq_ignore_ascii_case("main")) {
         return Err(Error::new(format!("schema \"{s}\": only the main schema can hold CRRs (not supported yet)")));
     }
-    schema::install(conn)?;
+    schema::install_to_write(conn)?;
     make_probe(conn, table)?;
     in_savepoint(conn, "crr_as_crr", || {
         reap_dropped(conn, true)?;

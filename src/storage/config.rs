@@ -36,7 +36,7 @@ pub fn get(conn: &Conn, name: &str) -> Result<Value> {
 
 pub fn set(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
     known(name)?;
-    schema::install(conn)?;
+    schema::install_to_write(conn)?;
     let value = match name {
         "clock" => {
             let mode = clock_mode_of(Some(value.clone()))

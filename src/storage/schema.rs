@@ -4,7 +4,7 @@
 use super::conn::Conn;
 use super::meta;
 use crate::core::value::Value;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SQLITE_READONLY};
 
 /// 2: crr_ticks, row clock format 3, rowid clock tables. 3: the clock mark may rest in the
 /// records of the last transactions instead of crr_ticks (txn::recover); a version-2 build would
@@ -68,6 +68,20 @@ pub fn install(conn: &Conn) -> Result<()> {
         s.bind_blob(1, &site)?;
         s.run()
     })
+}
+
+/// `install` for a function that writes (crsql_as_crr, crr_new_site_id, crsql_config_set):
+/// a database that refuses writes and has no internal tables says so, instead of a statement
+/// naming a missing table.
+pub fn install_to_write(conn: &Conn) -> Result<()> {
+    install(conn)?;
+    if !exists(conn)? {
+        return Err(Error::with_code(
+            SQLITE_READONLY,
+            "the database refuses writes (it was opened read-only, or the connection is query_only), and sqlite-crr was never loaded on it by one that may write",
+        ));
+    }
+    Ok(())
 }
 
 pub fn is_installed(conn: &Conn) -> Result<bool> {

@@ -185,15 +185,22 @@ pub fn own_ordinal(conn: &Conn) -> Result<u32> {
 /// This replica's site id.
 pub fn own(conn: &Conn) -> Result<SiteId> {
     let o = own_ordinal(conn)?;
+    if !super::schema::is_installed(conn)? {
+        return Err(no_site_id());
+    }
     // (Only a missing row says so: any other error, an interrupt say, is passed on as it is.)
-    known_site_id(conn, o)?.ok_or_else(|| Error::new("this database has no site id yet (is it read-only and never opened with sqlite-crr?)"))
+    known_site_id(conn, o)?.ok_or_else(no_site_id)
+}
+
+fn no_site_id() -> Error {
+    Error::new("this database has no site id yet: sqlite-crr was never loaded on it by a connection that may write (it is read-only, or query_only)")
 }
 
 /// Gives this database a new random site id, for a file copied to make a new replica. The
 /// history keeps its old attribution (entries name the old id's ordinal); writes from now on
 /// carry the new id.
 pub fn replace_own(conn: &Conn) -> Result<SiteId> {
-    super::schema::install(conn)?;
+    super::schema::install_to_write(conn)?;
     // One savepoint: both writes or neither (outside a transaction SQLite would otherwise
     // commit each nested write on its own). (The own site is read again at its next use:
     // `writing_settings`.)
