@@ -884,13 +884,7 @@ fn a_database_that_refuses_writes_loads_and_its_writing_functions_say_why() {
     let path = tmpdir("query-only").join("q.db");
     rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); INSERT INTO t VALUES (1, 'x');").unwrap();
     for query_only in [true, false] {
-        let c = if query_only {
-            let c = rusqlite::Connection::open(&path).unwrap();
-            c.execute_batch("PRAGMA query_only = 1").unwrap();
-            c
-        } else {
-            rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
-        };
+        let c = refusing_writes(std::path::Path::new(&path), query_only);
         load(&c);
         assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 0);
         assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 0);

@@ -133,25 +133,11 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
         let c = mem();
         c.execute_batch(SCHEMA).unwrap();
         c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000000); INSERT INTO t VALUES (1, 'own', 0), (5, 'own', 5);").unwrap();
-        c.execute_batch("CREATE TEMP TABLE feed AS SELECT * FROM crsql_changes WHERE 0").unwrap();
-        for x in &feed {
-            c.execute(
-                "INSERT INTO temp.feed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rusqlite::params![x.table, x.pk, x.cid, x.val, x.col_version, x.db_version, x.site_id, x.cl, x.seq],
-            )
-            .unwrap();
-        }
+        stage_feed(&c, &feed);
         c.execute_batch(setup).unwrap();
         c
     };
-    let merged_per_change = |c: &Connection| -> rusqlite::Result<()> {
-        c.execute_batch("BEGIN")?;
-        for x in &feed {
-            apply_one(c, x)?;
-        }
-        c.query_row("SELECT count(*) FROM crsql_changes", [], |r| r.get::<_, i64>(0))?;
-        c.execute_batch("COMMIT")
-    };
+    let merged_per_change = |c: &Connection| merge_reading_before_commit(c, &feed);
     type Work<'a> = (&'a str, &'a str, Box<dyn Fn(&Connection) -> rusqlite::Result<()> + 'a>);
     let bracket = "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'x'; UPDATE t SET d = 'y' WHERE id = 5;";
     let rebuild = "SELECT crsql_begin_alter('t'); CREATE TABLE t_new(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, e TEXT); \

@@ -1302,6 +1302,20 @@ fn a_change_of_this_replicas_own_site_that_it_never_made_is_refused() {
     }
 }
 
+/// The replica whose changes the stopped merges below merge, and its feed: inserts, an update,
+/// a delete, in two tables.
+fn stopped_merge_source() -> (Connection, Vec<Change>) {
+    let src = replica();
+    at(&src, 2_000_000);
+    src.execute_batch(
+        "INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3); INSERT INTO s VALUES (1, 10);
+         UPDATE t SET a = 'b2' WHERE id = 2; DELETE FROM t WHERE id = 3;",
+    )
+    .unwrap();
+    let feed = changes(&src);
+    (src, feed)
+}
+
 /// A merge interrupted anywhere (by sqlite3_interrupt, or a progress handler that gives up), in
 /// one INSERT ... SELECT or change by change in a transaction that reads the feed before it
 /// commits, leaves the replica as it was, and
@@ -1312,25 +1326,12 @@ fn a_change_of_this_replicas_own_site_that_it_never_made_is_refused() {
 /// data: unknown site ordinal 1"), or a read of crsql_changes wrote it without its row.
 #[test]
 fn a_merge_interrupted_anywhere_leaves_the_replica_as_it_was() {
-    let src = replica();
-    at(&src, 2_000_000);
-    src.execute_batch(
-        "INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3); INSERT INTO s VALUES (1, 10);
-         UPDATE t SET a = 'b2' WHERE id = 2; DELETE FROM t WHERE id = 3;",
-    )
-    .unwrap();
-    let feed = changes(&src);
+    let (src, feed) = stopped_merge_source();
     let replica_to_merge_into = || {
         let dst = replica();
         at(&dst, 1_000_000);
-        dst.execute_batch("INSERT INTO t VALUES (1, 'own', 0); CREATE TEMP TABLE feed AS SELECT * FROM crsql_changes WHERE 0;").unwrap();
-        for c in &feed {
-            dst.execute(
-                "INSERT INTO temp.feed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq],
-            )
-            .unwrap();
-        }
+        dst.execute_batch("INSERT INTO t VALUES (1, 'own', 0)").unwrap();
+        stage_feed(&dst, &feed);
         dst
     };
     let state = |c: &Connection| (dump(c, "t"), dump(c, "s"), portable(c), one::<i64>(c, "SELECT crsql_db_version()"));
@@ -1339,13 +1340,7 @@ fn a_merge_interrupted_anywhere_leaves_the_replica_as_it_was() {
             if !per_change {
                 return dst.execute_batch("INSERT INTO crsql_changes SELECT * FROM temp.feed");
             }
-            dst.execute_batch("BEGIN")?;
-            for c in &feed {
-                apply_one(dst, c)?;
-            }
-            // A read writes what the merges hold back first.
-            dst.query_row("SELECT count(*) FROM crsql_changes", [], |r| r.get::<_, i64>(0))?;
-            dst.execute_batch("COMMIT")
+            merge_reading_before_commit(dst, &feed)
         };
         // The steps a whole merge takes, counted by a handler that never stops it.
         let steps = {
@@ -1399,28 +1394,14 @@ fn a_merge_interrupted_anywhere_leaves_the_replica_as_it_was() {
 /// again converges with the source.
 #[test]
 fn a_stopped_merge_committed_anyway_leaves_a_consistent_replica() {
-    let src = replica();
-    at(&src, 2_000_000);
-    src.execute_batch(
-        "INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3); INSERT INTO s VALUES (1, 10);
-         UPDATE t SET a = 'b2' WHERE id = 2; DELETE FROM t WHERE id = 3;",
-    )
-    .unwrap();
-    let feed = changes(&src);
+    let (src, feed) = stopped_merge_source();
     let replica_to_merge_into = || {
         let dst = replica();
         at(&dst, 1_000_000);
         dst.execute_batch("INSERT INTO t VALUES (1, 'own', 0), (4, 'own', 4);").unwrap();
         dst
     };
-    let merge = |dst: &Connection| -> rusqlite::Result<()> {
-        dst.execute_batch("BEGIN")?;
-        for c in &feed {
-            apply_one(dst, c)?;
-        }
-        dst.query_row("SELECT count(*) FROM crsql_changes", [], |r| r.get::<_, i64>(0))?;
-        dst.execute_batch("COMMIT")
-    };
+    let merge = |dst: &Connection| merge_reading_before_commit(dst, &feed);
     let steps = {
         let dst = replica_to_merge_into();
         let (r, steps) = Stop::count(&dst, || merge(&dst));

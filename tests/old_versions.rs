@@ -166,13 +166,7 @@ fn a_version_3_database_opened_read_only_reads_as_before() {
     const V3: &str = "v3-6b3b832";
     for query_only in [false, true] {
         let path = copy_of(V3, "v3-read-only");
-        let c = if query_only {
-            let c = rusqlite::Connection::open(&path).unwrap();
-            c.execute_batch("PRAGMA query_only = 1").unwrap();
-            c
-        } else {
-            rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
-        };
+        let c = refusing_writes(std::path::Path::new(&path), query_only);
         load(&c);
         assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 3);
         assert_eq!(feed(&c), expected(V3));

@@ -315,6 +315,41 @@ pub fn apply_one(conn: &Connection, c: &Change) -> rusqlite::Result<usize> {
     s.execute(rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq])
 }
 
+/// Copies `feed` into a new TEMP table `feed` of crsql_changes' columns, for a merge by
+/// `INSERT INTO crsql_changes SELECT * FROM temp.feed`.
+pub fn stage_feed(conn: &Connection, feed: &[Change]) {
+    conn.execute_batch("CREATE TEMP TABLE feed AS SELECT * FROM crsql_changes WHERE 0").unwrap();
+    for c in feed {
+        conn.execute(
+            "INSERT INTO temp.feed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq],
+        )
+        .unwrap();
+    }
+}
+
+/// Merges `feed` change by change in one transaction that reads crsql_changes before its
+/// COMMIT (a read writes what merges hold back first).
+pub fn merge_reading_before_commit(conn: &Connection, feed: &[Change]) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN")?;
+    for c in feed {
+        apply_one(conn, c)?;
+    }
+    conn.query_row("SELECT count(*) FROM crsql_changes", [], |r| r.get::<_, i64>(0))?;
+    conn.execute_batch("COMMIT")
+}
+
+/// A connection to `path` that refuses writes: opened read-only, or (`query_only`) with
+/// `PRAGMA query_only = 1`, as reader pools open theirs; the extension not loaded yet.
+pub fn refusing_writes(path: &std::path::Path, query_only: bool) -> Connection {
+    if !query_only {
+        return Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    }
+    let c = Connection::open(path).unwrap();
+    c.execute_batch("PRAGMA query_only = 1").unwrap();
+    c
+}
+
 /// Applies changes through INSERT INTO crsql_changes, in one transaction.
 pub fn apply(conn: &Connection, cs: &[Change]) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
