@@ -309,26 +309,7 @@ fn read_where(c: &Connection, filter: &str, stride: &impl Fn(i64) -> i64) {
 fn upgrades(stride: impl Fn(i64) -> i64) {
     let fixture = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-fcb3fae.sqlite3");
     let path = tmpdir("malloc-upgrade").join("db.sqlite3");
-    // (Not rusqlite's load_extension: it reads the error message without checking for NULL,
-    // which is what SQLite leaves when the message itself cannot be allocated.)
-    let try_load = |c: &Connection| -> Result<(), String> {
-        let path = std::ffi::CString::new(extension_path().to_str().unwrap()).unwrap();
-        let mut message: *mut std::os::raw::c_char = std::ptr::null_mut();
-        // SAFETY (test): loading our own extension into our own open connection; the message,
-        // if any, is SQLite's to free.
-        unsafe {
-            let db = c.handle();
-            ffi::sqlite3_enable_load_extension(db, 1);
-            let rc = ffi::sqlite3_load_extension(db, path.as_ptr(), c"sqlite3_crr_init".as_ptr(), &mut message);
-            ffi::sqlite3_enable_load_extension(db, 0);
-            if rc == ffi::SQLITE_OK {
-                return Ok(());
-            }
-            let text = if message.is_null() { "(no message)".into() } else { std::ffi::CStr::from_ptr(message).to_string_lossy().into_owned() };
-            ffi::sqlite3_free(message.cast());
-            Err(text)
-        }
-    };
+    let try_load = load_extension_checked;
     // Trigger texts with the database's random token taken out.
     let look = |c: &Connection| -> (Rows, Rows) {
         let token: i64 = one(c, "SELECT coalesce((SELECT value FROM crr_meta WHERE key = 'token'), 0)");

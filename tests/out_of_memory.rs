@@ -83,13 +83,7 @@ fn merges_and_as_crr_that_run_out_of_memory_leave_nothing_behind() {
 /// heap limit is process-wide.)
 fn upgrades_that_run_out_of_memory_leave_the_old_database_or_the_new() {
     let fixture = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-fcb3fae.sqlite3");
-    let try_load = |c: &Connection| -> rusqlite::Result<()> {
-        // SAFETY (test): loading our own extension into our own connection.
-        unsafe {
-            let _guard = rusqlite::LoadExtensionGuard::new(c)?;
-            c.load_extension(extension_path(), Some("sqlite3_crr_init"))
-        }
-    };
+    let try_load = load_extension_checked;
     let look = |c: &Connection| -> (i64, Vec<Vec<rusqlite::types::Value>>, String) {
         let triggers: String = one(c, "SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name)");
         (one(c, "SELECT value FROM crr_meta WHERE key = 'schema'"), dump(c, "t"), triggers)

@@ -315,6 +315,28 @@ pub fn apply_one(conn: &Connection, c: &Change) -> rusqlite::Result<usize> {
     s.execute(rusqlite::params![c.table, c.pk, c.cid, c.val, c.col_version, c.db_version, c.site_id, c.cl, c.seq])
 }
 
+/// Loads the extension into `c` through sqlite3_load_extension itself: rusqlite's
+/// load_extension reads the error message without checking for NULL, which SQLite leaves when
+/// it cannot allocate the message (out of memory: tests/out_of_memory.rs, malloc_faults.rs).
+pub fn load_extension_checked(c: &Connection) -> Result<(), String> {
+    let path = std::ffi::CString::new(extension_path().to_str().unwrap()).unwrap();
+    let mut message: *mut std::os::raw::c_char = std::ptr::null_mut();
+    // SAFETY (test): loading our own extension into our own open connection; the message, if
+    // any, is SQLite's to free.
+    unsafe {
+        let db = c.handle();
+        rusqlite::ffi::sqlite3_enable_load_extension(db, 1);
+        let rc = rusqlite::ffi::sqlite3_load_extension(db, path.as_ptr(), c"sqlite3_crr_init".as_ptr(), &mut message);
+        rusqlite::ffi::sqlite3_enable_load_extension(db, 0);
+        if rc == rusqlite::ffi::SQLITE_OK {
+            return Ok(());
+        }
+        let text = if message.is_null() { "(no message)".into() } else { std::ffi::CStr::from_ptr(message).to_string_lossy().into_owned() };
+        rusqlite::ffi::sqlite3_free(message.cast());
+        Err(text)
+    }
+}
+
 /// Copies `feed` into a new TEMP table `feed` of crsql_changes' columns, for a merge by
 /// `INSERT INTO crsql_changes SELECT * FROM temp.feed`.
 pub fn stage_feed(conn: &Connection, feed: &[Change]) {
