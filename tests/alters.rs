@@ -15,7 +15,9 @@
 //! A third of the seeds run in lamport mode. At each sync, each cell of the source's feed must
 //! hold the value its version wrote when first read anywhere (`check_written`). At the end a full sync must leave identical
 //! tables and feeds (apart from db_version and seq) everywhere, and a new replica built from
-//! one feed must hold the same rows.
+//! one feed must hold the same rows. Some crsql_begin_alter and crsql_commit_alter calls are
+//! first stopped once at a random step (a progress handler that gives up once): they must
+//! report the interrupt, leave no transaction open, and go through when called again.
 //! `CRR_ALTERS_SEEDS` / `CRR_ALTERS_FROM` / `CRR_ALTERS_SEED` choose the seeds.
 
 mod common;
@@ -282,6 +284,16 @@ fn migrate(r: &mut Rng, c: &Connection, migrations: &[Migration], schemas: &[Vec
             if !what.is_empty() {
                 println!("{what}: migration {k}: {begin}");
             }
+            // Sometimes first stopped once, as the commit below.
+            let mut side = Rng(r.0 ^ 0xb091_0ace);
+            if !one_transaction && side.chance(30) {
+                let at = side.below(1500) as i64;
+                if let Err(e) = Stop::at(c, at, How::GivesUpOnce, || c.execute_batch(begin)) {
+                    assert_eq!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::OperationInterrupted), "{begin} stopped at step {at}: {e}");
+                    assert!(c.is_autocommit(), "{begin} stopped at step {at}: a transaction was left open");
+                }
+            }
+            // (Again, if the stop left it undone; a second begin changes nothing.)
             c.execute_batch(begin).unwrap_or_else(|e| panic!("{begin}: {e}"));
             if !forgotten {
                 let count = r.below(3);
@@ -302,6 +314,27 @@ fn migrate(r: &mut Rng, c: &Connection, migrations: &[Migration], schemas: &[Vec
         let once = rebuilt.then_some(&mut used);
         writes(r, c, shape, count, rebuilt, once, what);
         let commit = format!("SELECT crsql_commit_alter('{}')", shape.name);
+        // Sometimes (outside a transaction of the app's) the commit is first stopped once at a
+        // random step, as a progress handler that gives up once would: it must then leave the
+        // bracket as it was, or be done (SQLite can report the stop after the work), and go
+        // through when called again. (Drawn from a copy of the stream: seeds replay as before.)
+        let mut side = Rng(r.0 ^ 0x5709_0ace);
+        if !one_transaction && side.chance(30) {
+            let at = side.below(2500) as i64;
+            if let Err(e) = Stop::at(c, at, How::GivesUpOnce, || c.execute_batch(&commit)) {
+                if !what.is_empty() {
+                    println!("{what}: migration {k}: {commit} stopped at step {at}: {e}");
+                }
+                assert_eq!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::OperationInterrupted), "{commit} stopped at step {at}: {e}");
+                assert!(c.is_autocommit(), "{commit} stopped at step {at}: a transaction was left open");
+                match c.execute_batch(&commit) {
+                    Ok(()) => {}
+                    Err(e) if e.to_string().contains("crsql_commit_alter without crsql_begin_alter") => {}
+                    Err(e) => panic!("{sql}: commit after one stopped at step {at}: {e}"),
+                }
+            }
+            continue;
+        }
         c.execute_batch(&commit).unwrap_or_else(|e| panic!("{sql}: commit: {e}"));
     }
     if one_transaction {
