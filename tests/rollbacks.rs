@@ -12,7 +12,8 @@
 //! seeds 3 mod 4, its connections run with recursive triggers on (a REPLACE then fires the
 //! delete triggers of the rows it replaces); on seeds 2 mod 5, one statement or merge in
 //! fourteen is stopped at a random step (sqlite3_interrupt, or a progress handler that gives
-//! up), and the app rolls back what is left of its transaction.
+//! up, for good or for that statement only), and the app rolls back what is left of its
+//! transaction.
 //! Between transactions, the clock mark the second connection recovers must be at least every
 //! version in the feed (`check_mark`). Now and then the replica's own feed is merged back into it through the second connection
 //! (a relay): every change must be taken as stale, none past the clock mark that connection
