@@ -13,24 +13,10 @@ use rusqlite::ffi;
 use rusqlite::types::Value as V;
 use rusqlite::{Connection, OpenFlags};
 use std::os::raw::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
 use std::sync::OnceLock;
 
-/// Reads, writes and syncs so far, of files opened through the faulty VFS.
-static MADE: AtomicI64 = AtomicI64::new(0);
-/// The call, counted from `MADE`, that fails; none while negative.
-static FAIL_AT: AtomicI64 = AtomicI64::new(-1);
-static FAILED: AtomicBool = AtomicBool::new(false);
-
-fn fails_now() -> bool {
-    let n = MADE.fetch_add(1, SeqCst);
-    if n == FAIL_AT.load(SeqCst) {
-        FAIL_AT.store(-1, SeqCst);
-        FAILED.store(true, SeqCst);
-        return true;
-    }
-    false
-}
+/// Where the failure is injected (see common::OnceFault).
+static FAULT: OnceFault = OnceFault::new();
 
 /// A file of the faulty VFS: SQLite's view of it, and the default VFS's file it wraps.
 #[repr(C)]
@@ -58,21 +44,21 @@ unsafe extern "C" fn x_close(p: *mut ffi::sqlite3_file) -> c_int {
     rc
 }
 unsafe extern "C" fn x_read(p: *mut ffi::sqlite3_file, buf: *mut c_void, n: c_int, off: i64) -> c_int {
-    if fails_now() {
+    if FAULT.fails_now() {
         return ffi::SQLITE_IOERR_READ;
     }
     let (f, m) = real(p);
     (m.xRead.unwrap())(f, buf, n, off)
 }
 unsafe extern "C" fn x_write(p: *mut ffi::sqlite3_file, buf: *const c_void, n: c_int, off: i64) -> c_int {
-    if fails_now() {
+    if FAULT.fails_now() {
         return ffi::SQLITE_IOERR_WRITE;
     }
     let (f, m) = real(p);
     (m.xWrite.unwrap())(f, buf, n, off)
 }
 unsafe extern "C" fn x_sync(p: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    if fails_now() {
+    if FAULT.fails_now() {
         return ffi::SQLITE_IOERR_FSYNC;
     }
     let (f, m) = real(p);
@@ -191,27 +177,10 @@ fn install() {
     }
 }
 
-fn count<T>(f: impl FnOnce() -> T) -> (T, i64) {
-    let start = MADE.load(SeqCst);
-    let r = f();
-    (r, MADE.load(SeqCst) - start)
-}
 
-fn failing_at<T>(at: i64, f: impl FnOnce() -> T) -> (T, bool) {
-    FAILED.store(false, SeqCst);
-    FAIL_AT.store(MADE.load(SeqCst) + at, SeqCst);
-    let r = f();
-    FAIL_AT.store(-1, SeqCst);
-    (r, FAILED.load(SeqCst))
-}
 
 type Rows = Vec<Vec<V>>;
 
-fn rows(c: &Connection, sql: &str) -> Rows {
-    let mut s = c.prepare(sql).unwrap();
-    let n = s.column_count();
-    s.query_map([], |r| (0..n).map(|i| r.get(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
-}
 
 /// Tables, feed (site ids and local db_versions aside), db_version, schema but trigger texts,
 /// clock rows.
@@ -225,16 +194,12 @@ fn state(c: &Connection) -> (Rows, Rows, Rows, Rows, Rows) {
     )
 }
 
-const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
-                      CREATE TABLE s(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT 0 CHECK (n >= 0)) STRICT;
-                      SELECT crsql_as_crr('t');";
-
 #[test]
 fn work_whose_read_write_or_sync_fails_once_is_whole_or_undone() {
     install();
     let dir = tmpdir("io-faults");
     let src = mem();
-    src.execute_batch(SCHEMA).unwrap();
+    src.execute_batch(FAULT_SCHEMA).unwrap();
     src.execute_batch(
         "SELECT crr_set_wall_clock_for_testing(2000000);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
@@ -270,7 +235,7 @@ fn work_whose_read_write_or_sync_fails_once_is_whole_or_undone() {
                 // (No syncs while it is set up: they take most of the test's time.)
                 c.execute_batch(&format!("PRAGMA journal_mode = {journal}; PRAGMA cache_size = 10; PRAGMA synchronous = OFF;")).unwrap();
                 load(&c);
-                c.execute_batch(SCHEMA).unwrap();
+                c.execute_batch(FAULT_SCHEMA).unwrap();
                 c.execute_batch(
                     "SELECT crr_set_wall_clock_for_testing(1000000);
                      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) INSERT INTO t SELECT i * 3, 'own', i FROM n;",
@@ -283,7 +248,7 @@ fn work_whose_read_write_or_sync_fails_once_is_whole_or_undone() {
             };
             let (done, total) = {
                 let (c, _) = fresh();
-                let (r, total) = count(|| work(&c));
+                let (r, total) = FAULT.count(|| work(&c));
                 r.unwrap();
                 (state(&c), total)
             };
@@ -291,7 +256,7 @@ fn work_whose_read_write_or_sync_fails_once_is_whole_or_undone() {
             for at in (0..total).step_by(stride(total) as usize) {
                 let (c, path) = fresh();
                 let before = state(&c);
-                let (r, came) = failing_at(at, || work(&c));
+                let (r, came) = FAULT.failing_at(at, || work(&c));
                 let ctx = format!("{what} ({journal}), I/O call {at} of {total} failing (it came: {came})");
                 let now = match r {
                     Ok(()) => {

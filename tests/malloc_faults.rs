@@ -16,7 +16,6 @@ use rusqlite::ffi;
 use rusqlite::types::Value as V;
 use rusqlite::Connection;
 use std::os::raw::{c_int, c_void};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
 use std::sync::OnceLock;
 
 type Malloc = unsafe extern "C" fn(c_int) -> *mut c_void;
@@ -24,31 +23,18 @@ type Realloc = unsafe extern "C" fn(*mut c_void, c_int) -> *mut c_void;
 
 /// SQLite's own allocator, which ours calls.
 static REAL: OnceLock<(Malloc, Realloc)> = OnceLock::new();
-/// Allocations (and reallocations) made so far.
-static MADE: AtomicI64 = AtomicI64::new(0);
-/// The allocation, counted from `MADE`, that fails; none while negative.
-static FAIL_AT: AtomicI64 = AtomicI64::new(-1);
-static FAILED: AtomicBool = AtomicBool::new(false);
-
-fn fails_now() -> bool {
-    let n = MADE.fetch_add(1, SeqCst);
-    if n == FAIL_AT.load(SeqCst) {
-        FAIL_AT.store(-1, SeqCst);
-        FAILED.store(true, SeqCst);
-        return true;
-    }
-    false
-}
+/// Where the failure is injected (see common::OnceFault).
+static FAULT: OnceFault = OnceFault::new();
 
 unsafe extern "C" fn failing_malloc(n: c_int) -> *mut c_void {
-    if fails_now() {
+    if FAULT.fails_now() {
         return std::ptr::null_mut();
     }
     (REAL.get().unwrap().0)(n)
 }
 
 unsafe extern "C" fn failing_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
-    if fails_now() {
+    if FAULT.fails_now() {
         return std::ptr::null_mut();
     }
     (REAL.get().unwrap().1)(p, n)
@@ -73,29 +59,10 @@ fn install() {
     }
 }
 
-/// Runs `f` and counts SQLite's allocations in it.
-fn count<T>(f: impl FnOnce() -> T) -> (T, i64) {
-    let start = MADE.load(SeqCst);
-    let r = f();
-    (r, MADE.load(SeqCst) - start)
-}
 
-/// Runs `f` with its allocation number `at` failing; and whether it came to that.
-fn failing_at<T>(at: i64, f: impl FnOnce() -> T) -> (T, bool) {
-    FAILED.store(false, SeqCst);
-    FAIL_AT.store(MADE.load(SeqCst) + at, SeqCst);
-    let r = f();
-    FAIL_AT.store(-1, SeqCst);
-    (r, FAILED.load(SeqCst))
-}
 
 type Rows = Vec<Vec<V>>;
 
-fn rows(c: &Connection, sql: &str) -> Rows {
-    let mut s = c.prepare(sql).unwrap();
-    let n = s.column_count();
-    s.query_map([], |r| (0..n).map(|i| r.get(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
-}
 
 type State = (Rows, Rows, Rows, Rows, Rows);
 
@@ -118,15 +85,11 @@ fn state(c: &Connection) -> State {
     (tables, feed, version, schema, clocks)
 }
 
-const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
-                      CREATE TABLE s(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT 0 CHECK (n >= 0)) STRICT;
-                      SELECT crsql_as_crr('t');";
-
 #[test]
 fn work_whose_allocation_fails_once_is_whole_or_undone() {
     install();
     let src = mem();
-    src.execute_batch(SCHEMA).unwrap();
+    src.execute_batch(FAULT_SCHEMA).unwrap();
     src.execute_batch("SELECT crr_set_wall_clock_for_testing(2000000)").unwrap();
     src.execute_batch(
         "INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3), (4, 'a long text of the source', 4);
@@ -136,7 +99,7 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
     let feed = changes(&src);
     let fresh = |setup: &str| {
         let c = mem();
-        c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch(FAULT_SCHEMA).unwrap();
         c.execute_batch("SELECT crr_set_wall_clock_for_testing(1000000); INSERT INTO t VALUES (1, 'own', 0), (5, 'own', 5);").unwrap();
         stage_feed(&c, &feed);
         c.execute_batch(setup).unwrap();
@@ -169,7 +132,7 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
     for (what, setup, work) in &cases {
         let (done, total) = {
             let c = fresh(setup);
-            let (r, total) = count(|| work(&c));
+            let (r, total) = FAULT.count(|| work(&c));
             r.unwrap();
             (state(&c), total)
         };
@@ -184,7 +147,7 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
         for at in (0..total).step_by(stride(total) as usize) {
             let c = fresh(setup);
             let before = state(&c);
-            let (r, came) = failing_at(at, || work(&c));
+            let (r, came) = FAULT.failing_at(at, || work(&c));
             // (The count varies a little from one fresh replica to the next: SQLite's page cache
             // recycles across connections.)
             let ctx = format!("{what}, allocation {at} of {total} failing (it came: {came})");
@@ -225,7 +188,7 @@ fn replicas_converge_whatever_allocations_fail(seed: u64) {
     let reps: Vec<Connection> = (0..3)
         .map(|i| {
             let c = mem();
-            c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch(FAULT_SCHEMA).unwrap();
             c.execute_batch(&format!("SELECT crsql_as_crr('s'); SELECT crr_set_wall_clock_for_testing({});", 1_000_000 + i * 1000)).unwrap();
             c
         })
@@ -248,10 +211,10 @@ fn replicas_converge_whatever_allocations_fail(seed: u64) {
                 4 => format!("BEGIN; INSERT OR REPLACE INTO t VALUES ({id}, 'r{i}s{step}', {step}); UPDATE s SET n = n + 1 WHERE id = {id}; COMMIT;"),
                 _ => format!("INSERT INTO t VALUES ({id}, 'r{i}s{step}', {step}) ON CONFLICT(id) DO UPDATE SET a = excluded.a"),
             };
-            failing_at(at, || c.execute_batch(&sql)).0
+            FAULT.failing_at(at, || c.execute_batch(&sql)).0
         } else {
             let from = feed_of(&reps[(i + 1 + r.below(2) as usize) % 3]);
-            failing_at(at, || if r.chance(50) { apply(c, &from) } else { merge_reading_before_commit(c, &from) }).0
+            FAULT.failing_at(at, || if r.chance(50) { apply(c, &from) } else { merge_reading_before_commit(c, &from) }).0
         };
         if result.is_err() && !c.is_autocommit() {
             c.execute_batch("ROLLBACK").unwrap();
@@ -291,11 +254,11 @@ fn read_where(c: &Connection, filter: &str, stride: &impl Fn(i64) -> i64) {
         let r = s.query_map([], |r| (0..n).map(|i| r.get(i)).collect())?.collect();
         r
     };
-    let (all, total) = count(|| read(c).unwrap());
+    let (all, total) = FAULT.count(|| read(c).unwrap());
     assert!(!all.is_empty(), "{filter}");
     let mut failed = 0;
     for at in (0..total).step_by(stride(total) as usize) {
-        match failing_at(at, || read(c)).0 {
+        match FAULT.failing_at(at, || read(c)).0 {
             Ok(got) => assert_eq!(got, all, "a read of crsql_changes {filter} with allocation {at} of {total} failing"),
             Err(_) => failed += 1,
         }
@@ -331,7 +294,7 @@ fn upgrades(stride: impl Fn(i64) -> i64) {
     let (upgraded, total) = {
         std::fs::copy(&fixture, &path).unwrap();
         let c = Connection::open(&path).unwrap();
-        let (r, total) = count(|| try_load(&c));
+        let (r, total) = FAULT.count(|| try_load(&c));
         r.unwrap();
         (look(&c), total)
     };
@@ -341,7 +304,7 @@ fn upgrades(stride: impl Fn(i64) -> i64) {
         let c = Connection::open(&path).unwrap();
         let old = look(&c);
         let ctx = format!("the upgrade with allocation {at} of {total} failing");
-        if failing_at(at, || try_load(&c)).0.is_err() {
+        if FAULT.failing_at(at, || try_load(&c)).0.is_err() {
             failed += 1;
             assert!(c.is_autocommit(), "{ctx}: a transaction was left open");
             let now = look(&c);

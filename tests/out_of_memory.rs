@@ -8,10 +8,6 @@ mod common;
 use common::*;
 use rusqlite::Connection;
 
-const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
-                      CREATE TABLE s(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT 0 CHECK (n >= 0)) STRICT;
-                      SELECT crsql_as_crr('t');";
-
 /// Runs `f` with SQLite's heap limited to what is in use now plus `headroom` bytes.
 fn with_heap_limit<T>(headroom: i64, f: impl FnOnce() -> T) -> T {
     // SAFETY: process-wide settings of the bundled SQLite, restored before returning.
@@ -31,7 +27,7 @@ fn state(c: &Connection) -> (Vec<Vec<rusqlite::types::Value>>, Vec<(String, Vec<
 #[test]
 fn merges_and_as_crr_that_run_out_of_memory_leave_nothing_behind() {
     let src = mem();
-    src.execute_batch(SCHEMA).unwrap();
+    src.execute_batch(FAULT_SCHEMA).unwrap();
     src.execute_batch(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40) INSERT INTO t SELECT i, printf('%.*c', 40, 'x'), i FROM n;
          UPDATE t SET a = 'changed' WHERE id % 3 = 0; DELETE FROM t WHERE id % 7 = 0;",
@@ -40,7 +36,7 @@ fn merges_and_as_crr_that_run_out_of_memory_leave_nothing_behind() {
     let feed = changes(&src);
     let fresh = || {
         let c = mem();
-        c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch(FAULT_SCHEMA).unwrap();
         c.execute_batch("INSERT INTO t VALUES (1, 'own', 0)").unwrap();
         c
     };

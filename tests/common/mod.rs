@@ -337,6 +337,69 @@ pub fn load_extension_checked(c: &Connection) -> Result<(), String> {
     }
 }
 
+/// The tables the fault tests (out_of_memory.rs, malloc_faults.rs, io_faults.rs) work on: t a
+/// CRR keyed by rowid, s a plain STRICT table with a CHECK on a default, for crsql_as_crr.
+pub const FAULT_SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+                                CREATE TABLE s(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT 0 CHECK (n >= 0)) STRICT;
+                                SELECT crsql_as_crr('t');";
+
+/// A failure injected once, at the n-th of some calls a test counts (SQLite's allocations in
+/// malloc_faults.rs, its file reads, writes and syncs in io_faults.rs): the hook asks
+/// `fails_now` at each call.
+pub struct OnceFault {
+    made: std::sync::atomic::AtomicI64,
+    /// The call, counted from `made`, that fails; none while negative.
+    fail_at: std::sync::atomic::AtomicI64,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl OnceFault {
+    pub const fn new() -> OnceFault {
+        OnceFault {
+            made: std::sync::atomic::AtomicI64::new(0),
+            fail_at: std::sync::atomic::AtomicI64::new(-1),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Counts a call; true for the one that must fail.
+    pub fn fails_now(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.made.fetch_add(1, SeqCst);
+        if n == self.fail_at.load(SeqCst) {
+            self.fail_at.store(-1, SeqCst);
+            self.failed.store(true, SeqCst);
+            return true;
+        }
+        false
+    }
+
+    /// Runs `f` and counts the calls in it.
+    pub fn count<T>(&self, f: impl FnOnce() -> T) -> (T, i64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let start = self.made.load(SeqCst);
+        let r = f();
+        (r, self.made.load(SeqCst) - start)
+    }
+
+    /// Runs `f` with its call number `at` failing; and whether it came to that.
+    pub fn failing_at<T>(&self, at: i64, f: impl FnOnce() -> T) -> (T, bool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.failed.store(false, SeqCst);
+        self.fail_at.store(self.made.load(SeqCst) + at, SeqCst);
+        let r = f();
+        self.fail_at.store(-1, SeqCst);
+        (r, self.failed.load(SeqCst))
+    }
+}
+
+/// Every row of a query, as values.
+pub fn rows(c: &Connection, sql: &str) -> Vec<Vec<SqlValue>> {
+    let mut s = c.prepare(sql).unwrap();
+    let n = s.column_count();
+    s.query_map([], |r| (0..n).map(|i| r.get(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
+}
+
 /// Copies `feed` into a new TEMP table `feed` of crsql_changes' columns, for a merge by
 /// `INSERT INTO crsql_changes SELECT * FROM temp.feed`.
 pub fn stage_feed(conn: &Connection, feed: &[Change]) {
