@@ -393,6 +393,68 @@ impl OnceFault {
     }
 }
 
+/// Three replicas (`open_replica(i)`, with the extension loaded) take random local writes and
+/// merge each other's changes, two steps in five with `fault` injected at a random call below
+/// `calls` (the work then fails, is rolled back, and is not tried again, or it fails after it
+/// was done, or it does not come to it): after every failure the replica's feed reads, and once
+/// every replica has merged every other's changes without failures, tables and feeds are the
+/// same everywhere (malloc_faults.rs, io_faults.rs).
+pub fn replicas_converge_under_faults(seed: u64, fault: &OnceFault, calls: u64, open_replica: &dyn Fn(usize) -> Connection) {
+    let mut r = Rng(seed);
+    let reps: Vec<Connection> = (0..3)
+        .map(|i| {
+            let c = open_replica(i);
+            c.execute_batch(FAULT_SCHEMA).unwrap();
+            c.execute_batch(&format!("SELECT crsql_as_crr('s'); SELECT crr_set_wall_clock_for_testing({});", 1_000_000 + i as i64 * 1000)).unwrap();
+            c
+        })
+        .collect();
+    let feed_of = |c: &Connection| changes(c);
+    for step in 0..60 {
+        let i = r.below(3) as usize;
+        let c = &reps[i];
+        let ctx = format!("seed {seed}, step {step}, replica {i}");
+        // Two steps in five fail, so that the replicas have changes to merge.
+        let at = if r.chance(60) { i64::MAX / 2 } else { r.below(calls) as i64 };
+        let result = if r.chance(50) {
+            let id = r.below(8);
+            let sql = match r.below(6) {
+                0 => format!("DELETE FROM t WHERE id = {id}"),
+                1 => format!("UPDATE t SET b = b + 1 WHERE id >= {id}"),
+                2 => format!("INSERT OR REPLACE INTO s VALUES ({id}, {})", r.below(5)),
+                3 => format!("DELETE FROM s WHERE id = {id}"),
+                4 => format!("BEGIN; INSERT OR REPLACE INTO t VALUES ({id}, 'r{i}s{step}', {step}); UPDATE s SET n = n + 1 WHERE id = {id}; COMMIT;"),
+                _ => format!("INSERT INTO t VALUES ({id}, 'r{i}s{step}', {step}) ON CONFLICT(id) DO UPDATE SET a = excluded.a"),
+            };
+            fault.failing_at(at, || c.execute_batch(&sql)).0
+        } else {
+            let from = feed_of(&reps[(i + 1 + r.below(2) as usize) % 3]);
+            fault.failing_at(at, || if r.chance(50) { apply(c, &from) } else { merge_reading_before_commit(c, &from) }).0
+        };
+        if result.is_err() && !c.is_autocommit() {
+            c.execute_batch("ROLLBACK").unwrap();
+        }
+        // The feed reads (no clock left naming what a rollback removed).
+        c.query_row("SELECT count(*) FROM crsql_changes", [], |r| r.get::<_, i64>(0)).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    }
+    for _ in 0..2 {
+        for i in 0..3 {
+            for j in 0..3 {
+                if i != j {
+                    apply(&reps[i], &feed_of(&reps[j])).unwrap();
+                }
+            }
+        }
+    }
+    let portable = |c: &Connection| -> Vec<Vec<SqlValue>> {
+        rows(c, "SELECT \"table\", pk, cid, val, col_version, site_id, cl FROM crsql_changes ORDER BY 1, 2, 3")
+    };
+    for c in &reps[1..] {
+        assert_eq!([dump(c, "t"), dump(c, "s")], [dump(&reps[0], "t"), dump(&reps[0], "s")], "seed {seed}: tables differ");
+        assert_eq!(portable(c), portable(&reps[0]), "seed {seed}: feeds differ");
+    }
+}
+
 /// Every row of a query, as values.
 pub fn rows(c: &Connection, sql: &str) -> Vec<Vec<SqlValue>> {
     let mut s = c.prepare(sql).unwrap();
