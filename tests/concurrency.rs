@@ -25,12 +25,28 @@ fn setup(path: &str) {
     c.execute_batch(&format!("{SCHEMA} SELECT crsql_as_crr('t');")).unwrap();
 }
 
-/// Writer `who`: `n` transactions; every 7th rolls back. Row id = who * 100000 + i.
+/// Whether writer transaction `i` is rolled back: every 7th, and every 11th from the 5th, whose
+/// INSERT is first stopped at some step (each of `How`'s ways in turn).
+fn rolled_back(i: i64) -> bool {
+    i % 7 == 6 || i % 11 == 5
+}
+
+/// Writer `who`: `n` transactions, some rolled back (`rolled_back`). Row id = who * 100000 + i.
 fn write_load(path: &str, who: i64, n: i64) {
     let c = wal(path);
     for i in 0..n {
         let id = who * 100_000 + i;
         c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        if i % 11 == 5 {
+            // Stopped (or, past its last step, not), then rolled back, by SQLite (an
+            // interrupted write) or by the app: the next transactions must not notice.
+            let how = How::ALL[(i / 11) as usize % 3];
+            let _ = Stop::at(&c, (i * 37) % 60, how, || c.execute("INSERT INTO t(id, who, n) VALUES (?1, ?2, ?3)", [id, who, i]));
+            if !c.is_autocommit() {
+                c.execute_batch("ROLLBACK").unwrap();
+            }
+            continue;
+        }
         c.execute("INSERT INTO t(id, who, n) VALUES (?1, ?2, ?3)", [id, who, i]).unwrap();
         if i > 0 {
             c.execute("UPDATE t SET n = n + 1000 WHERE id = ?1", [id - 1]).unwrap();
@@ -57,7 +73,7 @@ fn check_writers(path: &str, writers: i64, n: i64) {
         for i in 0..n {
             let pk: Vec<u8> = one(&c, &format!("SELECT crsql_pack_columns({})", who * 100_000 + i));
             let rows: Vec<&Change> = all.iter().filter(|x| x.pk == pk).collect();
-            if i % 7 == 6 {
+            if rolled_back(i) {
                 assert!(rows.is_empty(), "rolled-back insert {who}/{i} left changes");
                 continue;
             }
