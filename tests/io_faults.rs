@@ -12,7 +12,6 @@
 mod common;
 use common::*;
 use rusqlite::ffi;
-use rusqlite::types::Value as V;
 use rusqlite::{Connection, OpenFlags};
 use std::os::raw::{c_char, c_int, c_void};
 use std::sync::OnceLock;
@@ -179,9 +178,6 @@ fn install() {
     }
 }
 
-
-
-type Rows = Vec<Vec<V>>;
 
 
 /// Tables, feed (site ids and local db_versions aside), db_version, schema but trigger texts,

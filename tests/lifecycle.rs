@@ -770,11 +770,7 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
     // Schema, rows, and what the extension stores (read without it: crsql_changes would
     // refuse a table in a bracket).
     let state = |c: &Connection| {
-        let q = |sql: &str| -> Vec<Vec<V>> {
-            let mut s = c.prepare(sql).unwrap();
-            let n = s.column_count();
-            s.query_map([], |r| (0..n).map(|i| r.get(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
-        };
+        let q = |sql: &str| rows(c, sql);
         (
             // (Trigger texts hold the database's random token.)
             q("SELECT type, name, CASE type WHEN 'trigger' THEN tbl_name ELSE sql END FROM sqlite_schema ORDER BY name"),

@@ -61,9 +61,6 @@ fn install() {
 
 
 
-type Rows = Vec<Vec<V>>;
-
-
 type State = (Rows, Rows, Rows, Rows, Rows);
 
 /// Tables, feed (where it can be read: not while a table is in a bracket), db_version, schema
@@ -71,17 +68,11 @@ type State = (Rows, Rows, Rows, Rows, Rows);
 /// clock rows, read without any failing allocation.
 fn state(c: &Connection) -> State {
     let tables = [dump(c, "t"), dump(c, "s")].concat();
-    let read = |sql: &str| -> rusqlite::Result<Rows> {
-        let mut s = c.prepare(sql)?;
-        let n = s.column_count();
-        let r = s.query_map([], |r| (0..n).map(|i| r.get(i)).collect())?.collect();
-        r
-    };
-    let feed = read("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes ORDER BY 1, 2, 3")
+    let feed = try_rows(c, "SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes ORDER BY 1, 2, 3")
         .unwrap_or_else(|e| vec![vec![V::Text(format!("unreadable: {e}"))]]);
     let version = rows(c, "SELECT crsql_db_version()");
     let schema = rows(c, "SELECT type, name, sql FROM sqlite_schema ORDER BY name");
-    let clocks = read("SELECT pk, cl, dbv, clock FROM crr_clock_1 ORDER BY pk").unwrap_or_default();
+    let clocks = try_rows(c, "SELECT pk, cl, dbv, clock FROM crr_clock_1 ORDER BY pk").unwrap_or_default();
     (tables, feed, version, schema, clocks)
 }
 
@@ -186,12 +177,8 @@ fn reads(c: &Connection, stride: impl Fn(i64) -> i64) {
 }
 
 fn read_where(c: &Connection, filter: &str, stride: &impl Fn(i64) -> i64) {
-    let read = |c: &Connection| -> rusqlite::Result<Rows> {
-        let mut s = c.prepare(&format!("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes {filter}"))?;
-        let n = s.column_count();
-        let r = s.query_map([], |r| (0..n).map(|i| r.get(i)).collect())?.collect();
-        r
-    };
+    let sql = format!("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes {filter}");
+    let read = |c: &Connection| try_rows(c, &sql);
     let (all, total) = FAULT.count(|| read(c).unwrap());
     assert!(!all.is_empty(), "{filter}");
     let mut failed = 0;

@@ -25,7 +25,8 @@
 //! triggers. A table the 12-step rebuild made anew has no triggers until commit: its updates
 //! after the rebuild are still not seen (its inserts and deletes are, by commit's comparison).
 
-use super::as_crr::{backfill, describe, for_each_key, has_trigger, in_savepoint, install_triggers, raise_floor, reap_dropped, write_columns, Tracked};
+use super::as_crr::{backfill, describe, for_each_key, has_trigger, install_triggers, raise_floor, reap_dropped, write_columns, Tracked};
+use super::savepoint::in_savepoint;
 use super::conn::Conn;
 use super::stmt_cache::Key;
 use super::tables::{self, Clock, KeyLayout};

@@ -2,6 +2,7 @@
 //! clock data of CRRs whose table was dropped.
 
 use super::conn::Conn;
+use super::savepoint::in_savepoint;
 use super::tables::{self, clock_table, Clock, KeyLayout};
 use super::{dirty, meta, schema, track};
 use crate::core::fast_hash::FastHasher;
@@ -21,97 +22,6 @@ pub struct Tracked {
     pub slot: usize,
     pub name: String,
     pub keeps_class: bool,
-}
-
-/// Runs `f` inside a savepoint: on error only `f`'s own work is rolled back.
-///
-/// A pending interrupt (sqlite3_interrupt) stops every statement until the caller's statement
-/// ends, ROLLBACK TO and RELEASE included (at their first step; new ones fail to prepare),
-/// which left the savepoint, and the transaction it may have begun, open with half the work
-/// in it: the app's next writes went into it and never committed. SQLite's rule for a write
-/// an interrupt stops is to roll back the whole transaction, and so it does for a write
-/// statement stepped while the interrupt is pending: `abandon`, prepared before the work (it
-/// sets the database's user_version to what it is, in case it runs after all), makes it do
-/// that when the savepoint cannot be undone.
-///
-/// A savepoint that began the transaction is released by a commit, which can find the
-/// database busy (a reader, in rollback-journal mode) again after the ROLLBACK TO: then a
-/// ROLLBACK ends the transaction, all of it ours, and the error is SQLITE_BUSY.
-///
-/// The errors of ROLLBACK TO and RELEASE say little (SQLite can report an interrupt after a
-/// statement did its work, at the progress handler's last call), so whether the savepoint is
-/// still there is asked of SQLite instead: ROLLBACK TO answers "no such savepoint" once it is
-/// gone (released, or rolled back with the whole transaction, which an interrupt, a full disk
-/// or no memory in a write does).
-pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let mut release = conn.db.prepare(&format!("RELEASE {name}"), false)?;
-    let mut rollback = conn.db.prepare(&format!("ROLLBACK TO {name}"), false)?;
-    let user_version = {
-        let mut s = conn.db.prepare("PRAGMA main.user_version", false)?;
-        s.step()?;
-        s.i64(0)
-    };
-    let mut abandon = conn.db.prepare(&format!("PRAGMA main.user_version = {user_version}"), false)?;
-    // (See above: a RELEASE that commits can find the database busy.)
-    let began = conn.db.in_autocommit();
-    let mut end = conn.db.prepare("ROLLBACK", false)?;
-    // A SAVEPOINT that reports an error may have been made: undone as the work is.
-    let mut open = conn.db.prepare(&format!("SAVEPOINT {name}"), false)?;
-    // What the transaction holds back is written before the RELEASE (which commits, if the
-    // savepoint began the transaction): a commit whose own work (xSync) an interrupt stops
-    // rolls back, but leaves SQLite's transaction flag set.
-    let work = || f().and_then(|v| super::merge::write_held_back(conn).map(|()| v));
-    let error = match open.run().and_then(|()| work()) {
-        Ok(v) => match release.run() {
-            Ok(()) => return Ok(v),
-            // Released after all (the error came after), or not (an interrupt, or a commit
-            // that found the database busy): then the work is rolled back, below.
-            Err(e) => match rollback.run() {
-                Err(gone) if is_gone(&gone) => return Ok(v),
-                _ => e,
-            },
-        },
-        Err(e) => {
-            if rollback.run().is_err_and(|r| is_gone(&r)) {
-                return Err(forgot(conn, e));
-            }
-            e
-        }
-    };
-    // Rolled back to the savepoint, unless an interrupt stopped that; released now (twice at
-    // most: a release that reports an error may have been done, then the second says "no
-    // such savepoint").
-    for _ in 0..2 {
-        match release.run() {
-            Ok(()) => return Err(forgot(conn, error)),
-            Err(r) if is_gone(&r) => return Err(forgot(conn, error)),
-            Err(_) => {}
-        }
-    }
-    if began {
-        let _ = end.run();
-        if conn.db.in_autocommit() {
-            return Err(forgot(conn, error));
-        }
-    }
-    let _ = abandon.run();
-    let e = forgot(conn, error);
-    if conn.db.in_autocommit() {
-        return Err(Error::with_code(e.code, format!("{e} (the whole transaction was rolled back, as SQLite does when an interrupt stops a write)")));
-    }
-    Err(Error::with_code(e.code, format!("{e}; and the savepoint {name} could not be undone: the transaction is still open, roll it back")))
-}
-
-/// SQLite's answer to ROLLBACK TO or RELEASE of a savepoint that no longer exists.
-fn is_gone(e: &Error) -> bool {
-    e.message.contains("no such savepoint")
-}
-
-/// What the cache knew of the schema may be what the rollback undid: read again.
-fn forgot(conn: &Conn, e: Error) -> Error {
-    conn.tables.borrow_mut().invalidate();
-    conn.stmts.clear();
-    e
 }
 
 /// Reads what SPEC 3 needs to know of a table. Err when there is no such table.
@@ -600,11 +510,10 @@ fn remake_all(conn: &Conn, triggers: Vec<(String, String)>) -> Result<()> {
 /// best effort (a read-only database, or one another connection is writing, is left as it is
 /// until a later load or crsql_as_crr).
 pub fn put_tracking_first_at_load(conn: &Conn) {
-    if conn.db.is_readonly() {
-        return;
-    }
+    // (Whether the database refuses writes is asked only when there is something to write:
+    // it takes a statement, at every load.)
     match out_of_order(conn, None) {
-        Ok(triggers) if !triggers.is_empty() => {
+        Ok(triggers) if !triggers.is_empty() && !conn.db.is_readonly() => {
             let _ = in_savepoint(conn, "crr_trigger_order", || remake_all(conn, triggers));
         }
         _ => {}
@@ -722,7 +631,14 @@ pub fn make_probe(conn: &Conn, table: &str) -> Result<()> {
     let Some(probe) = describe(conn, table).ok().as_ref().and_then(probe_of) else {
         return Ok(());
     };
-    conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {}", probe.table))
+    probe.make(conn)
+}
+
+impl Probe {
+    /// Creates its TEMP table unless it exists.
+    fn make(&self, conn: &Conn) -> Result<()> {
+        conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {}", self.table))
+    }
 }
 
 /// Refuses a table whose row of defaults fails one of its CHECK constraints or has NULL in a
@@ -736,11 +652,13 @@ pub fn make_probe(conn: &Conn, table: &str) -> Result<()> {
 /// FROM sqlite_schema ...`, CREATE and DELETE are not) and each CHECK is evaluated on that
 /// row; a CHECK that cannot be evaluated so (it names a generated column) is not judged.
 fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
-    let Some(Probe { table, qualified: probe, values, mut checks }) = probe_of(desc) else {
+    let Some(p) = probe_of(desc) else {
         return Ok(());
     };
     // (Made already, by `make_probe`, unless the table changed shape since.)
-    conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {table}; DELETE FROM {probe};"))?;
+    p.make(conn)?;
+    let Probe { qualified: probe, values, mut checks, .. } = p;
+    conn.db.exec(&format!("DELETE FROM {probe}"))?;
     let mut failed = None;
     match conn.db.exec(&format!("INSERT INTO {probe} VALUES ({values})")) {
         Ok(()) => {}

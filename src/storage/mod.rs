@@ -9,6 +9,7 @@ pub mod conn;
 pub mod dirty;
 pub mod merge;
 pub mod meta;
+pub mod savepoint;
 pub mod schema;
 pub mod sites;
 pub mod stmt_cache;

@@ -27,8 +27,8 @@ pub(super) fn exists(conn: &Conn) -> Result<bool> {
 }
 
 /// Creates the internal tables and the site id if missing. A read-only database without them
-/// is left alone (reads of crsql_changes then see no CRRs).
-pub fn install(conn: &Conn) -> Result<()> {
+/// is left alone (reads of crsql_changes then see no CRRs). Whether they exist now.
+pub fn install(conn: &Conn) -> Result<bool> {
     if exists(conn)? {
         let v = meta::get_i64(conn, "schema", 0)?;
         if v > INTERNAL_SCHEMA_VERSION {
@@ -40,7 +40,7 @@ pub fn install(conn: &Conn) -> Result<()> {
             // Version 1 -> 2 and 3 -> 4 add tables (CREATE ... IF NOT EXISTS); 2 -> 3 changes
             // only what records may hold; 3 -> 4 moves rowid clocks onto buckets; 4 -> 5 gives
             // the database its token and the triggers their check of it.
-            super::as_crr::in_savepoint(conn, "crr_upgrade", || {
+            super::savepoint::in_savepoint(conn, "crr_upgrade", || {
                 conn.db.exec(SCHEMA_SQL)?;
                 meta::make_token(conn)?;
                 if v < 4 {
@@ -52,12 +52,12 @@ pub fn install(conn: &Conn) -> Result<()> {
                 meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))
             })?;
         }
-        return Ok(());
+        return Ok(true);
     }
     if conn.db.is_readonly() {
-        return Ok(());
+        return Ok(false);
     }
-    super::as_crr::in_savepoint(conn, "crr_install", || {
+    super::savepoint::in_savepoint(conn, "crr_install", || {
         conn.db.exec(SCHEMA_SQL)?;
         meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))?;
         meta::make_token(conn)?;
@@ -67,15 +67,15 @@ pub fn install(conn: &Conn) -> Result<()> {
         let mut s = conn.db.prepare("INSERT INTO main.crr_sites(ordinal, site_id) VALUES (0, ?1)", false)?;
         s.bind_blob(1, &site)?;
         s.run()
-    })
+    })?;
+    Ok(true)
 }
 
 /// `install` for a function that writes (crsql_as_crr, crr_new_site_id, crsql_config_set):
 /// a database that refuses writes and has no internal tables says so, instead of a statement
 /// naming a missing table.
 pub fn install_to_write(conn: &Conn) -> Result<()> {
-    install(conn)?;
-    if !exists(conn)? {
+    if !install(conn)? {
         return Err(Error::with_code(
             SQLITE_READONLY,
             "the database refuses writes (it was opened read-only, or the connection is query_only), and sqlite-crr was never loaded on it by one that may write",

@@ -184,10 +184,10 @@ pub fn own_ordinal(conn: &Conn) -> Result<u32> {
 
 /// This replica's site id.
 pub fn own(conn: &Conn) -> Result<SiteId> {
-    let o = own_ordinal(conn)?;
     if !super::schema::is_installed(conn)? {
         return Err(no_site_id());
     }
+    let o = own_ordinal(conn)?;
     // (Only a missing row says so: any other error, an interrupt say, is passed on as it is.)
     known_site_id(conn, o)?.ok_or_else(no_site_id)
 }
@@ -204,7 +204,7 @@ pub fn replace_own(conn: &Conn) -> Result<SiteId> {
     // One savepoint: both writes or neither (outside a transaction SQLite would otherwise
     // commit each nested write on its own). (The own site is read again at its next use:
     // `writing_settings`.)
-    super::as_crr::in_savepoint(conn, "crr_new_site", || {
+    super::savepoint::in_savepoint(conn, "crr_new_site", || {
         super::txn::writing_settings(conn)?;
         let id = conn.db.random_bytes();
         let ord = ordinal_or_insert(conn, &id)?;

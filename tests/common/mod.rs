@@ -446,7 +446,7 @@ pub fn replicas_converge_under_faults(seed: u64, fault: &OnceFault, calls: u64, 
             }
         }
     }
-    let portable = |c: &Connection| -> Vec<Vec<SqlValue>> {
+    let portable = |c: &Connection| -> Rows {
         rows(c, "SELECT \"table\", pk, cid, val, col_version, site_id, cl FROM crsql_changes ORDER BY 1, 2, 3")
     };
     for c in &reps[1..] {
@@ -455,11 +455,20 @@ pub fn replicas_converge_under_faults(seed: u64, fault: &OnceFault, calls: u64, 
     }
 }
 
+/// Rows of values, as `rows` reads them.
+pub type Rows = Vec<Vec<SqlValue>>;
+
 /// Every row of a query, as values.
-pub fn rows(c: &Connection, sql: &str) -> Vec<Vec<SqlValue>> {
-    let mut s = c.prepare(sql).unwrap();
+pub fn rows(c: &Connection, sql: &str) -> Rows {
+    try_rows(c, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// `rows`, or the error that stopped the query.
+pub fn try_rows(c: &Connection, sql: &str) -> rusqlite::Result<Rows> {
+    let mut s = c.prepare(sql)?;
     let n = s.column_count();
-    s.query_map([], |r| (0..n).map(|i| r.get(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
+    let r = s.query_map([], |r| (0..n).map(|i| r.get(i)).collect())?.collect();
+    r
 }
 
 /// Copies `feed` into a new TEMP table `feed` of crsql_changes' columns, for a merge by
