@@ -278,12 +278,80 @@ fn sigkill_during_a_large_merge_leaves_all_or_nothing_and_resync_converges() {
     assert_eq!(dump(&c, "t"), dump(&src, "t"));
 }
 
+/// A process's first moments on a database: it opens the file (busy_timeout set before the
+/// load, as an app that opens its connections in one place does), loads the extension (which
+/// installs the internal schema on a fresh file, or upgrades an earlier build's), makes its
+/// tables CRRs and writes a row in each, starting the moment `at` (Unix ms) says, so that
+/// several processes do it at once. Before 2026-12-06 all but one failed, one way or another:
+/// "UNIQUE constraint failed: crr_sites.ordinal" from the load (two installs), or SQLITE_BUSY
+/// from crsql_as_crr (work that read, then found another connection had committed before its
+/// first write).
+fn start_at(path: &str, who: i64, at: i64) {
+    let c = Connection::open(path).unwrap();
+    c.busy_timeout(Duration::from_secs(30)).unwrap();
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    while now() < at {
+        std::hint::spin_loop();
+    }
+    load_extension_checked(&c).unwrap_or_else(|e| panic!("worker {who}: load: {e}"));
+    c.execute_batch(START_SCHEMA).unwrap_or_else(|e| panic!("worker {who}: create: {e}"));
+    for t in ["w", "w2"] {
+        c.query_row(&format!("SELECT crsql_as_crr('{t}')"), [], |_| Ok(())).unwrap_or_else(|e| panic!("worker {who}: crsql_as_crr('{t}'): {e}"));
+    }
+    c.execute("INSERT INTO w(id, who) VALUES (?1, ?1)", [who]).unwrap_or_else(|e| panic!("worker {who}: insert: {e}"));
+    c.execute("INSERT INTO w2(k, v) VALUES ('k' || ?1, ?1)", [who]).unwrap_or_else(|e| panic!("worker {who}: insert: {e}"));
+}
+
+const START_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS w(id INTEGER PRIMARY KEY NOT NULL, who INTEGER); \
+                            CREATE TABLE IF NOT EXISTS w2(k TEXT PRIMARY KEY NOT NULL, v INTEGER);";
+
+/// Several processes meet a database at the same moment, as the workers of a server that
+/// starts at once: a fresh file (WAL, and a rollback journal), and files an earlier build
+/// wrote (the upgrade at load). All of them get through, and the database has one site id,
+/// both new CRRs, every row tracked, and the earlier build's tables still tracked.
+fn processes_meet_a_database_at_once() {
+    let exe = std::env::current_exe().unwrap();
+    let dir = tmpdir("fresh");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let rounds = [("WAL", None), ("DELETE", None), ("WAL", None), ("DELETE", Some("v1-fcb3fae")), ("WAL", Some("v4-2dc5e40"))];
+    for (round, (mode, fixture)) in rounds.into_iter().enumerate() {
+        let path = dir.join(format!("f{round}.db")).to_str().unwrap().to_owned();
+        if let Some(f) = fixture {
+            std::fs::copy(fixtures.join(format!("{f}.sqlite3")), &path).unwrap();
+        }
+        // The journal mode is the file's before anyone loads (switching it is SQLite's own
+        // race).
+        Connection::open(&path).unwrap().query_row(&format!("PRAGMA journal_mode = {mode}"), [], |_| Ok(())).unwrap();
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 + 300;
+        let n = 4;
+        let children: Vec<_> = (0..n)
+            .map(|who| Command::new(&exe).env("CRR_WORKER", format!("start\t{path}\t{who}\t{at}")).spawn().unwrap())
+            .collect();
+        let failed = children.into_iter().map(|mut ch| ch.wait().unwrap()).filter(|s| !s.success()).count();
+        let what = format!("round {round} ({mode}, {})", fixture.unwrap_or("fresh"));
+        assert_eq!(failed, 0, "{what}: {failed} of {n} processes failed");
+        let c = open(&path);
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_sites WHERE ordinal = 0"), 1, "{what}");
+        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5, "{what}");
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tables WHERE name IN ('w', 'w2')"), 2, "{what}");
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE \"table\" = 'w' AND cid = 'who'"), n, "{what}");
+        assert_eq!(one::<i64>(&c, "SELECT count(DISTINCT db_version) FROM crsql_changes WHERE \"table\" IN ('w', 'w2')"), 2 * n, "{what}");
+        assert_eq!(one::<String>(&c, "PRAGMA integrity_check"), "ok", "{what}");
+        if fixture.is_some() {
+            // The earlier build's table is tracked by this build's triggers.
+            c.execute("INSERT INTO t(id, a) VALUES (9999, 'new')", []).unwrap();
+            assert_eq!(one::<i64>(&c, &format!("SELECT count(*) FROM crsql_changes WHERE \"table\" = 't' AND pk = crsql_pack_columns(9999)")), 2, "{what}");
+        }
+    }
+}
+
 /// Worker process: what `CRR_WORKER` (mode, path, who, n; tab-separated) asks for.
 fn worker(spec: &str) {
     let parts: Vec<&str> = spec.split('\t').collect();
     let (mode, path, who, n) = (parts[0], parts[1], parts[2].parse::<i64>().unwrap(), parts[3].parse::<i64>().unwrap());
     match mode {
         "write" => write_load(path, who, n),
+        "start" => start_at(path, who, n),
         "local" => {
             let c = wal(path);
             c.execute_batch("PRAGMA cache_size = 50; BEGIN").unwrap();
@@ -312,6 +380,7 @@ fn main() {
     let tests: &[(&str, fn())] = &[
         ("several_connections_in_one_process", several_connections_in_one_process),
         ("several_processes", several_processes),
+        ("processes_meet_a_database_at_once", processes_meet_a_database_at_once),
         ("crr_created_and_written_in_one_transaction_and_seen_by_a_connection_that_only_read", crr_created_and_written_in_one_transaction_and_seen_by_a_connection_that_only_read),
         ("a_read_only_connection_loads_and_reads", a_read_only_connection_loads_and_reads),
         ("sigkill_during_a_large_local_transaction_leaves_all_or_nothing", sigkill_during_a_large_local_transaction_leaves_all_or_nothing),

@@ -897,6 +897,136 @@ fn a_database_that_refuses_writes_loads_and_its_writing_functions_say_why() {
     let c = open(path.to_str().unwrap());
     c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 1);
+    // Apps call crsql_as_crr at every start: on a CRR it writes nothing, so it succeeds on
+    // these connections too (its savepoint takes no write lock there).
+    for query_only in [true, false] {
+        let r = refusing_writes(std::path::Path::new(&path), query_only);
+        load(&r);
+        r.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+        assert_eq!(one::<i64>(&r, "SELECT count(*) FROM crsql_changes"), 1);
+    }
+}
+
+/// Another connection commits at any step of a crsql_as_crr call (here: it makes the same
+/// table a CRR): the call still goes through, in WAL and rollback-journal mode. The call's
+/// savepoint takes the write lock before it reads, so the other connection either went first
+/// (and the call finds a CRR) or waits (here: fails at once, it has no busy timeout). Until
+/// 2026-12-06 the call read first, and in WAL its first write then failed with SQLITE_BUSY,
+/// which no busy handler retries: of several processes that started at once and made their
+/// tables CRRs, all but one failed (tests/concurrency.rs). The call takes about 1,600 steps:
+/// make test tries every 9th (2 s), CRR_MEDDLE_STRIDE=1 every one (15 s).
+#[test]
+fn crsql_as_crr_goes_through_whatever_another_connection_commits_meanwhile() {
+    let stride = std::env::var("CRR_MEDDLE_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(9);
+    for mode in ["WAL", "DELETE"] {
+        let dir = tmpdir(&format!("meddled-{mode}"));
+        let mut steps = None;
+        for at in (1..).step_by(stride) {
+            let path = dir.join(format!("m{at}.db"));
+            let path = path.to_str().unwrap();
+            let a = open(path);
+            a.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |_| Ok(())).unwrap();
+            a.execute_batch("PRAGMA synchronous = OFF; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'y');").unwrap();
+            let b = open(path);
+            b.busy_timeout(std::time::Duration::ZERO).unwrap();
+            let mut meddle = || {
+                let _ = b.execute_batch("SELECT crsql_as_crr('t')");
+            };
+            let (r, ran) = meddle_at(&a, at, &mut meddle, || a.execute_batch("SELECT crsql_as_crr('t')"));
+            r.unwrap_or_else(|e| panic!("{mode}, the other connection at step {at}: {e}"));
+            assert_eq!(changes(&a).len(), 2, "{mode}, step {at}");
+            a.execute("INSERT INTO t VALUES (3, 'z')", []).unwrap();
+            assert_eq!(changes(&b).len(), 3, "{mode}, step {at}");
+            if !ran {
+                steps = Some(at);
+                break;
+            }
+        }
+        assert!(steps.unwrap() > 1000, "{mode}: {steps:?}");
+    }
+}
+
+/// The other functions that write in a transaction of their own, with another connection
+/// that writes a row of another CRR at any step of the call (WAL): the call goes through,
+/// and the other connection's row, if it got in first, is tracked. (Until 2026-12-06 each
+/// of them failed with SQLITE_BUSY at some steps.) Every 9th step; CRR_MEDDLE_STRIDE.
+#[test]
+fn the_writing_functions_go_through_whatever_another_connection_commits_meanwhile() {
+    let stride = std::env::var("CRR_MEDDLE_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(9);
+    let setup = "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; \
+                 CREATE TABLE o(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('o'); \
+                 CREATE TABLE t(k TEXT PRIMARY KEY NOT NULL, v INTEGER); INSERT INTO t VALUES ('a', 1), ('b', 2); \
+                 CREATE TABLE r(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('r'); INSERT INTO r VALUES (1, 'x');";
+    let calls = [
+        ("", "SELECT crsql_as_crr('t')"),
+        ("", "SELECT crsql_begin_alter('r')"),
+        ("SELECT crsql_begin_alter('r'); ALTER TABLE r ADD COLUMN c INTEGER DEFAULT 7;", "SELECT crsql_commit_alter('r')"),
+        ("", "SELECT crsql_as_table('r')"),
+        ("", "SELECT crr_new_site_id()"),
+        ("", "SELECT crsql_config_set('hlc-max-drift-ms', 5000)"),
+    ];
+    let dir = tmpdir("meddled-all");
+    for (before, call) in calls {
+        for at in (1..).step_by(stride) {
+            let path = dir.join("m.db");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            let path = path.to_str().unwrap();
+            let a = open(path);
+            a.execute_batch(setup).unwrap();
+            a.execute_batch(before).unwrap();
+            let b = open(path);
+            b.busy_timeout(std::time::Duration::ZERO).unwrap();
+            let mut wrote = false;
+            let mut meddle = || wrote = b.execute("INSERT INTO o VALUES (1, 'b')", []).is_ok();
+            let (r, ran) = meddle_at(&a, at, &mut meddle, || a.execute_batch(call));
+            r.unwrap_or_else(|e| panic!("{call}, the other connection at step {at}: {e}"));
+            let tracked = one::<i64>(&a, "SELECT count(*) FROM crsql_changes WHERE \"table\" = 'o'");
+            assert_eq!(tracked, i64::from(wrote), "{call}, the other connection at step {at}");
+            if !ran {
+                break;
+            }
+        }
+    }
+}
+
+/// crsql_config_set('clock', ...) refuses a change once CRRs exist. Another connection that
+/// makes a CRR and writes it at any step of the call must not get through with it unless it
+/// came after the call's commit: the versions would be of one clock and the setting of the
+/// other. (Until 2026-12-06 the call read whether CRRs exist, then wrote the setting, each in
+/// a transaction of its own: at 20 of its steps both went through, with hlc versions under
+/// the lamport setting.)
+#[test]
+fn a_clock_change_and_another_connections_first_crr_do_not_both_go_through() {
+    let dir = tmpdir("meddled-clock");
+    let mut wrong = Vec::new();
+    for at in 1.. {
+        let path = dir.join(format!("c{at}.db"));
+        let path = path.to_str().unwrap();
+        let a = open(path);
+        a.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT);").unwrap();
+        let b = open(path);
+        b.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let mut meddle = || {
+            let _ = b.execute_batch("BEGIN; SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x'); COMMIT;");
+            if !b.is_autocommit() {
+                b.execute_batch("ROLLBACK").unwrap();
+            }
+        };
+        let (_, ran) = meddle_at(&a, at, &mut meddle, || a.execute_batch("SELECT crsql_config_set('clock', 'lamport')"));
+        if !ran {
+            break;
+        }
+        a.execute("INSERT OR REPLACE INTO t VALUES (2, 'y')", []).ok();
+        let clock: String = one(&a, "SELECT crsql_config_get('clock')");
+        let lamport = one::<i64>(&a, "SELECT count(*) FROM crsql_changes WHERE col_version < 1000");
+        let hlc = one::<i64>(&a, "SELECT count(*) FROM crsql_changes WHERE col_version >= 1000");
+        if (clock == "lamport" && hlc > 0) || (clock == "hlc" && lamport > 0) {
+            wrong.push((at, clock, lamport, hlc));
+        }
+    }
+    assert!(wrong.is_empty(), "the clock setting disagrees with the versions, the other connection at (step, setting, lamport versions, hlc versions) {wrong:?}");
 }
 
 /// A table whose row of defaults fails a CHECK, or whose CHECK raises an error on it, is

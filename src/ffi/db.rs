@@ -92,6 +92,13 @@ impl Db {
         unsafe { sqlite!(txn_state(self.0, c"main".as_ptr())) == api::SQLITE_TXN_WRITE }
     }
 
+    /// Whether this connection holds no transaction at all on the main database (not even the
+    /// read transaction of a statement still running).
+    pub fn main_txn_none(self) -> bool {
+        // SAFETY: as in_write_txn.
+        unsafe { sqlite!(txn_state(self.0, c"main".as_ptr())) == api::SQLITE_TXN_NONE }
+    }
+
     /// The main database's data version (SQLITE_FCNTL_DATA_VERSION): it moves at every commit
     /// of this connection, and when this connection first reads after another's commit; never
     /// inside a write transaction, and not at a rollback.

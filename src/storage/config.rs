@@ -37,6 +37,12 @@ pub fn get(conn: &Conn, name: &str) -> Result<Value> {
 pub fn set(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
     known(name)?;
     schema::install_to_write(conn)?;
+    // Checked and written in one transaction, which holds the write lock before it reads
+    // (savepoint::in_savepoint): no CRR made by another connection comes in between.
+    super::savepoint::in_savepoint(conn, "crr_config", || write(conn, name, value))
+}
+
+fn write(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
     let value = match name {
         "clock" => {
             let mode = clock_mode_of(Some(value.clone()))

@@ -3,7 +3,8 @@
 //! in a savepoint of its own that no failure leaves open.
 
 use super::conn::Conn;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SQLITE_ERROR};
+use crate::ffi::db::Stmt;
 
 /// Runs `f` inside a savepoint: on error only `f`'s own work is rolled back.
 ///
@@ -19,6 +20,18 @@ use crate::error::{Error, Result};
 /// A savepoint that began the transaction is released by a commit, which can find the
 /// database busy (a reader, in rollback-journal mode) again after the ROLLBACK TO: then a
 /// ROLLBACK ends the transaction, all of it ours, and the error is SQLITE_BUSY.
+///
+/// A savepoint that begins the transaction (no statement of the caller holds the main
+/// database, not even a read) takes main's write lock before the work reads anything, with a
+/// write that changes nothing. The work then reads the last commit, and waits for another
+/// writer as any write does (the busy handler). Otherwise the work read a snapshot, and its
+/// first write found that another connection had committed since: SQLITE_BUSY at once, which
+/// no busy handler retries (WAL), or a deadlock one side must lose (rollback journal). Apps
+/// call crsql_as_crr at every start, and of several processes that started at once all but
+/// one failed. (Before the internal tables exist there is nothing to write: the install
+/// finds out itself whether another connection installed them meanwhile, `schema::install`.
+/// Nor on a connection that refuses writes: crsql_as_crr of a CRR whose triggers are this
+/// build's writes nothing, and succeeds there.)
 ///
 /// The errors of ROLLBACK TO and RELEASE say little (SQLite can report an interrupt after a
 /// statement did its work, at the progress handler's last call), so whether the savepoint is
@@ -36,6 +49,8 @@ pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -
     let mut abandon = conn.db.prepare(&format!("PRAGMA main.user_version = {user_version}"), false)?;
     // (See above: a RELEASE that commits can find the database busy.)
     let began = conn.db.in_autocommit();
+    // (See above: a savepoint that begins the transaction takes the write lock first.)
+    let mut lock = if began && conn.db.main_txn_none() && !conn.db.is_readonly() { write_lock(conn)? } else { None };
     let mut end = conn.db.prepare("ROLLBACK", false)?;
     // A SAVEPOINT that reports an error may have been made: undone as the work is.
     let mut open = conn.db.prepare(&format!("SAVEPOINT {name}"), false)?;
@@ -43,7 +58,7 @@ pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -
     // savepoint began the transaction): a commit whose own work (xSync) an interrupt stops
     // rolls back, but leaves SQLite's transaction flag set.
     let work = || f().and_then(|v| super::merge::write_held_back(conn).map(|()| v));
-    let error = match open.run().and_then(|()| work()) {
+    let error = match open.run().and_then(|()| lock.as_mut().map_or(Ok(()), |s| s.run())).and_then(|()| work()) {
         Ok(v) => match release.run() {
             Ok(()) => return Ok(v),
             // Released after all (the error came after), or not (an interrupt, or a commit
@@ -82,6 +97,16 @@ pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -
         return Err(Error::with_code(e.code, format!("{e} (the whole transaction was rolled back, as SQLite does when an interrupt stops a write)")));
     }
     Err(Error::with_code(e.code, format!("{e}; and the savepoint {name} could not be undone: the transaction is still open, roll it back")))
+}
+
+/// The statement that takes main's write lock (see above), None before the internal tables
+/// exist.
+fn write_lock(conn: &Conn) -> Result<Option<Stmt>> {
+    match conn.db.prepare("DELETE FROM main.crr_meta WHERE 0", false) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.code == SQLITE_ERROR && !super::schema::exists(conn)? => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// SQLite's answer to ROLLBACK TO or RELEASE of a savepoint that no longer exists.

@@ -41,6 +41,12 @@ pub fn install(conn: &Conn) -> Result<bool> {
             // only what records may hold; 3 -> 4 moves rowid clocks onto buckets; 4 -> 5 gives
             // the database its token and the triggers their check of it.
             super::savepoint::in_savepoint(conn, "crr_upgrade", || {
+                // Read again under the write lock: another connection may have upgraded it
+                // since (see savepoint::write_lock).
+                let v = meta::get_i64(conn, "schema", 0)?;
+                if v >= INTERNAL_SCHEMA_VERSION {
+                    return Ok(());
+                }
                 conn.db.exec(SCHEMA_SQL)?;
                 meta::make_token(conn)?;
                 if v < 4 {
@@ -57,8 +63,14 @@ pub fn install(conn: &Conn) -> Result<bool> {
     if conn.db.is_readonly() {
         return Ok(false);
     }
-    super::savepoint::in_savepoint(conn, "crr_install", || {
+    let ours = super::savepoint::in_savepoint(conn, "crr_install", || {
+        // The first CREATE TABLE takes the write lock, waiting for another connection's
+        // install to commit if one is under way: then every CREATE finds its table, and the
+        // site id is there.
         conn.db.exec(SCHEMA_SQL)?;
+        if conn.db.prepare("SELECT 1 FROM main.crr_sites WHERE ordinal = 0", false)?.step()? {
+            return Ok(false);
+        }
         meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))?;
         meta::make_token(conn)?;
         // The clock mark of merged versions and re-ticks (txn::recover).
@@ -66,8 +78,13 @@ pub fn install(conn: &Conn) -> Result<bool> {
         let site = conn.db.random_bytes();
         let mut s = conn.db.prepare("INSERT INTO main.crr_sites(ordinal, site_id) VALUES (0, ?1)", false)?;
         s.bind_blob(1, &site)?;
-        s.run()
+        s.run()?;
+        Ok(true)
     })?;
+    if !ours {
+        // Installed by another connection meanwhile, maybe by an earlier build: as found.
+        return install(conn);
+    }
     Ok(true)
 }
 

@@ -196,6 +196,35 @@ impl Stop {
     }
 }
 
+/// Another connection's work run from inside a call on this one (`meddle_at`).
+struct Meddle<'a> {
+    left: i64,
+    meddle: &'a mut dyn FnMut(),
+}
+
+unsafe extern "C" fn meddle_when_due(p: *mut std::ffi::c_void) -> std::ffi::c_int {
+    let m = &mut *(p as *mut Meddle);
+    m.left -= 1;
+    if m.left == 0 {
+        (m.meddle)();
+    }
+    0
+}
+
+/// Runs `f` (on `c`) and, once `at_step` of its steps have run, `meddle` (which must not
+/// panic), from a progress handler: what another connection does at that moment of `f`. The
+/// other connection must have no busy timeout (`c`'s statement waits for it). Whether
+/// `meddle` ran (no: `f` took fewer steps).
+pub fn meddle_at<T>(c: &Connection, at_step: i64, meddle: &mut dyn FnMut(), f: impl FnOnce() -> T) -> (T, bool) {
+    let mut m = Meddle { left: at_step, meddle };
+    // SAFETY (test): `m` outlives the handler, removed before it goes; the handle is `c`'s.
+    unsafe { rusqlite::ffi::sqlite3_progress_handler(c.handle(), 1, Some(meddle_when_due), &mut m as *mut Meddle as *mut std::ffi::c_void) };
+    let r = f();
+    // SAFETY: removing a handler takes no pointer.
+    unsafe { rusqlite::ffi::sqlite3_progress_handler(c.handle(), 0, None, std::ptr::null_mut()) };
+    (r, m.left <= 0)
+}
+
 unsafe extern "C" fn app_rollback_hook(p: *mut std::ffi::c_void) {
     if let Some(calls) = (p as *mut u32).as_mut() {
         *calls += 1;
