@@ -745,7 +745,8 @@ fn a_version_written_after_an_alter_bracket_opens_stays_under_the_clock_mark() {
 }
 
 /// The functions that write in several statements of their own inside a savepoint
-/// (crsql_as_crr, begin and commit alter, crsql_as_table, crr_new_site_id), stopped at any step
+/// (crsql_as_crr, begin and commit alter, crsql_as_table, crr_new_site_id, and since
+/// 2026-12-06 crsql_config_set), stopped at any step
 /// by sqlite3_interrupt or by a progress handler that gives up, leave the database as it was
 /// (or, where SQLite reports the interrupt after the work was done, done) and no transaction
 /// open: until 2026-12-05 a pending interrupt stopped their ROLLBACK TO as well, and the
@@ -798,8 +799,13 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
         ("crsql_commit_alter", rebuild),
         ("crsql_as_table", ""),
         ("crr_new_site_id", ""),
+        ("crsql_config_set", ""),
     ] {
-        let call = if f == "crr_new_site_id" { format!("SELECT {f}()") } else { format!("SELECT {f}('t')") };
+        let call = match f {
+            "crr_new_site_id" => format!("SELECT {f}()"),
+            "crsql_config_set" => format!("SELECT {f}('hlc-max-drift-ms', 5000)"),
+            _ => format!("SELECT {f}('t')"),
+        };
         // (Inside an app's transaction: each function once; the other alters add nothing there.)
         let in_txn_too = !alter.contains("RENAME") && !alter.contains("DROP");
         for in_app_txn in [false, true].into_iter().filter(|&t| !t || in_txn_too) {
