@@ -914,51 +914,58 @@ fn a_database_that_refuses_writes_loads_and_its_writing_functions_say_why() {
 }
 
 /// Another connection commits at any step of a crsql_as_crr call (here: it makes the same
-/// table a CRR): the call still goes through, in WAL and rollback-journal mode. The call's
-/// savepoint takes the write lock before it reads, so the other connection either went first
-/// (and the call finds a CRR) or waits (here: fails at once, it has no busy timeout). Until
-/// 2026-12-06 the call read first, and in WAL its first write then failed with SQLITE_BUSY,
-/// which no busy handler retries: of several processes that started at once and made their
-/// tables CRRs, all but one failed (tests/concurrency.rs). The call takes about 1,600 steps:
-/// make test tries every 9th (2 s), CRR_MEDDLE_STRIDE=1 every one (15 s).
+/// table a CRR): the call still goes through, in WAL and rollback-journal mode, alone and
+/// first in an app's transaction. The call's savepoint takes the write lock before it reads,
+/// so the other connection either went first (and the call finds a CRR) or waits (here:
+/// fails at once, it has no busy timeout). Until 2026-12-06 the call read first, and in WAL
+/// its first write then failed with SQLITE_BUSY, which no busy handler retries: of several
+/// processes that started at once and made their tables CRRs, all but one failed
+/// (tests/concurrency.rs). The call takes about 1,600 steps: make test tries every 9th
+/// (4 s), CRR_MEDDLE_STRIDE=1 every one (30 s).
 #[test]
 fn crsql_as_crr_goes_through_whatever_another_connection_commits_meanwhile() {
     let stride = std::env::var("CRR_MEDDLE_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(9);
+    let dir = tmpdir("meddled");
     for mode in ["WAL", "DELETE"] {
-        let dir = tmpdir(&format!("meddled-{mode}"));
-        let mut steps = None;
-        for at in (1..).step_by(stride) {
-            let path = dir.join(format!("m{at}.db"));
-            let path = path.to_str().unwrap();
-            let a = open(path);
-            a.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |_| Ok(())).unwrap();
-            a.execute_batch("PRAGMA synchronous = OFF; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'y');").unwrap();
-            let b = open(path);
-            b.busy_timeout(std::time::Duration::ZERO).unwrap();
-            let mut meddle = || {
-                let _ = b.execute_batch("SELECT crsql_as_crr('t')");
-            };
-            let (r, ran) = meddle_at(&a, at, &mut meddle, || a.execute_batch("SELECT crsql_as_crr('t')"));
-            r.unwrap_or_else(|e| panic!("{mode}, the other connection at step {at}: {e}"));
-            assert_eq!(changes(&a).len(), 2, "{mode}, step {at}");
-            a.execute("INSERT INTO t VALUES (3, 'z')", []).unwrap();
-            assert_eq!(changes(&b).len(), 3, "{mode}, step {at}");
-            if !ran {
-                steps = Some(at);
-                break;
+        for call in ["SELECT crsql_as_crr('t')", "BEGIN; SELECT crsql_as_crr('t'); COMMIT;"] {
+            let mut steps = None;
+            for at in (1..).step_by(stride) {
+                let path = dir.join(format!("m{at}.db"));
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                let path = path.to_str().unwrap();
+                let a = open(path);
+                a.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |_| Ok(())).unwrap();
+                a.execute_batch("PRAGMA synchronous = OFF; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'y');").unwrap();
+                let b = open(path);
+                b.busy_timeout(std::time::Duration::ZERO).unwrap();
+                let mut meddle = || {
+                    let _ = b.execute_batch("SELECT crsql_as_crr('t')");
+                };
+                let (r, ran) = meddle_at(&a, at, &mut meddle, || a.execute_batch(call));
+                r.unwrap_or_else(|e| panic!("{mode}, {call}, the other connection at step {at}: {e}"));
+                assert_eq!(changes(&a).len(), 2, "{mode}, {call}, step {at}");
+                a.execute("INSERT INTO t VALUES (3, 'z')", []).unwrap();
+                assert_eq!(changes(&b).len(), 3, "{mode}, {call}, step {at}");
+                if !ran {
+                    steps = Some(at);
+                    break;
+                }
             }
+            assert!(steps.unwrap() > 1000, "{mode}: {steps:?}");
         }
-        assert!(steps.unwrap() > 1000, "{mode}: {steps:?}");
     }
 }
 
-/// The other functions that write in a transaction of their own, with another connection
-/// that writes a row of another CRR at any step of the call (WAL): the call goes through,
-/// and the other connection's row, if it got in first, is tracked. (Until 2026-12-06 each
-/// of them failed with SQLITE_BUSY at some steps.) Every 9th step; CRR_MEDDLE_STRIDE.
+/// The functions that write, with another connection that writes a row of another CRR at
+/// any step of the call (WAL), alone and first in an app's transaction: the call goes
+/// through, and the other connection's row, if it got in first, is tracked. (Until
+/// 2026-12-06 crsql_as_crr and the bracket's calls failed with SQLITE_BUSY at some steps,
+/// and in an app's transaction all of them.) Every 13th step; CRR_MEDDLE_STRIDE.
 #[test]
 fn the_writing_functions_go_through_whatever_another_connection_commits_meanwhile() {
-    let stride = std::env::var("CRR_MEDDLE_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(9);
+    let stride = std::env::var("CRR_MEDDLE_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(13);
     let setup = "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; \
                  CREATE TABLE o(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('o'); \
                  CREATE TABLE t(k TEXT PRIMARY KEY NOT NULL, v INTEGER); INSERT INTO t VALUES ('a', 1), ('b', 2); \
@@ -972,6 +979,7 @@ fn the_writing_functions_go_through_whatever_another_connection_commits_meanwhil
         ("", "SELECT crsql_config_set('hlc-max-drift-ms', 5000)"),
     ];
     let dir = tmpdir("meddled-all");
+    let calls = calls.iter().flat_map(|&(before, call)| [(before, call.to_string()), (before, format!("BEGIN; {call}; COMMIT;"))]);
     for (before, call) in calls {
         for at in (1..).step_by(stride) {
             let path = dir.join("m.db");
@@ -986,7 +994,7 @@ fn the_writing_functions_go_through_whatever_another_connection_commits_meanwhil
             b.busy_timeout(std::time::Duration::ZERO).unwrap();
             let mut wrote = false;
             let mut meddle = || wrote = b.execute("INSERT INTO o VALUES (1, 'b')", []).is_ok();
-            let (r, ran) = meddle_at(&a, at, &mut meddle, || a.execute_batch(call));
+            let (r, ran) = meddle_at(&a, at, &mut meddle, || a.execute_batch(&call));
             r.unwrap_or_else(|e| panic!("{call}, the other connection at step {at}: {e}"));
             let tracked = one::<i64>(&a, "SELECT count(*) FROM crsql_changes WHERE \"table\" = 'o'");
             assert_eq!(tracked, i64::from(wrote), "{call}, the other connection at step {at}");

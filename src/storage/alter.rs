@@ -47,6 +47,7 @@ fn alter_key(tid: i64) -> String {
 }
 
 pub fn begin(conn: &Conn, table: &str) -> Result<()> {
+    super::savepoint::lock_first(conn)?;
     super::schema::install_to_write(conn)?;
     in_savepoint(conn, "crr_begin_alter", || {
         reap_dropped(conn, true)?;
@@ -327,6 +328,7 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
 }
 
 pub fn commit(conn: &Conn, table: &str) -> Result<()> {
+    super::savepoint::lock_first(conn)?;
     // (The table's current name: a rename in the bracket is followed by the triggers.)
     if let Some(info) = tables::by_name(conn, table)? {
         super::as_crr::make_probe(conn, &info.name)?;

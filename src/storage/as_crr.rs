@@ -718,6 +718,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
     if let Some(s) = schema_name.filter(|s| !s.eq_ignore_ascii_case("main")) {
         return Err(Error::new(format!("schema \"{s}\": only the main schema can hold CRRs (not supported yet)")));
     }
+    super::savepoint::lock_first(conn)?;
     schema::install_to_write(conn)?;
     make_probe(conn, table)?;
     in_savepoint(conn, "crr_as_crr", || {
@@ -786,6 +787,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
 
 /// crsql_as_table(table): stops tracking; the table and its rows stay, the clock goes.
 pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
+    super::savepoint::lock_first(conn)?;
     let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
     in_savepoint(conn, "crr_as_table", || {
         // Keep db_versions increasing after the clock's highest one disappears, and the clock

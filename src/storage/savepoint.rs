@@ -21,14 +21,15 @@ use crate::ffi::db::Stmt;
 /// database busy (a reader, in rollback-journal mode) again after the ROLLBACK TO: then a
 /// ROLLBACK ends the transaction, all of it ours, and the error is SQLITE_BUSY.
 ///
-/// A savepoint that begins the transaction (no statement of the caller holds the main
-/// database, not even a read) takes main's write lock before the work reads anything, with a
-/// write that changes nothing. The work then reads the last commit, and waits for another
-/// writer as any write does (the busy handler). Otherwise the work read a snapshot, and its
-/// first write found that another connection had committed since: SQLITE_BUSY at once, which
-/// no busy handler retries (WAL), or a deadlock one side must lose (rollback journal). Apps
-/// call crsql_as_crr at every start, and of several processes that started at once all but
-/// one failed. (Before the internal tables exist there is nothing to write: the install
+/// Where the connection holds no transaction on the main database yet, not even a read (the
+/// call is alone, or first in a transaction that `BEGIN` opened), the savepoint takes main's
+/// write lock before the work reads anything, with a write that changes nothing. The work
+/// then reads the last commit, and waits for another writer as any write does (the busy
+/// handler). Otherwise the work read a snapshot, and its first write found that another
+/// connection had committed since: SQLITE_BUSY at once, which no busy handler retries (WAL),
+/// or a deadlock one side must lose (rollback journal). Apps call crsql_as_crr at every
+/// start, and of several processes that started at once all but one failed. (A transaction
+/// that has read already keeps its snapshot: the app's to begin IMMEDIATE.) (Before the internal tables exist there is nothing to write: the install
 /// finds out itself whether another connection installed them meanwhile, `schema::install`.
 /// Nor on a connection that refuses writes: crsql_as_crr of a CRR whose triggers are this
 /// build's writes nothing, and succeeds there.)
@@ -49,8 +50,8 @@ pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -
     let mut abandon = conn.db.prepare(&format!("PRAGMA main.user_version = {user_version}"), false)?;
     // (See above: a RELEASE that commits can find the database busy.)
     let began = conn.db.in_autocommit();
-    // (See above: a savepoint that begins the transaction takes the write lock first.)
-    let mut lock = if began && conn.db.main_txn_none() && !conn.db.is_readonly() { write_lock(conn)? } else { None };
+    // (See above: work that no snapshot binds yet takes the write lock first.)
+    let mut lock = if conn.db.main_txn_none() && !conn.db.is_readonly() { write_lock(conn)? } else { None };
     let mut end = conn.db.prepare("ROLLBACK", false)?;
     // A SAVEPOINT that reports an error may have been made: undone as the work is.
     let mut open = conn.db.prepare(&format!("SAVEPOINT {name}"), false)?;
@@ -97,6 +98,22 @@ pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -
         return Err(Error::with_code(e.code, format!("{e} (the whole transaction was rolled back, as SQLite does when an interrupt stops a write)")));
     }
     Err(Error::with_code(e.code, format!("{e}; and the savepoint {name} could not be undone: the transaction is still open, roll it back")))
+}
+
+/// The start of a function that writes (crsql_as_crr, crsql_as_table, the bracket's two
+/// calls, crr_new_site_id, crsql_config_set), called first in a transaction that has not
+/// read the main database yet (`BEGIN; SELECT crsql_as_crr('t'); ...`): it takes main's write
+/// lock before the function reads anything, as a write statement does, for the reasons
+/// above; `in_savepoint` cannot, the function has read by then. Outside a transaction it is
+/// `in_savepoint`'s to take.
+pub fn lock_first(conn: &Conn) -> Result<()> {
+    if conn.db.in_autocommit() || !conn.db.main_txn_none() || conn.db.is_readonly() {
+        return Ok(());
+    }
+    match write_lock(conn)? {
+        Some(mut s) => s.run(),
+        None => Ok(()),
+    }
 }
 
 /// The statement that takes main's write lock (see above), None before the internal tables
