@@ -59,6 +59,40 @@ fn write_load(path: &str, who: i64, n: i64) {
     }
 }
 
+/// A sync worker: merges `n` rows of a peer (ids from MERGED_FROM, `who` 90) in transactions
+/// of 7 changes, every fifth first rolled back (its changes then merged again), while the
+/// writers write.
+fn merge_load(path: &str, n: i64) {
+    let src = open(":memory:");
+    src.execute_batch(&format!("{SCHEMA} SELECT crsql_as_crr('t');")).unwrap();
+    for i in 0..n {
+        src.execute("INSERT INTO t(id, who, n) VALUES (?1, 90, ?2)", [MERGED_FROM + i, i]).unwrap();
+    }
+    let batch = changes(&src);
+    let c = wal(path);
+    for (k, chunk) in batch.chunks(7).enumerate() {
+        for rolled_back in [true, false] {
+            if rolled_back && k % 5 != 4 {
+                continue;
+            }
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            for x in chunk {
+                apply_one(&c, x).unwrap();
+            }
+            c.execute_batch(if rolled_back { "ROLLBACK" } else { "COMMIT" }).unwrap();
+        }
+    }
+}
+
+const MERGED_FROM: i64 = 9_000_000;
+
+/// The peer's rows `merge_load` merged are all there, and their changes too.
+fn check_merged(path: &str, n: i64) {
+    let c = wal(path);
+    assert_eq!(one::<i64>(&c, &format!("SELECT count(*) FROM t WHERE id >= {MERGED_FROM} AND who = 90")), n);
+    assert_eq!(one::<i64>(&c, &format!("SELECT count(*) FROM crsql_changes WHERE cid = 'who' AND val = 90")), n);
+}
+
 /// Checks what the writers left: every committed change once, none of the rolled-back ones,
 /// one db_version per transaction, increasing in each writer's commit order.
 fn check_writers(path: &str, writers: i64, n: i64) {
@@ -144,12 +178,18 @@ fn several_connections_in_one_process() {
         let p = path.clone();
         std::thread::spawn(move || write_load(&p, who, 60))
     }).collect();
+    let merger = {
+        let p = path.clone();
+        std::thread::spawn(move || merge_load(&p, 60))
+    };
     for w in writers {
         w.join().unwrap();
     }
+    merger.join().unwrap();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let polled = reader.join().unwrap();
     check_writers(&path, 4, 60);
+    check_merged(&path, 60);
     // Entries superseded later (an update moves a cell to a newer db_version) were seen at
     // their old version; what matters is that the final state of every cell was seen.
     let final_ = final_set(&path);
@@ -161,12 +201,11 @@ fn several_processes() {
     let path = dir.join("p.db").to_str().unwrap().to_owned();
     setup(&path);
     let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..3)
+    let children: Vec<_> = (0..4)
         .map(|who| {
-            Command::new(&exe)
-                .env("CRR_WORKER", format!("write\t{path}\t{who}\t40"))
-                .spawn()
-                .unwrap()
+            // (The fourth is a sync worker that merges a peer's rows meanwhile.)
+            let spec = if who == 3 { format!("merge-load\t{path}\t0\t40") } else { format!("write\t{path}\t{who}\t40") };
+            Command::new(&exe).env("CRR_WORKER", spec).spawn().unwrap()
         })
         .collect();
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -179,6 +218,7 @@ fn several_processes() {
         h.join().unwrap()
     });
     check_writers(&path, 3, 40);
+    check_merged(&path, 40);
     assert!(final_set(&path).is_subset(&polled));
 }
 
@@ -352,6 +392,7 @@ fn worker(spec: &str) {
     match mode {
         "write" => write_load(path, who, n),
         "start" => start_at(path, who, n),
+        "merge-load" => merge_load(path, n),
         "local" => {
             let c = wal(path);
             c.execute_batch("PRAGMA cache_size = 50; BEGIN").unwrap();
