@@ -1005,6 +1005,55 @@ fn the_writing_functions_go_through_whatever_another_connection_commits_meanwhil
     }
 }
 
+/// While another connection holds the write lock, each writing function of a connection
+/// without a busy timeout fails with SQLITE_BUSY (since 2026-12-06 at the lock it takes
+/// before reading: the error path of that lock), leaves nothing, and no transaction open but
+/// the app's own; once the other connection commits, the same call goes through.
+#[test]
+fn the_writing_functions_say_busy_while_another_connection_writes_and_leave_nothing() {
+    let dir = tmpdir("busy-functions");
+    let path = dir.join("b.db");
+    let path = path.to_str().unwrap();
+    let a = open(path);
+    a.execute_batch(
+        "PRAGMA journal_mode = WAL; \
+         CREATE TABLE t(k TEXT PRIMARY KEY NOT NULL, v INTEGER); INSERT INTO t VALUES ('a', 1); \
+         CREATE TABLE r(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('r'); INSERT INTO r VALUES (1, 'x');",
+    )
+    .unwrap();
+    a.busy_timeout(std::time::Duration::ZERO).unwrap();
+    let b = open(path);
+    let schema = |c: &Connection| rows(c, "SELECT type, name, sql FROM sqlite_schema ORDER BY name");
+    for call in [
+        "SELECT crsql_as_crr('t')",
+        "SELECT crsql_begin_alter('r')",
+        "SELECT crsql_as_table('r')",
+        "SELECT crr_new_site_id()",
+        "SELECT crsql_config_set('hlc-max-drift-ms', 5000)",
+    ] {
+        for in_app_txn in [false, true] {
+            let before = (schema(&a), rows(&a, "SELECT * FROM crr_meta ORDER BY key"), rows(&a, "SELECT * FROM crr_sites"));
+            b.execute_batch("BEGIN IMMEDIATE").unwrap();
+            if in_app_txn {
+                a.execute_batch("BEGIN").unwrap();
+            }
+            let e = a.execute_batch(call).unwrap_err();
+            assert_eq!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy), "{call}: {e}");
+            assert_eq!(a.is_autocommit(), !in_app_txn, "{call}");
+            if in_app_txn {
+                a.execute_batch("ROLLBACK").unwrap();
+            }
+            b.execute_batch("COMMIT").unwrap();
+            let after = (schema(&a), rows(&a, "SELECT * FROM crr_meta ORDER BY key"), rows(&a, "SELECT * FROM crr_sites"));
+            assert!(before == after, "{call}: changed something");
+        }
+        a.execute_batch(call).unwrap_or_else(|e| panic!("{call}, with the lock free: {e}"));
+        if call.contains("begin_alter") {
+            a.execute_batch("SELECT crsql_commit_alter('r')").unwrap();
+        }
+    }
+}
+
 /// crsql_config_set('clock', ...) refuses a change once CRRs exist. Another connection that
 /// makes a CRR and writes it at any step of the call must not get through with it unless it
 /// came after the call's commit: the versions would be of one clock and the setting of the
