@@ -806,16 +806,18 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
             "crsql_config_set" => format!("SELECT {f}('hlc-max-drift-ms', 5000)"),
             _ => format!("SELECT {f}('t')"),
         };
-        // (Inside an app's transaction: each function once; the other alters add nothing there.)
+        // (Inside an app's transaction: each function once, after the app's write and before
+        // it (the call then takes the write lock first, savepoint::lock_first); the other
+        // alters add nothing there.)
         let in_txn_too = !alter.contains("RENAME") && !alter.contains("DROP");
-        for in_app_txn in [false, true].into_iter().filter(|&t| !t || in_txn_too) {
+        for (in_app_txn, call_first) in [(false, false), (true, false), (true, true)].into_iter().filter(|&(t, _)| !t || in_txn_too) {
             let run = |c: &Connection| -> rusqlite::Result<()> {
                 if in_app_txn {
-                    c.execute_batch("BEGIN; INSERT INTO app VALUES (1);")?;
+                    c.execute_batch(if call_first { "BEGIN" } else { "BEGIN; INSERT INTO app VALUES (1);" })?;
                 }
                 c.execute_batch(&call)?;
                 if in_app_txn {
-                    c.execute_batch("COMMIT")?;
+                    c.execute_batch(if call_first { "INSERT INTO app VALUES (1); COMMIT" } else { "COMMIT" })?;
                 }
                 Ok(())
             };
@@ -839,7 +841,7 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
                 let mut before = state(&c);
                 for at_step in 0..steps {
                     let r = Stop::at(&c, at_step, how, || run(&c));
-                    let what = format!("{call} stopped at step {at_step} of {steps} (after `{alter}`, in a transaction: {in_app_txn}, {how:?})");
+                    let what = format!("{call} stopped at step {at_step} of {steps} (after `{alter}`, in a transaction: {in_app_txn}, call first: {call_first}, {how:?})");
                     let Err(e) = r else {
                         // Stopped after its work, or where a stop changes nothing.
                         assert!(c.is_autocommit(), "{what}: succeeded, but left a transaction open");

@@ -28,11 +28,12 @@ use crate::ffi::db::Stmt;
 /// handler). Otherwise the work read a snapshot, and its first write found that another
 /// connection had committed since: SQLITE_BUSY at once, which no busy handler retries (WAL),
 /// or a deadlock one side must lose (rollback journal). Apps call crsql_as_crr at every
-/// start, and of several processes that started at once all but one failed. (A transaction
-/// that has read already keeps its snapshot: the app's to begin IMMEDIATE.) (Before the internal tables exist there is nothing to write: the install
-/// finds out itself whether another connection installed them meanwhile, `schema::install`.
-/// Nor on a connection that refuses writes: crsql_as_crr of a CRR whose triggers are this
-/// build's writes nothing, and succeeds there.)
+/// start, and of several processes that started at once all but one failed. A transaction
+/// that has read already keeps its snapshot (the app's to begin IMMEDIATE). No lock is taken
+/// before the internal tables exist (there is nothing to write: the install finds out itself
+/// whether another connection installed them meanwhile, `schema::install`), nor on a
+/// connection that refuses writes (crsql_as_crr of a CRR whose triggers are this build's
+/// writes nothing, and succeeds there).
 ///
 /// The errors of ROLLBACK TO and RELEASE say little (SQLite can report an interrupt after a
 /// statement did its work, at the progress handler's last call), so whether the savepoint is
