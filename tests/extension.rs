@@ -178,6 +178,49 @@ fn loading_twice_on_one_connection_is_harmless() {
     assert_eq!(changes(&c).len(), 3);
 }
 
+/// A function that stands in for another build's: it names that build.
+unsafe extern "C" fn other_build(ctx: *mut rusqlite::ffi::sqlite3_context, _: std::ffi::c_int, _: *mut *mut rusqlite::ffi::sqlite3_value) {
+    rusqlite::ffi::sqlite3_result_text(ctx, c"sqlite-crr 9.9.9 (internal schema 9)".as_ptr(), -1, rusqlite::ffi::SQLITE_TRANSIENT());
+}
+
+/// Two copies of the library (two files, as an app's bundled one and a package's) loaded on
+/// one connection: the second finds the first (`crr_internal_build()`) and, being the same
+/// build, leaves the connection to it. Until 2026-12-06 both registered everything, the
+/// second's registrations freed the first's state, and the process crashed (at the next
+/// statement, or at close). Another build, or an earlier one (which has no
+/// crr_internal_build), is refused with an error that names it.
+#[test]
+fn a_second_copy_of_the_library_on_one_connection_leaves_it_to_the_first() {
+    let dir = tmpdir("two-copies");
+    let copy = dir.join("crr.so");
+    std::fs::copy(extension_path(), &copy).unwrap();
+    let path = dir.join("c.db");
+    {
+        let c = open(path.to_str().unwrap());
+        c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x');").unwrap();
+        load_extension_from(&c, &copy).unwrap();
+        c.execute_batch("INSERT INTO t VALUES (2, 'y'); UPDATE t SET a = 'z' WHERE id = 1;").unwrap();
+        let peer = open(":memory:");
+        peer.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t');").unwrap();
+        apply(&peer, &changes(&c)).unwrap();
+        assert_eq!(dump(&peer, "t"), dump(&c, "t"));
+        c.close().unwrap();
+    }
+    // Another build, and an earlier one, already there (stood in for by their marks).
+    for (mark, arity, named) in [("crr_internal_build", 0, "sqlite-crr 9.9.9 (internal schema 9)"), ("crr_internal_tracking", 1, "an earlier build of sqlite-crr")] {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        let name = std::ffi::CString::new(mark).unwrap();
+        // SAFETY (test): a function of the test's own on its own open connection.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_create_function_v2(c.handle(), name.as_ptr(), arity, rusqlite::ffi::SQLITE_UTF8, std::ptr::null_mut(), Some(other_build), None, None, None)
+        };
+        assert_eq!(rc, 0);
+        let e = load_extension_from(&c, &extension_path()).unwrap_err();
+        assert!(e.contains(&format!("{named} is already loaded on this connection (another copy of the library)")), "{e}");
+        assert!(c.prepare("SELECT crsql_site_id()").is_err(), "nothing of this build registered");
+    }
+}
+
 #[test]
 fn pack_columns_matches_the_spec_examples_and_unpack_inverts_it() {
     let c = mem();

@@ -35,6 +35,33 @@ fn forget(live: &mut Vec<usize>, db: usize) {
     }
 }
 
+/// This build, as `crr_internal_build()` gives it to another copy of the library.
+pub(crate) fn build() -> String {
+    format!("sqlite-crr {} (internal schema {})", env!("CARGO_PKG_VERSION"), schema::INTERNAL_SCHEMA_VERSION)
+}
+
+/// What another copy of this library (another file, or one linked into the app and
+/// registered with sqlite3_auto_extension) already loaded on connection `db`: its build, or
+/// None if none did. Two copies on one connection would each register the functions and
+/// tables, the second replacing the first's, whose destructors then free the state the
+/// first's tables still use: the process crashed (until 2026-12-06).
+fn loaded_by_another_copy(db: Db) -> Result<Option<String>> {
+    match db.prepare("SELECT crr_internal_build()", false) {
+        Ok(mut s) => {
+            s.step()?;
+            return Ok(Some(s.text(0)));
+        }
+        Err(e) if e.code != api::SQLITE_ERROR => return Err(e),
+        Err(_) => {}
+    }
+    // Builds before 2026-12-06 have no crr_internal_build, but all have this.
+    match db.prepare("SELECT crr_internal_tracking(0)", false) {
+        Ok(_) => Ok(Some("an earlier build of sqlite-crr".into())),
+        Err(e) if e.code != api::SQLITE_ERROR => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
 fn setup(db: *mut api::sqlite3) -> Result<()> {
     // SAFETY: libversion_number takes no arguments.
     let version = unsafe { sqlite!(libversion_number()) };
@@ -43,6 +70,19 @@ fn setup(db: *mut api::sqlite3) -> Result<()> {
     }
     if live().contains(&(db as usize)) {
         return Ok(());
+    }
+    // SAFETY: db is the open connection SQLite passed to the entry point.
+    match loaded_by_another_copy(unsafe { Db::from_raw(db) })? {
+        // The same build from another copy: it serves this connection already.
+        Some(other) if other == build() => return Ok(()),
+        Some(other) => {
+            return Err(Error::new(format!(
+                "{other} is already loaded on this connection (another copy of the library); {} cannot be loaded \
+                 beside it: load one build per connection",
+                build()
+            )))
+        }
+        None => {}
     }
     // SAFETY: db is the open connection SQLite passed to the entry point.
     let conn = Box::into_raw(Box::new(Conn::new(unsafe { Db::from_raw(db) })));

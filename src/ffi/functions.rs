@@ -231,6 +231,12 @@ fn set_wall_clock_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
     Ok(Value::Null)
 }
 
+/// This build's name, which another copy of the library loading on the same connection reads
+/// (`entry::setup`).
+fn build_fn(_: &Conn, _: &Args) -> Result<Value> {
+    Ok(Value::Text(super::entry::build()))
+}
+
 fn clock_rows_read_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.clock_rows_read.get() as i64))
 }
@@ -377,6 +383,7 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_new_site_id", 0, api::SQLITE_DIRECTONLY, V(new_site_id_fn)),
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wall_clock_fn)),
         ("crr_debug_clock_rows_read", 0, 0, V(clock_rows_read_fn)),
+        ("crr_internal_build", 0, PURE, A(build_fn)),
         ("crr_internal_insert", 3, TRIGGER, A(internal_insert)),
         ("crr_internal_update", 5, TRIGGER, A(internal_update)),
         ("crr_internal_delete", 2, TRIGGER, A(internal_delete)),

@@ -348,7 +348,12 @@ pub fn apply_one(conn: &Connection, c: &Change) -> rusqlite::Result<usize> {
 /// load_extension reads the error message without checking for NULL, which SQLite leaves when
 /// it cannot allocate the message (out of memory: tests/out_of_memory.rs, malloc_faults.rs).
 pub fn load_extension_checked(c: &Connection) -> Result<(), String> {
-    let path = std::ffi::CString::new(extension_path().to_str().unwrap()).unwrap();
+    load_extension_from(c, &extension_path())
+}
+
+/// `load_extension_checked` of the library at `path` (a copy of it, say).
+pub fn load_extension_from(c: &Connection, path: &std::path::Path) -> Result<(), String> {
+    let path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
     let mut message: *mut std::os::raw::c_char = std::ptr::null_mut();
     // SAFETY (test): loading our own extension into our own open connection; the message, if
     // any, is SQLite's to free.
