@@ -187,8 +187,8 @@ unsafe extern "C" fn other_build(ctx: *mut rusqlite::ffi::sqlite3_context, _: st
 /// one connection: the second finds the first (`crr_internal_build()`) and, being the same
 /// build, leaves the connection to it. Until 2026-12-06 both registered everything, the
 /// second's registrations freed the first's state, and the process crashed (at the next
-/// statement, or at close). Another build, or an earlier one (which has no
-/// crr_internal_build), is refused with an error that names it.
+/// statement, or at close). Another build, an earlier one (which has no crr_internal_build),
+/// or cr-sqlite (the same public names) is refused with an error that names it.
 #[test]
 fn a_second_copy_of_the_library_on_one_connection_leaves_it_to_the_first() {
     let dir = tmpdir("two-copies");
@@ -207,7 +207,11 @@ fn a_second_copy_of_the_library_on_one_connection_leaves_it_to_the_first() {
         c.close().unwrap();
     }
     // Another build, and an earlier one, already there (stood in for by their marks).
-    for (mark, arity, named) in [("crr_internal_build", 0, "sqlite-crr 9.9.9 (internal schema 9)"), ("crr_internal_tracking", 1, "an earlier build of sqlite-crr")] {
+    for (mark, arity, named) in [
+        ("crr_internal_build", 0, "sqlite-crr 9.9.9 (internal schema 9) (another copy of the library)"),
+        ("crr_internal_tracking", 1, "an earlier build of sqlite-crr (another copy of the library)"),
+        ("crsql_site_id", 0, "cr-sqlite (or another extension with a crsql_site_id function)"),
+    ] {
         let c = rusqlite::Connection::open_in_memory().unwrap();
         let name = std::ffi::CString::new(mark).unwrap();
         // SAFETY (test): a function of the test's own on its own open connection.
@@ -216,8 +220,8 @@ fn a_second_copy_of_the_library_on_one_connection_leaves_it_to_the_first() {
         };
         assert_eq!(rc, 0);
         let e = load_extension_from(&c, &extension_path()).unwrap_err();
-        assert!(e.contains(&format!("{named} is already loaded on this connection (another copy of the library)")), "{e}");
-        assert!(c.prepare("SELECT crsql_site_id()").is_err(), "nothing of this build registered");
+        assert!(e.contains(&format!("{named} is already loaded on this connection; sqlite-crr ")), "{e}");
+        assert!(c.prepare("SELECT crsql_db_version()").is_err(), "nothing of this build registered");
     }
 }
 

@@ -42,24 +42,32 @@ pub(crate) fn build() -> String {
 
 /// What another copy of this library (another file, or one linked into the app and
 /// registered with sqlite3_auto_extension) already loaded on connection `db`: its build, or
-/// None if none did. Two copies on one connection would each register the functions and
-/// tables, the second replacing the first's, whose destructors then free the state the
-/// first's tables still use: the process crashed (until 2026-12-06).
-fn loaded_by_another_copy(db: Db) -> Result<Option<String>> {
+/// None if none did (`Some(Err(..))`: not ours, cr-sqlite say, described). Two copies on one
+/// connection would each register the functions and tables, the second replacing the
+/// first's, whose destructors then free the state the first's tables still use: the process
+/// crashed (until 2026-12-06). cr-sqlite registers the same names.
+fn loaded_before(db: Db) -> Result<Option<std::result::Result<String, String>>> {
     match db.prepare("SELECT crr_internal_build()", false) {
         Ok(mut s) => {
             s.step()?;
-            return Ok(Some(s.text(0)));
+            return Ok(Some(Ok(s.text(0))));
         }
         Err(e) if e.code != api::SQLITE_ERROR => return Err(e),
         Err(_) => {}
     }
-    // Builds before 2026-12-06 have no crr_internal_build, but all have this.
-    match db.prepare("SELECT crr_internal_tracking(0)", false) {
-        Ok(_) => Ok(Some("an earlier build of sqlite-crr".into())),
-        Err(e) if e.code != api::SQLITE_ERROR => Err(e),
-        Err(_) => Ok(None),
+    // Builds before 2026-12-06 have no crr_internal_build, but all have this; cr-sqlite has
+    // the public names only.
+    for (probe, what) in [
+        ("SELECT crr_internal_tracking(0)", "an earlier build of sqlite-crr (another copy of the library)"),
+        ("SELECT crsql_site_id()", "cr-sqlite (or another extension with a crsql_site_id function)"),
+    ] {
+        match db.prepare(probe, false) {
+            Ok(_) => return Ok(Some(Err(what.into()))),
+            Err(e) if e.code != api::SQLITE_ERROR => return Err(e),
+            Err(_) => {}
+        }
     }
+    Ok(None)
 }
 
 fn setup(db: *mut api::sqlite3) -> Result<()> {
@@ -72,17 +80,18 @@ fn setup(db: *mut api::sqlite3) -> Result<()> {
         return Ok(());
     }
     // SAFETY: db is the open connection SQLite passed to the entry point.
-    match loaded_by_another_copy(unsafe { Db::from_raw(db) })? {
+    let other = match loaded_before(unsafe { Db::from_raw(db) })? {
         // The same build from another copy: it serves this connection already.
-        Some(other) if other == build() => return Ok(()),
-        Some(other) => {
-            return Err(Error::new(format!(
-                "{other} is already loaded on this connection (another copy of the library); {} cannot be loaded \
-                 beside it: load one build per connection",
-                build()
-            )))
-        }
-        None => {}
+        Some(Ok(other)) if other == build() => return Ok(()),
+        Some(Ok(other)) => format!("{other} (another copy of the library)"),
+        Some(Err(other)) => other,
+        None => String::new(),
+    };
+    if !other.is_empty() {
+        return Err(Error::new(format!(
+            "{other} is already loaded on this connection; {} cannot be loaded beside it: load one per connection",
+            build()
+        )));
     }
     // SAFETY: db is the open connection SQLite passed to the entry point.
     let conn = Box::into_raw(Box::new(Conn::new(unsafe { Db::from_raw(db) })));
