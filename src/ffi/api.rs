@@ -27,6 +27,11 @@ pub unsafe fn install(p: *const sys::sqlite3_api_routines) {
     }
 }
 
+/// The routine table installed last (null before any entry point ran).
+pub fn current() -> *const sys::sqlite3_api_routines {
+    API.load(Ordering::Acquire)
+}
+
 pub fn installed() -> bool {
     !API.load(Ordering::Acquire).is_null()
 }
@@ -77,10 +82,22 @@ pub fn transient() -> sys::sqlite3_destructor_type {
 
 /// Copies `msg` into memory from sqlite3_malloc (for zErrMsg / pzErrMsg, which SQLite frees).
 pub fn sqlite_string(msg: &str) -> *mut std::os::raw::c_char {
+    // SAFETY: the installed table is valid for the process.
+    unsafe { sqlite_string_of(api(), msg) }
+}
+
+/// `sqlite_string` allocated by the SQLite whose routine table is `api` (it frees it).
+///
+/// # Safety
+/// `api` must be a routine table SQLite passed to an entry point.
+pub unsafe fn sqlite_string_of(api: *const sys::sqlite3_api_routines, msg: &str) -> *mut std::os::raw::c_char {
     let bytes = msg.as_bytes();
+    let Some(malloc64) = (*api).malloc64 else {
+        return std::ptr::null_mut();
+    };
     // SAFETY: malloc64 returns either null or a block of the requested size; we write within it.
     unsafe {
-        let p = sqlite!(malloc64(bytes.len() as u64 + 1)) as *mut u8;
+        let p = malloc64(bytes.len() as u64 + 1) as *mut u8;
         if p.is_null() {
             return std::ptr::null_mut();
         }

@@ -14,6 +14,17 @@ use std::sync::Mutex;
 /// Connections that already carry the extension (loading twice is a no-op).
 static LIVE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
+/// Held while an entry point checks and installs the routine table and sets a connection up
+/// (not LIVE, which a connection's close takes).
+static INIT: Mutex<()> = Mutex::new(());
+
+/// Why a second SQLite library in the process may not load the extension while the first's
+/// connections use it: the library has one routine table, and the first's connections would
+/// call the second's routines with their handles (the process crashed, until 2026-12-06).
+const OTHER_SQLITE: &str = "sqlite-crr is in use by another SQLite library in this process (its connections that \
+                            loaded the extension are open): one SQLite library per process at a time can use it (not \
+                            supported yet)";
+
 fn live() -> std::sync::MutexGuard<'static, Vec<usize>> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -123,10 +134,18 @@ fn setup(db: *mut api::sqlite3) -> Result<()> {
 }
 
 unsafe fn init(db: *mut api::sqlite3, pz_err_msg: *mut *mut c_char, p_api: *const api::sqlite3_api_routines) -> c_int {
-    api::install(p_api);
-    if !api::installed() {
+    if p_api.is_null() {
         return api::SQLITE_ERROR;
     }
+    let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let current = api::current();
+    if !current.is_null() && current != p_api && !live().is_empty() {
+        if !pz_err_msg.is_null() {
+            *pz_err_msg = api::sqlite_string_of(p_api, OTHER_SQLITE);
+        }
+        return api::SQLITE_ERROR;
+    }
+    api::install(p_api);
     match super::guard::guard("sqlite-crr init", || setup(db)) {
         Ok(()) => api::SQLITE_OK,
         Err(e) => {
