@@ -1056,6 +1056,57 @@ fn the_writing_functions_say_busy_while_another_connection_writes_and_leave_noth
     }
 }
 
+/// Another connection loads the extension at any step of this connection's load, on a fresh
+/// file (both install) and on a file of an earlier build (both upgrade): this load goes
+/// through, and the database has one site id, which both connections report, and the
+/// current internal schema. (The other connection, which has no busy timeout, fails where
+/// this one holds the write lock.) Until 2026-12-06 the two installs could collide ("UNIQUE
+/// constraint failed: crr_sites.ordinal") and a load that read before another's commit
+/// failed with SQLITE_BUSY; tests/concurrency.rs starts real processes at once. (The other
+/// load runs inside this one, from its progress handler: the build of 1958a17 held a lock
+/// of its own through the whole load, and deadlocked here.) Every 5th step.
+#[test]
+fn a_load_goes_through_whatever_another_connections_load_does_meanwhile() {
+    let dir = tmpdir("meddled-load");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v4-2dc5e40.sqlite3");
+    for from in [None, Some(&fixture)] {
+        for mode in ["WAL", "DELETE"] {
+            let mut done = false;
+            for at in (1..).step_by(5) {
+                let path = dir.join("l.db");
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                if let Some(f) = from {
+                    std::fs::copy(f, &path).unwrap();
+                }
+                let a = rusqlite::Connection::open(&path).unwrap();
+                a.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |_| Ok(())).unwrap();
+                let b = rusqlite::Connection::open(&path).unwrap();
+                b.busy_timeout(std::time::Duration::ZERO).unwrap();
+                let mut b_loaded = false;
+                let mut meddle = || b_loaded = load_extension_checked(&b).is_ok();
+                let what = format!("{mode}, {}, the other load at step {at}", if from.is_some() { "v4 file" } else { "fresh file" });
+                let (r, ran) = meddle_at(&a, at, &mut meddle, || load_extension_checked(&a));
+                r.unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(one::<i64>(&a, "SELECT count(*) FROM crr_sites WHERE ordinal = 0"), 1, "{what}");
+                assert_eq!(one::<i64>(&a, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5, "{what}");
+                let site: Vec<u8> = one(&a, "SELECT crsql_site_id()");
+                if b_loaded {
+                    assert_eq!(one::<Vec<u8>>(&b, "SELECT crsql_site_id()"), site, "{what}");
+                }
+                a.execute_batch("CREATE TABLE IF NOT EXISTS n(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('n'); INSERT INTO n VALUES (1, 'x');").unwrap();
+                assert_eq!(changes_where(&a, "WHERE \"table\" = 'n'").len(), 1, "{what}");
+                if !ran {
+                    done = true;
+                    break;
+                }
+            }
+            assert!(done);
+        }
+    }
+}
+
 /// crsql_config_set('clock', ...) refuses a change once CRRs exist. Another connection that
 /// makes a CRR and writes it at any step of the call must not get through with it unless it
 /// came after the call's commit: the versions would be of one clock and the setting of the

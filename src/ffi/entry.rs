@@ -11,12 +11,9 @@ use crate::storage::schema;
 use std::os::raw::{c_char, c_int};
 use std::sync::Mutex;
 
-/// Connections that already carry the extension (loading twice is a no-op).
+/// Connections that carry the extension, or are being set up with it (loading twice is a
+/// no-op).
 static LIVE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-
-/// Held while an entry point checks and installs the routine table and sets a connection up
-/// (not LIVE, which a connection's close takes).
-static INIT: Mutex<()> = Mutex::new(());
 
 /// Why a second SQLite library in the process may not load the extension while the first's
 /// connections use it: the library has one routine table, and the first's connections would
@@ -51,6 +48,13 @@ pub(crate) fn build() -> String {
     format!("sqlite-crr {} (internal schema {})", env!("CARGO_PKG_VERSION"), schema::INTERNAL_SCHEMA_VERSION)
 }
 
+/// This copy of the library (the address of one of its statics): a load that finds this
+/// build's functions registered by this very copy (an earlier load that failed half way, out
+/// of memory) sets the connection up again instead of leaving it to them.
+pub(crate) fn instance() -> i64 {
+    &LIVE as *const _ as usize as i64
+}
+
 /// What another copy of this library (another file, or one linked into the app and
 /// registered with sqlite3_auto_extension) already loaded on connection `db`: its build, or
 /// None if none did (`Some(Err(..))`: not ours, cr-sqlite say, described). Two copies on one
@@ -61,7 +65,13 @@ fn loaded_before(db: Db) -> Result<Option<std::result::Result<String, String>>> 
     match db.prepare("SELECT crr_internal_build()", false) {
         Ok(mut s) => {
             s.step()?;
-            return Ok(Some(Ok(s.text(0))));
+            let build = s.text(0);
+            let mine = match db.prepare("SELECT crr_internal_instance()", false) {
+                Ok(mut s) => s.step()? && s.i64(0) == instance(),
+                Err(e) if e.code != api::SQLITE_ERROR => return Err(e),
+                Err(_) => false,
+            };
+            return Ok(if mine { None } else { Some(Ok(build)) });
         }
         Err(e) if e.code != api::SQLITE_ERROR => return Err(e),
         Err(_) => {}
@@ -81,19 +91,18 @@ fn loaded_before(db: Db) -> Result<Option<std::result::Result<String, String>>> 
     Ok(None)
 }
 
-fn setup(db: *mut api::sqlite3) -> Result<()> {
+/// Sets connection `db` up: Ok(true), or Ok(false) when another copy of the same build serves
+/// it already.
+fn setup(db: *mut api::sqlite3) -> Result<bool> {
     // SAFETY: libversion_number takes no arguments.
     let version = unsafe { sqlite!(libversion_number()) };
     if version < api::SQLITE_VERSION_MIN {
         return Err(Error::new(format!("sqlite-crr needs SQLite 3.35.0 or newer, this is {version}")));
     }
-    if live().contains(&(db as usize)) {
-        return Ok(());
-    }
     // SAFETY: db is the open connection SQLite passed to the entry point.
     let other = match loaded_before(unsafe { Db::from_raw(db) })? {
         // The same build from another copy: it serves this connection already.
-        Some(Ok(other)) if other == build() => return Ok(()),
+        Some(Ok(other)) if other == build() => return Ok(false),
         Some(Ok(other)) => format!("{other} (another copy of the library)"),
         Some(Err(other)) => other,
         None => String::new(),
@@ -129,25 +138,41 @@ fn setup(db: *mut api::sqlite3) -> Result<()> {
     // for unfinalized statements, which is when we finalize the statement cache.
     // SAFETY: conn is live.
     unsafe { &*conn }.db.prepare("SELECT 1 FROM crsql_changes", false)?;
-    live().push(db as usize);
-    Ok(())
+    Ok(true)
 }
 
 unsafe fn init(db: *mut api::sqlite3, pz_err_msg: *mut *mut c_char, p_api: *const api::sqlite3_api_routines) -> c_int {
     if p_api.is_null() {
         return api::SQLITE_ERROR;
     }
-    let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    let current = api::current();
-    if !current.is_null() && current != p_api && !live().is_empty() {
+    // Checked, installed and reserved under one lock, which no call of SQLite's runs under: a
+    // callback of this load (a progress handler) may load the extension on another
+    // connection, and must not wait for it.
+    let refused = {
+        let mut live = live();
+        if live.contains(&(db as usize)) {
+            return api::SQLITE_OK;
+        }
+        let current = api::current();
+        let refused = !current.is_null() && current != p_api && !live.is_empty();
+        if !refused {
+            api::install(p_api);
+            live.push(db as usize);
+        }
+        refused
+    };
+    if refused {
         if !pz_err_msg.is_null() {
             *pz_err_msg = api::sqlite_string_of(p_api, OTHER_SQLITE);
         }
         return api::SQLITE_ERROR;
     }
-    api::install(p_api);
-    match super::guard::guard("sqlite-crr init", || setup(db)) {
-        Ok(()) => api::SQLITE_OK,
+    let r = super::guard::guard("sqlite-crr init", || setup(db));
+    if !matches!(r, Ok(true)) {
+        forget(&mut live(), db as usize);
+    }
+    match r {
+        Ok(_) => api::SQLITE_OK,
         Err(e) => {
             if !pz_err_msg.is_null() {
                 *pz_err_msg = api::sqlite_string(&e.message);

@@ -237,6 +237,11 @@ fn build_fn(_: &Conn, _: &Args) -> Result<Value> {
     Ok(Value::Text(super::entry::build()))
 }
 
+/// Which copy of the library registered the functions (`entry::instance`).
+fn instance_fn(_: &Conn, _: &Args) -> Result<Value> {
+    Ok(Value::Integer(super::entry::instance()))
+}
+
 fn clock_rows_read_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.clock_rows_read.get() as i64))
 }
@@ -384,6 +389,7 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wall_clock_fn)),
         ("crr_debug_clock_rows_read", 0, 0, V(clock_rows_read_fn)),
         ("crr_internal_build", 0, PURE, A(build_fn)),
+        ("crr_internal_instance", 0, PURE, A(instance_fn)),
         ("crr_internal_insert", 3, TRIGGER, A(internal_insert)),
         ("crr_internal_update", 5, TRIGGER, A(internal_update)),
         ("crr_internal_delete", 2, TRIGGER, A(internal_delete)),
