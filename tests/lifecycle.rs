@@ -932,11 +932,7 @@ fn crsql_as_crr_goes_through_whatever_another_connection_commits_meanwhile() {
         for call in ["SELECT crsql_as_crr('t')", "BEGIN; SELECT crsql_as_crr('t'); COMMIT;"] {
             let mut steps = None;
             for at in (1..).step_by(stride) {
-                let path = dir.join(format!("m{at}.db"));
-                for suffix in ["", "-wal", "-shm", "-journal"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-                let path = path.to_str().unwrap();
+                let path = &fresh_file(&dir, "m.db");
                 let a = open(path);
                 a.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |_| Ok(())).unwrap();
                 a.execute_batch("PRAGMA synchronous = OFF; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'y');").unwrap();
@@ -984,11 +980,7 @@ fn the_writing_functions_go_through_whatever_another_connection_commits_meanwhil
     let calls = calls.iter().flat_map(|&(before, call)| [(before, call.to_string()), (before, format!("BEGIN; {call}; COMMIT;"))]);
     for (before, call) in calls {
         for at in (1..).step_by(stride) {
-            let path = dir.join("m.db");
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-            let path = path.to_str().unwrap();
+            let path = &fresh_file(&dir, "m.db");
             let a = open(path);
             a.execute_batch(setup).unwrap();
             a.execute_batch(before).unwrap();
@@ -1013,9 +1005,7 @@ fn the_writing_functions_go_through_whatever_another_connection_commits_meanwhil
 /// the app's own; once the other connection commits, the same call goes through.
 #[test]
 fn the_writing_functions_say_busy_while_another_connection_writes_and_leave_nothing() {
-    let dir = tmpdir("busy-functions");
-    let path = dir.join("b.db");
-    let path = path.to_str().unwrap();
+    let path = &fresh_file(&tmpdir("busy-functions"), "b.db");
     let a = open(path);
     a.execute_batch(
         "PRAGMA journal_mode = WAL; \
@@ -1073,10 +1063,7 @@ fn a_load_goes_through_whatever_another_connections_load_does_meanwhile() {
         for mode in ["WAL", "DELETE"] {
             let mut done = false;
             for at in (1..).step_by(5) {
-                let path = dir.join("l.db");
-                for suffix in ["", "-wal", "-shm", "-journal"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
+                let path = fresh_file(&dir, "l.db");
                 if let Some(f) = from {
                     std::fs::copy(f, &path).unwrap();
                 }

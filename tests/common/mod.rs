@@ -60,6 +60,16 @@ pub fn mem() -> Connection {
 }
 
 /// A fresh temporary directory for database files.
+/// The path of database file `name` in `dir`, with no file (nor -wal, -shm or -journal) left
+/// from a previous use.
+pub fn fresh_file(dir: &std::path::Path, name: &str) -> String {
+    let path = dir.join(name).to_str().unwrap().to_owned();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    path
+}
+
 pub fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("crr-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
