@@ -915,6 +915,11 @@ fn a_database_that_refuses_writes_loads_and_its_writing_functions_say_why() {
     }
 }
 
+/// The steps of a call the meddle tests try: every `default`th, or every CRR_MEDDLE_STRIDE'th.
+fn meddle_stride(default: usize) -> usize {
+    std::env::var("CRR_MEDDLE_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
 /// Another connection commits at any step of a crsql_as_crr call (here: it makes the same
 /// table a CRR): the call still goes through, in WAL and rollback-journal mode, alone and
 /// first in an app's transaction. The call's savepoint takes the write lock before it reads,
@@ -926,7 +931,7 @@ fn a_database_that_refuses_writes_loads_and_its_writing_functions_say_why() {
 /// (4 s), CRR_MEDDLE_STRIDE=1 every one (30 s).
 #[test]
 fn crsql_as_crr_goes_through_whatever_another_connection_commits_meanwhile() {
-    let stride = std::env::var("CRR_MEDDLE_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(9);
+    let stride = meddle_stride(9);
     let dir = tmpdir("meddled");
     for mode in ["WAL", "DELETE"] {
         for call in ["SELECT crsql_as_crr('t')", "BEGIN; SELECT crsql_as_crr('t'); COMMIT;"] {
@@ -963,7 +968,7 @@ fn crsql_as_crr_goes_through_whatever_another_connection_commits_meanwhile() {
 /// and in an app's transaction all of them.) Every 13th step; CRR_MEDDLE_STRIDE.
 #[test]
 fn the_writing_functions_go_through_whatever_another_connection_commits_meanwhile() {
-    let stride = std::env::var("CRR_MEDDLE_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(13);
+    let stride = meddle_stride(13);
     let setup = "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; \
                  CREATE TABLE o(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('o'); \
                  CREATE TABLE t(k TEXT PRIMARY KEY NOT NULL, v INTEGER); INSERT INTO t VALUES ('a', 1), ('b', 2); \
@@ -1054,7 +1059,7 @@ fn the_writing_functions_say_busy_while_another_connection_writes_and_leave_noth
 /// constraint failed: crr_sites.ordinal") and a load that read before another's commit
 /// failed with SQLITE_BUSY; tests/concurrency.rs starts real processes at once. (The other
 /// load runs inside this one, from its progress handler: the build of 1958a17 held a lock
-/// of its own through the whole load, and deadlocked here.) Every 5th step.
+/// of its own through the whole load, and deadlocked here.) Every 5th step; CRR_MEDDLE_STRIDE.
 #[test]
 fn a_load_goes_through_whatever_another_connections_load_does_meanwhile() {
     let dir = tmpdir("meddled-load");
@@ -1062,7 +1067,7 @@ fn a_load_goes_through_whatever_another_connections_load_does_meanwhile() {
     for from in [None, Some(&fixture)] {
         for mode in ["WAL", "DELETE"] {
             let mut done = false;
-            for at in (1..).step_by(5) {
+            for at in (1..).step_by(meddle_stride(5)) {
                 let path = fresh_file(&dir, "l.db");
                 if let Some(f) = from {
                     std::fs::copy(f, &path).unwrap();

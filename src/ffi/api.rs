@@ -32,10 +32,6 @@ pub fn current() -> *const sys::sqlite3_api_routines {
     API.load(Ordering::Acquire)
 }
 
-pub fn installed() -> bool {
-    !API.load(Ordering::Acquire).is_null()
-}
-
 /// The host's routine table. Panics (caught by the callback guard) if no entry point ran.
 pub fn api() -> &'static sys::sqlite3_api_routines {
     let p = API.load(Ordering::Acquire);

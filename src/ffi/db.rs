@@ -40,6 +40,17 @@ impl Db {
     }
 
     /// Prepares one statement. `persistent` hints SQLite that it will be cached.
+    /// `prepare`, or None where SQLite answers SQLITE_ERROR: the SQL names a function, table or
+    /// column the connection does not have. Other errors (no memory, an interrupt) are no
+    /// answer, and are returned.
+    pub fn prepare_if_resolves(self, sql: &str) -> Result<Option<Stmt>> {
+        match self.prepare(sql, false) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.code == crate::error::SQLITE_ERROR => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn prepare(self, sql: &str, persistent: bool) -> Result<Stmt> {
         let mut raw: *mut api::sqlite3_stmt = std::ptr::null_mut();
         let flags = if persistent { api::SQLITE_PREPARE_PERSISTENT } else { 0 };

@@ -55,26 +55,34 @@ pub(crate) fn instance() -> i64 {
     &LIVE as *const _ as usize as i64
 }
 
+/// What is loaded on a connection before this copy sets it up (`loaded_before`).
+enum Before {
+    /// Nothing (or this very copy's half-done earlier load, out of memory: set up again).
+    Nothing,
+    /// Another copy of this build, which serves the connection already.
+    SameBuild,
+    /// Something this copy cannot load beside, described.
+    Other(String),
+}
+
 /// What another copy of this library (another file, or one linked into the app and
-/// registered with sqlite3_auto_extension) already loaded on connection `db`: its build, or
-/// None if none did (`Some(Err(..))`: not ours, cr-sqlite say, described). Two copies on one
-/// connection would each register the functions and tables, the second replacing the
+/// registered with sqlite3_auto_extension) already loaded on connection `db`. Two copies on
+/// one connection would each register the functions and tables, the second replacing the
 /// first's, whose destructors then free the state the first's tables still use: the process
 /// crashed (until 2026-12-06). cr-sqlite registers the same names.
-fn loaded_before(db: Db) -> Result<Option<std::result::Result<String, String>>> {
-    match db.prepare("SELECT crr_internal_build()", false) {
-        Ok(mut s) => {
-            s.step()?;
-            let build = s.text(0);
-            let mine = match db.prepare("SELECT crr_internal_instance()", false) {
-                Ok(mut s) => s.step()? && s.i64(0) == instance(),
-                Err(e) if e.code != api::SQLITE_ERROR => return Err(e),
-                Err(_) => false,
-            };
-            return Ok(if mine { None } else { Some(Ok(build)) });
-        }
-        Err(e) if e.code != api::SQLITE_ERROR => return Err(e),
-        Err(_) => {}
+fn loaded_before(db: Db) -> Result<Before> {
+    if let Some(mut s) = db.prepare_if_resolves("SELECT crr_internal_build()")? {
+        s.step()?;
+        let other = s.text(0);
+        let mine = match db.prepare_if_resolves("SELECT crr_internal_instance()")? {
+            Some(mut s) => s.step()? && s.i64(0) == instance(),
+            None => false,
+        };
+        return Ok(match () {
+            _ if mine => Before::Nothing,
+            _ if other == build() => Before::SameBuild,
+            _ => Before::Other(format!("{other} (another copy of the library)")),
+        });
     }
     // Builds before 2026-12-06 have no crr_internal_build, but all have this; cr-sqlite has
     // the public names only.
@@ -82,13 +90,11 @@ fn loaded_before(db: Db) -> Result<Option<std::result::Result<String, String>>> 
         ("SELECT crr_internal_tracking(0)", "an earlier build of sqlite-crr (another copy of the library)"),
         ("SELECT crsql_site_id()", "cr-sqlite (or another extension with a crsql_site_id function)"),
     ] {
-        match db.prepare(probe, false) {
-            Ok(_) => return Ok(Some(Err(what.into()))),
-            Err(e) if e.code != api::SQLITE_ERROR => return Err(e),
-            Err(_) => {}
+        if db.prepare_if_resolves(probe)?.is_some() {
+            return Ok(Before::Other(what.into()));
         }
     }
-    Ok(None)
+    Ok(Before::Nothing)
 }
 
 /// Sets connection `db` up: Ok(true), or Ok(false) when another copy of the same build serves
@@ -100,18 +106,15 @@ fn setup(db: *mut api::sqlite3) -> Result<bool> {
         return Err(Error::new(format!("sqlite-crr needs SQLite 3.35.0 or newer, this is {version}")));
     }
     // SAFETY: db is the open connection SQLite passed to the entry point.
-    let other = match loaded_before(unsafe { Db::from_raw(db) })? {
-        // The same build from another copy: it serves this connection already.
-        Some(Ok(other)) if other == build() => return Ok(false),
-        Some(Ok(other)) => format!("{other} (another copy of the library)"),
-        Some(Err(other)) => other,
-        None => String::new(),
-    };
-    if !other.is_empty() {
-        return Err(Error::new(format!(
-            "{other} is already loaded on this connection; {} cannot be loaded beside it: load one per connection",
-            build()
-        )));
+    match loaded_before(unsafe { Db::from_raw(db) })? {
+        Before::Nothing => {}
+        Before::SameBuild => return Ok(false),
+        Before::Other(other) => {
+            return Err(Error::new(format!(
+                "{other} is already loaded on this connection; {} cannot be loaded beside it: load one per connection",
+                build()
+            )))
+        }
     }
     // SAFETY: db is the open connection SQLite passed to the entry point.
     let conn = Box::into_raw(Box::new(Conn::new(unsafe { Db::from_raw(db) })));

@@ -47,7 +47,6 @@ fn alter_key(tid: i64) -> String {
 }
 
 pub fn begin(conn: &Conn, table: &str) -> Result<()> {
-    super::savepoint::lock_first(conn)?;
     super::schema::install_to_write(conn)?;
     in_savepoint(conn, "crr_begin_alter", || {
         reap_dropped(conn, true)?;

@@ -673,11 +673,7 @@ fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
     for (shown, check) in &checks {
         // A CHECK the probe cannot prepare (it names a generated column, which the probe
         // lacks) is not judged; an interrupt or lack of memory is no verdict and is reported.
-        let mut s = match conn.db.prepare(&format!("SELECT NOT ({check}) FROM {probe}"), false) {
-            Ok(s) => s,
-            Err(e) if e.code == SQLITE_ERROR => continue,
-            Err(e) => return Err(e),
-        };
+        let Some(mut s) = conn.db.prepare_if_resolves(&format!("SELECT NOT ({check}) FROM {probe}"))? else { continue };
         match s.step() {
             Ok(true) if s.column_type(0) == crate::ffi::api::SQLITE_INTEGER && s.i64(0) == 1 => {
                 failed = Some(shown.clone());
@@ -718,7 +714,6 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
     if let Some(s) = schema_name.filter(|s| !s.eq_ignore_ascii_case("main")) {
         return Err(Error::new(format!("schema \"{s}\": only the main schema can hold CRRs (not supported yet)")));
     }
-    super::savepoint::lock_first(conn)?;
     schema::install_to_write(conn)?;
     make_probe(conn, table)?;
     in_savepoint(conn, "crr_as_crr", || {

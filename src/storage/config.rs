@@ -36,7 +36,6 @@ pub fn get(conn: &Conn, name: &str) -> Result<Value> {
 
 pub fn set(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
     known(name)?;
-    super::savepoint::lock_first(conn)?;
     schema::install_to_write(conn)?;
     // Checked and written in one transaction, which holds the write lock before it reads
     // (savepoint::in_savepoint): no CRR made by another connection comes in between.

@@ -1,9 +1,10 @@
 //! `in_savepoint`: work that must be whole or absent (crsql_as_crr, a bracket's begin and
-//! commit, crsql_as_table, crr_new_site_id, the install and upgrades of the internal schema),
-//! in a savepoint of its own that no failure leaves open.
+//! commit, crsql_as_table, crr_new_site_id, crsql_config_set, the install and upgrades of the
+//! internal schema), in a savepoint of its own that no failure leaves open; `lock_first`, the
+//! write lock of a writing function called first in a transaction.
 
 use super::conn::Conn;
-use crate::error::{Error, Result, SQLITE_ERROR};
+use crate::error::{Error, Result};
 use crate::ffi::db::Stmt;
 
 /// Runs `f` inside a savepoint: on error only `f`'s own work is rolled back.
@@ -106,7 +107,8 @@ pub fn in_savepoint<T>(conn: &Conn, name: &str, f: impl FnOnce() -> Result<T>) -
 /// read the main database yet (`BEGIN; SELECT crsql_as_crr('t'); ...`): it takes main's write
 /// lock before the function reads anything, as a write statement does, for the reasons
 /// above; `in_savepoint` cannot, the function has read by then. Outside a transaction it is
-/// `in_savepoint`'s to take.
+/// `in_savepoint`'s to take. (Through `schema::install_to_write`, except for crsql_as_table and
+/// crsql_commit_alter, which need no install.)
 pub fn lock_first(conn: &Conn) -> Result<()> {
     if conn.db.in_autocommit() || !conn.db.main_txn_none() || conn.db.is_readonly() {
         return Ok(());
@@ -120,11 +122,7 @@ pub fn lock_first(conn: &Conn) -> Result<()> {
 /// The statement that takes main's write lock (see above), None before the internal tables
 /// exist.
 fn write_lock(conn: &Conn) -> Result<Option<Stmt>> {
-    match conn.db.prepare("DELETE FROM main.crr_meta WHERE 0", false) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.code == SQLITE_ERROR && !super::schema::exists(conn)? => Ok(None),
-        Err(e) => Err(e),
-    }
+    conn.db.prepare_if_resolves("DELETE FROM main.crr_meta WHERE 0")
 }
 
 /// SQLite's answer to ROLLBACK TO or RELEASE of a savepoint that no longer exists.

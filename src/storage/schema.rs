@@ -88,10 +88,12 @@ pub fn install(conn: &Conn) -> Result<bool> {
     Ok(true)
 }
 
-/// `install` for a function that writes (crsql_as_crr, crr_new_site_id, crsql_config_set):
-/// a database that refuses writes and has no internal tables says so, instead of a statement
+/// The start of a function that writes (crsql_as_crr, crsql_begin_alter, crr_new_site_id,
+/// crsql_config_set): the write lock first (`savepoint::lock_first`), then `install`; a
+/// database that refuses writes and has no internal tables says so, instead of a statement
 /// naming a missing table.
 pub fn install_to_write(conn: &Conn) -> Result<()> {
+    super::savepoint::lock_first(conn)?;
     if !install(conn)? {
         return Err(Error::with_code(
             SQLITE_READONLY,

@@ -200,7 +200,6 @@ fn no_site_id() -> Error {
 /// history keeps its old attribution (entries name the old id's ordinal); writes from now on
 /// carry the new id.
 pub fn replace_own(conn: &Conn) -> Result<SiteId> {
-    super::savepoint::lock_first(conn)?;
     super::schema::install_to_write(conn)?;
     // One savepoint: both writes or neither (outside a transaction SQLite would otherwise
     // commit each nested write on its own). (The own site is read again at its next use:
