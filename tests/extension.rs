@@ -427,6 +427,60 @@ fn as_crr_again_keeps_its_triggers_and_still_backfills() {
     assert_eq!(changes_where(&c, "WHERE \"table\" = 'w2'").len(), 2);
 }
 
+/// With `SQLITE_DBCONFIG_ENABLE_TRIGGER` off, SQLite runs no trigger of the main schema, so a
+/// CRR's writes went unrecorded without a word, and never reached another replica (until
+/// 2026-12-06). SQLite tells an extension nothing at such a write, so the load refuses such a
+/// connection, and every call of the extension fails while the setting is off, naming it:
+/// the app learns at its next sync at the latest. Once triggers are on again, crsql_as_crr
+/// records the rows inserted meanwhile.
+#[test]
+fn a_connection_with_triggers_turned_off_is_refused_and_told_why() {
+    use rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER as TRIGGERS;
+    let says_why = |e: &str| e.contains("triggers are turned off on this connection (SQLITE_DBCONFIG_ENABLE_TRIGGER)");
+    let bare = rusqlite::Connection::open_in_memory().unwrap();
+    bare.set_db_config(TRIGGERS, false).unwrap();
+    let e = load_extension_checked(&bare).unwrap_err();
+    assert!(says_why(&e) && e.contains("before loading the extension"), "{e}");
+    assert!(bare.prepare("SELECT crsql_site_id()").is_err(), "a refused load registers nothing");
+    bare.set_db_config(TRIGGERS, true).unwrap();
+    load_extension_checked(&bare).unwrap();
+
+    let c = crr_t();
+    c.execute_batch("INSERT INTO t VALUES (1, 'tracked', 1, 1.0)").unwrap();
+    let before = changes(&c);
+    let r = mem();
+    r.execute_batch(&format!("{T} SELECT crsql_as_crr('t'); INSERT INTO t VALUES (3, 'peer', 3, 3.0);")).unwrap();
+    apply(&r, &before).unwrap();
+    c.set_db_config(TRIGGERS, false).unwrap();
+    // SQLite lets the writes through, and runs no trigger of ours.
+    c.execute_batch("INSERT INTO t VALUES (2, 'unseen', 2, 2.0); UPDATE t SET a = 'also unseen' WHERE id = 1").unwrap();
+    let refused = |what: &str, e: rusqlite::Error| assert!(says_why(&e.to_string()), "{what}: {e}");
+    refused("a read", c.prepare("SELECT count(*) FROM crsql_changes").and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0))).unwrap_err());
+    refused("a merge", apply(&c, &changes(&r)).unwrap_err());
+    for call in ["SELECT crsql_db_version()", "SELECT crsql_site_id()", "SELECT crsql_as_crr('t')", "SELECT crsql_finalize()"] {
+        refused(call, c.query_row(call, [], |_| Ok(())).unwrap_err());
+    }
+    // Nothing of the refused calls happened.
+    c.set_db_config(TRIGGERS, true).unwrap();
+    // (A change's value is read from the table as it is now, so compare clocks.)
+    let clocks = |cs: Vec<Change>| cs.into_iter().map(|x| (x.cid, x.col_version, x.db_version, x.cl, x.seq)).collect::<Vec<_>>();
+    assert_eq!(clocks(changes(&c)), clocks(before.clone()), "no change recorded or merged while triggers were off");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM t WHERE id = 3"), 0);
+    // The inserted row is recorded by crsql_as_crr; the update of row 1 is not (no trace of it
+    // is left to find), so a peer that had row 1 keeps its old value.
+    c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    apply(&r, &changes(&c)).unwrap();
+    assert_eq!(one::<String>(&c, "SELECT a FROM t WHERE id = 1"), "also unseen");
+    assert_eq!(
+        dump(&r, "t"),
+        vec![
+            vec![V::Integer(1), txt("tracked"), V::Integer(1), V::Real(1.0)],
+            vec![V::Integer(2), txt("unseen"), V::Integer(2), V::Real(2.0)],
+            vec![V::Integer(3), txt("peer"), V::Integer(3), V::Real(3.0)],
+        ]
+    );
+}
+
 /// SQLite fires a table's triggers newest first, so an app's AFTER trigger made after
 /// crsql_as_crr ran before the extension's: its RAISE(IGNORE) abandoned the tracking of the
 /// write it let through (no error, nothing recorded), and its RAISE(FAIL) stopped the statement

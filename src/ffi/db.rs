@@ -148,6 +148,17 @@ impl Db {
         self.prepare("PRAGMA query_only", false).and_then(|mut s| Ok(s.step()? && s.i64(0) == 1)).unwrap_or(false)
     }
 
+    /// Whether the main database's triggers fire on this connection
+    /// (`SQLITE_DBCONFIG_ENABLE_TRIGGER`, on unless the app turned it off; it never stops
+    /// TEMP triggers).
+    pub fn triggers_enabled(self) -> bool {
+        let mut on: c_int = 1;
+        // SAFETY: for this option SQLite reads an int (negative: leave the setting as it is)
+        // and writes one int through the pointer, which points at `on` for the call.
+        let rc = unsafe { sqlite!(db_config(self.0, api::SQLITE_DBCONFIG_ENABLE_TRIGGER, -1 as c_int, &mut on as *mut c_int)) };
+        rc != api::SQLITE_OK || on != 0
+    }
+
     /// 16 random bytes from SQLite's PRNG.
     pub fn random_bytes(self) -> [u8; 16] {
         let mut out = [0u8; 16];

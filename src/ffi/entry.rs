@@ -117,6 +117,10 @@ fn setup(db: *mut api::sqlite3) -> Result<bool> {
         }
     }
     // SAFETY: db is the open connection SQLite passed to the entry point.
+    if !unsafe { Db::from_raw(db) }.triggers_enabled() {
+        return Err(Error::new(format!("sqlite-crr: {} before loading the extension", crate::storage::conn::TRIGGERS_OFF)));
+    }
+    // SAFETY: db is the open connection SQLite passed to the entry point.
     let conn = Box::into_raw(Box::new(Conn::new(unsafe { Db::from_raw(db) })));
     // SAFETY: conn is a live, uniquely owned allocation.
     if let Err(e) = schema::install(unsafe { &*conn }) {

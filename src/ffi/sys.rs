@@ -238,7 +238,8 @@ pub struct sqlite3_api_routines {
             _: Option<unsafe extern "C" fn(_: *mut c_void)>,
         ) -> c_int,
     >,
-    pub db_config: Unused,
+    /// Variadic in C: `(db, op, ...)`; for the on/off options, `(int onoff, int *out)`.
+    pub db_config: Option<unsafe extern "C" fn(_: *mut sqlite3, _: c_int, ...) -> c_int>,
     pub db_mutex: Unused,
     pub db_status: Unused,
     pub extended_errcode: Unused,

@@ -134,6 +134,12 @@ pub enum MergeWrite {
     Update,
 }
 
+/// Why the extension refuses a connection whose triggers are off (`Conn::check_triggers`, and
+/// the load).
+pub const TRIGGERS_OFF: &str = "triggers are turned off on this connection (SQLITE_DBCONFIG_ENABLE_TRIGGER): its writes to \
+                                CRRs would go unrecorded and never reach other replicas; turn them on \
+                                (sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 1, 0))";
+
 impl Conn {
     pub fn new(db: Db) -> Conn {
         Conn {
@@ -177,6 +183,21 @@ impl Conn {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
+    }
+
+    /// Refuses the extension's work on a connection whose main-database triggers are off
+    /// (`SQLITE_DBCONFIG_ENABLE_TRIGGER`): there, SQLite runs no tracking trigger, so the
+    /// connection's writes to CRRs go unrecorded, silently, and never reach another replica.
+    /// SQLite tells an extension nothing at such a write, so the load, every public function
+    /// and every read or merge of crsql_changes asks instead (the setting costs one call to
+    /// read), and says what is wrong where the app will see it.
+    pub fn check_triggers(&self) -> crate::error::Result<()> {
+        if self.db.triggers_enabled() {
+            return Ok(());
+        }
+        Err(crate::error::Error::new(format!(
+            "{TRIGGERS_OFF}; crsql_as_crr then records the rows it inserted while they were off, not its updates or deletes"
+        )))
     }
 
     /// A mark for state written now: `Some(epoch)` when a later rollback that could undo it
