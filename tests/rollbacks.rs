@@ -1,5 +1,6 @@
 //! One replica under random transaction structure: BEGIN / COMMIT / ROLLBACK, nested
-//! savepoints released or rolled back, statements that fail part way, and, in between, the
+//! savepoints released or rolled back, statements that fail part way (undone, kept by OR FAIL,
+//! or ending the transaction by OR ROLLBACK), and, in between, the
 //! things whose effects the extension caches across statements: writes to two CRRs (one keyed
 //! by rowid, one by a packed key), merges from a peer (some in a statement that fails), reads
 //! of crsql_changes, DDL of plain tables (which moves the schema cookie), columns added through
@@ -41,7 +42,7 @@ fn write(r: &mut Rng) -> String {
     let id = r.below(6);
     let k = *r.pick(&["p", "q", "r"]);
     let v = r.below(4);
-    match r.below(9) {
+    match r.below(11) {
         0 => format!("INSERT OR REPLACE INTO items(id, a, b) VALUES ({id}, 'a{v}', {v})"),
         1 => format!("INSERT INTO items(id, a) VALUES ({id}, 'x{v}') ON CONFLICT(id) DO UPDATE SET a = excluded.a"),
         2 => format!("UPDATE items SET b = {v} WHERE id = {id}"),
@@ -52,7 +53,12 @@ fn write(r: &mut Rng) -> String {
         7 => format!("DELETE FROM pairs WHERE k = '{k}'"),
         // Fails on its second row when the first exists: SQLite undoes the statement's first
         // row, and so must everything the extension cached while writing it.
-        _ => format!("INSERT INTO items(id, a) VALUES ({}, 'fresh'), ({id}, 'dup')", 100 + r.below(1000)),
+        8 => format!("INSERT INTO items(id, a) VALUES ({}, 'fresh'), ({id}, 'dup')", 100 + r.below(1000)),
+        // The same under FAIL, which keeps the statement's first row (committed at once
+        // outside a transaction), and under ROLLBACK, which ends the whole transaction from
+        // inside the statement (`Run::step` follows).
+        9 => format!("INSERT OR FAIL INTO items(id, a) VALUES ({}, 'kept'), ({id}, 'dup')", 100 + r.below(1000)),
+        _ => format!("INSERT OR ROLLBACK INTO items(id, a) VALUES ({}, 'gone'), ({id}, 'dup')", 100 + r.below(1000)),
     }
 }
 
@@ -385,13 +391,20 @@ impl Run {
             _ => {
                 let sql = write(&mut self.r);
                 let before = self.check_sites.as_ref().map(|peer| newest_local(&self.conn, peer));
+                let mut rolled_back = false;
                 if let Err(e) = self.exec(&sql) {
                     assert!(e.to_string().contains("UNIQUE constraint failed") || self.stopped(&e), "{sql}: {e}");
+                    if sql.contains("OR ROLLBACK") && !self.stopped(&e) {
+                        assert!(self.conn.is_autocommit(), "{sql}: the transaction is still open");
+                        self.in_txn = false;
+                        self.savepoints.clear();
+                        rolled_back = true;
+                    }
                 }
                 // A local write is recorded under the site id the database names now. (Not
-                // checked after a stop: the rollback that follows may bring back older changes,
-                // under the site id the database named then.)
-                if let (Some(peer), Some(before), false) = (&self.check_sites, before, self.was_stopped) {
+                // checked after a stop or an OR ROLLBACK: the rollback may bring back older
+                // changes, under the site id the database named then.)
+                if let (Some(peer), Some(before), false) = (&self.check_sites, before, self.was_stopped || rolled_back) {
                     let after = newest_local(&self.conn, peer);
                     if let Some((dbv, seq, site)) = after.filter(|a| before.as_ref().is_none_or(|b| (a.0, a.1) > (b.0, b.1))) {
                         let own: Vec<u8> = one(&self.conn, OWN_SITE);
