@@ -481,6 +481,52 @@ fn a_connection_with_triggers_turned_off_is_refused_and_told_why() {
     );
 }
 
+/// SQLite refuses a compound SELECT of more terms than SQLITE_LIMIT_COMPOUND_SELECT (500 by
+/// default), and the highest db_version (at a transaction's first write, crsql_db_version())
+/// and the clock mark (at a connection's first write) are read with a term per CRR: with 499
+/// CRRs every local write and crsql_db_version() failed ("too many terms in compound SELECT",
+/// until 2026-12-06). Here the limit is lowered to 3 over 8 CRRs of both clock kinds, the
+/// newest version in the last one (the last group of terms), with another connection's
+/// commit and a reopen behind a wall clock that went back; then 505 CRRs under the default.
+#[test]
+fn more_crrs_than_a_compound_select_may_name_still_take_writes() {
+    let path = tmpdir("compound").join("c.db").to_str().unwrap().to_string();
+    let limited = |path: &str| {
+        let c = open(path);
+        // SAFETY (test): sets a limit of our own open connection.
+        unsafe { rusqlite::ffi::sqlite3_limit(c.handle(), rusqlite::ffi::SQLITE_LIMIT_COMPOUND_SELECT, 3) };
+        c
+    };
+    let c = limited(&path);
+    for i in 0..8 {
+        let key = if i % 2 == 0 { "id INTEGER PRIMARY KEY NOT NULL" } else { "id TEXT PRIMARY KEY NOT NULL" };
+        c.execute_batch(&format!("CREATE TABLE t{i}({key}, v); SELECT crsql_as_crr('t{i}');")).unwrap();
+    }
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(5000000)").unwrap();
+    for i in 0..8 {
+        c.execute(&format!("INSERT INTO t{i} VALUES (1, 'v{i}')"), []).unwrap();
+    }
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 8);
+    let d = limited(&path);
+    d.execute_batch("SELECT crr_set_wall_clock_for_testing(6000000); UPDATE t7 SET v = 'newest' WHERE id = '1';").unwrap();
+    c.execute("UPDATE t0 SET v = 'after' WHERE id = 1", []).unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 10, "above the other connection's commit");
+    let newest: i64 = one(&c, "SELECT max(col_version) FROM crsql_changes");
+    drop((c, d));
+    // Reopened with the wall clock far behind: the next version is still above every stored one.
+    let c = limited(&path);
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(1); UPDATE t3 SET v = 'reopened' WHERE id = '1';").unwrap();
+    let (v, dbv): (i64, i64) = c.query_row("SELECT col_version, db_version FROM crsql_changes WHERE val = 'reopened'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert!(v > newest, "{v} <= {newest}");
+    assert_eq!(dbv, 11);
+    // The default limit, and more CRRs than it allows terms.
+    let m = mem();
+    let tables: String = (0..505).map(|i| format!("CREATE TABLE m{i}(id INTEGER PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('m{i}');")).collect();
+    m.execute_batch(&tables).unwrap();
+    m.execute_batch("INSERT INTO m504 VALUES (1, 'x'); INSERT INTO m0 VALUES (1, 'y');").unwrap();
+    assert_eq!(one::<i64>(&m, "SELECT crsql_db_version()"), 2);
+}
+
 /// SQLite fires a table's triggers newest first, so an app's AFTER trigger made after
 /// crsql_as_crr ran before the extension's: its RAISE(IGNORE) abandoned the tracking of the
 /// write it let through (no error, nothing recorded), and its RAISE(FAIL) stopped the statement

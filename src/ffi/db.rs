@@ -159,6 +159,14 @@ impl Db {
         rc != api::SQLITE_OK || on != 0
     }
 
+    /// Most terms a compound SELECT may have on this connection (SQLITE_LIMIT_COMPOUND_SELECT,
+    /// 500 unless the host or app set another).
+    pub fn compound_select_limit(self) -> usize {
+        // SAFETY: a negative new value only reads the limit.
+        let n = unsafe { sqlite!(limit(self.0, api::SQLITE_LIMIT_COMPOUND_SELECT, -1)) };
+        n.max(1) as usize
+    }
+
     /// 16 random bytes from SQLite's PRNG.
     pub fn random_bytes(self) -> [u8; 16] {
         let mut out = [0u8; 16];

@@ -210,7 +210,7 @@ pub struct sqlite3_api_routines {
     pub randomness: Option<unsafe extern "C" fn(_: c_int, _: *mut c_void)>,
     pub context_db_handle: Unused,
     pub extended_result_codes: Unused,
-    pub limit: Unused,
+    pub limit: Option<unsafe extern "C" fn(_: *mut sqlite3, _: c_int, _: c_int) -> c_int>,
     pub next_stmt: Unused,
     pub sql: Unused,
     pub status: Unused,

@@ -241,25 +241,40 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
     if list.is_empty() && !super::schema::is_installed(conn)? {
         return Ok(0);
     }
-    conn.stmts.with(
-        conn.db,
-        Key::MaxDbVersion(cookie),
-        || {
-            let mut parts = vec![
-                "SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string(),
-                "SELECT max(dbv) FROM main.crr_ticks".to_string(),
-            ];
-            for t in list.iter() {
-                parts.push(t.clock().max_dbv_sql());
-            }
-            format!("SELECT max(v) FROM ({})", parts.iter().map(|p| format!("SELECT ({p}) AS v")).collect::<Vec<_>>().join(" UNION ALL "))
-        },
-        |s| {
-            s.step()?;
-            Ok(s.i64(0))
-        },
-    )
+    let mut parts = vec![
+        "SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string(),
+        "SELECT max(dbv) FROM main.crr_ticks".to_string(),
+    ];
+    parts.extend(list.iter().map(|t| t.clock().max_dbv_sql()));
+    let mut max = 0;
+    let size = group_size(conn);
+    for (group, terms) in parts.chunks(size).enumerate() {
+        let v = conn.stmts.with(
+            conn.db,
+            Key::MaxDbVersion(cookie, size, group),
+            || format!("SELECT max(v) FROM ({})", terms.iter().map(|p| format!("SELECT ({p}) AS v")).collect::<Vec<_>>().join(" UNION ALL ")),
+            |s| {
+                s.step()?;
+                Ok(s.i64(0))
+            },
+        )?;
+        max = max.max(v);
+    }
+    Ok(max)
 }
+
+/// How many terms of a UNION ALL with a term per clock go in one statement: SQLite refuses a
+/// compound SELECT of more terms than SQLITE_LIMIT_COMPOUND_SELECT (500 by default), and with
+/// all in one, 499 CRRs made every local write and crsql_db_version() fail ("too many terms
+/// in compound SELECT", until 2026-12-06). At most COMPOUND_TERMS, fewer if the connection's
+/// limit is lower. The size is part of each group's statement key: a group's terms are the
+/// same only for the same size.
+fn group_size(conn: &Conn) -> usize {
+    conn.db.compound_select_limit().min(COMPOUND_TERMS)
+}
+
+/// Most terms of one compound SELECT of ours (`group_size`).
+pub const COMPOUND_TERMS: usize = 100;
 
 /// The db_version this transaction records at, allocating it on first use.
 pub fn db_version(conn: &Conn) -> Result<i64> {
@@ -432,19 +447,23 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
     if clocks.is_empty() {
         return Ok(0);
     }
-    let records = conn.stmts.with(
-        conn.db,
-        Key::RecordsSince(cookie),
-        || clocks.iter().map(|c| format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1))).collect::<Vec<_>>().join(" UNION ALL "),
-        |s| {
-            s.bind_i64(1, dbv)?;
-            let mut out = Vec::new();
-            while s.step()? {
-                out.push((s.i64(0), s.i64(1), s.bytes(2).to_vec()));
-            }
-            Ok(out)
-        },
-    )?;
+    let terms: Vec<String> = clocks.iter().map(|c| format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1))).collect();
+    let mut records = Vec::new();
+    let size = group_size(conn);
+    for (group, terms) in terms.chunks(size).enumerate() {
+        conn.stmts.with(
+            conn.db,
+            Key::RecordsSince(cookie, size, group),
+            || terms.join(" UNION ALL "),
+            |s| {
+                s.bind_i64(1, dbv)?;
+                while s.step()? {
+                    records.push((s.i64(0), s.i64(1), s.bytes(2).to_vec()));
+                }
+                Ok(())
+            },
+        )?;
+    }
     let mut max = 0;
     for (tid, cl, bytes) in records {
         let rc = super::track::decode(conn, tid, cl, &bytes)?;
