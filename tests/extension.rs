@@ -527,6 +527,45 @@ fn more_crrs_than_a_compound_select_may_name_still_take_writes() {
     assert_eq!(one::<i64>(&m, "SELECT crsql_db_version()"), 2);
 }
 
+/// A table of SQLite's most columns (2,000) is a CRR like any other. Until 2026-12-06 one of
+/// about 1,000 could not become one (its update trigger's test of each column was a chain of
+/// ORs as deep as it is long: "Expression tree is too large (maximum depth 1000)"), and a read
+/// of one of 1,998 or more failed ("too many columns in result set"); a bracket on a table
+/// of 1,200 columns adds and drops one.
+#[test]
+fn a_table_of_sqlites_most_columns_is_a_crr() {
+    let wide = |n: usize| {
+        let cols: String = (0..n).map(|i| format!(", c{i}")).collect();
+        format!("CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL{cols}); SELECT crsql_as_crr('w');")
+    };
+    let (a, b) = (mem(), mem());
+    for c in [&a, &b] {
+        c.execute_batch(&wide(1999)).unwrap();
+    }
+    a.execute_batch("INSERT INTO w(id, c0, c1998) VALUES (1, 'first', 'last'); UPDATE w SET c1000 = 5, c1998 = 'later' WHERE id = 1;").unwrap();
+    let feed = changes(&a);
+    assert_eq!(feed.len(), 1999);
+    assert!(feed.iter().any(|x| x.cid == "c1998" && x.val == txt("later") && x.db_version == 2), "a far column's update is read with its value");
+    // The cells that are not NULL (the others are the defaults a merged row starts with): a
+    // merge prepares a statement per column it writes, each compiling the table's triggers,
+    // whose size grows with the columns (37 ms each here: the first full row of so wide a
+    // table takes a minute to merge on a connection, later rows reuse the statements).
+    let set: Vec<Change> = feed.iter().filter(|x| x.val != V::Null).cloned().collect();
+    assert_eq!(set.len(), 3);
+    apply(&b, &set).unwrap();
+    assert_eq!(dump(&b, "w"), dump(&a, "w"));
+    let c = mem();
+    c.execute_batch(&wide(1200)).unwrap();
+    c.execute_batch(
+        "INSERT INTO w(id, c5) VALUES (1, 'x'); SELECT crsql_begin_alter('w'); ALTER TABLE w ADD COLUMN extra DEFAULT 0; \
+         ALTER TABLE w DROP COLUMN c7; UPDATE w SET c1199 = 'y', extra = 3; SELECT crsql_commit_alter('w'); UPDATE w SET c0 = 'z';",
+    )
+    .unwrap();
+    let mut cids: Vec<String> = changes_where(&c, "WHERE db_version > 1").into_iter().map(|x| x.cid).collect();
+    cids.sort();
+    assert_eq!(cids, ["c0", "c1199", "extra"]);
+}
+
 /// SQLite fires a table's triggers newest first, so an app's AFTER trigger made after
 /// crsql_as_crr ran before the extension's: its RAISE(IGNORE) abandoned the tracking of the
 /// write it let through (no error, nothing recorded), and its RAISE(FAIL) stopped the statement

@@ -69,6 +69,7 @@ pub const SQLITE_TXN_NONE: i32 = 0;
 pub const SQLITE_TXN_WRITE: i32 = 2;
 pub const SQLITE_FCNTL_DATA_VERSION: i32 = 35;
 pub const SQLITE_DBCONFIG_ENABLE_TRIGGER: i32 = 1003;
+pub const SQLITE_LIMIT_COLUMN: i32 = 2;
 pub const SQLITE_LIMIT_COMPOUND_SELECT: i32 = 4;
 
 /// `SQLITE_TRANSIENT`: SQLite copies the bytes before the call returns.

@@ -167,6 +167,14 @@ impl Db {
         n.max(1) as usize
     }
 
+    /// Most columns a table, index or result may have on this connection (SQLITE_LIMIT_COLUMN,
+    /// 2,000 unless the host or app set another).
+    pub fn column_limit(self) -> usize {
+        // SAFETY: a negative new value only reads the limit.
+        let n = unsafe { sqlite!(limit(self.0, api::SQLITE_LIMIT_COLUMN, -1)) };
+        n.max(1) as usize
+    }
+
     /// 16 random bytes from SQLite's PRNG.
     pub fn random_bytes(self) -> [u8; 16] {
         let mut out = [0u8; 16];

@@ -98,6 +98,21 @@ fn changed_expr(column: &str, keeps_class: bool) -> String {
     }
 }
 
+/// `terms` joined by `op`, an associative operator (" OR ", " || "), in parenthesized groups
+/// of CHAIN_GROUP when there are more: SQLite refuses an expression tree deeper than
+/// SQLITE_LIMIT_EXPR_DEPTH (1000 by default), and a plain chain is as deep as it is long, so
+/// a table of about 1,000 columns could not become a CRR ("Expression tree is too large",
+/// until 2026-12-06). Grouped, 2,000 columns (SQLite's most) are about 100 deep. A chain of
+/// at most CHAIN_GROUP terms is the plain one, the text every earlier build made.
+fn chain(terms: &[String], op: &str) -> String {
+    if terms.len() <= CHAIN_GROUP {
+        return terms.join(op);
+    }
+    terms.chunks(CHAIN_GROUP).map(|g| format!("({})", g.join(op))).collect::<Vec<_>>().join(op)
+}
+
+const CHAIN_GROUP: usize = 64;
+
 fn blob_literal(bytes: &[u8]) -> String {
     format!("X'{}'", bytes.iter().map(|b| format!("{b:02X}")).collect::<String>())
 }
@@ -140,10 +155,10 @@ fn trigger_sql(clock: Clock, token: i64, table: &str, pk: &[String], pk_affinity
         // One integer, bit i for slot list entry i: no text is built per row.
         changed.iter().enumerate().map(|(i, e)| if i == 0 { e.clone() } else { format!("({e} << {i})") }).collect::<Vec<_>>().join(" | ")
     } else {
-        changed.join(" || ")
+        chain(&changed, " || ")
     };
-    let any_changed = if cols.is_empty() { "0".to_string() } else { changed.join(" OR ") };
-    let key_changed = pk.iter().map(|k| changed_expr(k, key_keeps_class)).collect::<Vec<_>>().join(" OR ");
+    let any_changed = if cols.is_empty() { "0".to_string() } else { chain(&changed, " OR ") };
+    let key_changed = chain(&pk.iter().map(|k| changed_expr(k, key_keeps_class)).collect::<Vec<_>>(), " OR ");
     // The clock row's dbv: a bucket clock marks the row's bucket in crr_dirty as it is
     // written (storage/dirty.rs), a new row (`fresh_dbv`) or an existing one, whose previous
     // dbv's entry may then go (`rewritten_dbv`); a dbv index needs nothing.

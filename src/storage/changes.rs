@@ -250,8 +250,11 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
     let mut lookup = ticks::Lookup::new(conn);
     // Each row's record is decoded in the cells' allocation of the one before.
     let mut cells = Vec::new();
-    // Values come with the clock rows of a rowid-keyed table (columns 3.. of the query).
-    let with_values = f.values && info.key == KeyLayout::Rowid && f.pk.is_none();
+    // Values come with the clock rows of a rowid-keyed table (columns 3.. of the query),
+    // unless the query would have more columns than SQLite allows a result
+    // (SQLITE_LIMIT_COLUMN, 2,000 by default: "too many columns in result set" for a CRR of
+    // 1,998 columns, until 2026-12-06); then each value is looked up.
+    let with_values = f.values && info.key == KeyLayout::Rowid && f.pk.is_none() && 3 + info.columns.len() <= conn.db.column_limit();
     let mut read = |s: &mut crate::ffi::db::Stmt| -> Result<()> {
         while s.step()? {
             let rc = lookup.decode_reusing(s.i64(1), s.bytes(2), || format!("in {}", info.name), std::mem::take(&mut cells))?;
