@@ -564,6 +564,14 @@ fn a_table_of_sqlites_most_columns_is_a_crr() {
     let mut cids: Vec<String> = changes_where(&c, "WHERE db_version > 1").into_iter().map(|x| x.cid).collect();
     cids.sort();
     assert_eq!(cids, ["c0", "c1199", "extra"]);
+    // The read's fallback alone: 10 columns under a column limit of 12 (the clock scan with
+    // values would select 13).
+    let d = mem();
+    d.execute_batch(&wide(9)).unwrap();
+    d.execute_batch("INSERT INTO w(id, c8) VALUES (1, 'v')").unwrap();
+    // SAFETY (test): sets a limit of our own open connection.
+    unsafe { rusqlite::ffi::sqlite3_limit(d.handle(), rusqlite::ffi::SQLITE_LIMIT_COLUMN, 12) };
+    assert!(changes(&d).iter().any(|x| x.cid == "c8" && x.val == txt("v")));
 }
 
 /// SQLite fires a table's triggers newest first, so an app's AFTER trigger made after
