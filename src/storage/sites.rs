@@ -22,8 +22,10 @@ pub struct Sites {
     /// Keyed by ids peers send: std's DoS-resistant hasher.
     by_id: HashMap<SiteId, u32>,
     by_ordinal: FastMap<u32, SiteId>,
-    /// Ordinals inserted by the open transaction, with the rollback mark of their insert.
-    fresh: Vec<(u32, Option<u64>)>,
+    /// Ordinals inserted by the open transaction, with the rollback mark of their insert (a
+    /// map: a merge of changes from 100,000 new sites in one transaction took 6.4 s with a
+    /// list searched at every lookup, until 2026-12-06).
+    fresh: FastMap<u32, Option<u64>>,
     /// The last id looked up and its ordinal (an entry of `by_id`): a batch of changes mostly
     /// comes from one site, and comparing 16 bytes is cheaper than hashing them.
     last: Option<(SiteId, u32)>,
@@ -48,14 +50,14 @@ impl Sites {
 
     /// Whether the cached mapping of `ord` can be used without re-reading its row.
     fn trusted(&self, conn: &Conn, ord: u32) -> bool {
-        match self.fresh.iter().find(|(o, _)| *o == ord) {
+        match self.fresh.get(&ord) {
             None => true,
-            Some((_, mark)) => conn.still_written(*mark),
+            Some(mark) => conn.still_written(*mark),
         }
     }
 
     fn is_fresh(&self, ord: u32) -> bool {
-        self.fresh.iter().any(|(o, _)| *o == ord)
+        self.fresh.contains_key(&ord)
     }
 }
 
@@ -79,8 +81,7 @@ fn remember(conn: &Conn, site: SiteId, ord: u32, fresh: bool) {
         sites.by_id.remove(&old_site);
     }
     if fresh {
-        sites.fresh.retain(|(o, _)| *o != ord);
-        sites.fresh.push((ord, mark));
+        sites.fresh.insert(ord, mark);
     }
 }
 
