@@ -304,6 +304,8 @@ pub struct Tables {
     pub orphans: Vec<String>,
     /// Whether the internal schema existed at the last load.
     installed: bool,
+    /// Where in `list` the last `by_name` found its table (a hint, checked before use).
+    last_hit: usize,
 }
 
 impl Tables {
@@ -503,8 +505,21 @@ pub fn installed(conn: &Conn) -> Result<bool> {
     Ok(conn.tables.borrow().installed)
 }
 
+/// The CRR named `name` (ASCII case aside). The table the last call found is compared first:
+/// a merge asks once per change, changes come in runs of one table, and a search of 400 CRRs
+/// per change took 43% off a merge's rate (152k changes/s against 264k with one CRR, until
+/// 2026-12-06).
 pub fn by_name(conn: &Conn, name: &str) -> Result<Option<Rc<TableInfo>>> {
-    Ok(all(conn)?.iter().find(|t| t.name.eq_ignore_ascii_case(name)).cloned())
+    let list = all(conn)?;
+    let hint = conn.tables.borrow().last_hit;
+    if let Some(t) = list.get(hint).filter(|t| t.name.eq_ignore_ascii_case(name)) {
+        return Ok(Some(t.clone()));
+    }
+    let found = list.iter().position(|t| t.name.eq_ignore_ascii_case(name));
+    if let Some(i) = found {
+        conn.tables.borrow_mut().last_hit = i;
+    }
+    Ok(found.map(|i| list[i].clone()))
 }
 
 pub fn by_tid(conn: &Conn, tid: i64) -> Result<Option<Rc<TableInfo>>> {
