@@ -865,7 +865,6 @@ pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// The update trigger checks a key's storage class only where it can change alone.
     #[test]
     fn tracking_triggers_are_told_by_name_as_sqls_glob_tells_them() {
         for yes in ["crr_1_insert", "crr_12_update", "crr_7_delete", "crr_3_alter_old", "crr_1x_insert"] {
@@ -876,6 +875,7 @@ mod tests {
         }
     }
 
+    /// The update trigger checks a key's storage class only where it can change alone.
     #[test]
     fn rowid_keys_skip_the_class_check() {
         let cols = [Tracked { slot: 0, name: "a".into(), keeps_class: false }];

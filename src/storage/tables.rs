@@ -273,7 +273,6 @@ pub fn clock_table(tid: i64) -> String {
     format!("main.{}", bare_clock_table(tid))
 }
 
-/// Clock `tid`'s quoted name, unqualified.
 /// The table id of clock table `name` (`crr_clock_` and digits, maybe more after them), as
 /// SQL's `CAST(substr(name, 11) AS INTEGER)` reads it; None for any other name.
 fn clock_table_id(name: &str) -> Option<i64> {
@@ -286,6 +285,7 @@ fn clock_table_id(name: &str) -> Option<i64> {
     Some(digits.parse().unwrap_or(i64::MAX))
 }
 
+/// Clock `tid`'s quoted name, unqualified.
 fn bare_clock_table(tid: i64) -> String {
     format!("\"crr_clock_{tid}\"")
 }

@@ -241,18 +241,20 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
     if list.is_empty() && !super::schema::is_installed(conn)? {
         return Ok(0);
     }
-    let mut parts = vec![
-        "SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string(),
-        "SELECT max(dbv) FROM main.crr_ticks".to_string(),
-    ];
-    parts.extend(list.iter().map(|t| t.clock().max_dbv_sql()));
+    // Term i: the floor, the ticks, then each clock's highest (SQL made only on a miss).
+    let term = |i: usize| match i {
+        0 => "SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string(),
+        1 => "SELECT max(dbv) FROM main.crr_ticks".to_string(),
+        _ => list[i - 2].clock().max_dbv_sql(),
+    };
     let mut max = 0;
     let size = group_size(conn);
-    for (group, terms) in parts.chunks(size).enumerate() {
+    for (group, first) in (0..list.len() + 2).step_by(size).enumerate() {
+        let terms = first..(first + size).min(list.len() + 2);
         let v = conn.stmts.with(
             conn.db,
             Key::MaxDbVersion(cookie, size, group),
-            || format!("SELECT max(v) FROM ({})", terms.iter().map(|p| format!("SELECT ({p}) AS v")).collect::<Vec<_>>().join(" UNION ALL ")),
+            || format!("SELECT max(v) FROM ({})", terms.map(|i| format!("SELECT ({}) AS v", term(i))).collect::<Vec<_>>().join(" UNION ALL ")),
             |s| {
                 s.step()?;
                 Ok(s.i64(0))
@@ -447,14 +449,13 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
     if clocks.is_empty() {
         return Ok(0);
     }
-    let terms: Vec<String> = clocks.iter().map(|c| format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1))).collect();
     let mut records = Vec::new();
     let size = group_size(conn);
-    for (group, terms) in terms.chunks(size).enumerate() {
+    for (group, clocks) in clocks.chunks(size).enumerate() {
         conn.stmts.with(
             conn.db,
             Key::RecordsSince(cookie, size, group),
-            || terms.join(" UNION ALL "),
+            || clocks.iter().map(|c| format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1))).collect::<Vec<_>>().join(" UNION ALL "),
             |s| {
                 s.bind_i64(1, dbv)?;
                 while s.step()? {
