@@ -188,9 +188,9 @@ impl Conn {
     /// Refuses the extension's work on a connection whose main-database triggers are off
     /// (`SQLITE_DBCONFIG_ENABLE_TRIGGER`): there, SQLite runs no tracking trigger, so the
     /// connection's writes to CRRs go unrecorded, silently, and never reach another replica.
-    /// SQLite tells an extension nothing at such a write, so the load, every public function
-    /// and every read or merge of crsql_changes asks instead (the setting costs one call to
-    /// read), and says what is wrong where the app will see it.
+    /// SQLite tells an extension nothing at such a write, so the load, every public function,
+    /// every read of crsql_changes and a transaction's first merge (xBegin) ask instead (the
+    /// setting costs one call to read), and say what is wrong where the app will see it.
     pub fn check_triggers(&self) -> crate::error::Result<()> {
         if self.db.triggers_enabled() {
             return Ok(());
