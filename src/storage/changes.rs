@@ -24,6 +24,7 @@ use crate::core::pk_codec;
 use crate::core::row_clock::{Entry, RowClock};
 use crate::core::value::{read_packed, ValueRef};
 use crate::error::{Error, Result};
+use std::collections::HashSet;
 use std::rc::Rc;
 
 /// Constraints pushed down from the query (all optional; SQLite re-checks every row).
@@ -324,13 +325,42 @@ fn collect(conn: &Conn, f: &Filter, registry: &[Rc<TableInfo>]) -> Result<Scan> 
     for t in &scan.tables {
         t.check_columns(conn)?;
     }
+    let written = bucket_clocks_written_since(conn, f, &scan.tables)?;
     for table in 0..scan.tables.len() {
+        let t = &scan.tables[table];
+        if t.buckets && written.as_ref().is_some_and(|w| !w.contains(&t.tid)) {
+            continue;
+        }
         scan_table(conn, f, &mut scan, table as u32)?;
     }
     // In place (a full scan holds millions of changes); (row, slot) makes the order total.
     scan.changes.sort_unstable_by_key(|c| (c.db_version, c.seq, c.row, c.slot));
     scan.read_at = conn.db.total_changes();
     Ok(scan)
+}
+
+/// For a read of the changes since a db_version, of bucket clocks: those with a
+/// crr_dirty entry at that version or later, in one statement (a seek each), so that the
+/// others are not scanned at all: by the invariant of storage/dirty.rs none of their rows was
+/// written since. None where every table is to be scanned anyway. (A poll that found nothing
+/// new ran a statement per CRR: 0.56 ms with 400 CRRs, until 2026-12-06.)
+fn bucket_clocks_written_since(conn: &Conn, f: &Filter, tables: &[Rc<TableInfo>]) -> Result<Option<HashSet<i64>>> {
+    if f.pk.is_some() || f.dbv_min == i64::MIN || !tables.iter().any(|t| t.buckets) {
+        return Ok(None);
+    }
+    conn.stmts.with(
+        conn.db,
+        Key::DirtySince,
+        || "SELECT t.tid FROM main.crr_tables AS t WHERE EXISTS (SELECT 1 FROM main.crr_dirty AS d WHERE d.tid = t.tid AND d.dbv >= ?1)".into(),
+        |s| {
+            s.bind_i64(1, f.dbv_min)?;
+            let mut written = HashSet::new();
+            while s.step()? {
+                written.insert(s.i64(0));
+            }
+            Ok(Some(written))
+        },
+    )
 }
 
 /// A scan kept for the next read on the connection (`Conn::feed_cache`): the filter it was

@@ -46,6 +46,8 @@ pub enum Key {
     DirtyAddMany,
     DirtyRemove,
     DirtyRemoveMany,
+    /// The CRRs with a crr_dirty entry at a db_version or later (changes::read).
+    DirtySince,
     /// A row's tracked values inside an alter bracket (storage::alter::bracket_row).
     BracketRow(i64),
     /// A table's columns (tables::TableInfo::check_columns).
