@@ -348,17 +348,23 @@ fn bucket_clocks_written_since(conn: &Conn, f: &Filter, tables: &[Rc<TableInfo>]
     if f.pk.is_some() || f.dbv_min == i64::MIN || !tables.iter().any(|t| t.buckets) {
         return Ok(None);
     }
+    Ok(Some(dirty_since(conn, f.dbv_min)?.into_iter().collect()))
+}
+
+/// The table ids of crr_tables with a crr_dirty entry at db_version `dbv` or later, in one
+/// statement (a seek per CRR). Pending entries must have been written (`dirty::flush`).
+pub fn dirty_since(conn: &Conn, dbv: i64) -> Result<Vec<i64>> {
     conn.stmts.with(
         conn.db,
         Key::DirtySince,
         || "SELECT t.tid FROM main.crr_tables AS t WHERE EXISTS (SELECT 1 FROM main.crr_dirty AS d WHERE d.tid = t.tid AND d.dbv >= ?1)".into(),
         |s| {
-            s.bind_i64(1, f.dbv_min)?;
-            let mut written = HashSet::new();
+            s.bind_i64(1, dbv)?;
+            let mut written = Vec::new();
             while s.step()? {
-                written.insert(s.i64(0));
+                written.push(s.i64(0));
             }
-            Ok(Some(written))
+            Ok(written)
         },
     )
 }

@@ -22,6 +22,8 @@ pub enum Key {
     ClockMark,
     /// (schema cookie, terms a group, which group: see txn::compound_groups).
     RecordsSince(i64, usize, usize),
+    /// One bucket clock's records after a db_version (txn::records_since).
+    RecordsSinceOne(i64),
     SiteById,
     SiteByOrdinal,
     SiteInsert,

@@ -241,16 +241,21 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
     if list.is_empty() && !super::schema::is_installed(conn)? {
         return Ok(0);
     }
-    // Term i: the floor, the ticks, then each clock's highest (SQL made only on a miss).
+    // Term i: the floor, the ticks, every bucket clock's highest crr_dirty entry (a seek per
+    // CRR, in one term: with 400 CRRs a transaction's first write after another connection's
+    // commit stepped 400 terms), then each other clock's highest (SQL made only on a miss).
+    let others: Vec<tables::Clock> = list.iter().map(|t| t.clock()).filter(|c| !c.buckets).collect();
     let term = |i: usize| match i {
         0 => "SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string(),
         1 => "SELECT max(dbv) FROM main.crr_ticks".to_string(),
-        _ => list[i - 2].clock().max_dbv_sql(),
+        2 => "SELECT max((SELECT max(dbv) FROM main.crr_dirty AS d WHERE d.tid = t.tid)) FROM main.crr_tables AS t".to_string(),
+        _ => others[i - 3].max_dbv_sql(),
     };
     let mut max = 0;
     let size = group_size(conn);
-    for (group, first) in (0..list.len() + 2).step_by(size).enumerate() {
-        let terms = first..(first + size).min(list.len() + 2);
+    let n = others.len() + 3;
+    for (group, first) in (0..n).step_by(size).enumerate() {
+        let terms = first..(first + size).min(n);
         let v = conn.stmts.with(
             conn.db,
             Key::MaxDbVersion(cookie, size, group),
@@ -450,8 +455,29 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
         return Ok(0);
     }
     let mut records = Vec::new();
+    // A bucket clock with no crr_dirty entry after `dbv` holds no row written after it
+    // (storage/dirty.rs): only those with one are read, a statement each; the other clocks
+    // in groups of one statement.
+    let (buckets, others): (Vec<tables::Clock>, Vec<tables::Clock>) = clocks.into_iter().partition(|c| c.buckets);
+    if !buckets.is_empty() {
+        for tid in super::changes::dirty_since(conn, dbv + 1)? {
+            let Some(c) = buckets.iter().find(|c| c.tid == tid) else { continue };
+            conn.stmts.with(
+                conn.db,
+                Key::RecordsSinceOne(tid),
+                || format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1)),
+                |s| {
+                    s.bind_i64(1, dbv)?;
+                    while s.step()? {
+                        records.push((s.i64(0), s.i64(1), s.bytes(2).to_vec()));
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+    }
     let size = group_size(conn);
-    for (group, clocks) in clocks.chunks(size).enumerate() {
+    for (group, clocks) in others.chunks(size).enumerate() {
         conn.stmts.with(
             conn.db,
             Key::RecordsSince(cookie, size, group),
