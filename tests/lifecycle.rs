@@ -270,6 +270,36 @@ fn old_schema_replica_refuses_new_column_until_it_migrates_then_converges() {
     assert_eq!(portable(&a), portable(&b));
 }
 
+/// A long-lived connection whose schema keeps changing (a staging table made and dropped for
+/// every batch, say) keeps a statement cache of a steady size: until 2026-12-06 the
+/// statements that read every clock were keyed by the schema cookie, and each schema change
+/// left a few entries for good (about 5 MiB per 30,000 changes).
+#[test]
+fn a_connection_whose_schema_keeps_changing_keeps_a_steady_statement_cache() {
+    let dir = tmpdir("steady");
+    let path = dir.join("s.db").to_str().unwrap().to_string();
+    let (c, other) = (open(&path), open(&path));
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a); SELECT crsql_as_crr('t');").unwrap();
+    let round = |i: i64| {
+        // Another connection's commit first, so that this one reads every clock again.
+        other.execute("INSERT INTO t VALUES (?1, 'other')", [2 * i]).unwrap();
+        c.execute_batch("CREATE TABLE staging(x); DROP TABLE staging;").unwrap();
+        c.execute("INSERT INTO t VALUES (?1, 'this')", [2 * i + 1]).unwrap();
+        let _: i64 = one(&c, "SELECT crsql_db_version()");
+    };
+    for i in 0..5 {
+        round(i);
+    }
+    let settled: i64 = one(&c, "SELECT crr_debug_statement_keys()");
+    for i in 5..105 {
+        round(i);
+    }
+    // (A kind first used later, a rare path, may add one or two; a key per schema change
+    // would add a hundred or more.)
+    let keys: i64 = one(&c, "SELECT crr_debug_statement_keys()");
+    assert!(keys <= settled + 3, "{settled} kinds of statement after 5 rounds, {keys} after 105");
+}
+
 #[test]
 fn drop_table_removes_its_clock_and_other_tables_keep_working() {
     let c = replica();

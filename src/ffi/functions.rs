@@ -247,6 +247,10 @@ fn clock_rows_read_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.clock_rows_read.get() as i64))
 }
 
+fn statement_keys_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Integer(conn.stmts.keys() as i64))
+}
+
 /// Called by format 1's insert trigger only (`track::check_legacy_caller`).
 fn internal_insert(conn: &Conn, args: &Args) -> Result<Value> {
     let tid = args.int(0, "table id")?;
@@ -389,6 +393,7 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_new_site_id", 0, api::SQLITE_DIRECTONLY, V(new_site_id_fn)),
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wall_clock_fn)),
         ("crr_debug_clock_rows_read", 0, 0, V(clock_rows_read_fn)),
+        ("crr_debug_statement_keys", 0, 0, V(statement_keys_fn)),
         ("crr_internal_build", 0, PURE, A(build_fn)),
         ("crr_internal_instance", 0, PURE, A(instance_fn)),
         ("crr_internal_insert", 3, TRIGGER, A(internal_insert)),

@@ -20,14 +20,16 @@ pub enum Key {
     TickPut,
     TickGet,
     ClockMark,
-    /// (schema cookie, terms a group, which group: see txn::compound_groups).
-    RecordsSince(i64, usize, usize),
+    /// (terms a group, which group: see txn::group_size). Their SQL follows the registry,
+    /// and every load of the registry clears the cache (tables::all_with_cookie).
+    RecordsSince(usize, usize),
     /// One bucket clock's records after a db_version (txn::records_since).
     RecordsSinceOne(i64),
     SiteById,
     SiteByOrdinal,
     SiteInsert,
-    MaxDbVersion(i64, usize, usize),
+    /// As `RecordsSince`.
+    MaxDbVersion(usize, usize),
     ClockGet(i64),
     ClockPut(i64),
     ClockUpdate(i64),
@@ -63,6 +65,9 @@ pub struct StmtCache {
     index: RefCell<FastMap<Key, usize>>,
     /// None while the statement is in use (or finalized).
     slots: RefCell<Vec<Option<Stmt>>>,
+    /// Moves at every `clear`: a statement in use across one is finalized when its use ends,
+    /// not put back (its SQL may name what the clear was for).
+    generation: std::cell::Cell<u64>,
 }
 
 impl StmtCache {
@@ -77,6 +82,7 @@ impl StmtCache {
             }
             slot
         };
+        let generation = self.generation.get();
         let cached = self.slots.borrow_mut()[slot].take();
         let mut stmt = match cached {
             Some(s) => s,
@@ -85,10 +91,11 @@ impl StmtCache {
         let result = f(&mut stmt);
         stmt.reset();
         // A nested use of the same key may have put its own statement back first: keep that
-        // one, and finalize this one once the borrow has ended (as `clear` does).
+        // one, and finalize this one once the borrow has ended (as `clear` does); and one
+        // that a `clear` went past while it was in use is finalized too.
         let spare = {
             let mut slots = self.slots.borrow_mut();
-            if slots[slot].is_some() {
+            if slots[slot].is_some() || self.generation.get() != generation {
                 Some(stmt)
             } else {
                 slots[slot] = Some(stmt);
@@ -109,6 +116,7 @@ impl StmtCache {
 
     /// Finalizes every cached statement (crsql_finalize, connection close, schema change).
     pub fn clear(&self) {
+        self.generation.set(self.generation.get() + 1);
         let drained: Vec<Stmt> = self.slots.borrow_mut().iter_mut().filter_map(Option::take).collect();
         drop(drained);
     }
@@ -116,6 +124,12 @@ impl StmtCache {
     /// Statements cached (not counting those in use).
     pub fn len(&self) -> usize {
         self.slots.borrow().iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Keys given a slot so far (they are never taken back: what a key names must not
+    /// depend on anything that changes for good, such as the schema cookie).
+    pub fn keys(&self) -> usize {
+        self.index.borrow().len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -237,7 +237,7 @@ pub fn carried(conn: &Conn) -> Result<Option<Carry>> {
 /// connection, took its db_version.)
 pub fn max_db_version(conn: &Conn) -> Result<i64> {
     super::dirty::flush(conn)?;
-    let (cookie, list) = tables::all_with_cookie(conn)?;
+    let list = tables::all(conn)?;
     if list.is_empty() && !super::schema::is_installed(conn)? {
         return Ok(0);
     }
@@ -258,7 +258,7 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
         let terms = first..(first + size).min(n);
         let v = conn.stmts.with(
             conn.db,
-            Key::MaxDbVersion(cookie, size, group),
+            Key::MaxDbVersion(size, group),
             || format!("SELECT max(v) FROM ({})", terms.map(|i| format!("SELECT ({}) AS v", term(i))).collect::<Vec<_>>().join(" UNION ALL ")),
             |s| {
                 s.step()?;
@@ -448,7 +448,7 @@ fn recover(conn: &Conn, mode: ClockMode) -> Result<(i64, i64, bool)> {
 /// table (those of dropped CRRs not yet removed too).
 fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
     super::dirty::flush(conn)?;
-    let (cookie, list) = tables::all_with_cookie(conn)?;
+    let list = tables::all(conn)?;
     let mut clocks: Vec<tables::Clock> = list.iter().map(|t| t.clock()).collect();
     clocks.extend(conn.tables.borrow().dropped.iter().copied());
     if clocks.is_empty() {
@@ -480,7 +480,7 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
     for (group, clocks) in others.chunks(size).enumerate() {
         conn.stmts.with(
             conn.db,
-            Key::RecordsSince(cookie, size, group),
+            Key::RecordsSince(size, group),
             || clocks.iter().map(|c| format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1))).collect::<Vec<_>>().join(" UNION ALL "),
             |s| {
                 s.bind_i64(1, dbv)?;
