@@ -459,37 +459,27 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
     // (storage/dirty.rs): only those with one are read, a statement each; the other clocks
     // in groups of one statement.
     let (buckets, others): (Vec<tables::Clock>, Vec<tables::Clock>) = clocks.into_iter().partition(|c| c.buckets);
+    // A clock's rows after `dbv`: (tid, cl, record).
+    let term = |c: &tables::Clock| format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1));
+    let mut read = |key: Key, sql: &dyn Fn() -> String| {
+        conn.stmts.with(conn.db, key, sql, |s| {
+            s.bind_i64(1, dbv)?;
+            while s.step()? {
+                records.push((s.i64(0), s.i64(1), s.bytes(2).to_vec()));
+            }
+            Ok(())
+        })
+    };
     if !buckets.is_empty() {
         for tid in super::changes::dirty_since(conn, dbv + 1)? {
-            let Some(c) = buckets.iter().find(|c| c.tid == tid) else { continue };
-            conn.stmts.with(
-                conn.db,
-                Key::RecordsSinceOne(tid),
-                || format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1)),
-                |s| {
-                    s.bind_i64(1, dbv)?;
-                    while s.step()? {
-                        records.push((s.i64(0), s.i64(1), s.bytes(2).to_vec()));
-                    }
-                    Ok(())
-                },
-            )?;
+            if let Some(c) = buckets.iter().find(|c| c.tid == tid) {
+                read(Key::RecordsSinceOne(tid), &|| term(c))?;
+            }
         }
     }
     let size = group_size(conn);
     for (group, clocks) in others.chunks(size).enumerate() {
-        conn.stmts.with(
-            conn.db,
-            Key::RecordsSince(size, group),
-            || clocks.iter().map(|c| format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1))).collect::<Vec<_>>().join(" UNION ALL "),
-            |s| {
-                s.bind_i64(1, dbv)?;
-                while s.step()? {
-                    records.push((s.i64(0), s.i64(1), s.bytes(2).to_vec()));
-                }
-                Ok(())
-            },
-        )?;
+        read(Key::RecordsSince(size, group), &|| clocks.iter().map(term).collect::<Vec<_>>().join(" UNION ALL "))?;
     }
     let mut max = 0;
     for (tid, cl, bytes) in records {
