@@ -272,8 +272,7 @@ unsafe extern "C" fn filter(
     let last = std::mem::take(&mut cursor.reader);
     match guard("crsql_changes", || {
         last.finish(conn);
-        conn.check_triggers()?;
-        conn.notice_commit();
+        conn.enter_call()?;
         changes::read(conn, &f)
     }) {
         Ok(reader) => {

@@ -39,7 +39,6 @@ impl Db {
         Error::with_code(rc & 0xFF, self.errmsg())
     }
 
-    /// Prepares one statement. `persistent` hints SQLite that it will be cached.
     /// `prepare`, or None where SQLite answers SQLITE_ERROR: the SQL names a function, table or
     /// column the connection does not have. Other errors (no memory, an interrupt) are no
     /// answer, and are returned.
@@ -51,6 +50,7 @@ impl Db {
         }
     }
 
+    /// Prepares one statement. `persistent` hints SQLite that it will be cached.
     pub fn prepare(self, sql: &str, persistent: bool) -> Result<Stmt> {
         let mut raw: *mut api::sqlite3_stmt = std::ptr::null_mut();
         let flags = if persistent { api::SQLITE_PREPARE_PERSISTENT } else { 0 };
@@ -159,19 +159,11 @@ impl Db {
         rc != api::SQLITE_OK || on != 0
     }
 
-    /// Most terms a compound SELECT may have on this connection (SQLITE_LIMIT_COMPOUND_SELECT,
-    /// 500 unless the host or app set another).
-    pub fn compound_select_limit(self) -> usize {
+    /// This connection's run-time limit `id` (`api::SQLITE_LIMIT_*`: SQLITE_LIMIT_COLUMN,
+    /// 2,000 unless the host or app set another; SQLITE_LIMIT_COMPOUND_SELECT, 500), at least 1.
+    pub fn limit(self, id: c_int) -> usize {
         // SAFETY: a negative new value only reads the limit.
-        let n = unsafe { sqlite!(limit(self.0, api::SQLITE_LIMIT_COMPOUND_SELECT, -1)) };
-        n.max(1) as usize
-    }
-
-    /// Most columns a table, index or result may have on this connection (SQLITE_LIMIT_COLUMN,
-    /// 2,000 unless the host or app set another).
-    pub fn column_limit(self) -> usize {
-        // SAFETY: a negative new value only reads the limit.
-        let n = unsafe { sqlite!(limit(self.0, api::SQLITE_LIMIT_COLUMN, -1)) };
+        let n = unsafe { sqlite!(limit(self.0, id, -1)) };
         n.max(1) as usize
     }
 

@@ -60,8 +60,7 @@ unsafe extern "C" fn trampoline(ctx: *mut api::sqlite3_context, argc: c_int, arg
             // which writes it too; this covers any that reads without one.
             let args = values::args(argc, argv);
             guard(fc.name, || {
-                conn.check_triggers()?;
-                conn.notice_commit();
+                conn.enter_call()?;
                 crate::storage::merge::flush_held(conn)?;
                 f(conn, &args)
             }.map_err(|e| e.context(error_context(fc.name))))

@@ -255,7 +255,7 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
     // unless the query would have more columns than SQLite allows a result
     // (SQLITE_LIMIT_COLUMN, 2,000 by default: "too many columns in result set" for a CRR of
     // 1,998 columns, until 2026-12-06); then each value is looked up.
-    let with_values = f.values && info.key == KeyLayout::Rowid && f.pk.is_none() && 3 + info.columns.len() <= conn.db.column_limit();
+    let with_values = f.values && info.key == KeyLayout::Rowid && f.pk.is_none() && 3 + info.columns.len() <= conn.db.limit(crate::ffi::api::SQLITE_LIMIT_COLUMN);
     let mut read = |s: &mut crate::ffi::db::Stmt| -> Result<()> {
         while s.step()? {
             let rc = lookup.decode_reusing(s.i64(1), s.bytes(2), || format!("in {}", info.name), std::mem::take(&mut cells))?;
@@ -348,25 +348,7 @@ fn bucket_clocks_written_since(conn: &Conn, f: &Filter, tables: &[Rc<TableInfo>]
     if f.pk.is_some() || f.dbv_min == i64::MIN || !tables.iter().any(|t| t.buckets) {
         return Ok(None);
     }
-    Ok(Some(dirty_since(conn, f.dbv_min)?.into_iter().collect()))
-}
-
-/// The table ids of crr_tables with a crr_dirty entry at db_version `dbv` or later, in one
-/// statement (a seek per CRR). Pending entries must have been written (`dirty::flush`).
-pub fn dirty_since(conn: &Conn, dbv: i64) -> Result<Vec<i64>> {
-    conn.stmts.with(
-        conn.db,
-        Key::DirtySince,
-        || "SELECT t.tid FROM main.crr_tables AS t WHERE EXISTS (SELECT 1 FROM main.crr_dirty AS d WHERE d.tid = t.tid AND d.dbv >= ?1)".into(),
-        |s| {
-            s.bind_i64(1, dbv)?;
-            let mut written = Vec::new();
-            while s.step()? {
-                written.push(s.i64(0));
-            }
-            Ok(written)
-        },
-    )
+    Ok(Some(super::dirty::tables_written_since(conn, f.dbv_min)?.into_iter().collect()))
 }
 
 /// A scan kept for the next read on the connection (`Conn::feed_cache`): the filter it was

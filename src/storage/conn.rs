@@ -200,6 +200,14 @@ impl Conn {
         )))
     }
 
+    /// The start of a call the app makes (every public SQL function, crsql_changes' xFilter):
+    /// `check_triggers`, then `notice_commit`.
+    pub fn enter_call(&self) -> crate::error::Result<()> {
+        self.check_triggers()?;
+        self.notice_commit();
+        Ok(())
+    }
+
     /// A mark for state written now: `Some(epoch)` when a later rollback that could undo it
     /// will be reported (crsql_changes is in the transaction), `None` when it would not be.
     pub fn rollback_mark(&self) -> Option<u64> {
@@ -298,7 +306,7 @@ impl Conn {
 
     /// Ends the state of a joined transaction whose commit was not reported: a safety net, since
     /// SQLite reports the end of every transaction one of our tables is in. Called by both
-    /// tables' xBegin, crsql_changes' xFilter and every public SQL function.
+    /// tables' xBegin and by `enter_call` (crsql_changes' xFilter, every public SQL function).
     ///
     /// The database's data version cannot move inside a write transaction, and a rollback does
     /// not move it (xRollback ends the state then, and clears `txn_data_version`). So a

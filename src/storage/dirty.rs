@@ -361,6 +361,24 @@ pub fn max_sql(tid: i64) -> String {
     format!("SELECT coalesce(max(dbv), 0) FROM main.crr_dirty WHERE tid = {tid}")
 }
 
+/// The table ids of crr_tables with a crr_dirty entry at db_version `dbv` or later, in one
+/// statement (a seek per CRR). Pending entries must have been written (`dirty::flush`).
+pub fn tables_written_since(conn: &Conn, dbv: i64) -> Result<Vec<i64>> {
+    conn.stmts.with(
+        conn.db,
+        Key::DirtySince,
+        || "SELECT t.tid FROM main.crr_tables AS t WHERE EXISTS (SELECT 1 FROM main.crr_dirty AS d WHERE d.tid = t.tid AND d.dbv >= ?1)".into(),
+        |s| {
+            s.bind_i64(1, dbv)?;
+            let mut written = Vec::new();
+            while s.step()? {
+                written.push(s.i64(0));
+            }
+            Ok(written)
+        },
+    )
+}
+
 /// Removes every entry of clock `tid` (its clock is being removed), held-back ones too.
 pub fn forget(conn: &Conn, tid: i64) -> Result<()> {
     flush(conn)?;

@@ -21,7 +21,7 @@ pub const INTERNAL_SCHEMA_VERSION: i64 = 5;
 const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 
 /// Asks sqlite_schema (uncached; `is_installed` is the cached answer).
-pub(super) fn exists(conn: &Conn) -> Result<bool> {
+fn exists(conn: &Conn) -> Result<bool> {
     let mut s = conn.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'crr_meta'", false)?;
     s.step()
 }

@@ -50,7 +50,7 @@ pub enum Key {
     DirtyAddMany,
     DirtyRemove,
     DirtyRemoveMany,
-    /// The CRRs with a crr_dirty entry at a db_version or later (changes::read).
+    /// The CRRs with a crr_dirty entry at a db_version or later (dirty::tables_written_since).
     DirtySince,
     /// A row's tracked values inside an alter bracket (storage::alter::bracket_row).
     BracketRow(i64),

@@ -340,24 +340,23 @@ type Registry = (Vec<Rc<TableInfo>>, Vec<Clock>, Vec<String>);
 /// A CRR whose insert trigger is gone (a 12-step rebuild inside a bracket dropped it with the
 /// table) is listed under its registered name while that table exists.
 fn load(conn: &Conn) -> Result<Option<Registry>> {
-    if !super::schema::exists(conn)? {
-        return Ok(None);
-    }
-    // The schema is read once, into maps: SQLite has no index on sqlite_schema, and a query
-    // that looked up each CRR's trigger, table and index in it took 27 ms for 400 CRRs (each
-    // lookup a scan of the whole schema; now 2 ms), at the first use of every connection and
-    // after every schema change.
+    // The schema is read once, into maps (and whether the internal tables exist with it):
+    // SQLite has no index on sqlite_schema, and a query that looked up each CRR's trigger,
+    // table and index in it took 27 ms for 400 CRRs (each lookup a scan of the whole schema;
+    // now 2 ms), at the first use of every connection and after every schema change.
     let mut s = conn.db.prepare("SELECT type, name, tbl_name FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index')", false)?;
     let (mut tables, mut insert_triggers, mut dbv_indexes) = (HashSet::new(), HashMap::new(), HashSet::new());
     // Clock tables by table id (SQL's `name GLOB 'crr_clock_[0-9]*'`, and the id its digits
     // make, as `CAST(substr(name, 11) AS INTEGER)` reads them).
     let mut clocks: Vec<(i64, String)> = Vec::new();
+    let mut installed = false;
     while s.step()? {
         let name = s.text(1);
         // (As text: a UTF-16 database's bytes are not these.)
         match s.text(0).as_str() {
             // Names compare as SQL's do, ASCII case aside (NOCASE folds ASCII only).
             "table" => {
+                installed |= name == "crr_meta";
                 if let Some(tid) = clock_table_id(&name) {
                     clocks.push((tid, name.clone()));
                 }
@@ -373,6 +372,9 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
         }
     }
     drop(s);
+    if !installed {
+        return Ok(None);
+    }
     let mut s = conn.db.prepare(
         "SELECT tid, name, (SELECT type FROM pragma_table_info('crr_clock_' || tid, 'main') WHERE name = 'pk') = 'INTEGER' \
          FROM main.crr_tables ORDER BY tid",

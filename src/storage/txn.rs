@@ -277,7 +277,7 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
 /// limit is lower. The size is part of each group's statement key: a group's terms are the
 /// same only for the same size.
 fn group_size(conn: &Conn) -> usize {
-    conn.db.compound_select_limit().min(COMPOUND_TERMS)
+    conn.db.limit(crate::ffi::api::SQLITE_LIMIT_COMPOUND_SELECT).min(COMPOUND_TERMS)
 }
 
 /// Most terms of one compound SELECT of ours (`group_size`).
@@ -471,7 +471,7 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
         })
     };
     if !buckets.is_empty() {
-        for tid in super::changes::dirty_since(conn, dbv + 1)? {
+        for tid in super::dirty::tables_written_since(conn, dbv + 1)? {
             if let Some(c) = buckets.iter().find(|c| c.tid == tid) {
                 read(Key::RecordsSinceOne(tid), &|| term(c))?;
             }
