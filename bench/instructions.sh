@@ -54,7 +54,8 @@ rows=("insert 20k rows, one transaction (w1)"
   "the same after an update of every row (w6u, apply step)"
   "w7: update 10% on two replicas, exchange both ways"
   "3,000 single-row insert transactions (w2)"
-  "read 100 scattered changes of 100k rows (since)")
+  "read 100 scattered changes of 100k rows (since)"
+  "2,000 UPDATEs, each prepared (prep - w1)")
 names=()
 declare -A cell raw
 i=0
@@ -74,7 +75,8 @@ for arg in "$@"; do
     "$(count "$ext" workload::shared::apply_changes w6u crr 20000)"
     "$(count "$ext" workload::w7 w7 crr 20000)"
     "$(count "$ext" - w2 crr 3000)"
-    "$(count "$ext" workload::since_read since crr 100000)")
+    "$(count "$ext" workload::since_read since crr 100000)"
+    $(($(count "$ext" - prep crr 20000) - w1)))
   for r in "${!rows[@]}"; do
     raw[$r,$i]=${values[$r]}
     cell[$r,$i]=$(millions "${values[$r]}")

@@ -168,6 +168,19 @@ fn run(dir: &Path, rows: i64, tuned: bool) -> (Vec<Row>, (i64, i64), (Duration, 
         })
     };
     out.push(Row { name: "point reads by id", work: reads, plain: point(&p), crr: point(&c), bar: ">= 0.95" });
+    // An UPDATE whose SQL text is new each time, so each is prepared: SQLite compiles the
+    // table's update trigger into it (README, "Preparing statements"). One transaction.
+    let texts = (rows / 50).clamp(100, 2_000);
+    let prepared = |conn: &Connection| {
+        timed(|| {
+            conn.execute_batch("BEGIN").unwrap();
+            for i in 0..texts {
+                conn.execute(&format!("UPDATE t SET b = {i} WHERE id = {}", i * 7 + 1), []).unwrap();
+            }
+            conn.execute_batch("COMMIT").unwrap();
+        })
+    };
+    out.push(Row { name: "UPDATE prepared for each row (new SQL text)", work: texts, plain: prepared(&p), crr: prepared(&c), bar: "(no bar)" });
     // commit_alter after adding a column with a default, vs inserting the rows (W1 CRR time).
     let alter = timed(|| c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d INTEGER DEFAULT 0; SELECT crsql_commit_alter('t');").unwrap());
     // The reference rows, after the rest so that their work does not disturb it; each goes

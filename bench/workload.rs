@@ -1,5 +1,5 @@
 //! One workload in one process, for instruction counts: `valgrind --tool=callgrind
-//! target/release/examples/workload <w1..w7|w6u|since> <plain|floor|clock-floor|crr> <rows>` (built by
+//! target/release/examples/workload <w1..w7|w6u|since|prep> <plain|floor|clock-floor|crr> <rows>` (built by
 //! `make test`; CRR_EXTENSION=path loads another build). Wall-clock ratios are noisy on shared
 //! machines; callgrind's counts repeat.
 //! w1 inserts `rows` rows in one transaction; w2 inserts them one transaction each; w3 and w4
@@ -18,6 +18,9 @@
 //! `since` (crr only) inserts, updates 100 scattered rows in one transaction and reads the
 //! changes since before that update (`--toggle-collect=workload::since_read`): a sync of a
 //! small delta of a large table.
+//! `prep` inserts, then runs an UPDATE of new SQL text for a tenth of the rows in one
+//! transaction: each is prepared, so (prep - w1) / (rows / 10) is what preparing and running
+//! one costs, most of it compiling the table's triggers into it on a CRR.
 //! Mode `floor` is a plain table with do-nothing AFTER INSERT/UPDATE/DELETE triggers (for w6:
 //! the replica the upserts go to, with triggers whose WHEN calls a function, as a CRR's
 //! silenced triggers during a merge, `shared::add_trigger_floor`): what
@@ -34,7 +37,7 @@ use shared::{apply_changes, fresh, insert_rows, read_changes};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w6u|w7|since> <plain|floor|clock-floor|crr> <rows>";
+    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w6u|w7|since|prep> <plain|floor|clock-floor|crr> <rows>";
     let (w, mode, rows) = match args.as_slice() {
         [_, w, mode, rows] if matches!(mode.as_str(), "plain" | "floor" | "clock-floor" | "crr") => (w.as_str(), mode.as_str(), rows.parse::<i64>().expect(usage)),
         _ => panic!("{usage}"),
@@ -69,6 +72,16 @@ fn main() {
         "w4" => {
             insert_rows(&c, 0, rows);
             c.execute_batch("DELETE FROM t WHERE id % 10 = 0").unwrap();
+        }
+        "prep" => {
+            // An UPDATE of new SQL text per row for a tenth of the rows: each is prepared, and
+            // SQLite compiles the table's update trigger into it.
+            insert_rows(&c, 0, rows);
+            c.execute_batch("BEGIN").unwrap();
+            for i in 0..rows / 10 {
+                c.execute(&format!("UPDATE t SET b = {i} WHERE id = {}", i * 7 % rows), []).unwrap();
+            }
+            c.execute_batch("COMMIT").unwrap();
         }
         "since" => {
             insert_rows(&c, 0, rows);

@@ -1310,6 +1310,23 @@ fn updates_record_the_changed_columns_of_narrow_and_wide_tables() {
         let got: Vec<String> = changes_where(&c, &format!("WHERE db_version > {before} ORDER BY seq")).into_iter().map(|ch| ch.cid).collect();
         let want: Vec<String> = changed.iter().map(|i| format!("c{i}")).collect();
         assert_eq!(got, want, "{n} columns");
+        // The update trigger's fallback, whose flags are a constant of every slot: a row
+        // without a live clock (inserted while the insert trigger was gone) and a key change
+        // are each recorded whole, every column under the new key.
+        let tid: i64 = one(&c, "SELECT tid FROM crr_tables WHERE name = 'w'");
+        let insert_sql: String = one(&c, &format!("SELECT sql FROM sqlite_schema WHERE name = 'crr_{tid}_insert'"));
+        c.execute_batch(&format!("DROP TRIGGER \"crr_{tid}_insert\"; INSERT INTO w(id) VALUES (3); {insert_sql};")).unwrap();
+        let every: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        for (update, key) in [(format!("UPDATE w SET c{} = 9 WHERE id = 3", n - 1), 3), ("UPDATE w SET id = 4 WHERE id = 1".to_string(), 4)] {
+            let before: i64 = one(&c, "SELECT crsql_db_version()");
+            c.execute(&update, []).unwrap();
+            let mut got: Vec<String> = changes_where(&c, &format!("WHERE db_version > {before} AND pk = crsql_pack_columns({key}) AND cid != '-1'"))
+                .into_iter()
+                .map(|ch| ch.cid)
+                .collect();
+            got.sort_by_key(|cid| cid[1..].parse::<usize>().unwrap());
+            assert_eq!(got, every, "{n} columns: {update}");
+        }
     }
 }
 

@@ -157,6 +157,19 @@ fn trigger_sql(clock: Clock, token: i64, table: &str, pk: &[String], pk_affinity
     } else {
         chain(&changed, " || ")
     };
+    // The fallback's flags: every slot. It runs on a key change (a delete and an insert of
+    // the whole row) or a live row without a live clock (recorded whole), so track::on_update
+    // reads its flags only for whether any slot changed, which the WHEN clause has tested
+    // already. A constant instead of a second copy of `flags` saves SQLite compiling a third
+    // test per column into every statement that updates the table (about a third of what
+    // preparing such an UPDATE costs, see README "Preparing statements").
+    let all_flags = if cols.is_empty() {
+        "''".to_string()
+    } else if cols.len() <= track::FLAG_BITS_MAX {
+        ((1i64 << cols.len()) - 1).to_string()
+    } else {
+        format!("'{}'", "1".repeat(cols.len()))
+    };
     let any_changed = if cols.is_empty() { "0".to_string() } else { chain(&changed, " OR ") };
     let key_changed = chain(&pk.iter().map(|k| changed_expr(k, key_keeps_class)).collect::<Vec<_>>(), " OR ");
     // The clock row's dbv: a bucket clock marks the row's bucket in crr_dirty as it is
@@ -178,7 +191,7 @@ fn trigger_sql(clock: Clock, token: i64, table: &str, pk: &[String], pk_affinity
            UPDATE {clock} SET dbv = {update_dbv}, \
                clock = crr_internal_update_record({tid}, cl, clock, {slots}, {flags}) \
              WHERE pk = {new_key} AND cl & 1 AND NOT ({key_changed}); \
-           SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {flags}) \
+           SELECT crr_internal_update({tid}, crsql_pack_columns({old}), crsql_pack_columns({new}), {slots}, {all_flags}) \
              WHERE changes() = 0; \
            END;\n\
          CREATE TRIGGER IF NOT EXISTS main.\"crr_{tid}_delete\" AFTER DELETE ON {t} WHEN {tracking} BEGIN \
