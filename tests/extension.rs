@@ -548,8 +548,8 @@ fn a_table_of_sqlites_most_columns_is_a_crr() {
     assert!(feed.iter().any(|x| x.cid == "c1998" && x.val == txt("later") && x.db_version == 2), "a far column's update is read with its value");
     // The cells that are not NULL (the others are the defaults a merged row starts with): a
     // merge prepares a statement per column it writes, each compiling the table's triggers,
-    // whose size grows with the columns (37 ms each here: the first full row of so wide a
-    // table takes a minute to merge on a connection, later rows reuse the statements).
+    // whose size grows with the columns (22 ms each here: the first full row of so wide a
+    // table takes 45 s to merge on a connection, later rows reuse the statements).
     let set: Vec<Change> = feed.iter().filter(|x| x.val != V::Null).cloned().collect();
     assert_eq!(set.len(), 3);
     apply(&b, &set).unwrap();
