@@ -300,6 +300,37 @@ fn a_connection_whose_schema_keeps_changing_keeps_a_steady_statement_cache() {
     assert!(keys <= settled + 3, "{settled} kinds of statement after 5 rounds, {keys} after 105");
 }
 
+/// A long-lived connection that keeps making and dropping CRRs (a CRR per session or per
+/// import, say) keeps a statement cache of a steady size too: the statements of a CRR's clock
+/// are keyed by its table id, and until 2026-12-06 the keys of dropped CRRs were kept for
+/// good (about 15 for each).
+#[test]
+fn a_connection_that_makes_and_drops_crrs_keeps_a_steady_statement_cache() {
+    let c = replica();
+    let peer = replica();
+    let round = |i: i64| {
+        for r in [&c, &peer] {
+            r.execute_batch(&format!("CREATE TABLE s{i}(id INTEGER PRIMARY KEY NOT NULL, a); SELECT crsql_as_crr('s{i}');")).unwrap();
+        }
+        c.execute_batch(&format!("INSERT INTO s{i} VALUES (1, 'x'); UPDATE s{i} SET a = 'y'; DELETE FROM s{i};")).unwrap();
+        // Merges and reads use their own statements of the table's clock.
+        sync_since(&c, &peer, 0).unwrap();
+        sync_since(&peer, &c, 0).unwrap();
+        for r in [&c, &peer] {
+            r.execute_batch(&format!("DROP TABLE s{i}")).unwrap();
+        }
+    };
+    for i in 0..5 {
+        round(i);
+    }
+    let settled: i64 = one(&c, "SELECT crr_debug_statement_keys()");
+    for i in 5..45 {
+        round(i);
+    }
+    let keys: i64 = one(&c, "SELECT crr_debug_statement_keys()");
+    assert!(keys <= settled + 3, "{settled} kinds of statement after 5 rounds, {keys} after 45");
+}
+
 #[test]
 fn drop_table_removes_its_clock_and_other_tables_keep_working() {
     let c = replica();

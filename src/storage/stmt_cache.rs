@@ -60,8 +60,8 @@ pub enum Key {
 
 #[derive(Default)]
 pub struct StmtCache {
-    /// Each key's slot in `slots`, given on first use and kept (one hash lookup per use; the
-    /// statement goes back by index).
+    /// Each key's slot in `slots`, given on first use and kept until the next `clear` (one
+    /// hash lookup per use; the statement goes back by index).
     index: RefCell<FastMap<Key, usize>>,
     /// None while the statement is in use (or finalized).
     slots: RefCell<Vec<Option<Stmt>>>,
@@ -90,12 +90,12 @@ impl StmtCache {
         };
         let result = f(&mut stmt);
         stmt.reset();
-        // A nested use of the same key may have put its own statement back first: keep that
-        // one, and finalize this one once the borrow has ended (as `clear` does); and one
-        // that a `clear` went past while it was in use is finalized too.
+        // One that a `clear` went past while it was in use is finalized (its slot may be gone
+        // or another key's now); so is one whose key a nested use put its own statement back
+        // under first (that one is kept). Each once the borrow has ended, as `clear` does.
         let spare = {
             let mut slots = self.slots.borrow_mut();
-            if slots[slot].is_some() || self.generation.get() != generation {
+            if self.generation.get() != generation || slots[slot].is_some() {
                 Some(stmt)
             } else {
                 slots[slot] = Some(stmt);
@@ -114,10 +114,14 @@ impl StmtCache {
         drop(stmt);
     }
 
-    /// Finalizes every cached statement (crsql_finalize, connection close, schema change).
+    /// Finalizes every cached statement (crsql_finalize, connection close, schema change) and
+    /// forgets every key, so keys that name a table id, a group size or anything else of the
+    /// schema before do not pile up (until 2026-12-06 keys were kept for good, and a
+    /// connection that made and dropped CRRs kept about 15 more for each).
     pub fn clear(&self) {
         self.generation.set(self.generation.get() + 1);
-        let drained: Vec<Stmt> = self.slots.borrow_mut().iter_mut().filter_map(Option::take).collect();
+        self.index.borrow_mut().clear();
+        let drained: Vec<Stmt> = std::mem::take(&mut *self.slots.borrow_mut()).into_iter().flatten().collect();
         drop(drained);
     }
 
@@ -126,8 +130,7 @@ impl StmtCache {
         self.slots.borrow().iter().filter(|s| s.is_some()).count()
     }
 
-    /// Keys given a slot so far (they are never taken back: what a key names must not
-    /// depend on anything that changes for good, such as the schema cookie).
+    /// Keys given a slot since the last `clear`.
     pub fn keys(&self) -> usize {
         self.index.borrow().len()
     }
