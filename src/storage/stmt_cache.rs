@@ -117,7 +117,7 @@ impl StmtCache {
     /// Finalizes every cached statement (crsql_finalize, connection close, schema change) and
     /// forgets every key, so keys that name a table id, a group size or anything else of the
     /// schema before do not pile up (until 2026-12-06 keys were kept for good, and a
-    /// connection that made and dropped CRRs kept about 15 more for each).
+    /// connection that made and dropped CRRs kept about 3 more for each).
     pub fn clear(&self) {
         self.generation.set(self.generation.get() + 1);
         self.index.borrow_mut().clear();
