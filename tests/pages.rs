@@ -69,11 +69,13 @@ fn write(r: &mut Rng) -> String {
     }
 }
 
-/// Where a paging session stands: the last page's end and its query form.
+/// Where a paging session stands: the last page's end and its query form; and the scan cap
+/// of the paging connection, if a test one is set (crr_set_scan_cap_for_testing).
 struct Paging {
     v: i64,
     s: i64,
     form: usize,
+    cap: Option<u64>,
 }
 
 /// Reads the next page on `c` and checks it against the fresh full feed; starts over when
@@ -85,7 +87,14 @@ fn page(c: &Connection, p: &mut Paging, r: &mut Rng, verbose: bool) {
     if let Some(then) = form.then.filter(|_| (got.len() as i64) < size) {
         got.extend(changes_where_with(c, then, &[p.v, size - got.len() as i64]));
     }
+    // (Read whole, as by default: under a test cap it would be read in parts as the pages are.)
+    if p.cap.is_some() {
+        c.execute_batch("SELECT crr_set_scan_cap_for_testing(NULL)").unwrap();
+    }
     let all = changes_where(c, "WHERE \"table\" = 't'");
+    if let Some(cap) = p.cap {
+        c.execute_batch(&format!("SELECT crr_set_scan_cap_for_testing({cap})")).unwrap();
+    }
     let top = all.iter().map(|x| x.db_version).max().unwrap_or(0);
     let mut want: Vec<Change> = all.into_iter().filter(|x| (form.after)(x.db_version, x.seq, p.v, p.s)).collect();
     want.sort_by_key(|x| (x.db_version, x.seq));
@@ -102,7 +111,7 @@ fn page(c: &Connection, p: &mut Paging, r: &mut Rng, verbose: bool) {
     match got.last() {
         _ if p.form == WINDOWS && p.v + size < top => p.v += size,
         Some(last) if p.form != WINDOWS && got.len() as i64 == size => (p.v, p.s) = (last.db_version, last.seq),
-        _ => *p = Paging { v: 0, s: -1, form: r.below(FORMS.len() as u64) as usize },
+        _ => *p = Paging { v: 0, s: -1, form: r.below(FORMS.len() as u64) as usize, cap: p.cap },
     }
 }
 
@@ -150,7 +159,13 @@ fn run(seed: u64, verbose: bool) {
     for _ in 0..1 + r.below(8) {
         a.execute_batch(&format!("BEGIN; {}; {}; COMMIT", write(&mut r), write(&mut r))).unwrap();
     }
-    let mut p = Paging { v: 0, s: -1, form: r.below(FORMS.len() as u64) as usize };
+    // On seeds 2 mod 3 the paging connection's scans hold 1 to 5 changes at a time, so every
+    // page past the first few reads on through scans of the rest (storage::changes, `prune`).
+    let cap = (seed % 3 == 2).then_some(1 + seed / 3 % 5);
+    if let Some(cap) = cap {
+        a.execute_batch(&format!("SELECT crr_set_scan_cap_for_testing({cap})")).unwrap();
+    }
+    let mut p = Paging { v: 0, s: -1, form: r.below(FORMS.len() as u64) as usize, cap };
     for step in 0..60 {
         let what = r.below(100);
         if verbose {
@@ -289,6 +304,33 @@ fn pages_in_a_write_transaction_read_the_clock_once() {
     // Two scans (before and after the write) and a small one for the last page's OR branch.
     assert!(read <= 1_100 + 550, "paging read {read} clock rows for 1,000 rows");
     c.execute_batch("COMMIT").unwrap();
+}
+
+/// A read of more changes than one scan holds (storage::changes, SCAN_CAP: 2^20 changes;
+/// here a test cap of 7) goes on through scans of the rest, each holding only its part: a
+/// whole read (with `val`), a read since a version, a read of one column and pages of 10 give
+/// what one scan gives, and the clocks are read again for each part.
+#[test]
+fn a_feed_larger_than_a_scan_holds_is_read_in_parts() {
+    let c = feed_of_50_transactions();
+    // Rows written again later, so that parts end inside the rows' histories.
+    c.execute_batch("UPDATE t SET b = -b WHERE id % 7 = 0; DELETE FROM t WHERE id % 11 = 0;").unwrap();
+    let reads = |c: &Connection| (changes(c), changes_where(c, "WHERE db_version > 20"), changes_where(c, "WHERE cid = 'b' AND db_version < 40"));
+    let whole = reads(&c);
+    let before = clock_rows_read(&c);
+    let _ = changes(&c);
+    let one_scan = clock_rows_read(&c) - before;
+    c.execute_batch("SELECT crr_set_scan_cap_for_testing(7)").unwrap();
+    let before = clock_rows_read(&c);
+    assert_eq!(changes(&c), whole.0, "the whole feed");
+    let parts = clock_rows_read(&c) - before;
+    assert!(parts > 10 * one_scan, "read in parts: {parts} clock rows read, {one_scan} in one scan");
+    assert_eq!(reads(&c), whole);
+    assert_eq!(read_in_pages_of_10(&c, |_, _, _| {}), whole.0.len(), "pages of 10");
+    c.execute_batch("SELECT crr_set_scan_cap_for_testing(NULL)").unwrap();
+    let before = clock_rows_read(&c);
+    assert_eq!(changes(&c), whole.0);
+    assert_eq!(clock_rows_read(&c) - before, one_scan, "the default cap again");
 }
 
 /// Windows of versions read one after another: the second reads on to the last version, and

@@ -284,8 +284,12 @@ unsafe extern "C" fn filter(
 }
 
 unsafe extern "C" fn next(p: *mut api::sqlite3_vtab_cursor) -> c_int {
-    (*(p as *mut Cursor)).reader.advance();
-    api::SQLITE_OK
+    let cursor = &mut *(p as *mut Cursor);
+    let conn = &*cursor.conn;
+    match guard("crsql_changes", || cursor.reader.advance(conn)) {
+        Ok(()) => api::SQLITE_OK,
+        Err(e) => fail(cursor.base.pVtab, &e),
+    }
 }
 
 unsafe extern "C" fn eof(p: *mut api::sqlite3_vtab_cursor) -> c_int {

@@ -246,6 +246,18 @@ fn clock_rows_read_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.clock_rows_read.get() as i64))
 }
 
+/// crr_set_scan_cap_for_testing(n): a crsql_changes scan holds at most about n changes at a
+/// time (storage::changes::Scan::prune), so tests can read a feed in many parts; NULL restores
+/// the default.
+fn set_scan_cap_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
+    conn.scan_cap.set(match args.first() {
+        Some(Value::Integer(n)) if *n >= 1 => usize::try_from(*n).unwrap_or(usize::MAX),
+        Some(Value::Null) | None => crate::storage::changes::SCAN_CAP,
+        Some(v) => return Err(Error::new(format!("scan cap must be a positive integer or NULL, got {}", v.type_name()))),
+    });
+    Ok(Value::Null)
+}
+
 fn statement_keys_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.stmts.keys() as i64))
 }
@@ -393,6 +405,7 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wall_clock_fn)),
         ("crr_debug_clock_rows_read", 0, 0, V(clock_rows_read_fn)),
         ("crr_debug_statement_keys", 0, 0, V(statement_keys_fn)),
+        ("crr_set_scan_cap_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_scan_cap_fn)),
         ("crr_internal_build", 0, PURE, A(build_fn)),
         ("crr_internal_instance", 0, PURE, A(instance_fn)),
         ("crr_internal_insert", 3, TRIGGER, A(internal_insert)),

@@ -44,6 +44,9 @@ pub struct Filter {
     pub site_ne: Option<Vec<u8>>,
     /// Whether the query reads `val` (then a rowid-keyed table's scan reads the values too).
     pub values: bool,
+    /// Only changes after this (db_version, seq): set by a read that goes on past the end of
+    /// a scan that was cut short (`Scan::more`), never by a query.
+    pub after: Option<(i64, i64)>,
 }
 
 impl Filter {
@@ -67,6 +70,12 @@ impl Filter {
             && other.dbv_max <= self.dbv_max
             && self.seq_min <= other.seq_min
             && other.seq_max <= self.seq_max
+            && self.after.is_none_or(|a| other.wants_only_after(a))
+    }
+
+    /// Whether every change this filter wants comes after (db_version, seq) `at`.
+    fn wants_only_after(&self, at: (i64, i64)) -> bool {
+        self.after.is_some_and(|a| a >= at) || (self.dbv_min, self.seq_min) > at
     }
 
     /// Whether `next` is the window of versions right after this one, with the same names and
@@ -74,6 +83,7 @@ impl Filter {
     pub fn followed_by(&self, next: &Filter) -> bool {
         self.same_names(next)
             && (self.seq_min, self.seq_max) == (next.seq_min, next.seq_max)
+            && (self.after, next.after) == (None, None)
             && self.dbv_max != i64::MAX
             && next.dbv_min == self.dbv_max + 1
     }
@@ -95,6 +105,12 @@ const NO_VALUES: u32 = u32::MAX;
 /// Most bytes of values one scan reads ahead (`Scan::packed`); the rows after are looked up
 /// when read, so a scan of millions of rows stays small.
 pub const PREFETCH_MAX: usize = 4 << 20;
+
+/// Most changes one scan holds (`Scan::prune`, which keeps three quarters when it is full):
+/// 32 MiB of changes (a power of two, so that their Vec does not double past it), and their
+/// rows. A read of more goes on with a scan of the rest, which reads the clocks again (the
+/// rows written since the last change held).
+pub const SCAN_CAP: usize = 1 << 20;
 
 /// One change of a scan, kept small (32 bytes) because a full scan holds every change until
 /// it is sorted: the row's key, table and causal length live once per row in `Scan::rows`,
@@ -148,6 +164,10 @@ pub struct Scan {
     /// total_changes when the scan ended: they are current only while it holds.
     packed: Vec<u8>,
     read_at: i32,
+    /// Some((db_version, seq)) when the scan was cut short there (`prune`): it holds the
+    /// changes its filter wants up to that point, and the rest are read by another scan, of
+    /// the changes after it, when a reader gets there (`Reader::advance`).
+    more: Option<(i64, i64)>,
 }
 
 impl Scan {
@@ -184,6 +204,50 @@ impl Scan {
         }
     }
 
+    /// Keeps the first `cap` changes in (db_version, seq) order (and any others of the last
+    /// one's (db_version, seq)), and the rows they name; `more` then says where they end.
+    /// A full read of a large feed so holds a bounded part of it at a time, and reads the
+    /// clocks again for each further part: it held all of it until 2026-12-06, about 42 bytes
+    /// a change (125 MiB for 3,000,000).
+    fn prune(&mut self, cap: usize) {
+        if self.changes.is_empty() {
+            return;
+        }
+        let cap = cap.clamp(1, self.changes.len());
+        self.changes.select_nth_unstable_by_key(cap - 1, |c| (c.db_version, c.seq, c.row, c.slot));
+        let last = self.changes[cap - 1].at();
+        self.changes.retain(|c| c.at() <= last);
+        self.more = Some(last);
+        // The rows (keys, values) only the dropped changes named go too.
+        let mut to = vec![NO_VALUES; self.rows.len()];
+        for c in &self.changes {
+            to[c.row as usize] = 0;
+        }
+        let (mut rows, mut pks, mut packed) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, r) in self.rows.iter().enumerate() {
+            if to[i] == NO_VALUES {
+                continue;
+            }
+            to[i] = rows.len() as u32;
+            let values = if r.values == NO_VALUES {
+                NO_VALUES
+            } else {
+                let (start, mut end) = (r.values as usize, r.values as usize);
+                for _ in 0..self.tables[r.table as usize].columns.len() {
+                    end = read_packed(&self.packed, end).1;
+                }
+                packed.extend_from_slice(&self.packed[start..end]);
+                (packed.len() - (end - start)) as u32
+            };
+            rows.push(ScanRow { pk_start: pks.len() as u32, values, ..*r });
+            pks.extend_from_slice(&self.pks[r.pk_start as usize..][..r.pk_len as usize]);
+        }
+        for c in &mut self.changes {
+            c.row = to[c.row as usize];
+        }
+        (self.rows, self.pks, self.packed) = (rows, pks, packed);
+    }
+
     /// Records a clock row; returns its index for the changes that follow.
     fn push_row(&mut self, table: u32, cl: i64, pk: &[u8]) -> Result<u32> {
         let row = u32::try_from(self.rows.len()).map_err(|_| Error::new("crsql_changes: too many rows in one scan (filter by db_version)"))?;
@@ -197,6 +261,9 @@ impl Scan {
 
 fn wanted(conn: &Conn, f: &Filter, e: &Entry) -> Result<bool> {
     if e.db_version < f.dbv_min || e.db_version > f.dbv_max || e.seq < f.seq_min || e.seq > f.seq_max {
+        return Ok(false);
+    }
+    if f.after.is_some_and(|a| (e.db_version, e.seq) <= a) {
         return Ok(false);
     }
     if f.site_eq.is_none() && f.site_ne.is_none() {
@@ -219,7 +286,7 @@ fn emit(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32, pk: &[u8], rc: &Ro
     };
     let mut row = None;
     let mut push = |scan: &mut Scan, slot: u32, e: &Entry| -> Result<()> {
-        if cid_slot.is_some_and(|c| c != slot) || !wanted(conn, f, e)? {
+        if cid_slot.is_some_and(|c| c != slot) || scan.more.is_some_and(|k| (e.db_version, e.seq) > k) || !wanted(conn, f, e)? {
             return Ok(());
         }
         let row = match row {
@@ -256,9 +323,15 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
     // (SQLITE_LIMIT_COLUMN, 2,000 by default: "too many columns in result set" for a CRR of
     // 1,998 columns, until 2026-12-06); then each value is looked up.
     let with_values = f.values && info.key == KeyLayout::Rowid && f.pk.is_none() && 3 + info.columns.len() <= conn.db.limit(crate::ffi::api::SQLITE_LIMIT_COLUMN);
+    let cap = conn.scan_cap.get();
     let mut read = |s: &mut crate::ffi::db::Stmt| -> Result<()> {
         while s.step()? {
             let rc = lookup.decode_reusing(s.i64(1), s.bytes(2), || format!("in {}", info.name), std::mem::take(&mut cells))?;
+            // Room for every entry of the row first (emit holds the index of the row it
+            // emits, which `prune` moves): the scan never holds more than `cap` changes.
+            if scan.changes.len() + rc.cells.len() + 1 > cap {
+                scan.prune(cap - cap / 4);
+            }
             conn.clock_rows_read.set(conn.clock_rows_read.get() + 1);
             key.clear();
             layout.read_key(s, 0, &mut key);
@@ -394,12 +467,14 @@ impl Stamp {
     }
 }
 
-/// One read of crsql_changes (a cursor's): the changes `pos..end` of a scan, in order.
+/// One read of crsql_changes (a cursor's): the changes `pos..end` of a scan, in order, and
+/// when the scan was cut short before the end of what `want` wants, the next scan's after it.
 #[derive(Default)]
 pub struct Reader {
     scan: Rc<Scan>,
     pos: usize,
     end: usize,
+    want: Filter,
     /// The filter the scan was collected for and the state it was collected at, when it was
     /// collected here (None when it came from the cache).
     fresh: Option<(Filter, Stamp)>,
@@ -430,7 +505,8 @@ pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
         if cache.as_ref().is_some_and(|c| !c.stamp.same(&stamp)) {
             *cache = None;
         }
-        if let Some(c) = cache.as_ref().filter(|c| c.filter.covers(f)) {
+        // (Not a scan cut short before what `f` wants: the read would go on after it.)
+        if let Some(c) = cache.as_ref().filter(|c| c.filter.covers(f) && !c.scan.more.is_some_and(|k| f.wants_only_after(k))) {
             return Ok(cut(c.scan.clone(), f, None));
         }
     }
@@ -443,13 +519,14 @@ pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
 }
 
 /// A reader of the changes of `scan` (sorted, a superset of what `f` wants) that `f` wants:
-/// from (dbv_min, seq_min) to (dbv_max, seq_max). Changes of the versions between them with a
-/// seq outside the seq bounds stay in the range: SQLite checks every row again.
+/// from (dbv_min, seq_min) (after `after`) to (dbv_max, seq_max). Changes of the versions
+/// between them with a seq outside the seq bounds stay in the range: SQLite checks every row
+/// again.
 fn cut(scan: Rc<Scan>, f: &Filter, fresh: Option<(Filter, Stamp)>) -> Reader {
     let changes = &scan.changes;
-    let pos = changes.partition_point(|ch| ch.at() < (f.dbv_min, f.seq_min));
+    let pos = changes.partition_point(|ch| ch.at() < (f.dbv_min, f.seq_min) || f.after.is_some_and(|a| ch.at() <= a));
     let end = pos + changes[pos..].partition_point(|ch| ch.at() <= (f.dbv_max, f.seq_max));
-    Reader { scan, pos, end, fresh, values: None }
+    Reader { scan, pos, end, want: f.clone(), fresh, values: None }
 }
 
 impl Reader {
@@ -468,9 +545,29 @@ impl Reader {
         &self.scan
     }
 
+    /// Moves to the next change. Past the last of a scan cut short (`Scan::more`) it reads on:
+    /// the changes `want` wants after the scan's end, a scan of their own (without moving the
+    /// last read a window of versions would follow, `Conn::feed_last`).
     #[inline]
-    pub fn advance(&mut self) {
+    pub fn advance(&mut self, conn: &Conn) -> Result<()> {
         self.pos += 1;
+        if self.pos < self.end || self.end < self.scan.changes.len() {
+            return Ok(());
+        }
+        let Some(more) = self.scan.more.filter(|&k| (self.want.dbv_max, self.want.seq_max) > k) else {
+            return Ok(());
+        };
+        let rest = Filter { after: Some(more), dbv_min: self.want.dbv_min.max(more.0), ..self.want.clone() };
+        // This scan goes first (read to its end, it is not kept), so that two are not held.
+        let done = std::mem::take(self);
+        let want = done.want.clone();
+        done.finish(conn);
+        let last = conn.feed_last.borrow().clone();
+        let next = read(conn, &rest);
+        *conn.feed_last.borrow_mut() = last;
+        *self = next?;
+        self.want = want;
+        Ok(())
     }
 
     #[inline]
@@ -583,6 +680,23 @@ mod tests {
         assert!(!since.covers(&Filter { table: Some("t".into()), ..range(6, 9) }));
         assert!(!since.covers(&Filter { site_ne: Some(vec![1]), ..range(6, 9) }));
         assert!(!Filter { cid: Some("a".into()), ..since.clone() }.covers(&range(6, 9)));
+    }
+
+    /// A scan of the changes after (db_version, seq) `a` (the rest of a read cut short) covers
+    /// only reads that want nothing at or before `a`.
+    #[test]
+    fn a_scan_of_the_rest_covers_only_reads_of_the_rest() {
+        let rest = Filter { after: Some((5, 3)), ..range(5, i64::MAX) };
+        assert!(rest.covers(&Filter { after: Some((5, 3)), ..range(5, i64::MAX) }));
+        assert!(rest.covers(&Filter { after: Some((7, 0)), ..range(5, 9) }));
+        assert!(rest.covers(&range(6, 9)), "versions after a's");
+        assert!(rest.covers(&Filter { seq_min: 4, ..range(5, 9) }), "a's version, seqs after a's");
+        assert!(!rest.covers(&range(5, 9)), "a's version from seq 0");
+        assert!(!rest.covers(&Filter { seq_min: 3, ..range(5, 9) }), "a itself");
+        assert!(!rest.covers(&Filter { after: Some((5, 2)), ..range(5, 9) }));
+        assert!(range(1, i64::MAX).covers(&rest), "a whole scan covers the rest of itself");
+        assert!(!Filter { after: Some((1, 1)), ..range(1, 10) }.followed_by(&range(11, 20)));
+        assert!(!range(1, 10).followed_by(&Filter { after: Some((11, 0)), ..range(11, 20) }));
     }
 
     #[test]

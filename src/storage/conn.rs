@@ -33,6 +33,9 @@ pub struct Conn {
     /// Clock rows read by crsql_changes scans (crr_debug_clock_rows_read()), so tests can
     /// check that "changes since V" does not read the history.
     pub clock_rows_read: Cell<u64>,
+    /// Most changes a crsql_changes scan holds at a time (`changes::Scan::prune`): SCAN_CAP,
+    /// or what crr_set_scan_cap_for_testing set.
+    pub scan_cap: Cell<usize>,
     /// Set while crsql_changes or crr_internal_txn takes part in the open transaction (its
     /// xBegin ran): from then on SQLite tells it of every savepoint, statement and savepoint
     /// rollback, and the transaction's end.
@@ -155,6 +158,7 @@ impl Conn {
             legacy_callers: RefCell::new((None, Vec::new())),
             wall_ms_override: Cell::new(None),
             clock_rows_read: Cell::new(0),
+            scan_cap: Cell::new(super::changes::SCAN_CAP),
             txn_joined: Cell::new(false),
             changes_joined: Cell::new(false),
             rollback_epoch: Cell::new(0),
