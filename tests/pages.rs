@@ -333,6 +333,44 @@ fn a_feed_larger_than_a_scan_holds_is_read_in_parts() {
     assert_eq!(clock_rows_read(&c) - before, one_scan, "the default cap again");
 }
 
+/// A read in parts reads what one scan would have, not what was written while it went on: a
+/// loop that writes a CRR for each change it reads ends (it read its own writes in the next
+/// part, and more after them, without end), outside a transaction and inside one, and so
+/// does an INSERT INTO a CRR ... SELECT FROM crsql_changes.
+#[test]
+fn a_read_in_parts_does_not_read_the_writes_made_while_it_goes_on() {
+    for in_transaction in [false, true] {
+        let c = mem();
+        setup(&c);
+        c.execute_batch("CREATE TABLE log(id INTEGER PRIMARY KEY NOT NULL, what TEXT); SELECT crsql_as_crr('log');").unwrap();
+        if in_transaction {
+            c.execute_batch("BEGIN").unwrap();
+        }
+        for i in 0..40 {
+            c.execute("INSERT INTO t VALUES (?1, 'x', ?1)", [i]).unwrap();
+        }
+        let before = changes(&c);
+        c.execute_batch("SELECT crr_set_scan_cap_for_testing(7)").unwrap();
+        let mut s = c.prepare("SELECT db_version, seq FROM crsql_changes").unwrap();
+        let mut rows = s.query([]).unwrap();
+        let mut read = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            read.push((r.get::<_, i64>(0).unwrap(), r.get::<_, i64>(1).unwrap()));
+            c.execute("INSERT INTO log VALUES (?1, 'read')", [read.len() as i64]).unwrap();
+            assert!(read.len() <= 10 * before.len(), "the read does not end (in a transaction: {in_transaction})");
+        }
+        drop(rows);
+        let want: Vec<(i64, i64)> = before.iter().map(|x| (x.db_version, x.seq)).collect();
+        assert_eq!(read, want, "in a transaction: {in_transaction}");
+        let n = changes(&c).len();
+        c.execute_batch(&format!("INSERT INTO log SELECT 1000 + db_version * 1000 + seq, cid FROM crsql_changes LIMIT {}", 10 * n)).unwrap();
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM log WHERE id >= 1000"), n as i64, "in a transaction: {in_transaction}");
+        if in_transaction {
+            c.execute_batch("COMMIT").unwrap();
+        }
+    }
+}
+
 /// Windows of versions read one after another: the second reads on to the last version, and
 /// the rest are cut from that scan (each clock row read about twice, not once per window).
 #[test]

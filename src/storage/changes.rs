@@ -47,6 +47,8 @@ pub struct Filter {
     /// Only changes after this (db_version, seq): set by a read that goes on past the end of
     /// a scan that was cut short (`Scan::more`), never by a query.
     pub after: Option<(i64, i64)>,
+    /// Only changes before this (db_version, seq): the read's `Scan::horizon`, set with `after`.
+    pub before: Option<(i64, i64)>,
 }
 
 impl Filter {
@@ -71,6 +73,7 @@ impl Filter {
             && self.seq_min <= other.seq_min
             && other.seq_max <= self.seq_max
             && self.after.is_none_or(|a| other.wants_only_after(a))
+            && (self.before.is_none() || self.before == other.before)
     }
 
     /// Whether every change this filter wants comes after (db_version, seq) `at`.
@@ -83,7 +86,7 @@ impl Filter {
     pub fn followed_by(&self, next: &Filter) -> bool {
         self.same_names(next)
             && (self.seq_min, self.seq_max) == (next.seq_min, next.seq_max)
-            && (self.after, next.after) == (None, None)
+            && (self.after, next.after, self.before, next.before) == (None, None, None, None)
             && self.dbv_max != i64::MAX
             && next.dbv_min == self.dbv_max + 1
     }
@@ -168,6 +171,12 @@ pub struct Scan {
     /// changes its filter wants up to that point, and the rest are read by another scan, of
     /// the changes after it, when a reader gets there (`Reader::advance`).
     more: Option<(i64, i64)>,
+    /// Where the changes written after the scan end, set when it is first cut short
+    /// (`horizon`): the scans of the rest read only the changes before it, as one scan would
+    /// have. Without it a loop that wrote a CRR for each change it read (or an INSERT INTO a
+    /// CRR ... SELECT FROM crsql_changes) would read its own writes in the next part, and
+    /// more after them, without end.
+    horizon: Option<(i64, i64)>,
 }
 
 impl Scan {
@@ -263,7 +272,7 @@ fn wanted(conn: &Conn, f: &Filter, e: &Entry) -> Result<bool> {
     if e.db_version < f.dbv_min || e.db_version > f.dbv_max || e.seq < f.seq_min || e.seq > f.seq_max {
         return Ok(false);
     }
-    if f.after.is_some_and(|a| (e.db_version, e.seq) <= a) {
+    if f.after.is_some_and(|a| (e.db_version, e.seq) <= a) || f.before.is_some_and(|b| (e.db_version, e.seq) >= b) {
         return Ok(false);
     }
     if f.site_eq.is_none() && f.site_ne.is_none() {
@@ -330,6 +339,9 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
             // Room for every entry of the row first (emit holds the index of the row it
             // emits, which `prune` moves): the scan never holds more than `cap` changes.
             if scan.changes.len() + rc.cells.len() + 1 > cap {
+                if scan.horizon.is_none() && f.before.is_none() {
+                    scan.horizon = Some(horizon(conn)?);
+                }
                 scan.prune(cap - cap / 4);
             }
             conn.clock_rows_read.set(conn.clock_rows_read.get() + 1);
@@ -381,6 +393,19 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
             },
         )
     }
+}
+
+/// The (db_version, seq) every change written from now on comes at or after: this
+/// transaction's next seq at its db_version, or the first seq of the next db_version.
+fn horizon(conn: &Conn) -> Result<(i64, i64)> {
+    let (dbv, seq) = {
+        let t = conn.txn.borrow();
+        (t.db_version, t.seq)
+    };
+    Ok(match dbv {
+        Some(d) => (d, seq),
+        None => (super::txn::max_db_version(conn)?.saturating_add(1), i64::MIN),
+    })
 }
 
 /// Every change matching `f`, in (db_version, seq) order, read from the clocks of `registry`
@@ -557,10 +582,11 @@ impl Reader {
         let Some(more) = self.scan.more.filter(|&k| (self.want.dbv_max, self.want.seq_max) > k) else {
             return Ok(());
         };
-        let rest = Filter { after: Some(more), dbv_min: self.want.dbv_min.max(more.0), ..self.want.clone() };
+        let before = self.want.before.or(self.scan.horizon);
+        let rest = Filter { after: Some(more), before, dbv_min: self.want.dbv_min.max(more.0), ..self.want.clone() };
         // This scan goes first (read to its end, it is not kept), so that two are not held.
         let done = std::mem::take(self);
-        let want = done.want.clone();
+        let want = Filter { before, ..done.want.clone() };
         done.finish(conn);
         let last = conn.feed_last.borrow().clone();
         let next = read(conn, &rest);
