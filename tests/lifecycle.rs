@@ -287,17 +287,22 @@ fn a_connection_whose_schema_keeps_changing_keeps_a_steady_statement_cache() {
         c.execute("INSERT INTO t VALUES (?1, 'this')", [2 * i + 1]).unwrap();
         let _: i64 = one(&c, "SELECT crsql_db_version()");
     };
+    keys_settle(&c, round, 105);
+}
+
+/// Runs `round` 5 times, then up to `rounds`: `c`'s statement cache must hold about as many
+/// keys as after the first 5. (A kind first used later, a rare path, may add one or two; a
+/// key per round would add one per round or more.)
+fn keys_settle(c: &Connection, round: impl Fn(i64), rounds: i64) {
     for i in 0..5 {
         round(i);
     }
-    let settled: i64 = one(&c, "SELECT crr_debug_statement_keys()");
-    for i in 5..105 {
+    let settled: i64 = one(c, "SELECT crr_debug_statement_keys()");
+    for i in 5..rounds {
         round(i);
     }
-    // (A kind first used later, a rare path, may add one or two; a key per schema change
-    // would add a hundred or more.)
-    let keys: i64 = one(&c, "SELECT crr_debug_statement_keys()");
-    assert!(keys <= settled + 3, "{settled} kinds of statement after 5 rounds, {keys} after 105");
+    let keys: i64 = one(c, "SELECT crr_debug_statement_keys()");
+    assert!(keys <= settled + 3, "{settled} kinds of statement after 5 rounds, {keys} after {rounds}");
 }
 
 /// A long-lived connection that keeps making and dropping CRRs (a CRR per session or per
@@ -320,15 +325,7 @@ fn a_connection_that_makes_and_drops_crrs_keeps_a_steady_statement_cache() {
             r.execute_batch(&format!("DROP TABLE s{i}")).unwrap();
         }
     };
-    for i in 0..5 {
-        round(i);
-    }
-    let settled: i64 = one(&c, "SELECT crr_debug_statement_keys()");
-    for i in 5..45 {
-        round(i);
-    }
-    let keys: i64 = one(&c, "SELECT crr_debug_statement_keys()");
-    assert!(keys <= settled + 3, "{settled} kinds of statement after 5 rounds, {keys} after 45");
+    keys_settle(&c, round, 45);
 }
 
 #[test]
