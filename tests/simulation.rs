@@ -17,7 +17,8 @@
 //! About a third of the replicas run with
 //! recursive triggers on (a REPLACE then fires the replaced row's delete triggers); a sixth
 //! with the rows of unordered queries in reverse, and a sixth with strict SQL (no
-//! double-quoted strings, defensive mode). On seeds 5 mod 7, some syncs first try the merge in
+//! double-quoted strings, defensive mode); a quarter read their feed in parts of 1 to 7
+//! changes (crr_set_scan_cap_for_testing). On seeds 5 mod 7, some syncs first try the merge in
 //! a transaction stopped at a random step (sqlite3_interrupt, or a progress handler that gives
 //! up) or rolled back, which must leave the replica exactly as it was.
 //!
@@ -258,6 +259,10 @@ fn run_seed(seed: u64, verbose: bool) {
                 2 => reverse_unordered(&conn),
                 5 => strict_sql(&conn),
                 _ => {}
+            }
+            // A quarter read their feed in parts: a scan holds 1 to 7 changes at a time.
+            if (seed + i as u64) % 4 == 1 {
+                conn.execute_batch(&format!("SELECT crr_set_scan_cap_for_testing({})", 1 + (seed + i as u64) % 7)).unwrap();
             }
             if lamport {
                 conn.execute_batch("SELECT crsql_config_set('clock', 'lamport')").unwrap();
