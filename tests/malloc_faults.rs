@@ -1,7 +1,7 @@
 //! SQLite's allocator made to fail once, at each of its allocations in turn (SQLite's own
 //! statements, the extension's prepares, and the values the extension reads from its
 //! statements: `sqlite3_column_text` answers NULL when it cannot allocate): merges, local
-//! writes, crsql_as_crr, a schema-change bracket, reads of crsql_changes and the upgrade at
+//! writes, crsql_as_crr, a schema-change bracket, reads of crsql_changes (whole and in parts) and the upgrade at
 //! load. What succeeds must be right, whole and exactly what it is without the failure; what
 //! fails must leave the database as it was (or, where SQLite reports the failure after the work
 //! was done, done), no transaction open but the app's, and the same work must then go through.
@@ -160,7 +160,12 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
         }
         assert!(failed > 0, "{what}: no allocation failure made it fail");
     }
-    reads(&fresh("INSERT INTO crsql_changes SELECT * FROM temp.feed"), stride);
+    let merged = fresh("INSERT INTO crsql_changes SELECT * FROM temp.feed");
+    reads(&merged, &stride);
+    // The same reads in parts: a scan holds 2 changes at a time, and each part's scan
+    // allocates too (storage::changes, `prune`).
+    merged.execute_batch("SELECT crr_set_scan_cap_for_testing(2)").unwrap();
+    reads(&merged, &stride);
     upgrades(stride);
     let seeds = std::env::var("CRR_MALLOC_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     for seed in 0..seeds {
