@@ -5,7 +5,10 @@
 //! rows touched since V, found through the clock's dbv index or crr_dirty buckets
 //! (`tables::Clock::rows_since`).
 //! Entries are collected compactly (32 bytes each, keys once per row), filtered and sorted;
-//! values are read from the user table only when the `val` column is asked for.
+//! values are read from the user table only when the `val` column is asked for. A scan holds
+//! at most SCAN_CAP changes; a read of more goes in parts (`Scan::prune`, `Reader::advance`),
+//! which hold together what one scan would have (`Scan::horizon`).
+
 //! For a table keyed by its rowid the clock scan itself reads them (a LEFT JOIN, so no
 //! statement runs per row), into a bounded buffer; other rows are looked up one at a time.
 //!
@@ -115,8 +118,8 @@ pub const PREFETCH_MAX: usize = 4 << 20;
 /// rows written since the last change held).
 pub const SCAN_CAP: usize = 1 << 20;
 
-/// One change of a scan, kept small (32 bytes) because a full scan holds every change until
-/// it is sorted: the row's key, table and causal length live once per row in `Scan::rows`,
+/// One change of a scan, kept small (32 bytes) because a scan holds every change it keeps
+/// (up to SCAN_CAP) until it is sorted: the row's key, table and causal length live once per row in `Scan::rows`,
 /// the site as this database's ordinal (resolved to 16 bytes only when read), the seq in 32
 /// bits (seqs count one transaction's entries from 0, and a transaction of more than 2^32
 /// changes is not supported; `emit` refuses a larger seq).
@@ -684,7 +687,7 @@ fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8], out: &mut Vec<u8>) -> Resul
 mod tests {
     use super::{Change, Filter};
 
-    /// A full scan holds every change since its lower bound until it is sorted: 32 bytes each.
+    /// A scan holds every change it keeps until it is sorted: 32 bytes each.
     #[test]
     fn a_change_of_a_scan_takes_32_bytes() {
         assert_eq!(std::mem::size_of::<Change>(), 32);
