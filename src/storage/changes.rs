@@ -8,7 +8,6 @@
 //! values are read from the user table only when the `val` column is asked for. A scan holds
 //! at most SCAN_CAP changes; a read of more goes in parts (`Scan::prune`, `Reader::advance`),
 //! which hold together what one scan would have (`Scan::horizon`).
-
 //! For a table keyed by its rowid the clock scan itself reads them (a LEFT JOIN, so no
 //! statement runs per row), into a bounded buffer; other rows are looked up one at a time.
 //!
