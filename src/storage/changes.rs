@@ -226,7 +226,15 @@ impl Scan {
         }
         let cap = cap.clamp(1, self.changes.len());
         self.changes.select_nth_unstable_by_key(cap - 1, |c| (c.db_version, c.seq, c.row, c.slot));
-        let last = self.changes[cap - 1].at();
+        let mut last = self.changes[cap - 1].at();
+        // At the end of a version where that keeps at least half: the next part then starts
+        // with a version, where the next keyset page (`db_version >= ?v`, or `db_version = ?v
+        // AND seq > ?s` and then `db_version > ?v`) can be cut from it once kept. Cut inside a
+        // version, the page that asked for the rest of that version scanned the part again.
+        let before_last = self.changes.iter().filter(|c| c.db_version < last.0).count();
+        if before_last > 0 && before_last >= cap / 2 {
+            last = (last.0 - 1, i64::MAX);
+        }
         self.changes.retain(|c| c.at() <= last);
         self.more = Some(last);
         // The rows (keys, values) only the dropped changes named go too.
@@ -524,6 +532,14 @@ pub struct Reader {
 /// batches) is collected on to the last version: scanning every row written since its lower
 /// bound costs the same, and the windows after it are then cut from this scan.
 pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
+    let mut r = read_wider(conn, f, None)?;
+    r.go_on(conn)?;
+    Ok(r)
+}
+
+/// `read`, collecting `wider` (a filter that wants all `f` wants, and more) where the cache
+/// does not serve `f`.
+fn read_wider(conn: &Conn, f: &Filter, wider: Option<Filter>) -> Result<Reader> {
     super::merge::write_held_back(conn)?;
     let stamp = Stamp::now(conn)?;
     let last = conn.feed_last.replace(Some(f.clone()));
@@ -537,7 +553,7 @@ pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
             return Ok(cut(c.scan.clone(), f, None));
         }
     }
-    let mut wide = f.clone();
+    let mut wide = wider.unwrap_or_else(|| f.clone());
     if last.is_some_and(|l| l.followed_by(f)) {
         wide.dbv_max = i64::MAX;
     }
@@ -572,29 +588,51 @@ impl Reader {
         &self.scan
     }
 
-    /// Moves to the next change. Past the last of a scan cut short (`Scan::more`) it reads on:
-    /// the changes `want` wants after the scan's end, a scan of their own (without moving the
-    /// last read a window of versions would follow, `Conn::feed_last`).
+    /// Moves to the next change (`go_on` past the end of a scan cut short).
     #[inline]
     pub fn advance(&mut self, conn: &Conn) -> Result<()> {
         self.pos += 1;
-        if self.pos < self.end || self.end < self.scan.changes.len() {
+        if self.pos < self.end {
             return Ok(());
         }
-        let Some(more) = self.scan.more.filter(|&k| (self.want.dbv_max, self.want.seq_max) > k) else {
-            return Ok(());
-        };
-        let before = self.want.before.or(self.scan.horizon);
-        let rest = Filter { after: Some(more), before, dbv_min: self.want.dbv_min.max(more.0), ..self.want.clone() };
-        // This scan goes first (read to its end, it is not kept), so that two are not held.
-        let done = std::mem::take(self);
-        let want = Filter { before, ..done.want.clone() };
-        done.finish(conn);
-        let last = conn.feed_last.borrow().clone();
-        let next = read(conn, &rest);
-        *conn.feed_last.borrow_mut() = last;
-        *self = next?;
-        self.want = want;
+        self.go_on(conn)
+    }
+
+    /// At the end of a scan cut short (`Scan::more`) before the end of what `want` wants, reads
+    /// on: the changes after the cut, a scan of their own (without moving the last read a
+    /// window of versions would follow, `Conn::feed_last`), until there is a change or
+    /// nothing more. (A part may hold none that `want` wants: a kept scan cut at the end of a
+    /// version, asked for what follows inside that version. Each part's cut lies beyond the
+    /// last's: a kept scan serves the rest only if its cut does, `read_wider`.)
+    fn go_on(&mut self, conn: &Conn) -> Result<()> {
+        while self.pos >= self.end && self.end == self.scan.changes.len() {
+            let Some(more) = self.scan.more.filter(|&k| (self.want.dbv_max, self.want.seq_max) > k) else {
+                return Ok(());
+            };
+            let bound = self.want.before.or(self.scan.horizon);
+            // Where nothing was written since the bound was noted, the next part needs none:
+            // it is then what a read starting there would collect, and kept (`finish`), it
+            // serves the next pages of a keyset paging too.
+            let before = match bound {
+                Some(b) if horizon(conn)? != b => Some(b),
+                _ => None,
+            };
+            let rest = Filter { after: Some(more), before, dbv_min: self.want.dbv_min.max(more.0), ..self.want.clone() };
+            // Collected for every version and seq after the cut, as windows are (`read`): it
+            // costs the same scan, and kept, it serves the next pages, whatever their upper
+            // bounds (the recommended keyset page's `db_version = ?v AND seq > ?s` wants one
+            // version, and the query for the versions after it scanned the part again).
+            let wider = Filter { dbv_max: i64::MAX, seq_min: i64::MIN, seq_max: i64::MAX, ..rest.clone() };
+            // This scan goes first (read to its end, it is not kept), so that two are not held.
+            let done = std::mem::take(self);
+            let want = Filter { before: bound, ..done.want.clone() };
+            done.finish(conn);
+            let last = conn.feed_last.borrow().clone();
+            let next = read_wider(conn, &rest, Some(wider));
+            *conn.feed_last.borrow_mut() = last;
+            *self = next?;
+            self.want = want;
+        }
         Ok(())
     }
 
