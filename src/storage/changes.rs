@@ -588,14 +588,12 @@ impl Reader {
         &self.scan
     }
 
-    /// Moves to the next change (`go_on` past the end of a scan cut short).
+    /// Moves to the next change; true when that is past the end of the range, where the
+    /// caller must `go_on` (kept apart so that a step inside the range runs no more code).
     #[inline]
-    pub fn advance(&mut self, conn: &Conn) -> Result<()> {
+    pub fn advance(&mut self) -> bool {
         self.pos += 1;
-        if self.pos < self.end {
-            return Ok(());
-        }
-        self.go_on(conn)
+        self.pos >= self.end
     }
 
     /// At the end of a scan cut short (`Scan::more`) before the end of what `want` wants, reads
@@ -604,7 +602,7 @@ impl Reader {
     /// nothing more. (A part may hold none that `want` wants: a kept scan cut at the end of a
     /// version, asked for what follows inside that version. Each part's cut lies beyond the
     /// last's: a kept scan serves the rest only if its cut does, `read_wider`.)
-    fn go_on(&mut self, conn: &Conn) -> Result<()> {
+    pub fn go_on(&mut self, conn: &Conn) -> Result<()> {
         while self.pos >= self.end && self.end == self.scan.changes.len() {
             let Some(more) = self.scan.more.filter(|&k| (self.want.dbv_max, self.want.seq_max) > k) else {
                 return Ok(());
