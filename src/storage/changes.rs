@@ -6,7 +6,7 @@
 //! (`tables::Clock::rows_since`).
 //! Entries are collected compactly (32 bytes each, keys once per row), filtered and sorted;
 //! values are read from the user table only when the `val` column is asked for. A scan holds
-//! at most SCAN_CAP changes; a read of more goes in parts (`Scan::prune`, `Reader::advance`),
+//! at most SCAN_CAP changes; a read of more goes in parts (`Scan::prune`, `Reader::go_on`),
 //! which hold together what one scan would have (`Scan::horizon`).
 //! For a table keyed by its rowid the clock scan itself reads them (a LEFT JOIN, so no
 //! statement runs per row), into a bounded buffer; other rows are looked up one at a time.
@@ -26,6 +26,7 @@ use crate::core::pk_codec;
 use crate::core::row_clock::{Entry, RowClock};
 use crate::core::value::{read_packed, ValueRef};
 use crate::error::{Error, Result};
+use crate::core::fast_hash::FastBuild;
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -49,7 +50,8 @@ pub struct Filter {
     /// Only changes after this (db_version, seq): set by a read that goes on past the end of
     /// a scan that was cut short (`Scan::more`), never by a query.
     pub after: Option<(i64, i64)>,
-    /// Only changes before this (db_version, seq): the read's `Scan::horizon`, set with `after`.
+    /// Only changes before this (db_version, seq): the read's `Scan::horizon`, set with `after`
+    /// where something was written since the horizon was noted.
     pub before: Option<(i64, i64)>,
 }
 
@@ -111,7 +113,7 @@ const NO_VALUES: u32 = u32::MAX;
 /// when read, so a scan of millions of rows stays small.
 pub const PREFETCH_MAX: usize = 4 << 20;
 
-/// Most changes one scan holds (`Scan::prune`, which keeps three quarters when it is full):
+/// Most changes one scan holds (`Scan::prune`, which keeps at most three quarters when it is full):
 /// 32 MiB of changes (a power of two, so that their Vec does not double past it), and their
 /// rows. A read of more goes on with a scan of the rest, which reads the clocks again (the
 /// rows written since the last change held).
@@ -171,7 +173,7 @@ pub struct Scan {
     read_at: i32,
     /// Some((db_version, seq)) when the scan was cut short there (`prune`): it holds the
     /// changes its filter wants up to that point, and the rest are read by another scan, of
-    /// the changes after it, when a reader gets there (`Reader::advance`).
+    /// the changes after it, when a reader gets there (`Reader::go_on`).
     more: Option<(i64, i64)>,
     /// Where the changes written after the scan end, set when it is first cut short
     /// (`horizon`): the scans of the rest read only the changes before it, as one scan would
@@ -216,7 +218,8 @@ impl Scan {
     }
 
     /// Keeps the first `cap` changes in (db_version, seq) order (and any others of the last
-    /// one's (db_version, seq)), and the rows they name; `more` then says where they end.
+    /// one's (db_version, seq)), or only those of the versions before the last one's where
+    /// they are at least half of `cap`, and the rows they name; `more` then says where they end.
     /// A full read of a large feed so holds a bounded part of it at a time, and reads the
     /// clocks again for each further part: it held all of it until 2026-12-06, about 42 bytes
     /// a change (125 MiB for 3,000,000).
@@ -237,14 +240,16 @@ impl Scan {
         }
         self.changes.retain(|c| c.at() <= last);
         self.more = Some(last);
-        // The rows (keys, values) only the dropped changes named go too.
-        let mut to = vec![NO_VALUES; self.rows.len()];
+        // The rows (keys, values) only the dropped changes named go too: `to` is each kept
+        // row's new index.
+        const DROPPED: u32 = u32::MAX;
+        let mut to = vec![DROPPED; self.rows.len()];
         for c in &self.changes {
             to[c.row as usize] = 0;
         }
         let (mut rows, mut pks, mut packed) = (Vec::new(), Vec::new(), Vec::new());
         for (i, r) in self.rows.iter().enumerate() {
-            if to[i] == NO_VALUES {
+            if to[i] == DROPPED {
                 continue;
             }
             to[i] = rows.len() as u32;
@@ -452,11 +457,11 @@ fn collect(conn: &Conn, f: &Filter, registry: &[Rc<TableInfo>]) -> Result<Scan> 
 /// others are not scanned at all: by the invariant of storage/dirty.rs none of their rows was
 /// written since. None where every table is to be scanned anyway. (A poll that found nothing
 /// new ran a statement per CRR: 0.56 ms with 400 CRRs, until 2026-12-06.)
-fn bucket_clocks_written_since(conn: &Conn, f: &Filter, tables: &[Rc<TableInfo>]) -> Result<Option<HashSet<i64>>> {
+fn bucket_clocks_written_since(conn: &Conn, f: &Filter, tables: &[Rc<TableInfo>]) -> Result<Option<HashSet<i64, FastBuild>>> {
     if f.pk.is_some() || f.dbv_min == i64::MIN || !tables.iter().any(|t| t.buckets) {
         return Ok(None);
     }
-    Ok(Some(super::dirty::tables_written_since(conn, f.dbv_min)?.into_iter().collect()))
+    super::dirty::tables_written_since(conn, f.dbv_min).map(Some)
 }
 
 /// A scan kept for the next read on the connection (`Conn::feed_cache`): the filter it was
@@ -532,17 +537,18 @@ pub struct Reader {
 /// batches) is collected on to the last version: scanning every row written since its lower
 /// bound costs the same, and the windows after it are then cut from this scan.
 pub fn read(conn: &Conn, f: &Filter) -> Result<Reader> {
-    let mut r = read_wider(conn, f, None)?;
+    let last = conn.feed_last.replace(Some(f.clone()));
+    let wider = last.is_some_and(|l| l.followed_by(f)).then(|| Filter { dbv_max: i64::MAX, ..f.clone() });
+    let mut r = read_wider(conn, f, wider)?;
     r.go_on(conn)?;
     Ok(r)
 }
 
-/// `read`, collecting `wider` (a filter that wants all `f` wants, and more) where the cache
-/// does not serve `f`.
+/// The changes `f` wants, cut from the cached scan where that serves them, else from a scan
+/// collected for `wider` (a filter that wants all `f` wants, and more), or for `f`.
 fn read_wider(conn: &Conn, f: &Filter, wider: Option<Filter>) -> Result<Reader> {
     super::merge::write_held_back(conn)?;
     let stamp = Stamp::now(conn)?;
-    let last = conn.feed_last.replace(Some(f.clone()));
     {
         let mut cache = conn.feed_cache.borrow_mut();
         if cache.as_ref().is_some_and(|c| !c.stamp.same(&stamp)) {
@@ -553,10 +559,7 @@ fn read_wider(conn: &Conn, f: &Filter, wider: Option<Filter>) -> Result<Reader> 
             return Ok(cut(c.scan.clone(), f, None));
         }
     }
-    let mut wide = wider.unwrap_or_else(|| f.clone());
-    if last.is_some_and(|l| l.followed_by(f)) {
-        wide.dbv_max = i64::MAX;
-    }
+    let wide = wider.unwrap_or_else(|| f.clone());
     let scan = Rc::new(collect(conn, &wide, &stamp.registry)?);
     Ok(cut(scan, f, Some((wide, stamp))))
 }
@@ -597,9 +600,9 @@ impl Reader {
     }
 
     /// At the end of a scan cut short (`Scan::more`) before the end of what `want` wants, reads
-    /// on: the changes after the cut, a scan of their own (without moving the last read a
-    /// window of versions would follow, `Conn::feed_last`), until there is a change or
-    /// nothing more. (A part may hold none that `want` wants: a kept scan cut at the end of a
+    /// on: the changes after the cut, a scan of their own (`read_wider`, which leaves alone
+    /// the last read a window of versions would follow, `Conn::feed_last`), until there is a
+    /// change or nothing more. (A part may hold none that `want` wants: a kept scan cut at the end of a
     /// version, asked for what follows inside that version. Each part's cut lies beyond the
     /// last's: a kept scan serves the rest only if its cut does, `read_wider`.)
     pub fn go_on(&mut self, conn: &Conn) -> Result<()> {
@@ -625,10 +628,7 @@ impl Reader {
             let done = std::mem::take(self);
             let want = Filter { before: bound, ..done.want.clone() };
             done.finish(conn);
-            let last = conn.feed_last.borrow().clone();
-            let next = read_wider(conn, &rest, Some(wider));
-            *conn.feed_last.borrow_mut() = last;
-            *self = next?;
+            *self = read_wider(conn, &rest, Some(wider))?;
             self.want = want;
         }
         Ok(())

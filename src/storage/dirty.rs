@@ -363,16 +363,16 @@ pub fn max_sql(tid: i64) -> String {
 
 /// The table ids of crr_tables with a crr_dirty entry at db_version `dbv` or later, in one
 /// statement (a seek per CRR). Pending entries must have been written (`dirty::flush`).
-pub fn tables_written_since(conn: &Conn, dbv: i64) -> Result<Vec<i64>> {
+pub fn tables_written_since(conn: &Conn, dbv: i64) -> Result<HashSet<i64, FastBuild>> {
     conn.stmts.with(
         conn.db,
         Key::DirtySince,
         || "SELECT t.tid FROM main.crr_tables AS t WHERE EXISTS (SELECT 1 FROM main.crr_dirty AS d WHERE d.tid = t.tid AND d.dbv >= ?1)".into(),
         |s| {
             s.bind_i64(1, dbv)?;
-            let mut written = Vec::new();
+            let mut written = HashSet::default();
             while s.step()? {
-                written.push(s.i64(0));
+                written.insert(s.i64(0));
             }
             Ok(written)
         },

@@ -471,10 +471,9 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
         })
     };
     if !buckets.is_empty() {
-        for tid in super::dirty::tables_written_since(conn, dbv + 1)? {
-            if let Some(c) = buckets.iter().find(|c| c.tid == tid) {
-                read(Key::RecordsSinceOne(tid), &|| term(c))?;
-            }
+        let written = super::dirty::tables_written_since(conn, dbv + 1)?;
+        for c in buckets.iter().filter(|c| written.contains(&c.tid)) {
+            read(Key::RecordsSinceOne(c.tid), &|| term(c))?;
         }
     }
     let size = group_size(conn);
