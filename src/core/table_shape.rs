@@ -193,6 +193,32 @@ pub fn uses_autoincrement(sql: &str) -> bool {
     sql_words(sql).iter().any(|w| w.eq_ignore_ascii_case("AUTOINCREMENT"))
 }
 
+/// True when a CREATE TRIGGER text's event is `UPDATE OF` a column list: such a trigger fires
+/// only for statements whose SET names one of its columns (storage::merge writes a wide CRR's
+/// cells through one statement that names every column, which would fire it for any).
+/// The event is the first bare INSERT, UPDATE or DELETE: a trigger's name cannot be one of
+/// those keywords unquoted, and its WHEN clause and body come after the event.
+pub fn trigger_updates_of_columns(sql: &str) -> bool {
+    let toks = tokens(sql);
+    let word = |i: usize, w: &str| matches!(toks.get(i), Some((Token::Name(n), _)) if n.eq_ignore_ascii_case(w));
+    let event = (0..toks.len()).find(|&i| ["INSERT", "UPDATE", "DELETE"].iter().any(|w| word(i, w)));
+    event.is_some_and(|i| word(i, "UPDATE") && word(i + 1, "OF"))
+}
+
+/// Which of `names` a SQL text mentions as a word or a quoted identifier (ASCII case aside;
+/// a function or keyword that has a name's spelling counts too: this errs toward more).
+pub fn mentions(sql: &str, names: &[&str]) -> Vec<bool> {
+    let mut out = vec![false; names.len()];
+    for (t, _) in tokens(sql) {
+        if let Token::Name(w) | Token::Quoted(w) = t {
+            for (i, n) in names.iter().enumerate() {
+                out[i] |= n.eq_ignore_ascii_case(&w);
+            }
+        }
+    }
+    out
+}
+
 /// A token of a CREATE TABLE text, as far as `check_constraints` and `sql_words` need it.
 #[derive(Debug, PartialEq)]
 enum Token {
@@ -511,6 +537,35 @@ mod tests {
     fn autoincrement_only_as_keyword() {
         assert!(!uses_autoincrement("CREATE TABLE \"autoincrement\"(x 'AUTOINCREMENT' /* AUTOINCREMENT */) -- AUTOINCREMENT"));
         assert!(uses_autoincrement("create table t(id integer primary key autoincrement)"));
+    }
+
+    #[test]
+    fn mentions_finds_names_outside_strings_and_comments() {
+        let sql = "CREATE INDEX \"i a\" ON t(\"B\", lower([c d]) COLLATE NOCASE) WHERE e > 'f' -- g\n AND H /* j */";
+        assert_eq!(mentions(sql, &["a", "b", "c d", "e", "f", "g", "h", "j", "i a"]), [false, true, true, true, false, false, true, false, true]);
+    }
+
+    #[test]
+    fn a_trigger_on_update_of_columns_is_told_from_others() {
+        for sql in [
+            "CREATE TRIGGER x AFTER UPDATE OF a ON t BEGIN SELECT 1; END",
+            "CREATE TRIGGER \"insert\" before update of \"b\", c on t begin select 1; end",
+            "CREATE TRIGGER IF NOT EXISTS main.x AFTER /* delete */ UPDATE -- insert\n OF [a] ON t BEGIN DELETE FROM u; END",
+            "CREATE TRIGGER of AFTER UPDATE OF of ON t BEGIN SELECT 1; END",
+        ] {
+            assert!(trigger_updates_of_columns(sql), "{sql}");
+        }
+        for sql in [
+            "CREATE TRIGGER x AFTER UPDATE ON t BEGIN UPDATE u SET a = 1; END",
+            "CREATE TRIGGER x AFTER INSERT ON t WHEN 'UPDATE OF' BEGIN UPDATE u SET a = 1; END",
+            "CREATE TRIGGER x AFTER DELETE ON t BEGIN UPDATE u SET a = 1; END",
+            "CREATE TRIGGER \"update of\" AFTER UPDATE ON t BEGIN SELECT 1; END",
+            "CREATE TRIGGER of AFTER UPDATE ON \"of\" BEGIN SELECT 1; END",
+            "CREATE TRIGGER x INSTEAD OF UPDATE ON v BEGIN SELECT 1; END",
+            "",
+        ] {
+            assert!(!trigger_updates_of_columns(sql), "{sql}");
+        }
     }
 
     #[test]
