@@ -1,5 +1,5 @@
 //! One workload in one process, for instruction counts: `valgrind --tool=callgrind
-//! target/release/examples/workload <w1..w7|w6u|since|prep> <plain|floor|clock-floor|crr> <rows>` (built by
+//! target/release/examples/workload <w1..w7|w6u|since|prep|wide> <plain|floor|clock-floor|crr> <rows>` (built by
 //! `make test`; CRR_EXTENSION=path loads another build). Wall-clock ratios are noisy on shared
 //! machines; callgrind's counts repeat.
 //! w1 inserts `rows` rows in one transaction; w2 inserts them one transaction each; w3 and w4
@@ -21,6 +21,10 @@
 //! `prep` inserts, then runs an UPDATE of new SQL text for a tenth of the rows in one
 //! transaction: each is prepared, so (prep - w1) / (rows / 10) is what preparing and running
 //! one costs, most of it compiling the table's triggers into it on a CRR.
+//! `wide` (crr only) makes a CRR of 500 columns on two replicas, inserts `rows` rows on one
+//! and merges them into the other (`--toggle-collect=workload::shared::apply_changes`): its
+//! first row prepares the merge's statements, which for a wide table cost O(columns) each
+//! (storage::merge::write_cell).
 //! Mode `floor` is a plain table with do-nothing AFTER INSERT/UPDATE/DELETE triggers (for w6:
 //! the replica the upserts go to, with triggers whose WHEN calls a function, as a CRR's
 //! silenced triggers during a merge, `shared::add_trigger_floor`): what
@@ -37,7 +41,7 @@ use shared::{apply_changes, fresh, insert_rows, read_changes};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w6u|w7|since|prep> <plain|floor|clock-floor|crr> <rows>";
+    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w6u|w7|since|prep|wide> <plain|floor|clock-floor|crr> <rows>";
     let (w, mode, rows) = match args.as_slice() {
         [_, w, mode, rows] if matches!(mode.as_str(), "plain" | "floor" | "clock-floor" | "crr") => (w.as_str(), mode.as_str(), rows.parse::<i64>().expect(usage)),
         _ => panic!("{usage}"),
@@ -45,7 +49,7 @@ fn main() {
     let crr = mode == "crr";
     assert!(crr || mode == "plain" || !matches!(w, "w5" | "w7"), "w5 and w7: plain or crr");
     assert!(crr || !matches!(mode, "clock-floor") || !matches!(w, "w6" | "w6u"), "w6: plain, floor or crr");
-    assert!(crr || w != "since", "since: crr only");
+    assert!(crr || !matches!(w, "since" | "wide"), "since and wide: crr only");
     let dir = std::env::temp_dir().join(format!("crr-workload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = fresh(&dir, "src.db", crr, false);
@@ -89,6 +93,22 @@ fn main() {
             c.execute("UPDATE t SET b = -b WHERE id % ?1 = 7", [(rows / 100).max(1)]).unwrap();
             let n = since_read(&c, v);
             assert_eq!(n as i64, 100.min(rows));
+        }
+        "wide" => {
+            const COLUMNS: i64 = 500;
+            let cols: Vec<String> = (0..COLUMNS).map(|i| format!("c{i} INTEGER")).collect();
+            let schema = format!("CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, {}); SELECT crsql_as_crr('w');", cols.join(", "));
+            let d = fresh(&dir, "dst.db", true, false);
+            for x in [&c, &d] {
+                x.execute_batch(&schema).unwrap();
+            }
+            c.execute_batch("BEGIN").unwrap();
+            for r in 0..rows {
+                let vals: Vec<String> = (0..COLUMNS).map(|i| (r * i).to_string()).collect();
+                c.execute(&format!("INSERT INTO w VALUES ({r}, {})", vals.join(", ")), []).unwrap();
+            }
+            c.execute_batch("COMMIT").unwrap();
+            apply_changes(&d, &read_changes(&c));
         }
         "w6u" if crr => {
             insert_rows(&c, 0, rows);

@@ -9,7 +9,8 @@
 //! deletes: the rebuilt table has no triggers until commit); sometimes an ADD COLUMN runs
 //! outside its bracket, with writes after it, the feed refuses the table, and a bracket opened
 //! afterwards records it; syncs are partial and in random order. Each
-//! replica is a file with two connections, used at random. A sync between replicas of
+//! replica is a file with two connections, used at random (on a third of the replicas one
+//! of them writes merged cells as wide tables do, one statement per table). A sync between replicas of
 //! different schemas may be refused ("schema mismatch") and must then leave the receiver as it
 //! was. Each replica starts with rows of its own written before its first table became a CRR.
 //! A third of the seeds run in lamport mode. At each sync, each cell of the source's feed must
@@ -397,7 +398,13 @@ fn run(seed: u64, verbose: bool) {
             let path = dir.join(format!("r{i}.db"));
             let first = open(path.to_str().unwrap());
             first.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF").unwrap();
-            [first, open(path.to_str().unwrap())]
+            let second = open(path.to_str().unwrap());
+            // On a third of the replicas one connection merges every table's cells through
+            // one statement for the table, as wide tables' merges do.
+            if (seed + i as u64) % 3 == 0 {
+                second.execute_batch("SELECT crr_set_wide_writes_for_testing(1)").unwrap();
+            }
+            [first, second]
         })
         .collect();
     let conn = |r: &mut Rng, i: usize| -> &Connection { &replicas[i][r.below(2) as usize] };

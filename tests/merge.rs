@@ -1498,3 +1498,133 @@ fn conflict_clauses_on_crsql_changes_change_nothing() {
         assert_eq!(changes(&c).len(), 1, "{mode}");
     }
 }
+
+/// A table of `n` columns besides its key `id`, of every affinity in turn, made a CRR.
+fn wide_replica(n: usize) -> Connection {
+    let types = ["INTEGER", "REAL", "TEXT", "NUMERIC", "BLOB", ""];
+    let cols: Vec<String> = (0..n).map(|i| format!("c{i} {}", types[i % types.len()])).collect();
+    let c = mem();
+    c.execute_batch(&format!("CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, {}); SELECT crsql_as_crr('w');", cols.join(", "))).unwrap();
+    // Columns an index names keep a statement of their own.
+    c.execute_batch("CREATE INDEX w_c1 ON w(c1); CREATE INDEX w_c2 ON w(lower(c2)) WHERE c8 IS NOT NULL;").unwrap();
+    c
+}
+
+/// Literals that each affinity stores in its own way (5.0 as 5 in INTEGER, 5 as 5.0 in REAL,
+/// '05' as 5 in NUMERIC, 5 as '5' in TEXT, ...), for row `r`, column `i`.
+fn wide_value(r: usize, i: usize) -> &'static str {
+    ["5", "5.0", "'5'", "'05'", "X'05'", "NULL", "'t'", "2.5", "' 7'", "9007199254740993", "-0.0", "''"][(r * 7 + i) % 12]
+}
+
+/// A merge into a CRR of at least tables::WIDE_WRITES tracked columns writes each cell through
+/// one statement for the table, each column set to itself but the merged one: the statements
+/// a connection keeps stay few (a statement per column kept 440 MiB on a CRR of 1,000
+/// columns, and a full row's first merge took 2.7 s to prepare them), and every column keeps
+/// the value it stored, in its storage class, whatever its affinity.
+#[test]
+fn a_wide_crr_merges_through_one_statement_and_keeps_every_stored_value() {
+    let n = 200;
+    let (a, b) = (wide_replica(n), wide_replica(n));
+    let keys_before: i64 = one(&b, "SELECT crr_debug_statement_keys()");
+    for r in 0..12 {
+        let vals: Vec<&str> = (0..n).map(|i| wide_value(r, i)).collect();
+        a.execute_batch(&format!("INSERT INTO w VALUES ({r}, {})", vals.join(", "))).unwrap();
+    }
+    converge(&a, &b, "w");
+    let keys: i64 = one(&b, "SELECT crr_debug_statement_keys()");
+    assert!(keys < keys_before + 30, "merging rows of {n} columns made {} kinds of statement", keys - keys_before);
+    // Single cells written on both sides, then merged into rows whose other cells came from
+    // merges (and are set to themselves): each replica must hold what the other does.
+    for (c, shift) in [(&a, 1), (&b, 2)] {
+        for r in 0..12 {
+            let i = (r * 13 + shift * 29) % n;
+            c.execute_batch(&format!("UPDATE w SET c{i} = {} WHERE id = {r}", wide_value(r + shift, i))).unwrap();
+        }
+    }
+    let rows = converge(&a, &b, "w");
+    assert_eq!(one::<String>(&b, "PRAGMA integrity_check"), "ok");
+    let reals = rows.iter().flatten().filter(|v| matches!(v, V::Real(_))).count();
+    let texts = rows.iter().flatten().filter(|v| matches!(v, V::Text(_))).count();
+    assert!(reals > 100 && texts > 100, "{reals} REAL and {texts} TEXT values: the literals should make many of both");
+    // A narrow replica (a statement per column) that merges the same feed holds the same.
+    let narrow = wide_replica(n);
+    narrow.execute_batch(&format!("SELECT crr_set_wide_writes_for_testing({})", n + 1)).unwrap();
+    sync(&a, &narrow);
+    assert_eq!(dump(&narrow, "w"), rows);
+    assert_eq!(portable(&narrow), portable(&a));
+    assert!(one::<i64>(&narrow, "SELECT crr_debug_statement_keys()") > n as i64, "the narrow replica took the wide path");
+}
+
+/// The one statement of a wide CRR's merges names every column, so it would fire the app's
+/// triggers on `UPDATE OF` some columns for every cell: a table with such a trigger, in main
+/// or TEMP (made after the wide statement was), keeps a statement per column. Its other
+/// UPDATE triggers fire as they do for a statement per column, once per merged cell.
+#[test]
+fn app_triggers_on_update_of_columns_fire_for_their_columns_only_on_a_wide_crr() {
+    let n = 80;
+    let src = wide_replica(n);
+    let row = |r: usize| format!("INSERT INTO w VALUES ({r}, {})", (0..n).map(|i| wide_value(r, i)).collect::<Vec<_>>().join(", "));
+    // Each receiver logs its triggers' firings; `per_column` merges through a statement per
+    // column whatever the width (the reference).
+    let receivers: Vec<Connection> = (0..3).map(|_| wide_replica(n)).collect();
+    receivers[0].execute_batch(&format!("SELECT crr_set_wide_writes_for_testing({})", n + 1)).unwrap();
+    for c in &receivers {
+        c.execute_batch(
+            "CREATE TABLE log(what TEXT, id INTEGER);
+             CREATE TRIGGER any_update AFTER UPDATE ON w BEGIN INSERT INTO log VALUES ('any', NEW.id); END;
+             CREATE TRIGGER of_c3 AFTER UPDATE OF c3 ON w BEGIN INSERT INTO log VALUES ('c3', NEW.id); END;",
+        )
+        .unwrap();
+    }
+    // The third has no trigger of its own on UPDATE OF until a TEMP one is made below.
+    receivers[2].execute_batch("DROP TRIGGER of_c3").unwrap();
+    let log = |c: &Connection| rows(c, "SELECT what, id, count(*) FROM log GROUP BY what, id ORDER BY what, id");
+    let mut step = |sql: &str| {
+        src.execute_batch(sql).unwrap();
+        for c in &receivers {
+            sync(&src, c);
+        }
+        assert_eq!(log(&receivers[1]), log(&receivers[0]), "after {sql}");
+        assert_eq!(dump(&receivers[1], "w"), dump(&src, "w"));
+        assert_eq!(dump(&receivers[2], "w"), dump(&src, "w"));
+    };
+    step(&row(1));
+    step(&row(2));
+    // Wide statements are kept now; a TEMP trigger on UPDATE OF comes after them.
+    receivers[2].execute_batch("CREATE TEMP TRIGGER of_c5 AFTER UPDATE OF c5 ON main.w BEGIN INSERT INTO log VALUES ('c5', NEW.id); END;").unwrap();
+    step("UPDATE w SET c3 = 'x' WHERE id = 1");
+    step("UPDATE w SET c4 = 'y' WHERE id = 1");
+    step("UPDATE w SET c5 = 'z', c6 = 'z' WHERE id = 2");
+    step(&row(3));
+    // c3 merged by an UPDATE: at each row's making (its first cell, c0, makes it) and once more.
+    let by_id = |c: &Connection, what: &str| rows(c, &format!("SELECT id, count(*) FROM log WHERE what = '{what}' GROUP BY id ORDER BY id"));
+    let counts = |v: &[(i64, i64)]| v.iter().map(|&(id, k)| vec![V::Integer(id), V::Integer(k)]).collect::<Vec<_>>();
+    assert_eq!(by_id(&receivers[1], "c3"), counts(&[(1, 2), (2, 1), (3, 1)]), "of_c3 fires for merges of c3 only");
+    assert_eq!(by_id(&receivers[2], "c5"), counts(&[(2, 1), (3, 1)]), "the TEMP trigger of c5 fires for merges of c5 only");
+    let any: i64 = one(&receivers[2], "SELECT count(*) FROM log WHERE what = 'any'");
+    assert_eq!(any, one::<i64>(&receivers[0], "SELECT count(*) FROM log WHERE what = 'any'"), "any_update fires once per merged cell");
+}
+
+/// SQLite checks a CHECK constraint at an UPDATE only if the statement sets a column it names.
+/// A column a CHECK names keeps a statement of its own on a wide CRR, out of the one the
+/// other columns share: so a merge of another column does not check it, as on a narrow CRR
+/// (a row stored while ignore_check_constraints was on would otherwise refuse every merge).
+#[test]
+fn a_merge_into_a_wide_crr_checks_only_the_checks_of_its_column() {
+    let cols: Vec<String> = (0..80).map(|i| if i == 3 { "c3 INTEGER CHECK (c3 < 100)".to_string() } else { format!("c{i}") }).collect();
+    let schema = format!("CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, {}); SELECT crsql_as_crr('w');", cols.join(", "));
+    let (a, b) = (mem(), mem());
+    for c in [&a, &b] {
+        c.execute_batch(&schema).unwrap();
+    }
+    a.execute_batch("INSERT INTO w(id, c3, c10) VALUES (1, 5, 'x')").unwrap();
+    sync(&a, &b);
+    b.execute_batch("PRAGMA ignore_check_constraints = ON; UPDATE w SET c3 = 500; PRAGMA ignore_check_constraints = OFF;").unwrap();
+    a.execute_batch("UPDATE w SET c10 = 'y', c20 = 'z'").unwrap();
+    sync(&a, &b);
+    assert_eq!(rows(&b, "SELECT c3, c10, c20 FROM w"), vec![vec![V::Integer(500), V::Text("y".into()), V::Text("z".into())]]);
+    // A merge of the column itself is checked, as ever.
+    a.execute_batch("PRAGMA ignore_check_constraints = ON; UPDATE w SET c3 = 900; PRAGMA ignore_check_constraints = OFF;").unwrap();
+    let e = apply(&b, &changes_where(&a, "WHERE cid = 'c3'")).unwrap_err();
+    assert!(e.to_string().contains("CHECK constraint failed"), "{e}");
+}

@@ -6,7 +6,8 @@
 //! compound WITHOUT ROWID key, a key-only table with untyped keys, one of them a REAL twin of
 //! another that only ever arrives deleted), one replica's tables and crsql_changes must
 //! be what the model says, and a second replica that got the same changes shuffled, duplicated
-//! and batched differently must hold exactly the same (a third of the seeds in lamport mode).
+//! and batched differently must hold exactly the same (a third of the seeds in lamport mode;
+//! on odd seeds the second writes merged cells as wide tables do, one statement per table).
 //!
 //! `CRR_MODEL_SEED=n cargo test --release --test merge_model -- --nocapture` replays seed n;
 //! `CRR_MODEL_SEEDS` / `CRR_MODEL_FROM` run other seeds.
@@ -183,6 +184,11 @@ fn run_seed(seed: u64, verbose: bool) -> usize {
             c.execute_batch("SELECT crsql_config_set('clock', 'lamport')").unwrap();
         }
         c.execute_batch(SCHEMA).unwrap();
+    }
+    // On odd seeds the second replica writes merged cells through one statement per table,
+    // as wide tables' merges do (tables::WIDE_WRITES).
+    if seed % 2 == 1 {
+        b.execute_batch("SELECT crr_set_wide_writes_for_testing(1)").unwrap();
     }
     let sent: Vec<Incoming> = (0..1 + r.below(40)).map(|_| incoming(&mut r, &ts)).collect();
     let mut model = BTreeMap::new();

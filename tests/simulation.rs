@@ -18,7 +18,9 @@
 //! recursive triggers on (a REPLACE then fires the replaced row's delete triggers); a sixth
 //! with the rows of unordered queries in reverse, and a sixth with strict SQL (no
 //! double-quoted strings, defensive mode); a quarter read their feed in parts of 1 to 7
-//! changes (crr_set_scan_cap_for_testing). On seeds 5 mod 7, some syncs first try the merge in
+//! changes (crr_set_scan_cap_for_testing), and a third write merged cells through one
+//! statement per table (crr_set_wide_writes_for_testing), as wide tables do (but for the
+//! columns an index names, which keep their own). On seeds 5 mod 7, some syncs first try the merge in
 //! a transaction stopped at a random step (sqlite3_interrupt, or a progress handler that gives
 //! up) or rolled back, which must leave the replica exactly as it was.
 //!
@@ -35,6 +37,8 @@ const SCHEMA: &str = "
   CREATE TABLE items(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL, d BLOB, e);
   CREATE TABLE pairs(k1 TEXT NOT NULL, k2 TEXT NOT NULL, v, PRIMARY KEY (k1, k2)) WITHOUT ROWID;
   CREATE TABLE tags(t TEXT PRIMARY KEY NOT NULL);
+  CREATE INDEX items_b ON items(b);
+  CREATE INDEX items_a ON items(lower(a)) WHERE c IS NOT NULL;
   SELECT crsql_as_crr('items'); SELECT crsql_as_crr('pairs'); SELECT crsql_as_crr('tags');";
 
 /// The app's own triggers (seeds with `seed % 5 == 4`). The first three fire on merges too:
@@ -263,6 +267,12 @@ fn run_seed(seed: u64, verbose: bool) {
             // A quarter read their feed in parts: a scan holds 1 to 7 changes at a time.
             if (seed + i as u64) % 4 == 1 {
                 conn.execute_batch(&format!("SELECT crr_set_scan_cap_for_testing({})", 1 + (seed + i as u64) % 7)).unwrap();
+            }
+            // A third write merged cells through one statement per table, as wide tables'
+            // merges do (on the seeds with APP_TRIGGERS, `items` has triggers on UPDATE OF
+            // columns, and so keeps a statement per column).
+            if (seed + i as u64) % 3 == 0 {
+                conn.execute_batch("SELECT crr_set_wide_writes_for_testing(1)").unwrap();
             }
             if lamport {
                 conn.execute_batch("SELECT crsql_config_set('clock', 'lamport')").unwrap();

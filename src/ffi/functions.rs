@@ -258,6 +258,20 @@ fn set_scan_cap_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
     Ok(Value::Null)
 }
 
+/// crr_set_wide_writes_for_testing(n): merges write the cells of a CRR with n or more tracked
+/// columns through one statement for the table (storage::merge::write_cell), so tests can
+/// put narrow tables through that path; NULL restores the default. The registry is loaded
+/// again at its next use, with the new bound.
+fn set_wide_writes_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
+    conn.wide_writes.set(match args.first() {
+        Some(Value::Integer(n)) if *n >= 1 => usize::try_from(*n).unwrap_or(usize::MAX),
+        Some(Value::Null) | None => tables::WIDE_WRITES,
+        Some(v) => return Err(Error::new(format!("wide writes bound must be a positive integer or NULL, got {}", v.type_name()))),
+    });
+    conn.tables.borrow_mut().invalidate();
+    Ok(Value::Null)
+}
+
 fn statement_keys_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.stmts.keys() as i64))
 }
@@ -406,6 +420,7 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_debug_clock_rows_read", 0, 0, V(clock_rows_read_fn)),
         ("crr_debug_statement_keys", 0, 0, V(statement_keys_fn)),
         ("crr_set_scan_cap_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_scan_cap_fn)),
+        ("crr_set_wide_writes_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wide_writes_fn)),
         ("crr_internal_build", 0, PURE, A(build_fn)),
         ("crr_internal_instance", 0, PURE, A(instance_fn)),
         ("crr_internal_insert", 3, TRIGGER, A(internal_insert)),

@@ -36,6 +36,10 @@ pub struct Conn {
     /// Most changes a crsql_changes scan holds at a time (`changes::Scan::prune`): SCAN_CAP,
     /// or what crr_set_scan_cap_for_testing set.
     pub scan_cap: Cell<usize>,
+    /// From how many tracked columns merges write a table's cells through one statement
+    /// (`tables::TableInfo::wide_writes`): WIDE_WRITES, or what
+    /// crr_set_wide_writes_for_testing set.
+    pub wide_writes: Cell<usize>,
     /// Set while crsql_changes or crr_internal_txn takes part in the open transaction (its
     /// xBegin ran): from then on SQLite tells it of every savepoint, statement and savepoint
     /// rollback, and the transaction's end.
@@ -159,6 +163,7 @@ impl Conn {
             wall_ms_override: Cell::new(None),
             clock_rows_read: Cell::new(0),
             scan_cap: Cell::new(super::changes::SCAN_CAP),
+            wide_writes: Cell::new(super::tables::WIDE_WRITES),
             txn_joined: Cell::new(false),
             changes_joined: Cell::new(false),
             rollback_epoch: Cell::new(0),

@@ -213,7 +213,9 @@ type Kept = Option<Error>;
 /// SELECT's statement rollback); otherwise both stay, as FAIL promises.
 /// `changes()` is the failed statement's only if it ran (its end sets the count, and adds it
 /// to `total_changes()`); one that failed to prepare or bind leaves an earlier statement's.
-fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOnce() -> String, value: Option<&ValueRef>) -> Result<Kept> {
+/// `value` is bound after the key, and `slot`, the wide statement's column (`write_cell`),
+/// after it.
+fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOnce() -> String, value: Option<&ValueRef>, slot: Option<usize>) -> Result<Kept> {
     let previous = conn.merging_tid.replace(Some(v.table.tid));
     // Saved for a merge inside this one (an app trigger's INSERT INTO crsql_changes).
     let outer = (conn.merge_fired.replace(0), conn.merge_write.replace(kind));
@@ -221,6 +223,9 @@ fn write_user(conn: &Conn, v: &Valid, kind: MergeWrite, key: Key, sql: impl FnOn
     let result = conn.stmts.with(conn.db, key, sql, |s| {
         for (i, k) in v.keys.iter().enumerate() {
             s.bind_value(i + 1, k)?;
+        }
+        if let Some(slot) = slot {
+            s.bind_i64(v.keys.len() + 2, slot as i64)?;
         }
         match value {
             // The incoming value is bound as it is (it outlives the statement's run).
@@ -270,7 +275,7 @@ fn delete_row(conn: &Conn, v: &Valid) -> Result<Kept> {
         let classes: String = classes.map(|(i, (k, _))| format!(" AND typeof({}) = typeof(?{})", quote(k), i + 1)).collect();
         format!("{}{classes}", t.pk_where(1))
     };
-    let kept = write_user(conn, v, MergeWrite::Delete, Key::RowDelete(t.tid), || format!("DELETE FROM {} WHERE {}", t.quoted(), exact()), None)?;
+    let kept = write_user(conn, v, MergeWrite::Delete, Key::RowDelete(t.tid), || format!("DELETE FROM {} WHERE {}", t.quoted(), exact()), None, None)?;
     if conn.db.changes() > 0 {
         return Ok(kept);
     }
@@ -300,7 +305,7 @@ fn recreate_row(conn: &Conn, v: &Valid) -> Result<Kept> {
         format!("INSERT OR REPLACE INTO {} ({cols}) VALUES ({})", t.quoted(), params.join(", "))
     };
     let val = column.as_ref().map(|_| &v.val);
-    let kept = write_user(conn, v, MergeWrite::Replace, Key::RowRecreate(t.tid, v.slot), sql, val)?;
+    let kept = write_user(conn, v, MergeWrite::Replace, Key::RowRecreate(t.tid, v.slot), sql, val, None)?;
     if conn.db.changes() == 0 {
         return Err(ignored(v));
     }
@@ -311,12 +316,31 @@ fn recreate_row(conn: &Conn, v: &Valid) -> Result<Kept> {
 /// cheaper than an upsert (no insert attempt, no conflict jump), then the upsert only if the
 /// UPDATE changed no row (matched none, or an app's trigger skipped it: then the upsert is
 /// skipped too, and `ignored` says so).
+///
+/// A wide table's UPDATE is one statement for all its columns, each set to itself but the
+/// one the slot parameter names (`tables::WIDE_WRITES`, `TableInfo::wide_slots`): every
+/// statement that writes one column is as large as the table, so one per column made a full
+/// row's first merge O(n^2) in time and in the memory the kept statements hold. Setting a
+/// column to its own value stores the same value (affinity gives back what it gave), and
+/// fires the table's UPDATE triggers as writing that one column does, except triggers on
+/// `UPDATE OF` columns, which is why a table with one takes the statement per column.
 fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<Kept> {
     let t = &v.table;
     let column = t.columns[slot].as_deref().unwrap_or_default();
     let n = t.pk.len();
-    let update = || format!("UPDATE {} SET {} = ?{} WHERE {}", t.quoted(), quote(column), n + 1, t.pk_where(1));
-    let kept = write_user(conn, v, MergeWrite::Update, Key::CellUpdate(t.tid, slot), update, Some(&v.val))?;
+    let kept = if t.wide_slots.get(slot) == Some(&true) && !temp_trigger_updates_of(conn, t)? {
+        let update = || {
+            let set = t.columns.iter().zip(&t.wide_slots).enumerate().filter(|(_, (_, wide))| **wide).filter_map(|(i, (c, _))| {
+                let c = quote(c.as_deref()?);
+                Some(format!("{c} = CASE ?{} WHEN {i} THEN ?{} ELSE {c} END", n + 2, n + 1))
+            });
+            format!("UPDATE {} SET {} WHERE {}", t.quoted(), set.collect::<Vec<_>>().join(", "), t.pk_where(1))
+        };
+        write_user(conn, v, MergeWrite::Update, Key::CellUpdateWide(t.tid), update, Some(&v.val), Some(slot))?
+    } else {
+        let update = || format!("UPDATE {} SET {} = ?{} WHERE {}", t.quoted(), quote(column), n + 1, t.pk_where(1));
+        write_user(conn, v, MergeWrite::Update, Key::CellUpdate(t.tid, slot), update, Some(&v.val), None)?
+    };
     if conn.db.changes() > 0 {
         return Ok(kept);
     }
@@ -331,11 +355,27 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<Kept> {
             c = quote(column)
         )
     };
-    let kept = write_user(conn, v, MergeWrite::Update, Key::CellUpsert(t.tid, slot), sql, Some(&v.val))?;
+    let kept = write_user(conn, v, MergeWrite::Update, Key::CellUpsert(t.tid, slot), sql, Some(&v.val), None)?;
     if conn.db.changes() == 0 {
         return Err(ignored(v));
     }
     Ok(kept)
+}
+
+/// Whether a TEMP trigger on `UPDATE OF` columns may fire on table `t` (see `write_cell`):
+/// main's are found at the registry's load, but TEMP triggers do not move main's schema
+/// cookie, so they are looked for at each wide write (a few hundred instructions on a path
+/// that costs tens of thousands).
+fn temp_trigger_updates_of(conn: &Conn, t: &TableInfo) -> Result<bool> {
+    let sql = || "SELECT sql FROM temp.sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE".to_string();
+    conn.stmts.with(conn.db, Key::TempTriggers, sql, |s| {
+        s.bind_text(1, &t.name)?;
+        let mut any = false;
+        while !any && s.step()? {
+            any = table_shape::trigger_updates_of_columns(&s.text(0));
+        }
+        Ok(any)
+    })
 }
 
 /// `f` of the local value of the changed cell, read in place (NULL when the row is missing).

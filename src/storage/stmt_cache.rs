@@ -46,6 +46,10 @@ pub enum Key {
     RowRecreate(i64, Option<usize>),
     CellUpsert(i64, usize),
     CellUpdate(i64, usize),
+    /// A wide table's cell UPDATE, one for all its columns (merge::write_cell).
+    CellUpdateWide(i64),
+    /// The TEMP triggers of a table (merge::temp_trigger_updates_of).
+    TempTriggers,
     DirtyAdd,
     DirtyAddMany,
     DirtyRemove,

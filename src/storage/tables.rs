@@ -130,6 +130,15 @@ pub struct TableInfo {
     pub key: KeyLayout,
     /// See `Clock::buckets`.
     pub buckets: bool,
+    /// By slot, whether a merge writes the slot's cell through one statement for the whole
+    /// table (`merge::write_cell`), not one of its own; empty unless the table tracks at least
+    /// `WIDE_WRITES` columns and no trigger of the app in main fires on `UPDATE OF` columns
+    /// (the statement names every such column, so it would fire the trigger for any cell; a
+    /// TEMP one is looked for at each write). A column an index or a CHECK names keeps its own
+    /// statement (and is left out of the shared one): SQLite rewrites an index's entry for
+    /// every statement that sets a column of it, to the same value or not, and checks a CHECK
+    /// for every statement that sets a column it names (`wide_slots`).
+    pub wide_slots: Vec<bool>,
     /// Why the table cannot be read or merged as it is (`drift`), None when its columns are
     /// the ones the registry names; found at the first `check_columns` (a table's columns
     /// cost a PRAGMA, about 43k instructions, which tables never read or merged need not pay).
@@ -285,6 +294,43 @@ fn clock_table_id(name: &str) -> Option<i64> {
     Some(digits.parse().unwrap_or(i64::MAX))
 }
 
+/// From this many tracked columns on, a merge writes a cell through one statement for the
+/// table (`TableInfo::wide_slots`). A statement that updates one column of a table of n
+/// columns is O(n) in SQLite (it copies every column into the new record) and holds the
+/// table's update trigger, itself O(n) (ours compares every column): a statement per column,
+/// each kept, held O(n^2) memory (440 MiB on a 1,000-column CRR) and took n prepares.
+pub const WIDE_WRITES: usize = 64;
+
+/// `TableInfo::wide_slots` of a wide table `name` whose indexes are `index_sql`: its live
+/// columns but those an index or a CHECK constraint names. (SQLite checks a CHECK at an
+/// UPDATE only if the statement sets a column it names: on the shared statement, every
+/// merge would check every CHECK of the table, and a row stored while
+/// `ignore_check_constraints` was on could then be refused merges of its other columns.)
+fn wide_slots(conn: &Conn, name: &str, columns: &[Option<String>], index_sql: &[String]) -> Result<Vec<bool>> {
+    let names: Vec<&str> = columns.iter().map(|c| c.as_deref().unwrap_or_default()).collect();
+    let mut slots: Vec<bool> = columns.iter().map(Option::is_some).collect();
+    let mut s = conn.db.prepare("SELECT sql FROM main.sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE", false)?;
+    s.bind_text(1, name)?;
+    let table_sql = if s.step()? { s.text(0) } else { String::new() };
+    let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let checked: Vec<String> = table_shape::check_constraints(&table_sql, &owned).into_iter().flat_map(|c| c.columns).collect();
+    for (slot, n) in slots.iter_mut().zip(&names) {
+        *slot &= !checked.iter().any(|c| c.eq_ignore_ascii_case(n));
+    }
+    for sql in index_sql {
+        for (slot, named) in slots.iter_mut().zip(table_shape::mentions(sql, &names)) {
+            *slot &= !named;
+        }
+    }
+    Ok(slots)
+}
+
+/// Whether trigger `name` is one of the extension's own on CRR `tid` (as_crr's three, and
+/// alter.rs's bracket ones).
+fn is_own_trigger(name: &str, tid: i64) -> bool {
+    ["insert", "update", "delete", "alter_old"].iter().any(|kind| name.eq_ignore_ascii_case(&format!("crr_{tid}_{kind}")))
+}
+
 /// Clock `tid`'s quoted name, unqualified.
 fn bare_clock_table(tid: i64) -> String {
     format!("\"crr_clock_{tid}\"")
@@ -344,8 +390,16 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     // SQLite has no index on sqlite_schema, and a query that looked up each CRR's trigger,
     // table and index in it took 27 ms for 400 CRRs (each lookup a scan of the whole schema;
     // now 2 ms), at the first use of every connection and after every schema change.
-    let mut s = conn.db.prepare("SELECT type, name, tbl_name FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index')", false)?;
+    let mut s = conn.db.prepare(
+        "SELECT type, name, tbl_name, CASE WHEN type IN ('trigger', 'index') THEN sql END FROM main.sqlite_schema \
+         WHERE type IN ('table', 'trigger', 'index')",
+        false,
+    )?;
     let (mut tables, mut insert_triggers, mut dbv_indexes) = (HashSet::new(), HashMap::new(), HashSet::new());
+    // Triggers on `UPDATE OF` columns: (name, table in lower case); and the SQL of indexes
+    // by table in lower case (see TableInfo::wide_slots).
+    let mut update_of: Vec<(String, String)> = Vec::new();
+    let mut indexes: HashMap<String, Vec<String>> = HashMap::new();
     // Clock tables by table id (SQL's `name GLOB 'crr_clock_[0-9]*'`, and the id its digits
     // make, as `CAST(substr(name, 11) AS INTEGER)` reads them).
     let mut clocks: Vec<(i64, String)> = Vec::new();
@@ -362,12 +416,19 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
                 }
                 tables.insert(name.to_ascii_lowercase());
             }
-            "trigger" if name.starts_with("crr_") && name.ends_with("_insert") => {
-                insert_triggers.insert(name, s.text(2));
+            "trigger" => {
+                if table_shape::trigger_updates_of_columns(&s.text(3)) {
+                    update_of.push((name.clone(), s.text(2).to_ascii_lowercase()));
+                }
+                if name.starts_with("crr_") && name.ends_with("_insert") {
+                    insert_triggers.insert(name, s.text(2));
+                }
             }
             "index" if name.starts_with("crr_clock_") && name.ends_with("_dbv") => {
                 dbv_indexes.insert(name);
             }
+            // (An automatic index, of a key or UNIQUE constraint, has no SQL.)
+            "index" => indexes.entry(s.text(2).to_ascii_lowercase()).or_default().push(s.text(3)),
             _ => {}
         }
     }
@@ -417,10 +478,18 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             }
         }
         cols.reset();
+        let lower = name.to_ascii_lowercase();
+        let app_update_of = update_of.iter().any(|(trigger, table)| *table == lower && !is_own_trigger(trigger, tid));
+        let wide_slots = if columns.iter().flatten().count() >= conn.wide_writes.get() && !app_update_of {
+            wide_slots(conn, &name, &columns, indexes.get(&lower).map_or(&[], |v| v.as_slice()))?
+        } else {
+            Vec::new()
+        };
         out.push(Rc::new(TableInfo {
             tid,
             name,
             pk,
+            wide_slots,
             key_affinity: Default::default(),
             columns,
             key: clock.key,
