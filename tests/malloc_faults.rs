@@ -104,6 +104,8 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
     let cases: Vec<Work> = vec![
         ("a merge in one statement", "", Box::new(|c: &Connection| c.execute_batch("INSERT INTO crsql_changes SELECT * FROM temp.feed"))),
         ("a merge change by change", "", Box::new(merged_per_change)),
+        // Through the one statement a wide table's merges share (storage::merge::write_cell).
+        ("a merge change by change, as into a wide table", "SELECT crr_set_wide_writes_for_testing(1);", Box::new(merged_per_change)),
         (
             "local writes",
             "",
@@ -170,7 +172,14 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
     let seeds = std::env::var("CRR_MALLOC_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     for seed in 0..seeds {
         // (A write or a merge takes some hundreds of allocations.)
-        replicas_converge_under_faults(seed, &FAULT, 400, &|_| mem());
+        // (The second replica merges as into wide tables.)
+        replicas_converge_under_faults(seed, &FAULT, 400, &|i| {
+            let c = mem();
+            if i == 1 {
+                c.execute_batch("SELECT crr_set_wide_writes_for_testing(1)").unwrap();
+            }
+            c
+        });
     }
 }
 
