@@ -55,7 +55,8 @@ rows=("insert 20k rows, one transaction (w1)"
   "w7: update 10% on two replicas, exchange both ways"
   "3,000 single-row insert transactions (w2)"
   "read 100 scattered changes of 100k rows (since)"
-  "2,000 UPDATEs, each prepared (prep - w1)")
+  "2,000 UPDATEs, each prepared (prep - w1)"
+  "merge 10 rows of 500 columns into an empty replica (wide, apply step)")
 names=()
 declare -A cell raw
 i=0
@@ -76,7 +77,8 @@ for arg in "$@"; do
     "$(count "$ext" workload::w7 w7 crr 20000)"
     "$(count "$ext" - w2 crr 3000)"
     "$(count "$ext" workload::since_read since crr 100000)"
-    $(($(count "$ext" - prep crr 20000) - w1)))
+    $(($(count "$ext" - prep crr 20000) - w1))
+    "$(count "$ext" workload::shared::apply_changes wide crr 10)")
   for r in "${!rows[@]}"; do
     raw[$r,$i]=${values[$r]}
     cell[$r,$i]=$(millions "${values[$r]}")
