@@ -37,7 +37,7 @@ pub struct Conn {
     /// or what crr_set_scan_cap_for_testing set.
     pub scan_cap: Cell<usize>,
     /// From how many tracked columns merges write a table's cells through one statement
-    /// (`tables::TableInfo::wide_writes`): WIDE_WRITES, or what
+    /// (`tables::TableInfo::wide_slots`): WIDE_WRITES, or what
     /// crr_set_wide_writes_for_testing set.
     pub wide_writes: Cell<usize>,
     /// Set while crsql_changes or crr_internal_txn takes part in the open transaction (its

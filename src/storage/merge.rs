@@ -317,13 +317,14 @@ fn recreate_row(conn: &Conn, v: &Valid) -> Result<Kept> {
 /// UPDATE changed no row (matched none, or an app's trigger skipped it: then the upsert is
 /// skipped too, and `ignored` says so).
 ///
-/// A wide table's UPDATE is one statement for all its columns, each set to itself but the
-/// one the slot parameter names (`tables::WIDE_WRITES`, `TableInfo::wide_slots`): every
-/// statement that writes one column is as large as the table, so one per column made a full
-/// row's first merge O(n^2) in time and in the memory the kept statements hold. Setting a
-/// column to its own value stores the same value (affinity gives back what it gave), and
-/// fires the table's UPDATE triggers as writing that one column does, except triggers on
-/// `UPDATE OF` columns, which is why a table with one takes the statement per column.
+/// A wide table's UPDATE is one statement for its columns (but those an index or a CHECK
+/// names), each set to itself but the one the slot parameter names (`tables::WIDE_WRITES`,
+/// `TableInfo::wide_slots`): every statement that writes one column is as large as the
+/// table, so one per column made a full row's first merge O(n^2) in time and in the memory
+/// the kept statements hold. Setting a column to its own value stores the same value
+/// (affinity gives back what it gave), and fires the table's UPDATE triggers as writing that
+/// one column does, except triggers on `UPDATE OF` columns, which is why a table with one
+/// takes the statement per column.
 fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<Kept> {
     let t = &v.table;
     let column = t.columns[slot].as_deref().unwrap_or_default();
