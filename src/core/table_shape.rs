@@ -242,8 +242,9 @@ fn tokens(sql: &str) -> Vec<(Token, usize)> {
         let mut push = |t: Token| out.push((t, start));
         match c {
             b'"' | b'`' => {
-                let end = skip_quoted(bytes, i, c);
-                let inner = &sql[i + 1..end.saturating_sub(1).max(i + 1)];
+                let (end, closed) = quoted_end(bytes, i, c);
+                // (Unclosed, it runs to the end of the text: no closing quote to leave out.)
+                let inner = &sql[i + 1..if closed { end - 1 } else { end }];
                 let q = (c as char).to_string();
                 push(Token::Quoted(inner.replace(&format!("{q}{q}"), &q)));
                 i = end;
@@ -341,6 +342,12 @@ fn sql_words(sql: &str) -> Vec<String> {
 }
 
 fn skip_quoted(bytes: &[u8], start: usize, q: u8) -> usize {
+    quoted_end(bytes, start, q).0
+}
+
+/// Where the text quoted by `q` at `start` ends (past its closing quote), and whether it has
+/// one (else it runs to the end of `bytes`).
+fn quoted_end(bytes: &[u8], start: usize, q: u8) -> (usize, bool) {
     let mut i = start + 1;
     while i < bytes.len() {
         if bytes[i] == q {
@@ -348,11 +355,11 @@ fn skip_quoted(bytes: &[u8], start: usize, q: u8) -> usize {
                 i += 2;
                 continue;
             }
-            return i + 1;
+            return (i + 1, true);
         }
         i += 1;
     }
-    bytes.len()
+    (bytes.len(), false)
 }
 
 /// The `cid` crsql_changes gives a row's sentinel (as cr-sqlite): no tracked column can have
@@ -537,6 +544,19 @@ mod tests {
     fn autoincrement_only_as_keyword() {
         assert!(!uses_autoincrement("CREATE TABLE \"autoincrement\"(x 'AUTOINCREMENT' /* AUTOINCREMENT */) -- AUTOINCREMENT"));
         assert!(uses_autoincrement("create table t(id integer primary key autoincrement)"));
+    }
+
+    proptest::proptest! {
+        /// The tokenizer reads SQL that SQLite stored, so always well formed; still, no text
+        /// makes it panic (an unterminated quote or bracket before a multi-byte character).
+        #[test]
+        fn the_tokenizer_takes_any_text(sql in "[\"`\\[\\]'a-z (),é✓-]{0,12}") {
+            let _ = trigger_updates_of_columns(&sql);
+            let _ = mentions(&sql, &["a", "é"]);
+            let _ = check_constraints(&sql, &["a".to_string()]);
+            let _ = uses_autoincrement(&sql);
+            let _ = (is_strict(&sql), is_without_rowid(&sql));
+        }
     }
 
     #[test]
