@@ -1330,6 +1330,53 @@ fn updates_record_the_changed_columns_of_narrow_and_wide_tables() {
     }
 }
 
+/// The update trigger's WHEN clause holds the row's change flags for its body
+/// (crr_internal_changed, track::HeldFlags). Updates nested in other updates by the app's
+/// triggers, before and after the tracking trigger and on the same table or another of
+/// other widths (bit flags and text flags), each record their own columns.
+#[test]
+fn nested_updates_each_record_their_own_columns() {
+    for recursive in [false, true] {
+        let c = mem();
+        let wide: Vec<String> = (0..70).map(|i| format!("w{i}")).collect();
+        c.execute_batch(&format!(
+            "PRAGMA recursive_triggers = {recursive};
+             CREATE TABLE a(id INTEGER PRIMARY KEY NOT NULL, x, y, z);
+             CREATE TABLE b(id INTEGER PRIMARY KEY NOT NULL, {});
+             SELECT crsql_as_crr('a'); SELECT crsql_as_crr('b');
+             INSERT INTO a VALUES (1, 0, 0, 0), (2, 0, 0, 0);
+             INSERT INTO b(id) VALUES (1);
+             -- Made after the CRR's: fires after its tracking trigger (crsql_as_crr again
+             -- would put that first; either order must hold).
+             CREATE TRIGGER a_then_b AFTER UPDATE OF x ON a WHEN NEW.id = 1 BEGIN
+               UPDATE b SET w69 = NEW.x, w3 = NEW.x WHERE id = 1;
+               UPDATE a SET z = NEW.x WHERE id = 2;
+             END;
+             CREATE TRIGGER b_then_a BEFORE UPDATE OF w5 ON b BEGIN UPDATE a SET y = NEW.w5 WHERE id = 2; END;",
+            wide.join(", ")
+        ))
+        .unwrap();
+        for (update, want) in [
+            ("UPDATE a SET x = 7 WHERE id = 1", vec![("a", 1, "x"), ("b", 1, "w3"), ("b", 1, "w69"), ("a", 2, "z")]),
+            ("UPDATE b SET w5 = 8, w40 = 8 WHERE id = 1", vec![("a", 2, "y"), ("b", 1, "w5"), ("b", 1, "w40")]),
+        ] {
+            let before: i64 = one(&c, "SELECT crsql_db_version()");
+            c.execute_batch(update).unwrap();
+            let mut got: Vec<(String, i64, String)> = rows(&c, &format!("SELECT \"table\", pk, cid FROM crsql_changes WHERE db_version > {before}"))
+                .into_iter()
+                .map(|r| match &r[..] {
+                    [V::Text(t), V::Blob(pk), V::Text(cid)] => (t.clone(), i64::from(*pk.last().unwrap()), cid.clone()),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            got.sort();
+            let mut want: Vec<(String, i64, String)> = want.into_iter().map(|(t, k, c)| (t.to_string(), k, c.to_string())).collect();
+            want.sort();
+            assert_eq!(got, want, "recursive triggers {recursive}: {update}");
+        }
+    }
+}
+
 /// A CRR whose triggers an earlier build made (they called crr_internal_insert for every
 /// row) keeps working, and crsql_as_crr again gives it this build's triggers.
 #[test]

@@ -375,11 +375,39 @@ fn internal_insert_over_record(conn: &Conn, args: &Args, buf: &mut track::Record
     track::insert_over_record(conn, tid, cl, clock, fresh, slots, buf)
 }
 
+/// crr_internal_update_record(tid, cl, clock, slots): the record of a row the update trigger
+/// found changed, with the flags its WHEN clause held (`internal_changed`); triggers of
+/// earlier builds (until 2026-12-06) pass the flags as a fifth argument.
 fn internal_update_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) -> Result<()> {
-    let (slots, flags) = slots_and_flags(args, 3)?;
-    let changed = slots.iter().enumerate().filter(|(i, _)| flags.changed(*i)).map(|(_, s)| s);
     let (tid, cl, clock) = (args.int(0, "table id")?, args.int(1, "cl")?, args.blob(2, "clock")?);
-    track::update_record(conn, tid, cl, clock, changed, buf)
+    if args.len() == 5 {
+        let (slots, flags) = slots_and_flags(args, 3)?;
+        let changed = slots.iter().enumerate().filter(|(i, _)| flags.changed(*i)).map(|(_, s)| s);
+        return track::update_record(conn, tid, cl, clock, changed, buf);
+    }
+    let slots = track::Slots::parse(args.blob(3, "slot list")?)?;
+    // Taken out for the call (the record's work runs SQL) and put back, buffer and all.
+    let held = std::mem::take(&mut *conn.held_flags.borrow_mut());
+    let flags = if slots.is_empty() { track::Flags::Text(&[]) } else { held.flags() };
+    let r = flags.check(slots.len()).and_then(|()| {
+        let changed = slots.iter().enumerate().filter(|(i, _)| flags.changed(*i)).map(|(_, s)| s);
+        track::update_record(conn, tid, cl, clock, changed, buf)
+    });
+    *conn.held_flags.borrow_mut() = held;
+    r
+}
+
+/// crr_internal_changed(key_changed, flags): the update trigger's test, after
+/// crr_internal_tracking, of whether the row's key or a tracked column changed; holds the
+/// flags for the record function of the trigger's body (track::HeldFlags).
+fn internal_changed(conn: &Conn, args: &Args) -> Result<Value> {
+    let key_changed = args.int(0, "key changed")? != 0;
+    let flags = match args.value_ref(1) {
+        ValueRef::Integer(bits) => track::Flags::Bits(bits),
+        _ => track::Flags::Text(args.text_bytes(1, "change flags")?),
+    };
+    let any = conn.held_flags.borrow_mut().hold(flags);
+    Ok(Value::Integer(i64::from(key_changed || any)))
 }
 
 fn internal_tombstone_record(conn: &Conn, _: &Args, buf: &mut track::RecordBuf) -> Result<()> {
@@ -435,7 +463,9 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_internal_hwm", 0, TRIGGER, A(internal_hwm)),
         ("crr_internal_fresh_record", 1, TRIGGER, R(internal_fresh_record)),
         ("crr_internal_insert_over_record", 5, TRIGGER, R(internal_insert_over_record)),
+        ("crr_internal_update_record", 4, TRIGGER, R(internal_update_record)),
         ("crr_internal_update_record", 5, TRIGGER, R(internal_update_record)),
+        ("crr_internal_changed", 2, TRIGGER, A(internal_changed)),
         ("crr_internal_tombstone_record", 0, TRIGGER, R(internal_tombstone_record)),
     ];
     for (name, n, flags, f) in table {

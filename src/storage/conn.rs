@@ -40,6 +40,8 @@ pub struct Conn {
     /// (`tables::TableInfo::wide_slots`): WIDE_WRITES, or what
     /// crr_set_wide_writes_for_testing set.
     pub wide_writes: Cell<usize>,
+    /// The change flags the update trigger's WHEN clause held for its body (track::HeldFlags).
+    pub held_flags: RefCell<super::track::HeldFlags>,
     /// Set while crsql_changes or crr_internal_txn takes part in the open transaction (its
     /// xBegin ran): from then on SQLite tells it of every savepoint, statement and savepoint
     /// rollback, and the transaction's end.
@@ -164,6 +166,7 @@ impl Conn {
             clock_rows_read: Cell::new(0),
             scan_cap: Cell::new(super::changes::SCAN_CAP),
             wide_writes: Cell::new(super::tables::WIDE_WRITES),
+            held_flags: RefCell::default(),
             txn_joined: Cell::new(false),
             changes_joined: Cell::new(false),
             rollback_epoch: Cell::new(0),

@@ -589,6 +589,46 @@ impl Flags<'_> {
     }
 }
 
+/// The change flags of the row that an update trigger's WHEN clause tested last
+/// (`crr_internal_changed`), held for the record function its body calls next for the same
+/// row (`crr_internal_update_record` of this build's triggers): the trigger then names each
+/// column's test once, not once in its WHEN clause and again in its body. SQLite compiles a
+/// table's triggers into every statement that writes it, and each column a trigger names
+/// costs a lookup of the name among the table's columns, so a second copy of the tests made
+/// preparing an UPDATE of a wide table nearly twice as dear. A trigger's WHEN clause runs
+/// right before its body, and nothing between them fires a trigger of ours.
+#[derive(Debug, Default)]
+pub struct HeldFlags {
+    /// Some for a table of at most FLAG_BITS_MAX tracked columns, else the flags are `text`.
+    bits: Option<i64>,
+    text: Vec<u8>,
+}
+
+impl HeldFlags {
+    /// Holds `flags` (a value of the trigger's flags expression); whether any slot changed.
+    pub fn hold(&mut self, flags: Flags<'_>) -> bool {
+        match flags {
+            Flags::Bits(b) => {
+                self.bits = Some(b);
+                b != 0
+            }
+            Flags::Text(t) => {
+                self.bits = None;
+                self.text.clear();
+                self.text.extend_from_slice(t);
+                t.contains(&b'1')
+            }
+        }
+    }
+
+    pub fn flags(&self) -> Flags<'_> {
+        match self.bits {
+            Some(b) => Flags::Bits(b),
+            None => Flags::Text(&self.text),
+        }
+    }
+}
+
 /// A slot list (`encode_slots`) read in place, for the triggers' per-row calls.
 #[derive(Debug, Clone, Copy)]
 pub struct Slots<'a>(&'a [u8]);
