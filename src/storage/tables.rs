@@ -325,6 +325,12 @@ fn wide_slots(conn: &Conn, name: &str, columns: &[Option<String>], index_sql: &[
     Ok(slots)
 }
 
+/// The table id in the name of a trigger named as the extension's (`crr_<tid>_<kind>`).
+fn own_trigger_tid(name: &str) -> Option<i64> {
+    let digits = name.strip_prefix("crr_")?.split('_').next()?;
+    digits.parse().ok()
+}
+
 /// Clock `tid`'s quoted name, unqualified.
 fn bare_clock_table(tid: i64) -> String {
     format!("\"crr_clock_{tid}\"")
@@ -396,6 +402,8 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     // triggers (named `crr_<table id>_<kind>`: as_crr's three and alter.rs's bracket ones), which are most and whose update trigger names every column,
     // is not read: looking through it made a load of 400 CRRs 3.5 times slower.
     let mut update_of: HashSet<String> = HashSet::new();
+    // Triggers named as ours, whose text was not read: (name, table in lower case).
+    let mut named_ours: Vec<(String, String)> = Vec::new();
     let mut indexes: HashMap<String, Vec<String>> = HashMap::new();
     // Clock tables by table id (SQL's `name GLOB 'crr_clock_[0-9]*'`, and the id its digits
     // make, as `CAST(substr(name, 11) AS INTEGER)` reads them).
@@ -414,7 +422,9 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
                 tables.insert(name.to_ascii_lowercase());
             }
             "trigger" => {
-                if table_shape::trigger_updates_of_columns(&s.text(3)) {
+                if s.column_type(3) == crate::ffi::api::SQLITE_NULL {
+                    named_ours.push((name.clone(), s.text(2).to_ascii_lowercase()));
+                } else if table_shape::trigger_updates_of_columns(&s.text(3)) {
                     update_of.insert(s.text(2).to_ascii_lowercase());
                 }
                 if name.starts_with("crr_") && name.ends_with("_insert") {
@@ -476,7 +486,10 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
         }
         cols.reset();
         let lower = name.to_ascii_lowercase();
-        let wide_slots = if columns.iter().flatten().count() >= conn.wide_writes.get() && !update_of.contains(&lower) {
+        // A trigger named as another CRR's own (`crr_<that tid>_update`, say) is the app's:
+        // its text was not read, so it counts as one on UPDATE OF.
+        let foreign = named_ours.iter().any(|(trigger, table)| *table == lower && own_trigger_tid(trigger) != Some(tid));
+        let wide_slots = if columns.iter().flatten().count() >= conn.wide_writes.get() && !update_of.contains(&lower) && !foreign {
             wide_slots(conn, &name, &columns, indexes.get(&lower).map_or(&[], |v| v.as_slice()))?
         } else {
             Vec::new()
