@@ -124,7 +124,8 @@ fn blob_literal(bytes: &[u8]) -> String {
 /// see track::Flags), tested once per column: the update trigger's WHEN clause hands them to
 /// crr_internal_changed, which holds them for the record function of its body
 /// (track::HeldFlags; until 2026-12-06 the body tested every column again, and preparing an
-/// UPDATE of a CRR cost 16% more at 3 columns, 43% at 100). The update trigger hands a key
+/// UPDATE of a CRR cost 1.2 times what it does now at 3 columns, 1.75 times at 100). The
+/// update trigger hands a key
 /// change, or a live row without a live clock (its UPDATE matched nothing), to
 /// crr_internal_update. All three stay silent while a merge writes the table. (The persisted
 /// clock mark is kept by txn (tick, before_record); triggers of earlier builds raise it
