@@ -1566,7 +1566,7 @@ fn app_triggers_on_update_of_columns_fire_for_their_columns_only_on_a_wide_crr()
     let row = |r: usize| format!("INSERT INTO w VALUES ({r}, {})", (0..n).map(|i| wide_value(r, i)).collect::<Vec<_>>().join(", "));
     // Each receiver logs its triggers' firings; `per_column` merges through a statement per
     // column whatever the width (the reference).
-    let receivers: Vec<Connection> = (0..4).map(|_| wide_replica(n)).collect();
+    let receivers: Vec<Connection> = (0..5).map(|_| wide_replica(n)).collect();
     receivers[0].execute_batch(&format!("SELECT crr_set_wide_writes_for_testing({})", n + 1)).unwrap();
     for c in &receivers {
         c.execute_batch(
@@ -1577,10 +1577,15 @@ fn app_triggers_on_update_of_columns_fire_for_their_columns_only_on_a_wide_crr()
         .unwrap();
     }
     // The third has no trigger of its own on UPDATE OF until a TEMP one is made below; the
-    // fourth's is named as the extension's triggers are (as another CRR's would be).
+    // fourth's is named as the extension's triggers are (as another CRR's would be), and the
+    // fifth's with this CRR's table id but a kind the extension does not make.
     receivers[2].execute_batch("DROP TRIGGER of_c3").unwrap();
     receivers[3]
         .execute_batch("DROP TRIGGER of_c3; CREATE TRIGGER crr_999_update AFTER UPDATE OF c3 ON w BEGIN INSERT INTO log VALUES ('c3', NEW.id); END;")
+        .unwrap();
+    let tid: i64 = one(&receivers[4], "SELECT tid FROM crr_tables WHERE name = 'w'");
+    receivers[4]
+        .execute_batch(&format!("DROP TRIGGER of_c3; CREATE TRIGGER crr_{tid}_c3_log AFTER UPDATE OF c3 ON w BEGIN INSERT INTO log VALUES ('c3', NEW.id); END;"))
         .unwrap();
     let log = |c: &Connection| rows(c, "SELECT what, id, count(*) FROM log GROUP BY what, id ORDER BY what, id");
     let mut step = |sql: &str| {
@@ -1590,6 +1595,7 @@ fn app_triggers_on_update_of_columns_fire_for_their_columns_only_on_a_wide_crr()
         }
         assert_eq!(log(&receivers[1]), log(&receivers[0]), "after {sql}");
         assert_eq!(log(&receivers[3]), log(&receivers[0]), "after {sql}, with the trigger named like the extension's");
+        assert_eq!(log(&receivers[4]), log(&receivers[0]), "after {sql}, with the trigger named like this CRR's");
         assert_eq!(dump(&receivers[1], "w"), dump(&src, "w"));
         assert_eq!(dump(&receivers[2], "w"), dump(&src, "w"));
     };

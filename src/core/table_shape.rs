@@ -219,6 +219,33 @@ pub fn mentions(sql: &str, names: &[&str]) -> Vec<bool> {
     out
 }
 
+/// Which slots of a wide CRR (its tracked `columns`, None where dropped) a merge writes
+/// through the one statement the table's cells share (storage::merge::write_cell): the live
+/// columns but those a CHECK of `table_sql` (its CREATE TABLE text) or an index of
+/// `index_sql` names. SQLite rewrites an index's entries for every statement that sets one
+/// of its columns, to the same value or not; and it checks a CHECK at an UPDATE only if the
+/// statement sets a column it names, so on the shared statement every merge would check
+/// every CHECK of the table, and a row stored while `ignore_check_constraints` was on could
+/// be refused merges of its other columns.
+pub fn shared_write_slots(table_sql: &str, columns: &[Option<String>], index_sql: &[String]) -> Vec<bool> {
+    let names: Vec<&str> = columns.iter().map(|c| c.as_deref().unwrap_or_default()).collect();
+    let mut slots: Vec<bool> = columns.iter().map(Option::is_some).collect();
+    // (Most tables have no CHECK: their text is not tokenized, at every registry load.)
+    if table_sql.as_bytes().windows(5).any(|w| w.eq_ignore_ascii_case(b"CHECK")) {
+        let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let checked: Vec<String> = check_constraints(table_sql, &owned).into_iter().flat_map(|c| c.columns).collect();
+        for (slot, n) in slots.iter_mut().zip(&names) {
+            *slot &= !checked.iter().any(|c| c.eq_ignore_ascii_case(n));
+        }
+    }
+    for sql in index_sql {
+        for (slot, named) in slots.iter_mut().zip(mentions(sql, &names)) {
+            *slot &= !named;
+        }
+    }
+    slots
+}
+
 /// A token of a CREATE TABLE text, as far as `check_constraints` and `sql_words` need it.
 #[derive(Debug, PartialEq)]
 enum Token {
@@ -557,6 +584,15 @@ mod tests {
             let _ = uses_autoincrement(&sql);
             let _ = (is_strict(&sql), is_without_rowid(&sql));
         }
+    }
+
+    #[test]
+    fn a_wide_tables_shared_write_leaves_out_indexed_and_checked_columns() {
+        let cols: Vec<Option<String>> = vec![Some("a".into()), None, Some("B c".into()), Some("d".into()), Some("e".into()), Some("f".into())];
+        let table = "CREATE TABLE w(id INTEGER PRIMARY KEY, a, \"B c\", d CHECK (d > 0), e, f, CHECK (typeof(id) = 'integer'))";
+        let indexes = ["CREATE INDEX i ON w(lower(e)) WHERE a IS NOT NULL".to_string()];
+        assert_eq!(shared_write_slots(table, &cols, &indexes), [false, false, true, false, false, true]);
+        assert_eq!(shared_write_slots("", &cols, &[]), [true, false, true, true, true, true]);
     }
 
     #[test]

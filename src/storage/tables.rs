@@ -137,7 +137,7 @@ pub struct TableInfo {
     /// TEMP one is looked for at each write). A column an index or a CHECK names keeps its own
     /// statement (and is left out of the shared one): SQLite rewrites an index's entry for
     /// every statement that sets a column of it, to the same value or not, and checks a CHECK
-    /// for every statement that sets a column it names (`wide_slots`).
+    /// for every statement that sets a column it names (`table_shape::shared_write_slots`).
     pub wide_slots: Vec<bool>,
     /// Why the table cannot be read or merged as it is (`drift`), None when its columns are
     /// the ones the registry names; found at the first `check_columns` (a table's columns
@@ -301,34 +301,39 @@ fn clock_table_id(name: &str) -> Option<i64> {
 /// each kept, held O(n^2) memory (440 MiB on a 1,000-column CRR) and took n prepares.
 pub const WIDE_WRITES: usize = 64;
 
-/// `TableInfo::wide_slots` of a wide table `name` whose indexes are `index_sql`: its live
-/// columns but those an index or a CHECK constraint names. (SQLite checks a CHECK at an
-/// UPDATE only if the statement sets a column it names: on the shared statement, every
-/// merge would check every CHECK of the table, and a row stored while
-/// `ignore_check_constraints` was on could then be refused merges of its other columns.)
-fn wide_slots(conn: &Conn, name: &str, columns: &[Option<String>], index_sql: &[String]) -> Result<Vec<bool>> {
-    let names: Vec<&str> = columns.iter().map(|c| c.as_deref().unwrap_or_default()).collect();
-    let mut slots: Vec<bool> = columns.iter().map(Option::is_some).collect();
-    let mut s = conn.db.prepare("SELECT sql FROM main.sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE", false)?;
-    s.bind_text(1, name)?;
-    let table_sql = if s.step()? { s.text(0) } else { String::new() };
-    let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let checked: Vec<String> = table_shape::check_constraints(&table_sql, &owned).into_iter().flat_map(|c| c.columns).collect();
-    for (slot, n) in slots.iter_mut().zip(&names) {
-        *slot &= !checked.iter().any(|c| c.eq_ignore_ascii_case(n));
-    }
-    for sql in index_sql {
-        for (slot, named) in slots.iter_mut().zip(table_shape::mentions(sql, &names)) {
-            *slot &= !named;
-        }
-    }
-    Ok(slots)
+/// What only a wide CRR's `wide_slots` need of the schema, read once per registry load and
+/// only if a CRR is wide (one scan of sqlite_schema, not one per CRR): every table's CREATE
+/// TABLE text, and the table ids in the names of the triggers named as the extension's
+/// (`crr_<digits>...`, whose text the load does not read), both by table in lower case.
+#[derive(Default)]
+struct WideSchema {
+    table_sql: HashMap<String, String>,
+    /// None for a name that is not one of the extension's own kinds.
+    named_ours: HashMap<String, Vec<Option<i64>>>,
 }
 
-/// The table id in the name of a trigger named as the extension's (`crr_<tid>_<kind>`).
+fn wide_schema(conn: &Conn) -> Result<WideSchema> {
+    let mut s = conn.db.prepare(
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema WHERE type = 'table' OR (type = 'trigger' AND name GLOB 'crr_[0-9]*')",
+        false,
+    )?;
+    let mut out = WideSchema::default();
+    while s.step()? {
+        let table = s.text(2).to_ascii_lowercase();
+        if s.text(0) == "table" {
+            out.table_sql.insert(table, s.text(3));
+        } else {
+            out.named_ours.entry(table).or_default().push(own_trigger_tid(&s.text(1)));
+        }
+    }
+    Ok(out)
+}
+
+/// The table id in the name of a trigger named as the extension's own (`crr_<tid>_<kind>`:
+/// as_crr's three and alter.rs's bracket ones), None for any other name.
 fn own_trigger_tid(name: &str) -> Option<i64> {
-    let digits = name.strip_prefix("crr_")?.split('_').next()?;
-    digits.parse().ok()
+    let (digits, kind) = name.strip_prefix("crr_")?.split_once('_')?;
+    ["insert", "update", "delete", "alter_old"].contains(&kind).then(|| digits.parse().ok())?
 }
 
 /// Clock `tid`'s quoted name, unqualified.
@@ -391,19 +396,18 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     // table and index in it took 27 ms for 400 CRRs (each lookup a scan of the whole schema;
     // now 2 ms), at the first use of every connection and after every schema change.
     let mut s = conn.db.prepare(
-        "SELECT type, name, tbl_name, CASE WHEN type = 'index' OR NOT (name GLOB 'crr_[0-9]*_insert' OR name GLOB 'crr_[0-9]*_update' \
-         OR name GLOB 'crr_[0-9]*_delete' OR name GLOB 'crr_[0-9]*_alter_old') THEN sql END \
+        "SELECT type, name, tbl_name, CASE WHEN type = 'index' OR name NOT GLOB 'crr_[0-9]*' THEN sql END \
          FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index')",
         false,
     )?;
     let (mut tables, mut insert_triggers, mut dbv_indexes) = (HashSet::new(), HashMap::new(), HashSet::new());
-    // The tables (in lower case) of the app's triggers on `UPDATE OF` columns; the SQL of indexes
-    // by table in lower case (see TableInfo::wide_slots). The text of the extension's own
-    // triggers (named `crr_<table id>_<kind>`: as_crr's three and alter.rs's bracket ones), which are most and whose update trigger names every column,
-    // is not read: looking through it made a load of 400 CRRs 3.5 times slower.
+    // The tables (in lower case) of the app's triggers on `UPDATE OF` columns; the SQL of
+    // indexes by table in lower case (see TableInfo::wide_slots). The text of triggers named
+    // as the extension's own (`crr_<digits>...`), which are most and whose update trigger
+    // names every column, is not read: looking through it made a load of 400 CRRs 3.5 times
+    // slower. A wide CRR looks at them through `wide_schema`.
     let mut update_of: HashSet<String> = HashSet::new();
-    // Triggers named as ours, whose text was not read: (name, table in lower case).
-    let mut named_ours: Vec<(String, String)> = Vec::new();
+    let mut wide: Option<WideSchema> = None;
     let mut indexes: HashMap<String, Vec<String>> = HashMap::new();
     // Clock tables by table id (SQL's `name GLOB 'crr_clock_[0-9]*'`, and the id its digits
     // make, as `CAST(substr(name, 11) AS INTEGER)` reads them).
@@ -422,9 +426,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
                 tables.insert(name.to_ascii_lowercase());
             }
             "trigger" => {
-                if s.column_type(3) == crate::ffi::api::SQLITE_NULL {
-                    named_ours.push((name.clone(), s.text(2).to_ascii_lowercase()));
-                } else if table_shape::trigger_updates_of_columns(&s.text(3)) {
+                if s.column_type(3) != crate::ffi::api::SQLITE_NULL && table_shape::trigger_updates_of_columns(&s.text(3)) {
                     update_of.insert(s.text(2).to_ascii_lowercase());
                 }
                 if name.starts_with("crr_") && name.ends_with("_insert") {
@@ -486,11 +488,21 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
         }
         cols.reset();
         let lower = name.to_ascii_lowercase();
-        // A trigger named as another CRR's own (`crr_<that tid>_update`, say) is the app's:
-        // its text was not read, so it counts as one on UPDATE OF.
-        let foreign = named_ours.iter().any(|(trigger, table)| *table == lower && own_trigger_tid(trigger) != Some(tid));
-        let wide_slots = if columns.iter().flatten().count() >= conn.wide_writes.get() && !update_of.contains(&lower) && !foreign {
-            wide_slots(conn, &name, &columns, indexes.get(&lower).map_or(&[], |v| v.as_slice()))?
+        let wide_slots = if columns.iter().flatten().count() >= conn.wide_writes.get() && !update_of.contains(&lower) {
+            if wide.is_none() {
+                wide = Some(wide_schema(conn)?);
+            }
+            let w = wide.as_ref().expect("read above");
+            // A trigger named like the extension's but not this CRR's own (`crr_<another
+            // tid>_update`, or another kind) is the app's: its text was not read, so it counts
+            // as one on UPDATE OF.
+            let foreign = w.named_ours.get(&lower).is_some_and(|tids| tids.iter().any(|t| *t != Some(tid)));
+            let sql = w.table_sql.get(&lower).map_or("", String::as_str);
+            if foreign {
+                Vec::new()
+            } else {
+                table_shape::shared_write_slots(sql, &columns, indexes.get(&lower).map_or(&[], |v| v.as_slice()))
+            }
         } else {
             Vec::new()
         };
