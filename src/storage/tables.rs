@@ -301,7 +301,7 @@ fn clock_table_id(name: &str) -> Option<i64> {
 /// each kept, held O(n^2) memory (440 MiB on a 1,000-column CRR) and took n prepares.
 pub const WIDE_WRITES: usize = 64;
 
-/// What only a wide CRR's `wide_slots` need of the schema, read once per registry load and
+/// What only the `wide_slots` of wide CRRs need of the schema, read once per registry load and
 /// only if a CRR is wide (one scan of sqlite_schema, not one per CRR): every table's CREATE
 /// TABLE text, and the table ids in the names of the triggers named as the extension's
 /// (`crr_<digits>...`, whose text the load does not read), both by table in lower case.
@@ -489,10 +489,10 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
         cols.reset();
         let lower = name.to_ascii_lowercase();
         let wide_slots = if columns.iter().flatten().count() >= conn.wide_writes.get() && !update_of.contains(&lower) {
-            if wide.is_none() {
-                wide = Some(wide_schema(conn)?);
-            }
-            let w = wide.as_ref().expect("read above");
+            let w = match wide {
+                Some(ref w) => w,
+                None => &*wide.insert(wide_schema(conn)?),
+            };
             // A trigger named like the extension's but not this CRR's own (`crr_<another
             // tid>_update`, or another kind) is the app's: its text was not read, so it counts
             // as one on UPDATE OF.
