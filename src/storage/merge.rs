@@ -365,8 +365,8 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<Kept> {
 
 /// Whether a TEMP trigger on `UPDATE OF` columns may fire on table `t` (see `write_cell`):
 /// main's are found at the registry's load, but TEMP triggers do not move main's schema
-/// cookie, so they are looked for at each wide write (a few hundred instructions on a path
-/// that costs tens of thousands).
+/// cookie, so they are looked for at each wide write (about 1.9k instructions a cell, under
+/// 1% of a merged cell at 500 columns: `workload wide`).
 fn temp_trigger_updates_of(conn: &Conn, t: &TableInfo) -> Result<bool> {
     let sql = || "SELECT sql FROM temp.sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE".to_string();
     conn.stmts.with(conn.db, Key::TempTriggers, sql, |s| {
