@@ -289,16 +289,23 @@ fn internal_insert(conn: &Conn, args: &Args) -> Result<Value> {
 /// An update trigger's slot list and its change flags, read in place.
 fn slots_and_flags<'a>(args: &Args<'a>, slots_at: usize) -> Result<(track::Slots<'a>, track::Flags<'a>)> {
     let slots = track::Slots::parse(args.blob(slots_at, "slot list")?)?;
-    let flags = if slots.is_empty() {
-        track::Flags::Text(&[])
-    } else {
-        match args.value_ref(slots_at + 1) {
-            ValueRef::Integer(bits) => track::Flags::Bits(bits),
-            _ => track::Flags::Text(args.text_bytes(slots_at + 1, "change flags")?),
-        }
-    };
+    let flags = if slots.is_empty() { track::Flags::Text(&[]) } else { flags_arg(args, slots_at + 1)? };
+    Ok((slots, checked(&slots, flags)?))
+}
+
+/// A trigger's change flags argument: a bit mask, or text for wide tables (track::Flags).
+fn flags_arg<'a>(args: &Args<'a>, i: usize) -> Result<track::Flags<'a>> {
+    Ok(match args.value_ref(i) {
+        ValueRef::Integer(bits) => track::Flags::Bits(bits),
+        _ => track::Flags::Text(args.text_bytes(i, "change flags")?),
+    })
+}
+
+/// `flags` for the slot list `slots`, refused where they do not fit it (none for no slots).
+fn checked<'f>(slots: &track::Slots, flags: track::Flags<'f>) -> Result<track::Flags<'f>> {
+    let flags = if slots.is_empty() { track::Flags::Text(&[]) } else { flags };
     flags.check(slots.len())?;
-    Ok((slots, flags))
+    Ok(flags)
 }
 
 /// The (slot, changed) pairs of an update trigger.
@@ -388,8 +395,7 @@ fn internal_update_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) 
     let slots = track::Slots::parse(args.blob(3, "slot list")?)?;
     // Taken out for the call (the record's work runs SQL) and put back, buffer and all.
     let held = std::mem::take(&mut *conn.held_flags.borrow_mut());
-    let flags = if slots.is_empty() { track::Flags::Text(&[]) } else { held.flags() };
-    let r = flags.check(slots.len()).and_then(|()| {
+    let r = checked(&slots, held.flags()).and_then(|flags| {
         let changed = slots.iter().enumerate().filter(|(i, _)| flags.changed(*i)).map(|(_, s)| s);
         track::update_record(conn, tid, cl, clock, changed, buf)
     });
@@ -402,11 +408,7 @@ fn internal_update_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) 
 /// flags for the record function of the trigger's body (track::HeldFlags).
 fn internal_changed(conn: &Conn, args: &Args) -> Result<Value> {
     let key_changed = args.int(0, "key changed")? != 0;
-    let flags = match args.value_ref(1) {
-        ValueRef::Integer(bits) => track::Flags::Bits(bits),
-        _ => track::Flags::Text(args.text_bytes(1, "change flags")?),
-    };
-    let any = conn.held_flags.borrow_mut().hold(flags);
+    let any = conn.held_flags.borrow_mut().hold(flags_arg(args, 1)?);
     Ok(Value::Integer(i64::from(key_changed || any)))
 }
 

@@ -612,12 +612,23 @@ fn out_of_order(conn: &Conn, table: Option<&str>) -> Result<Vec<(String, String)
     Ok(triggers)
 }
 
+/// The kinds of tracking trigger the extension makes, `crr_<tid>_<kind>`: the three of
+/// `trigger_sql`, and alter.rs's bracket one (whose update trigger keeps its kind's name).
+const TRACKING_KINDS: [&str; 4] = ["insert", "update", "delete", "alter_old"];
+
 /// Whether trigger `name` is one of the tracking triggers some build made (SQL's
 /// `GLOB 'crr_[0-9]*_insert'`, and `_update`, `_delete`, `_alter_old`).
 fn is_tracking_trigger(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("crr_") else { return false };
     rest.starts_with(|c: char| c.is_ascii_digit())
-        && ["_insert", "_update", "_delete", "_alter_old"].iter().any(|suffix| rest.len() > suffix.len() && rest.ends_with(suffix))
+        && TRACKING_KINDS.iter().any(|kind| rest.strip_suffix(kind).is_some_and(|head| head.len() > 1 && head.ends_with('_')))
+}
+
+/// The table id of a trigger named exactly as one of the extension's own
+/// (`crr_<digits>_<kind>`); None for any other name, even one `is_tracking_trigger` takes.
+pub fn own_trigger_tid(name: &str) -> Option<i64> {
+    let (digits, kind) = name.strip_prefix("crr_")?.split_once('_')?;
+    TRACKING_KINDS.contains(&kind).then(|| digits.parse().ok())?
 }
 
 /// Whether table `tid` has its insert, update and delete triggers.
@@ -888,6 +899,11 @@ mod tests {
         }
         for no in ["crr__insert", "crr_insert", "crr_1_insert2", "app_1_insert", "crr_x1_update", "crr_1_alter_new", "CRR_1_insert", "crr_1"] {
             assert!(!super::is_tracking_trigger(no), "{no}");
+        }
+        assert_eq!(super::own_trigger_tid("crr_12_update"), Some(12));
+        assert_eq!(super::own_trigger_tid("crr_3_alter_old"), Some(3));
+        for no in ["crr_1x_insert", "crr_1_c3_update", "crr_1_log", "crr__insert", "crr_1"] {
+            assert_eq!(super::own_trigger_tid(no), None, "{no}");
         }
     }
 

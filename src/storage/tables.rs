@@ -302,38 +302,60 @@ fn clock_table_id(name: &str) -> Option<i64> {
 pub const WIDE_WRITES: usize = 64;
 
 /// What only the `wide_slots` of wide CRRs need of the schema, read once per registry load and
-/// only if a CRR is wide (one scan of sqlite_schema, not one per CRR): every table's CREATE
-/// TABLE text, and the table ids in the names of the triggers named as the extension's
-/// (`crr_<digits>...`, whose text the load does not read), both by table in lower case.
+/// only if a CRR is wide (one scan of sqlite_schema, not one per CRR; a load of narrow CRRs
+/// reads none of it), all by table in lower case.
 #[derive(Default)]
 struct WideSchema {
+    /// Every table's CREATE TABLE text (for its CHECKs).
     table_sql: HashMap<String, String>,
-    /// None for a name that is not one of the extension's own kinds.
+    /// The SQL of every index that has any (an automatic one, of a key, has none).
+    index_sql: HashMap<String, Vec<String>>,
+    /// The tables of the app's triggers on `UPDATE OF` columns.
+    update_of: HashSet<String>,
+    /// The table ids in the names of the triggers named like the extension's (`crr_<digits>...`,
+    /// whose text is not read: they are most, and our update trigger names every column; looking
+    /// through it made a load of 400 CRRs 3.5 times slower), None for a name that is not one of
+    /// its own kinds (`as_crr::own_trigger_tid`).
     named_ours: HashMap<String, Vec<Option<i64>>>,
 }
 
-fn wide_schema(conn: &Conn) -> Result<WideSchema> {
-    let mut s = conn.db.prepare(
-        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema WHERE type = 'table' OR (type = 'trigger' AND name GLOB 'crr_[0-9]*')",
-        false,
-    )?;
-    let mut out = WideSchema::default();
-    while s.step()? {
-        let table = s.text(2).to_ascii_lowercase();
-        if s.text(0) == "table" {
-            out.table_sql.insert(table, s.text(3));
-        } else {
-            out.named_ours.entry(table).or_default().push(own_trigger_tid(&s.text(1)));
+impl WideSchema {
+    fn read(conn: &Conn) -> Result<WideSchema> {
+        let mut s = conn.db.prepare(
+            "SELECT type, name, tbl_name, CASE WHEN type != 'trigger' OR name NOT GLOB 'crr_[0-9]*' THEN sql END \
+             FROM main.sqlite_schema WHERE type IN ('table', 'index', 'trigger')",
+            false,
+        )?;
+        let mut out = WideSchema::default();
+        while s.step()? {
+            let table = s.text(2).to_ascii_lowercase();
+            let has_sql = s.column_type(3) != crate::ffi::api::SQLITE_NULL;
+            match s.text(0).as_str() {
+                "table" => {
+                    out.table_sql.insert(table, s.text(3));
+                }
+                "index" if has_sql => out.index_sql.entry(table).or_default().push(s.text(3)),
+                "trigger" if !has_sql => out.named_ours.entry(table).or_default().push(super::as_crr::own_trigger_tid(&s.text(1))),
+                "trigger" if table_shape::trigger_updates_of_columns(&s.text(3)) => {
+                    out.update_of.insert(table);
+                }
+                _ => {}
+            }
         }
+        Ok(out)
     }
-    Ok(out)
-}
 
-/// The table id in the name of a trigger named as the extension's own (`crr_<tid>_<kind>`:
-/// as_crr's three and alter.rs's bracket ones), None for any other name.
-fn own_trigger_tid(name: &str) -> Option<i64> {
-    let (digits, kind) = name.strip_prefix("crr_")?.split_once('_')?;
-    ["insert", "update", "delete", "alter_old"].contains(&kind).then(|| digits.parse().ok())?
+    /// `TableInfo::wide_slots` of CRR `tid`, table `table` (in lower case), of tracked
+    /// `columns`: none where a trigger of the app fires on `UPDATE OF` columns (or one named
+    /// like the extension's but not this CRR's own: its text was not read, so it counts as one).
+    fn slots(&self, table: &str, tid: i64, columns: &[Option<String>]) -> Vec<bool> {
+        let foreign = self.named_ours.get(table).is_some_and(|tids| tids.iter().any(|t| *t != Some(tid)));
+        if foreign || self.update_of.contains(table) {
+            return Vec::new();
+        }
+        let sql = self.table_sql.get(table).map_or("", String::as_str);
+        table_shape::shared_write_slots(sql, columns, self.index_sql.get(table).map_or(&[], |v| v.as_slice()))
+    }
 }
 
 /// Clock `tid`'s quoted name, unqualified.
@@ -395,20 +417,10 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     // SQLite has no index on sqlite_schema, and a query that looked up each CRR's trigger,
     // table and index in it took 27 ms for 400 CRRs (each lookup a scan of the whole schema;
     // now 2 ms), at the first use of every connection and after every schema change.
-    let mut s = conn.db.prepare(
-        "SELECT type, name, tbl_name, CASE WHEN type = 'index' OR name NOT GLOB 'crr_[0-9]*' THEN sql END \
-         FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index')",
-        false,
-    )?;
+    let mut s = conn.db.prepare("SELECT type, name, tbl_name FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index')", false)?;
     let (mut tables, mut insert_triggers, mut dbv_indexes) = (HashSet::new(), HashMap::new(), HashSet::new());
-    // The tables (in lower case) of the app's triggers on `UPDATE OF` columns; the SQL of
-    // indexes by table in lower case (see TableInfo::wide_slots). The text of triggers named
-    // as the extension's own (`crr_<digits>...`), which are most and whose update trigger
-    // names every column, is not read: looking through it made a load of 400 CRRs 3.5 times
-    // slower. A wide CRR looks at them through `wide_schema`.
-    let mut update_of: HashSet<String> = HashSet::new();
+    // Read at the first wide CRR (TableInfo::wide_slots).
     let mut wide: Option<WideSchema> = None;
-    let mut indexes: HashMap<String, Vec<String>> = HashMap::new();
     // Clock tables by table id (SQL's `name GLOB 'crr_clock_[0-9]*'`, and the id its digits
     // make, as `CAST(substr(name, 11) AS INTEGER)` reads them).
     let mut clocks: Vec<(i64, String)> = Vec::new();
@@ -425,19 +437,12 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
                 }
                 tables.insert(name.to_ascii_lowercase());
             }
-            "trigger" => {
-                if s.column_type(3) != crate::ffi::api::SQLITE_NULL && table_shape::trigger_updates_of_columns(&s.text(3)) {
-                    update_of.insert(s.text(2).to_ascii_lowercase());
-                }
-                if name.starts_with("crr_") && name.ends_with("_insert") {
-                    insert_triggers.insert(name, s.text(2));
-                }
+            "trigger" if name.starts_with("crr_") && name.ends_with("_insert") => {
+                insert_triggers.insert(name, s.text(2));
             }
             "index" if name.starts_with("crr_clock_") && name.ends_with("_dbv") => {
                 dbv_indexes.insert(name);
             }
-            // (An automatic index, of a key or UNIQUE constraint, has no SQL.)
-            "index" => indexes.entry(s.text(2).to_ascii_lowercase()).or_default().push(s.text(3)),
             _ => {}
         }
     }
@@ -487,22 +492,12 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             }
         }
         cols.reset();
-        let lower = name.to_ascii_lowercase();
-        let wide_slots = if columns.iter().flatten().count() >= conn.wide_writes.get() && !update_of.contains(&lower) {
+        let wide_slots = if columns.iter().flatten().count() >= conn.wide_writes.get() {
             let w = match wide {
                 Some(ref w) => w,
-                None => &*wide.insert(wide_schema(conn)?),
+                None => &*wide.insert(WideSchema::read(conn)?),
             };
-            // A trigger named like the extension's but not this CRR's own (`crr_<another
-            // tid>_update`, or another kind) is the app's: its text was not read, so it counts
-            // as one on UPDATE OF.
-            let foreign = w.named_ours.get(&lower).is_some_and(|tids| tids.iter().any(|t| *t != Some(tid)));
-            let sql = w.table_sql.get(&lower).map_or("", String::as_str);
-            if foreign {
-                Vec::new()
-            } else {
-                table_shape::shared_write_slots(sql, &columns, indexes.get(&lower).map_or(&[], |v| v.as_slice()))
-            }
+            w.slots(&name.to_ascii_lowercase(), tid, &columns)
         } else {
             Vec::new()
         };
