@@ -58,6 +58,48 @@ fn add_column_with_default_tracks_the_new_column_and_only_differing_values_trave
     assert_eq!(changes_where(&c, "WHERE pk = crsql_pack_columns(3)").len(), 3);
 }
 
+/// `DEFAULT name` is the string 'name' in SQLite (quoted or not; bare TRUE and FALSE are 1
+/// and 0), and a parenthesized default loses its parentheses in the schema's record of it:
+/// the commit compares each row with the default's value, not with a column of that name.
+/// Until 2026-12-06 `DEFAULT x` failed the commit (`no such column: x`), and `DEFAULT a`
+/// compared with column a: a row backfilled from `a` went unrecorded, and one left at the
+/// default was sent.
+#[test]
+fn an_added_column_whose_default_is_a_name_records_the_rows_that_differ_from_it() {
+    for (default, value) in [
+        ("x", V::Text("x".into())),
+        ("a", V::Text("a".into())),
+        ("\"a\"", V::Text("a".into())),
+        ("[b]", V::Text("b".into())),
+        ("true", V::Integer(1)),
+        ("- 'abc'", V::Integer(0)),
+        ("-1", V::Integer(-1)),
+        ("NULL", V::Null),
+    ] {
+        let c = replica();
+        c.execute_batch("INSERT INTO t VALUES (1, 'a', 1), (2, 'y', 2), (3, 'z', 3);").unwrap();
+        c.execute_batch(&format!("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d DEFAULT {default}; UPDATE t SET d = a WHERE id = 1; UPDATE t SET d = b WHERE id = 3;"))
+            .unwrap();
+        assert_eq!(rows(&c, "SELECT d FROM t WHERE id = 2"), vec![vec![value.clone()]], "DEFAULT {default}");
+        c.execute_batch("SELECT crsql_commit_alter('t');").unwrap_or_else(|e| panic!("DEFAULT {default}: {e}"));
+        let ids = rows(&c, "SELECT id, d FROM t ORDER BY id");
+        let differ: Vec<Vec<V>> = ids.into_iter().filter(|r| r[1] != value).map(|r| vec![r[0].clone()]).collect();
+        let sent = rows(&c, "SELECT id FROM t WHERE crsql_pack_columns(id) IN (SELECT pk FROM crsql_changes WHERE cid = 'd') ORDER BY id");
+        assert_eq!(sent, differ, "DEFAULT {default}: the rows whose value differs from the default are the changes");
+    }
+}
+
+/// A table whose default is a name can be a CRR when its defaults must be checked (a CHECK,
+/// a NOT NULL): until 2026-12-06 the check pasted the name and failed with `no such column`.
+#[test]
+fn a_table_whose_default_is_a_name_becomes_a_crr() {
+    let c = mem();
+    c.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a TEXT NOT NULL DEFAULT abc, b TEXT CHECK (b IS NULL OR b != 'c') DEFAULT \"c2\"); SELECT crsql_as_crr('u');")
+        .unwrap();
+    let e = err(&c, "CREATE TABLE v(id INTEGER PRIMARY KEY NOT NULL, b TEXT CHECK (b != 'c') DEFAULT c); SELECT crsql_as_crr('v');");
+    assert!(e.contains("CHECK"), "a default of the name c is the string 'c', which the CHECK refuses: {e}");
+}
+
 /// The version of cell `cid` of row `id`, and the site that wrote it.
 fn cell(c: &Connection, id: i64, cid: &str) -> (i64, Vec<u8>) {
     let found = changes_where(c, &format!("WHERE pk = crsql_pack_columns({id}) AND cid = '{cid}'"));

@@ -219,6 +219,51 @@ pub fn mentions(sql: &str, names: &[&str]) -> Vec<bool> {
     out
 }
 
+/// An SQL expression whose value is the default SQLite gives a column whose DEFAULT clause
+/// reads `dflt` (`pragma_table_xinfo`'s `dflt_value`; None: no clause, so NULL), for
+/// statements that write or compare a column's default without leaving the column out.
+///
+/// The text is the clause as written, but that a parenthesized expression loses its
+/// parentheses, so it is pasted in parentheses; except a single name. SQLite's grammar takes
+/// `DEFAULT name` (bare, or quoted as "name", [name] or `name`) for the string 'name', and
+/// bare TRUE and FALSE for 1 and 0, where pasted a name is a column's (until 2026-12-06
+/// `DEFAULT x` made `crsql_commit_alter` fail with `no such column: x`, compared with column
+/// x where there was one, and made `crsql_as_crr` fail on a table with a CHECK). A
+/// parenthesized expression holds no name (SQLite refuses it as not constant) but TRUE or
+/// FALSE, which read the same either way; NULL and CURRENT_TIME, _DATE and _TIMESTAMP are
+/// keywords, not names.
+pub fn default_expr(dflt: Option<&str>) -> String {
+    let Some(text) = dflt.map(str::trim) else {
+        return "NULL".to_string();
+    };
+    let bytes = text.as_bytes();
+    let name_start = |c: u8| c.is_ascii_alphabetic() || c == b'_' || c >= 0x80;
+    let bare = !bytes.is_empty() && name_start(bytes[0]) && bytes.iter().all(|&c| name_start(c) || c.is_ascii_digit() || c == b'$');
+    if bare {
+        return match text.to_ascii_uppercase().as_str() {
+            "NULL" | "CURRENT_TIME" | "CURRENT_DATE" | "CURRENT_TIMESTAMP" => text.to_string(),
+            "TRUE" => "1".to_string(),
+            "FALSE" => "0".to_string(),
+            _ => crate::core::ident::literal(text),
+        };
+    }
+    let quoted = match bytes.first() {
+        Some(&q @ (b'"' | b'`')) => match quoted_end(bytes, 0, q) {
+            (end, true) if end == bytes.len() => {
+                let q = (q as char).to_string();
+                Some(text[1..end - 1].replace(&format!("{q}{q}"), &q))
+            }
+            _ => None,
+        },
+        Some(b'[') if bytes.iter().position(|&c| c == b']') == Some(bytes.len() - 1) => Some(text[1..text.len() - 1].to_string()),
+        _ => None,
+    };
+    match quoted {
+        Some(name) => crate::core::ident::literal(&name),
+        None => format!("({text})"),
+    }
+}
+
 /// Which slots of a wide CRR (its tracked `columns`, None where dropped) a merge writes
 /// through the one statement the table's cells share (storage::merge::write_cell): the live
 /// columns but those a CHECK of `table_sql` (its CREATE TABLE text) or an index of
@@ -694,6 +739,36 @@ mod tests {
         let mut own = table(vec![col("key", "TEXT", true, 1), col("value", "", false, 0)]);
         own.name = "crr_meta".into();
         assert!(refusal(&own).contains("table \"crr_meta\" cannot be a CRR: it is one of sqlite-crr's own tables"), "{}", refusal(&own));
+    }
+
+    #[test]
+    fn default_expressions_are_the_values_sqlite_gives() {
+        let d = |t: &str| default_expr(Some(t));
+        assert_eq!(default_expr(None), "NULL");
+        assert_eq!(d("NULL"), "NULL");
+        assert_eq!(d("current_timestamp"), "current_timestamp");
+        assert_eq!(d("-1"), "(-1)");
+        assert_eq!(d("'it''s'"), "('it''s')");
+        assert_eq!(d("x'00ff'"), "(x'00ff')");
+        assert_eq!(d("1+2"), "(1+2)", "a parenthesized expression, shown without its parentheses");
+        assert_eq!(d("lower('A')"), "(lower('A'))");
+        assert_eq!(d("- 'abc'"), "(- 'abc')");
+        assert_eq!(d("0x10"), "(0x10)");
+        assert_eq!(d(".5"), "(.5)");
+        // A name is the string of its text (dequoted); bare TRUE and FALSE are 1 and 0.
+        assert_eq!(d("bare"), "'bare'");
+        assert_eq!(d("a$b"), "'a$b'");
+        assert_eq!(d("it_s"), "'it_s'");
+        assert_eq!(d("True"), "1");
+        assert_eq!(d("FALSE"), "0");
+        assert_eq!(d("\"true\""), "'true'");
+        assert_eq!(d("\"it\"\"s\""), "'it\"s'");
+        assert_eq!(d("[it's]"), "'it''s'");
+        assert_eq!(d("`b``t`"), "'b`t'");
+        assert_eq!(d("sélect"), "'sélect'");
+        // Not one name: pasted.
+        assert_eq!(d("\"a\" || 'b'"), "(\"a\" || 'b')");
+        assert_eq!(d("[a] + [b]"), "([a] + [b])");
     }
 
     #[test]

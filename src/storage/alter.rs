@@ -448,9 +448,9 @@ fn record_non_default(
     slot: usize,
 ) -> Result<()> {
     let keys = pk.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    let default = default_sql.unwrap_or("NULL");
+    let default = crate::core::table_shape::default_expr(default_sql);
     let mut s = conn.db.prepare(
-        &format!("SELECT crsql_pack_columns({keys}) FROM main.{} WHERE {} IS NOT ({default})", quote(table), quote(column)),
+        &format!("SELECT crsql_pack_columns({keys}) FROM main.{} WHERE {} IS NOT {default}", quote(table), quote(column)),
         false,
     )?;
     // The scan reads the user table; the writes go to its clock.

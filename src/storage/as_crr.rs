@@ -696,7 +696,7 @@ fn probe_of(desc: &TableDesc) -> Option<Probe> {
     let columns = stored.iter().map(|c| format!("{} {}", quote(&c.name), c.decl_type)).collect::<Vec<_>>().join(", ");
     let values = stored
         .iter()
-        .map(|c| if c.pk_index > 0 { "NULL".to_string() } else { format!("({})", c.default_sql.as_deref().unwrap_or("NULL")) })
+        .map(|c| if c.pk_index > 0 { "NULL".to_string() } else { table_shape::default_expr(c.default_sql.as_deref()) })
         .collect::<Vec<_>>()
         .join(", ");
     // A STRICT table's probe is STRICT too: a default of the wrong type fails the insert.
