@@ -1555,6 +1555,65 @@ fn a_wide_crr_merges_through_one_statement_and_keeps_every_stored_value() {
     assert!(one::<i64>(&narrow, "SELECT crr_debug_statement_keys()") > n as i64, "the narrow replica took the wide path");
 }
 
+/// A merge that makes a row of a wide CRR writes it through one statement for the table,
+/// whichever column's cell makes it, every other column given its default's value: a stream
+/// of rows whose first cells were of varying columns (a read filtered by cid) kept a
+/// statement per column, each as large as the table (99 MiB at 1,000 columns). The rows hold
+/// what a statement per column, which leaves the other columns out, makes: for every way a
+/// default can be written, in every affinity.
+#[test]
+fn a_wide_crr_makes_rows_through_one_statement_whatever_their_first_cell() {
+    let defaults = [
+        "", "DEFAULT NULL", "DEFAULT 5", "DEFAULT -5.0", "DEFAULT '05'", "DEFAULT x'05'", "DEFAULT abc", "DEFAULT \"q\"\"d\"", "DEFAULT [br]",
+        "DEFAULT `bt`", "DEFAULT true", "DEFAULT FALSE", "DEFAULT (abs(-3) || 'x')", "DEFAULT (typeof(CURRENT_DATE))", "DEFAULT - 'abc'",
+        "DEFAULT 0x10", "DEFAULT .5",
+    ];
+    let types = ["INTEGER", "REAL", "TEXT", "NUMERIC", "BLOB", ""];
+    // Every type with every default.
+    let n = types.len() * defaults.len();
+    let cols: Vec<String> = (0..n).map(|i| format!("c{i} {} {}", types[i % types.len()], defaults[i % defaults.len()])).collect();
+    let schema = format!(
+        "CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, {}, c_check TEXT CHECK (c_check IS NULL OR c_check != 'no'), \
+         g GENERATED ALWAYS AS (coalesce(c2, 0) + 1) VIRTUAL); CREATE INDEX w_c1 ON w(c1); SELECT crsql_as_crr('w');",
+        cols.join(", ")
+    );
+    let replica = || {
+        let c = mem();
+        c.execute_batch(&schema).unwrap();
+        c
+    };
+    let (src, a, per_column) = (replica(), replica(), replica());
+    per_column.execute_batch(&format!("SELECT crr_set_wide_writes_for_testing({})", n + 2)).unwrap();
+    let first = |r: usize| format!("c{}", (r * 7) % n);
+    let rows_made = 40;
+    for r in 0..rows_made {
+        src.execute_batch(&format!("INSERT INTO w(id, {}) VALUES ({r}, {})", first(r), wide_value(r, r))).unwrap();
+    }
+    // Each row arrives as one cell, of another column each time.
+    let feed: Vec<Change> = (0..rows_made).flat_map(|r| changes_where(&src, &format!("WHERE pk = crsql_pack_columns({r}) AND cid = '{}'", first(r)))).collect();
+    assert_eq!(feed.len(), rows_made);
+    let keys_before: i64 = one(&a, "SELECT crr_debug_statement_keys()");
+    for c in [&a, &per_column] {
+        apply(c, &feed).unwrap();
+    }
+    let made = dump(&a, "w");
+    assert_eq!(made.len(), rows_made);
+    assert_eq!(made, dump(&per_column, "w"), "rows made by the shared statement hold what leaving columns out gives");
+    let keys: i64 = one(&a, "SELECT crr_debug_statement_keys()");
+    assert!(keys < keys_before + 20, "making {rows_made} rows, each from a cell of another column, took {} kinds of statement", keys - keys_before);
+    assert!(one::<i64>(&per_column, "SELECT crr_debug_statement_keys()") > keys_before + rows_made as i64, "the reference took the shared statement");
+    // The defaults are the source's too, and the rest of the rows converge.
+    assert_eq!(made, dump(&src, "w"));
+    sync(&src, &a);
+    sync(&src, &per_column);
+    assert_eq!(dump(&a, "w"), dump(&src, "w"));
+    assert_eq!(portable(&a), portable(&per_column));
+    assert_eq!(one::<String>(&a, "PRAGMA integrity_check"), "ok");
+    // (c6: INTEGER DEFAULT abc, the string 'abc'; c7: REAL DEFAULT "q""d".)
+    let defaulted = (0..rows_made).filter(|&r| first(r) != "c6" && first(r) != "c7").count();
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM w WHERE c6 = 'abc' AND c7 = 'q\"d'"), defaulted as i64);
+}
+
 /// The one statement of a wide CRR's merges names every column, so it would fire the app's
 /// triggers on `UPDATE OF` some columns for every cell: a table with such a trigger, in main
 /// or TEMP (made after the wide statement was), keeps a statement per column. Its other

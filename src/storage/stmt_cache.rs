@@ -44,6 +44,8 @@ pub enum Key {
     /// Whether a row with the change's exact key is there (merge::delete_row).
     RowExists(i64),
     RowRecreate(i64, Option<usize>),
+    /// A wide table's row made with a cell, one for all its columns (merge::recreate_row).
+    RowRecreateWide(i64),
     CellUpsert(i64, usize),
     CellUpdate(i64, usize),
     /// A wide table's cell UPDATE, one for all its columns (merge::write_cell).

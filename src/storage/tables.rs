@@ -139,6 +139,12 @@ pub struct TableInfo {
     /// every statement that sets a column of it, to the same value or not, and checks a CHECK
     /// for every statement that sets a column it names (`table_shape::shared_write_slots`).
     pub wide_slots: Vec<bool>,
+    /// Whether the table tracks at least `WIDE_WRITES` columns: a merge that makes a row
+    /// writes it through one statement for the table, whichever column's cell makes it
+    /// (`merge::recreate_row`, with `row_defaults`).
+    pub wide: bool,
+    /// See `row_defaults`.
+    defaults: std::cell::OnceCell<Option<Vec<String>>>,
     /// Why the table cannot be read or merged as it is (`drift`), None when its columns are
     /// the ones the registry names; found at the first `check_columns` (a table's columns
     /// cost a PRAGMA, about 43k instructions, which tables never read or merged need not pay).
@@ -202,6 +208,32 @@ impl TableInfo {
         s.bind_text(1, &self.name)?;
         s.bind_text(2, column)?;
         s.step()
+    }
+
+    /// By slot, the SQL of each tracked column's default value (`table_shape::default_expr`;
+    /// NULL for a dropped slot), for the statement a wide CRR's merges make rows with; None
+    /// for a narrow table, or one whose columns are not the registry's (`check_columns` says
+    /// why). Read at the first use: a PRAGMA, which tables never merged into need not pay.
+    pub fn row_defaults(&self, conn: &Conn) -> Result<Option<&[String]>> {
+        if !self.wide {
+            return Ok(None);
+        }
+        if let Some(d) = self.defaults.get() {
+            return Ok(d.as_deref());
+        }
+        let mut s = conn.db.prepare("SELECT name, dflt_value FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0", false)?;
+        s.bind_text(1, &self.name)?;
+        let mut found = HashMap::new();
+        while s.step()? {
+            let dflt = (s.column_type(1) != crate::ffi::api::SQLITE_NULL).then(|| s.text(1));
+            found.insert(s.text(0).to_ascii_lowercase(), dflt);
+        }
+        let defaults = self.columns.iter().map(|c| match c {
+            Some(c) => found.get(&c.to_ascii_lowercase()).map(|d| table_shape::default_expr(d.as_deref())),
+            None => Some("NULL".to_string()),
+        });
+        let defaults: Option<Vec<String>> = defaults.collect();
+        Ok(self.defaults.get_or_init(|| defaults).as_deref())
     }
 
     /// The slot of a column, named as SQL names it: ASCII case does not matter (SQLite lets no
@@ -492,7 +524,8 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             }
         }
         cols.reset();
-        let wide_slots = if columns.iter().flatten().count() >= conn.wide_writes.get() {
+        let is_wide = columns.iter().flatten().count() >= conn.wide_writes.get();
+        let wide_slots = if is_wide {
             let w = match wide {
                 Some(ref w) => w,
                 None => &*wide.insert(WideSchema::read(conn)?),
@@ -506,6 +539,8 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             name,
             pk,
             wide_slots,
+            wide: is_wide,
+            defaults: Default::default(),
             key_affinity: Default::default(),
             columns,
             key: clock.key,
