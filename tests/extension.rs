@@ -290,7 +290,9 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
          CREATE TABLE nulldefault(id INTEGER PRIMARY KEY NOT NULL, v TEXT NOT NULL DEFAULT NULL);
          CREATE TABLE strictdefault(id INTEGER PRIMARY KEY NOT NULL, v INTEGER DEFAULT 'abc') STRICT;
          CREATE TABLE doc(id INTEGER PRIMARY KEY NOT NULL, body TEXT DEFAULT '' CHECK (json_extract(body, '$.v') IS NOT NULL));
-         CREATE TABLE fine(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT '5' CHECK (typeof(n) = 'integer'), m INT DEFAULT 0, CHECK (id > 0 OR m > 0));
+         CREATE TABLE folded(id INTEGER PRIMARY KEY NOT NULL, a TEXT COLLATE NOCASE DEFAULT 'x' CHECK (a != 'X'));
+         CREATE TABLE fine(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT '5' CHECK (typeof(n) = 'integer'), m INT DEFAULT 0,
+                           r TEXT COLLATE RTRIM DEFAULT 'y ' CHECK (r = 'y'), CHECK (id > 0 OR m > 0));
          CREATE VIEW vw AS SELECT 1;",
     )
     .unwrap();
@@ -322,6 +324,9 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         ("qty", "table \"qty\" cannot be a CRR: a row of its defaults fails CHECK (n > 0)"),
         ("strictdefault", "table \"strictdefault\" cannot be a CRR: a row of its defaults fails its column types (cannot store TEXT value in INTEGER column"),
         ("nulldefault", "table \"nulldefault\" cannot be a CRR: a row of its defaults fails NOT NULL on \"v\""),
+        // The CHECK compares under the column's collation: 'x' is 'X' under NOCASE (until
+        // 2026-12-06 the probe compared under BINARY and let the table pass).
+        ("folded", "table \"folded\" cannot be a CRR: a row of its defaults fails CHECK (a != 'X')"),
         // The CHECK raises an error on the row of defaults, as every merge's INSERT of that row
         // would (until 2026-12-06 the probe took the error for a pass).
         ("doc", "table \"doc\" cannot be a CRR: a row of its defaults fails CHECK (json_extract(body, '$.v') IS NOT NULL) (malformed JSON)"),
@@ -330,8 +335,9 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         let e = err(&c, &format!("SELECT crsql_as_crr('{table}')"));
         assert!(e.contains("crsql_as_crr: ") && e.contains(want), "{table}: {e}");
     }
-    // The defaults are judged with the column's affinity ('5' is stored as 5), and a CHECK that
-    // the key could satisfy is not held against them; the probe table is left empty.
+    // The defaults are judged with the column's affinity ('5' is stored as 5) and collation
+    // ('y ' is 'y' under RTRIM: refused until 2026-12-06), and a CHECK that the key could
+    // satisfy is not held against them; the probe table is left empty.
     c.execute_batch("SELECT crsql_as_crr('fine'); SELECT crsql_as_table('fine');").unwrap();
     let probe: String = one(&c, "SELECT name FROM temp.sqlite_schema WHERE name LIKE 'crr_defaults_probe_%'");
     assert_eq!(one::<i64>(&c, &format!("SELECT count(*) FROM temp.\"{probe}\"")), 0);

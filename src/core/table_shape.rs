@@ -264,6 +264,62 @@ pub fn default_expr(dflt: Option<&str>) -> String {
     }
 }
 
+/// The columns of a CREATE TABLE text that declare a collation (`COLLATE name` among a
+/// column's constraints; the last if several), with its name as written, dequoted. SQLite
+/// reports a column's collation nowhere but in an index (`pragma_index_xinfo`), so
+/// storage::as_crr's probe of a row of defaults reads it here: under `a TEXT COLLATE NOCASE
+/// DEFAULT 'x' CHECK (a != 'X')` the row of defaults fails the CHECK, and a probe column
+/// without the collation passed it.
+pub fn column_collations(sql: &str) -> Vec<(String, String)> {
+    let toks = tokens(sql);
+    let Some(open) = toks.iter().position(|(t, _)| *t == Token::Open) else {
+        return Vec::new();
+    };
+    // The column list's items (column definitions and table constraints), split at its commas.
+    let mut items: Vec<&[(Token, usize)]> = Vec::new();
+    let (mut depth, mut start) = (0usize, open + 1);
+    for (i, (t, at)) in toks.iter().enumerate().skip(open + 1) {
+        match t {
+            Token::Open => depth += 1,
+            Token::Close if depth == 0 => {
+                items.push(&toks[start..i]);
+                break;
+            }
+            Token::Close => depth -= 1,
+            Token::Other if depth == 0 && sql.as_bytes()[*at] == b',' => {
+                items.push(&toks[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for item in items {
+        let name = match item.first() {
+            Some((Token::Name(w), _)) if ["CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"].iter().any(|k| w.eq_ignore_ascii_case(k)) => continue,
+            Some((Token::Name(w) | Token::Quoted(w), _)) => w,
+            _ => continue,
+        };
+        let (mut depth, mut collation) = (0usize, None);
+        for (i, (t, _)) in item.iter().enumerate() {
+            match t {
+                Token::Open => depth += 1,
+                Token::Close => depth = depth.saturating_sub(1),
+                Token::Name(w) if depth == 0 && w.eq_ignore_ascii_case("COLLATE") => {
+                    if let Some((Token::Name(c) | Token::Quoted(c), _)) = item.get(i + 1) {
+                        collation = Some(c.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(c) = collation {
+            out.push((name.clone(), c));
+        }
+    }
+    out
+}
+
 /// Which slots of a wide CRR (its tracked `columns`, None where dropped) a merge writes
 /// through the one statement the table's cells share (storage::merge::write_cell): the live
 /// columns but those a CHECK of `table_sql` (its CREATE TABLE text) or an index of
@@ -739,6 +795,20 @@ mod tests {
         let mut own = table(vec![col("key", "TEXT", true, 1), col("value", "", false, 0)]);
         own.name = "crr_meta".into();
         assert!(refusal(&own).contains("table \"crr_meta\" cannot be a CRR: it is one of sqlite-crr's own tables"), "{}", refusal(&own));
+    }
+
+    #[test]
+    fn column_collations_are_read_from_the_column_definitions() {
+        let sql = "CREATE TABLE \"t (x\" (id INTEGER PRIMARY KEY, a TEXT COLLATE NOCASE, [b c] VARCHAR(10) NOT NULL COLLATE \"RTRIM\" DEFAULT 'x', \
+                   d TEXT CHECK (d COLLATE NOCASE != 'x') DEFAULT ('y' COLLATE NOCASE), e GENERATED ALWAYS AS (a COLLATE BINARY), \
+                   f TEXT COLLATE rtrim COLLATE nocase, -- g TEXT COLLATE NOCASE\n \"collate\" TEXT, CONSTRAINT k CHECK (a COLLATE RTRIM > ''), \
+                   UNIQUE (a COLLATE NOCASE))";
+        let got = column_collations(sql);
+        let want: Vec<(String, String)> =
+            [("a", "NOCASE"), ("b c", "RTRIM"), ("f", "nocase")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        assert_eq!(got, want);
+        assert!(column_collations("CREATE TABLE t(a, b)").is_empty());
+        assert!(column_collations("CREATE TABLE t").is_empty());
     }
 
     #[test]

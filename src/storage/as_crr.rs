@@ -693,7 +693,17 @@ fn probe_of(desc: &TableDesc) -> Option<Probe> {
         return None;
     }
     let stored: Vec<&ColumnDesc> = desc.columns.iter().filter(|c| !c.generated).collect();
-    let columns = stored.iter().map(|c| format!("{} {}", quote(&c.name), c.decl_type)).collect::<Vec<_>>().join(", ");
+    // Each column's collation too, for the CHECKs' comparisons; only SQLite's own (the app's
+    // may not be registered on this connection yet, and CREATE TABLE would fail on it).
+    let collations = table_shape::column_collations(&desc.sql);
+    let collation = |c: &ColumnDesc| {
+        let named = collations.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(&c.name)).map(|(_, coll)| coll.to_ascii_uppercase());
+        match named.as_deref() {
+            Some(coll @ ("NOCASE" | "RTRIM")) => format!(" COLLATE {coll}"),
+            _ => String::new(),
+        }
+    };
+    let columns = stored.iter().map(|c| format!("{} {}{}", quote(&c.name), c.decl_type, collation(c))).collect::<Vec<_>>().join(", ");
     let values = stored
         .iter()
         .map(|c| if c.pk_index > 0 { "NULL".to_string() } else { table_shape::default_expr(c.default_sql.as_deref()) })
