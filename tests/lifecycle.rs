@@ -89,6 +89,28 @@ fn an_added_column_whose_default_is_a_name_records_the_rows_that_differ_from_it(
     }
 }
 
+/// A row whose added column differs from the default byte for byte is a change, whatever the
+/// column's collation, and so is one in another storage class where the column keeps it (no
+/// affinity): a peer that runs the same migration holds the default. Until 2026-12-06 'X'
+/// under NOCASE DEFAULT 'x', and 5.0 under an untyped DEFAULT 5, went unrecorded.
+#[test]
+fn an_added_column_sends_values_that_differ_from_its_default_in_bytes_or_class() {
+    let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1, 'p', 1), (2, 'q', 2), (3, 'r', 3);");
+    let migration = "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT COLLATE NOCASE DEFAULT 'x'; \
+                     ALTER TABLE t ADD COLUMN e DEFAULT 5; ALTER TABLE t ADD COLUMN f REAL DEFAULT 1;";
+    a.execute_batch(&format!(
+        "{migration} UPDATE t SET d = 'X', e = 5.0, f = 1 WHERE id = 1; UPDATE t SET d = 'x', e = '5' WHERE id = 3; SELECT crsql_commit_alter('t');"
+    ))
+    .unwrap();
+    let sent = rows(&a, "SELECT t.id, c.cid FROM crsql_changes AS c JOIN t ON c.pk = crsql_pack_columns(t.id) WHERE c.cid IN ('d', 'e', 'f') ORDER BY 1, 2");
+    let want = |v: &[(i64, &str)]| v.iter().map(|(id, c)| vec![V::Integer(*id), V::Text(c.to_string())]).collect::<Vec<_>>();
+    assert_eq!(sent, want(&[(1, "d"), (1, "e"), (3, "e")]));
+    b.execute_batch(&format!("{migration} SELECT crsql_commit_alter('t');")).unwrap();
+    sync_since(&a, &b, seen).unwrap();
+    let typed = "SELECT id, d, e, typeof(e), f, typeof(f) FROM t ORDER BY id";
+    assert_eq!(rows(&b, typed), rows(&a, typed));
+}
+
 /// A table whose default is a name can be a CRR when its defaults must be checked (a CHECK,
 /// a NOT NULL): until 2026-12-06 the check pasted the name and failed with `no such column`.
 #[test]

@@ -392,7 +392,8 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         }
         for (slot, name) in added {
             let default = desc.columns.iter().find(|c| c.name == name).and_then(|c| c.default_sql.clone());
-            record_non_default(conn, info.clock(), &desc.name, &shape.pk, &name, default.as_deref(), slot)?;
+            let keeps_class = cols.iter().any(|t| t.slot == slot && t.keeps_class);
+            record_non_default(conn, info.clock(), &desc.name, &shape.pk, (&name, keeps_class), default.as_deref(), slot)?;
         }
         let inserts_tracked = has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
         conn.db.exec(&format!("DROP TRIGGER IF EXISTS main.\"crr_{}_alter_old\"", info.tid))?;
@@ -437,20 +438,28 @@ fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> R
 }
 
 /// Rows whose new column holds something other than its default are local writes: peers that
-/// add the same column get the default, so only differing cells need to travel.
+/// add the same column get the default, so only differing cells need to travel. Other, byte
+/// for byte, as the update trigger tells a change (`changed_expr`): under BINARY, whatever
+/// the column's collation, and in another storage class where the column keeps the class it
+/// is given (`keeps_class`, no affinity; ADD COLUMN takes only a literal default, which such a
+/// column stores as it is). Until 2026-12-06 a row set to 'X' under `COLLATE NOCASE DEFAULT
+/// 'x'`, or to 5.0 under an untyped `DEFAULT 5`, went unrecorded, and kept a value its peers
+/// never got.
 fn record_non_default(
     conn: &Conn,
     clock: Clock,
     table: &str,
     pk: &[String],
-    column: &str,
+    (column, keeps_class): (&str, bool),
     default_sql: Option<&str>,
     slot: usize,
 ) -> Result<()> {
     let keys = pk.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
     let default = crate::core::table_shape::default_expr(default_sql);
+    let c = quote(column);
+    let class = if keeps_class { format!(" OR typeof({c}) IS NOT typeof({default})") } else { String::new() };
     let mut s = conn.db.prepare(
-        &format!("SELECT crsql_pack_columns({keys}) FROM main.{} WHERE {} IS NOT {default}", quote(table), quote(column)),
+        &format!("SELECT crsql_pack_columns({keys}) FROM main.{} WHERE {c} IS NOT {default} COLLATE BINARY{class}", quote(table)),
         false,
     )?;
     // The scan reads the user table; the writes go to its clock.
