@@ -89,10 +89,16 @@ impl Shape {
     fn new_column(&mut self, r: &mut Rng) -> (String, String) {
         let name = format!("c{}", self.next);
         self.next += 1;
-        let decl = match r.below(4) {
+        // (A value equal to the default under NOCASE, or in value but not storage class in a
+        // column without affinity, 'A' or 7.0, must still travel; a default written as a
+        // name is a string.)
+        let decl = match r.below(7) {
             0 => "TEXT".to_string(),
             1 => format!("INTEGER DEFAULT {}", r.below(3)),
             2 => "DEFAULT 'd'".into(),
+            3 => "TEXT COLLATE NOCASE DEFAULT 'a'".into(),
+            4 => "DEFAULT 7".into(),
+            5 => "TEXT DEFAULT b".into(),
             _ => "INTEGER NOT NULL DEFAULT 5".into(),
         };
         (name, decl)
@@ -100,7 +106,7 @@ impl Shape {
 }
 
 fn literal(r: &mut Rng) -> String {
-    (*r.pick(&["NULL", "0", "1", "7", "'a'", "'b'", "2.5", "X'00'"])).to_string()
+    (*r.pick(&["NULL", "0", "1", "7", "'a'", "'b'", "2.5", "X'00'", "'A'", "7.0"])).to_string()
 }
 
 /// One random write statement on the table as it is now, and the key it writes;
