@@ -891,6 +891,24 @@ fn the_key_twin_rule_agrees_with_sqlite() {
     }
 }
 
+/// A STRICT table's ANY key column stores a text key as it is, whatever the table's text
+/// holds after its options: SQLite keeps a comment before the statement's end, and until
+/// 2026-12-06 a `)` in it hid STRICT, the key column was taken for NUMERIC, and the merge of
+/// a row keyed '5' was refused as a schema mismatch.
+#[test]
+fn a_strict_table_with_a_comment_after_its_options_merges_text_keys() {
+    let schema = "CREATE TABLE s(k ANY PRIMARY KEY NOT NULL, v ANY) STRICT /* options ) */; SELECT crsql_as_crr('s');";
+    let (a, b) = (mem(), mem());
+    for c in [&a, &b] {
+        c.execute_batch(schema).unwrap();
+    }
+    a.execute_batch("INSERT INTO s VALUES ('5', 1), (5, 2), ('x', 3.0)").unwrap();
+    sync(&a, &b);
+    let typed = "SELECT k, typeof(k), v, typeof(v) FROM s ORDER BY typeof(k), k";
+    assert_eq!(rows(&b, typed), rows(&a, typed));
+    assert_eq!(one::<i64>(&b, "SELECT count(*) FROM s"), 3);
+}
+
 /// A REAL key equal to an INTEGER (1.0, -0.0) in a key column of BLOB affinity would be one
 /// row under two keys: a replica holding 1 and one holding 1.0 each replaced the other's row
 /// when they merged, and held different tables for good. Until 2026-12-05 nothing refused

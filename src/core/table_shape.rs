@@ -851,9 +851,16 @@ mod tests {
     }
 }
 
-/// True when the CREATE TABLE text has the STRICT option (after its column list).
+/// True when the CREATE TABLE text has the STRICT option (after its column list). The list
+/// ends at the last closing parenthesis outside comments and quotes: SQLite keeps a comment
+/// between the options and the statement's end in the text, and until 2026-12-06 a `)` in it
+/// hid the option (a STRICT table's ANY key column was taken for one of NUMERIC affinity,
+/// and merges of a text key '5' were refused).
 pub fn is_strict(sql: &str) -> bool {
-    sql.rfind(')').is_some_and(|end| sql_words(&sql[end..]).iter().any(|w| w.eq_ignore_ascii_case("STRICT")))
+    let toks = tokens(sql);
+    toks.iter()
+        .rposition(|(t, _)| *t == Token::Close)
+        .is_some_and(|end| toks[end..].iter().any(|(t, _)| matches!(t, Token::Name(w) if w.eq_ignore_ascii_case("STRICT"))))
 }
 
 /// The affinity a column of a table applies: a STRICT table's ANY column applies none.
@@ -878,6 +885,9 @@ mod rowid_tests {
         assert!(!super::is_without_rowid("CREATE TABLE \"without rowid\"(a PRIMARY KEY)"));
         assert!(super::is_strict("CREATE TABLE t(a INT PRIMARY KEY) WITHOUT ROWID, STRICT"));
         assert!(!super::is_strict("CREATE TABLE t(strict INT PRIMARY KEY, \"x)\" TEXT)"));
+        assert!(super::is_strict("CREATE TABLE t(a ANY PRIMARY KEY) STRICT /* ) */ "));
+        assert!(super::is_strict("CREATE TABLE t(a ANY PRIMARY KEY) STRICT -- )"));
+        assert!(!super::is_strict("CREATE TABLE t(a ANY PRIMARY KEY) /* STRICT */"));
         assert_eq!(super::column_affinity("ANY", true), super::Affinity::Blob);
         assert_eq!(super::column_affinity("ANY", false), super::Affinity::Numeric);
     }
