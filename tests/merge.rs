@@ -1665,7 +1665,7 @@ fn app_triggers_on_update_of_columns_fire_for_their_columns_only_on_a_wide_crr()
         .execute_batch(&format!("DROP TRIGGER of_c3; CREATE TRIGGER crr_{tid}_c3_log AFTER UPDATE OF c3 ON w BEGIN INSERT INTO log VALUES ('c3', NEW.id); END;"))
         .unwrap();
     let log = |c: &Connection| rows(c, "SELECT what, id, count(*) FROM log GROUP BY what, id ORDER BY what, id");
-    let mut step = |sql: &str| {
+    let step = |sql: &str| {
         src.execute_batch(sql).unwrap();
         for c in &receivers {
             sync(&src, c);
