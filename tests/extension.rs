@@ -270,6 +270,30 @@ fn unpack_columns_under_ors_and_its_package_column() {
     );
 }
 
+/// The probe of a row of defaults applies a column's collation, the app's own too when the
+/// app has registered it on the connection: under a case-blind one the default 'x' fails
+/// `CHECK (a != 'X')`. A connection without it (whose writes to the table would fail for want
+/// of it) judges the CHECK under BINARY, as all probes did until 2026-12-06, rather than
+/// failing with `no such collation sequence`.
+#[test]
+fn the_probe_of_a_row_of_defaults_applies_the_apps_collation_where_it_is_registered() {
+    let dir = tmpdir("app_collation");
+    let path = fresh_file(&dir, "a.db");
+    let with = open(&path);
+    with.create_collation("anycase", |a: &str, b: &str| a.to_lowercase().cmp(&b.to_lowercase())).unwrap();
+    with.execute_batch(
+        "CREATE TABLE f(id INTEGER PRIMARY KEY NOT NULL, a TEXT COLLATE anycase DEFAULT 'x' CHECK (a != 'X'));
+         CREATE TABLE g(id INTEGER PRIMARY KEY NOT NULL, a TEXT COLLATE \"anycase\" DEFAULT 'x' CHECK (a = 'X'));",
+    )
+    .unwrap();
+    let e = err(&with, "SELECT crsql_as_crr('f')");
+    assert!(e.contains("a row of its defaults fails CHECK (a != 'X')"), "{e}");
+    with.execute_batch("SELECT crsql_as_crr('g')").unwrap();
+    let without = open(&path);
+    without.execute_batch("SELECT crsql_as_crr('f')").unwrap();
+    assert_eq!(one::<i64>(&without, "SELECT count(*) FROM crr_tables"), 2);
+}
+
 #[test]
 fn as_crr_refusals_name_the_table_and_the_reason() {
     let c = mem();

@@ -676,8 +676,8 @@ struct Probe {
 }
 
 /// The probe of `desc`, None when it has nothing to check (no CHECK, no NOT NULL column, not
-/// STRICT).
-fn probe_of(desc: &TableDesc) -> Option<Probe> {
+/// STRICT); its columns have their collations, the app's own too if `app_collations`.
+fn probe_of(desc: &TableDesc, app_collations: bool) -> Option<Probe> {
     let names: Vec<String> = desc.columns.iter().map(|c| c.name.clone()).collect();
     let mut checks: Vec<(String, String)> =
         table_shape::check_constraints(&desc.sql, &names).into_iter().map(|c| (format!("CHECK ({})", c.expr), c.expr)).collect();
@@ -693,13 +693,14 @@ fn probe_of(desc: &TableDesc) -> Option<Probe> {
         return None;
     }
     let stored: Vec<&ColumnDesc> = desc.columns.iter().filter(|c| !c.generated).collect();
-    // Each column's collation too, for the CHECKs' comparisons; only SQLite's own (the app's
-    // may not be registered on this connection yet, and CREATE TABLE would fail on it).
+    // Each column's collation too, for the CHECKs' comparisons (`made_probe`: an app's own
+    // may not be registered on this connection, and CREATE TABLE fails on it).
     let collations = table_shape::column_collations(&desc.sql);
     let collation = |c: &ColumnDesc| {
-        let named = collations.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(&c.name)).map(|(_, coll)| coll.to_ascii_uppercase());
-        match named.as_deref() {
-            Some(coll @ ("NOCASE" | "RTRIM")) => format!(" COLLATE {coll}"),
+        let named = collations.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(&c.name)).map(|(_, coll)| coll.as_str());
+        match named {
+            Some(coll) if coll.eq_ignore_ascii_case("NOCASE") || coll.eq_ignore_ascii_case("RTRIM") => format!(" COLLATE {coll}"),
+            Some(coll) if app_collations && !coll.eq_ignore_ascii_case("BINARY") => format!(" COLLATE {}", quote(coll)),
             _ => String::new(),
         }
     };
@@ -723,10 +724,31 @@ fn probe_of(desc: &TableDesc) -> Option<Probe> {
 /// pending interrupt would keep them from being prepared again (the savepoint, half done,
 /// stayed open). Errors are the savepoint's to report (no such table, say).
 pub fn make_probe(conn: &Conn, table: &str) -> Result<()> {
-    let Some(probe) = describe(conn, table).ok().as_ref().and_then(probe_of) else {
+    let Ok(desc) = describe(conn, table) else {
         return Ok(());
     };
-    probe.make(conn)
+    made_probe(conn, &desc).map(drop)
+}
+
+/// The probe of `desc` with its TEMP table made (None: nothing to check). A column's collation
+/// that is the app's own is applied if the app registered it on this connection; if not (the
+/// probe's CREATE fails with `no such collation sequence`), the probe compares under BINARY
+/// there: the table itself cannot be written on this connection then.
+fn made_probe(conn: &Conn, desc: &TableDesc) -> Result<Option<Probe>> {
+    let Some(probe) = probe_of(desc, true) else {
+        return Ok(None);
+    };
+    match probe.make(conn) {
+        Ok(()) => Ok(Some(probe)),
+        Err(e) if e.message.contains("no such collation sequence") => {
+            let Some(probe) = probe_of(desc, false) else {
+                return Ok(None);
+            };
+            probe.make(conn)?;
+            Ok(Some(probe))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 impl Probe {
@@ -747,11 +769,10 @@ impl Probe {
 /// FROM sqlite_schema ...`, CREATE and DELETE are not) and each CHECK is evaluated on that
 /// row; a CHECK that cannot be evaluated so (it names a generated column) is not judged.
 fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
-    let Some(p) = probe_of(desc) else {
+    // (Made already, by `make_probe`, unless the table changed shape since.)
+    let Some(p) = made_probe(conn, desc)? else {
         return Ok(());
     };
-    // (Made already, by `make_probe`, unless the table changed shape since.)
-    p.make(conn)?;
     let Probe { qualified: probe, values, mut checks, .. } = p;
     conn.db.exec(&format!("DELETE FROM {probe}"))?;
     let mut failed = None;
