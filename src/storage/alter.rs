@@ -329,8 +329,10 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
 pub fn commit(conn: &Conn, table: &str) -> Result<()> {
     super::savepoint::lock_first(conn)?;
     // (The table's current name: a rename in the bracket is followed by the triggers.)
+    let mut defaults = HashMap::new();
     if let Some(info) = tables::by_name(conn, table)? {
         super::as_crr::make_probe(conn, &info.name)?;
+        defaults = added_column_defaults(conn, &info)?;
     }
     in_savepoint(conn, "crr_commit_alter", || {
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
@@ -390,12 +392,14 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             raise_floor(conn, txn::max_db_version(conn)?)?;
             clear_slots(conn, info.clock(), &dropped)?;
         }
+        let inserts_tracked = has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
         for (slot, name) in added {
             let default = desc.columns.iter().find(|c| c.name == name).and_then(|c| c.default_sql.clone());
             let keeps_class = cols.iter().any(|t| t.slot == slot && t.keeps_class);
-            record_non_default(conn, info.clock(), &desc.name, &shape.pk, (&name, keeps_class), default.as_deref(), slot)?;
+            // After a rebuild the rows were inserted again: they hold what inserted rows get.
+            let stored = defaults.get(&name.to_ascii_lowercase()).map(|(old_rows, new_rows)| if inserts_tracked { old_rows } else { new_rows });
+            record_non_default(conn, info.clock(), &desc.name, &shape.pk, (&name, keeps_class), (default.as_deref(), stored), slot)?;
         }
-        let inserts_tracked = has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
         conn.db.exec(&format!("DROP TRIGGER IF EXISTS main.\"crr_{}_alter_old\"", info.tid))?;
         conn.bracket.borrow_mut().clear();
         install_triggers(conn, info.clock(), &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
@@ -437,31 +441,106 @@ fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> R
     Ok(())
 }
 
+/// For each column of the table with a DEFAULT that the registry does not track (those a
+/// commit may find added), by name in lower case: the value a row that existed before `ADD
+/// COLUMN` reads in it, and the one a row inserted without it gets (`record_non_default`).
+/// SQLite gives old rows the DEFAULT's text with the column's affinity applied (`DEFAULT 5.`
+/// reads '5.' in a TEXT column, the integer 5 in an untyped one; `DEFAULT true` the integer
+/// 1 in a TEXT column), new ones the expression's value with it applied ('5.0', 5.0, '1').
+/// Both are asked of SQLite: a TEMP table (one per set of such columns, kept until the
+/// connection closes, as the probe of a row of defaults is, and made like it before the
+/// commit's savepoint, whose statements a schema change would expire) holds a row made before
+/// the columns are added to it and one made after. A default ADD COLUMN refuses (a 12-step
+/// rebuild's `(1 + 1)` or CURRENT_TIMESTAMP) has no entry.
+fn added_column_defaults(conn: &Conn, info: &tables::TableInfo) -> Result<HashMap<String, (Value, Value)>> {
+    let mut out = HashMap::new();
+    // (Errors are the commit's to report.)
+    let Ok(desc) = describe(conn, &info.name) else {
+        return Ok(out);
+    };
+    let tracked = |n: &str| info.pk.iter().chain(info.columns.iter().flatten()).any(|c| c.eq_ignore_ascii_case(n));
+    let added: Vec<_> = desc.columns.iter().filter(|c| c.pk_index == 0 && !c.generated && !tracked(&c.name)).filter_map(|c| Some((c, c.default_sql.as_deref()?))).collect();
+    if added.is_empty() {
+        return Ok(out);
+    }
+    let layout: String = added.iter().map(|(c, d)| format!("{}\u{1}{d}\u{2}", c.decl_type)).collect();
+    let mut hash = crate::core::fast_hash::FastHasher::default();
+    std::hash::Hasher::write(&mut hash, layout.as_bytes());
+    let name = format!("\"crr_added_defaults_{:016x}\"", std::hash::Hasher::finish(&hash));
+    let t = format!("temp.{name}");
+    conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {name}(crr_row INTEGER PRIMARY KEY)"))?;
+    // Row 0 is made before any column is added, so it reads each as an old row does.
+    conn.db.exec(&format!("INSERT OR IGNORE INTO {t}(crr_row) VALUES (0)"))?;
+    let has = |i: usize| -> Result<bool> {
+        let mut s = conn.db.prepare("SELECT 1 FROM pragma_table_info(?1, 'temp') WHERE name = ?2", false)?;
+        s.bind_text(1, &name[1..name.len() - 1])?;
+        s.bind_text(2, &format!("d{i}"))?;
+        s.step()
+    };
+    for (i, (c, dflt)) in added.iter().enumerate() {
+        if has(i)? {
+            continue;
+        }
+        match conn.db.exec(&format!("ALTER TABLE {t} ADD COLUMN \"d{i}\" {} DEFAULT {dflt}", c.decl_type)) {
+            Ok(()) => {}
+            // A default ADD COLUMN does not take; an interrupt or a full disk is reported.
+            Err(e) if e.code == crate::ffi::api::SQLITE_ERROR => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Row 1 is made after, as a row inserted without the columns.
+    conn.db.exec(&format!("DELETE FROM {t} WHERE crr_row = 1"))?;
+    conn.db.exec(&format!("INSERT INTO {t}(crr_row) VALUES (1)"))?;
+    for (i, (c, _)) in added.iter().enumerate() {
+        if !has(i)? {
+            continue;
+        }
+        let mut s = conn.db.prepare(&format!("SELECT \"d{i}\" FROM {t} ORDER BY crr_row"), false)?;
+        let (old_rows, new_rows) = (s.step()?.then(|| s.value(0)), s.step()?.then(|| s.value(0)));
+        if let (Some(a), Some(b)) = (old_rows, new_rows) {
+            out.insert(c.name.to_ascii_lowercase(), (a, b));
+        }
+    }
+    Ok(out)
+}
+
 /// Rows whose new column holds something other than its default are local writes: peers that
-/// add the same column get the default, so only differing cells need to travel. Other, byte
-/// for byte, as the update trigger tells a change (`changed_expr`): under BINARY, whatever
-/// the column's collation, and in another storage class where the column keeps the class it
-/// is given (`keeps_class`, no affinity; ADD COLUMN takes only a literal default, which such a
-/// column stores as it is). Until 2026-12-06 a row set to 'X' under `COLLATE NOCASE DEFAULT
-/// 'x'`, or to 5.0 under an untyped `DEFAULT 5`, went unrecorded, and kept a value its peers
-/// never got.
+/// add the same column get the default, so only differing cells need to travel. Differing
+/// byte for byte and in storage class from the value SQLite gives the table's rows as the
+/// column is added (`stored`, from `added_column_defaults`: an old row's after ADD COLUMN, an
+/// inserted row's after a 12-step rebuild). Only a default it cannot give that way (a
+/// rebuild's `(1 + 1)`) is compared as an expression, under BINARY whatever the column's
+/// collation, and by class too where the column keeps the class it is given (`keeps_class`).
+/// A row at the default must not be sent: its cell would carry this commit's clock and could
+/// beat a peer's later write to it. Until 2026-12-06 every comparison was the expression's,
+/// under the column's collation and blind to class: a row set to 'X' under `COLLATE NOCASE
+/// DEFAULT 'x'`, or to 5.0 under an untyped `DEFAULT 5`, went unrecorded (and kept a value
+/// its peers never got), while an old row at `DEFAULT 5.` in a TEXT column ('5.', not the
+/// expression's '5.0') was sent.
 fn record_non_default(
     conn: &Conn,
     clock: Clock,
     table: &str,
     pk: &[String],
     (column, keeps_class): (&str, bool),
-    default_sql: Option<&str>,
+    (default_sql, stored): (Option<&str>, Option<&Value>),
     slot: usize,
 ) -> Result<()> {
     let keys = pk.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    let default = crate::core::table_shape::default_expr(default_sql);
     let c = quote(column);
-    let class = if keeps_class { format!(" OR typeof({c}) IS NOT typeof({default})") } else { String::new() };
-    let mut s = conn.db.prepare(
-        &format!("SELECT crsql_pack_columns({keys}) FROM main.{} WHERE {c} IS NOT {default} COLLATE BINARY{class}", quote(table)),
-        false,
-    )?;
+    // (`+c` has no affinity: the stored values are compared as they are.)
+    let differs = match stored {
+        Some(_) => format!("+{c} IS NOT ?1 COLLATE BINARY OR typeof({c}) IS NOT typeof(?1)"),
+        None => {
+            let default = crate::core::table_shape::default_expr(default_sql);
+            let class = if keeps_class { format!(" OR typeof({c}) IS NOT typeof({default})") } else { String::new() };
+            format!("{c} IS NOT {default} COLLATE BINARY{class}")
+        }
+    };
+    let mut s = conn.db.prepare(&format!("SELECT crsql_pack_columns({keys}) FROM main.{} WHERE {differs}", quote(table)), false)?;
+    if let Some(v) = stored {
+        s.bind_value(1, v)?;
+    }
     // The scan reads the user table; the writes go to its clock.
     for_each_key(&mut s, |key| track::record_cell(conn, clock, key, slot))?;
     Ok(())
