@@ -247,20 +247,10 @@ pub fn default_expr(dflt: Option<&str>) -> String {
             _ => crate::core::ident::literal(text),
         };
     }
-    let quoted = match bytes.first() {
-        Some(&q @ (b'"' | b'`')) => match quoted_end(bytes, 0, q) {
-            (end, true) if end == bytes.len() => {
-                let q = (q as char).to_string();
-                Some(text[1..end - 1].replace(&format!("{q}{q}"), &q))
-            }
-            _ => None,
-        },
-        Some(b'[') if bytes.iter().position(|&c| c == b']') == Some(bytes.len() - 1) => Some(text[1..text.len() - 1].to_string()),
-        _ => None,
-    };
-    match quoted {
-        Some(name) => crate::core::ident::literal(&name),
-        None => format!("({text})"),
+    // One quoted name, and nothing else, is the string of its name (dequoted by `tokens`).
+    match tokens(text).as_slice() {
+        [(Token::Quoted(name), _)] => crate::core::ident::literal(name),
+        _ => format!("({text})"),
     }
 }
 

@@ -258,8 +258,9 @@ fn set_scan_cap_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
     Ok(Value::Null)
 }
 
-/// crr_set_wide_writes_for_testing(n): merges write the cells of a CRR with n or more tracked
-/// columns through one statement for the table (storage::merge::write_cell), so tests can
+/// crr_set_wide_writes_for_testing(n): merges write the cells, and make the rows, of a CRR
+/// with n or more tracked columns through one statement for the table
+/// (storage::merge::write_cell, recreate_row), so tests can
 /// put narrow tables through that path; NULL restores the default. The registry is loaded
 /// again at its next use, with the new bound.
 fn set_wide_writes_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
@@ -387,18 +388,18 @@ fn internal_insert_over_record(conn: &Conn, args: &Args, buf: &mut track::Record
 /// earlier builds (until 2026-12-06) pass the flags as a fifth argument.
 fn internal_update_record(conn: &Conn, args: &Args, buf: &mut track::RecordBuf) -> Result<()> {
     let (tid, cl, clock) = (args.int(0, "table id")?, args.int(1, "cl")?, args.blob(2, "clock")?);
+    let mut record = |slots: track::Slots, flags: track::Flags| {
+        let changed = slots.iter().enumerate().filter(|(i, _)| flags.changed(*i)).map(|(_, s)| s);
+        track::update_record(conn, tid, cl, clock, changed, buf)
+    };
     if args.len() == 5 {
         let (slots, flags) = slots_and_flags(args, 3)?;
-        let changed = slots.iter().enumerate().filter(|(i, _)| flags.changed(*i)).map(|(_, s)| s);
-        return track::update_record(conn, tid, cl, clock, changed, buf);
+        return record(slots, flags);
     }
     let slots = track::Slots::parse(args.blob(3, "slot list")?)?;
     // Taken out for the call (the record's work runs SQL) and put back, buffer and all.
     let held = std::mem::take(&mut *conn.held_flags.borrow_mut());
-    let r = checked(&slots, held.flags()).and_then(|flags| {
-        let changed = slots.iter().enumerate().filter(|(i, _)| flags.changed(*i)).map(|(_, s)| s);
-        track::update_record(conn, tid, cl, clock, changed, buf)
-    });
+    let r = checked(&slots, held.flags()).and_then(|flags| record(slots, flags));
     *conn.held_flags.borrow_mut() = held;
     r
 }

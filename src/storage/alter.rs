@@ -329,10 +329,14 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
 pub fn commit(conn: &Conn, table: &str) -> Result<()> {
     super::savepoint::lock_first(conn)?;
     // (The table's current name: a rename in the bracket is followed by the triggers.)
+    // What needs a TEMP table is made before the savepoint (as_crr::make_probe says why);
+    // errors in reading the table are the savepoint's to report.
     let mut defaults = HashMap::new();
     if let Some(info) = tables::by_name(conn, table)? {
-        super::as_crr::make_probe(conn, &info.name)?;
-        defaults = added_column_defaults(conn, &info)?;
+        if let Ok(desc) = describe(conn, &info.name) {
+            super::as_crr::make_probe(conn, &desc)?;
+            defaults = added_column_defaults(conn, &info, &desc)?;
+        }
     }
     in_savepoint(conn, "crr_commit_alter", || {
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
@@ -452,53 +456,53 @@ fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> R
 /// commit's savepoint, whose statements a schema change would expire) holds a row made before
 /// the columns are added to it and one made after. A default ADD COLUMN refuses (a 12-step
 /// rebuild's `(1 + 1)` or CURRENT_TIMESTAMP) has no entry.
-fn added_column_defaults(conn: &Conn, info: &tables::TableInfo) -> Result<HashMap<String, (Value, Value)>> {
+fn added_column_defaults(conn: &Conn, info: &tables::TableInfo, desc: &crate::core::table_shape::TableDesc) -> Result<HashMap<String, (Value, Value)>> {
     let mut out = HashMap::new();
-    // (Errors are the commit's to report.)
-    let Ok(desc) = describe(conn, &info.name) else {
-        return Ok(out);
-    };
     let tracked = |n: &str| info.pk.iter().chain(info.columns.iter().flatten()).any(|c| c.eq_ignore_ascii_case(n));
     let added: Vec<_> = desc.columns.iter().filter(|c| c.pk_index == 0 && !c.generated && !tracked(&c.name)).filter_map(|c| Some((c, c.default_sql.as_deref()?))).collect();
     if added.is_empty() {
         return Ok(out);
     }
     let layout: String = added.iter().map(|(c, d)| format!("{}\u{1}{d}\u{2}", c.decl_type)).collect();
-    let mut hash = crate::core::fast_hash::FastHasher::default();
-    std::hash::Hasher::write(&mut hash, layout.as_bytes());
-    let name = format!("\"crr_added_defaults_{:016x}\"", std::hash::Hasher::finish(&hash));
+    let name = super::as_crr::layout_table_name("crr_added_defaults", &layout);
     let t = format!("temp.{name}");
     conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {name}(crr_row INTEGER PRIMARY KEY)"))?;
     // Row 0 is made before any column is added, so it reads each as an old row does.
     conn.db.exec(&format!("INSERT OR IGNORE INTO {t}(crr_row) VALUES (0)"))?;
-    let has = |i: usize| -> Result<bool> {
-        let mut s = conn.db.prepare("SELECT 1 FROM pragma_table_info(?1, 'temp') WHERE name = ?2", false)?;
-        s.bind_text(1, &name[1..name.len() - 1])?;
-        s.bind_text(2, &format!("d{i}"))?;
-        s.step()
-    };
+    // Columns an earlier call added (it may have been stopped half way) are not added again.
+    let mut present = std::collections::HashSet::new();
+    let mut s = conn.db.prepare("SELECT name FROM pragma_table_info(?1, 'temp')", false)?;
+    s.bind_text(1, &name[1..name.len() - 1])?;
+    while s.step()? {
+        present.insert(s.text(0));
+    }
+    drop(s);
+    let mut columns = Vec::new();
     for (i, (c, dflt)) in added.iter().enumerate() {
-        if has(i)? {
-            continue;
+        let column = format!("d{i}");
+        if !present.contains(&column) {
+            match conn.db.exec(&format!("ALTER TABLE {t} ADD COLUMN \"{column}\" {} DEFAULT {dflt}", c.decl_type)) {
+                Ok(()) => {}
+                // A default ADD COLUMN does not take; an interrupt or a full disk is reported.
+                Err(e) if e.code == crate::ffi::api::SQLITE_ERROR => continue,
+                Err(e) => return Err(e),
+            }
         }
-        match conn.db.exec(&format!("ALTER TABLE {t} ADD COLUMN \"d{i}\" {} DEFAULT {dflt}", c.decl_type)) {
-            Ok(()) => {}
-            // A default ADD COLUMN does not take; an interrupt or a full disk is reported.
-            Err(e) if e.code == crate::ffi::api::SQLITE_ERROR => {}
-            Err(e) => return Err(e),
-        }
+        columns.push((c.name.to_ascii_lowercase(), column));
+    }
+    if columns.is_empty() {
+        return Ok(out);
     }
     // Row 1 is made after, as a row inserted without the columns.
     conn.db.exec(&format!("DELETE FROM {t} WHERE crr_row = 1"))?;
     conn.db.exec(&format!("INSERT INTO {t}(crr_row) VALUES (1)"))?;
-    for (i, (c, _)) in added.iter().enumerate() {
-        if !has(i)? {
-            continue;
-        }
-        let mut s = conn.db.prepare(&format!("SELECT \"d{i}\" FROM {t} ORDER BY crr_row"), false)?;
-        let (old_rows, new_rows) = (s.step()?.then(|| s.value(0)), s.step()?.then(|| s.value(0)));
-        if let (Some(a), Some(b)) = (old_rows, new_rows) {
-            out.insert(c.name.to_ascii_lowercase(), (a, b));
+    let list = columns.iter().map(|(_, d)| format!("\"{d}\"")).collect::<Vec<_>>().join(", ");
+    let mut s = conn.db.prepare(&format!("SELECT {list} FROM {t} ORDER BY crr_row"), false)?;
+    let old_rows: Option<Vec<Value>> = s.step()?.then(|| (0..columns.len()).map(|i| s.value(i)).collect());
+    let new_rows: Option<Vec<Value>> = s.step()?.then(|| (0..columns.len()).map(|i| s.value(i)).collect());
+    if let (Some(old_rows), Some(new_rows)) = (old_rows, new_rows) {
+        for (((name, _), a), b) in columns.into_iter().zip(old_rows).zip(new_rows) {
+            out.insert(name, (a, b));
         }
     }
     Ok(out)

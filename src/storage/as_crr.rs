@@ -712,22 +712,26 @@ fn probe_of(desc: &TableDesc, app_collations: bool) -> Option<Probe> {
         .join(", ");
     // A STRICT table's probe is STRICT too: a default of the wrong type fails the insert.
     let layout = format!("({columns}){}", if strict { " STRICT" } else { "" });
-    let mut hash = FastHasher::default();
-    hash.write(layout.as_bytes());
-    let name = format!("\"crr_defaults_probe_{:016x}\"", hash.finish());
+    let name = layout_table_name("crr_defaults_probe", &layout);
     Some(Probe { table: format!("{name} {layout}"), qualified: format!("temp.{name}"), values, checks })
 }
 
-/// Makes the TEMP table that `check_defaults` will use for table `table`, if it needs one,
-/// before crsql_as_crr or crsql_commit_alter opens its savepoint: creating a TEMP table
-/// expires every prepared statement, `in_savepoint`'s ROLLBACK TO and RELEASE too, and a
-/// pending interrupt would keep them from being prepared again (the savepoint, half done,
-/// stayed open). Errors are the savepoint's to report (no such table, say).
-pub fn make_probe(conn: &Conn, table: &str) -> Result<()> {
-    let Ok(desc) = describe(conn, table) else {
-        return Ok(());
-    };
-    made_probe(conn, &desc).map(drop)
+/// The quoted name of a TEMP table the extension keeps for one `layout` of columns (the probe
+/// of a row of defaults, alter's `added_column_defaults`): `prefix` and the layout's hash.
+pub fn layout_table_name(prefix: &str, layout: &str) -> String {
+    let mut hash = FastHasher::default();
+    hash.write(layout.as_bytes());
+    format!("\"{prefix}_{:016x}\"", hash.finish())
+}
+
+/// Makes the TEMP table that `check_defaults` will use for the table `desc` describes, if it
+/// needs one, before crsql_as_crr or crsql_commit_alter opens its savepoint: creating a TEMP
+/// table expires every prepared statement, `in_savepoint`'s ROLLBACK TO and RELEASE too, and
+/// a pending interrupt would keep them from being prepared again (the savepoint, half done,
+/// stayed open). Errors in describing the table are the savepoint's to report (no such
+/// table, say): callers skip this then.
+pub fn make_probe(conn: &Conn, desc: &TableDesc) -> Result<()> {
+    made_probe(conn, desc).map(drop)
 }
 
 /// The probe of `desc` with its TEMP table made (None: nothing to check). A column's collation
@@ -831,7 +835,9 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         return Err(Error::new(format!("schema \"{s}\": only the main schema can hold CRRs (not supported yet)")));
     }
     schema::install_to_write(conn)?;
-    make_probe(conn, table)?;
+    if let Ok(desc) = describe(conn, table) {
+        make_probe(conn, &desc)?;
+    }
     in_savepoint(conn, "crr_as_crr", || {
         reap_dropped(conn, true)?;
         let desc = describe(conn, table)?;

@@ -315,7 +315,7 @@ fn recreate_row(conn: &Conn, v: &Valid) -> Result<Kept> {
                 .iter()
                 .zip(defaults)
                 .enumerate()
-                .filter_map(|(i, (c, d))| Some((quote(c.as_deref()?), format!("CASE ?{} WHEN {i} THEN ?{} ELSE {d} END", n + 2, n + 1))))
+                .filter_map(|(i, (c, d))| Some((quote(c.as_deref()?), slot_case(n, i, d))))
                 .unzip();
             format!(
                 "INSERT OR REPLACE INTO {} ({}, {}) VALUES ({}, {})",
@@ -366,7 +366,7 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<Kept> {
         let update = || {
             let set = t.columns.iter().zip(&t.wide_slots).enumerate().filter(|(_, (_, wide))| **wide).filter_map(|(i, (c, _))| {
                 let c = quote(c.as_deref()?);
-                Some(format!("{c} = CASE ?{} WHEN {i} THEN ?{} ELSE {c} END", n + 2, n + 1))
+                Some(format!("{c} = {}", slot_case(n, i, &c)))
             });
             format!("UPDATE {} SET {} WHERE {}", t.quoted(), set.collect::<Vec<_>>().join(", "), t.pk_where(1))
         };
@@ -394,6 +394,12 @@ fn write_cell(conn: &Conn, v: &Valid, slot: usize) -> Result<Kept> {
         return Err(ignored(v));
     }
     Ok(kept)
+}
+
+/// A wide statement's expression for slot `i` of a table of `n` key columns: the merged value
+/// (bound at n+1) where the slot parameter (n+2, `write_user`) names `i`, else `otherwise`.
+fn slot_case(n: usize, i: usize, otherwise: &str) -> String {
+    format!("CASE ?{} WHEN {i} THEN ?{} ELSE {otherwise} END", n + 2, n + 1)
 }
 
 /// Whether a TEMP trigger on `UPDATE OF` columns may fire on table `t` (see `write_cell`):
