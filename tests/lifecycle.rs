@@ -112,20 +112,22 @@ fn an_added_column_sends_values_that_differ_from_its_default_in_bytes_or_class()
 }
 
 /// After ADD COLUMN, crsql_commit_alter sends the added column's cells of exactly the rows
-/// that hold something else than SQLite gives old rows as the column is added (byte for byte
-/// and in storage class), whatever literal the DEFAULT is and whatever the column's declared
-/// type and collation: a peer that had the rows before it ran the same migration then holds
-/// the same table. SQLite gives an inserted row something else for some literals (`DEFAULT
-/// 5.` reads '5.' in a TEXT column's old rows and is '5.0' in an inserted one, `DEFAULT 1.0`
-/// the integer 1 and the REAL 1.0 in an untyped one, `DEFAULT true` the integer 1 and the
-/// text '1' in a TEXT one): a row left at the default is not sent all the same (its cell
-/// would carry the commit's clock and could beat a peer's later write), so a replica that
-/// makes that row by merge holds the inserted row's value there (README: Schema changes).
-/// Until 2026-12-06 the commit compared with the inserted row's value under the column's
-/// affinity and collation: it left rows set to 'X' (NOCASE 'x') or 5.0 (untyped 5) unsent,
-/// and sent old rows at '5.' (TEXT 5.).
+/// that hold something else than the default (byte for byte and in storage class), whatever
+/// literal the DEFAULT is and whatever the column's declared type and collation, and every
+/// replica then holds the same table: one that had the rows before it ran the same migration,
+/// one that makes them by merge after it, and one that ran it as a 12-step rebuild. For some
+/// literals SQLite gives the rows a table had when the column was added another value than a
+/// row inserted later (`DEFAULT 5.` reads '5.' in a TEXT column's old rows and is '5.0' in an
+/// inserted one, `DEFAULT 1.0` the integer 1 and the REAL 1.0 in an untyped one, `DEFAULT
+/// true` the integer 1 and the text '1' in a TEXT one): the commit gives those old rows the
+/// inserted row's value, and does not send them (their cells would carry the commit's clock
+/// and could beat a peer's later write). Until 2026-12-06 they kept the old rows' value, which
+/// a replica that made the row by merge, or rebuilt the table, did not hold; before that the
+/// commit compared with the inserted row's value under the column's affinity and collation:
+/// it left rows set to 'X' (NOCASE 'x') or 5.0 (untyped 5) unsent, and sent old rows at '5.'
+/// (TEXT 5.).
 #[test]
-fn an_added_column_sends_exactly_the_rows_that_differ_from_the_default_old_rows_read() {
+fn an_added_column_sends_exactly_the_rows_that_differ_from_the_default_and_replicas_agree() {
     let forms = [
         "1", "-1", "+1", "0x10", "0x7fffffffffffffff", "99999999999999999999", "1e308", "1e309", ".5", "5.", "-1.50", "1.0", "1.5e-3", "'x'",
         "'X'", "'x '", "'it''s'", "''", "x''", "X'00FF'", "NULL", "true", "FALSE", "abc", "\"q\"", "[b r]", "`t`", "- 'abc'", "-'5'",
@@ -146,34 +148,40 @@ fn an_added_column_sends_exactly_the_rows_that_differ_from_the_default_old_rows_
     for f in forms {
         for ty in types {
             let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1, 'p', 1), (2, 'q', 2), (4, 's', 4);");
-            let c = replica();
+            let (c, e) = (replica(), replica());
+            sync_since(&a, &e, 0).unwrap();
             let migration = format!("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d {ty} DEFAULT {f};");
             let v = as_value(f);
             // Row 1 stays at the default, row 2 is set to the literal, row 3 is inserted
             // without the column, row 4 is set to something else.
             a.execute_batch(&format!(
-                "{migration} UPDATE t SET d = {v} WHERE id = 2; UPDATE t SET d = 'other' WHERE id = 4; INSERT INTO t(id, a) VALUES (3, 'r'); \
-                 SELECT crsql_commit_alter('t');"
+                "{migration} UPDATE t SET d = {v} WHERE id = 2; UPDATE t SET d = 'other' WHERE id = 4; INSERT INTO t(id, a) VALUES (3, 'r');"
             ))
             .unwrap_or_else(|e| panic!("{ty} DEFAULT {f}: {e}"));
-            let old_row = cell(&a, 1);
-            let mut want: Vec<i64> = (2..=4).filter(|&id| cell(&a, id) != old_row).collect();
-            want.sort();
+            let (old_row, inserted) = (cell(&a, 1), cell(&a, 3));
+            split += usize::from(inserted != old_row);
+            let others = "SELECT count(*), max(db_version) FROM crsql_changes WHERE cid != 'd'";
+            let before = rows(&a, others);
+            a.execute_batch("SELECT crsql_commit_alter('t');").unwrap();
+            assert_eq!(rows(&a, others), before, "{ty} DEFAULT {f}: the commit records no other column");
+            assert_eq!(cell(&a, 1), inserted, "{ty} DEFAULT {f}: an old row at the default holds what an inserted row gets");
+            let want: Vec<i64> = (2..=4).filter(|&id| cell(&a, id) != inserted).collect();
             let sent = rows(&a, "SELECT t.id FROM crsql_changes AS x JOIN t ON x.pk = crsql_pack_columns(t.id) WHERE x.cid = 'd' ORDER BY 1");
             assert_eq!(sent, want.iter().map(|&id| vec![V::Integer(id)]).collect::<Vec<_>>(), "{ty} DEFAULT {f}: {:?}", rows(&a, typed));
-            // The peer that had the rows holds the same table; one that makes them by merge
-            // too, but where an inserted row gets another value than old rows read.
             for r in [&b, &c] {
                 r.execute_batch(&format!("{migration} SELECT crsql_commit_alter('t');")).unwrap();
             }
+            e.execute_batch(&format!(
+                "SELECT crsql_begin_alter('t'); CREATE TABLE t_new(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, d {ty} DEFAULT {f}); \
+                 INSERT INTO t_new(id, a, b) SELECT id, a, b FROM t; DROP TABLE t; ALTER TABLE t_new RENAME TO t; SELECT crsql_commit_alter('t');"
+            ))
+            .unwrap();
             sync_since(&a, &b, seen).unwrap();
             sync_since(&a, &c, 0).unwrap();
-            assert_eq!(rows(&b, typed), rows(&a, typed), "{ty} DEFAULT {f}: the peer that had the rows");
-            let inserted = cell(&a, 3);
-            split += usize::from(inserted != old_row);
-            assert_eq!(cell(&c, 1), inserted, "{ty} DEFAULT {f}: a row made by merge gets the inserted row's default");
-            for id in 2..=4 {
-                assert_eq!(cell(&c, id), cell(&a, id), "{ty} DEFAULT {f}: row {id} on the peer that makes it by merge");
+            sync_since(&a, &e, seen).unwrap();
+            let want = rows(&a, typed);
+            for (r, which) in [(&b, "had the rows"), (&c, "makes them by merge"), (&e, "rebuilt the table")] {
+                assert_eq!(rows(r, typed), want, "{ty} DEFAULT {f}: the peer that {which}");
             }
         }
     }

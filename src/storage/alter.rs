@@ -400,8 +400,13 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         for (slot, name) in added {
             let default = desc.columns.iter().find(|c| c.name == name).and_then(|c| c.default_sql.clone());
             let keeps_class = cols.iter().any(|t| t.slot == slot && t.keeps_class);
-            // After a rebuild the rows were inserted again: they hold what inserted rows get.
-            let stored = defaults.get(&name.to_ascii_lowercase()).map(|(old_rows, new_rows)| if inserts_tracked { old_rows } else { new_rows });
+            // Rows are compared with what an inserted row gets: after ADD COLUMN, old rows at
+            // another value are given it first (after a rebuild the rows were inserted again).
+            let stored = defaults.get(&name.to_ascii_lowercase()).map(|(old_rows, new_rows)| (inserts_tracked.then_some(old_rows), new_rows));
+            if let Some((Some(old_rows), new_rows)) = stored {
+                give_old_rows_the_inserted_default(conn, &desc.name, &name, old_rows, new_rows)?;
+            }
+            let stored = stored.map(|(_, new_rows)| new_rows);
             record_non_default(conn, info.clock(), &desc.name, &shape.pk, (&name, keeps_class), (default.as_deref(), stored), slot)?;
         }
         conn.db.exec(&format!("DROP TRIGGER IF EXISTS main.\"crr_{}_alter_old\"", info.tid))?;
@@ -508,11 +513,34 @@ fn added_column_defaults(conn: &Conn, info: &tables::TableInfo, desc: &crate::co
     Ok(out)
 }
 
+/// For a few literals SQLite gives the rows a table had when `ADD COLUMN` added a column
+/// another value than a row inserted later gets (`added_column_defaults`: `DEFAULT 5.` in a
+/// TEXT column, '5.' then '5.0'; an untyped `DEFAULT 1.0`, 1 then 1.0; `DEFAULT true` in a
+/// TEXT column, 1 then '1'). A peer that makes such a row by merge, or that ran the migration
+/// as a 12-step rebuild, holds the inserted row's value, so the old rows are given it too: an
+/// UPDATE of the rows holding exactly the old rows' value (bytes and class), which no tracking
+/// trigger sees (the column is not tracked yet) and which is not sent (every replica that
+/// runs the migration does the same). Until 2026-12-06 they kept it, and replicas disagreed
+/// for good.
+fn give_old_rows_the_inserted_default(conn: &Conn, table: &str, column: &str, old_rows: &Value, new_rows: &Value) -> Result<()> {
+    if old_rows == new_rows {
+        return Ok(());
+    }
+    let c = quote(column);
+    let mut s = conn.db.prepare(
+        &format!("UPDATE main.{} SET {c} = ?2 WHERE +{c} IS ?1 COLLATE BINARY AND typeof({c}) = typeof(?1)", quote(table)),
+        false,
+    )?;
+    s.bind_value(1, old_rows)?;
+    s.bind_value(2, new_rows)?;
+    s.run()
+}
+
 /// Rows whose new column holds something other than its default are local writes: peers that
 /// add the same column get the default, so only differing cells need to travel. Differing
-/// byte for byte and in storage class from the value SQLite gives the table's rows as the
-/// column is added (`stored`, from `added_column_defaults`: an old row's after ADD COLUMN, an
-/// inserted row's after a 12-step rebuild). Only a default it cannot give that way (a
+/// byte for byte and in storage class from the value SQLite gives a row inserted without the
+/// column (`stored`, from `added_column_defaults`; old rows that ADD COLUMN gave another value
+/// have been given this one: `give_old_rows_the_inserted_default`). Only a default it cannot give that way (a
 /// rebuild's `(1 + 1)`) is compared as an expression, under BINARY whatever the column's
 /// collation, and by class too where the column keeps the class it is given (`keeps_class`).
 /// A row at the default must not be sent: its cell would carry this commit's clock and could
