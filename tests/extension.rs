@@ -315,6 +315,81 @@ fn a_row_of_defaults_is_refused_exactly_where_sqlite_refuses_it() {
     assert!(judged > 300 && refused > 50 && refused < judged - 50, "{judged} tables judged, {refused} refused: both kinds should be many");
 }
 
+/// The readers of a table's CREATE TABLE text (`core::table_shape`: each column's collation,
+/// STRICT, WITHOUT ROWID) agree with SQLite over random texts written to mislead them: names
+/// that are keywords elsewhere (`without rowid` as a column and its type, `strict`), names and
+/// collations written as strings ('a', `COLLATE 'nocase'`), `a$b`, quoted names holding `)`
+/// and `,`, comments and strings holding `)`, `COLLATE` or an option's words. SQLite's answers:
+/// `pragma_table_list` (strict, wr) and the collation of an index on the column. Until
+/// 2026-12-06 `'a' TEXT COLLATE 'nocase'`, and a column named a$b, were read without their
+/// collation (crsql_as_crr took a table whose row of defaults fails its CHECK under it), and a
+/// column named without of type rowid made the table WITHOUT ROWID (its nullable key passed).
+#[test]
+fn the_readers_of_a_create_table_text_agree_with_sqlite() {
+    use crr::core::table_shape::{column_collations, is_strict, is_without_rowid};
+    let names = ["a", "B", "a$b", "\"x)\"", "'s'", "[b c]", "without", "rowid", "strict", "key", "\"collate\"", "`q,`", "é", "\"it\"\"s\"", "_1", "x"];
+    let types = ["", "TEXT", "INTEGER", "VARCHAR(10)", "DOUBLE PRECISION", "rowid", "without", "ANY", "BLOB", "REAL", "INT"];
+    let collations = ["NOCASE", "rtrim", "\"NOCASE\"", "'rtrim'", "[binary]", "`nocase`", "'NoCase'"];
+    let defaults = ["'x)'", "(1 + 2)", "x'00'", "5", "'COLLATE NOCASE'", "a", "\"rtrim\"", "'it''s ) STRICT'"];
+    let options = ["", " STRICT", " WITHOUT ROWID", " WITHOUT ROWID, STRICT", " STRICT /* ) */", " -- WITHOUT ROWID\n", " /* STRICT ) */ WITHOUT ROWID", "STRICT,without rowid -- )"];
+    let tables = [("t", "t"), ("\"t (x\"", "t (x"), ("[without rowid]", "without rowid"), ("\"strict\"", "strict")];
+    let mut r = Rng(34);
+    let (mut made, mut collated, mut strict_seen, mut wr_seen) = (0, 0, 0, 0);
+    for _ in 0..600 {
+        let mut cols = Vec::new();
+        let mut pool: Vec<&str> = names.to_vec();
+        for _ in 0..1 + r.below(4) {
+            let name = pool.remove(r.below(pool.len() as u64) as usize);
+            let mut col = format!("{name} {}", r.pick(&types));
+            for _ in 0..r.below(4) {
+                let part = match r.below(7) {
+                    0 | 1 => format!(" COLLATE {}", r.pick(&collations)),
+                    2 => " NOT NULL".to_string(),
+                    3 => format!(" DEFAULT {}", r.pick(&defaults)),
+                    4 => format!(" CHECK ({name} != ')' COLLATE NOCASE)"),
+                    5 => " /* ) , COLLATE NOCASE STRICT WITHOUT ROWID */".to_string(),
+                    _ => " -- ) COLLATE rtrim, strict\n".to_string(),
+                };
+                col.push_str(&part);
+            }
+            cols.push(col);
+        }
+        let (table, bare) = r.pick(&tables);
+        let key = if r.chance(50) { "id INTEGER PRIMARY KEY NOT NULL".to_string() } else { "id TEXT NOT NULL".to_string() };
+        let mut items = vec![key.clone()];
+        items.extend(cols);
+        if key.starts_with("id TEXT") {
+            items.push("CONSTRAINT 'k,' PRIMARY KEY (id /* ) */)".to_string());
+        }
+        if r.chance(30) {
+            items.push("CHECK (id != 'COLLATE ) NOCASE')".to_string());
+        }
+        let sql = format!("CREATE TABLE {table}({}){}", items.join(", "), r.pick(&options));
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        if c.execute_batch(&sql).is_err() {
+            continue; // (a STRICT table takes only its own type names; a generated column no DEFAULT)
+        }
+        made += 1;
+        let stored: String = one(&c, "SELECT sql FROM sqlite_schema WHERE type = 'table'");
+        let (strict, wr): (bool, bool) = c.query_row("SELECT strict, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1", [bare], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+        assert_eq!(is_strict(&stored), strict, "STRICT of {stored}");
+        assert_eq!(is_without_rowid(&stored), wr, "WITHOUT ROWID of {stored}");
+        strict_seen += usize::from(strict);
+        wr_seen += usize::from(wr);
+        let read = column_collations(&stored);
+        let columns: Vec<String> = c.prepare("SELECT name FROM pragma_table_xinfo(?1)").unwrap().query_map([bare], |row| row.get(0)).unwrap().map(Result::unwrap).collect();
+        for column in columns {
+            c.execute_batch(&format!("CREATE INDEX probe ON \"{}\"(\"{}\")", bare.replace('"', "\"\""), column.replace('"', "\"\""))).unwrap();
+            let sqlite: String = one(&c, "SELECT coll FROM pragma_index_xinfo('probe') WHERE cid >= 0");
+            c.execute_batch("DROP INDEX probe").unwrap();
+            let ours = read.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(&column)).map_or("BINARY", |(_, coll)| coll.as_str());
+            assert!(ours.eq_ignore_ascii_case(&sqlite), "column {column:?} of {stored}: SQLite's collation {sqlite}, read {ours}");
+            collated += usize::from(!sqlite.eq_ignore_ascii_case("BINARY"));
+        }
+    }
+    assert!(made > 300 && collated > 100 && strict_seen > 30 && wr_seen > 30, "{made} tables, {collated} collated columns, {strict_seen} STRICT, {wr_seen} WITHOUT ROWID");
+}
+
 /// The probe of a row of defaults applies a column's collation, the app's own too when the
 /// app has registered it on the connection: under a case-blind one the default 'x' fails
 /// `CHECK (a != 'X')`. A connection without it (whose writes to the table would fail for want
@@ -345,6 +420,7 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
     c.execute_batch(
         "CREATE TABLE nopk(a, b);
          CREATE TABLE nullpk(k TEXT PRIMARY KEY, v);
+         CREATE TABLE nullwords(k TEXT PRIMARY KEY, without rowid);
          CREATE TABLE uniq(id INTEGER PRIMARY KEY NOT NULL, e TEXT UNIQUE);
          CREATE TABLE uidx(id INTEGER PRIMARY KEY NOT NULL, e TEXT); CREATE UNIQUE INDEX uidx_e ON uidx(e);
          CREATE TABLE parent(id INTEGER PRIMARY KEY NOT NULL);
@@ -360,6 +436,8 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
          CREATE TABLE strictdefault(id INTEGER PRIMARY KEY NOT NULL, v INTEGER DEFAULT 'abc') STRICT;
          CREATE TABLE doc(id INTEGER PRIMARY KEY NOT NULL, body TEXT DEFAULT '' CHECK (json_extract(body, '$.v') IS NOT NULL));
          CREATE TABLE folded(id INTEGER PRIMARY KEY NOT NULL, a TEXT COLLATE NOCASE DEFAULT 'x' CHECK (a != 'X'));
+         CREATE TABLE strnamed(id INTEGER PRIMARY KEY NOT NULL, 'a' TEXT COLLATE 'nocase' DEFAULT 'x' CHECK (a != 'X'));
+         CREATE TABLE dollar(id INTEGER PRIMARY KEY NOT NULL, a$b TEXT COLLATE NOCASE DEFAULT 'x' CHECK (a$b != 'X'));
          CREATE TABLE fine(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT '5' CHECK (typeof(n) = 'integer'), m INT DEFAULT 0,
                            r TEXT COLLATE RTRIM DEFAULT 'y ' CHECK (r = 'y'), CHECK (id > 0 OR m > 0));
          CREATE VIEW vw AS SELECT 1;",
@@ -375,6 +453,9 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         ("crr_meta", "table \"crr_meta\" cannot be a CRR: it is one of sqlite-crr's own tables"),
         ("CRR_DIRTY", "table \"crr_dirty\" cannot be a CRR: it is one of sqlite-crr's own tables"),
         ("nullpk", "table \"nullpk\" cannot be a CRR: primary key column \"k\" is nullable"),
+        // A column named without, of type rowid, does not make the table WITHOUT ROWID (until
+        // 2026-12-06 the words anywhere did: the nullable key passed, and NULL keys were taken).
+        ("nullwords", "table \"nullwords\" cannot be a CRR: primary key column \"k\" is nullable"),
         ("uniq", "table \"uniq\" cannot be a CRR: it has a UNIQUE constraint"),
         ("uidx", "table \"uidx\" cannot be a CRR: it has a UNIQUE constraint or unique index (\"uidx_e\")"),
         ("fk", "table \"fk\" cannot be a CRR: it has FOREIGN KEY constraints"),
@@ -396,6 +477,10 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         // The CHECK compares under the column's collation: 'x' is 'X' under NOCASE (until
         // 2026-12-06 the probe compared under BINARY and let the table pass).
         ("folded", "table \"folded\" cannot be a CRR: a row of its defaults fails CHECK (a != 'X')"),
+        // The same, with the name and the collation written as strings, and with a name that
+        // holds '$' (until 2026-12-06 read without their collation, and let through).
+        ("strnamed", "table \"strnamed\" cannot be a CRR: a row of its defaults fails CHECK (a != 'X')"),
+        ("dollar", "table \"dollar\" cannot be a CRR: a row of its defaults fails CHECK (a$b != 'X')"),
         // The CHECK raises an error on the row of defaults, as every merge's INSERT of that row
         // would (until 2026-12-06 the probe took the error for a pass).
         ("doc", "table \"doc\" cannot be a CRR: a row of its defaults fails CHECK (json_extract(body, '$.v') IS NOT NULL) (malformed JSON)"),

@@ -205,12 +205,14 @@ pub fn trigger_updates_of_columns(sql: &str) -> bool {
     event.is_some_and(|i| word(i, "UPDATE") && word(i + 1, "OF"))
 }
 
-/// Which of `names` a SQL text mentions as a word or a quoted identifier (ASCII case aside;
-/// a function or keyword that has a name's spelling counts too: this errs toward more).
+/// Which of `names` a SQL text mentions as a word, a quoted identifier or a string (ASCII
+/// case aside; a function, keyword or string that has a name's spelling counts too: this errs
+/// toward more). SQLite takes a string for a column's name where an index lists one: `CREATE
+/// INDEX i ON t('a')` indexes column a.
 pub fn mentions(sql: &str, names: &[&str]) -> Vec<bool> {
     let mut out = vec![false; names.len()];
     for (t, _) in tokens(sql) {
-        if let Token::Name(w) | Token::Quoted(w) = t {
+        if let Token::Name(w) | Token::Quoted(w) | Token::Str(w) = t {
             for (i, n) in names.iter().enumerate() {
                 out[i] |= n.eq_ignore_ascii_case(&w);
             }
@@ -287,7 +289,8 @@ pub fn column_collations(sql: &str) -> Vec<(String, String)> {
     for item in items {
         let name = match item.first() {
             Some((Token::Name(w), _)) if ["CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"].iter().any(|k| w.eq_ignore_ascii_case(k)) => continue,
-            Some((Token::Name(w) | Token::Quoted(w), _)) => w,
+            // (A column's name may be written as a string: `'a' TEXT`.)
+            Some((Token::Name(w) | Token::Quoted(w) | Token::Str(w), _)) => w,
             _ => continue,
         };
         let (mut depth, mut collation) = (0usize, None);
@@ -296,7 +299,7 @@ pub fn column_collations(sql: &str) -> Vec<(String, String)> {
                 Token::Open => depth += 1,
                 Token::Close => depth = depth.saturating_sub(1),
                 Token::Name(w) if depth == 0 && w.eq_ignore_ascii_case("COLLATE") => {
-                    if let Some((Token::Name(c) | Token::Quoted(c), _)) = item.get(i + 1) {
+                    if let Some((Token::Name(c) | Token::Quoted(c) | Token::Str(c), _)) = item.get(i + 1) {
                         collation = Some(c.clone());
                     }
                 }
@@ -344,6 +347,10 @@ enum Token {
     Name(String),
     /// A quoted identifier ("x", `x`, [x]), unquoted: never a keyword.
     Quoted(String),
+    /// A string literal ('x'), unquoted. SQLite takes one for a name where its grammar wants
+    /// a name (a column's, `COLLATE 'nocase'`, an index's column `ON t('a')`), and for a
+    /// string in an expression.
+    Str(String),
     Open,
     Close,
     Other,
@@ -373,8 +380,14 @@ fn tokens(sql: &str) -> Vec<(Token, usize)> {
                 i = (end + 1).min(bytes.len());
             }
             b'\'' => {
+                let (end, closed) = quoted_end(bytes, i, c);
+                push(Token::Str(sql[i + 1..if closed { end - 1 } else { end }].replace("''", "'")));
+                i = end;
+            }
+            // A blob literal is one token (not the name x and a string).
+            b'x' | b'X' if bytes.get(i + 1) == Some(&b'\'') => {
                 push(Token::Other);
-                i = skip_quoted(bytes, i, c);
+                i = skip_quoted(bytes, i + 1, b'\'');
             }
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p + 1)
@@ -388,8 +401,9 @@ fn tokens(sql: &str) -> Vec<(Token, usize)> {
                 push(Token::Close);
                 i += 1;
             }
+            // (SQLite's names may hold '$' past their first character: a$b is one name.)
             _ if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 => {
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] >= 0x80) {
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'$' || bytes[i] >= 0x80) {
                     i += 1;
                 }
                 push(Token::Name(sql[start..i].to_string()));
@@ -444,7 +458,8 @@ pub fn check_constraints(sql: &str, columns: &[String]) -> Vec<CheckConstraint> 
                         }
                     }
                 }
-                Token::Other => {}
+                // (A string in an expression is a string, whatever it spells.)
+                Token::Str(_) | Token::Other => {}
             }
             j += 1;
         }
@@ -687,9 +702,11 @@ mod tests {
     }
 
     #[test]
-    fn mentions_finds_names_outside_strings_and_comments() {
-        let sql = "CREATE INDEX \"i a\" ON t(\"B\", lower([c d]) COLLATE NOCASE) WHERE e > 'f' -- g\n AND H /* j */";
-        assert_eq!(mentions(sql, &["a", "b", "c d", "e", "f", "g", "h", "j", "i a"]), [false, true, true, true, false, false, true, false, true]);
+    fn mentions_finds_names_and_strings_outside_comments() {
+        // (A string counts: `ON t('k')` indexes column k.)
+        let sql = "CREATE INDEX \"i a\" ON t(\"B\", lower([c d]) COLLATE NOCASE, 'k') WHERE e > 'f' -- g\n AND H /* j */ AND a$b";
+        let names = ["a", "b", "c d", "e", "f", "g", "h", "j", "i a", "k", "a$b"];
+        assert_eq!(mentions(sql, &names), [false, true, true, true, true, false, true, false, true, true, true]);
     }
 
     #[test]
@@ -862,9 +879,17 @@ pub fn column_affinity(decl_type: &str, strict: bool) -> Affinity {
     }
 }
 
-/// True when the CREATE TABLE text ends with the WITHOUT ROWID option.
+/// True when the CREATE TABLE text ends with the WITHOUT ROWID option: after the column
+/// list's closing parenthesis, as `is_strict` reads it. Until 2026-12-06 the words anywhere
+/// counted, so a column named `without` of type `rowid` made a rowid table one without, whose
+/// key need not be declared NOT NULL: `crsql_as_crr` took a nullable TEXT key, and rows keyed
+/// by NULL (which a rowid table holds any number of) shared one clock row.
 pub fn is_without_rowid(sql: &str) -> bool {
-    sql_words(sql).windows(2).any(|w| w[0].eq_ignore_ascii_case("WITHOUT") && w[1].eq_ignore_ascii_case("ROWID"))
+    let toks = tokens(sql);
+    let word = |t: &Token, w: &str| matches!(t, Token::Name(n) if n.eq_ignore_ascii_case(w));
+    toks.iter()
+        .rposition(|(t, _)| *t == Token::Close)
+        .is_some_and(|end| toks[end..].windows(2).any(|w| word(&w[0].0, "WITHOUT") && word(&w[1].0, "ROWID")))
 }
 
 #[cfg(test)]
@@ -873,6 +898,9 @@ mod rowid_tests {
     fn without_rowid_detection() {
         assert!(super::is_without_rowid("CREATE TABLE t(a PRIMARY KEY) without  rowid"));
         assert!(!super::is_without_rowid("CREATE TABLE \"without rowid\"(a PRIMARY KEY)"));
+        assert!(!super::is_without_rowid("CREATE TABLE t(a TEXT PRIMARY KEY, without rowid)"));
+        assert!(!super::is_without_rowid("CREATE TABLE t(a TEXT PRIMARY KEY, b CHECK (b != 'x') /* without rowid */)"));
+        assert!(super::is_without_rowid("CREATE TABLE t(a TEXT PRIMARY KEY, without rowid) STRICT, WITHOUT /* ) */ ROWID"));
         assert!(super::is_strict("CREATE TABLE t(a INT PRIMARY KEY) WITHOUT ROWID, STRICT"));
         assert!(!super::is_strict("CREATE TABLE t(strict INT PRIMARY KEY, \"x)\" TEXT)"));
         assert!(super::is_strict("CREATE TABLE t(a ANY PRIMARY KEY) STRICT /* ) */ "));
