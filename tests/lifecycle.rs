@@ -188,6 +188,35 @@ fn an_added_column_sends_exactly_the_rows_that_differ_from_the_default_and_repli
     assert!(split > 10, "only {split} defaults read otherwise in old rows than in inserted ones");
 }
 
+/// crsql_commit_alter gives old rows the inserted row's default (`DEFAULT 5.` in TEXT: '5.'
+/// becomes '5.0') without firing the app's triggers in main, as SQLite fires none when ADD
+/// COLUMN fills the rows; until 2026-12-06 (the day it began doing so) an UPDATE trigger that
+/// stamps rows wrote every such row, and the stamps went to peers as this replica's writes.
+/// TEMP triggers cannot be turned off, and fire (README says so). The triggers are on again
+/// after the commit.
+#[test]
+fn giving_old_rows_the_inserted_default_fires_no_trigger_of_the_app_in_main() {
+    let (a, _b, _) = synced_pair("INSERT INTO t VALUES (1, 'p', 1), (2, 'q', 2);");
+    a.execute_batch(
+        "CREATE TABLE log(id); CREATE TEMP TABLE temp_log(id);
+         CREATE TRIGGER stamp AFTER UPDATE ON t BEGIN INSERT INTO log VALUES (NEW.id); UPDATE t SET b = b + 100 WHERE id = NEW.id; END;
+         CREATE TEMP TRIGGER watch AFTER UPDATE ON main.t BEGIN INSERT INTO temp_log VALUES (NEW.id); END;",
+    )
+    .unwrap();
+    let before = changes(&a).len();
+    a.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT DEFAULT 5.; SELECT crsql_commit_alter('t');").unwrap();
+    assert_eq!(rows(&a, "SELECT id, b, d FROM t ORDER BY id"), vec![
+        vec![V::Integer(1), V::Integer(1), V::Text("5.0".into())],
+        vec![V::Integer(2), V::Integer(2), V::Text("5.0".into())],
+    ]);
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM log"), 0, "the app's trigger in main did not fire");
+    assert_eq!(changes(&a).len(), before, "nothing recorded");
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM temp_log"), 2, "a TEMP trigger fires");
+    a.execute("UPDATE t SET a = 'z' WHERE id = 1", []).unwrap();
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM log"), 1, "the triggers are on again");
+    assert_eq!(one::<i64>(&a, "SELECT b FROM t WHERE id = 1"), 101);
+}
+
 /// A table whose default is a name can be a CRR when its defaults must be checked (a CHECK,
 /// a NOT NULL): until 2026-12-06 the check pasted the name and failed with `no such column`.
 #[test]

@@ -159,6 +159,31 @@ impl Db {
         rc != api::SQLITE_OK || on != 0
     }
 
+    /// Runs `f` with the main database's triggers off on this connection for the statements
+    /// `f` prepares (SQLITE_DBCONFIG_ENABLE_TRIGGER; TEMP triggers still fire), then turns them
+    /// back on, whatever `f` returns (it is on: `Conn::enter_call` refuses calls without it).
+    /// Changing the setting expires the connection's prepared statements: those not running
+    /// are prepared again at their next step; running ones (the app's statement that called
+    /// us) go on.
+    pub fn without_main_triggers<T>(self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        struct On(Db);
+        impl Drop for On {
+            fn drop(&mut self) {
+                let mut now: c_int = 1;
+                // SAFETY: as in `triggers_enabled`, with 1: turn them on.
+                unsafe { sqlite!(db_config(self.0 .0, api::SQLITE_DBCONFIG_ENABLE_TRIGGER, 1 as c_int, &mut now as *mut c_int)) };
+            }
+        }
+        let mut now: c_int = 1;
+        // SAFETY: as in `triggers_enabled`, with 0: turn them off.
+        let rc = unsafe { sqlite!(db_config(self.0, api::SQLITE_DBCONFIG_ENABLE_TRIGGER, 0 as c_int, &mut now as *mut c_int)) };
+        let _on = On(self);
+        if rc != api::SQLITE_OK || now != 0 {
+            return Err(Error::new("could not turn the main database's triggers off (SQLITE_DBCONFIG_ENABLE_TRIGGER)"));
+        }
+        f()
+    }
+
     /// This connection's run-time limit `id` (`api::SQLITE_LIMIT_*`: SQLITE_LIMIT_COLUMN,
     /// 2,000 unless the host or app set another; SQLITE_LIMIT_COMPOUND_SELECT, 500), at least 1.
     pub fn limit(self, id: c_int) -> usize {

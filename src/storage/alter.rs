@@ -518,22 +518,27 @@ fn added_column_defaults(conn: &Conn, info: &tables::TableInfo, desc: &crate::co
 /// TEXT column, '5.' then '5.0'; an untyped `DEFAULT 1.0`, 1 then 1.0; `DEFAULT true` in a
 /// TEXT column, 1 then '1'). A peer that makes such a row by merge, or that ran the migration
 /// as a 12-step rebuild, holds the inserted row's value, so the old rows are given it too: an
-/// UPDATE of the rows holding exactly the old rows' value (bytes and class), which no tracking
-/// trigger sees (the column is not tracked yet) and which is not sent (every replica that
-/// runs the migration does the same). Until 2026-12-06 they kept it, and replicas disagreed
-/// for good.
+/// UPDATE of the rows holding exactly the old rows' value (bytes and class), with main's
+/// triggers off (the app's do not fire, as none fires at ADD COLUMN; no tracking trigger names
+/// the column yet anyway), which is not sent (every replica that runs the migration does the
+/// same). Until 2026-12-06 they kept it, and replicas disagreed for good.
 fn give_old_rows_the_inserted_default(conn: &Conn, table: &str, column: &str, old_rows: &Value, new_rows: &Value) -> Result<()> {
     if old_rows == new_rows {
         return Ok(());
     }
     let c = quote(column);
-    let mut s = conn.db.prepare(
-        &format!("UPDATE main.{} SET {c} = ?2 WHERE +{c} IS ?1 COLLATE BINARY AND typeof({c}) = typeof(?1)", quote(table)),
-        false,
-    )?;
-    s.bind_value(1, old_rows)?;
-    s.bind_value(2, new_rows)?;
-    s.run()
+    // The app's triggers in main do not fire: SQLite itself gives rows values as it adds a
+    // column without firing any, and an app's UPDATE trigger that stamps or counts would
+    // write every such row, on every replica (TEMP triggers cannot be turned off).
+    conn.db.without_main_triggers(|| {
+        let mut s = conn.db.prepare(
+            &format!("UPDATE main.{} SET {c} = ?2 WHERE +{c} IS ?1 COLLATE BINARY AND typeof({c}) = typeof(?1)", quote(table)),
+            false,
+        )?;
+        s.bind_value(1, old_rows)?;
+        s.bind_value(2, new_rows)?;
+        s.run()
+    })
 }
 
 /// Rows whose new column holds something other than its default are local writes: peers that
