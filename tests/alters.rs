@@ -161,6 +161,13 @@ fn alter(r: &mut Rng, s: &mut Shape) -> String {
             } else {
                 s.columns.remove(r.below(s.columns.len() as u64) as usize);
             }
+            // A rebuild may also change a kept column's default: cells no write gave a value
+            // hold the old one, which a replica that makes the row by merge must be sent.
+            if let Some(i) = s.columns.iter().position(|(n, d)| d.starts_with("INTEGER DEFAULT") && kept.contains(&format!("\"{n}\""))) {
+                if r.chance(50) {
+                    s.columns[i].1 = format!("INTEGER DEFAULT {}", r.below(6));
+                }
+            }
             let copied: Vec<String> = std::iter::once(s.key_list())
                 .chain(kept.into_iter().filter(|k| s.names().iter().any(|n| format!("\"{n}\"") == *k)))
                 .collect();

@@ -217,6 +217,93 @@ fn giving_old_rows_the_inserted_default_fires_no_trigger_of_the_app_in_main() {
     assert_eq!(one::<i64>(&a, "SELECT b FROM t WHERE id = 1"), 101);
 }
 
+/// Runs a 12-step rebuild of `t(id, a, b)` in a bracket: the new table has `more` after
+/// its columns, and `copied` are the columns the rows keep.
+fn rebuild_with(c: &Connection, more: &str, copied: &str) {
+    c.execute_batch(&format!(
+        "SELECT crsql_begin_alter('t'); CREATE TABLE t_new(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER{more}); \
+         INSERT INTO t_new({copied}) SELECT {copied} FROM t; DROP TABLE t; ALTER TABLE t_new RENAME TO t; SELECT crsql_commit_alter('t');"
+    ))
+    .unwrap();
+}
+
+/// A rebuild that changes a column's default (`DEFAULT 'new'` to `DEFAULT 'draft'`) records
+/// the cells no write gave a value, which hold the old default: a replica that makes those
+/// rows by merge afterwards gives them the new one. They travel at col_version 0 (below every
+/// write), so a peer's write of the cell, received before or after, wins over them. Until
+/// 2026-12-06 nothing was recorded, and that replica held 'draft' where the others held 'new'.
+#[test]
+fn a_default_a_rebuild_changes_reaches_replicas_that_make_the_rows_by_merge() {
+    let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1, 'p', 1), (2, 'q', 2), (3, 'r', 3);");
+    let add = "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN s TEXT DEFAULT 'new'; SELECT crsql_commit_alter('t');";
+    for r in [&a, &b] {
+        r.execute_batch(add).unwrap();
+    }
+    // A peer's write of row 2's cell, made before the origin's rebuild; row 3's, after.
+    b.execute("UPDATE t SET s = 'b wrote' WHERE id = 2", []).unwrap();
+    rebuild_with(&a, ", s TEXT DEFAULT 'draft'", "id, a, b, s");
+    let unwritten = changes_where(&a, "WHERE cid = 's'");
+    assert_eq!(unwritten.len(), 3, "{unwritten:?}");
+    assert!(unwritten.iter().all(|c| c.col_version == 0 && c.val == V::Text("new".into())), "{unwritten:?}");
+    b.execute("UPDATE t SET s = 'b later' WHERE id = 3", []).unwrap();
+    rebuild_with(&b, ", s TEXT DEFAULT 'draft'", "id, a, b, s");
+    // A replica made after the migration, with the table as it is now.
+    let c = mem();
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, s TEXT DEFAULT 'draft'); SELECT crsql_as_crr('t');").unwrap();
+    sync_since(&a, &c, 0).unwrap();
+    assert_eq!(one::<String>(&c, "SELECT s FROM t WHERE id = 1"), "new", "the old default, not the replica's own");
+    sync_since(&b, &c, 0).unwrap();
+    sync_since(&b, &a, seen).unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    let typed = "SELECT id, s FROM t ORDER BY id";
+    let want = vec![
+        vec![V::Integer(1), V::Text("new".into())],
+        vec![V::Integer(2), V::Text("b wrote".into())],
+        vec![V::Integer(3), V::Text("b later".into())],
+    ];
+    for r in [&a, &b, &c] {
+        assert_eq!(rows(r, typed), want);
+    }
+    assert_eq!(portable(&a), portable(&b));
+    assert_eq!(portable(&a), portable(&c));
+    // A rebuild that keeps the default records nothing: a merge makes the same value.
+    let before = changes(&a).len();
+    let top: i64 = one(&a, "SELECT crsql_db_version()");
+    rebuild_with(&a, ", s TEXT DEFAULT 'draft'", "id, a, b, s");
+    a.execute_batch("INSERT INTO t(id, a) VALUES (4, 'd'); SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN e TEXT DEFAULT 'x'; SELECT crsql_commit_alter('t');").unwrap();
+    rebuild_with(&a, ", s TEXT DEFAULT 'draft', e TEXT DEFAULT 'x'", "id, a, b, s, e");
+    assert_eq!(changes_where(&a, &format!("WHERE db_version > {top} AND col_version = 0")).len(), 0, "{:?}", changes(&a));
+    assert_eq!(changes(&a).len(), before + 3, "row 4's cells");
+}
+
+/// A rebuild that adds a column whose default is an expression SQLite evaluates as the rows
+/// are copied (`CURRENT_TIMESTAMP`; here an app function that answers differently on each
+/// replica, as the time does from one second to the next) records the rows' cells, at
+/// col_version 0: replicas that rebuilt at different times, and one that makes the rows by
+/// merge, end with the same values (the greatest). Until 2026-12-06 each kept its own.
+#[test]
+fn an_expression_default_a_rebuild_evaluates_converges() {
+    let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1, 'p', 1), (2, 'q', 2);");
+    let c = replica();
+    for (r, now) in [(&a, 100), (&b, 200), (&c, 300)] {
+        r.create_scalar_function("app_now", 0, rusqlite::functions::FunctionFlags::SQLITE_UTF8, move |_| Ok(now)).unwrap();
+    }
+    for r in [&a, &b, &c] {
+        rebuild_with(r, ", d INTEGER DEFAULT (app_now())", "id, a, b");
+    }
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM crsql_changes WHERE cid = 'd' AND col_version = 0"), 2);
+    sync_since(&a, &b, seen).unwrap();
+    sync_since(&b, &a, seen).unwrap();
+    sync_since(&a, &c, 0).unwrap();
+    let typed = "SELECT id, d FROM t ORDER BY id";
+    let want = vec![vec![V::Integer(1), V::Integer(200)], vec![V::Integer(2), V::Integer(200)]];
+    for r in [&a, &b, &c] {
+        assert_eq!(rows(r, typed), want);
+    }
+    assert_eq!(portable(&a), portable(&b));
+    assert_eq!(portable(&a), portable(&c));
+}
+
 /// A table whose default is a name can be a CRR when its defaults must be checked (a CHECK,
 /// a NOT NULL): until 2026-12-06 the check pasted the name and failed with `no such column`.
 #[test]

@@ -544,6 +544,35 @@ pub fn record_cell(conn: &Conn, clock: Clock, pk: &[u8], slot: usize) -> Result<
     save(conn, clock, pk, &rc, Some(old_dbv))
 }
 
+/// The col_version of a cell whose value no write gave it and a merge would not make: a
+/// default that changed (a 12-step rebuild), or one that is an expression (`DEFAULT
+/// CURRENT_TIMESTAMP`, evaluated when the rebuild copied the rows). crsql_commit_alter records
+/// such cells (`record_unwritten_cells`) so that they travel: at version 0 a cell loses to
+/// every write (HLC versions and lamport counts are above it) and wins only over a peer that
+/// has no entry for the cell (one that made the row by merge, with its own default); two
+/// replicas' such cells tie on the version and settle by value, then site, as any two writes.
+pub const UNWRITTEN_VERSION: i64 = 0;
+
+/// Records, for the live row `pk`, each of `slots` its clock has no entry for, at
+/// `UNWRITTEN_VERSION` and this transaction's db_version (see there).
+pub fn record_unwritten_cells(conn: &Conn, clock: Clock, pk: &[u8], slots: &[usize]) -> Result<()> {
+    let dbv = txn::db_version(conn)?;
+    let mut rc = match load(conn, clock, pk)? {
+        Some(rc) if is_alive(rc.cl) => rc,
+        _ => return Ok(()),
+    };
+    let old_dbv = rc.max_db_version();
+    let stamp = Stamp::new(conn, dbv)?;
+    let cl = rc.cl;
+    touch_sentinel(conn, &mut rc, stamp.site, || Ok(stamp.entry(cl)))?;
+    for &slot in slots {
+        if rc.cell(slot).is_none() {
+            rc.set_cell(slot, stamp.entry(UNWRITTEN_VERSION));
+        }
+    }
+    save(conn, clock, pk, &rc, Some(old_dbv))
+}
+
 /// Encodes a slot list for a trigger's constant argument: 2 bytes big-endian per slot.
 pub fn encode_slots(slots: &[usize]) -> Vec<u8> {
     slots.iter().flat_map(|s| (*s as u16).to_be_bytes()).collect()
