@@ -332,12 +332,19 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
     // What needs a TEMP table is made before the savepoint (as_crr::make_probe says why);
     // errors in reading the table are the savepoint's to report.
     let mut defaults = HashMap::new();
+    // After a 12-step rebuild: the slots that some row has no clock entry for
+    // (`record_unmade_defaults`).
+    let mut unwritten = Vec::new();
     if let Some(info) = tables::by_name(conn, table)? {
         if let Ok(desc) = describe(conn, &info.name) {
             super::as_crr::make_probe(conn, &desc)?;
-            // After a 12-step rebuild every column's is wanted (`record_unmade_defaults`).
             let rebuilt = !has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
-            defaults = column_defaults(conn, &info, &desc, rebuilt)?;
+            let mut also = Vec::new();
+            if let (true, Some(before)) = (rebuilt, begin_columns(conn, info.tid)?) {
+                unwritten = slots_without_entries(conn, info.clock(), info.columns.len())?;
+                also = columns_now(conn, &info, &before)?.tracked.into_iter().filter(|(slot, _)| unwritten.contains(slot)).map(|(_, n)| n).collect();
+            }
+            defaults = column_defaults(conn, &info, &desc, rebuilt, &also)?;
         }
     }
     in_savepoint(conn, "crr_commit_alter", || {
@@ -419,7 +426,11 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             // with it, so inserts and deletes since then were not tracked either.
             backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
             tombstone_missing(conn, info.clock(), &desc.name, &shape.pk)?;
-            record_unmade_defaults(conn, info.clock(), &desc.name, &shape.pk, &cols, &defaults)?;
+            // Those added now with a default that is an expression are looked at too.
+            let expression = |t: &&Tracked| !defaults.contains_key(&t.name.to_ascii_lowercase()) && t.slot >= info.columns.len();
+            unwritten.extend(cols.iter().filter(expression).map(|t| t.slot));
+            let look: Vec<&Tracked> = cols.iter().filter(|t| unwritten.contains(&t.slot)).collect();
+            record_unmade_defaults(conn, info.clock(), &desc.name, &shape.pk, &look, &defaults)?;
         }
         conn.db.exec(&format!("DELETE FROM main.crr_meta WHERE key = 'alter.{}'", info.tid))?;
         Ok(())
@@ -463,7 +474,7 @@ fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> R
 /// replica, or one that rebuilt at another second, kept another value for good. `defaults`
 /// (`column_defaults`) holds what a row inserted now gets, for each column whose default is
 /// not an expression; where a cell without an entry holds exactly that, nothing is recorded.
-fn record_unmade_defaults(conn: &Conn, clock: Clock, table: &str, pk: &[String], cols: &[Tracked], defaults: &HashMap<String, (Value, Value)>) -> Result<()> {
+fn record_unmade_defaults(conn: &Conn, clock: Clock, table: &str, pk: &[String], cols: &[&Tracked], defaults: &HashMap<String, (Value, Value)>) -> Result<()> {
     if cols.is_empty() {
         return Ok(());
     }
@@ -473,8 +484,8 @@ fn record_unmade_defaults(conn: &Conn, clock: Clock, table: &str, pk: &[String],
     let mut live = conn.db.prepare(&format!("SELECT pk, cl, clock FROM {} WHERE cl % 2 = 1", clock.table()), false)?;
     let mut row = conn.db.prepare(&format!("SELECT {list} FROM main.{} WHERE {}", quote(table), tables::key_where(pk, 1)), false)?;
     // Records are decoded as the scan reads them (loading each by key again took 81 ms, not
-    // 49, for a rebuild of 100,000 rows; 36 without this step). The rows to record are kept,
-    // not the live keys; they are written once the scan is over.
+    // 49, for a rebuild of 100,000 rows). The rows to record are kept, not the live keys;
+    // they are written once the scan is over.
     let (mut key, mut todo) = (Vec::new(), Vec::new());
     while live.step()? {
         let rc = track::decode(conn, clock.tid, live.i64(1), live.bytes(2))?;
@@ -507,11 +518,28 @@ fn record_unmade_defaults(conn: &Conn, clock: Clock, table: &str, pk: &[String],
     Ok(())
 }
 
+/// The slots (of the table's first `slots`) that some live row's record of `clock` has no
+/// entry for (a column added while the row was at its default; a dropped column's), in slot
+/// order. One read of every record.
+fn slots_without_entries(conn: &Conn, clock: Clock, slots: usize) -> Result<Vec<usize>> {
+    let mut seen = vec![false; slots];
+    let mut s = conn.db.prepare(&format!("SELECT cl, clock FROM {} WHERE cl % 2 = 1", clock.table()), false)?;
+    while s.step()? {
+        let rc = track::decode(conn, clock.tid, s.i64(0), s.bytes(1))?;
+        for (slot, missing) in seen.iter_mut().enumerate() {
+            *missing |= rc.cell(slot).is_none();
+        }
+    }
+    Ok(seen.iter().enumerate().filter(|(_, m)| **m).map(|(slot, _)| slot).collect())
+}
+
 /// For each column of the table with a DEFAULT that the registry does not track (those a
-/// commit may find added), or, with `all` (after a 12-step rebuild), for every non-key column
-/// (with a DEFAULT or not), by name in lower case: the value a row that existed before `ADD
-/// COLUMN` reads in it, and the one a row inserted without it gets (`record_non_default`,
-/// `record_unmade_defaults`).
+/// commit may find added; after a 12-step rebuild, `rebuilt`, those without a DEFAULT too),
+/// and each column named in `also` (tracked columns some rows have no clock entry for, after a
+/// rebuild), by name in lower case: the value a row that existed before `ADD COLUMN` reads in
+/// it, and the one a row inserted without it gets (`record_non_default`,
+/// `record_unmade_defaults`). Only those: each costs an ALTER of the TEMP table, which
+/// SQLite parses whole (all of a rebuilt table of 1,500 columns took 1.1 s).
 /// SQLite gives old rows the DEFAULT's text with the column's affinity applied (`DEFAULT 5.`
 /// reads '5.' in a TEXT column, the integer 5 in an untyped one; `DEFAULT true` the integer
 /// 1 in a TEXT column), new ones the expression's value with it applied ('5.0', 5.0, '1').
@@ -520,14 +548,22 @@ fn record_unmade_defaults(conn: &Conn, clock: Clock, table: &str, pk: &[String],
 /// commit's savepoint, whose statements a schema change would expire) holds a row made before
 /// the columns are added to it and one made after. A default ADD COLUMN refuses (a 12-step
 /// rebuild's `(1 + 1)` or CURRENT_TIMESTAMP) has no entry.
-fn column_defaults(conn: &Conn, info: &tables::TableInfo, desc: &crate::core::table_shape::TableDesc, all: bool) -> Result<HashMap<String, (Value, Value)>> {
+fn column_defaults(
+    conn: &Conn,
+    info: &tables::TableInfo,
+    desc: &crate::core::table_shape::TableDesc,
+    rebuilt: bool,
+    also: &[String],
+) -> Result<HashMap<String, (Value, Value)>> {
     let mut out = HashMap::new();
     let tracked = |n: &str| info.pk.iter().chain(info.columns.iter().flatten()).any(|c| c.eq_ignore_ascii_case(n));
+    let wanted = |c: &crate::core::table_shape::ColumnDesc| {
+        also.iter().any(|a| a.eq_ignore_ascii_case(&c.name)) || (!tracked(&c.name) && (rebuilt || c.default_sql.is_some()))
+    };
     let added: Vec<_> = desc
         .columns
         .iter()
-        .filter(|c| c.pk_index == 0 && !c.generated && (all || !tracked(&c.name)))
-        .filter(|c| all || c.default_sql.is_some())
+        .filter(|c| c.pk_index == 0 && !c.generated && wanted(c))
         .map(|c| (c, c.default_sql.as_deref()))
         .collect();
     if added.is_empty() {
