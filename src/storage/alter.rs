@@ -336,7 +336,16 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
     // (`record_unmade_defaults`).
     let mut unwritten = Vec::new();
     if let Some(info) = tables::by_name(conn, table)? {
-        if let Ok(desc) = describe(conn, &info.name) {
+        // (A table that is not there, or not one the commit can take, is the savepoint's to
+        // report; a failure to read it, out of memory say, is reported now: the defaults below
+        // are not optional. Until 2026-12-06 it passed, and after a rebuild an added column
+        // was taken for one whose default is an expression: its cells were all recorded.)
+        let desc = match describe(conn, &info.name) {
+            Ok(desc) => Some(desc),
+            Err(e) if e.stopped_the_work() => return Err(e),
+            Err(_) => None,
+        };
+        if let Some(desc) = desc {
             super::as_crr::make_probe(conn, &desc)?;
             let rebuilt = !has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
             let mut also = Vec::new();
@@ -505,6 +514,8 @@ fn record_unmade_defaults(conn: &Conn, clock: Clock, table: &str, pk: &[String],
                 .filter(|(i, (slot, by_merge))| rc.cell(*slot).is_none() && by_merge.is_none_or(|v| row.value_ref(*i) != v.as_ref()))
                 .map(|(_, (slot, _))| *slot)
                 .collect();
+            // (A value that could not be read, out of memory, shows as an error of the next step.)
+            row.step()?;
             if !slots.is_empty() {
                 todo.push((key.clone(), slots));
             }
@@ -607,6 +618,8 @@ fn column_defaults(
     let mut s = conn.db.prepare(&format!("SELECT {list} FROM {t} ORDER BY crr_row"), false)?;
     let old_rows: Option<Vec<Value>> = s.step()?.then(|| (0..columns.len()).map(|i| s.value(i)).collect());
     let new_rows: Option<Vec<Value>> = s.step()?.then(|| (0..columns.len()).map(|i| s.value(i)).collect());
+    // (A value that could not be read, out of memory, shows as an error of the next step.)
+    s.step()?;
     if let (Some(old_rows), Some(new_rows)) = (old_rows, new_rows) {
         for (((name, _), a), b) in columns.into_iter().zip(old_rows).zip(new_rows) {
             out.insert(name, (a, b));
