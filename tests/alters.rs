@@ -156,7 +156,12 @@ fn alter(r: &mut Rng, s: &mut Shape) -> String {
             // (with its triggers), the new one renamed; here it adds a column or drops one.
             let kept: Vec<String> = s.names().iter().map(|n| format!("\"{n}\"")).collect();
             if r.chance(50) || s.columns.is_empty() {
-                let c = s.new_column(r);
+                let mut c = s.new_column(r);
+                // (A default that is an expression: only a rebuild can add one. Its cells are
+                // recorded at version 0.)
+                if r.chance(20) {
+                    c.1 = "INTEGER DEFAULT (2 + 3)".into();
+                }
                 s.columns.push(c);
             } else {
                 s.columns.remove(r.below(s.columns.len() as u64) as usize);
