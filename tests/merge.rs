@@ -33,6 +33,15 @@ fn merge_from_site_7(c: &Connection, pk: i64, cid: &str, val: Option<&str>, cl: 
     c.execute("INSERT INTO crsql_changes VALUES ('t', crsql_pack_columns(?1), ?2, ?3, 70000, 1, ?4, ?5, 0)", rusqlite::params![pk, cid, val, vec![7u8; 16], cl])
 }
 
+/// Two fresh replicas, each with `schema` run on it.
+fn pair(schema: &str) -> (Connection, Connection) {
+    let (a, b) = (mem(), mem());
+    for c in [&a, &b] {
+        c.execute_batch(schema).unwrap();
+    }
+    (a, b)
+}
+
 fn sync(from: &Connection, to: &Connection) {
     apply(to, &changes(from)).unwrap();
 }
@@ -391,9 +400,7 @@ fn primary_key_update_then_delta_sync_moves_every_cell() {
 #[test]
 fn table_names_with_quotes_merge() {
     let schema = r#"CREATE TABLE "it's ""q""" (id INTEGER PRIMARY KEY NOT NULL, "v a" TEXT); SELECT crsql_as_crr('it''s "q"');"#;
-    let (a, b) = (mem(), mem());
-    a.execute_batch(schema).unwrap();
-    b.execute_batch(schema).unwrap();
+    let (a, b) = pair(schema);
     a.execute(r#"INSERT INTO "it's ""q""" VALUES (1, 'ok')"#, []).unwrap();
     sync(&a, &b);
     assert_eq!(dump(&b, "it's \"q\""), dump(&a, "it's \"q\""));
@@ -729,9 +736,7 @@ fn text_that_is_not_utf8_syncs_byte_for_byte() {
     let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
                   CREATE TABLE k(name TEXT PRIMARY KEY NOT NULL, v) WITHOUT ROWID;
                   SELECT crsql_as_crr('t'); SELECT crsql_as_crr('k');";
-    let (a, b) = (mem(), mem());
-    a.execute_batch(schema).unwrap();
-    b.execute_batch(schema).unwrap();
+    let (a, b) = pair(schema);
     a.execute_batch(
         "INSERT INTO t VALUES (1, CAST(X'61FF62' AS TEXT), 1), (2, 'plain', 2);
          UPDATE t SET a = CAST(X'C328' AS TEXT) WHERE id = 2;
@@ -975,10 +980,7 @@ fn the_key_twin_rule_agrees_with_sqlite() {
 #[test]
 fn a_strict_table_with_a_comment_after_its_options_merges_text_keys() {
     let schema = "CREATE TABLE s(k ANY PRIMARY KEY NOT NULL, v ANY) STRICT /* options ) */; SELECT crsql_as_crr('s');";
-    let (a, b) = (mem(), mem());
-    for c in [&a, &b] {
-        c.execute_batch(schema).unwrap();
-    }
+    let (a, b) = pair(schema);
     a.execute_batch("INSERT INTO s VALUES ('5', 1), (5, 2), ('x', 3.0)").unwrap();
     sync(&a, &b);
     let typed = "SELECT k, typeof(k), v, typeof(v) FROM s ORDER BY typeof(k), k";
@@ -1041,9 +1043,8 @@ fn a_real_key_equal_to_an_integer_is_refused_where_it_would_be_recorded() {
 #[test]
 fn a_key_twin_an_earlier_build_recorded_can_be_fixed_and_the_fix_syncs() {
     let schema = "CREATE TABLE b(id PRIMARY KEY NOT NULL, v TEXT); SELECT crsql_as_crr('b');";
-    let (old, peer) = (mem(), mem());
+    let (old, peer) = pair(schema);
     for r in [&old, &peer] {
-        r.execute_batch(schema).unwrap();
         at(r, 1_000);
     }
     // The insert trigger as earlier builds made it: the key packed unchecked.
@@ -1778,10 +1779,7 @@ fn app_triggers_on_update_of_columns_fire_for_their_columns_only_on_a_wide_crr()
 fn a_merge_into_a_wide_crr_checks_only_the_checks_of_its_column() {
     let cols: Vec<String> = (0..80).map(|i| if i == 3 { "c3 INTEGER CHECK (c3 < 100)".to_string() } else { format!("c{i}") }).collect();
     let schema = format!("CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, {}); SELECT crsql_as_crr('w');", cols.join(", "));
-    let (a, b) = (mem(), mem());
-    for c in [&a, &b] {
-        c.execute_batch(&schema).unwrap();
-    }
+    let (a, b) = pair(&schema);
     a.execute_batch("INSERT INTO w(id, c3, c10) VALUES (1, 5, 'x')").unwrap();
     sync(&a, &b);
     b.execute_batch("PRAGMA ignore_check_constraints = ON; UPDATE w SET c3 = 500; PRAGMA ignore_check_constraints = OFF;").unwrap();

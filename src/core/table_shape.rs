@@ -235,22 +235,18 @@ pub fn mentions(sql: &str, names: &[&str]) -> Vec<bool> {
 /// FALSE, which read the same either way; NULL and CURRENT_TIME, _DATE and _TIMESTAMP are
 /// keywords, not names.
 pub fn default_expr(dflt: Option<&str>) -> String {
-    let Some(text) = dflt.map(str::trim) else {
+    let Some(text) = dflt else {
         return "NULL".to_string();
     };
-    let bytes = text.as_bytes();
-    let name_start = |c: u8| c.is_ascii_alphabetic() || c == b'_' || c >= 0x80;
-    let bare = !bytes.is_empty() && name_start(bytes[0]) && bytes.iter().all(|&c| name_start(c) || c.is_ascii_digit() || c == b'$');
-    if bare {
-        return match text.to_ascii_uppercase().as_str() {
-            "NULL" | "CURRENT_TIME" | "CURRENT_DATE" | "CURRENT_TIMESTAMP" => text.to_string(),
+    // One name, bare or quoted (dequoted by `tokens`), and nothing else, is the string of its
+    // name; a bare word that starts with a digit is a number.
+    match tokens(text).as_slice() {
+        [(Token::Name(word), _)] if !word.starts_with(|c: char| c.is_ascii_digit()) => match word.to_ascii_uppercase().as_str() {
+            "NULL" | "CURRENT_TIME" | "CURRENT_DATE" | "CURRENT_TIMESTAMP" => word.clone(),
             "TRUE" => "1".to_string(),
             "FALSE" => "0".to_string(),
-            _ => crate::core::ident::literal(text),
-        };
-    }
-    // One quoted name, and nothing else, is the string of its name (dequoted by `tokens`).
-    match tokens(text).as_slice() {
+            _ => crate::core::ident::literal(word),
+        },
         [(Token::Quoted(name), _)] => crate::core::ident::literal(name),
         _ => format!("({text})"),
     }
@@ -864,10 +860,15 @@ mod tests {
 /// hid the option (a STRICT table's ANY key column was taken for one of NUMERIC affinity,
 /// and merges of a text key '5' were refused).
 pub fn is_strict(sql: &str) -> bool {
+    table_options(sql).iter().any(|w| w.eq_ignore_ascii_case("STRICT"))
+}
+
+/// The bare words of a CREATE TABLE text after its column list (its last closing parenthesis
+/// outside comments and quotes): the table's options.
+fn table_options(sql: &str) -> Vec<String> {
     let toks = tokens(sql);
-    toks.iter()
-        .rposition(|(t, _)| *t == Token::Close)
-        .is_some_and(|end| toks[end..].iter().any(|(t, _)| matches!(t, Token::Name(w) if w.eq_ignore_ascii_case("STRICT"))))
+    let end = toks.iter().rposition(|(t, _)| *t == Token::Close).unwrap_or(toks.len());
+    toks.into_iter().skip(end).filter_map(|(t, _)| if let Token::Name(w) = t { Some(w) } else { None }).collect()
 }
 
 /// The affinity a column of a table applies: a STRICT table's ANY column applies none.
@@ -885,11 +886,7 @@ pub fn column_affinity(decl_type: &str, strict: bool) -> Affinity {
 /// key need not be declared NOT NULL: `crsql_as_crr` took a nullable TEXT key, and rows keyed
 /// by NULL (which a rowid table holds any number of) shared one clock row.
 pub fn is_without_rowid(sql: &str) -> bool {
-    let toks = tokens(sql);
-    let word = |t: &Token, w: &str| matches!(t, Token::Name(n) if n.eq_ignore_ascii_case(w));
-    toks.iter()
-        .rposition(|(t, _)| *t == Token::Close)
-        .is_some_and(|end| toks[end..].windows(2).any(|w| word(&w[0].0, "WITHOUT") && word(&w[1].0, "ROWID")))
+    table_options(sql).windows(2).any(|w| w[0].eq_ignore_ascii_case("WITHOUT") && w[1].eq_ignore_ascii_case("ROWID"))
 }
 
 #[cfg(test)]

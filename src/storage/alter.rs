@@ -326,36 +326,37 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// What crsql_commit_alter reads before its savepoint, because it needs TEMP tables
+/// (`as_crr::make_probe` says why). Empty where the table cannot be described: the savepoint
+/// reports that.
+#[derive(Default)]
+struct Before {
+    /// `column_defaults`.
+    defaults: HashMap<String, Option<(Value, Value)>>,
+    /// After a 12-step rebuild, the slots some row has no clock entry for
+    /// (`slots_without_entries`, for `record_unmade_defaults`).
+    unwritten: Vec<usize>,
+}
+
+fn read_before_savepoint(conn: &Conn, table: &str) -> Result<Before> {
+    let Some(info) = tables::by_name(conn, table)? else { return Ok(Before::default()) };
+    // (Until 2026-12-06 a failure to read the table, an interrupt say, passed here, and after a
+    // rebuild an added column was taken for one whose default is an expression.)
+    let Some(desc) = super::as_crr::describe_before_savepoint(conn, &info.name)? else { return Ok(Before::default()) };
+    super::as_crr::make_probe(conn, &desc)?;
+    let rebuilt = !has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
+    let (mut unwritten, mut also) = (Vec::new(), Vec::new());
+    if let (true, Some(before)) = (rebuilt, begin_columns(conn, info.tid)?) {
+        unwritten = slots_without_entries(conn, info.clock(), info.columns.len())?;
+        also = columns_now(conn, &info, &before)?.tracked.into_iter().filter(|(slot, _)| unwritten.contains(slot)).map(|(_, n)| n).collect();
+    }
+    Ok(Before { defaults: column_defaults(conn, &info, &desc, rebuilt, &also)?, unwritten })
+}
+
 pub fn commit(conn: &Conn, table: &str) -> Result<()> {
     super::savepoint::lock_first(conn)?;
     // (The table's current name: a rename in the bracket is followed by the triggers.)
-    // What needs a TEMP table is made before the savepoint (as_crr::make_probe says why);
-    // errors in reading the table are the savepoint's to report.
-    let mut defaults = HashMap::new();
-    // After a 12-step rebuild: the slots that some row has no clock entry for
-    // (`record_unmade_defaults`).
-    let mut unwritten = Vec::new();
-    if let Some(info) = tables::by_name(conn, table)? {
-        // (A table that is not there, or not one the commit can take, is the savepoint's to
-        // report; a failure to read it, out of memory say, is reported now: the defaults below
-        // are not optional. Until 2026-12-06 it passed, and after a rebuild an added column
-        // was taken for one whose default is an expression: its cells were all recorded.)
-        let desc = match describe(conn, &info.name) {
-            Ok(desc) => Some(desc),
-            Err(e) if e.stopped_the_work() => return Err(e),
-            Err(_) => None,
-        };
-        if let Some(desc) = desc {
-            super::as_crr::make_probe(conn, &desc)?;
-            let rebuilt = !has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
-            let mut also = Vec::new();
-            if let (true, Some(before)) = (rebuilt, begin_columns(conn, info.tid)?) {
-                unwritten = slots_without_entries(conn, info.clock(), info.columns.len())?;
-                also = columns_now(conn, &info, &before)?.tracked.into_iter().filter(|(slot, _)| unwritten.contains(slot)).map(|(_, n)| n).collect();
-            }
-            defaults = column_defaults(conn, &info, &desc, rebuilt, &also)?;
-        }
-    }
+    let Before { defaults, mut unwritten } = read_before_savepoint(conn, table)?;
     in_savepoint(conn, "crr_commit_alter", || {
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
         let Some(before) = begin_columns(conn, info.tid)? else {
@@ -420,7 +421,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             let keeps_class = cols.iter().any(|t| t.slot == slot && t.keeps_class);
             // Rows are compared with what an inserted row gets: after ADD COLUMN, old rows at
             // another value are given it first (after a rebuild the rows were inserted again).
-            let stored = defaults.get(&name.to_ascii_lowercase()).map(|(old_rows, new_rows)| (inserts_tracked.then_some(old_rows), new_rows));
+            let stored = defaults.get(&name.to_ascii_lowercase()).and_then(Option::as_ref).map(|(old_rows, new_rows)| (inserts_tracked.then_some(old_rows), new_rows));
             if let Some((Some(old_rows), new_rows)) = stored {
                 give_old_rows_the_inserted_default(conn, &desc.name, &name, old_rows, new_rows)?;
             }
@@ -436,7 +437,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
             tombstone_missing(conn, info.clock(), &desc.name, &shape.pk)?;
             // Those added now with a default that is an expression are looked at too.
-            let expression = |t: &&Tracked| !defaults.contains_key(&t.name.to_ascii_lowercase()) && t.slot >= info.columns.len();
+            let expression = |t: &&Tracked| matches!(defaults.get(&t.name.to_ascii_lowercase()), Some(None)) && t.slot >= info.columns.len();
             unwritten.extend(cols.iter().filter(expression).map(|t| t.slot));
             let look: Vec<&Tracked> = cols.iter().filter(|t| unwritten.contains(&t.slot)).collect();
             record_unmade_defaults(conn, info.clock(), &desc.name, &shape.pk, &look, &defaults)?;
@@ -457,10 +458,7 @@ fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> R
     while live.step()? {
         key.clear();
         clock.read_key(&live, 0, &mut key);
-        let values = pk_codec::decode(&key).map_err(|e| Error::new(format!("corrupt clock key in {table}: {e}")))?;
-        for (i, v) in values.iter().enumerate() {
-            row.bind_value(i + 1, v)?;
-        }
+        bind_key(&mut row, &key, table)?;
         if !row.step()? {
             gone.push(key.clone());
         }
@@ -469,6 +467,16 @@ fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> R
     drop((live, row));
     for key in gone {
         track::on_delete(conn, clock, &key)?;
+    }
+    Ok(())
+}
+
+/// Binds the values of clock key `key` (packed) of table `table` from parameter 1 on, for a
+/// statement that looks up the key's row (`tables::key_where`).
+fn bind_key(s: &mut crate::ffi::db::Stmt, key: &[u8], table: &str) -> Result<()> {
+    let values = pk_codec::decode(key).map_err(|e| Error::new(format!("corrupt clock key in {table}: {e}")))?;
+    for (i, v) in values.iter().enumerate() {
+        s.bind_value(i + 1, v)?;
     }
     Ok(())
 }
@@ -483,12 +491,13 @@ fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> R
 /// replica, or one that rebuilt at another second, kept another value for good. `defaults`
 /// (`column_defaults`) holds what a row inserted now gets, for each column whose default is
 /// not an expression; where a cell without an entry holds exactly that, nothing is recorded.
-fn record_unmade_defaults(conn: &Conn, clock: Clock, table: &str, pk: &[String], cols: &[&Tracked], defaults: &HashMap<String, (Value, Value)>) -> Result<()> {
+fn record_unmade_defaults(conn: &Conn, clock: Clock, table: &str, pk: &[String], cols: &[&Tracked], defaults: &HashMap<String, Option<(Value, Value)>>) -> Result<()> {
     if cols.is_empty() {
         return Ok(());
     }
     // (slot, what a merge gives the cell; None: an expression, evaluated anew)
-    let made: Vec<(usize, Option<&Value>)> = cols.iter().map(|t| (t.slot, defaults.get(&t.name.to_ascii_lowercase()).map(|(_, inserted)| inserted))).collect();
+    let made: Vec<(usize, Option<&Value>)> =
+        cols.iter().map(|t| (t.slot, defaults.get(&t.name.to_ascii_lowercase()).and_then(Option::as_ref).map(|(_, inserted)| inserted))).collect();
     let list = cols.iter().map(|t| quote(&t.name)).collect::<Vec<_>>().join(", ");
     let mut live = conn.db.prepare(&format!("SELECT pk, cl, clock FROM {} WHERE cl % 2 = 1", clock.table()), false)?;
     let mut row = conn.db.prepare(&format!("SELECT {list} FROM main.{} WHERE {}", quote(table), tables::key_where(pk, 1)), false)?;
@@ -503,10 +512,7 @@ fn record_unmade_defaults(conn: &Conn, clock: Clock, table: &str, pk: &[String],
         }
         key.clear();
         clock.read_key(&live, 0, &mut key);
-        let values = pk_codec::decode(&key).map_err(|e| Error::new(format!("corrupt clock key in {table}: {e}")))?;
-        for (i, v) in values.iter().enumerate() {
-            row.bind_value(i + 1, v)?;
-        }
+        bind_key(&mut row, &key, table)?;
         if row.step()? {
             let slots: Vec<usize> = made
                 .iter()
@@ -551,6 +557,7 @@ fn slots_without_entries(conn: &Conn, clock: Clock, slots: usize) -> Result<Vec<
 /// it, and the one a row inserted without it gets (`record_non_default`,
 /// `record_unmade_defaults`). Only those: each costs an ALTER of the TEMP table, which
 /// SQLite parses whole (all of a rebuilt table of 1,500 columns took 1.1 s).
+///
 /// SQLite gives old rows the DEFAULT's text with the column's affinity applied (`DEFAULT 5.`
 /// reads '5.' in a TEXT column, the integer 5 in an untyped one; `DEFAULT true` the integer
 /// 1 in a TEXT column), new ones the expression's value with it applied ('5.0', 5.0, '1').
@@ -558,14 +565,15 @@ fn slots_without_entries(conn: &Conn, clock: Clock, slots: usize) -> Result<Vec<
 /// connection closes, as the probe of a row of defaults is, and made like it before the
 /// commit's savepoint, whose statements a schema change would expire) holds a row made before
 /// the columns are added to it and one made after. A default ADD COLUMN refuses (a 12-step
-/// rebuild's `(1 + 1)` or CURRENT_TIMESTAMP) has no entry.
+/// rebuild's `(1 + 1)` or CURRENT_TIMESTAMP, an expression each row evaluates) is None; a
+/// column not asked about has no entry.
 fn column_defaults(
     conn: &Conn,
     info: &tables::TableInfo,
     desc: &crate::core::table_shape::TableDesc,
     rebuilt: bool,
     also: &[String],
-) -> Result<HashMap<String, (Value, Value)>> {
+) -> Result<HashMap<String, Option<(Value, Value)>>> {
     let mut out = HashMap::new();
     let tracked = |n: &str| info.pk.iter().chain(info.columns.iter().flatten()).any(|c| c.eq_ignore_ascii_case(n));
     let wanted = |c: &crate::core::table_shape::ColumnDesc| {
@@ -602,7 +610,10 @@ fn column_defaults(
             match conn.db.exec(&format!("ALTER TABLE {t} ADD COLUMN \"{column}\" {}{dflt}", c.decl_type)) {
                 Ok(()) => {}
                 // A default ADD COLUMN does not take; an interrupt or a full disk is reported.
-                Err(e) if e.code == crate::ffi::api::SQLITE_ERROR => continue,
+                Err(e) if e.code == crate::ffi::api::SQLITE_ERROR => {
+                    out.insert(c.name.to_ascii_lowercase(), None);
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -622,7 +633,7 @@ fn column_defaults(
     s.step()?;
     if let (Some(old_rows), Some(new_rows)) = (old_rows, new_rows) {
         for (((name, _), a), b) in columns.into_iter().zip(old_rows).zip(new_rows) {
-            out.insert(name, (a, b));
+            out.insert(name, Some((a, b)));
         }
     }
     Ok(out)

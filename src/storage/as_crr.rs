@@ -25,6 +25,20 @@ pub struct Tracked {
     pub keeps_class: bool,
 }
 
+/// `describe` for the work crsql_as_crr and crsql_commit_alter do before their savepoint
+/// (TEMP tables: `make_probe`): None where the table cannot be described (no such table, a
+/// virtual one), which the savepoint reports; Err where SQLite stopped the read (an interrupt,
+/// no memory: `Error::stopped_the_work`), which the same call, made again, gets past. Until
+/// 2026-12-06 both were passed over, and the work inside the savepoint went on without what
+/// this would have made.
+pub fn describe_before_savepoint(conn: &Conn, name: &str) -> Result<Option<TableDesc>> {
+    match describe(conn, name) {
+        Ok(desc) => Ok(Some(desc)),
+        Err(e) if e.stopped_the_work() => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Reads what SPEC 3 needs to know of a table. Err when there is no such table.
 pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
     let mut s = conn.db.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE", false)?;
@@ -717,7 +731,7 @@ fn probe_of(desc: &TableDesc, app_collations: bool) -> Option<Probe> {
 }
 
 /// The quoted name of a TEMP table the extension keeps for one `layout` of columns (the probe
-/// of a row of defaults, alter's `added_column_defaults`): `prefix` and the layout's hash.
+/// of a row of defaults, alter's `column_defaults`): `prefix` and the layout's hash.
 pub fn layout_table_name(prefix: &str, layout: &str) -> String {
     let mut hash = FastHasher::default();
     hash.write(layout.as_bytes());
@@ -728,8 +742,7 @@ pub fn layout_table_name(prefix: &str, layout: &str) -> String {
 /// needs one, before crsql_as_crr or crsql_commit_alter opens its savepoint: creating a TEMP
 /// table expires every prepared statement, `in_savepoint`'s ROLLBACK TO and RELEASE too, and
 /// a pending interrupt would keep them from being prepared again (the savepoint, half done,
-/// stayed open). Errors in describing the table are the savepoint's to report (no such
-/// table, say): callers skip this then.
+/// stayed open). Callers describe the table with `describe_before_savepoint`.
 pub fn make_probe(conn: &Conn, desc: &TableDesc) -> Result<()> {
     made_probe(conn, desc).map(drop)
 }
@@ -835,7 +848,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         return Err(Error::new(format!("schema \"{s}\": only the main schema can hold CRRs (not supported yet)")));
     }
     schema::install_to_write(conn)?;
-    if let Ok(desc) = describe(conn, table) {
+    if let Some(desc) = describe_before_savepoint(conn, table)? {
         make_probe(conn, &desc)?;
     }
     in_savepoint(conn, "crr_as_crr", || {

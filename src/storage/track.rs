@@ -534,13 +534,20 @@ impl RecordBuf {
 /// A local write of one cell outside the triggers (crsql_commit_alter records added columns
 /// whose values differ from the default).
 pub fn record_cell(conn: &Conn, clock: Clock, pk: &[u8], slot: usize) -> Result<()> {
+    rewrite_live(conn, clock, pk, |rc, dbv| write_cells(conn, rc, dbv, std::iter::once(slot)))
+}
+
+/// Runs `f` on the clock record of the live row `pk` (with this transaction's db_version) and
+/// stores it; a row without a live record is left alone. crsql_commit_alter's writes of cells
+/// outside the triggers (`record_cell`, `record_unwritten_cells`).
+fn rewrite_live(conn: &Conn, clock: Clock, pk: &[u8], f: impl FnOnce(&mut RowClock, i64) -> Result<()>) -> Result<()> {
     let dbv = txn::db_version(conn)?;
     let mut rc = match load(conn, clock, pk)? {
         Some(rc) if is_alive(rc.cl) => rc,
         _ => return Ok(()),
     };
     let old_dbv = rc.max_db_version();
-    write_cells(conn, &mut rc, dbv, std::iter::once(slot))?;
+    f(&mut rc, dbv)?;
     save(conn, clock, pk, &rc, Some(old_dbv))
 }
 
@@ -556,21 +563,17 @@ pub const UNWRITTEN_VERSION: i64 = 0;
 /// Records, for the live row `pk`, each of `slots` its clock has no entry for, at
 /// `UNWRITTEN_VERSION` and this transaction's db_version (see there).
 pub fn record_unwritten_cells(conn: &Conn, clock: Clock, pk: &[u8], slots: &[usize]) -> Result<()> {
-    let dbv = txn::db_version(conn)?;
-    let mut rc = match load(conn, clock, pk)? {
-        Some(rc) if is_alive(rc.cl) => rc,
-        _ => return Ok(()),
-    };
-    let old_dbv = rc.max_db_version();
-    let stamp = Stamp::new(conn, dbv)?;
-    let cl = rc.cl;
-    touch_sentinel(conn, &mut rc, stamp.site, || Ok(stamp.entry(cl)))?;
-    for &slot in slots {
-        if rc.cell(slot).is_none() {
-            rc.set_cell(slot, stamp.entry(UNWRITTEN_VERSION));
+    rewrite_live(conn, clock, pk, |rc, dbv| {
+        let stamp = Stamp::new(conn, dbv)?;
+        let cl = rc.cl;
+        touch_sentinel(conn, rc, stamp.site, || Ok(stamp.entry(cl)))?;
+        for &slot in slots {
+            if rc.cell(slot).is_none() {
+                rc.set_cell(slot, stamp.entry(UNWRITTEN_VERSION));
+            }
         }
-    }
-    save(conn, clock, pk, &rc, Some(old_dbv))
+        Ok(())
+    })
 }
 
 /// Encodes a slot list for a trigger's constant argument: 2 bytes big-endian per slot.
