@@ -656,6 +656,53 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
     assert_eq!(triggers, 0);
 }
 
+/// A key of more columns than the packed key can count (255), or than one function call takes
+/// on the connection (SQLITE_LIMIT_FUNCTION_ARG, 127 in the bundled SQLite), is refused with
+/// the table and the reason, and leaves nothing behind; a key of as many columns as both allow
+/// is tracked and syncs. Until 2026-12-06 a key of 256 or more columns was taken on an SQLite
+/// whose functions take 1,000 arguments (3.48 and later), and every INSERT into the table then
+/// failed in crsql_pack_columns; where they take fewer, crsql_as_crr failed with "too many
+/// arguments on function crsql_pack_columns", naming neither the table nor its key.
+#[test]
+fn a_key_of_more_columns_than_its_triggers_can_pack_is_refused() {
+    let keyed = |name: &str, n: usize| {
+        let cols: Vec<String> = (0..n).map(|i| format!("k{i} INTEGER NOT NULL")).collect();
+        let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+        format!("CREATE TABLE {name}({}, v TEXT, PRIMARY KEY ({}));", cols.join(", "), keys.join(", "))
+    };
+    let insert = |name: &str, n: usize, v: &str| format!("INSERT INTO {name} VALUES ({}, '{v}');", (0..n).map(|i| (i * 3).to_string()).collect::<Vec<_>>().join(", "));
+    let c = mem();
+    let most = c.limit(rusqlite::limits::Limit::SQLITE_LIMIT_FUNCTION_ARG);
+    assert!(most >= 2 && most < 256, "the bundled SQLite's functions take {most} arguments");
+    c.execute_batch(&format!("{}{}{}", keyed("widest", 256), keyed("over", most as usize + 1), keyed("most", most as usize))).unwrap();
+    let e = err(&c, "SELECT crsql_as_crr('widest')");
+    assert!(e.contains("table \"widest\" cannot be a CRR: its primary key has 256 columns; a CRR's key has at most 255"), "{e}");
+    let e = err(&c, "SELECT crsql_as_crr('over')");
+    let want = format!(
+        "table \"over\" cannot be a CRR: its primary key has {} columns, and the triggers that record its writes pack them \
+         with one call of crsql_pack_columns, which this SQLite lets take at most {most} arguments (SQLITE_LIMIT_FUNCTION_ARG)",
+        most + 1
+    );
+    assert!(e.contains(&want), "{e}");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tables"), 0);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 0);
+    // The limit is the connection's: lowered, it refuses a key it took before.
+    let low = mem();
+    low.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_FUNCTION_ARG, 5);
+    low.execute_batch(&format!("{}{}", keyed("six", 6), keyed("five", 5))).unwrap();
+    let e = err(&low, "SELECT crsql_as_crr('six')");
+    assert!(e.contains("its primary key has 6 columns, and the triggers") && e.contains("at most 5 arguments"), "{e}");
+    low.execute_batch(&format!("SELECT crsql_as_crr('five'); {}", insert("five", 5, "x"))).unwrap();
+    assert_eq!(changes(&low).len(), 1);
+    // A key of as many columns as the connection allows is tracked, and merges into a peer.
+    c.execute_batch(&format!("SELECT crsql_as_crr('most'); {} {}", insert("most", most as usize, "x"), insert("most", most as usize, "y").replace("0, 3,", "1, 3,"))).unwrap();
+    let peer = mem();
+    peer.execute_batch(&format!("{} SELECT crsql_as_crr('most');", keyed("most", most as usize))).unwrap();
+    apply(&peer, &changes(&c)).unwrap();
+    assert_eq!(dump(&peer, "most"), dump(&c, "most"));
+    assert_eq!(one::<i64>(&peer, "SELECT count(*) FROM most"), 2);
+}
+
 /// Making every table a CRR from one SELECT over the schema works, also for tables whose
 /// defaults are checked (the check's probe table: DROP TABLE is refused while a statement
 /// runs: from 1529eae to fcb4985 such a table failed here with "database table is locked").

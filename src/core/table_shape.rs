@@ -522,6 +522,16 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
         return Err(refuse("it has no PRIMARY KEY".into()));
     }
     pk.sort_by_key(|c| c.pk_index);
+    // SQLite takes a key of up to 2,000 columns; the packed key counts its columns in one
+    // byte, so the triggers of a wider one would fail every write (until 2026-12-06 such a
+    // table was taken, and each INSERT then failed in crsql_pack_columns).
+    if pk.len() > super::pk_codec::PK_COLUMNS_MAX {
+        return Err(refuse(format!(
+            "its primary key has {} columns; a CRR's key has at most {} (crsql_changes' pk blob counts them in one byte)",
+            pk.len(),
+            super::pk_codec::PK_COLUMNS_MAX
+        )));
+    }
     // "INTEGER PRIMARY KEY DESC" and "INT PRIMARY KEY" are not aliases: SQLite gives them an
     // index of their own.
     let rowid_alias =
@@ -653,6 +663,10 @@ mod tests {
         assert!(check(&nocase).is_ok());
         // A key column may have that name: keys are not cids.
         assert!(check(&table(vec![col("-1", "INTEGER", true, 1), col("-2", "TEXT", false, 0)])).is_ok());
+        // The packed key counts its columns in one byte.
+        let keyed = |n: u32| table((1..=n).map(|i| col(&format!("k{i}"), "INTEGER", true, i)).collect());
+        assert_eq!(check(&keyed(255)).unwrap().pk.len(), 255);
+        assert!(refusal(&keyed(256)).contains("table \"t\" cannot be a CRR: its primary key has 256 columns; a CRR's key has at most 255"));
     }
 
     #[test]

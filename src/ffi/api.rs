@@ -71,6 +71,7 @@ pub const SQLITE_FCNTL_DATA_VERSION: i32 = 35;
 pub const SQLITE_DBCONFIG_ENABLE_TRIGGER: i32 = 1003;
 pub const SQLITE_LIMIT_COLUMN: i32 = 2;
 pub const SQLITE_LIMIT_COMPOUND_SELECT: i32 = 4;
+pub const SQLITE_LIMIT_FUNCTION_ARG: i32 = 6;
 
 /// `SQLITE_TRANSIENT`: SQLite copies the bytes before the call returns.
 pub fn transient() -> sys::sqlite3_destructor_type {

@@ -838,6 +838,20 @@ fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
 /// needs SQL): what crsql_as_crr and crsql_commit_alter both ask.
 pub fn check_shape(conn: &Conn, desc: &TableDesc) -> Result<Shape> {
     let shape = table_shape::check(desc).map_err(|r| Error::new(r.to_string()))?;
+    // The triggers pack a compound key with one call of crsql_pack_columns (Clock::key_sql),
+    // and SQLite refuses a call of more arguments than SQLITE_LIMIT_FUNCTION_ARG (127 unless
+    // SQLite was built or set otherwise): until 2026-12-06 that failed here as "too many
+    // arguments on function crsql_pack_columns", naming neither the table nor its key.
+    let most = conn.db.limit(crate::ffi::api::SQLITE_LIMIT_FUNCTION_ARG);
+    if !shape.rowid_key && shape.pk.len() > most {
+        return Err(Error::new(format!(
+            "table \"{}\" cannot be a CRR: its primary key has {} columns, and the triggers that record its writes \
+             pack them with one call of crsql_pack_columns, which this SQLite lets take at most {most} arguments \
+             (SQLITE_LIMIT_FUNCTION_ARG)",
+            desc.name,
+            shape.pk.len()
+        )));
+    }
     check_defaults(conn, desc)?;
     Ok(shape)
 }
