@@ -603,6 +603,47 @@ fn drop_table_removes_its_clock_and_other_tables_keep_working() {
     assert_eq!(changes_where(&c, "WHERE \"table\" = 't'").len(), 1);
 }
 
+/// The app's own tables named as clocks are (`crr_clock_` and more) keep their rows, and
+/// table ids go past the names the app's objects hold. Until 2026-12-06 the first
+/// crsql_as_crr dropped an app's table named `crr_clock_2` (taken for a clock of no CRR, left
+/// by a dropped one), rows and all, and one named `crr_clock_1x` once CRR 1 was gone; and a
+/// table id whose clock name an app's table held would have made every crsql_as_crr fail.
+#[test]
+fn an_apps_tables_named_as_clocks_keep_their_rows_and_table_ids_go_past_them() {
+    let c = replica();
+    let mine = ["crr_clock_2", "crr_clock_1x", "crr_clock_007", "CRR_CLOCK_3", "crr_clock_9"];
+    for name in mine {
+        c.execute_batch(&format!("CREATE TABLE \"{name}\"(v); INSERT INTO \"{name}\" VALUES ('kept');")).unwrap();
+    }
+    // An app's object of the name of a trigger or an index of table id 4.
+    c.execute_batch("CREATE TABLE log(v); CREATE TRIGGER crr_4_insert AFTER INSERT ON log BEGIN SELECT 1; END; CREATE INDEX crr_clock_5_dbv ON log(v);")
+        .unwrap();
+    // replica() made `t` table id 1.
+    c.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('u'); CREATE TABLE w(k TEXT PRIMARY KEY NOT NULL, v) WITHOUT ROWID; SELECT crsql_as_crr('w');").unwrap();
+    let ids: Vec<(i64, String)> = {
+        let mut s = c.prepare("SELECT tid, name FROM crr_tables ORDER BY tid").unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
+    };
+    assert_eq!(ids, vec![(1, "t".to_string()), (6, "u".to_string()), (7, "w".to_string())]);
+    c.execute_batch("INSERT INTO t(id) VALUES (1); INSERT INTO u VALUES (1, 'x'); INSERT INTO w VALUES ('k', 'y'); DROP TABLE t; INSERT INTO u VALUES (2, 'z');")
+        .unwrap();
+    // CRR 1's emptied clock is dropped by the next crsql_as_crr; the app's tables stay.
+    c.execute_batch("SELECT crsql_as_crr('u')").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name = 'crr_clock_1'"), 0);
+    for name in mine {
+        assert_eq!(one::<String>(&c, &format!("SELECT group_concat(v) FROM \"{name}\"")), "kept", "{name}");
+    }
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name IN ('crr_4_insert', 'crr_clock_5_dbv')"), 2);
+    let tables: Vec<String> = changes(&c).into_iter().map(|x| x.table).collect();
+    assert_eq!(tables, vec!["u", "w", "u"]);
+    let peer = replica();
+    peer.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('u'); CREATE TABLE w(k TEXT PRIMARY KEY NOT NULL, v) WITHOUT ROWID; SELECT crsql_as_crr('w');").unwrap();
+    apply(&peer, &changes(&c)).unwrap();
+    for t in ["u", "w"] {
+        assert_eq!(dump(&peer, t), dump(&c, t), "{t}");
+    }
+}
+
 /// A schema cookie seen inside a transaction can come back with another schema: rolling back
 /// (to a savepoint, or the whole transaction) restores the cookie, and later DDL reaches the
 /// same value again. What the extension learned of the rolled-back schema (here: `t` dropped)

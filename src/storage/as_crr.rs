@@ -413,7 +413,13 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
         // Those the last load of the registry found (no query of the schema per call: this
         // runs in every crsql_as_crr, which apps call for each CRR at every start), and those
         // of the CRRs removed just now.
-        let mut orphans = conn.tables.borrow().orphans.clone();
+        let found = std::mem::take(&mut conn.tables.borrow_mut().orphans);
+        let mut orphans = Vec::new();
+        for name in found {
+            if is_emptied_clock(conn, &name)? {
+                orphans.push(name);
+            }
+        }
         orphans.extend(dropped.iter().map(|c| format!("crr_clock_{}", c.tid)));
         if !orphans.is_empty() {
             conn.stmts.clear();
@@ -426,6 +432,49 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
         conn.tables.borrow_mut().invalidate();
     }
     Ok(())
+}
+
+/// Whether `name`, a table named as the clock of a table id no CRR has, is a clock this
+/// extension emptied when it removed the CRR (`reap_dropped` without `hard`): a clock's four
+/// columns and no row. Any other table of that name is an app's, and keeps its rows: until
+/// 2026-12-06 an app's table named `crr_clock_2` was dropped by the next crsql_as_crr.
+fn is_emptied_clock(conn: &Conn, name: &str) -> Result<bool> {
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM pragma_table_info(?1, 'main')) = 4 \
+           AND (SELECT count(*) FROM pragma_table_info(?1, 'main') WHERE name IN ('pk', 'cl', 'dbv', 'clock')) = 4 \
+           AND NOT EXISTS (SELECT 1 FROM main.{})",
+        quote(name)
+    );
+    let mut s = conn.db.prepare(&sql, false)?;
+    s.bind_text(1, name)?;
+    s.step()?;
+    Ok(s.i64(0) != 0)
+}
+
+/// The next table id, past those whose schema names (`crr_clock_N`, its dbv index, the
+/// `crr_N_...` triggers) an object of the app holds already (names compare as SQL's, ASCII
+/// case aside): creating the clock would fail, and every later crsql_as_crr with it.
+fn allocate_tid(conn: &Conn) -> Result<i64> {
+    let mut tid = meta::get_i64(conn, "next_tid", 1)?;
+    let mut s = conn.db.prepare(
+        "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE name COLLATE NOCASE IN \
+           ('crr_clock_' || ?1, 'crr_clock_' || ?1 || '_dbv', 'crr_' || ?1 || '_insert', 'crr_' || ?1 || '_update', \
+            'crr_' || ?1 || '_delete', 'crr_' || ?1 || '_alter_old'))",
+        false,
+    )?;
+    loop {
+        s.bind_i64(1, tid)?;
+        s.step()?;
+        let taken = s.i64(0) != 0;
+        s.reset();
+        if !taken {
+            break;
+        }
+        tid += 1;
+    }
+    drop(s);
+    meta::set(conn, "next_tid", &Value::Integer(tid + 1))?;
+    Ok(tid)
 }
 
 /// Internal schema 3 -> 4: moves every rowid clock that has a dbv index and its three
@@ -897,8 +946,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
             backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
             return Ok(());
         }
-        let tid = meta::get_i64(conn, "next_tid", 1)?;
-        meta::set(conn, "next_tid", &Value::Integer(tid + 1))?;
+        let tid = allocate_tid(conn)?;
         let clock = Clock::new(tid, if shape.rowid_key { KeyLayout::Rowid } else { KeyLayout::Packed });
         let (key_type, options) = match clock.key {
             KeyLayout::Rowid => ("INTEGER", ""),

@@ -314,16 +314,15 @@ pub fn clock_table(tid: i64) -> String {
     format!("main.{}", bare_clock_table(tid))
 }
 
-/// The table id of clock table `name` (`crr_clock_` and digits, maybe more after them), as
-/// SQL's `CAST(substr(name, 11) AS INTEGER)` reads it; None for any other name.
+/// The table id of clock table `name`: `crr_clock_` and an id's digits as `bare_clock_table`
+/// writes them (no sign, no leading zero, nothing after); None for any other name. Only such
+/// a table of no CRR is taken for an orphaned clock (and dropped, if it is one this extension
+/// emptied: `as_crr::reap_dropped`): until 2026-12-06 `crr_clock_1x` or `crr_clock_007`
+/// counted too, and an app's table of any such name was dropped with its rows.
 fn clock_table_id(name: &str) -> Option<i64> {
-    let rest = name.strip_prefix("crr_clock_")?;
-    let digits = &rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())];
-    if digits.is_empty() {
-        return None;
-    }
-    // (CAST saturates where the digits overflow; no build makes such an id.)
-    Some(digits.parse().unwrap_or(i64::MAX))
+    let digits = name.strip_prefix("crr_clock_")?;
+    let tid: i64 = digits.parse().ok()?;
+    (tid > 0 && tid.to_string() == digits).then_some(tid)
 }
 
 /// From this many tracked columns on, a merge writes a cell through one statement for the
@@ -656,11 +655,13 @@ pub fn clock_of(conn: &Conn, tid: i64) -> Result<Clock> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn clock_tables_are_told_by_name_as_sqls_glob_and_cast_tell_them() {
-        for (name, tid) in [("crr_clock_1", Some(1)), ("crr_clock_12x", Some(12)), ("crr_clock_007", Some(7))] {
-            assert_eq!(super::clock_table_id(name), tid, "{name}");
+    fn clock_tables_are_told_by_the_names_this_extension_gives_them() {
+        for (name, tid) in [("crr_clock_1", 1), ("crr_clock_12", 12), ("crr_clock_9223372036854775807", i64::MAX)] {
+            assert_eq!(super::clock_table_id(name), Some(tid), "{name}");
+            assert_eq!(super::bare_clock_table(tid), format!("\"{name}\""));
         }
-        for name in ["crr_clock_", "crr_clock_x1", "crr_clocks", "CRR_CLOCK_1", "crr_meta"] {
+        let others = ["crr_clock_", "crr_clock_x1", "crr_clocks", "CRR_CLOCK_1", "crr_meta", "crr_clock_12x", "crr_clock_007"];
+        for name in others.into_iter().chain(["crr_clock_+1", "crr_clock_-1", "crr_clock_0", "crr_clock_1_dbv", "crr_clock_99999999999999999999"]) {
             assert_eq!(super::clock_table_id(name), None, "{name}");
         }
     }
