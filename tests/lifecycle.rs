@@ -644,6 +644,42 @@ fn an_apps_tables_named_as_clocks_keep_their_rows_and_table_ids_go_past_them() {
     }
 }
 
+/// A 12-step rebuild outside a bracket (the table dropped and made again, its triggers gone
+/// with it) and the crsql_as_crr an app calls at its next start: the rows it left out are
+/// deletes, and those inserted meanwhile inserts, as crsql_commit_alter records after a rebuild
+/// in a bracket; the replicas that had the rows, and one made from the feed, hold the table.
+/// Until 2026-12-06 the lost rows' clocks stayed live and the feed sent their cells with NULL
+/// values: the first replica kept the rows, the new one held them with NULLs, and the origin
+/// had none.
+#[test]
+fn a_crr_rebuilt_outside_a_bracket_sends_the_rows_it_lost_as_deletes_at_crsql_as_crr() {
+    let (a, b) = (replica(), replica());
+    a.execute_batch("INSERT INTO t VALUES (1, 'one', 1), (2, 'two', 2), (3, 'three', 3);").unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    a.execute_batch(
+        "CREATE TABLE t_new(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+         INSERT INTO t_new SELECT * FROM t WHERE id != 2;
+         DROP TABLE t; ALTER TABLE t_new RENAME TO t;
+         INSERT INTO t VALUES (4, 'four', 4);",
+    )
+    .unwrap();
+    let v: i64 = one(&a, "SELECT crsql_db_version()");
+    a.execute_batch("SELECT crsql_as_crr('t');").unwrap();
+    let since: Vec<(Vec<u8>, String, i64)> = changes_where(&a, &format!("WHERE db_version > {v}")).into_iter().map(|c| (c.pk, c.cid, c.cl)).collect();
+    let key = |id: i64| one::<Vec<u8>>(&a, &format!("SELECT crsql_pack_columns({id})"));
+    assert_eq!(since, vec![(key(4), "a".to_string(), 1), (key(4), "b".to_string(), 1), (key(2), "-1".to_string(), 2)]);
+    sync_since(&a, &b, 0).unwrap();
+    let c = replica();
+    sync_since(&a, &c, 0).unwrap();
+    assert_eq!(dump(&a, "t").len(), 3);
+    for r in [&b, &c] {
+        assert_eq!(dump(r, "t"), dump(&a, "t"));
+    }
+    // Called again, it finds nothing more to record.
+    a.execute_batch("SELECT crsql_as_crr('t');").unwrap();
+    assert_eq!(changes_where(&a, &format!("WHERE db_version > {v}")).len(), 3);
+}
+
 /// A schema cookie seen inside a transaction can come back with another schema: rolling back
 /// (to a savepoint, or the whole transaction) restores the cookie, and later DDL reaches the
 /// same value again. What the extension learned of the rolled-back schema (here: `t` dropped)

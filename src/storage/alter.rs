@@ -449,7 +449,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
 
 /// Records a delete for every live clock whose row is gone (deleted while tracking was off,
 /// or not copied by a rebuild).
-fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> Result<()> {
+pub(super) fn tombstone_missing(conn: &Conn, clock: Clock, table: &str, pk: &[String]) -> Result<()> {
     // Only the keys whose row is gone are kept (not every live key: a rebuild of millions of
     // rows keeps few), then their deletes are written once the scan is over.
     let mut live = conn.db.prepare(&format!("SELECT pk FROM {} WHERE cl % 2 = 1", clock.table()), false)?;

@@ -253,20 +253,33 @@ fn twin_checked(table: &str, pk: &[String], pk_affinity: &[Affinity]) -> Vec<Str
 /// already exactly those are kept: crsql_as_crr, which apps call at every start, then changes
 /// no schema (every connection would otherwise read the schema again and prepare its
 /// statements anew); any others (an earlier build's, or made for the table's shape before an
-/// alter) are replaced.
-pub fn install_triggers(conn: &Conn, clock: Clock, table: &str, pk: &[String], pk_affinity: &[Affinity], cols: &[Tracked]) -> Result<()> {
+/// alter) are replaced. Ok(true) when one of the three was missing (the table dropped and
+/// made again, with the triggers that went with it): writes since then went unrecorded.
+pub fn install_triggers(conn: &Conn, clock: Clock, table: &str, pk: &[String], pk_affinity: &[Affinity], cols: &[Tracked]) -> Result<bool> {
     let sql = trigger_sql(clock, meta::make_token(conn)?, table, pk, pk_affinity, cols);
-    if !triggers_are(conn, clock.tid, &sql)? {
+    let found = triggers_found(conn, clock.tid, &sql)?;
+    if found != Found::Same {
         conn.db.exec(&drop_triggers_sql(clock.tid))?;
         conn.db.exec(&sql)?;
     }
-    Ok(())
+    Ok(found == Found::Missing)
 }
 
-/// Whether table `tid`'s three triggers are the ones `sql` (`trigger_sql`) makes. SQLite keeps
+/// What `triggers_found` found of a table's three triggers.
+#[derive(PartialEq)]
+enum Found {
+    /// The three that `trigger_sql` makes.
+    Same,
+    /// Three, not all of them those.
+    Other,
+    /// Not all three.
+    Missing,
+}
+
+/// Table `tid`'s three triggers, compared with those `sql` (`trigger_sql`) makes. SQLite keeps
 /// a CREATE TRIGGER's text from the trigger's name on, without `IF NOT EXISTS` and the schema
 /// name; so does this comparison.
-fn triggers_are(conn: &Conn, tid: i64, sql: &str) -> Result<bool> {
+fn triggers_found(conn: &Conn, tid: i64, sql: &str) -> Result<Found> {
     // The three in one pass over the schema (SQLite keeps no index on it: with 400 CRRs a
     // pass costs about 0.07 ms, and apps call crsql_as_crr for each CRR at every start).
     let mut s = conn.db.prepare("SELECT name, sql FROM main.sqlite_schema WHERE type = 'trigger' AND name IN (?1, ?2, ?3)", false)?;
@@ -277,17 +290,20 @@ fn triggers_are(conn: &Conn, tid: i64, sql: &str) -> Result<bool> {
     while s.step()? {
         stored.insert(s.text(0), s.text(1));
     }
+    if stored.len() < 3 {
+        return Ok(Found::Missing);
+    }
     let statements: Vec<&str> = sql.split(";\n").map(|st| st.trim_end_matches(';')).collect();
     for kind in ["insert", "update", "delete"] {
         let name = format!("\"crr_{tid}_{kind}\"");
         let made = format!("CREATE TRIGGER IF NOT EXISTS main.{name}");
-        let Some(statement) = statements.iter().find(|st| st.starts_with(&made)) else { return Ok(false) };
+        let Some(statement) = statements.iter().find(|st| st.starts_with(&made)) else { return Ok(Found::Other) };
         let expected = format!("CREATE TRIGGER {name}{}", &statement[made.len()..]);
         if stored.get(&format!("crr_{tid}_{kind}")) != Some(&expected) {
-            return Ok(false);
+            return Ok(Found::Other);
         }
     }
-    Ok(true)
+    Ok(Found::Same)
 }
 
 /// Whether the main schema has a trigger named `name`.
@@ -941,9 +957,17 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
                 ))
             })?;
             // The clock keeps the key layout it was made with.
-            install_triggers(conn, info.clock(), &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
+            let lost = install_triggers(conn, info.clock(), &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
             put_tracking_first(conn, Some(&desc.name))?;
             backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
+            if lost {
+                // The table was dropped and made again outside a bracket (an unbracketed
+                // rebuild): the rows it lost are deletes, as crsql_commit_alter records after
+                // a rebuild. Until 2026-12-06 their clocks stayed live, and the feed sent
+                // their cells with NULL values: a replica made from it held rows this one
+                // had not, and one that had them kept them.
+                super::alter::tombstone_missing(conn, info.clock(), &desc.name, &shape.pk)?;
+            }
             return Ok(());
         }
         let tid = allocate_tid(conn)?;
