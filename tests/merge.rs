@@ -358,17 +358,24 @@ fn a_site_added_by_a_rolled_back_transaction_is_added_again() {
 }
 
 /// A row deleted while tracking was off (its clock still says alive) is created again by a
-/// merged cell that wins, instead of the write going nowhere.
+/// merged cell that wins, instead of the write going nowhere. Once crsql_as_crr puts the
+/// missing trigger back, it records such a row as deleted (since 2026-12-06, as for a table
+/// dropped and made again), and the delete reaches the peer.
 #[test]
 fn a_winning_cell_recreates_a_row_the_table_lost() {
     let (a, b) = (replica(), replica());
-    a.execute("INSERT INTO t VALUES (1,'x',1)", []).unwrap();
+    a.execute("INSERT INTO t VALUES (1,'x',1), (2,'y',2)", []).unwrap();
     sync(&a, &b);
     let tid: i64 = one(&b, "SELECT tid FROM crr_tables WHERE name = 't'");
-    b.execute_batch(&format!("DROP TRIGGER \"crr_{tid}_delete\"; DELETE FROM t WHERE id = 1; SELECT crsql_as_crr('t');")).unwrap();
+    b.execute_batch(&format!("DROP TRIGGER \"crr_{tid}_delete\"; DELETE FROM t WHERE id = 1;")).unwrap();
     a.execute("UPDATE t SET a = 'newer' WHERE id = 1", []).unwrap();
     apply(&b, &changes_where(&a, "WHERE cid = 'a'")).unwrap();
     assert_eq!(one::<String>(&b, "SELECT a FROM t WHERE id = 1"), "newer");
+    b.execute_batch("DELETE FROM t WHERE id = 2; SELECT crsql_as_crr('t');").unwrap();
+    sync(&b, &a);
+    for r in [&a, &b] {
+        assert_eq!(one::<String>(r, "SELECT group_concat(id || a) FROM t"), "1newer");
+    }
 }
 
 #[test]
