@@ -680,6 +680,44 @@ fn a_crr_rebuilt_outside_a_bracket_sends_the_rows_it_lost_as_deletes_at_crsql_as
     assert_eq!(changes_where(&a, &format!("WHERE db_version > {v}")).len(), 3);
 }
 
+/// A CRR dropped and another renamed to its name (`DROP TABLE t; ALTER TABLE u RENAME TO t`):
+/// the name is the renamed CRR's, and the dropped one is dropped (its clock removed by the
+/// next write). Until 2026-12-06 the dropped CRR took the renamed one's table for its own
+/// rebuilt table: the feed showed its clock under the name too, with that table's values and
+/// NULL for the rows it lacked (a replica made from the feed held a row the origin did not),
+/// and crsql_as_crr gave the table the dropped CRR's triggers beside its own.
+#[test]
+fn a_crr_dropped_for_another_renamed_to_its_name_stays_dropped() {
+    let (a, b) = (replica(), replica());
+    for r in [&a, &b] {
+        r.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('u');").unwrap();
+    }
+    a.execute_batch("INSERT INTO t VALUES (1, 'in t', 1), (5, 'only in t', 5); INSERT INTO u VALUES (1, 'in u', 1), (2, 'u2', 2);").unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    for r in [&a, &b] {
+        r.execute_batch("DROP TABLE t; ALTER TABLE u RENAME TO t;").unwrap();
+    }
+    let feed = |r: &Connection| -> Vec<(Vec<u8>, String, V)> { changes(r).into_iter().map(|c| (c.pk, c.cid, c.val)).collect() };
+    let key = |id: i64| one::<Vec<u8>>(&a, &format!("SELECT crsql_pack_columns({id})"));
+    let u_rows = vec![
+        (key(1), "a".to_string(), V::Text("in u".into())),
+        (key(1), "b".to_string(), V::Integer(1)),
+        (key(2), "a".to_string(), V::Text("u2".into())),
+        (key(2), "b".to_string(), V::Integer(2)),
+    ];
+    assert_eq!(feed(&a), u_rows);
+    a.execute_batch("SELECT crsql_as_crr('t'); UPDATE t SET a = 'changed' WHERE id = 2;").unwrap();
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 't'"), 3);
+    assert_eq!(one::<String>(&a, "SELECT group_concat(tid) FROM crr_tables"), "2");
+    sync_since(&a, &b, 0).unwrap();
+    let c = replica();
+    sync_since(&a, &c, 0).unwrap();
+    assert_eq!(dump(&a, "t").len(), 2);
+    for r in [&b, &c] {
+        assert_eq!(dump(r, "t"), dump(&a, "t"));
+    }
+}
+
 /// A schema cookie seen inside a transaction can come back with another schema: rolling back
 /// (to a savepoint, or the whole transaction) restores the cookie, and later DDL reaches the
 /// same value again. What the extension learned of the rolled-back schema (here: `t` dropped)

@@ -487,7 +487,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
         false,
     )?;
     let mut heads = Vec::new();
-    let mut dropped = Vec::new();
+    let mut untriggered = Vec::new();
     let mut registered = HashSet::new();
     while s.step()? {
         let tid = s.i64(0);
@@ -497,11 +497,25 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
         // Its current name is its insert trigger's table (triggers follow a rename).
         match insert_triggers.get(&format!("crr_{tid}_insert")) {
             Some(table) => heads.push((clock, table.clone())),
-            None if tables.contains(&s.text(1).to_ascii_lowercase()) => heads.push((clock, s.text(1))),
-            None => dropped.push(clock),
+            None => untriggered.push((clock, s.text(1))),
         }
     }
     drop(s);
+    // One without its insert trigger is its registered name's table, rebuilt, if that table
+    // is there and is not another CRR's (`DROP TABLE t; ALTER TABLE u RENAME TO t`: until
+    // 2026-12-06 the dropped CRR took the renamed one's table for its own, and the feed
+    // showed its clock with that table's values); else it was dropped.
+    let named: HashSet<String> = heads.iter().map(|(_, name)| name.to_ascii_lowercase()).collect();
+    let mut dropped = Vec::new();
+    for (clock, name) in untriggered {
+        let lower = name.to_ascii_lowercase();
+        if tables.contains(&lower) && !named.contains(&lower) {
+            heads.push((clock, name));
+        } else {
+            dropped.push(clock);
+        }
+    }
+    heads.sort_by_key(|(clock, _)| clock.tid);
     let orphans = clocks.into_iter().filter(|(tid, _)| !registered.contains(tid)).map(|(_, name)| name).collect();
     let mut out = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM main.crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
