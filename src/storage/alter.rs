@@ -50,6 +50,9 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
     super::schema::install_to_write(conn)?;
     in_savepoint(conn, "crr_begin_alter", || {
         reap_dropped(conn, true)?;
+        // A rebuild in the bracket drops the triggers, and the registry then finds the table
+        // under its registered name.
+        tables::register_current_names(conn)?;
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
         if let Some(before) = begin_columns(conn, info.tid)? {
             // Already between begin and commit. A bracket an earlier build began has no

@@ -932,6 +932,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
     }
     in_savepoint(conn, "crr_as_crr", || {
         reap_dropped(conn, true)?;
+        tables::register_current_names(conn)?;
         let desc = describe(conn, table)?;
         let existing = tables::by_name(conn, &desc.name)?;
         if let Some(info) = &existing {

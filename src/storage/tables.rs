@@ -120,6 +120,9 @@ impl Clock {
 pub struct TableInfo {
     pub tid: i64,
     pub name: String,
+    /// The name crr_tables holds, which an ALTER TABLE RENAME outside a bracket leaves behind
+    /// `name` (`register_current_names`).
+    registered: String,
     /// Key columns in key order.
     pub pk: Vec<String>,
     /// Their affinities (merges refuse a key value the column would store as another value),
@@ -496,7 +499,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
         let clock = Clock { tid, key, buckets: key == KeyLayout::Rowid && !dbv_indexes.contains(&format!("crr_clock_{tid}_dbv")) };
         // Its current name is its insert trigger's table (triggers follow a rename).
         match insert_triggers.get(&format!("crr_{tid}_insert")) {
-            Some(table) => heads.push((clock, table.clone())),
+            Some(table) => heads.push((clock, table.clone(), s.text(1))),
             None => untriggered.push((clock, s.text(1))),
         }
     }
@@ -505,21 +508,21 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     // is there and is not another CRR's (`DROP TABLE t; ALTER TABLE u RENAME TO t`: until
     // 2026-12-06 the dropped CRR took the renamed one's table for its own, and the feed
     // showed its clock with that table's values); else it was dropped.
-    let named: HashSet<String> = heads.iter().map(|(_, name)| name.to_ascii_lowercase()).collect();
+    let named: HashSet<String> = heads.iter().map(|(_, name, _)| name.to_ascii_lowercase()).collect();
     let mut dropped = Vec::new();
     for (clock, name) in untriggered {
         let lower = name.to_ascii_lowercase();
         if tables.contains(&lower) && !named.contains(&lower) {
-            heads.push((clock, name));
+            heads.push((clock, name.clone(), name));
         } else {
             dropped.push(clock);
         }
     }
-    heads.sort_by_key(|(clock, _)| clock.tid);
+    heads.sort_by_key(|(clock, _, _)| clock.tid);
     let orphans = clocks.into_iter().filter(|(tid, _)| !registered.contains(tid)).map(|(_, name)| name).collect();
     let mut out = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM main.crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
-    for (clock, name) in heads {
+    for (clock, name, registered) in heads {
         let tid = clock.tid;
         cols.bind_i64(1, tid)?;
         let mut pk = Vec::new();
@@ -550,6 +553,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
         out.push(Rc::new(TableInfo {
             tid,
             name,
+            registered,
             pk,
             wide_slots,
             wide: is_wide,
@@ -655,6 +659,33 @@ pub fn by_name(conn: &Conn, name: &str) -> Result<Option<Rc<TableInfo>>> {
         conn.tables.borrow_mut().last_hit = i;
     }
     Ok(found.map(|i| list[i].clone()))
+}
+
+/// Gives crr_tables each CRR's current name where an ALTER TABLE RENAME outside a bracket
+/// left the old one (the registry reads a CRR's name from its insert trigger): in two steps,
+/// so that names passed around (t to u, u to t) never meet in the UNIQUE column. The name is
+/// free then for a new CRR (until 2026-12-06 `ALTER TABLE u RENAME TO v; CREATE TABLE u(...);
+/// SELECT crsql_as_crr('u')` failed with `UNIQUE constraint failed: crr_tables.name`), and a
+/// 12-step rebuild finds its table under it (`load`). Called inside a savepoint of ours
+/// (crsql_as_crr, crsql_begin_alter).
+pub fn register_current_names(conn: &Conn) -> Result<()> {
+    let stale: Vec<(i64, String)> = all(conn)?.iter().filter(|t| t.name != t.registered).map(|t| (t.tid, t.name.clone())).collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let mut s = conn.db.prepare("UPDATE main.crr_tables SET name = ?2 WHERE tid = ?1", false)?;
+    for step in [0, 1] {
+        for (tid, name) in &stale {
+            s.bind_i64(1, *tid)?;
+            // First a name no table can have (a key with a NUL byte), then the current one.
+            let name = if step == 0 { format!("\0renamed {tid}") } else { name.clone() };
+            s.bind_text(2, &name)?;
+            s.run()?;
+        }
+    }
+    drop(s);
+    conn.tables.borrow_mut().invalidate();
+    Ok(())
 }
 
 pub fn by_tid(conn: &Conn, tid: i64) -> Result<Option<Rc<TableInfo>>> {
