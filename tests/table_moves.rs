@@ -17,27 +17,30 @@ use rusqlite::types::Value as V;
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 
-const SHAPE: &str = "(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER)";
+/// The tables' shape: keyed by the rowid (a rowid clock, found through crr_dirty), or not
+/// (a clock keyed by the packed key, with a dbv index), by seed.
+const SHAPES: [&str; 2] = ["(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER)", "(id INT NOT NULL PRIMARY KEY, a TEXT, b INTEGER) WITHOUT ROWID"];
 const WRITTEN: [&str; 2] = ["t", "u"];
 
-/// Migration `kind` of table `t` (`step`: its place in the list, for names it makes).
-fn migration(kind: u64, t: &str, step: usize) -> String {
+/// Migration `kind` of table `t` (`step`: its place in the list, for names it makes), whose
+/// tables have `shape`.
+fn migration(kind: u64, t: &str, step: usize, shape: &str) -> String {
     let other = if t == "t" { "u" } else { "t" };
     match kind {
         0 => format!(
-            "CREATE TABLE {t}_new{SHAPE}; INSERT INTO {t}_new SELECT * FROM {t} WHERE id % 3 != 0;
+            "CREATE TABLE {t}_new{shape}; INSERT INTO {t}_new SELECT * FROM {t} WHERE id % 3 != 0;
              DROP TABLE {t}; ALTER TABLE {t}_new RENAME TO {t}; SELECT crsql_as_crr('{t}');"
         ),
         // The same, with crsql_as_crr left to the app's next start.
-        1 => format!("CREATE TABLE {t}_new{SHAPE}; INSERT INTO {t}_new SELECT * FROM {t} WHERE id % 4 != 1; DROP TABLE {t}; ALTER TABLE {t}_new RENAME TO {t};"),
-        2 => format!("DROP TABLE {t}; CREATE TABLE {t}{SHAPE}; SELECT crsql_as_crr('{t}');"),
+        1 => format!("CREATE TABLE {t}_new{shape}; INSERT INTO {t}_new SELECT * FROM {t} WHERE id % 4 != 1; DROP TABLE {t}; ALTER TABLE {t}_new RENAME TO {t};"),
+        2 => format!("DROP TABLE {t}; CREATE TABLE {t}{shape}; SELECT crsql_as_crr('{t}');"),
         3 => format!("SELECT crsql_as_table('{t}'); SELECT crsql_as_crr('{t}');"),
         4 => format!(
-            "SELECT crsql_begin_alter('{t}'); CREATE TABLE {t}_new{SHAPE}; INSERT INTO {t}_new SELECT * FROM {t} WHERE id % 5 != 2;
+            "SELECT crsql_begin_alter('{t}'); CREATE TABLE {t}_new{shape}; INSERT INTO {t}_new SELECT * FROM {t} WHERE id % 5 != 2;
              DROP TABLE {t}; ALTER TABLE {t}_new RENAME TO {t}; SELECT crsql_commit_alter('{t}');"
         ),
-        5 => format!("DROP TABLE {t}; ALTER TABLE {other} RENAME TO {t}; CREATE TABLE {other}{SHAPE}; SELECT crsql_as_crr('{other}');"),
-        _ => format!("ALTER TABLE {t} RENAME TO {t}_{step}; CREATE TABLE {t}{SHAPE}; SELECT crsql_as_crr('{t}');"),
+        5 => format!("DROP TABLE {t}; ALTER TABLE {other} RENAME TO {t}; CREATE TABLE {other}{shape}; SELECT crsql_as_crr('{other}');"),
+        _ => format!("ALTER TABLE {t} RENAME TO {t}_{step}; CREATE TABLE {t}{shape}; SELECT crsql_as_crr('{t}');"),
     }
 }
 
@@ -69,8 +72,9 @@ fn run(seed: u64, verbose: bool) {
     let mut r = Rng(seed);
     let n = 2 + r.below(3) as usize;
     let replicas: Vec<Connection> = (0..n).map(|_| mem()).collect();
+    let shape = SHAPES[(seed % 2) as usize];
     for c in &replicas {
-        c.execute_batch(&format!("CREATE TABLE t{SHAPE}; SELECT crsql_as_crr('t'); CREATE TABLE u{SHAPE}; SELECT crsql_as_crr('u');")).unwrap();
+        c.execute_batch(&format!("CREATE TABLE t{shape}; SELECT crsql_as_crr('t'); CREATE TABLE u{shape}; SELECT crsql_as_crr('u');")).unwrap();
     }
     let plan: Vec<(u64, &str)> = (0..1 + r.below(4)).map(|_| (r.below(7), *r.pick(&WRITTEN))).collect();
     if verbose {
@@ -112,7 +116,7 @@ fn run(seed: u64, verbose: bool) {
                 if verbose {
                     eprintln!("{i}: migration {kind} of {table}");
                 }
-                c.execute_batch(&migration(kind, table, done[i])).unwrap_or_else(|e| panic!("seed {seed}, replica {i}, migration {kind} of {table}: {e}"));
+                c.execute_batch(&migration(kind, table, done[i], shape)).unwrap_or_else(|e| panic!("seed {seed}, replica {i}, migration {kind} of {table}: {e}"));
                 awaits_start[i] = kind == 1;
                 done[i] += 1;
             }
@@ -126,7 +130,7 @@ fn run(seed: u64, verbose: bool) {
         while done[i] < plan.len() {
             app_start(c, seed, i);
             let (kind, table) = plan[done[i]];
-            c.execute_batch(&migration(kind, table, done[i])).unwrap_or_else(|e| panic!("seed {seed}, replica {i}, migration {kind} of {table}: {e}"));
+            c.execute_batch(&migration(kind, table, done[i], shape)).unwrap_or_else(|e| panic!("seed {seed}, replica {i}, migration {kind} of {table}: {e}"));
             done[i] += 1;
         }
         app_start(c, seed, i);
