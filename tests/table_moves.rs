@@ -1,7 +1,8 @@
 //! Table-level schema changes on replicas that keep writing and syncing: 12-step rebuilds in a
 //! bracket and outside one (with crsql_as_crr run then, or at the app's next start), a table
 //! dropped and made again, crsql_as_table and crsql_as_crr again, a CRR dropped for another
-//! renamed to its name, and one renamed away for a new table of its name. Two to four
+//! renamed to its name, and one renamed away for a new table of its name, and any of those
+//! in a transaction rolled back. Two to four
 //! replicas run the same migrations in the same order, each at its own time among random
 //! writes and syncs (a sync a replica's schema cannot take yet fails whole, as a transport
 //! would see, and is tried again later); the app writes a table only once a crsql_as_crr has
@@ -40,7 +41,9 @@ fn migration(kind: u64, t: &str, step: usize, shape: &str) -> String {
              DROP TABLE {t}; ALTER TABLE {t}_new RENAME TO {t}; SELECT crsql_commit_alter('{t}');"
         ),
         5 => format!("DROP TABLE {t}; ALTER TABLE {other} RENAME TO {t}; CREATE TABLE {other}{shape}; SELECT crsql_as_crr('{other}');"),
-        _ => format!("ALTER TABLE {t} RENAME TO {t}_{step}; CREATE TABLE {t}{shape}; SELECT crsql_as_crr('{t}');"),
+        6 => format!("ALTER TABLE {t} RENAME TO {t}_{step}; CREATE TABLE {t}{shape}; SELECT crsql_as_crr('{t}');"),
+        // One of the others, with a write, in a transaction rolled back: nothing changes.
+        _ => format!("BEGIN; INSERT OR REPLACE INTO {t} VALUES (99, 'gone', 0); {} ROLLBACK;", migration(step as u64 % 7, t, step, shape)),
     }
 }
 
@@ -76,7 +79,7 @@ fn run(seed: u64, verbose: bool) {
     for c in &replicas {
         c.execute_batch(&format!("CREATE TABLE t{shape}; SELECT crsql_as_crr('t'); CREATE TABLE u{shape}; SELECT crsql_as_crr('u');")).unwrap();
     }
-    let plan: Vec<(u64, &str)> = (0..1 + r.below(4)).map(|_| (r.below(7), *r.pick(&WRITTEN))).collect();
+    let plan: Vec<(u64, &str)> = (0..1 + r.below(4)).map(|_| (r.below(8), *r.pick(&WRITTEN))).collect();
     if verbose {
         eprintln!("seed {seed}: {n} replicas, migrations {plan:?}");
     }
