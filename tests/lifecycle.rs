@@ -680,6 +680,28 @@ fn a_crr_rebuilt_outside_a_bracket_sends_the_rows_it_lost_as_deletes_at_crsql_as
     assert_eq!(changes_where(&a, &format!("WHERE db_version > {v}")).len(), 3);
 }
 
+/// A CRR dropped and made again with another shape outside a bracket is taken for the same
+/// CRR changed outside a bracket, and the refusal says how to start over if the table is a
+/// new one; crsql_as_table and crsql_as_crr then give it a history of its own.
+#[test]
+fn a_crr_made_again_with_another_shape_is_told_how_to_start_over() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1, 'old', 1); DROP TABLE t; CREATE TABLE t(k TEXT PRIMARY KEY NOT NULL, v TEXT);").unwrap();
+    let e = err(&c, "SELECT crsql_as_crr('t')");
+    assert!(
+        e.contains("its key column \"id\" is gone")
+            && e.contains("(the table was dropped and made again; if it is a new table, SELECT crsql_as_table('t'); SELECT crsql_as_crr('t'); makes it a CRR with a history of its own)"),
+        "{e}"
+    );
+    // Not where the table lost no trigger (an ALTER outside a bracket).
+    c.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('u'); ALTER TABLE u ADD COLUMN d TEXT;").unwrap();
+    let e = err(&c, "SELECT crsql_as_crr('u')");
+    assert!(e.contains("its column \"d\" is not tracked") && !e.contains("dropped and made again"), "{e}");
+    c.execute_batch("SELECT crsql_as_table('t'); SELECT crsql_as_crr('t'); INSERT INTO t VALUES ('a', 'new');").unwrap();
+    let feed: Vec<(String, V)> = changes_where(&c, "WHERE \"table\" = 't'").into_iter().map(|x| (x.cid, x.val)).collect();
+    assert_eq!(feed, vec![("v".to_string(), V::Text("new".into()))]);
+}
+
 /// A CRR dropped and another renamed to its name (`DROP TABLE t; ALTER TABLE u RENAME TO t`):
 /// the name is the renamed CRR's, and the dropped one is dropped (its clock removed by the
 /// next write). Until 2026-12-06 the dropped CRR took the renamed one's table for its own

@@ -123,6 +123,9 @@ pub struct TableInfo {
     /// The name crr_tables holds, which an ALTER TABLE RENAME outside a bracket leaves behind
     /// `name` (`register_current_names`).
     registered: String,
+    /// Whether its insert trigger is gone (the table was dropped and made again: a 12-step
+    /// rebuild, or a new table of its name), for `drift`'s advice.
+    remade: bool,
     /// Key columns in key order.
     pub pk: Vec<String>,
     /// Their affinities (merges refuse a key value the column would store as another value),
@@ -199,7 +202,14 @@ impl TableInfo {
             }
             Ok(current)
         })?;
-        let drift = drift(&self.name, &self.pk, &self.columns, &current, in_bracket);
+        let mut drift = drift(&self.name, &self.pk, &self.columns, &current, in_bracket);
+        if let Some(why) = drift.as_mut().filter(|_| self.remade && !in_bracket) {
+            let t = crate::core::ident::literal(&self.name);
+            why.push_str(&format!(
+                " (the table was dropped and made again; if it is a new table, SELECT crsql_as_table({t}); \
+                 SELECT crsql_as_crr({t}); makes it a CRR with a history of its own)"
+            ));
+        }
         Ok(self.drift.get_or_init(|| drift))
     }
 
@@ -499,7 +509,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
         let clock = Clock { tid, key, buckets: key == KeyLayout::Rowid && !dbv_indexes.contains(&format!("crr_clock_{tid}_dbv")) };
         // Its current name is its insert trigger's table (triggers follow a rename).
         match insert_triggers.get(&format!("crr_{tid}_insert")) {
-            Some(table) => heads.push((clock, table.clone(), s.text(1))),
+            Some(table) => heads.push((clock, table.clone(), s.text(1), false)),
             None => untriggered.push((clock, s.text(1))),
         }
     }
@@ -508,21 +518,21 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     // is there and is not another CRR's (`DROP TABLE t; ALTER TABLE u RENAME TO t`: until
     // 2026-12-06 the dropped CRR took the renamed one's table for its own, and the feed
     // showed its clock with that table's values); else it was dropped.
-    let named: HashSet<String> = heads.iter().map(|(_, name, _)| name.to_ascii_lowercase()).collect();
+    let named: HashSet<String> = heads.iter().map(|(_, name, _, _)| name.to_ascii_lowercase()).collect();
     let mut dropped = Vec::new();
     for (clock, name) in untriggered {
         let lower = name.to_ascii_lowercase();
         if tables.contains(&lower) && !named.contains(&lower) {
-            heads.push((clock, name.clone(), name));
+            heads.push((clock, name.clone(), name, true));
         } else {
             dropped.push(clock);
         }
     }
-    heads.sort_by_key(|(clock, _, _)| clock.tid);
+    heads.sort_by_key(|(clock, _, _, _)| clock.tid);
     let orphans = clocks.into_iter().filter(|(tid, _)| !registered.contains(tid)).map(|(_, name)| name).collect();
     let mut out = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM main.crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
-    for (clock, name, registered) in heads {
+    for (clock, name, registered, remade) in heads {
         let tid = clock.tid;
         cols.bind_i64(1, tid)?;
         let mut pk = Vec::new();
@@ -554,6 +564,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             tid,
             name,
             registered,
+            remade,
             pk,
             wide_slots,
             wide: is_wide,
