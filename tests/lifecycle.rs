@@ -680,6 +680,21 @@ fn a_crr_rebuilt_outside_a_bracket_sends_the_rows_it_lost_as_deletes_at_crsql_as
     assert_eq!(changes_where(&a, &format!("WHERE db_version > {v}")).len(), 3);
 }
 
+/// An app's index named as a clock's `dbv` index, on a table of its own, does not make a rowid
+/// clock pass for one with that index. Until 2026-12-06 it did: the triggers crsql_as_crr
+/// made then marked no crr_dirty bucket, and once the app dropped its index, reads of the
+/// changes since V (which find a rowid clock's rows through crr_dirty) missed the rows written
+/// meanwhile.
+#[test]
+fn an_apps_index_named_as_a_clocks_does_not_hide_changes() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1, 'one', 1); CREATE TABLE mine(x); CREATE INDEX crr_clock_1_dbv ON mine(x); SELECT crsql_as_crr('t');").unwrap();
+    let v: i64 = one(&c, "SELECT crsql_db_version()");
+    c.execute_batch("INSERT INTO t VALUES (1000000, 'far', 2); DROP INDEX crr_clock_1_dbv;").unwrap();
+    let since: Vec<i64> = changes_where(&c, &format!("WHERE db_version > {v}")).into_iter().map(|x| x.db_version).collect();
+    assert_eq!(since, vec![v + 1, v + 1]);
+}
+
 /// A CRR dropped and made again with another shape outside a bracket is taken for the same
 /// CRR changed outside a bracket, and the refusal says how to start over if the table is a
 /// new one; crsql_as_table and crsql_as_crr then give it a history of its own.

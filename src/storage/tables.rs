@@ -484,7 +484,10 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             "trigger" if name.starts_with("crr_") && name.ends_with("_insert") => {
                 insert_triggers.insert(name, s.text(2));
             }
-            "index" if name.starts_with("crr_clock_") && name.ends_with("_dbv") => {
+            // Only one on its clock: an app's index of that name elsewhere made a rowid clock
+            // pass for one with the index (until 2026-12-06), whose triggers then marked no
+            // crr_dirty bucket, and "changes since V" missed their rows once it was gone.
+            "index" if name.strip_suffix("_dbv").is_some_and(|clock| clock_table_id(clock).is_some() && s.text(2) == clock) => {
                 dbv_indexes.insert(name);
             }
             _ => {}
