@@ -9,7 +9,8 @@
 //! given it its triggers (as it does at every start). At the end every replica runs
 //! crsql_as_crr on its CRRs and a full sync must leave the same tables everywhere, and a feed
 //! that says of each row what its table holds: a live row's cells with its values, a deleted
-//! row gone, every row in it.
+//! row gone, every row in it. On half the seeds each replica is a file with two connections,
+//! used at random, so that each meets the moves the other made.
 //! `CRR_MOVES_SEEDS` / `CRR_MOVES_FROM` / `CRR_MOVES_SEED` choose the seeds.
 
 mod common;
@@ -74,9 +75,25 @@ fn app_start(c: &Connection, seed: u64, i: usize) {
 fn run(seed: u64, verbose: bool) {
     let mut r = Rng(seed);
     let n = 2 + r.below(3) as usize;
-    let replicas: Vec<Connection> = (0..n).map(|_| mem()).collect();
+    // On half the seeds each replica is a file with two connections, used at random: each
+    // meets the moves the other made.
+    let dir = tmpdir(&format!("moves-{seed}"));
+    let files = seed % 4 >= 2;
+    let replicas: Vec<[Connection; 2]> = (0..n)
+        .map(|i| {
+            if !files {
+                let c = mem();
+                return [c, mem()];
+            }
+            let path = dir.join(format!("r{i}.db"));
+            let first = open(path.to_str().unwrap());
+            first.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF").unwrap();
+            [first, open(path.to_str().unwrap())]
+        })
+        .collect();
+    let pick = |r: &mut Rng, i: usize| -> &Connection { &replicas[i][if files { r.below(2) as usize } else { 0 }] };
     let shape = SHAPES[(seed % 2) as usize];
-    for c in &replicas {
+    for [c, _] in &replicas {
         c.execute_batch(&format!("CREATE TABLE t{shape}; SELECT crsql_as_crr('t'); CREATE TABLE u{shape}; SELECT crsql_as_crr('u');")).unwrap();
     }
     let plan: Vec<(u64, &str)> = (0..1 + r.below(4)).map(|_| (r.below(8), *r.pick(&WRITTEN))).collect();
@@ -87,7 +104,7 @@ fn run(seed: u64, verbose: bool) {
     let mut awaits_start = vec![false; n];
     for _ in 0..20 + r.below(60) {
         let i = r.below(n as u64) as usize;
-        let c = &replicas[i];
+        let c = pick(&mut r, i);
         match r.below(10) {
             0..=4 => {
                 let table = *r.pick(&WRITTEN);
@@ -107,7 +124,7 @@ fn run(seed: u64, verbose: bool) {
             }
             5..=7 => {
                 let j = r.below(n as u64) as usize;
-                let result = apply(&replicas[j], &changes(c));
+                let result = apply(pick(&mut r, j), &changes(c));
                 if verbose {
                     eprintln!("sync {i} -> {j}: {result:?}");
                 }
@@ -129,7 +146,8 @@ fn run(seed: u64, verbose: bool) {
             }
         }
     }
-    for (i, c) in replicas.iter().enumerate() {
+    for i in 0..n {
+        let c = pick(&mut r, i);
         while done[i] < plan.len() {
             app_start(c, seed, i);
             let (kind, table) = plan[done[i]];
@@ -142,17 +160,19 @@ fn run(seed: u64, verbose: bool) {
         for i in 0..n {
             for j in 0..n {
                 if i != j {
-                    apply(&replicas[j], &changes(&replicas[i])).unwrap_or_else(|e| panic!("seed {seed}: final sync {i} -> {j}: {e}"));
+                    let (from, to) = (pick(&mut r, i), pick(&mut r, j));
+                    apply(to, &changes(from)).unwrap_or_else(|e| panic!("seed {seed}: final sync {i} -> {j}: {e}"));
                 }
             }
         }
     }
-    let tables = user_tables(&replicas[0]);
-    for (i, c) in replicas.iter().enumerate() {
+    let tables = user_tables(&replicas[0][0]);
+    let connections = replicas.iter().enumerate().flat_map(|(i, r)| r.iter().take(if files { 2 } else { 1 }).map(move |c| (i, c)));
+    for (i, c) in connections {
         assert_eq!(user_tables(c), tables, "seed {seed}: replica {i}'s tables");
         assert_eq!(crrs(c), tables, "seed {seed}: replica {i}'s CRRs");
         for table in &tables {
-            assert_eq!(dump(c, table), dump(&replicas[0], table), "seed {seed}: replica {i}, table {table}");
+            assert_eq!(dump(c, table), dump(&replicas[0][0], table), "seed {seed}: replica {i}, table {table}");
             // The feed says of each row what the table holds.
             let rows: BTreeMap<Vec<u8>, (V, V)> = {
                 let mut s = c.prepare(&format!("SELECT crsql_pack_columns(id), a, b FROM {table}")).unwrap();
