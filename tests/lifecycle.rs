@@ -12,6 +12,24 @@ fn replica() -> Connection {
     c
 }
 
+/// After `a`'s whole feed reaches `b` and a new replica, both hold `a`'s table `t`, of `rows` rows.
+fn a_replica_and_a_new_one_hold_t_as(a: &Connection, b: &Connection, rows: usize) {
+    sync_since(a, b, 0).unwrap();
+    let c = replica();
+    sync_since(a, &c, 0).unwrap();
+    assert_eq!(dump(a, "t").len(), rows);
+    for r in [b, &c] {
+        assert_eq!(dump(r, "t"), dump(a, "t"));
+    }
+}
+
+/// A replica with a second CRR, `u`, of `t`'s shape.
+fn replica_with_u() -> Connection {
+    let c = replica();
+    c.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('u');").unwrap();
+    c
+}
+
 fn sync_since(from: &Connection, to: &Connection, since: i64) -> rusqlite::Result<()> {
     apply(to, &changes_where(from, &format!("WHERE db_version > {since}")))
 }
@@ -668,13 +686,7 @@ fn a_crr_rebuilt_outside_a_bracket_sends_the_rows_it_lost_as_deletes_at_crsql_as
     let since: Vec<(Vec<u8>, String, i64)> = changes_where(&a, &format!("WHERE db_version > {v}")).into_iter().map(|c| (c.pk, c.cid, c.cl)).collect();
     let key = |id: i64| one::<Vec<u8>>(&a, &format!("SELECT crsql_pack_columns({id})"));
     assert_eq!(since, vec![(key(4), "a".to_string(), 1), (key(4), "b".to_string(), 1), (key(2), "-1".to_string(), 2)]);
-    sync_since(&a, &b, 0).unwrap();
-    let c = replica();
-    sync_since(&a, &c, 0).unwrap();
-    assert_eq!(dump(&a, "t").len(), 3);
-    for r in [&b, &c] {
-        assert_eq!(dump(r, "t"), dump(&a, "t"));
-    }
+    a_replica_and_a_new_one_hold_t_as(&a, &b, 3);
     // Called again, it finds nothing more to record.
     a.execute_batch("SELECT crsql_as_crr('t');").unwrap();
     assert_eq!(changes_where(&a, &format!("WHERE db_version > {v}")).len(), 3);
@@ -725,10 +737,7 @@ fn a_crr_made_again_with_another_shape_is_told_how_to_start_over() {
 /// and crsql_as_crr gave the table the dropped CRR's triggers beside its own.
 #[test]
 fn a_crr_dropped_for_another_renamed_to_its_name_stays_dropped() {
-    let (a, b) = (replica(), replica());
-    for r in [&a, &b] {
-        r.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('u');").unwrap();
-    }
+    let (a, b) = (replica_with_u(), replica_with_u());
     a.execute_batch("INSERT INTO t VALUES (1, 'in t', 1), (5, 'only in t', 5); INSERT INTO u VALUES (1, 'in u', 1), (2, 'u2', 2);").unwrap();
     sync_since(&a, &b, 0).unwrap();
     for r in [&a, &b] {
@@ -746,13 +755,7 @@ fn a_crr_dropped_for_another_renamed_to_its_name_stays_dropped() {
     a.execute_batch("SELECT crsql_as_crr('t'); UPDATE t SET a = 'changed' WHERE id = 2;").unwrap();
     assert_eq!(one::<i64>(&a, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 't'"), 3);
     assert_eq!(one::<String>(&a, "SELECT group_concat(tid) FROM crr_tables"), "2");
-    sync_since(&a, &b, 0).unwrap();
-    let c = replica();
-    sync_since(&a, &c, 0).unwrap();
-    assert_eq!(dump(&a, "t").len(), 2);
-    for r in [&b, &c] {
-        assert_eq!(dump(r, "t"), dump(&a, "t"));
-    }
+    a_replica_and_a_new_one_hold_t_as(&a, &b, 2);
 }
 
 /// A CRR renamed outside a bracket leaves its old name free: a new table of that name becomes
@@ -762,10 +765,7 @@ fn a_crr_dropped_for_another_renamed_to_its_name_stays_dropped() {
 /// which is now the other CRR's). Names passed around by renames work the same.
 #[test]
 fn a_name_a_renamed_crr_left_can_be_a_new_crr() {
-    let (a, b) = (replica(), replica());
-    for r in [&a, &b] {
-        r.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('u');").unwrap();
-    }
+    let (a, b) = (replica_with_u(), replica_with_u());
     a.execute_batch("INSERT INTO t VALUES (1, 't1', 1); INSERT INTO u VALUES (1, 'u1', 1), (2, 'u2', 2), (3, 'u3', 3);").unwrap();
     sync_since(&a, &b, 0).unwrap();
     let migrate = |r: &Connection| {
