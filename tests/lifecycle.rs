@@ -800,6 +800,25 @@ fn a_name_a_renamed_crr_left_can_be_a_new_crr() {
     assert_eq!(names(&b), "1v 2t 3u 4w");
 }
 
+/// A CRR renamed in a bracket to the name another CRR left (renamed in the same bracket, but
+/// outside its own): the commit records the new name (until 2026-12-06 it failed with
+/// `UNIQUE constraint failed: crr_tables.name`), and both go on under their new names.
+#[test]
+fn a_bracket_may_rename_its_crr_to_a_name_another_left_in_it() {
+    let (a, b) = (replica_with_u(), replica_with_u());
+    a.execute_batch("INSERT INTO t VALUES (1, 't1', 1); INSERT INTO u VALUES (1, 'u1', 1);").unwrap();
+    for r in [&a, &b] {
+        r.execute_batch("SELECT crsql_begin_alter('u'); ALTER TABLE t RENAME TO x; ALTER TABLE u RENAME TO t; SELECT crsql_commit_alter('t');").unwrap();
+    }
+    assert_eq!(one::<String>(&a, "SELECT group_concat(tid || name, ' ') FROM (SELECT * FROM crr_tables ORDER BY tid)"), "1x 2t");
+    a.execute_batch("UPDATE t SET a = 'was u' WHERE id = 1; UPDATE x SET a = 'was t' WHERE id = 1;").unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    for table in ["t", "x"] {
+        assert_eq!(dump(&b, table), dump(&a, table), "{table}");
+    }
+    assert_eq!(one::<String>(&b, "SELECT a FROM t"), "was u");
+}
+
 /// A schema cookie seen inside a transaction can come back with another schema: rolling back
 /// (to a savepoint, or the whole transaction) restores the cookie, and later DDL reaches the
 /// same value again. What the extension learned of the rolled-back schema (here: `t` dropped)

@@ -681,7 +681,7 @@ pub fn by_name(conn: &Conn, name: &str) -> Result<Option<Rc<TableInfo>>> {
 /// free then for a new CRR (until 2026-12-06 `ALTER TABLE u RENAME TO v; CREATE TABLE u(...);
 /// SELECT crsql_as_crr('u')` failed with `UNIQUE constraint failed: crr_tables.name`), and a
 /// 12-step rebuild finds its table under it (`load`). Called inside a savepoint of ours
-/// (crsql_as_crr, crsql_begin_alter).
+/// (crsql_as_crr, crsql_begin_alter, crsql_commit_alter).
 pub fn register_current_names(conn: &Conn) -> Result<()> {
     let stale: Vec<(i64, String)> = all(conn)?.iter().filter(|t| t.name != t.registered).map(|t| (t.tid, t.name.clone())).collect();
     if stale.is_empty() {
