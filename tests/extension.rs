@@ -478,6 +478,82 @@ fn the_columns_a_check_names_are_found_as_sqlite_finds_them() {
     assert!(judged == 300 && named > 300, "{judged} tables, {named} CHECK-column pairs");
 }
 
+/// A CHECK that names a generated column checks the stored columns its expression names, in
+/// turn: `core::table_shape::generated_columns` and `through_generated` find them as SQLite
+/// does (which checks a CHECK at an UPDATE that sets one of them: the logging function
+/// again), over random generated columns (`AS`, `GENERATED ALWAYS AS`, STORED or VIRTUAL, of
+/// stored columns and earlier generated ones, with CASTs and strings that spell names) and
+/// CHECKs on them. crsql_as_crr refuses a CHECK that stands for several columns this way
+/// (until 2026-12-06 one on `g AS (a || b)` passed, and a peer's update of a and b failed at
+/// its first cell, for good), and a wide CRR's shared statement leaves them out.
+#[test]
+fn the_columns_a_check_stands_for_through_generated_ones_are_found_as_sqlite_finds_them() {
+    use crr::core::table_shape::{check_constraints, generated_columns, through_generated};
+    use std::sync::{Arc, Mutex};
+    let stored = ["a", "b", "\"c d\"", "x$y"];
+    let dequote = |n: &str| if n.starts_with('"') { n[1..n.len() - 1].to_string() } else { n.to_string() };
+    let mut r = Rng(37);
+    let mut through = 0;
+    for _ in 0..300 {
+        let mut defs: Vec<String> = stored.iter().map(|c| format!("{c} TEXT")).collect();
+        let mut names: Vec<&str> = stored.to_vec();
+        let generated = ["g1", "\"g 2\"", "g3"];
+        for g in generated.iter().take(1 + r.below(3) as usize) {
+            let term = |r: &mut Rng, names: &[&str]| -> String {
+                let c = *r.pick(names);
+                match r.below(6) {
+                    0 => format!("coalesce({c}, 'x')"),
+                    1 => format!("CAST({c} AS TEXT)"),
+                    2 => format!("'{}'", dequote(c).replace('\'', "''")),
+                    3 => format!("length({c})"),
+                    _ => c.to_string(),
+                }
+            };
+            let expr: Vec<String> = (0..1 + r.below(3)).map(|_| term(&mut r, &names)).collect();
+            let form = match r.below(3) {
+                0 => format!("{g} TEXT AS ({})", expr.join(" || ")),
+                1 => format!("{g} GENERATED ALWAYS AS ({}) STORED", expr.join(" || ")),
+                _ => format!("{g} ANY AS (({})) VIRTUAL", expr.join(" || ")),
+            };
+            defs.push(form);
+            names.push(g);
+        }
+        let n_checks = 1 + r.below(3) as usize;
+        let checks: Vec<String> = (0..n_checks)
+            .map(|i| {
+                let atoms: Vec<String> = (0..1 + r.below(2)).map(|_| format!("{} IS NOT 'z'", r.pick(&names))).collect();
+                format!("CHECK (crr_test_log({i}) AND ({}))", atoms.join(" OR "))
+            })
+            .collect();
+        let sql = format!("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, {}, {})", defs.join(", "), checks.join(", "));
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        let log: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let sink = log.clone();
+        c.create_scalar_function("crr_test_log", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, move |ctx| {
+            sink.lock().unwrap().push(ctx.get::<i64>(0)?);
+            Ok(1)
+        })
+        .unwrap();
+        c.execute_batch(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        c.execute_batch(&format!("INSERT INTO t(id) VALUES (1)")).unwrap();
+        let all: Vec<String> = names.iter().map(|c| dequote(c)).collect();
+        let gens = generated_columns(&sql, &all);
+        assert_eq!(gens.len(), names.len() - stored.len(), "{sql}");
+        let found = check_constraints(&sql, &all);
+        for column in stored.iter().map(|c| dequote(c)) {
+            log.lock().unwrap().clear();
+            c.execute_batch(&format!("UPDATE t SET \"{column}\" = \"{column}\"")).unwrap();
+            let mut sqlite: Vec<i64> = log.lock().unwrap().clone();
+            sqlite.sort();
+            sqlite.dedup();
+            let ours: Vec<i64> = (0..n_checks as i64).filter(|&i| through_generated(&found[i as usize].columns, &gens).contains(&column)).collect();
+            assert_eq!(ours, sqlite, "the CHECKs an UPDATE of {column:?} checks: {sql}");
+            through += ours.iter().filter(|&&i| !found[i as usize].columns.contains(&column)).count();
+        }
+    }
+    assert!(through > 100, "{through} CHECK-column pairs through a generated column");
+}
+
 /// `core::table_shape::trigger_updates_of_columns` tells a trigger that SQLite fires only for
 /// UPDATEs that set some of the columns (`UPDATE OF`) from one it fires for every UPDATE, or
 /// for none, over random CREATE TRIGGER texts that mislead (trigger names that are event
@@ -590,6 +666,10 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
          CREATE TABLE folded(id INTEGER PRIMARY KEY NOT NULL, a TEXT COLLATE NOCASE DEFAULT 'x' CHECK (a != 'X'));
          CREATE TABLE strnamed(id INTEGER PRIMARY KEY NOT NULL, 'a' TEXT COLLATE 'nocase' DEFAULT 'x' CHECK (a != 'X'));
          CREATE TABLE dollar(id INTEGER PRIMARY KEY NOT NULL, a$b TEXT COLLATE NOCASE DEFAULT 'x' CHECK (a$b != 'X'));
+         CREATE TABLE gensum(id INTEGER PRIMARY KEY NOT NULL, a TEXT DEFAULT '', b TEXT DEFAULT '', g TEXT AS (a || b) STORED CHECK (length(g) <= 4));
+         CREATE TABLE gendefault(id INTEGER PRIMARY KEY NOT NULL, a TEXT DEFAULT '', b TEXT, g TEXT AS (a || 'x') CHECK (g != 'x'));
+         CREATE TABLE gennull(id INTEGER PRIMARY KEY NOT NULL, a INT DEFAULT 0, g INT AS (CASE WHEN a > 0 THEN a END) NOT NULL);
+         CREATE TABLE genfine(id INTEGER PRIMARY KEY NOT NULL, a INT DEFAULT 1, b TEXT, g INT AS (a * 2), h INT AS (id + g) CHECK (h > 0 AND a > 0));
          CREATE TABLE fine(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT '5' CHECK (typeof(n) = 'integer'), m INT DEFAULT 0,
                            r TEXT COLLATE RTRIM DEFAULT 'y ' CHECK (r = 'y'), CHECK (id > 0 OR m > 0));
          CREATE VIEW vw AS SELECT 1;",
@@ -636,6 +716,13 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
         // The CHECK raises an error on the row of defaults, as every merge's INSERT of that row
         // would (until 2026-12-06 the probe took the error for a pass).
         ("doc", "table \"doc\" cannot be a CRR: a row of its defaults fails CHECK (json_extract(body, '$.v') IS NOT NULL) (malformed JSON)"),
+        // A CHECK on a generated column is one on the columns its expression names (until
+        // 2026-12-06 one on `g AS (a || b)` passed: a peer's update of a and b then failed at
+        // its first cell), and the probe of a row of defaults computes generated columns
+        // (until then a CHECK or NOT NULL on one went unjudged).
+        ("gensum", "table \"gensum\" cannot be a CRR: it has a CHECK constraint on several columns (\"a\", \"b\", through generated column \"g\")"),
+        ("gendefault", "table \"gendefault\" cannot be a CRR: a row of its defaults fails CHECK (g != 'x')"),
+        ("gennull", "table \"gennull\" cannot be a CRR: a row of its defaults fails NOT NULL on \"g\""),
     ];
     for (table, want) in cases {
         let e = err(&c, &format!("SELECT crsql_as_crr('{table}')"));
@@ -644,7 +731,7 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
     // The defaults are judged with the column's affinity ('5' is stored as 5) and collation
     // ('y ' is 'y' under RTRIM: refused until 2026-12-06), and a CHECK that the key could
     // satisfy is not held against them; the probe table is left empty.
-    c.execute_batch("SELECT crsql_as_crr('fine'); SELECT crsql_as_table('fine');").unwrap();
+    c.execute_batch("SELECT crsql_as_crr('fine'); SELECT crsql_as_table('fine'); SELECT crsql_as_crr('genfine'); SELECT crsql_as_table('genfine');").unwrap();
     let probe: String = one(&c, "SELECT name FROM temp.sqlite_schema WHERE name LIKE 'crr_defaults_probe_%'");
     assert_eq!(one::<i64>(&c, &format!("SELECT count(*) FROM temp.\"{probe}\"")), 0);
     let e = err(&c, "SELECT crsql_as_crr('temp', 'nopk')");

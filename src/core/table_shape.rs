@@ -260,35 +260,8 @@ pub fn default_expr(dflt: Option<&str>) -> String {
 /// without the collation passed it.
 pub fn column_collations(sql: &str) -> Vec<(String, String)> {
     let toks = tokens(sql);
-    let Some(open) = toks.iter().position(|(t, _)| *t == Token::Open) else {
-        return Vec::new();
-    };
-    // The column list's items (column definitions and table constraints), split at its commas.
-    let mut items: Vec<&[(Token, usize)]> = Vec::new();
-    let (mut depth, mut start) = (0usize, open + 1);
-    for (i, (t, at)) in toks.iter().enumerate().skip(open + 1) {
-        match t {
-            Token::Open => depth += 1,
-            Token::Close if depth == 0 => {
-                items.push(&toks[start..i]);
-                break;
-            }
-            Token::Close => depth -= 1,
-            Token::Other if depth == 0 && sql.as_bytes()[*at] == b',' => {
-                items.push(&toks[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
     let mut out = Vec::new();
-    for item in items {
-        let name = match item.first() {
-            Some((Token::Name(w), _)) if ["CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"].iter().any(|k| w.eq_ignore_ascii_case(k)) => continue,
-            // (A column's name may be written as a string: `'a' TEXT`.)
-            Some((Token::Name(w) | Token::Quoted(w) | Token::Str(w), _)) => w,
-            _ => continue,
-        };
+    for (name, item) in column_definitions(sql, &toks) {
         let (mut depth, mut collation) = (0usize, None);
         for (i, (t, _)) in item.iter().enumerate() {
             match t {
@@ -309,6 +282,98 @@ pub fn column_collations(sql: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The column definitions of a CREATE TABLE text (`toks`, its tokens): each column's name (as
+/// written, dequoted) and its tokens from the name on. The column list's items are split at
+/// its commas; table constraints are left out.
+fn column_definitions<'a>(sql: &str, toks: &'a [(Token, usize)]) -> Vec<(&'a String, &'a [(Token, usize)])> {
+    let Some(open) = toks.iter().position(|(t, _)| *t == Token::Open) else {
+        return Vec::new();
+    };
+    let mut items: Vec<&[(Token, usize)]> = Vec::new();
+    let (mut depth, mut start) = (0usize, open + 1);
+    for (i, (t, at)) in toks.iter().enumerate().skip(open + 1) {
+        match t {
+            Token::Open => depth += 1,
+            Token::Close if depth == 0 => {
+                items.push(&toks[start..i]);
+                break;
+            }
+            Token::Close => depth -= 1,
+            Token::Other if depth == 0 && sql.as_bytes()[*at] == b',' => {
+                items.push(&toks[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items
+        .into_iter()
+        .filter_map(|item| match item.first() {
+            Some((Token::Name(w), _)) if ["CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"].iter().any(|k| w.eq_ignore_ascii_case(k)) => None,
+            // (A column's name may be written as a string: `'a' TEXT`.)
+            Some((Token::Name(w) | Token::Quoted(w) | Token::Str(w), _)) => Some((w, item)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A generated column of a CREATE TABLE text (`AS (expr)`, with or without `GENERATED
+/// ALWAYS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    pub name: String,
+    /// Its expression as written, without the parentheses around it.
+    pub expr: String,
+    /// The names among the given columns the expression mentions (ASCII case aside; as in
+    /// `check_constraints`, this errs toward mentioning more).
+    pub columns: Vec<String>,
+}
+
+/// The generated columns of a CREATE TABLE text.
+pub fn generated_columns(sql: &str, columns: &[String]) -> Vec<Generated> {
+    let toks = tokens(sql);
+    let mut out = Vec::new();
+    for (name, item) in column_definitions(sql, &toks) {
+        // `AS (` outside parentheses (a CAST in a DEFAULT or a CHECK has one inside them).
+        let mut depth = 0usize;
+        let at_as = item.iter().enumerate().position(|(i, (t, _))| {
+            match t {
+                Token::Open => depth += 1,
+                Token::Close => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            depth == 0 && matches!(t, Token::Name(w) if w.eq_ignore_ascii_case("AS")) && item.get(i + 1).is_some_and(|(t, _)| *t == Token::Open)
+        });
+        let Some(k) = at_as else {
+            continue;
+        };
+        let (mut depth, mut named, open) = (0usize, Vec::new(), item[k + 1].1);
+        let mut close = sql.len();
+        for (t, at) in &item[k + 1..] {
+            match t {
+                Token::Open => depth += 1,
+                Token::Close => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = *at;
+                        break;
+                    }
+                }
+                Token::Name(n) | Token::Quoted(n) => {
+                    if let Some(c) = columns.iter().find(|c| c.eq_ignore_ascii_case(n)) {
+                        if !named.contains(c) {
+                            named.push(c.clone());
+                        }
+                    }
+                }
+                Token::Str(_) | Token::Other => {}
+            }
+        }
+        out.push(Generated { name: name.clone(), expr: sql[open + 1..close].trim().to_string(), columns: named });
+    }
+    out
+}
+
 /// Which slots of a wide CRR (its tracked `columns`, None where dropped) a merge writes
 /// through the one statement the table's cells share (storage::merge::write_cell): the live
 /// columns but those a CHECK of `table_sql` (its CREATE TABLE text) or an index of
@@ -322,8 +387,12 @@ pub fn shared_write_slots(table_sql: &str, columns: &[Option<String>], index_sql
     let mut slots: Vec<bool> = columns.iter().map(Option::is_some).collect();
     // (Most tables have no CHECK: their text is not tokenized, at every registry load.)
     if table_sql.as_bytes().windows(5).any(|w| w.eq_ignore_ascii_case(b"CHECK")) {
-        let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let checked: Vec<String> = check_constraints(table_sql, &owned).into_iter().flat_map(|c| c.columns).collect();
+        // A CHECK on a generated column checks those its expression names too: SQLite checks
+        // it at an UPDATE that sets one of them.
+        let toks = tokens(table_sql);
+        let all: Vec<String> = column_definitions(table_sql, &toks).into_iter().map(|(n, _)| n.clone()).collect();
+        let generated = generated_columns(table_sql, &all);
+        let checked: Vec<String> = check_constraints(table_sql, &all).into_iter().flat_map(|c| through_generated(&c.columns, &generated)).collect();
         for (slot, n) in slots.iter_mut().zip(&names) {
             *slot &= !checked.iter().any(|c| c.eq_ignore_ascii_case(n));
         }
@@ -505,6 +574,23 @@ pub fn is_own_table(name: &str) -> bool {
         || lower.strip_prefix("crr_clock_").is_some_and(|tid| !tid.is_empty() && tid.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The stored columns `named` (a CHECK's columns) stand for: each generated one stands for
+/// those its expression names, in turn (`generated_columns`).
+pub fn through_generated(named: &[String], generated: &[Generated]) -> Vec<String> {
+    let (mut out, mut seen, mut todo): (Vec<String>, Vec<String>, Vec<String>) = (Vec::new(), Vec::new(), named.to_vec());
+    while let Some(c) = todo.pop() {
+        if seen.iter().any(|s| s.eq_ignore_ascii_case(&c)) {
+            continue;
+        }
+        seen.push(c.clone());
+        match generated.iter().find(|g| g.name.eq_ignore_ascii_case(&c)) {
+            Some(g) => todo.extend(g.columns.iter().cloned()),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 /// Decides whether `t` can be a CRR and what it tracks.
 pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
     let refuse = |reason: String| Refusal { table: t.name.clone(), reason };
@@ -565,12 +651,27 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
     // A CHECK on one non-key column (and the key, which a row keeps) holds for each value a
     // peer sends; one on several can fail half way through a peer's update of them.
     let names: Vec<String> = t.columns.iter().filter(|c| c.pk_index == 0).map(|c| c.name.clone()).collect();
-    if let Some(cols) = check_constraints(&t.sql, &names).into_iter().map(|c| c.columns).find(|cols| cols.len() > 1) {
-        return Err(refuse(format!(
-            "it has a CHECK constraint on several columns ({}); merges apply changes one cell at a time, \
-             so it would reject valid merges (a peer's update of both columns, applied one by one)",
-            cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
-        )));
+    // A CHECK that names a generated column checks the columns its expression names too: one
+    // on `g AS (a || b)` is one on a and b (until 2026-12-06 it passed for a CHECK on one).
+    let generated = if t.columns.iter().any(|c| c.generated) {
+        let all: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+        generated_columns(&t.sql, &all)
+    } else {
+        Vec::new()
+    };
+    for check in check_constraints(&t.sql, &names) {
+        // The non-key columns it stands for (a row keeps its key), in table order.
+        let stored = through_generated(&check.columns, &generated);
+        let cols: Vec<&String> = names.iter().filter(|n| stored.iter().any(|c| c.eq_ignore_ascii_case(n)) && !generated.iter().any(|g| g.name.eq_ignore_ascii_case(n))).collect();
+        if cols.len() > 1 {
+            let through: Vec<String> = check.columns.iter().filter(|c| generated.iter().any(|g| g.name.eq_ignore_ascii_case(c))).map(|c| format!("\"{c}\"")).collect();
+            return Err(refuse(format!(
+                "it has a CHECK constraint on several columns ({}{}); merges apply changes one cell at a time, \
+                 so it would reject valid merges (a peer's update of both columns, applied one by one)",
+                cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", "),
+                if through.is_empty() { String::new() } else { format!(", through generated column {}", through.join(", ")) }
+            )));
+        }
     }
     if uses_autoincrement(&t.sql) {
         return Err(refuse("it uses AUTOINCREMENT; replicas would allocate the same keys".into()));
@@ -667,6 +768,19 @@ mod tests {
         let keyed = |n: u32| table((1..=n).map(|i| col(&format!("k{i}"), "INTEGER", true, i)).collect());
         assert_eq!(check(&keyed(255)).unwrap().pk.len(), 255);
         assert!(refusal(&keyed(256)).contains("table \"t\" cannot be a CRR: its primary key has 256 columns; a CRR's key has at most 255"));
+    }
+
+    #[test]
+    fn generated_columns_are_read_with_their_expressions() {
+        let sql = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT DEFAULT (CAST(1 AS TEXT)) CHECK (CAST(a AS INT) >= 0), \
+                   \"g 1\" TEXT GENERATED ALWAYS AS (a || ')' || \"b\") STORED, b, h AS ((CAST(b AS TEXT))) VIRTUAL, CHECK (h AS_NOT))";
+        let names: Vec<String> = ["id", "a", "g 1", "b", "h"].iter().map(|n| n.to_string()).collect();
+        let g = generated_columns(sql, &names);
+        assert_eq!(g.iter().map(|g| (g.name.as_str(), g.expr.as_str())).collect::<Vec<_>>(), vec![("g 1", "a || ')' || \"b\""), ("h", "(CAST(b AS TEXT))")]);
+        assert_eq!((g[0].columns.clone(), g[1].columns.clone()), (vec!["a".to_string(), "b".to_string()], vec!["b".to_string()]));
+        let mut stored = through_generated(&["h".into(), "g 1".into(), "id".into()], &g);
+        stored.sort();
+        assert_eq!(stored, vec!["a".to_string(), "b".to_string(), "id".to_string()]);
     }
 
     #[test]

@@ -749,22 +749,29 @@ struct Probe {
     table: String,
     /// `temp."name"`, for the statements on it.
     qualified: String,
+    /// `(stored columns) VALUES (their defaults)`, for its INSERT.
     values: String,
     /// (what the error names, the expression that must not be false)
     checks: Vec<(String, String)>,
 }
 
 /// The probe of `desc`, None when it has nothing to check (no CHECK, no NOT NULL column, not
-/// STRICT); its columns have their collations, the app's own too if `app_collations`.
-fn probe_of(desc: &TableDesc, app_collations: bool) -> Option<Probe> {
+/// STRICT); its columns have their collations, the app's own too if `app_collations`, and
+/// its generated columns their expressions if `generated` (else a CHECK that names one is
+/// not judged, nor its NOT NULL).
+fn probe_of(desc: &TableDesc, app_collations: bool, generated: bool) -> Option<Probe> {
     let names: Vec<String> = desc.columns.iter().map(|c| c.name.clone()).collect();
     let mut checks: Vec<(String, String)> =
         table_shape::check_constraints(&desc.sql, &names).into_iter().map(|c| (format!("CHECK ({})", c.expr), c.expr)).collect();
-    // A NOT NULL column whose DEFAULT is NULL (`DEFAULT NULL`) fails the same way.
+    let generated: Vec<table_shape::Generated> =
+        if generated && desc.columns.iter().any(|c| c.generated) { table_shape::generated_columns(&desc.sql, &names) } else { Vec::new() };
+    let computed = |c: &ColumnDesc| generated.iter().find(|g| g.name.eq_ignore_ascii_case(&c.name));
+    // A NOT NULL column whose DEFAULT is NULL (`DEFAULT NULL`) fails the same way, and so does
+    // a generated one whose expression gives NULL there.
     checks.extend(
         desc.columns
             .iter()
-            .filter(|c| c.pk_index == 0 && c.not_null && !c.generated)
+            .filter(|c| c.pk_index == 0 && c.not_null && (!c.generated || computed(c).is_some()))
             .map(|c| (format!("NOT NULL on {}", quote(&c.name)), format!("{} IS NOT NULL", quote(&c.name)))),
     );
     let strict = table_shape::is_strict(&desc.sql);
@@ -783,12 +790,16 @@ fn probe_of(desc: &TableDesc, app_collations: bool) -> Option<Probe> {
             _ => String::new(),
         }
     };
-    let columns = stored.iter().map(|c| format!("{} {}{}", quote(&c.name), c.decl_type, collation(c))).collect::<Vec<_>>().join(", ");
+    // The generated columns after the stored ones, computed from them as in the table (a
+    // CHECK on `g AS (a || 'x')` judges the row of defaults' g: until 2026-12-06 it was not).
+    let computed_columns = desc.columns.iter().filter_map(|c| computed(c).map(|g| format!("{} {} AS ({}){}", quote(&c.name), c.decl_type, g.expr, collation(c))));
+    let columns = stored.iter().map(|c| format!("{} {}{}", quote(&c.name), c.decl_type, collation(c))).chain(computed_columns).collect::<Vec<_>>().join(", ");
     let values = stored
         .iter()
         .map(|c| if c.pk_index > 0 { "NULL".to_string() } else { table_shape::default_expr(c.default_sql.as_deref()) })
         .collect::<Vec<_>>()
         .join(", ");
+    let values = format!("({}) VALUES ({values})", stored.iter().map(|c| quote(&c.name)).collect::<Vec<_>>().join(", "));
     // A STRICT table's probe is STRICT too: a default of the wrong type fails the insert.
     let layout = format!("({columns}){}", if strict { " STRICT" } else { "" });
     let name = layout_table_name("crr_defaults_probe", &layout);
@@ -817,20 +828,22 @@ pub fn make_probe(conn: &Conn, desc: &TableDesc) -> Result<()> {
 /// probe's CREATE fails with `no such collation sequence`), the probe compares under BINARY
 /// there: the table itself cannot be written on this connection then.
 fn made_probe(conn: &Conn, desc: &TableDesc) -> Result<Option<Probe>> {
-    let Some(probe) = probe_of(desc, true) else {
+    let Some(probe) = probe_of(desc, true, true) else {
         return Ok(None);
     };
-    match probe.make(conn) {
-        Ok(()) => Ok(Some(probe)),
-        Err(e) if e.message.contains("no such collation sequence") => {
-            let Some(probe) = probe_of(desc, false) else {
-                return Ok(None);
-            };
-            probe.make(conn)?;
-            Ok(Some(probe))
-        }
-        Err(e) => Err(e),
-    }
+    let e = match probe.make(conn) {
+        Ok(()) => return Ok(Some(probe)),
+        Err(e) if e.stopped_the_work() => return Err(e),
+        Err(e) => e,
+    };
+    // Without what this connection cannot make: an app's collation it has not registered, or
+    // a generated column's expression it cannot prepare (an app's function).
+    let collations = !e.message.contains("no such collation sequence");
+    let Some(probe) = probe_of(desc, collations, false) else {
+        return Ok(None);
+    };
+    probe.make(conn)?;
+    Ok(Some(probe))
 }
 
 impl Probe {
@@ -858,7 +871,7 @@ fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
     let Probe { qualified: probe, values, mut checks, .. } = p;
     conn.db.exec(&format!("DELETE FROM {probe}"))?;
     let mut failed = None;
-    match conn.db.exec(&format!("INSERT INTO {probe} VALUES ({values})")) {
+    match conn.db.exec(&format!("INSERT INTO {probe}{values}")) {
         Ok(()) => {}
         // A constraint refused it (a STRICT column's type, NOT NULL); any other error (an
         // interrupt, a full disk) is not the table's.
