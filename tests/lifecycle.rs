@@ -817,6 +817,16 @@ fn a_bracket_may_rename_its_crr_to_a_name_another_left_in_it() {
         assert_eq!(dump(&b, table), dump(&a, table), "{table}");
     }
     assert_eq!(one::<String>(&b, "SELECT a FROM t"), "was u");
+    // The same where the other CRR was dropped in the bracket, not renamed (until 2026-12-06
+    // the commit failed the same way: the dropped CRR still held the name).
+    for r in [&a, &b] {
+        r.execute_batch("SELECT crsql_begin_alter('t'); DROP TABLE x; ALTER TABLE t RENAME TO x; SELECT crsql_commit_alter('x');").unwrap();
+    }
+    assert_eq!(one::<String>(&a, "SELECT group_concat(tid || name, ' ') FROM (SELECT * FROM crr_tables ORDER BY tid)"), "2x");
+    a.execute_batch("UPDATE x SET a = 'renamed twice' WHERE id = 1;").unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    assert_eq!(dump(&b, "x"), dump(&a, "x"));
+    assert_eq!(one::<String>(&b, "SELECT a FROM x"), "renamed twice");
 }
 
 /// A schema cookie seen inside a transaction can come back with another schema: rolling back

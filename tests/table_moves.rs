@@ -2,7 +2,8 @@
 //! bracket and outside one (with crsql_as_crr run then, or at the app's next start), a table
 //! dropped and made again, crsql_as_table and crsql_as_crr again, a CRR dropped for another
 //! renamed to its name, one renamed away for a new table of its name, two that swap names
-//! (one in its bracket, the other outside any), and any of those
+//! (one in its bracket, the other outside any), one that takes the name of another dropped in
+//! its bracket, and any of those
 //! in a transaction rolled back. Two to four
 //! replicas run the same migrations in the same order, each at its own time among random
 //! writes and syncs (a sync a replica's schema cannot take yet fails whole, as a transport
@@ -49,8 +50,13 @@ fn migration(kind: u64, t: &str, step: usize, shape: &str) -> String {
             "SELECT crsql_begin_alter('{t}'); ALTER TABLE {other} RENAME TO swapping; ALTER TABLE {t} RENAME TO {other};
              ALTER TABLE swapping RENAME TO {t}; SELECT crsql_commit_alter('{other}');"
         ),
+        // The other takes `t`'s name in its bracket, `t` dropped there.
+        9 => format!(
+            "SELECT crsql_begin_alter('{other}'); DROP TABLE {t}; ALTER TABLE {other} RENAME TO {t}; SELECT crsql_commit_alter('{t}');
+             CREATE TABLE {other}{shape}; SELECT crsql_as_crr('{other}');"
+        ),
         // One of the others, with a write, in a transaction rolled back: nothing changes.
-        _ => format!("BEGIN; INSERT OR REPLACE INTO {t} VALUES (99, 'gone', 0); {} ROLLBACK;", migration([0, 1, 2, 3, 4, 5, 6, 8][step % 8], t, step, shape)),
+        _ => format!("BEGIN; INSERT OR REPLACE INTO {t} VALUES (99, 'gone', 0); {} ROLLBACK;", migration([0, 1, 2, 3, 4, 5, 6, 8, 9][step % 9], t, step, shape)),
     }
 }
 
@@ -102,7 +108,7 @@ fn run(seed: u64, verbose: bool) {
     for [c, _] in &replicas {
         c.execute_batch(&format!("CREATE TABLE t{shape}; SELECT crsql_as_crr('t'); CREATE TABLE u{shape}; SELECT crsql_as_crr('u');")).unwrap();
     }
-    let plan: Vec<(u64, &str)> = (0..1 + r.below(4)).map(|_| (r.below(9), *r.pick(&WRITTEN))).collect();
+    let plan: Vec<(u64, &str)> = (0..1 + r.below(4)).map(|_| (r.below(10), *r.pick(&WRITTEN))).collect();
     if verbose {
         eprintln!("seed {seed}: {n} replicas, migrations {plan:?}");
     }

@@ -361,7 +361,10 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
     // (The table's current name: a rename in the bracket is followed by the triggers.)
     let Before { defaults, mut unwritten } = read_before_savepoint(conn, table)?;
     in_savepoint(conn, "crr_commit_alter", || {
-        // Another CRR renamed in the bracket may still hold this one's new name in crr_tables.
+        // Another CRR renamed in the bracket may still hold this one's new name in crr_tables,
+        // and so may one dropped in it (`DROP TABLE t; ALTER TABLE u RENAME TO t`: until
+        // 2026-12-06 the commit failed with `UNIQUE constraint failed: crr_tables.name`).
+        reap_dropped(conn, true)?;
         tables::register_current_names(conn)?;
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
         let Some(before) = begin_columns(conn, info.tid)? else {
