@@ -390,7 +390,8 @@ pub fn shared_write_slots(table_sql: &str, columns: &[Option<String>], index_sql
         // A CHECK on a generated column checks those its expression names too: SQLite checks
         // it at an UPDATE that sets one of them.
         let toks = tokens(table_sql);
-        let all: Vec<String> = column_definitions(table_sql, &toks).into_iter().map(|(n, _)| n.clone()).collect();
+        let mut all: Vec<String> = column_definitions(table_sql, &toks).into_iter().map(|(n, _)| n.clone()).collect();
+        all.extend(names.iter().filter(|n| !n.is_empty() && !all.iter().any(|a| a.eq_ignore_ascii_case(n))).map(|n| n.to_string()).collect::<Vec<_>>());
         let generated = generated_columns(table_sql, &all);
         let checked: Vec<String> = check_constraints(table_sql, &all).into_iter().flat_map(|c| through_generated(&c.columns, &generated)).collect();
         for (slot, n) in slots.iter_mut().zip(&names) {
@@ -811,6 +812,7 @@ mod tests {
             let _ = trigger_updates_of_columns(&sql);
             let _ = mentions(&sql, &["a", "é"]);
             let _ = check_constraints(&sql, &["a".to_string()]);
+            let _ = generated_columns(&sql, &["a".to_string()]);
             let _ = uses_autoincrement(&sql);
             let _ = (is_strict(&sql), is_without_rowid(&sql));
         }
@@ -823,6 +825,9 @@ mod tests {
         let indexes = ["CREATE INDEX i ON w(lower(e)) WHERE a IS NOT NULL".to_string()];
         assert_eq!(shared_write_slots(table, &cols, &indexes), [false, false, true, false, false, true]);
         assert_eq!(shared_write_slots("", &cols, &[]), [true, false, true, true, true, true]);
+        // A CHECK on a generated column leaves out the columns its expression names.
+        let table = "CREATE TABLE w(id INTEGER PRIMARY KEY, a, \"B c\", d, e, f, g AS (e || (f)) CHECK (g != ''))";
+        assert_eq!(shared_write_slots(table, &cols, &[]), [true, false, true, true, false, false]);
     }
 
     #[test]
