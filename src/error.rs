@@ -8,6 +8,7 @@ pub const SQLITE_ERROR: i32 = 1;
 pub const SQLITE_CONSTRAINT: i32 = 19;
 pub const SQLITE_MISUSE: i32 = 21;
 pub const SQLITE_READONLY: i32 = 8;
+pub const SQLITE_LOCKED: i32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {

@@ -808,6 +808,19 @@ fn as_crr_from_a_select_over_the_schema() {
     };
     assert_eq!(done, vec!["a", "b", "d"]);
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tables"), 3);
+    // The same with a CRR dropped: its clock is emptied and its table left for a call that
+    // no statement runs around (until 2026-12-06: `database table is locked`), and so for
+    // crsql_begin_alter and crsql_commit_alter.
+    c.execute_batch("DROP TABLE d; CREATE TABLE e(id INTEGER PRIMARY KEY NOT NULL, w);").unwrap();
+    for f in ["crsql_as_crr", "crsql_begin_alter", "crsql_commit_alter"] {
+        let mut s = c.prepare(&format!("SELECT {f}(name) FROM sqlite_schema WHERE type = 'table' AND name IN ('a', 'b', 'e') ORDER BY name")).unwrap();
+        let answers: Vec<String> = s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(answers, ["OK", "OK", "OK"], "{f}");
+    }
+    assert_eq!(one::<String>(&c, "SELECT group_concat(name) FROM (SELECT name FROM crr_tables ORDER BY tid)"), "a,b,e");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_clock_3"), 0);
+    c.execute_batch("SELECT crsql_as_crr('e')").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name = 'crr_clock_3'"), 0);
 }
 
 #[test]

@@ -829,6 +829,29 @@ fn a_bracket_may_rename_its_crr_to_a_name_another_left_in_it() {
     assert_eq!(one::<String>(&b, "SELECT a FROM x"), "renamed twice");
 }
 
+/// crsql_commit_alter called from a SELECT (over the schema, for every table a migration
+/// touched) with a CRR dropped in the brackets: it removes the dropped CRR's clock rows but
+/// leaves its clock table to the next crsql_as_crr (SQLite refuses DROP TABLE while another
+/// statement runs: a build of 2026-12-06 failed here with `database table is locked`).
+#[test]
+fn commit_alter_from_a_select_with_a_crr_dropped_in_the_bracket() {
+    let c = replica_with_u();
+    c.execute_batch(
+        "CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('w'); INSERT INTO t VALUES (1, 'x', 1);
+         SELECT crsql_begin_alter('u'); SELECT crsql_begin_alter('w'); DROP TABLE t; ALTER TABLE u ADD COLUMN z TEXT; ALTER TABLE w ADD COLUMN z TEXT;",
+    )
+    .unwrap();
+    let done: Vec<String> = {
+        let mut s = c.prepare("SELECT crsql_commit_alter(name) FROM sqlite_schema WHERE type = 'table' AND name IN ('u', 'w')").unwrap();
+        s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    };
+    assert_eq!(done, ["OK", "OK"]);
+    assert_eq!(one::<String>(&c, "SELECT group_concat(name) FROM (SELECT name FROM crr_tables ORDER BY tid)"), "u,w");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_clock_1"), 0);
+    c.execute_batch("SELECT crsql_as_crr('u')").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name = 'crr_clock_1'"), 0);
+}
+
 /// A schema cookie seen inside a transaction can come back with another schema: rolling back
 /// (to a savepoint, or the whole transaction) restores the cookie, and later DDL reaches the
 /// same value again. What the extension learned of the rolled-back schema (here: `t` dropped)

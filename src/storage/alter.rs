@@ -364,7 +364,9 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         // Another CRR renamed in the bracket may still hold this one's new name in crr_tables,
         // and so may one dropped in it (`DROP TABLE t; ALTER TABLE u RENAME TO t`: until
         // 2026-12-06 the commit failed with `UNIQUE constraint failed: crr_tables.name`).
-        reap_dropped(conn, true)?;
+        // Their clock tables are only emptied (dropped by the next crsql_as_crr or begin): a
+        // DROP TABLE fails while another statement runs, and the commit may be called from one.
+        reap_dropped(conn, false)?;
         tables::register_current_names(conn)?;
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
         let Some(before) = begin_columns(conn, info.tid)? else {
