@@ -821,6 +821,15 @@ fn as_crr_from_a_select_over_the_schema() {
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_clock_3"), 0);
     c.execute_batch("SELECT crsql_as_crr('e')").unwrap();
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name = 'crr_clock_3'"), 0);
+    // crsql_as_table so: the clocks it cannot drop there are emptied, and dropped next time.
+    let done: Vec<String> = {
+        let mut s = c.prepare("SELECT crsql_as_table(name) FROM sqlite_schema WHERE type = 'table' AND name IN ('a', 'b')").unwrap();
+        s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    };
+    assert_eq!(done, ["OK", "OK"]);
+    assert_eq!(one::<String>(&c, "SELECT group_concat(name) FROM crr_tables"), "e");
+    c.execute_batch("SELECT crsql_as_crr('e')").unwrap();
+    assert_eq!(one::<String>(&c, "SELECT group_concat(name) FROM sqlite_schema WHERE name GLOB 'crr_clock_*'"), "crr_clock_4");
 }
 
 #[test]

@@ -1034,7 +1034,13 @@ pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
         raise_floor(conn, max)?;
         conn.db.exec(&drop_triggers_sql(info.tid))?;
         conn.stmts.clear();
-        conn.db.exec(&format!("DROP TABLE IF EXISTS {}", clock_table(info.tid)))?;
+        match conn.db.exec(&format!("DROP TABLE IF EXISTS {}", clock_table(info.tid))) {
+            // Called from a statement (`SELECT crsql_as_table(name) FROM sqlite_schema ...`):
+            // SQLite refuses DROP TABLE then, and the clock, emptied, is dropped by a later call
+            // as a clock of no CRR (`reap_dropped`).
+            Err(e) if e.code & 0xff == SQLITE_LOCKED => conn.db.exec(&format!("DELETE FROM {}", clock_table(info.tid)))?,
+            r => r?,
+        }
         dirty::forget(conn, info.tid)?;
         conn.db.exec(&format!(
             "DELETE FROM main.crr_columns WHERE tid = {0}; DELETE FROM main.crr_tables WHERE tid = {0}; DELETE FROM main.crr_meta WHERE key = 'alter.{0}';",
