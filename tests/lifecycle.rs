@@ -1468,14 +1468,20 @@ fn a_database_that_refuses_writes_loads_and_its_writing_functions_say_why() {
         assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'crr%'"), 0);
     }
     let c = open(path.to_str().unwrap());
-    c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    c.execute_batch(
+        "SELECT crsql_as_crr('t'); CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL); SELECT crsql_as_crr('u'); ALTER TABLE u RENAME TO v;
+         CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL); SELECT crsql_as_crr('w'); DROP TABLE w;",
+    )
+    .unwrap();
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 1);
     // Apps call crsql_as_crr at every start: on a CRR it writes nothing, so it succeeds on
-    // these connections too (its savepoint takes no write lock there).
+    // these connections too (its savepoint takes no write lock there), also on one renamed
+    // since crr_tables last recorded its name (a build of 2026-12-06 tried to record it there)
+    // and while a dropped CRR's clock awaits removal (until 2026-12-06 it tried to remove it).
     for query_only in [true, false] {
         let r = refusing_writes(std::path::Path::new(&path), query_only);
         load(&r);
-        r.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+        r.execute_batch("SELECT crsql_as_crr('t'); SELECT crsql_as_crr('v');").unwrap();
         assert_eq!(one::<i64>(&r, "SELECT count(*) FROM crsql_changes"), 1);
     }
 }

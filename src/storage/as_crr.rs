@@ -406,6 +406,13 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
     dirty::flush(conn)?;
     tables::all(conn)?;
     let dropped = conn.tables.borrow().dropped.clone();
+    // A connection that may not write leaves them to one that may (the registry lists no
+    // dropped CRR anyway): until 2026-12-06 the crsql_as_crr apps call at every start failed
+    // on a read-only connection while a dropped CRR's clock was left.
+    let pending = !dropped.is_empty() || (hard && !conn.tables.borrow().orphans.is_empty());
+    if pending && conn.db.is_readonly() {
+        return Ok(());
+    }
     if !dropped.is_empty() {
         super::txn::secure_mark(conn)?;
     }

@@ -684,7 +684,9 @@ pub fn by_name(conn: &Conn, name: &str) -> Result<Option<Rc<TableInfo>>> {
 /// (crsql_as_crr, crsql_begin_alter, crsql_commit_alter).
 pub fn register_current_names(conn: &Conn) -> Result<()> {
     let stale: Vec<(i64, String)> = all(conn)?.iter().filter(|t| t.name != t.registered).map(|t| (t.tid, t.name.clone())).collect();
-    if stale.is_empty() {
+    // (A connection that may not write reads and tracks nothing new: crsql_as_crr on an
+    // existing CRR, which apps call at every start, read-only ones too, changes nothing there.)
+    if stale.is_empty() || conn.db.is_readonly() {
         return Ok(());
     }
     let mut s = conn.db.prepare("UPDATE main.crr_tables SET name = ?2 WHERE tid = ?1", false)?;
