@@ -403,7 +403,6 @@ fn the_readers_of_a_create_table_text_agree_with_sqlite() {
 #[test]
 fn the_columns_a_check_names_are_found_as_sqlite_finds_them() {
     use crr::core::table_shape::check_constraints;
-    use std::sync::{Arc, Mutex};
     let pool = ["a", "b", "\"c d\"", "x$y", "[e]", "`f`", "length", "\"it\"\"s\"", "é", "lower"];
     let dequote = |n: &str| -> String {
         match n.as_bytes()[0] {
@@ -443,15 +442,7 @@ fn the_columns_a_check_names_are_found_as_sqlite_finds_them() {
             .collect();
         let defs: Vec<String> = cols.iter().map(|c| format!("{c} TEXT")).collect();
         let sql = format!("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, {}, {})", defs.join(", "), checks.join(", "));
-        let c = rusqlite::Connection::open_in_memory().unwrap();
-        let log: Arc<Mutex<Vec<i64>>> = Arc::default();
-        let sink = log.clone();
-        c.create_scalar_function("crr_test_log", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, move |ctx| {
-            sink.lock().unwrap().push(ctx.get::<i64>(0)?);
-            Ok(1)
-        })
-        .unwrap();
-        c.execute_batch(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let (c, log) = logging_table(&sql);
         c.execute_batch(&format!("INSERT INTO t VALUES (1{})", ", 'v'".repeat(cols.len()))).unwrap();
         let names: Vec<String> = cols.iter().map(|c| dequote(c)).collect();
         let found = check_constraints(&sql, &names);
@@ -478,6 +469,21 @@ fn the_columns_a_check_names_are_found_as_sqlite_finds_them() {
     assert!(judged == 300 && named > 300, "{judged} tables, {named} CHECK-column pairs");
 }
 
+/// A connection holding table `sql`, whose CHECKs call `crr_test_log(i)`: the log of the
+/// CHECKs SQLite checked.
+fn logging_table(sql: &str) -> (rusqlite::Connection, std::sync::Arc<std::sync::Mutex<Vec<i64>>>) {
+    let c = rusqlite::Connection::open_in_memory().unwrap();
+    let log: std::sync::Arc<std::sync::Mutex<Vec<i64>>> = Default::default();
+    let sink = log.clone();
+    c.create_scalar_function("crr_test_log", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, move |ctx| {
+        sink.lock().unwrap().push(ctx.get::<i64>(0)?);
+        Ok(1)
+    })
+    .unwrap();
+    c.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    (c, log)
+}
+
 /// A CHECK that names a generated column checks the stored columns its expression names, in
 /// turn: `core::table_shape::generated_columns` and `through_generated` find them as SQLite
 /// does (which checks a CHECK at an UPDATE that sets one of them: the logging function
@@ -489,7 +495,6 @@ fn the_columns_a_check_names_are_found_as_sqlite_finds_them() {
 #[test]
 fn the_columns_a_check_stands_for_through_generated_ones_are_found_as_sqlite_finds_them() {
     use crr::core::table_shape::{check_constraints, generated_columns, through_generated};
-    use std::sync::{Arc, Mutex};
     let stored = ["a", "b", "\"c d\"", "x$y"];
     let dequote = |n: &str| if n.starts_with('"') { n[1..n.len() - 1].to_string() } else { n.to_string() };
     let mut r = Rng(37);
@@ -526,15 +531,7 @@ fn the_columns_a_check_stands_for_through_generated_ones_are_found_as_sqlite_fin
             })
             .collect();
         let sql = format!("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, {}, {})", defs.join(", "), checks.join(", "));
-        let c = rusqlite::Connection::open_in_memory().unwrap();
-        let log: Arc<Mutex<Vec<i64>>> = Arc::default();
-        let sink = log.clone();
-        c.create_scalar_function("crr_test_log", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, move |ctx| {
-            sink.lock().unwrap().push(ctx.get::<i64>(0)?);
-            Ok(1)
-        })
-        .unwrap();
-        c.execute_batch(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let (c, log) = logging_table(&sql);
         c.execute_batch(&format!("INSERT INTO t(id) VALUES (1)")).unwrap();
         let all: Vec<String> = names.iter().map(|c| dequote(c)).collect();
         let gens = generated_columns(&sql, &all);

@@ -347,29 +347,8 @@ pub fn generated_columns(sql: &str, columns: &[String]) -> Vec<Generated> {
         let Some(k) = at_as else {
             continue;
         };
-        let (mut depth, mut named, open) = (0usize, Vec::new(), item[k + 1].1);
-        let mut close = sql.len();
-        for (t, at) in &item[k + 1..] {
-            match t {
-                Token::Open => depth += 1,
-                Token::Close => {
-                    depth -= 1;
-                    if depth == 0 {
-                        close = *at;
-                        break;
-                    }
-                }
-                Token::Name(n) | Token::Quoted(n) => {
-                    if let Some(c) = columns.iter().find(|c| c.eq_ignore_ascii_case(n)) {
-                        if !named.contains(c) {
-                            named.push(c.clone());
-                        }
-                    }
-                }
-                Token::Str(_) | Token::Other => {}
-            }
-        }
-        out.push(Generated { name: name.clone(), expr: sql[open + 1..close].trim().to_string(), columns: named });
+        let (expr, named, _) = parenthesized(sql, &item[k + 1..], columns);
+        out.push(Generated { name: name.clone(), expr, columns: named });
     }
     out
 }
@@ -493,6 +472,36 @@ pub struct CheckConstraint {
     pub columns: Vec<String>,
 }
 
+/// The parenthesized expression `toks` (tokens of `sql`) starts with: its text without the
+/// parentheses, the names among `columns` it mentions (ASCII case aside, once each; a string
+/// is a string, whatever it spells), and how many tokens it took.
+fn parenthesized(sql: &str, toks: &[(Token, usize)], columns: &[String]) -> (String, Vec<String>, usize) {
+    let (mut depth, mut named, mut used) = (0usize, Vec::new(), toks.len());
+    let open = toks.first().map_or(sql.len(), |t| t.1);
+    let mut close = sql.len();
+    for (j, (t, at)) in toks.iter().enumerate() {
+        match t {
+            Token::Open => depth += 1,
+            Token::Close => {
+                depth -= 1;
+                if depth == 0 {
+                    (close, used) = (*at, j + 1);
+                    break;
+                }
+            }
+            Token::Name(n) | Token::Quoted(n) => {
+                if let Some(c) = columns.iter().find(|c| c.eq_ignore_ascii_case(n)) {
+                    if !named.contains(c) {
+                        named.push(c.clone());
+                    }
+                }
+            }
+            Token::Str(_) | Token::Other => {}
+        }
+    }
+    (sql[(open + 1).min(close)..close].trim().to_string(), named, used)
+}
+
 /// The CHECK constraints (column or table constraints) of a CREATE TABLE text.
 pub fn check_constraints(sql: &str, columns: &[String]) -> Vec<CheckConstraint> {
     let toks = tokens(sql);
@@ -504,33 +513,9 @@ pub fn check_constraints(sql: &str, columns: &[String]) -> Vec<CheckConstraint> 
             i += 1;
             continue;
         }
-        let (mut depth, mut j, mut named) = (0usize, i + 1, Vec::new());
-        let open = toks[i + 1].1;
-        let mut close = sql.len();
-        while j < toks.len() {
-            match &toks[j].0 {
-                Token::Open => depth += 1,
-                Token::Close => {
-                    depth -= 1;
-                    if depth == 0 {
-                        close = toks[j].1;
-                        break;
-                    }
-                }
-                Token::Name(n) | Token::Quoted(n) => {
-                    if let Some(c) = columns.iter().find(|c| c.eq_ignore_ascii_case(n)) {
-                        if !named.contains(c) {
-                            named.push(c.clone());
-                        }
-                    }
-                }
-                // (A string in an expression is a string, whatever it spells.)
-                Token::Str(_) | Token::Other => {}
-            }
-            j += 1;
-        }
-        out.push(CheckConstraint { expr: sql[open + 1..close].trim().to_string(), columns: named });
-        i = j + 1;
+        let (expr, named, used) = parenthesized(sql, &toks[i + 1..], columns);
+        out.push(CheckConstraint { expr, columns: named });
+        i += 1 + used;
     }
     out
 }
