@@ -744,7 +744,7 @@ fn as_crr_refusals_name_the_table_and_the_reason() {
 /// on the connection (SQLITE_LIMIT_FUNCTION_ARG, 127 in the bundled SQLite), is refused with
 /// the table and the reason, and leaves nothing behind; a key of as many columns as both allow
 /// is tracked and syncs. Until 2026-12-06 a key of 256 or more columns was taken on an SQLite
-/// whose functions take 1,000 arguments (3.48 and later), and every INSERT into the table then
+/// whose functions take 1,000 arguments (apsw's 3.54 here; 3.40 and 3.46 take 127), and every INSERT into the table then
 /// failed in crsql_pack_columns; where they take fewer, crsql_as_crr failed with "too many
 /// arguments on function crsql_pack_columns", naming neither the table nor its key.
 #[test]
