@@ -652,6 +652,12 @@ fn an_apps_tables_named_as_clocks_keep_their_rows_and_table_ids_go_past_them() {
         assert_eq!(one::<String>(&c, &format!("SELECT group_concat(v) FROM \"{name}\"")), "kept", "{name}");
     }
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name IN ('crr_4_insert', 'crr_clock_5_dbv')"), 2);
+    // A name no clock has is the app's: crsql_as_crr judges the table as any other (until
+    // 2026-12-06 it called `crr_clock_007` one of the extension's own tables).
+    let e = err(&c, "SELECT crsql_as_crr('crr_clock_007')");
+    assert!(e.contains("table \"crr_clock_007\" cannot be a CRR: it has no PRIMARY KEY"), "{e}");
+    let e = err(&c, "SELECT crsql_as_crr('crr_clock_9')");
+    assert!(e.contains("it is one of sqlite-crr's own tables"), "{e}");
     let tables: Vec<String> = changes(&c).into_iter().map(|x| x.table).collect();
     assert_eq!(tables, vec!["u", "w", "u"]);
     let peer = replica();

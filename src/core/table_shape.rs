@@ -556,8 +556,16 @@ const OWN_TABLES: [&str; 7] = ["crr_meta", "crr_sites", "crr_tables", "crr_colum
 /// Whether `name` is one of the extension's own tables (ASCII case aside, as SQL names go).
 pub fn is_own_table(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    OWN_TABLES.contains(&lower.as_str())
-        || lower.strip_prefix("crr_clock_").is_some_and(|tid| !tid.is_empty() && tid.bytes().all(|b| b.is_ascii_digit()))
+    // (`crr_clock_007` can only be an app's.)
+    OWN_TABLES.contains(&lower.as_str()) || clock_table_id(&lower).is_some()
+}
+
+/// The table id of clock table `name`: `crr_clock_` and an id's digits as the extension
+/// writes them (no sign, no leading zero, nothing after); None for any other name.
+pub fn clock_table_id(name: &str) -> Option<i64> {
+    let digits = name.strip_prefix("crr_clock_")?;
+    let tid: i64 = digits.parse().ok()?;
+    (tid > 0 && tid.to_string() == digits).then_some(tid)
 }
 
 /// The stored columns `named` (a CHECK's columns) stand for: each generated one stands for
@@ -910,7 +918,7 @@ mod tests {
             assert!(is_own_table(name) && is_own_table(&name.to_uppercase()), "{name}");
         }
         assert!(is_own_table("crr_clock_12") && is_own_table("CRR_CLOCK_3"));
-        for not in ["crr_clock_", "crr_clock_1_dbv", "crr_orders", "meta", "t"] {
+        for not in ["crr_clock_", "crr_clock_1_dbv", "crr_orders", "meta", "t", "crr_clock_007", "crr_clock_+1", "crr_clock_0", "crr_clock_1x"] {
             assert!(!is_own_table(not), "{not}");
         }
         let mut own = table(vec![col("key", "TEXT", true, 1), col("value", "", false, 0)]);

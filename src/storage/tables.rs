@@ -327,16 +327,12 @@ pub fn clock_table(tid: i64) -> String {
     format!("main.{}", bare_clock_table(tid))
 }
 
-/// The table id of clock table `name`: `crr_clock_` and an id's digits as `bare_clock_table`
-/// writes them (no sign, no leading zero, nothing after); None for any other name. Only such
-/// a table of no CRR is taken for an orphaned clock (and dropped, if it is one this extension
-/// emptied: `as_crr::reap_dropped`): until 2026-12-06 `crr_clock_1x` or `crr_clock_007`
-/// counted too, and an app's table of any such name was dropped with its rows.
-fn clock_table_id(name: &str) -> Option<i64> {
-    let digits = name.strip_prefix("crr_clock_")?;
-    let tid: i64 = digits.parse().ok()?;
-    (tid > 0 && tid.to_string() == digits).then_some(tid)
-}
+// The table id of clock table `name` (`table_shape::clock_table_id`: `crr_clock_N`, N as
+// `bare_clock_table` writes it). Only such a table of no CRR is taken for an orphaned clock
+// (and dropped, if it is one this extension emptied: `as_crr::reap_dropped`): until
+// 2026-12-06 `crr_clock_1x` or `crr_clock_007` counted too, and an app's table of any such
+// name was dropped with its rows.
+use crate::core::table_shape::clock_table_id;
 
 /// From this many tracked columns on, a merge writes a cell through one statement for the
 /// table (`TableInfo::wide_slots`). A statement that updates one column of a table of n
