@@ -12,7 +12,7 @@
 //! crsql_as_crr on its CRRs and a full sync must leave the same tables everywhere, and a feed
 //! that says of each row what its table holds: a live row's cells with its values, a deleted
 //! row gone, every row in it. On half the seeds each replica is a file with two connections,
-//! used at random, so that each meets the moves the other made.
+//! used at random, so that each meets the moves the other made; a third run in lamport mode.
 //! `CRR_MOVES_SEEDS` / `CRR_MOVES_FROM` / `CRR_MOVES_SEED` choose the seeds.
 
 mod common;
@@ -105,7 +105,12 @@ fn run(seed: u64, verbose: bool) {
         .collect();
     let pick = |r: &mut Rng, i: usize| -> &Connection { &replicas[i][if files { r.below(2) as usize } else { 0 }] };
     let shape = SHAPES[(seed % 2) as usize];
+    // A third of the seeds in lamport mode (versions count a cell's writes).
+    let lamport = seed % 3 == 1;
     for [c, _] in &replicas {
+        if lamport {
+            c.execute_batch("SELECT crsql_config_set('clock', 'lamport')").unwrap();
+        }
         c.execute_batch(&format!("CREATE TABLE t{shape}; SELECT crsql_as_crr('t'); CREATE TABLE u{shape}; SELECT crsql_as_crr('u');")).unwrap();
     }
     let plan: Vec<(u64, &str)> = (0..1 + r.below(4)).map(|_| (r.below(10), *r.pick(&WRITTEN))).collect();
