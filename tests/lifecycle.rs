@@ -733,6 +733,14 @@ fn a_crr_made_again_with_another_shape_is_told_how_to_start_over() {
     c.execute_batch("SELECT crsql_as_table('t'); SELECT crsql_as_crr('t'); INSERT INTO t VALUES ('a', 'new');").unwrap();
     let feed: Vec<(String, V)> = changes_where(&c, "WHERE \"table\" = 't'").into_iter().map(|x| (x.cid, x.val)).collect();
     assert_eq!(feed, vec![("v".to_string(), V::Text("new".into()))]);
+    // Made again with the same columns but a key that is no longer the rowid: its rowid clock
+    // cannot hold the keys the table now takes (until 2026-12-06 crsql_as_crr took it, and an
+    // INSERT of a text key then failed with "key must be an integer").
+    c.execute_batch("DROP TABLE u; CREATE TABLE u(id INT PRIMARY KEY NOT NULL, a TEXT);").unwrap();
+    let e = err(&c, "SELECT crsql_as_crr('u')");
+    assert!(e.contains("its key [\"id\"] must stay an INTEGER PRIMARY KEY (the table's rowid)") && e.contains("SELECT crsql_as_table('u'); SELECT crsql_as_crr('u');"), "{e}");
+    c.execute_batch("SELECT crsql_as_table('u'); SELECT crsql_as_crr('u'); INSERT INTO u VALUES ('abc', 'x');").unwrap();
+    assert_eq!(changes_where(&c, "WHERE \"table\" = 'u'").len(), 1);
 }
 
 /// A CRR dropped and another renamed to its name (`DROP TABLE t; ALTER TABLE u RENAME TO t`):

@@ -29,7 +29,7 @@ use super::as_crr::{backfill, describe, for_each_key, has_trigger, install_trigg
 use super::savepoint::in_savepoint;
 use super::conn::Conn;
 use super::stmt_cache::Key;
-use super::tables::{self, Clock, KeyLayout};
+use super::tables::{self, Clock};
 use super::{meta, track, txn};
 use crate::core::merge::sentinel_visible;
 use crate::core::ident::quote;
@@ -383,12 +383,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
                 info.name, info.pk, shape.pk
             )));
         }
-        if info.key == KeyLayout::Rowid && !shape.rowid_key {
-            return Err(Error::new(format!(
-                "table \"{}\": its key {:?} must stay an INTEGER PRIMARY KEY (the table's rowid): its clock is keyed by it",
-                info.name, shape.pk
-            )));
-        }
+        super::as_crr::keeps_key_layout(&info, &shape)?;
         let mut cols: Vec<Tracked> = Vec::new();
         let mut dropped = Vec::new();
         for (slot, name) in info.columns.iter().enumerate() {

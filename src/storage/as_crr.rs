@@ -926,6 +926,22 @@ fn check_defaults(conn: &Conn, desc: &TableDesc) -> Result<()> {
     }
 }
 
+/// Refuses a CRR whose table no longer has the key its clock is laid out for: a rowid clock
+/// needs the table's key to be its rowid (an INTEGER PRIMARY KEY), as a table made again with
+/// `INT PRIMARY KEY` is not (until 2026-12-06 crsql_as_crr took it, and the table's INSERTs of
+/// keys that are not integers, which its schema allows, failed with "key must be an integer").
+pub(super) fn keeps_key_layout(info: &tables::TableInfo, shape: &Shape) -> Result<()> {
+    if info.key == KeyLayout::Rowid && !shape.rowid_key {
+        return Err(Error::new(format!(
+            "table \"{}\": its key {:?} must stay an INTEGER PRIMARY KEY (the table's rowid): its clock is keyed by it{}",
+            info.name,
+            shape.pk,
+            info.if_made_again()
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `desc` can be a CRR (SPEC 3, `table_shape::check`, and `check_defaults`, which
 /// needs SQL): what crsql_as_crr and crsql_commit_alter both ask.
 pub fn check_shape(conn: &Conn, desc: &TableDesc) -> Result<Shape> {
@@ -977,6 +993,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         let shape = check_shape(conn, &desc)?;
         if let Some(info) = existing {
             info.check_columns(conn)?;
+            keeps_key_layout(&info, &shape)?;
             let cols = tracked_of(&info, &shape).ok_or_else(|| {
                 Error::new(format!(
                     "table \"{}\" changed shape since it became a CRR; wrap ALTER TABLE in \

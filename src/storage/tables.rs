@@ -203,14 +203,23 @@ impl TableInfo {
             Ok(current)
         })?;
         let mut drift = drift(&self.name, &self.pk, &self.columns, &current, in_bracket);
-        if let Some(why) = drift.as_mut().filter(|_| self.remade && !in_bracket) {
-            let t = crate::core::ident::literal(&self.name);
-            why.push_str(&format!(
-                " (the table was dropped and made again; if it is a new table, SELECT crsql_as_table({t}); \
-                 SELECT crsql_as_crr({t}); makes it a CRR with a history of its own)"
-            ));
+        if let Some(why) = drift.as_mut().filter(|_| !in_bracket) {
+            why.push_str(&self.if_made_again());
         }
         Ok(self.drift.get_or_init(|| drift))
+    }
+
+    /// For a refusal of a table that was dropped and made again (its insert trigger is gone
+    /// outside a bracket): how to make it a CRR of its own, if it is a new table; else empty.
+    pub fn if_made_again(&self) -> String {
+        if !self.remade {
+            return String::new();
+        }
+        let t = crate::core::ident::literal(&self.name);
+        format!(
+            " (the table was dropped and made again; if it is a new table, SELECT crsql_as_table({t}); \
+             SELECT crsql_as_crr({t}); makes it a CRR with a history of its own)"
+        )
     }
 
     /// Whether the table has a generated column of that name (which no change may name: its
