@@ -741,6 +741,10 @@ fn a_crr_made_again_with_another_shape_is_told_how_to_start_over() {
     assert!(e.contains("its key [\"id\"] must stay an INTEGER PRIMARY KEY (the table's rowid)") && e.contains("SELECT crsql_as_table('u'); SELECT crsql_as_crr('u');"), "{e}");
     c.execute_batch("SELECT crsql_as_table('u'); SELECT crsql_as_crr('u'); INSERT INTO u VALUES ('abc', 'x');").unwrap();
     assert_eq!(changes_where(&c, "WHERE \"table\" = 'u'").len(), 1);
+    // Or with the same columns keyed otherwise.
+    c.execute_batch("DROP TABLE u; CREATE TABLE u(id INT NOT NULL, a TEXT NOT NULL, PRIMARY KEY (id, a));").unwrap();
+    let e = err(&c, "SELECT crsql_as_crr('u')");
+    assert!(e.contains("changed shape since it became a CRR") && e.contains("SELECT crsql_as_table('u'); SELECT crsql_as_crr('u');"), "{e}");
 }
 
 /// A CRR dropped and another renamed to its name (`DROP TABLE t; ALTER TABLE u RENAME TO t`):

@@ -997,8 +997,9 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
             let cols = tracked_of(&info, &shape).ok_or_else(|| {
                 Error::new(format!(
                     "table \"{}\" changed shape since it became a CRR; wrap ALTER TABLE in \
-                     crsql_begin_alter / crsql_commit_alter",
-                    desc.name
+                     crsql_begin_alter / crsql_commit_alter{}",
+                    desc.name,
+                    info.if_made_again()
                 ))
             })?;
             // The clock keeps the key layout it was made with.
