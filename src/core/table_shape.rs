@@ -656,7 +656,7 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
     for check in check_constraints(&t.sql, &names) {
         // The non-key columns it stands for (a row keeps its key), in table order.
         let stored = through_generated(&check.columns, &generated);
-        let cols: Vec<&String> = names.iter().filter(|n| stored.iter().any(|c| c.eq_ignore_ascii_case(n)) && !generated.iter().any(|g| g.name.eq_ignore_ascii_case(n))).collect();
+        let cols: Vec<&String> = names.iter().filter(|n| stored.iter().any(|c| c.eq_ignore_ascii_case(n))).collect();
         if cols.len() > 1 {
             let through: Vec<String> = check.columns.iter().filter(|c| generated.iter().any(|g| g.name.eq_ignore_ascii_case(c))).map(|c| format!("\"{c}\"")).collect();
             return Err(refuse(format!(

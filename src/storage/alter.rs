@@ -25,7 +25,7 @@
 //! triggers. A table the 12-step rebuild made anew has no triggers until commit: its updates
 //! after the rebuild are still not seen (its inserts and deletes are, by commit's comparison).
 
-use super::as_crr::{backfill, describe, for_each_key, has_trigger, install_triggers, raise_floor, reap_dropped, write_columns, Tracked};
+use super::as_crr::{backfill, describe, for_each_key, has_trigger, install_triggers, raise_floor, tidy_registry, write_columns, Tracked};
 use super::savepoint::in_savepoint;
 use super::conn::Conn;
 use super::stmt_cache::Key;
@@ -49,10 +49,9 @@ fn alter_key(tid: i64) -> String {
 pub fn begin(conn: &Conn, table: &str) -> Result<()> {
     super::schema::install_to_write(conn)?;
     in_savepoint(conn, "crr_begin_alter", || {
-        reap_dropped(conn, true)?;
-        // A rebuild in the bracket drops the triggers, and the registry then finds the table
-        // under its registered name.
-        tables::register_current_names(conn)?;
+        // (A rebuild in the bracket drops the triggers, and the registry then finds the table
+        // under its registered name.)
+        tidy_registry(conn, true)?;
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
         if let Some(before) = begin_columns(conn, info.tid)? {
             // Already between begin and commit. A bracket an earlier build began has no
@@ -363,11 +362,10 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
     in_savepoint(conn, "crr_commit_alter", || {
         // Another CRR renamed in the bracket may still hold this one's new name in crr_tables,
         // and so may one dropped in it (`DROP TABLE t; ALTER TABLE u RENAME TO t`: until
-        // 2026-12-06 the commit failed with `UNIQUE constraint failed: crr_tables.name`).
-        // Their clock tables are only emptied (dropped by the next crsql_as_crr or begin): a
-        // DROP TABLE fails while another statement runs, and the commit may be called from one.
-        reap_dropped(conn, false)?;
-        tables::register_current_names(conn)?;
+        // 2026-12-06 the commit failed with `UNIQUE constraint failed: crr_tables.name`); this
+        // one's own new name is recorded too. Dropped CRRs' clock tables are only emptied
+        // (dropped by the next crsql_as_crr or begin).
+        tidy_registry(conn, false)?;
         let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
         let Some(before) = begin_columns(conn, info.tid)? else {
             return Err(Error::new(format!("table \"{}\": crsql_commit_alter without crsql_begin_alter", info.name)));
@@ -404,11 +402,6 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             }
         }
         write_columns(conn, info.tid, &shape.pk, &cols)?;
-        let mut s = conn.db.prepare("UPDATE main.crr_tables SET name = ?1 WHERE tid = ?2", false)?;
-        s.bind_text(1, &desc.name)?;
-        s.bind_i64(2, info.tid)?;
-        s.run()?;
-        drop(s);
         conn.tables.borrow_mut().invalidate();
         conn.stmts.clear();
         if !dropped.is_empty() {

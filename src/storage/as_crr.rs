@@ -417,7 +417,7 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
         super::txn::secure_mark(conn)?;
     }
     for c in &dropped {
-        let (tid, clock) = (c.tid, c.table());
+        let tid = c.tid;
         // For a bucket clock, the highest of its crr_dirty entries, which is at least its rows'
         // (and may be above them, see dirty.rs): the floor covers every version reported.
         let mut s = conn.db.prepare(&c.max_dbv_sql(), false)?;
@@ -426,11 +426,7 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
         drop(s);
         raise_floor(conn, max)?;
         conn.stmts.clear();
-        conn.db.exec(&format!(
-            "DELETE FROM {clock}; DELETE FROM main.crr_columns WHERE tid = {tid}; DELETE FROM main.crr_tables WHERE tid = {tid}; \
-             DELETE FROM main.crr_meta WHERE key = 'alter.{tid}';"
-        ))?;
-        dirty::forget(conn, tid)?;
+        forget_registration(conn, tid)?;
     }
     if hard {
         // Those the last load of the registry found (no query of the schema per call: this
@@ -462,6 +458,29 @@ pub fn reap_dropped(conn: &Conn, hard: bool) -> Result<()> {
         conn.tables.borrow_mut().invalidate();
     }
     Ok(())
+}
+
+/// Removes CRR `tid` from the registry and empties its clock table, which `reap_dropped`
+/// (with `hard`) then drops as a clock of no CRR, or leaves for a later call while another
+/// statement of the connection runs (SQLite refuses DROP TABLE then). What crsql_as_table
+/// and the removal of a dropped CRR share.
+fn forget_registration(conn: &Conn, tid: i64) -> Result<()> {
+    conn.db.exec(&format!(
+        "DELETE FROM {}; DELETE FROM main.crr_columns WHERE tid = {tid}; DELETE FROM main.crr_tables WHERE tid = {tid}; \
+         DELETE FROM main.crr_meta WHERE key = 'alter.{tid}';",
+        clock_table(tid)
+    ))?;
+    dirty::forget(conn, tid)
+}
+
+/// What crsql_as_crr, crsql_begin_alter and crsql_commit_alter do first: remove the CRRs
+/// whose table was dropped (`reap_dropped`; `hard` also drops their clock tables), then give
+/// crr_tables the names renames outside a bracket left behind
+/// (`tables::register_current_names`), so that neither a dropped CRR nor a stale name holds
+/// a name the call is about to record.
+pub fn tidy_registry(conn: &Conn, hard: bool) -> Result<()> {
+    reap_dropped(conn, hard)?;
+    tables::register_current_names(conn)
 }
 
 /// Whether `name`, a table named as the clock of a table id no CRR has, is a clock this
@@ -974,8 +993,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         make_probe(conn, &desc)?;
     }
     in_savepoint(conn, "crr_as_crr", || {
-        reap_dropped(conn, true)?;
-        tables::register_current_names(conn)?;
+        tidy_registry(conn, true)?;
         let desc = describe(conn, table)?;
         let existing = tables::by_name(conn, &desc.name)?;
         if let Some(info) = &existing {
@@ -1059,18 +1077,10 @@ pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
         raise_floor(conn, max)?;
         conn.db.exec(&drop_triggers_sql(info.tid))?;
         conn.stmts.clear();
-        match conn.db.exec(&format!("DROP TABLE IF EXISTS {}", clock_table(info.tid))) {
-            // Called from a statement (`SELECT crsql_as_table(name) FROM sqlite_schema ...`):
-            // SQLite refuses DROP TABLE then, and the clock, emptied, is dropped by a later call
-            // as a clock of no CRR (`reap_dropped`).
-            Err(e) if e.code & 0xff == SQLITE_LOCKED => conn.db.exec(&format!("DELETE FROM {}", clock_table(info.tid)))?,
-            r => r?,
-        }
-        dirty::forget(conn, info.tid)?;
-        conn.db.exec(&format!(
-            "DELETE FROM main.crr_columns WHERE tid = {0}; DELETE FROM main.crr_tables WHERE tid = {0}; DELETE FROM main.crr_meta WHERE key = 'alter.{0}';",
-            info.tid
-        ))?;
+        // Its clock, emptied, is a clock of no CRR now: the reap drops it (or, called from a
+        // statement, `SELECT crsql_as_table(name) FROM sqlite_schema ...`, leaves it to a
+        // later call: SQLite refuses DROP TABLE then).
+        forget_registration(conn, info.tid)?;
         conn.tables.borrow_mut().invalidate();
         reap_dropped(conn, true)
     })
