@@ -320,11 +320,20 @@ pub fn changes_where(conn: &Connection, clause: &str) -> Vec<Change> {
 
 /// The changes `clause` selects, with `args` bound to its parameters.
 pub fn changes_where_with(conn: &Connection, clause: &str, args: &[i64]) -> Vec<Change> {
+    try_changes_where_with(conn, clause, args).unwrap()
+}
+
+/// Every change, or the error that stopped the read (a CRR changed outside a bracket).
+pub fn try_changes(conn: &Connection) -> rusqlite::Result<Vec<Change>> {
+    try_changes_where_with(conn, "", &[])
+}
+
+fn try_changes_where_with(conn: &Connection, clause: &str, args: &[i64]) -> rusqlite::Result<Vec<Change>> {
     let sql = format!(
         "SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes {clause}"
     );
-    let mut s = conn.prepare(&sql).unwrap();
-    s.query_map(rusqlite::params_from_iter(args), |r| {
+    let mut s = conn.prepare(&sql)?;
+    let changes = s.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(Change {
             table: r.get(0)?,
             pk: r.get(1)?,
@@ -336,10 +345,9 @@ pub fn changes_where_with(conn: &Connection, clause: &str, args: &[i64]) -> Vec<
             cl: r.get(7)?,
             seq: r.get(8)?,
         })
-    })
-    .unwrap()
-    .map(|r| r.unwrap())
-    .collect()
+    })?
+    .collect();
+    changes
 }
 
 pub fn changes(conn: &Connection) -> Vec<Change> {
