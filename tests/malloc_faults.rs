@@ -101,6 +101,12 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
     let bracket = "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'x'; UPDATE t SET d = 'y' WHERE id = 5;";
     let rebuild = "SELECT crsql_begin_alter('t'); CREATE TABLE t_new(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, e TEXT); \
                    INSERT INTO t_new(id, a, b) SELECT id, a, b FROM t; DROP TABLE t; ALTER TABLE t_new RENAME TO t;";
+    let unbracketed = "CREATE TABLE t_new(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); INSERT INTO t_new SELECT * FROM t WHERE id != 5; \
+                       INSERT INTO t_new VALUES (9, 'new', 9); DROP TABLE t; ALTER TABLE t_new RENAME TO t;";
+    let moved = "ALTER TABLE t RENAME TO t_old; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); INSERT INTO t VALUES (3, 'x', 3); \
+                 CREATE TABLE v(id INTEGER PRIMARY KEY NOT NULL, x); SELECT crsql_as_crr('v'); INSERT INTO v VALUES (1, 1); DROP TABLE v;";
+    let taken = "SELECT crsql_as_crr('s'); INSERT INTO s VALUES (1, 1); SELECT crsql_begin_alter('s'); DROP TABLE t; ALTER TABLE s RENAME TO t; \
+                 CREATE TABLE s(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT 0 CHECK (n >= 0)) STRICT;";
     let cases: Vec<Work> = vec![
         ("a merge in one statement", "", Box::new(|c: &Connection| c.execute_batch("INSERT INTO crsql_changes SELECT * FROM temp.feed"))),
         ("a merge change by change", "", Box::new(merged_per_change)),
@@ -118,6 +124,14 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
         ("crsql_begin_alter", "", Box::new(|c: &Connection| c.execute_batch("SELECT crsql_begin_alter('t')"))),
         ("crsql_commit_alter", bracket, Box::new(|c: &Connection| c.execute_batch("SELECT crsql_commit_alter('t')"))),
         ("crsql_commit_alter after a rebuild", rebuild, Box::new(|c: &Connection| c.execute_batch("SELECT crsql_commit_alter('t')"))),
+        // The next start after a rebuild outside a bracket: the rows the table lost become
+        // deletes, the ones it gained inserts (as_crr, alter::tombstone_missing).
+        ("crsql_as_crr after a rebuild outside a bracket", unbracketed, Box::new(|c: &Connection| c.execute_batch("SELECT crsql_as_crr('t')"))),
+        // The registry tidied first: a dropped CRR's clock removed, a renamed one's name
+        // recorded; then a table id past both for a new table of the old name.
+        ("crsql_as_crr where a CRR was renamed and another dropped", moved, Box::new(|c: &Connection| c.execute_batch("SELECT crsql_as_crr('t')"))),
+        // A CRR renamed in its bracket to the name of one dropped there.
+        ("crsql_commit_alter taking a dropped CRR's name", taken, Box::new(|c: &Connection| c.execute_batch("SELECT crsql_commit_alter('t')"))),
         ("crsql_as_table", "", Box::new(|c: &Connection| c.execute_batch("SELECT crsql_as_table('t')"))),
         ("crr_new_site_id", "", Box::new(|c: &Connection| c.execute_batch("SELECT crr_new_site_id()"))),
     ];
