@@ -222,6 +222,21 @@ fn work_whose_read_write_or_sync_fails_once_is_whole_or_undone() {
             "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'x'; UPDATE t SET d = 'y' WHERE id % 5 = 0;",
             Box::new(|c: &Connection| c.execute_batch("SELECT crsql_commit_alter('t')")),
         ),
+        // The next start after a rebuild outside a bracket (lost rows become deletes).
+        (
+            "crsql_as_crr after a rebuild outside a bracket",
+            "CREATE TABLE t_new(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); INSERT INTO t_new SELECT * FROM t WHERE id % 4 != 0;
+             DROP TABLE t; ALTER TABLE t_new RENAME TO t;",
+            Box::new(|c: &Connection| c.execute_batch("SELECT crsql_as_crr('t')")),
+        ),
+        // The registry tidied (a dropped CRR's clock dropped, a renamed one's name recorded),
+        // then a new CRR of the renamed one's name.
+        (
+            "crsql_as_crr where a CRR was renamed and another dropped",
+            "ALTER TABLE t RENAME TO t_old; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); INSERT INTO t SELECT id, a, b FROM t_old WHERE id < 60;
+             CREATE TABLE v(id INTEGER PRIMARY KEY NOT NULL, x); SELECT crsql_as_crr('v'); INSERT INTO v SELECT id, b FROM t; DROP TABLE v;",
+            Box::new(|c: &Connection| c.execute_batch("SELECT crsql_as_crr('t')")),
+        ),
     ];
     let mut n = 0;
     for journal in ["WAL", "DELETE"] {
