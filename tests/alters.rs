@@ -92,10 +92,12 @@ impl Shape {
         // (A value equal to the default under NOCASE, or in value but not storage class in a
         // column without affinity, 'A' or 7.0, must still travel; a default written as a
         // name is a string. SQLite gives the rows a table has when ADD COLUMN adds `TEXT
-        // DEFAULT 5.` '5.', and an inserted row '5.0'; an untyped `DEFAULT 1.0` the integer 1,
-        // then the REAL: rows made by merge, or copied by a rebuild, hold the second.)
+        // DEFAULT true` the integer 1, and an inserted row '1'; an untyped `DEFAULT 1.0` the
+        // integer 1, then the REAL: rows made by merge, or copied by a rebuild, hold the
+        // second. A REAL default in a TEXT column is refused: SQLite versions write it as text
+        // differently.)
         let decl = match r.below(9) {
-            7 => "TEXT DEFAULT 5.".into(),
+            7 => "TEXT DEFAULT true".into(),
             8 => "DEFAULT 1.0".into(),
             0 => "TEXT".to_string(),
             1 => format!("INTEGER DEFAULT {}", r.below(3)),

@@ -401,6 +401,11 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
                 next_slot += 1;
             }
         }
+        for (_, name) in &added {
+            if let Some(c) = desc.columns.iter().find(|c| &c.name == name) {
+                refuse_real_default_as_text(conn, &desc, c)?;
+            }
+        }
         write_columns(conn, info.tid, &shape.pk, &cols)?;
         conn.tables.borrow_mut().invalidate();
         conn.stmts.clear();
@@ -443,6 +448,40 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         conn.db.exec(&format!("DELETE FROM main.crr_meta WHERE key = 'alter.{}'", info.tid))?;
         Ok(())
     })
+}
+
+/// Refuses an added column of TEXT affinity whose default is a REAL (`DEFAULT 0.000986`,
+/// `DEFAULT 5.`, `DEFAULT 1e15`, `DEFAULT 99999999999999999999`): SQLite stores it as the
+/// text of the REAL, which versions write differently (3.40: 15 significant digits, `1.0e+15`,
+/// `0.000986`; 3.54: up to 17, `1000000000000000.0`, `0.0009859999999999999`). The rows a
+/// column is added to are left at its default unsent (`record_non_default`), and so are the
+/// rows a merge makes with its defaults before their cells arrive, so replicas on different
+/// versions of SQLite would hold different texts there for good. Which REALs every version
+/// writes alike is not known, so every one is refused, with the fix: the default written as a
+/// string. A default the connection cannot evaluate (an app's function it lacks) is not judged.
+fn refuse_real_default_as_text(conn: &Conn, desc: &crate::core::table_shape::TableDesc, c: &crate::core::table_shape::ColumnDesc) -> Result<()> {
+    use crate::core::table_shape::{column_affinity, default_expr, is_strict, Affinity};
+    let Some(dflt) = c.default_sql.as_deref() else { return Ok(()) };
+    if column_affinity(&c.decl_type, is_strict(&desc.sql)) != Affinity::Text {
+        return Ok(());
+    }
+    let Some(mut s) = conn.db.prepare_if_resolves(&format!("SELECT typeof({}), CAST({} AS TEXT)", default_expr(Some(dflt)), default_expr(Some(dflt))))? else {
+        return Ok(());
+    };
+    if !s.step()? || s.text(0) != "real" {
+        return Ok(());
+    }
+    // The literal as written, where it is one; else (an expression, in a rebuild) this
+    // SQLite's text of it.
+    let written = if dflt.trim().parse::<f64>().is_ok() { dflt.trim().to_string() } else { s.text(1) };
+    Err(Error::new(format!(
+        "table \"{}\": column \"{}\" has TEXT affinity and DEFAULT {dflt}, a REAL, which it stores as text; SQLite versions write \
+         a REAL as text differently (this one: '{}'), and rows left at an added column's default are never sent, so replicas on other \
+         versions would hold other text for good: write the default as a string (DEFAULT '{written}')",
+        desc.name,
+        c.name,
+        s.text(1),
+    )))
 }
 
 /// Records a delete for every live clock whose row is gone (deleted while tracking was off,
