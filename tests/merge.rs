@@ -1043,6 +1043,34 @@ fn a_real_key_equal_to_an_integer_is_refused_where_it_would_be_recorded() {
     assert_eq!(changes_where(&a, "WHERE \"table\" = 'p'").len(), 1);
 }
 
+/// A pk that packs a REAL NaN (no replica packs one: SQLite stores a NaN as NULL) is refused
+/// with that reason, in a key column of each affinity that keeps REALs, and nothing changes.
+/// Until 2026-12-06 the error was the key's `NOT NULL constraint failed`, which did not say
+/// why. An infinity is a REAL like another, and is taken.
+#[test]
+fn a_pk_that_packs_a_nan_is_refused_with_the_reason() {
+    let a = mem();
+    a.execute_batch(
+        "CREATE TABLE u(k NOT NULL PRIMARY KEY, v) WITHOUT ROWID; SELECT crsql_as_crr('u');
+         CREATE TABLE w(k REAL NOT NULL, j INTEGER NOT NULL, v, PRIMARY KEY (k, j)); SELECT crsql_as_crr('w');",
+    )
+    .unwrap();
+    let site = vec![7u8; 16];
+    let real = |bits: u64| [&[2u8][..], &bits.to_be_bytes()].concat();
+    for (table, nan) in [("u", [&[1u8][..], &real(0x7FF8_0000_0000_0000)].concat()), ("w", [&[2u8][..], &real(0xFFF0_0000_0000_0001), &[9, 1]].concat())] {
+        let e = a
+            .execute("INSERT INTO crsql_changes VALUES (?1, ?2, 'v', 'x', 9, 1, ?3, 1, 0)", rusqlite::params![table, nan, site])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("bad pk for table \"{table}\": its key column \"k\" holds a REAL NaN, which SQLite stores as NULL")), "{e}");
+        assert_eq!(one::<i64>(&a, &format!("SELECT count(*) FROM {table}")), 0);
+    }
+    assert!(changes(&a).is_empty());
+    let inf = [&[1u8][..], &real(0x7FF0_0000_0000_0000)].concat();
+    a.execute("INSERT INTO crsql_changes VALUES ('u', ?1, 'v', 'x', 9, 1, ?2, 1, 0)", rusqlite::params![inf, site]).unwrap();
+    assert_eq!(one::<f64>(&a, "SELECT k FROM u"), f64::INFINITY);
+}
+
 /// A REAL key with an INTEGER twin that an earlier build recorded (its insert trigger did not
 /// check) can be fixed where it lives: the key change's tombstone of the REAL key merges (and
 /// deletes only a row keyed by that REAL, not a peer's row keyed by the INTEGER), so replicas

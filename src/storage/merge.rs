@@ -122,6 +122,14 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
         if let (Some(int), Value::Real(f), None) = (table_shape::key_twin(*affinity, k), k, &twin) {
             twin = Some(table_shape::key_twin_reason(name, *f, int));
         }
+        // (SQLite stores a NaN as NULL: no replica packs one, and a key of NULL fails its NOT
+        // NULL with an error that did not say why, until 2026-12-06.)
+        if matches!(k, Value::Real(f) if f.is_nan()) {
+            return Err(Error::new(format!(
+                "bad pk for table \"{}\": its key column \"{name}\" holds a REAL NaN, which SQLite stores as NULL (a corrupt or hostile change)",
+                table.name
+            )));
+        }
         if !table_shape::stored_as_is(*affinity, k) {
             return Err(Error::new(format!(
                 "bad pk for table \"{}\": its key column \"{name}\" ({affinity:?} affinity) would store the pk's {} {} \
