@@ -1826,3 +1826,80 @@ fn a_merge_into_a_wide_crr_checks_only_the_checks_of_its_column() {
     let e = apply(&b, &changes_where(&a, "WHERE cid = 'c3'")).unwrap_err();
     assert!(e.to_string().contains("CHECK constraint failed"), "{e}");
 }
+
+/// The statements merges keep are bounded by the schema, not by its tables' width squared
+/// times their number: merging rows into 100 CRRs of 20 columns kept 28.7 MiB of statements
+/// on the connection until 2026-12-06 (a statement per column, each as large as its table
+/// and holding its triggers). Now the widest tables of such a schema are written through one
+/// statement for the table (`table_shape::shared_writes`), and the statements stay within a
+/// quarter of the cache's bound; a replica made to keep a statement per column
+/// (crr_set_wide_writes_for_testing) holds the same tables and feed, and far more statements.
+#[test]
+fn merging_into_many_crrs_keeps_the_statements_within_bounds() {
+    let cols: Vec<String> = (0..20).map(|i| format!("c{i} TEXT")).collect();
+    let schema: String = (0..100).map(|t| format!("CREATE TABLE t{t}(id INTEGER PRIMARY KEY NOT NULL, {}); SELECT crsql_as_crr('t{t}');", cols.join(", "))).collect();
+    let (a, b) = pair(&schema);
+    let per_column = mem();
+    per_column.execute_batch(&format!("SELECT crr_set_wide_writes_for_testing(1000); {schema}")).unwrap();
+    for r in 0..3 {
+        let values: Vec<String> = (0..20).map(|i| format!("'v{r}-{i}'")).collect();
+        let tx: String = (0..100).map(|t| format!("INSERT INTO t{t} VALUES ({r}, {});", values.join(", "))).collect();
+        a.execute_batch(&format!("BEGIN; {tx} COMMIT;")).unwrap();
+    }
+    a.execute_batch(&(0..100).map(|t| format!("UPDATE t{t} SET c3 = 'x', c17 = 'y' WHERE id = 1;")).collect::<String>()).unwrap();
+    sync(&a, &b);
+    sync(&a, &per_column);
+    let held = |c: &Connection| one::<i64>(c, "SELECT crr_debug_statement_bytes()");
+    assert!(held(&b) <= 8 << 20, "{} bytes of statements", held(&b));
+    assert!(held(&per_column) > 20 << 20, "the scenario keeps {} bytes a statement per column", held(&per_column));
+    for t in 0..100 {
+        let table = format!("t{t}");
+        assert_eq!(dump(&b, &table), dump(&a, &table));
+        assert_eq!(dump(&per_column, &table), dump(&a, &table));
+    }
+    assert_eq!(portable(&b), portable(&a));
+    assert_eq!(portable(&per_column), portable(&a));
+}
+
+/// The cache finalizes the least recently used statements past its bound, and they are
+/// prepared again at their next use. With a bound of 0 (crr_set_statement_budget_for_testing)
+/// every statement but the last used is finalized after each use, nested ones (a local write
+/// whose trigger writes another CRR, a merge that fires it) included: local writes, merges and reads
+/// give what they give with the default bound, and the cache holds one statement at most.
+#[test]
+fn statements_finalized_past_the_cache_bound_are_prepared_again() {
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');
+                  CREATE TABLE log(id INTEGER PRIMARY KEY NOT NULL, n INTEGER DEFAULT 0); SELECT crsql_as_crr('log');
+                  CREATE TRIGGER count AFTER UPDATE ON t WHEN crsql_internal_sync_bit() = 0 BEGIN INSERT INTO log(id, n) VALUES (NEW.id, 1) ON CONFLICT(id) DO UPDATE SET n = n + 1; END;";
+    let (a, b) = pair(schema);
+    let (c, d) = pair(schema);
+    for x in [&c, &d] {
+        x.execute_batch("SELECT crr_set_statement_budget_for_testing(0)").unwrap();
+    }
+    for x in [&a, &c] {
+        x.execute_batch("SELECT crr_set_wall_clock_for_testing(1000000)").unwrap();
+        x.execute_batch(
+            "INSERT INTO t VALUES (1, 'x', 1), (2, 'y', 2), (3, 'z', 3); UPDATE t SET a = 'w' WHERE id < 3; DELETE FROM t WHERE id = 3;
+             BEGIN; UPDATE t SET b = b + 10; INSERT OR REPLACE INTO t VALUES (4, 'v', 4); COMMIT;",
+        )
+        .unwrap();
+    }
+    for x in [&b, &d] {
+        x.execute_batch("SELECT crr_set_wall_clock_for_testing(2000000); INSERT INTO t VALUES (2, 'mine', 0), (5, 'own', 5);").unwrap();
+    }
+    let (ab, cd) = (converge(&a, &b, "t"), converge(&c, &d, "t"));
+    assert_eq!(cd, ab);
+    for table in ["t", "log"] {
+        assert_eq!(dump(&d, table), dump(&b, table), "{table}");
+    }
+    let stable = |x: &Connection| changes(x).into_iter().map(|ch| (ch.table, ch.pk, ch.cid, ch.val, ch.col_version, ch.cl)).collect::<Vec<_>>();
+    assert_eq!(stable(&c), stable(&a));
+    let held = |x: &Connection| one::<i64>(x, "SELECT crr_debug_statement_bytes()");
+    // (The one statement kept is the last used, whichever it is: under 64 KiB.)
+    assert!(held(&d) < 64 << 10 && held(&b) > held(&d), "{} and {}", held(&d), held(&b));
+    d.execute_batch("SELECT crr_set_statement_budget_for_testing(NULL)").unwrap();
+    let before = held(&d);
+    d.execute_batch("UPDATE t SET a = 'again'").unwrap();
+    sync(&c, &d);
+    assert!(held(&d) > 2 * before, "the default bound keeps them: {} then {}", before, held(&d));
+}

@@ -7,7 +7,8 @@
 //! another that only ever arrives deleted), one replica's tables and crsql_changes must
 //! be what the model says, and a second replica that got the same changes shuffled, duplicated
 //! and batched differently must hold exactly the same (a third of the seeds in lamport mode;
-//! on odd seeds the second writes merged cells as wide tables do, one statement per table).
+//! on odd seeds the second writes merged cells as wide tables do, one statement per table;
+//! on half the seeds it keeps no cached statement but the last used).
 //!
 //! `CRR_MODEL_SEED=n cargo test --release --test merge_model -- --nocapture` replays seed n;
 //! `CRR_MODEL_SEEDS` / `CRR_MODEL_FROM` run other seeds.
@@ -189,6 +190,11 @@ fn run_seed(seed: u64, verbose: bool) -> usize {
     // as wide tables' merges do (tables::WIDE_WRITES).
     if seed % 2 == 1 {
         b.execute_batch("SELECT crr_set_wide_writes_for_testing(1)").unwrap();
+    }
+    // On seeds 2 and 3 mod 4 it keeps no cached statement but the last used: every other is
+    // prepared again at its next use.
+    if seed % 4 >= 2 {
+        b.execute_batch("SELECT crr_set_statement_budget_for_testing(0)").unwrap();
     }
     let sent: Vec<Incoming> = (0..1 + r.below(40)).map(|_| incoming(&mut r, &ts)).collect();
     let mut model = BTreeMap::new();

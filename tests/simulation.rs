@@ -20,7 +20,8 @@
 //! double-quoted strings, defensive mode); a quarter read their feed in parts of 1 to 7
 //! changes (crr_set_scan_cap_for_testing), and a third write merged cells through one
 //! statement per table (crr_set_wide_writes_for_testing), as wide tables do (but for the
-//! columns an index names, which keep their own). On seeds 5 mod 7, some syncs first try the merge in
+//! columns an index names, which keep their own); a fifth keep no cached statement but the
+//! last used (crr_set_statement_budget_for_testing(0)). On seeds 5 mod 7, some syncs first try the merge in
 //! a transaction stopped at a random step (sqlite3_interrupt, or a progress handler that gives
 //! up) or rolled back, which must leave the replica exactly as it was.
 //!
@@ -273,6 +274,10 @@ fn run_seed(seed: u64, verbose: bool) {
             // columns, and so keeps a statement per column).
             if (seed + i as u64) % 3 == 0 {
                 conn.execute_batch("SELECT crr_set_wide_writes_for_testing(1)").unwrap();
+            }
+            // A fifth keep no statement but the last used: every other is prepared again.
+            if (seed + i as u64) % 5 == 2 {
+                conn.execute_batch("SELECT crr_set_statement_budget_for_testing(0)").unwrap();
             }
             if lamport {
                 conn.execute_batch("SELECT crsql_config_set('clock', 'lamport')").unwrap();

@@ -49,6 +49,8 @@ macro_rules! sqlite {
 pub(crate) use sqlite;
 
 pub const SQLITE_OK: i32 = 0;
+/// `sqlite3_stmt_status` op: the heap memory a prepared statement holds (SQLite 3.20+).
+pub const SQLITE_STMTSTATUS_MEMUSED: i32 = 99;
 pub const SQLITE_ERROR: i32 = 1;
 pub const SQLITE_NOMEM: i32 = 7;
 pub const SQLITE_READONLY: i32 = 8;

@@ -314,6 +314,13 @@ impl Stmt {
         }
     }
 
+    /// The heap memory the statement holds, in bytes (SQLITE_STMTSTATUS_MEMUSED).
+    pub fn memory_used(&self) -> usize {
+        // SAFETY: raw is a live statement; the op only measures it (reset flag 0).
+        let n = unsafe { sqlite!(stmt_status(self.raw, api::SQLITE_STMTSTATUS_MEMUSED, 0)) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
     /// Resets for re-execution (bindings are kept).
     pub fn reset(&mut self) {
         // SAFETY: raw is a live statement. The return code repeats the last step's error,

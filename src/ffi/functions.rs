@@ -260,21 +260,42 @@ fn set_scan_cap_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
 
 /// crr_set_wide_writes_for_testing(n): merges write the cells, and make the rows, of a CRR
 /// with n or more tracked columns through one statement for the table
-/// (storage::merge::write_cell, recreate_row), so tests can
-/// put narrow tables through that path; NULL restores the default. The registry is loaded
+/// (storage::merge::write_cell, recreate_row), and of no other (the schema-wide budget that
+/// also sends narrower tables there, tables::SHARED_WRITE_BUDGET, is off), so tests can put
+/// narrow tables through either path; NULL restores the defaults. The registry is loaded
 /// again at its next use, with the new bound.
 fn set_wide_writes_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
-    conn.wide_writes.set(match args.first() {
-        Some(Value::Integer(n)) if *n >= 1 => usize::try_from(*n).unwrap_or(usize::MAX),
-        Some(Value::Null) | None => tables::WIDE_WRITES,
+    let (bound, budget) = match args.first() {
+        Some(Value::Integer(n)) if *n >= 1 => (usize::try_from(*n).unwrap_or(usize::MAX), usize::MAX),
+        Some(Value::Null) | None => (tables::WIDE_WRITES, tables::SHARED_WRITE_BUDGET),
         Some(v) => return Err(Error::new(format!("wide writes bound must be a positive integer or NULL, got {}", v.type_name()))),
-    });
+    };
+    conn.wide_writes.set(bound);
+    conn.shared_write_budget.set(budget);
     conn.tables.borrow_mut().invalidate();
     Ok(Value::Null)
 }
 
 fn statement_keys_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.stmts.keys() as i64))
+}
+
+/// The bytes this connection's cached statements hold (storage::stmt_cache::BUDGET bounds them).
+fn statement_bytes_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Integer(conn.stmts.held() as i64))
+}
+
+/// crr_set_statement_budget_for_testing(bytes): the memory this connection's cached statements
+/// may hold before the least recently used are finalized (0: every one but the last used is,
+/// after each use), so tests can put every path through statements prepared again; NULL
+/// restores the default.
+fn set_statement_budget_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
+    conn.stmts.set_budget(match args.first() {
+        Some(Value::Integer(n)) if *n >= 0 => Some(usize::try_from(*n).unwrap_or(usize::MAX)),
+        Some(Value::Null) | None => None,
+        Some(v) => return Err(Error::new(format!("statement budget must be a non-negative integer or NULL, got {}", v.type_name()))),
+    });
+    Ok(Value::Null)
 }
 
 /// Called by format 1's insert trigger only (`track::check_legacy_caller`).
@@ -450,6 +471,8 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wall_clock_fn)),
         ("crr_debug_clock_rows_read", 0, 0, V(clock_rows_read_fn)),
         ("crr_debug_statement_keys", 0, 0, V(statement_keys_fn)),
+        ("crr_debug_statement_bytes", 0, 0, V(statement_bytes_fn)),
+        ("crr_set_statement_budget_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_statement_budget_fn)),
         ("crr_set_scan_cap_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_scan_cap_fn)),
         ("crr_set_wide_writes_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wide_writes_fn)),
         ("crr_internal_build", 0, PURE, A(build_fn)),

@@ -246,7 +246,7 @@ pub struct sqlite3_api_routines {
     pub log: Unused,
     pub soft_heap_limit64: Unused,
     pub sourceid: Unused,
-    pub stmt_status: Unused,
+    pub stmt_status: Option<unsafe extern "C" fn(_: *mut sqlite3_stmt, _: c_int, _: c_int) -> c_int>,
     pub strnicmp: Unused,
     pub unlock_notify: Unused,
     pub wal_autocheckpoint: Unused,

@@ -40,6 +40,11 @@ pub struct Conn {
     /// (`tables::TableInfo::wide_slots`): WIDE_WRITES, or what
     /// crr_set_wide_writes_for_testing set.
     pub wide_writes: Cell<usize>,
+    /// The estimated memory of merges' statements past which narrower tables are written
+    /// through one statement too (`table_shape::shared_writes`): a quarter of the statement
+    /// cache's budget, or none (usize::MAX) once crr_set_wide_writes_for_testing set the bound,
+    /// so that tests get the path they ask for.
+    pub shared_write_budget: Cell<usize>,
     /// The change flags the update trigger's WHEN clause held for its body (track::HeldFlags).
     pub held_flags: RefCell<super::track::HeldFlags>,
     /// Set while crsql_changes or crr_internal_txn takes part in the open transaction (its
@@ -166,6 +171,7 @@ impl Conn {
             clock_rows_read: Cell::new(0),
             scan_cap: Cell::new(super::changes::SCAN_CAP),
             wide_writes: Cell::new(super::tables::WIDE_WRITES),
+            shared_write_budget: Cell::new(super::tables::SHARED_WRITE_BUDGET),
             held_flags: RefCell::default(),
             txn_joined: Cell::new(false),
             changes_joined: Cell::new(false),

@@ -6,7 +6,7 @@
 
 use crate::error::Result;
 use crate::ffi::db::{Db, Stmt};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use crate::core::fast_hash::FastMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,16 +64,43 @@ pub enum Key {
     TableColumns,
 }
 
+/// The memory the cached statements of one connection may hold (`sqlite3_stmt_status`'s
+/// MEMUSED, measured at each statement's first use): past it, the least recently used are
+/// finalized, down to three quarters of it, and prepared again at their next use. A statement
+/// that writes one column is as large as its table and holds the table's triggers, so a merge
+/// that keeps one per column holds O(columns^2) a table; `tables::per_column_budget` keeps the
+/// schema's share of that to a quarter of this, and this bounds what it cannot (tables whose
+/// triggers on `UPDATE OF` columns need a statement per column). A working set past it is
+/// prepared again and again (merges 7 times slower in a test that cycled through 28 MiB of
+/// statements with 8 MiB kept), so it is a bound, not a target.
+pub const BUDGET: usize = 32 << 20;
+
+/// A cached statement, with its size and when it was last used.
+#[derive(Default)]
+struct Slot {
+    /// None while the statement is in use (or finalized).
+    stmt: Option<Stmt>,
+    /// Bytes it holds, measured after its first use.
+    bytes: usize,
+    /// The cache's use count at its last use.
+    last: u64,
+}
+
 #[derive(Default)]
 pub struct StmtCache {
     /// Each key's slot in `slots`, given on first use and kept until the next `clear` (one
     /// hash lookup per use; the statement goes back by index).
     index: RefCell<FastMap<Key, usize>>,
-    /// None while the statement is in use (or finalized).
-    slots: RefCell<Vec<Option<Stmt>>>,
+    slots: RefCell<Vec<Slot>>,
+    /// Bytes the statements in `slots` hold (those in use are not counted).
+    held: Cell<usize>,
+    /// Uses so far, the clock of `Slot::last`.
+    uses: Cell<u64>,
+    /// `BUDGET` unless a test set another (`crr_set_statement_budget_for_testing`).
+    budget: Cell<Option<usize>>,
     /// Moves at every `clear`: a statement in use across one is finalized when its use ends,
     /// not put back (its SQL may name what the clear was for).
-    generation: std::cell::Cell<u64>,
+    generation: Cell<u64>,
 }
 
 impl StmtCache {
@@ -84,12 +111,20 @@ impl StmtCache {
             let next = index.len();
             let slot = *index.entry(key).or_insert(next);
             if slot == next {
-                self.slots.borrow_mut().push(None);
+                self.slots.borrow_mut().push(Slot::default());
             }
             slot
         };
         let generation = self.generation.get();
-        let cached = self.slots.borrow_mut()[slot].take();
+        let cached = {
+            let mut slots = self.slots.borrow_mut();
+            let cached = slots[slot].stmt.take();
+            if cached.is_some() {
+                self.held.set(self.held.get() - slots[slot].bytes);
+            }
+            cached
+        };
+        let fresh = cached.is_none();
         let mut stmt = match cached {
             Some(s) => s,
             None => db.prepare(&sql(), true)?,
@@ -101,22 +136,72 @@ impl StmtCache {
         // under first (that one is kept). Each once the borrow has ended, as `clear` does.
         let spare = {
             let mut slots = self.slots.borrow_mut();
-            if self.generation.get() != generation || slots[slot].is_some() {
+            if self.generation.get() != generation || slots[slot].stmt.is_some() {
                 Some(stmt)
             } else {
-                slots[slot] = Some(stmt);
+                let s = &mut slots[slot];
+                if fresh {
+                    s.bytes = stmt.memory_used();
+                }
+                self.uses.set(self.uses.get() + 1);
+                s.last = self.uses.get();
+                self.held.set(self.held.get() + s.bytes);
+                s.stmt = Some(stmt);
                 None
             }
         };
         drop(spare);
+        if self.held.get() > self.budget() {
+            self.shed(slot);
+        }
         result
+    }
+
+    fn budget(&self) -> usize {
+        self.budget.get().unwrap_or(BUDGET)
+    }
+
+    /// Sets the budget (None: `BUDGET`) and keeps to it at once.
+    pub fn set_budget(&self, budget: Option<usize>) {
+        self.budget.set(budget);
+        if self.held.get() > self.budget() {
+            self.shed(usize::MAX);
+        }
+    }
+
+    /// Finalizes the least recently used statements but the one in slot `keep` (just used),
+    /// until they hold three quarters of the budget.
+    fn shed(&self, keep: usize) {
+        let target = self.budget() / 4 * 3;
+        let finalized: Vec<Stmt> = {
+            let mut slots = self.slots.borrow_mut();
+            let mut order: Vec<usize> = (0..slots.len()).filter(|&i| i != keep && slots[i].stmt.is_some()).collect();
+            order.sort_unstable_by_key(|&i| slots[i].last);
+            let mut out = Vec::new();
+            for i in order {
+                if self.held.get() <= target {
+                    break;
+                }
+                self.held.set(self.held.get() - slots[i].bytes);
+                out.extend(slots[i].stmt.take());
+            }
+            out
+        };
+        drop(finalized);
     }
 
     /// Finalizes the cached statement of `key`, if any: its next use prepares the SQL given
     /// then (for a key whose SQL can change, storage::alter's `BracketRow`).
     pub fn forget(&self, key: Key) {
         let slot = self.index.borrow().get(&key).copied();
-        let stmt = slot.and_then(|i| self.slots.borrow_mut()[i].take());
+        let stmt = slot.and_then(|i| {
+            let mut slots = self.slots.borrow_mut();
+            let stmt = slots[i].stmt.take();
+            if stmt.is_some() {
+                self.held.set(self.held.get() - slots[i].bytes);
+            }
+            stmt
+        });
         drop(stmt);
     }
 
@@ -127,13 +212,19 @@ impl StmtCache {
     pub fn clear(&self) {
         self.generation.set(self.generation.get() + 1);
         self.index.borrow_mut().clear();
-        let drained: Vec<Stmt> = std::mem::take(&mut *self.slots.borrow_mut()).into_iter().flatten().collect();
+        self.held.set(0);
+        let drained: Vec<Stmt> = std::mem::take(&mut *self.slots.borrow_mut()).into_iter().filter_map(|s| s.stmt).collect();
         drop(drained);
     }
 
     /// Statements cached (not counting those in use).
     pub fn len(&self) -> usize {
-        self.slots.borrow().iter().filter(|s| s.is_some()).count()
+        self.slots.borrow().iter().filter(|s| s.stmt.is_some()).count()
+    }
+
+    /// Bytes the cached statements hold (not counting those in use).
+    pub fn held(&self) -> usize {
+        self.held.get()
     }
 
     /// Keys given a slot since the last `clear`.

@@ -137,17 +137,19 @@ pub struct TableInfo {
     /// See `Clock::buckets`.
     pub buckets: bool,
     /// By slot, whether a merge writes the slot's cell through one statement for the whole
-    /// table (`merge::write_cell`), not one of its own; empty unless the table tracks at least
-    /// `WIDE_WRITES` columns and no trigger of the app in main fires on `UPDATE OF` columns
+    /// table (`merge::write_cell`), not one of its own; empty unless the table is `wide` and no
+    /// trigger of the app in main fires on `UPDATE OF` columns
     /// (the statement names every such column, so it would fire the trigger for any cell; a
     /// TEMP one is looked for at each write). A column an index or a CHECK names keeps its own
     /// statement (and is left out of the shared one): SQLite rewrites an index's entry for
     /// every statement that sets a column of it, to the same value or not, and checks a CHECK
     /// for every statement that sets a column it names (`table_shape::shared_write_slots`).
     pub wide_slots: Vec<bool>,
-    /// Whether the table tracks at least `WIDE_WRITES` columns: a merge that makes a row
-    /// writes it through one statement for the table, whichever column's cell makes it
-    /// (`merge::recreate_row`, with `row_defaults`).
+    /// Whether the table tracks at least `WIDE_WRITES` columns, or is among the widest of a
+    /// schema whose statements would hold more than `SHARED_WRITE_BUDGET` a statement per
+    /// column (`table_shape::shared_writes`): a merge that makes a row writes it through one
+    /// statement for the table, whichever column's cell makes it (`merge::recreate_row`, with
+    /// `row_defaults`), and its cells through one (`wide_slots`).
     pub wide: bool,
     /// See `row_defaults`.
     defaults: std::cell::OnceCell<Option<Vec<String>>>,
@@ -350,6 +352,12 @@ use crate::core::table_shape::clock_table_id;
 /// each kept, held O(n^2) memory (440 MiB on a 1,000-column CRR) and took n prepares.
 pub const WIDE_WRITES: usize = 64;
 
+/// The estimated memory of the statements merges keep (`table_shape::shared_writes`) past
+/// which narrower CRRs are written through one statement for the table too, widest first: a
+/// quarter of the statement cache's bound (`stmt_cache::BUDGET`). Merging into 100 CRRs of 20
+/// columns kept 28.7 MiB of statements until 2026-12-06; now 4.6 MiB.
+pub const SHARED_WRITE_BUDGET: usize = super::stmt_cache::BUDGET / 4;
+
 /// What only the `wide_slots` of wide CRRs need of the schema, read once per registry load and
 /// only if a CRR is wide (one scan of sqlite_schema, not one per CRR; a load of narrow CRRs
 /// reads none of it), all by table in lower case.
@@ -538,11 +546,10 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     }
     heads.sort_by_key(|(clock, _, _, _)| clock.tid);
     let orphans = clocks.into_iter().filter(|(tid, _)| !registered.contains(tid)).map(|(_, name)| name).collect();
-    let mut out = Vec::new();
+    let mut read = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM main.crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
     for (clock, name, registered, remade) in heads {
-        let tid = clock.tid;
-        cols.bind_i64(1, tid)?;
+        cols.bind_i64(1, clock.tid)?;
         let mut pk = Vec::new();
         let mut columns: Vec<Option<String>> = Vec::new();
         while cols.step()? {
@@ -558,7 +565,16 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             }
         }
         cols.reset();
-        let is_wide = columns.iter().flatten().count() >= conn.wide_writes.get();
+        read.push((clock, name, registered, remade, pk, columns));
+    }
+    drop(cols);
+    // Which tables merges write through one statement for the table: the wide ones, and as
+    // many more as keep the statements merges keep within a quarter of the cache's budget.
+    let counts: Vec<usize> = read.iter().map(|r| r.5.iter().flatten().count()).collect();
+    let shared = table_shape::shared_writes(&counts, conn.wide_writes.get(), conn.shared_write_budget.get());
+    let mut out = Vec::new();
+    for ((clock, name, registered, remade, pk, columns), is_wide) in read.into_iter().zip(shared) {
+        let tid = clock.tid;
         let wide_slots = if is_wide {
             let w = match wide {
                 Some(ref w) => w,
