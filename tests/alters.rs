@@ -10,7 +10,8 @@
 //! outside its bracket, with writes after it, the feed refuses the table, and a bracket opened
 //! afterwards records it; syncs are partial and in random order. Each
 //! replica is a file with two connections, used at random (on a third of the replicas one
-//! of them writes merged cells as wide tables do, one statement per table). A sync between replicas of
+//! of them writes merged cells as wide tables do, one statement per table; on a fifth the
+//! first keeps no cached statement but the last used). A sync between replicas of
 //! different schemas may be refused ("schema mismatch") and must then leave the receiver as it
 //! was. Each replica starts with rows of its own written before its first table became a CRR.
 //! A third of the seeds run in lamport mode. At each sync, each cell of the source's feed must
@@ -427,6 +428,11 @@ fn run(seed: u64, verbose: bool) {
             // one statement for the table, as wide tables' merges do.
             if (seed + i as u64) % 3 == 0 {
                 second.execute_batch("SELECT crr_set_wide_writes_for_testing(1)").unwrap();
+            }
+            // On a fifth the first keeps no cached statement but the last used, so every
+            // other is prepared again against whatever schema is there then.
+            if (seed + i as u64) % 5 == 1 {
+                first.execute_batch("SELECT crr_set_statement_budget_for_testing(0)").unwrap();
             }
             [first, second]
         })

@@ -92,7 +92,8 @@ pub struct StmtCache {
     /// hash lookup per use; the statement goes back by index).
     index: RefCell<FastMap<Key, usize>>,
     slots: RefCell<Vec<Slot>>,
-    /// Bytes the statements in `slots` hold (those in use are not counted).
+    /// Bytes the statements of this generation hold, in `slots` or in use (those a nested use
+    /// left spare are not counted).
     held: Cell<usize>,
     /// Uses so far, the clock of `Slot::last`.
     uses: Cell<u64>,
@@ -116,13 +117,11 @@ impl StmtCache {
             slot
         };
         let generation = self.generation.get();
-        let cached = {
+        // (`held` counts a statement from its first put-back to its finalizing, in use or not:
+        // nothing to count at a hit.)
+        let (cached, counted) = {
             let mut slots = self.slots.borrow_mut();
-            let cached = slots[slot].stmt.take();
-            if cached.is_some() {
-                self.held.set(self.held.get() - slots[slot].bytes);
-            }
-            cached
+            (slots[slot].stmt.take(), slots[slot].bytes)
         };
         let fresh = cached.is_none();
         let mut stmt = match cached {
@@ -136,22 +135,31 @@ impl StmtCache {
         // under first (that one is kept). Each once the borrow has ended, as `clear` does.
         let spare = {
             let mut slots = self.slots.borrow_mut();
-            if self.generation.get() != generation || slots[slot].stmt.is_some() {
+            if self.generation.get() != generation {
+                // (`clear` set `held` to 0 and dropped the slot: nothing to take back.)
+                Some(stmt)
+            } else if slots[slot].stmt.is_some() {
+                // A nested use put its own back first, and counted it (it is the slot's
+                // `bytes` now); this one was counted if it came from the slot.
+                if !fresh {
+                    self.held.set(self.held.get().saturating_sub(counted));
+                }
                 Some(stmt)
             } else {
                 let s = &mut slots[slot];
                 if fresh {
                     s.bytes = stmt.memory_used();
+                    self.held.set(self.held.get() + s.bytes);
                 }
-                self.uses.set(self.uses.get() + 1);
-                s.last = self.uses.get();
-                self.held.set(self.held.get() + s.bytes);
+                let uses = self.uses.get() + 1;
+                self.uses.set(uses);
+                s.last = uses;
                 s.stmt = Some(stmt);
                 None
             }
         };
         drop(spare);
-        if self.held.get() > self.budget() {
+        if fresh && self.held.get() > self.budget() {
             self.shed(slot);
         }
         result
@@ -182,7 +190,7 @@ impl StmtCache {
                 if self.held.get() <= target {
                     break;
                 }
-                self.held.set(self.held.get() - slots[i].bytes);
+                self.held.set(self.held.get().saturating_sub(slots[i].bytes));
                 out.extend(slots[i].stmt.take());
             }
             out
@@ -198,7 +206,7 @@ impl StmtCache {
             let mut slots = self.slots.borrow_mut();
             let stmt = slots[i].stmt.take();
             if stmt.is_some() {
-                self.held.set(self.held.get() - slots[i].bytes);
+                self.held.set(self.held.get().saturating_sub(slots[i].bytes));
             }
             stmt
         });
@@ -222,7 +230,7 @@ impl StmtCache {
         self.slots.borrow().iter().filter(|s| s.stmt.is_some()).count()
     }
 
-    /// Bytes the cached statements hold (not counting those in use).
+    /// Bytes the cached statements hold (those in use included).
     pub fn held(&self) -> usize {
         self.held.get()
     }
