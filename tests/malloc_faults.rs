@@ -112,6 +112,11 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
         ("a merge change by change", "", Box::new(merged_per_change)),
         // Through the one statement a wide table's merges share (storage::merge::write_cell).
         ("a merge change by change, as into a wide table", "SELECT crr_set_wide_writes_for_testing(1);", Box::new(merged_per_change)),
+        // Every statement prepared again at each use (the cache keeps the last used only).
+        ("a merge change by change, preparing every statement again", "SELECT crr_set_statement_budget_for_testing(0);", Box::new(merged_per_change)),
+        ("local writes, preparing every statement again", "SELECT crr_set_statement_budget_for_testing(0);", Box::new(|c: &Connection| {
+            c.execute_batch("BEGIN; INSERT INTO t VALUES (7, 'new', 7); UPDATE t SET a = 'upd', b = 2 WHERE id = 1; DELETE FROM t WHERE id = 5; COMMIT;")
+        })),
         (
             "local writes",
             "",
