@@ -700,6 +700,33 @@ fn an_apps_tables_named_as_clocks_keep_their_rows_and_table_ids_go_past_them() {
     }
 }
 
+/// An app's virtual table named as a clock is not taken for one: an empty FTS5 table with
+/// a clock's four columns stays, and one whose module the connection lacks no longer fails
+/// every crsql_as_crr with `no such module` (until 2026-12-06 it did: its columns were read).
+#[test]
+fn an_apps_virtual_table_named_as_a_clock_is_left_alone() {
+    let dir = tmpdir("vtab-clock");
+    let path = dir.join("db.sqlite3");
+    let _ = std::fs::remove_file(&path);
+    {
+        let c = open(path.to_str().unwrap());
+        c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); CREATE VIRTUAL TABLE crr_clock_8 USING fts5(pk, cl, dbv, clock);")
+            .unwrap();
+        // A virtual table of a module no connection here has (as an app's own module is).
+        c.execute_batch(
+            "PRAGMA writable_schema = ON;
+             INSERT INTO sqlite_schema VALUES ('table', 'crr_clock_9', 'crr_clock_9', 0, 'CREATE VIRTUAL TABLE crr_clock_9 USING apps_module(pk, cl, dbv, clock)');
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+    }
+    let c = open(path.to_str().unwrap());
+    c.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('u'); SELECT crsql_as_crr('t');").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name IN ('crr_clock_8', 'crr_clock_9')"), 2);
+    c.execute_batch("INSERT INTO u VALUES (1, 'x'); INSERT INTO crr_clock_8 VALUES ('a', 'b', 'c', 'd');").unwrap();
+    assert_eq!(changes(&c).len(), 1);
+}
+
 /// A 12-step rebuild outside a bracket (the table dropped and made again, its triggers gone
 /// with it) and the crsql_as_crr an app calls at its next start: the rows it left out are
 /// deletes, and those inserted meanwhile inserts, as crsql_commit_alter records after a rebuild

@@ -486,8 +486,16 @@ pub fn tidy_registry(conn: &Conn, hard: bool) -> Result<()> {
 /// Whether `name`, a table named as the clock of a table id no CRR has, is a clock this
 /// extension emptied when it removed the CRR (`reap_dropped` without `hard`): a clock's four
 /// columns and no row. Any other table of that name is an app's, and keeps its rows: until
-/// 2026-12-06 an app's table named `crr_clock_2` was dropped by the next crsql_as_crr.
+/// 2026-12-06 an app's table named `crr_clock_2` was dropped by the next crsql_as_crr. A
+/// virtual table is never one (its columns are not read: with its module missing on the
+/// connection, that failed every crsql_as_crr with `no such module`, until 2026-12-06).
 fn is_emptied_clock(conn: &Conn, name: &str) -> Result<bool> {
+    let mut s = conn.db.prepare("SELECT sql LIKE 'CREATE VIRTUAL TABLE%' FROM main.sqlite_schema WHERE type = 'table' AND name = ?1", false)?;
+    s.bind_text(1, name)?;
+    if !s.step()? || s.i64(0) != 0 {
+        return Ok(false);
+    }
+    drop(s);
     let sql = format!(
         "SELECT (SELECT count(*) FROM pragma_table_info(?1, 'main')) = 4 \
            AND (SELECT count(*) FROM pragma_table_info(?1, 'main') WHERE name IN ('pk', 'cl', 'dbv', 'clock')) = 4 \
