@@ -1903,3 +1903,34 @@ fn statements_finalized_past_the_cache_bound_are_prepared_again() {
     sync(&c, &d);
     assert!(held(&d) > 2 * before, "the default bound keeps them: {} then {}", before, held(&d));
 }
+
+/// A TEMP trigger on `UPDATE OF` columns is looked for again after a rollback: the TEMP
+/// schema's cookie comes back with it, and a TEMP trigger made afterwards can bring it to the
+/// value a merge in the rolled-back transaction saw without one. Merges of other columns
+/// must not fire it (they go through a statement per column once it exists).
+#[test]
+fn a_temp_update_of_trigger_made_after_a_rollback_fires_for_its_column_only() {
+    let n = 70;
+    let (src, dst) = (wide_replica(n), wide_replica(n));
+    dst.execute_batch("CREATE TEMP TABLE log(what, id)").unwrap();
+    let cells = |id: i64| (0..n).map(|i| format!("'v{id}-{i}'")).collect::<Vec<_>>().join(", ");
+    src.execute_batch(&format!("INSERT INTO w VALUES (1, {}); INSERT INTO w VALUES (2, {});", cells(1), cells(2))).unwrap();
+    let cookie = |c: &Connection| one::<i64>(c, "PRAGMA temp.schema_version");
+    let before = cookie(&dst);
+    // Rolled back: a merge that saw the TEMP schema one step on, without the trigger.
+    dst.execute_batch("BEGIN; CREATE TEMP TABLE scratch(x);").unwrap();
+    for ch in changes_where(&src, "WHERE pk = crsql_pack_columns(1)") {
+        apply_one(&dst, &ch).unwrap();
+    }
+    dst.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(cookie(&dst), before);
+    dst.execute_batch("CREATE TEMP TRIGGER of_c5 AFTER UPDATE OF c5 ON main.w BEGIN INSERT INTO log VALUES ('c5', NEW.id); END;").unwrap();
+    assert_eq!(cookie(&dst), before + 1, "the TEMP schema's cookie is where the rolled-back merge saw it");
+    // (Each row's c5 cell, merged by an UPDATE once a first cell made the row, fires it.)
+    sync(&src, &dst);
+    dst.execute_batch("DELETE FROM log").unwrap();
+    src.execute_batch("UPDATE w SET c3 = 'x', c4 = 'y' WHERE id = 1; UPDATE w SET c5 = 'z' WHERE id = 2;").unwrap();
+    sync(&src, &dst);
+    assert_eq!(dump(&dst, "w"), dump(&src, "w"));
+    assert_eq!(rows(&dst, "SELECT id, count(*) FROM log GROUP BY id ORDER BY id"), vec![vec![V::Integer(2), V::Integer(1)]], "of_c5 fires for the merge of c5 only");
+}

@@ -85,6 +85,11 @@ pub struct Conn {
     pub record_scratch: Cell<Vec<u8>>,
     /// The vector merges decode a change's key values in (storage::merge::validate, `keep`).
     pub keys_scratch: Cell<Vec<Value>>,
+    /// The last answer of `merge::temp_trigger_updates_of`: the TEMP schema's cookie, the
+    /// table's name, and whether a TEMP trigger on `UPDATE OF` columns may fire on it. Only
+    /// merges ask, so crsql_changes is in the transaction and hears of its rollbacks, which
+    /// forget it (`rolled_back`).
+    pub temp_update_of: RefCell<Option<(i64, String, bool)>>,
     /// The database's data version (`Db::data_version`) when crsql_changes or crr_internal_txn
     /// joined the open transaction; None once it ended. See `joined`, `notice_commit`.
     pub txn_data_version: Cell<Option<u32>>,
@@ -185,6 +190,7 @@ impl Conn {
             txn_vtab: Cell::new(false),
             record_scratch: Cell::new(Vec::new()),
             keys_scratch: Cell::new(Vec::new()),
+            temp_update_of: RefCell::new(None),
             txn_data_version: Cell::new(None),
             feed_cache: RefCell::new(None),
             feed_last: RefCell::new(None),
@@ -240,6 +246,9 @@ impl Conn {
     /// crsql_changes was told of a rollback (xRollbackTo, xRollback).
     pub fn rolled_back(&self) {
         self.rollback_epoch.set(self.rollback_epoch.get() + 1);
+        // A rollback brings the TEMP schema's cookie back too, and later DDL can reach the
+        // same value with other triggers (as `tables` says of main's).
+        self.temp_update_of.borrow_mut().take();
         let mut t = self.txn.borrow_mut();
         if t.settings_written {
             // The rollback may have undone a setting or site id this transaction wrote. (A

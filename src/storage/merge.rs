@@ -412,18 +412,30 @@ fn slot_case(n: usize, i: usize, otherwise: &str) -> String {
 
 /// Whether a TEMP trigger on `UPDATE OF` columns may fire on table `t` (see `write_cell`):
 /// main's are found at the registry's load, but TEMP triggers do not move main's schema
-/// cookie, so they are looked for at each wide write (about 1.9k instructions a cell, under
-/// 1% of a merged cell at 500 columns: `workload wide`).
+/// cookie, so they are looked for in the TEMP schema, again whenever its own cookie moved or
+/// another table is written (`Conn::temp_update_of`; looking at each wide write cost about
+/// 1.9k instructions a cell, until 2026-12-06).
 fn temp_trigger_updates_of(conn: &Conn, t: &TableInfo) -> Result<bool> {
+    let cookie = conn.stmts.with(conn.db, Key::TempCookie, || "PRAGMA temp.schema_version".to_string(), |s| {
+        s.step()?;
+        Ok(s.i64(0))
+    })?;
+    if let Some((c, name, any)) = &*conn.temp_update_of.borrow() {
+        if *c == cookie && *name == t.name {
+            return Ok(*any);
+        }
+    }
     let sql = || "SELECT sql FROM temp.sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE".to_string();
-    conn.stmts.with(conn.db, Key::TempTriggers, sql, |s| {
+    let any = conn.stmts.with(conn.db, Key::TempTriggers, sql, |s| {
         s.bind_text(1, &t.name)?;
         let mut any = false;
         while !any && s.step()? {
             any = table_shape::trigger_updates_of_columns(&s.text(0));
         }
         Ok(any)
-    })
+    })?;
+    *conn.temp_update_of.borrow_mut() = Some((cookie, t.name.clone(), any));
+    Ok(any)
 }
 
 /// `f` of the local value of the changed cell, read in place (NULL when the row is missing).

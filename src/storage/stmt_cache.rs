@@ -52,6 +52,8 @@ pub enum Key {
     CellUpdateWide(i64),
     /// The TEMP triggers of a table (merge::temp_trigger_updates_of).
     TempTriggers,
+    /// The TEMP schema's cookie (merge::temp_trigger_updates_of).
+    TempCookie,
     DirtyAdd,
     DirtyAddMany,
     DirtyRemove,
