@@ -17,9 +17,10 @@ use rusqlite::Connection;
 
 const COLUMNS: &str = "\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq";
 
-/// The plain copy, declared as crsql_changes declares its columns (the same affinities),
-/// except `val`: crsql_changes declares it ANY, which in an ordinary table would store text
-/// that looks like a number as a number. Declared BLOB it stores every value as it is.
+/// The plain copy, declared as crsql_changes declares its columns (the same affinities):
+/// `val` with none (BLOB), which stores every value as it is. (crsql_changes declared it ANY,
+/// a NUMERIC affinity, until 2026-12-06: comparisons with it converted text that looked like
+/// a number, which no plain copy could show, so this test compared only NULL tests of it.)
 const SNAPSHOT: &str = "CREATE TEMP TABLE snap(\"table\" TEXT, pk BLOB, cid TEXT, val BLOB, col_version INTEGER, \
                         db_version INTEGER, site_id BLOB, cl INTEGER, seq INTEGER)";
 
@@ -34,11 +35,13 @@ fn setup(c: &Connection) {
 
 /// Cell values.
 fn value(r: &mut Rng) -> String {
-    match r.below(5) {
+    match r.below(6) {
         0 => "NULL".into(),
         1 => format!("'x{}'", r.below(4)),
         2 => format!("{}", r.below(4) as i64 - 1),
         3 => format!("{}.5", r.below(3)),
+        // Text that looks like a number (a TEXT column keeps it text).
+        4 => format!("'{}'", r.below(3) as i64 - 1),
         _ => format!("X'0{}'", r.below(3)),
     }
 }
@@ -129,10 +132,16 @@ fn atom(r: &mut Rng, sites: &[Vec<u8>], top: i64, collations: bool) -> String {
                 _ => format!("cid {op} {v}{}", collate(r)),
             }
         }
-        // Only NULL tests of val: a comparison with a NUMERIC-affinity column (crsql_changes
-        // declares val ANY) converts text that looks like a number on both sides, which no
-        // ordinary table's column can hold (see SNAPSHOT).
-        7 => (*r.pick(&["val IS NULL", "val IS NOT NULL", "typeof(val) = 'text'", "val NOTNULL"])).into(),
+        // val: NULL tests, and comparisons with values of every class, text that looks like a
+        // number among them (see SNAPSHOT).
+        7 => match r.below(3) {
+            0 => (*r.pick(&["val IS NULL", "val IS NOT NULL", "typeof(val) = 'text'", "val NOTNULL"])).into(),
+            _ => {
+                let op = *r.pick(&["=", "!=", "<", ">=", "IS", "IS NOT"]);
+                let v = *r.pick(&["'x1'", "1", "'1'", "0.5", "'0.5'", "1.5", "X'01'", "NULL", "-1", "'-1'"]);
+                format!("val {op} {v}")
+            }
+        },
         _ => {
             let col = *r.pick(&["col_version", "cl", "seq"]);
             let op = *r.pick(&["=", ">", "<="]);

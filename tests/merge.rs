@@ -1934,3 +1934,35 @@ fn a_temp_update_of_trigger_made_after_a_rollback_fires_for_its_column_only() {
     assert_eq!(dump(&dst, "w"), dump(&src, "w"));
     assert_eq!(rows(&dst, "SELECT id, count(*) FROM log GROUP BY id ORDER BY id"), vec![vec![V::Integer(2), V::Integer(1)]], "of_c5 fires for the merge of c5 only");
 }
+
+/// A transport that stages the feed in a table made from it (`CREATE TABLE outbox AS SELECT *
+/// FROM crsql_changes`) and merges from there keeps every value as it is: `val` has no
+/// declared type, so the staging table's column has no affinity. Declared ANY (cr-sqlite's
+/// declaration), it had NUMERIC affinity: the outbox held '1' as 1, 7.0 as 7, ' 5' as 5 and
+/// '1e5' as 100000, the peer merged those, and the two held different values for good (until
+/// 2026-12-06). A comparison with `val` reads it as an ordinary untyped column does.
+#[test]
+fn a_feed_staged_in_a_table_made_from_it_keeps_its_values() {
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, v, s TEXT, n NUMERIC); SELECT crsql_as_crr('t');";
+    let (a, b) = pair(schema);
+    a.execute_batch("INSERT INTO t VALUES (1, '1', '2', '3.5'), (2, 7.0, 'x', 4), (3, ' 5', '007', 'y'), (4, '1e5', X'01', 2.5);").unwrap();
+    a.execute_batch("CREATE TABLE outbox AS SELECT * FROM crsql_changes").unwrap();
+    let staged = rows(&a, "SELECT val, typeof(val) FROM outbox ORDER BY db_version, seq");
+    let feed = rows(&a, "SELECT val, typeof(val) FROM crsql_changes ORDER BY db_version, seq");
+    assert_eq!(staged, feed, "the outbox holds the feed's values");
+    let outbox: Vec<Change> = {
+        let mut s = a.prepare("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM outbox").unwrap();
+        s.query_map([], |r| {
+            Ok(Change { table: r.get(0)?, pk: r.get(1)?, cid: r.get(2)?, val: r.get(3)?, col_version: r.get(4)?, db_version: r.get(5)?, site_id: r.get(6)?, cl: r.get(7)?, seq: r.get(8)? })
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    };
+    apply(&b, &outbox).unwrap();
+    let typed = "SELECT id, v, typeof(v), s, typeof(s), n, typeof(n) FROM t ORDER BY id";
+    assert_eq!(rows(&b, typed), rows(&a, typed));
+    assert_eq!(portable(&b), portable(&a));
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM crsql_changes WHERE val = '1'"), 1, "the text '1' only");
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM crsql_changes WHERE val = 7"), 1, "the REAL 7.0 only");
+}

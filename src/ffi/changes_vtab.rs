@@ -26,7 +26,12 @@ use crate::storage::merge::{self, Incoming};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 
-const SCHEMA: &str = "CREATE TABLE x(\"table\" TEXT, pk BLOB, cid TEXT, val ANY, col_version INTEGER, \
+/// `val` has no declared type, so no affinity: declared ANY (as cr-sqlite declares it) it had
+/// NUMERIC affinity outside a STRICT table, and a transport that staged the feed with
+/// `CREATE TABLE outbox AS SELECT * FROM crsql_changes` stored '1' as 1, 7.0 as 7 and '1e5'
+/// as 100000, which its peers then merged, and held for good where the origin held the text
+/// (until 2026-12-06); a comparison with `val` converted text that looked like a number too.
+const SCHEMA: &str = "CREATE TABLE x(\"table\" TEXT, pk BLOB, cid TEXT, val, col_version INTEGER, \
                       db_version INTEGER, site_id BLOB, cl INTEGER, seq INTEGER)";
 const COL_TABLE: c_int = 0;
 const COL_PK: c_int = 1;
