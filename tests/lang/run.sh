@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The extension loaded from other languages, each with the SQLite its package carries:
-# Python through apsw (replicas.py), Node.js through better-sqlite3 (replicas.js).
+# Python through apsw (replicas.py), Node.js through better-sqlite3 (replicas.js); and replicas
+# on two versions of SQLite, apsw's and the system shell's, that must converge (versions.py).
 # The packages are installed here on first use, pinned, from PyPI and the npm registry
 # (better-sqlite3 compiles its SQLite then: about 70 s once); later runs reuse them.
 # CRR_LANG_TESTS=0 skips both (e.g. offline on a machine that never installed them).
@@ -36,6 +37,7 @@ run() {
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 }
 run env PYTHONPATH="$dir/python" python3 "$dir/replicas.py"
+run env PYTHONPATH="$dir/python" python3 "$dir/versions.py"
 run node "$dir/replicas.js"
 echo "lang: $passed passed, $failed failed"
 [ "$failed" = 0 ]
