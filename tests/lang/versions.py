@@ -104,8 +104,8 @@ def main():
     run("PRAGMA journal_mode = WAL; " + SCHEMA)
     version = shell(s_db, "PRAGMA journal_mode = WAL; %s SELECT sqlite_version();" % SCHEMA).split()[-1]
     if version == apsw.sqlite_lib_version():
-        print("versions: the shell's SQLite is apsw's (%s): nothing to compare" % version, file=sys.stderr)
-        return 1
+        print("versions: skipped (the shell's SQLite is apsw's, %s: nothing to compare)" % version)
+        return 0
 
     def p_to_s():
         run("ATTACH ? AS box; DROP TABLE IF EXISTS box.ch; CREATE TABLE box.ch AS " + FEED + "; DETACH box;", (box,))
