@@ -39,7 +39,10 @@ unsafe extern "C" fn connect(
     pp_vtab: *mut *mut api::sqlite3_vtab,
     _err: *mut *mut c_char,
 ) -> c_int {
-    let schema = CString::new("CREATE TABLE x(cell ANY, package BLOB HIDDEN)").expect("no NUL");
+    // `cell` has no declared type (no affinity): declared ANY, NUMERIC affinity outside a
+    // STRICT table, a comparison with it or a table made from it turned '007' into 7 (until
+    // 2026-12-06), as crsql_changes' `val` did.
+    let schema = CString::new("CREATE TABLE x(cell, package BLOB HIDDEN)").expect("no NUL");
     let rc = sqlite!(declare_vtab(db, schema.as_ptr()));
     if rc != api::SQLITE_OK {
         return rc;
