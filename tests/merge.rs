@@ -1966,3 +1966,35 @@ fn a_feed_staged_in_a_table_made_from_it_keeps_its_values() {
     assert_eq!(one::<i64>(&a, "SELECT count(*) FROM crsql_changes WHERE val = '1'"), 1, "the text '1' only");
     assert_eq!(one::<i64>(&a, "SELECT count(*) FROM crsql_changes WHERE val = 7"), 1, "the REAL 7.0 only");
 }
+
+/// A transport that cannot keep a value's class (JSON has one kind of number, and no bytes)
+/// can carry `crsql_pack_columns(val)` instead, the key codec's exact bytes, and merge
+/// `(SELECT cell FROM crsql_unpack_columns(?))`, as README's *Using it from code* says: the
+/// peer then holds the same tables and feed, REAL 7.0 and INTEGER 7, '007' and 7, -0.0, large
+/// integers and blobs included.
+#[test]
+fn values_packed_for_a_transport_merge_as_they_were() {
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, v, s TEXT, r REAL); SELECT crsql_as_crr('t');";
+    let (a, b) = pair(schema);
+    a.execute_batch(
+        "INSERT INTO t VALUES (1, 7.0, '007', 7), (2, 7, '7.0', 2.5), (3, -0.0, '', -0.0), (4, 9007199254740993, X'00ff', NULL),
+         (5, '1e5', NULL, 1e300), (6, NULL, 'x', 0.1 + 0.2), (7, X'', 'é', -7);",
+    )
+    .unwrap();
+    let packed: Vec<(String, Vec<u8>, String, Vec<u8>, i64, i64, Vec<u8>, i64, i64)> = {
+        let mut s = a.prepare("SELECT \"table\", pk, cid, crsql_pack_columns(val), col_version, db_version, site_id, cl, seq FROM crsql_changes").unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))).unwrap().map(|r| r.unwrap()).collect()
+    };
+    {
+        let tx = b.unchecked_transaction().unwrap();
+        let mut s = tx.prepare("INSERT INTO crsql_changes VALUES (?1, ?2, ?3, (SELECT cell FROM crsql_unpack_columns(?4)), ?5, ?6, ?7, ?8, ?9)").unwrap();
+        for p in &packed {
+            s.execute(rusqlite::params![p.0, p.1, p.2, p.3, p.4, p.5, p.6, p.7, p.8]).unwrap();
+        }
+        drop(s);
+        tx.commit().unwrap();
+    }
+    let typed = "SELECT id, quote(v), typeof(v), quote(s), typeof(s), quote(r), typeof(r) FROM t ORDER BY id";
+    assert_eq!(rows(&b, typed), rows(&a, typed));
+    assert_eq!(portable(&b), portable(&a));
+}
