@@ -1,8 +1,9 @@
 """Replicas on two versions of SQLite: one through apsw (SQLite 3.54), one in the system's
 sqlite3 shell (3.40, Debian 12), each a file of its own. Both write random rows (REALs that
 the two versions write as text differently among them), run the same schema changes in
-brackets (ADD COLUMN with defaults that SQLite 3.40 gives old rows otherwise than new ones,
-`DEFAULT 1.0` untyped and `DEFAULT true` in a TEXT column), and exchange their changes through
+brackets, each at its own time (ADD COLUMN with defaults that SQLite 3.40 gives old rows
+otherwise than new ones, `DEFAULT 1.0` untyped and `DEFAULT true` in a TEXT column; a 12-step
+rebuild that adds a column and drops one; a column renamed), and exchange their changes through
 a plain table in a third file, as a transport would; after a last exchange both ways they must
 hold the same tables, value for value and type for type, and the same feed. A REAL default of
 a TEXT column, which the versions would store as different text, is refused on both.
@@ -29,6 +30,11 @@ MIGRATIONS = [
     "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN e DEFAULT 1.0; ALTER TABLE t ADD COLUMN f TEXT DEFAULT true;"
     " SELECT crsql_commit_alter('t');",
     "SELECT crsql_begin_alter('u'); ALTER TABLE u ADD COLUMN g INTEGER DEFAULT 7; SELECT crsql_commit_alter('u');",
+    # A 12-step rebuild that adds a column and drops one, then a column renamed.
+    "SELECT crsql_begin_alter('t'); CREATE TABLE t_new(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b REAL, c, e DEFAULT 1.0,"
+    " f TEXT DEFAULT true, x NUMERIC DEFAULT '2.50'); INSERT INTO t_new(id, a, b, c, e, f) SELECT id, a, b, c, e, f FROM t;"
+    " DROP TABLE t; ALTER TABLE t_new RENAME TO t; SELECT crsql_commit_alter('t');",
+    "SELECT crsql_begin_alter('u'); ALTER TABLE u RENAME COLUMN w TO w2; SELECT crsql_commit_alter('u');",
 ]
 failed = []
 
@@ -60,24 +66,25 @@ def value(r):
     ])
 
 
-def writes(r, side, has_migrated):
-    """Random writes of one side, as SQL."""
+def writes(r, side, done):
+    """Random writes of one side, as SQL, to the columns its migrations (`done`) left."""
+    t_cols = ["a", "b", "c"] + ([] if done[2] else ["d"]) + (["e", "f"] if done[0] else []) + (["x"] if done[2] else [])
+    w = "w2" if done[3] else "w"
     out = []
     for _ in range(r.randint(5, 15)):
         i = r.randint(1, 12)
         k = "k%d" % r.randint(1, 6)
         pick = r.randint(0, 9)
         if pick <= 3:
-            out.append("INSERT OR REPLACE INTO t(id, a, b, c, d) VALUES (%d, %s, %s, %s, %s);" % (i, literal(value(r)), literal(value(r)), literal(value(r)), literal(value(r))))
+            out.append("INSERT OR REPLACE INTO t(id, %s) VALUES (%d, %s);" % (", ".join(t_cols), i, ", ".join(literal(value(r)) for _ in t_cols)))
         elif pick <= 5:
-            col = r.choice(["a", "b", "c", "d"] + (["e", "f"] if has_migrated[0] else []))
-            out.append("UPDATE t SET %s = %s WHERE id = %d;" % (col, literal(value(r)), i))
+            out.append("UPDATE t SET %s = %s WHERE id = %d;" % (r.choice(t_cols), literal(value(r)), i))
         elif pick <= 7:
-            out.append("INSERT OR REPLACE INTO u(k, v, w) VALUES (%s, %s, %s);" % (literal(k), literal(value(r)), literal("%s-%s" % (side, value(r)))))
+            out.append("INSERT OR REPLACE INTO u(k, v, %s) VALUES (%s, %s, %s);" % (w, literal(k), literal(value(r)), literal("%s-%s" % (side, value(r)))))
         elif pick == 8:
             out.append("DELETE FROM t WHERE id = %d;" % i)
         else:
-            col = "g" if has_migrated[1] and r.random() < 0.5 else "v"
+            col = "g" if done[1] and r.random() < 0.5 else "v"
             out.append("UPDATE u SET %s = %s WHERE k = %s;" % (col, literal(value(r)), literal(k)))
     return out
 
@@ -121,8 +128,8 @@ def main():
                 run("ROLLBACK")
             run("DETACH box")
 
-    migrated = {"p": [False, False], "s": [False, False]}
-    for rnd in range(6):
+    migrated = {"p": [False] * len(MIGRATIONS), "s": [False] * len(MIGRATIONS)}
+    for rnd in range(10):
         run("BEGIN; " + " ".join(writes(r, "p", migrated["p"])) + " COMMIT;")
         shell(s_db, "BEGIN; " + " ".join(writes(r, "s", migrated["s"])) + " COMMIT;")
         # Each side runs each migration at its own round, the shell later.
