@@ -2,6 +2,9 @@
 -- SQL surface, errors included (the shell goes on after each), on two connections one after
 -- the other, so that every FFI path allocates, frees and unloads. Output is not compared.
 .load ./dist/crr
+-- The first connection keeps no cached statement but the last used: every other is finalized
+-- after its use and prepared again (storage::stmt_cache::shed).
+SELECT crr_set_statement_budget_for_testing(0);
 PRAGMA journal_mode = WAL;
 CREATE TABLE items(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL, d BLOB);
 CREATE TABLE pairs(k1 TEXT NOT NULL, k2 INTEGER NOT NULL, v, PRIMARY KEY (k1, k2)) WITHOUT ROWID;
