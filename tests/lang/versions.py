@@ -3,7 +3,7 @@ sqlite3 shell (3.40, Debian 12), each a file of its own. Both write random rows 
 the two versions write as text differently among them), run the same schema changes in
 brackets, each at its own time (ADD COLUMN with defaults that SQLite 3.40 gives old rows
 otherwise than new ones, `DEFAULT 1.0` untyped and `DEFAULT true` in a TEXT column; a 12-step
-rebuild that adds a column and drops one; a column renamed), and exchange their changes through
+rebuild that adds a column and drops one; a column renamed; the table renamed), and exchange their changes through
 a plain table in a third file, as a transport would; after a last exchange both ways they must
 hold the same tables, value for value and type for type, and the same feed. A REAL default of
 a TEXT column, which the versions would store as different text, is refused on both.
@@ -35,6 +35,8 @@ MIGRATIONS = [
     " f TEXT DEFAULT true, x NUMERIC DEFAULT '2.50'); INSERT INTO t_new(id, a, b, c, e, f) SELECT id, a, b, c, e, f FROM t;"
     " DROP TABLE t; ALTER TABLE t_new RENAME TO t; SELECT crsql_commit_alter('t');",
     "SELECT crsql_begin_alter('u'); ALTER TABLE u RENAME COLUMN w TO w2; SELECT crsql_commit_alter('u');",
+    # The table renamed (the feed names it by its new name from then on).
+    "SELECT crsql_begin_alter('u'); ALTER TABLE u RENAME TO items; SELECT crsql_commit_alter('items');",
 ]
 failed = []
 
@@ -70,6 +72,7 @@ def writes(r, side, done):
     """Random writes of one side, as SQL, to the columns its migrations (`done`) left."""
     t_cols = ["a", "b", "c"] + ([] if done[2] else ["d"]) + (["e", "f"] if done[0] else []) + (["x"] if done[2] else [])
     w = "w2" if done[3] else "w"
+    u = "items" if done[4] else "u"
     out = []
     for _ in range(r.randint(5, 15)):
         i = r.randint(1, 12)
@@ -80,12 +83,12 @@ def writes(r, side, done):
         elif pick <= 5:
             out.append("UPDATE t SET %s = %s WHERE id = %d;" % (r.choice(t_cols), literal(value(r)), i))
         elif pick <= 7:
-            out.append("INSERT OR REPLACE INTO u(k, v, %s) VALUES (%s, %s, %s);" % (w, literal(k), literal(value(r)), literal("%s-%s" % (side, value(r)))))
+            out.append("INSERT OR REPLACE INTO %s(k, v, %s) VALUES (%s, %s, %s);" % (u, w, literal(k), literal(value(r)), literal("%s-%s" % (side, value(r)))))
         elif pick == 8:
             out.append("DELETE FROM t WHERE id = %d;" % i)
         else:
             col = "g" if done[1] and r.random() < 0.5 else "v"
-            out.append("UPDATE u SET %s = %s WHERE k = %s;" % (col, literal(value(r)), literal(k)))
+            out.append("UPDATE %s SET %s = %s WHERE k = %s;" % (u, col, literal(value(r)), literal(k)))
     return out
 
 
@@ -129,7 +132,7 @@ def main():
             run("DETACH box")
 
     migrated = {"p": [False] * len(MIGRATIONS), "s": [False] * len(MIGRATIONS)}
-    for rnd in range(10):
+    for rnd in range(11):
         run("BEGIN; " + " ".join(writes(r, "p", migrated["p"])) + " COMMIT;")
         shell(s_db, "BEGIN; " + " ".join(writes(r, "s", migrated["s"])) + " COMMIT;")
         # Each side runs each migration at its own round, the shell later.
@@ -152,7 +155,7 @@ def main():
     s_to_p()
 
     # The REAL default of an added TEXT column is refused on both.
-    bad = "SELECT crsql_begin_alter('u'); ALTER TABLE u ADD COLUMN h TEXT DEFAULT 0.000986; SELECT crsql_commit_alter('u');"
+    bad = "SELECT crsql_begin_alter('items'); ALTER TABLE items ADD COLUMN h TEXT DEFAULT 0.000986; SELECT crsql_commit_alter('items');"
     try:
         run(bad)
         check("apsw: a REAL default of an added TEXT column is refused", "accepted", "refused")
@@ -168,7 +171,7 @@ def main():
     if not p.getautocommit():
         run("ROLLBACK")
     run("ATTACH ? AS s", (s_db,))
-    for table, key in (("t", "id"), ("u", "k")):
+    for table, key in (("t", "id"), ("items", "k")):
         cols = [row[1] for row in p.execute("SELECT * FROM pragma_table_info(?)", (table,))]
         typed = ", ".join("%s, typeof(%s)" % (c, c) for c in cols)
         mine = p.execute("SELECT %s FROM main.%s ORDER BY %s" % (typed, table, key)).fetchall()
