@@ -1950,15 +1950,7 @@ fn a_feed_staged_in_a_table_made_from_it_keeps_its_values() {
     let staged = rows(&a, "SELECT val, typeof(val) FROM outbox ORDER BY db_version, seq");
     let feed = rows(&a, "SELECT val, typeof(val) FROM crsql_changes ORDER BY db_version, seq");
     assert_eq!(staged, feed, "the outbox holds the feed's values");
-    let outbox: Vec<Change> = {
-        let mut s = a.prepare("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM outbox").unwrap();
-        s.query_map([], |r| {
-            Ok(Change { table: r.get(0)?, pk: r.get(1)?, cid: r.get(2)?, val: r.get(3)?, col_version: r.get(4)?, db_version: r.get(5)?, site_id: r.get(6)?, cl: r.get(7)?, seq: r.get(8)? })
-        })
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
-    };
+    let outbox = changes_from(&a, "SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM outbox");
     apply(&b, &outbox).unwrap();
     let typed = "SELECT id, v, typeof(v), s, typeof(s), n, typeof(n) FROM t ORDER BY id";
     assert_eq!(rows(&b, typed), rows(&a, typed));

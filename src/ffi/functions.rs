@@ -265,13 +265,11 @@ fn set_scan_cap_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
 /// narrow tables through either path; NULL restores the defaults. The registry is loaded
 /// again at its next use, with the new bound.
 fn set_wide_writes_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
-    let (bound, budget) = match args.first() {
-        Some(Value::Integer(n)) if *n >= 1 => (usize::try_from(*n).unwrap_or(usize::MAX), usize::MAX),
-        Some(Value::Null) | None => (tables::WIDE_WRITES, tables::SHARED_WRITE_BUDGET),
+    conn.wide_writes.set(match args.first() {
+        Some(Value::Integer(n)) if *n >= 1 => Some(usize::try_from(*n).unwrap_or(usize::MAX)),
+        Some(Value::Null) | None => None,
         Some(v) => return Err(Error::new(format!("wide writes bound must be a positive integer or NULL, got {}", v.type_name()))),
-    };
-    conn.wide_writes.set(bound);
-    conn.shared_write_budget.set(budget);
+    });
     conn.tables.borrow_mut().invalidate();
     Ok(Value::Null)
 }

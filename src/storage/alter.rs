@@ -465,7 +465,8 @@ fn refuse_real_default_as_text(conn: &Conn, desc: &crate::core::table_shape::Tab
     if column_affinity(&c.decl_type, is_strict(&desc.sql)) != Affinity::Text {
         return Ok(());
     }
-    let Some(mut s) = conn.db.prepare_if_resolves(&format!("SELECT typeof({}), CAST({} AS TEXT)", default_expr(Some(dflt)), default_expr(Some(dflt))))? else {
+    let value = default_expr(Some(dflt));
+    let Some(mut s) = conn.db.prepare_if_resolves(&format!("SELECT typeof({value}), CAST({value} AS TEXT)"))? else {
         return Ok(());
     };
     if !s.step()? || s.text(0) != "real" {

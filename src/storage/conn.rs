@@ -36,15 +36,10 @@ pub struct Conn {
     /// Most changes a crsql_changes scan holds at a time (`changes::Scan::prune`): SCAN_CAP,
     /// or what crr_set_scan_cap_for_testing set.
     pub scan_cap: Cell<usize>,
-    /// From how many tracked columns merges write a table's cells through one statement
-    /// (`tables::TableInfo::wide_slots`): WIDE_WRITES, or what
-    /// crr_set_wide_writes_for_testing set.
-    pub wide_writes: Cell<usize>,
-    /// The estimated memory of merges' statements past which narrower tables are written
-    /// through one statement too (`table_shape::shared_writes`): a quarter of the statement
-    /// cache's budget, or none (usize::MAX) once crr_set_wide_writes_for_testing set the bound,
-    /// so that tests get the path they ask for.
-    pub shared_write_budget: Cell<usize>,
+    /// What crr_set_wide_writes_for_testing set: from how many tracked columns merges write a
+    /// table's cells through one statement, and no narrower table (`tables::load`);
+    /// None for the defaults.
+    pub wide_writes: Cell<Option<usize>>,
     /// The change flags the update trigger's WHEN clause held for its body (track::HeldFlags).
     pub held_flags: RefCell<super::track::HeldFlags>,
     /// Set while crsql_changes or crr_internal_txn takes part in the open transaction (its
@@ -175,8 +170,7 @@ impl Conn {
             wall_ms_override: Cell::new(None),
             clock_rows_read: Cell::new(0),
             scan_cap: Cell::new(super::changes::SCAN_CAP),
-            wide_writes: Cell::new(super::tables::WIDE_WRITES),
-            shared_write_budget: Cell::new(super::tables::SHARED_WRITE_BUDGET),
+            wide_writes: Cell::new(None),
             held_flags: RefCell::default(),
             txn_joined: Cell::new(false),
             changes_joined: Cell::new(false),

@@ -70,7 +70,7 @@ pub enum Key {
 /// MEMUSED, measured at each statement's first use): past it, the least recently used are
 /// finalized, down to three quarters of it, and prepared again at their next use. A statement
 /// that writes one column is as large as its table and holds the table's triggers, so a merge
-/// that keeps one per column holds O(columns^2) a table; `tables::per_column_budget` keeps the
+/// that keeps one per column holds O(columns^2) a table; `tables::SHARED_WRITE_BUDGET` keeps the
 /// schema's share of that to a quarter of this, and this bounds what it cannot (tables whose
 /// triggers on `UPDATE OF` columns need a statement per column). A working set past it is
 /// prepared again and again (merges 7 times slower in a test that cycled through 28 MiB of

@@ -570,8 +570,12 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     drop(cols);
     // Which tables merges write through one statement for the table: the wide ones, and as
     // many more as keep the statements merges keep within a quarter of the cache's budget.
-    let counts: Vec<usize> = read.iter().map(|r| r.5.iter().flatten().count()).collect();
-    let shared = table_shape::shared_writes(&counts, conn.wide_writes.get(), conn.shared_write_budget.get());
+    let counts: Vec<usize> = read.iter().map(|(.., columns)| columns.iter().flatten().count()).collect();
+    let shared = match conn.wide_writes.get() {
+        None => table_shape::shared_writes(&counts, WIDE_WRITES, SHARED_WRITE_BUDGET),
+        // A test's bound alone, so that it gets the path it asks for.
+        Some(bound) => table_shape::shared_writes(&counts, bound, usize::MAX),
+    };
     let mut out = Vec::new();
     for ((clock, name, registered, remade, pk, columns), is_wide) in read.into_iter().zip(shared) {
         let tid = clock.tid;

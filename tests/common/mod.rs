@@ -329,10 +329,17 @@ pub fn try_changes(conn: &Connection) -> rusqlite::Result<Vec<Change>> {
 }
 
 fn try_changes_where_with(conn: &Connection, clause: &str, args: &[i64]) -> rusqlite::Result<Vec<Change>> {
-    let sql = format!(
-        "SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes {clause}"
-    );
-    let mut s = conn.prepare(&sql)?;
+    try_changes_from(conn, &format!("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM crsql_changes {clause}"), args)
+}
+
+/// The changes a query of crsql_changes' nine columns, in its order, returns (from a table a
+/// transport staged them in, say).
+pub fn changes_from(conn: &Connection, sql: &str) -> Vec<Change> {
+    try_changes_from(conn, sql, &[]).unwrap()
+}
+
+fn try_changes_from(conn: &Connection, sql: &str, args: &[i64]) -> rusqlite::Result<Vec<Change>> {
+    let mut s = conn.prepare(sql)?;
     let changes = s.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(Change {
             table: r.get(0)?,
