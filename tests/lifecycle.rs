@@ -1873,3 +1873,152 @@ fn functions_whose_commit_finds_the_database_busy_leave_no_transaction_open() {
     load(&c);
     assert!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'crr%'") > 0);
 }
+
+/// Two replicas of the same two CRRs, made in the other order unless `same_order` (so at the
+/// same schema cookie, with other table ids), each with a history of its own at other wall
+/// clocks: single-row transactions and one of two rows (whose tick crr_ticks keeps). Both have
+/// read their feed, so each connection holds what it has learnt of its database.
+fn two_histories(a: &Connection, b: &Connection, same_order: bool) {
+    let t = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');";
+    let u = "CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, x TEXT); SELECT crsql_as_crr('u');";
+    a.execute_batch(&if same_order { format!("{t}{u}") } else { format!("{u}{t}") }).unwrap();
+    b.execute_batch(&format!("{t}{u}")).unwrap();
+    for (c, who, ms) in [(a, "a", 1_600_000_000_000i64), (b, "b", 1_700_000_000_000)] {
+        c.execute_batch(&format!(
+            "SELECT crr_set_wall_clock_for_testing({ms}); INSERT INTO t VALUES (1, '{who}', 1); INSERT INTO u VALUES (1, '{who}');
+             BEGIN; INSERT INTO t VALUES (2, '{who}', 2); INSERT INTO t VALUES (3, '{who}', 3); COMMIT;"
+        ))
+        .unwrap();
+        assert_eq!(changes(c).len(), 7);
+    }
+    let cookie = |c: &Connection| one::<i64>(c, "PRAGMA schema_version");
+    assert_eq!(cookie(a), cookie(b), "the case where the schema cookie tells nothing");
+}
+
+/// `a` now holds `b`'s database: it reads it as `b` does.
+fn reads_as(a: &Connection, b: &Connection) {
+    assert_eq!(portable(a), portable(b));
+    assert_eq!(one::<Vec<u8>>(a, "SELECT crsql_site_id()"), one::<Vec<u8>>(b, "SELECT crsql_site_id()"));
+    assert_eq!(one::<i64>(a, "SELECT crsql_db_version()"), 3);
+}
+
+/// `a` now holds `b`'s database: it reads it as `b` does, and writes on as `b` (the same site
+/// id: `crr_new_site_id` is the app's to call), into the right clocks.
+fn reads_and_writes_as(a: &Connection, b: &Connection) {
+    reads_as(a, b);
+    for c in [a, b] {
+        c.execute_batch("INSERT INTO t VALUES (4, 'after', 4); UPDATE u SET x = 'after' WHERE id = 1;").unwrap();
+    }
+    assert_eq!(portable(a), portable(b));
+    assert_eq!(dump(a, "t"), dump(b, "t"));
+    let fresh = changes_where(a, "WHERE db_version > 3");
+    assert_eq!(fresh.len(), 3, "{fresh:?}");
+    let c = mem();
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');
+                     CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, x TEXT); SELECT crsql_as_crr('u');")
+        .unwrap();
+    sync_since(a, &c, 0).unwrap();
+    assert_eq!(dump(&c, "t"), dump(b, "t"));
+    assert_eq!(dump(&c, "u"), dump(b, "u"));
+}
+
+/// A database restored through the backup API into a connection that has the extension
+/// loaded is read as the database it now is. Until 2026-12-06 the connection went on with what
+/// it had learnt of the database it replaced: its feed named that database's site id for the
+/// restored one's own changes, and gave changes whose tick crr_ticks keeps that database's
+/// tick (so peers merged other versions than the restored database's own feed holds), and new
+/// writes carried the old site id.
+#[test]
+fn a_database_restored_through_the_backup_api_is_read_as_itself() {
+    let (mut a, b) = (mem(), mem());
+    two_histories(&a, &b, false);
+    {
+        let backup = rusqlite::backup::Backup::new(&b, &mut a).unwrap();
+        backup.run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+    }
+    reads_and_writes_as(&a, &b);
+}
+
+/// The same restore made by another connection to the file (a process restoring a backup
+/// while the app runs).
+#[test]
+fn a_database_restored_into_its_file_by_another_connection_is_read_as_itself() {
+    let dir = tmpdir("restored-by-another");
+    let path = dir.join("a.db");
+    let a = open(path.to_str().unwrap());
+    let b = mem();
+    two_histories(&a, &b, false);
+    let mut restorer = Connection::open(&path).unwrap();
+    {
+        let backup = rusqlite::backup::Backup::new(&b, &mut restorer).unwrap();
+        backup.run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+    }
+    drop(restorer);
+    reads_and_writes_as(&a, &b);
+}
+
+/// `sqlite3_deserialize` into a connection that has the extension loaded is refused with an
+/// error saying what to do, and nothing is written. SQLite keeps an eponymous virtual table on
+/// the schema it was first used with, and deserialize frees that schema: with SQLite 3.46
+/// every later statement on crsql_changes (or json_each) reads past the connection's memory,
+/// and a test that read the feed there crashed in one run of ten or twenty. Until 2026-12-06 the extension
+/// went on: it wrote one CRR's clock for another's rows where the two databases had made them
+/// in another order (the schema cookie, which the image keeps, told it nothing). Deserialized
+/// before the load, the database is read and written as itself.
+#[test]
+fn a_database_deserialized_into_the_connection_is_refused_and_works_when_loaded_after() {
+    let (mut a, b) = (mem(), mem());
+    two_histories(&a, &b, false);
+    let image = || {
+        let rusqlite::serialize::Data::Owned(image) = b.serialize(rusqlite::DatabaseName::Main).unwrap() else {
+            panic!("an in-memory database serializes to a copy")
+        };
+        image
+    };
+    a.deserialize(rusqlite::DatabaseName::Main, image(), false).unwrap();
+    let refused = "the main database was replaced through sqlite3_deserialize after sqlite-crr was loaded";
+    for sql in ["SELECT crsql_site_id()", "INSERT INTO t VALUES (4, 'refused', 4)", "SELECT crsql_as_crr('t')"] {
+        let e = err(&a, sql);
+        assert!(e.contains(refused), "{sql}: {e}");
+    }
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM t"), 3);
+    let mut c = Connection::open_in_memory().unwrap();
+    c.deserialize(rusqlite::DatabaseName::Main, image(), false).unwrap();
+    load(&c);
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(1700000000000)").unwrap();
+    reads_and_writes_as(&c, &b);
+}
+
+/// Another database of the same schema put in the file under the same schema cookie, as
+/// `sqlite3_rsync` does (it copies the origin's pages, cookie included; tests/lang/replicas.py
+/// runs it): the data version moves, as at any other connection's commit, and the connection
+/// reads the token again. (Simulated here by a restore whose cookie is set back. The schema is
+/// made in the same order on both: SQLite itself, which knows a schema by its cookie too,
+/// would read another one's tables through the old root pages.)
+#[test]
+fn a_database_replaced_in_its_file_under_the_same_cookie_is_read_as_itself() {
+    let dir = tmpdir("replaced-same-cookie");
+    let path = dir.join("a.db");
+    let a = open(path.to_str().unwrap());
+    let b = mem();
+    two_histories(&a, &b, true);
+    let cookie: i64 = one(&a, "PRAGMA schema_version");
+    let mut restorer = Connection::open(&path).unwrap();
+    {
+        let backup = rusqlite::backup::Backup::new(&b, &mut restorer).unwrap();
+        backup.run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+    }
+    restorer.execute_batch(&format!("PRAGMA schema_version = {cookie}")).unwrap();
+    drop(restorer);
+    assert_eq!(one::<i64>(&a, "PRAGMA schema_version"), cookie);
+    reads_as(&a, &b);
+    // SQLite keeps the triggers it compiled from the old database's schema (it knows a schema
+    // by its cookie), and they carry that database's token: the write is refused, not recorded
+    // as the old database's. A new connection writes.
+    let e = err(&a, "INSERT INTO t VALUES (4, 'after', 4)");
+    assert!(e.contains("a CRR of another database than this connection's main one"), "{e}");
+    drop(a);
+    let a = open(path.to_str().unwrap());
+    a.execute_batch("SELECT crr_set_wall_clock_for_testing(1700000000000)").unwrap();
+    reads_and_writes_as(&a, &b);
+}

@@ -123,6 +123,22 @@ impl Db {
         v
     }
 
+    /// The main database's open file (SQLITE_FCNTL_FILE_POINTER), as an address: it stays
+    /// while the connection has the database open, and changes when `sqlite3_deserialize`
+    /// replaces the database (which opens the new one before it closes the old, so the two
+    /// never share an address; a second deserialize could, in principle, reuse the first
+    /// one's freed address).
+    pub fn main_file(self) -> usize {
+        let mut f: *mut std::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: a NULL schema name means "main"; this opcode writes one pointer through the
+        // argument, which points at `f` for the duration of the call. The pointer is only
+        // compared, never dereferenced.
+        unsafe {
+            sqlite!(file_control(self.0, std::ptr::null(), api::SQLITE_FCNTL_FILE_POINTER, &mut f as *mut *mut std::ffi::c_void as *mut std::ffi::c_void))
+        };
+        f as usize
+    }
+
     /// Rows the last INSERT, UPDATE or DELETE that completed on this connection changed
     /// itself (not its triggers).
     pub fn changes(self) -> i32 {

@@ -122,6 +122,8 @@ fn setup(db: *mut api::sqlite3) -> Result<bool> {
     }
     // SAFETY: db is the open connection SQLite passed to the entry point.
     let conn = Box::into_raw(Box::new(Conn::new(unsafe { Db::from_raw(db) })));
+    // SAFETY: conn is live (noted before anything asks `check_main_file`).
+    unsafe { &*conn }.main_file.set(unsafe { &*conn }.db.main_file());
     // SAFETY: conn is a live, uniquely owned allocation.
     if let Err(e) = schema::install(unsafe { &*conn }) {
         // SAFETY: nothing else references conn yet.

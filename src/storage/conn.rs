@@ -72,6 +72,14 @@ pub struct Conn {
     /// schema exists, which fixes it): the values SQLite hands us keep text in it, so their
     /// bytes can be read as they are (ffi::values::borrow).
     pub utf8: Cell<bool>,
+    /// The main database's open file (`Db::main_file`) at the load: another one means the
+    /// database was replaced through `sqlite3_deserialize` (`check_main_file`).
+    pub main_file: Cell<usize>,
+    /// The data version and the database's token (`meta::token`) at which the registry and
+    /// what `forget_database` forgets were last known to be this database's: after another
+    /// connection's commit the token is read again, and another token means another database
+    /// (`tables::all_with_cookie`). None until the registry is loaded with the internal schema.
+    pub identity: Cell<Option<(u32, i64)>>,
     /// crr_internal_txn is registered on this connection (set once at load, after the internal
     /// schema is installed): until then nothing can join a transaction (`txn::join_transaction`).
     pub txn_vtab: Cell<bool>,
@@ -181,6 +189,8 @@ impl Conn {
             merged_row: RefCell::new(None),
             depth: Cell::new(0),
             utf8: Cell::new(false),
+            main_file: Cell::new(0),
+            identity: Cell::new(None),
             txn_vtab: Cell::new(false),
             record_scratch: Cell::new(Vec::new()),
             keys_scratch: Cell::new(Vec::new()),
@@ -190,6 +200,48 @@ impl Conn {
             feed_last: RefCell::new(None),
             bracket: RefCell::new(Default::default()),
         }
+    }
+
+    /// Refuses to go on once `sqlite3_deserialize` replaced the main database (its file is
+    /// another than at the load). SQLite keeps an eponymous virtual table on the schema it
+    /// was first used with, and deserialize frees that schema without telling the table
+    /// (SQLite 3.46 to 3.54, and any eponymous table: json_each's too), so that every
+    /// statement on crsql_changes or crr_internal_txn reads freed memory from then on; a
+    /// statement of ours that names one (the join of a transaction, `txn::JOIN_SQL`) would
+    /// too (and so do the pragma functions' tables that `crsql_as_crr` reads). Asked first by
+    /// every call (`enter_call`), by the registry (`tables::all_with_cookie`: every read,
+    /// merge and tracked write) and before a transaction's join (`enter_write`). A read of crsql_changes
+    /// prepared by the app reaches SQLite's fault before any code of ours runs: README says
+    /// to deserialize before the load, or on another connection.
+    pub fn check_main_file(&self) -> crate::error::Result<()> {
+        if self.db.main_file() == self.main_file.get() {
+            return Ok(());
+        }
+        Err(crate::error::Error::new(
+            "the main database was replaced through sqlite3_deserialize after sqlite-crr was loaded on this \
+             connection: SQLite keeps virtual tables such as crsql_changes on the schema it then freed, so \
+             the extension cannot go on here; deserialize before loading the extension, or open another connection",
+        ))
+    }
+
+    /// The registry is loaded again (`tables::all_with_cookie`): the schema changed, or the
+    /// main database is another one. What a connection learnt of its database stays true
+    /// only while it is the same database: committed site ordinals and ticks, the token, the
+    /// carry, the triggers found to make an earlier build's calls. All of it is read again
+    /// when next needed (a schema change that is not a replacement only costs those reads).
+    /// The open transaction's own state stays: no replacement can happen inside it.
+    ///
+    /// How a replacement shows: a restore through the backup API (into this connection, which
+    /// leaves the data version where it was, or into the file by another) moves the schema
+    /// cookie; `sqlite3_rsync` into the file keeps the origin's cookie, and moves the data
+    /// version, as any other connection's commit does, after which the token is compared
+    /// (`identity`). (`sqlite3_deserialize` is refused: `check_main_file`.)
+    pub fn forget_database(&self) {
+        self.sites.borrow_mut().forget_committed();
+        self.ticks.borrow_mut().clear();
+        self.token.set(None);
+        self.carry.set(None);
+        *self.legacy_callers.borrow_mut() = (None, Vec::new());
     }
 
     /// The wall clock in ms since the epoch (the only clock read in the extension).
@@ -219,8 +271,9 @@ impl Conn {
     }
 
     /// The start of a call the app makes (every public SQL function, crsql_changes' xFilter):
-    /// `check_triggers`, then `notice_commit`.
+    /// `check_main_file`, `check_triggers`, then `notice_commit`.
     pub fn enter_call(&self) -> crate::error::Result<()> {
+        self.check_main_file()?;
         self.check_triggers()?;
         self.notice_commit();
         Ok(())
@@ -321,6 +374,7 @@ impl Conn {
         if self.txn_joined.get() {
             return Ok(());
         }
+        self.check_main_file()?;
         self.notice_commit();
         super::txn::join_transaction(self)
     }
@@ -353,6 +407,13 @@ impl Conn {
             self.feed_cache.borrow_mut().take();
             self.tables.borrow_mut().committed(|m| self.still_written(m));
             let own = self.txn.borrow().carry(ran_at, |m| self.still_written(m));
+            // A commit of ours that wrote moves the data version by one and leaves the same
+            // database: no need to read the token again for it.
+            if let (Some(_), Some(ran_at), Some((seen, token))) = (own, ran_at, self.identity.get()) {
+                if seen == ran_at {
+                    self.identity.set(Some((ran_at.wrapping_add(1), token)));
+                }
+            }
             // A commit that leaves no carry of its own (our code ran in it but wrote nothing)
             // passes on the last one, if that was current when it ran. (A commit in which none
             // of our code ran is not seen at all: the carry then no longer matches the data

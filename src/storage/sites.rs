@@ -48,6 +48,14 @@ impl Sites {
         }
     }
 
+    /// Forgets every mapping (`Conn::forget_database`). Which ordinals the open transaction
+    /// inserted is kept: those are still tested at each use, and decided at its end.
+    pub fn forget_committed(&mut self) {
+        self.by_id.clear();
+        self.by_ordinal.clear();
+        self.last = None;
+    }
+
     /// Whether the cached mapping of `ord` can be used without re-reading its row.
     fn trusted(&self, conn: &Conn, ord: u32) -> bool {
         match self.fresh.get(&ord) {

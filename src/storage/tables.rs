@@ -1,5 +1,10 @@
 //! The registry of CRRs (`crr_tables`, `crr_columns`) and its per-connection cache, reloaded
-//! whenever the schema cookie moves (any connection's DDL, including crsql_as_crr).
+//! whenever the schema cookie moves (any connection's DDL, including crsql_as_crr; a restore
+//! through the backup API moves it too) or, after another connection's commit, the database's
+//! token is another (`same_database`: `sqlite3_rsync` keeps the origin's cookie). Each reload
+//! also forgets what the connection cached of the database's content
+//! (`Conn::forget_database`). A database put in place by `sqlite3_deserialize` is refused
+//! (`Conn::check_main_file`).
 //!
 //! Invariant: a cookie identifies a schema only once it is committed. Inside a write
 //! transaction the cookie may be one this transaction's own DDL made, and a rollback (of the
@@ -645,13 +650,20 @@ pub fn all(conn: &Conn) -> Result<Rc<Vec<Rc<TableInfo>>>> {
 
 /// All CRRs and the schema cookie they are current for.
 pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
+    conn.check_main_file()?;
     let cookie = schema_cookie(conn)?;
-    {
+    let data_version = conn.db.data_version();
+    let current = {
         let t = conn.tables.borrow();
-        if t.cookie == Some(cookie) && t.provisional.is_none_or(|mark| conn.still_written(mark)) {
-            return Ok((cookie, t.list.clone()));
+        let current = t.cookie == Some(cookie) && t.provisional.is_none_or(|mark| conn.still_written(mark));
+        current.then(|| (t.list.clone(), t.installed))
+    };
+    if let Some((list, installed)) = current {
+        if !installed || same_database(conn, data_version)? {
+            return Ok((cookie, list));
         }
     }
+    conn.forget_database();
     // Loaded inside a write transaction: make sure its rollbacks are reported from now on.
     let provisional = if conn.db.in_write_txn() {
         super::txn::join_transaction(conn)?;
@@ -673,7 +685,25 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     t.dropped = dropped;
     t.orphans = orphans;
     t.installed = installed;
+    drop(t);
+    let token = if installed { super::meta::get_i64(conn, "token", 0)? } else { 0 };
+    conn.identity.set(installed.then_some((data_version, token)));
     Ok((cookie, list))
+}
+
+/// Whether the main database is still the one the registry was loaded from, as far as the
+/// schema cookie and the file cannot tell: unless the data version is where it was, its
+/// token is read again (`Conn::identity`).
+fn same_database(conn: &Conn, data_version: u32) -> Result<bool> {
+    let Some((seen, token)) = conn.identity.get() else { return Ok(false) };
+    if seen == data_version {
+        return Ok(true);
+    }
+    let same = super::meta::get_i64(conn, "token", 0)? == token;
+    if same {
+        conn.identity.set(Some((data_version, token)));
+    }
+    Ok(same)
 }
 
 /// Whether the internal schema exists, current as of the schema cookie (one cached PRAGMA
