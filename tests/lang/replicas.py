@@ -8,6 +8,7 @@ that other code holds) and hide no transaction's end from it.
 Run by tests/lang/run.sh (make test), which installs apsw into tests/lang/.py first."""
 
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -164,6 +165,24 @@ def main():
     )
     check("the rolled-back rows are gone", a.execute("SELECT count(*) FROM items WHERE id IN (10, 11)").fetchall(), [(0,)])
     other.close()
+
+    # sqlite3_rsync (shipped with apsw) copies a's pages into a read replica whose connection
+    # stays open and has read a feed of its own before: the file then holds a's database under
+    # the schema cookie it had (the same DDL made both), and the connection reads it as a's.
+    # Until 2026-12-06 it named its former site id for a's changes.
+    rsync = os.path.join(os.path.dirname(apsw.__file__), "sqlite_extra_binaries", "sqlite3_rsync")
+    if os.path.exists(rsync):
+        reader = open_replica(os.path.join(tmp, "r.db"))
+        with reader:
+            reader.execute("INSERT INTO items(id, name) VALUES (99, 'its own')")
+        check("the read replica's own feed first", len(feed(reader)), 4)
+        done = subprocess.run([rsync, os.path.join(tmp, "a.db"), os.path.join(tmp, "r.db")], capture_output=True, text=True)
+        check("sqlite3_rsync ran", (done.returncode, done.stderr), (0, ""))
+        check("the replica's connection reads a's feed", feed(reader), feed(a))
+        check("and a's site id", reader.execute("SELECT crsql_site_id()").fetchall(), a.execute("SELECT crsql_site_id()").fetchall())
+        reader.close()
+    else:
+        print(f"(no {rsync}: the sqlite3_rsync check is skipped)")
 
     a.setcommithook(None)
     a.setrollbackhook(None)
