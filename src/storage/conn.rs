@@ -80,6 +80,10 @@ pub struct Conn {
     /// connection's commit the token is read again, and another token means another database
     /// (`tables::all_with_cookie`). None until the registry is loaded with the internal schema.
     pub identity: Cell<Option<(u32, i64)>>,
+    /// `txn_ends` when `tables::all_with_cookie` last found, inside a joined transaction, that
+    /// the database is the one it knows: until that transaction ends it cannot be replaced
+    /// (a joined transaction writes, and holds the write lock), so the registry asks no more.
+    pub same_database_in: Cell<Option<u64>>,
     /// crr_internal_txn is registered on this connection (set once at load, after the internal
     /// schema is installed): until then nothing can join a transaction (`txn::join_transaction`).
     pub txn_vtab: Cell<bool>,
@@ -191,6 +195,7 @@ impl Conn {
             utf8: Cell::new(false),
             main_file: Cell::new(0),
             identity: Cell::new(None),
+            same_database_in: Cell::new(None),
             txn_vtab: Cell::new(false),
             record_scratch: Cell::new(Vec::new()),
             keys_scratch: Cell::new(Vec::new()),

@@ -650,19 +650,26 @@ pub fn all(conn: &Conn) -> Result<Rc<Vec<Rc<TableInfo>>>> {
 
 /// All CRRs and the schema cookie they are current for.
 pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
-    conn.check_main_file()?;
+    // (A merge asks at every change: inside a joined transaction, once is enough.)
+    let checked = conn.txn_joined.get() && conn.same_database_in.get() == Some(conn.txn_ends.get());
+    if !checked {
+        conn.check_main_file()?;
+    }
     let cookie = schema_cookie(conn)?;
-    let data_version = conn.db.data_version();
     let current = {
         let t = conn.tables.borrow();
         let current = t.cookie == Some(cookie) && t.provisional.is_none_or(|mark| conn.still_written(mark));
         current.then(|| (t.list.clone(), t.installed))
     };
     if let Some((list, installed)) = current {
-        if !installed || same_database(conn, data_version)? {
+        if checked || !installed || same_database(conn, conn.db.data_version())? {
+            if conn.txn_joined.get() {
+                conn.same_database_in.set(Some(conn.txn_ends.get()));
+            }
             return Ok((cookie, list));
         }
     }
+    let data_version = conn.db.data_version();
     conn.forget_database();
     // Loaded inside a write transaction: make sure its rollbacks are reported from now on.
     let provisional = if conn.db.in_write_txn() {
