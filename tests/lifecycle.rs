@@ -1922,6 +1922,19 @@ fn reads_and_writes_as(a: &Connection, b: &Connection) {
     assert_eq!(dump(&c, "u"), dump(b, "u"));
 }
 
+/// `two_histories` of a replica in a file (its path returned) and one in memory.
+fn file_and_memory_histories(dir: &str, same_order: bool) -> (std::path::PathBuf, Connection, Connection) {
+    let path = tmpdir(dir).join("a.db");
+    let (a, b) = (open(path.to_str().unwrap()), mem());
+    two_histories(&a, &b, same_order);
+    (path, a, b)
+}
+
+/// Restores `from`'s main database into `to`'s through the backup API.
+fn restore(from: &Connection, to: &mut Connection) {
+    rusqlite::backup::Backup::new(from, to).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+}
+
 /// A database restored through the backup API into a connection that has the extension
 /// loaded is read as the database it now is. Until 2026-12-06 the connection went on with what
 /// it had learnt of the database it replaced: its feed named that database's site id for the
@@ -1932,10 +1945,7 @@ fn reads_and_writes_as(a: &Connection, b: &Connection) {
 fn a_database_restored_through_the_backup_api_is_read_as_itself() {
     let (mut a, b) = (mem(), mem());
     two_histories(&a, &b, false);
-    {
-        let backup = rusqlite::backup::Backup::new(&b, &mut a).unwrap();
-        backup.run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
-    }
+    restore(&b, &mut a);
     reads_and_writes_as(&a, &b);
 }
 
@@ -1943,16 +1953,9 @@ fn a_database_restored_through_the_backup_api_is_read_as_itself() {
 /// while the app runs).
 #[test]
 fn a_database_restored_into_its_file_by_another_connection_is_read_as_itself() {
-    let dir = tmpdir("restored-by-another");
-    let path = dir.join("a.db");
-    let a = open(path.to_str().unwrap());
-    let b = mem();
-    two_histories(&a, &b, false);
+    let (path, a, b) = file_and_memory_histories("restored-by-another", false);
     let mut restorer = Connection::open(&path).unwrap();
-    {
-        let backup = rusqlite::backup::Backup::new(&b, &mut restorer).unwrap();
-        backup.run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
-    }
+    restore(&b, &mut restorer);
     drop(restorer);
     reads_and_writes_as(&a, &b);
 }
@@ -1997,17 +2000,10 @@ fn a_database_deserialized_into_the_connection_is_refused_and_works_when_loaded_
 /// would read another one's tables through the old root pages.)
 #[test]
 fn a_database_replaced_in_its_file_under_the_same_cookie_is_read_as_itself() {
-    let dir = tmpdir("replaced-same-cookie");
-    let path = dir.join("a.db");
-    let a = open(path.to_str().unwrap());
-    let b = mem();
-    two_histories(&a, &b, true);
+    let (path, a, b) = file_and_memory_histories("replaced-same-cookie", true);
     let cookie: i64 = one(&a, "PRAGMA schema_version");
     let mut restorer = Connection::open(&path).unwrap();
-    {
-        let backup = rusqlite::backup::Backup::new(&b, &mut restorer).unwrap();
-        backup.run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
-    }
+    restore(&b, &mut restorer);
     restorer.execute_batch(&format!("PRAGMA schema_version = {cookie}")).unwrap();
     drop(restorer);
     assert_eq!(one::<i64>(&a, "PRAGMA schema_version"), cookie);
