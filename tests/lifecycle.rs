@@ -2018,3 +2018,26 @@ fn a_database_replaced_in_its_file_under_the_same_cookie_is_read_as_itself() {
     a.execute_batch("SELECT crr_set_wall_clock_for_testing(1700000000000)").unwrap();
     reads_and_writes_as(&a, &b);
 }
+
+/// A restore of the database's own earlier backup, the common case: the versions after the
+/// backup are handed out again, with new ticks. Until 2026-12-06 the connection kept the
+/// ticks it had read of the versions the restore undid, and gave a change that refers to its
+/// transaction's tick the old one (here row 5, beside row 4 of the same transaction).
+#[test]
+fn a_restore_of_its_own_earlier_backup_reads_the_new_ticks() {
+    let mut a = replica();
+    a.execute_batch("SELECT crr_set_wall_clock_for_testing(1600000000000); INSERT INTO t VALUES (1, 'x', 1);").unwrap();
+    let mut backup = Connection::open_in_memory().unwrap();
+    restore(&a, &mut backup);
+    a.execute_batch("BEGIN; INSERT INTO t VALUES (2, 'x', 2); INSERT INTO t VALUES (3, 'x', 3); COMMIT;").unwrap();
+    assert_eq!(changes_where(&a, "WHERE db_version = 2").len(), 4);
+    restore(&backup, &mut a);
+    a.execute_batch("SELECT crr_set_wall_clock_for_testing(1700000000000); BEGIN; INSERT INTO t VALUES (4, 'y', 4); INSERT INTO t VALUES (5, 'y', 5); COMMIT;").unwrap();
+    let again = changes_where(&a, "WHERE db_version = 2");
+    assert_eq!(again.len(), 4);
+    assert!(again.iter().all(|c| c.col_version == again[0].col_version), "one transaction, one tick: {again:?}");
+    let mut fresh = Connection::open_in_memory().unwrap();
+    restore(&a, &mut fresh);
+    load(&fresh);
+    assert_eq!(portable(&fresh), portable(&a));
+}
