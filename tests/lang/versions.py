@@ -3,7 +3,8 @@ sqlite3 shell (3.40, Debian 12), each a file of its own. Both write random rows 
 the two versions write as text differently among them), run the same schema changes in
 brackets, each at its own time (ADD COLUMN with defaults that SQLite 3.40 gives old rows
 otherwise than new ones, `DEFAULT 1.0` untyped and `DEFAULT true` in a TEXT column; a 12-step
-rebuild that adds a column and drops one; a column renamed; the table renamed), and exchange their changes through
+rebuild that adds a column and drops one; a column renamed; the table renamed; a column added
+and one renamed outside a bracket, mended by an empty one), and exchange their changes through
 a plain table in a third file, as a transport would; after a last exchange both ways they must
 hold the same tables, value for value and type for type, and the same feed. A REAL default of
 a TEXT column, which the versions would store as different text, is refused on both.
@@ -37,6 +38,10 @@ MIGRATIONS = [
     "SELECT crsql_begin_alter('u'); ALTER TABLE u RENAME COLUMN w TO w2; SELECT crsql_commit_alter('u');",
     # The table renamed (the feed names it by its new name from then on).
     "SELECT crsql_begin_alter('u'); ALTER TABLE u RENAME TO items; SELECT crsql_commit_alter('items');",
+    # A column added, then one renamed, outside a bracket, each mended by the empty bracket an
+    # app runs at its start.
+    "ALTER TABLE t ADD COLUMN y INTEGER DEFAULT 3; SELECT crsql_begin_alter('t'); SELECT crsql_commit_alter('t');",
+    "ALTER TABLE t RENAME COLUMN c TO c2; SELECT crsql_begin_alter('t'); SELECT crsql_commit_alter('t');",
 ]
 failed = []
 
@@ -70,7 +75,8 @@ def value(r):
 
 def writes(r, side, done):
     """Random writes of one side, as SQL, to the columns its migrations (`done`) left."""
-    t_cols = ["a", "b", "c"] + ([] if done[2] else ["d"]) + (["e", "f"] if done[0] else []) + (["x"] if done[2] else [])
+    t_cols = ["a", "b", "c2" if done[6] else "c"] + ([] if done[2] else ["d"]) + (["e", "f"] if done[0] else []) + (["x"] if done[2] else [])
+    t_cols += ["y"] if done[5] else []
     w = "w2" if done[3] else "w"
     u = "items" if done[4] else "u"
     out = []
