@@ -23,7 +23,11 @@
 //! columns an index names, which keep their own); a fifth keep no cached statement but the
 //! last used (crr_set_statement_budget_for_testing(0)). On seeds 5 mod 7, some syncs first try the merge in
 //! a transaction stopped at a random step (sqlite3_interrupt, or a progress handler that gives
-//! up) or rolled back, which must leave the replica exactly as it was.
+//! up) or rolled back, which must leave the replica exactly as it was. On seeds 3 mod 8,
+//! replicas are now and then restored through the backup API, into their live connection,
+//! from an earlier snapshot of their own or from another replica's database, then take a new
+//! site id (`restore_step`); the stop-36 build failed the first such seed, 19 (its connection
+//! named the replaced database's site id in the feed).
 //!
 //! `CRR_SIM_SEED=n` replays one seed (`make sim SEED=n`); `CRR_SIM_SEEDS=N` runs seeds 0..N.
 
@@ -304,9 +308,21 @@ fn run_seed(seed: u64, verbose: bool) {
             set_app_rollback_hook(&reps[0].conn, None);
         }
     }
+    // On seeds 3 mod 8, replicas are now and then restored through the backup API, into the
+    // live connection, from an earlier snapshot of their own database or from another
+    // replica's, and then take a site id of their own, as README asks of a restored database;
+    // their peers start over with them (the restored replica's versions are another
+    // numbering), and they with their peers. The draws come from an Rng of their own, so that
+    // the other seeds run as they did.
+    let restores = seed % 8 == 3;
+    let mut rr = Rng(seed ^ 0x0BAC_C0DE);
+    let mut snapshots: Vec<Option<Connection>> = (0..n).map(|_| None).collect();
     let steps = 40 + r.below(60);
     let mut written = Written::new();
     for step in 0..steps {
+        if restores && rr.chance(10) {
+            restore_step(&mut reps, &mut snapshots, &mut rr, verbose, &format!("seed {seed} step {step}"));
+        }
         let i = r.below(n as u64) as usize;
         // Simulated clock: mostly advances, sometimes stalls, sometimes jumps back.
         let rep = &mut reps[i];
@@ -365,6 +381,38 @@ fn run_seed(seed: u64, verbose: bool) {
             assert_eq!(dump(&reps[0].conn, table), dump(&reps[i].conn, table), "seed {seed}: table {table} differs between replica 0 and {i}");
         }
         assert_eq!(portable(&reps[0].conn), portable(&reps[i].conn), "seed {seed}: crsql_changes differ between replica 0 and {i}");
+    }
+}
+
+/// A copy of `from`'s database in a new in-memory connection (the backup API).
+fn snapshot(from: &Connection) -> Connection {
+    let mut to = Connection::open_in_memory().unwrap();
+    rusqlite::backup::Backup::new(from, &mut to).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+    to
+}
+
+/// Takes a snapshot of a random replica's database, or restores one: from its own snapshot
+/// or from another replica's database, through the backup API into its live connection, then
+/// gives it a new site id. Its peers start over with it, and it with them.
+fn restore_step(reps: &mut [Replica], snapshots: &mut [Option<Connection>], rr: &mut Rng, verbose: bool, ctx: &str) {
+    let n = reps.len();
+    let k = rr.below(n as u64) as usize;
+    if snapshots[k].is_none() || rr.chance(40) {
+        snapshots[k] = Some(snapshot(&reps[k].conn));
+        return;
+    }
+    let other = (k + 1 + rr.below(n as u64 - 1) as usize) % n;
+    let from = if rr.chance(50) { snapshots[k].take().unwrap() } else { snapshot(&reps[other].conn) };
+    if verbose {
+        println!("{ctx}: replica {k} restored from {}", if snapshots[k].is_none() { "its own snapshot".to_string() } else { format!("replica {other}") });
+    }
+    let rep = &mut reps[k];
+    rusqlite::backup::Backup::new(&from, &mut rep.conn).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+    rep.conn.execute_batch("SELECT crr_new_site_id()").unwrap_or_else(|e| panic!("{ctx}: crr_new_site_id after a restore: {e}"));
+    rep.seen.clear();
+    rep.last_db_version = one(&rep.conn, "SELECT crsql_db_version()");
+    for r in reps.iter_mut() {
+        r.seen.remove(&k);
     }
 }
 
