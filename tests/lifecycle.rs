@@ -2009,10 +2009,10 @@ fn a_database_replaced_in_its_file_under_the_same_cookie_is_read_as_itself() {
     assert_eq!(one::<i64>(&a, "PRAGMA schema_version"), cookie);
     reads_as(&a, &b);
     // SQLite keeps the triggers it compiled from the old database's schema (it knows a schema
-    // by its cookie), and they carry that database's token: the write is refused, not recorded
-    // as the old database's. A new connection writes.
+    // by its cookie), and they carry that database's token: the write is refused, saying why,
+    // not recorded as the old database's. A new connection writes.
     let e = err(&a, "INSERT INTO t VALUES (4, 'after', 4)");
-    assert!(e.contains("a CRR of another database than this connection's main one"), "{e}");
+    assert!(e.contains("replaced under it by another database with the same schema cookie"), "{e}");
     drop(a);
     let a = open(path.to_str().unwrap());
     a.execute_batch("SELECT crr_set_wall_clock_for_testing(1700000000000)").unwrap();

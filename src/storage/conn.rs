@@ -84,6 +84,10 @@ pub struct Conn {
     /// the database is the one it knows: until that transaction ends it cannot be replaced
     /// (a joined transaction writes, and holds the write lock), so the registry asks no more.
     pub same_database_in: Cell<Option<u64>>,
+    /// The token of the database another one replaced under this connection with the same
+    /// schema cookie (`tables::same_database`), whose triggers SQLite keeps running: a trigger
+    /// that passes it is told so (`track::check_token`).
+    pub replaced_token: Cell<Option<i64>>,
     /// crr_internal_txn is registered on this connection (set once at load, after the internal
     /// schema is installed): until then nothing can join a transaction (`txn::join_transaction`).
     pub txn_vtab: Cell<bool>,
@@ -196,6 +200,7 @@ impl Conn {
             main_file: Cell::new(0),
             identity: Cell::new(None),
             same_database_in: Cell::new(None),
+            replaced_token: Cell::new(None),
             txn_vtab: Cell::new(false),
             record_scratch: Cell::new(Vec::new()),
             keys_scratch: Cell::new(Vec::new()),

@@ -709,6 +709,8 @@ fn same_database(conn: &Conn, data_version: u32) -> Result<bool> {
     let same = super::meta::get_i64(conn, "token", 0)? == token;
     if same {
         conn.identity.set(Some((data_version, token)));
+    } else {
+        conn.replaced_token.set(Some(token & 0x7FFF_FFFF));
     }
     Ok(same)
 }

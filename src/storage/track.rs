@@ -107,6 +107,13 @@ fn check_token(conn: &Conn, token: i64) -> Result<()> {
     if super::meta::stored_token(conn)? == token {
         return Ok(());
     }
+    if conn.replaced_token.get() == Some(token) {
+        return Err(Error::new(
+            "this connection's database was replaced under it by another database with the same schema cookie \
+             (sqlite3_rsync does so), and SQLite still runs the replaced database's triggers: open the connection \
+             again to write its CRRs",
+        ));
+    }
     Err(foreign_trigger())
 }
 

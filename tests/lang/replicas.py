@@ -180,6 +180,9 @@ def main():
         check("sqlite3_rsync ran", (done.returncode, done.stderr), (0, ""))
         check("the replica's connection reads a's feed", feed(reader), feed(a))
         check("and a's site id", reader.execute("SELECT crsql_site_id()").fetchall(), a.execute("SELECT crsql_site_id()").fetchall())
+        # SQLite still runs the triggers of the database rsync replaced (same schema cookie):
+        # a write is refused, saying so.
+        raises("a write after sqlite3_rsync", "INSERT INTO items(id) VALUES (98)", reader, "replaced under it by another database")
         reader.close()
     else:
         print(f"(no {rsync}: the sqlite3_rsync check is skipped)")
