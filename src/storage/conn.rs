@@ -84,6 +84,9 @@ pub struct Conn {
     /// the database is the one it knows: until that transaction ends it cannot be replaced
     /// (a joined transaction writes, and holds the write lock), so the registry asks no more.
     pub same_database_in: Cell<Option<u64>>,
+    /// `txn_ends` when `enter_write` checked the main file (`check_main_file`) and joined: the
+    /// registry need not check it again in that transaction.
+    pub file_checked_in: Cell<Option<u64>>,
     /// The token of the database another one replaced under this connection with the same
     /// schema cookie (`tables::same_database`), whose triggers SQLite keeps running: a trigger
     /// that passes it is told so (`track::check_token`).
@@ -200,6 +203,7 @@ impl Conn {
             main_file: Cell::new(0),
             identity: Cell::new(None),
             same_database_in: Cell::new(None),
+            file_checked_in: Cell::new(None),
             replaced_token: Cell::new(None),
             txn_vtab: Cell::new(false),
             record_scratch: Cell::new(Vec::new()),
@@ -386,7 +390,9 @@ impl Conn {
         }
         self.check_main_file()?;
         self.notice_commit();
-        super::txn::join_transaction(self)
+        super::txn::join_transaction(self)?;
+        self.file_checked_in.set(Some(self.txn_ends.get()));
+        Ok(())
     }
 
     /// Ends the state of a joined transaction whose commit was not reported: a safety net, since

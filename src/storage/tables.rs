@@ -650,9 +650,11 @@ pub fn all(conn: &Conn) -> Result<Rc<Vec<Rc<TableInfo>>>> {
 
 /// All CRRs and the schema cookie they are current for.
 pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
-    // (A merge asks at every change: inside a joined transaction, once is enough.)
-    let checked = conn.txn_joined.get() && conn.same_database_in.get() == Some(conn.txn_ends.get());
-    if !checked {
+    // (A merge asks at every change: inside a joined transaction, once is enough, and the
+    // data version is the one it joined at.)
+    let joined = conn.txn_joined.get().then(|| conn.txn_ends.get());
+    let checked = joined.is_some() && conn.same_database_in.get() == joined;
+    if !checked && (joined.is_none() || conn.file_checked_in.get() != joined) {
         conn.check_main_file()?;
     }
     let cookie = schema_cookie(conn)?;
@@ -661,15 +663,16 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
         let current = t.cookie == Some(cookie) && t.provisional.is_none_or(|mark| conn.still_written(mark));
         current.then(|| (t.list.clone(), t.installed))
     };
+    let data_version = || conn.txn_data_version.get().filter(|_| joined.is_some()).unwrap_or_else(|| conn.db.data_version());
     if let Some((list, installed)) = current {
-        if checked || !installed || same_database(conn, conn.db.data_version())? {
+        if checked || !installed || same_database(conn, data_version())? {
             if conn.txn_joined.get() {
                 conn.same_database_in.set(Some(conn.txn_ends.get()));
             }
             return Ok((cookie, list));
         }
     }
-    let data_version = conn.db.data_version();
+    let data_version = data_version();
     conn.forget_database();
     // Loaded inside a write transaction: make sure its rollbacks are reported from now on.
     let provisional = if conn.db.in_write_txn() {
