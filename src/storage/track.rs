@@ -98,10 +98,18 @@ fn foreign_trigger() -> Error {
 
 /// Refuses a tracking trigger whose database token is not the main database's
 /// (`meta::token`): the trigger of a CRR in an ATTACHed database.
+#[inline]
 fn check_token(conn: &Conn, token: i64) -> Result<()> {
     if conn.token.get() == Some(token) {
         return Ok(());
     }
+    check_stored_token(conn, token)
+}
+
+/// `check_token` when the cached token is not the trigger's (kept out of line: every tracked
+/// row passes the test above).
+#[cold]
+fn check_stored_token(conn: &Conn, token: i64) -> Result<()> {
     // Read again: the token may have changed since the cache was filled (another
     // connection's crr_new_site_id, a rollback, a restore through the backup API).
     if super::meta::stored_token(conn)? == token {
