@@ -326,3 +326,52 @@ fn a_table_rebuilt_outside_a_bracket_before_the_upgrade_loses_its_rows_on_every_
         assert_eq!(one::<i64>(&r, "SELECT count(*) FROM t WHERE id = 90"), 1, "{fixture}");
     }
 }
+
+/// An earlier build's database restored (through the backup API) into a connection that has
+/// this build loaded: the load, which upgrades such a database, has run on the one it replaced.
+/// It reads as its own build read it; a write is refused, saying what upgrades it, and
+/// crr_new_site_id (which a restored database needs anyway) does; then writes are recorded.
+/// Until 2026-12-06 the write failed with `no such table: main.crr_dirty` (formats before 4),
+/// or went on with triggers and tables of the earlier build (4).
+#[test]
+fn an_earlier_builds_database_restored_into_a_live_connection_is_upgraded_before_it_is_written() {
+    for fixture in [FIXTURE, "v3-6b3b832", "v4-2dc5e40"] {
+        let old = rusqlite::Connection::open(copy_of(fixture, &format!("restored-{fixture}"))).unwrap();
+        let mut c = mem();
+        c.execute_batch("CREATE TABLE z(id INTEGER PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('z'); INSERT INTO z VALUES (1, 1);").unwrap();
+        changes(&c);
+        rusqlite::backup::Backup::new(&old, &mut c).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+        if fixture != "v4-2dc5e40" {
+            assert_eq!(feed(&c), expected(fixture), "{fixture}");
+        }
+        let id: i64 = one(&c, "SELECT min(id) FROM t");
+        let write = format!("UPDATE t SET b = 10 WHERE id = {id}");
+        let e = err(&c, &write);
+        assert!(e.contains("written by an earlier sqlite-crr build") && e.contains("crr_new_site_id"), "{fixture}: {e}");
+        assert_ne!(one::<Option<i64>>(&c, &format!("SELECT b FROM t WHERE id = {id}")), Some(10), "{fixture}: the refused write was undone");
+        c.execute_batch("SELECT crr_new_site_id()").unwrap();
+        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5, "{fixture}");
+        let before: i64 = one(&c, "SELECT crsql_db_version()");
+        c.execute(&write, []).unwrap();
+        let b = changes_where(&c, &format!("WHERE \"table\" = 't' AND cid = 'b' AND pk = crsql_pack_columns({id})"));
+        assert_eq!((b[0].val.clone(), b[0].db_version), (rusqlite::types::Value::Integer(10), before + 1), "{fixture}");
+        assert_eq!(b[0].site_id, one::<Vec<u8>>(&c, "SELECT crsql_site_id()"), "{fixture}");
+        assert_eq!(one::<String>(&c, "PRAGMA integrity_check"), "ok");
+    }
+}
+
+/// A later build's database restored into a live connection is refused, as the load refuses it.
+#[test]
+fn a_later_builds_database_restored_into_a_live_connection_is_refused() {
+    let dir = tmpdir("restored-later");
+    let later = open(dir.join("later.db").to_str().unwrap());
+    later.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x'); UPDATE crr_meta SET value = 99 WHERE key = 'schema';").unwrap();
+    let mut c = mem();
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'y');").unwrap();
+    changes(&c);
+    rusqlite::backup::Backup::new(&later, &mut c).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+    for sql in ["SELECT count(*) FROM crsql_changes", "INSERT INTO t VALUES (2, 'z')", "SELECT crsql_db_version()"] {
+        let e = err(&c, sql);
+        assert!(e.contains("written by a newer sqlite-crr (internal schema 99"), "{sql}: {e}");
+    }
+}

@@ -91,6 +91,10 @@ pub struct Conn {
     /// schema cookie (`tables::same_database`), whose triggers SQLite keeps running: a trigger
     /// that passes it is told so (`track::check_token`).
     pub replaced_token: Cell<Option<i64>>,
+    /// The database's internal schema version at the registry's last load (None without the
+    /// internal schema). Below this build's after a restore put an earlier build's database in
+    /// place (the load upgrades one, a restore does not): `txn::db_version` refuses to write it.
+    pub internal_version: Cell<Option<i64>>,
     /// crr_internal_txn is registered on this connection (set once at load, after the internal
     /// schema is installed): until then nothing can join a transaction (`txn::join_transaction`).
     pub txn_vtab: Cell<bool>,
@@ -205,6 +209,7 @@ impl Conn {
             same_database_in: Cell::new(None),
             file_checked_in: Cell::new(None),
             replaced_token: Cell::new(None),
+            internal_version: Cell::new(None),
             txn_vtab: Cell::new(false),
             record_scratch: Cell::new(Vec::new()),
             keys_scratch: Cell::new(Vec::new()),

@@ -32,9 +32,7 @@ pub fn install(conn: &Conn) -> Result<bool> {
     if exists(conn)? {
         let v = meta::get_i64(conn, "schema", 0)?;
         if v > INTERNAL_SCHEMA_VERSION {
-            return Err(Error::new(format!(
-                "this database was written by a newer sqlite-crr (internal schema {v}, this build knows {INTERNAL_SCHEMA_VERSION})"
-            )));
+            return Err(newer(v));
         }
         if v < INTERNAL_SCHEMA_VERSION && !conn.db.is_readonly() {
             // Version 1 -> 2 and 3 -> 4 add tables (CREATE ... IF NOT EXISTS); 2 -> 3 changes
@@ -101,6 +99,25 @@ pub fn install_to_write(conn: &Conn) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The refusal of a database whose internal schema `v` is a later build's.
+pub fn newer(v: i64) -> Error {
+    Error::new(format!("this database was written by a newer sqlite-crr (internal schema {v}, this build knows {INTERNAL_SCHEMA_VERSION})"))
+}
+
+/// Refuses to write a database of an earlier build's internal schema: one a restore put in
+/// place of the database this connection loaded (and upgraded, as the load does) keeps its
+/// version until a function that writes upgrades it (`install_to_write`).
+pub fn check_current(conn: &Conn) -> Result<()> {
+    match conn.internal_version.get() {
+        Some(v) if v < INTERNAL_SCHEMA_VERSION => Err(Error::new(format!(
+            "this database was written by an earlier sqlite-crr build (internal schema {v}; this build writes {INTERNAL_SCHEMA_VERSION}) \
+             and took the place of the one this connection loaded (a restore): SELECT crr_new_site_id() (which a restored \
+             database needs anyway) or crsql_as_crr upgrades it, and so does opening the connection again"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 pub fn is_installed(conn: &Conn) -> Result<bool> {

@@ -688,6 +688,15 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     // Statements prepared against the old schema may name clock tables that are gone.
     conn.stmts.clear();
     conn.forget_merged_row();
+    // A restore can put a database of another build in place, which the load would have
+    // refused (a later build's) or upgraded (an earlier build's: `txn::db_version`). (Read
+    // through a statement prepared now: one prepared before a schema change would be
+    // prepared again inside its step, where an interrupt reads as "schema has changed".)
+    let version = if installed { Some(super::meta::get_i64(conn, "schema", 0)?) } else { None };
+    if let Some(v) = version.filter(|v| *v > super::schema::INTERNAL_SCHEMA_VERSION) {
+        return Err(super::schema::newer(v));
+    }
+    conn.internal_version.set(version);
     let mut t = conn.tables.borrow_mut();
     t.cookie = Some(cookie);
     t.provisional = provisional;

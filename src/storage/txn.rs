@@ -292,6 +292,7 @@ pub fn db_version(conn: &Conn) -> Result<i64> {
     conn.enter_write()?;
     // Clear out the clocks of CRRs whose table was dropped.
     let (mut cookie, _) = tables::all_with_cookie(conn)?;
+    super::schema::check_current(conn)?;
     if !conn.tables.borrow().dropped.is_empty() {
         super::as_crr::reap_dropped(conn, false)?;
         cookie = tables::all_with_cookie(conn)?.0;
