@@ -2041,3 +2041,30 @@ fn a_restore_of_its_own_earlier_backup_reads_the_new_ticks() {
     load(&fresh);
     assert_eq!(portable(&fresh), portable(&a));
 }
+
+/// A database emptied under a live connection (SQLITE_DBCONFIG_RESET_DATABASE, then VACUUM):
+/// the connection reads no CRRs, crsql_site_id() says the tables are gone (it said the
+/// extension was never loaded with write access, until 2026-12-06), and crsql_as_crr makes
+/// them again, with a new site id and a history from version 1. (The stop-36 build went on
+/// naming the emptied database's site id, which it had cached, for the new one.)
+#[test]
+fn a_database_emptied_under_a_live_connection_starts_over_at_crsql_as_crr() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1, 'x', 1), (2, 'y', 2);").unwrap();
+    let old_site: Vec<u8> = one(&c, "SELECT crsql_site_id()");
+    assert_eq!(changes(&c).len(), 4);
+    c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_RESET_DATABASE, true).unwrap();
+    c.execute_batch("VACUUM").unwrap();
+    c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_RESET_DATABASE, false).unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema"), 0);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 0);
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 0);
+    let e = err(&c, "SELECT crsql_site_id()");
+    assert!(e.contains("its sqlite-crr tables are gone since this connection loaded the extension"), "{e}");
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (5, 'z', 5);").unwrap();
+    let site: Vec<u8> = one(&c, "SELECT crsql_site_id()");
+    assert_ne!(site, old_site);
+    let fresh = changes(&c);
+    assert_eq!(fresh.len(), 2);
+    assert!(fresh.iter().all(|x| x.db_version == 1 && x.site_id == site), "{fresh:?}");
+}
