@@ -1930,11 +1930,6 @@ fn file_and_memory_histories(dir: &str, same_order: bool) -> (std::path::PathBuf
     (path, a, b)
 }
 
-/// Restores `from`'s main database into `to`'s through the backup API.
-fn restore(from: &Connection, to: &mut Connection) {
-    rusqlite::backup::Backup::new(from, to).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
-}
-
 /// A database restored through the backup API into a connection that has the extension
 /// loaded is read as the database it now is. Until 2026-12-06 the connection went on with what
 /// it had learnt of the database it replaced: its feed named that database's site id for the

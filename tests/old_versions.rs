@@ -340,7 +340,7 @@ fn an_earlier_builds_database_restored_into_a_live_connection_is_upgraded_before
         let mut c = mem();
         c.execute_batch("CREATE TABLE z(id INTEGER PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('z'); INSERT INTO z VALUES (1, 1);").unwrap();
         changes(&c);
-        rusqlite::backup::Backup::new(&old, &mut c).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+        restore(&old, &mut c);
         if fixture != "v4-2dc5e40" {
             assert_eq!(feed(&c), expected(fixture), "{fixture}");
         }
@@ -369,7 +369,7 @@ fn a_later_builds_database_restored_into_a_live_connection_is_refused() {
     let mut c = mem();
     c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'y');").unwrap();
     changes(&c);
-    rusqlite::backup::Backup::new(&later, &mut c).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+    restore(&later, &mut c);
     for sql in ["SELECT count(*) FROM crsql_changes", "INSERT INTO t VALUES (2, 'z')", "SELECT crsql_db_version()"] {
         let e = err(&c, sql);
         assert!(e.contains("written by a newer sqlite-crr (internal schema 99"), "{sql}: {e}");

@@ -387,7 +387,7 @@ fn run_seed(seed: u64, verbose: bool) {
 /// A copy of `from`'s database in a new in-memory connection (the backup API).
 fn snapshot(from: &Connection) -> Connection {
     let mut to = Connection::open_in_memory().unwrap();
-    rusqlite::backup::Backup::new(from, &mut to).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+    restore(from, &mut to);
     to
 }
 
@@ -407,7 +407,7 @@ fn restore_step(reps: &mut [Replica], snapshots: &mut [Option<Connection>], rr: 
         println!("{ctx}: replica {k} restored from {}", if snapshots[k].is_none() { "its own snapshot".to_string() } else { format!("replica {other}") });
     }
     let rep = &mut reps[k];
-    rusqlite::backup::Backup::new(&from, &mut rep.conn).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+    restore(&from, &mut rep.conn);
     rep.conn.execute_batch("SELECT crr_new_site_id()").unwrap_or_else(|e| panic!("{ctx}: crr_new_site_id after a restore: {e}"));
     rep.seen.clear();
     rep.last_db_version = one(&rep.conn, "SELECT crsql_db_version()");

@@ -75,7 +75,7 @@ pub struct Conn {
     /// The main database's open file (`Db::main_file`) at the load: another one means the
     /// database was replaced through `sqlite3_deserialize` (`check_main_file`).
     pub main_file: Cell<usize>,
-    /// The data version and the database's token (`meta::token`) at which the registry and
+    /// The data version and the database's token (`meta::read_token`) at which the registry and
     /// what `forget_database` forgets were last known to be this database's: after another
     /// connection's commit the token is read again, and another token means another database
     /// (`tables::all_with_cookie`). None until the registry is loaded with the internal schema.
@@ -223,15 +223,17 @@ impl Conn {
 
     /// Refuses to go on once `sqlite3_deserialize` replaced the main database (its file is
     /// another than at the load). SQLite keeps an eponymous virtual table on the schema it
-    /// was first used with, and deserialize frees that schema without telling the table
-    /// (SQLite 3.46 to 3.54, and any eponymous table: json_each's too), so that every
-    /// statement on crsql_changes or crr_internal_txn reads freed memory from then on; a
-    /// statement of ours that names one (the join of a transaction, `txn::JOIN_SQL`) would
-    /// too (and so do the pragma functions' tables that `crsql_as_crr` reads). Asked first by
-    /// every call (`enter_call`), by the registry (`tables::all_with_cookie`: every read,
-    /// merge and tracked write) and before a transaction's join (`enter_write`). A read of crsql_changes
-    /// prepared by the app reaches SQLite's fault before any code of ours runs: README says
-    /// to deserialize before the load, or on another connection.
+    /// was first used with, and deserialize frees that schema without telling the table (any
+    /// eponymous table: json_each's too; seen on 3.46, and 3.53's source has the same code),
+    /// so that every statement on crsql_changes or crr_internal_txn then looks for a schema
+    /// that is gone, past the end of the connection's list of databases (valgrind: invalid
+    /// reads; a test crashed now and then); a statement of ours that names one (the join of
+    /// a transaction, `txn::JOIN_SQL`) would too (and so do the pragma functions' tables
+    /// that `crsql_as_crr` reads). Asked first by every call (`enter_call`), before a
+    /// transaction's join (`enter_write`), and by the registry (`tables::all_with_cookie`:
+    /// every read, merge and tracked write; once per joined transaction). A read of
+    /// crsql_changes prepared by the app reaches SQLite's fault before any code of ours runs:
+    /// README says to deserialize before the load, or on another connection.
     pub fn check_main_file(&self) -> crate::error::Result<()> {
         if self.db.main_file() == self.main_file.get() {
             return Ok(());

@@ -19,6 +19,17 @@ pub fn get_i64(conn: &Conn, key: &str, default: i64) -> Result<i64> {
     })
 }
 
+/// The bits of a token that count, whatever the row holds (31: a token rides above a table id,
+/// `track::tracking_arg`).
+const TOKEN_MASK: i64 = 0x7FFF_FFFF;
+
+/// The token as stored now, read through the cached statement of `get` and leaving the
+/// connection's cached token (`token`) alone: the registry's check that the database is still
+/// the one it loaded (`tables::same_database`). 0 where there is none.
+pub fn read_token(conn: &Conn) -> Result<i64> {
+    Ok(get_i64(conn, "token", 0)? & TOKEN_MASK)
+}
+
 /// The database's token: a random number its tracking triggers pass to crr_internal_tracking,
 /// which refuses a trigger whose token is not the main database's. A trigger of an ATTACHed
 /// replica's CRR runs on this connection too, and would record its write with this
@@ -36,8 +47,7 @@ pub fn token(conn: &Conn) -> Result<i64> {
     // schema the app's next DDL changes, and its next use would have to re-prepare it.
     let mut s = conn.db.prepare("SELECT value FROM main.crr_meta WHERE key = 'token'", false)?;
     let stored = if s.step()? { s.i64(0) } else { 0 };
-    // 31 bits (make_token), whatever the row holds: it must fit above a table id.
-    let t = stored & 0x7FFF_FFFF;
+    let t = stored & TOKEN_MASK;
     if t != 0 {
         conn.token.set(Some(t));
     }
@@ -69,7 +79,7 @@ pub fn set_token(conn: &Conn, old: i64) -> Result<()> {
         let mut b = [0u8; 8];
         b.copy_from_slice(&bytes[..8]);
         // 31 bits, non-zero (0 means none): it rides above a table id (track::tracking_arg).
-        let t = (i64::from_le_bytes(b) & 0x7FFF_FFFF) | 1;
+        let t = (i64::from_le_bytes(b) & TOKEN_MASK) | 1;
         if t != old {
             break t;
         }

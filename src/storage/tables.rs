@@ -145,7 +145,8 @@ pub struct TableInfo {
     /// table (`merge::write_cell`), not one of its own; empty unless the table is `wide` and no
     /// trigger of the app in main fires on `UPDATE OF` columns
     /// (the statement names every such column, so it would fire the trigger for any cell; a
-    /// TEMP one is looked for at each write). A column an index or a CHECK names keeps its own
+    /// TEMP one is asked of the TEMP schema, again whenever its cookie moved:
+    /// `merge::temp_trigger_updates_of`). A column an index or a CHECK names keeps its own
     /// statement (and is left out of the shared one): SQLite rewrites an index's entry for
     /// every statement that sets a column of it, to the same value or not, and checks a CHECK
     /// for every statement that sets a column it names (`table_shape::shared_write_slots`).
@@ -663,16 +664,16 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
         let current = t.cookie == Some(cookie) && t.provisional.is_none_or(|mark| conn.still_written(mark));
         current.then(|| (t.list.clone(), t.installed))
     };
-    let data_version = || conn.txn_data_version.get().filter(|_| joined.is_some()).unwrap_or_else(|| conn.db.data_version());
+    let read_data_version = || conn.txn_data_version.get().filter(|_| joined.is_some()).unwrap_or_else(|| conn.db.data_version());
     if let Some((list, installed)) = current {
-        if checked || !installed || same_database(conn, data_version())? {
-            if conn.txn_joined.get() {
-                conn.same_database_in.set(Some(conn.txn_ends.get()));
+        if checked || !installed || same_database(conn, read_data_version())? {
+            if joined.is_some() {
+                conn.same_database_in.set(joined);
             }
             return Ok((cookie, list));
         }
     }
-    let data_version = data_version();
+    let data_version = read_data_version();
     conn.forget_database();
     // Loaded inside a write transaction: make sure its rollbacks are reported from now on.
     let provisional = if conn.db.in_write_txn() {
@@ -705,7 +706,7 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     t.orphans = orphans;
     t.installed = installed;
     drop(t);
-    let token = if installed { super::meta::get_i64(conn, "token", 0)? } else { 0 };
+    let token = if installed { super::meta::read_token(conn)? } else { 0 };
     conn.identity.set(installed.then_some((data_version, token)));
     Ok((cookie, list))
 }
@@ -718,11 +719,11 @@ fn same_database(conn: &Conn, data_version: u32) -> Result<bool> {
     if seen == data_version {
         return Ok(true);
     }
-    let same = super::meta::get_i64(conn, "token", 0)? == token;
+    let same = super::meta::read_token(conn)? == token;
     if same {
         conn.identity.set(Some((data_version, token)));
     } else {
-        conn.replaced_token.set(Some(token & 0x7FFF_FFFF));
+        conn.replaced_token.set(Some(token));
     }
     Ok(same)
 }

@@ -55,6 +55,12 @@ pub fn strict_sql(conn: &Connection) {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).unwrap();
 }
 
+/// Restores `from`'s main database into `to`'s through the backup API (into a live
+/// connection, as an app restores a backup).
+pub fn restore(from: &Connection, to: &mut Connection) {
+    rusqlite::backup::Backup::new(from, to).unwrap().run_to_completion(100, std::time::Duration::ZERO, None).unwrap();
+}
+
 pub fn mem() -> Connection {
     open(":memory:")
 }
