@@ -131,7 +131,7 @@ fn setup(db: *mut api::sqlite3) -> Result<bool> {
         return Err(e);
     }
     // SAFETY: conn is live.
-    crate::storage::as_crr::put_tracking_first_at_load(unsafe { &*conn });
+    crate::storage::triggers::put_tracking_first_at_load(unsafe { &*conn });
     // SAFETY: conn is live. The schema exists now, so the encoding can no longer change.
     let utf8 = unsafe { &*conn }.db.prepare("PRAGMA encoding", false).and_then(|mut s| Ok(s.step()? && s.text(0) == "UTF-8"));
     unsafe { &*conn }.utf8.set(utf8.unwrap_or(false));

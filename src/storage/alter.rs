@@ -25,7 +25,9 @@
 //! triggers. A table the 12-step rebuild made anew has no triggers until commit: its updates
 //! after the rebuild are still not seen (its inserts and deletes are, by commit's comparison).
 
-use super::as_crr::{backfill, describe, for_each_key, has_trigger, install_triggers, raise_floor, tidy_registry, write_columns, Tracked};
+use super::as_crr::{backfill, describe, for_each_key, write_columns, Tracked};
+use super::dropped::{raise_floor, tidy_registry};
+use super::triggers::{has_trigger, install_triggers};
 use super::savepoint::in_savepoint;
 use super::conn::Conn;
 use super::stmt_cache::Key;
@@ -329,7 +331,7 @@ fn clear_slots(conn: &Conn, clock: Clock, slots: &[usize]) -> Result<()> {
 }
 
 /// What crsql_commit_alter reads before its savepoint, because it needs TEMP tables
-/// (`as_crr::make_probe` says why). Empty where the table cannot be described: the savepoint
+/// (`probe::make_probe` says why). Empty where the table cannot be described: the savepoint
 /// reports that.
 #[derive(Default)]
 struct Before {
@@ -345,7 +347,7 @@ fn read_before_savepoint(conn: &Conn, table: &str) -> Result<Before> {
     // (Until 2026-12-06 a failure to read the table, an interrupt say, passed here, and after a
     // rebuild an added column was taken for one whose default is an expression.)
     let Some(desc) = super::as_crr::describe_before_savepoint(conn, &info.name)? else { return Ok(Before::default()) };
-    super::as_crr::make_probe(conn, &desc)?;
+    super::probe::make_probe(conn, &desc)?;
     let rebuilt = !has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
     let (mut unwritten, mut also) = (Vec::new(), Vec::new());
     if let (true, Some(before)) = (rebuilt, begin_columns(conn, info.tid)?) {
@@ -627,7 +629,7 @@ fn column_defaults(
         return Ok(out);
     }
     let layout: String = added.iter().map(|(c, d)| format!("{}\u{1}{}\u{2}", c.decl_type, d.map_or("\u{3}".to_string(), |d| format!("DEFAULT {d}")))).collect();
-    let name = super::as_crr::layout_table_name("crr_added_defaults", &layout);
+    let name = super::probe::layout_table_name("crr_added_defaults", &layout);
     let t = format!("temp.{name}");
     conn.db.exec(&format!("CREATE TEMP TABLE IF NOT EXISTS {name}(crr_row INTEGER PRIMARY KEY)"))?;
     // Row 0 is made before any column is added, so it reads each as an old row does.

@@ -36,7 +36,7 @@ pub fn read_token(conn: &Conn) -> Result<i64> {
 /// database's db_version, clock and crr_dirty: a version below what that replica's peers
 /// already synced (so they never get the write) and no bucket entry in its own crr_dirty.
 /// Made with the internal schema (or at its upgrade to 5); a copy of the file keeps it until
-/// crr_new_site_id makes the copy another replica (`as_crr::renew_token`). Cached on the
+/// crr_new_site_id makes the copy another replica (`triggers::renew_token`). Cached on the
 /// connection (`track::check_token` reads it again before refusing).
 pub fn token(conn: &Conn) -> Result<i64> {
     if let Some(t) = conn.token.get() {

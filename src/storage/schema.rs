@@ -48,10 +48,10 @@ pub fn install(conn: &Conn) -> Result<bool> {
                 conn.db.exec(SCHEMA_SQL)?;
                 meta::make_token(conn)?;
                 if v < 4 {
-                    super::as_crr::move_to_buckets(conn)?;
+                    super::triggers::move_to_buckets(conn)?;
                 }
                 if v < 5 {
-                    super::as_crr::add_token_to_triggers(conn)?;
+                    super::triggers::add_token_to_triggers(conn)?;
                 }
                 meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))
             })?;

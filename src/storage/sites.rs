@@ -229,7 +229,7 @@ pub fn replace_own(conn: &Conn) -> Result<SiteId> {
         let ord = ordinal_or_insert(conn, &id)?;
         super::meta::set(conn, "own_site_ordinal", &crate::core::value::Value::Integer(i64::from(ord)))?;
         // Another replica now: ATTACHed to the file it was copied from, it must not pass for it.
-        super::as_crr::renew_token(conn)?;
+        super::triggers::renew_token(conn)?;
         Ok(id)
     })
 }

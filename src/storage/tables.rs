@@ -346,7 +346,7 @@ pub fn clock_table(tid: i64) -> String {
 
 // The table id of clock table `name` (`table_shape::clock_table_id`: `crr_clock_N`, N as
 // `bare_clock_table` writes it). Only such a table of no CRR is taken for an orphaned clock
-// (and dropped, if it is one this extension emptied: `as_crr::reap_dropped`): until
+// (and dropped, if it is one this extension emptied: `dropped::reap_dropped`): until
 // 2026-12-06 `crr_clock_1x` or `crr_clock_007` counted too, and an app's table of any such
 // name was dropped with its rows.
 use crate::core::table_shape::clock_table_id;
@@ -378,7 +378,7 @@ struct WideSchema {
     /// The table ids in the names of the triggers named like the extension's (`crr_<digits>...`,
     /// whose text is not read: they are most, and our update trigger names every column; looking
     /// through it made a load of 400 CRRs 3.5 times slower), None for a name that is not one of
-    /// its own kinds (`as_crr::own_trigger_tid`).
+    /// its own kinds (`triggers::own_trigger_tid`).
     named_ours: HashMap<String, Vec<Option<i64>>>,
 }
 
@@ -398,7 +398,7 @@ impl WideSchema {
                     out.table_sql.insert(table, s.text(3));
                 }
                 "index" if has_sql => out.index_sql.entry(table).or_default().push(s.text(3)),
-                "trigger" if !has_sql => out.named_ours.entry(table).or_default().push(super::as_crr::own_trigger_tid(&s.text(1))),
+                "trigger" if !has_sql => out.named_ours.entry(table).or_default().push(super::triggers::own_trigger_tid(&s.text(1))),
                 "trigger" if table_shape::trigger_updates_of_columns(&s.text(3)) => {
                     out.update_of.insert(table);
                 }

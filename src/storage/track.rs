@@ -397,7 +397,7 @@ pub fn on_delete(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<()> {
     save(conn, clock, pk, &new_life(&Stamp::new(conn, dbv)?, cl, 0), old_dbv)
 }
 
-// The trigger path. The tracking triggers (as_crr::trigger_sql) write the clock row in their
+// The trigger path. The tracking triggers (triggers::trigger_sql) write the clock row in their
 // own SQL, inside the user's statement; these only compute the records they store. The
 // causal length is the clock row's own column, so a record does not depend on it.
 

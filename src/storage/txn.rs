@@ -294,7 +294,7 @@ pub fn db_version(conn: &Conn) -> Result<i64> {
     let (mut cookie, _) = tables::all_with_cookie(conn)?;
     super::schema::check_current(conn)?;
     if !conn.tables.borrow().dropped.is_empty() {
-        super::as_crr::reap_dropped(conn, false)?;
+        super::dropped::reap_dropped(conn, false)?;
         cookie = tables::all_with_cookie(conn)?.0;
     }
     let v = match carried(conn)? {
