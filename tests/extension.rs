@@ -331,7 +331,7 @@ fn a_row_of_defaults_is_refused_exactly_where_sqlite_refuses_it() {
 /// column named without of type rowid made the table WITHOUT ROWID (its nullable key passed).
 #[test]
 fn the_readers_of_a_create_table_text_agree_with_sqlite() {
-    use crr::core::table_shape::{column_collations, is_strict, is_without_rowid};
+    use crr::core::schema_sql::{column_collations, is_strict, is_without_rowid};
     let names = ["a", "B", "a$b", "\"x)\"", "'s'", "[b c]", "without", "rowid", "strict", "key", "\"collate\"", "`q,`", "é", "\"it\"\"s\"", "_1", "x"];
     let types = ["", "TEXT", "INTEGER", "VARCHAR(10)", "DOUBLE PRECISION", "rowid", "without", "ANY", "BLOB", "REAL", "INT"];
     let collations = ["NOCASE", "rtrim", "\"NOCASE\"", "'rtrim'", "[binary]", "`nocase`", "'NoCase'"];
@@ -395,7 +395,7 @@ fn the_readers_of_a_create_table_text_agree_with_sqlite() {
     assert!(made > 300 && collated > 100 && strict_seen > 30 && wr_seen > 30, "{made} tables, {collated} collated columns, {strict_seen} STRICT, {wr_seen} WITHOUT ROWID");
 }
 
-/// `core::table_shape::check_constraints` finds, for each CHECK of a random CREATE TABLE text,
+/// `core::schema_sql::check_constraints` finds, for each CHECK of a random CREATE TABLE text,
 /// at least the columns SQLite finds it names: SQLite checks a CHECK at an UPDATE only if the
 /// statement sets a column it names, so each CHECK here first calls a function that logs it,
 /// and `UPDATE t SET c = c` of each column shows which CHECKs name that column. The texts
@@ -407,7 +407,7 @@ fn the_readers_of_a_create_table_text_agree_with_sqlite() {
 /// holds the surplus to those cases.
 #[test]
 fn the_columns_a_check_names_are_found_as_sqlite_finds_them() {
-    use crr::core::table_shape::check_constraints;
+    use crr::core::schema_sql::check_constraints;
     let pool = ["a", "b", "\"c d\"", "x$y", "[e]", "`f`", "length", "\"it\"\"s\"", "é", "lower"];
     let dequote = |n: &str| -> String {
         match n.as_bytes()[0] {
@@ -490,7 +490,7 @@ fn logging_table(sql: &str) -> (rusqlite::Connection, std::sync::Arc<std::sync::
 }
 
 /// A CHECK that names a generated column checks the stored columns its expression names, in
-/// turn: `core::table_shape::generated_columns` and `through_generated` find them as SQLite
+/// turn: `core::schema_sql::generated_columns` and `through_generated` find them as SQLite
 /// does (which checks a CHECK at an UPDATE that sets one of them: the logging function
 /// again), over random generated columns (`AS`, `GENERATED ALWAYS AS`, STORED or VIRTUAL, of
 /// stored columns and earlier generated ones, with CASTs and strings that spell names) and
@@ -499,7 +499,7 @@ fn logging_table(sql: &str) -> (rusqlite::Connection, std::sync::Arc<std::sync::
 /// its first cell, for good), and a wide CRR's shared statement leaves them out.
 #[test]
 fn the_columns_a_check_stands_for_through_generated_ones_are_found_as_sqlite_finds_them() {
-    use crr::core::table_shape::{check_constraints, generated_columns, through_generated};
+    use crr::core::schema_sql::{check_constraints, generated_columns, through_generated};
     let stored = ["a", "b", "\"c d\"", "x$y"];
     let dequote = |n: &str| if n.starts_with('"') { n[1..n.len() - 1].to_string() } else { n.to_string() };
     let mut r = Rng(37);
@@ -556,7 +556,7 @@ fn the_columns_a_check_stands_for_through_generated_ones_are_found_as_sqlite_fin
     assert!(through > 100, "{through} CHECK-column pairs through a generated column");
 }
 
-/// `core::table_shape::trigger_updates_of_columns` tells a trigger that SQLite fires only for
+/// `core::schema_sql::trigger_updates_of_columns` tells a trigger that SQLite fires only for
 /// UPDATEs that set some of the columns (`UPDATE OF`) from one it fires for every UPDATE, or
 /// for none, over random CREATE TRIGGER texts that mislead (trigger names that are event
 /// keywords in quotes or strings, comments and WHEN strings holding `UPDATE OF`, TEMP, IF NOT
@@ -565,7 +565,7 @@ fn the_columns_a_check_stands_for_through_generated_ones_are_found_as_sqlite_fin
 /// taken for another would fire for cells its app never meant it to.
 #[test]
 fn triggers_on_update_of_columns_are_told_as_sqlite_fires_them() {
-    use crr::core::table_shape::trigger_updates_of_columns;
+    use crr::core::schema_sql::trigger_updates_of_columns;
     let names = ["x", "\"update\"", "[insert]", "'delete'", "update_of", "\"of\"", "`UPDATE OF`", "\"x y\""];
     let columns = ["a", "b", "c"];
     let mut r = Rng(36);

@@ -889,7 +889,7 @@ fn the_affinity_of_a_declared_type_agrees_with_sqlite() {
     assert_eq!(seen.len(), 4, "{seen:?}");
 }
 
-/// core::table_shape::default_expr turns the DEFAULT text `pragma_table_xinfo` reports (which
+/// core::schema_sql::default_expr turns the DEFAULT text `pragma_table_xinfo` reports (which
 /// drops a parenthesized expression's parentheses) into an expression whose value, stored in
 /// the column, is what SQLite stores for a row inserted without it: for random DEFAULT
 /// clauses of every form (signed numbers at the limits, strings, blobs, a name in each
@@ -898,7 +898,7 @@ fn the_affinity_of_a_declared_type_agrees_with_sqlite() {
 /// column through it (storage::merge::recreate_row), and crsql_commit_alter compares with it.
 #[test]
 fn a_default_expression_gives_the_value_sqlite_gives_a_row_without_the_column() {
-    use crr::core::table_shape::default_expr;
+    use crr::core::schema_sql::default_expr;
     let forms = [
         "NULL", "0", "-0", "+7", "-7", "9223372036854775807", "-9223372036854775808", "9223372036854775808", "1e308", "-1e309", ".5", "5.",
         "-1.50", "0x7FFFFFFFFFFFFFFF", "-0x10", "'x'", "'it''s'", "''", "' 5'", "'5.0'", "x''", "X'00ff'", "abc", "\"q\"\"d\"", "[b r]", "`b``t`",
@@ -1831,7 +1831,7 @@ fn a_merge_into_a_wide_crr_checks_only_the_checks_of_its_column() {
 /// times their number: merging rows into 100 CRRs of 20 columns kept 28.7 MiB of statements
 /// on the connection until 2026-12-06 (a statement per column, each as large as its table
 /// and holding its triggers). Now the widest tables of such a schema are written through one
-/// statement for the table (`table_shape::shared_writes`), and the statements stay within a
+/// statement for the table (`shared_writes::shared_writes`), and the statements stay within a
 /// quarter of the cache's bound; a replica made to keep a statement per column
 /// (crr_set_wide_writes_for_testing) holds the same tables and feed, and far more statements.
 #[test]

@@ -12,6 +12,8 @@ pub mod ident;
 pub mod merge;
 pub mod pk_codec;
 pub mod row_clock;
+pub mod schema_sql;
+pub mod shared_writes;
 pub mod table_shape;
 pub mod value;
 pub mod varint;

@@ -462,7 +462,8 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
 /// writes alike is not known, so every one is refused, with the fix: the default written as a
 /// string. A default the connection cannot evaluate (an app's function it lacks) is not judged.
 fn refuse_real_default_as_text(conn: &Conn, desc: &crate::core::table_shape::TableDesc, c: &crate::core::table_shape::ColumnDesc) -> Result<()> {
-    use crate::core::table_shape::{column_affinity, default_expr, is_strict, Affinity};
+    use crate::core::schema_sql::{default_expr, is_strict};
+    use crate::core::table_shape::{column_affinity, Affinity};
     let Some(dflt) = c.default_sql.as_deref() else { return Ok(()) };
     if column_affinity(&c.decl_type, is_strict(&desc.sql)) != Affinity::Text {
         return Ok(());
@@ -735,7 +736,7 @@ fn record_non_default(
     let differs = match stored {
         Some(_) => format!("+{c} IS NOT ?1 COLLATE BINARY OR typeof({c}) IS NOT typeof(?1)"),
         None => {
-            let default = crate::core::table_shape::default_expr(default_sql);
+            let default = crate::core::schema_sql::default_expr(default_sql);
             let class = if keeps_class { format!(" OR typeof({c}) IS NOT typeof({default})") } else { String::new() };
             format!("{c} IS NOT {default} COLLATE BINARY{class}")
         }

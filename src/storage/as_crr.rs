@@ -10,6 +10,7 @@ use super::tables::{self, Clock, KeyLayout};
 use super::triggers::{drop_triggers_sql, install_triggers, put_tracking_first};
 use super::{meta, schema, track};
 use crate::core::ident::quote;
+use crate::core::schema_sql;
 use crate::core::table_shape::{self, ColumnDesc, Shape, TableDesc};
 use crate::core::value::Value;
 use crate::error::{Error, Result};
@@ -93,7 +94,7 @@ pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
     s.step()?;
     let has_foreign_keys = s.i64(0) > 0;
     Ok(TableDesc {
-        without_rowid: table_shape::is_without_rowid(&sql),
+        without_rowid: schema_sql::is_without_rowid(&sql),
         name,
         columns,
         unique_indexes,

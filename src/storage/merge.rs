@@ -27,6 +27,7 @@ use crate::core::ident::quote;
 use crate::core::merge::{self as rule, cell_wins, row_step, sentinel_site_wins, sentinel_takes_site, CellWrite, RowStep, SiteId};
 use crate::core::pk_codec;
 use crate::core::row_clock::{Entry, RowClock};
+use crate::core::schema_sql;
 use crate::core::table_shape::{self, Affinity};
 use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
@@ -430,7 +431,7 @@ fn temp_trigger_updates_of(conn: &Conn, t: &TableInfo) -> Result<bool> {
         s.bind_text(1, &t.name)?;
         let mut any = false;
         while !any && s.step()? {
-            any = table_shape::trigger_updates_of_columns(&s.text(0));
+            any = schema_sql::trigger_updates_of_columns(&s.text(0));
         }
         Ok(any)
     })?;

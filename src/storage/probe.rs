@@ -7,7 +7,8 @@
 use super::conn::Conn;
 use crate::core::fast_hash::FastHasher;
 use crate::core::ident::quote;
-use crate::core::table_shape::{self, ColumnDesc, TableDesc};
+use crate::core::schema_sql;
+use crate::core::table_shape::{ColumnDesc, TableDesc};
 use crate::error::{Error, Result, SQLITE_CONSTRAINT, SQLITE_ERROR};
 use std::hash::Hasher;
 
@@ -31,9 +32,9 @@ struct Probe {
 fn probe_of(desc: &TableDesc, app_collations: bool, generated: bool) -> Option<Probe> {
     let names: Vec<String> = desc.columns.iter().map(|c| c.name.clone()).collect();
     let mut checks: Vec<(String, String)> =
-        table_shape::check_constraints(&desc.sql, &names).into_iter().map(|c| (format!("CHECK ({})", c.expr), c.expr)).collect();
-    let generated: Vec<table_shape::Generated> =
-        if generated && desc.columns.iter().any(|c| c.generated) { table_shape::generated_columns(&desc.sql, &names) } else { Vec::new() };
+        schema_sql::check_constraints(&desc.sql, &names).into_iter().map(|c| (format!("CHECK ({})", c.expr), c.expr)).collect();
+    let generated: Vec<schema_sql::Generated> =
+        if generated && desc.columns.iter().any(|c| c.generated) { schema_sql::generated_columns(&desc.sql, &names) } else { Vec::new() };
     let computed = |c: &ColumnDesc| generated.iter().find(|g| g.name.eq_ignore_ascii_case(&c.name));
     // A NOT NULL column whose DEFAULT is NULL (`DEFAULT NULL`) fails the same way, and so does
     // a generated one whose expression gives NULL there.
@@ -43,14 +44,14 @@ fn probe_of(desc: &TableDesc, app_collations: bool, generated: bool) -> Option<P
             .filter(|c| c.pk_index == 0 && c.not_null && (!c.generated || computed(c).is_some()))
             .map(|c| (format!("NOT NULL on {}", quote(&c.name)), format!("{} IS NOT NULL", quote(&c.name)))),
     );
-    let strict = table_shape::is_strict(&desc.sql);
+    let strict = schema_sql::is_strict(&desc.sql);
     if checks.is_empty() && !strict {
         return None;
     }
     let stored: Vec<&ColumnDesc> = desc.columns.iter().filter(|c| !c.generated).collect();
     // Each column's collation too, for the CHECKs' comparisons (`made_probe`: an app's own
     // may not be registered on this connection, and CREATE TABLE fails on it).
-    let collations = table_shape::column_collations(&desc.sql);
+    let collations = schema_sql::column_collations(&desc.sql);
     let collation = |c: &ColumnDesc| {
         let named = collations.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(&c.name)).map(|(_, coll)| coll.as_str());
         match named {
@@ -65,7 +66,7 @@ fn probe_of(desc: &TableDesc, app_collations: bool, generated: bool) -> Option<P
     let columns = stored.iter().map(|c| format!("{} {}{}", quote(&c.name), c.decl_type, collation(c))).chain(computed_columns).collect::<Vec<_>>().join(", ");
     let values = stored
         .iter()
-        .map(|c| if c.pk_index > 0 { "NULL".to_string() } else { table_shape::default_expr(c.default_sql.as_deref()) })
+        .map(|c| if c.pk_index > 0 { "NULL".to_string() } else { schema_sql::default_expr(c.default_sql.as_deref()) })
         .collect::<Vec<_>>()
         .join(", ");
     let values = format!("({}) VALUES ({values})", stored.iter().map(|c| quote(&c.name)).collect::<Vec<_>>().join(", "));

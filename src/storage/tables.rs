@@ -19,6 +19,7 @@ use super::stmt_cache::Key;
 use crate::core::ident::quote;
 use crate::core::pk_codec;
 use crate::core::table_shape::{self, Affinity};
+use crate::core::{schema_sql, shared_writes};
 use crate::error::{Error, Result};
 use crate::ffi::db::Stmt;
 use std::collections::{HashMap, HashSet};
@@ -149,11 +150,11 @@ pub struct TableInfo {
     /// `merge::temp_trigger_updates_of`). A column an index or a CHECK names keeps its own
     /// statement (and is left out of the shared one): SQLite rewrites an index's entry for
     /// every statement that sets a column of it, to the same value or not, and checks a CHECK
-    /// for every statement that sets a column it names (`table_shape::shared_write_slots`).
+    /// for every statement that sets a column it names (`shared_writes::shared_write_slots`).
     pub wide_slots: Vec<bool>,
     /// Whether the table tracks at least `WIDE_WRITES` columns, or is among the widest of a
     /// schema whose statements would hold more than `SHARED_WRITE_BUDGET` a statement per
-    /// column (`table_shape::shared_writes`): a merge that makes a row writes it through one
+    /// column (`shared_writes::shared_writes`): a merge that makes a row writes it through one
     /// statement for the table, whichever column's cell makes it (`merge::recreate_row`, with
     /// `row_defaults`), and its cells through one (`wide_slots`).
     pub wide: bool,
@@ -240,7 +241,7 @@ impl TableInfo {
         s.step()
     }
 
-    /// By slot, the SQL of each tracked column's default value (`table_shape::default_expr`;
+    /// By slot, the SQL of each tracked column's default value (`schema_sql::default_expr`;
     /// NULL for a dropped slot), for the statement a wide CRR's merges make rows with; None
     /// for a narrow table, or one whose columns are not the registry's (`check_columns` says
     /// why). Read at the first use: a PRAGMA, which tables never merged into need not pay.
@@ -259,7 +260,7 @@ impl TableInfo {
             found.insert(s.text(0).to_ascii_lowercase(), dflt);
         }
         let defaults = self.columns.iter().map(|c| match c {
-            Some(c) => found.get(&c.to_ascii_lowercase()).map(|d| table_shape::default_expr(d.as_deref())),
+            Some(c) => found.get(&c.to_ascii_lowercase()).map(|d| schema_sql::default_expr(d.as_deref())),
             None => Some("NULL".to_string()),
         });
         let defaults: Option<Vec<String>> = defaults.collect();
@@ -298,7 +299,7 @@ impl TableInfo {
                 s.bind_text(1, &self.name)?;
                 while s.step()? {
                     types.push((s.text(0), s.text(1)));
-                    strict = table_shape::is_strict(&s.text(2));
+                    strict = schema_sql::is_strict(&s.text(2));
                 }
                 Ok(())
             },
@@ -358,7 +359,7 @@ use crate::core::table_shape::clock_table_id;
 /// each kept, held O(n^2) memory (440 MiB on a 1,000-column CRR) and took n prepares.
 pub const WIDE_WRITES: usize = 64;
 
-/// The estimated memory of the statements merges keep (`table_shape::shared_writes`) past
+/// The estimated memory of the statements merges keep (`shared_writes::shared_writes`) past
 /// which narrower CRRs are written through one statement for the table too, widest first: a
 /// quarter of the statement cache's bound (`stmt_cache::BUDGET`). Merging into 100 CRRs of 20
 /// columns kept 28.7 MiB of statements until 2026-12-06; now 4.6 MiB.
@@ -399,7 +400,7 @@ impl WideSchema {
                 }
                 "index" if has_sql => out.index_sql.entry(table).or_default().push(s.text(3)),
                 "trigger" if !has_sql => out.named_ours.entry(table).or_default().push(super::triggers::own_trigger_tid(&s.text(1))),
-                "trigger" if table_shape::trigger_updates_of_columns(&s.text(3)) => {
+                "trigger" if schema_sql::trigger_updates_of_columns(&s.text(3)) => {
                     out.update_of.insert(table);
                 }
                 _ => {}
@@ -417,7 +418,7 @@ impl WideSchema {
             return Vec::new();
         }
         let sql = self.table_sql.get(table).map_or("", String::as_str);
-        table_shape::shared_write_slots(sql, columns, self.index_sql.get(table).map_or(&[], |v| v.as_slice()))
+        shared_writes::shared_write_slots(sql, columns, self.index_sql.get(table).map_or(&[], |v| v.as_slice()))
     }
 }
 
@@ -578,9 +579,9 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     // many more as keep the statements merges keep within a quarter of the cache's budget.
     let counts: Vec<usize> = read.iter().map(|(.., columns)| columns.iter().flatten().count()).collect();
     let shared = match conn.wide_writes.get() {
-        None => table_shape::shared_writes(&counts, WIDE_WRITES, SHARED_WRITE_BUDGET),
+        None => shared_writes::shared_writes(&counts, WIDE_WRITES, SHARED_WRITE_BUDGET),
         // A test's bound alone, so that it gets the path it asks for.
-        Some(bound) => table_shape::shared_writes(&counts, bound, usize::MAX),
+        Some(bound) => shared_writes::shared_writes(&counts, bound, usize::MAX),
     };
     let mut out = Vec::new();
     for ((clock, name, registered, remade, pk, columns), is_wide) in read.into_iter().zip(shared) {
