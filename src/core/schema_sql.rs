@@ -5,6 +5,16 @@
 //! (`tokens`) keeps quoted identifiers, string literals and comments apart from bare words;
 //! it takes any text without panicking (proptested), and the readers are checked against
 //! SQLite's own answers over random misleading texts in tests/extension.rs.
+//!
+//! The readers: whether a trigger fires on `UPDATE OF` columns, which columns a text mentions
+//! (`shared_writes::shared_write_slots` uses both), the CHECK constraints and the columns they
+//! name, generated columns with their expressions, `default_expr` (the SQL of a column's
+//! default value from its DEFAULT clause's text: a name there is a string, as in SQLite),
+//! `column_collations` (for the probe of a row of defaults), `is_strict` and `is_without_rowid`
+//! (the options after the column list). The tokenizer keeps a string literal as a token of its
+//! own: SQLite takes one for a name where its grammar wants one (`'a' TEXT COLLATE 'nocase'`).
+//! The checks against SQLite compare with `pragma_table_list`, an index's collation, and which
+//! CHECKs an UPDATE of a column checks, through generated columns too.
 
 /// True when the CREATE TABLE text uses the AUTOINCREMENT keyword (outside quotes/comments).
 pub fn uses_autoincrement(sql: &str) -> bool {
@@ -45,7 +55,7 @@ pub fn mentions(sql: &str, names: &[&str]) -> Vec<bool> {
 ///
 /// The text is the clause as written, but that a parenthesized expression loses its
 /// parentheses, so it is pasted in parentheses; except a single name. SQLite's grammar takes
-/// `DEFAULT name` (bare, or quoted as "name", [name] or `name`) for the string 'name', and
+/// `DEFAULT name` (bare, or quoted as `"name"`, `[name]` or `` `name` ``) for the string 'name', and
 /// bare TRUE and FALSE for 1 and 0, where pasted a name is a column's (until 2026-12-06
 /// `DEFAULT x` made `crsql_commit_alter` fail with `no such column: x`, compared with column
 /// x where there was one, and made `crsql_as_crr` fail on a table with a CHECK). A

@@ -2,6 +2,22 @@
 //! The storage layer reads the description from SQLite's pragmas; the rules live here. What
 //! the rules need of the schema's SQL text (CHECK constraints, generated columns, AUTOINCREMENT)
 //! is read by schema_sql.rs.
+//!
+//! The rules: not one of the extension's own tables (`is_own_table`; a clock is `crr_clock_N`
+//! with N as the extension writes it, `clock_table_id`, which the registry's load uses too), no
+//! key collation but BINARY, no key of more than 255 columns, no CHECK on several non-key
+//! columns (a generated column standing for those its expression names:
+//! `schema_sql::generated_columns`, `through_generated`), no tracked column named `-1`.
+//! `storage::as_crr::check_shape`, which crsql_as_crr and crsql_commit_alter call, adds the
+//! connection's limit on a function's arguments for a packed key, and, with SQL, no row of
+//! defaults that fails a CHECK (`storage::probe`).
+//!
+//! Also here: affinities, and which values a column stores as they are (`stored_as_is`, checked
+//! against SQLite in tests/merge.rs); `key_twin`, a REAL key equal to an INTEGER in a key
+//! column that can hold both (BLOB affinity), which would name one row two ways (also checked
+//! against SQLite), and `key_twin_in`, the first such value of a whole key
+//! (`track::refuse_key_twins`; `merge::validate` applies the rule in the walk over the key it
+//! makes anyway).
 
 use super::schema_sql::{check_constraints, generated_columns, is_strict, through_generated, uses_autoincrement};
 use super::value::Value;
@@ -71,7 +87,7 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// SQLite column affinity from a declared type (https://sqlite.org/datatype3.html, 3.1).
+/// SQLite column affinity from a declared type (<https://sqlite.org/datatype3.html>, 3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Affinity {
     Integer,
@@ -97,7 +113,7 @@ pub fn affinity(decl_type: &str) -> Affinity {
 }
 
 /// Whether SQLite stores `v` in a column of this affinity as it is, same type and value (the
-/// rules of https://sqlite.org/datatype3.html 3.0, checked against SQLite in tests/merge.rs).
+/// rules of <https://sqlite.org/datatype3.html> 3.0, checked against SQLite in tests/merge.rs).
 /// A key value it would convert (`1` in a TEXT key column becomes `'1'`) names another row
 /// than the packed key that carried it: merges refuse it.
 pub fn stored_as_is(a: Affinity, v: &Value) -> bool {

@@ -1,6 +1,19 @@
 //! Entry points and per-connection setup: `sqlite3_crr_init` (`.load ./dist/crr`) and the
 //! drop-in alias `sqlite3_crsqlite_init`. Static users register the same function with
 //! `sqlite3_auto_extension`, which hands it the routine table as a loadable extension gets it.
+//!
+//! Sets up one `storage::conn::Conn` per connection, unless another copy of the library
+//! (another file, or one linked in) serves the connection already (`loaded_before`, through
+//! `crr_internal_build()`): two would replace each other's registrations and free the state the
+//! other's tables use; another build, and cr-sqlite (same function names), are refused
+//! (`crr_internal_instance()` tells this copy's own half-done earlier load, out of memory, from
+//! another copy's). The library holds one routine table (`api.rs`), so a second SQLite library
+//! in the process is refused while connections of the first carry the extension
+//! (`OTHER_SQLITE`): checked, installed and the connection reserved in `LIVE` under one lock
+//! that no SQLite call runs under (a callback of a load may load the extension on another
+//! connection). Its one process-wide allocation, the list of connections that carry the
+//! extension, is freed when the last one closes (SQLite then unloads the library, and what is
+//! left is lost).
 
 use super::api::{self, sqlite};
 use super::db::Db;

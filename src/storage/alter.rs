@@ -24,6 +24,25 @@
 //! longer had; begin called again in a bracket an earlier build began installs the two
 //! triggers. A table the 12-step rebuild made anew has no triggers until commit: its updates
 //! after the rebuild are still not seen (its inserts and deletes are, by commit's comparison).
+//!
+//! An added column's cells are recorded where they differ, byte for byte and in class, from
+//! what SQLite gives a row inserted without the column (`column_defaults` asks SQLite: a TEMP
+//! table, with a row made before the same columns are added to it and one after, made before
+//! the commit's savepoint with the probe, `read_before_savepoint`, which reports a read SQLite
+//! stopped, as crsql_as_crr does, through `as_crr::describe_before_savepoint`;
+//! `record_non_default`).
+//!
+//! **Invariant:** after the commit every row at the default holds the inserted row's value, as
+//! rows a merge makes and rows a 12-step rebuild copies do, so old rows that ADD COLUMN gave
+//! another value (an untyped `DEFAULT 1.0` on SQLite 3.40: 1 vs 1.0) are updated first, unsent,
+//! with main's triggers off (`give_old_rows_the_inserted_default`,
+//! `ffi::db::Db::without_main_triggers`). Since that value must be the same on every replica,
+//! an added TEXT column whose default is a REAL, which SQLite versions write as different text,
+//! is refused (`refuse_real_default_as_text`).
+//!
+//! **Invariant** after a 12-step rebuild: a cell without a clock entry holds what a merge would
+//! make of it (its column's default now); the others are recorded at `track::UNWRITTEN_VERSION`
+//! (0, below every write) by `record_unmade_defaults`.
 
 use super::as_crr::{backfill, describe, for_each_key, write_columns, Tracked};
 use super::dropped::{raise_floor, tidy_registry};

@@ -16,6 +16,22 @@
 //! from it by binary search instead of scanning and sorting everything since its lower bound
 //! again, so paging through a feed costs one scan, not one per page. The cached scan is
 //! used only while nothing it read can have changed (`Stamp`, see `read`).
+//!
+//! A read since a version scans only the bucket clocks that crr_dirty says were written since,
+//! found in one statement; a cursor reads the scan through a `Reader`, a range of it. A scan
+//! holds at most `SCAN_CAP` changes: `Scan::prune` keeps the first ones and `Scan::more` says
+//! where they end, and a `Reader` that gets there reads on with a scan of the changes after
+//! that point, `Filter::after`, and, where anything was written since, before the
+//! `Scan::horizon` noted at the first cut, where changes written later start: the parts hold
+//! what one scan would have, so a loop that writes for each change it reads ends, and memory
+//! stays flat for any feed.
+//!
+//! The kept scan lives in `Conn::feed_cache`. A window of versions right after the last read's
+//! (`Conn::feed_last`) is collected on to the last version and kept the same way, so windows
+//! cost one scan too. **Invariant** (in `read`, `Stamp`): the kept scan is used only while the
+//! data version, the transaction's next seq, the rollback epoch and the CRR registry are what
+//! they were when it was read. The buffer of values a rowid clock's scan packs holds at most 4
+//! MiB (`PREFETCH_MAX`).
 
 use super::conn::Conn;
 use super::{sites, ticks};

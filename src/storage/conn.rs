@@ -1,5 +1,11 @@
 //! Per-connection state. One `Conn` per connection that loaded the extension; every function,
 //! virtual table and hook of that connection reaches it through its user-data pointer.
+//!
+//! It holds the statement cache, the transaction state, the caches of what the database holds,
+//! the test clock, the savepoint depth and a merge's held row clock. `check_triggers` is asked
+//! at the load, by `enter_call` (the start of every public function and crsql_changes read) and
+//! at crsql_changes' xBegin: a connection whose triggers are off
+//! (`SQLITE_DBCONFIG_ENABLE_TRIGGER`) would write CRRs unrecorded, and is refused.
 
 use super::sites::Sites;
 use super::stmt_cache::StmtCache;

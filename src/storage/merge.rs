@@ -17,6 +17,29 @@
 //! a change refused by the user table rolls back its own statement only, so the earlier
 //! changes of the row stay and so does their record. A merge's own nested statement (the
 //! user-table write) opens a savepoint at which nothing is flushed: the record is not its.
+//!
+//! Each user-table write must change its row (`sqlite3_changes`; a delete may find none, if the
+//! row is absent), or the change is refused (an app's trigger skipped it with RAISE(IGNORE):
+//! the clock would say what the row does not). The remembered row keeps its key and cell
+//! vectors for the next (`MergedRow::spare`, `Bufs`), the change's key values go into
+//! `Conn::keys_scratch`, and the value and record are bound without copies: no allocation per
+//! change for integer keys (a text or blob key value is copied).
+//!
+//! **Wide CRRs.** A cell goes to the user table through a statement of its column, except on a
+//! wide CRR (`tables::WIDE_WRITES`, 64 tracked columns, and, widest first, as many narrower
+//! ones as keep the estimated memory of merges' statements under `tables::SHARED_WRITE_BUDGET`,
+//! 8 MiB: `core::shared_writes`, decided at each registry load): there one UPDATE for the table
+//! sets the merged column and every other to itself (`write_cell`), since every statement that
+//! writes one column is as large as the table and one per column held O(columns^2) memory a
+//! table (28.7 MiB for 100 CRRs of 20 columns until 2026-12-06). Columns an index or a CHECK
+//! names keep their own statement, and so does every column of a table with a trigger of the
+//! app on `UPDATE OF` columns, in main (found at the registry's load, `TableInfo::wide_slots`)
+//! or TEMP (looked for again when the TEMP schema's cookie moves, the table written changes or
+//! a rollback is heard: `Conn::temp_update_of`). A row a merge makes on a wide CRR is one
+//! INSERT for the table too, whichever column's cell makes it (`recreate_row`): each other
+//! column gets its default's value, `TableInfo::row_defaults` (from
+//! `core::schema_sql::default_expr`, which crsql_commit_alter's comparison with an added
+//! column's default and the probe of a row of defaults use too).
 
 use super::conn::{Conn, Held, MergeWrite, MergedRow};
 use super::stmt_cache::Key;

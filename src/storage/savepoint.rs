@@ -2,6 +2,14 @@
 //! commit, crsql_as_table, crr_new_site_id, crsql_config_set, the install and upgrades of the
 //! internal schema), in a savepoint of its own that no failure leaves open; `lock_first`, the
 //! write lock of a writing function called first in a transaction.
+//!
+//! Where the connection holds no transaction on main yet, the savepoint takes main's write lock
+//! first (`write_lock`, a DELETE that matches nothing; first in an app's transaction,
+//! `lock_first`, which each writing function calls first, most through
+//! `schema::install_to_write`), so the work reads the last commit and waits for other writers
+//! through the busy handler instead of failing with SQLITE_BUSY at its first write; the
+//! install, which has no table to lock yet, checks for another connection's site id under the
+//! lock its first CREATE TABLE took. See ARCHITECTURE.md's invariant on failed statements.
 
 use super::conn::Conn;
 use crate::error::{Error, Result};

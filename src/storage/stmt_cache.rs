@@ -3,6 +3,17 @@
 //!
 //! A statement is taken out of the cache while in use and put back after, reset, so nested use
 //! (a trigger firing inside a merge) gets its own statement instead of resetting one mid-step.
+//!
+//! Each key is given a slot until the next `clear` (one hash lookup per use). `clear` (every
+//! registry load) finalizes them all, one in use when its use ends (`generation`), and forgets
+//! every key, so keys of a schema gone (a dropped CRR's table id) do not pile up on a
+//! long-lived connection (until 2026-12-06 they did).
+//!
+//! **Invariant:** after each fresh prepare the statements kept hold at most `BUDGET` (32 MiB,
+//! `sqlite3_stmt_status` MEMUSED measured at each one's first use), but for those in use, which
+//! cannot be finalized: past it `shed` finalizes the least recently used down to three quarters
+//! of it, and they are prepared again at their next use. It is a bound, not the plan:
+//! `tables::SHARED_WRITE_BUDGET` keeps merges' statements to a quarter of it.
 
 use crate::error::Result;
 use crate::ffi::db::{Db, Stmt};

@@ -13,6 +13,21 @@
 //! provisional: loading it joins crr_internal_txn to the transaction (so every rollback is
 //! reported), and it is trusted only while no rollback was reported since
 //! (`Conn::still_written`) and, after the transaction, only if it committed (`committed`).
+//!
+//! A load reads sqlite_schema once (SQLite does not index it) and finds from that whether the
+//! internal tables exist, each CRR's current name (its insert trigger's table; one without the
+//! trigger is its registered name's table, rebuilt, unless another CRR's trigger names that
+//! table; `register_current_names` gives crr_tables the names renames outside a bracket left
+//! behind, at crsql_as_crr, crsql_begin_alter and crsql_commit_alter, after the clocks of
+//! dropped CRRs are removed: `dropped::tidy_registry`), dropped CRRs and orphaned clock tables.
+//! The first read or merge of a CRR after each load compares its columns with the registered
+//! ones (`check_columns`, `drift`): a table ALTERed outside a bracket is refused by reads,
+//! merges and crsql_as_crr. Also here: each clock's key layout (`Clock`: bind a packed key,
+//! read one back); a table's key affinities, read at its first merge
+//! (`TableInfo::key_affinities`), not at every load; which cells a merge writes through a wide
+//! table's shared statement (`wide_slots`: the app's triggers, the indexes and the CHECKs are
+//! read by one more scan of sqlite_schema, `WideSchema`, only when the load meets a wide CRR;
+//! the choice is `core::shared_writes::shared_write_slots`).
 
 use super::conn::Conn;
 use super::stmt_cache::Key;

@@ -3,6 +3,16 @@
 //! the record to store; a key change, or a live row without a live clock, goes through
 //! `on_update` instead. `on_insert` / `on_delete` / `record_cell` serve backfill, commit_alter
 //! and that fallback.
+//!
+//! A transaction's fresh rows of one slot list differ only in their seqs while its tick is
+//! steady (`txn::steady_tick`), so after the first such record the rest are spliced from a
+//! template (`core::row_clock::SeqTemplate`, kept in `Txn::fresh`). The triggers' per-row
+//! record functions (`fresh_record`, `update_record`, `insert_over_record`, `tombstone_record`)
+//! build their record in a `RecordBuf` that their registration keeps across calls
+//! (`ffi::functions`, `Func::Record`): no allocation per row. The update trigger tests each
+//! column once, in its WHEN clause (`crr_internal_changed`), which holds the flags for its
+//! body's `update_record` (`HeldFlags`): SQLite compiles the trigger into every UPDATE of the
+//! table, and a second copy of the tests made preparing one up to twice as dear on wide tables.
 
 use super::conn::{Conn, MergeWrite};
 use super::{sites, ticks};
