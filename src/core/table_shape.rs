@@ -241,20 +241,35 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
                 .into(),
         ));
     }
+    let (pk, rowid_key) = key_columns(t).map_err(refuse)?;
+    refuse_constraints(t).map_err(refuse)?;
+    let columns = tracked_columns(t).map_err(refuse)?;
+    let strict = is_strict(&t.sql);
+    Ok(Shape {
+        pk: pk.iter().map(|c| c.name.clone()).collect(),
+        columns,
+        rowid_key,
+        pk_affinity: pk.iter().map(|c| column_affinity(&c.decl_type, strict)).collect(),
+    })
+}
+
+/// `check`'s rules for the key: its columns in key order, and whether it is the rowid (an
+/// INTEGER PRIMARY KEY alias); Err with the reason a key cannot be a CRR's.
+fn key_columns(t: &TableDesc) -> Result<(Vec<&ColumnDesc>, bool), String> {
     let mut pk: Vec<&ColumnDesc> = t.columns.iter().filter(|c| c.pk_index > 0).collect();
     if pk.is_empty() {
-        return Err(refuse("it has no PRIMARY KEY".into()));
+        return Err("it has no PRIMARY KEY".into());
     }
     pk.sort_by_key(|c| c.pk_index);
     // SQLite takes a key of up to 2,000 columns; the packed key counts its columns in one
     // byte, so the triggers of a wider one would fail every write (until 2026-12-06 such a
     // table was taken, and each INSERT then failed in crsql_pack_columns).
     if pk.len() > super::pk_codec::PK_COLUMNS_MAX {
-        return Err(refuse(format!(
+        return Err(format!(
             "its primary key has {} columns; a CRR's key has at most {} (crsql_changes' pk blob counts them in one byte)",
             pk.len(),
             super::pk_codec::PK_COLUMNS_MAX
-        )));
+        ));
     }
     // "INTEGER PRIMARY KEY DESC" and "INT PRIMARY KEY" are not aliases: SQLite gives them an
     // index of their own.
@@ -262,29 +277,35 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
         !t.without_rowid && pk.len() == 1 && pk[0].decl_type.trim().eq_ignore_ascii_case("INTEGER") && !t.pk_has_index;
     for c in &pk {
         if !c.not_null && !t.without_rowid && !rowid_alias {
-            return Err(refuse(format!("primary key column \"{}\" is nullable (declare it NOT NULL)", c.name)));
+            return Err(format!("primary key column \"{}\" is nullable (declare it NOT NULL)", c.name));
         }
     }
     // Keys that differ in bytes but are equal under the key's collation ('a' and 'A' under
     // NOCASE) would be one row on a replica that got both and two rows elsewhere.
     if let Some((name, coll)) = t.key_collations.iter().find(|(_, coll)| !coll.eq_ignore_ascii_case("BINARY")) {
-        return Err(refuse(format!(
+        return Err(format!(
             "primary key column \"{name}\" has COLLATE {coll}: keys equal under it but not byte for byte \
              would be one row on one replica and two on another (use the BINARY collation)"
-        )));
+        ));
     }
+    Ok((pk, rowid_alias))
+}
+
+/// `check`'s rules for the table's constraints: no UNIQUE besides the key, no FOREIGN KEY, no
+/// CHECK on several non-key columns, no AUTOINCREMENT.
+fn refuse_constraints(t: &TableDesc) -> Result<(), String> {
     if let Some(name) = t.unique_indexes.first() {
-        return Err(refuse(format!(
+        return Err(format!(
             "it has a UNIQUE constraint or unique index (\"{name}\") besides the primary key; \
              concurrent writes on two replicas could not both be merged"
-        )));
+        ));
     }
     if t.has_foreign_keys {
-        return Err(refuse(
+        return Err(
             "it has FOREIGN KEY constraints; merges apply changes one cell at a time in any order, \
              so checked foreign keys would reject valid merges"
                 .into(),
-        ));
+        );
     }
     // A CHECK on one non-key column (and the key, which a row keeps) holds for each value a
     // peer sends; one on several can fail half way through a peer's update of them.
@@ -303,30 +324,36 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
         let cols: Vec<&String> = names.iter().filter(|n| stored.iter().any(|c| c.eq_ignore_ascii_case(n))).collect();
         if cols.len() > 1 {
             let through: Vec<String> = check.columns.iter().filter(|c| generated.iter().any(|g| g.name.eq_ignore_ascii_case(c))).map(|c| format!("\"{c}\"")).collect();
-            return Err(refuse(format!(
+            return Err(format!(
                 "it has a CHECK constraint on several columns ({}{}); merges apply changes one cell at a time, \
                  so it would reject valid merges (a peer's update of both columns, applied one by one)",
                 cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", "),
                 if through.is_empty() { String::new() } else { format!(", through generated column {}", through.join(", ")) }
-            )));
+            ));
         }
     }
     if uses_autoincrement(&t.sql) {
-        return Err(refuse("it uses AUTOINCREMENT; replicas would allocate the same keys".into()));
+        return Err("it uses AUTOINCREMENT; replicas would allocate the same keys".into());
     }
+    Ok(())
+}
+
+/// `check`'s rules for the non-key columns, and those it tracks (stored ones: generated
+/// columns are computed on each replica).
+fn tracked_columns(t: &TableDesc) -> Result<Vec<TrackedColumn>, String> {
     let mut columns = Vec::new();
     for c in t.columns.iter().filter(|c| c.pk_index == 0 && !c.generated) {
         if c.name == SENTINEL_CID {
-            return Err(refuse(format!(
+            return Err(format!(
                 "column \"{SENTINEL_CID}\" has the name crsql_changes gives a row's sentinel (cid '{SENTINEL_CID}'), \
                  so its changes could not be told from the sentinel's; rename the column"
-            )));
+            ));
         }
         if c.not_null && !c.has_default {
-            return Err(refuse(format!(
+            return Err(format!(
                 "column \"{}\" is NOT NULL without a DEFAULT; merges create rows one column at a time",
                 c.name
-            )));
+            ));
         }
         columns.push(TrackedColumn {
             name: c.name.clone(),
@@ -334,13 +361,7 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
                 || c.decl_type.trim().eq_ignore_ascii_case("ANY"),
         });
     }
-    let strict = is_strict(&t.sql);
-    Ok(Shape {
-        pk: pk.iter().map(|c| c.name.clone()).collect(),
-        columns,
-        rowid_key: rowid_alias,
-        pk_affinity: pk.iter().map(|c| column_affinity(&c.decl_type, strict)).collect(),
-    })
+    Ok(columns)
 }
 
 /// The affinity a column of a table applies: a STRICT table's ANY column applies none.

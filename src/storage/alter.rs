@@ -45,16 +45,17 @@
 //! (0, below every write) by `record_unmade_defaults`.
 
 use super::as_crr::{backfill, describe, for_each_key, write_columns, Tracked};
-use super::dropped::{raise_floor, tidy_registry};
-use super::triggers::{has_trigger, install_triggers};
-use super::savepoint::in_savepoint;
 use super::conn::Conn;
+use super::dropped::{raise_floor, tidy_registry};
+use super::savepoint::in_savepoint;
 use super::stmt_cache::Key;
-use super::tables::{self, Clock};
+use super::tables::{self, Clock, TableInfo};
+use super::triggers::{has_trigger, install_triggers};
 use super::{meta, track, txn};
-use crate::core::merge::sentinel_visible;
 use crate::core::ident::quote;
+use crate::core::merge::sentinel_visible;
 use crate::core::pk_codec;
+use crate::core::table_shape::{Shape, TableDesc};
 use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -403,25 +404,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             )));
         }
         super::as_crr::keeps_key_layout(&info, &shape)?;
-        let mut cols: Vec<Tracked> = Vec::new();
-        let mut dropped = Vec::new();
-        for (slot, name) in info.columns.iter().enumerate() {
-            let Some(name) = name else { continue };
-            let now = renamed.get(name).unwrap_or(name);
-            match shape.columns.iter().find(|c| &c.name == now) {
-                Some(c) => cols.push(Tracked { slot, name: now.clone(), keeps_class: c.keeps_storage_class }),
-                None => dropped.push(slot),
-            }
-        }
-        let mut next_slot = info.columns.len();
-        let mut added = Vec::new();
-        for c in &shape.columns {
-            if !cols.iter().any(|t| t.name == c.name) {
-                cols.push(Tracked { slot: next_slot, name: c.name.clone(), keeps_class: c.keeps_storage_class });
-                added.push((next_slot, c.name.clone()));
-                next_slot += 1;
-            }
-        }
+        let Slots { cols, dropped, added } = map_slots(&info, &shape, &renamed);
         for (_, name) in &added {
             if let Some(c) = desc.columns.iter().find(|c| &c.name == name) {
                 refuse_real_default_as_text(conn, &desc, c)?;
@@ -440,18 +423,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
             clear_slots(conn, info.clock(), &dropped)?;
         }
         let inserts_tracked = has_trigger(conn, &format!("crr_{}_insert", info.tid))?;
-        for (slot, name) in added {
-            let default = desc.columns.iter().find(|c| c.name == name).and_then(|c| c.default_sql.clone());
-            let keeps_class = cols.iter().any(|t| t.slot == slot && t.keeps_class);
-            // Rows are compared with what an inserted row gets: after ADD COLUMN, old rows at
-            // another value are given it first (after a rebuild the rows were inserted again).
-            let stored = defaults.get(&name.to_ascii_lowercase()).and_then(Option::as_ref).map(|(old_rows, new_rows)| (inserts_tracked.then_some(old_rows), new_rows));
-            if let Some((Some(old_rows), new_rows)) = stored {
-                give_old_rows_the_inserted_default(conn, &desc.name, &name, old_rows, new_rows)?;
-            }
-            let stored = stored.map(|(_, new_rows)| new_rows);
-            record_non_default(conn, info.clock(), &desc.name, &shape.pk, (&name, keeps_class), (default.as_deref(), stored), slot)?;
-        }
+        record_added(conn, &info, &desc, &shape, (&cols, added), &defaults, inserts_tracked)?;
         conn.db.exec(&format!("DROP TRIGGER IF EXISTS main.\"crr_{}_alter_old\"", info.tid))?;
         conn.bracket.borrow_mut().clear();
         install_triggers(conn, info.clock(), &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
@@ -469,6 +441,68 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         conn.db.exec(&format!("DELETE FROM main.crr_meta WHERE key = 'alter.{}'", info.tid))?;
         Ok(())
     })
+}
+
+/// The table's tracked columns after the alter, mapped onto the clock's slots.
+struct Slots {
+    /// Every tracked column with its slot: a renamed one keeps its own, an added one gets the
+    /// next free.
+    cols: Vec<Tracked>,
+    /// The slots of the columns the alter dropped.
+    dropped: Vec<usize>,
+    /// The added columns' slots and names.
+    added: Vec<(usize, String)>,
+}
+
+/// Maps the registry's tracked columns of `info` (renamed as `renamed` says) onto the columns
+/// of `shape`, the table now.
+fn map_slots(info: &TableInfo, shape: &Shape, renamed: &HashMap<String, String>) -> Slots {
+    let mut cols: Vec<Tracked> = Vec::new();
+    let mut dropped = Vec::new();
+    for (slot, name) in info.columns.iter().enumerate() {
+        let Some(name) = name else { continue };
+        let now = renamed.get(name).unwrap_or(name);
+        match shape.columns.iter().find(|c| &c.name == now) {
+            Some(c) => cols.push(Tracked { slot, name: now.clone(), keeps_class: c.keeps_storage_class }),
+            None => dropped.push(slot),
+        }
+    }
+    let mut next_slot = info.columns.len();
+    let mut added = Vec::new();
+    for c in &shape.columns {
+        if !cols.iter().any(|t| t.name == c.name) {
+            cols.push(Tracked { slot: next_slot, name: c.name.clone(), keeps_class: c.keeps_storage_class });
+            added.push((next_slot, c.name.clone()));
+            next_slot += 1;
+        }
+    }
+    Slots { cols, dropped, added }
+}
+
+/// Records the cells of the `added` columns whose rows differ from the column's default
+/// (`record_non_default`). Rows are compared with what an inserted row gets: after ADD
+/// COLUMN, old rows at another value are given it first (after a rebuild, which leaves no
+/// insert trigger, the rows were inserted again).
+fn record_added(
+    conn: &Conn,
+    info: &TableInfo,
+    desc: &TableDesc,
+    shape: &Shape,
+    (cols, added): (&[Tracked], Vec<(usize, String)>),
+    defaults: &HashMap<String, Option<(Value, Value)>>,
+    inserts_tracked: bool,
+) -> Result<()> {
+    for (slot, name) in added {
+        let default = desc.columns.iter().find(|c| c.name == name).and_then(|c| c.default_sql.clone());
+        let keeps_class = cols.iter().any(|t| t.slot == slot && t.keeps_class);
+        let stored = defaults.get(&name.to_ascii_lowercase()).and_then(Option::as_ref).map(|(old_rows, new_rows)| (inserts_tracked.then_some(old_rows), new_rows));
+        if let Some((Some(old_rows), new_rows)) = stored {
+            give_old_rows_the_inserted_default(conn, &desc.name, &name, old_rows, new_rows)?;
+        }
+        let stored = stored.map(|(_, new_rows)| new_rows);
+        record_non_default(conn, info.clock(), &desc.name, &shape.pk, (&name, keeps_class), (default.as_deref(), stored), slot)?;
+    }
+    Ok(())
 }
 
 /// Refuses an added column of TEXT affinity whose default is a REAL (`DEFAULT 0.000986`,

@@ -274,60 +274,72 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
             }
         }
         let shape = check_shape(conn, &desc)?;
-        if let Some(info) = existing {
-            info.check_columns(conn)?;
-            keeps_key_layout(&info, &shape)?;
-            let cols = tracked_of(&info, &shape).ok_or_else(|| {
-                Error::new(format!(
-                    "table \"{}\" changed shape since it became a CRR; wrap ALTER TABLE in \
-                     crsql_begin_alter / crsql_commit_alter{}",
-                    desc.name,
-                    info.if_made_again()
-                ))
-            })?;
-            // The clock keeps the key layout it was made with.
-            let lost = install_triggers(conn, info.clock(), &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
-            put_tracking_first(conn, Some(&desc.name))?;
-            backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
-            if lost {
-                // The table was dropped and made again outside a bracket (an unbracketed
-                // rebuild): the rows it lost are deletes, as crsql_commit_alter records after
-                // a rebuild. Until 2026-12-06 their clocks stayed live, and the feed sent
-                // their cells with NULL values: a replica made from it held rows this one
-                // had not, and one that had them kept them.
-                super::alter::tombstone_missing(conn, info.clock(), &desc.name, &shape.pk)?;
-            }
-            return Ok(());
+        match existing {
+            Some(info) => renew(conn, &info, &desc, &shape),
+            None => create(conn, &desc, &shape),
         }
-        let tid = allocate_tid(conn)?;
-        let clock = Clock::new(tid, if shape.rowid_key { KeyLayout::Rowid } else { KeyLayout::Packed });
-        let (key_type, options) = match clock.key {
-            KeyLayout::Rowid => ("INTEGER", ""),
-            KeyLayout::Packed => ("BLOB", " WITHOUT ROWID"),
-        };
-        conn.db.exec(
-            &CLOCK_TABLE_SQL.replace("{tid}", &tid.to_string()).replace("{key_type}", key_type).replace("{options}", options),
-        )?;
-        if !clock.buckets {
-            conn.db.exec(&CLOCK_DBV_INDEX_SQL.replace("{tid}", &tid.to_string()))?;
-        }
-        let mut s = conn.db.prepare("INSERT INTO main.crr_tables(tid, name) VALUES (?1, ?2)", false)?;
-        s.bind_i64(1, tid)?;
-        s.bind_text(2, &desc.name)?;
-        s.run()?;
-        drop(s);
-        let cols: Vec<Tracked> = shape
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(slot, c)| Tracked { slot, name: c.name.clone(), keeps_class: c.keeps_storage_class })
-            .collect();
-        write_columns(conn, tid, &shape.pk, &cols)?;
-        install_triggers(conn, clock, &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
-        conn.tables.borrow_mut().invalidate();
-        backfill(conn, clock, &desc.name, &shape.pk, &cols)?;
-        Ok(())
     })
+}
+
+/// crsql_as_crr on a CRR (apps call it at every start): the triggers made again if they are
+/// not this build's, and the rows written while tracking was off recorded.
+fn renew(conn: &Conn, info: &tables::TableInfo, desc: &TableDesc, shape: &Shape) -> Result<()> {
+    info.check_columns(conn)?;
+    keeps_key_layout(info, shape)?;
+    let cols = tracked_of(info, shape).ok_or_else(|| {
+        Error::new(format!(
+            "table \"{}\" changed shape since it became a CRR; wrap ALTER TABLE in \
+             crsql_begin_alter / crsql_commit_alter{}",
+            desc.name,
+            info.if_made_again()
+        ))
+    })?;
+    // The clock keeps the key layout it was made with.
+    let lost = install_triggers(conn, info.clock(), &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
+    put_tracking_first(conn, Some(&desc.name))?;
+    backfill(conn, info.clock(), &desc.name, &shape.pk, &cols)?;
+    if lost {
+        // The table was dropped and made again outside a bracket (an unbracketed
+        // rebuild): the rows it lost are deletes, as crsql_commit_alter records after
+        // a rebuild. Until 2026-12-06 their clocks stayed live, and the feed sent
+        // their cells with NULL values: a replica made from it held rows this one
+        // had not, and one that had them kept them.
+        super::alter::tombstone_missing(conn, info.clock(), &desc.name, &shape.pk)?;
+    }
+    Ok(())
+}
+
+/// crsql_as_crr on a table that is not a CRR yet: its clock, registry entry and triggers, and
+/// its rows recorded as inserts.
+fn create(conn: &Conn, desc: &TableDesc, shape: &Shape) -> Result<()> {
+    let tid = allocate_tid(conn)?;
+    let clock = Clock::new(tid, if shape.rowid_key { KeyLayout::Rowid } else { KeyLayout::Packed });
+    let (key_type, options) = match clock.key {
+        KeyLayout::Rowid => ("INTEGER", ""),
+        KeyLayout::Packed => ("BLOB", " WITHOUT ROWID"),
+    };
+    conn.db.exec(
+        &CLOCK_TABLE_SQL.replace("{tid}", &tid.to_string()).replace("{key_type}", key_type).replace("{options}", options),
+    )?;
+    if !clock.buckets {
+        conn.db.exec(&CLOCK_DBV_INDEX_SQL.replace("{tid}", &tid.to_string()))?;
+    }
+    let mut s = conn.db.prepare("INSERT INTO main.crr_tables(tid, name) VALUES (?1, ?2)", false)?;
+    s.bind_i64(1, tid)?;
+    s.bind_text(2, &desc.name)?;
+    s.run()?;
+    drop(s);
+    let cols: Vec<Tracked> = shape
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(slot, c)| Tracked { slot, name: c.name.clone(), keeps_class: c.keeps_storage_class })
+        .collect();
+    write_columns(conn, tid, &shape.pk, &cols)?;
+    install_triggers(conn, clock, &desc.name, &shape.pk, &shape.pk_affinity, &cols)?;
+    conn.tables.borrow_mut().invalidate();
+    backfill(conn, clock, &desc.name, &shape.pk, &cols)?;
+    Ok(())
 }
 
 /// crsql_as_table(table): stops tracking; the table and its rows stay, the clock goes.

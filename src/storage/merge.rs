@@ -117,6 +117,56 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
     let ValueRef::Blob(pk) = c.pk else {
         return Err(Error::new(format!("pk must be a blob, got {}", c.pk.type_name())));
     };
+    let (keys, twin) = valid_key(conn, &table, pk)?;
+    let slot = valid_cid(conn, &table, &c.cid)?;
+    let site: SiteId = match &c.site_id {
+        ValueRef::Blob(b) => SiteId::try_from(*b)
+            .map_err(|_| Error::new(format!("site_id must be 16 bytes, got {}", b.len())))?,
+        other => return Err(Error::new(format!("site_id must be a 16-byte blob, got {}", other.type_name()))),
+    };
+    let col_version = non_negative("col_version", &c.col_version)?;
+    let cl = non_negative("cl", &c.cl)?;
+    for (name, v) in [("col_version", col_version), ("cl", cl)] {
+        if v > rule::VERSION_MAX {
+            return Err(Error::new(format!("{name} {v} is beyond 2^62, which no replica reaches (a corrupt or hostile change)")));
+        }
+    }
+    if !matches!(c.db_version, ValueRef::Null) {
+        non_negative("db_version", &c.db_version)?;
+    }
+    if !matches!(c.seq, ValueRef::Null) {
+        non_negative("seq", &c.seq)?;
+    }
+    // A key with a twin names a row no replica of this build writes (table_shape::key_twin);
+    // one an earlier build wrote may still be deleted (delete_row deletes only that row), so
+    // that the replica that holds it can fix it and its peers follow.
+    if let Some(reason) = twin.filter(|_| rule::is_alive(cl)) {
+        return Err(Error::new(format!("bad pk for table \"{}\": {reason}", table.name)));
+    }
+    if slot.is_some() {
+        txn::check_drift(conn, col_version)?;
+        // This replica's clock is past every version it made: a change of its own site beyond
+        // it was made by another database with the same site id (a copy of this file that
+        // crr_new_site_id did not make a replica of its own, or this replica before the
+        // backup it was restored from). Transports keep their progress per site id, so two
+        // databases that share one lose changes for good.
+        if txn::beyond_mark(conn, col_version) && sites::ordinal(conn, &site)? == Some(sites::own_ordinal(conn)?) {
+            return Err(Error::new(format!(
+                "change from this replica's own site id at col_version {col_version}, past every version it has made or \
+                 merged: another database shares its site id (a restored backup of it, or a copy of its file), and peers \
+                 that keep their progress by site id would miss changes of one or the other; run SELECT \
+                 crr_new_site_id() on this database, then sync again"
+            )));
+        }
+    }
+    Ok(Valid { table, pk, keys, slot, val: c.val, col_version, site, cl })
+}
+
+/// The change's key values, decoded into the connection's kept vector (put back by `keep`)
+/// and checked against the table's key, and the reason its first value with a twin
+/// (`table_shape::key_twin`) is refused where the change makes the row live.
+#[inline]
+fn valid_key(conn: &Conn, table: &TableInfo, pk: &[u8]) -> Result<(Vec<Value>, Option<String>)> {
     // Decoded in the kept vector (put back by `keep`).
     let mut keys = conn.keys_scratch.take();
     pk_codec::decode_into(pk, &mut keys).map_err(|e| Error::new(format!("bad pk for table \"{}\": {e}", table.name)))?;
@@ -164,7 +214,14 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
             )));
         }
     }
-    let slot = match &c.cid {
+    Ok((keys, twin))
+}
+
+/// The change's column slot (None for the row's sentinel), or the reason the table has no
+/// such tracked column.
+#[inline]
+fn valid_cid(conn: &Conn, table: &TableInfo, cid: &ValueRef) -> Result<Option<usize>> {
+    Ok(match cid {
         ValueRef::Text(b"-1") => None,
         ValueRef::Integer(-1) => None,
         ValueRef::Text(col) => {
@@ -185,48 +242,7 @@ fn validate<'a>(conn: &Conn, c: Incoming<'a>) -> Result<Valid<'a>> {
             }
         }
         other => return Err(Error::new(format!("cid must be text, got {}", other.type_name()))),
-    };
-    let site: SiteId = match &c.site_id {
-        ValueRef::Blob(b) => SiteId::try_from(*b)
-            .map_err(|_| Error::new(format!("site_id must be 16 bytes, got {}", b.len())))?,
-        other => return Err(Error::new(format!("site_id must be a 16-byte blob, got {}", other.type_name()))),
-    };
-    let col_version = non_negative("col_version", &c.col_version)?;
-    let cl = non_negative("cl", &c.cl)?;
-    for (name, v) in [("col_version", col_version), ("cl", cl)] {
-        if v > rule::VERSION_MAX {
-            return Err(Error::new(format!("{name} {v} is beyond 2^62, which no replica reaches (a corrupt or hostile change)")));
-        }
-    }
-    if !matches!(c.db_version, ValueRef::Null) {
-        non_negative("db_version", &c.db_version)?;
-    }
-    if !matches!(c.seq, ValueRef::Null) {
-        non_negative("seq", &c.seq)?;
-    }
-    // A key with a twin names a row no replica of this build writes (table_shape::key_twin);
-    // one an earlier build wrote may still be deleted (delete_row deletes only that row), so
-    // that the replica that holds it can fix it and its peers follow.
-    if let Some(reason) = twin.filter(|_| rule::is_alive(cl)) {
-        return Err(Error::new(format!("bad pk for table \"{}\": {reason}", table.name)));
-    }
-    if slot.is_some() {
-        txn::check_drift(conn, col_version)?;
-        // This replica's clock is past every version it made: a change of its own site beyond
-        // it was made by another database with the same site id (a copy of this file that
-        // crr_new_site_id did not make a replica of its own, or this replica before the
-        // backup it was restored from). Transports keep their progress per site id, so two
-        // databases that share one lose changes for good.
-        if txn::beyond_mark(conn, col_version) && sites::ordinal(conn, &site)? == Some(sites::own_ordinal(conn)?) {
-            return Err(Error::new(format!(
-                "change from this replica's own site id at col_version {col_version}, past every version it has made or \
-                 merged: another database shares its site id (a restored backup of it, or a copy of its file), and peers \
-                 that keep their progress by site id would miss changes of one or the other; run SELECT \
-                 crr_new_site_id() on this database, then sync again"
-            )));
-        }
-    }
-    Ok(Valid { table, pk, keys, slot, val: c.val, col_version, site, cl })
+    })
 }
 
 /// An error of an app's trigger that stopped a merge's user-table write after the write, and
@@ -551,14 +567,14 @@ pub fn write_held_back(conn: &Conn) -> Result<()> {
     super::dirty::flush(conn)
 }
 
-/// Applies one change. Ok(true) when it changed this replica (rows impacted).
-pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
-    let v = validate(conn, incoming)?;
-    // A merge inside a merge's user-table write (a user trigger inserting into crsql_changes)
-    // leaves the outer merge's row alone and holds nothing back.
-    let nested = conn.merging_tid.get().is_some();
-    // The row's held record goes on (it stays in place, so that a rollback of its writes
-    // still drops it, and an error below leaves it as it was); any other row's is written.
+/// The local clock of the change's row and the buffers to reuse: the row's held record where
+/// the change continues its run (it stays in place, so that a rollback of its writes still
+/// drops it, and an error leaves it as it was; a copy is worked on), else the row's stored
+/// one, after any other row's held record is written. `nested`: a merge inside a merge's
+/// user-table write (a user trigger inserting into crsql_changes), which leaves the outer
+/// merge's row alone and holds nothing back.
+#[inline]
+fn local_clock(conn: &Conn, v: &Valid, nested: bool) -> Result<(Option<RowClock>, Option<Held>, Bufs)> {
     let same_row = |m: &MergedRow| m.is_row(v.table.tid, v.pk);
     let continued = if nested {
         None
@@ -592,21 +608,17 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
         Some(rc) => Some(rc),
         None => load_reusing(conn, v.table.clock(), v.pk, &mut bufs.cells)?,
     };
-    let local_cl = local.as_ref().map_or(0, |rc| rc.cl);
-    // The dbv of the clock row stored for this key (a held record is not stored yet).
-    let local_dbv = match held {
-        Some(h) => h.stored,
-        None => local.as_ref().map(RowClock::max_db_version),
-    };
-    let step = row_step(v.cl, local_cl);
-    if step == RowStep::Stale {
-        return Ok(keep(conn, v, bufs, local, held));
-    }
-    // Decide the cell before any write (it may need the local value).
-    let cell_applies = match (step, v.slot) {
+    Ok((local, held, bufs))
+}
+
+/// Whether the change's cell is written: a new life's always, and in the same life one that
+/// wins over the local cell (SPEC 7.3; values compared only on equal col_versions).
+#[inline]
+fn decide_cell(conn: &Conn, v: &Valid, step: RowStep, local: Option<&RowClock>) -> Result<bool> {
+    Ok(match (step, v.slot) {
         (RowStep::Recreate, Some(_)) => true,
         (RowStep::SameLife, Some(slot)) if rule::is_alive(v.cl) => {
-            let rc = local.as_ref().expect("same life implies a local clock");
+            let rc = local.expect("same life implies a local clock");
             match rc.cell(slot) {
                 None => true,
                 Some(e) => {
@@ -619,7 +631,7 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
                     };
                     // Values only matter on equal col_versions.
                     if e.col_version == v.col_version {
-                        with_local_value(conn, &v, slot, wins)?
+                        with_local_value(conn, v, slot, wins)?
                     } else {
                         wins(ValueRef::Null)
                     }
@@ -627,7 +639,28 @@ pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
             }
         }
         _ => false,
+    })
+}
+
+/// Applies one change. Ok(true) when it changed this replica (rows impacted).
+pub fn apply(conn: &Conn, incoming: Incoming) -> Result<bool> {
+    let v = validate(conn, incoming)?;
+    // A merge inside a merge's user-table write (a user trigger inserting into crsql_changes)
+    // leaves the outer merge's row alone and holds nothing back.
+    let nested = conn.merging_tid.get().is_some();
+    let (local, held, mut bufs) = local_clock(conn, &v, nested)?;
+    let local_cl = local.as_ref().map_or(0, |rc| rc.cl);
+    // The dbv of the clock row stored for this key (a held record is not stored yet).
+    let local_dbv = match held {
+        Some(h) => h.stored,
+        None => local.as_ref().map(RowClock::max_db_version),
     };
+    let step = row_step(v.cl, local_cl);
+    if step == RowStep::Stale {
+        return Ok(keep(conn, v, bufs, local, held));
+    }
+    // Decided before any write (it may need the local value).
+    let cell_applies = decide_cell(conn, &v, step, local.as_ref())?;
     let sentinel_raised = match (step, &local) {
         (RowStep::SameLife, Some(rc)) if sentinel_takes_site(v.slot.is_none(), rc.cl, rc.has_cells()) => {
             sentinel_site_wins(&v.site, &sites::site_id(conn, rc.sentinel.site)?)

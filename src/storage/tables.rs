@@ -492,62 +492,95 @@ type Registry = (Vec<Rc<TableInfo>>, Vec<Clock>, Vec<String>);
 /// A CRR whose insert trigger is gone (a 12-step rebuild inside a bracket dropped it with the
 /// table) is listed under its registered name while that table exists.
 fn load(conn: &Conn) -> Result<Option<Registry>> {
-    // The schema is read once, into maps (and whether the internal tables exist with it):
-    // SQLite has no index on sqlite_schema, and a query that looked up each CRR's trigger,
-    // table and index in it took 27 ms for 400 CRRs (each lookup a scan of the whole schema;
-    // now 2 ms), at the first use of every connection and after every schema change.
-    let mut s = conn.db.prepare("SELECT type, name, tbl_name FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index')", false)?;
-    let (mut tables, mut insert_triggers, mut dbv_indexes) = (HashSet::new(), HashMap::new(), HashSet::new());
-    // Read at the first wide CRR (TableInfo::wide_slots).
-    let mut wide: Option<WideSchema> = None;
-    // Clock tables by table id (SQL's `name GLOB 'crr_clock_[0-9]*'`, and the id its digits
-    // make, as `CAST(substr(name, 11) AS INTEGER)` reads them).
-    let mut clocks: Vec<(i64, String)> = Vec::new();
-    let mut installed = false;
-    while s.step()? {
-        let name = s.text(1);
-        // (As text: a UTF-16 database's bytes are not these.)
-        match s.text(0).as_str() {
-            // Names compare as SQL's do, ASCII case aside (NOCASE folds ASCII only).
-            "table" => {
-                installed |= name == "crr_meta";
-                if let Some(tid) = clock_table_id(&name) {
-                    clocks.push((tid, name.clone()));
-                }
-                tables.insert(name.to_ascii_lowercase());
-            }
-            "trigger" if name.starts_with("crr_") && name.ends_with("_insert") => {
-                insert_triggers.insert(name, s.text(2));
-            }
-            // Only one on its clock: an app's index of that name elsewhere made a rowid clock
-            // pass for one with the index (until 2026-12-06), whose triggers then marked no
-            // crr_dirty bucket, and "changes since V" missed their rows once it was gone.
-            "index" if name.strip_suffix("_dbv").is_some_and(|clock| clock_table_id(clock).is_some() && s.text(2) == clock) => {
-                dbv_indexes.insert(name);
-            }
-            _ => {}
-        }
-    }
-    drop(s);
-    if !installed {
+    let seen = SchemaSeen::read(conn)?;
+    if !seen.installed {
         return Ok(None);
     }
+    let (found, dropped, registered) = find_registered(conn, &seen)?;
+    let orphans = seen.clocks.into_iter().filter(|(tid, _)| !registered.contains(tid)).map(|(_, name)| name).collect();
+    let read = read_columns(conn, found)?;
+    Ok(Some((table_infos(conn, read)?, dropped, orphans)))
+}
+
+/// What a registry load needs of sqlite_schema, read in one pass.
+struct SchemaSeen {
+    /// Every table's name, ASCII case folded (names compare as SQL's do, ASCII case aside:
+    /// NOCASE folds ASCII only).
+    tables: HashSet<String>,
+    /// Our insert triggers, by name: the table each is on.
+    insert_triggers: HashMap<String, String>,
+    /// The clocks' dbv indexes (a rowid clock without one marks crr_dirty buckets).
+    dbv_indexes: HashSet<String>,
+    /// Clock tables by table id (SQL's `name GLOB 'crr_clock_[0-9]*'`, and the id its digits
+    /// make, as `CAST(substr(name, 11) AS INTEGER)` reads them).
+    clocks: Vec<(i64, String)>,
+    /// Whether the internal tables exist.
+    installed: bool,
+}
+
+impl SchemaSeen {
+    fn read(conn: &Conn) -> Result<SchemaSeen> {
+        // The schema is read once, into maps: SQLite has no index on sqlite_schema, and a query
+        // that looked up each CRR's trigger, table and index in it took 27 ms for 400 CRRs (each
+        // lookup a scan of the whole schema; now 2 ms), at the first use of every connection and
+        // after every schema change.
+        let mut s = conn.db.prepare("SELECT type, name, tbl_name FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index')", false)?;
+        let mut seen = SchemaSeen { tables: HashSet::new(), insert_triggers: HashMap::new(), dbv_indexes: HashSet::new(), clocks: Vec::new(), installed: false };
+        while s.step()? {
+            let name = s.text(1);
+            // (As text: a UTF-16 database's bytes are not these.)
+            match s.text(0).as_str() {
+                "table" => {
+                    seen.installed |= name == "crr_meta";
+                    if let Some(tid) = clock_table_id(&name) {
+                        seen.clocks.push((tid, name.clone()));
+                    }
+                    seen.tables.insert(name.to_ascii_lowercase());
+                }
+                "trigger" if name.starts_with("crr_") && name.ends_with("_insert") => {
+                    seen.insert_triggers.insert(name, s.text(2));
+                }
+                // Only one on its clock: an app's index of that name elsewhere made a rowid clock
+                // pass for one with the index (until 2026-12-06), whose triggers then marked no
+                // crr_dirty bucket, and "changes since V" missed their rows once it was gone.
+                "index" if name.strip_suffix("_dbv").is_some_and(|clock| clock_table_id(clock).is_some() && s.text(2) == clock) => {
+                    seen.dbv_indexes.insert(name);
+                }
+                _ => {}
+            }
+        }
+        Ok(seen)
+    }
+}
+
+/// A registered CRR whose table is there: its clock, its table's current name, the name
+/// crr_tables holds, and whether its table was made again (it has no insert trigger).
+struct Found {
+    clock: Clock,
+    name: String,
+    registered: String,
+    remade: bool,
+}
+
+/// The registered CRRs whose table is there, by table id; the clocks of those whose table is
+/// gone; and every registered table id.
+fn find_registered(conn: &Conn, seen: &SchemaSeen) -> Result<(Vec<Found>, Vec<Clock>, HashSet<i64>)> {
     let mut s = conn.db.prepare(
         "SELECT tid, name, (SELECT type FROM pragma_table_info('crr_clock_' || tid, 'main') WHERE name = 'pk') = 'INTEGER' \
          FROM main.crr_tables ORDER BY tid",
         false,
     )?;
-    let mut heads = Vec::new();
+    let mut found = Vec::new();
     let mut untriggered = Vec::new();
     let mut registered = HashSet::new();
     while s.step()? {
         let tid = s.i64(0);
         registered.insert(tid);
         let key = if s.i64(2) != 0 { KeyLayout::Rowid } else { KeyLayout::Packed };
-        let clock = Clock { tid, key, buckets: key == KeyLayout::Rowid && !dbv_indexes.contains(&format!("crr_clock_{tid}_dbv")) };
+        let clock = Clock { tid, key, buckets: key == KeyLayout::Rowid && !seen.dbv_indexes.contains(&format!("crr_clock_{tid}_dbv")) };
         // Its current name is its insert trigger's table (triggers follow a rename).
-        match insert_triggers.get(&format!("crr_{tid}_insert")) {
-            Some(table) => heads.push((clock, table.clone(), s.text(1), false)),
+        match seen.insert_triggers.get(&format!("crr_{tid}_insert")) {
+            Some(table) => found.push(Found { clock, name: table.clone(), registered: s.text(1), remade: false }),
             None => untriggered.push((clock, s.text(1))),
         }
     }
@@ -556,22 +589,35 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     // is there and is not another CRR's (`DROP TABLE t; ALTER TABLE u RENAME TO t`: until
     // 2026-12-06 the dropped CRR took the renamed one's table for its own, and the feed
     // showed its clock with that table's values); else it was dropped.
-    let named: HashSet<String> = heads.iter().map(|(_, name, _, _)| name.to_ascii_lowercase()).collect();
+    let named: HashSet<String> = found.iter().map(|f| f.name.to_ascii_lowercase()).collect();
     let mut dropped = Vec::new();
     for (clock, name) in untriggered {
         let lower = name.to_ascii_lowercase();
-        if tables.contains(&lower) && !named.contains(&lower) {
-            heads.push((clock, name.clone(), name, true));
+        if seen.tables.contains(&lower) && !named.contains(&lower) {
+            found.push(Found { clock, name: name.clone(), registered: name, remade: true });
         } else {
             dropped.push(clock);
         }
     }
-    heads.sort_by_key(|(clock, _, _, _)| clock.tid);
-    let orphans = clocks.into_iter().filter(|(tid, _)| !registered.contains(tid)).map(|(_, name)| name).collect();
+    found.sort_by_key(|f| f.clock.tid);
+    Ok((found, dropped, registered))
+}
+
+/// A found CRR with its registered columns.
+struct Registered {
+    found: Found,
+    /// The key columns, in key order.
+    pk: Vec<String>,
+    /// The tracked columns by slot (None where a dropped column's slot is).
+    columns: Vec<Option<String>>,
+}
+
+/// Each found CRR with its registered columns.
+fn read_columns(conn: &Conn, found: Vec<Found>) -> Result<Vec<Registered>> {
     let mut read = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM main.crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
-    for (clock, name, registered, remade) in heads {
-        cols.bind_i64(1, clock.tid)?;
+    for f in found {
+        cols.bind_i64(1, f.clock.tid)?;
         let mut pk = Vec::new();
         let mut columns: Vec<Option<String>> = Vec::new();
         while cols.step()? {
@@ -587,19 +633,25 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             }
         }
         cols.reset();
-        read.push((clock, name, registered, remade, pk, columns));
+        read.push(Registered { found: f, pk, columns });
     }
-    drop(cols);
-    // Which tables merges write through one statement for the table: the wide ones, and as
-    // many more as keep the statements merges keep within a quarter of the cache's budget.
-    let counts: Vec<usize> = read.iter().map(|(.., columns)| columns.iter().flatten().count()).collect();
+    Ok(read)
+}
+
+/// The registry's entries, with which tables merges write through one statement for the
+/// table: the wide ones, and as many more as keep the statements merges keep within a quarter
+/// of the cache's budget.
+fn table_infos(conn: &Conn, read: Vec<Registered>) -> Result<Vec<Rc<TableInfo>>> {
+    let counts: Vec<usize> = read.iter().map(|r| r.columns.iter().flatten().count()).collect();
     let shared = match conn.wide_writes.get() {
         None => shared_writes::shared_writes(&counts, WIDE_WRITES, SHARED_WRITE_BUDGET),
         // A test's bound alone, so that it gets the path it asks for.
         Some(bound) => shared_writes::shared_writes(&counts, bound, usize::MAX),
     };
+    // Read at the first wide CRR (TableInfo::wide_slots).
+    let mut wide: Option<WideSchema> = None;
     let mut out = Vec::new();
-    for ((clock, name, registered, remade, pk, columns), is_wide) in read.into_iter().zip(shared) {
+    for (Registered { found: Found { clock, name, registered, remade }, pk, columns }, is_wide) in read.into_iter().zip(shared) {
         let tid = clock.tid;
         let wide_slots = if is_wide {
             let w = match wide {
@@ -626,7 +678,7 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
             drift: Default::default(),
         }));
     }
-    Ok(Some((out, dropped, orphans)))
+    Ok(out)
 }
 
 /// What ALTER TABLE outside a bracket changed in table `name`, whose registered key is `pk`
