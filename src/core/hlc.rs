@@ -8,7 +8,7 @@ use std::fmt;
 
 pub const COUNTER_BITS: u32 = 16;
 /// Largest wall time the clock can carry (2^47 - 1 ms, about the year 6429).
-pub const WALL_MS_MAX: i64 = (i64::MAX >> COUNTER_BITS) as i64;
+pub const WALL_MS_MAX: i64 = i64::MAX >> COUNTER_BITS;
 /// Default limit on how far ahead of our wall clock a merged version may be (one hour).
 pub const DRIFT_MS_MAX_DEFAULT: i64 = 3_600_000;
 

@@ -66,7 +66,7 @@ const T_NULL: u8 = 5;
 
 /// Bytes needed to hold `v` big-endian with no leading zero byte (0 for 0).
 fn min_width(v: u64) -> u8 {
-    ((64 - v.leading_zeros() + 7) / 8) as u8
+    (64 - v.leading_zeros()).div_ceil(8) as u8
 }
 
 fn push_be(out: &mut Vec<u8>, v: u64, k: u8) {

@@ -151,11 +151,15 @@ fn setup(db: *mut api::sqlite3) -> Result<bool> {
     // From here the owner function's destructor frees conn at close. (Should a registration
     // fail, which only happens when memory runs out, conn is leaked rather than risked.)
     functions::register_all(conn)?;
-    changes_vtab::register(db, conn)?;
-    txn_vtab::register(db, conn)?;
+    // SAFETY: db is the connection being set up; conn is its state, freed only by the owner
+    // function at close.
+    unsafe { changes_vtab::register(db, conn)? };
+    // SAFETY: as above.
+    unsafe { txn_vtab::register(db, conn)? };
     // SAFETY: conn is live.
     unsafe { &*conn }.txn_vtab.set(true);
-    unpack_vtab::register(db)?;
+    // SAFETY: db is the connection being set up.
+    unsafe { unpack_vtab::register(db)? };
     // Connect the eponymous crsql_changes now: SQLite disconnects it at close before checking
     // for unfinalized statements, which is when we finalize the statement cache.
     // SAFETY: conn is live.

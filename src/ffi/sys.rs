@@ -221,23 +221,7 @@ pub struct sqlite3_api_routines {
     pub backup_step: Unused,
     pub compileoption_get: Unused,
     pub compileoption_used: Unused,
-    pub create_function_v2: Option<
-        unsafe extern "C" fn(
-            _: *mut sqlite3,
-            _: *const c_char,
-            _: c_int,
-            _: c_int,
-            _: *mut c_void,
-            _: Option<
-                unsafe extern "C" fn(_: *mut sqlite3_context, _: c_int, _: *mut *mut sqlite3_value),
-            >,
-            _: Option<
-                unsafe extern "C" fn(_: *mut sqlite3_context, _: c_int, _: *mut *mut sqlite3_value),
-            >,
-            _: Option<unsafe extern "C" fn(_: *mut sqlite3_context)>,
-            _: Option<unsafe extern "C" fn(_: *mut c_void)>,
-        ) -> c_int,
-    >,
+    pub create_function_v2: Option<CreateFunctionV2>,
     /// Variadic in C: `(db, op, ...)`; for the on/off options, `(int onoff, int *out)`.
     pub db_config: Option<unsafe extern "C" fn(_: *mut sqlite3, _: c_int, ...) -> c_int>,
     pub db_mutex: Unused,
@@ -439,6 +423,19 @@ type ConnectFn = Option<
     ) -> c_int,
 >;
 type ScalarFn = Option<unsafe extern "C" fn(*mut sqlite3_context, c_int, *mut *mut sqlite3_value)>;
+/// `sqlite3_create_function_v2(db, name, n_arg, flags, user_data, x_func, x_step, x_final,
+/// x_destroy)`.
+type CreateFunctionV2 = unsafe extern "C" fn(
+    *mut sqlite3,
+    *const c_char,
+    c_int,
+    c_int,
+    *mut c_void,
+    ScalarFn,
+    ScalarFn,
+    Option<unsafe extern "C" fn(*mut sqlite3_context)>,
+    Option<unsafe extern "C" fn(*mut c_void)>,
+) -> c_int;
 
 /// A virtual table module, up to `xShadowName` (iVersion 3); our modules declare iVersion 1
 /// (SQLite reads nothing past `xRename`) or 2 (and the savepoint callbacks).

@@ -138,7 +138,11 @@ static MODULE: api::sqlite3_module = api::sqlite3_module {
     xShadowName: None,
 };
 
-pub fn register(db: *mut api::sqlite3, conn: *const Conn) -> Result<()> {
+/// Registers the module on `db`.
+///
+/// # Safety
+/// `db` is an open connection, and `conn` its live state, which outlives the module (the owner function frees it at close).
+pub unsafe fn register(db: *mut api::sqlite3, conn: *const Conn) -> Result<()> {
     // SAFETY: MODULE is static; conn outlives every use by the callbacks (see disconnect).
     let rc = unsafe { sqlite!(create_module_v2(db, c"crr_internal_txn".as_ptr(), &MODULE, conn as *mut _, None)) };
     if rc != api::SQLITE_OK {

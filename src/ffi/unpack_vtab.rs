@@ -180,7 +180,11 @@ static MODULE: api::sqlite3_module = api::sqlite3_module {
     xShadowName: None,
 };
 
-pub fn register(db: *mut api::sqlite3) -> Result<()> {
+/// Registers the module on `db`.
+///
+/// # Safety
+/// `db` is an open connection.
+pub unsafe fn register(db: *mut api::sqlite3) -> Result<()> {
     // SAFETY: MODULE is static and takes no client data.
     let rc = unsafe { sqlite!(create_module_v2(db, c"crsql_unpack_columns".as_ptr(), &MODULE, std::ptr::null_mut(), None)) };
     if rc != api::SQLITE_OK {

@@ -503,6 +503,7 @@ pub struct Cached {
 /// - the CRR registry (`tables::all`, reloaded at every schema change, and after a rollback):
 ///   DDL removes clock entries without seqs (a dropped CRR, crsql_as_table, DROP COLUMN) or
 ///   renames a table.
+///
 /// Writes to other tables move none of them: a transport that records its progress between
 /// pages, in the same write transaction, keeps the scan.
 struct Stamp {

@@ -692,7 +692,7 @@ pub struct Slots<'a>(&'a [u8]);
 
 impl<'a> Slots<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Slots<'a>> {
-        if bytes.len() % 2 != 0 {
+        if !bytes.len().is_multiple_of(2) {
             return Err(Error::new("corrupt slot list in a tracking trigger"));
         }
         Ok(Slots(bytes))
