@@ -11,9 +11,9 @@ SEEDS ?= 200
 all: dist/crr.$(EXT)
 
 dist/crr.$(EXT): Cargo.toml $(shell find src sql -type f)
-	$(CARGO) build --release --lib
+	$(CARGO) build --profile dist --lib
 	mkdir -p dist
-	cp target/release/libcrr.$(EXT) dist/crr.$(EXT)
+	cp target/dist/libcrr.$(EXT) dist/crr.$(EXT)
 
 # Unit and property tests, then integration tests against the built extension in a bundled
 # SQLite (rusqlite), in the system sqlite3 shell, under valgrind's memcheck (tests/memcheck),
