@@ -16,7 +16,8 @@ dist/crr.$(EXT): Cargo.toml $(shell find src sql -type f)
 	cp target/dist/libcrr.$(EXT) dist/crr.$(EXT)
 
 # Unit and property tests, then integration tests against the built extension in a bundled
-# SQLite (rusqlite), in the system sqlite3 shell, under valgrind's memcheck (tests/memcheck),
+# SQLite (rusqlite), in the system sqlite3 shell, in a C app through bindings/c (tests/c),
+# under valgrind's memcheck (tests/memcheck),
 # and from Python (apsw) and Node.js (better-sqlite3) with the SQLite each of those carries
 # (tests/lang/run.sh installs them); then clippy's lints on the library, where clippy is installed.
 test: all
@@ -24,6 +25,7 @@ test: all
 	$(CARGO) build --release --examples
 	$(CARGO) bench --bench core --no-run
 	bash tests/shell/run.sh
+	bash tests/c/run.sh
 	bash tests/memcheck/run.sh
 	bash tests/lang/run.sh
 	$(CARGO) run --release --quiet --example bench -- --quick > /dev/null
