@@ -1867,11 +1867,19 @@ fn as_crr_again_replaces_triggers_of_an_earlier_build() {
     assert_eq!(changes_where(&c, "WHERE cid = 'a'").len(), 2);
 }
 
+/// crsql_tracked_peers is an ordinary table, as in cr-sqlite, made with the other internal
+/// tables: at the load of a database that has anything in it, and on a new one at the first
+/// function that needs them (crsql_as_crr, crsql_site_id, ...), which every sync does first.
 #[test]
 fn tracked_peers_table_exists_as_in_cr_sqlite() {
     let c = mem();
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t');").unwrap();
     c.execute("INSERT INTO crsql_tracked_peers(site_id, version, seq, tag, event) VALUES (X'01', 5, 0, 0, 0)", []).unwrap();
     assert_eq!(one::<i64>(&c, "SELECT version FROM crsql_tracked_peers"), 5);
+    let fresh = mem();
+    let site: Vec<u8> = one(&fresh, "SELECT crsql_site_id()");
+    assert_eq!(site.len(), 16);
+    assert_eq!(one::<i64>(&fresh, "SELECT count(*) FROM crsql_tracked_peers"), 0);
 }
 
 #[test]

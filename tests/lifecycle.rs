@@ -1078,6 +1078,8 @@ fn a_database_of_a_newer_internal_schema_is_refused_at_load() {
     let path = tmpdir("newer-schema").join("n.db");
     let path = path.to_str().unwrap();
     let c = open(path);
+    // (A new database gets the internal tables at the first function that needs them.)
+    one::<Vec<u8>>(&c, "SELECT crsql_site_id()");
     assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5);
     c.execute_batch("UPDATE crr_meta SET value = 99 WHERE key = 'schema'").unwrap();
     drop(c);
@@ -1401,7 +1403,8 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
     let setup = |c: &Connection, f: &str, alter: &str| {
         // (STRICT, with a CHECK: crsql_as_crr and crsql_commit_alter then test the row of
         // defaults in a TEMP table, whose creation expires every prepared statement.)
-        c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER DEFAULT 0 CHECK (b >= 0)) STRICT; CREATE TABLE app(x);").unwrap();
+        // (The internal tables first, as a database that has anything in it gets at the load.)
+        c.execute_batch("SELECT crsql_site_id(); CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER DEFAULT 0 CHECK (b >= 0)) STRICT; CREATE TABLE app(x);").unwrap();
         c.execute_batch("INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3);").unwrap();
         if f != "crsql_as_crr" {
             c.execute_batch("SELECT crsql_as_crr('t'); UPDATE t SET a = 'a2' WHERE id = 1;").unwrap();
@@ -1699,9 +1702,10 @@ fn the_writing_functions_say_busy_while_another_connection_writes_and_leave_noth
     }
 }
 
-/// Another connection loads the extension at any step of this connection's load, on a fresh
-/// file (both install) and on a file of an earlier build (both upgrade): this load goes
-/// through, and the database has one site id, which both connections report, and the
+/// Another connection loads the extension at any step of this connection's load on a file of
+/// an earlier build (both upgrade), and on a fresh file, which the loads leave empty, asks
+/// for the site id at any step of this connection's first call (both install): this call
+/// goes through, and the database has one site id, which both connections report, and the
 /// current internal schema. (The other connection, which has no busy timeout, fails where
 /// this one holds the write lock.) Until 2026-12-06 the two installs could collide ("UNIQUE
 /// constraint failed: crr_sites.ordinal") and a load that read before another's commit
@@ -1725,9 +1729,17 @@ fn a_load_goes_through_whatever_another_connections_load_does_meanwhile() {
                 let b = rusqlite::Connection::open(&path).unwrap();
                 b.busy_timeout(std::time::Duration::ZERO).unwrap();
                 let mut b_loaded = false;
-                let mut meddle = || b_loaded = load_extension_checked(&b).is_ok();
-                let what = format!("{mode}, {}, the other load at step {at}", if from.is_some() { "v4 file" } else { "fresh file" });
-                let (r, ran) = meddle_at(&a, at, &mut meddle, || load_extension_checked(&a));
+                let what = format!("{mode}, {}, the other {} at step {at}", if from.is_some() { "v4 file" } else { "fresh file" }, if from.is_some() { "load" } else { "install" });
+                let (r, ran) = if from.is_some() {
+                    let mut meddle = || b_loaded = load_extension_checked(&b).is_ok();
+                    meddle_at(&a, at, &mut meddle, || load_extension_checked(&a))
+                } else {
+                    load_extension_checked(&a).unwrap();
+                    b_loaded = load_extension_checked(&b).is_ok();
+                    let mut meddle = || b_loaded &= b.query_row("SELECT crsql_site_id()", [], |_| Ok(())).is_ok();
+                    let (r, ran) = meddle_at(&a, at, &mut meddle, || a.query_row("SELECT crsql_site_id()", [], |_| Ok(())).map_err(|e| e.to_string()));
+                    (r.map(drop), ran)
+                };
                 r.unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert_eq!(one::<i64>(&a, "SELECT count(*) FROM crr_sites WHERE ordinal = 0"), 1, "{what}");
                 assert_eq!(one::<i64>(&a, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5, "{what}");
@@ -1797,7 +1809,9 @@ fn a_check_of_the_defaults_stopped_once_is_no_pass() {
     ] {
         let fresh = || {
             let c = mem();
-            c.execute_batch(&format!("CREATE TABLE {table};")).unwrap();
+            // (The internal tables first, as a database that has anything in it gets at the
+            // load: the steps counted are crsql_as_crr's own.)
+            c.execute_batch(&format!("SELECT crsql_site_id(); CREATE TABLE {table};")).unwrap();
             c
         };
         let name = &table[..3];
@@ -2037,11 +2051,12 @@ fn a_restore_of_its_own_earlier_backup_reads_the_new_ticks() {
     assert_eq!(portable(&fresh), portable(&a));
 }
 
-/// A database emptied under a live connection (SQLITE_DBCONFIG_RESET_DATABASE, then VACUUM):
-/// the connection reads no CRRs, crsql_site_id() says the tables are gone (it said the
-/// extension was never loaded with write access, until 2026-12-06), and crsql_as_crr makes
-/// them again, with a new site id and a history from version 1. (The stop-36 build went on
-/// naming the emptied database's site id, which it had cached, for the new one.)
+/// A database emptied under a live connection (SQLITE_DBCONFIG_RESET_DATABASE, then VACUUM) is
+/// a new database: the connection reads no CRRs, and the first function that needs the
+/// internal tables (crsql_site_id() here, as crsql_as_crr) makes them again, with a new site
+/// id and a history from version 1. (The stop-36 build went on naming the emptied database's
+/// site id, which it had cached, for the new one; until the load left new databases alone,
+/// crsql_site_id() said the tables were gone.)
 #[test]
 fn a_database_emptied_under_a_live_connection_starts_over_at_crsql_as_crr() {
     let c = replica();
@@ -2054,12 +2069,59 @@ fn a_database_emptied_under_a_live_connection_starts_over_at_crsql_as_crr() {
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema"), 0);
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 0);
     assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 0);
-    let e = err(&c, "SELECT crsql_site_id()");
-    assert!(e.contains("its sqlite-crr tables are gone since this connection loaded the extension"), "{e}");
-    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (5, 'z', 5);").unwrap();
     let site: Vec<u8> = one(&c, "SELECT crsql_site_id()");
     assert_ne!(site, old_site);
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (5, 'z', 5);").unwrap();
+    assert_eq!(one::<Vec<u8>>(&c, "SELECT crsql_site_id()"), site);
     let fresh = changes(&c);
     assert_eq!(fresh.len(), 2);
     assert!(fresh.iter().all(|x| x.db_version == 1 && x.site_id == site), "{fresh:?}");
+}
+
+/// A new database is left as it is at the load: the settings only an empty database takes
+/// (`PRAGMA page_size`, `auto_vacuum`, `encoding`) still take on a connection that loaded the
+/// extension first, as every connection of an app that registers it for all connections
+/// does. The internal tables and the site id come at the first function that needs them, on
+/// whichever connection calls it first. (Until 2026-12-06 the load made them at once: the
+/// three settings were silently ignored, page_size stayed 4096.)
+#[test]
+fn a_new_database_is_left_empty_at_load_so_its_file_settings_take() {
+    let dir = tmpdir("new-database");
+    let path = fresh_file(&dir, "n.db");
+    let c = open(&path);
+    let other = open(&path);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema"), 0);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 0);
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), 0);
+    assert_eq!(one::<String>(&c, "SELECT crsql_config_get('clock')"), "hlc");
+    c.execute_batch("PRAGMA page_size = 8192; PRAGMA auto_vacuum = FULL;").unwrap();
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'héllo');").unwrap();
+    assert_eq!(one::<i64>(&c, "PRAGMA page_size"), 8192);
+    assert_eq!(one::<i64>(&c, "PRAGMA auto_vacuum"), 1);
+
+    // The encoding too, on a connection of its own. (On another connection loaded before
+    // the change, SQLite cannot take the new encoding inside a running statement: a first
+    // statement that is a call of ours, with no table of its own to read the schema at its
+    // prepare, fails with "database table is locked"; any statement that names a table first
+    // reads the schema, and the calls after it work.)
+    let u = open(&fresh_file(&dir, "u.db"));
+    u.execute_batch("PRAGMA encoding = 'UTF-16le'; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'héllo');").unwrap();
+    assert_eq!(one::<String>(&u, "PRAGMA encoding"), "UTF-16le");
+    assert_eq!(changes(&u)[0].val, V::Text("héllo".into()));
+    // The other connection, loaded before the tables were made, finds them and the CRR.
+    let site: Vec<u8> = one(&c, "SELECT crsql_site_id()");
+    assert_eq!(site.len(), 16);
+    assert_eq!(one::<Vec<u8>>(&other, "SELECT crsql_site_id()"), site);
+    assert_eq!(changes(&other), changes(&c));
+    other.execute("INSERT INTO t VALUES (2, 'wörld')", []).unwrap();
+    let peer = mem();
+    peer.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t');").unwrap();
+    sync_since(&c, &peer, 0).unwrap();
+    assert_eq!(rows(&peer, "SELECT id, a FROM t ORDER BY id"), rows(&c, "SELECT id, a FROM t ORDER BY id"));
+    assert_eq!(rows(&peer, "SELECT a FROM t WHERE id = 2"), vec![vec![V::Text("wörld".into())]]);
+    assert!(changes(&peer).iter().all(|x| x.site_id == site));
+    drop((c, other));
+    let again = open(&path);
+    assert_eq!(one::<i64>(&again, "PRAGMA page_size"), 8192);
+    assert_eq!(one::<Vec<u8>>(&again, "SELECT crsql_site_id()"), site);
 }

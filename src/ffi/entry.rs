@@ -138,16 +138,13 @@ fn setup(db: *mut api::sqlite3) -> Result<bool> {
     // SAFETY: conn is live (noted before anything asks `check_main_file`).
     unsafe { &*conn }.main_file.set(unsafe { &*conn }.db.main_file());
     // SAFETY: conn is a live, uniquely owned allocation.
-    if let Err(e) = schema::install(unsafe { &*conn }) {
+    if let Err(e) = schema::install_at_load(unsafe { &*conn }) {
         // SAFETY: nothing else references conn yet.
         drop(unsafe { Box::from_raw(conn) });
         return Err(e);
     }
     // SAFETY: conn is live.
     crate::storage::triggers::put_tracking_first_at_load(unsafe { &*conn });
-    // SAFETY: conn is live. The schema exists now, so the encoding can no longer change.
-    let utf8 = unsafe { &*conn }.db.prepare("PRAGMA encoding", false).and_then(|mut s| Ok(s.step()? && s.text(0) == "UTF-8"));
-    unsafe { &*conn }.utf8.set(utf8.unwrap_or(false));
     // From here the owner function's destructor frees conn at close. (Should a registration
     // fail, which only happens when memory runs out, conn is leaked rather than risked.)
     functions::register_all(conn)?;

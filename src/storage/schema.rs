@@ -1,5 +1,15 @@
 //! Creating the internal schema (sql/schema.sql) and the site id when the extension first
-//! meets a database.
+//! needs them on a database: at the load, unless the database is new (empty), and otherwise at
+//! the first function that writes them (crsql_as_crr, crsql_site_id, crsql_config_set,
+//! crr_new_site_id, crsql_begin_alter).
+//!
+//! A new database is left untouched at the load, so that what only an empty database takes
+//! still works on a connection that loads the extension first (as every connection of an app
+//! that registers it with `sqlite3_auto_extension` does): `PRAGMA page_size`, `auto_vacuum`
+//! and `encoding`, and the restore of a `.dump`, whose `CREATE TABLE crr_meta ...` failed on
+//! the tables the load had made (the restored database then kept the load's site id and
+//! token, so its own writes were credited to another site and its triggers were refused as
+//! another database's). Until 2026-12-06 the load made them on every database it could write.
 
 use super::conn::Conn;
 use super::meta;
@@ -20,17 +30,50 @@ use crate::error::{Error, Result, SQLITE_READONLY};
 pub const INTERNAL_SCHEMA_VERSION: i64 = 5;
 const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 
+/// The internal schema's version, through a statement prepared now: every writing function
+/// asks first, and a cached statement prepared before the app's last DDL would be prepared
+/// again inside its step, where an interrupt reads as "database schema has changed" (as a
+/// crsql_as_crr stopped early did, where the function before it had made the tables).
+fn version(conn: &Conn) -> Result<i64> {
+    let mut s = conn.db.prepare("SELECT value FROM main.crr_meta WHERE key = 'schema'", false)?;
+    Ok(if s.step()? && s.column_type(0) == crate::ffi::api::SQLITE_INTEGER { s.i64(0) } else { 0 })
+}
+
 /// Asks sqlite_schema (uncached; `is_installed` is the cached answer).
 fn exists(conn: &Conn) -> Result<bool> {
     let mut s = conn.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'crr_meta'", false)?;
     s.step()
 }
 
+/// What the load does: `install`, but for a new database (nothing in its schema yet), which is
+/// left as it is (see the top of this file). Whether the tables exist now.
+pub fn install_at_load(conn: &Conn) -> Result<bool> {
+    let mut s = conn.db.prepare("SELECT NOT EXISTS (SELECT 1 FROM main.sqlite_schema)", false)?;
+    let empty = s.step()? && s.i64(0) != 0;
+    drop(s);
+    if empty {
+        return Ok(false);
+    }
+    let installed = install(conn)?;
+    if installed {
+        note_encoding(conn);
+    }
+    Ok(installed)
+}
+
+/// Notes whether the database's text is UTF-8 (`Conn::utf8`, which lets text be read without
+/// a copy); only once its schema exists, since the encoding can change until then. Left false
+/// (a copy, always right) where it cannot be read.
+fn note_encoding(conn: &Conn) {
+    let utf8 = conn.db.prepare("PRAGMA encoding", false).and_then(|mut s| Ok(s.step()? && s.text(0) == "UTF-8"));
+    conn.utf8.set(utf8.unwrap_or(false));
+}
+
 /// Creates the internal tables and the site id if missing. A read-only database without them
 /// is left alone (reads of crsql_changes then see no CRRs). Whether they exist now.
 pub fn install(conn: &Conn) -> Result<bool> {
     if exists(conn)? {
-        let v = meta::get_i64(conn, "schema", 0)?;
+        let v = version(conn)?;
         if v > INTERNAL_SCHEMA_VERSION {
             return Err(newer(v));
         }
@@ -41,7 +84,7 @@ pub fn install(conn: &Conn) -> Result<bool> {
             super::savepoint::in_savepoint(conn, "crr_upgrade", || {
                 // Read again under the write lock: another connection may have upgraded it
                 // since (see savepoint::write_lock).
-                let v = meta::get_i64(conn, "schema", 0)?;
+                let v = version(conn)?;
                 if v >= INTERNAL_SCHEMA_VERSION {
                     return Ok(());
                 }
@@ -83,6 +126,7 @@ pub fn install(conn: &Conn) -> Result<bool> {
         // Installed by another connection meanwhile, maybe by an earlier build: as found.
         return install(conn);
     }
+    note_encoding(conn);
     Ok(true)
 }
 

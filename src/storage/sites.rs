@@ -194,7 +194,13 @@ pub fn own_ordinal(conn: &Conn) -> Result<u32> {
 /// This replica's site id.
 pub fn own(conn: &Conn) -> Result<SiteId> {
     if !super::schema::is_installed(conn)? {
-        return Err(no_site_id(conn));
+        // A new database gets its tables, and its site id, at the first function that needs
+        // them (schema.rs): this is one.
+        if conn.db.is_readonly() {
+            return Err(never_written());
+        }
+        super::schema::install_to_write(conn)?;
+        conn.tables.borrow_mut().invalidate();
     }
     let o = own_ordinal(conn)?;
     // (Only a missing row says so: any other error, an interrupt say, is passed on as it is.)
@@ -203,16 +209,6 @@ pub fn own(conn: &Conn) -> Result<SiteId> {
 
 fn never_written() -> Error {
     Error::new("this database has no site id yet: sqlite-crr was never loaded on it by a connection that may write (it is read-only, or query_only)")
-}
-
-/// Why a database without the internal tables has no site id.
-fn no_site_id(conn: &Conn) -> Error {
-    if conn.db.is_readonly() {
-        return never_written();
-    }
-    // A writable connection installs the tables at its load: they went since (the database
-    // was emptied, SQLITE_DBCONFIG_RESET_DATABASE and VACUUM, or replaced by a restore).
-    Error::new("this database has no site id: its sqlite-crr tables are gone since this connection loaded the extension (the database was emptied, or another put in its place); crsql_as_crr makes them again, with a new site id")
 }
 
 /// Gives this database a new random site id, for a file copied to make a new replica. The

@@ -752,6 +752,12 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     };
     let loaded = load(conn)?;
     let installed = loaded.is_some();
+    if !installed {
+        // A database without the internal tables may be one whose encoding can still change
+        // (new, emptied, or an install rolled back): text is read through SQLite's copy
+        // until an install notes the encoding again (schema::install).
+        conn.utf8.set(false);
+    }
     let (list, dropped, orphans) = loaded.unwrap_or_default();
     let list = Rc::new(list);
     // Statements prepared against the old schema may name clock tables that are gone.
