@@ -64,7 +64,7 @@ pub fn install_at_load(conn: &Conn) -> Result<bool> {
 /// Notes whether the database's text is UTF-8 (`Conn::utf8`, which lets text be read without
 /// a copy); only once its schema exists, since the encoding can change until then. Left false
 /// (a copy, always right) where it cannot be read.
-fn note_encoding(conn: &Conn) {
+pub(super) fn note_encoding(conn: &Conn) {
     let utf8 = conn.db.prepare("PRAGMA encoding", false).and_then(|mut s| Ok(s.step()? && s.text(0) == "UTF-8"));
     conn.utf8.set(utf8.unwrap_or(false));
 }

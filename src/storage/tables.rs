@@ -752,10 +752,13 @@ pub fn all_with_cookie(conn: &Conn) -> Result<(i64, Rc<Vec<Rc<TableInfo>>>)> {
     };
     let loaded = load(conn)?;
     let installed = loaded.is_some();
-    if !installed {
-        // A database without the internal tables may be one whose encoding can still change
-        // (new, emptied, or an install rolled back): text is read through SQLite's copy
-        // until an install notes the encoding again (schema::install).
+    // The encoding, again: a database without the internal tables may be one whose encoding
+    // can still change (new, emptied, or an install rolled back), and a restore may have put
+    // a database of another encoding in place. Without the tables, text is read through
+    // SQLite's copy until an install notes it (schema::install).
+    if installed {
+        super::schema::note_encoding(conn);
+    } else {
         conn.utf8.set(false);
     }
     let (list, dropped, orphans) = loaded.unwrap_or_default();
