@@ -19,6 +19,15 @@ pub fn get_i64(conn: &Conn, key: &str, default: i64) -> Result<i64> {
     })
 }
 
+/// `get_i64` through a statement prepared now, for a value read once per call of a function
+/// that may follow the app's DDL: a cached statement prepared before it would be prepared
+/// again inside its step, where an interrupt reads as "database schema has changed".
+pub fn get_i64_now(conn: &Conn, key: &str, default: i64) -> Result<i64> {
+    let mut s = conn.db.prepare("SELECT value FROM main.crr_meta WHERE key = ?1", false)?;
+    s.bind_text(1, key)?;
+    Ok(if s.step()? && s.column_type(0) == crate::ffi::api::SQLITE_INTEGER { s.i64(0) } else { default })
+}
+
 /// The bits of a token that count, whatever the row holds (31: a token rides above a table id,
 /// `track::tracking_arg`).
 const TOKEN_MASK: i64 = 0x7FFF_FFFF;

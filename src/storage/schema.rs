@@ -30,13 +30,12 @@ use crate::error::{Error, Result, SQLITE_READONLY};
 pub const INTERNAL_SCHEMA_VERSION: i64 = 5;
 const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 
-/// The internal schema's version, through a statement prepared now: every writing function
-/// asks first, and a cached statement prepared before the app's last DDL would be prepared
-/// again inside its step, where an interrupt reads as "database schema has changed" (as a
-/// crsql_as_crr stopped early did, where the function before it had made the tables).
+/// The internal schema's version, which every writing function asks first: through a
+/// statement prepared now (`meta::get_i64_now`; a crsql_as_crr stopped early, after the
+/// function before it had made the tables and the app some DDL, said "database schema has
+/// changed" through the cached one).
 fn version(conn: &Conn) -> Result<i64> {
-    let mut s = conn.db.prepare("SELECT value FROM main.crr_meta WHERE key = 'schema'", false)?;
-    Ok(if s.step()? && s.column_type(0) == crate::ffi::api::SQLITE_INTEGER { s.i64(0) } else { 0 })
+    meta::get_i64_now(conn, "schema", 0)
 }
 
 /// Asks sqlite_schema (uncached; `is_installed` is the cached answer).

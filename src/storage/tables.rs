@@ -496,7 +496,9 @@ fn load(conn: &Conn) -> Result<Option<Registry>> {
     if !seen.installed {
         return Ok(None);
     }
-    let (found, dropped, registered) = find_registered(conn, &seen)?;
+    let (found, dropped) = find_registered(conn, &seen)?;
+    // Every registered CRR is found or dropped: a clock of neither is an orphan.
+    let registered: HashSet<i64> = found.iter().map(|f| &f.clock).chain(&dropped).map(|c| c.tid).collect();
     let orphans = seen.clocks.into_iter().filter(|(tid, _)| !registered.contains(tid)).map(|(_, name)| name).collect();
     let read = read_columns(conn, found)?;
     Ok(Some((table_infos(conn, read)?, dropped, orphans)))
@@ -562,9 +564,9 @@ struct Found {
     remade: bool,
 }
 
-/// The registered CRRs whose table is there, by table id; the clocks of those whose table is
-/// gone; and every registered table id.
-fn find_registered(conn: &Conn, seen: &SchemaSeen) -> Result<(Vec<Found>, Vec<Clock>, HashSet<i64>)> {
+/// The registered CRRs whose table is there, by table id, and the clocks of those whose table
+/// is gone.
+fn find_registered(conn: &Conn, seen: &SchemaSeen) -> Result<(Vec<Found>, Vec<Clock>)> {
     let mut s = conn.db.prepare(
         "SELECT tid, name, (SELECT type FROM pragma_table_info('crr_clock_' || tid, 'main') WHERE name = 'pk') = 'INTEGER' \
          FROM main.crr_tables ORDER BY tid",
@@ -572,10 +574,8 @@ fn find_registered(conn: &Conn, seen: &SchemaSeen) -> Result<(Vec<Found>, Vec<Cl
     )?;
     let mut found = Vec::new();
     let mut untriggered = Vec::new();
-    let mut registered = HashSet::new();
     while s.step()? {
         let tid = s.i64(0);
-        registered.insert(tid);
         let key = if s.i64(2) != 0 { KeyLayout::Rowid } else { KeyLayout::Packed };
         let clock = Clock { tid, key, buckets: key == KeyLayout::Rowid && !seen.dbv_indexes.contains(&format!("crr_clock_{tid}_dbv")) };
         // Its current name is its insert trigger's table (triggers follow a rename).
@@ -600,7 +600,7 @@ fn find_registered(conn: &Conn, seen: &SchemaSeen) -> Result<(Vec<Found>, Vec<Cl
         }
     }
     found.sort_by_key(|f| f.clock.tid);
-    Ok((found, dropped, registered))
+    Ok((found, dropped))
 }
 
 /// A found CRR with its registered columns.
