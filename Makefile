@@ -19,7 +19,7 @@ dist/crr.$(EXT): Cargo.toml $(shell find src sql -type f)
 # SQLite (rusqlite), in the system sqlite3 shell, in a C app through bindings/c (tests/c),
 # under valgrind's memcheck (tests/memcheck),
 # and from Python (apsw) and Node.js (better-sqlite3) with the SQLite each of those carries
-# (tests/lang/run.sh installs them); then clippy's lints on the library, where clippy is installed.
+# (tests/lang/run.sh installs them); then clippy's lints on every target, where clippy is installed.
 test: all
 	CRR_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --lib --tests
 	$(CARGO) build --release --examples
@@ -30,8 +30,8 @@ test: all
 	bash tests/lang/run.sh
 	$(CARGO) run --release --quiet --example bench -- --quick > /dev/null
 	@if $(CARGO) clippy --version >/dev/null 2>&1; then \
-	  $(CARGO) clippy --release --lib --quiet -- -D warnings && echo "clippy: the library is clean"; \
-	else echo "clippy: not installed, the library's lints skipped (rustup component add clippy)"; fi
+	  $(CARGO) clippy --release --all-targets --quiet -- -D warnings && echo "clippy: the library, tests, benches and examples are clean"; \
+	else echo "clippy: not installed, the lints skipped (rustup component add clippy)"; fi
 
 demo: all
 	$(CARGO) run --release --quiet --example demo

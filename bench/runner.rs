@@ -93,8 +93,12 @@ fn rate(work: i64, d: Duration) -> f64 {
     work as f64 / d.as_secs_f64()
 }
 
-/// Runs every workload once with the given pragmas; returns the table rows.
-fn run(dir: &Path, rows: i64, tuned: bool) -> (Vec<Row>, (i64, i64), (Duration, Duration)) {
+/// One run of the suite: the table rows, the file sizes after W1 (plain, CRR), and the times of
+/// crsql_commit_alter and of W1 on the CRR.
+type Run = (Vec<Row>, (i64, i64), (Duration, Duration));
+
+/// Runs every workload once with the given pragmas.
+fn run(dir: &Path, rows: i64, tuned: bool) -> Run {
     let mut out = Vec::new();
     let (p, c) = (fresh(dir, "plain.db", false, tuned), fresh(dir, "crr.db", true, tuned));
     let (w1p, w1c) = (timed(|| insert_rows(&p, 0, rows)), timed(|| insert_rows(&c, 0, rows)));
@@ -221,7 +225,7 @@ fn ratio(r: &Row) -> f64 {
 /// Prints one table from several runs of the suite: per workload, the ratio of each side's
 /// best time over the runs (the estimate least moved by a busy spell of a shared machine: it
 /// can only slow a run down), then the median and the range of the per-run ratios.
-fn print(title: &str, runs: &[(Vec<Row>, (i64, i64), (Duration, Duration))]) {
+fn print(title: &str, runs: &[Run]) {
     println!("\n{title} ({} run{})", runs.len(), if runs.len() == 1 { "" } else { "s" });
     println!("| workload | work | plain rows/s (best) | CRR rows/s (best) | CRR/plain (best times) | median | range | bar |");
     println!("|---|---:|---:|---:|---:|---:|---|---|");

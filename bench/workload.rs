@@ -163,7 +163,7 @@ fn main() {
 fn since_read(c: &rusqlite::Connection, v: i64) -> usize {
     let mut s = c.prepare_cached("SELECT * FROM crsql_changes WHERE db_version > ?1").unwrap();
     let rows = s.query_map([v], |r| (0..9).map(|i| r.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>()).unwrap();
-    rows.map(|r| r.unwrap()).count()
+    rows.inspect(|r| assert!(r.is_ok(), "{r:?}")).count()
 }
 
 /// The runner's plain W7 (its own symbol, for --toggle-collect).

@@ -426,7 +426,7 @@ fn run(seed: u64, verbose: bool) {
             let second = open(path.to_str().unwrap());
             // On a third of the replicas one connection merges every table's cells through
             // one statement for the table, as wide tables' merges do.
-            if (seed + i as u64) % 3 == 0 {
+            if (seed + i as u64).is_multiple_of(3) {
                 second.execute_batch("SELECT crr_set_wide_writes_for_testing(1)").unwrap();
             }
             // On a fifth the first keeps no cached statement but the last used, so every
@@ -492,11 +492,11 @@ fn run(seed: u64, verbose: bool) {
                 let (m, next) = new_migration(&mut r, &schemas[schemas.len() - 1], &mut tables_made);
                 migrations.push(m);
                 schemas.push(next);
-                for i in 0..n {
-                    if at[i] == migrations.len() - 1 && r.chance(60) {
+                for (i, at) in at.iter_mut().enumerate() {
+                    if *at == migrations.len() - 1 && r.chance(60) {
                         let c = conn(&mut r, i);
-                        migrate(&mut r, c, &migrations, &schemas, at[i], &say(format!("step {step}: replica {i}")));
-                        at[i] += 1;
+                        migrate(&mut r, c, &migrations, &schemas, *at, &say(format!("step {step}: replica {i}")));
+                        *at += 1;
                     }
                 }
             }
@@ -512,11 +512,11 @@ fn run(seed: u64, verbose: bool) {
         }
     }
     // Every replica runs the migrations it has not, then a full sync must work.
-    for i in 0..n {
-        while at[i] < migrations.len() {
+    for (i, at) in at.iter_mut().enumerate() {
+        while *at < migrations.len() {
             let c = conn(&mut r, i);
-            migrate(&mut r, c, &migrations, &schemas, at[i], &say(format!("end: replica {i}")));
-            at[i] += 1;
+            migrate(&mut r, c, &migrations, &schemas, *at, &say(format!("end: replica {i}")));
+            *at += 1;
         }
     }
     if verbose {

@@ -90,7 +90,7 @@ const MERGED_FROM: i64 = 9_000_000;
 fn check_merged(path: &str, n: i64) {
     let c = wal(path);
     assert_eq!(one::<i64>(&c, &format!("SELECT count(*) FROM t WHERE id >= {MERGED_FROM} AND who = 90")), n);
-    assert_eq!(one::<i64>(&c, &format!("SELECT count(*) FROM crsql_changes WHERE cid = 'who' AND val = 90")), n);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE cid = 'who' AND val = 90"), n);
 }
 
 /// Checks what the writers left: every committed change once, none of the rolled-back ones,
@@ -380,7 +380,7 @@ fn processes_meet_a_database_at_once() {
         if fixture.is_some() {
             // The earlier build's table is tracked by this build's triggers.
             c.execute("INSERT INTO t(id, a) VALUES (9999, 'new')", []).unwrap();
-            assert_eq!(one::<i64>(&c, &format!("SELECT count(*) FROM crsql_changes WHERE \"table\" = 't' AND pk = crsql_pack_columns(9999)")), 2, "{what}");
+            assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE \"table\" = 't' AND pk = crsql_pack_columns(9999)"), 2, "{what}");
         }
     }
 }

@@ -537,7 +537,7 @@ fn the_columns_a_check_stands_for_through_generated_ones_are_found_as_sqlite_fin
             .collect();
         let sql = format!("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, {}, {})", defs.join(", "), checks.join(", "));
         let (c, log) = logging_table(&sql);
-        c.execute_batch(&format!("INSERT INTO t(id) VALUES (1)")).unwrap();
+        c.execute_batch("INSERT INTO t(id) VALUES (1)").unwrap();
         let all: Vec<String> = names.iter().map(|c| dequote(c)).collect();
         let gens = generated_columns(&sql, &all);
         assert_eq!(gens.len(), names.len() - stored.len(), "{sql}");
@@ -762,7 +762,7 @@ fn a_key_of_more_columns_than_its_triggers_can_pack_is_refused() {
     let insert = |name: &str, n: usize, v: &str| format!("INSERT INTO {name} VALUES ({}, '{v}');", (0..n).map(|i| (i * 3).to_string()).collect::<Vec<_>>().join(", "));
     let c = mem();
     let most = c.limit(rusqlite::limits::Limit::SQLITE_LIMIT_FUNCTION_ARG);
-    assert!(most >= 2 && most < 256, "the bundled SQLite's functions take {most} arguments");
+    assert!((2..256).contains(&most), "the bundled SQLite's functions take {most} arguments");
     c.execute_batch(&format!("{}{}{}", keyed("widest", 256), keyed("over", most as usize + 1), keyed("most", most as usize))).unwrap();
     let e = err(&c, "SELECT crsql_as_crr('widest')");
     assert!(e.contains("table \"widest\" cannot be a CRR: its primary key has 256 columns; a CRR's key has at most 255"), "{e}");
@@ -1480,7 +1480,7 @@ fn filters_on_every_pushed_column_agree_with_a_full_scan() {
     c.execute_batch("INSERT INTO t VALUES (1,'x',1,1.0),(2,'y',2,2.0); UPDATE t SET a = 'z' WHERE id = 2; DELETE FROM t WHERE id = 1;").unwrap();
     let all = changes(&c);
     let site: Vec<u8> = one(&c, "SELECT crsql_site_id()");
-    let checks: Vec<(&str, Box<dyn Fn(&Change) -> bool>)> = vec![
+    let checks: Vec<Check<&str, &Change>> = vec![
         ("WHERE db_version >= 2", Box::new(|x: &Change| x.db_version >= 2)),
         ("WHERE db_version < 3", Box::new(|x: &Change| x.db_version < 3)),
         ("WHERE db_version <= 2 AND db_version > 1", Box::new(|x: &Change| x.db_version == 2)),

@@ -59,7 +59,7 @@ fn write(r: &mut Rng) -> String {
     }
 }
 
-fn hex(b: &Vec<u8>) -> String {
+fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
@@ -94,11 +94,11 @@ fn atom(r: &mut Rng, sites: &[Vec<u8>], top: i64, collations: bool) -> String {
             let v = match r.below(6) {
                 0 => "NULL".into(),
                 1 => "X'00'".into(),
-                2 => format!("'{}'", hex(r.pick(sites))),
-                _ => format!("X'{}'", hex(r.pick(sites))),
+                2 => format!("'{}'", hex(r.pick::<Vec<u8>>(sites))),
+                _ => format!("X'{}'", hex(r.pick::<Vec<u8>>(sites))),
             };
             if r.chance(20) {
-                format!("site_id IN (X'{}', {v})", hex(r.pick(sites)))
+                format!("site_id IN (X'{}', {v})", hex(r.pick::<Vec<u8>>(sites)))
             } else {
                 format!("site_id {op} {v}")
             }

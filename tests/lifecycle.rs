@@ -1025,7 +1025,7 @@ fn a_copy_made_another_replica_is_told_apart_when_attached_to_its_original() {
 }
 
 /// One scenario run in both clock modes: behaviour agrees except for the version numbers.
-fn scenario(mode: &str) -> (Vec<Vec<V>>, Vec<(String, i64, i64)>) {
+fn scenario(mode: &str) -> (Rows, Vec<(String, i64, i64)>) {
     let (a, b) = (mem(), mem());
     for c in [&a, &b] {
         c.execute_batch(&format!("SELECT crsql_config_set('clock', '{mode}'); CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');")).unwrap();
@@ -1480,7 +1480,7 @@ fn functions_stopped_at_any_step_leave_no_transaction_open_and_no_half_done_work
                 (state(&c), steps)
             };
             // Done (site ids are random: compared by count).
-            let same = |a: &(Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>, Vec<Vec<V>>)| {
+            let same = |a: &(Rows, Rows, Rows, Rows, Rows, Rows)| {
                 (&a.0, &a.1, &a.2, a.3.len(), &a.5) == (&done.0, &done.1, &done.2, done.3.len(), &done.5)
             };
             for how in How::ALL {

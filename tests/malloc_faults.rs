@@ -182,11 +182,11 @@ fn work_whose_allocation_fails_once_is_whole_or_undone() {
         assert!(failed > 0, "{what}: no allocation failure made it fail");
     }
     let merged = fresh("INSERT INTO crsql_changes SELECT * FROM temp.feed");
-    reads(&merged, &stride);
+    reads(&merged, stride);
     // The same reads in parts: a scan holds 2 changes at a time, and each part's scan
     // allocates too (storage::changes, `prune`).
     merged.execute_batch("SELECT crr_set_scan_cap_for_testing(2)").unwrap();
-    reads(&merged, &stride);
+    reads(&merged, stride);
     upgrades(stride);
     let seeds = std::env::var("CRR_MALLOC_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     for seed in 0..seeds {

@@ -176,7 +176,7 @@ fn portable(conn: &Connection) -> Vec<String> {
 }
 
 fn run_seed(seed: u64, verbose: bool) -> usize {
-    let mut r = Rng(seed ^ 0x5EED_0F_0DE1);
+    let mut r = Rng(seed ^ 0x005E_ED0F_0DE1);
     let ts = tables();
     let (a, b) = (mem(), mem());
     // A third of the seeds in lamport mode: the merge rules are the same.

@@ -17,7 +17,13 @@ fn with_heap_limit<T>(headroom: i64, f: impl FnOnce() -> T) -> T {
     r
 }
 
-fn state(c: &Connection) -> (Vec<Vec<rusqlite::types::Value>>, Vec<(String, Vec<u8>, String, i64, Vec<u8>, i64)>, i64, String) {
+/// A change without its value and the replica-local columns: (table, pk, cid, col_version,
+/// site_id, cl).
+type Entry = (String, Vec<u8>, String, i64, Vec<u8>, i64);
+
+/// What a stopped piece of work must leave as it was: t's rows, the feed, the db_version, and
+/// the schema's names.
+fn state(c: &Connection) -> (Rows, Vec<Entry>, i64, String) {
     let mut feed: Vec<_> = changes(c).into_iter().map(|x| (x.table, x.pk, x.cid, x.col_version, x.site_id, x.cl)).collect();
     feed.sort();
     let crrs: String = one(c, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema ORDER BY name)");
@@ -40,7 +46,7 @@ fn merges_and_as_crr_that_run_out_of_memory_leave_nothing_behind() {
         c.execute_batch("INSERT INTO t VALUES (1, 'own', 0)").unwrap();
         c
     };
-    let work: [(&str, &dyn Fn(&Connection) -> rusqlite::Result<()>); 2] = [
+    let work: [Work; 2] = [
         ("merge", &|c: &Connection| apply(c, &feed)),
         ("crsql_as_crr", &|c: &Connection| c.execute_batch("SELECT crsql_as_crr('s')")),
     ];

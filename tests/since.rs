@@ -55,7 +55,7 @@ fn check(c: &Connection, ctx: &str) {
         // Since V, and the windows a transport may read in batches: a row's clock dbv is
         // its highest db_version, so a window must still find the entries of rows written
         // again after it.
-        let windows: [(String, Box<dyn Fn(i64) -> bool>); 4] = [
+        let windows: [Check<String, i64>; 4] = [
             (format!("db_version > {v}"), Box::new(move |d| d > v)),
             (format!("db_version > {v} AND db_version <= {}", v + 2), Box::new(move |d| d > v && d <= v + 2)),
             (format!("db_version = {v}"), Box::new(move |d| d == v)),

@@ -39,22 +39,29 @@ impl System {
             if lib.is_null() {
                 return None;
             }
-            let f = |name: &str| {
-                let p = dlsym(lib, CString::new(name).unwrap().as_ptr());
+            /// The address of routine `name` as the function pointer type `T` of its field.
+            ///
+            /// # Safety
+            /// `T` must be a function pointer type of that routine's C signature.
+            unsafe fn f<T: Copy>(lib: *mut c_void, name: &str) -> T {
+                assert_eq!(std::mem::size_of::<T>(), std::mem::size_of::<*mut c_void>(), "{name}");
+                // SAFETY (test): dlsym on a library handle; the routine's C signature is `T`.
+                let p = unsafe { dlsym(lib, CString::new(name).unwrap().as_ptr()) };
                 assert!(!p.is_null(), "{name}");
-                p
-            };
+                // SAFETY (test): a function pointer is a data pointer's size here (checked above).
+                unsafe { std::mem::transmute_copy::<*mut c_void, T>(&p) }
+            }
             Some(System {
-                open: std::mem::transmute(f("sqlite3_open")),
-                close: std::mem::transmute(f("sqlite3_close")),
-                enable_load_extension: std::mem::transmute(f("sqlite3_enable_load_extension")),
-                load_extension: std::mem::transmute(f("sqlite3_load_extension")),
-                exec: std::mem::transmute(f("sqlite3_exec")),
-                prepare_v2: std::mem::transmute(f("sqlite3_prepare_v2")),
-                step: std::mem::transmute(f("sqlite3_step")),
-                column_int64: std::mem::transmute(f("sqlite3_column_int64")),
-                finalize: std::mem::transmute(f("sqlite3_finalize")),
-                free: std::mem::transmute(f("sqlite3_free")),
+                open: f(lib, "sqlite3_open"),
+                close: f(lib, "sqlite3_close"),
+                enable_load_extension: f(lib, "sqlite3_enable_load_extension"),
+                load_extension: f(lib, "sqlite3_load_extension"),
+                exec: f(lib, "sqlite3_exec"),
+                prepare_v2: f(lib, "sqlite3_prepare_v2"),
+                step: f(lib, "sqlite3_step"),
+                column_int64: f(lib, "sqlite3_column_int64"),
+                finalize: f(lib, "sqlite3_finalize"),
+                free: f(lib, "sqlite3_free"),
             })
         }
     }

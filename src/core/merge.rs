@@ -111,8 +111,11 @@ mod tests {
     struct Row {
         cl: i64,
         sentinel_site: Option<SiteId>,
-        cells: BTreeMap<usize, (i64, Value, SiteId)>,
+        cells: Cells,
     }
+
+    /// A row's cells by slot: (col_version, value, site).
+    type Cells = BTreeMap<usize, (i64, Value, SiteId)>;
 
     const SLOTS: usize = 2;
 
@@ -144,7 +147,7 @@ mod tests {
     }
 
     /// The observable state: cl, visible sentinel site, cells.
-    fn observable(row: &Row) -> (i64, Option<SiteId>, BTreeMap<usize, (i64, Value, SiteId)>) {
+    fn observable(row: &Row) -> (i64, Option<SiteId>, Cells) {
         let s = if sentinel_visible(row.cl, !row.cells.is_empty()) && row.cl > 0 { row.sentinel_site } else { None };
         (row.cl, s, row.cells.clone())
     }

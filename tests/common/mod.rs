@@ -523,6 +523,12 @@ pub fn replicas_converge_under_faults(seed: u64, fault: &OnceFault, calls: u64, 
 /// Rows of values, as `rows` reads them.
 pub type Rows = Vec<Vec<SqlValue>>;
 
+/// A named piece of work on a connection, for tests that run several the same way.
+pub type Work<'a> = (&'a str, &'a dyn Fn(&rusqlite::Connection) -> rusqlite::Result<()>);
+
+/// A named predicate, for tests that check a filter against a model of it.
+pub type Check<N, T> = (N, Box<dyn Fn(T) -> bool>);
+
 /// Every row of a query, as values.
 pub fn rows(c: &Connection, sql: &str) -> Rows {
     try_rows(c, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
