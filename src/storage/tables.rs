@@ -33,6 +33,7 @@ use super::conn::Conn;
 use super::stmt_cache::Key;
 use crate::core::ident::quote;
 use crate::core::pk_codec;
+use crate::core::row_clock::SLOTS_MAX;
 use crate::core::table_shape::{self, Affinity};
 use crate::core::{schema_sql, shared_writes};
 use crate::error::{Error, Result};
@@ -625,7 +626,11 @@ fn read_columns(conn: &Conn, found: Vec<Found>) -> Result<Vec<Registered>> {
             if pk_index > 0 {
                 pk.push(col);
             } else if slot >= 0 {
-                let slot = slot as usize;
+                // A slot is a position in every record of the clock (row_clock::SLOTS_MAX at
+                // most): a larger one is damage, and would size this table's vectors by it.
+                let slot = usize::try_from(slot).ok().filter(|&s| s < SLOTS_MAX).ok_or_else(|| {
+                    Error::new(format!("corrupt crr_columns row of CRR \"{}\": column \"{col}\" has slot {slot}, beyond the {SLOTS_MAX} a table can have", f.name))
+                })?;
                 if columns.len() <= slot {
                     columns.resize(slot + 1, None);
                 }
