@@ -225,6 +225,38 @@ fn an_added_column_sends_exactly_the_rows_that_differ_from_the_default_and_repli
 /// 2026-12-06). The bracket stays open: the column added again with the string goes through,
 /// and replicas agree. A REAL default in a column that keeps REALs, and a table made a CRR with
 /// such a column (its rows' cells are all sent), are taken.
+/// Slots are never reused, so a CRR that has had 32,767 tracked columns over its life (the
+/// most a clock record holds) can track no more: commit_alter refuses the next one by name,
+/// where it took it and wrote records that no read could decode. The table's history is set
+/// by hand to one slot short of the end (32,765 alters would take minutes).
+#[test]
+fn a_crr_that_has_used_every_slot_refuses_another_column_by_name() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1, 'x', 1); UPDATE crr_columns SET slot = 32765 WHERE name = 'b';").unwrap();
+    // The last slot is taken and works: its cell is recorded and read back.
+    c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN last TEXT DEFAULT ''; SELECT crsql_commit_alter('t');").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT slot FROM crr_columns WHERE name = 'last'"), 32766);
+    c.execute_batch("UPDATE t SET last = 'filled' WHERE id = 1").unwrap();
+    // Read with the clock scan's values, and looked up by key: either selected a column per
+    // slot, dropped ones too, and failed past SQLite's 2,000 ("too many columns in result set").
+    assert_eq!(one::<String>(&c, "SELECT val FROM crsql_changes WHERE cid = 'last'"), "filled");
+    assert_eq!(one::<String>(&c, "SELECT val FROM crsql_changes WHERE pk = crsql_pack_columns(1) AND cid = 'last'"), "filled");
+    // A peer's cell of that column merges into its slot.
+    let peer = replica();
+    peer.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN last TEXT DEFAULT ''; SELECT crsql_commit_alter('t'); INSERT INTO t VALUES (2, 'p', 2, 'from peer');").unwrap();
+    apply(&c, &changes(&peer)).unwrap();
+    assert_eq!(one::<String>(&c, "SELECT last FROM t WHERE id = 2"), "from peer");
+    assert_eq!(one::<String>(&c, "SELECT val FROM crsql_changes WHERE pk = crsql_pack_columns(2) AND cid = 'last'"), "from peer");
+    // One more is refused, naming the table and the column; the app rolls its ALTER back.
+    c.execute_batch("BEGIN; SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN more TEXT DEFAULT '';").unwrap();
+    let e = err(&c, "SELECT crsql_commit_alter('t')");
+    assert!(e.contains("table \"t\": column \"more\" cannot be tracked: the CRR has had 32767 tracked columns over its life"), "{e}");
+    c.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_columns WHERE name = 'more'"), 0);
+    c.execute_batch("UPDATE t SET last = 'again', a = 'y' WHERE id = 1").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE val IN ('again', 'y')"), 2);
+}
+
 #[test]
 fn a_real_default_of_an_added_text_column_is_refused_and_a_string_is_taken() {
     let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1, 'p', 1), (2, 'q', 2);");

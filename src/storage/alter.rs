@@ -55,6 +55,7 @@ use super::{meta, track, txn};
 use crate::core::ident::quote;
 use crate::core::merge::sentinel_visible;
 use crate::core::pk_codec;
+use crate::core::row_clock::SLOTS_MAX;
 use crate::core::table_shape::{Shape, TableDesc};
 use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
@@ -405,6 +406,15 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         }
         super::as_crr::keeps_key_layout(&info, &shape)?;
         let Slots { cols, dropped, added } = map_slots(&info, &shape, &renamed);
+        // Slots are never reused (a dropped column's stays a hole), so a table that has had
+        // SLOTS_MAX tracked columns over its life has none left: a record cannot hold more.
+        if let Some((_, name)) = added.iter().find(|(slot, _)| *slot >= SLOTS_MAX) {
+            return Err(Error::new(format!(
+                "table \"{}\": column \"{name}\" cannot be tracked: the CRR has had {SLOTS_MAX} tracked columns over its life, \
+                 the most a clock record holds (dropped columns keep their places); crsql_as_table and crsql_as_crr make its clock anew",
+                info.name
+            )));
+        }
         for (_, name) in &added {
             if let Some(c) = desc.columns.iter().find(|c| &c.name == name) {
                 refuse_real_default_as_text(conn, &desc, c)?;

@@ -362,7 +362,7 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
     // unless the query would have more columns than SQLite allows a result
     // (SQLITE_LIMIT_COLUMN, 2,000 by default: "too many columns in result set" for a CRR of
     // 1,998 columns, until 2026-12-06); then each value is looked up.
-    let with_values = f.values && info.key == KeyLayout::Rowid && f.pk.is_none() && 3 + info.columns.len() <= conn.db.limit(crate::ffi::api::SQLITE_LIMIT_COLUMN);
+    let with_values = f.values && info.key == KeyLayout::Rowid && f.pk.is_none() && 3 + info.columns.iter().flatten().count() <= conn.db.limit(crate::ffi::api::SQLITE_LIMIT_COLUMN);
     let cap = conn.scan_cap.get();
     let mut read = |s: &mut crate::ffi::db::Stmt| -> Result<()> {
         while s.step()? {
@@ -385,9 +385,7 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
                 if let Some(row) = scan.rows.last_mut() {
                     row.values = scan.packed.len() as u32;
                 }
-                for i in 0..info.columns.len() {
-                    s.value_ref(3 + i).pack_into(&mut scan.packed);
-                }
+                info.pack_by_slot(s, 3, &mut scan.packed);
             }
         }
         Ok(())
@@ -397,7 +395,7 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
         if !with_values {
             return format!("SELECT c.pk, c.cl, c.clock FROM {from}");
         }
-        let cols: String = info.slot_columns("u.").iter().map(|c| format!(", {c}")).collect();
+        let cols: String = info.live_columns("u.").iter().map(|c| format!(", {c}")).collect();
         format!("SELECT c.pk, c.cl, c.clock{cols} FROM {from} LEFT JOIN {} AS u ON u.{} = c.pk", info.quoted(), info.pk_list())
     };
     if let Some(pk) = &f.pk {
@@ -717,7 +715,7 @@ fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8], out: &mut Vec<u8>) -> Resul
         conn.db,
         Key::RowValues(t.tid),
         || {
-            let cols = t.slot_columns("");
+            let cols = t.live_columns("");
             let cols = if cols.is_empty() { "NULL".to_string() } else { cols.join(", ") };
             format!("SELECT {cols} FROM {} WHERE {}", t.quoted(), t.pk_where(1))
         },
@@ -726,9 +724,7 @@ fn row_values(conn: &Conn, t: &TableInfo, pk: &[u8], out: &mut Vec<u8>) -> Resul
                 s.bind_value(i + 1, k)?;
             }
             if s.step()? {
-                for i in 0..t.columns.len() {
-                    s.value_ref(i).pack_into(out);
-                }
+                t.pack_by_slot(s, 0, out);
             }
             Ok(())
         },

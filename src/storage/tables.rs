@@ -333,10 +333,27 @@ impl TableInfo {
         self.columns.iter().enumerate().filter(|(_, c)| c.is_some()).map(|(i, _)| i).collect()
     }
 
-    /// Each slot's column as an SQL expression, `prefix` before the quoted name (`NULL` for a
-    /// dropped column's slot), in slot order.
-    pub fn slot_columns(&self, prefix: &str) -> Vec<String> {
-        self.columns.iter().map(|c| c.as_deref().map_or_else(|| "NULL".to_string(), |n| format!("{prefix}{}", quote(n)))).collect()
+    /// The tracked columns, `prefix` before each quoted name, in slot order; dropped columns'
+    /// slots left out (slots are never reused, so a CRR whose columns were dropped and added
+    /// again for long has more slots than SQLite lets a statement select: `pack_by_slot` puts
+    /// the holes back).
+    pub fn live_columns(&self, prefix: &str) -> Vec<String> {
+        self.columns.iter().flatten().map(|n| format!("{prefix}{}", quote(n))).collect()
+    }
+
+    /// Packs a row's tracked values into `out` by slot (`ValueRef::pack_into`), reading the
+    /// live columns from `s` from column `first` on (a statement selecting `live_columns`) and
+    /// NULL for each dropped column's slot.
+    pub fn pack_by_slot(&self, s: &Stmt, first: usize, out: &mut Vec<u8>) {
+        let mut i = first;
+        for c in &self.columns {
+            if c.is_some() {
+                s.value_ref(i).pack_into(out);
+                i += 1;
+            } else {
+                crate::core::value::ValueRef::Null.pack_into(out);
+            }
+        }
     }
 
     /// `"k1" = ?1 AND "k2" = ?2 ...`, binding key values from `first`.
