@@ -2112,6 +2112,63 @@ fn a_database_emptied_under_a_live_connection_starts_over_at_crsql_as_crr() {
     assert!(fresh.iter().all(|x| x.db_version == 1 && x.site_id == site), "{fresh:?}");
 }
 
+/// The extension's names in an app's schema: a table or view of an internal table's name with
+/// other columns, or a crr_meta without a schema version, is refused by name where the
+/// extension would have taken it for its own (until 2026-12-06 an app's `crr_dirty` made every
+/// write to a CRR fail, an app's `crr_meta` failed the load with "no such column: value", and
+/// one shaped as ours was written into); and a table or view named crsql_changes, which would
+/// hide the virtual table from every transport, refuses the load (until then it did, silently,
+/// and the close failed with "database is locked", leaving the connection open). The database
+/// is left as it was, and works once the app's object has another name.
+#[test]
+fn an_apps_objects_of_the_extensions_names_are_refused_by_name() {
+    let cases = [
+        ("CREATE TABLE crr_dirty(a, b)", "a table crr_dirty(a, b) where sqlite-crr keeps its table crr_dirty(tid, dbv, bucket)", "crr_dirty"),
+        ("CREATE TABLE crr_meta(x)", "a table crr_meta(x) where sqlite-crr keeps its table crr_meta(key, value)", "crr_meta"),
+        ("CREATE TABLE crr_meta(key TEXT PRIMARY KEY, value)", "a table named crr_meta that holds no sqlite-crr schema version", "crr_meta"),
+        ("CREATE VIEW CRR_Tables AS SELECT 1 AS tid, 'x' AS name", "a view crr_tables(tid, name) where sqlite-crr keeps its table crr_tables(tid, name)", "CRR_Tables"),
+        ("CREATE TABLE crsql_tracked_peers(peer, at)", "a table crsql_tracked_peers(peer, at)", "crsql_tracked_peers"),
+        ("CREATE TABLE crsql_changes(a)", "a table or view named crsql_changes, which would hide the extension's crsql_changes", "crsql_changes"),
+    ];
+    for (app, refusal, name) in cases {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(&format!("{app}; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT);")).unwrap();
+        let schema = rows(&c, "SELECT type, name, sql FROM sqlite_schema ORDER BY name");
+        let e = load_extension_checked(&c).unwrap_err();
+        assert!(e.contains(refusal), "{app}: {e}");
+        assert_eq!(rows(&c, "SELECT type, name, sql FROM sqlite_schema ORDER BY name"), schema, "{app}");
+        assert!(c.execute_batch("SELECT crsql_site_id()").is_err(), "{app}: the load registered its functions");
+        // Renamed, it is the app's table and the extension's are made beside it.
+        let kind = if app.contains("VIEW") { "VIEW" } else { "TABLE" };
+        c.execute_batch(&format!("DROP {kind} {name}")).unwrap();
+        load_extension_checked(&c).unwrap();
+        c.execute_batch("SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x');").unwrap();
+        assert_eq!(changes(&c).len(), 1, "{app}");
+        c.close().unwrap();
+    }
+}
+
+/// An ATTACHed database's table named crsql_changes (a transport's staging copy, say) is found
+/// before the virtual table by an unqualified name, which SQLite cannot change; `main.crsql_changes`
+/// is always the extension's. The connection still closes: the load connects the virtual table
+/// by that name (until 2026-12-06 it used the unqualified one, and when an attached table
+/// answered, the extension's statements were left for the close to fail on, "database is
+/// locked", leaving the connection open).
+#[test]
+fn an_attached_table_named_crsql_changes_leaves_main_crsql_changes_and_the_close_working() {
+    for read_main in [false, true] {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("ATTACH ':memory:' AS stage; CREATE TABLE stage.crsql_changes(a); INSERT INTO stage.crsql_changes VALUES ('staged');").unwrap();
+        load(&c);
+        c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x');").unwrap();
+        assert_eq!(one::<String>(&c, "SELECT a FROM crsql_changes"), "staged");
+        if read_main {
+            assert_eq!(one::<i64>(&c, "SELECT count(*) FROM main.crsql_changes"), 1);
+        }
+        c.close().map_err(|(_, e)| e).unwrap();
+    }
+}
+
 /// A new database is left as it is at the load: the settings only an empty database takes
 /// (`PRAGMA page_size`, `auto_vacuum`, `encoding`) still take on a connection that loaded the
 /// extension first, as every connection of an app that registers it for all connections

@@ -158,9 +158,11 @@ fn setup(db: *mut api::sqlite3) -> Result<bool> {
     // SAFETY: db is the connection being set up.
     unsafe { unpack_vtab::register(db)? };
     // Connect the eponymous crsql_changes now: SQLite disconnects it at close before checking
-    // for unfinalized statements, which is when we finalize the statement cache.
+    // for unfinalized statements, which is when we finalize the statement cache. Named in
+    // main, where the module is: unqualified, an ATTACHed database's table of that name would
+    // be found instead, and the cache left to fail the close ("database is locked").
     // SAFETY: conn is live.
-    unsafe { &*conn }.db.prepare("SELECT 1 FROM crsql_changes", false)?;
+    unsafe { &*conn }.db.prepare("SELECT 1 FROM main.crsql_changes", false)?;
     Ok(true)
 }
 

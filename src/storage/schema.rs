@@ -38,6 +38,45 @@ fn version(conn: &Conn) -> Result<i64> {
     meta::get_i64_now(conn, "schema", 0)
 }
 
+/// The internal tables sql/schema.sql makes, with their columns (a test holds the two
+/// together).
+const TABLES: &[(&str, &[&str])] = &[
+    ("crr_meta", &["key", "value"]),
+    ("crr_sites", &["ordinal", "site_id"]),
+    ("crr_tables", &["tid", "name"]),
+    ("crr_columns", &["tid", "name", "slot", "pk_index", "keeps_class"]),
+    ("crr_ticks", &["dbv", "tick"]),
+    ("crr_dirty", &["tid", "dbv", "bucket"]),
+    ("crsql_tracked_peers", &["site_id", "version", "seq", "tag", "event"]),
+];
+
+/// Refuses a database that holds a table or view of an internal table's name that is not that
+/// table: an app's, which the install's `CREATE TABLE IF NOT EXISTS` would take for ours
+/// (until 2026-12-06 an app's `crr_dirty` made every write to a CRR fail, and an app's
+/// `crr_meta` failed the load with "no such column: value").
+fn refuse_foreign_tables(conn: &Conn) -> Result<()> {
+    let mut s = conn.db.prepare(
+        "SELECT (SELECT type FROM main.sqlite_schema WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view')), \
+         (SELECT group_concat(name, ', ') FROM (SELECT name FROM pragma_table_info(?1, 'main') ORDER BY cid))",
+        false,
+    )?;
+    for (table, columns) in TABLES {
+        s.bind_text(1, table)?;
+        s.step()?;
+        let (kind, have) = (s.text(0), s.text(1));
+        s.reset();
+        let want = columns.join(", ");
+        if !kind.is_empty() && (kind != "table" || have != want) {
+            return Err(Error::new(format!(
+                "this database has a {kind} {table}({have}) where sqlite-crr keeps its table {table}({want}): \
+                 names beginning with crr_ are the extension's, and crsql_tracked_peers is the transports' table \
+                 (as in cr-sqlite); rename it, then use the extension"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Asks sqlite_schema (uncached; `is_installed` is the cached answer).
 fn exists(conn: &Conn) -> Result<bool> {
     let mut s = conn.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'crr_meta'", false)?;
@@ -46,10 +85,29 @@ fn exists(conn: &Conn) -> Result<bool> {
 
 /// What the load does: `install`, but for a new database (nothing in its schema yet), which is
 /// left as it is (see the top of this file). Whether the tables exist now.
+///
+/// It first refuses a database with a table or view named crsql_changes in main, which would
+/// hide the virtual table: SQLite finds a table of the name before an eponymous
+/// module, so every read and merge of a transport would go to it, silently, and the virtual
+/// table, never connected, would not finalize the extension's statements at close, which then
+/// failed with "database is locked" and left the connection open (until 2026-12-06). (A TEMP
+/// one, which only the connection itself can have made before the load, is not looked for:
+/// naming `temp.sqlite_schema` makes SQLite set up the TEMP database at every load.)
 pub fn install_at_load(conn: &Conn) -> Result<bool> {
-    let mut s = conn.db.prepare("SELECT NOT EXISTS (SELECT 1 FROM main.sqlite_schema)", false)?;
-    let empty = s.step()? && s.i64(0) != 0;
+    let mut s = conn.db.prepare(
+        "SELECT NOT EXISTS (SELECT 1 FROM main.sqlite_schema), EXISTS (SELECT 1 FROM main.sqlite_schema \
+         WHERE name = 'crsql_changes' COLLATE NOCASE AND type IN ('table', 'view'))",
+        false,
+    )?;
+    s.step()?;
+    let (empty, hidden) = (s.i64(0) != 0, s.i64(1) != 0);
     drop(s);
+    if hidden {
+        return Err(Error::new(
+            "sqlite-crr: this database has a table or view named crsql_changes, which would hide the extension's \
+             crsql_changes (SQLite finds a table before a virtual table of the same name): rename it, then load the extension",
+        ));
+    }
     if empty {
         return Ok(false);
     }
@@ -72,7 +130,12 @@ pub(super) fn note_encoding(conn: &Conn) {
 /// is left alone (reads of crsql_changes then see no CRRs). Whether they exist now.
 pub fn install(conn: &Conn) -> Result<bool> {
     if exists(conn)? {
-        let v = version(conn)?;
+        // A crr_meta without a schema version, or one that cannot be read, is an app's table.
+        let v = match version(conn) {
+            Ok(0) | Err(_) if refuse_foreign_tables(conn).is_err() => return refuse_foreign_tables(conn).map(|()| false),
+            Ok(0) => return Err(Error::new("this database has a table named crr_meta that holds no sqlite-crr schema version: it is not the extension's (names beginning with crr_ are); rename it, then use the extension")),
+            v => v?,
+        };
         if v > INTERNAL_SCHEMA_VERSION {
             return Err(newer(v));
         }
@@ -88,6 +151,7 @@ pub fn install(conn: &Conn) -> Result<bool> {
                     return Ok(());
                 }
                 conn.db.exec(SCHEMA_SQL)?;
+                refuse_foreign_tables(conn)?;
                 meta::make_token(conn)?;
                 if v < 4 {
                     super::triggers::move_to_buckets(conn)?;
@@ -106,8 +170,10 @@ pub fn install(conn: &Conn) -> Result<bool> {
     let ours = super::savepoint::in_savepoint(conn, "crr_install", || {
         // The first CREATE TABLE takes the write lock, waiting for another connection's
         // install to commit if one is under way: then every CREATE finds its table, and the
-        // site id is there.
+        // site id is there. (An app's table of one of their names is found after: the
+        // check reads the schema, which must not come before the write lock.)
         conn.db.exec(SCHEMA_SQL)?;
+        refuse_foreign_tables(conn)?;
         if conn.db.prepare("SELECT 1 FROM main.crr_sites WHERE ordinal = 0", false)?.step()? {
             return Ok(false);
         }
@@ -165,4 +231,40 @@ pub fn check_current(conn: &Conn) -> Result<()> {
 
 pub fn is_installed(conn: &Conn) -> Result<bool> {
     super::tables::installed(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    /// `TABLES` lists each table sql/schema.sql makes, in its order, with its columns in theirs.
+    #[test]
+    fn tables_are_what_schema_sql_makes() {
+        let made: Vec<&str> = super::SCHEMA_SQL.split("CREATE TABLE IF NOT EXISTS ").skip(1).collect();
+        assert_eq!(made.len(), super::TABLES.len());
+        for ((table, columns), sql) in super::TABLES.iter().zip(made) {
+            let (name, body) = sql.split_once('(').unwrap();
+            assert_eq!(name.trim(), *table);
+            // The definitions, split at the commas outside parentheses, up to the closing one.
+            let (mut depth, mut defs, mut current) = (0, Vec::new(), String::new());
+            for ch in body.chars() {
+                match ch {
+                    '(' => depth += 1,
+                    ')' if depth == 0 => break,
+                    ')' => depth -= 1,
+                    ',' if depth == 0 => {
+                        defs.push(std::mem::take(&mut current));
+                        continue;
+                    }
+                    _ => {}
+                }
+                current.push(ch);
+            }
+            defs.push(current);
+            let names: Vec<String> = defs
+                .iter()
+                .map(|d| d.split_whitespace().next().unwrap_or("").to_string())
+                .filter(|w| !["PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "CONSTRAINT"].contains(&w.as_str()))
+                .collect();
+            assert_eq!(names, columns.iter().map(|c| c.to_string()).collect::<Vec<_>>(), "{table}");
+        }
+    }
 }
