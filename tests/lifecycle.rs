@@ -2128,7 +2128,8 @@ fn an_apps_objects_of_the_extensions_names_are_refused_by_name() {
         ("CREATE TABLE crr_meta(key TEXT PRIMARY KEY, value)", "a table named crr_meta that holds no sqlite-crr schema version", "crr_meta"),
         ("CREATE VIEW CRR_Tables AS SELECT 1 AS tid, 'x' AS name", "a view crr_tables(tid, name) where sqlite-crr keeps its table crr_tables(tid, name)", "CRR_Tables"),
         ("CREATE TABLE crsql_tracked_peers(peer, at)", "a table crsql_tracked_peers(peer, at)", "crsql_tracked_peers"),
-        ("CREATE TABLE crsql_changes(a)", "a table or view named crsql_changes, which would hide the extension's crsql_changes", "crsql_changes"),
+        ("CREATE TABLE crsql_changes(a)", "a table or view named crsql_changes, which would hide the extension's virtual table", "crsql_changes"),
+        ("CREATE VIEW Crr_Internal_Txn AS SELECT 1", "a table or view named Crr_Internal_Txn, which would hide", "crr_internal_txn"),
     ];
     for (app, refusal, name) in cases {
         let c = Connection::open_in_memory().unwrap();

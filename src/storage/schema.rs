@@ -87,7 +87,8 @@ fn exists(conn: &Conn) -> Result<bool> {
 /// left as it is (see the top of this file). Whether the tables exist now.
 ///
 /// It first refuses a database with a table or view named crsql_changes in main, which would
-/// hide the virtual table: SQLite finds a table of the name before an eponymous
+/// hide the virtual table (or crr_internal_txn, which would take the rows that join a
+/// transaction, `txn::JOIN_SQL`, and leave its rollbacks unheard): SQLite finds a table of the name before an eponymous
 /// module, so every read and merge of a transport would go to it, silently, and the virtual
 /// table, never connected, would not finalize the extension's statements at close, which then
 /// failed with "database is locked" and left the connection open (until 2026-12-06). (A TEMP
@@ -95,18 +96,18 @@ fn exists(conn: &Conn) -> Result<bool> {
 /// naming `temp.sqlite_schema` makes SQLite set up the TEMP database at every load.)
 pub fn install_at_load(conn: &Conn) -> Result<bool> {
     let mut s = conn.db.prepare(
-        "SELECT NOT EXISTS (SELECT 1 FROM main.sqlite_schema), EXISTS (SELECT 1 FROM main.sqlite_schema \
-         WHERE name = 'crsql_changes' COLLATE NOCASE AND type IN ('table', 'view'))",
+        "SELECT NOT EXISTS (SELECT 1 FROM main.sqlite_schema), (SELECT name FROM main.sqlite_schema \
+         WHERE name COLLATE NOCASE IN ('crsql_changes', 'crr_internal_txn') AND type IN ('table', 'view'))",
         false,
     )?;
     s.step()?;
-    let (empty, hidden) = (s.i64(0) != 0, s.i64(1) != 0);
+    let (empty, hidden) = (s.i64(0) != 0, (s.column_type(1) != crate::ffi::api::SQLITE_NULL).then(|| s.text(1)));
     drop(s);
-    if hidden {
-        return Err(Error::new(
-            "sqlite-crr: this database has a table or view named crsql_changes, which would hide the extension's \
-             crsql_changes (SQLite finds a table before a virtual table of the same name): rename it, then load the extension",
-        ));
+    if let Some(name) = hidden {
+        return Err(Error::new(format!(
+            "sqlite-crr: this database has a table or view named {name}, which would hide the extension's virtual table \
+             of that name (SQLite finds a table before a virtual table of the same name): rename it, then load the extension"
+        )));
     }
     if empty {
         return Ok(false);
