@@ -2147,6 +2147,21 @@ fn an_apps_objects_of_the_extensions_names_are_refused_by_name() {
         assert_eq!(changes(&c).len(), 1, "{app}");
         c.close().unwrap();
     }
+    // Made after the load, either hides its virtual table from then on: every write, read and
+    // merge says so, where the writes went unrecorded (crr_internal_txn) or the reads read the
+    // app's table (crsql_changes).
+    for hiding in ["CREATE TABLE crr_internal_txn(x)", "CREATE VIEW crsql_changes AS SELECT 1 AS x"] {
+        let c = mem();
+        c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x');").unwrap();
+        c.execute_batch(hiding).unwrap();
+        for sql in ["INSERT INTO t VALUES (2, 'y')", "UPDATE t SET a = 'z'", "SELECT crsql_db_version()", "SELECT crsql_as_crr('t')"] {
+            let e = err(&c, sql);
+            assert!(e.contains("which would hide the extension's virtual table of that name"), "{hiding}: {sql}: {e}");
+        }
+        c.execute_batch(if hiding.contains("VIEW") { "DROP VIEW crsql_changes" } else { "DROP TABLE crr_internal_txn" }).unwrap();
+        c.execute_batch("INSERT INTO t VALUES (2, 'y')").unwrap();
+        assert_eq!(changes(&c).len(), 2, "{hiding}");
+    }
 }
 
 /// An ATTACHed database's table named crsql_changes (a transport's staging copy, say) is found

@@ -83,6 +83,19 @@ fn exists(conn: &Conn) -> Result<bool> {
     s.step()
 }
 
+/// The extension's virtual tables that live in main by name (eponymous): a table or view of
+/// the app named as one hides it (the SQL above names them too).
+pub const VIRTUAL_TABLES: [&str; 2] = ["crsql_changes", "crr_internal_txn"];
+
+/// The refusal of a database with a table or view named as one of `VIRTUAL_TABLES`: at the
+/// load, and at every load of the registry (one made after the extension was loaded).
+pub fn hidden_virtual_table(name: &str) -> Error {
+    Error::new(format!(
+        "sqlite-crr: this database has a table or view named {name}, which would hide the extension's virtual table \
+         of that name (SQLite finds a table before a virtual table of the same name): rename it"
+    ))
+}
+
 /// What the load does: `install`, but for a new database (nothing in its schema yet), which is
 /// left as it is (see the top of this file). Whether the tables exist now.
 ///
@@ -104,10 +117,7 @@ pub fn install_at_load(conn: &Conn) -> Result<bool> {
     let (empty, hidden) = (s.i64(0) != 0, (s.column_type(1) != crate::ffi::api::SQLITE_NULL).then(|| s.text(1)));
     drop(s);
     if let Some(name) = hidden {
-        return Err(Error::new(format!(
-            "sqlite-crr: this database has a table or view named {name}, which would hide the extension's virtual table \
-             of that name (SQLite finds a table before a virtual table of the same name): rename it, then load the extension"
-        )));
+        return Err(hidden_virtual_table(&name));
     }
     if empty {
         return Ok(false);

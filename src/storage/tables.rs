@@ -511,6 +511,9 @@ type Registry = (Vec<Rc<TableInfo>>, Vec<Clock>, Vec<String>);
 /// table) is listed under its registered name while that table exists.
 fn load(conn: &Conn) -> Result<Option<Registry>> {
     let seen = SchemaSeen::read(conn)?;
+    if let Some(name) = seen.hiding {
+        return Err(super::schema::hidden_virtual_table(&name));
+    }
     if !seen.installed {
         return Ok(None);
     }
@@ -536,6 +539,9 @@ struct SchemaSeen {
     clocks: Vec<(i64, String)>,
     /// Whether the internal tables exist.
     installed: bool,
+    /// A table or view of the app named as one of the extension's virtual tables, which it
+    /// hides (`schema::hidden_virtual_table`).
+    hiding: Option<String>,
 }
 
 impl SchemaSeen {
@@ -544,12 +550,15 @@ impl SchemaSeen {
         // that looked up each CRR's trigger, table and index in it took 27 ms for 400 CRRs (each
         // lookup a scan of the whole schema; now 2 ms), at the first use of every connection and
         // after every schema change.
-        let mut s = conn.db.prepare("SELECT type, name, tbl_name FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index')", false)?;
-        let mut seen = SchemaSeen { tables: HashSet::new(), insert_triggers: HashMap::new(), dbv_indexes: HashSet::new(), clocks: Vec::new(), installed: false };
+        let mut s = conn.db.prepare("SELECT type, name, tbl_name FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index', 'view')", false)?;
+        let mut seen = SchemaSeen { tables: HashSet::new(), insert_triggers: HashMap::new(), dbv_indexes: HashSet::new(), clocks: Vec::new(), installed: false, hiding: None };
         while s.step()? {
             let name = s.text(1);
             // (As text: a UTF-16 database's bytes are not these.)
             match s.text(0).as_str() {
+                "table" | "view" if super::schema::VIRTUAL_TABLES.iter().any(|v| name.eq_ignore_ascii_case(v)) => {
+                    seen.hiding = Some(name);
+                }
                 "table" => {
                     seen.installed |= name == "crr_meta";
                     if let Some(tid) = clock_table_id(&name) {
