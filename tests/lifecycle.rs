@@ -2112,6 +2112,36 @@ fn a_database_emptied_under_a_live_connection_starts_over_at_crsql_as_crr() {
     assert!(fresh.iter().all(|x| x.db_version == 1 && x.site_id == site), "{fresh:?}");
 }
 
+/// A db_version at 2^62, which no database reaches (a damaged crr_meta's floor here), ends
+/// local writes and merges with an error saying so, where adding to one at the top of the
+/// range wrapped to versions "changes since V" had passed (until 2026-12-06: two transactions
+/// after a floor of i64::MAX both recorded at db_version 0).
+#[test]
+fn an_exhausted_db_version_is_an_error_not_a_wrap() {
+    for (floor, writes_left) in [(i64::MAX, 0), ((1 << 62) - 1, 1), (1 << 62, 0)] {
+        let c = replica();
+        c.execute_batch("INSERT INTO t VALUES (1, 'x', 1)").unwrap();
+        c.execute("INSERT OR REPLACE INTO crr_meta VALUES ('db_version_floor', ?1)", [floor]).unwrap();
+        let peer = replica();
+        peer.execute_batch("INSERT INTO t VALUES (9, 'peer', 9)").unwrap();
+        for i in 0..writes_left {
+            c.execute("INSERT INTO t VALUES (?1, 'y', 2)", [100 + i]).unwrap();
+        }
+        let before = changes(&c);
+        for attempt in ["write", "merge"] {
+            let e = match attempt {
+                "write" => c.execute_batch("INSERT INTO t VALUES (2, 'z', 3)"),
+                _ => apply(&c, &changes(&peer)),
+            }
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("the db_version is exhausted"), "{floor} {attempt}: {e}");
+        }
+        assert_eq!(changes(&c), before, "{floor}");
+        assert!(before.iter().all(|x| x.db_version == 1 || x.db_version == (1 << 62)), "{floor}: {before:?}");
+    }
+}
+
 /// The extension's names in an app's schema: a table or view of an internal table's name with
 /// other columns, or a crr_meta without a schema version, is refused by name where the
 /// extension would have taken it for its own (until 2026-12-06 an app's `crr_dirty` made every

@@ -297,10 +297,18 @@ pub fn db_version(conn: &Conn) -> Result<i64> {
         super::dropped::reap_dropped(conn, false)?;
         cookie = tables::all_with_cookie(conn)?.0;
     }
-    let v = match carried(conn)? {
+    let last = match carried(conn)? {
         Some(c) if c.cookie == cookie => c.db_version,
         _ => max_db_version(conn)?,
-    } + 1;
+    };
+    // No database reaches 2^62 transactions (one a nanosecond for 146 years): a higher one is a
+    // damaged crr_meta (`db_version_floor`) or clock, and adding to it wrapped to versions that
+    // "changes since V" had passed (until 2026-12-06).
+    let v = last.checked_add(1).filter(|&v| v <= crate::core::merge::VERSION_MAX).ok_or_else(|| {
+        Error::new(format!(
+            "the db_version is exhausted: the last one, {last}, is 2^62 or more, which no database reaches (crr_meta's db_version_floor or a clock table is damaged)"
+        ))
+    })?;
     let mut t = conn.txn.borrow_mut();
     t.db_version = Some(v);
     t.cookie = Some(cookie);
