@@ -2142,6 +2142,20 @@ fn an_exhausted_db_version_is_an_error_not_a_wrap() {
     }
 }
 
+/// A damaged next table id (crr_meta's `next_tid`) is refused by crsql_as_crr, where i64::MAX
+/// wrapped to a negative id (a clock no registry load reads) and 0 or less made one.
+#[test]
+fn a_damaged_next_table_id_is_refused() {
+    for next in [i64::MAX, 0, -5] {
+        let c = replica();
+        c.execute("UPDATE crr_meta SET value = ?1 WHERE key = 'next_tid'", [next]).unwrap();
+        c.execute_batch("CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a TEXT)").unwrap();
+        let e = err(&c, "SELECT crsql_as_crr('u')");
+        assert!(e.contains(&format!("corrupt crr_meta: next_tid {next} is not a table id")), "{e}");
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tables"), 1);
+    }
+}
+
 /// The extension's names in an app's schema: a table or view of an internal table's name with
 /// other columns, or a crr_meta without a schema version, is refused by name where the
 /// extension would have taken it for its own (until 2026-12-06 an app's `crr_dirty` made every

@@ -195,7 +195,10 @@ fn allocate_tid(conn: &Conn) -> Result<i64> {
         tid += 1;
     }
     drop(s);
-    meta::set(conn, "next_tid", &Value::Integer(tid + 1))?;
+    // Ids count up from 1, one per crsql_as_crr: one outside that range is a damaged crr_meta
+    // (adding to i64::MAX wrapped to a negative id, whose names no registry load reads).
+    let next = tid.checked_add(1).filter(|_| tid >= 1).ok_or_else(|| Error::new(format!("corrupt crr_meta: next_tid {tid} is not a table id")))?;
+    meta::set(conn, "next_tid", &Value::Integer(next))?;
     Ok(tid)
 }
 
