@@ -2142,6 +2142,22 @@ fn an_exhausted_db_version_is_an_error_not_a_wrap() {
     }
 }
 
+/// A clock row damaged to the top of the range: a key update of a live row whose causal
+/// length is i64::MAX (the Rust path: a delete of the old key) says the row is exhausted,
+/// where it wrapped to a negative causal length; a negative one is refused as damage when
+/// read.
+#[test]
+fn a_clock_row_at_the_top_of_the_range_is_an_error_not_a_wrap() {
+    let c = replica();
+    c.execute_batch("INSERT INTO t VALUES (1, 'x', 1), (3, 'z', 3)").unwrap();
+    c.execute_batch("UPDATE crr_clock_1 SET cl = 9223372036854775807 WHERE pk = 1; UPDATE crr_clock_1 SET cl = -3 WHERE pk = 3;").unwrap();
+    let e = err(&c, "UPDATE t SET id = 10 WHERE id = 1");
+    assert!(e.contains("a row's causal length is exhausted"), "{e}");
+    let e = err(&c, "UPDATE t SET id = 30 WHERE id = 3");
+    assert!(e.contains("negative causal length"), "{e}");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM t WHERE id IN (1, 3)"), 2);
+}
+
 /// A damaged next table id (crr_meta's `next_tid`) is refused by crsql_as_crr, where i64::MAX
 /// wrapped to a negative id (a clock no registry load reads) and 0 or less made one.
 #[test]

@@ -191,6 +191,11 @@ impl RowClock {
             Some(&v) if v == FORMAT_VERSION || v == FORMAT_V2 || v == FORMAT_V1 => v,
             _ => return Err(CorruptClock("unknown format version")),
         };
+        // A causal length is never negative (it counts a row's lives from 0 up): one that is
+        // comes from a damaged clock row, and would be taken for a deleted row's.
+        if cl < 0 {
+            return Err(CorruptClock("negative causal length"));
+        }
         let mut pos = 1usize;
         let sentinel = Entry {
             col_version: cl,
@@ -363,6 +368,15 @@ mod tests {
         assert_eq!(RowClock::decode_with(1, &tagged, &mut ticks).unwrap(), rc);
         let e = RowClock::decode(1, &tagged).unwrap_err();
         assert!(e.to_string().contains("tick of a db_version that has none"), "{e}");
+    }
+
+    #[test]
+    fn a_negative_causal_length_is_an_error() {
+        let rc = RowClock { cl: 1, sentinel: Entry { col_version: 1, db_version: 1, seq: 0, site: 0 }, cells: vec![] };
+        for cl in [-1, -2, i64::MIN] {
+            assert_eq!(RowClock::decode(cl, &rc.encode()).unwrap_err().to_string(), "corrupt row clock record: negative causal length");
+        }
+        assert_eq!(RowClock::decode(i64::MAX, &rc.encode()).unwrap().cl, i64::MAX);
     }
 
     #[test]

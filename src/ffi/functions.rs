@@ -170,7 +170,7 @@ fn next_db_version_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     if let Some(v) = conn.txn.borrow().db_version {
         return Ok(Value::Integer(v));
     }
-    Ok(Value::Integer(txn::max_db_version(conn)? + 1))
+    Ok(Value::Integer(txn::version_after(txn::max_db_version(conn)?)?))
 }
 
 /// The packed key of its arguments. A key's TEXT must be UTF-8 (SPEC 6): other bytes are an

@@ -253,7 +253,9 @@ impl<'a> Stamp<'a> {
             None => *self.hlc.insert(txn::mode(self.conn)? == ClockMode::Hlc),
         };
         if !hlc {
-            return Ok(previous.map_or(1, |e| e.col_version + 1));
+            return previous.map_or(Ok(1), |e| {
+                e.col_version.checked_add(1).ok_or_else(|| Error::new("a cell's version is exhausted (i64::MAX: a damaged clock record)"))
+            });
         }
         match self.tick {
             Some(t) => Ok(t),
@@ -267,6 +269,12 @@ fn silenced(conn: &Conn, tid: i64) -> bool {
 }
 
 /// Starts a new life of the row at causal length `cl` with a local sentinel.
+/// The causal length of a row's next life (a delete or a resurrection): one more, unless a
+/// damaged clock row holds i64::MAX, where adding wrapped to a negative one.
+fn next_life(cl: i64) -> Result<i64> {
+    cl.checked_add(1).ok_or_else(|| Error::new("a row's causal length is exhausted (i64::MAX: a damaged clock row)"))
+}
+
 fn new_life(stamp: &Stamp, cl: i64, slots: usize) -> RowClock {
     RowClock { cl, sentinel: stamp.entry(cl), cells: Vec::with_capacity(slots) }
 }
@@ -359,7 +367,7 @@ pub fn on_insert(conn: &Conn, clock: Clock, pk: &[u8], slots: &[usize]) -> Resul
     let old_dbv = loaded.as_ref().map(RowClock::max_db_version);
     let rc = match loaded {
         None => fresh(conn, dbv, 1, slots.iter().copied())?,
-        Some(old) if !is_alive(old.cl) => fresh(conn, dbv, old.cl + 1, slots.iter().copied())?,
+        Some(old) if !is_alive(old.cl) => fresh(conn, dbv, next_life(old.cl)?, slots.iter().copied())?,
         Some(mut old) => {
             write_cells(conn, &mut old, dbv, slots.iter().copied())?;
             old
@@ -401,7 +409,7 @@ pub fn on_delete(conn: &Conn, clock: Clock, pk: &[u8]) -> Result<()> {
     let dbv = txn::db_version(conn)?;
     let (cl, old_dbv) = match load(conn, clock, pk)? {
         None => (2, None),
-        Some(rc) if is_alive(rc.cl) => (rc.cl + 1, Some(rc.max_db_version())),
+        Some(rc) if is_alive(rc.cl) => (next_life(rc.cl)?, Some(rc.max_db_version())),
         Some(_) => return Ok(()),
     };
     save(conn, clock, pk, &new_life(&Stamp::new(conn, dbv)?, cl, 0), old_dbv)

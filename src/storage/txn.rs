@@ -283,6 +283,17 @@ fn group_size(conn: &Conn) -> usize {
 /// Most terms of one compound SELECT of ours (`group_size`).
 pub const COMPOUND_TERMS: usize = 100;
 
+/// The db_version after `last`. No database reaches 2^62 transactions (one a nanosecond for
+/// 146 years): a higher one is a damaged crr_meta (`db_version_floor`) or clock, and adding to
+/// it wrapped to versions that "changes since V" had passed (until 2026-12-06).
+pub fn version_after(last: i64) -> Result<i64> {
+    last.checked_add(1).filter(|&v| v <= crate::core::merge::VERSION_MAX).ok_or_else(|| {
+        Error::new(format!(
+            "the db_version is exhausted: the last one, {last}, is 2^62 or more, which no database reaches (crr_meta's db_version_floor or a clock table is damaged)"
+        ))
+    })
+}
+
 /// The db_version this transaction records at, allocating it on first use.
 pub fn db_version(conn: &Conn) -> Result<i64> {
     if let Some(v) = conn.txn.borrow().db_version {
@@ -301,14 +312,7 @@ pub fn db_version(conn: &Conn) -> Result<i64> {
         Some(c) if c.cookie == cookie => c.db_version,
         _ => max_db_version(conn)?,
     };
-    // No database reaches 2^62 transactions (one a nanosecond for 146 years): a higher one is a
-    // damaged crr_meta (`db_version_floor`) or clock, and adding to it wrapped to versions that
-    // "changes since V" had passed (until 2026-12-06).
-    let v = last.checked_add(1).filter(|&v| v <= crate::core::merge::VERSION_MAX).ok_or_else(|| {
-        Error::new(format!(
-            "the db_version is exhausted: the last one, {last}, is 2^62 or more, which no database reaches (crr_meta's db_version_floor or a clock table is damaged)"
-        ))
-    })?;
+    let v = version_after(last)?;
     let mut t = conn.txn.borrow_mut();
     t.db_version = Some(v);
     t.cookie = Some(cookie);
@@ -480,7 +484,8 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
         })
     };
     if !buckets.is_empty() {
-        let written = super::dirty::tables_written_since(conn, dbv + 1)?;
+        // (Saturating: a damaged crr_ticks may hold i64::MAX, after which nothing was written.)
+        let written = super::dirty::tables_written_since(conn, dbv.saturating_add(1))?;
         for c in buckets.iter().filter(|c| written.contains(&c.tid)) {
             read(Key::RecordsSinceOne(c.tid), &|| term(c))?;
         }
