@@ -2158,6 +2158,22 @@ fn a_clock_row_at_the_top_of_the_range_is_an_error_not_a_wrap() {
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM t WHERE id IN (1, 3)"), 2);
 }
 
+/// A damaged slot in crr_columns is an error naming the CRR, the column and the slot, where the
+/// registry's load sized a vector by it: 2^40 failed the allocation, which aborts the process,
+/// and larger ones panicked.
+#[test]
+fn a_damaged_slot_is_an_error_naming_it() {
+    for slot in [1i64 << 40, i64::MAX, 32_767] {
+        let c = replica();
+        c.execute("UPDATE crr_columns SET slot = ?1 WHERE name = 'b'", [slot]).unwrap();
+        let e = err(&c, "SELECT crsql_db_version()");
+        assert!(e.contains(&format!("corrupt crr_columns row of CRR \"t\": column \"b\" has slot {slot}, beyond the 32767")), "{e}");
+        c.execute("UPDATE crr_columns SET slot = 1 WHERE name = 'b'", []).unwrap();
+        c.execute_batch("INSERT INTO t VALUES (1, 'x', 1)").unwrap();
+        assert_eq!(changes(&c).len(), 2);
+    }
+}
+
 /// A damaged next table id (crr_meta's `next_tid`) is refused by crsql_as_crr, where i64::MAX
 /// wrapped to a negative id (a clock no registry load reads) and 0 or less made one.
 #[test]

@@ -27,7 +27,7 @@ impl fmt::Display for ClockError {
             ClockError::Drift { remote_wall_ms, local_wall_ms, drift_ms_max } => write!(
                 f,
                 "change version is {} ms ahead of this replica's clock (limit hlc-max-drift-ms = {})",
-                remote_wall_ms - local_wall_ms,
+                remote_wall_ms.saturating_sub(*local_wall_ms),
                 drift_ms_max
             ),
         }

@@ -84,7 +84,7 @@ fn exists(conn: &Conn) -> Result<bool> {
 }
 
 /// The extension's virtual tables that live in main by name (eponymous): a table or view of
-/// the app named as one hides it (the SQL above names them too).
+/// the app named as one hides it.
 pub const VIRTUAL_TABLES: [&str; 2] = ["crsql_changes", "crr_internal_txn"];
 
 /// The refusal of a database with a table or view named as one of `VIRTUAL_TABLES`: at the
@@ -99,18 +99,22 @@ pub fn hidden_virtual_table(name: &str) -> Error {
 /// What the load does: `install`, but for a new database (nothing in its schema yet), which is
 /// left as it is (see the top of this file). Whether the tables exist now.
 ///
-/// It first refuses a database with a table or view named crsql_changes in main, which would
-/// hide the virtual table (or crr_internal_txn, which would take the rows that join a
-/// transaction, `txn::JOIN_SQL`, and leave its rollbacks unheard): SQLite finds a table of the name before an eponymous
-/// module, so every read and merge of a transport would go to it, silently, and the virtual
-/// table, never connected, would not finalize the extension's statements at close, which then
-/// failed with "database is locked" and left the connection open (until 2026-12-06). (A TEMP
-/// one, which only the connection itself can have made before the load, is not looked for:
-/// naming `temp.sqlite_schema` makes SQLite set up the TEMP database at every load.)
+/// It first refuses a database with a table or view in main named as one of
+/// `VIRTUAL_TABLES`, which SQLite finds before the eponymous module: every read and merge of a
+/// transport went to a `crsql_changes` table, silently, and the virtual table, never
+/// connected, did not finalize the extension's statements at close, which then failed with
+/// "database is locked" and left the connection open; a `crr_internal_txn` table took the rows
+/// that join a transaction (`txn::JOIN_SQL`), and local writes went unrecorded (until
+/// 2026-12-06). (A TEMP one, which only the connection itself can have made before the load,
+/// is not looked for: naming `temp.sqlite_schema` makes SQLite set up the TEMP database at
+/// every load.)
 pub fn install_at_load(conn: &Conn) -> Result<bool> {
+    let names = VIRTUAL_TABLES.map(|n| format!("'{n}'")).join(", ");
     let mut s = conn.db.prepare(
-        "SELECT NOT EXISTS (SELECT 1 FROM main.sqlite_schema), (SELECT name FROM main.sqlite_schema \
-         WHERE name COLLATE NOCASE IN ('crsql_changes', 'crr_internal_txn') AND type IN ('table', 'view'))",
+        &format!(
+            "SELECT NOT EXISTS (SELECT 1 FROM main.sqlite_schema), (SELECT name FROM main.sqlite_schema \
+             WHERE name COLLATE NOCASE IN ({names}) AND type IN ('table', 'view'))"
+        ),
         false,
     )?;
     s.step()?;
@@ -141,11 +145,18 @@ pub(super) fn note_encoding(conn: &Conn) {
 /// is left alone (reads of crsql_changes then see no CRRs). Whether they exist now.
 pub fn install(conn: &Conn) -> Result<bool> {
     if exists(conn)? {
-        // A crr_meta without a schema version, or one that cannot be read, is an app's table.
         let v = match version(conn) {
-            Ok(0) | Err(_) if refuse_foreign_tables(conn).is_err() => return refuse_foreign_tables(conn).map(|()| false),
-            Ok(0) => return Err(Error::new("this database has a table named crr_meta that holds no sqlite-crr schema version: it is not the extension's (names beginning with crr_ are); rename it, then use the extension")),
-            v => v?,
+            Ok(v) if v != 0 => v,
+            // A crr_meta without a schema version, or one whose version cannot be read: an
+            // app's table, said by its columns where they are not ours.
+            other => {
+                refuse_foreign_tables(conn)?;
+                other?;
+                return Err(Error::new(
+                    "this database has a table named crr_meta that holds no sqlite-crr schema version: it is not the \
+                     extension's (names beginning with crr_ are); rename it, then use the extension",
+                ));
+            }
         };
         if v > INTERNAL_SCHEMA_VERSION {
             return Err(newer(v));
