@@ -217,14 +217,6 @@ fn an_added_column_sends_exactly_the_rows_that_differ_from_the_default_and_repli
     assert_eq!(refused, 8 * 3, "REAL defaults refused in TEXT columns");
 }
 
-/// A column of TEXT affinity added with a REAL default (`DEFAULT 0.000986`, or a rebuild's
-/// `DEFAULT (0.1 + 0.2)`) is refused at the commit, which names the column and the string to
-/// write instead: SQLite stores the REAL as text, and its versions write it differently (3.40
-/// '0.000986', 3.54 '0.0009859999999999999'), while rows left at an added column's default are
-/// never sent, so replicas on different versions held different text for good (until
-/// 2026-12-06). The bracket stays open: the column added again with the string goes through,
-/// and replicas agree. A REAL default in a column that keeps REALs, and a table made a CRR with
-/// such a column (its rows' cells are all sent), are taken.
 /// Slots are never reused, so a CRR that has had 32,767 tracked columns over its life (the
 /// most a clock record holds) can track no more: commit_alter refuses the next one by name,
 /// where it took it and wrote records that no read could decode. The table's history is set
@@ -257,6 +249,14 @@ fn a_crr_that_has_used_every_slot_refuses_another_column_by_name() {
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE val IN ('again', 'y')"), 2);
 }
 
+/// A column of TEXT affinity added with a REAL default (`DEFAULT 0.000986`, or a rebuild's
+/// `DEFAULT (0.1 + 0.2)`) is refused at the commit, which names the column and the string to
+/// write instead: SQLite stores the REAL as text, and its versions write it differently (3.40
+/// '0.000986', 3.54 '0.0009859999999999999'), while rows left at an added column's default are
+/// never sent, so replicas on different versions held different text for good (until
+/// 2026-12-06). The bracket stays open: the column added again with the string goes through,
+/// and replicas agree. A REAL default in a column that keeps REALs, and a table made a CRR with
+/// such a column (its rows' cells are all sent), are taken.
 #[test]
 fn a_real_default_of_an_added_text_column_is_refused_and_a_string_is_taken() {
     let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1, 'p', 1), (2, 'q', 2);");
