@@ -11,7 +11,9 @@
 //! cells or rows of the internal tables (`crr_meta`, `crr_sites`, `crr_tables`,
 //! `crr_columns`, `crr_ticks`, `crr_dirty`, the clock tables) with hostile values (extreme
 //! integers, wrong types, random or bit-flipped blobs, deleted or extra rows) through a
-//! connection without the extension, then loads the extension and runs everything.
+//! connection without the extension, then loads the extension and runs everything; then a
+//! fresh connection loads the damage and reads and writes (on a third of the seeds two
+//! connections of a WAL file, one writing while the other reads).
 //! `CRR_CORRUPT_SEEDS` / `CRR_CORRUPT_FROM` pick the seeds; `CRR_CORRUPT_SEED=n` replays one and
 //! prints what it damaged and what each call said.
 
@@ -308,12 +310,36 @@ fn run_seed(seed: u64, verbose: bool) {
         check(sql, result.map_err(|e| e.to_string()));
         let _ = damaged.execute_batch("ROLLBACK");
     }
-    // A second connection's load on the same damage: a reopen, as far as a memory database
-    // allows (the damaged tables and the extension's state reread from nothing).
-    let mut again = Connection::open_in_memory().unwrap();
-    restore(&damaged, &mut again);
-    check("a fresh connection's load", load_extension_checked(&again));
+    // A second connection's load on the same damage (the damaged tables and the extension's
+    // state reread from nothing): on a third of the seeds a WAL file that two connections
+    // share, the second writing while the first reads, else a memory copy.
+    let dir = (seed % 3 == 0).then(|| tmpdir(&format!("corrupt-{seed}")));
+    let again = match &dir {
+        Some(d) => {
+            let path = fresh_file(d, "damaged.db");
+            let mut file = Connection::open(&path).unwrap();
+            file.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+            restore(&damaged, &mut file);
+            check("the file's load", load_extension_checked(&file));
+            let other = Connection::open(&path).unwrap();
+            check("another connection's load", load_extension_checked(&other));
+            check("its write", other.execute_batch("INSERT INTO t VALUES (700, 'other', 7)").map_err(|e| e.to_string()));
+            check("the first one's read after it", try_changes(&file).map(|_| ()).map_err(|e| e.to_string()));
+            file
+        }
+        None => {
+            let mut again = Connection::open_in_memory().unwrap();
+            restore(&damaged, &mut again);
+            check("a fresh connection's load", load_extension_checked(&again));
+            again
+        }
+    };
     check("its read", try_changes(&again).map(|_| ()).map_err(|e| e.to_string()));
+    check("its write", again.execute_batch("UPDATE t SET b = -b").map_err(|e| e.to_string()));
+    drop(again);
+    if let Some(d) = dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 #[test]
