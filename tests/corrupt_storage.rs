@@ -313,7 +313,7 @@ fn run_seed(seed: u64, verbose: bool) {
     // A second connection's load on the same damage (the damaged tables and the extension's
     // state reread from nothing): on a third of the seeds a WAL file that two connections
     // share, the second writing while the first reads, else a memory copy.
-    let dir = (seed % 3 == 0).then(|| tmpdir(&format!("corrupt-{seed}")));
+    let dir = seed.is_multiple_of(3).then(|| tmpdir(&format!("corrupt-{seed}")));
     let again = match &dir {
         Some(d) => {
             let path = fresh_file(d, "damaged.db");
