@@ -91,7 +91,7 @@ pub const VIRTUAL_TABLES: [&str; 2] = ["crsql_changes", "crr_internal_txn"];
 /// load, and at every load of the registry (one made after the extension was loaded).
 pub fn hidden_virtual_table(name: &str) -> Error {
     Error::new(format!(
-        "sqlite-crr: this database has a table or view named {name}, which would hide the extension's virtual table \
+        "this database has a table or view named {name}, which would hide the extension's virtual table \
          of that name (SQLite finds a table before a virtual table of the same name): rename it"
     ))
 }

@@ -35,6 +35,7 @@ use crate::core::ident::quote;
 use crate::core::pk_codec;
 use crate::core::row_clock::SLOTS_MAX;
 use crate::core::table_shape::{self, Affinity};
+use crate::core::value::ValueRef;
 use crate::core::{schema_sql, shared_writes};
 use crate::error::{Error, Result};
 use crate::ffi::db::Stmt;
@@ -351,7 +352,7 @@ impl TableInfo {
                 s.value_ref(i).pack_into(out);
                 i += 1;
             } else {
-                crate::core::value::ValueRef::Null.pack_into(out);
+                ValueRef::Null.pack_into(out);
             }
         }
     }
