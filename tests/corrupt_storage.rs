@@ -132,6 +132,16 @@ fn damage(r: &mut Rng, c: &Connection) -> Option<String> {
             c.execute_batch(&format!("DELETE FROM \"{table}\"")).ok()?;
             Some(format!("emptied {table}"))
         }
+        (3, Some(row)) => {
+            // A well-formed value in the wrong place: another cell's, of any internal table
+            // (a record of another row or table, a slot of another column, a site's ordinal).
+            let i = r.below(columns.len() as u64) as usize;
+            let value = some_cell(r, c, &tables)?;
+            let (cond, mut args) = matching(&row);
+            args.insert(0, value.clone());
+            let n = c.execute(&format!("UPDATE \"{table}\" SET \"{}\" = ? WHERE {cond}", columns[i]), rusqlite::params_from_iter(args)).ok()?;
+            (n > 0).then(|| format!("moved {value:?} into {table}.{} of {row:?}", columns[i]))
+        }
         (_, Some(row)) => {
             let i = r.below(columns.len() as u64) as usize;
             let value = hostile(r, &row[i]);
@@ -142,6 +152,76 @@ fn damage(r: &mut Rng, c: &Connection) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// A cell of a random row and column of one of `tables`, as it is stored.
+fn some_cell(r: &mut Rng, c: &Connection, tables: &[String]) -> Option<V> {
+    let table = r.pick(tables);
+    let count: i64 = one(c, &format!("SELECT count(*) FROM \"{table}\""));
+    let row = rows(c, &format!("SELECT * FROM \"{table}\" ORDER BY 1, 2 LIMIT 1 OFFSET {}", r.below(count.max(1) as u64))).pop()?;
+    Some(r.pick(&row).clone())
+}
+
+/// Writes and schema changes made to a CRR behind the extension's back, through `c` (a
+/// connection without it): as a tool or an app that does not load the extension would, with
+/// the table's triggers dropped first (they call the extension's functions) and made again
+/// after, where their SQL still applies. Returns what it did.
+fn damage_user_table(r: &mut Rng, c: &Connection) -> Option<String> {
+    let table = *r.pick(&["t", "p"]);
+    let triggers: Vec<String> = rows(c, &format!("SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '{table}' ORDER BY name"))
+        .into_iter()
+        .filter_map(|row| match &row[0] {
+            V::Text(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    for name in rows(c, &format!("SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '{table}'")) {
+        if let V::Text(n) = &name[0] {
+            c.execute_batch(&format!("DROP TRIGGER \"{n}\"")).ok()?;
+        }
+    }
+    let writes: &[&str] = if table == "t" {
+        &[
+            "INSERT INTO t VALUES (9000, 'hidden', 9)",
+            "UPDATE t SET a = 'hidden' WHERE id = 1",
+            "UPDATE t SET b = NULL",
+            "DELETE FROM t WHERE id = 40",
+            "DELETE FROM t",
+            "UPDATE t SET id = -id WHERE id = 2",
+            "ALTER TABLE t ADD COLUMN w TEXT DEFAULT 'w'",
+            "ALTER TABLE t ADD COLUMN w INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE t RENAME COLUMN a TO aa",
+            "ALTER TABLE t DROP COLUMN b",
+            "ALTER TABLE t RENAME TO t_old",
+            "DROP TABLE t",
+            "DROP TABLE t; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER DEFAULT 0)",
+            "DROP TABLE t; CREATE TABLE t(id TEXT PRIMARY KEY NOT NULL, b BLOB)",
+            "DROP TABLE t; CREATE TABLE t(x, y)",
+        ]
+    } else {
+        &[
+            "INSERT INTO p VALUES ('hidden', 1, 2)",
+            "UPDATE p SET v = 'hidden'",
+            "DELETE FROM p WHERE k = 'y'",
+            "UPDATE p SET n = n + 1",
+            "ALTER TABLE p ADD COLUMN w",
+            "ALTER TABLE p RENAME COLUMN k TO kk",
+            "ALTER TABLE p RENAME COLUMN v TO vv",
+            "ALTER TABLE p DROP COLUMN v",
+            "DROP TABLE p; CREATE TABLE p(k TEXT NOT NULL, n INTEGER NOT NULL, v, PRIMARY KEY (n, k)) WITHOUT ROWID",
+            "DROP TABLE p; CREATE TABLE p(k TEXT PRIMARY KEY NOT NULL, v)",
+        ]
+    };
+    let mut done = Vec::new();
+    for _ in 0..=r.below(2) {
+        let sql = *r.pick(writes);
+        if c.execute_batch(sql).is_ok() {
+            done.push(sql);
+        }
+    }
+    // The triggers again, each where its SQL still applies to the table as it now is.
+    let remade = triggers.iter().filter(|sql| r.chance(90) && c.execute_batch(sql).is_ok()).count();
+    Some(format!("behind the extension's back: dropped {table}'s {} triggers, ran {done:?}, made {remade} again", triggers.len()))
 }
 
 /// Damages the extension's objects in the schema of `c` (a connection without the extension):
@@ -255,6 +335,11 @@ fn run_seed(seed: u64, verbose: bool) {
     let mut done = Vec::new();
     if r.chance(20) {
         if let Some(what) = damage_schema(&mut r, &damaged) {
+            done.push(what);
+        }
+    }
+    if r.chance(20) {
+        if let Some(what) = damage_user_table(&mut r, &damaged) {
             done.push(what);
         }
     }
