@@ -56,19 +56,24 @@ const TABLES: &[(&str, &[&str])] = &[
 /// `crr_meta` failed the load with "no such column: value").
 fn refuse_foreign_tables(conn: &Conn) -> Result<()> {
     let mut s = conn.db.prepare(
-        "SELECT (SELECT type FROM main.sqlite_schema WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view')), \
-         (SELECT group_concat(name, ', ') FROM (SELECT name FROM pragma_table_info(?1, 'main') ORDER BY cid))",
+        "SELECT type, name, \
+         (SELECT group_concat(name, ', ') FROM (SELECT name FROM pragma_table_info(?1, 'main') ORDER BY cid)) \
+         FROM main.sqlite_schema WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view')",
         false,
     )?;
     for (table, columns) in TABLES {
         s.bind_text(1, table)?;
-        s.step()?;
-        let (kind, have) = (s.text(0), s.text(1));
+        if !s.step()? {
+            s.reset();
+            continue;
+        }
+        // The app's spelling of the name: SQLite's names ignore case.
+        let (kind, name, have) = (s.text(0), s.text(1), s.text(2));
         s.reset();
         let want = columns.join(", ");
-        if !kind.is_empty() && (kind != "table" || have != want) {
+        if kind != "table" || have != want {
             return Err(Error::new(format!(
-                "this database has a {kind} {table}({have}) where sqlite-crr keeps its table {table}({want}): \
+                "this database has a {kind} {name}({have}) where sqlite-crr keeps its table {table}({want}): \
                  names beginning with crr_ are the extension's, and crsql_tracked_peers is the transports' table \
                  (as in cr-sqlite); rename it, then use the extension"
             )));
