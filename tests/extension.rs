@@ -61,6 +61,60 @@ fn tracking_works_with_an_untrusted_schema() {
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE pk = crsql_pack_columns(1) AND cid = '-1'"), 1);
 }
 
+/// Under `PRAGMA trusted_schema = OFF` (also the default of builds with
+/// SQLITE_TRUSTED_SCHEMA=0) tracking works (above), and since 2026-12-07 so do an app's views
+/// and triggers that call the extension's reads (`crsql_db_version()`, `crsql_site_id()`,
+/// `crsql_unpack_columns`, ...): until then an app trigger that recorded `crsql_db_version()`
+/// made every write to its table fail ("unsafe use of crsql_db_version()"). What writes stays
+/// refused there (a merge through `crsql_changes`, `crsql_as_crr`): a schema SQLite is told
+/// not to trust (an attached file's, say) must not merge into this replica.
+#[test]
+fn an_untrusted_schema_lets_views_and_triggers_call_the_reads() {
+    let untrusting = || {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("PRAGMA trusted_schema = OFF").unwrap();
+        load(&c);
+        c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER DEFAULT 0); SELECT crsql_as_crr('t');").unwrap();
+        c
+    };
+    let (a, b) = (untrusting(), untrusting());
+    a.execute_batch(
+        "CREATE TABLE audit(id, dbv, site, impacted);
+         CREATE TRIGGER audit_t AFTER INSERT ON t BEGIN
+           INSERT INTO audit VALUES (NEW.id, crsql_db_version(), crsql_site_id(), crsql_rows_impacted());
+         END;
+         CREATE VIEW status AS SELECT crsql_db_version() AS dbv, crsql_next_db_version() AS next,
+           crsql_config_get('clock') AS clock, (SELECT count(*) FROM crsql_unpack_columns(crsql_pack_columns(1, 'x'))) AS cells;",
+    )
+    .unwrap();
+    a.execute_batch("INSERT INTO t VALUES (1, 'one', 1); INSERT INTO t VALUES (2, 'two', 2); UPDATE t SET a = 'uno' WHERE id = 1; DELETE FROM t WHERE id = 2;").unwrap();
+    let site: Vec<u8> = one(&a, "SELECT crsql_site_id()");
+    assert_eq!(rows(&a, "SELECT id, dbv, site FROM audit ORDER BY id"), vec![
+        vec![V::Integer(1), V::Integer(0), V::Blob(site.clone())],
+        vec![V::Integer(2), V::Integer(1), V::Blob(site)],
+    ]);
+    assert_eq!(rows(&a, "SELECT dbv, next, clock, cells FROM status"), vec![vec![V::Integer(4), V::Integer(5), V::Text("hlc".into()), V::Integer(2)]]);
+    // Merges both ways, and an alter, on connections that do not trust the schema.
+    b.execute_batch("INSERT INTO t VALUES (3, 'three', 3)").unwrap();
+    apply(&a, &changes(&b)).unwrap();
+    apply(&b, &changes(&a)).unwrap();
+    for c in [&a, &b] {
+        c.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN z TEXT; SELECT crsql_commit_alter('t');").unwrap();
+    }
+    a.execute_batch("UPDATE t SET z = 'zed' WHERE id = 3").unwrap();
+    apply(&b, &changes(&a)).unwrap();
+    let table = "SELECT id, a, b, z FROM t ORDER BY id";
+    assert_eq!(rows(&a, table), rows(&b, table));
+    assert_eq!(rows(&b, table).len(), 2);
+    // What writes stays out of views and triggers there, as SQLite refuses any function or
+    // virtual table not marked innocuous.
+    a.execute_batch("CREATE VIEW feed AS SELECT * FROM crsql_changes; CREATE TABLE inbox(x); CREATE TRIGGER redo AFTER INSERT ON inbox BEGIN SELECT crsql_as_crr('t'); END;").unwrap();
+    assert!(err(&a, "SELECT * FROM feed").contains("unsafe use of virtual table \"crsql_changes\""));
+    assert!(err(&a, "INSERT INTO inbox VALUES (1)").contains("unsafe use of crsql_as_crr()"));
+    a.execute_batch("PRAGMA trusted_schema = ON").unwrap();
+    assert_eq!(one::<i64>(&a, "SELECT count(*) FROM feed"), changes(&a).len() as i64);
+}
+
 /// The tracking triggers name no virtual table of ours: SQLite checks every trigger of the
 /// schema when any table is renamed or a column dropped, so a connection without the
 /// extension (a migration tool, a database browser) can still alter the other tables; a write

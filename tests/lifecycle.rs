@@ -369,7 +369,8 @@ fn an_expression_default_a_rebuild_evaluates_converges() {
     let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1, 'p', 1), (2, 'q', 2);");
     let c = replica();
     for (r, now) in [(&a, 100), (&b, 200), (&c, 300)] {
-        r.create_scalar_function("app_now", 0, rusqlite::functions::FunctionFlags::SQLITE_UTF8, move |_| Ok(now)).unwrap();
+        // Innocuous, as a DEFAULT's function must be where the schema is not trusted (CRR_STRICT).
+        r.create_scalar_function("app_now", 0, rusqlite::functions::FunctionFlags::SQLITE_UTF8 | rusqlite::functions::FunctionFlags::SQLITE_INNOCUOUS, move |_| Ok(now)).unwrap();
     }
     for r in [&a, &b, &c] {
         rebuild_with(r, ", d INTEGER DEFAULT (app_now())", "id, a, b");

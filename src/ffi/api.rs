@@ -66,6 +66,9 @@ pub const SQLITE_UTF8: i32 = 1;
 pub const SQLITE_DETERMINISTIC: i32 = 0x800;
 pub const SQLITE_DIRECTONLY: i32 = 0x80000;
 pub const SQLITE_INNOCUOUS: i32 = 0x200000;
+/// `sqlite3_vtab_config` op (3.31+): the virtual table is safe in views and triggers when
+/// `PRAGMA trusted_schema` is off.
+pub const SQLITE_VTAB_INNOCUOUS: i32 = 2;
 pub const SQLITE_PREPARE_PERSISTENT: u32 = 1;
 pub const SQLITE_TXN_NONE: i32 = 0;
 pub const SQLITE_TXN_WRITE: i32 = 2;

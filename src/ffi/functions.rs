@@ -450,20 +450,27 @@ fn internal_delete(conn: &Conn, args: &Args) -> Result<Value> {
 pub fn register_all(conn: *const Conn) -> Result<()> {
     const PURE: c_int = api::SQLITE_DETERMINISTIC | api::SQLITE_INNOCUOUS;
     const TRIGGER: c_int = api::SQLITE_INNOCUOUS;
+    // Reads without side effects (but crsql_site_id's install of the extension's tables in a
+    // new database, which the load does too): an app's views and triggers may call them where
+    // `PRAGMA trusted_schema` is off (until 2026-12-07 "unsafe use of crsql_db_version()",
+    // which made every write to a table fail once an app trigger on it called one). What writes
+    // (crsql_as_crr, crsql_config_set, ...) is not marked: SQLite refuses it in views and
+    // triggers then, as it should for a schema it does not trust.
+    const READ: c_int = api::SQLITE_INNOCUOUS;
     let table: &[(&'static str, c_int, c_int, Func)] = &[
         ("crsql_as_crr", 1, 0, V(as_crr_fn)),
         ("crsql_as_crr", 2, 0, V(as_crr_fn)),
         ("crsql_as_table", 1, 0, V(as_table_fn)),
         ("crsql_begin_alter", 1, 0, V(begin_alter_fn)),
         ("crsql_commit_alter", 1, 0, V(commit_alter_fn)),
-        ("crsql_db_version", 0, 0, V(db_version_fn)),
-        ("crsql_next_db_version", 0, 0, V(next_db_version_fn)),
+        ("crsql_db_version", 0, READ, V(db_version_fn)),
+        ("crsql_next_db_version", 0, READ, V(next_db_version_fn)),
         ("crsql_pack_columns", -1, PURE, A(pack_columns_fn)),
-        ("crsql_rows_impacted", 0, 0, V(rows_impacted_fn)),
+        ("crsql_rows_impacted", 0, READ, V(rows_impacted_fn)),
         ("crsql_internal_sync_bit", 0, TRIGGER, A(sync_bit_fn)),
         ("crsql_internal_sync_bit", 1, TRIGGER, A(sync_bit_fn)),
         ("crsql_config_set", 2, 0, V(config_set_fn)),
-        ("crsql_config_get", 1, 0, V(config_get_fn)),
+        ("crsql_config_get", 1, READ, V(config_get_fn)),
         ("crsql_finalize", 0, 0, V(finalize_fn)),
         ("crr_new_site_id", 0, api::SQLITE_DIRECTONLY, V(new_site_id_fn)),
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wall_clock_fn)),
@@ -495,5 +502,5 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
     for (name, n, flags, f) in table {
         register(conn, name, *n, *flags, *f, false)?;
     }
-    register(conn, "crsql_site_id", 0, 0, V(site_id_fn), true)
+    register(conn, "crsql_site_id", 0, READ, V(site_id_fn), true)
 }

@@ -237,7 +237,9 @@ pub struct sqlite3_api_routines {
     pub wal_checkpoint: Unused,
     pub wal_hook: Unused,
     pub blob_reopen: Unused,
-    pub vtab_config: Unused,
+    /// `int sqlite3_vtab_config(sqlite3*, int op, ...)`: C-variadic (SQLITE_VTAB_INNOCUOUS takes
+    /// no further argument).
+    pub vtab_config: Option<unsafe extern "C" fn(_: *mut sqlite3, _: c_int, ...) -> c_int>,
     pub vtab_on_conflict: Unused,
     pub close_v2: Unused,
     pub db_filename: Unused,

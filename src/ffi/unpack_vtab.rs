@@ -47,6 +47,12 @@ unsafe extern "C" fn connect(
     if rc != api::SQLITE_OK {
         return rc;
     }
+    // A pure function of its argument: usable in views and triggers where `PRAGMA
+    // trusted_schema` is off (until 2026-12-07 "unsafe use of virtual table").
+    let rc = sqlite!(vtab_config(db, api::SQLITE_VTAB_INNOCUOUS));
+    if rc != api::SQLITE_OK {
+        return rc;
+    }
     *pp_vtab = Box::into_raw(Box::new(std::mem::zeroed::<api::sqlite3_vtab>()));
     api::SQLITE_OK
 }

@@ -47,9 +47,11 @@ pub fn reverse_unordered(conn: &Connection) {
 }
 
 /// Settings some apps and builds use: no double-quoted string literals (SQLite's recommended
-/// build, and macOS's) and defensive mode (no writes to sqlite_schema and the like).
+/// build, and macOS's), defensive mode (no writes to sqlite_schema and the like) and an
+/// untrusted schema (views and triggers call only innocuous functions: SQLite's advice).
 pub fn strict_sql(conn: &Connection) {
     use rusqlite::config::DbConfig;
+    conn.execute_batch("PRAGMA trusted_schema = OFF").unwrap();
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false).unwrap();
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false).unwrap();
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).unwrap();
