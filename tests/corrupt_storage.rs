@@ -300,6 +300,8 @@ const CALLS: &[&str] = &[
     "SELECT crsql_as_crr('p')",
     "SELECT * FROM crsql_changes",
     "SELECT crsql_config_set('merge-equal-values', 1)",
+    "SELECT crr_new_site_id()",
+    "INSERT INTO t VALUES (800, 'after a new site id', 8)",
     "SELECT crsql_finalize()",
 ];
 
