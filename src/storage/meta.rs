@@ -54,9 +54,7 @@ pub fn token(conn: &Conn) -> Result<i64> {
     // Not through the cached statement of `get`: read once per connection (at its first tracked
     // write, or when triggers are made), it would leave that statement prepared against a
     // schema the app's next DDL changes, and its next use would have to re-prepare it.
-    let mut s = conn.db.prepare("SELECT value FROM main.crr_meta WHERE key = 'token'", false)?;
-    let stored = if s.step()? { s.i64(0) } else { 0 };
-    let t = stored & TOKEN_MASK;
+    let t = get_i64_now(conn, "token", 0)? & TOKEN_MASK;
     if t != 0 {
         conn.token.set(Some(t));
     }

@@ -641,6 +641,15 @@ struct Registered {
 }
 
 /// Each found CRR with its registered columns.
+/// A tracked column's slot as crr_columns holds it (`slot` >= 0), checked: a slot is a
+/// position in every record of the clock (row_clock::SLOTS_MAX at most), and a larger one is
+/// damage, which would size a table's vectors by it.
+pub fn checked_slot(table: &str, column: &str, slot: i64) -> Result<usize> {
+    usize::try_from(slot).ok().filter(|&s| s < SLOTS_MAX).ok_or_else(|| {
+        Error::new(format!("corrupt crr_columns row of CRR \"{table}\": column \"{column}\" has slot {slot}, beyond the {SLOTS_MAX} a table can have"))
+    })
+}
+
 fn read_columns(conn: &Conn, found: Vec<Found>) -> Result<Vec<Registered>> {
     let mut read = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM main.crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;
@@ -653,11 +662,7 @@ fn read_columns(conn: &Conn, found: Vec<Found>) -> Result<Vec<Registered>> {
             if pk_index > 0 {
                 pk.push(col);
             } else if slot >= 0 {
-                // A slot is a position in every record of the clock (row_clock::SLOTS_MAX at
-                // most): a larger one is damage, and would size this table's vectors by it.
-                let slot = usize::try_from(slot).ok().filter(|&s| s < SLOTS_MAX).ok_or_else(|| {
-                    Error::new(format!("corrupt crr_columns row of CRR \"{}\": column \"{col}\" has slot {slot}, beyond the {SLOTS_MAX} a table can have", f.name))
-                })?;
+                let slot = checked_slot(&f.name, &col, slot)?;
                 if columns.len() <= slot {
                     columns.resize(slot + 1, None);
                 }

@@ -8,7 +8,7 @@
 use super::as_crr::Tracked;
 use super::conn::Conn;
 use super::savepoint::in_savepoint;
-use super::tables::{self, Clock, KeyLayout};
+use super::tables::{self, Clock, KeyLayout, TableInfo};
 use super::{dirty, meta, track};
 use crate::core::ident::quote;
 use crate::core::table_shape::Affinity;
@@ -245,7 +245,7 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
         if !has_all_triggers(conn, tid)? {
             continue;
         }
-        let cols = registered_columns(conn, tid)?;
+        let cols = registered_columns(conn, info)?;
         conn.stmts.clear();
         let clock = Clock { buckets: true, ..info.clock() };
         conn.db.exec(&format!(
@@ -284,7 +284,7 @@ pub fn add_token_to_triggers(conn: &Conn) -> Result<()> {
         // but not for an interrupt, or the like: this upgrade is the only one, and it is tried
         // again at the next load.
         let remade = in_savepoint(conn, "crr_token_triggers", || {
-            let cols = registered_columns(conn, info.tid)?;
+            let cols = registered_columns(conn, info)?;
             let affinities = info.key_affinities(conn)?.to_vec();
             install_triggers(conn, info.clock(), &info.name, &info.pk, &affinities, &cols)
         });
@@ -460,12 +460,14 @@ fn has_all_triggers(conn: &Conn, tid: i64) -> Result<bool> {
 }
 
 /// The registry's tracked columns of table `tid`, by slot.
-fn registered_columns(conn: &Conn, tid: i64) -> Result<Vec<Tracked>> {
+fn registered_columns(conn: &Conn, info: &TableInfo) -> Result<Vec<Tracked>> {
     let mut cols = Vec::new();
     let mut s = conn.db.prepare("SELECT slot, name, keeps_class FROM main.crr_columns WHERE tid = ?1 AND pk_index = 0 AND slot >= 0 ORDER BY slot", false)?;
-    s.bind_i64(1, tid)?;
+    s.bind_i64(1, info.tid)?;
     while s.step()? {
-        cols.push(Tracked { slot: s.i64(0) as usize, name: s.text(1), keeps_class: s.i64(2) != 0 });
+        let name = s.text(1);
+        let slot = super::tables::checked_slot(&info.name, &name, s.i64(0))?;
+        cols.push(Tracked { slot, name, keeps_class: s.i64(2) != 0 });
     }
     Ok(cols)
 }
