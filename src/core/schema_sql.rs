@@ -66,6 +66,7 @@ pub fn default_expr(dflt: Option<&str>) -> String {
     let Some(text) = dflt else {
         return "NULL".to_string();
     };
+    let text = &*without_comments(text);
     // One name, bare or quoted (dequoted by `tokens`), and nothing else, is the string of its
     // name; a bare word that starts with a digit is a number.
     match tokens(text).as_slice() {
@@ -159,6 +160,8 @@ pub struct Generated {
 
 /// The generated columns of a CREATE TABLE text.
 pub fn generated_columns(sql: &str, columns: &[String]) -> Vec<Generated> {
+    // (The expressions are SQL the probe runs: without the comments of the text.)
+    let sql = &*without_comments(sql);
     let toks = tokens(sql);
     let mut out = Vec::new();
     for (name, item) in column_definitions(sql, &toks) {
@@ -179,6 +182,48 @@ pub fn generated_columns(sql: &str, columns: &[String]) -> Vec<Generated> {
         out.push(Generated { name: name.clone(), expr, columns: named });
     }
     out
+}
+
+/// `sql` with each comment (`-- ...` to the end of its line, `/* ... */`) replaced by a space,
+/// quoted text untouched: SQL the extension runs must not hold one, since SQLite 3.49's
+/// `SQLITE_DBCONFIG_ENABLE_COMMENTS` lets an app refuse any statement that does ("unrecognized
+/// token"), and the app's own texts that the extension builds SQL from (a DEFAULT, a CHECK,
+/// a generated column's expression) may hold them. A space, not nothing: `a/**/b` is two
+/// words, as SQLite reads it.
+pub fn without_comments(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains("--") && !sql.contains("/*") {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let (mut i, mut kept) = (0, 0);
+    while i < bytes.len() {
+        let comment_end = match bytes[i] {
+            b'\'' | b'"' | b'`' => {
+                i = skip_quoted(bytes, i, bytes[i]);
+                continue;
+            }
+            b'[' => {
+                i = bytes[i..].iter().position(|&b| b == b']').map_or(bytes.len(), |p| i + p + 1);
+                continue;
+            }
+            // (The newline stays: it ends the comment's line.)
+            b'-' if bytes.get(i + 1) == Some(&b'-') => bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => sql[i + 2..].find("*/").map_or(bytes.len(), |p| i + 2 + p + 2),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(&sql[kept..i]);
+        out.push(' ');
+        (i, kept) = (comment_end, comment_end);
+    }
+    if kept == 0 {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    out.push_str(&sql[kept..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A token of a CREATE TABLE text, as far as `check_constraints` and `sql_words` need it.
@@ -300,6 +345,8 @@ fn parenthesized(sql: &str, toks: &[(Token, usize)], columns: &[String]) -> (Str
 
 /// The CHECK constraints (column or table constraints) of a CREATE TABLE text.
 pub fn check_constraints(sql: &str, columns: &[String]) -> Vec<CheckConstraint> {
+    // (The expressions are SQL the probe runs: without the comments of the text.)
+    let sql = &*without_comments(sql);
     let toks = tokens(sql);
     let mut out = Vec::new();
     let mut i = 0;
@@ -419,6 +466,27 @@ mod tests {
             let _ = generated_columns(&sql, &["a".to_string()]);
             let _ = uses_autoincrement(&sql);
             let _ = (is_strict(&sql), is_without_rowid(&sql));
+        }
+
+        /// Without its comments a text reads as the same tokens: the readers see what they saw.
+        #[test]
+        fn a_text_without_comments_has_the_same_tokens(sql in "[\"`\\[\\]'a-z (),*/\n-]{0,16}") {
+            let strip = |t: Vec<(Token, usize)>| t.into_iter().map(|(t, _)| t).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(strip(tokens(&without_comments(&sql))), strip(tokens(&sql)));
+        }
+    }
+
+    #[test]
+    fn comments_go_and_quoted_text_stays() {
+        let sql = "CREATE TABLE t(a TEXT DEFAULT '--x' /* c */, \"b--\" DEFAULT (1/**/-/* x */-2), [c/*] -- d\n, `e--`) -- end";
+        assert_eq!(without_comments(sql), "CREATE TABLE t(a TEXT DEFAULT '--x'  , \"b--\" DEFAULT (1 - -2), [c/*]  \n, `e--`)  ");
+        assert!(matches!(without_comments("SELECT 'a--b', 1 - 2"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(without_comments("SELECT 1 /* unterminated"), "SELECT 1  ");
+        // The extension's own SQL files.
+        for file in [include_str!("../../sql/schema.sql"), include_str!("../../sql/clock_table.sql"), include_str!("../../sql/clock_dbv_index.sql")] {
+            let bare = without_comments(file);
+            assert!(!bare.contains("--") && !bare.contains("/*"), "{bare}");
+            assert_eq!(bare.matches("CREATE ").count(), file.lines().filter(|l| l.starts_with("CREATE ")).count());
         }
     }
 

@@ -322,10 +322,10 @@ fn create(conn: &Conn, desc: &TableDesc, shape: &Shape) -> Result<()> {
         KeyLayout::Packed => ("BLOB", " WITHOUT ROWID"),
     };
     conn.db.exec(
-        &CLOCK_TABLE_SQL.replace("{tid}", &tid.to_string()).replace("{key_type}", key_type).replace("{options}", options),
+        &schema_sql::without_comments(CLOCK_TABLE_SQL).replace("{tid}", &tid.to_string()).replace("{key_type}", key_type).replace("{options}", options),
     )?;
     if !clock.buckets {
-        conn.db.exec(&CLOCK_DBV_INDEX_SQL.replace("{tid}", &tid.to_string()))?;
+        conn.db.exec(&schema_sql::without_comments(CLOCK_DBV_INDEX_SQL).replace("{tid}", &tid.to_string()))?;
     }
     let mut s = conn.db.prepare("INSERT INTO main.crr_tables(tid, name) VALUES (?1, ?2)", false)?;
     s.bind_i64(1, tid)?;

@@ -13,6 +13,7 @@
 
 use super::conn::Conn;
 use super::meta;
+use crate::core::schema_sql::without_comments;
 use crate::core::value::Value;
 use crate::error::{Error, Result, SQLITE_READONLY};
 
@@ -177,7 +178,7 @@ pub fn install(conn: &Conn) -> Result<bool> {
                 if v >= INTERNAL_SCHEMA_VERSION {
                     return Ok(());
                 }
-                conn.db.exec(SCHEMA_SQL)?;
+                conn.db.exec(&without_comments(SCHEMA_SQL))?;
                 refuse_foreign_tables(conn)?;
                 meta::make_token(conn)?;
                 if v < 4 {
@@ -199,7 +200,7 @@ pub fn install(conn: &Conn) -> Result<bool> {
         // install to commit if one is under way: then every CREATE finds its table, and the
         // site id is there. (An app's table of one of their names is found after: the
         // check reads the schema, which must not come before the write lock.)
-        conn.db.exec(SCHEMA_SQL)?;
+        conn.db.exec(&without_comments(SCHEMA_SQL))?;
         refuse_foreign_tables(conn)?;
         if conn.db.prepare("SELECT 1 FROM main.crr_sites WHERE ordinal = 0", false)?.step()? {
             return Ok(false);

@@ -73,6 +73,70 @@ def feed(conn):
     return sorted((t, pk, cid, repr(val), cv, site, cl) for (t, pk, cid, val, cv, _, site, cl, _) in conn.execute(CHANGES))
 
 
+def refusing_comments(tmp):
+    """A connection that refuses SQL with comments (SQLITE_DBCONFIG_ENABLE_COMMENTS off, SQLite
+    3.49+: "unrecognized token") installs the extension, makes CRRs of tables whose DEFAULT,
+    CHECK and generated column texts hold comments, writes, merges and alters them, and upgrades
+    a database an earlier build wrote. Until 2026-12-07 its first crsql_as_crr failed on the
+    comments of the extension's own schema file."""
+    path = os.path.join(tmp, "no-comments.db")
+    maker = apsw.Connection(path)
+    maker.execute(
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY NOT NULL, -- the key\n"
+        " body TEXT DEFAULT ('x' /* a default */ || '-') CHECK (length(body) /* in bytes */ < 100), -- short\n"
+        " n INTEGER DEFAULT (1 -- one\n + 1), len INTEGER AS (length(body) /* generated */) VIRTUAL)"
+    )
+    maker.close()
+    c = apsw.Connection(path)
+    c.config(apsw.SQLITE_DBCONFIG_ENABLE_COMMENTS, 0)
+    c.enable_load_extension(True)
+    c.load_extension(EXT)
+    raises("a comment on this connection", "SELECT 1 -- no", c, "unrecognized token")
+    c.execute("SELECT crsql_as_crr('notes')")
+    c.execute("INSERT INTO notes(id) VALUES (1)")
+    c.execute("INSERT INTO notes(id, body) VALUES (2, 'two')")
+    c.execute("UPDATE notes SET n = 5 WHERE id = 2")
+    peer = connect(os.path.join(tmp, "no-comments-peer.db"))
+    peer.execute("CREATE TABLE notes(id INTEGER PRIMARY KEY NOT NULL, body TEXT DEFAULT ('x' || '-') CHECK (length(body) < 100), n INTEGER DEFAULT 2, len INTEGER AS (length(body)) VIRTUAL)")
+    peer.execute("SELECT crsql_as_crr('notes')").fetchall()
+    peer.execute("INSERT INTO notes(id, n) VALUES (3, 3)")
+    with c:
+        for r in peer.execute(CHANGES).fetchall():
+            c.execute("INSERT INTO crsql_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", r)
+    # (One statement a call: apsw's execute stops at a SELECT's first row.)
+    for sql in ["SELECT crsql_begin_alter('notes')", "ALTER TABLE notes ADD COLUMN tag TEXT DEFAULT 't'", "SELECT crsql_commit_alter('notes')"]:
+        c.execute(sql).fetchall()
+    c.execute("UPDATE notes SET tag = 'u' WHERE id = 3")
+    check(
+        "a connection refusing comments: the table",
+        c.execute("SELECT id, body, n, len, tag FROM notes ORDER BY id").fetchall(),
+        [(1, "x-", 2, 2, "t"), (2, "two", 5, 3, "t"), (3, "x-", 3, 2, "u")],
+    )
+    # Two cells a row (body and n), and the updated tag (the added column's default is no change).
+    check("a connection refusing comments: the feed", len(c.execute(CHANGES).fetchall()), 7)
+    c.execute("SELECT crr_new_site_id()")
+    c.execute("SELECT crsql_as_table('notes')")
+    c.close()
+    peer.close()
+    # A database an earlier build wrote (internal schema 1), upgraded at the load.
+    old = os.path.join(tmp, "no-comments-old.db")
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "v1-fcb3fae.sqlite3"), "rb") as f, open(old, "wb") as g:
+        g.write(f.read())
+    c = apsw.Connection(old)
+    c.config(apsw.SQLITE_DBCONFIG_ENABLE_COMMENTS, 0)
+    c.enable_load_extension(True)
+    c.load_extension(EXT)
+    tables = [r[0] for r in c.execute("SELECT name FROM crr_tables ORDER BY name")]
+    before = c.execute("SELECT crsql_db_version()").fetchall()[0][0]
+    c.execute(f"DELETE FROM \"{tables[0]}\"")
+    check(
+        "an upgraded database on a connection refusing comments records a write",
+        c.execute("SELECT count(*) FROM crsql_changes WHERE db_version > ?", (before,)).fetchall()[0][0] > 0,
+        True,
+    )
+    c.close()
+
+
 def main():
     tmp = tempfile.mkdtemp()
     # One replica through the default entry point, one through cr-sqlite's name for it.
@@ -186,6 +250,8 @@ def main():
         reader.close()
     else:
         print(f"(no {rsync}: the sqlite3_rsync check is skipped)")
+
+    refusing_comments(tmp)
 
     a.setcommithook(None)
     a.setrollbackhook(None)
