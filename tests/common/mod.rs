@@ -33,6 +33,9 @@ pub fn load(conn: &Connection) {
     if std::env::var("CRR_STRICT").is_ok_and(|v| v != "0") {
         strict_sql(conn);
     }
+    if std::env::var("CRR_PRAGMAS").is_ok_and(|v| v != "0") {
+        other_pragmas(conn);
+    }
     // SAFETY (test): loading our own extension into our own connection.
     unsafe {
         let _guard = rusqlite::LoadExtensionGuard::new(conn).expect("enable load_extension");
@@ -55,6 +58,17 @@ pub fn strict_sql(conn: &Connection) {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false).unwrap();
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false).unwrap();
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).unwrap();
+}
+
+/// Pragmas some apps set that change how SQLite works but not what a query answers: a cache
+/// of one page (a transaction's pages spill), legacy ALTER TABLE (a rename rewrites no
+/// trigger), case-sensitive LIKE, no automatic indexes, temporary tables in memory.
+pub fn other_pragmas(conn: &Connection) {
+    conn.execute_batch(
+        "PRAGMA cache_size = 1; PRAGMA legacy_alter_table = ON; PRAGMA case_sensitive_like = ON; \
+         PRAGMA automatic_index = OFF; PRAGMA temp_store = MEMORY;",
+    )
+    .unwrap();
 }
 
 /// Restores `from`'s main database into `to`'s through the backup API (into a live
