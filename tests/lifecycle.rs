@@ -2310,3 +2310,64 @@ fn a_new_database_is_left_empty_at_load_so_its_file_settings_take() {
     assert_eq!(one::<i64>(&again, "PRAGMA page_size"), 8192);
     assert_eq!(one::<Vec<u8>>(&again, "SELECT crsql_site_id()"), site);
 }
+
+/// Two connections of one shared-cache database (`cache=shared`, as apps share an in-memory
+/// database between connections: `file:name?mode=memory&cache=shared`) share SQLite's pages,
+/// so one's commits do not show as another connection's to the other (its data version does not
+/// move). Each still sees the other's CRRs, site id, alters and settings at once, and their
+/// transactions never share a db_version.
+#[test]
+fn connections_of_a_shared_cache_database_see_each_others_work() {
+    use rusqlite::OpenFlags;
+    let uri = format!("file:crr-shared-{}?mode=memory&cache=shared", std::process::id());
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
+    let connect = || {
+        let c = Connection::open_with_flags(&uri, flags).unwrap();
+        load(&c);
+        c
+    };
+    let (a, b) = (connect(), connect());
+    a.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); SELECT crsql_as_crr('t');").unwrap();
+    // Each committed write gets the next db_version, whichever connection makes it, and the
+    // other connection reads it at once.
+    let last = std::cell::Cell::new(0i64);
+    let write = |c: &Connection, sql: &str| {
+        c.execute_batch(sql).unwrap();
+        let committed = !sql.contains("ROLLBACK");
+        last.set(last.get() + i64::from(committed));
+        for x in [&a, &b] {
+            assert_eq!(one::<i64>(x, "SELECT crsql_db_version()"), last.get(), "after {sql}");
+        }
+    };
+    write(&b, "INSERT INTO t VALUES (1, 'b')");
+    write(&a, "INSERT INTO t VALUES (2, 'a')");
+    // A CRR one makes, the other tracks.
+    a.execute_batch("CREATE TABLE u(k TEXT PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('u');").unwrap();
+    write(&b, "INSERT INTO u VALUES ('x', 1)");
+    // A new site id one gives the database, the other writes with.
+    let site: Vec<u8> = one(&a, "SELECT crr_new_site_id()");
+    write(&b, "INSERT INTO t VALUES (3, 'b')");
+    assert_eq!(one::<Vec<u8>>(&b, "SELECT site_id FROM crsql_changes WHERE pk = crsql_pack_columns(3)"), site);
+    // An alter one makes, the other writes the new column of.
+    a.execute_batch("SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN z TEXT; SELECT crsql_commit_alter('t');").unwrap();
+    write(&b, "UPDATE t SET z = 'zed' WHERE id = 1");
+    assert_eq!(one::<String>(&a, "SELECT val FROM crsql_changes WHERE cid = 'z'"), "zed");
+    // A setting one changes, the other reads.
+    a.execute_batch("SELECT crsql_config_set('merge-equal-values', 1)").unwrap();
+    assert_eq!(one::<i64>(&b, "SELECT crsql_config_get('merge-equal-values')"), 1);
+    // Transactions alternate, some rolled back, and a merge.
+    for i in 0..12 {
+        let end = if i % 5 == 4 { "ROLLBACK" } else { "COMMIT" };
+        write(if i % 2 == 0 { &a } else { &b }, &format!("BEGIN; INSERT INTO t(id, a) VALUES ({}, 'n'); UPDATE u SET v = {i}; {end}", 100 + i));
+    }
+    let peer = mem();
+    peer.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, z TEXT); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (500, 'peer', 'p');").unwrap();
+    apply(&b, &changes(&peer)).unwrap();
+    last.set(last.get() + 1);
+    write(&a, "INSERT INTO t(id, a) VALUES (501, 'after the merge')");
+    assert_eq!(last.get(), 17);
+    // One feed, which a third connection loading afresh reads too.
+    assert_eq!(changes(&a), changes(&b));
+    assert_eq!(changes(&connect()), changes(&a));
+    assert_eq!(one::<i64>(&connect(), "SELECT count(*) FROM t"), 15);
+}
