@@ -1,4 +1,5 @@
-//! Databases written by earlier builds still open, read, take writes and sync.
+//! Databases written by earlier builds still open, read, take writes and sync; one that
+//! cr-sqlite wrote is refused by name (its CRRs' writes and crsql_as_crr) until its triggers go.
 //!
 //! `tests/fixtures/v1-fcb3fae.sqlite3` was written by the build at commit fcb3fae (row clock
 //! record format 1; triggers that call crr_internal_insert / _update / _delete), through
@@ -374,4 +375,54 @@ fn a_later_builds_database_restored_into_a_live_connection_is_refused() {
         let e = err(&c, sql);
         assert!(e.contains("written by a newer sqlite-crr (internal schema 99"), "{sql}: {e}");
     }
+}
+
+/// A database cr-sqlite 0.16 wrote, as it makes one (its tables and its triggers on a CRR, which
+/// call its functions): sqlite-crr loads on it, says what the matter is at a write to the
+/// CRR (until 2026-12-07 SQLite's `no such function: crsql_after_insert`, as if this extension
+/// lacked one) and at `crsql_as_crr`, changes nothing, and tracks the table from the moment the
+/// triggers are dropped as it says. (cr-sqlite's clocks are not read: not supported yet.)
+#[test]
+fn a_database_cr_sqlite_wrote_is_refused_by_name_until_its_triggers_go() {
+    let c = rusqlite::Connection::open_in_memory().unwrap();
+    c.execute_batch(
+        "CREATE TABLE crsql_master(key TEXT PRIMARY KEY, value ANY);
+         CREATE TABLE crsql_site_id(site_id BLOB NOT NULL, ordinal INTEGER PRIMARY KEY AUTOINCREMENT);
+         CREATE TABLE crsql_tracked_peers(site_id BLOB NOT NULL, version INTEGER NOT NULL, seq INTEGER DEFAULT 0, tag INTEGER, event INTEGER, PRIMARY KEY (site_id, tag, event)) STRICT;
+         CREATE TABLE todo(id INTEGER PRIMARY KEY NOT NULL, title TEXT, done INTEGER DEFAULT 0);
+         CREATE TABLE todo__crsql_pks(__crsql_key INTEGER PRIMARY KEY, id);
+         CREATE TABLE todo__crsql_clock(key INTEGER NOT NULL, col_name TEXT NOT NULL, col_version INTEGER NOT NULL, db_version INTEGER NOT NULL, site_id INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL, PRIMARY KEY (key, col_name)) WITHOUT ROWID, STRICT;
+         CREATE TRIGGER \"todo__crsql_itrig\" AFTER INSERT ON \"todo\" WHEN crsql_internal_sync_bit() = 0 BEGIN VALUES (crsql_after_insert('todo', NEW.\"id\")); END;
+         CREATE TRIGGER \"todo__crsql_utrig\" AFTER UPDATE ON \"todo\" WHEN crsql_internal_sync_bit() = 0 BEGIN VALUES (crsql_after_update('todo', NEW.\"id\", OLD.\"id\", NEW.\"title\", NEW.\"done\", OLD.\"title\", OLD.\"done\")); END;
+         CREATE TRIGGER \"todo__crsql_dtrig\" AFTER DELETE ON \"todo\" WHEN crsql_internal_sync_bit() = 0 BEGIN VALUES (crsql_after_delete('todo', OLD.\"id\")); END;
+         INSERT INTO crsql_site_id VALUES (randomblob(16), 0);
+         INSERT INTO todo__crsql_pks VALUES (1, 1);
+         INSERT INTO todo__crsql_clock VALUES (1, 'title', 1, 1, 0, 0), (1, 'done', 1, 1, 0, 1);",
+    )
+    .unwrap();
+    // (The row is written with the triggers off, as cr-sqlite's merges write it.)
+    c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false).unwrap();
+    c.execute_batch("INSERT INTO todo(id, title) VALUES (1, 'one')").unwrap();
+    c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true).unwrap();
+    let dump = |c: &rusqlite::Connection| rows(c, "SELECT type, name, sql FROM sqlite_schema ORDER BY name");
+    load(&c);
+    let schema = dump(&c);
+    for write in ["INSERT INTO todo(id, title) VALUES (2, 'two')", "UPDATE todo SET done = 1", "DELETE FROM todo"] {
+        let e = err(&c, write);
+        assert!(
+            e.contains("table \"todo\" has cr-sqlite's triggers, which call cr-sqlite's functions: sqlite-crr does not run them")
+                && e.contains("DROP TRIGGER \"todo__crsql_itrig\"; DROP TRIGGER \"todo__crsql_utrig\"; DROP TRIGGER \"todo__crsql_dtrig\"), then SELECT crsql_as_crr('todo')"),
+            "{write}: {e}"
+        );
+    }
+    let e = err(&c, "SELECT crsql_as_crr('todo')");
+    assert!(e.contains("table \"todo\" cannot be a CRR: it is a CRR of cr-sqlite (its triggers"), "{e}");
+    assert_eq!(dump(&c), schema, "a refusal changed the schema");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), 0);
+    // As the message says: the triggers dropped, the table is a CRR of sqlite-crr from now on.
+    c.execute_batch("DROP TRIGGER \"todo__crsql_itrig\"; DROP TRIGGER \"todo__crsql_utrig\"; DROP TRIGGER \"todo__crsql_dtrig\"; SELECT crsql_as_crr('todo');").unwrap();
+    c.execute_batch("INSERT INTO todo(id, title) VALUES (2, 'two'); UPDATE todo SET done = 1 WHERE id = 2;").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE pk = crsql_pack_columns(2)"), 2);
+    // The row cr-sqlite had, recorded as a new CRR's row.
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE pk = crsql_pack_columns(1)"), 2);
 }

@@ -44,6 +44,9 @@ pub struct TableDesc {
     pub without_rowid: bool,
     /// Names of UNIQUE constraints and unique indexes other than the primary key.
     pub unique_indexes: Vec<String>,
+    /// cr-sqlite's tracking triggers on the table (`<table>__crsql_itrig`, `_utrig`, `_dtrig`):
+    /// a table cr-sqlite made a CRR in a database it wrote.
+    pub cr_sqlite_triggers: Vec<String>,
     pub has_foreign_keys: bool,
     /// Whether the primary key has an index of its own (`origin = 'pk'` in
     /// pragma_index_list): every primary key except a rowid alias.
@@ -241,6 +244,21 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
                 .into(),
         ));
     }
+    // Its triggers call cr-sqlite's functions at every write, and its clocks hold what
+    // sqlite-crr's would: the history of a database cr-sqlite wrote is not read (not supported
+    // yet), and the table is not tracked twice.
+    if !t.cr_sqlite_triggers.is_empty() {
+        let quoted: Vec<String> = t.cr_sqlite_triggers.iter().map(|n| crate::core::ident::quote(n)).collect();
+        return Err(refuse(format!(
+            "it is a CRR of cr-sqlite (its triggers {} are cr-sqlite's), whose clocks sqlite-crr does not read \
+             (databases cr-sqlite wrote are not supported yet). To track it with sqlite-crr from now on, its history \
+             starting anew as a new CRR's, drop those triggers (DROP TRIGGER {}; and cr-sqlite's tables of it, \
+             {}, if no cr-sqlite build will need them), then call crsql_as_crr again",
+            quoted.join(", "),
+            quoted.join("; DROP TRIGGER "),
+            crate::core::ident::quote(&format!("{}__crsql_clock", t.name)),
+        )));
+    }
     let (pk, rowid_key) = key_columns(t).map_err(refuse)?;
     refuse_constraints(t).map_err(refuse)?;
     let columns = tracked_columns(t).map_err(refuse)?;
@@ -387,6 +405,7 @@ mod tests {
             columns,
             without_rowid: false,
             unique_indexes: vec![],
+            cr_sqlite_triggers: vec![],
             has_foreign_keys: false,
             pk_has_index: false,
             key_collations: vec![],
@@ -417,6 +436,10 @@ mod tests {
         let mut u = table(vec![col("id", "INTEGER", true, 1)]);
         u.unique_indexes.push("u1".into());
         assert!(refusal(&u).contains("UNIQUE"));
+        let mut cr = table(vec![col("id", "INTEGER", true, 1)]);
+        cr.cr_sqlite_triggers = vec!["t__crsql_itrig".into(), "t__crsql_dtrig".into()];
+        assert!(refusal(&cr).contains("it is a CRR of cr-sqlite (its triggers \"t__crsql_itrig\", \"t__crsql_dtrig\" are cr-sqlite's)"));
+        assert!(refusal(&cr).contains("DROP TRIGGER \"t__crsql_itrig\"; DROP TRIGGER \"t__crsql_dtrig\";"));
         let mut f = table(vec![col("id", "INTEGER", true, 1)]);
         f.has_foreign_keys = true;
         assert!(refusal(&f).contains("FOREIGN KEY"));

@@ -6,7 +6,7 @@
 use super::api::{self, sqlite};
 use super::guard::guard;
 use super::values::{self, Args};
-use crate::core::pk_codec;
+use crate::core::{ident, pk_codec};
 use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
@@ -215,6 +215,30 @@ fn config_set_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
 
 fn config_get_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
     config::get(conn, text_arg(args, 0, "setting name")?)
+}
+
+/// The functions cr-sqlite's triggers call (`crsql_after_insert('t', ...)`, and before 0.16
+/// `crsql_increment_and_get_seq()`), on a table of a database cr-sqlite wrote: an error that
+/// says so, where SQLite said "no such function" (a function this extension lacked, it seemed).
+/// crsql_as_crr refuses such a table the same way (`table_shape::check`).
+fn cr_sqlite_trigger_fn(_: &Conn, args: &[Value]) -> Result<Value> {
+    let (table, fix) = match args.first() {
+        Some(Value::Text(t)) => (
+            format!("table \"{t}\""),
+            format!(
+                "drop them (DROP TRIGGER {0}; DROP TRIGGER {1}; DROP TRIGGER {2}), then SELECT crsql_as_crr({3})",
+                ident::quote(&format!("{t}__crsql_itrig")),
+                ident::quote(&format!("{t}__crsql_utrig")),
+                ident::quote(&format!("{t}__crsql_dtrig")),
+                ident::literal(t)
+            ),
+        ),
+        _ => ("this table".to_string(), "drop them (named <table>__crsql_itrig, _utrig and _dtrig), then call crsql_as_crr on it".to_string()),
+    };
+    Err(Error::new(format!(
+        "{table} has cr-sqlite's triggers, which call cr-sqlite's functions: sqlite-crr does not run them \
+         (databases cr-sqlite wrote are not supported yet); to track it with sqlite-crr from now on, {fix}"
+    )))
 }
 
 fn finalize_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
@@ -472,6 +496,12 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crsql_config_set", 2, 0, V(config_set_fn)),
         ("crsql_config_get", 1, READ, V(config_get_fn)),
         ("crsql_finalize", 0, 0, V(finalize_fn)),
+        // (Innocuous: an error, and cr-sqlite's triggers call them where the schema may not be trusted.)
+        ("crsql_after_insert", -1, READ, V(cr_sqlite_trigger_fn)),
+        ("crsql_after_update", -1, READ, V(cr_sqlite_trigger_fn)),
+        ("crsql_after_delete", -1, READ, V(cr_sqlite_trigger_fn)),
+        ("crsql_increment_and_get_seq", 0, READ, V(cr_sqlite_trigger_fn)),
+        ("crsql_get_seq", 0, READ, V(cr_sqlite_trigger_fn)),
         ("crr_new_site_id", 0, api::SQLITE_DIRECTONLY, V(new_site_id_fn)),
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wall_clock_fn)),
         ("crr_debug_clock_rows_read", 0, 0, V(clock_rows_read_fn)),

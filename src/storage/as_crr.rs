@@ -43,13 +43,25 @@ pub fn describe_before_savepoint(conn: &Conn, name: &str) -> Result<Option<Table
 
 /// Reads what SPEC 3 needs to know of a table. Err when there is no such table.
 pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
-    let mut s = conn.db.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE", false)?;
+    // The table's row, and in the same pass cr-sqlite's triggers on it (`TableDesc::cr_sqlite_triggers`).
+    let mut s = conn.db.prepare(
+        "SELECT type = 'table', name, sql FROM main.sqlite_schema WHERE (type = 'table' AND name = ?1 COLLATE NOCASE) \
+         OR (type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE AND name GLOB '*__crsql_[idu]trig') ORDER BY rowid",
+        false,
+    )?;
     s.bind_text(1, name)?;
-    if !s.step()? {
-        return Err(Error::new(format!("table \"{name}\" does not exist")));
+    let (mut table, mut cr_sqlite_triggers) = (None, Vec::new());
+    while s.step()? {
+        if s.i64(0) != 0 {
+            table = Some((s.text(1), s.text(2)));
+        } else {
+            cr_sqlite_triggers.push(s.text(1));
+        }
     }
-    let (name, sql) = (s.text(0), s.text(1));
     drop(s);
+    let Some((name, sql)) = table else {
+        return Err(Error::new(format!("table \"{name}\" does not exist")));
+    };
     if sql.trim_start().get(..14).is_some_and(|p| p.eq_ignore_ascii_case("CREATE VIRTUAL")) {
         return Err(Error::new(format!("table \"{name}\" cannot be a CRR: it is a virtual table")));
     }
@@ -98,6 +110,7 @@ pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
         name,
         columns,
         unique_indexes,
+        cr_sqlite_triggers,
         has_foreign_keys,
         pk_has_index,
         key_collations,
