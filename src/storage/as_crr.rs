@@ -43,25 +43,34 @@ pub fn describe_before_savepoint(conn: &Conn, name: &str) -> Result<Option<Table
 
 /// Reads what SPEC 3 needs to know of a table. Err when there is no such table.
 pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
-    // The table's row, and in the same pass cr-sqlite's triggers on it (`TableDesc::cr_sqlite_triggers`).
+    // The table's row (the scan stops there), and whether cr-sqlite's clock of it exists: a
+    // lookup by name, where a scan of the schema for cr-sqlite's triggers made every
+    // crsql_as_crr call of an app with 400 CRRs cost 45% more.
     let mut s = conn.db.prepare(
-        "SELECT type = 'table', name, sql FROM main.sqlite_schema WHERE (type = 'table' AND name = ?1 COLLATE NOCASE) \
-         OR (type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE AND name GLOB '*__crsql_[idu]trig') ORDER BY rowid",
+        "SELECT s.name, s.sql, EXISTS (SELECT 1 FROM pragma_table_info(s.name || '__crsql_clock', 'main')) \
+         FROM main.sqlite_schema AS s WHERE s.type = 'table' AND s.name = ?1 COLLATE NOCASE",
         false,
     )?;
     s.bind_text(1, name)?;
-    let (mut table, mut cr_sqlite_triggers) = (None, Vec::new());
-    while s.step()? {
-        if s.i64(0) != 0 {
-            table = Some((s.text(1), s.text(2)));
-        } else {
-            cr_sqlite_triggers.push(s.text(1));
+    if !s.step()? {
+        return Err(Error::new(format!("table \"{name}\" does not exist")));
+    }
+    let (name, sql, cr_sqlite_clock) = (s.text(0), s.text(1), s.i64(2) != 0);
+    drop(s);
+    // Then cr-sqlite's triggers on it (`TableDesc::cr_sqlite_triggers`), which a database
+    // cr-sqlite wrote has beside that clock.
+    let mut cr_sqlite_triggers = Vec::new();
+    if cr_sqlite_clock {
+        let mut s = conn.db.prepare(
+            "SELECT name FROM main.sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE \
+             AND name GLOB '*__crsql_[idu]trig' ORDER BY rowid",
+            false,
+        )?;
+        s.bind_text(1, &name)?;
+        while s.step()? {
+            cr_sqlite_triggers.push(s.text(0));
         }
     }
-    drop(s);
-    let Some((name, sql)) = table else {
-        return Err(Error::new(format!("table \"{name}\" does not exist")));
-    };
     if sql.trim_start().get(..14).is_some_and(|p| p.eq_ignore_ascii_case("CREATE VIRTUAL")) {
         return Err(Error::new(format!("table \"{name}\" cannot be a CRR: it is a virtual table")));
     }
