@@ -151,7 +151,7 @@ fn atom(r: &mut Rng, sites: &[Vec<u8>], top: i64, collations: bool) -> String {
 }
 
 /// A conjunction of atoms, or with `OR`s. Clauses with an OR name no collation: SQLite 3.40
-/// (the system's) and 3.46 (bundled here) rewrite `x = 'b' OR x = 'a ' COLLATE RTRIM` as
+/// (the system's) and 3.46 (bundled here until 2026-12-07) rewrite `x = 'b' OR x = 'a ' COLLATE RTRIM` as
 /// `x IN ('b', 'a ')` under the first term's collation where x can be looked up, as
 /// crsql_changes' cid can (3.40 does the same on an indexed plain table); SQLite 3.54 does
 /// not. That answer is SQLite's, not the extension's.

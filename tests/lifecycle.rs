@@ -295,7 +295,7 @@ fn a_real_default_of_an_added_text_column_is_refused_and_a_string_is_taken() {
 }
 
 // That crsql_commit_alter gives old rows the inserted row's default without firing the app's
-// triggers in main is checked in tests/shell/tour.sql: on the bundled SQLite (3.46) the only
+// triggers in main is checked in tests/shell/tour.sql: on the bundled SQLite (3.46 when this was written) the only
 // defaults ADD COLUMN gives old rows otherwise than inserted ones are REALs in TEXT columns,
 // which the commit refuses; SQLite 3.40 also gives an untyped `DEFAULT 1.0` the integer 1.
 
@@ -2014,15 +2014,15 @@ fn a_database_restored_into_its_file_by_another_connection_is_read_as_itself() {
 /// before the load, the database is read and written as itself.
 #[test]
 fn a_database_deserialized_into_the_connection_is_refused_and_works_when_loaded_after() {
-    let (mut a, b) = (mem(), mem());
+    let (mut a, mut b) = (mem(), mem());
     two_histories(&a, &b, false);
-    let image = || {
-        let rusqlite::serialize::Data::Owned(image) = b.serialize(rusqlite::DatabaseName::Main).unwrap() else {
+    let mut image = || {
+        let rusqlite::serialize::Data::Owned(image) = b.serialize(rusqlite::MAIN_DB).unwrap() else {
             panic!("an in-memory database serializes to a copy")
         };
         image
     };
-    a.deserialize(rusqlite::DatabaseName::Main, image(), false).unwrap();
+    a.deserialize(rusqlite::MAIN_DB, image(), false).unwrap();
     let refused = "the main database was replaced through sqlite3_deserialize after sqlite-crr was loaded";
     for sql in ["SELECT crsql_site_id()", "INSERT INTO t VALUES (4, 'refused', 4)", "SELECT crsql_as_crr('t')"] {
         let e = err(&a, sql);
@@ -2030,7 +2030,7 @@ fn a_database_deserialized_into_the_connection_is_refused_and_works_when_loaded_
     }
     assert_eq!(one::<i64>(&a, "SELECT count(*) FROM t"), 3);
     let mut c = Connection::open_in_memory().unwrap();
-    c.deserialize(rusqlite::DatabaseName::Main, image(), false).unwrap();
+    c.deserialize(rusqlite::MAIN_DB, image(), false).unwrap();
     load(&c);
     c.execute_batch("SELECT crr_set_wall_clock_for_testing(1700000000000)").unwrap();
     reads_and_writes_as(&c, &b);

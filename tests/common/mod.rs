@@ -607,7 +607,7 @@ pub fn dump(conn: &Connection, table: &str) -> Vec<Vec<SqlValue>> {
     let quoted = table.replace('"', "\"\"");
     // Counted by a statement that runs: a prepared statement's column count can come from a
     // schema another connection has changed since (SQLite re-prepares at the first step).
-    let n: usize = conn.query_row("SELECT count(*) FROM pragma_table_xinfo(?1) WHERE hidden != 1", [table], |r| r.get(0)).unwrap();
+    let n = conn.query_row("SELECT count(*) FROM pragma_table_xinfo(?1) WHERE hidden != 1", [table], |r| r.get::<_, i64>(0)).unwrap() as usize;
     let order: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
     let mut s = conn.prepare(&format!("SELECT * FROM \"{quoted}\" ORDER BY {}", order.join(", "))).unwrap();
     s.query_map([], |r| (0..n).map(|i| r.get::<_, SqlValue>(i)).collect::<rusqlite::Result<Vec<_>>>())

@@ -1,5 +1,5 @@
 """The extension loaded from Python through apsw, which carries its own SQLite (3.54 with the
-pinned apsw, newer than the Rust tests' bundled 3.46 and the shell's 3.40): two file replicas
+pinned apsw, as the Rust tests' bundled SQLite since 2026-12-07, and newer than the shell's 3.40): two file replicas
 write while apart, exchange their changes both ways through plain SELECT and INSERT on
 crsql_changes, and converge; errors reach Python with our messages; an app's own commit and
 rollback hooks run beside the extension (which installs none: apsw refuses to install a hook
