@@ -1865,6 +1865,8 @@ fn nested_updates_each_record_their_own_columns() {
     for recursive in [false, true] {
         let c = mem();
         let wide: Vec<String> = (0..70).map(|i| format!("w{i}")).collect();
+        // a_then_b is made after the CRR's triggers: it fires after its tracking trigger
+        // (crsql_as_crr again would put that first; either order must hold).
         c.execute_batch(&format!(
             "PRAGMA recursive_triggers = {recursive};
              CREATE TABLE a(id INTEGER PRIMARY KEY NOT NULL, x, y, z);
@@ -1872,8 +1874,6 @@ fn nested_updates_each_record_their_own_columns() {
              SELECT crsql_as_crr('a'); SELECT crsql_as_crr('b');
              INSERT INTO a VALUES (1, 0, 0, 0), (2, 0, 0, 0);
              INSERT INTO b(id) VALUES (1);
-             -- Made after the CRR's: fires after its tracking trigger (crsql_as_crr again
-             -- would put that first; either order must hold).
              CREATE TRIGGER a_then_b AFTER UPDATE OF x ON a WHEN NEW.id = 1 BEGIN
                UPDATE b SET w69 = NEW.x, w3 = NEW.x WHERE id = 1;
                UPDATE a SET z = NEW.x WHERE id = 2;

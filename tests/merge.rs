@@ -989,8 +989,11 @@ fn the_key_twin_rule_agrees_with_sqlite() {
 /// a row keyed '5' was refused as a schema mismatch.
 #[test]
 fn a_strict_table_with_a_comment_after_its_options_merges_text_keys() {
-    let schema = "CREATE TABLE s(k ANY PRIMARY KEY NOT NULL, v ANY) STRICT /* options ) */; SELECT crsql_as_crr('s');";
-    let (a, b) = pair(schema);
+    let (a, b) = (mem(), mem());
+    for c in [&a, &b] {
+        execute_with_comments(c, "CREATE TABLE s(k ANY PRIMARY KEY NOT NULL, v ANY) STRICT /* options ) */");
+        c.execute_batch("SELECT crsql_as_crr('s')").unwrap();
+    }
     a.execute_batch("INSERT INTO s VALUES ('5', 1), (5, 2), ('x', 3.0)").unwrap();
     sync(&a, &b);
     let typed = "SELECT k, typeof(k), v, typeof(v) FROM s ORDER BY typeof(k), k";

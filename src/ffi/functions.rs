@@ -475,11 +475,12 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
     const PURE: c_int = api::SQLITE_DETERMINISTIC | api::SQLITE_INNOCUOUS;
     const TRIGGER: c_int = api::SQLITE_INNOCUOUS;
     // Reads without side effects (but crsql_site_id's install of the extension's tables in a
-    // new database, which the load does too): an app's views and triggers may call them where
-    // `PRAGMA trusted_schema` is off (until 2026-12-07 "unsafe use of crsql_db_version()",
-    // which made every write to a table fail once an app trigger on it called one). What writes
-    // (crsql_as_crr, crsql_config_set, ...) is not marked: SQLite refuses it in views and
-    // triggers then, as it should for a schema it does not trust.
+    // new database, as any first use of the extension there makes them): an app's views and
+    // triggers may call them where `PRAGMA trusted_schema` is off (until 2026-12-07 "unsafe
+    // use of crsql_db_version()", which made every write to a table fail once an app trigger
+    // on it called one). What writes (crsql_as_crr, crsql_config_set, ...) is not marked:
+    // SQLite refuses it in views and triggers then, as it should for a schema it does not
+    // trust.
     const READ: c_int = api::SQLITE_INNOCUOUS;
     let table: &[(&'static str, c_int, c_int, Func)] = &[
         ("crsql_as_crr", 1, 0, V(as_crr_fn)),

@@ -50,11 +50,13 @@ pub fn reverse_unordered(conn: &Connection) {
 }
 
 /// Settings some apps and builds use: no double-quoted string literals (SQLite's recommended
-/// build, and macOS's), defensive mode (no writes to sqlite_schema and the like) and an
-/// untrusted schema (views and triggers call only innocuous functions: SQLite's advice).
+/// build, and macOS's), defensive mode (no writes to sqlite_schema and the like), an
+/// untrusted schema (views and triggers call only innocuous functions: SQLite's advice) and
+/// no comments in SQL (SQLite 3.49+).
 pub fn strict_sql(conn: &Connection) {
     use rusqlite::config::DbConfig;
     conn.execute_batch("PRAGMA trusted_schema = OFF").unwrap();
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_COMMENTS, false).unwrap();
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false).unwrap();
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false).unwrap();
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).unwrap();
@@ -69,6 +71,16 @@ pub fn other_pragmas(conn: &Connection) {
          PRAGMA automatic_index = OFF; PRAGMA temp_store = MEMORY;",
     )
     .unwrap();
+}
+
+/// Runs `sql`, which holds comments, on `c` even where CRR_STRICT turned them off (an app's
+/// other connection made the schema, say); the setting is as it was after.
+pub fn execute_with_comments(c: &Connection, sql: &str) {
+    use rusqlite::config::DbConfig;
+    let was = c.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_COMMENTS).unwrap();
+    c.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_COMMENTS, true).unwrap();
+    c.execute_batch(sql).unwrap();
+    c.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_COMMENTS, was).unwrap();
 }
 
 /// Restores `from`'s main database into `to`'s through the backup API (into a live
