@@ -61,6 +61,62 @@ fn tracking_works_with_an_untrusted_schema() {
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE pk = crsql_pack_columns(1) AND cid = '-1'"), 1);
 }
 
+/// A connection that refuses SQL with comments (`SQLITE_DBCONFIG_ENABLE_COMMENTS` off, SQLite
+/// 3.49+) runs every path of the extension on a table whose text holds comments in its types,
+/// defaults, CHECKs and generated columns (made by a connection that allows them): the
+/// extension's own SQL holds none, and what it builds from the app's texts is left without
+/// them (a type with a comment is run as its affinity's name, as SQLite reads the comment's
+/// words too). Until 2026-12-07 such a connection could not install the extension, nor make a
+/// CRR of a table with a CHECK and a commented type. It converges with one that allows them.
+#[test]
+fn a_connection_that_refuses_comments_runs_everything_on_a_commented_schema() {
+    use rusqlite::config::DbConfig;
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, -- the key
+        a VARCHAR /* width */ (10) DEFAULT ('x' /* a default */ || '-') CHECK (a != '' /* not empty */),
+        b BLOB /* INT */ (5) DEFAULT (1 -- one
+          + 1),
+        g TEXT /* generated */ AS (a || 'g') VIRTUAL CHECK (length(g) /* bytes */ < 100))";
+    let (strict, open) = (mem(), mem());
+    strict.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_COMMENTS, false).unwrap();
+    assert!(err(&strict, "SELECT 1 -- no").contains("unrecognized token"));
+    for c in [&strict, &open] {
+        execute_with_comments(c, schema);
+        c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    }
+    strict.execute_batch("INSERT INTO t(id) VALUES (1); INSERT INTO t(id, a, b) VALUES (2, 'two', '22'); UPDATE t SET a = 'uno' WHERE id = 1;").unwrap();
+    open.execute_batch("INSERT INTO t(id, b) VALUES (3, 3); DELETE FROM t WHERE id = 3; INSERT INTO t(id) VALUES (4);").unwrap();
+    // (b has INTEGER affinity, from its type's comment: '22' is stored as 22.)
+    assert_eq!(one::<String>(&strict, "SELECT typeof(b) FROM t WHERE id = 2"), "integer");
+    apply(&strict, &changes(&open)).unwrap();
+    apply(&open, &changes(&strict)).unwrap();
+    // An alter on the refusing connection, of a column whose type holds a comment.
+    for c in [&strict, &open] {
+        c.execute_batch("SELECT crsql_begin_alter('t')").unwrap();
+        execute_with_comments(c, "ALTER TABLE t ADD COLUMN z DECIMAL(10, /* scale */ 2) DEFAULT 1.5");
+        // (Old rows read the integer 1 here, rows inserted after it the text '1'.)
+        execute_with_comments(c, "ALTER TABLE t ADD COLUMN y TEXT /* flag */ DEFAULT true");
+        c.execute_batch("SELECT crsql_commit_alter('t')").unwrap();
+    }
+    strict.execute_batch("UPDATE t SET z = 2.25 WHERE id = 2").unwrap();
+    apply(&open, &changes(&strict)).unwrap();
+    apply(&strict, &changes(&open)).unwrap();
+    let table = "SELECT id, a, b, typeof(b), g, z, y, typeof(y) FROM t ORDER BY id";
+    assert_eq!(rows(&strict, table), rows(&open, table));
+    // And the same feeds apart from db_version and seq (SPEC 7): the alter recorded the same.
+    let feed = |c: &rusqlite::Connection| {
+        let mut f: Vec<_> = changes(c).into_iter().map(|x| (x.pk, x.cid, format!("{:?}", x.val), x.col_version, x.site_id, x.cl)).collect();
+        f.sort();
+        f
+    };
+    assert_eq!(feed(&strict), feed(&open));
+    assert_eq!(rows(&strict, "SELECT id, a, b, z FROM t ORDER BY id"), vec![
+        vec![V::Integer(1), V::Text("uno".into()), V::Integer(2), V::Real(1.5)],
+        vec![V::Integer(2), V::Text("two".into()), V::Integer(22), V::Real(2.25)],
+        vec![V::Integer(4), V::Text("x-".into()), V::Integer(2), V::Real(1.5)],
+    ]);
+    strict.execute_batch("SELECT crr_new_site_id(); SELECT crsql_as_table('t'); SELECT crsql_as_crr('t');").unwrap();
+}
+
 /// Under `PRAGMA trusted_schema = OFF` (also the default of builds with
 /// SQLITE_TRUSTED_SCHEMA=0) tracking works (above), and since 2026-12-07 so do an app's views
 /// and triggers that call the extension's reads (`crsql_db_version()`, `crsql_site_id()`,

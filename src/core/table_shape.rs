@@ -115,6 +115,24 @@ pub fn affinity(decl_type: &str) -> Affinity {
     }
 }
 
+/// A column's declared type as SQL the extension can run (a probe's or a temporary table's
+/// column): as declared, or, where it holds a comment (SQLite keeps those between a type's
+/// words: `VARCHAR /* x */ (10)`), the name of its affinity, which SQLite reads from the whole
+/// text, the comment's too (`BLOB /* INT */` has INTEGER affinity). A connection may refuse
+/// SQL with comments (`schema_sql::without_comments`).
+pub fn sql_type(decl_type: &str) -> std::borrow::Cow<'_, str> {
+    if !decl_type.contains("--") && !decl_type.contains("/*") {
+        return std::borrow::Cow::Borrowed(decl_type);
+    }
+    std::borrow::Cow::Borrowed(match affinity(decl_type) {
+        Affinity::Integer => "INTEGER",
+        Affinity::Text => "TEXT",
+        Affinity::Blob => "BLOB",
+        Affinity::Real => "REAL",
+        Affinity::Numeric => "NUMERIC",
+    })
+}
+
 /// Whether SQLite stores `v` in a column of this affinity as it is, same type and value (the
 /// rules of <https://sqlite.org/datatype3.html> 3.0, checked against SQLite in tests/merge.rs).
 /// A key value it would convert (`1` in a TEXT key column becomes `'1'`) names another row
@@ -427,6 +445,16 @@ mod tests {
         let compound = check(&table(vec![col("b", "TEXT", true, 2), col("a", "TEXT", true, 1)])).unwrap();
         assert_eq!(compound.pk, vec!["a", "b"]);
         assert!(compound.columns.is_empty());
+    }
+
+    #[test]
+    fn a_type_with_a_comment_is_run_as_its_affinity() {
+        assert_eq!(sql_type("VARCHAR(10)"), "VARCHAR(10)");
+        assert_eq!(sql_type("VARCHAR /* x */ (10)"), "TEXT");
+        // (SQLite reads the comment's words too: this column has INTEGER affinity.)
+        assert_eq!(sql_type("BLOB /* INT */ (5)"), "INTEGER");
+        assert_eq!(sql_type("DECIMAL(10, /* y */ 2)"), "NUMERIC");
+        assert_eq!(sql_type("DOUBLE -- d\n PRECISION"), "REAL");
     }
 
     #[test]

@@ -711,7 +711,7 @@ fn column_defaults(
         let column = format!("d{i}");
         if !present.contains(&column) {
             let dflt = dflt.map_or(String::new(), |d| format!(" DEFAULT {d}"));
-            match conn.db.exec(&format!("ALTER TABLE {t} ADD COLUMN \"{column}\" {}{dflt}", c.decl_type)) {
+            match conn.db.exec(&format!("ALTER TABLE {t} ADD COLUMN \"{column}\" {}{dflt}", crate::core::table_shape::sql_type(&c.decl_type))) {
                 Ok(()) => {}
                 // A default ADD COLUMN does not take; an interrupt or a full disk is reported.
                 Err(e) if e.code == crate::ffi::api::SQLITE_ERROR => {

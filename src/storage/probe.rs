@@ -8,7 +8,7 @@ use super::conn::Conn;
 use crate::core::fast_hash::FastHasher;
 use crate::core::ident::quote;
 use crate::core::schema_sql;
-use crate::core::table_shape::{ColumnDesc, TableDesc};
+use crate::core::table_shape::{sql_type, ColumnDesc, TableDesc};
 use crate::error::{Error, Result, SQLITE_CONSTRAINT, SQLITE_ERROR};
 use std::hash::Hasher;
 
@@ -62,8 +62,8 @@ fn probe_of(desc: &TableDesc, app_collations: bool, generated: bool) -> Option<P
     };
     // The generated columns after the stored ones, computed from them as in the table (a
     // CHECK on `g AS (a || 'x')` judges the row of defaults' g: until 2026-12-06 it was not).
-    let computed_columns = desc.columns.iter().filter_map(|c| computed(c).map(|g| format!("{} {} AS ({}){}", quote(&c.name), c.decl_type, g.expr, collation(c))));
-    let columns = stored.iter().map(|c| format!("{} {}{}", quote(&c.name), c.decl_type, collation(c))).chain(computed_columns).collect::<Vec<_>>().join(", ");
+    let computed_columns = desc.columns.iter().filter_map(|c| computed(c).map(|g| format!("{} {} AS ({}){}", quote(&c.name), sql_type(&c.decl_type), g.expr, collation(c))));
+    let columns = stored.iter().map(|c| format!("{} {}{}", quote(&c.name), sql_type(&c.decl_type), collation(c))).chain(computed_columns).collect::<Vec<_>>().join(", ");
     let values = stored
         .iter()
         .map(|c| if c.pk_index > 0 { "NULL".to_string() } else { schema_sql::default_expr(c.default_sql.as_deref()) })
