@@ -400,7 +400,7 @@ fn a_database_cr_sqlite_wrote_is_refused_by_name_until_its_triggers_go() {
          INSERT INTO todo__crsql_clock VALUES (1, 'title', 1, 1, 0, 0), (1, 'done', 1, 1, 0, 1);",
     )
     .unwrap();
-    // (The row is written with the triggers off, as cr-sqlite's merges write it.)
+    // (The row is written with the triggers off: there is no cr-sqlite here to record it.)
     c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false).unwrap();
     c.execute_batch("INSERT INTO todo(id, title) VALUES (1, 'one')").unwrap();
     c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true).unwrap();
@@ -415,6 +415,7 @@ fn a_database_cr_sqlite_wrote_is_refused_by_name_until_its_triggers_go() {
             "{write}: {e}"
         );
     }
+    assert_eq!(one::<String>(&c, "SELECT group_concat(id || ':' || title || ':' || done) FROM todo"), "1:one:0", "a refused write changed the table");
     let e = err(&c, "SELECT crsql_as_crr('todo')");
     assert!(e.contains("table \"todo\" cannot be a CRR: it is a CRR of cr-sqlite (its triggers"), "{e}");
     assert_eq!(dump(&c), schema, "a refusal changed the schema");
