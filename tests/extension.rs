@@ -61,6 +61,21 @@ fn tracking_works_with_an_untrusted_schema() {
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE pk = crsql_pack_columns(1) AND cid = '-1'"), 1);
 }
 
+/// cr-sqlite's functions that sqlite-crr has no counterpart of say so, naming themselves,
+/// where SQLite said "no such function" (until 2026-12-07), which reads as a broken build.
+#[test]
+fn cr_sqlites_other_functions_say_they_are_not_supported_yet() {
+    let c = mem();
+    for (sql, says) in [
+        ("SELECT crsql_automigrate('CREATE TABLE t(id PRIMARY KEY NOT NULL)')", "crsql_automigrate is cr-sqlite's and not supported yet by sqlite-crr: change a CRR's schema between crsql_begin_alter and crsql_commit_alter"),
+        ("SELECT crsql_fract_as_ordered('t', 'ord')", "crsql_fract_as_ordered (fractional indexing) is cr-sqlite's and not supported yet"),
+        ("SELECT crsql_fract_key_between(NULL, NULL)", "crsql_fract_key_between (fractional indexing) is cr-sqlite's and not supported yet"),
+    ] {
+        let e = err(&c, sql);
+        assert!(e.contains(says), "{sql}: {e}");
+    }
+}
+
 /// A connection that refuses SQL with comments (`SQLITE_DBCONFIG_ENABLE_COMMENTS` off, SQLite
 /// 3.49+) runs every path of the extension on a table whose text holds comments in its types,
 /// defaults, CHECKs and generated columns (made by a connection that allows them): the

@@ -241,6 +241,24 @@ fn cr_sqlite_trigger_fn(_: &Conn, args: &[Value]) -> Result<Value> {
     )))
 }
 
+/// cr-sqlite's functions that sqlite-crr has no counterpart of (SPEC keeps cr-sqlite's names,
+/// not all of its features): an error that says so, where SQLite said "no such function".
+fn not_supported(name: &str, instead: &str) -> Result<Value> {
+    Err(Error::new(format!("{name} is cr-sqlite's and not supported yet by sqlite-crr{instead}")))
+}
+
+fn automigrate_fn(_: &Conn, _: &[Value]) -> Result<Value> {
+    not_supported("crsql_automigrate", ": change a CRR's schema between crsql_begin_alter and crsql_commit_alter")
+}
+
+fn fract_as_ordered_fn(_: &Conn, _: &[Value]) -> Result<Value> {
+    not_supported("crsql_fract_as_ordered (fractional indexing)", "")
+}
+
+fn fract_key_between_fn(_: &Conn, _: &[Value]) -> Result<Value> {
+    not_supported("crsql_fract_key_between (fractional indexing)", "")
+}
+
 fn finalize_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     conn.stmts.clear();
     Ok(ok())
@@ -503,6 +521,9 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crsql_after_delete", -1, READ, V(cr_sqlite_trigger_fn)),
         ("crsql_increment_and_get_seq", 0, READ, V(cr_sqlite_trigger_fn)),
         ("crsql_get_seq", 0, READ, V(cr_sqlite_trigger_fn)),
+        ("crsql_automigrate", -1, 0, V(automigrate_fn)),
+        ("crsql_fract_as_ordered", -1, 0, V(fract_as_ordered_fn)),
+        ("crsql_fract_key_between", 2, READ, V(fract_key_between_fn)),
         ("crr_new_site_id", 0, api::SQLITE_DIRECTONLY, V(new_site_id_fn)),
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wall_clock_fn)),
         ("crr_debug_clock_rows_read", 0, 0, V(clock_rows_read_fn)),
