@@ -2371,3 +2371,35 @@ fn connections_of_a_shared_cache_database_see_each_others_work() {
     assert_eq!(changes(&connect()), changes(&a));
     assert_eq!(one::<i64>(&connect(), "SELECT count(*) FROM t"), 15);
 }
+
+/// With `PRAGMA journal_mode = OFF` SQLite cannot undo a failed statement inside a
+/// transaction: what it wrote before failing stays (SPEC 8's "a failed statement applies
+/// nothing" needs a journal). The extension writes each row and its clock together, so what
+/// stays is recorded: the feed says what the table holds, and a peer that merges it holds the
+/// same rows.
+#[test]
+fn without_a_journal_a_failed_statements_first_rows_stay_and_are_recorded() {
+    let dir = tmpdir("journal-off");
+    let c = open(&fresh_file(&dir, "j.db"));
+    assert_eq!(one::<String>(&c, "PRAGMA journal_mode = OFF"), "off");
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER CHECK (b < 10)); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x', 2);").unwrap();
+    c.execute_batch("BEGIN").unwrap();
+    let site = vec![7u8; 16];
+    let merge = c.execute(
+        "INSERT INTO crsql_changes VALUES ('t', crsql_pack_columns(5), 'a', 'v', 1, 1, ?1, 1, 0), ('t', crsql_pack_columns(6), 'b', 99, 1, 1, ?1, 1, 1)",
+        [&site],
+    );
+    assert!(merge.unwrap_err().to_string().contains("CHECK constraint failed"));
+    let local = c.execute("UPDATE t SET b = CASE id WHEN 1 THEN 3 ELSE 50 END", []);
+    assert!(local.unwrap_err().to_string().contains("CHECK constraint failed"));
+    c.execute_batch("COMMIT").unwrap();
+    // Row 5's merged cell and row 1's new b stayed, each with its clock.
+    assert_eq!(dump(&c, "t"), vec![
+        vec![V::Integer(1), V::Text("x".into()), V::Integer(3)],
+        vec![V::Integer(5), V::Text("v".into()), V::Null],
+    ]);
+    let peer = mem();
+    peer.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER CHECK (b < 10)); SELECT crsql_as_crr('t');").unwrap();
+    apply(&peer, &changes(&c)).unwrap();
+    assert_eq!(dump(&peer, "t"), dump(&c, "t"));
+}
