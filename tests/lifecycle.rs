@@ -2205,6 +2205,7 @@ fn an_apps_objects_of_the_extensions_names_are_refused_by_name() {
         ("CREATE TABLE crr_meta(key TEXT PRIMARY KEY, value)", "a table named crr_meta that holds no sqlite-crr schema version", "crr_meta"),
         ("CREATE VIEW CRR_Tables AS SELECT 1 AS tid, 'x' AS name", "a view CRR_Tables(tid, name) where sqlite-crr keeps its table crr_tables(tid, name)", "CRR_Tables"),
         ("CREATE TABLE Crr_Sites(x)", "a table Crr_Sites(x) where sqlite-crr keeps its table crr_sites(ordinal, site_id)", "Crr_Sites"),
+        ("CREATE TABLE other(x); CREATE INDEX crr_dirty ON other(x)", "an index named crr_dirty where sqlite-crr keeps its table crr_dirty(tid, dbv, bucket)", "crr_dirty"),
         ("CREATE TABLE crsql_tracked_peers(peer, at)", "a table crsql_tracked_peers(peer, at)", "crsql_tracked_peers"),
         ("CREATE TABLE crsql_changes(a)", "a table or view named crsql_changes, which would hide the extension's virtual table", "crsql_changes"),
         ("CREATE VIEW Crr_Internal_Txn AS SELECT 1", "a table or view named Crr_Internal_Txn, which would hide", "crr_internal_txn"),
@@ -2218,7 +2219,7 @@ fn an_apps_objects_of_the_extensions_names_are_refused_by_name() {
         assert_eq!(rows(&c, "SELECT type, name, sql FROM sqlite_schema ORDER BY name"), schema, "{app}");
         assert!(c.execute_batch("SELECT crsql_site_id()").is_err(), "{app}: the load registered its functions");
         // Renamed, it is the app's table and the extension's are made beside it.
-        let kind = if app.contains("VIEW") { "VIEW" } else { "TABLE" };
+        let kind = ["VIEW", "INDEX"].into_iter().find(|k| app.contains(k)).unwrap_or("TABLE");
         c.execute_batch(&format!("DROP {kind} {name}")).unwrap();
         load_extension_checked(&c).unwrap();
         c.execute_batch("SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x');").unwrap();

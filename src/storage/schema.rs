@@ -51,15 +51,28 @@ const TABLES: &[(&str, &[&str])] = &[
     ("crsql_tracked_peers", &["site_id", "version", "seq", "tag", "event"]),
 ];
 
-/// Refuses a database that holds a table or view of an internal table's name that is not that
-/// table: an app's, which the install's `CREATE TABLE IF NOT EXISTS` would take for ours
-/// (until 2026-12-06 an app's `crr_dirty` made every write to a CRR fail, and an app's
-/// `crr_meta` failed the load with "no such column: value").
+/// Makes the internal tables that are missing (sql/schema.sql), then refuses an app's objects
+/// of their names (`refuse_foreign_tables`), also where one made the CREATE fail (an index
+/// of such a name: SQLite's "there is already an index named crr_dirty" until 2026-12-07).
+fn make_tables(conn: &Conn) -> Result<()> {
+    if let Err(e) = conn.db.exec(&without_comments(SCHEMA_SQL)) {
+        if e.code == crate::ffi::api::SQLITE_ERROR {
+            refuse_foreign_tables(conn)?;
+        }
+        return Err(e);
+    }
+    refuse_foreign_tables(conn)
+}
+
+/// Refuses a database that holds a table, view or index of an internal table's name that is
+/// not that table: an app's, which the install's `CREATE TABLE IF NOT EXISTS` would take for
+/// ours (until 2026-12-06 an app's `crr_dirty` made every write to a CRR fail, and an app's
+/// `crr_meta` failed the load with "no such column: value"), or on which it fails.
 fn refuse_foreign_tables(conn: &Conn) -> Result<()> {
     let mut s = conn.db.prepare(
         "SELECT type, name, \
          (SELECT group_concat(name, ', ') FROM (SELECT name FROM pragma_table_info(?1, 'main') ORDER BY cid)) \
-         FROM main.sqlite_schema WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view')",
+         FROM main.sqlite_schema WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view', 'index')",
         false,
     )?;
     for (table, columns) in TABLES {
@@ -73,8 +86,9 @@ fn refuse_foreign_tables(conn: &Conn) -> Result<()> {
         s.reset();
         let want = columns.join(", ");
         if kind != "table" || have != want {
+            let what = if kind == "index" { format!("an index named {name}") } else { format!("a {kind} {name}({have})") };
             return Err(Error::new(format!(
-                "this database has a {kind} {name}({have}) where sqlite-crr keeps its table {table}({want}): \
+                "this database has {what} where sqlite-crr keeps its table {table}({want}): \
                  names beginning with crr_ are the extension's, and crsql_tracked_peers is the transports' table \
                  (as in cr-sqlite); rename it, then use the extension"
             )));
@@ -178,8 +192,7 @@ pub fn install(conn: &Conn) -> Result<bool> {
                 if v >= INTERNAL_SCHEMA_VERSION {
                     return Ok(());
                 }
-                conn.db.exec(&without_comments(SCHEMA_SQL))?;
-                refuse_foreign_tables(conn)?;
+                make_tables(conn)?;
                 meta::make_token(conn)?;
                 if v < 4 {
                     super::triggers::move_to_buckets(conn)?;
@@ -200,8 +213,7 @@ pub fn install(conn: &Conn) -> Result<bool> {
         // install to commit if one is under way: then every CREATE finds its table, and the
         // site id is there. (An app's table of one of their names is found after: the
         // check reads the schema, which must not come before the write lock.)
-        conn.db.exec(&without_comments(SCHEMA_SQL))?;
-        refuse_foreign_tables(conn)?;
+        make_tables(conn)?;
         if conn.db.prepare("SELECT 1 FROM main.crr_sites WHERE ordinal = 0", false)?.step()? {
             return Ok(false);
         }
