@@ -232,14 +232,24 @@ fn looks_numeric(t: &str) -> bool {
 /// this name, as its changes would read, and merge, as the sentinel's.
 pub const SENTINEL_CID: &str = "-1";
 
-/// The extension's own tables (sql/schema.sql, and the clock tables `crr_clock_<tid>`).
-const OWN_TABLES: [&str; 7] = ["crr_meta", "crr_sites", "crr_tables", "crr_columns", "crr_ticks", "crr_dirty", "crsql_tracked_peers"];
+/// The extension's own tables that sql/schema.sql makes, with their columns (a test in
+/// storage/schema.rs holds the two together; the clock tables `crr_clock_<tid>` are its own
+/// too, `is_own_table`).
+pub const OWN_TABLES: [(&str, &[&str]); 7] = [
+    ("crr_meta", &["key", "value"]),
+    ("crr_sites", &["ordinal", "site_id"]),
+    ("crr_tables", &["tid", "name"]),
+    ("crr_columns", &["tid", "name", "slot", "pk_index", "keeps_class"]),
+    ("crr_ticks", &["dbv", "tick"]),
+    ("crr_dirty", &["tid", "dbv", "bucket"]),
+    ("crsql_tracked_peers", &["site_id", "version", "seq", "tag", "event"]),
+];
 
 /// Whether `name` is one of the extension's own tables (ASCII case aside, as SQL names go).
 pub fn is_own_table(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     // (`crr_clock_007` can only be an app's.)
-    OWN_TABLES.contains(&lower.as_str()) || clock_table_id(&lower).is_some()
+    OWN_TABLES.iter().any(|(t, _)| *t == lower) || clock_table_id(&lower).is_some()
 }
 
 /// The table id of clock table `name`: `crr_clock_` and an id's digits as the extension

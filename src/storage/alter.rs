@@ -710,7 +710,8 @@ fn column_defaults(
     for (i, (c, dflt)) in added.iter().enumerate() {
         let column = format!("d{i}");
         if !present.contains(&column) {
-            let dflt = dflt.map_or(String::new(), |d| format!(" DEFAULT {d}"));
+            // (Without comments, as any SQL the extension runs: `schema_sql::without_comments`.)
+            let dflt = dflt.map_or(String::new(), |d| format!(" DEFAULT {}", crate::core::schema_sql::without_comments(d)));
             match conn.db.exec(&format!("ALTER TABLE {t} ADD COLUMN \"{column}\" {}{dflt}", crate::core::table_shape::sql_type(&c.decl_type))) {
                 Ok(()) => {}
                 // A default ADD COLUMN does not take; an interrupt or a full disk is reported.

@@ -14,6 +14,7 @@
 use super::conn::Conn;
 use super::meta;
 use crate::core::schema_sql::without_comments;
+use crate::core::table_shape::OWN_TABLES;
 use crate::core::value::Value;
 use crate::error::{Error, Result, SQLITE_READONLY};
 
@@ -39,18 +40,6 @@ fn version(conn: &Conn) -> Result<i64> {
     meta::get_i64_now(conn, "schema", 0)
 }
 
-/// The internal tables sql/schema.sql makes, with their columns (a test holds the two
-/// together).
-const TABLES: &[(&str, &[&str])] = &[
-    ("crr_meta", &["key", "value"]),
-    ("crr_sites", &["ordinal", "site_id"]),
-    ("crr_tables", &["tid", "name"]),
-    ("crr_columns", &["tid", "name", "slot", "pk_index", "keeps_class"]),
-    ("crr_ticks", &["dbv", "tick"]),
-    ("crr_dirty", &["tid", "dbv", "bucket"]),
-    ("crsql_tracked_peers", &["site_id", "version", "seq", "tag", "event"]),
-];
-
 /// Makes the internal tables that are missing (sql/schema.sql), then refuses an app's objects
 /// of their names (`refuse_foreign_tables`), also where one made the CREATE fail (an index
 /// of such a name: SQLite's "there is already an index named crr_dirty" until 2026-12-07).
@@ -75,7 +64,7 @@ fn refuse_foreign_tables(conn: &Conn) -> Result<()> {
          FROM main.sqlite_schema WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view', 'index')",
         false,
     )?;
-    for (table, columns) in TABLES {
+    for (table, columns) in OWN_TABLES {
         s.bind_text(1, table)?;
         if !s.step()? {
             s.reset();
@@ -275,12 +264,12 @@ pub fn is_installed(conn: &Conn) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    /// `TABLES` lists each table sql/schema.sql makes, in its order, with its columns in theirs.
+    /// `OWN_TABLES` lists each table sql/schema.sql makes, in its order, with its columns in theirs.
     #[test]
     fn tables_are_what_schema_sql_makes() {
         let made: Vec<&str> = super::SCHEMA_SQL.split("CREATE TABLE IF NOT EXISTS ").skip(1).collect();
-        assert_eq!(made.len(), super::TABLES.len());
-        for ((table, columns), sql) in super::TABLES.iter().zip(made) {
+        assert_eq!(made.len(), super::OWN_TABLES.len());
+        for ((table, columns), sql) in super::OWN_TABLES.iter().zip(made) {
             let (name, body) = sql.split_once('(').unwrap();
             assert_eq!(name.trim(), *table);
             // The definitions, split at the commas outside parentheses, up to the closing one.

@@ -640,7 +640,6 @@ struct Registered {
     columns: Vec<Option<String>>,
 }
 
-/// Each found CRR with its registered columns.
 /// A tracked column's slot as crr_columns holds it (`slot` >= 0), checked: a slot is a
 /// position in every record of the clock (row_clock::SLOTS_MAX at most), and a larger one is
 /// damage, which would size a table's vectors by it.
@@ -650,6 +649,7 @@ pub fn checked_slot(table: &str, column: &str, slot: i64) -> Result<usize> {
     })
 }
 
+/// Each found CRR with its registered columns.
 fn read_columns(conn: &Conn, found: Vec<Found>) -> Result<Vec<Registered>> {
     let mut read = Vec::new();
     let mut cols = conn.db.prepare("SELECT name, slot, pk_index FROM main.crr_columns WHERE tid = ?1 ORDER BY pk_index, slot", false)?;

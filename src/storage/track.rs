@@ -268,13 +268,13 @@ fn silenced(conn: &Conn, tid: i64) -> bool {
     conn.merging_tid.get() == Some(tid)
 }
 
-/// Starts a new life of the row at causal length `cl` with a local sentinel.
 /// The causal length of a row's next life (a delete or a resurrection): one more, unless a
 /// damaged clock row holds i64::MAX, where adding wrapped to a negative one.
 fn next_life(cl: i64) -> Result<i64> {
     cl.checked_add(1).ok_or_else(|| Error::new("a row's causal length is exhausted (i64::MAX: a damaged clock row)"))
 }
 
+/// Starts a new life of the row at causal length `cl` with a local sentinel.
 fn new_life(stamp: &Stamp, cl: i64, slots: usize) -> RowClock {
     RowClock { cl, sentinel: stamp.entry(cl), cells: Vec::with_capacity(slots) }
 }
