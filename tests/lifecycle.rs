@@ -489,6 +489,44 @@ fn alter_table_outside_a_bracket_stops_reads_and_merges_until_a_bracket_records_
 }
 
 #[test]
+fn a_unique_index_made_outside_a_bracket_stops_reads_and_merges_until_it_goes() {
+    let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1,'x',1),(2,'y',2);");
+    // CREATE UNIQUE INDEX needs no ALTER: until 2026-12-07 reads and merges went on (and an
+    // INSERT OR REPLACE over another row's 'x' deleted that row unrecorded).
+    a.execute_batch("CREATE UNIQUE INDEX ta ON t(a); INSERT INTO t VALUES (3,'z',3);").unwrap();
+    let hint = "table \"t\" changed outside crsql_begin_alter / crsql_commit_alter: it has a UNIQUE constraint or unique index \
+                (\"ta\") besides the primary key";
+    let e = err(&a, "SELECT count(*) FROM crsql_changes");
+    assert!(e.contains(hint) && e.ends_with("; DROP INDEX main.\"ta\""), "{e}");
+    let e = err(&a, "SELECT crsql_as_crr('t')");
+    assert!(e.contains("cannot be a CRR: it has a UNIQUE constraint or unique index (\"ta\")"), "{e}");
+    b.execute("UPDATE t SET b = 20 WHERE id = 2", []).unwrap();
+    let before = (dump(&a, "t"), one::<i64>(&a, "SELECT crsql_db_version()"));
+    let e = sync_since(&b, &a, seen).unwrap_err().to_string();
+    assert!(e.contains(hint), "{e}");
+    assert_eq!((dump(&a, "t"), one::<i64>(&a, "SELECT crsql_db_version()")), before, "nothing merged");
+    // Inside a bracket, its commit refuses the index as crsql_as_crr does.
+    a.execute("DROP INDEX ta", []).unwrap();
+    a.execute_batch("SELECT crsql_begin_alter('t'); CREATE UNIQUE INDEX ta ON t(a);").unwrap();
+    assert!(err(&a, "SELECT crsql_commit_alter('t')").contains("cannot be a CRR: it has a UNIQUE constraint or unique index (\"ta\")"));
+    // Without it (a plain index is fine), reads and merges go on, and the replicas converge.
+    a.execute_batch("DROP INDEX ta; SELECT crsql_commit_alter('t'); CREATE INDEX tb ON t(b);").unwrap();
+    sync_since(&b, &a, seen).unwrap();
+    sync_since(&a, &b, 0).unwrap();
+    assert_eq!(dump(&a, "t"), dump(&b, "t"));
+    assert_eq!(portable(&a), portable(&b));
+    assert_eq!(dump(&a, "t").len(), 3);
+    // A UNIQUE constraint of a table rebuilt outside a bracket has no name to drop.
+    b.execute_batch(
+        "CREATE TABLE t2(id INTEGER PRIMARY KEY NOT NULL, a TEXT UNIQUE, b INTEGER); INSERT INTO t2 SELECT * FROM t;
+         DROP TABLE t; ALTER TABLE t2 RENAME TO t;",
+    )
+    .unwrap();
+    let e = err(&b, "SELECT count(*) FROM crsql_changes");
+    assert!(e.contains("(\"sqlite_autoindex_t_1\") besides the primary key") && e.contains("rebuild the table without it"), "{e}");
+}
+
+#[test]
 fn an_app_restarted_in_the_middle_of_a_migration_is_told_to_finish_it() {
     let dir = tmpdir("half_migrated");
     let path = dir.join("db").to_str().unwrap().to_string();

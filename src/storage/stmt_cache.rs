@@ -75,6 +75,8 @@ pub enum Key {
     BracketRow(i64),
     /// A table's columns (tables::TableInfo::check_columns).
     TableColumns,
+    /// A table's first unique index besides its key (tables::TableInfo::check_columns).
+    UniqueIndex,
 }
 
 /// The memory the cached statements of one connection may hold (`sqlite3_stmt_status`'s

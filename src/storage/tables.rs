@@ -21,8 +21,8 @@
 //! behind, at crsql_as_crr, crsql_begin_alter and crsql_commit_alter, after the clocks of
 //! dropped CRRs are removed: `dropped::tidy_registry`), dropped CRRs and orphaned clock tables.
 //! The first read or merge of a CRR after each load compares its columns with the registered
-//! ones (`check_columns`, `drift`): a table ALTERed outside a bracket is refused by reads,
-//! merges and crsql_as_crr. Also here: each clock's key layout (`Clock`: bind a packed key,
+//! ones (`check_columns`, `drift`): a table ALTERed outside a bracket, or given a unique
+//! index there (`unique_drift`), is refused by reads, merges and crsql_as_crr. Also here: each clock's key layout (`Clock`: bind a packed key,
 //! read one back); a table's key affinities, read at its first merge
 //! (`TableInfo::key_affinities`), not at every load; which cells a merge writes through a wide
 //! table's shared statement (`wide_slots`: the app's triggers, the indexes and the CHECKs are
@@ -229,6 +229,15 @@ impl TableInfo {
             Ok(current)
         })?;
         let mut drift = drift(&self.name, &self.pk, &self.columns, &current, in_bracket);
+        if drift.is_none() && !in_bracket {
+            // A unique index made outside a bracket (CREATE UNIQUE INDEX needs no ALTER).
+            // Inside one, crsql_commit_alter refuses it as crsql_as_crr does.
+            let unique = conn.stmts.with(conn.db, Key::UniqueIndex, || UNIQUE_INDEX.into(), |s| {
+                s.bind_text(1, &self.name)?;
+                Ok(if s.step()? { Some((s.text(0), s.i64(1) != 0)) } else { None })
+            })?;
+            drift = unique.map(|(index, made)| unique_drift(&self.name, &index, made));
+        }
         if let Some(why) = drift.as_mut().filter(|_| !in_bracket) {
             why.push_str(&self.if_made_again());
         }
@@ -747,6 +756,28 @@ fn drift(name: &str, pk: &[String], columns: &[Option<String>], current: &[Strin
     };
     let t = crate::core::ident::literal(name);
     Some(format!("{outside}: {what}; SELECT crsql_begin_alter({t}); SELECT crsql_commit_alter({t}); records its new shape"))
+}
+
+/// A table's first unique index besides its key, and whether CREATE INDEX made it (else it is
+/// a UNIQUE constraint of the table's definition).
+const UNIQUE_INDEX: &str = "SELECT name, origin = 'c' FROM pragma_index_list(?1, 'main') WHERE \"unique\" = 1 AND origin <> 'pk'";
+
+/// The refusal of CRR `name` that has a unique index `index` (`made` by CREATE INDEX) made
+/// outside a bracket. Two replicas can each write a value the other holds in another row,
+/// and their merges then fail for good; and an INSERT OR REPLACE that replaces the other row
+/// deletes it without firing its delete trigger (unless `recursive_triggers` is on), so that
+/// delete is never recorded.
+fn unique_drift(name: &str, index: &str, made: bool) -> String {
+    let fix = if made {
+        format!("DROP INDEX main.{}", quote(index))
+    } else {
+        "rebuild the table without it, between crsql_begin_alter and crsql_commit_alter".into()
+    };
+    format!(
+        "table \"{name}\" changed outside crsql_begin_alter / crsql_commit_alter: it has a UNIQUE constraint or unique index \
+         (\"{index}\") besides the primary key, which concurrent writes on two replicas could break \
+         (and an INSERT OR REPLACE deletes the rows it conflicts with unrecorded); {fix}"
+    )
 }
 
 /// All CRRs, current as of the schema cookie.
