@@ -1613,7 +1613,9 @@ fn a_database_that_refuses_writes_loads_and_its_writing_functions_say_why() {
         assert_eq!(one::<String>(&c, "SELECT crsql_config_get('clock')"), "hlc");
         let e = err(&c, "SELECT crsql_site_id()");
         assert!(e.contains("this database has no site id yet: sqlite-crr was never loaded on it by a connection that may write"), "{e}");
-        for call in ["crsql_as_crr('t')", "crr_new_site_id()", "crsql_config_set('clock', 'lamport')", "crsql_begin_alter('t')"] {
+        // (A bracket is refused first: a database without the internal tables has no CRR.)
+        assert!(err(&c, "SELECT crsql_begin_alter('t')").contains("table \"t\" is not a CRR"));
+        for call in ["crsql_as_crr('t')", "crr_new_site_id()", "crsql_config_set('clock', 'lamport')"] {
             let e = c.execute_batch(&format!("SELECT {call}")).unwrap_err();
             assert_eq!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::ReadOnly), "{call}: {e}");
             assert!(e.to_string().contains("the database refuses writes (it was opened read-only, or the connection is query_only)"), "{call}: {e}");
@@ -2348,6 +2350,45 @@ fn a_new_database_is_left_empty_at_load_so_its_file_settings_take() {
     let again = open(&path);
     assert_eq!(one::<i64>(&again, "PRAGMA page_size"), 8192);
     assert_eq!(one::<Vec<u8>>(&again, "SELECT crsql_site_id()"), site);
+}
+
+/// A call the extension refuses leaves a new database as it was: the internal tables come with
+/// the first call that succeeds (so an empty database's file settings, above, still take
+/// after a refused one). (Until
+/// 2026-12-07 crsql_as_crr of a missing table or one without a key, crsql_begin_alter of any
+/// table, and crsql_config_set of a wrong value installed them before they failed.) And a
+/// name that is no table of main is told for what it is.
+#[test]
+fn a_refused_call_leaves_a_new_database_as_it_was() {
+    let dir = tmpdir("refused-new");
+    let c = open(&fresh_file(&dir, "n.db"));
+    c.execute_batch(
+        "CREATE TABLE nokey(a TEXT); CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); CREATE VIEW v AS SELECT 1 AS id;
+         CREATE TEMP TABLE tmp(id INTEGER PRIMARY KEY NOT NULL); ATTACH ':memory:' AS aux; CREATE TABLE aux.far(id INTEGER PRIMARY KEY NOT NULL);",
+    )
+    .unwrap();
+    let schema = || rows(&c, "SELECT type, name FROM main.sqlite_schema ORDER BY name");
+    let before = schema();
+    for (sql, said) in [
+        ("SELECT crsql_as_crr('nope')", "table \"nope\" does not exist"),
+        ("SELECT crsql_as_crr('nokey')", "table \"nokey\" cannot be a CRR: it has no PRIMARY KEY"),
+        ("SELECT crsql_as_crr('v')", "\"v\" is a view: only tables can be CRRs"),
+        ("SELECT crsql_as_crr('tmp')", "table \"tmp\" is a TEMP table: only tables of the main database can be CRRs"),
+        ("SELECT crsql_as_crr('far')", "table \"far\" is in attached database \"aux\": only tables of the main database can be CRRs"),
+        ("SELECT crsql_begin_alter('t')", "table \"t\" is not a CRR"),
+        ("SELECT crsql_config_set('merge-equal-values', 'yes')", "setting \"merge-equal-values\" must be an integer"),
+        ("SELECT crsql_config_set('clock', 'wall')", "setting \"clock\" must be 'hlc' or 'lamport'"),
+        ("SELECT crsql_config_set('hlc-max-drift-ms', -1)", "must be a non-negative integer"),
+    ] {
+        let e = err(&c, sql);
+        assert!(e.contains(said), "{sql}: {e}");
+        assert_eq!(schema(), before, "{sql} left the database as it was");
+    }
+    c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+    assert!(schema().len() > before.len() + 5, "the first call that succeeds installs");
+    // Once installed, the same refusals say the same.
+    assert!(err(&c, "SELECT crsql_as_crr('tmp')").contains("is a TEMP table"));
+    assert!(err(&c, "SELECT crsql_begin_alter('nokey')").contains("table \"nokey\" is not a CRR"));
 }
 
 /// Two connections of one shared-cache database (`cache=shared`, as apps share an in-memory

@@ -41,6 +41,45 @@ pub fn describe_before_savepoint(conn: &Conn, name: &str) -> Result<Option<Table
     }
 }
 
+/// The refusal of `name`, which is no table of main: it says what the name is where it is a
+/// view, or a table of TEMP or of an attached database (a lookup of each schema, on this
+/// path only).
+#[cold]
+fn not_found(conn: &Conn, name: &str) -> Error {
+    let mut found = None;
+    let schemas = conn.db.prepare("SELECT name FROM pragma_database_list ORDER BY seq", false).and_then(|mut s| {
+        let mut names = Vec::new();
+        while s.step()? {
+            names.push(s.text(0));
+        }
+        Ok(names)
+    });
+    for schema in schemas.unwrap_or_default() {
+        let sql = format!("SELECT type FROM {}.sqlite_schema WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE", quote(&schema));
+        let kind = conn.db.prepare(&sql, false).and_then(|mut s| {
+            s.bind_text(1, name)?;
+            Ok(if s.step()? { Some(s.text(0)) } else { None })
+        });
+        if let Ok(Some(kind)) = kind {
+            found = Some((schema, kind));
+            break;
+        }
+    }
+    Error::new(match found {
+        Some((schema, kind)) if kind == "view" => {
+            format!("\"{name}\" is a view{}: only tables can be CRRs", if schema == "main" { String::new() } else { format!(" of schema \"{schema}\"") })
+        }
+        Some((schema, _)) if schema == "temp" => {
+            format!("table \"{name}\" is a TEMP table: only tables of the main database can be CRRs (a TEMP table lasts one connection)")
+        }
+        Some((schema, _)) => format!(
+            "table \"{name}\" is in attached database \"{schema}\": only tables of the main database can be CRRs \
+             (attached ones: not supported yet); call it on a connection that opens that database as main"
+        ),
+        None => format!("table \"{name}\" does not exist"),
+    })
+}
+
 /// Reads what SPEC 3 needs to know of a table. Err when there is no such table.
 pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
     // The table's row (the scan stops there), and whether cr-sqlite's clock of it exists: a
@@ -53,7 +92,8 @@ pub fn describe(conn: &Conn, name: &str) -> Result<TableDesc> {
     )?;
     s.bind_text(1, name)?;
     if !s.step()? {
-        return Err(Error::new(format!("table \"{name}\" does not exist")));
+        drop(s);
+        return Err(not_found(conn, name));
     }
     let (name, sql, cr_sqlite_clock) = (s.text(0), s.text(1), s.i64(2) != 0);
     drop(s);
@@ -278,6 +318,13 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
     if let Some(s) = schema_name.filter(|s| !s.eq_ignore_ascii_case("main")) {
         return Err(Error::new(format!("schema \"{s}\": only the main schema can hold CRRs (not supported yet)")));
     }
+    if schema::refuse_before_install(conn)? {
+        // A new database gets the internal tables at its first crsql_as_crr (schema.rs): what
+        // can be refused without them is refused first, and leaves it as it was (until
+        // 2026-12-07 a call on a missing table, or one without a key, installed them).
+        let desc = describe(conn, table)?;
+        table_shape::check(&desc).map_err(|r| Error::new(r.to_string()))?;
+    }
     schema::install_to_write(conn)?;
     if let Some(desc) = describe_before_savepoint(conn, table)? {
         make_probe(conn, &desc)?;
@@ -370,7 +417,7 @@ fn create(conn: &Conn, desc: &TableDesc, shape: &Shape) -> Result<()> {
 /// crsql_as_table(table): stops tracking; the table and its rows stay, the clock goes.
 pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
     super::savepoint::lock_first(conn)?;
-    let info = tables::by_name(conn, table)?.ok_or_else(|| Error::new(format!("table \"{table}\" is not a CRR")))?;
+    let info = tables::by_name(conn, table)?.ok_or_else(|| super::alter::not_a_crr(table))?;
     in_savepoint(conn, "crr_as_table", || {
         // Keep db_versions increasing after the clock's highest one disappears, and the clock
         // mark above the versions its records held.

@@ -36,34 +36,36 @@ pub fn get(conn: &Conn, name: &str) -> Result<Value> {
 
 pub fn set(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
     known(name)?;
+    // (Checked before a new database gets the internal tables: a refused value leaves it as
+    // it was, which until 2026-12-07 it did not.)
+    checked(name, value)?;
     schema::install_to_write(conn)?;
     // Checked and written in one transaction, which holds the write lock before it reads
     // (savepoint::in_savepoint): no CRR made by another connection comes in between.
     super::savepoint::in_savepoint(conn, "crr_config", || write(conn, name, value))
 }
 
+/// Refuses a value the setting cannot take (whatever the database holds).
+fn checked(name: &str, value: &Value) -> Result<()> {
+    match (name, value) {
+        ("clock", _) => clock_mode_of(Some(value.clone())).map(drop).map_err(|_| Error::new("setting \"clock\" must be 'hlc' or 'lamport'")),
+        ("hlc-max-drift-ms", Value::Integer(ms)) if *ms >= 0 => Ok(()),
+        ("hlc-max-drift-ms", _) => Err(Error::new("setting \"hlc-max-drift-ms\" must be a non-negative integer (0 = no limit)")),
+        (_, Value::Integer(_)) => Ok(()),
+        _ => Err(Error::new(format!("setting \"{name}\" must be an integer"))),
+    }
+}
+
 fn write(conn: &Conn, name: &str, value: &Value) -> Result<Value> {
-    let value = match name {
-        "clock" => {
-            let mode = clock_mode_of(Some(value.clone()))
-                .map_err(|_| Error::new("setting \"clock\" must be 'hlc' or 'lamport'"))?;
-            let current = clock_mode_of(meta::get(conn, "config.clock")?)?;
-            if mode != current && !tables::all(conn)?.is_empty() {
-                return Err(Error::new(
-                    "cannot change setting \"clock\" after CRRs exist (set it before the first crsql_as_crr)",
-                ));
-            }
-            value.clone()
+    checked(name, value)?;
+    if name == "clock" {
+        let mode = clock_mode_of(Some(value.clone()))?;
+        let current = clock_mode_of(meta::get(conn, "config.clock")?)?;
+        if mode != current && !tables::all(conn)?.is_empty() {
+            return Err(Error::new("cannot change setting \"clock\" after CRRs exist (set it before the first crsql_as_crr)"));
         }
-        "hlc-max-drift-ms" => match value {
-            Value::Integer(ms) if *ms >= 0 => value.clone(),
-            _ => return Err(Error::new("setting \"hlc-max-drift-ms\" must be a non-negative integer (0 = no limit)")),
-        },
-        _ => match value {
-            Value::Integer(_) => value.clone(),
-            _ => return Err(Error::new(format!("setting \"{name}\" must be an integer"))),
-        },
-    };
+    }
+    let value = value.clone();
     super::txn::writing_settings(conn)?;
     meta::set(conn, &format!("config.{name}"), &value)?;
     Ok(value)

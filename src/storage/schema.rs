@@ -258,6 +258,19 @@ pub fn check_current(conn: &Conn) -> Result<()> {
     }
 }
 
+/// Whether a function that writes should refuse what it can before `install_to_write`
+/// makes a new database's tables, so that the refusal leaves the database as it was: true
+/// where the tables are missing, and reading now is safe. Inside a transaction that has not
+/// read main yet, a read now would fix its snapshot before the write lock comes
+/// (`savepoint::lock_first`), and another connection's commit in between would fail the
+/// install ("database is locked"): there the tables come first, as they always did.
+pub fn refuse_before_install(conn: &Conn) -> Result<bool> {
+    if !conn.db.in_autocommit() && conn.db.main_txn_none() {
+        return Ok(false);
+    }
+    Ok(!is_installed(conn)?)
+}
+
 pub fn is_installed(conn: &Conn) -> Result<bool> {
     super::tables::installed(conn)
 }
