@@ -86,9 +86,13 @@ fn refuse_foreign_tables(conn: &Conn) -> Result<()> {
     Ok(())
 }
 
-/// Asks sqlite_schema (uncached; `is_installed` is the cached answer).
+/// Asks sqlite_schema (uncached; `is_installed` is the cached answer) whether main has an
+/// object named crr_meta, in any case, as SQLite's names match: the extension's table, or an
+/// app's that `install` refuses. (Until 2026-12-07 it asked for a table of that exact
+/// spelling, and an app's empty table `CRR_Meta(key, value)`, which CREATE TABLE IF NOT EXISTS
+/// takes for crr_meta, sent `install` round for ever: the load of such a database hung.)
 fn exists(conn: &Conn) -> Result<bool> {
-    let mut s = conn.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'crr_meta'", false)?;
+    let mut s = conn.db.prepare("SELECT 1 FROM main.sqlite_schema WHERE name = 'crr_meta' COLLATE NOCASE", false)?;
     s.step()
 }
 
@@ -217,7 +221,11 @@ pub fn install(conn: &Conn) -> Result<bool> {
         Ok(true)
     })?;
     if !ours {
-        // Installed by another connection meanwhile, maybe by an earlier build: as found.
+        // Installed by another connection meanwhile, maybe by an earlier build: as found
+        // (crr_meta exists now, so this goes no further round).
+        if !exists(conn)? {
+            return Err(Error::new("sqlite-crr's table crr_meta is missing after its install"));
+        }
         return install(conn);
     }
     note_encoding(conn);
