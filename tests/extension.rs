@@ -921,6 +921,61 @@ fn a_key_of_more_columns_than_its_triggers_can_pack_is_refused() {
     assert_eq!(one::<i64>(&peer, "SELECT count(*) FROM most"), 2);
 }
 
+/// A connection with SQLite's advised limits for untrusted SQL (expressions at most 10 deep, as
+/// Diesel's `set_recommended_security_limits` sets too) runs the extension: its own queries are
+/// deeper (the highest db_version's, 14), and until 2026-12-07 every local write and
+/// crsql_db_version() failed with "Expression tree is too large". A CRR whose triggers would be
+/// deeper than the connection allows (the update trigger tests every column in one
+/// expression) is refused, naming the limit: SQLite would refuse the database's whole schema on
+/// such a connection.
+#[test]
+fn a_connection_with_a_low_expression_depth_limit_runs_the_extension() {
+    use rusqlite::limits::Limit;
+    let dir = tmpdir("expr-depth");
+    let path = fresh_file(&dir, "d.db");
+    let open_limited = || {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 10).unwrap();
+        load(&c);
+        c
+    };
+    let a = open_limited();
+    a.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+         CREATE TABLE k(x TEXT NOT NULL, y INTEGER NOT NULL, v, PRIMARY KEY (x, y)) WITHOUT ROWID;
+         CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, c1, c2, c3, c4, c5, c6, c7, c8);
+         SELECT crsql_as_crr('t'); SELECT crsql_as_crr('k');
+         INSERT INTO t VALUES (1, 'x', 1), (2, 'y', 2); INSERT INTO k VALUES ('p', 1, 'v');
+         UPDATE t SET a = 'z' WHERE id = 1; DELETE FROM t WHERE id = 2;",
+    )
+    .unwrap();
+    let e = err(&a, "SELECT crsql_as_crr('w')");
+    assert!(e.contains("the triggers that record table \"w\"'s writes test its 8 tracked columns in an expression deeper than this connection's SQLITE_LIMIT_EXPR_DEPTH (10)"), "{e}");
+    assert_eq!(one::<i64>(&a, "SELECT crsql_db_version()"), 4);
+    // A schema change prepares the extension's cached statements again at their next step,
+    // under the connection's limits: they still run.
+    a.execute_batch("CREATE TABLE other(x); INSERT INTO t VALUES (3, 'n', 3); SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT; SELECT crsql_commit_alter('t');")
+        .unwrap();
+    let b = mem();
+    b.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, d TEXT);
+         CREATE TABLE k(x TEXT NOT NULL, y INTEGER NOT NULL, v, PRIMARY KEY (x, y)) WITHOUT ROWID;
+         SELECT crsql_as_crr('t'); SELECT crsql_as_crr('k'); INSERT INTO t VALUES (9, 'b', 9, 'd'); INSERT INTO k VALUES ('q', 2, 'w');",
+    )
+    .unwrap();
+    apply(&a, &changes(&b)).unwrap();
+    apply(&b, &changes(&a)).unwrap();
+    for table in ["t", "k"] {
+        assert_eq!(dump(&a, table), dump(&b, table), "{table}");
+    }
+    assert_eq!(dump(&a, "t").len(), 3);
+    drop(a);
+    // Opened again with the limit, the database's schema reads, and the extension runs.
+    let again = open_limited();
+    again.execute_batch("INSERT INTO t VALUES (4, 'r', 4, NULL); INSERT INTO k VALUES ('s', 3, 'u');").unwrap();
+    assert_eq!(changes(&again).len(), changes(&b).len() + 4);
+}
+
 /// Making every table a CRR from one SELECT over the schema works, also for tables whose
 /// defaults are checked (the check's probe table: DROP TABLE is refused while a statement
 /// runs: from 1529eae to fcb4985 such a table failed here with "database table is locked").

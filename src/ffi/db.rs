@@ -7,6 +7,21 @@ use crate::error::{Error, Result};
 use std::ffi::CStr;
 use std::os::raw::c_int;
 
+/// Whether SQLite refused an expression deeper than the connection's SQLITE_LIMIT_EXPR_DEPTH
+/// (1,000 by default). Apps that take SQL from elsewhere lower it (SQLite's advice for
+/// untrusted SQL is 10; Diesel's `set_recommended_security_limits` sets that), and the
+/// extension's own queries are deeper than that (the highest db_version's reads 14): they are
+/// not the app's SQL, so `Db::prepare` prepares them with the limit raised, as SQLite runs its
+/// own nested SQL without the app's limits. (Until 2026-12-07 every local write failed under
+/// such a limit.) A cached statement that SQLite prepares again itself, at its first step
+/// after a schema change, would meet the app's limit: every cached statement of ours is
+/// finalized when the schema cookie moves (the registry's reload, `tables::all_with_cookie`,
+/// which the paths that use them ask first), before it is stepped again. Not so the schema the extension makes (`Db::exec`: triggers, tables): SQLite reads
+/// it again under each connection's limits, so it must fit them.
+pub fn too_deep(e: &Error) -> bool {
+    e.code == crate::error::SQLITE_ERROR && e.message.starts_with("Expression tree is too large")
+}
+
 /// A connection handle. Valid for as long as the connection is open, which outlives every
 /// object of the extension that holds one (they are freed by the connection's destructors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,8 +65,30 @@ impl Db {
         }
     }
 
-    /// Prepares one statement. `persistent` hints SQLite that it will be cached.
+    /// Prepares one statement. `persistent` hints SQLite that it will be cached. A statement
+    /// SQLite finds deeper than the connection's SQLITE_LIMIT_EXPR_DEPTH is prepared again
+    /// with the limit raised (`too_deep`).
     pub fn prepare(self, sql: &str, persistent: bool) -> Result<Stmt> {
+        match self.prepare_within_limits(sql, persistent) {
+            Err(e) if too_deep(&e) => self.with_depth_raised(|| self.prepare_within_limits(sql, persistent)),
+            prepared => prepared,
+        }
+        .map_err(|e| e.context(&format!("preparing `{}`", abbreviate(sql))))
+    }
+
+    /// Runs `f` with this connection's SQLITE_LIMIT_EXPR_DEPTH at the most SQLite was built to
+    /// allow, then as it was (see `too_deep`).
+    fn with_depth_raised<T>(self, f: impl FnOnce() -> T) -> T {
+        // SAFETY: plain setting of a connection's limit (SQLite truncates it to the limit it
+        // was built with); it is set back below.
+        let was = unsafe { sqlite!(limit(self.0, api::SQLITE_LIMIT_EXPR_DEPTH, c_int::MAX)) };
+        let out = f();
+        // SAFETY: as above.
+        unsafe { sqlite!(limit(self.0, api::SQLITE_LIMIT_EXPR_DEPTH, was)) };
+        out
+    }
+
+    fn prepare_within_limits(self, sql: &str, persistent: bool) -> Result<Stmt> {
         let mut raw: *mut api::sqlite3_stmt = std::ptr::null_mut();
         let flags = if persistent { api::SQLITE_PREPARE_PERSISTENT } else { 0 };
         // SAFETY: sql is passed with its exact length; raw receives a statement or null.
@@ -59,7 +96,7 @@ impl Db {
             sqlite!(prepare_v3(self.0, sql.as_ptr() as *const _, sql.len() as c_int, flags, &mut raw, std::ptr::null_mut()))
         };
         if rc != SQLITE_OK {
-            return Err(self.error(rc).context(&format!("preparing `{}`", abbreviate(sql))));
+            return Err(self.error(rc));
         }
         if raw.is_null() {
             return Err(Error::new(format!("no statement in `{}`", abbreviate(sql))));

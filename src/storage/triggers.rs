@@ -172,9 +172,29 @@ pub fn install_triggers(conn: &Conn, clock: Clock, table: &str, pk: &[String], p
     let found = triggers_found(conn, clock.tid, &sql)?;
     if found != Found::Same {
         conn.db.exec(&drop_triggers_sql(clock.tid))?;
-        conn.db.exec(&sql)?;
+        conn.db.exec(&sql).map_err(|e| too_deep_for_connection(conn, table, cols.len(), e))?;
     }
     Ok(found == Found::Missing)
+}
+
+/// The refusal of triggers deeper than the connection's SQLITE_LIMIT_EXPR_DEPTH (which apps
+/// that take SQL from elsewhere lower, to 10 on SQLite's advice): the update trigger tests
+/// every tracked column in one expression. They must fit (`ffi::db::too_deep`): SQLite reads
+/// the schema again under the limits of each connection, and refuses the whole database where
+/// a trigger is too deep ("malformed database schema").
+fn too_deep_for_connection(conn: &Conn, table: &str, columns: usize, e: Error) -> Error {
+    if !crate::ffi::db::too_deep(&e) {
+        return e;
+    }
+    let limit = conn.db.limit(crate::ffi::api::SQLITE_LIMIT_EXPR_DEPTH);
+    Error::with_code(
+        e.code,
+        format!(
+            "the triggers that record table \"{table}\"'s writes test its {columns} tracked columns in an expression deeper \
+             than this connection's SQLITE_LIMIT_EXPR_DEPTH ({limit}) allows ({e}); SQLite would refuse the database's schema \
+             on a connection with that limit: raise it (1,000 by default), or track fewer columns"
+        ),
+    )
 }
 
 /// What `triggers_found` found of a table's three triggers.
