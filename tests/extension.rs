@@ -976,6 +976,85 @@ fn a_connection_with_a_low_expression_depth_limit_runs_the_extension() {
     assert_eq!(changes(&again).len(), changes(&b).len() + 4);
 }
 
+/// Each of the other limits SQLite advises for untrusted SQL (and Diesel's recommended
+/// security limits set), alone, and all of them with the depth limit, on CRRs narrow enough
+/// for it: the extension installs, tracks, reads, merges both ways, alters, takes a new site
+/// id, stops tracking a table and opens the database again.
+#[test]
+fn connections_with_the_advised_limits_for_untrusted_sql_run_the_extension() {
+    use rusqlite::limits::Limit;
+    let advised = [
+        (Limit::SQLITE_LIMIT_LENGTH, 1_000_000),
+        (Limit::SQLITE_LIMIT_SQL_LENGTH, 100_000),
+        (Limit::SQLITE_LIMIT_COLUMN, 100),
+        (Limit::SQLITE_LIMIT_COMPOUND_SELECT, 3),
+        (Limit::SQLITE_LIMIT_VDBE_OP, 25_000),
+        (Limit::SQLITE_LIMIT_FUNCTION_ARG, 8),
+        (Limit::SQLITE_LIMIT_ATTACHED, 0),
+        (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50),
+        (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 10),
+        (Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 10),
+    ];
+    let wide: Vec<String> = (0..70).map(|i| format!("c{i} TEXT")).collect();
+    let narrow = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+                  CREATE TABLE k(x TEXT NOT NULL, y INTEGER NOT NULL, v, PRIMARY KEY (x, y)) WITHOUT ROWID;
+                  CREATE TABLE e(id INTEGER PRIMARY KEY NOT NULL, v TEXT);";
+    let dir = tmpdir("advised-limits");
+    let cases: Vec<(String, Vec<(Limit, i32)>, bool)> = advised
+        .iter()
+        .map(|&(l, v)| (format!("{l:?} {v}"), vec![(l, v)], true))
+        .chain(std::iter::once(("all, and SQLITE_LIMIT_EXPR_DEPTH 10".to_string(), [&advised[..], &[(Limit::SQLITE_LIMIT_EXPR_DEPTH, 10)]].concat(), false)))
+        .collect();
+    for (i, (case, limits, with_wide)) in cases.into_iter().enumerate() {
+        let schema = if with_wide { format!("{narrow} CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, {});", wide.join(", ")) } else { narrow.to_string() };
+        let crrs: &[&str] = if with_wide { &["t", "k", "e", "w"] } else { &["t", "k", "e"] };
+        let path = fresh_file(&dir, &format!("l{i}.db"));
+        let open_limited = || {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            for &(l, v) in &limits {
+                c.set_limit(l, v).unwrap();
+            }
+            load(&c);
+            c
+        };
+        let a = open_limited();
+        a.execute_batch(&schema).unwrap();
+        for t in crrs {
+            a.execute_batch(&format!("SELECT crsql_as_crr('{t}')")).unwrap_or_else(|e| panic!("{case}: {t}: {e}"));
+        }
+        let mut writes = String::from("INSERT INTO t VALUES (1, 'x', 1), (2, 'y', 2); INSERT INTO k VALUES ('p', 1, 'v'); UPDATE t SET a = 'z' WHERE id = 1; DELETE FROM t WHERE id = 2;");
+        if with_wide {
+            writes.push_str("INSERT INTO w(id, c1, c60) VALUES (1, 'a', 'b'); UPDATE w SET c2 = 'q';");
+        }
+        a.execute_batch(&writes).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let b = mem();
+        b.execute_batch(&schema).unwrap();
+        for t in crrs {
+            b.execute_batch(&format!("SELECT crsql_as_crr('{t}')")).unwrap();
+        }
+        b.execute_batch("INSERT INTO t VALUES (7, 'm', 7); INSERT INTO k VALUES ('r', 2, 's');").unwrap();
+        if with_wide {
+            b.execute_batch("INSERT INTO w(id, c5) VALUES (7, 'm'); UPDATE w SET c9 = 'n';").unwrap();
+        }
+        apply(&a, &changes(&b)).unwrap_or_else(|e| panic!("{case}: merge: {e}"));
+        apply(&b, &changes(&a)).unwrap();
+        for t in crrs {
+            assert_eq!(dump(&a, t), dump(&b, t), "{case}: {t}");
+        }
+        a.execute_batch(
+            "SELECT crsql_begin_alter('t'); ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'q'; SELECT crsql_commit_alter('t');
+             SELECT crr_new_site_id(); SELECT crsql_as_table('e'); SELECT crsql_as_crr('t');",
+        )
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let before = changes(&a).len();
+        drop(a);
+        let again = open_limited();
+        again.execute_batch("INSERT INTO t(id, a) VALUES (5, 'r')").unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(changes(&again).len(), before + 3, "{case}");
+        assert_eq!(one::<i64>(&again, "SELECT crsql_db_version()"), one::<i64>(&again, "SELECT max(db_version) FROM crsql_changes"), "{case}");
+    }
+}
+
 /// Making every table a CRR from one SELECT over the schema works, also for tables whose
 /// defaults are checked (the check's probe table: DROP TABLE is refused while a statement
 /// runs: from 1529eae to fcb4985 such a table failed here with "database table is locked").
