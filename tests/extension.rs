@@ -1000,7 +1000,9 @@ fn connections_with_the_advised_limits_for_untrusted_sql_run_the_extension() {
                   CREATE TABLE k(x TEXT NOT NULL, y INTEGER NOT NULL, v, PRIMARY KEY (x, y)) WITHOUT ROWID;
                   CREATE TABLE e(id INTEGER PRIMARY KEY NOT NULL, v TEXT);";
     let dir = tmpdir("advised-limits");
-    let cases: Vec<(String, Vec<(Limit, i32)>, bool)> = advised
+    // (what the case is, its limits, whether it has a CRR of 70 columns)
+    type Case = (String, Vec<(Limit, i32)>, bool);
+    let cases: Vec<Case> = advised
         .iter()
         .map(|&(l, v)| (format!("{l:?} {v}"), vec![(l, v)], true))
         .chain(std::iter::once(("all, and SQLITE_LIMIT_EXPR_DEPTH 10".to_string(), [&advised[..], &[(Limit::SQLITE_LIMIT_EXPR_DEPTH, 10)]].concat(), false)))
