@@ -951,6 +951,13 @@ fn a_connection_with_a_low_expression_depth_limit_runs_the_extension() {
     .unwrap();
     let e = err(&a, "SELECT crsql_as_crr('w')");
     assert!(e.contains("the triggers that record table \"w\"'s writes test its 8 tracked columns in an expression deeper than this connection's SQLITE_LIMIT_EXPR_DEPTH (10)"), "{e}");
+    // The same for the length of their SQL (about 85 bytes a column, for a column name of 4).
+    let long = mem();
+    long.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, 2_000).unwrap();
+    long.execute_batch("CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20)").unwrap();
+    let e = err(&long, "SELECT crsql_as_crr('w')");
+    assert!(e.contains("the triggers that record table \"w\"'s writes are") && e.contains("bytes of SQL for its 20 tracked columns, more than this connection's SQLITE_LIMIT_SQL_LENGTH (2000)"), "{e}");
+    assert_eq!(one::<i64>(&long, "SELECT count(*) FROM crr_tables"), 0);
     assert_eq!(one::<i64>(&a, "SELECT crsql_db_version()"), 4);
     // A schema change prepares the extension's cached statements again at their next step,
     // under the connection's limits: they still run.

@@ -172,27 +172,34 @@ pub fn install_triggers(conn: &Conn, clock: Clock, table: &str, pk: &[String], p
     let found = triggers_found(conn, clock.tid, &sql)?;
     if found != Found::Same {
         conn.db.exec(&drop_triggers_sql(clock.tid))?;
-        conn.db.exec(&sql).map_err(|e| too_deep_for_connection(conn, table, cols.len(), e))?;
+        conn.db.exec(&sql).map_err(|e| too_large_for_connection(conn, table, cols.len(), sql.len(), e))?;
     }
     Ok(found == Found::Missing)
 }
 
-/// The refusal of triggers deeper than the connection's SQLITE_LIMIT_EXPR_DEPTH (which apps
-/// that take SQL from elsewhere lower, to 10 on SQLite's advice): the update trigger tests
-/// every tracked column in one expression. They must fit (`ffi::db::too_deep`): SQLite reads
-/// the schema again under the limits of each connection, and refuses the whole database where
-/// a trigger is too deep ("malformed database schema").
-fn too_deep_for_connection(conn: &Conn, table: &str, columns: usize, e: Error) -> Error {
-    if !crate::ffi::db::too_deep(&e) {
+/// The refusal of triggers larger than the connection's limits allow, which apps that take
+/// SQL from elsewhere lower (SQLite's advice: expressions 10 deep, statements of 100,000
+/// bytes): the update trigger tests every tracked column in one expression, and names each
+/// column several times. They must fit (`ffi::db::too_deep`): SQLite reads the schema again
+/// under the limits of each connection, and refuses the whole database where a trigger is too
+/// deep ("malformed database schema"). `bytes`: the three triggers' SQL, which SQLite
+/// measures in one piece.
+fn too_large_for_connection(conn: &Conn, table: &str, columns: usize, bytes: usize, e: Error) -> Error {
+    use crate::ffi::api::{SQLITE_LIMIT_EXPR_DEPTH, SQLITE_LIMIT_SQL_LENGTH, SQLITE_TOOBIG};
+    let (what, limit, name, default) = if crate::ffi::db::too_deep(&e) {
+        (format!("test its {columns} tracked columns in an expression deeper"), SQLITE_LIMIT_EXPR_DEPTH, "SQLITE_LIMIT_EXPR_DEPTH", "1,000")
+    } else if e.code == SQLITE_TOOBIG && e.message.contains("statement too long") {
+        (format!("are {bytes} bytes of SQL for its {columns} tracked columns, more"), SQLITE_LIMIT_SQL_LENGTH, "SQLITE_LIMIT_SQL_LENGTH", "1,000,000,000")
+    } else {
         return e;
-    }
-    let limit = conn.db.limit(crate::ffi::api::SQLITE_LIMIT_EXPR_DEPTH);
+    };
+    let n = conn.db.limit(limit);
     Error::with_code(
         e.code,
         format!(
-            "the triggers that record table \"{table}\"'s writes test its {columns} tracked columns in an expression deeper \
-             than this connection's SQLITE_LIMIT_EXPR_DEPTH ({limit}) allows ({e}); SQLite would refuse the database's schema \
-             on a connection with that limit: raise it (1,000 by default), or track fewer columns"
+            "the triggers that record table \"{table}\"'s writes {what} than this connection's {name} ({n}) allows ({e}); \
+             SQLite would refuse the database's schema on a connection with that limit: raise it ({default} by default), \
+             or track fewer columns"
         ),
     )
 }
