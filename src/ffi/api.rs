@@ -55,6 +55,7 @@ pub const SQLITE_ERROR: i32 = 1;
 pub const SQLITE_NOMEM: i32 = 7;
 pub const SQLITE_READONLY: i32 = 8;
 pub const SQLITE_TOOBIG: i32 = 18;
+pub const SQLITE_AUTH: i32 = 23;
 pub const SQLITE_CONSTRAINT: i32 = 19;
 pub const SQLITE_ROW: i32 = 100;
 pub const SQLITE_DONE: i32 = 101;

@@ -51,7 +51,16 @@ impl Db {
     }
 
     fn error(self, rc: c_int) -> Error {
-        Error::with_code(rc & 0xFF, self.errmsg())
+        let e = Error::with_code(rc & 0xFF, self.errmsg());
+        if e.code != api::SQLITE_AUTH {
+            return e;
+        }
+        // (An app that runs SQL from elsewhere may refuse what it does not expect: say whose
+        // statement it refused, which SQLite's "not authorized" does not.)
+        e.context(
+            "the app's authorizer (sqlite3_set_authorizer) refused a statement of sqlite-crr's, which reads and writes its \
+             crr_ tables and the CRRs, and reads PRAGMAs (schema_version, table_info and others)",
+        )
     }
 
     /// `prepare`, or None where SQLite answers SQLITE_ERROR: the SQL names a function, table or
@@ -359,11 +368,28 @@ impl Stmt {
             SQLITE_ROW => Ok(true),
             SQLITE_DONE => Ok(false),
             _ => {
-                let err = self.db.error(rc);
+                let mut err = self.db.error(rc);
+                if err.code == api::SQLITE_AUTH {
+                    // (Refused as SQLite prepared it again: after a schema change, or a new
+                    // authorizer. Which statement it was.)
+                    err = err.context(&format!("`{}`", abbreviate(&self.sql())));
+                }
                 // SAFETY: resetting after an error makes the statement reusable.
                 unsafe { sqlite!(reset(self.raw)) };
                 Err(err)
             }
+        }
+    }
+
+    /// The statement's SQL text.
+    pub fn sql(&self) -> String {
+        // SAFETY: raw is a live statement; SQLite owns the NUL-terminated text it returns.
+        unsafe {
+            let p = sqlite!(sql(self.raw));
+            if p.is_null() {
+                return String::new();
+            }
+            CStr::from_ptr(p).to_string_lossy().into_owned()
         }
     }
 

@@ -212,7 +212,7 @@ pub struct sqlite3_api_routines {
     pub extended_result_codes: Unused,
     pub limit: Option<unsafe extern "C" fn(_: *mut sqlite3, _: c_int, _: c_int) -> c_int>,
     pub next_stmt: Unused,
-    pub sql: Unused,
+    pub sql: Option<unsafe extern "C" fn(_: *mut sqlite3_stmt) -> *const c_char>,
     pub status: Unused,
     pub backup_finish: Unused,
     pub backup_init: Unused,

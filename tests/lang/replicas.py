@@ -73,6 +73,28 @@ def feed(conn):
     return sorted((t, pk, cid, repr(val), cv, site, cl) for (t, pk, cid, val, cv, _, site, cl, _) in conn.execute(CHANGES))
 
 
+def under_an_authorizer(tmp):
+    """An app's authorizer (sqlite3_set_authorizer) also judges the extension's own statements.
+    One that refuses PRAGMAs refuses the read of the schema cookie that every write, read and
+    merge starts with: the error says that it refused a statement of the extension's, and
+    which (until 2026-12-07, only "not authorized"). Allowed again, everything goes on."""
+    c = open_replica(os.path.join(tmp, "auth.db"))
+    c.execute("INSERT INTO items(id, name) VALUES (1, 'x')")
+    refusing = [True]
+
+    def authorizer(op, p1, p2, db, trigger):
+        return apsw.SQLITE_DENY if refusing[0] and op == apsw.SQLITE_PRAGMA else apsw.SQLITE_OK
+
+    c.authorizer = authorizer
+    said = "the app's authorizer (sqlite3_set_authorizer) refused a statement of sqlite-crr's"
+    raises("a write under an authorizer that refuses PRAGMAs", "INSERT INTO items(id, name) VALUES (2, 'y')", c, said)
+    raises("which statement it refused", "SELECT crsql_db_version()", c, "`PRAGMA schema_version`")
+    refusing[0] = False
+    c.execute("INSERT INTO items(id, name) VALUES (2, 'y')")
+    check("allowed again, the writes are recorded", len(feed(c)), 8)
+    c.close()
+
+
 def refusing_comments(tmp):
     """A connection that refuses SQL with comments (SQLITE_DBCONFIG_ENABLE_COMMENTS off, SQLite
     3.49+: "unrecognized token") installs the extension, makes CRRs of tables whose DEFAULT,
@@ -252,6 +274,7 @@ def main():
         print(f"(no {rsync}: the sqlite3_rsync check is skipped)")
 
     refusing_comments(tmp)
+    under_an_authorizer(tmp)
 
     a.setcommithook(None)
     a.setrollbackhook(None)
