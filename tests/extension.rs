@@ -74,6 +74,11 @@ fn cr_sqlites_other_functions_say_they_are_not_supported_yet() {
         let e = err(&c, sql);
         assert!(e.contains(says), "{sql}: {e}");
     }
+    // crsql_sha() names the build (cr-sqlite's names its git commit): apps call it, with
+    // crsql_site_id(), to see that the extension is loaded, and it said "no such function"
+    // until 2026-12-07.
+    let sha: String = one(&c, "SELECT crsql_sha()");
+    assert!(sha.starts_with("sqlite-crr ") && sha.contains(env!("CARGO_PKG_VERSION")), "{sha}");
 }
 
 /// A connection that refuses SQL with comments (`SQLITE_DBCONFIG_ENABLE_COMMENTS` off, SQLite

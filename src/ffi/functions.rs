@@ -274,7 +274,7 @@ fn set_wall_clock_fn(conn: &Conn, args: &[Value]) -> Result<Value> {
 }
 
 /// This build's name, which another copy of the library loading on the same connection reads
-/// (`entry::setup`).
+/// (`entry::setup`), and `crsql_sha()` gives (cr-sqlite gives its build's git commit there).
 fn build_fn(_: &Conn, _: &Args) -> Result<Value> {
     Ok(Value::Text(super::entry::build()))
 }
@@ -515,6 +515,8 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crsql_config_set", 2, 0, V(config_set_fn)),
         ("crsql_config_get", 1, READ, V(config_get_fn)),
         ("crsql_finalize", 0, 0, V(finalize_fn)),
+        // (cr-sqlite's gives its git commit; apps call it to see that the extension is loaded.)
+        ("crsql_sha", 0, PURE, A(build_fn)),
         // (Innocuous: an error, and cr-sqlite's triggers call them where the schema may not be trusted.)
         ("crsql_after_insert", -1, READ, V(cr_sqlite_trigger_fn)),
         ("crsql_after_update", -1, READ, V(cr_sqlite_trigger_fn)),
