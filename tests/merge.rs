@@ -500,6 +500,8 @@ fn versions_the_clock_has_reached_pass_the_drift_limit() {
         .execute("INSERT INTO crsql_changes VALUES ('t', X'010903', 'a', 'later', ?1, 1, ?2, 1, 0)", rusqlite::params![1_006_000i64 << 16, vec![5u8; 16]])
         .unwrap_err();
     assert!(e.to_string().contains("ahead of this replica's clock (limit hlc-max-drift-ms = 1000)"), "{e}");
+    // It says what to do.
+    assert!(e.to_string().contains("if this device's clock is behind, set it right; else the sender's is ahead"), "{e}");
 }
 
 #[test]

@@ -26,7 +26,9 @@ impl fmt::Display for ClockError {
             ClockError::Exhausted => write!(f, "the hybrid logical clock is exhausted"),
             ClockError::Drift { remote_wall_ms, local_wall_ms, drift_ms_max } => write!(
                 f,
-                "change version is {} ms ahead of this replica's clock (limit hlc-max-drift-ms = {})",
+                "change version is {} ms ahead of this replica's clock (limit hlc-max-drift-ms = {}): if this device's \
+                 clock is behind, set it right; else the sender's is ahead (raise the limit with \
+                 crsql_config_set('hlc-max-drift-ms', ms), 0 for none, to take its changes)",
                 remote_wall_ms.saturating_sub(*local_wall_ms),
                 drift_ms_max
             ),
