@@ -511,6 +511,19 @@ fn drift_limit_can_be_disabled() {
     a.execute_batch("SELECT crsql_config_set('hlc-max-drift-ms', 0)").unwrap();
     a.execute("INSERT INTO crsql_changes VALUES ('t', X'010901', 'a', 'v', ?1, 1, ?2, 1, 0)", rusqlite::params![i64::MAX >> 1, vec![5u8; 16]]).unwrap();
     assert_eq!(one::<String>(&a, "SELECT a FROM t"), "v");
+    // The clock, moved so far, ticks up to 2^62, the most a peer merges, and no further: a
+    // write past it fails, where until 2026-12-07 it was recorded at a version every peer
+    // refused ("col_version ... is beyond 2^62"), so the replicas parted for good.
+    a.execute("UPDATE t SET a = 'last'", []).unwrap();
+    let last = changes_where(&a, "WHERE site_id = crsql_site_id()");
+    assert_eq!(last.iter().map(|c| c.col_version).max(), Some(1 << 62));
+    let peer = replica();
+    peer.execute_batch("SELECT crsql_config_set('hlc-max-drift-ms', 0)").unwrap();
+    apply(&peer, &changes(&a)).unwrap();
+    assert_eq!(dump(&peer, "t"), dump(&a, "t"));
+    let e = err(&a, "UPDATE t SET a = 'past'");
+    assert!(e.contains("the hybrid logical clock is exhausted: its next version would pass 2^62, which peers refuse to merge"), "{e}");
+    assert_eq!(one::<String>(&a, "SELECT a FROM t"), "last");
 }
 
 /// A transaction's tick is stored once (crr_ticks) and its records refer to it. When a merge in

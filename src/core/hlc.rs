@@ -4,11 +4,13 @@
 //! whatever the wall clock says; `observe` never lowers the mark. The caller persists the mark
 //! (in the database, inside the writing transaction) so a restart cannot reuse a version.
 
+use super::merge::VERSION_MAX;
 use std::fmt;
 
 pub const COUNTER_BITS: u32 = 16;
-/// Largest wall time the clock can carry (2^47 - 1 ms, about the year 6429).
-pub const WALL_MS_MAX: i64 = i64::MAX >> COUNTER_BITS;
+/// Largest wall time the clock carries (2^46 ms, about the year 4199): the versions it makes
+/// stay within what a peer merges (`merge::VERSION_MAX`).
+pub const WALL_MS_MAX: i64 = VERSION_MAX >> COUNTER_BITS;
 /// Default limit on how far ahead of our wall clock a merged version may be (one hour).
 pub const DRIFT_MS_MAX_DEFAULT: i64 = 3_600_000;
 
@@ -23,7 +25,11 @@ pub enum ClockError {
 impl fmt::Display for ClockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClockError::Exhausted => write!(f, "the hybrid logical clock is exhausted"),
+            ClockError::Exhausted => write!(
+                f,
+                "the hybrid logical clock is exhausted: its next version would pass 2^62, which peers refuse to merge \
+                 (the wall clock says a year past 4199, or a change merged with hlc-max-drift-ms = 0 carried a version that high)"
+            ),
             ClockError::Drift { remote_wall_ms, local_wall_ms, drift_ms_max } => write!(
                 f,
                 "change version is {} ms ahead of this replica's clock (limit hlc-max-drift-ms = {}): if this device's \
@@ -41,11 +47,13 @@ pub fn wall_ms(version: i64) -> i64 {
     version >> COUNTER_BITS
 }
 
-/// A version for a new transaction: greater than `hwm`, and at least the wall clock.
+/// A version for a new transaction: greater than `hwm`, and at least the wall clock; never
+/// past `VERSION_MAX`, which peers refuse (until 2026-12-07 a tick went on to i64::MAX, and a
+/// replica whose mark a merge had raised to VERSION_MAX wrote changes no peer would take).
 pub fn tick(hwm: i64, wall_ms_now: i64) -> Result<i64, ClockError> {
     let from_wall = wall_ms_now.clamp(0, WALL_MS_MAX) << COUNTER_BITS;
     let next = hwm.max(0).checked_add(1).ok_or(ClockError::Exhausted)?;
-    Ok(next.max(from_wall))
+    Some(next.max(from_wall)).filter(|&v| v <= VERSION_MAX).ok_or(ClockError::Exhausted)
 }
 
 /// The high-water mark after seeing a remote version.
@@ -83,6 +91,12 @@ mod tests {
         // The wall clock jumped back: the counter carries on.
         assert_eq!(tick((9 << 16) + 3, 5).unwrap(), (9 << 16) + 4);
         assert_eq!(tick(i64::MAX, 5), Err(ClockError::Exhausted));
+        // Never past what a peer merges: the wall clock's part is capped there, and a mark
+        // at it cannot tick.
+        assert_eq!(tick(0, i64::MAX).unwrap(), VERSION_MAX);
+        assert_eq!(tick(VERSION_MAX - 1, 5).unwrap(), VERSION_MAX);
+        assert_eq!(tick(VERSION_MAX, 5), Err(ClockError::Exhausted));
+        assert_eq!(tick(VERSION_MAX, i64::MAX), Err(ClockError::Exhausted));
     }
 
     #[test]
@@ -109,8 +123,12 @@ mod tests {
             let mut hwm = 0i64;
             let mut last = -1i64;
             for (i, wall) in walls.iter().enumerate() {
-                let v = tick(hwm, *wall).unwrap();
-                prop_assert!(v > hwm && v > last && v >= 0);
+                // (At the end of the clock a tick refuses, and the mark stays.)
+                let Ok(v) = tick(hwm, *wall) else {
+                    prop_assert!(hwm == VERSION_MAX);
+                    continue;
+                };
+                prop_assert!(v > hwm && v > last && (0..=VERSION_MAX).contains(&v));
                 last = v;
                 hwm = v;
                 if let Some(r) = remotes.get(i) {

@@ -25,7 +25,8 @@ pub enum RowStep {
 /// The greatest col_version or causal length a change may carry. No replica reaches it (an
 /// HLC version reaches 2^62 in the year 4199; a causal length counts a row's deletes and
 /// re-inserts), and below it local writes, which add one to what they find (a lamport
-/// version, a causal length) or tick past it (an HLC), cannot overflow: a change with
+/// version, a causal length), cannot overflow; an HLC ticks up to it and no further
+/// (`hlc::tick`), so that peers merge what it writes: a change with
 /// col_version i64::MAX left an HLC replica unable to write and made a lamport replica's next
 /// write of the cell wrap to 0, below what peers held.
 pub const VERSION_MAX: i64 = 1 << 62;
