@@ -524,6 +524,13 @@ fn drift_limit_can_be_disabled() {
     let e = err(&a, "UPDATE t SET a = 'past'");
     assert!(e.contains("the hybrid logical clock is exhausted: its next version would pass 2^62, which peers refuse to merge"), "{e}");
     assert_eq!(one::<String>(&a, "SELECT a FROM t"), "last");
+    // The same for a lamport version, one more than the cell's.
+    let l = mem();
+    l.execute_batch(&format!("SELECT crsql_config_set('clock', 'lamport'); {SCHEMA}")).unwrap();
+    l.execute("INSERT INTO crsql_changes VALUES ('t', X'010901', 'a', 'v', ?1, 1, ?2, 1, 0)", rusqlite::params![1i64 << 62, vec![5u8; 16]]).unwrap();
+    let e = err(&l, "UPDATE t SET a = 'past'");
+    assert!(e.contains("a cell's version is exhausted: its next would pass 2^62, which peers refuse to merge"), "{e}");
+    assert_eq!(one::<String>(&l, "SELECT a FROM t"), "v");
 }
 
 /// A transaction's tick is stored once (crr_ticks) and its records refer to it. When a merge in

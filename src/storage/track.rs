@@ -253,8 +253,12 @@ impl<'a> Stamp<'a> {
             None => *self.hlc.insert(txn::mode(self.conn)? == ClockMode::Hlc),
         };
         if !hlc {
+            // (Up to the most a peer merges, as an HLC tick: past it, peers would refuse the
+            // change for good. A merged version that high is a corrupt or hostile change.)
             return previous.map_or(Ok(1), |e| {
-                e.col_version.checked_add(1).ok_or_else(|| Error::new("a cell's version is exhausted (i64::MAX: a damaged clock record)"))
+                e.col_version.checked_add(1).filter(|&v| v <= crate::core::merge::VERSION_MAX).ok_or_else(|| {
+                    Error::new("a cell's version is exhausted: its next would pass 2^62, which peers refuse to merge (a change merged at a version that high, or a damaged clock record)")
+                })
             });
         }
         match self.tick {
