@@ -2255,7 +2255,8 @@ fn an_apps_objects_of_the_extensions_names_are_refused_by_name() {
         ("CREATE TABLE crr_meta(x)", "a table crr_meta(x) where sqlite-crr keeps its table crr_meta(key, value)", "crr_meta"),
         ("CREATE TABLE crr_meta(key TEXT PRIMARY KEY, value)", "a table named crr_meta that holds no sqlite-crr schema version", "crr_meta"),
         // Our columns under another spelling of the name: until 2026-12-07 the load went round
-        // its install for ever (it looked for crr_meta in that spelling only).
+        // its install for ever (it looked for crr_meta in that spelling only). (A trigger of
+        // one of our names is no such object: the next test.)
         ("CREATE TABLE CRR_Meta(key TEXT PRIMARY KEY, value)", "a table named crr_meta that holds no sqlite-crr schema version", "CRR_Meta"),
         ("CREATE VIEW CRR_Tables AS SELECT 1 AS tid, 'x' AS name", "a view CRR_Tables(tid, name) where sqlite-crr keeps its table crr_tables(tid, name)", "CRR_Tables"),
         ("CREATE TABLE Crr_Sites(x)", "a table Crr_Sites(x) where sqlite-crr keeps its table crr_sites(ordinal, site_id)", "Crr_Sites"),
@@ -2295,6 +2296,34 @@ fn an_apps_objects_of_the_extensions_names_are_refused_by_name() {
         c.execute_batch(if hiding.contains("VIEW") { "DROP VIEW crsql_changes" } else { "DROP TABLE crr_internal_txn" }).unwrap();
         c.execute_batch("INSERT INTO t VALUES (2, 'y')").unwrap();
         assert_eq!(changes(&c).len(), 2, "{hiding}");
+    }
+}
+
+/// An app's triggers named as the extension's tables are no obstacle: triggers have names of
+/// their own, apart from tables', views' and indexes'. (A build of 2026-12-07 took a trigger
+/// named crr_meta for the table, and the load failed with "no such table: main.crr_meta".)
+#[test]
+fn an_apps_triggers_of_the_extensions_table_names_are_no_obstacle() {
+    let dir = tmpdir("trigger-names");
+    // Made before the extension's first load, or after its install.
+    for triggers_first in [true, false] {
+        let path = fresh_file(&dir, &format!("t{triggers_first}.db"));
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE log(x); CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT);").unwrap();
+        if !triggers_first {
+            load(&c);
+            c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
+        }
+        c.execute_batch(
+            "CREATE TRIGGER crr_meta AFTER INSERT ON log BEGIN SELECT 1; END;
+             CREATE TRIGGER CRR_Sites AFTER DELETE ON log BEGIN SELECT 1; END;",
+        )
+        .unwrap();
+        drop(c);
+        let c = open(&path);
+        c.execute_batch("SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x'); INSERT INTO log VALUES (1);").unwrap();
+        assert_eq!(changes(&c).len(), 1, "{triggers_first}");
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name IN ('crr_meta', 'CRR_Sites')"), 2);
     }
 }
 

@@ -86,13 +86,17 @@ fn refuse_foreign_tables(conn: &Conn) -> Result<()> {
     Ok(())
 }
 
-/// Asks sqlite_schema (uncached; `is_installed` is the cached answer) whether main has an
-/// object named crr_meta, in any case, as SQLite's names match: the extension's table, or an
-/// app's that `install` refuses. (Until 2026-12-07 it asked for a table of that exact
-/// spelling, and an app's empty table `CRR_Meta(key, value)`, which CREATE TABLE IF NOT EXISTS
-/// takes for crr_meta, sent `install` round for ever: the load of such a database hung.)
+/// Asks sqlite_schema (uncached; `is_installed` is the cached answer) whether main has a
+/// table, view or index (the names CREATE TABLE finds taken; a trigger's are apart) named
+/// crr_meta, in any case, as SQLite's names match: the extension's table, or an app's object
+/// that `install` refuses. (Until 2026-12-07 it asked for a table of that exact spelling, and
+/// an app's empty table `CRR_Meta(key, value)`, which CREATE TABLE IF NOT EXISTS takes for
+/// crr_meta, sent `install` round for ever: the load of such a database hung.)
 fn exists(conn: &Conn) -> Result<bool> {
-    let mut s = conn.db.prepare("SELECT 1 FROM main.sqlite_schema WHERE name = 'crr_meta' COLLATE NOCASE", false)?;
+    let mut s = conn.db.prepare(
+        "SELECT 1 FROM main.sqlite_schema WHERE name = 'crr_meta' COLLATE NOCASE AND type IN ('table', 'view', 'index')",
+        false,
+    )?;
     s.step()
 }
 
