@@ -488,6 +488,9 @@ fn alter_table_outside_a_bracket_stops_reads_and_merges_until_a_bracket_records_
     assert_eq!(cids(&a), vec!["b", "d", "title", "v"]);
 }
 
+/// A unique index made on a CRR outside a bracket (CREATE UNIQUE INDEX needs no ALTER) is
+/// refused by reads and merges as an ALTER outside one is, with the statement that drops it;
+/// inside a bracket crsql_commit_alter refuses it; without it, everything goes on.
 #[test]
 fn a_unique_index_made_outside_a_bracket_stops_reads_and_merges_until_it_goes() {
     let (a, b, seen) = synced_pair("INSERT INTO t VALUES (1,'x',1),(2,'y',2);");
@@ -2229,14 +2232,6 @@ fn a_damaged_next_table_id_is_refused() {
     }
 }
 
-/// The extension's names in an app's schema: a table or view of an internal table's name with
-/// other columns, or a crr_meta without a schema version, is refused by name where the
-/// extension would have taken it for its own (until 2026-12-06 an app's `crr_dirty` made every
-/// write to a CRR fail, an app's `crr_meta` failed the load with "no such column: value", and
-/// one shaped as ours was written into); and a table or view named crsql_changes, which would
-/// hide the virtual table from every transport, refuses the load (until then it did, silently,
-/// and the close failed with "database is locked", leaving the connection open). The database
-/// is left as it was, and works once the app's object has another name.
 /// `load_extension_checked` on a thread of its own, failing the test where it has not returned
 /// within a minute (a load that never returns would hang the suite).
 fn load_within_a_minute(c: Connection) -> (Connection, Result<(), String>) {
@@ -2248,6 +2243,14 @@ fn load_within_a_minute(c: Connection) -> (Connection, Result<(), String>) {
     rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the load returns")
 }
 
+/// The extension's names in an app's schema: a table or view of an internal table's name with
+/// other columns, or a crr_meta without a schema version, is refused by name where the
+/// extension would have taken it for its own (until 2026-12-06 an app's `crr_dirty` made every
+/// write to a CRR fail, an app's `crr_meta` failed the load with "no such column: value", and
+/// one shaped as ours was written into); and a table or view named crsql_changes, which would
+/// hide the virtual table from every transport, refuses the load (until then it did, silently,
+/// and the close failed with "database is locked", leaving the connection open). The database
+/// is left as it was, and works once the app's object has another name.
 #[test]
 fn an_apps_objects_of_the_extensions_names_are_refused_by_name() {
     let cases = [

@@ -16,8 +16,9 @@ use std::os::raw::c_int;
 /// such a limit.) A cached statement that SQLite prepares again itself, at its first step
 /// after a schema change, would meet the app's limit: every cached statement of ours is
 /// finalized when the schema cookie moves (the registry's reload, `tables::all_with_cookie`,
-/// which the paths that use them ask first), before it is stepped again. Not so the schema the extension makes (`Db::exec`: triggers, tables): SQLite reads
-/// it again under each connection's limits, so it must fit them.
+/// which the paths that use them ask first), before it is stepped again. Not so the schema
+/// the extension makes (`Db::exec`: triggers, tables): SQLite reads it again under each
+/// connection's limits, so it must fit them.
 pub fn too_deep(e: &Error) -> bool {
     e.code == crate::error::SQLITE_ERROR && e.message.starts_with("Expression tree is too large")
 }
@@ -78,11 +79,15 @@ impl Db {
     /// SQLite finds deeper than the connection's SQLITE_LIMIT_EXPR_DEPTH is prepared again
     /// with the limit raised (`too_deep`).
     pub fn prepare(self, sql: &str, persistent: bool) -> Result<Stmt> {
-        match self.prepare_within_limits(sql, persistent) {
+        let raw = match self.prepare_within_limits(sql, persistent) {
             Err(e) if too_deep(&e) => self.with_depth_raised(|| self.prepare_within_limits(sql, persistent)),
             prepared => prepared,
         }
-        .map_err(|e| e.context(&format!("preparing `{}`", abbreviate(sql))))
+        .map_err(|e| e.context(&format!("preparing `{}`", abbreviate(sql))))?;
+        if raw.is_null() {
+            return Err(Error::new(format!("no statement in `{}`", abbreviate(sql))));
+        }
+        Ok(Stmt { raw, db: self })
     }
 
     /// Runs `f` with this connection's SQLITE_LIMIT_EXPR_DEPTH at the most SQLite was built to
@@ -97,7 +102,9 @@ impl Db {
         out
     }
 
-    fn prepare_within_limits(self, sql: &str, persistent: bool) -> Result<Stmt> {
+    /// The statement SQLite prepared (null for text without one), under the connection's
+    /// limits as they are.
+    fn prepare_within_limits(self, sql: &str, persistent: bool) -> Result<*mut api::sqlite3_stmt> {
         let mut raw: *mut api::sqlite3_stmt = std::ptr::null_mut();
         let flags = if persistent { api::SQLITE_PREPARE_PERSISTENT } else { 0 };
         // SAFETY: sql is passed with its exact length; raw receives a statement or null.
@@ -107,10 +114,7 @@ impl Db {
         if rc != SQLITE_OK {
             return Err(self.error(rc));
         }
-        if raw.is_null() {
-            return Err(Error::new(format!("no statement in `{}`", abbreviate(sql))));
-        }
-        Ok(Stmt { raw, db: self })
+        Ok(raw)
     }
 
     /// Runs one or more statements separated by `;`, discarding rows.

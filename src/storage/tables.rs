@@ -22,8 +22,9 @@
 //! dropped CRRs are removed: `dropped::tidy_registry`), dropped CRRs and orphaned clock tables.
 //! The first read or merge of a CRR after each load compares its columns with the registered
 //! ones (`check_columns`, `drift`): a table ALTERed outside a bracket, or given a unique
-//! index there (`unique_drift`), is refused by reads, merges and crsql_as_crr. Also here: each clock's key layout (`Clock`: bind a packed key,
-//! read one back); a table's key affinities, read at its first merge
+//! index there (`unique_drift`), is refused by reads, merges and crsql_as_crr. Also here:
+//! each clock's key layout (`Clock`: bind a packed key, read one back); a table's key
+//! affinities, read at its first merge
 //! (`TableInfo::key_affinities`), not at every load; which cells a merge writes through a wide
 //! table's shared statement (`wide_slots`: the app's triggers, the indexes and the CHECKs are
 //! read by one more scan of sqlite_schema, `WideSchema`, only when the load meets a wide CRR;
