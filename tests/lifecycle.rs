@@ -488,6 +488,25 @@ fn alter_table_outside_a_bracket_stops_reads_and_merges_until_a_bracket_records_
     assert_eq!(cids(&a), vec!["b", "d", "title", "v"]);
 }
 
+/// A connection that did not load the extension cannot write a CRR (its triggers call the
+/// extension's functions), so no write goes unrecorded; it reads, and writes other tables.
+#[test]
+fn a_connection_without_the_extension_writes_no_crr() {
+    let dir = tmpdir("no-extension");
+    let path = fresh_file(&dir, "n.db");
+    let c = open(&path);
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT); CREATE TABLE plain(x); SELECT crsql_as_crr('t'); INSERT INTO t VALUES (1, 'x');")
+        .unwrap();
+    let bare = Connection::open(&path).unwrap();
+    for sql in ["INSERT INTO t VALUES (2, 'y')", "UPDATE t SET a = 'z'", "DELETE FROM t"] {
+        let e = bare.execute_batch(sql).unwrap_err().to_string();
+        assert!(e.contains("no such function: crr_internal_"), "{sql}: {e}");
+    }
+    assert_eq!(rows(&bare, "SELECT id, a FROM t"), vec![vec![V::Integer(1), V::Text("x".into())]]);
+    bare.execute_batch("INSERT INTO plain VALUES (1)").unwrap();
+    assert_eq!(changes(&c).len(), 1);
+}
+
 /// A unique index made on a CRR outside a bracket (CREATE UNIQUE INDEX needs no ALTER) is
 /// refused by reads and merges as an ALTER outside one is, with the statement that drops it;
 /// inside a bracket crsql_commit_alter refuses it; without it, everything goes on.
