@@ -2441,6 +2441,10 @@ fn a_refused_call_leaves_a_new_database_as_it_was() {
         ("SELECT crsql_as_crr('v')", "\"v\" is a view: only tables can be CRRs"),
         ("SELECT crsql_as_crr('tmp')", "table \"tmp\" is a TEMP table: only tables of the main database can be CRRs"),
         ("SELECT crsql_as_crr('far')", "table \"far\" is in attached database \"aux\": only tables of the main database can be CRRs"),
+        (
+            "SELECT crsql_as_crr('main.t')",
+            "table \"main.t\" does not exist: give the table's name alone, crsql_as_crr('t'), or the schema apart, crsql_as_crr('main', 't')",
+        ),
         ("SELECT crsql_begin_alter('t')", "table \"t\" is not a CRR"),
         ("SELECT crsql_config_set('merge-equal-values', 'yes')", "setting \"merge-equal-values\" must be an integer"),
         ("SELECT crsql_config_set('clock', 'wall')", "setting \"clock\" must be 'hlc' or 'lamport'"),

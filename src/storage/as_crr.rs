@@ -76,8 +76,28 @@ fn not_found(conn: &Conn, name: &str) -> Error {
             "table \"{name}\" is in attached database \"{schema}\": only tables of the main database can be CRRs \
              (attached ones: not supported yet); call it on a connection that opens that database as main"
         ),
-        None => format!("table \"{name}\" does not exist"),
+        // A schema-qualified name of a table of main ('main.t'): say how it is named.
+        None => match name.split_once('.').filter(|(schema, table)| schema.eq_ignore_ascii_case("main") && !table.is_empty()) {
+            Some((schema, table)) if table_exists(conn, table) => format!(
+                "table \"{name}\" does not exist: give the table's name alone, crsql_as_crr({t}), or the schema apart, \
+                 crsql_as_crr({s}, {t})",
+                t = crate::core::ident::literal(table),
+                s = crate::core::ident::literal(schema)
+            ),
+            _ => format!("table \"{name}\" does not exist"),
+        },
     })
+}
+
+/// Whether main has a table named `name` (for an error's advice only).
+fn table_exists(conn: &Conn, name: &str) -> bool {
+    conn.db
+        .prepare("SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE", false)
+        .and_then(|mut s| {
+            s.bind_text(1, name)?;
+            s.step()
+        })
+        .unwrap_or(false)
 }
 
 /// Reads what SPEC 3 needs to know of a table. Err when there is no such table.
