@@ -184,6 +184,11 @@ pub fn generated_columns(sql: &str, columns: &[String]) -> Vec<Generated> {
     out
 }
 
+/// Whether `sql` may hold a comment (it holds `--` or `/*`, maybe inside quotes).
+pub fn may_hold_comment(sql: &str) -> bool {
+    sql.contains("--") || sql.contains("/*")
+}
+
 /// `sql` with each comment (`-- ...` to the end of its line, `/* ... */`) replaced by a space,
 /// quoted text untouched: SQL the extension runs must not hold one, since SQLite 3.49's
 /// `SQLITE_DBCONFIG_ENABLE_COMMENTS` lets an app refuse any statement that does ("unrecognized
@@ -191,7 +196,7 @@ pub fn generated_columns(sql: &str, columns: &[String]) -> Vec<Generated> {
 /// a generated column's expression) may hold them. A space, not nothing: `a/**/b` is two
 /// words, as SQLite reads it.
 pub fn without_comments(sql: &str) -> std::borrow::Cow<'_, str> {
-    if !sql.contains("--") && !sql.contains("/*") {
+    if !may_hold_comment(sql) {
         return std::borrow::Cow::Borrowed(sql);
     }
     let bytes = sql.as_bytes();

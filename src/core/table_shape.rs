@@ -115,13 +115,24 @@ pub fn affinity(decl_type: &str) -> Affinity {
     }
 }
 
+/// The names cr-sqlite gives the tracking triggers of its CRR `table` (insert, update,
+/// delete), which `check` refuses and the functions they call name.
+pub fn cr_sqlite_triggers_of(table: &str) -> [String; 3] {
+    ["itrig", "utrig", "dtrig"].map(|k| format!("{table}__crsql_{k}"))
+}
+
+/// `DROP TRIGGER a; DROP TRIGGER b` for triggers `names`.
+pub fn drop_triggers(names: &[String]) -> String {
+    names.iter().map(|n| format!("DROP TRIGGER {}", crate::core::ident::quote(n))).collect::<Vec<_>>().join("; ")
+}
+
 /// A column's declared type as SQL the extension can run (a probe's or a temporary table's
 /// column): as declared, or, where it holds a comment (SQLite keeps those between a type's
 /// words: `VARCHAR /* x */ (10)`), the name of its affinity, which SQLite reads from the whole
 /// text, the comment's too (`BLOB /* INT */` has INTEGER affinity). A connection may refuse
 /// SQL with comments (`schema_sql::without_comments`).
 pub fn sql_type(decl_type: &str) -> std::borrow::Cow<'_, str> {
-    if !decl_type.contains("--") && !decl_type.contains("/*") {
+    if !super::schema_sql::may_hold_comment(decl_type) {
         return std::borrow::Cow::Borrowed(decl_type);
     }
     std::borrow::Cow::Borrowed(match affinity(decl_type) {
@@ -280,10 +291,10 @@ pub fn check(t: &TableDesc) -> Result<Shape, Refusal> {
         return Err(refuse(format!(
             "it is a CRR of cr-sqlite (its triggers {} are cr-sqlite's), whose clocks sqlite-crr does not read \
              (databases cr-sqlite wrote are not supported yet). To track it with sqlite-crr from now on, its history \
-             starting anew as a new CRR's, drop those triggers (DROP TRIGGER {}; and cr-sqlite's tables of it, \
+             starting anew as a new CRR's, drop those triggers ({}; and cr-sqlite's tables of it, \
              {}, if no cr-sqlite build will need them), then call crsql_as_crr again",
             quoted.join(", "),
-            quoted.join("; DROP TRIGGER "),
+            drop_triggers(&t.cr_sqlite_triggers),
             crate::core::ident::quote(&format!("{}__crsql_clock", t.name)),
         )));
     }

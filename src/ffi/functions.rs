@@ -6,7 +6,7 @@
 use super::api::{self, sqlite};
 use super::guard::guard;
 use super::values::{self, Args};
-use crate::core::{ident, pk_codec};
+use crate::core::{ident, pk_codec, table_shape};
 use crate::core::value::{Value, ValueRef};
 use crate::error::{Error, Result};
 use crate::storage::conn::Conn;
@@ -226,10 +226,8 @@ fn cr_sqlite_trigger_fn(_: &Conn, args: &[Value]) -> Result<Value> {
         Some(Value::Text(t)) => (
             format!("table \"{t}\""),
             format!(
-                "drop them (DROP TRIGGER {0}; DROP TRIGGER {1}; DROP TRIGGER {2}), then SELECT crsql_as_crr({3})",
-                ident::quote(&format!("{t}__crsql_itrig")),
-                ident::quote(&format!("{t}__crsql_utrig")),
-                ident::quote(&format!("{t}__crsql_dtrig")),
+                "drop them ({}), then SELECT crsql_as_crr({})",
+                table_shape::drop_triggers(&table_shape::cr_sqlite_triggers_of(t)),
                 ident::literal(t)
             ),
         ),

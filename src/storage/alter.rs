@@ -72,14 +72,14 @@ fn alter_key(tid: i64) -> String {
 pub fn begin(conn: &Conn, table: &str) -> Result<()> {
     if super::schema::refuse_before_install(conn)? {
         // (A new database has no CRR: refused without making the internal tables.)
-        return Err(not_a_crr(table));
+        return Err(tables::not_a_crr(table));
     }
     super::schema::install_to_write(conn)?;
     in_savepoint(conn, "crr_begin_alter", || {
         // (A rebuild in the bracket drops the triggers, and the registry then finds the table
         // under its registered name.)
         tidy_registry(conn, true)?;
-        let info = tables::by_name(conn, table)?.ok_or_else(|| not_a_crr(table))?;
+        let info = tables::crr_named(conn, table)?;
         if let Some(before) = begin_columns(conn, info.tid)? {
             // Already between begin and commit. A bracket an earlier build began has no
             // update trigger at all (updates went untracked there): give it this build's.
@@ -95,10 +95,6 @@ pub fn begin(conn: &Conn, table: &str) -> Result<()> {
         conn.db.exec(&format!("DROP TRIGGER IF EXISTS main.\"crr_{}_update\"", info.tid))?;
         install_bracket_triggers(conn, &info, &before)
     })
-}
-
-pub fn not_a_crr(table: &str) -> Error {
-    Error::new(format!("table \"{table}\" is not a CRR"))
 }
 
 fn install_bracket_triggers(conn: &Conn, info: &tables::TableInfo, before: &[(String, String)]) -> Result<()> {
@@ -397,7 +393,7 @@ pub fn commit(conn: &Conn, table: &str) -> Result<()> {
         // one's own new name is recorded too. Dropped CRRs' clock tables are only emptied
         // (dropped by the next crsql_as_crr or begin).
         tidy_registry(conn, false)?;
-        let info = tables::by_name(conn, table)?.ok_or_else(|| not_a_crr(table))?;
+        let info = tables::crr_named(conn, table)?;
         let Some(before) = begin_columns(conn, info.tid)? else {
             return Err(Error::new(format!("table \"{}\": crsql_commit_alter without crsql_begin_alter", info.name)));
         };

@@ -55,12 +55,7 @@ fn not_found(conn: &Conn, name: &str) -> Error {
         Ok(names)
     });
     for schema in schemas.unwrap_or_default() {
-        let sql = format!("SELECT type FROM {}.sqlite_schema WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE", quote(&schema));
-        let kind = conn.db.prepare(&sql, false).and_then(|mut s| {
-            s.bind_text(1, name)?;
-            Ok(if s.step()? { Some(s.text(0)) } else { None })
-        });
-        if let Ok(Some(kind)) = kind {
+        if let Some(kind) = kind_of(conn, &schema, name) {
             found = Some((schema, kind));
             break;
         }
@@ -78,7 +73,7 @@ fn not_found(conn: &Conn, name: &str) -> Error {
         ),
         // A schema-qualified name of a table of main ('main.t'): say how it is named.
         None => match name.split_once('.').filter(|(schema, table)| schema.eq_ignore_ascii_case("main") && !table.is_empty()) {
-            Some((schema, table)) if table_exists(conn, table) => format!(
+            Some((schema, table)) if kind_of(conn, "main", table).as_deref() == Some("table") => format!(
                 "table \"{name}\" does not exist: give the table's name alone, crsql_as_crr({t}), or the schema apart, \
                  crsql_as_crr({s}, {t})",
                 t = crate::core::ident::literal(table),
@@ -89,15 +84,13 @@ fn not_found(conn: &Conn, name: &str) -> Error {
     })
 }
 
-/// Whether main has a table named `name` (for an error's advice only).
-fn table_exists(conn: &Conn, name: &str) -> bool {
-    conn.db
-        .prepare("SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE", false)
-        .and_then(|mut s| {
-            s.bind_text(1, name)?;
-            s.step()
-        })
-        .unwrap_or(false)
+/// Whether schema `schema` has a table or view named `name`, and which (for an error's advice
+/// only: a failed read answers None).
+fn kind_of(conn: &Conn, schema: &str, name: &str) -> Option<String> {
+    let sql = format!("SELECT type FROM {}.sqlite_schema WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE", quote(schema));
+    let mut s = conn.db.prepare(&sql, false).ok()?;
+    s.bind_text(1, name).ok()?;
+    s.step().ok()?.then(|| s.text(0))
 }
 
 /// Reads what SPEC 3 needs to know of a table. Err when there is no such table.
@@ -313,8 +306,13 @@ pub(super) fn keeps_key_layout(info: &tables::TableInfo, shape: &Shape) -> Resul
 
 /// Whether `desc` can be a CRR (SPEC 3, `table_shape::check`, and `check_defaults`, which
 /// needs SQL): what crsql_as_crr and crsql_commit_alter both ask.
+/// `table_shape::check`'s rules (SPEC 3), which need nothing but the description.
+fn shape_of(desc: &TableDesc) -> Result<Shape> {
+    table_shape::check(desc).map_err(|r| Error::new(r.to_string()))
+}
+
 pub fn check_shape(conn: &Conn, desc: &TableDesc) -> Result<Shape> {
-    let shape = table_shape::check(desc).map_err(|r| Error::new(r.to_string()))?;
+    let shape = shape_of(desc)?;
     // The triggers pack a compound key with one call of crsql_pack_columns (Clock::key_sql),
     // and SQLite refuses a call of more arguments than SQLITE_LIMIT_FUNCTION_ARG (127 unless
     // SQLite was built or set otherwise): until 2026-12-06 that failed here as "too many
@@ -342,8 +340,7 @@ pub fn as_crr(conn: &Conn, schema_name: Option<&str>, table: &str) -> Result<()>
         // A new database gets the internal tables at its first crsql_as_crr (schema.rs): what
         // can be refused without them is refused first, and leaves it as it was (until
         // 2026-12-07 a call on a missing table, or one without a key, installed them).
-        let desc = describe(conn, table)?;
-        table_shape::check(&desc).map_err(|r| Error::new(r.to_string()))?;
+        shape_of(&describe(conn, table)?)?;
     }
     schema::install_to_write(conn)?;
     if let Some(desc) = describe_before_savepoint(conn, table)? {
@@ -437,7 +434,7 @@ fn create(conn: &Conn, desc: &TableDesc, shape: &Shape) -> Result<()> {
 /// crsql_as_table(table): stops tracking; the table and its rows stay, the clock goes.
 pub fn as_table(conn: &Conn, table: &str) -> Result<()> {
     super::savepoint::lock_first(conn)?;
-    let info = tables::by_name(conn, table)?.ok_or_else(|| super::alter::not_a_crr(table))?;
+    let info = tables::crr_named(conn, table)?;
     in_savepoint(conn, "crr_as_table", || {
         // Keep db_versions increasing after the clock's highest one disappears, and the clock
         // mark above the versions its records held.

@@ -881,6 +881,15 @@ pub fn installed(conn: &Conn) -> Result<bool> {
     Ok(conn.tables.borrow().installed)
 }
 
+/// `by_name`'s CRR, or the refusal of a name that is no CRR (the functions that take a CRR).
+pub fn crr_named(conn: &Conn, name: &str) -> Result<Rc<TableInfo>> {
+    by_name(conn, name)?.ok_or_else(|| not_a_crr(name))
+}
+
+pub fn not_a_crr(table: &str) -> Error {
+    Error::new(format!("table \"{table}\" is not a CRR"))
+}
+
 /// The CRR named `name` (ASCII case aside). The table the last call found is compared first:
 /// a merge asks once per change, changes come in runs of one table, and a search of 400 CRRs
 /// per change took 43% off a merge's rate (152k changes/s against 264k with one CRR, until
