@@ -56,7 +56,10 @@ rows=("insert 20k rows, one transaction (w1)"
   "3,000 single-row insert transactions (w2)"
   "read 100 scattered changes of 100k rows (since)"
   "2,000 UPDATEs, each prepared (prep - w1)"
-  "merge 10 rows of 500 columns into an empty replica (wide, apply step)")
+  "merge 10 rows of 500 columns into an empty replica (wide, apply step)"
+  "text keys: insert 20k rows (w1, CRR_BENCH_KEY=TEXT)"
+  "text keys: update one column of every row (w3 - w1)"
+  "text keys: apply all changes to an empty replica (w6, apply step)")
 names=()
 declare -A cell raw
 i=0
@@ -79,6 +82,10 @@ for arg in "$@"; do
     "$(count "$ext" workload::since_read since crr 100000)"
     $(($(count "$ext" - prep crr 20000) - w1))
     "$(count "$ext" workload::shared::apply_changes wide crr 10)")
+  # The same table keyed by text (not its rowid: the clock holds packed keys).
+  t1=$(CRR_BENCH_KEY=TEXT count "$ext" - w1 crr 20000)
+  t3=$(CRR_BENCH_KEY=TEXT count "$ext" - w3 crr 20000)
+  values+=("$t1" $((t3 - t1)) "$(CRR_BENCH_KEY=TEXT count "$ext" workload::shared::apply_changes w6 crr 20000)")
   for r in "${!rows[@]}"; do
     raw[$r,$i]=${values[$r]}
     cell[$r,$i]=$(millions "${values[$r]}")

@@ -11,7 +11,7 @@ mod shared;
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
-use shared::{add_clock_floor, add_trigger_floor, apply_changes, fresh, insert_changes, insert_rows, plain_apply, plain_exchange, read_changes, w7_exchange, READ_ALL};
+use shared::{add_clock_floor, add_trigger_floor, apply_changes, fresh, fresh_keyed, insert_changes, insert_rows, plain_apply, plain_exchange, read_changes, w7_exchange, READ_ALL};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -210,6 +210,17 @@ fn run(dir: &Path, rows: i64, tuned: bool) -> Run {
     for (at, work, plain, t) in [(4, all / 10, w4p, f4), (3, all, w3p, f3), (2, single, w2p, f2), (1, rows, w1p, f1)] {
         out.insert(at, Row { name: FLOOR, work, plain, crr: t, bar: "(reference)" });
     }
+    // W1, W3 and W6 on the table keyed by TEXT, as apps that key rows by UUIDs have them (the
+    // same integers as text): its clock holds packed keys.
+    let (tp, tc) = (fresh_keyed(dir, "text-plain.db", false, tuned, "TEXT"), fresh_keyed(dir, "text-crr.db", true, tuned, "TEXT"));
+    let (t1p, t1c) = (timed(|| insert_rows(&tp, 0, rows)), timed(|| insert_rows(&tc, 0, rows)));
+    out.push(Row { name: "text keys: W1 insert rows", work: rows, plain: t1p, crr: t1c, bar: "(no bar)" });
+    let (t3p, t3c) = (w3(&tp), w3(&tc));
+    out.push(Row { name: "text keys: W3 update one column of every row", work: rows, plain: t3p, crr: t3c, bar: "(no bar)" });
+    let text_changes = read_changes(&tc);
+    let (tp2, tc2) = (fresh_keyed(dir, "text-plain2.db", false, tuned, "TEXT"), fresh_keyed(dir, "text-crr2.db", true, tuned, "TEXT"));
+    let (t6p, t6c) = (timed(|| plain_apply(&tp, &tp2)), timed(|| apply_changes(&tc2, &text_changes)));
+    out.push(Row { name: "text keys: W6 apply all changes", work: text_changes.len() as i64, plain: t6p, crr: t6c, bar: "(no bar)" });
     (out, sizes, (alter, w1c))
 }
 

@@ -7,7 +7,13 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 
-const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL)";
+/// The workload table, its key of type `key`: INTEGER (the rowid), or for instance TEXT (the
+/// same integers, stored as text: a key that is not the rowid, as an app's UUIDs are, so a
+/// CRR's clock holds packed keys).
+fn schema(key: &str) -> String {
+    assert!(key.chars().all(|c| c.is_ascii_alphabetic()), "a key type: a type name");
+    format!("CREATE TABLE t(id {key} PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL)")
+}
 
 /// The extension to load: dist/crr.so, or the build CRR_EXTENSION names (to compare two).
 fn ext() -> PathBuf {
@@ -32,13 +38,19 @@ pub fn open(path: &Path, crr: bool, tuned: bool) -> Connection {
     c
 }
 
+/// A fresh database of the workload table, its key as `CRR_BENCH_KEY` says (INTEGER unless
+/// set: see `schema`).
 pub fn fresh(dir: &Path, name: &str, crr: bool, tuned: bool) -> Connection {
+    fresh_keyed(dir, name, crr, tuned, &std::env::var("CRR_BENCH_KEY").unwrap_or_else(|_| "INTEGER".into()))
+}
+
+pub fn fresh_keyed(dir: &Path, name: &str, crr: bool, tuned: bool, key: &str) -> Connection {
     let p = dir.join(name);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
     }
     let c = open(&p, crr, tuned);
-    c.execute_batch(SCHEMA).unwrap();
+    c.execute_batch(&schema(key)).unwrap();
     if crr {
         c.execute_batch("SELECT crsql_as_crr('t')").unwrap();
     }
@@ -117,7 +129,7 @@ pub fn plain_apply(from: &Connection, to: &Connection) {
             .map(|col| tx.prepare(&format!("INSERT INTO t(id, {col}) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET {col} = excluded.{col}")).unwrap())
             .collect();
         let mut src = from.prepare("SELECT id, a, b, c FROM t").unwrap();
-        let rows: Vec<(i64, Value, Value, Value)> = src.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(|r| r.unwrap()).collect();
+        let rows: Vec<(Value, Value, Value, Value)> = src.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(|r| r.unwrap()).collect();
         for (id, a, b, c) in &rows {
             ups[0].execute(rusqlite::params![id, a]).unwrap();
             ups[1].execute(rusqlite::params![id, b]).unwrap();
@@ -134,7 +146,7 @@ pub fn plain_exchange(p: &Connection, q: &Connection) {
     q.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
     for (from, to) in [(p, q), (q, p)] {
         let mut s = from.prepare("SELECT id, a FROM t WHERE id % 10 = 1").unwrap();
-        let rows: Vec<(i64, String)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+        let rows: Vec<(Value, String)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
         let tx = to.unchecked_transaction().unwrap();
         {
             // Prepared once, as the CRR side's INSERT INTO crsql_changes is (an upsert

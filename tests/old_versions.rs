@@ -17,6 +17,12 @@
 //! schema 4, the last build with a rollback hook), through /usr/bin/sqlite3:
 //! `t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER)`, two inserts in one statement, an
 //! update and a delete.
+//!
+//! `tests/fixtures/v5-4b8261e.sqlite3` was written by the build at commit 4b8261e (internal
+//! schema 5, the last whose packed-key clocks are WITHOUT ROWID tables with a dbv index),
+//! through /usr/bin/sqlite3: `t` (rowid key), `u(k TEXT PRIMARY KEY NOT NULL, v, w)` and
+//! `p` (compound key, WITHOUT ROWID), with inserts, a transaction over two tables, an update,
+//! a delete and a resurrection. `v5-4b8261e.changes` is what that build's crsql_changes showed.
 
 mod common;
 use common::*;
@@ -109,7 +115,7 @@ fn check_since(c: &rusqlite::Connection) {
 fn a_version_3_database_moves_its_rowid_clocks_to_buckets_at_load() {
     const V3: &str = "v3-6b3b832";
     let c = open(&copy_of(V3, "v3-upgrade"));
-    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5);
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6);
     let indexes = |c: &rusqlite::Connection| -> Vec<String> {
         let mut s = c.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name GLOB 'crr_clock_*' ORDER BY name").unwrap();
         s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
@@ -176,7 +182,7 @@ fn a_version_3_database_opened_read_only_reads_as_before() {
         c.execute_batch("PRAGMA query_only = 0").unwrap();
         drop(c);
         let c = open(&path);
-        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5);
+        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6);
     }
 }
 
@@ -336,7 +342,7 @@ fn a_table_rebuilt_outside_a_bracket_before_the_upgrade_loses_its_rows_on_every_
 /// or went on with triggers and tables of the earlier build (4).
 #[test]
 fn an_earlier_builds_database_restored_into_a_live_connection_is_upgraded_before_it_is_written() {
-    for fixture in [FIXTURE, "v3-6b3b832", "v4-2dc5e40"] {
+    for fixture in [FIXTURE, "v3-6b3b832", "v4-2dc5e40", "v5-4b8261e"] {
         let old = rusqlite::Connection::open(copy_of(fixture, &format!("restored-{fixture}"))).unwrap();
         let mut c = mem();
         c.execute_batch("CREATE TABLE z(id INTEGER PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('z'); INSERT INTO z VALUES (1, 1);").unwrap();
@@ -351,7 +357,7 @@ fn an_earlier_builds_database_restored_into_a_live_connection_is_upgraded_before
         assert!(e.contains("written by an earlier sqlite-crr build") && e.contains("crr_new_site_id"), "{fixture}: {e}");
         assert_ne!(one::<Option<i64>>(&c, &format!("SELECT b FROM t WHERE id = {id}")), Some(10), "{fixture}: the refused write was undone");
         c.execute_batch("SELECT crr_new_site_id()").unwrap();
-        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 5, "{fixture}");
+        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6, "{fixture}");
         let before: i64 = one(&c, "SELECT crsql_db_version()");
         c.execute(&write, []).unwrap();
         let b = changes_where(&c, &format!("WHERE \"table\" = 't' AND cid = 'b' AND pk = crsql_pack_columns({id})"));
@@ -359,6 +365,52 @@ fn an_earlier_builds_database_restored_into_a_live_connection_is_upgraded_before
         assert_eq!(b[0].site_id, one::<Vec<u8>>(&c, "SELECT crsql_site_id()"), "{fixture}");
         assert_eq!(one::<String>(&c, "PRAGMA integrity_check"), "ok");
     }
+}
+
+/// A database of internal schema 5 keeps its packed-key clocks as they are (WITHOUT ROWID, read
+/// through their dbv index): they read as their build read them, take writes, and a read
+/// since V finds exactly the changes after V; a CRR made after the upgrade gets a packed-key
+/// clock of internal schema 6 (a rowid table without a dbv index, marking crr_dirty buckets),
+/// and a new replica synced from it holds the same tables.
+#[test]
+fn a_schema_5_database_keeps_its_packed_clocks_and_new_ones_use_buckets() {
+    let fixture = "v5-4b8261e";
+    let c = open(&copy_of(fixture, "v5"));
+    assert_eq!(feed(&c), expected(fixture));
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6);
+    let v: i64 = one(&c, "SELECT crsql_db_version()");
+    c.execute_batch(
+        "UPDATE u SET w = 9 WHERE k = 'a'; INSERT INTO p VALUES ('y', 1, 'new'); DELETE FROM u WHERE k = 'b';
+         CREATE TABLE n(k TEXT PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('n');
+         INSERT INTO n VALUES ('q', 1), ('r', 2); UPDATE n SET v = 3 WHERE k = 'q'; INSERT INTO u VALUES ('d', 'vd', 5);",
+    )
+    .unwrap();
+    let clock_sql = |tid: i64| one::<String>(&c, &format!("SELECT sql FROM sqlite_schema WHERE name = 'crr_clock_{tid}'"));
+    assert!(clock_sql(2).contains("WITHOUT ROWID") && clock_sql(3).contains("WITHOUT ROWID"));
+    assert!(!clock_sql(4).contains("WITHOUT ROWID"));
+    let indexes: String = one(&c, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'crr_clock%' ORDER BY name)");
+    assert_eq!(indexes, "crr_clock_2_dbv,crr_clock_3_dbv");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty WHERE tid = 4"), 1, "n's two rows: one bucket");
+    let all = changes(&c);
+    for since in 0..=one::<i64>(&c, "SELECT crsql_db_version()") {
+        let want: Vec<_> = all.iter().filter(|x| x.db_version > since).cloned().collect();
+        assert_eq!(changes_where(&c, &format!("WHERE db_version > {since}")), want, "since {since}");
+    }
+    assert_eq!(all.iter().filter(|x| x.db_version > v).count(), 7, "u: w of a, the tombstone of b, v and w of d; p: z; n: v of q and r");
+    let r = mem();
+    r.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+         CREATE TABLE u(k TEXT PRIMARY KEY NOT NULL, v, w INTEGER DEFAULT 0);
+         CREATE TABLE p(x TEXT NOT NULL, y INTEGER NOT NULL, z, PRIMARY KEY (x, y)) WITHOUT ROWID;
+         CREATE TABLE n(k TEXT PRIMARY KEY NOT NULL, v);
+         SELECT crsql_as_crr('t'); SELECT crsql_as_crr('u'); SELECT crsql_as_crr('p'); SELECT crsql_as_crr('n');",
+    )
+    .unwrap();
+    apply(&r, &all).unwrap();
+    for table in ["t", "u", "p", "n"] {
+        assert_eq!(dump(&r, table), dump(&c, table), "{table}");
+    }
+    assert_eq!(one::<String>(&c, "PRAGMA integrity_check"), "ok");
 }
 
 /// A later build's database restored into a live connection is refused, as the load refuses it.

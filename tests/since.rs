@@ -1,9 +1,11 @@
-//! "Changes since V" on rowid clocks, which find the rows written since V through crr_dirty
-//! buckets instead of a per-row index (src/storage/dirty.rs): every bounded read must equal
-//! the full scan filtered by db_version, whatever wrote the rows (inserts, updates, deletes,
-//! resurrections, key changes, merges), whichever buckets the keys fall in (negative keys,
-//! the ends of the integer range, bucket edges), and across statement and savepoint
-//! rollbacks; and crr_dirty must stay no larger than the clock.
+//! "Changes since V" on bucket clocks, which find the rows written since V through crr_dirty
+//! buckets of the clock's rowids instead of a per-row index (src/storage/dirty.rs): every
+//! bounded read must equal the full scan filtered by db_version, whatever wrote the rows
+//! (inserts, updates, deletes, resurrections, key changes, merges), whichever buckets the keys
+//! fall in (negative keys, the ends of the integer range, bucket edges), and across statement
+//! and savepoint rollbacks; and crr_dirty must stay no larger than the clock. Both layouts: a
+//! rowid clock (the key is the clock's rowid) and a packed-key one (the clock gives its rows
+//! rowids of its own as they are written, and marks them by range).
 
 mod common;
 use common::*;
@@ -13,7 +15,16 @@ use rusqlite::Connection;
 const KEYS: [i64; 14] = [0, 1, 31, 32, 63, 64, 100, -1, -32, -33, 4096, i64::MAX, i64::MIN, i64::MAX - 31];
 
 fn setup(c: &Connection) {
-    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
+    setup_as(c, ROWID);
+}
+
+/// The two clock layouts, for the same statements: an `INTEGER PRIMARY KEY` is the rowid, an
+/// `INT PRIMARY KEY` is not.
+const ROWID: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER)";
+const PACKED: &str = "CREATE TABLE t(id INT PRIMARY KEY NOT NULL, a TEXT, b INTEGER)";
+
+fn setup_as(c: &Connection, create: &str) {
+    c.execute_batch(&format!("{create}; SELECT crsql_as_crr('t');")).unwrap();
 }
 
 /// One random write statement.
@@ -35,7 +46,7 @@ fn write(r: &mut Rng) -> String {
 /// full scan's changes with db_version > V.
 fn check(c: &Connection, ctx: &str) {
     if std::env::var_os("CRR_SINCE_VERBOSE").is_some() {
-        let mut s = c.prepare("SELECT pk, cl, dbv FROM crr_clock_1 ORDER BY pk").unwrap();
+        let mut s = c.prepare("SELECT rowid, cl, dbv FROM crr_clock_1 ORDER BY rowid").unwrap();
         let rows: Vec<(i64, i64, i64)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(|r| r.unwrap()).collect();
         let mut s = c.prepare("SELECT dbv, bucket FROM crr_dirty ORDER BY bucket, dbv").unwrap();
         let dirty: Vec<(i64, i64)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
@@ -44,7 +55,7 @@ fn check(c: &Connection, ctx: &str) {
     let uncovered: i64 = one(
         c,
         "SELECT count(*) FROM crr_clock_1 AS k WHERE NOT EXISTS \
-         (SELECT 1 FROM crr_dirty AS d WHERE d.tid = 1 AND d.bucket = k.pk >> 5 AND d.dbv >= k.dbv)",
+         (SELECT 1 FROM crr_dirty AS d WHERE d.tid = 1 AND d.bucket = k.rowid >> 5 AND d.dbv >= k.dbv)",
     );
     assert_eq!(uncovered, 0, "{ctx}: clock rows without a covering crr_dirty entry");
     let (entries, rows): (i64, i64) = (one(c, "SELECT count(*) FROM crr_dirty"), one(c, "SELECT count(*) FROM crr_clock_1"));
@@ -74,14 +85,14 @@ fn check(c: &Connection, ctx: &str) {
 
 #[test]
 fn since_reads_agree_with_a_full_scan_for_every_version() {
-    for seed in 0..12u64 {
+    for (seed, create) in (0..12u64).flat_map(|seed| [(seed, ROWID), (seed, PACKED)]) {
         let mut r = Rng(seed);
         let c = mem();
-        setup(&c);
+        setup_as(&c, create);
         let other = mem();
-        setup(&other);
+        setup_as(&other, create);
         for step in 0..30 {
-            let ctx = format!("seed {seed} step {step}");
+            let ctx = format!("{create}: seed {seed} step {step}");
             let stmts: Vec<String> = (0..1 + r.below(4)).map(|_| write(&mut r)).collect();
             // A read of crsql_changes writes the entries held back so far, so that a rollback
             // after it undoes written entries, which must then be written again.
@@ -164,6 +175,74 @@ fn crr_dirty_stays_no_larger_than_the_clock() {
     let entries: i64 = one(&c, "SELECT count(*) FROM crr_dirty");
     assert!(entries <= 64, "{entries} entries for 64 rows");
     check(&c, "after single-row updates");
+}
+
+/// A packed-key clock marks the rows it adds by range (dirty::grow): a write that finds its
+/// clock row there (an INSERT OR REPLACE over a row, a resurrection) adds none and marks that
+/// row's bucket alone, so rewriting a few rows in many transactions leaves no entries of
+/// buckets that hold no row; rows added in one transaction get an entry per bucket of 32.
+#[test]
+fn a_packed_clock_marks_the_rows_it_adds_and_no_others() {
+    let c = mem();
+    setup_as(&c, PACKED);
+    c.execute_batch("BEGIN").unwrap();
+    for i in 0..100 {
+        c.execute("INSERT INTO t VALUES (?1, 'x', 0)", [i * 7]).unwrap();
+    }
+    c.execute_batch("COMMIT").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT max(rowid) FROM crr_clock_1"), 100);
+    assert_eq!(one::<String>(&c, "SELECT group_concat(bucket) FROM (SELECT bucket FROM crr_dirty ORDER BY bucket)"), "0,1,2,3");
+    for round in 0..50 {
+        c.execute("INSERT OR REPLACE INTO t VALUES (?1, 'r', ?2)", [(round % 3) * 7, round]).unwrap();
+        c.execute_batch(&format!("DELETE FROM t WHERE id = 14; INSERT INTO t VALUES (14, 'back', {round})")).unwrap();
+    }
+    assert_eq!(one::<i64>(&c, "SELECT max(rowid) FROM crr_clock_1"), 100, "no clock row added");
+    let buckets: i64 = one(&c, "SELECT count(DISTINCT bucket) FROM crr_dirty");
+    assert_eq!(buckets, 4, "only the buckets of the 100 rows");
+    assert!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty") <= 100);
+    check(&c, "after rewrites of a few rows");
+    // Rows added in a transaction that a savepoint rollback partly undid, then more: their
+    // rowids are given out again, and all are marked.
+    c.execute_batch("BEGIN; INSERT INTO t VALUES (1000, 'a', 1); SAVEPOINT s; INSERT INTO t VALUES (1001, 'b', 1);").unwrap();
+    one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE db_version > 0");
+    c.execute_batch("ROLLBACK TO s; RELEASE s; INSERT INTO t VALUES (1002, 'c', 1); COMMIT;").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT max(rowid) FROM crr_clock_1"), 102);
+    check(&c, "after a rollback of added rows");
+}
+
+/// A crsql_as_crr of a packed-key table rolled back to a savepoint takes the clock and its
+/// backfill's rows with it; the transaction's later writes mark only what is there. (A first
+/// version of the range marks kept the range of the clock rolled back, and the next read
+/// failed with `no such table: main.crr_clock_2`; found by tests/rollbacks.rs.)
+#[test]
+fn a_packed_clock_rolled_back_with_its_crsql_as_crr_is_forgotten() {
+    let c = mem();
+    setup_as(&c, ROWID);
+    c.execute_batch(
+        "CREATE TABLE p(k TEXT PRIMARY KEY NOT NULL, v); INSERT INTO p VALUES ('a', 1);
+         BEGIN; INSERT INTO t VALUES (1, 'x', 1); SAVEPOINT s; SELECT crsql_as_crr('p'); INSERT INTO p VALUES ('b', 2);
+         ROLLBACK TO s; RELEASE s; INSERT INTO t VALUES (2, 'y', 2); COMMIT;",
+    )
+    .unwrap();
+    assert_eq!(changes(&c).len(), 4);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tables"), 1);
+    check(&c, "after the rollback");
+}
+
+/// A packed-key clock whose table holds rows that the extension did not add (another program
+/// wrote the clock table) is refused at the flush of the transaction that notices it, rather
+/// than marked wrongly or marked bucket by bucket up to an arbitrary rowid.
+#[test]
+fn a_packed_clock_with_rows_written_by_others_is_an_error() {
+    let c = mem();
+    setup_as(&c, PACKED);
+    c.execute_batch("INSERT INTO t VALUES (1, 'x', 1)").unwrap();
+    c.execute_batch("BEGIN; INSERT INTO t VALUES (2, 'y', 2); INSERT INTO crr_clock_1(rowid, pk, cl, dbv, clock) VALUES (1000000, x'01', 1, 1, x'');").unwrap();
+    let e = c.execute_batch("COMMIT").unwrap_err().to_string();
+    assert!(e.contains("clock table main.\"crr_clock_1\" holds rows that sqlite-crr did not write") && e.contains("damaged"), "{e}");
+    // (SQLite rolls back a transaction whose commit fails there.)
+    assert!(c.is_autocommit());
+    assert_eq!(changes(&c).len(), 2);
 }
 
 /// A reader that saw crsql_db_version() = V finds later changes with db_version > V even when

@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::ffi::db::Stmt;
 
 const CLOCK_TABLE_SQL: &str = include_str!("../../sql/clock_table.sql");
-const CLOCK_DBV_INDEX_SQL: &str = include_str!("../../sql/clock_dbv_index.sql");
 
 /// A tracked column and its slot in the row clock record.
 #[derive(Debug, Clone)]
@@ -403,16 +402,13 @@ fn renew(conn: &Conn, info: &tables::TableInfo, desc: &TableDesc, shape: &Shape)
 fn create(conn: &Conn, desc: &TableDesc, shape: &Shape) -> Result<()> {
     let tid = allocate_tid(conn)?;
     let clock = Clock::new(tid, if shape.rowid_key { KeyLayout::Rowid } else { KeyLayout::Packed });
-    let (key_type, options) = match clock.key {
-        KeyLayout::Rowid => ("INTEGER", ""),
-        KeyLayout::Packed => ("BLOB", " WITHOUT ROWID"),
+    let key_type = match clock.key {
+        KeyLayout::Rowid => "INTEGER",
+        KeyLayout::Packed => "BLOB",
     };
     conn.db.exec(
-        &schema_sql::without_comments(CLOCK_TABLE_SQL).replace("{tid}", &tid.to_string()).replace("{key_type}", key_type).replace("{options}", options),
+        &schema_sql::without_comments(CLOCK_TABLE_SQL).replace("{tid}", &tid.to_string()).replace("{key_type}", key_type),
     )?;
-    if !clock.buckets {
-        conn.db.exec(&schema_sql::without_comments(CLOCK_DBV_INDEX_SQL).replace("{tid}", &tid.to_string()))?;
-    }
     let mut s = conn.db.prepare("INSERT INTO main.crr_tables(tid, name) VALUES (?1, ?2)", false)?;
     s.bind_i64(1, tid)?;
     s.bind_text(2, &desc.name)?;

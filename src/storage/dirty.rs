@@ -22,6 +22,16 @@
 //! A transaction remembers the entries it wrote (`Marks`), trusted only while no rollback was
 //! reported since (`Conn::still_written`): a statement or savepoint rollback may have undone
 //! them, and then they are written again (the writes are idempotent).
+//!
+//! The key of a bucket is the clock row's rowid. For a rowid clock that is the row's key, known
+//! before the row is written. A packed-key bucket clock (a rowid table with a `pk` BLOB
+//! PRIMARY KEY, made since internal schema 6) has rowids of its own, which SQLite gives a new
+//! row as it inserts it: one more than the clock's highest. So its new rows are marked by
+//! range (`grow`, `mark_grown`): a write that may add a row first notes the clock's highest
+//! rowid (once a transaction), and `flush` marks every bucket from there to the highest rowid
+//! then, at the transaction's db_version. Rows are never deleted from a clock but with the whole
+//! clock (`forget`), so the rows above the noted rowid are exactly those this transaction added.
+//! (A write that finds its row there, an upsert's DO UPDATE, marks that row's rowid itself.)
 
 use super::conn::Conn;
 use super::stmt_cache::Key;
@@ -79,6 +89,30 @@ pub struct Marks {
     /// (`rolled_back_to`). A release moves them down (`released`); at depth 0 only the end of
     /// the transaction can undo them, so they are not kept.
     written: Vec<Vec<Pending>>,
+    /// Packed-key bucket clocks this transaction may have added rows to (see the module
+    /// comment).
+    grown: Vec<Grown>,
+}
+
+/// A packed-key bucket clock that this transaction may have added rows to (`grow`).
+#[derive(Debug, Clone, Copy)]
+struct Grown {
+    tid: i64,
+    /// The clock's highest rowid before the transaction's first write that could add one.
+    start: i64,
+    /// How many writes could have added a row: the new rows are at most this many, so a
+    /// range wider than that holds rows other code wrote (a damaged clock).
+    tries: i64,
+    /// The highest db_version those writes stored.
+    dbv: i64,
+    /// The highest rowid whose bucket `mark_grown` marked, trusted while `mark` says it is
+    /// still written (`Conn::still_written`).
+    marked: i64,
+    mark: Option<u64>,
+    /// The `Conn::depth` the start was noted at, lowered by releases, as `Pending::level`:
+    /// the rows it covers were all added at this depth or above, so a rollback below it undid
+    /// them (and perhaps the clock itself: a crsql_as_crr rolled back), and it goes.
+    level: i32,
 }
 
 impl Marks {
@@ -86,8 +120,9 @@ impl Marks {
     /// allocations (a run of single-row transactions would otherwise make them each time).
     pub fn empty(&mut self) {
         const KEEP: usize = 256;
-        let Marks { mark, added, removed, pending, written } = self;
+        let Marks { mark, added, removed, pending, written, grown } = self;
         *mark = None;
+        grown.clear();
         if added.capacity() > KEEP {
             *added = HashSet::default();
         } else if !added.is_empty() {
@@ -109,6 +144,9 @@ impl Marks {
     /// Savepoint `n` and those above it were released (xRelease): the writes made above depth
     /// `n`, and the entry writes flushed there, now belong to depth `n`.
     pub fn released(&mut self, n: i32) {
+        for g in &mut self.grown {
+            g.level = g.level.min(n);
+        }
         // Levels rise along `pending` (see `Pending::level`): only its tail is above n.
         for e in self.pending.iter_mut().rev() {
             if e.level <= n {
@@ -142,6 +180,7 @@ impl Marks {
     /// depth `n` was undone while some of its rows were not: it is held back again (written
     /// twice at worst: the writes are idempotent).
     pub fn rolled_back_to(&mut self, n: i32) {
+        self.grown.retain(|g| g.level <= n);
         while self.pending.last().is_some_and(|e| e.level > n) {
             self.pending.pop();
         }
@@ -237,8 +276,74 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
     Ok(())
 }
 
-/// Writes the held-back entries (see `mark`). Idempotent; cheap when there are none.
+/// A write that may add a row to packed-key bucket clock `tid`, storing `dbv`, is about to be
+/// made: the first of the transaction notes the clock's highest rowid (see the module
+/// comment; `flush` marks the rows added since).
+pub fn grow(conn: &Conn, tid: i64, dbv: i64) -> Result<()> {
+    {
+        let mut t = conn.txn.borrow_mut();
+        if let Some(g) = t.dirty.grown.iter_mut().find(|g| g.tid == tid) {
+            g.tries = g.tries.saturating_add(1);
+            g.dbv = g.dbv.max(dbv);
+            return Ok(());
+        }
+    }
+    let start = highest_rowid(conn, tid)?;
+    conn.txn.borrow_mut().dirty.grown.push(Grown { tid, start, tries: 1, dbv, marked: start, mark: None, level: conn.depth.get() });
+    Ok(())
+}
+
+/// The highest rowid of clock `tid` (0: none).
+fn highest_rowid(conn: &Conn, tid: i64) -> Result<i64> {
+    conn.stmts.with(
+        conn.db,
+        Key::ClockHighestRowid(tid),
+        || format!("SELECT coalesce(max(rowid), 0) FROM {}", super::tables::clock_table(tid)),
+        |s| Ok(if s.step()? { s.i64(0) } else { 0 }),
+    )
+}
+
+/// Marks the buckets of the rows the transaction added to packed-key bucket clocks (`grow`),
+/// those not marked since the last rollback; outside a joined transaction (while the extension
+/// is set up, when `mark` writes at once) it forgets them then.
+fn mark_grown(conn: &Conn) -> Result<()> {
+    let grown = conn.txn.borrow().dirty.grown.clone();
+    for g in &grown {
+        let now = highest_rowid(conn, g.tid)?;
+        if now == i64::MAX || now.saturating_sub(g.start) > g.tries {
+            return Err(crate::error::Error::new(format!(
+                "table id {}: its clock table {} holds rows that sqlite-crr did not write (rowids up to {now}, \
+                 {} more than it could have added since {}): the database is damaged",
+                g.tid,
+                super::tables::clock_table(g.tid),
+                now.saturating_sub(g.start),
+                g.start
+            )));
+        }
+        let from = if conn.still_written(g.mark) { g.marked } else { g.start };
+        if now > from {
+            for b in bucket(from + 1)..=bucket(now) {
+                mark(conn, g.tid, b << BUCKET_BITS, g.dbv, None)?;
+            }
+        }
+        let mut t = conn.txn.borrow_mut();
+        if let Some(e) = t.dirty.grown.iter_mut().find(|e| e.tid == g.tid) {
+            e.marked = now.max(g.start);
+            e.mark = conn.rollback_mark();
+        }
+    }
+    if !conn.txn_joined.get() {
+        conn.txn.borrow_mut().dirty.grown.clear();
+    }
+    Ok(())
+}
+
+/// Writes the held-back entries (see `mark`), after marking the rows added to packed-key
+/// bucket clocks (`mark_grown`). Idempotent; cheap when there are none.
 pub fn flush(conn: &Conn) -> Result<()> {
+    if !conn.txn.borrow().dirty.grown.is_empty() {
+        mark_grown(conn)?;
+    }
     if conn.txn.borrow().dirty.pending.is_empty() {
         return Ok(());
     }
@@ -382,6 +487,7 @@ pub fn tables_written_since(conn: &Conn, dbv: i64) -> Result<HashSet<i64, FastBu
 /// Removes every entry of clock `tid` (its clock is being removed), held-back ones too.
 pub fn forget(conn: &Conn, tid: i64) -> Result<()> {
     flush(conn)?;
+    conn.txn.borrow_mut().dirty.grown.retain(|g| g.tid != tid);
     conn.db.exec(&format!("DELETE FROM main.crr_dirty WHERE tid = {tid}"))
 }
 

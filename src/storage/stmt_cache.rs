@@ -45,6 +45,8 @@ pub enum Key {
     ClockPut(i64),
     ClockUpdate(i64),
     ClockUpdateDbv(i64),
+    /// A packed-key bucket clock's highest rowid (dirty::grow).
+    ClockHighestRowid(i64),
     /// A clock's rows in a dbv range / all of them; true: with the user row's values.
     ClockRange(i64, bool),
     ClockByPk(i64),

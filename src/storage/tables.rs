@@ -46,8 +46,9 @@ use std::rc::Rc;
 /// How a clock table holds a row's key (sql/clock_table.sql). A table whose key is its rowid
 /// (one `INTEGER PRIMARY KEY` column of a rowid table) gets a rowid clock table keyed by that
 /// integer: cheaper seeks and smaller rows than a packed blob. Every other table, and every
-/// clock table made before this layout existed, holds the packed key (SPEC 6 format) in a
-/// WITHOUT ROWID table. Rust code always speaks packed keys; only binding and reading differ.
+/// clock table made before this layout existed, holds the packed key (SPEC 6 format): in a
+/// rowid table with `pk` as its PRIMARY KEY since internal schema 6, in a WITHOUT ROWID table
+/// before. Rust code always speaks packed keys; only binding and reading differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyLayout {
     Packed,
@@ -55,9 +56,10 @@ pub enum KeyLayout {
 }
 
 /// One CRR's clock table: its table id, key layout, and how its rows written since a
-/// db_version are found: `buckets` (rowid clocks made or upgraded by internal schema 4: the
-/// crr_dirty buckets, storage/dirty.rs) or a `dbv` index (packed clocks, and rowid clocks an
-/// upgrade could not move, see schema.rs).
+/// db_version are found: `buckets` (the crr_dirty buckets of the clock's rowids,
+/// storage/dirty.rs: rowid clocks made or upgraded by internal schema 4, packed-key clocks
+/// made by internal schema 6) or a `dbv` index (packed-key clocks made before, in WITHOUT
+/// ROWID tables, and rowid clocks an upgrade could not move, see schema.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Clock {
     pub tid: i64,
@@ -66,9 +68,9 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// A new clock of `key` layout: rowid clocks use buckets.
+    /// A new clock of `key` layout, which uses buckets.
     pub fn new(tid: i64, key: KeyLayout) -> Clock {
-        Clock { tid, key, buckets: key == KeyLayout::Rowid }
+        Clock { tid, key, buckets: true }
     }
 
     /// The clock table, as our statements name it (`clock_table`).
@@ -128,7 +130,7 @@ impl Clock {
             return format!("{} AS c", self.table());
         }
         let (lo, hi) = super::dirty::bucket_keys_sql("d.bucket");
-        format!("({}) AS d JOIN {} AS c ON c.pk BETWEEN {lo} AND {hi}", super::dirty::buckets_since_sql(self.tid, param), self.table())
+        format!("({}) AS d JOIN {} AS c ON c.rowid BETWEEN {lo} AND {hi}", super::dirty::buckets_since_sql(self.tid, param), self.table())
     }
 
     /// The packed form of column `col`.
@@ -543,8 +545,11 @@ struct SchemaSeen {
     tables: HashSet<String>,
     /// Our insert triggers, by name: the table each is on.
     insert_triggers: HashMap<String, String>,
-    /// The clocks' dbv indexes (a rowid clock without one marks crr_dirty buckets).
+    /// The clocks' dbv indexes (a clock without one marks crr_dirty buckets).
     dbv_indexes: HashSet<String>,
+    /// The clocks that are WITHOUT ROWID tables, by table id (packed-key clocks made before
+    /// internal schema 6, which have a dbv index, or had: one that lost it is read whole).
+    without_rowid: HashSet<i64>,
     /// Clock tables by table id (SQL's `name GLOB 'crr_clock_[0-9]*'`, and the id its digits
     /// make, as `CAST(substr(name, 11) AS INTEGER)` reads them).
     clocks: Vec<(i64, String)>,
@@ -561,8 +566,20 @@ impl SchemaSeen {
         // that looked up each CRR's trigger, table and index in it took 27 ms for 400 CRRs (each
         // lookup a scan of the whole schema; now 2 ms), at the first use of every connection and
         // after every schema change.
-        let mut s = conn.db.prepare("SELECT type, name, tbl_name FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index', 'view')", false)?;
-        let mut seen = SchemaSeen { tables: HashSet::new(), insert_triggers: HashMap::new(), dbv_indexes: HashSet::new(), clocks: Vec::new(), installed: false, hiding: None };
+        let mut s = conn.db.prepare(
+            "SELECT type, name, tbl_name, CASE WHEN type = 'table' AND name GLOB 'crr_clock_[0-9]*' THEN sql END \
+             FROM main.sqlite_schema WHERE type IN ('table', 'trigger', 'index', 'view')",
+            false,
+        )?;
+        let mut seen = SchemaSeen {
+            tables: HashSet::new(),
+            insert_triggers: HashMap::new(),
+            dbv_indexes: HashSet::new(),
+            without_rowid: HashSet::new(),
+            clocks: Vec::new(),
+            installed: false,
+            hiding: None,
+        };
         while s.step()? {
             let name = s.text(1);
             // (As text: a UTF-16 database's bytes are not these.)
@@ -573,6 +590,9 @@ impl SchemaSeen {
                 "table" => {
                     seen.installed |= name == "crr_meta";
                     if let Some(tid) = clock_table_id(&name) {
+                        if schema_sql::is_without_rowid(&s.text(3)) {
+                            seen.without_rowid.insert(tid);
+                        }
                         seen.clocks.push((tid, name.clone()));
                     }
                     seen.tables.insert(name.to_ascii_lowercase());
@@ -615,7 +635,7 @@ fn find_registered(conn: &Conn, seen: &SchemaSeen) -> Result<(Vec<Found>, Vec<Cl
     while s.step()? {
         let tid = s.i64(0);
         let key = if s.i64(2) != 0 { KeyLayout::Rowid } else { KeyLayout::Packed };
-        let clock = Clock { tid, key, buckets: key == KeyLayout::Rowid && !seen.dbv_indexes.contains(&format!("crr_clock_{tid}_dbv")) };
+        let clock = Clock { tid, key, buckets: !seen.without_rowid.contains(&tid) && !seen.dbv_indexes.contains(&format!("crr_clock_{tid}_dbv")) };
         // Its current name is its insert trigger's table (triggers follow a rename).
         match seen.insert_triggers.get(&format!("crr_{tid}_insert")) {
             Some(table) => found.push(Found { clock, name: table.clone(), registered: s.text(1), remade: false }),

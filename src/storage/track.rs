@@ -165,13 +165,21 @@ fn not_a_rowid(clock: Clock) -> Error {
 /// `mark_bucket`).
 pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old: Option<i64>) -> Result<()> {
     mark_bucket(conn, clock, pk, rc.max_db_version(), old)?;
+    let tid = clock.tid;
     conn.stmts.with(
         conn.db,
-        Key::ClockPut(clock.tid),
+        Key::ClockPut(tid),
         || {
+            // A packed-key bucket clock's row marks its bucket as it is written (its rowid is
+            // the clock's: storage/dirty.rs), as the triggers' writes do.
+            let (dbv, new_dbv) = if packed_buckets(clock) {
+                (format!("crr_internal_grow({tid}, ?3)"), format!("crr_internal_mark({tid}, rowid, dbv, excluded.dbv)"))
+            } else {
+                ("?3".to_string(), "excluded.dbv".to_string())
+            };
             format!(
-                "INSERT INTO {} (pk, cl, dbv, clock) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT(pk) DO UPDATE SET cl = excluded.cl, dbv = excluded.dbv, clock = excluded.clock",
+                "INSERT INTO {} (pk, cl, dbv, clock) VALUES (?1, ?2, {dbv}, ?4) \
+                 ON CONFLICT(pk) DO UPDATE SET cl = excluded.cl, dbv = {new_dbv}, clock = excluded.clock",
                 clock.table()
             )
         },
@@ -183,7 +191,18 @@ pub fn save(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old: Option<i64
             s.bind_i64(3, rc.max_db_version())?;
             with_encoded(conn, rc, |record| s.run_with_borrowed(4, &ValueRef::Blob(record)))
         },
-    )
+    )?;
+    if packed_buckets(clock) && !conn.txn_joined.get() {
+        // While the extension is set up nothing reports the transaction's end: the new row is
+        // marked now (dirty::flush, which then forgets the range).
+        super::dirty::flush(conn)?;
+    }
+    Ok(())
+}
+
+/// Whether `clock` is a packed-key clock that marks crr_dirty buckets of its own rowids.
+fn packed_buckets(clock: Clock) -> bool {
+    clock.buckets && clock.key == KeyLayout::Packed
 }
 
 /// Writes the record of a row whose clock row exists with `old_dbv` as its `dbv`: a plain
@@ -195,7 +214,12 @@ pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_db
         mark_bucket(conn, clock, pk, dbv, Some(old_dbv))?;
     }
     let tid = clock.tid;
-    let (key, set) = if dbv == old_dbv { (Key::ClockUpdate(tid), "") } else { (Key::ClockUpdateDbv(tid), ", dbv = ?4") };
+    let (key, set) = match (dbv == old_dbv, packed_buckets(clock)) {
+        (true, _) => (Key::ClockUpdate(tid), String::new()),
+        (false, false) => (Key::ClockUpdateDbv(tid), ", dbv = ?4".to_string()),
+        // (Marks the row's bucket, see `save`.)
+        (false, true) => (Key::ClockUpdateDbv(tid), format!(", dbv = crr_internal_mark({tid}, rowid, dbv, ?4)")),
+    };
     conn.stmts.with(
         conn.db,
         key,
@@ -213,9 +237,10 @@ pub fn save_existing(conn: &Conn, clock: Clock, pk: &[u8], rc: &RowClock, old_db
     )
 }
 
-/// A bucket clock's row `pk` is about to be stored with `dbv`, having had `old` (storage/dirty.rs).
+/// A rowid clock's row `pk` is about to be stored with `dbv`, having had `old` (storage/dirty.rs).
+/// (A packed-key bucket clock's row marks its bucket in the statement that stores it.)
 fn mark_bucket(conn: &Conn, clock: Clock, pk: &[u8], dbv: i64, old: Option<i64>) -> Result<()> {
-    if !clock.buckets {
+    if !clock.buckets || clock.key == KeyLayout::Packed {
         return Ok(());
     }
     let key = crate::core::pk_codec::decode_integer(pk).ok_or_else(|| not_a_rowid(clock))?;

@@ -76,6 +76,7 @@ fn trigger_sql(clock: Clock, token: i64, table: &str, pk: &[String], pk_affinity
     // change class alone (1 -> 1.0 compares equal).
     let key_keeps_class = clock.key != KeyLayout::Rowid;
     let buckets = clock.buckets;
+    let packed = clock.key == KeyLayout::Packed;
     let clock = clock.trigger_table();
     let slots = blob_literal(&track::encode_slots(&cols.iter().map(|c| c.slot).collect::<Vec<_>>()));
     let changed: Vec<String> = cols.iter().map(|c| changed_expr(&c.name, c.keeps_class)).collect();
@@ -103,9 +104,20 @@ fn trigger_sql(clock: Clock, token: i64, table: &str, pk: &[String], pk_affinity
     let key_changed = chain(&pk.iter().map(|k| changed_expr(k, key_keeps_class)).collect::<Vec<_>>(), " OR ");
     // The clock row's dbv: a bucket clock marks the row's bucket in crr_dirty as it is
     // written (storage/dirty.rs), a new row (`fresh_dbv`) or an existing one, whose previous
-    // dbv's entry may then go (`rewritten_dbv`); a dbv index needs nothing.
-    let fresh_dbv = |key: &str| if buckets { format!("crr_internal_mark({tid}, {key})") } else { "crr_internal_db_version()".to_string() };
-    let rewritten_dbv = if buckets { format!("crr_internal_mark({tid}, pk, dbv)") } else { "excluded.dbv".to_string() };
+    // dbv's entry may then go (`rewritten_dbv`); a dbv index needs nothing. A bucket is one of
+    // the clock's rowids: a rowid clock's key, known before the row is written; a packed-key
+    // clock's new rows get theirs as they are written, and are marked by range
+    // (crr_internal_grow, dirty::grow).
+    let fresh_dbv = |key: &str| match (buckets, packed) {
+        (true, false) => format!("crr_internal_mark({tid}, {key})"),
+        (true, true) => format!("crr_internal_grow({tid})"),
+        (false, _) => "crr_internal_db_version()".to_string(),
+    };
+    let rewritten_dbv = match (buckets, packed) {
+        (true, false) => format!("crr_internal_mark({tid}, pk, dbv)"),
+        (true, true) => format!("crr_internal_mark({tid}, rowid, dbv)"),
+        (false, _) => "excluded.dbv".to_string(),
+    };
     let (insert_dbv, delete_dbv) = (fresh_dbv(&inserted_key), fresh_dbv(&old_key));
     let update_dbv = if buckets { rewritten_dbv.clone() } else { "crr_internal_db_version()".to_string() };
     format!(
