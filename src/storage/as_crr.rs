@@ -402,12 +402,12 @@ fn renew(conn: &Conn, info: &tables::TableInfo, desc: &TableDesc, shape: &Shape)
 fn create(conn: &Conn, desc: &TableDesc, shape: &Shape) -> Result<()> {
     let tid = allocate_tid(conn)?;
     let clock = Clock::new(tid, if shape.rowid_key { KeyLayout::Rowid } else { KeyLayout::Packed });
-    let key_type = match clock.key {
-        KeyLayout::Rowid => "INTEGER",
-        KeyLayout::Packed => "BLOB",
+    let key = match clock.key {
+        KeyLayout::Rowid => "pk INTEGER PRIMARY KEY NOT NULL",
+        KeyLayout::Packed => "id INTEGER PRIMARY KEY NOT NULL, pk BLOB NOT NULL UNIQUE",
     };
     conn.db.exec(
-        &schema_sql::without_comments(CLOCK_TABLE_SQL).replace("{tid}", &tid.to_string()).replace("{key_type}", key_type),
+        &schema_sql::without_comments(CLOCK_TABLE_SQL).replace("{tid}", &tid.to_string()).replace("{key}", key),
     )?;
     let mut s = conn.db.prepare("INSERT INTO main.crr_tables(tid, name) VALUES (?1, ?2)", false)?;
     s.bind_i64(1, tid)?;

@@ -24,9 +24,9 @@
 //! them, and then they are written again (the writes are idempotent).
 //!
 //! The key of a bucket is the clock row's rowid. For a rowid clock that is the row's key, known
-//! before the row is written. A packed-key bucket clock (a rowid table with a `pk` BLOB
-//! PRIMARY KEY, made since internal schema 6) has rowids of its own, which SQLite gives a new
-//! row as it inserts it: one more than the clock's highest. So its new rows are marked by
+//! before the row is written. A packed-key bucket clock (made since internal schema 6: an
+//! `id INTEGER PRIMARY KEY` and a UNIQUE `pk` BLOB) has rowids of its own, which SQLite gives a
+//! new row as it inserts it: one more than the clock's highest. So its new rows are marked by
 //! range (`grow`, `mark_grown`): a write that may add a row first notes the clock's highest
 //! rowid (once a transaction), and `flush` marks every bucket from there to the highest rowid
 //! then, at the transaction's db_version. Rows are never deleted from a clock but with the whole
@@ -312,12 +312,13 @@ fn mark_grown(conn: &Conn) -> Result<()> {
         let now = highest_rowid(conn, g.tid)?;
         if now == i64::MAX || now.saturating_sub(g.start) > g.tries {
             return Err(crate::error::Error::new(format!(
-                "table id {}: its clock table {} holds rows that sqlite-crr did not write (rowids up to {now}, \
-                 {} more than it could have added since {}): the database is damaged",
+                "table id {}: its clock table {} holds rows that sqlite-crr did not write (rowids up to {now}: {} above \
+                 {}, where this transaction added at most {}): the database is damaged",
                 g.tid,
                 super::tables::clock_table(g.tid),
                 now.saturating_sub(g.start),
-                g.start
+                g.start,
+                g.tries
             )));
         }
         let from = if conn.still_written(g.mark) { g.marked } else { g.start };

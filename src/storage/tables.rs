@@ -47,8 +47,8 @@ use std::rc::Rc;
 /// (one `INTEGER PRIMARY KEY` column of a rowid table) gets a rowid clock table keyed by that
 /// integer: cheaper seeks and smaller rows than a packed blob. Every other table, and every
 /// clock table made before this layout existed, holds the packed key (SPEC 6 format): in a
-/// rowid table with `pk` as its PRIMARY KEY since internal schema 6, in a WITHOUT ROWID table
-/// before. Rust code always speaks packed keys; only binding and reading differ.
+/// rowid table with an `id INTEGER PRIMARY KEY` and a UNIQUE `pk` since internal schema 6, in a
+/// WITHOUT ROWID table before. Rust code always speaks packed keys; only binding and reading differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyLayout {
     Packed,
