@@ -9,7 +9,7 @@
 -- so that neither VACUUM nor a .dump and its restore may number the rows anew). Either way the
 -- rows written since V are found through crr_dirty's buckets of the clock's rowids
 -- (src/storage/dirty.rs). Until internal schema 6 a packed-key clock was a WITHOUT ROWID table
--- keyed by pk, with an index on dbv, and such clocks stay so.
+-- keyed by pk, with an index on dbv (the upgrade moves them: triggers::move_packed_to_buckets).
 CREATE TABLE "crr_clock_{tid}"(
   {key},
   cl INTEGER NOT NULL,

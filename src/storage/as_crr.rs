@@ -402,13 +402,7 @@ fn renew(conn: &Conn, info: &tables::TableInfo, desc: &TableDesc, shape: &Shape)
 fn create(conn: &Conn, desc: &TableDesc, shape: &Shape) -> Result<()> {
     let tid = allocate_tid(conn)?;
     let clock = Clock::new(tid, if shape.rowid_key { KeyLayout::Rowid } else { KeyLayout::Packed });
-    let key = match clock.key {
-        KeyLayout::Rowid => "pk INTEGER PRIMARY KEY NOT NULL",
-        KeyLayout::Packed => "id INTEGER PRIMARY KEY NOT NULL, pk BLOB NOT NULL UNIQUE",
-    };
-    conn.db.exec(
-        &schema_sql::without_comments(CLOCK_TABLE_SQL).replace("{tid}", &tid.to_string()).replace("{key}", key),
-    )?;
+    create_clock_table(conn, clock)?;
     let mut s = conn.db.prepare("INSERT INTO main.crr_tables(tid, name) VALUES (?1, ?2)", false)?;
     s.bind_i64(1, tid)?;
     s.bind_text(2, &desc.name)?;
@@ -425,6 +419,16 @@ fn create(conn: &Conn, desc: &TableDesc, shape: &Shape) -> Result<()> {
     conn.tables.borrow_mut().invalidate();
     backfill(conn, clock, &desc.name, &shape.pk, &cols)?;
     Ok(())
+}
+
+/// Creates the (empty) clock table of `clock`, in this build's layout for its key
+/// (sql/clock_table.sql).
+pub(super) fn create_clock_table(conn: &Conn, clock: Clock) -> Result<()> {
+    let key = match clock.key {
+        KeyLayout::Rowid => "pk INTEGER PRIMARY KEY NOT NULL",
+        KeyLayout::Packed => "id INTEGER PRIMARY KEY NOT NULL, pk BLOB NOT NULL UNIQUE",
+    };
+    conn.db.exec(&schema_sql::without_comments(CLOCK_TABLE_SQL).replace("{tid}", &clock.tid.to_string()).replace("{key}", key))
 }
 
 /// crsql_as_table(table): stops tracking; the table and its rows stay, the clock goes.

@@ -27,9 +27,10 @@ use crate::error::{Error, Result, SQLITE_READONLY};
 /// crr_internal_tracking with the table id (`track::tracking_arg`), which refuses the
 /// triggers of an ATTACHed replica's tables; an earlier build would take the two for a table
 /// id it does not know.
-/// 6: packed-key clocks made since are rowid tables without a dbv index, found through
-/// crr_dirty buckets of their own rowids (storage/dirty.rs); an earlier build would write their
-/// rows without marking a bucket, and "changes since V" would miss them.
+/// 6: packed-key clocks are rowid tables without a dbv index, found through crr_dirty buckets
+/// of their own rowids (storage/dirty.rs; the upgrade moves those made before,
+/// `triggers::move_packed_to_buckets`); an earlier build would write their rows without
+/// marking a bucket, and "changes since V" would miss them.
 /// Earlier builds refuse a database of a later version, so the version moves whenever a build
 /// writes what earlier ones cannot read or keep right.
 pub const INTERNAL_SCHEMA_VERSION: i64 = 6;
@@ -184,8 +185,8 @@ pub fn install(conn: &Conn) -> Result<bool> {
         if v < INTERNAL_SCHEMA_VERSION && !conn.db.is_readonly() {
             // Version 1 -> 2 and 3 -> 4 add tables (CREATE ... IF NOT EXISTS); 2 -> 3 changes
             // only what records may hold; 3 -> 4 moves rowid clocks onto buckets; 4 -> 5 gives
-            // the database its token and the triggers their check of it; 5 -> 6 changes
-            // nothing that exists (packed-key clocks made from then on use buckets).
+            // the database its token and the triggers their check of it; 5 -> 6 moves
+            // packed-key clocks onto buckets.
             super::savepoint::in_savepoint(conn, "crr_upgrade", || {
                 // Read again under the write lock: another connection may have upgraded it
                 // since (see savepoint::write_lock).
@@ -200,6 +201,9 @@ pub fn install(conn: &Conn) -> Result<bool> {
                 }
                 if v < 5 {
                     super::triggers::add_token_to_triggers(conn)?;
+                }
+                if v < 6 {
+                    super::triggers::move_packed_to_buckets(conn)?;
                 }
                 meta::set(conn, "schema", &Value::Integer(INTERNAL_SCHEMA_VERSION))
             })?;

@@ -58,8 +58,8 @@ pub enum KeyLayout {
 /// One CRR's clock table: its table id, key layout, and how its rows written since a
 /// db_version are found: `buckets` (the crr_dirty buckets of the clock's rowids,
 /// storage/dirty.rs: rowid clocks made or upgraded by internal schema 4, packed-key clocks
-/// made by internal schema 6) or a `dbv` index (packed-key clocks made before, in WITHOUT
-/// ROWID tables, and rowid clocks an upgrade could not move, see schema.rs).
+/// made or upgraded by internal schema 6) or a `dbv` index (clocks an upgrade could not move,
+/// see schema.rs: packed-key ones are WITHOUT ROWID tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Clock {
     pub tid: i64,
@@ -548,7 +548,8 @@ struct SchemaSeen {
     /// The clocks' dbv indexes (a clock without one marks crr_dirty buckets).
     dbv_indexes: HashSet<String>,
     /// The clocks that are WITHOUT ROWID tables, by table id (packed-key clocks made before
-    /// internal schema 6, which have a dbv index, or had: one that lost it is read whole).
+    /// internal schema 6 that its upgrade left, which have a dbv index, or had: one that lost
+    /// it is read whole).
     without_rowid: HashSet<i64>,
     /// Clock tables by table id (SQL's `name GLOB 'crr_clock_[0-9]*'`, and the id its digits
     /// make, as `CAST(substr(name, 11) AS INTEGER)` reads them).

@@ -299,6 +299,55 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
     Ok(())
 }
 
+/// Internal schema 5 -> 6: moves every packed-key clock made before (a WITHOUT ROWID table
+/// keyed by `pk`, with a dbv index) onto crr_dirty buckets, as `crsql_as_crr` makes them now:
+/// its rows are copied aside, in key order, and into a clock table of this build's layout,
+/// whose ids then number them; each bucket gets an entry at each dbv of its rows; the triggers
+/// are made again to mark buckets. Each clock in a savepoint of its own. Left as they are, as
+/// `add_token_to_triggers` leaves their triggers (they keep working, through their index): a
+/// clock whose table is between crsql_begin_alter and crsql_commit_alter, one ALTERed outside
+/// a bracket, one without its three triggers, and one whose move fails but for an interrupt or
+/// the like (which fails the upgrade, tried again at the next load).
+pub fn move_packed_to_buckets(conn: &Conn) -> Result<()> {
+    conn.tables.borrow_mut().invalidate();
+    for info in tables::all(conn)?.iter().filter(|t| t.key == KeyLayout::Packed && !t.buckets) {
+        let tid = info.tid;
+        if !has_all_triggers(conn, tid)? || super::alter::in_bracket(conn, tid)? {
+            continue;
+        }
+        match info.check_columns(conn) {
+            Err(e) if e.stopped_the_work() => return Err(e),
+            Err(_) => continue,
+            Ok(()) => {}
+        }
+        let moved = in_savepoint(conn, "crr_packed_buckets", || {
+            let cols = registered_columns(conn, info)?;
+            let affinities = info.key_affinities(conn)?.to_vec();
+            conn.stmts.clear();
+            let clock = Clock { buckets: true, ..info.clock() };
+            let (t, aside) = (clock.table(), "main.\"crr_moving_clock\"");
+            conn.db.exec(&format!(
+                "CREATE TABLE {aside}(pk BLOB NOT NULL, cl INTEGER NOT NULL, dbv INTEGER NOT NULL, clock BLOB NOT NULL); \
+                 INSERT INTO {aside} SELECT pk, cl, dbv, clock FROM {t} ORDER BY pk; DROP TABLE {t};"
+            ))?;
+            super::as_crr::create_clock_table(conn, clock)?;
+            conn.db.exec(&format!(
+                "INSERT INTO {t}(pk, cl, dbv, clock) SELECT pk, cl, dbv, clock FROM {aside} ORDER BY rowid; DROP TABLE {aside}; \
+                 INSERT OR IGNORE INTO main.crr_dirty(tid, dbv, bucket) SELECT DISTINCT {tid}, dbv, id >> {} FROM {t};",
+                dirty::BUCKET_BITS
+            ))?;
+            install_triggers(conn, clock, &info.name, &info.pk, &affinities, &cols)
+        });
+        match moved {
+            Err(e) if e.stopped_the_work() => return Err(e),
+            _ => {}
+        }
+    }
+    conn.tables.borrow_mut().invalidate();
+    conn.stmts.clear();
+    Ok(())
+}
+
 /// Internal schema 4 -> 5: every CRR's triggers are made again from the registry, passing the
 /// database's token (`meta::token`, `track::tracking_arg`) and checking inserted keys for twins.
 /// Left as they are, passing a bare table id (`track::check_legacy_caller` takes it from the
