@@ -303,49 +303,26 @@ pub fn move_to_buckets(conn: &Conn) -> Result<()> {
 /// keyed by `pk`, with a dbv index) onto crr_dirty buckets, as `crsql_as_crr` makes them now:
 /// its rows are copied aside, in key order, and into a clock table of this build's layout,
 /// whose ids then number them; each bucket gets an entry at each dbv of its rows; the triggers
-/// are made again to mark buckets. Each clock in a savepoint of its own. Left as they are, as
-/// `add_token_to_triggers` leaves their triggers (they keep working, through their index): a
-/// clock whose table is between crsql_begin_alter and crsql_commit_alter, one ALTERed outside
-/// a bracket, one without its three triggers, and one whose move fails but for an interrupt or
-/// the like (which fails the upgrade, tried again at the next load).
+/// are made again to mark buckets. The clocks `remake_each` passes over, or whose move fails,
+/// stay as they were, and keep working through their index: a table between
+/// crsql_begin_alter and crsql_commit_alter, one ALTERed outside a bracket, one without its
+/// three triggers.
 pub fn move_packed_to_buckets(conn: &Conn) -> Result<()> {
-    conn.tables.borrow_mut().invalidate();
-    for info in tables::all(conn)?.iter().filter(|t| t.key == KeyLayout::Packed && !t.buckets) {
-        let tid = info.tid;
-        if !has_all_triggers(conn, tid)? || super::alter::in_bracket(conn, tid)? {
-            continue;
-        }
-        match info.check_columns(conn) {
-            Err(e) if e.stopped_the_work() => return Err(e),
-            Err(_) => continue,
-            Ok(()) => {}
-        }
-        let moved = in_savepoint(conn, "crr_packed_buckets", || {
-            let cols = registered_columns(conn, info)?;
-            let affinities = info.key_affinities(conn)?.to_vec();
-            conn.stmts.clear();
-            let clock = Clock { buckets: true, ..info.clock() };
-            let (t, aside) = (clock.table(), "main.\"crr_moving_clock\"");
-            conn.db.exec(&format!(
-                "CREATE TABLE {aside}(pk BLOB NOT NULL, cl INTEGER NOT NULL, dbv INTEGER NOT NULL, clock BLOB NOT NULL); \
-                 INSERT INTO {aside} SELECT pk, cl, dbv, clock FROM {t} ORDER BY pk; DROP TABLE {t};"
-            ))?;
-            super::as_crr::create_clock_table(conn, clock)?;
-            conn.db.exec(&format!(
-                "INSERT INTO {t}(pk, cl, dbv, clock) SELECT pk, cl, dbv, clock FROM {aside} ORDER BY rowid; DROP TABLE {aside}; \
-                 INSERT OR IGNORE INTO main.crr_dirty(tid, dbv, bucket) SELECT DISTINCT {tid}, dbv, id >> {} FROM {t};",
-                dirty::BUCKET_BITS
-            ))?;
-            install_triggers(conn, clock, &info.name, &info.pk, &affinities, &cols)
-        });
-        match moved {
-            Err(e) if e.stopped_the_work() => return Err(e),
-            _ => {}
-        }
-    }
-    conn.tables.borrow_mut().invalidate();
-    conn.stmts.clear();
-    Ok(())
+    remake_each(conn, "crr_packed_buckets", |t| t.key == KeyLayout::Packed && !t.buckets, |info, cols, affinities| {
+        let clock = Clock { buckets: true, ..info.clock() };
+        let (t, tid, aside) = (clock.table(), info.tid, "main.\"crr_moving_clock\"");
+        conn.db.exec(&format!(
+            "CREATE TABLE {aside}(pk BLOB NOT NULL, cl INTEGER NOT NULL, dbv INTEGER NOT NULL, clock BLOB NOT NULL); \
+             INSERT INTO {aside} SELECT pk, cl, dbv, clock FROM {t} ORDER BY pk; DROP TABLE {t};"
+        ))?;
+        super::as_crr::create_clock_table(conn, clock)?;
+        conn.db.exec(&format!(
+            "INSERT INTO {t}(pk, cl, dbv, clock) SELECT pk, cl, dbv, clock FROM {aside} ORDER BY rowid; DROP TABLE {aside}; \
+             INSERT OR IGNORE INTO main.crr_dirty(tid, dbv, bucket) SELECT DISTINCT {tid}, dbv, id >> {} FROM {t};",
+            dirty::BUCKET_BITS
+        ))?;
+        install_triggers(conn, clock, &info.name, &info.pk, affinities, cols).map(drop)
+    })
 }
 
 /// Internal schema 4 -> 5: every CRR's triggers are made again from the registry, passing the
@@ -357,8 +334,26 @@ pub fn move_packed_to_buckets(conn: &Conn) -> Result<()> {
 /// bracket records its shape, whose commit makes them), and one without its three triggers.
 /// (`renew_token` only rewrites a token already in the text, so it could not serve here.)
 pub fn add_token_to_triggers(conn: &Conn) -> Result<()> {
+    remake_each(conn, "crr_token_triggers", |_| true, |info, cols, affinities| {
+        install_triggers(conn, info.clock(), &info.name, &info.pk, affinities, cols).map(drop)
+    })
+}
+
+/// Runs `remake` (given the registry's tracked columns and the key's affinities) on every CRR
+/// that `wanted` picks and whose triggers can be made again from the registry: its three
+/// triggers are there, it is not between crsql_begin_alter and crsql_commit_alter, and its
+/// columns are the registered ones (`check_columns`). Each in a savepoint of its own: a CRR
+/// whose `remake` fails keeps what it had (its triggers still record) rather than fail an
+/// upgrade, and with it every load of the extension; but not for an interrupt, or the like,
+/// which fails the whole (an upgrade is tried again at the next load).
+fn remake_each(
+    conn: &Conn,
+    savepoint: &str,
+    wanted: impl Fn(&TableInfo) -> bool,
+    remake: impl Fn(&TableInfo, &[Tracked], &[Affinity]) -> Result<()>,
+) -> Result<()> {
     conn.tables.borrow_mut().invalidate();
-    for info in tables::all(conn)?.iter() {
+    for info in tables::all(conn)?.iter().filter(|t| wanted(t)) {
         if !has_all_triggers(conn, info.tid)? || super::alter::in_bracket(conn, info.tid)? {
             continue;
         }
@@ -367,14 +362,11 @@ pub fn add_token_to_triggers(conn: &Conn) -> Result<()> {
             Err(_) => continue,
             Ok(()) => {}
         }
-        // A table whose triggers cannot be made again keeps its own (they still record, with a
-        // bare table id) rather than fail the upgrade, and with it every load of the extension;
-        // but not for an interrupt, or the like: this upgrade is the only one, and it is tried
-        // again at the next load.
-        let remade = in_savepoint(conn, "crr_token_triggers", || {
+        let remade = in_savepoint(conn, savepoint, || {
             let cols = registered_columns(conn, info)?;
             let affinities = info.key_affinities(conn)?.to_vec();
-            install_triggers(conn, info.clock(), &info.name, &info.pk, &affinities, &cols)
+            conn.stmts.clear();
+            remake(info, &cols, &affinities)
         });
         match remade {
             Err(e) if e.stopped_the_work() => return Err(e),
