@@ -3,7 +3,8 @@
 //! triggers that already have this build's text), and their upkeep: kept the newest of their
 //! table's triggers (`put_tracking_first`), given a database's new token (`renew_token`, for
 //! crr_new_site_id), made again by the internal schema's upgrades (`move_to_buckets`,
-//! `add_token_to_triggers`). A bracket's triggers are alter.rs's.
+//! `add_token_to_triggers`, `move_packed_to_buckets`, through `remake_each`). A bracket's
+//! triggers are alter.rs's.
 
 use super::as_crr::Tracked;
 use super::conn::Conn;
