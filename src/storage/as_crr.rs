@@ -45,7 +45,6 @@ pub fn describe_before_savepoint(conn: &Conn, name: &str) -> Result<Option<Table
 /// path only).
 #[cold]
 fn not_found(conn: &Conn, name: &str) -> Error {
-    let mut found = None;
     let schemas = conn.db.prepare("SELECT name FROM pragma_database_list ORDER BY seq", false).and_then(|mut s| {
         let mut names = Vec::new();
         while s.step()? {
@@ -53,12 +52,7 @@ fn not_found(conn: &Conn, name: &str) -> Error {
         }
         Ok(names)
     });
-    for schema in schemas.unwrap_or_default() {
-        if let Some(kind) = kind_of(conn, &schema, name) {
-            found = Some((schema, kind));
-            break;
-        }
-    }
+    let found = schemas.unwrap_or_default().into_iter().find_map(|schema| kind_of(conn, &schema, name).map(|kind| (schema, kind)));
     Error::new(match found {
         Some((schema, kind)) if kind == "view" => {
             format!("\"{name}\" is a view{}: only tables can be CRRs", if schema == "main" { String::new() } else { format!(" of schema \"{schema}\"") })

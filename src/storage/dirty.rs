@@ -29,7 +29,7 @@
 //! new row as it inserts it: one more than the clock's highest. So its new rows are marked by
 //! range (`grow`, `mark_grown`): a write that may add a row first notes the clock's highest
 //! rowid (once a transaction), and `flush` marks every bucket from there to the highest rowid
-//! then, at the transaction's db_version. Rows are never deleted from a clock but with the whole
+//! then, at the highest db_version those writes stored (the transaction's). Rows are never deleted from a clock but with the whole
 //! clock (`forget`), so the rows above the noted rowid are exactly those this transaction added.
 //! (A write that finds its row there, an upsert's DO UPDATE, marks that row's rowid itself.)
 

@@ -109,16 +109,15 @@ fn trigger_sql(clock: Clock, token: i64, table: &str, pk: &[String], pk_affinity
     // the clock's rowids: a rowid clock's key, known before the row is written; a packed-key
     // clock's new rows get theirs as they are written, and are marked by range
     // (crr_internal_grow, dirty::grow).
+    // (A rowid clock's triggers name its rowid `pk`, as every earlier build's did: text that
+    // stays the same keeps them, `install_triggers`.)
+    let rowid = if packed { "rowid" } else { "pk" };
     let fresh_dbv = |key: &str| match (buckets, packed) {
+        (false, _) => "crr_internal_db_version()".to_string(),
         (true, false) => format!("crr_internal_mark({tid}, {key})"),
         (true, true) => format!("crr_internal_grow({tid})"),
-        (false, _) => "crr_internal_db_version()".to_string(),
     };
-    let rewritten_dbv = match (buckets, packed) {
-        (true, false) => format!("crr_internal_mark({tid}, pk, dbv)"),
-        (true, true) => format!("crr_internal_mark({tid}, rowid, dbv)"),
-        (false, _) => "excluded.dbv".to_string(),
-    };
+    let rewritten_dbv = if buckets { format!("crr_internal_mark({tid}, {rowid}, dbv)") } else { "excluded.dbv".to_string() };
     let (insert_dbv, delete_dbv) = (fresh_dbv(&inserted_key), fresh_dbv(&old_key));
     let update_dbv = if buckets { rewritten_dbv.clone() } else { "crr_internal_db_version()".to_string() };
     format!(
