@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS crr_ticks(dbv INTEGER PRIMARY KEY NOT NULL, tick INTE
 -- Which rows of a rowid-keyed clock were written at which db_version, by bucket of 32
 -- consecutive keys (bucket = key >> 5), added in version 4 (src/storage/dirty.rs): "changes
 -- since V" reads the buckets with an entry at V or later instead of a per-row dbv index.
+-- An entry at dbv -1 (version 7) starts the clock's tail: the rows of that bucket and above
+-- are read whole, and need no entry of their own (a local append writes no entry).
 CREATE TABLE IF NOT EXISTS crr_dirty(
   tid INTEGER NOT NULL,
   dbv INTEGER NOT NULL,

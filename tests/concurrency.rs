@@ -372,7 +372,7 @@ fn processes_meet_a_database_at_once() {
         assert_eq!(failed, 0, "{what}: {failed} of {n} processes failed");
         let c = open(&path);
         assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_sites WHERE ordinal = 0"), 1, "{what}");
-        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6, "{what}");
+        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 7, "{what}");
         assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tables WHERE name IN ('w', 'w2')"), 2, "{what}");
         assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes WHERE \"table\" = 'w' AND cid = 'who'"), n, "{what}");
         assert_eq!(one::<i64>(&c, "SELECT count(DISTINCT db_version) FROM crsql_changes WHERE \"table\" IN ('w', 'w2')"), 2 * n, "{what}");

@@ -1175,7 +1175,7 @@ fn a_database_of_a_newer_internal_schema_is_refused_at_load() {
     let c = open(path);
     // (A new database gets the internal tables at the first function that needs them.)
     one::<Vec<u8>>(&c, "SELECT crsql_site_id()");
-    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6);
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 7);
     c.execute_batch("UPDATE crr_meta SET value = 99 WHERE key = 'schema'").unwrap();
     drop(c);
     let c = Connection::open(path).unwrap();
@@ -1184,7 +1184,7 @@ fn a_database_of_a_newer_internal_schema_is_refused_at_load() {
         let _guard = rusqlite::LoadExtensionGuard::new(&c).unwrap();
         c.load_extension(extension_path(), Some("sqlite3_crr_init")).expect_err("must refuse")
     };
-    assert!(e.to_string().contains("written by a newer sqlite-crr (internal schema 99, this build knows 6)"), "{e}");
+    assert!(e.to_string().contains("written by a newer sqlite-crr (internal schema 99, this build knows 7)"), "{e}");
 }
 
 /// A connection carries what its last transaction committed into the next (txn::Carry); a new
@@ -1839,7 +1839,7 @@ fn a_load_goes_through_whatever_another_connections_load_does_meanwhile() {
                 };
                 r.unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert_eq!(one::<i64>(&a, "SELECT count(*) FROM crr_sites WHERE ordinal = 0"), 1, "{what}");
-                assert_eq!(one::<i64>(&a, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6, "{what}");
+                assert_eq!(one::<i64>(&a, "SELECT value FROM crr_meta WHERE key = 'schema'"), 7, "{what}");
                 let site: Vec<u8> = one(&a, "SELECT crsql_site_id()");
                 if b_loaded {
                     assert_eq!(one::<Vec<u8>>(&b, "SELECT crsql_site_id()"), site, "{what}");

@@ -117,7 +117,7 @@ fn check_since(c: &rusqlite::Connection) {
 fn a_version_3_database_moves_its_rowid_clocks_to_buckets_at_load() {
     const V3: &str = "v3-6b3b832";
     let c = open(&copy_of(V3, "v3-upgrade"));
-    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6);
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 7);
     let indexes = |c: &rusqlite::Connection| -> Vec<String> {
         let mut s = c.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name GLOB 'crr_clock_*' ORDER BY name").unwrap();
         s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
@@ -184,7 +184,7 @@ fn a_version_3_database_opened_read_only_reads_as_before() {
         c.execute_batch("PRAGMA query_only = 0").unwrap();
         drop(c);
         let c = open(&path);
-        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6);
+        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 7);
     }
 }
 
@@ -359,7 +359,7 @@ fn an_earlier_builds_database_restored_into_a_live_connection_is_upgraded_before
         assert!(e.contains("written by an earlier sqlite-crr build") && e.contains("crr_new_site_id"), "{fixture}: {e}");
         assert_ne!(one::<Option<i64>>(&c, &format!("SELECT b FROM t WHERE id = {id}")), Some(10), "{fixture}: the refused write was undone");
         c.execute_batch("SELECT crr_new_site_id()").unwrap();
-        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6, "{fixture}");
+        assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 7, "{fixture}");
         let before: i64 = one(&c, "SELECT crsql_db_version()");
         c.execute(&write, []).unwrap();
         let b = changes_where(&c, &format!("WHERE \"table\" = 't' AND cid = 'b' AND pk = crsql_pack_columns({id})"));
@@ -381,7 +381,7 @@ fn a_schema_5_databases_packed_clocks_move_onto_buckets() {
     let path = copy_of(fixture, "v5");
     let c = open(&path);
     assert_eq!(feed(&c), expected(fixture));
-    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 6);
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 7);
     for tid in [2, 3] {
         let sql: String = one(&c, &format!("SELECT sql FROM sqlite_schema WHERE name = 'crr_clock_{tid}'"));
         assert!(sql.contains("id INTEGER PRIMARY KEY") && !sql.contains("WITHOUT ROWID"), "{sql}");

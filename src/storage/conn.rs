@@ -69,6 +69,9 @@ pub struct Conn {
     pub ticks: RefCell<TickCache>,
     /// What the last committed transaction left for the next (txn::Carry).
     pub carry: Cell<Option<Carry>>,
+    /// What the last committed transaction knew of the clocks' tails (storage/dirty.rs), at
+    /// the data version and schema cookie after its commit.
+    pub tails_carry: RefCell<Option<super::dirty::TailsCarry>>,
     /// The clock of the row the last merge wrote (see storage::merge::MergedRow).
     pub merged_row: RefCell<Option<MergedRow>>,
     /// Savepoints open (statements' too), as the vtabs' savepoint callbacks report them once
@@ -207,6 +210,7 @@ impl Conn {
             txn_ends: Cell::new(0),
             ticks: RefCell::new(TickCache::default()),
             carry: Cell::new(None),
+            tails_carry: RefCell::new(None),
             merged_row: RefCell::new(None),
             depth: Cell::new(0),
             utf8: Cell::new(false),
@@ -268,6 +272,7 @@ impl Conn {
         self.ticks.borrow_mut().clear();
         self.token.set(None);
         self.carry.set(None);
+        self.tails_carry.borrow_mut().take();
         *self.legacy_callers.borrow_mut() = (None, Vec::new());
     }
 
@@ -452,6 +457,8 @@ impl Conn {
                 self.carry.get().filter(|c| c.data_version == ran_at).map(|c| Carry { data_version: ran_at.wrapping_add(1), ..c })
             });
             self.carry.set(next);
+            let tails = self.txn.borrow().dirty.carry_tails(ran_at, self.txn.borrow().cookie, |m| self.still_written(m), self.tails_carry.borrow_mut().take());
+            *self.tails_carry.borrow_mut() = tails;
         }
         self.sites.borrow_mut().end_transaction(committed, |m| self.still_written(m));
         self.txn_joined.set(false);

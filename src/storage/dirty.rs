@@ -6,9 +6,26 @@
 //! insert or update. A bucket entry is written once per bucket and transaction instead.
 //!
 //! **Invariant:** for every row of a bucket clock whose `dbv` is D there is an entry
-//! (tid, D', bucket) with D' >= D. So the rows with `dbv` >= V all lie in the buckets that have
-//! an entry at V or later, and "changes since V" reads those buckets (at most `BUCKET_ROWS`
-//! rows each, filtered on the clock's `dbv`): work in proportion to what was written since V.
+//! (tid, D', bucket) with D' >= D, or the row is in the clock's *tail*: its bucket is at or
+//! above `t`, where (tid, `TAIL`, t) is the clock's tail entry. So the rows with `dbv` >= V all
+//! lie in the buckets that have an entry at V or later and in the tail, and "changes since V"
+//! reads those (at most `BUCKET_ROWS` rows a bucket, filtered on the clock's `dbv`): work in
+//! proportion to what was written since V, plus the tail.
+//!
+//! The tail is what spares a transaction that appends rows (new keys above the others, as
+//! apps insert; a packed-key clock's new rows always are) an entry of its own: a commit of one
+//! row wrote three pages (the table's, the clock's, crr_dirty's) where plain SQLite writes
+//! one, and now writes two. `flush` moves the tail up to the bucket of the clock's highest row
+//! (`tails`); the rows the move leaves behind get entries then, at their bucket's highest
+//! `dbv` (the move scans them: `move_tails`), and an addition in the tail is not written. So
+//! a run of single-row appends writes an entry once per bucket, not once per transaction,
+//! and the tail holds one bucket's rows (or more, a rollback undid a move). Every read since
+//! V reads the tail whole: a seek and at most those rows per clock (a poll that finds nothing
+//! new reads them too; with 400 CRRs that cost is in README's performance section). The
+//! tail entry and the clock's highest bucket are read once per transaction and clock, or
+//! taken from the last transaction's commit while no other connection committed since
+//! (`TailsCarry`). A clock without a tail entry (one an earlier build wrote) gets one at its
+//! first flush with an entry to add.
 //!
 //! Writes (`mark`): writing a row of bucket b at D adds (tid, D, b); an older entry of the
 //! same bucket may then go at any time, because the new one covers every row it covered. The
@@ -54,6 +71,12 @@ use std::collections::HashSet;
 pub const BUCKET_BITS: u32 = 5;
 pub const BUCKET_ROWS: i64 = 1 << BUCKET_BITS;
 
+/// The `dbv` of a clock's tail entry, `(tid, TAIL, t)`: the rows of buckets `t` and above are
+/// the clock's *tail*, which every read since V reads whole (filtered on `dbv`) and whose
+/// rows need no entry of their own (see the module comment). No db_version is negative, so
+/// no read of entries at V or later (V >= 0) meets it.
+pub const TAIL: i64 = -1;
+
 /// The bucket of a rowid key (an arithmetic shift, as SQLite's `>>`: negative keys have
 /// negative buckets).
 pub fn bucket(key: i64) -> i64 {
@@ -65,9 +88,34 @@ pub fn bucket_keys_sql(b: &str) -> (String, String) {
     (format!("({b} << {BUCKET_BITS})"), format!("(({b} << {BUCKET_BITS}) + {})", BUCKET_ROWS - 1))
 }
 
-/// A subquery for the distinct buckets of clock `tid` with an entry at `?{param}` or later.
-pub fn buckets_since_sql(tid: i64, param: usize) -> String {
-    format!("SELECT DISTINCT bucket FROM main.crr_dirty WHERE tid = {tid} AND dbv >= ?{param}")
+/// A subquery of the rowid ranges (`lo`, `hi`) of clock `tid` that hold every row written at
+/// `?{param}` or later: the buckets below the tail with an entry then, and the tail.
+pub fn ranges_since_sql(tid: i64, param: usize) -> String {
+    let (lo, hi) = bucket_keys_sql("bucket");
+    let max = i64::MAX;
+    let start_row = tail_entry_sql(tid);
+    let start = format!("({start_row})");
+    format!(
+        "SELECT DISTINCT {lo} AS lo, {hi} AS hi FROM main.crr_dirty WHERE tid = {tid} AND dbv >= ?{param} \
+         AND bucket < coalesce({start}, {max}) UNION ALL SELECT {lo}, {max} FROM ({start_row})"
+    )
+}
+
+/// SQL for the first rowid of clock `tid`'s tail (NULL: it has no tail entry).
+fn tail_start_sql(tid: i64) -> String {
+    format!("(SELECT bucket << {BUCKET_BITS} FROM ({}))", tail_entry_sql(tid))
+}
+
+/// A query for the bucket of clock `tid`'s tail entry. (There is one at most; of several, a
+/// damaged database's, every reader takes the lowest, which the next move of the tail
+/// starts from and makes the only one.)
+fn tail_entry_sql(tid: i64) -> String {
+    format!("SELECT bucket FROM main.crr_dirty WHERE tid = {tid} AND dbv = {TAIL} ORDER BY bucket LIMIT 1")
+}
+
+/// An expression for the highest `dbv` of clock `tid`'s tail (0: none).
+pub fn tail_max_sql(tid: i64) -> String {
+    format!("coalesce((SELECT max(dbv) FROM {} WHERE rowid >= {}), 0)", super::tables::clock_table(tid), tail_start_sql(tid))
 }
 
 /// The entries this transaction wrote or will write (see the module comment).
@@ -92,6 +140,12 @@ pub struct Marks {
     /// Packed-key bucket clocks this transaction may have added rows to (see the module
     /// comment).
     grown: Vec<Grown>,
+    /// What this transaction's flushes made of the clocks' tails, trusted while `tails_mark`
+    /// says they are still written (`known_tail`); `tails_unsure` once a rollback may have
+    /// undone some (then every tail is read, and none is carried to the next transaction).
+    tails: Vec<Tail>,
+    tails_mark: Option<u64>,
+    tails_unsure: bool,
 }
 
 /// A packed-key bucket clock that this transaction may have added rows to (`grow`).
@@ -120,9 +174,12 @@ impl Marks {
     /// allocations (a run of single-row transactions would otherwise make them each time).
     pub fn empty(&mut self) {
         const KEEP: usize = 256;
-        let Marks { mark, added, removed, pending, written, grown } = self;
+        let Marks { mark, added, removed, pending, written, grown, tails, tails_mark, tails_unsure } = self;
         *mark = None;
         grown.clear();
+        tails.clear();
+        *tails_mark = None;
+        *tails_unsure = false;
         if added.capacity() > KEEP {
             *added = HashSet::default();
         } else if !added.is_empty() {
@@ -139,6 +196,24 @@ impl Marks {
             pending.clear();
         }
         written.clear();
+    }
+
+    /// What the transaction leaves the next of the tails if it commits now, having run at data
+    /// version `ran_at` under schema cookie `cookie`: what it knew (`tails`) over what it was
+    /// left (`previous`, if it started from it). None where a rollback may have undone a move.
+    pub fn carry_tails(&self, ran_at: Option<u32>, cookie: Option<i64>, still_written: impl Fn(Option<u64>) -> bool, previous: Option<TailsCarry>) -> Option<TailsCarry> {
+        let (ran_at, cookie) = (ran_at?, cookie?);
+        if self.tails_unsure || (!self.tails.is_empty() && !still_written(self.tails_mark)) {
+            return None;
+        }
+        let mut tails = previous.filter(|p| p.data_version == ran_at && p.cookie == cookie).map(|p| p.tails).unwrap_or_default();
+        for k in &self.tails {
+            match tails.iter_mut().find(|e| e.tid == k.tid) {
+                Some(e) => *e = *k,
+                None => tails.push(*k),
+            }
+        }
+        Some(TailsCarry { data_version: ran_at.wrapping_add(1), cookie, tails })
     }
 
     /// Savepoint `n` and those above it were released (xRelease): the writes made above depth
@@ -200,6 +275,9 @@ struct Pending {
     tid: i64,
     dbv: i64,
     bucket: i64,
+    /// Whether the entry (tid, dbv, bucket) is to be added (false: only the removal of the
+    /// one at `old`, the bucket being in the clock's tail, see `tails`).
+    add: bool,
     old: Option<i64>,
     /// The lowest `Conn::depth` the writes it covers were made at (lowered by releases), so
     /// a rollback below it undid them all. Along `Marks::pending` levels never fall: a mark
@@ -261,7 +339,7 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
     };
     // The level is known once crr_internal_txn is in the transaction (SQLite reports the
     // savepoints open when it joins).
-    let p = Pending { tid, dbv, bucket: b, old, level: conn.depth.get() };
+    let p = Pending { tid, dbv, bucket: b, add: true, old, level: conn.depth.get() };
     if !conn.txn_joined.get() {
         return write(conn, &[p]);
     }
@@ -350,7 +428,14 @@ pub fn flush(conn: &Conn) -> Result<()> {
     }
     let mut pending = std::mem::take(&mut conn.txn.borrow_mut().dirty.pending);
     let ends = conn.txn_ends.get();
-    let r = write(conn, &pending);
+    // The tails' moves go last: the entries that cover what a move takes out of a tail are
+    // written first.
+    let r = tails(conn, &mut pending).and_then(|(moves, known)| {
+        write(conn, &pending)?;
+        move_tails(conn, &moves)?;
+        remember_tails(conn, known);
+        Ok(())
+    });
     if conn.txn_ends.get() != ends {
         // The failure ended the transaction (SQLite rolled everything back, see
         // `Conn::txn_ends`): the writes these entries cover are gone.
@@ -382,6 +467,180 @@ pub fn flush(conn: &Conn) -> Result<()> {
     r
 }
 
+/// What a connection knows of clock `tid`'s tail: the bucket of its tail entry (None: it has
+/// none), and the bucket of its highest row as last seen (an estimate: `tails` moves the tail
+/// up to it, and what a move leaves behind gets entries whatever it is).
+#[derive(Debug, Clone, Copy)]
+pub struct Tail {
+    tid: i64,
+    start: Option<i64>,
+    top: i64,
+}
+
+/// What a committed transaction knew of the tails (`Conn::tails_carry`): the next one may use
+/// it instead of reading them while the database's data version and schema cookie are still
+/// these (no other connection committed, and no schema change since).
+#[derive(Debug)]
+pub struct TailsCarry {
+    data_version: u32,
+    cookie: i64,
+    tails: Vec<Tail>,
+}
+
+/// A move of clock `tid`'s tail entry from bucket `from` (None: it has none) to `to`.
+struct TailMove {
+    tid: i64,
+    from: Option<i64>,
+    to: i64,
+}
+
+/// Fits the held-back entries of this transaction's db_version to the tails of their clocks
+/// (see the module comment), before `flush` writes them: for each clock they add to, reads
+/// its tail entry `t` and highest rowid, and moves the tail up to the highest rowid's bucket
+/// `top`. An addition in a bucket at or above the tail's new start is not written (the tail
+/// covers it); the move (`move_tails`) gives every bucket it takes out of the tail that holds
+/// a row an entry at the highest `dbv` of its rows (rows there may have none: this
+/// transaction's and earlier ones' left in the tail, also above `t` where a rollback undid a
+/// move and kept the rows; at a db_version one of its rows has, the entry is one that the
+/// row's next write removes, as any other). A clock without a tail entry gets one at `top`, its entries written as before.
+/// Returns the moves, which `flush` makes after writing the entries.
+fn tails(conn: &Conn, pending: &mut Vec<Pending>) -> Result<(Vec<TailMove>, Vec<Tail>)> {
+    let (mut moves, mut known) = (Vec::new(), Vec::new());
+    let Some(dbv) = txn::current_db_version(conn) else {
+        return Ok((moves, known));
+    };
+    if !conn.txn_joined.get() {
+        // While the extension is set up, entries are written at once (`mark`): no tails.
+        return Ok((moves, known));
+    }
+    let mut tids: Vec<i64> = pending.iter().filter(|e| e.add && e.dbv == dbv).map(|e| e.tid).collect();
+    tids.sort_unstable();
+    tids.dedup();
+    for tid in tids {
+        let added_top = pending.iter().filter(|e| e.tid == tid && e.add && e.dbv == dbv).map(|e| e.bucket).max();
+        let (tail, top) = match known_tail(conn, tid) {
+            // The rows added since are all marked: their buckets are among the additions.
+            Some(k) => (k.start, Some(added_top.map_or(k.top, |b| b.max(k.top)))),
+            None => {
+                let (tail, last) = conn.stmts.with(
+                    conn.db,
+                    Key::DirtyTail(tid),
+                    || format!("SELECT ({}), (SELECT max(rowid) FROM {})", tail_entry_sql(tid), super::tables::clock_table(tid)),
+                    |s| {
+                        s.step()?;
+                        Ok((integer_or_null(s, 0, tid)?, integer_or_null(s, 1, tid)?))
+                    },
+                )?;
+                (tail, last.map(bucket))
+            }
+        };
+        let Some(top) = top else {
+            continue;
+        };
+        let Some(t) = tail else {
+            moves.push(TailMove { tid, from: None, to: top });
+            known.push(Tail { tid, start: Some(top), top });
+            continue;
+        };
+        let to = t.max(top);
+        for e in pending.iter_mut().filter(|e| e.tid == tid && e.add && e.dbv == dbv && e.bucket >= to) {
+            e.add = false;
+        }
+        if to > t {
+            moves.push(TailMove { tid, from: Some(t), to });
+        }
+        known.push(Tail { tid, start: Some(to), top });
+    }
+    pending.retain(|e| e.add || e.old.is_some());
+    Ok((moves, known))
+}
+
+/// What this transaction (written since the last rollback) or the last committed one (at
+/// the data version and schema cookie this transaction started from) knew of clock `tid`'s
+/// tail, if anything.
+fn known_tail(conn: &Conn, tid: i64) -> Option<Tail> {
+    let t = conn.txn.borrow();
+    let m = &t.dirty;
+    if m.tails_unsure || (!m.tails.is_empty() && !conn.still_written(m.tails_mark)) {
+        return None;
+    }
+    if let Some(k) = m.tails.iter().find(|k| k.tid == tid) {
+        return Some(*k);
+    }
+    let (dv, cookie) = (conn.txn_data_version.get()?, t.cookie?);
+    let carry = conn.tails_carry.borrow();
+    carry.as_ref().filter(|c| c.data_version == dv && c.cookie == cookie)?.tails.iter().find(|k| k.tid == tid).copied()
+}
+
+/// Notes what a flush made of the clocks' tails (`tails`), once written.
+fn remember_tails(conn: &Conn, known: Vec<Tail>) {
+    if known.is_empty() {
+        return;
+    }
+    let mark = conn.rollback_mark();
+    let mut t = conn.txn.borrow_mut();
+    let m = &mut t.dirty;
+    if !m.tails.is_empty() && !conn.still_written(m.tails_mark) {
+        // A rollback since may have undone moves of other clocks' tails too: neither what
+        // this transaction noted nor the carry is trusted from now on.
+        m.tails.clear();
+        m.tails_unsure = true;
+    }
+    m.tails_mark = mark;
+    for k in known {
+        match m.tails.iter_mut().find(|e| e.tid == k.tid) {
+            Some(e) => *e = k,
+            None => m.tails.push(k),
+        }
+    }
+}
+
+/// Column `i` of `s`, a bucket or rowid of clock `tid`'s: an integer, or NULL (None).
+fn integer_or_null(s: &crate::ffi::db::Stmt, i: usize, tid: i64) -> Result<Option<i64>> {
+    match s.column_type(i) {
+        crate::ffi::api::SQLITE_NULL => Ok(None),
+        crate::ffi::api::SQLITE_INTEGER => Ok(Some(s.i64(i))),
+        _ => Err(crate::error::Error::new(format!(
+            "table id {tid}: crr_dirty or its clock table {} holds a key that is not an integer: the database is damaged",
+            super::tables::clock_table(tid)
+        ))),
+    }
+}
+
+/// Makes the tail moves `tails` decided: the entries of the buckets a move takes out of the
+/// tail (each that holds a row: a scan of those rows), then the tail entry.
+fn move_tails(conn: &Conn, moves: &[TailMove]) -> Result<()> {
+    for m in moves {
+        if let Some(from) = m.from {
+            conn.stmts.with(
+                conn.db,
+                Key::DirtyTailSeal(m.tid),
+                || {
+                    format!(
+                        "INSERT INTO main.crr_dirty(tid, dbv, bucket) SELECT {}, max(dbv), rowid >> {BUCKET_BITS} FROM {} \
+                         WHERE rowid >= ?1 AND rowid < ?2 GROUP BY rowid >> {BUCKET_BITS} ON CONFLICT DO NOTHING",
+                        m.tid,
+                        super::tables::clock_table(m.tid)
+                    )
+                },
+                |s| {
+                    s.bind_i64(1, from.saturating_mul(BUCKET_ROWS))?;
+                    s.bind_i64(2, m.to.saturating_mul(BUCKET_ROWS))?;
+                    s.run()
+                },
+            )?;
+        }
+        if m.from.is_some() {
+            conn.stmts.with(conn.db, Key::DirtyTailMove, || format!("DELETE FROM main.crr_dirty WHERE tid = ?1 AND dbv = {TAIL}"), |s| {
+                s.bind_i64(1, m.tid)?;
+                s.run()
+            })?;
+        }
+        one(conn, Key::DirtyTailAdd, "INSERT INTO main.crr_dirty(tid, dbv, bucket) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", m.tid, TAIL, m.to)?;
+    }
+    Ok(())
+}
+
 /// Writes entries: every addition first, so that each removal's entry is covered by then.
 fn write(conn: &Conn, entries: &[Pending]) -> Result<()> {
     add_all(conn, entries)?;
@@ -390,6 +649,13 @@ fn write(conn: &Conn, entries: &[Pending]) -> Result<()> {
 
 /// The additions of `entries`, by multi-row INSERTs of CHUNK_ROWS.
 fn add_all(conn: &Conn, entries: &[Pending]) -> Result<()> {
+    let kept: Vec<Pending>;
+    let entries = if entries.iter().all(|e| e.add) {
+        entries
+    } else {
+        kept = entries.iter().filter(|e| e.add).copied().collect();
+        &kept
+    };
     let mut chunks = entries.chunks_exact(CHUNK_ROWS);
     for chunk in &mut chunks {
         conn.stmts.with(
@@ -462,33 +728,65 @@ fn one(conn: &Conn, key: Key, sql: &str, tid: i64, dbv: i64, b: i64) -> Result<(
     })
 }
 
-/// The highest db_version among clock `tid`'s entries (0: none).
+/// The highest db_version among clock `tid`'s entries and its tail's rows (0: none).
 pub fn max_sql(tid: i64) -> String {
-    format!("SELECT coalesce(max(dbv), 0) FROM main.crr_dirty WHERE tid = {tid}")
+    format!("SELECT max(coalesce((SELECT max(dbv) FROM main.crr_dirty WHERE tid = {tid}), 0), {})", tail_max_sql(tid))
 }
 
-/// The table ids of crr_tables with a crr_dirty entry at db_version `dbv` or later, in one
-/// statement (a seek per CRR). Pending entries must have been written (`dirty::flush`).
+/// The table ids of crr_tables whose clock has a crr_dirty entry at db_version `dbv` or later
+/// (a seek per CRR, in one statement), or a row in its tail written then (a statement per
+/// clock with a tail that has no such entry: at most a bucket's rows). Pending entries must
+/// have been written (`dirty::flush`).
 pub fn tables_written_since(conn: &Conn, dbv: i64) -> Result<HashSet<i64, FastBuild>> {
+    let mut written = HashSet::default();
+    let mut tails = Vec::new();
     conn.stmts.with(
         conn.db,
         Key::DirtySince,
-        || "SELECT t.tid FROM main.crr_tables AS t WHERE EXISTS (SELECT 1 FROM main.crr_dirty AS d WHERE d.tid = t.tid AND d.dbv >= ?1)".into(),
+        || {
+            format!(
+                "SELECT t.tid, EXISTS (SELECT 1 FROM main.crr_dirty AS d WHERE d.tid = t.tid AND d.dbv >= ?1), \
+                 (SELECT d.bucket FROM main.crr_dirty AS d WHERE d.tid = t.tid AND d.dbv = {TAIL} ORDER BY d.bucket LIMIT 1) FROM main.crr_tables AS t"
+            )
+        },
         |s| {
             s.bind_i64(1, dbv)?;
-            let mut written = HashSet::default();
             while s.step()? {
-                written.insert(s.i64(0));
+                if s.i64(1) != 0 {
+                    written.insert(s.i64(0));
+                } else if let Some(t) = integer_or_null(s, 2, s.i64(0))? {
+                    tails.push((s.i64(0), t));
+                }
             }
-            Ok(written)
+            Ok(())
         },
-    )
+    )?;
+    for (tid, t) in tails {
+        let hit = conn.stmts.with(
+            conn.db,
+            Key::TailSince(tid),
+            || format!("SELECT 1 FROM {} WHERE rowid >= ?2 AND dbv >= ?1 LIMIT 1", super::tables::clock_table(tid)),
+            |s| {
+                s.bind_i64(1, dbv)?;
+                s.bind_i64(2, t.saturating_mul(BUCKET_ROWS))?;
+                s.step()
+            },
+        )?;
+        if hit {
+            written.insert(tid);
+        }
+    }
+    Ok(written)
 }
 
 /// Removes every entry of clock `tid` (its clock is being removed), held-back ones too.
 pub fn forget(conn: &Conn, tid: i64) -> Result<()> {
     flush(conn)?;
-    conn.txn.borrow_mut().dirty.grown.retain(|g| g.tid != tid);
+    let mut t = conn.txn.borrow_mut();
+    t.dirty.grown.retain(|g| g.tid != tid);
+    // (Its tail entry goes too: what the carry says of it is stale.)
+    t.dirty.tails_unsure = true;
+    drop(t);
     conn.db.exec(&format!("DELETE FROM main.crr_dirty WHERE tid = {tid}"))
 }
 

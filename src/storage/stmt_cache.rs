@@ -73,6 +73,14 @@ pub enum Key {
     DirtyRemoveMany,
     /// The CRRs with a crr_dirty entry at a db_version or later (dirty::tables_written_since).
     DirtySince,
+    /// A clock's tail entry and highest rowid (dirty::tails), the entries of the buckets a
+    /// tail's move leaves, a tail entry's addition and move (dirty::move_tails), whether a tail holds a row written at a db_version or later
+    /// (dirty::tables_written_since).
+    DirtyTail(i64),
+    DirtyTailSeal(i64),
+    DirtyTailAdd,
+    DirtyTailMove,
+    TailSince(i64),
     /// A row's tracked values inside an alter bracket (storage::alter::bracket_row).
     BracketRow(i64),
     /// A table's columns (tables::TableInfo::check_columns).

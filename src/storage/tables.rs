@@ -129,8 +129,7 @@ impl Clock {
         if !self.buckets {
             return format!("{} AS c", self.table());
         }
-        let (lo, hi) = super::dirty::bucket_keys_sql("d.bucket");
-        format!("({}) AS d JOIN {} AS c ON c.rowid BETWEEN {lo} AND {hi}", super::dirty::buckets_since_sql(self.tid, param), self.table())
+        format!("({}) AS d JOIN {} AS c ON c.rowid BETWEEN d.lo AND d.hi", super::dirty::ranges_since_sql(self.tid, param), self.table())
     }
 
     /// The packed form of column `col`.

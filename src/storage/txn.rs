@@ -243,17 +243,19 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
     }
     // Term i: the floor, the ticks, every bucket clock's highest crr_dirty entry (a seek per
     // CRR, in one term: with 400 CRRs a transaction's first write after another connection's
-    // commit stepped 400 terms), then each other clock's highest (SQL made only on a miss).
-    let others: Vec<tables::Clock> = list.iter().map(|t| t.clock()).filter(|c| !c.buckets).collect();
+    // commit stepped 400 terms), then each clock's: a bucket clock's tail (storage/dirty.rs:
+    // its rows need no entry), the highest of another (SQL made only on a miss).
+    let clocks: Vec<tables::Clock> = list.iter().map(|t| t.clock()).collect();
     let term = |i: usize| match i {
         0 => "SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string(),
         1 => "SELECT max(dbv) FROM main.crr_ticks".to_string(),
         2 => "SELECT max((SELECT max(dbv) FROM main.crr_dirty AS d WHERE d.tid = t.tid)) FROM main.crr_tables AS t".to_string(),
-        _ => others[i - 3].max_dbv_sql(),
+        _ if clocks[i - 3].buckets => format!("SELECT {}", super::dirty::tail_max_sql(clocks[i - 3].tid)),
+        _ => clocks[i - 3].max_dbv_sql(),
     };
     let mut max = 0;
     let size = group_size(conn);
-    let n = others.len() + 3;
+    let n = clocks.len() + 3;
     for (group, first) in (0..n).step_by(size).enumerate() {
         let terms = first..(first + size).min(n);
         let v = conn.stmts.with(
