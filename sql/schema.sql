@@ -1,4 +1,4 @@
--- sqlite-crr internal schema, version 4 (src/storage/schema.rs says what each version added).
+-- sqlite-crr internal schema, version 7 (src/storage/schema.rs says what each version added).
 -- Created once per database, in one savepoint.
 -- Everything the extension stores besides the per-table clock tables lives here.
 
@@ -31,14 +31,17 @@ CREATE TABLE IF NOT EXISTS crr_ticks(dbv INTEGER PRIMARY KEY NOT NULL, tick INTE
 -- Which rows of a rowid-keyed clock were written at which db_version, by bucket of 32
 -- consecutive keys (bucket = key >> 5), added in version 4 (src/storage/dirty.rs): "changes
 -- since V" reads the buckets with an entry at V or later instead of a per-row dbv index.
--- An entry at dbv -1 (version 7) starts the clock's tail: the rows of that bucket and above
--- are read whole, and need no entry of their own (a local append writes no entry).
 CREATE TABLE IF NOT EXISTS crr_dirty(
   tid INTEGER NOT NULL,
   dbv INTEGER NOT NULL,
   bucket INTEGER NOT NULL,
   PRIMARY KEY (tid, dbv, bucket)
 ) WITHOUT ROWID;
+
+-- The tail of a bucket clock (added in version 7, src/storage/dirty.rs): the rows of buckets
+-- `bucket` and above are read whole by "changes since V", and need no crr_dirty entry (a
+-- local append writes none); `at` is the db_version of its last move.
+CREATE TABLE IF NOT EXISTS crr_tails(tid INTEGER PRIMARY KEY NOT NULL, bucket INTEGER NOT NULL, at INTEGER NOT NULL);
 
 -- As cr-sqlite: where transports record how far they have synced with each peer.
 CREATE TABLE IF NOT EXISTS crsql_tracked_peers(

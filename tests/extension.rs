@@ -234,7 +234,7 @@ fn temp_tables_named_like_the_internal_ones_change_nothing() {
     let (shadowed, plain) = (mem(), mem());
     shadowed.execute_batch(schema).unwrap();
     plain.execute_batch(schema).unwrap();
-    let names = ["crr_meta", "crr_sites", "crr_tables", "crr_columns", "crr_ticks", "crr_dirty", "crr_clock_1", "crr_clock_2"];
+    let names = ["crr_meta", "crr_sites", "crr_tables", "crr_columns", "crr_ticks", "crr_dirty", "crr_tails", "crr_clock_1", "crr_clock_2"];
     for n in names {
         shadowed.execute_batch(&format!("CREATE TEMP TABLE \"{n}\" AS SELECT * FROM main.\"{n}\" WHERE 0")).unwrap();
     }

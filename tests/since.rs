@@ -52,17 +52,15 @@ fn check(c: &Connection, ctx: &str) {
         let dirty: Vec<(i64, i64)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
         println!("{ctx}: clock (pk, cl, dbv) {rows:?}\n  crr_dirty (dbv, bucket) {dirty:?}");
     }
-    // (Rows in the tail, the buckets from the one the entry at db_version -1 names, need none.)
+    // (Rows in the tail, the buckets from the one crr_tails names, need none.)
     let uncovered: i64 = one(
         c,
         "SELECT count(*) FROM crr_clock_1 AS k WHERE NOT EXISTS \
          (SELECT 1 FROM crr_dirty AS d WHERE d.tid = 1 AND d.bucket = k.rowid >> 5 AND d.dbv >= k.dbv) \
-         AND NOT EXISTS (SELECT 1 FROM crr_dirty AS d WHERE d.tid = 1 AND d.dbv = -1 AND k.rowid >> 5 >= d.bucket)",
+         AND NOT EXISTS (SELECT 1 FROM crr_tails AS l WHERE l.tid = 1 AND k.rowid >> 5 >= l.bucket)",
     );
     assert_eq!(uncovered, 0, "{ctx}: clock rows without a covering crr_dirty entry");
-    let tails: i64 = one(c, "SELECT count(*) FROM crr_dirty WHERE dbv < 0");
-    assert!(tails <= 1, "{ctx}: {tails} tail entries");
-    let (entries, rows): (i64, i64) = (one(c, "SELECT count(*) FROM crr_dirty WHERE dbv >= 0"), one(c, "SELECT count(*) FROM crr_clock_1"));
+    let (entries, rows): (i64, i64) = (one(c, "SELECT count(*) FROM crr_dirty "), one(c, "SELECT count(*) FROM crr_clock_1"));
     assert!(entries <= rows, "{ctx}: crr_dirty has {entries} entries for {rows} clock rows");
     let all = changes(c);
     let top = all.iter().map(|x| x.db_version).max().unwrap_or(0);
@@ -168,17 +166,17 @@ fn crr_dirty_stays_no_larger_than_the_clock() {
         c.execute("INSERT INTO t VALUES (?1, 'x', 0)", [i]).unwrap();
     }
     c.execute_batch("COMMIT").unwrap();
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty WHERE dbv >= 0"), 2, "64 rows in one transaction: 2 buckets");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty "), 2, "64 rows in one transaction: 2 buckets");
     for round in 1..200 {
         c.execute("UPDATE t SET b = ?1", [round]).unwrap();
     }
     // (Bucket 1 is the tail, the buckets from the highest row's: its rows need no entry.)
-    assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_dirty WHERE dbv = -1"), 1);
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty WHERE dbv >= 0"), 1, "every row rewritten: still one entry for bucket 0");
+    assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_tails"), 1);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty "), 1, "every row rewritten: still one entry for bucket 0");
     for round in 0..100 {
         c.execute("UPDATE t SET b = -1 WHERE id = ?1", [round % 64]).unwrap();
     }
-    let entries: i64 = one(&c, "SELECT count(*) FROM crr_dirty WHERE dbv >= 0");
+    let entries: i64 = one(&c, "SELECT count(*) FROM crr_dirty ");
     assert!(entries <= 64, "{entries} entries for 64 rows");
     check(&c, "after single-row updates");
 }
@@ -199,16 +197,77 @@ fn appended_rows_are_found_through_the_tail_without_an_entry_each() {
             }
         }
         // One entry per bucket below the tail, at its rows' highest db_version, besides those
-        // of the first transactions (before the clock had a tail, they wrote entries each).
-        let entries: i64 = one(&c, "SELECT count(*) FROM crr_dirty WHERE dbv > 2");
+        // of the first transactions (before the clock had a tail, they wrote entries each: it
+        // gets one once two transactions in a row have appended to it).
+        let entries: i64 = one(&c, "SELECT count(*) FROM crr_dirty WHERE dbv > 3");
         assert_eq!(entries, 3, "{create}: entries for 100 rows in 4 buckets");
-        assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_dirty WHERE dbv = -1"), one::<i64>(&c, "SELECT max(rowid) >> 5 FROM crr_clock_1"), "{create}");
+        assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_tails"), one::<i64>(&c, "SELECT max(rowid) >> 5 FROM crr_clock_1"), "{create}");
         // Updates of rows in the tail and below it, one transaction each.
         for i in 0..20 {
             c.execute("UPDATE t SET b = ?1 WHERE id = ?2", [i, (i * 37) % 100]).unwrap();
         }
         check(&c, &format!("{create}: after updates"));
     }
+}
+
+/// A clock gets a tail only once two transactions in a row append to it: clocks written in
+/// turn get none (every read since V reads each tail, a seek and a bucket's rows).
+#[test]
+fn clocks_written_in_turn_get_no_tail() {
+    let c = mem();
+    c.execute_batch(&format!("{ROWID}; CREATE TABLE u(id INTEGER PRIMARY KEY NOT NULL, a); SELECT crsql_as_crr('t'); SELECT crsql_as_crr('u');")).unwrap();
+    for i in 0..50 {
+        c.execute("INSERT INTO t VALUES (?1, 'x', 0)", [i]).unwrap();
+        c.execute("INSERT INTO u VALUES (?1, 'x')", [i]).unwrap();
+    }
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tails"), 0);
+    c.execute_batch("INSERT INTO u VALUES (100, 'y'); INSERT INTO u VALUES (101, 'y'); INSERT INTO u VALUES (102, 'y');").unwrap();
+    assert_eq!(one::<String>(&c, "SELECT group_concat(tid) FROM crr_tails"), "2");
+    let all = changes(&c);
+    assert_eq!(changes_where(&c, "WHERE db_version > 99"), all.iter().filter(|x| x.db_version > 99).cloned().collect::<Vec<_>>());
+}
+
+/// At most `TAILS_MAX` (8) clocks have a tail: a ninth clock appended to in a row takes the
+/// place of the one whose tail moved least recently, whose rows get their entries; every
+/// read since V stays the full scan's.
+#[test]
+fn no_more_than_eight_clocks_keep_a_tail() {
+    let c = mem();
+    for i in 0..12 {
+        c.execute_batch(&format!("CREATE TABLE t{i}(id INTEGER PRIMARY KEY NOT NULL, a); SELECT crsql_as_crr('t{i}');")).unwrap();
+    }
+    for round in 0..2 {
+        for i in 0..12 {
+            for k in 0..40 {
+                c.execute(&format!("INSERT INTO t{i} VALUES (?1, 'x')"), [round * 100 + k]).unwrap();
+            }
+            let tails: i64 = one(&c, "SELECT count(*) FROM crr_tails");
+            assert!(tails <= 8, "{tails} tails");
+        }
+    }
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tails"), 8);
+    // Every clock row has a covering entry or lies in its clock's tail.
+    for tid in 1..=12 {
+        let uncovered: i64 = one(
+            &c,
+            &format!(
+                "SELECT count(*) FROM crr_clock_{tid} AS k WHERE NOT EXISTS \
+                 (SELECT 1 FROM crr_dirty AS d WHERE d.tid = {tid} AND d.bucket = k.rowid >> 5 AND d.dbv >= k.dbv) \
+                 AND NOT EXISTS (SELECT 1 FROM crr_tails AS l WHERE l.tid = {tid} AND k.rowid >> 5 >= l.bucket)"
+            ),
+        );
+        assert_eq!(uncovered, 0, "clock {tid}");
+    }
+    let all = changes(&c);
+    let top = all.iter().map(|x| x.db_version).max().unwrap();
+    for v in (0..=top).step_by(37) {
+        let want: Vec<_> = all.iter().filter(|x| x.db_version > v).cloned().collect();
+        let mut got = changes_where(&c, &format!("WHERE db_version > {v}"));
+        got.sort_by_key(|x| (x.db_version, x.seq));
+        assert_eq!(got.len(), want.len(), "since {v}");
+        assert_eq!(got, want, "since {v}");
+    }
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), top);
 }
 
 /// Two connections that append and update rows in turn, on one file: each keeps what it knew
@@ -249,28 +308,6 @@ fn connections_taking_turns_keep_every_row_covered() {
     }
 }
 
-/// A damaged crr_dirty with two tail entries for a clock: every read takes the lower one (so
-/// no change is read twice, nor missed), and the next move of the tail leaves one.
-#[test]
-fn of_two_tail_entries_the_lower_counts_and_the_next_move_leaves_one() {
-    let c = mem();
-    setup(&c);
-    for i in 0..40 {
-        c.execute("INSERT INTO t VALUES (?1, 'x', 0)", [i]).unwrap();
-    }
-    assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_dirty WHERE dbv = -1"), 1);
-    let all = changes(&c);
-    for extra in [0, 5] {
-        c.execute("INSERT INTO crr_dirty VALUES (1, -1, ?1)", [extra]).unwrap();
-        assert_eq!(changes_where(&c, "WHERE db_version > 0").len(), all.len(), "with a second tail entry at {extra}");
-        assert_eq!(changes_where(&c, "WHERE db_version > 30"), all.iter().filter(|x| x.db_version > 30).cloned().collect::<Vec<_>>());
-        c.execute("DELETE FROM crr_dirty WHERE dbv = -1 AND bucket = ?1", [extra]).unwrap();
-    }
-    c.execute_batch("INSERT INTO crr_dirty VALUES (1, -1, 0); INSERT INTO t VALUES (100, 'y', 1);").unwrap();
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty WHERE dbv = -1"), 1);
-    check(&c, "after the move");
-}
-
 /// A rollback can undo a move of the tail and keep the rows written before it: a row the
 /// move took out of the tail, without an entry, is then above the tail's start and no longer
 /// in its lowest bucket. The next move gives every bucket it takes out of the tail an entry
@@ -279,20 +316,21 @@ fn of_two_tail_entries_the_lower_counts_and_the_next_move_leaves_one() {
 fn a_tail_move_undone_by_a_rollback_leaves_no_row_uncovered() {
     let c = mem();
     setup(&c);
-    // (The connection's first transaction reads the clock's rows for its clock mark before
-    // its first row is there, and leaves the clock without a tail: the second gives it one.)
-    c.execute_batch("INSERT INTO t VALUES (1, 'a', 1); INSERT INTO t VALUES (2, 'a', 1);").unwrap();
-    assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_dirty WHERE dbv = -1"), 0);
+    // (A clock gets a tail once two transactions in a row have appended to it: the
+    // connection's first transaction reads the clock's rows for its clock mark before its
+    // first row is there, so the second and third.)
+    c.execute_batch("INSERT INTO t VALUES (1, 'a', 1); INSERT INTO t VALUES (2, 'a', 1); INSERT INTO t VALUES (3, 'a', 1);").unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_tails"), 0);
     // The read flushes inside s: the tail moves to bucket 1 (row 40's), and the rollback
     // undoes the move; row 40 stays, in bucket 1, without an entry.
     c.execute_batch(
         "BEGIN; INSERT INTO t VALUES (40, 'b', 2); SAVEPOINT s; SELECT count(*) FROM crsql_changes; ROLLBACK TO s; RELEASE s; COMMIT;",
     )
     .unwrap();
-    assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_dirty WHERE dbv = -1"), 0);
+    assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_tails"), 0);
     check(&c, "after the rollback of the move");
     c.execute_batch("INSERT INTO t VALUES (100, 'c', 3)").unwrap();
-    assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_dirty WHERE dbv = -1"), 3);
+    assert_eq!(one::<i64>(&c, "SELECT bucket FROM crr_tails"), 3);
     check(&c, "after the next move");
 }
 
@@ -310,15 +348,15 @@ fn a_packed_clock_marks_the_rows_it_adds_and_no_others() {
     }
     c.execute_batch("COMMIT").unwrap();
     assert_eq!(one::<i64>(&c, "SELECT max(rowid) FROM crr_clock_1"), 100);
-    assert_eq!(one::<String>(&c, "SELECT group_concat(bucket) FROM (SELECT bucket FROM crr_dirty WHERE dbv >= 0 ORDER BY bucket)"), "0,1,2,3");
+    assert_eq!(one::<String>(&c, "SELECT group_concat(bucket) FROM (SELECT bucket FROM crr_dirty ORDER BY bucket)"), "0,1,2,3");
     for round in 0..50 {
         c.execute("INSERT OR REPLACE INTO t VALUES (?1, 'r', ?2)", [(round % 3) * 7, round]).unwrap();
         c.execute_batch(&format!("DELETE FROM t WHERE id = 14; INSERT INTO t VALUES (14, 'back', {round})")).unwrap();
     }
     assert_eq!(one::<i64>(&c, "SELECT max(rowid) FROM crr_clock_1"), 100, "no clock row added");
-    let buckets: i64 = one(&c, "SELECT count(DISTINCT bucket) FROM crr_dirty WHERE dbv >= 0");
+    let buckets: i64 = one(&c, "SELECT count(DISTINCT bucket) FROM crr_dirty ");
     assert_eq!(buckets, 4, "only the buckets of the 100 rows");
-    assert!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty WHERE dbv >= 0") <= 100);
+    assert!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty ") <= 100);
     check(&c, "after rewrites of a few rows");
     // Rows added in a transaction that a savepoint rollback partly undid, then more: their
     // rowids are given out again, and all are marked.
@@ -424,7 +462,7 @@ fn flush_inside_then(before: &str, seen: i64, entries: i64, after: &str, kept: u
     let v: i64 = one(&c, "SELECT crsql_db_version()");
     c.execute_batch(before).unwrap();
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crsql_changes"), seen, "{ctx}");
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty WHERE dbv >= 0"), entries, "{ctx}: flushed by the read");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_dirty "), entries, "{ctx}: flushed by the read");
     c.execute_batch(after).unwrap();
     assert_eq!(changes_where(&c, &format!("WHERE db_version > {v}")).len(), kept, "{ctx}");
     check(&c, ctx);
@@ -459,7 +497,7 @@ fn rolled_back_writes_leave_no_entries() {
     let c = mem();
     setup(&c);
     let entries = |c: &Connection| -> Vec<(i64, i64)> {
-        let mut s = c.prepare("SELECT dbv, bucket FROM crr_dirty WHERE dbv >= 0 ORDER BY dbv, bucket").unwrap();
+        let mut s = c.prepare("SELECT dbv, bucket FROM crr_dirty ORDER BY dbv, bucket").unwrap();
         s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
     };
     c.execute_batch("BEGIN; INSERT INTO t VALUES (1, 'a', 1); INSERT INTO t VALUES (100, 'b', 2); SAVEPOINT s; INSERT INTO t VALUES (200, 'c', 3);").unwrap();

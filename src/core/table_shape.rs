@@ -246,13 +246,14 @@ pub const SENTINEL_CID: &str = "-1";
 /// The extension's own tables that sql/schema.sql makes, with their columns (a test in
 /// storage/schema.rs holds the two together; the clock tables `crr_clock_<tid>` are its own
 /// too, `is_own_table`).
-pub const OWN_TABLES: [(&str, &[&str]); 7] = [
+pub const OWN_TABLES: [(&str, &[&str]); 8] = [
     ("crr_meta", &["key", "value"]),
     ("crr_sites", &["ordinal", "site_id"]),
     ("crr_tables", &["tid", "name"]),
     ("crr_columns", &["tid", "name", "slot", "pk_index", "keeps_class"]),
     ("crr_ticks", &["dbv", "tick"]),
     ("crr_dirty", &["tid", "dbv", "bucket"]),
+    ("crr_tails", &["tid", "bucket", "at"]),
     ("crsql_tracked_peers", &["site_id", "version", "seq", "tag", "event"]),
 ];
 

@@ -415,7 +415,7 @@ fn scan_table(conn: &Conn, f: &Filter, scan: &mut Scan, table: u32) -> Result<()
         conn.stmts.with(
             conn.db,
             Key::ClockRange(info.tid, with_values),
-            || format!("{} WHERE c.dbv >= ?1", select(&layout.rows_since(1))),
+            || format!("{} WHERE c.dbv >= ?1", select(&layout.rows_since(1, super::dirty::has_tails(conn)))),
             |s| {
                 s.bind_i64(1, f.dbv_min)?;
                 read(s)

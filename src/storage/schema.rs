@@ -31,9 +31,9 @@ use crate::error::{Error, Result, SQLITE_READONLY};
 /// of their own rowids (storage/dirty.rs; the upgrade moves those made before,
 /// `triggers::move_packed_to_buckets`); an earlier build would write their rows without
 /// marking a bucket, and "changes since V" would miss them.
-/// 7: a bucket clock's tail (crr_dirty's entry at db_version -1, storage/dirty.rs): the rows
-/// of its highest buckets need no entry of their own; an earlier build would not read them
-/// as written since V. (Nothing to upgrade: a clock without a tail entry has no tail.)
+/// 7: crr_tails, a bucket clock's tail (storage/dirty.rs): the rows of its highest buckets
+/// need no crr_dirty entry; an earlier build would not read them as written since V. (The
+/// upgrade makes the table: a clock without a row there has no tail.)
 /// Earlier builds refuse a database of a later version, so the version moves whenever a build
 /// writes what earlier ones cannot read or keep right.
 pub const INTERNAL_SCHEMA_VERSION: i64 = 7;
@@ -189,8 +189,8 @@ pub fn install(conn: &Conn) -> Result<bool> {
             // Version 1 -> 2 and 3 -> 4 add tables (CREATE ... IF NOT EXISTS); 2 -> 3 changes
             // only what records may hold; 3 -> 4 moves rowid clocks onto buckets; 4 -> 5 gives
             // the database its token and the triggers their check of it; 5 -> 6 moves
-            // packed-key clocks onto buckets; 6 -> 7 lets clocks have a tail (a clock
-            // without one has none: nothing to write).
+            // packed-key clocks onto buckets; 6 -> 7 adds crr_tails (a clock without a row
+            // there has no tail).
             super::savepoint::in_savepoint(conn, "crr_upgrade", || {
                 // Read again under the write lock: another connection may have upgraded it
                 // since (see savepoint::write_lock).

@@ -73,14 +73,22 @@ pub enum Key {
     DirtyRemoveMany,
     /// The CRRs with a crr_dirty entry at a db_version or later (dirty::tables_written_since).
     DirtySince,
-    /// A clock's tail entry and highest rowid (dirty::tails), the entries of the buckets a
-    /// tail's move leaves, a tail entry's addition and move (dirty::move_tails), whether a tail holds a row written at a db_version or later
+    /// A clock's tail and highest rowid (dirty::tails), the entries of the buckets a tail's
+    /// move leaves, the move (dirty::move_tails), whether a tail holds a row written at a db_version or later
     /// (dirty::tables_written_since).
     DirtyTail(i64),
     DirtyTailSeal(i64),
-    DirtyTailAdd,
-    DirtyTailMove,
+    TailMove,
+    TailDrop,
+    /// The tails that moved least recently, and how many there are (dirty::tails).
+    TailsOldest,
     TailSince(i64),
+    /// The CRRs' tails (dirty::tails_of_crrs).
+    Tails,
+    /// The highest db_version of the CRRs' crr_dirty entries, and of a tail's rows
+    /// (dirty::max_written).
+    DirtyMax,
+    TailMax(i64),
     /// A row's tracked values inside an alter bracket (storage::alter::bracket_row).
     BracketRow(i64),
     /// A table's columns (tables::TableInfo::check_columns).

@@ -123,13 +123,13 @@ impl Clock {
 
     /// The FROM clause of a read of this clock's rows (as `c`) that can have a `dbv` at
     /// `?{param}` or later: the whole clock (a dbv index serves `c.dbv` bounds), or for a
-    /// bucket clock the rows of the buckets with such an entry (storage/dirty.rs). Callers
-    /// still bound `c.dbv`.
-    pub fn rows_since(&self, param: usize) -> String {
+    /// bucket clock the rows of the buckets with such an entry and its tail, if the database
+    /// has tails (`dirty::has_tails`; storage/dirty.rs). Callers still bound `c.dbv`.
+    pub fn rows_since(&self, param: usize, tails: bool) -> String {
         if !self.buckets {
             return format!("{} AS c", self.table());
         }
-        format!("({}) AS d JOIN {} AS c ON c.rowid BETWEEN d.lo AND d.hi", super::dirty::ranges_since_sql(self.tid, param), self.table())
+        format!("({}) AS d JOIN {} AS c ON c.rowid BETWEEN d.lo AND d.hi", super::dirty::ranges_since_sql(self.tid, param, tails), self.table())
     }
 
     /// The packed form of column `col`.

@@ -241,21 +241,19 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
     if list.is_empty() && !super::schema::is_installed(conn)? {
         return Ok(0);
     }
-    // Term i: the floor, the ticks, every bucket clock's highest crr_dirty entry (a seek per
-    // CRR, in one term: with 400 CRRs a transaction's first write after another connection's
-    // commit stepped 400 terms), then each clock's: a bucket clock's tail (storage/dirty.rs:
-    // its rows need no entry), the highest of another (SQL made only on a miss).
-    let clocks: Vec<tables::Clock> = list.iter().map(|t| t.clock()).collect();
+    // The bucket clocks' (their crr_dirty entries and tails: a seek or two per CRR in one
+    // statement, and a statement per tail; with 400 CRRs a transaction's first write after
+    // another connection's commit stepped 400 terms until 2026-12-06). Then term i: the floor,
+    // the ticks, then each other clock's highest (SQL made only on a miss).
+    let others: Vec<tables::Clock> = list.iter().map(|t| t.clock()).filter(|c| !c.buckets).collect();
     let term = |i: usize| match i {
         0 => "SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string(),
         1 => "SELECT max(dbv) FROM main.crr_ticks".to_string(),
-        2 => "SELECT max((SELECT max(dbv) FROM main.crr_dirty AS d WHERE d.tid = t.tid)) FROM main.crr_tables AS t".to_string(),
-        _ if clocks[i - 3].buckets => format!("SELECT {}", super::dirty::tail_max_sql(clocks[i - 3].tid)),
-        _ => clocks[i - 3].max_dbv_sql(),
+        _ => others[i - 2].max_dbv_sql(),
     };
-    let mut max = 0;
+    let mut max = super::dirty::max_written(conn)?;
     let size = group_size(conn);
-    let n = clocks.len() + 3;
+    let n = others.len() + 2;
     for (group, first) in (0..n).step_by(size).enumerate() {
         let terms = first..(first + size).min(n);
         let v = conn.stmts.with(
@@ -475,7 +473,8 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
     // in groups of one statement.
     let (buckets, others): (Vec<tables::Clock>, Vec<tables::Clock>) = clocks.into_iter().partition(|c| c.buckets);
     // A clock's rows after `dbv`: (tid, cl, record).
-    let term = |c: &tables::Clock| format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1));
+    let tails = super::dirty::has_tails(conn);
+    let term = |c: &tables::Clock| format!("SELECT {}, c.cl, c.clock FROM {} WHERE c.dbv > ?1", c.tid, c.rows_since(1, tails));
     let mut read = |key: Key, sql: &dyn Fn() -> String| {
         conn.stmts.with(conn.db, key, sql, |s| {
             s.bind_i64(1, dbv)?;
