@@ -25,6 +25,12 @@
 //! a delete and a resurrection. `v5-4b8261e.changes` is what that build's crsql_changes showed.
 //! `v5-4b8261e-bracket.sqlite3` is the same database after that build's
 //! `crsql_begin_alter('u')`, left open.
+//!
+//! `tests/fixtures/v6-534abdc.sqlite3` was written by the build at commit 534abdc (internal
+//! schema 6, the last without crr_tails), through /usr/bin/sqlite3: `t` (rowid key) and
+//! `u(k TEXT PRIMARY KEY NOT NULL, v, w)`, inserts one a transaction, a transaction over both,
+//! an update, deletes and a resurrection. `v6-534abdc.changes` is what that build's
+//! crsql_changes showed.
 
 mod common;
 use common::*;
@@ -173,7 +179,7 @@ fn a_version_3_database_moves_its_rowid_clocks_to_buckets_at_load() {
 /// version 7: a first version of it read the missing table and failed).
 #[test]
 fn databases_of_earlier_versions_opened_read_only_read_as_before() {
-    for (fixture, version) in [("v3-6b3b832", 3), ("v5-4b8261e", 5)] {
+    for (fixture, version) in [("v3-6b3b832", 3), ("v5-4b8261e", 5), ("v6-534abdc", 6)] {
         for query_only in [false, true] {
             let path = copy_of(fixture, "v3-read-only");
             let c = refusing_writes(std::path::Path::new(&path), query_only);
@@ -256,7 +262,7 @@ fn an_attached_database_of_an_earlier_build_is_not_written_through_the_attachmen
 /// CRR_UPGRADE_STRIDE=1 (about 4 minutes for the three fixtures); make test tries about 250 a fixture.
 #[test]
 fn an_upgrade_stopped_at_any_step_leaves_the_old_database_or_the_new() {
-    for fixture in ["v1-fcb3fae", "v3-6b3b832", "v5-4b8261e"] {
+    for fixture in ["v1-fcb3fae", "v3-6b3b832", "v5-4b8261e", "v6-534abdc"] {
         let try_load = |c: &rusqlite::Connection| -> rusqlite::Result<()> {
             // SAFETY (test): loading our own extension into our own connection.
             unsafe {
@@ -346,7 +352,7 @@ fn a_table_rebuilt_outside_a_bracket_before_the_upgrade_loses_its_rows_on_every_
 /// or went on with triggers and tables of the earlier build (4).
 #[test]
 fn an_earlier_builds_database_restored_into_a_live_connection_is_upgraded_before_it_is_written() {
-    for fixture in [FIXTURE, "v3-6b3b832", "v4-2dc5e40", "v5-4b8261e"] {
+    for fixture in [FIXTURE, "v3-6b3b832", "v4-2dc5e40", "v5-4b8261e", "v6-534abdc"] {
         let old = rusqlite::Connection::open(copy_of(fixture, &format!("restored-{fixture}"))).unwrap();
         let mut c = mem();
         c.execute_batch("CREATE TABLE z(id INTEGER PRIMARY KEY NOT NULL, v); SELECT crsql_as_crr('z'); INSERT INTO z VALUES (1, 1);").unwrap();
@@ -377,6 +383,28 @@ fn an_earlier_builds_database_restored_into_a_live_connection_is_upgraded_before
 /// writes, and a read since V finds exactly the changes after V; a new replica synced from it
 /// holds the same tables. A clock whose table is between crsql_begin_alter and
 /// crsql_commit_alter is left as it was, and works as before.
+/// A database of internal schema 6 gets crr_tails at its load, reads as before, and its CRRs
+/// take runs of single-row inserts through a tail from then on (both clock layouts), every
+/// read since V agreeing with the full feed.
+#[test]
+fn a_schema_6_database_gets_tails() {
+    let fixture = "v6-534abdc";
+    let c = open(&copy_of(fixture, "v6"));
+    assert_eq!(one::<i64>(&c, "SELECT value FROM crr_meta WHERE key = 'schema'"), 7);
+    assert_eq!(feed(&c), expected(fixture));
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tails"), 0);
+    check_since(&c);
+    for i in 0..40 {
+        c.execute("INSERT INTO t VALUES (?1, 'run', 0)", [100 + i]).unwrap();
+    }
+    for i in 0..40 {
+        c.execute("INSERT INTO u VALUES (?1, 'run', 0)", [format!("run{i:02}")]).unwrap();
+    }
+    assert_eq!(one::<String>(&c, "SELECT group_concat(tid) FROM crr_tails"), "1,2");
+    check_since(&c);
+    assert_eq!(one::<String>(&c, "PRAGMA integrity_check"), "ok");
+}
+
 #[test]
 fn a_schema_5_databases_packed_clocks_move_onto_buckets() {
     let fixture = "v5-4b8261e";

@@ -207,6 +207,9 @@ fn appended_rows_are_found_through_the_tail_without_an_entry_each() {
             c.execute("UPDATE t SET b = ?1 WHERE id = ?2", [i, (i * 37) % 100]).unwrap();
         }
         check(&c, &format!("{create}: after updates"));
+        // The tail goes with the clock.
+        c.execute_batch("SELECT crsql_as_table('t')").unwrap();
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM crr_tails") + one::<i64>(&c, "SELECT count(*) FROM crr_dirty"), 0, "{create}");
     }
 }
 
