@@ -24,8 +24,8 @@
 //! new reads them too; with 400 CRRs that cost is in README's performance section). The
 //! tail entry and the clock's highest bucket are read once per transaction and clock, or
 //! taken from the last transaction's commit while no other connection committed since
-//! (`TailsCarry`). A clock without a tail entry (one an earlier build wrote) gets one at its
-//! first flush with an entry to add.
+//! (`TailsCarry`). Since each tail costs every read, a clock gets one only once two
+//! transactions in a row have appended to it, and at most `TAILS_MAX` clocks keep one.
 //!
 //! Writes (`mark`): writing a row of bucket b at D adds (tid, D, b); an older entry of the
 //! same bucket may then go at any time, because the new one covers every row it covered. The
@@ -508,14 +508,17 @@ pub const TAILS_MAX: usize = 8;
 
 /// Fits the held-back entries of this transaction's db_version to the tails of their clocks
 /// (see the module comment), before `flush` writes them: for each clock they add to, reads
-/// its tail entry `t` and highest rowid, and moves the tail up to the highest rowid's bucket
-/// `top`. An addition in a bucket at or above the tail's new start is not written (the tail
-/// covers it); the move (`move_tails`) gives every bucket it takes out of the tail that holds
-/// a row an entry at the highest `dbv` of its rows (rows there may have none: this
-/// transaction's and earlier ones' left in the tail, also above `t` where a rollback undid a
-/// move and kept the rows; at a db_version one of its rows has, the entry is one that the
-/// row's next write removes, as any other). A clock without a tail entry gets one at `top`, its entries written as before.
-/// Returns the moves, which `flush` makes after writing the entries.
+/// its tail entry `t` and highest rowid (or takes them from what it knows, `known_tail`), and
+/// moves the tail up to the highest rowid's bucket `top`. An addition in a bucket at or above
+/// the tail's new start is not written (the tail covers it); the move (`move_tails`) gives
+/// every bucket it takes out of the tail that holds a row an entry at the highest `dbv` of its
+/// rows (rows there may have none: this transaction's and earlier ones' left in the tail, also
+/// above `t` where a rollback undid a move and kept the rows; at a db_version one of its rows
+/// has, the entry is one that the row's next write removes, as any other). A clock without a
+/// tail gets one at `top` when the last transaction also added to its top bucket (its entries
+/// are written as before), and takes the place of the least recently moved one beyond
+/// `TAILS_MAX`. Returns the moves, which `flush` makes after writing the entries, and what the
+/// flush leaves known of the tails.
 fn tails(conn: &Conn, pending: &mut Vec<Pending>) -> Result<(Vec<TailMove>, Vec<Tail>)> {
     let (mut moves, mut known) = (Vec::new(), Vec::new());
     let Some(dbv) = txn::current_db_version(conn) else {
@@ -650,7 +653,7 @@ fn integer_or_null(s: &crate::ffi::db::Stmt, i: usize, tid: i64) -> Result<Optio
         crate::ffi::api::SQLITE_NULL => Ok(None),
         crate::ffi::api::SQLITE_INTEGER => Ok(Some(s.i64(i))),
         _ => Err(crate::error::Error::new(format!(
-            "table id {tid}: crr_dirty or its clock table {} holds a key that is not an integer: the database is damaged",
+            "table id {tid}: crr_tails or its clock table {} holds a bucket or rowid that is not an integer: the database is damaged",
             super::tables::clock_table(tid)
         ))),
     }
