@@ -429,10 +429,14 @@ pub fn flush(conn: &Conn) -> Result<()> {
     }
     let mut pending = std::mem::take(&mut conn.txn.borrow_mut().dirty.pending);
     let ends = conn.txn_ends.get();
-    // The tails' moves go last: the entries that cover what a move takes out of a tail are
-    // written first.
+    // Additions first (the entries and those of the buckets moves take out of tails), so that
+    // each removal's entry is covered by then, then the tails' moves. (A removal after the
+    // moves' scans: a flush inside a statement can see a row at the dbv its write is about to
+    // leave, and a scan would give its bucket the entry the removal takes away.)
     let r = tails(conn, &mut pending).and_then(|(moves, known)| {
-        write(conn, &pending)?;
+        add_all(conn, &pending)?;
+        seal_tails(conn, &moves)?;
+        remove_all(conn, &pending)?;
         move_tails(conn, &moves)?;
         remember_tails(conn, known);
         Ok(())
@@ -547,7 +551,8 @@ fn tails(conn: &Conn, pending: &mut Vec<Pending>) -> Result<(Vec<TailMove>, Vec<
                         Ok((integer_or_null(s, 0, tid)?, integer_or_null(s, 1, tid)?))
                     },
                 )?;
-                (tail, last.map(bucket))
+                // (A flush inside a statement can come before its row is there.)
+                (tail, last.map(bucket).max(added_top))
             }
         };
         let Some(top) = top else {
@@ -659,9 +664,9 @@ fn integer_or_null(s: &crate::ffi::db::Stmt, i: usize, tid: i64) -> Result<Optio
     }
 }
 
-/// Makes the tail moves `tails` decided: the entries of the buckets a move takes out of the
-/// tail (each that holds a row: a scan of those rows), then the tail entry.
-fn move_tails(conn: &Conn, moves: &[TailMove]) -> Result<()> {
+/// Gives the buckets the tail moves `tails` decided take out of tails their entries: each that
+/// holds a row, at its rows' highest `dbv` (a scan of those rows).
+fn seal_tails(conn: &Conn, moves: &[TailMove]) -> Result<()> {
     for m in moves {
         if let Some(from) = m.from {
             // (The last rowid below `to`'s bucket: `to` is at most the highest bucket, whose
@@ -685,6 +690,13 @@ fn move_tails(conn: &Conn, moves: &[TailMove]) -> Result<()> {
                 },
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Makes the tail moves `tails` decided, in crr_tails (after `seal_tails`).
+fn move_tails(conn: &Conn, moves: &[TailMove]) -> Result<()> {
+    for m in moves {
         match m.to {
             Some(to) => conn.stmts.with(
                 conn.db,
