@@ -446,6 +446,26 @@ fn a_packed_clock_rolled_back_with_its_crsql_as_crr_is_forgotten() {
     check(&c, "after the rollback");
 }
 
+/// A packed-key clock's row added in a savepoint, then a crsql_as_table of the table inside a
+/// deeper one (its flush marks the row's bucket there) that rolls back: the row stays, and so
+/// must its entry. (Until 2026-12-07 the range's marks took the flush's depth, the rollback
+/// dropped them, and crsql_db_version() reported the version before the row's, which the
+/// next transaction then took again: tests/rollbacks.rs, seed 102180.)
+#[test]
+fn a_packed_clocks_rows_keep_their_entries_when_a_deeper_savepoint_rolls_back() {
+    let c = mem();
+    setup_as(&c, PACKED);
+    c.execute_batch("INSERT INTO t VALUES (1, 'x', 0)").unwrap();
+    c.execute_batch(
+        "SAVEPOINT s0; SAVEPOINT s1; INSERT OR REPLACE INTO t VALUES (5, 'p', 0); SAVEPOINT s2; SAVEPOINT off;
+         SELECT crsql_as_table('t'); INSERT OR REPLACE INTO t VALUES (6, 'u', 9); ROLLBACK TO off; RELEASE off; RELEASE s0;",
+    )
+    .unwrap();
+    let top = changes(&c).iter().map(|x| x.db_version).max().unwrap();
+    assert_eq!(one::<i64>(&c, "SELECT crsql_db_version()"), top);
+    check(&c, "after the rollback");
+}
+
 /// A packed-key clock whose table holds rows that the extension did not add (another program
 /// wrote the clock table) is refused at the flush of the transaction that notices it, rather
 /// than marked wrongly or marked bucket by bucket up to an arbitrary rowid.

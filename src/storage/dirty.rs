@@ -304,6 +304,13 @@ const CHUNK_ROWS: usize = 32;
 /// and made together (`flush`). Only while the extension is being set up on a connection
 /// (before crr_internal_txn exists) are they written at once.
 pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Result<()> {
+    mark_at(conn, tid, key, dbv, old, conn.depth.get())
+}
+
+/// `mark` for writes made at savepoint depth `level` or above (`Pending::level`): the current
+/// depth for a write being made, lower for the rows a packed-key clock's range covers
+/// (`mark_grown`: they were added since the range was noted, at `Grown::level`).
+fn mark_at(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>, level: i32) -> Result<()> {
     // A row whose dbv did not rise (written again in this transaction, or an alter that
     // removed its newest entries) is covered by its bucket's entry at its old dbv or later
     // (the invariant): there is nothing to write. (Until 2026-12-05 a DROP COLUMN marked every
@@ -325,7 +332,10 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
             m.removed.clear();
             m.mark = conn.rollback_mark();
         }
-        let add = !(current && m.added.contains(&(tid, b)));
+        // (An entry of the bucket held back or written at a higher level does not cover
+        // writes made below it: a rollback between the two levels would take it alone.)
+        let below = level < conn.depth.get();
+        let add = !(current && !below && m.added.contains(&(tid, b)));
         let old = old.filter(|o| *o < dbv && !(current && m.removed.contains(&(tid, b, *o))));
         if !add && old.is_none() {
             return Ok(());
@@ -340,14 +350,18 @@ pub fn mark(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>) -> Resu
     };
     // The level is known once crr_internal_txn is in the transaction (SQLite reports the
     // savepoints open when it joins).
-    let p = Pending { tid, dbv, bucket: b, add: true, old, level: conn.depth.get() };
+    let p = Pending { tid, dbv, bucket: b, add: true, old, level };
     if !conn.txn_joined.get() {
         return write(conn, &[p]);
     }
     let full = {
         let mut t = conn.txn.borrow_mut();
-        t.dirty.pending.push(p);
-        t.dirty.pending.len() >= PENDING_MAX
+        let pending = &mut t.dirty.pending;
+        // Levels rise along `pending` (`Pending::level`): one below the current depth goes
+        // in its place.
+        let at = pending.partition_point(|e| e.level <= level);
+        pending.insert(at, p);
+        pending.len() >= PENDING_MAX
     };
     if full {
         flush(conn)?;
@@ -402,8 +416,12 @@ fn mark_grown(conn: &Conn) -> Result<()> {
         }
         let from = if conn.still_written(g.mark) { g.marked } else { g.start };
         if now > from {
+            // At the range's level: the rows were added at it or above, so only a rollback
+            // below it undoes them all (until 2026-12-07 these marks took the flush's depth,
+            // and a rollback between the two, as of a crsql_as_table in a savepoint, dropped
+            // the entries of rows that stayed: their db_version was handed out again).
             for b in bucket(from + 1)..=bucket(now) {
-                mark(conn, g.tid, b << BUCKET_BITS, g.dbv, None)?;
+                mark_at(conn, g.tid, b << BUCKET_BITS, g.dbv, None, g.level)?;
             }
         }
         let mut t = conn.txn.borrow_mut();
