@@ -115,7 +115,7 @@ fn tail_sql(tid: i64) -> String {
 }
 
 /// An expression for the highest `dbv` of clock `tid`'s tail (0: none).
-pub fn tail_max_sql(tid: i64) -> String {
+fn tail_max_sql(tid: i64) -> String {
     format!("coalesce((SELECT max(dbv) FROM {} WHERE rowid >= {}), 0)", super::tables::clock_table(tid), tail_start_sql(tid))
 }
 
