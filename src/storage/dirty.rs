@@ -207,14 +207,23 @@ impl Marks {
         if self.tails_unsure || (!self.tails.is_empty() && !still_written(self.tails_mark)) {
             return None;
         }
-        let mut tails = previous.filter(|p| p.data_version == ran_at && p.cookie == cookie).map(|p| p.tails).unwrap_or_default();
+        let (mut tails, mut highest) =
+            previous.filter(|p| p.data_version == ran_at && p.cookie == cookie).map(|p| (p.tails, p.highest)).unwrap_or_default();
         for k in &self.tails {
             match tails.iter_mut().find(|e| e.tid == k.tid) {
                 Some(e) => *e = *k,
                 None => tails.push(*k),
             }
         }
-        Some(TailsCarry { data_version: ran_at.wrapping_add(1), cookie, tails })
+        // A range's last mark read the clock's highest rowid at the commit's flush (xSync);
+        // one a rollback may have undone since says nothing.
+        for g in &self.grown {
+            highest.retain(|h| h.0 != g.tid);
+            if still_written(g.mark) {
+                highest.push((g.tid, g.marked));
+            }
+        }
+        Some(TailsCarry { data_version: ran_at.wrapping_add(1), cookie, tails, highest })
     }
 
     /// Savepoint `n` and those above it were released (xRelease): the writes made above depth
@@ -371,7 +380,9 @@ fn mark_at(conn: &Conn, tid: i64, key: i64, dbv: i64, old: Option<i64>, level: i
 
 /// A write that may add a row to packed-key bucket clock `tid`, storing `dbv`, is about to be
 /// made: the first of the transaction notes the clock's highest rowid (see the module
-/// comment; `flush` marks the rows added since).
+/// comment; `flush` marks the rows added since), as the last commit left it where this
+/// transaction started from that commit (`known_highest`: 4% of the instructions of a
+/// text-keyed single-row insert), else read.
 pub fn grow(conn: &Conn, tid: i64, dbv: i64) -> Result<()> {
     {
         let mut t = conn.txn.borrow_mut();
@@ -381,7 +392,10 @@ pub fn grow(conn: &Conn, tid: i64, dbv: i64) -> Result<()> {
             return Ok(());
         }
     }
-    let start = highest_rowid(conn, tid)?;
+    let start = match known_highest(conn, tid) {
+        Some(h) => h,
+        None => highest_rowid(conn, tid)?,
+    };
     conn.txn.borrow_mut().dirty.grown.push(Grown { tid, start, tries: 1, dbv, marked: start, mark: None, level: conn.depth.get() });
     Ok(())
 }
@@ -511,6 +525,10 @@ pub struct TailsCarry {
     data_version: u32,
     cookie: i64,
     tails: Vec<Tail>,
+    /// Packed-key bucket clocks' highest rowids, (tid, rowid), as the commit left them: the
+    /// next transaction's first write that may add a row starts its range there (`grow`)
+    /// instead of reading it.
+    highest: Vec<(i64, i64)>,
 }
 
 /// A move of clock `tid`'s tail from bucket `from` (None: it has none) to `to` (None: the
@@ -645,6 +663,18 @@ fn known_tail(conn: &Conn, tid: i64) -> Option<Tail> {
     let (dv, cookie) = (conn.txn_data_version.get()?, t.cookie?);
     let carry = conn.tails_carry.borrow();
     carry.as_ref().filter(|c| c.data_version == dv && c.cookie == cookie)?.tails.iter().find(|k| k.tid == tid).copied()
+}
+
+/// Packed-key clock `tid`'s highest rowid as the last commit left it, if this transaction
+/// started from that commit (as `known_tail`; clock rows are added only through `grow`).
+fn known_highest(conn: &Conn, tid: i64) -> Option<i64> {
+    let t = conn.txn.borrow();
+    if t.dirty.tails_unsure {
+        return None;
+    }
+    let (dv, cookie) = (conn.txn_data_version.get()?, t.cookie?);
+    let carry = conn.tails_carry.borrow();
+    carry.as_ref().filter(|c| c.data_version == dv && c.cookie == cookie)?.highest.iter().find(|h| h.0 == tid).map(|h| h.1)
 }
 
 /// Notes what a flush made of the clocks' tails (`tails`), once written.
