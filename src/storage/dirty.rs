@@ -17,7 +17,7 @@
 //! row wrote three pages (the table's, the clock's, crr_dirty's) where plain SQLite writes
 //! one, and now writes two. `flush` moves the tail up to the bucket of the clock's highest row
 //! (`tails`); the rows the move leaves behind get entries then, at their bucket's highest
-//! `dbv` (the move scans them: `move_tails`), and an addition in the tail is not written. So
+//! `dbv` (the move scans them: `seal_tails`), and an addition in the tail is not written. So
 //! a run of single-row appends writes an entry once per bucket, not once per transaction,
 //! and the tail holds one bucket's rows (or more, a rollback undid a move). Every read since
 //! V reads the tail whole: a seek and at most those rows per clock (a poll that finds nothing
@@ -210,10 +210,7 @@ impl Marks {
         let (mut tails, mut highest) =
             previous.filter(|p| p.data_version == ran_at && p.cookie == cookie).map(|p| (p.tails, p.highest)).unwrap_or_default();
         for k in &self.tails {
-            match tails.iter_mut().find(|e| e.tid == k.tid) {
-                Some(e) => *e = *k,
-                None => tails.push(*k),
-            }
+            note_tail(&mut tails, *k);
         }
         // A range's last mark read the clock's highest rowid at the commit's flush (xSync);
         // one a rollback may have undone since says nothing.
@@ -550,7 +547,7 @@ pub const TAILS_MAX: usize = 8;
 /// (see the module comment), before `flush` writes them: for each clock they add to, reads
 /// its tail entry `t` and highest rowid (or takes them from what it knows, `known_tail`), and
 /// moves the tail up to the highest rowid's bucket `top`. An addition in a bucket at or above
-/// the tail's new start is not written (the tail covers it); the move (`move_tails`) gives
+/// the tail's new start is not written (the tail covers it); the move (`seal_tails`) gives
 /// every bucket it takes out of the tail that holds a row an entry at the highest `dbv` of its
 /// rows (rows there may have none: this transaction's and earlier ones' left in the tail, also
 /// above `t` where a rollback undid a move and kept the rows; at a db_version one of its rows
@@ -652,29 +649,36 @@ fn tails(conn: &Conn, pending: &mut Vec<Pending>) -> Result<(Vec<TailMove>, Vec<
 /// the data version and schema cookie this transaction started from) knew of clock `tid`'s
 /// tail, if anything.
 fn known_tail(conn: &Conn, tid: i64) -> Option<Tail> {
-    let t = conn.txn.borrow();
-    let m = &t.dirty;
-    if m.tails_unsure || (!m.tails.is_empty() && !conn.still_written(m.tails_mark)) {
-        return None;
+    {
+        let t = conn.txn.borrow();
+        let m = &t.dirty;
+        if m.tails_unsure || (!m.tails.is_empty() && !conn.still_written(m.tails_mark)) {
+            return None;
+        }
+        if let Some(k) = m.tails.iter().find(|k| k.tid == tid) {
+            return Some(*k);
+        }
     }
-    if let Some(k) = m.tails.iter().find(|k| k.tid == tid) {
-        return Some(*k);
-    }
-    let (dv, cookie) = (conn.txn_data_version.get()?, t.cookie?);
-    let carry = conn.tails_carry.borrow();
-    carry.as_ref().filter(|c| c.data_version == dv && c.cookie == cookie)?.tails.iter().find(|k| k.tid == tid).copied()
+    from_carry(conn, |c| c.tails.iter().find(|k| k.tid == tid).copied())
 }
 
-/// Packed-key clock `tid`'s highest rowid as the last commit left it, if this transaction
-/// started from that commit (as `known_tail`; clock rows are added only through `grow`).
+/// Packed-key clock `tid`'s highest rowid as the last commit left it (`from_carry`; clock
+/// rows are added only through `grow`).
 fn known_highest(conn: &Conn, tid: i64) -> Option<i64> {
+    from_carry(conn, |c| c.highest.iter().find(|h| h.0 == tid).map(|h| h.1))
+}
+
+/// `f` of the last commit's `TailsCarry`, if this transaction started from that commit (the
+/// data version and schema cookie it left) and no rollback since may have undone a move of a
+/// tail (`Marks::tails_unsure`).
+fn from_carry<T>(conn: &Conn, f: impl FnOnce(&TailsCarry) -> Option<T>) -> Option<T> {
     let t = conn.txn.borrow();
     if t.dirty.tails_unsure {
         return None;
     }
     let (dv, cookie) = (conn.txn_data_version.get()?, t.cookie?);
     let carry = conn.tails_carry.borrow();
-    carry.as_ref().filter(|c| c.data_version == dv && c.cookie == cookie)?.highest.iter().find(|h| h.0 == tid).map(|h| h.1)
+    carry.as_ref().filter(|c| c.data_version == dv && c.cookie == cookie).and_then(f)
 }
 
 /// Notes what a flush made of the clocks' tails (`tails`), once written.
@@ -693,10 +697,15 @@ fn remember_tails(conn: &Conn, known: Vec<Tail>) {
     }
     m.tails_mark = mark;
     for k in known {
-        match m.tails.iter_mut().find(|e| e.tid == k.tid) {
-            Some(e) => *e = k,
-            None => m.tails.push(k),
-        }
+        note_tail(&mut m.tails, k);
+    }
+}
+
+/// Puts `k` in `tails`, in place of what it held of the same clock.
+fn note_tail(tails: &mut Vec<Tail>, k: Tail) {
+    match tails.iter_mut().find(|e| e.tid == k.tid) {
+        Some(e) => *e = k,
+        None => tails.push(k),
     }
 }
 

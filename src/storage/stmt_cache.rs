@@ -74,8 +74,8 @@ pub enum Key {
     /// The CRRs with a crr_dirty entry at a db_version or later (dirty::tables_written_since).
     DirtySince,
     /// A clock's tail and highest rowid (dirty::tails), the entries of the buckets a tail's
-    /// move leaves, the move (dirty::move_tails), whether a tail holds a row written at a db_version or later
-    /// (dirty::tables_written_since).
+    /// move leaves (dirty::seal_tails), the move and a tail's removal (dirty::move_tails),
+    /// whether a tail holds a row written at a db_version or later (dirty::tables_written_since).
     DirtyTail(i64),
     DirtyTailSeal(i64),
     TailMove,

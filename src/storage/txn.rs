@@ -241,10 +241,10 @@ pub fn max_db_version(conn: &Conn) -> Result<i64> {
     if list.is_empty() && !super::schema::is_installed(conn)? {
         return Ok(0);
     }
-    // The bucket clocks' (their crr_dirty entries and tails: a seek or two per CRR in one
-    // statement, and a statement per tail; with 400 CRRs a transaction's first write after
-    // another connection's commit stepped 400 terms until 2026-12-06). Then term i: the floor,
-    // the ticks, then each other clock's highest (SQL made only on a miss).
+    // The bucket clocks' (their crr_dirty entries, a seek per CRR in one statement, and their
+    // tails, one read of crr_tails and a statement per tail; with 400 CRRs a transaction's
+    // first write after another connection's commit stepped 400 terms until 2026-12-06). Then
+    // term i: the floor, the ticks, then each other clock's highest (SQL made only on a miss).
     let others: Vec<tables::Clock> = list.iter().map(|t| t.clock()).filter(|c| !c.buckets).collect();
     let term = |i: usize| match i {
         0 => "SELECT coalesce((SELECT value FROM main.crr_meta WHERE key = 'db_version_floor'), 0)".to_string(),
