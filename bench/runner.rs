@@ -11,7 +11,7 @@ mod shared;
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
-use shared::{add_clock_floor, add_trigger_floor, apply_changes, fresh, fresh_keyed, insert_changes, insert_rows, plain_apply, plain_exchange, read_changes, w7_exchange, READ_ALL};
+use shared::{add_clock_floor, add_trigger_floor, apply_changes, fresh, fresh_keyed, insert_changes, insert_rows, nested_apply, nested_exchange, plain_apply, plain_exchange, read_changes, w7_exchange, READ_ALL};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -196,6 +196,25 @@ fn run(dir: &Path, rows: i64, tuned: bool) -> Run {
     add_trigger_floor(&silenced);
     let w6f = timed(|| plain_apply(&p, &silenced));
     out.insert(7, Row { name: "  the same upserts on a table with silenced triggers", work: changes.len() as i64, plain: w6p, crr: w6f, bar: "(reference)" });
+    // And each run from inside a function call of the outer statement, as a merge's write is
+    // (shared::nested_apply).
+    let nested = fresh(dir, "nested.db", false, tuned);
+    add_trigger_floor(&nested);
+    let w6n = timed(|| nested_apply(&p, &nested));
+    out.insert(8, Row { name: "  the same, each upsert nested in a statement", work: changes.len() as i64, plain: w6p, crr: w6n, bar: "(reference)" });
+    // W7 on two replicas of the rows it starts from that have the clock floor and the
+    // trigger floor, each merged write nested (shared::nested_exchange).
+    let replica = |name: &str| {
+        let f = fresh(dir, name, false, tuned);
+        add_clock_floor(&f);
+        add_trigger_floor(&f);
+        insert_rows(&f, 0, all);
+        f.execute_batch("DELETE FROM t WHERE id % 10 = 0").unwrap();
+        f
+    };
+    let (f7, g7) = (replica("floor7a.db"), replica("floor7b.db"));
+    let w7f = timed(|| nested_exchange(&f7, &g7));
+    out.insert(10, Row { name: "  the same on the clock floor, each merged write nested", work: all / 10, plain: w7p, crr: w7f, bar: "(reference, x time)" });
     let feed = fresh(dir, "feed.db", false, tuned);
     feed.execute_batch("CREATE TABLE feed(\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq)").unwrap();
     insert_changes(&feed, "feed", &changes);

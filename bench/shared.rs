@@ -83,6 +83,70 @@ pub fn add_trigger_floor(c: &Connection) {
     }
 }
 
+/// W6's plain upserts (`plain_apply`), each run from inside a call of a function of the
+/// outer statement (`with_nested_upserts`): the least any merge pays that writes the user
+/// table from inside the statement that hands it the change, as INSERT INTO crsql_changes
+/// does. `to` should have the trigger floor (`add_trigger_floor`), as a CRR merged into has
+/// its triggers, silenced. A reference, not a merge: no clock is read or written, nothing is
+/// validated or decided.
+pub fn nested_apply(from: &Connection, to: &Connection) {
+    let mut src = from.prepare("SELECT id, a, b, c FROM t").unwrap();
+    let rows: Vec<[Value; 4]> = src.query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])).unwrap().map(|r| r.unwrap()).collect();
+    with_nested_upserts(to, |upsert| {
+        for [id, a, b, c] in &rows {
+            for (col, v) in [a, b, c].into_iter().enumerate() {
+                upsert(col, id, v);
+            }
+        }
+    });
+}
+
+/// W7's floor (a reference, as `nested_apply`): `plain_exchange` on two plain replicas that
+/// have the clock floor (`add_clock_floor`: a clock row written per write) and the trigger
+/// floor, with each upsert run from inside a function call. The least W7 costs a design that
+/// tracks writes with triggers and merges through a statement nested in the INSERT of each
+/// change.
+pub fn nested_exchange(p: &Connection, q: &Connection) {
+    p.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
+    q.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
+    for (from, to) in [(p, q), (q, p)] {
+        let mut s = from.prepare("SELECT id, a FROM t WHERE id % 10 = 1").unwrap();
+        let rows: Vec<(Value, Value)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+        with_nested_upserts(to, |upsert| {
+            for (id, a) in &rows {
+                upsert(0, id, a);
+            }
+        });
+    }
+}
+
+/// Runs `f` in a transaction on `to` with `upsert(col, id, value)`, which upserts `value` into
+/// column a, b or c (0, 1, 2) of row `id` of `t` from inside a call of a function of an outer
+/// statement (`SELECT nested_upsert(?1, ?2, ?3)`), one such statement per call. A write
+/// made so is a statement nested in another, and inside a transaction SQLite gives a nested
+/// write on a table whose triggers call a function a statement journal of its own (a
+/// savepoint, and a copy of each page it changes, opened and released per write), as it
+/// gives a merge's write.
+fn with_nested_upserts(to: &Connection, f: impl FnOnce(&mut dyn FnMut(usize, &Value, &Value))) {
+    use rusqlite::functions::FunctionFlags;
+    // SAFETY: a second handle on `to`'s connection, which does not close it; the function that
+    // owns it (and the statements it caches) is removed below, before `to` can be closed.
+    let inner = unsafe { Connection::from_handle(to.handle()) }.unwrap();
+    let ups: Vec<String> = ["a", "b", "c"].iter().map(|col| format!("INSERT INTO t(id, {col}) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET {col} = excluded.{col}")).collect();
+    to.create_scalar_function("nested_upsert", 3, FunctionFlags::SQLITE_UTF8, move |ctx| {
+        let col: i64 = ctx.get(0)?;
+        inner.prepare_cached(&ups[col as usize])?.execute(rusqlite::params![ctx.get::<Value>(1)?, ctx.get::<Value>(2)?]).map(|n| n as i64)
+    })
+    .unwrap();
+    let tx = to.unchecked_transaction().unwrap();
+    {
+        let mut s = tx.prepare("SELECT nested_upsert(?1, ?2, ?3)").unwrap();
+        f(&mut |col, id, v| assert_eq!(s.query_row(rusqlite::params![col as i64, id, v], |r| r.get::<_, i64>(0)).unwrap(), 1));
+    }
+    tx.commit().unwrap();
+    to.remove_function("nested_upsert", 3).unwrap();
+}
+
 pub fn insert_rows(c: &Connection, from: i64, n: i64) {
     let tx = c.unchecked_transaction().unwrap();
     {

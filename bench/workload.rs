@@ -1,5 +1,5 @@
 //! One workload in one process, for instruction counts: `valgrind --tool=callgrind
-//! target/release/examples/workload <w1..w7|w6u|since|prep|wide> <plain|floor|clock-floor|crr> <rows>` (built by
+//! target/release/examples/workload <w1..w7|w6u|since|prep|wide> <plain|floor|nested|clock-floor|crr> <rows>` (built by
 //! `make test`; CRR_EXTENSION=path loads another build). Wall-clock ratios are noisy on shared
 //! machines; callgrind's counts repeat.
 //! w1 inserts `rows` rows in one transaction; w2 inserts them one transaction each; w3 and w4
@@ -13,8 +13,12 @@
 //! later the updated one), so the merge writes each row's clock twice (count the apply step
 //! alone with `--toggle-collect=workload::shared::apply_changes`, or
 //! `workload::shared::plain_apply`).
+//! CRR_BENCH_TUNED=1 opens every database with the runner's tuned pragmas (temp_store=MEMORY,
+//! cache_size=-64000).
 //! Subtract w1 from w3/w4/w5 for the cost of the step alone; for w6 count the apply step
-//! inside `workload::shared::apply_changes` (plain: `workload::shared::plain_apply`).
+//! inside `workload::shared::apply_changes` (plain: `workload::shared::plain_apply`; w6
+//! nested, the same upserts each from inside a function call on a table with the trigger
+//! floor: `workload::shared::nested_apply`).
 //! `since` (crr only) inserts, updates 100 scattered rows in one transaction and reads the
 //! changes since before that update (`--toggle-collect=workload::since_read`): a sync of a
 //! small delta of a large table.
@@ -41,18 +45,21 @@ use shared::{apply_changes, fresh, insert_rows, read_changes};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w6u|w7|since|prep|wide> <plain|floor|clock-floor|crr> <rows>";
+    let usage = "usage: workload <w1|w2|w3|w4|w5|w6|w6u|w7|since|prep|wide> <plain|floor|nested|clock-floor|crr> <rows>";
     let (w, mode, rows) = match args.as_slice() {
-        [_, w, mode, rows] if matches!(mode.as_str(), "plain" | "floor" | "clock-floor" | "crr") => (w.as_str(), mode.as_str(), rows.parse::<i64>().expect(usage)),
+        [_, w, mode, rows] if matches!(mode.as_str(), "plain" | "floor" | "nested" | "clock-floor" | "crr") => (w.as_str(), mode.as_str(), rows.parse::<i64>().expect(usage)),
         _ => panic!("{usage}"),
     };
     let crr = mode == "crr";
+    // CRR_BENCH_TUNED=1: the runner's tuned pragmas (temp_store=MEMORY, cache_size=-64000).
+    let tuned = std::env::var("CRR_BENCH_TUNED").is_ok_and(|v| v == "1");
     assert!(crr || mode == "plain" || !matches!(w, "w5" | "w7"), "w5 and w7: plain or crr");
     assert!(crr || !matches!(mode, "clock-floor") || !matches!(w, "w6" | "w6u"), "w6: plain, floor or crr");
     assert!(crr || !matches!(w, "since" | "wide"), "since and wide: crr only");
+    assert!(mode != "nested" || w == "w6", "nested: w6 only");
     let dir = std::env::temp_dir().join(format!("crr-workload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let c = fresh(&dir, "src.db", crr, false);
+    let c = fresh(&dir, "src.db", crr, tuned);
     if mode == "floor" && !matches!(w, "w6" | "w6u") {
         for event in ["INSERT", "UPDATE", "DELETE"] {
             c.execute_batch(&format!("CREATE TRIGGER floor_{event} AFTER {event} ON t WHEN 0 BEGIN SELECT 1; END")).unwrap();
@@ -98,7 +105,7 @@ fn main() {
             const COLUMNS: i64 = 500;
             let cols: Vec<String> = (0..COLUMNS).map(|i| format!("c{i} INTEGER")).collect();
             let schema = format!("CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, {}); SELECT crsql_as_crr('w');", cols.join(", "));
-            let d = fresh(&dir, "dst.db", true, false);
+            let d = fresh(&dir, "dst.db", true, tuned);
             for x in [&c, &d] {
                 x.execute_batch(&schema).unwrap();
             }
@@ -114,12 +121,12 @@ fn main() {
             insert_rows(&c, 0, rows);
             c.execute_batch("UPDATE t SET b = b + 1").unwrap();
             let changes = read_changes(&c);
-            apply_changes(&fresh(&dir, "dst.db", true, false), &changes);
+            apply_changes(&fresh(&dir, "dst.db", true, tuned), &changes);
         }
         "w6u" => {
             insert_rows(&c, 0, rows);
             c.execute_batch("UPDATE t SET b = b + 1").unwrap();
-            let d = fresh(&dir, "dst.db", false, false);
+            let d = fresh(&dir, "dst.db", false, tuned);
             if mode == "floor" {
                 shared::add_trigger_floor(&d);
             }
@@ -129,7 +136,7 @@ fn main() {
             insert_rows(&c, 0, rows);
             let changes = read_changes(&c);
             if w != "w5" {
-                let d = fresh(&dir, "dst.db", true, false);
+                let d = fresh(&dir, "dst.db", true, tuned);
                 apply_changes(&d, &changes);
                 if w == "w7" {
                     w7(&c, &d);
@@ -142,11 +149,15 @@ fn main() {
             let cells: Vec<[rusqlite::types::Value; 3]> = s.query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?])).unwrap().map(|r| r.unwrap()).collect();
             assert_eq!(cells.len() as i64, rows);
             if w != "w5" {
-                let d = fresh(&dir, "dst.db", false, false);
-                if mode == "floor" {
+                let d = fresh(&dir, "dst.db", false, tuned);
+                if mode != "plain" {
                     shared::add_trigger_floor(&d);
                 }
-                shared::plain_apply(&c, &d);
+                if mode == "nested" {
+                    shared::nested_apply(&c, &d);
+                } else {
+                    shared::plain_apply(&c, &d);
+                }
                 if w == "w7" {
                     w7_plain(&c, &d);
                 }
