@@ -71,7 +71,7 @@ pub struct Conn {
     pub carry: Cell<Option<Carry>>,
     /// What the last committed transaction knew of the clocks' tails (storage/dirty.rs), at
     /// the data version and schema cookie after its commit.
-    pub tails_carry: RefCell<Option<super::dirty::TailsCarry>>,
+    pub tails_carry: RefCell<Option<super::tails::TailsCarry>>,
     /// The clock of the row the last merge wrote (see storage::merge::MergedRow).
     pub merged_row: RefCell<Option<MergedRow>>,
     /// Savepoints open (statements' too), as the vtabs' savepoint callbacks report them once

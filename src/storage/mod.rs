@@ -16,6 +16,7 @@ pub mod schema;
 pub mod sites;
 pub mod stmt_cache;
 pub mod tables;
+pub mod tails;
 pub mod ticks;
 pub mod track;
 pub mod triggers;

@@ -73,17 +73,17 @@ pub enum Key {
     DirtyRemoveMany,
     /// The CRRs with a crr_dirty entry at a db_version or later (dirty::tables_written_since).
     DirtySince,
-    /// A clock's tail and highest rowid (dirty::tails), the entries of the buckets a tail's
-    /// move leaves (dirty::seal_tails), the move and a tail's removal (dirty::move_tails),
+    /// A clock's tail and highest rowid (tails::fit), the entries of the buckets a tail's
+    /// move leaves (tails::seal_tails), the move and a tail's removal (tails::move_tails),
     /// whether a tail holds a row written at a db_version or later (dirty::tables_written_since).
     DirtyTail(i64),
     DirtyTailSeal(i64),
     TailMove,
     TailDrop,
-    /// The tails that moved least recently, and how many there are (dirty::tails).
+    /// The tails that moved least recently, and how many there are (tails::fit).
     TailsOldest,
     TailSince(i64),
-    /// The CRRs' tails (dirty::tails_of_crrs).
+    /// The CRRs' tails (tails::tails_of_crrs).
     Tails,
     /// The highest db_version of the CRRs' crr_dirty entries, and of a tail's rows
     /// (dirty::max_written).
