@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS crr_dirty(
   PRIMARY KEY (tid, dbv, bucket)
 ) WITHOUT ROWID;
 
--- The tail of a bucket clock (added in version 7, src/storage/dirty.rs): the rows of buckets
+-- The tail of a bucket clock (added in version 7, src/storage/tails.rs): the rows of buckets
 -- `bucket` and above are read whole by "changes since V", and need no crr_dirty entry (a
 -- local append writes none); `at` is the db_version of its last move.
 CREATE TABLE IF NOT EXISTS crr_tails(tid INTEGER PRIMARY KEY NOT NULL, bucket INTEGER NOT NULL, at INTEGER NOT NULL);

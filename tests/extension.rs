@@ -1965,6 +1965,34 @@ fn ticks_kept_in_records_are_bounded_and_seen_by_other_connections() {
     }
 }
 
+/// Connections taking turns: each transaction's first write recovers the clock mark (the
+/// other connection committed since), and reads only the records stored since its own last
+/// commit, which covered those before (one here: the other's), not every record since the
+/// last crr_ticks row (up to DEFER_MAX, 32); its versions still outrank every one stored,
+/// with its own wall clock far behind the other's.
+#[test]
+fn connections_taking_turns_read_only_the_records_since_their_last_commit() {
+    let (c, path) = crr_t_file("turns-recover");
+    c.execute_batch("SELECT crr_set_wall_clock_for_testing(5000000);").unwrap();
+    let d = open(&path);
+    d.execute_batch("SELECT crr_set_wall_clock_for_testing(1000);").unwrap();
+    let recovered = |x: &rusqlite::Connection| one::<i64>(x, "SELECT crr_debug_records_recovered()");
+    let mut last = 0;
+    let mut before = (0, 0);
+    for i in 0..100 {
+        if i == 4 {
+            before = (recovered(&c), recovered(&d));
+        }
+        let w = if i % 2 == 0 { &c } else { &d };
+        w.execute("INSERT INTO t(id, a) VALUES (?1, 'x')", [i]).unwrap();
+        let v = version_of(w, "t", i, "a");
+        assert!(v > last, "row {i}: version {v} is not above the last one, {last}");
+        last = v;
+    }
+    let read = recovered(&c) - before.0 + recovered(&d) - before.1;
+    assert!(read <= 96, "96 transactions after another connection's commit read {read} records to recover the clock mark");
+}
+
 /// `val` is the cell's current value even when the app writes the row while it reads the
 /// feed (the scan reads a row's values once for all its changes, until anything is written).
 #[test]

@@ -322,6 +322,31 @@ fn connections_taking_turns_keep_every_row_covered() {
     }
 }
 
+/// Connections that take turns at appending start a tail too: where a connection knows
+/// nothing of the last transaction (the other made it), the last one's entry at the clock's
+/// top bucket says that it appended (each commit wrote a crr_dirty page until stop 44, 3.11
+/// WAL frames per single-row commit where one connection writes 2.12). Both layouts.
+#[test]
+fn connections_appending_in_turn_start_a_tail() {
+    for (i, create) in [ROWID, PACKED].into_iter().enumerate() {
+        let path = tmpdir(&format!("since-append-turns-{i}")).join("db.sqlite3");
+        let a = open(path.to_str().unwrap());
+        a.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        setup_as(&a, create);
+        let b = open(path.to_str().unwrap());
+        for k in 0..100 {
+            let c = if k % 2 == 0 { &a } else { &b };
+            c.execute("INSERT INTO t VALUES (?1, 'x', 0)", [k]).unwrap();
+        }
+        assert_eq!(one::<i64>(&a, "SELECT count(*) FROM crr_tails"), 1, "{create}");
+        // The first two transactions' entries, then one per bucket the tail left behind.
+        let entries: i64 = one(&a, "SELECT count(*) FROM crr_dirty");
+        assert!(entries <= 5, "{create}: {entries} entries for 100 rows in 4 buckets");
+        check(&a, &format!("{create}: appended in turn"));
+        check(&b, &format!("{create}: appended in turn, read by the other"));
+    }
+}
+
 /// A flush inside a statement (here the first read of the clock mark after a commit the
 /// extension took no part in, inside an UPDATE's trigger) sees the row at the db_version its
 /// write is about to leave. A move of the tail then (its start below the highest row's bucket,

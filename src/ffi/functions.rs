@@ -287,6 +287,10 @@ fn clock_rows_read_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
     Ok(Value::Integer(conn.clock_rows_read.get() as i64))
 }
 
+fn records_recovered_fn(conn: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Integer(conn.records_recovered.get() as i64))
+}
+
 /// crr_set_scan_cap_for_testing(n): a crsql_changes scan holds at most about n changes at a
 /// time (storage::changes::Scan::prune), so tests can read a feed in many parts; NULL restores
 /// the default.
@@ -558,6 +562,7 @@ pub fn register_all(conn: *const Conn) -> Result<()> {
         ("crr_new_site_id", 0, api::SQLITE_DIRECTONLY, V(new_site_id_fn)),
         ("crr_set_wall_clock_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_wall_clock_fn)),
         ("crr_debug_clock_rows_read", 0, 0, V(clock_rows_read_fn)),
+        ("crr_debug_records_recovered", 0, 0, V(records_recovered_fn)),
         ("crr_debug_statement_keys", 0, 0, V(statement_keys_fn)),
         ("crr_debug_statement_bytes", 0, 0, V(statement_bytes_fn)),
         ("crr_set_statement_budget_for_testing", 1, api::SQLITE_DIRECTONLY, V(set_statement_budget_fn)),

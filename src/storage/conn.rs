@@ -39,6 +39,9 @@ pub struct Conn {
     /// Clock rows read by crsql_changes scans (crr_debug_clock_rows_read()), so tests can
     /// check that "changes since V" does not read the history.
     pub clock_rows_read: Cell<u64>,
+    /// Clock records read to recover the clock mark (`txn::recover`;
+    /// crr_debug_records_recovered()), so tests can check what a recovery reads.
+    pub records_recovered: Cell<u64>,
     /// Most changes a crsql_changes scan holds at a time (`changes::Scan::prune`): SCAN_CAP,
     /// or what crr_set_scan_cap_for_testing set.
     pub scan_cap: Cell<usize>,
@@ -201,6 +204,7 @@ impl Conn {
             legacy_callers: RefCell::new((None, Vec::new())),
             wall_ms_override: Cell::new(None),
             clock_rows_read: Cell::new(0),
+            records_recovered: Cell::new(0),
             scan_cap: Cell::new(super::changes::SCAN_CAP),
             wide_writes: Cell::new(None),
             held_flags: RefCell::default(),

@@ -122,21 +122,30 @@ pub(super) fn fit(conn: &Conn, pending: &mut Vec<Pending>) -> Result<(Vec<TailMo
     for (tid, added_top) in tids {
         let added_top = Some(added_top);
         let k = known_tail(conn, tid);
-        let (tail, top) = match k {
+        // `previous`: where nothing is known, the highest bucket with an entry of the last
+        // db_version before this transaction's (whichever connection wrote it).
+        let (tail, top, previous) = match k {
             // The rows added since are all marked: their buckets are among the additions.
-            Some(k) => (k.start, Some(added_top.map_or(k.top, |b| b.max(k.top)))),
+            Some(k) => (k.start, Some(added_top.map_or(k.top, |b| b.max(k.top))), None),
             None => {
-                let (tail, last) = conn.stmts.with(
+                let (tail, last, previous) = conn.stmts.with(
                     conn.db,
                     Key::DirtyTail(tid),
-                    || format!("SELECT {}, (SELECT max(rowid) FROM {})", tail_sql(tid), super::tables::clock_table(tid)),
+                    || {
+                        format!(
+                            "SELECT {}, (SELECT max(rowid) FROM {}), (SELECT max(bucket) FROM main.crr_dirty WHERE tid = {tid} AND dbv = ?1)",
+                            tail_sql(tid),
+                            super::tables::clock_table(tid)
+                        )
+                    },
                     |s| {
+                        s.bind_i64(1, dbv.saturating_sub(1))?;
                         s.step()?;
-                        Ok((integer_or_null(s, 0, tid)?, integer_or_null(s, 1, tid)?))
+                        Ok((integer_or_null(s, 0, tid)?, integer_or_null(s, 1, tid)?, integer_or_null(s, 2, tid)?))
                     },
                 )?;
                 // (A flush inside a statement can come before its row is there.)
-                (tail, last.map(bucket).max(added_top))
+                (tail, last.map(bucket).max(added_top), previous)
             }
         };
         let Some(top) = top else {
@@ -146,7 +155,14 @@ pub(super) fn fit(conn: &Conn, pending: &mut Vec<Pending>) -> Result<(Vec<TailMo
         let Some(t) = tail else {
             // Only a clock appended to by two transactions in a row gets a tail (every read
             // since V reads each tail: a clock written now and then is better off without).
-            let streak = k.is_some_and(|k| k.at == dbv.saturating_sub(1) && added_top.is_some_and(|b| b >= k.top));
+            // Where this connection knows nothing of the last one (another connection made
+            // it, or this one has just opened), its entry at the clock's top bucket or the
+            // one below says that it wrote there (an append, or an update of a row near the
+            // top: then the tail is one that did not pay, which is all).
+            let streak = match k {
+                Some(k) => k.at == dbv.saturating_sub(1) && added_top.is_some_and(|b| b >= k.top),
+                None => previous.is_some_and(|p| p >= top.saturating_sub(1) && added_top.is_some_and(|b| b >= p)),
+            };
             if streak {
                 moves.push(TailMove { tid, from: None, to: Some(top), dbv });
             }

@@ -453,8 +453,18 @@ fn recover(conn: &Conn, mode: ClockMode) -> Result<(i64, i64, bool)> {
     if mode == ClockMode::Lamport {
         return Ok((rows, ticks_dbv, false));
     }
-    let in_records = records_since(conn, ticks_dbv)?;
-    Ok((rows.max(in_records), ticks_dbv, in_records > rows))
+    // This connection's last commit (its carry, stale: another connection committed since)
+    // knew the mark over every record up to its db_version. While the last crr_ticks row is
+    // still the one it knew, the records stored after that row are those it covered and those
+    // of the commits since, which are all after its db_version (a write stores its record at
+    // a newer db_version than the one it replaces), and at most DEFER_MAX. So only those are
+    // read: with connections taking turns, one record where it read up to DEFER_MAX
+    // (`before_record`). A record it covered that a commit since replaced is still counted in
+    // its mark, which only makes the mark higher: every version it counts was handed out.
+    let known = conn.carry.get().and_then(|c| c.clock.map(|k| (c.db_version, k))).filter(|(dbv, k)| k.ticks_dbv == ticks_dbv && k.mode == mode && *dbv >= ticks_dbv);
+    let (since, known_hwm, known_pending) = known.map_or((ticks_dbv, 0, false), |(dbv, k)| (dbv, k.hwm, k.pending));
+    let in_records = records_since(conn, since)?;
+    Ok((rows.max(known_hwm).max(in_records), ticks_dbv, known_pending || in_records > rows))
 }
 
 /// The highest version in the clock records stored after db_version `dbv`, in every clock
@@ -496,6 +506,7 @@ fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
         read(Key::RecordsSince(size, group), &|| clocks.iter().map(term).collect::<Vec<_>>().join(" UNION ALL "))?;
     }
     let mut max = 0;
+    conn.records_recovered.set(conn.records_recovered.get() + records.len() as u64);
     for (tid, cl, bytes) in records {
         let rc = super::track::decode(conn, tid, cl, &bytes)?;
         max = max.max(rc.max_version().unwrap_or(0));
