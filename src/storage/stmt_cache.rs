@@ -78,6 +78,7 @@ pub enum Key {
     /// whether a tail holds a row written at a db_version or later (dirty::tables_written_since).
     DirtyTail(i64),
     DirtyTailSeal(i64),
+    DirtyTailSealOne(i64),
     TailMove,
     TailDrop,
     /// The tails that moved least recently, and how many there are (tails::fit).
