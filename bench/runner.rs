@@ -229,7 +229,7 @@ fn run(dir: &Path, rows: i64, tuned: bool) -> Run {
     for (at, work, plain, t) in [(4, all / 10, w4p, f4), (3, all, w3p, f3), (2, single, w2p, f2), (1, rows, w1p, f1)] {
         out.insert(at, Row { name: FLOOR, work, plain, crr: t, bar: "(reference)" });
     }
-    // W1, W3 and W6 on the table keyed by TEXT, as apps that key rows by UUIDs have them (the
+    // W1, W2, W3 and W6 on the table keyed by TEXT, as apps that key rows by UUIDs have them (the
     // same integers as text): its clock holds packed keys.
     let (tp, tc) = (fresh_keyed(dir, "text-plain.db", false, tuned, "TEXT"), fresh_keyed(dir, "text-crr.db", true, tuned, "TEXT"));
     let (t1p, t1c) = (timed(|| insert_rows(&tp, 0, rows)), timed(|| insert_rows(&tc, 0, rows)));
@@ -240,6 +240,8 @@ fn run(dir: &Path, rows: i64, tuned: bool) -> Run {
     let (tp2, tc2) = (fresh_keyed(dir, "text-plain2.db", false, tuned, "TEXT"), fresh_keyed(dir, "text-crr2.db", true, tuned, "TEXT"));
     let (t6p, t6c) = (timed(|| plain_apply(&tp, &tp2)), timed(|| apply_changes(&tc2, &text_changes)));
     out.push(Row { name: "text keys: W6 apply all changes", work: text_changes.len() as i64, plain: t6p, crr: t6c, bar: "(no bar)" });
+    // (Last, so that the rows before it are measured on the same rows as before it was added.)
+    out.push(Row { name: "text keys: W2 single-row transactions", work: single, plain: w2(&tp), crr: w2(&tc), bar: "(no bar)" });
     (out, sizes, (alter, w1c))
 }
 
