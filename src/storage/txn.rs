@@ -461,6 +461,9 @@ fn recover(conn: &Conn, mode: ClockMode) -> Result<(i64, i64, bool)> {
     // read: with connections taking turns, one record where it read up to DEFER_MAX
     // (`before_record`). A record it covered that a commit since replaced is still counted in
     // its mark, which only makes the mark higher: every version it counts was handed out.
+    // (The registry's check first: it drops the carry if another database was put in place of
+    // this one, `Conn::forget_database`.)
+    tables::all(conn)?;
     let known = conn.carry.get().and_then(|c| c.clock.map(|k| (c.db_version, k))).filter(|(dbv, k)| k.ticks_dbv == ticks_dbv && k.mode == mode && *dbv >= ticks_dbv);
     let (since, known_hwm, known_pending) = known.map_or((ticks_dbv, 0, false), |(dbv, k)| (dbv, k.hwm, k.pending));
     let in_records = records_since(conn, since)?;
