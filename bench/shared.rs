@@ -107,17 +107,13 @@ pub fn nested_apply(from: &Connection, to: &Connection) {
 /// tracks writes with triggers and merges through a statement nested in the INSERT of each
 /// change.
 pub fn nested_exchange(p: &Connection, q: &Connection) {
-    p.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
-    q.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
-    for (from, to) in [(p, q), (q, p)] {
-        let mut s = from.prepare("SELECT id, a FROM t WHERE id % 10 = 1").unwrap();
-        let rows: Vec<(Value, Value)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+    plain_updates_exchanged(p, q, |to, rows| {
         with_nested_upserts(to, |upsert| {
-            for (id, a) in &rows {
+            for (id, a) in rows {
                 upsert(0, id, a);
             }
-        });
-    }
+        })
+    });
 }
 
 /// Runs `f` in a transaction on `to` with `upsert(col, id, value)`, which upserts `value` into
@@ -206,11 +202,7 @@ pub fn plain_apply(from: &Connection, to: &Connection) {
 /// W7 on two plain replicas: both update the same 10% of rows differently, then each upserts
 /// the other's updated cells.
 pub fn plain_exchange(p: &Connection, q: &Connection) {
-    p.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
-    q.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
-    for (from, to) in [(p, q), (q, p)] {
-        let mut s = from.prepare("SELECT id, a FROM t WHERE id % 10 = 1").unwrap();
-        let rows: Vec<(Value, String)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+    plain_updates_exchanged(p, q, |to, rows| {
         let tx = to.unchecked_transaction().unwrap();
         {
             // Prepared once, as the CRR side's INSERT INTO crsql_changes is (an upsert
@@ -221,6 +213,19 @@ pub fn plain_exchange(p: &Connection, q: &Connection) {
             }
         }
         tx.commit().unwrap();
+    });
+}
+
+/// W7's updates on two plain tables (`plain_exchange`, `nested_exchange`): both update the
+/// same 10% of rows differently, then `apply(to, rows)` gives each the other's (id, a) of
+/// those rows.
+fn plain_updates_exchanged(p: &Connection, q: &Connection, apply: impl Fn(&Connection, &[(Value, Value)])) {
+    p.execute_batch("UPDATE t SET a = 'left' WHERE id % 10 = 1").unwrap();
+    q.execute_batch("UPDATE t SET a = 'right' WHERE id % 10 = 1").unwrap();
+    for (from, to) in [(p, q), (q, p)] {
+        let mut s = from.prepare("SELECT id, a FROM t WHERE id % 10 = 1").unwrap();
+        let rows: Vec<(Value, Value)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+        apply(to, &rows);
     }
 }
 
