@@ -125,13 +125,12 @@ pub(super) fn fit(conn: &Conn, pending: &mut Vec<Pending>) -> Result<(Vec<TailMo
     // written.
     let mut starts: Vec<(i64, i64)> = Vec::new();
     for (tid, added_top) in tids {
-        let added_top = Some(added_top);
         let k = known_tail(conn, tid);
         // `previous`: where nothing is known, the highest bucket with an entry of the last
         // db_version before this transaction's (whichever connection wrote it).
         let (tail, top, previous) = match k {
             // The rows added since are all marked: their buckets are among the additions.
-            Some(k) => (k.start, Some(added_top.map_or(k.top, |b| b.max(k.top))), None),
+            Some(k) => (k.start, added_top.max(k.top), None),
             None => {
                 let (tail, last, previous) = conn.stmts.with(
                     conn.db,
@@ -150,13 +149,10 @@ pub(super) fn fit(conn: &Conn, pending: &mut Vec<Pending>) -> Result<(Vec<TailMo
                     },
                 )?;
                 // (A flush inside a statement can come before its row is there.)
-                (tail, last.map(bucket).max(added_top), previous)
+                (tail, last.map_or(added_top, |l| bucket(l).max(added_top)), previous)
             }
         };
-        let Some(top) = top else {
-            continue;
-        };
-        let at = if added_top == Some(top) { dbv } else { k.filter(|k| k.top == top).map_or(0, |k| k.at) };
+        let at = if added_top == top { dbv } else { k.filter(|k| k.top == top).map_or(0, |k| k.at) };
         let Some(t) = tail else {
             // Only a clock appended to by two transactions in a row gets a tail (every read
             // since V reads each tail: a clock written now and then is better off without).
@@ -165,8 +161,8 @@ pub(super) fn fit(conn: &Conn, pending: &mut Vec<Pending>) -> Result<(Vec<TailMo
             // one below says that it wrote there (an append, or an update of a row near the
             // top: then the tail is one that did not pay, which is all).
             let streak = match k {
-                Some(k) => k.at == dbv.saturating_sub(1) && added_top.is_some_and(|b| b >= k.top),
-                None => previous.is_some_and(|p| p >= top.saturating_sub(1) && added_top.is_some_and(|b| b >= p)),
+                Some(k) => k.at == dbv.saturating_sub(1) && added_top >= k.top,
+                None => previous.is_some_and(|p| p >= top.saturating_sub(1) && added_top >= p),
             };
             if streak {
                 moves.push(TailMove { tid, from: None, to: Some(top), dbv });
