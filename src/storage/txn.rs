@@ -462,15 +462,9 @@ fn recover(conn: &Conn, mode: ClockMode) -> Result<(i64, i64, bool)> {
     // (`before_record`). A record it covered that a commit since replaced is still counted in
     // its mark, which only makes the mark higher: every version it counts was handed out.
     // (The registry's check first: it drops the carry if another database was put in place of
-    // this one, `Conn::forget_database`. And only once this transaction's db_version is above
-    // the carry's, as every commit since made it: a copy of this database from before the
-    // carry, restored in place, shares its token and may share its last crr_ticks row, and
-    // its records after that row are then read whole.)
+    // this one, `Conn::forget_database`.)
     tables::all(conn)?;
-    let now = current_db_version(conn);
-    let known = conn.carry.get().and_then(|c| c.clock.map(|k| (c.db_version, k))).filter(|(dbv, k)| {
-        k.ticks_dbv == ticks_dbv && k.mode == mode && *dbv >= ticks_dbv && now.is_some_and(|v| v > *dbv)
-    });
+    let known = conn.carry.get().and_then(|c| c.clock.map(|k| (c.db_version, k))).filter(|(dbv, k)| k.ticks_dbv == ticks_dbv && k.mode == mode && *dbv >= ticks_dbv);
     let (since, known_hwm, known_pending) = known.map_or((ticks_dbv, 0, false), |(dbv, k)| (dbv, k.hwm, k.pending));
     let in_records = records_since(conn, since)?;
     Ok((rows.max(known_hwm).max(in_records), ticks_dbv, known_pending || in_records > rows))
