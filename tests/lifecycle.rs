@@ -2148,6 +2148,34 @@ fn a_restore_of_its_own_earlier_backup_reads_the_new_ticks() {
     assert_eq!(portable(&fresh), portable(&a));
 }
 
+/// A copy of the database that went on elsewhere (the same token and site id, a tick far
+/// ahead kept in its one record), restored into the file by another connection, under a
+/// connection whose last commit left a clock mark for the database it replaced: that
+/// connection's next write must outrank the copy's tick. (Since stop 44 a connection reads
+/// only the records stored after its last commit's db_version, where the last crr_ticks row
+/// is still the one it knew, as it is here; the restore moves the schema cookie, and the
+/// registry's reload drops what the connection kept of its last commit. Without that drop
+/// this write got a version below the copy's.)
+#[test]
+fn a_restored_copy_that_went_on_elsewhere_is_recovered_whole() {
+    let dir = tmpdir("restored-copy-went-on");
+    let path = dir.join("a.db");
+    let a = open(path.to_str().unwrap());
+    a.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER); SELECT crsql_as_crr('t');").unwrap();
+    a.execute_batch("SELECT crr_set_wall_clock_for_testing(5000000); INSERT INTO t VALUES (1, 'x', 1);").unwrap();
+    let mut copy = Connection::open_in_memory().unwrap();
+    restore(&a, &mut copy);
+    a.execute_batch("INSERT INTO t VALUES (2, 'x', 2);").unwrap();
+    load(&copy);
+    copy.execute_batch("SELECT crr_set_wall_clock_for_testing(9000000); INSERT INTO t VALUES (3, 'ahead', 3);").unwrap();
+    let ahead: i64 = one(&copy, "SELECT col_version FROM crsql_changes WHERE pk = crsql_pack_columns(3) AND cid = 'a'");
+    let mut restorer = open(path.to_str().unwrap());
+    restore(&copy, &mut restorer);
+    a.execute_batch("SELECT crr_set_wall_clock_for_testing(1000); INSERT INTO t VALUES (4, 'after', 4);").unwrap();
+    let after: i64 = one(&a, "SELECT col_version FROM crsql_changes WHERE pk = crsql_pack_columns(4) AND cid = 'a'");
+    assert!(after > ahead, "a write after the restore got version {after}, not above the restored copy's {ahead}");
+}
+
 /// A database emptied under a live connection (SQLITE_DBCONFIG_RESET_DATABASE, then VACUUM) is
 /// a new database: the connection reads no CRRs, and the first function that needs the
 /// internal tables (crsql_site_id() here, as crsql_as_crr) makes them again, with a new site

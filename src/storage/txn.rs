@@ -461,8 +461,11 @@ fn recover(conn: &Conn, mode: ClockMode) -> Result<(i64, i64, bool)> {
     // read: with connections taking turns, one record where it read up to DEFER_MAX
     // (`before_record`). A record it covered that a commit since replaced is still counted in
     // its mark, which only makes the mark higher: every version it counts was handed out.
-    // (The registry's check first: it drops the carry if another database was put in place of
-    // this one, `Conn::forget_database`.)
+    // (The registry's check first: a reload of the registry, as after any schema change or a
+    // restore through the backup API, which moves the schema cookie, and a database with
+    // another token in place of this one drop the carry, `Conn::forget_database`: a copy of
+    // this database that went on elsewhere, restored in place, is recovered whole,
+    // tests/lifecycle.rs.)
     tables::all(conn)?;
     let known = conn.carry.get().and_then(|c| c.clock.map(|k| (c.db_version, k))).filter(|(dbv, k)| k.ticks_dbv == ticks_dbv && k.mode == mode && *dbv >= ticks_dbv);
     let (since, known_hwm, known_pending) = known.map_or((ticks_dbv, 0, false), |(dbv, k)| (dbv, k.hwm, k.pending));
