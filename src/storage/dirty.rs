@@ -40,7 +40,7 @@
 
 use super::conn::Conn;
 use super::stmt_cache::Key;
-use super::tails::{fit, known_highest, move_tails, note_tail, remember_tails, seal_tails, tail_max_sql, tail_sql, tails_of_crrs, Tail, TailsCarry};
+use super::tails::{fit, known_highest, move_tails, note_tail, remember_tails, seal_tails, tail_max_from_sql, tail_max_sql, tail_sql, tails_of_crrs, Tail, TailsCarry};
 use super::txn;
 use crate::core::fast_hash::FastBuild;
 use crate::error::Result;
@@ -173,12 +173,24 @@ impl Marks {
         written.clear();
     }
 
+    /// Whether a rollback reported since may have undone a move of a tail that this
+    /// transaction noted (`tails`, written under `tails_mark`).
+    pub(super) fn tails_undone(&self, still_written: impl Fn(Option<u64>) -> bool) -> bool {
+        !self.tails.is_empty() && !still_written(self.tails_mark)
+    }
+
+    /// Whether what this transaction noted of the tails is trusted: not `tails_unsure`, and
+    /// not `tails_undone`.
+    pub(super) fn tails_trusted(&self, still_written: impl Fn(Option<u64>) -> bool) -> bool {
+        !self.tails_unsure && !self.tails_undone(still_written)
+    }
+
     /// What the transaction leaves the next of the tails if it commits now, having run at data
     /// version `ran_at` under schema cookie `cookie`: what it knew (`tails`) over what it was
     /// left (`previous`, if it started from it). None where a rollback may have undone a move.
     pub fn carry_tails(&self, ran_at: Option<u32>, cookie: Option<i64>, still_written: impl Fn(Option<u64>) -> bool, previous: Option<TailsCarry>) -> Option<TailsCarry> {
         let (ran_at, cookie) = (ran_at?, cookie?);
-        if self.tails_unsure || (!self.tails.is_empty() && !still_written(self.tails_mark)) {
+        if !self.tails_trusted(&still_written) {
             return None;
         }
         let (mut tails, mut highest) =
@@ -584,7 +596,7 @@ pub fn max_written(conn: &Conn) -> Result<i64> {
         let v = conn.stmts.with(
             conn.db,
             Key::TailMax(tid),
-            || format!("SELECT coalesce(max(dbv), 0) FROM {} WHERE rowid >= ?1", super::tables::clock_table(tid)),
+            || format!("SELECT {}", tail_max_from_sql(tid, "?1")),
             |s| {
                 s.bind_i64(1, t.saturating_mul(BUCKET_ROWS))?;
                 s.step()?;

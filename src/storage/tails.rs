@@ -40,7 +40,13 @@ pub(super) fn tail_sql(tid: i64) -> String {
 
 /// An expression for the highest `dbv` of clock `tid`'s tail (0: none).
 pub(super) fn tail_max_sql(tid: i64) -> String {
-    format!("coalesce((SELECT max(dbv) FROM {} WHERE rowid >= {}), 0)", super::tables::clock_table(tid), tail_start_sql(tid))
+    tail_max_from_sql(tid, &tail_start_sql(tid))
+}
+
+/// An expression for the highest `dbv` of clock `tid`'s rows from rowid `start` (an SQL
+/// expression) up (0: none): its tail's, where `start` is the tail's first rowid.
+pub(super) fn tail_max_from_sql(tid: i64, start: &str) -> String {
+    format!("coalesce((SELECT max(dbv) FROM {} WHERE rowid >= {start}), 0)", super::tables::clock_table(tid))
 }
 
 /// What a connection knows of clock `tid`'s tail: the bucket of its tail entry (None: it has
@@ -225,7 +231,7 @@ fn known_tail(conn: &Conn, tid: i64) -> Option<Tail> {
     {
         let t = conn.txn.borrow();
         let m = &t.dirty;
-        if m.tails_unsure || (!m.tails.is_empty() && !conn.still_written(m.tails_mark)) {
+        if !m.tails_trusted(|r| conn.still_written(r)) {
             return None;
         }
         if let Some(k) = m.tails.iter().find(|k| k.tid == tid) {
@@ -262,7 +268,7 @@ pub(super) fn remember_tails(conn: &Conn, known: Vec<Tail>) {
     let mark = conn.rollback_mark();
     let mut t = conn.txn.borrow_mut();
     let m = &mut t.dirty;
-    if !m.tails.is_empty() && !conn.still_written(m.tails_mark) {
+    if m.tails_undone(|r| conn.still_written(r)) {
         // A rollback since may have undone moves of other clocks' tails too: neither what
         // this transaction noted nor the carry is trusted from now on.
         m.tails.clear();
@@ -298,10 +304,15 @@ fn integer_or_null(s: &crate::ffi::db::Stmt, i: usize, tid: i64) -> Result<Optio
 /// holds a row, at its rows' highest `dbv` (a scan of those rows).
 pub(super) fn seal_tails(conn: &Conn, moves: &[TailMove]) -> Result<()> {
     for m in moves {
-        if let Some(from) = m.from.filter(|f| m.to.is_some() && m.to == f.checked_add(1)) {
-            // A move by one bucket, as a run of appends makes every BUCKET_ROWS rows: the one
-            // bucket's rows, with no GROUP BY (whose sorter made this statement about six times
-            // the cost: 3,000 single-row inserts 90.6M -> 87.0M instructions).
+        let Some(from) = m.from else {
+            continue;
+        };
+        // (The SQL, and the clock's name in it, are made only when a statement is prepared.)
+        let clock = || super::tables::clock_table(m.tid);
+        if m.to.is_some() && m.to == from.checked_add(1) {
+            // A move by one bucket, as a run of appends makes every BUCKET_ROWS rows: an
+            // aggregate over that bucket's rows, where the GROUP BY below sorts (about 38k
+            // instructions a move more: 3,000 single-row inserts 90.6M -> 87.0M).
             let (lo, hi) = bucket_keys_sql("?1");
             conn.stmts.with(
                 conn.db,
@@ -311,7 +322,7 @@ pub(super) fn seal_tails(conn: &Conn, moves: &[TailMove]) -> Result<()> {
                         "INSERT INTO main.crr_dirty(tid, dbv, bucket) SELECT {}, m, ?1 FROM (SELECT max(dbv) AS m FROM {} \
                          WHERE rowid BETWEEN {lo} AND {hi}) WHERE m IS NOT NULL ON CONFLICT DO NOTHING",
                         m.tid,
-                        super::tables::clock_table(m.tid)
+                        clock()
                     )
                 },
                 |s| {
@@ -321,28 +332,26 @@ pub(super) fn seal_tails(conn: &Conn, moves: &[TailMove]) -> Result<()> {
             )?;
             continue;
         }
-        if let Some(from) = m.from {
-            // (The last rowid below `to`'s bucket: `to` is at most the highest bucket, whose
-            // first rowid is i64::MAX - 31, so no overflow.)
-            let last = m.to.map_or(i64::MAX, |to| to.saturating_mul(BUCKET_ROWS) - 1);
-            conn.stmts.with(
-                conn.db,
-                Key::DirtyTailSeal(m.tid),
-                || {
-                    format!(
-                        "INSERT INTO main.crr_dirty(tid, dbv, bucket) SELECT {}, max(dbv), rowid >> {BUCKET_BITS} FROM {} \
-                         WHERE rowid BETWEEN ?1 AND ?2 GROUP BY rowid >> {BUCKET_BITS} ON CONFLICT DO NOTHING",
-                        m.tid,
-                        super::tables::clock_table(m.tid)
-                    )
-                },
-                |s| {
-                    s.bind_i64(1, from.saturating_mul(BUCKET_ROWS))?;
-                    s.bind_i64(2, last)?;
-                    s.run()
-                },
-            )?;
-        }
+        // (The last rowid below `to`'s bucket: `to` is at most the highest bucket, whose first
+        // rowid is i64::MAX - 31, so no overflow.)
+        let last = m.to.map_or(i64::MAX, |to| to.saturating_mul(BUCKET_ROWS) - 1);
+        conn.stmts.with(
+            conn.db,
+            Key::DirtyTailSeal(m.tid),
+            || {
+                format!(
+                    "INSERT INTO main.crr_dirty(tid, dbv, bucket) SELECT {}, max(dbv), rowid >> {BUCKET_BITS} FROM {} \
+                     WHERE rowid BETWEEN ?1 AND ?2 GROUP BY rowid >> {BUCKET_BITS} ON CONFLICT DO NOTHING",
+                    m.tid,
+                    clock()
+                )
+            },
+            |s| {
+                s.bind_i64(1, from.saturating_mul(BUCKET_ROWS))?;
+                s.bind_i64(2, last)?;
+                s.run()
+            },
+        )?;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ use crate::core::hlc;
 use crate::core::row_clock::RowClock;
 use crate::core::value::Value;
 use crate::error::{Error, Result};
+use std::rc::Rc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockMode {
@@ -466,18 +467,18 @@ fn recover(conn: &Conn, mode: ClockMode) -> Result<(i64, i64, bool)> {
     // another token in place of this one drop the carry, `Conn::forget_database`: a copy of
     // this database that went on elsewhere, restored in place, is recovered whole,
     // tests/lifecycle.rs.)
-    tables::all(conn)?;
+    let list = tables::all(conn)?;
     let known = conn.carry.get().and_then(|c| c.clock.map(|k| (c.db_version, k))).filter(|(dbv, k)| k.ticks_dbv == ticks_dbv && k.mode == mode && *dbv >= ticks_dbv);
     let (since, known_hwm, known_pending) = known.map_or((ticks_dbv, 0, false), |(dbv, k)| (dbv, k.hwm, k.pending));
-    let in_records = records_since(conn, since)?;
+    let in_records = records_since(conn, &list, since)?;
     Ok((rows.max(known_hwm).max(in_records), ticks_dbv, known_pending || in_records > rows))
 }
 
 /// The highest version in the clock records stored after db_version `dbv`, in every clock
-/// table (those of dropped CRRs not yet removed too).
-fn records_since(conn: &Conn, dbv: i64) -> Result<i64> {
+/// table: those of `list` (the registry, as `recover` checked it) and of dropped CRRs not yet
+/// removed.
+fn records_since(conn: &Conn, list: &[Rc<tables::TableInfo>], dbv: i64) -> Result<i64> {
     super::dirty::flush(conn)?;
-    let list = tables::all(conn)?;
     let mut clocks: Vec<tables::Clock> = list.iter().map(|t| t.clock()).collect();
     clocks.extend(conn.tables.borrow().dropped.iter().copied());
     if clocks.is_empty() {
